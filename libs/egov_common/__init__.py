@@ -1,0 +1,1 @@
+"""Shared server library: settings, errors, logging, telemetry, server bootstrap, channels."""

@@ -1,0 +1,1 @@
+"""Certificate, CMS and token helpers shared by more than one service."""

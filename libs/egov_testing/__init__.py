@@ -1,0 +1,1 @@
+"""Test and development fixtures: real service processes, dev PKI, synthetic population."""

@@ -1,0 +1,1 @@
+"""identity service: Digital ID, identity proofing, OIDC."""

@@ -1,0 +1,1 @@
+"""keys service: CA hierarchy, credentials under sole control, CRL, OCSP, TSA."""

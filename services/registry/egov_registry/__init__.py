@@ -1,0 +1,1 @@
+"""registry service: register of issued documents and its transparency log."""

@@ -1,0 +1,1 @@
+"""signing service: PAdES signing with remote keys, and verification."""

@@ -1,0 +1,1 @@
+"""verify portal: a web page where relying parties check signed documents."""
