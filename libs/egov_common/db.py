@@ -1,0 +1,84 @@
+"""Database engines and migrations: SQLite for development, PostgreSQL in production."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+__all__ = ["make_engine", "migrations_dir", "upgrade_to_head"]
+
+#: How long a SQLite writer waits for another writer's lock (milliseconds).
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def make_engine(url: str, **engine_kwargs: Any) -> Engine:
+    """A SQLAlchemy engine for ``url``.
+
+    SQLite: the parent directory is created, and every connection gets WAL journaling, enforced
+    foreign keys and a busy timeout so several processes on one file wait instead of failing.
+    PostgreSQL: a pre-pinged connection pool.
+    """
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        connect_args.update(engine_kwargs.pop("connect_args", {}))
+        engine = sa.create_engine(url, connect_args=connect_args, **engine_kwargs)
+        sa.event.listen(engine, "connect", _configure_sqlite)
+        return engine
+    engine_kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **engine_kwargs)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def migrations_dir(migrations: str | Path) -> Path:
+    """The directory of an Alembic script folder given as a path or a package name.
+
+    ``"egov_registry.storage.migrations"`` resolves to that package's folder, which must hold
+    ``env.py`` and ``versions/``.
+    """
+    if isinstance(migrations, Path):
+        return migrations
+    if "/" in migrations or migrations.startswith("."):
+        return Path(migrations)
+    module = importlib.import_module(migrations)
+    return Path(str(importlib.resources.files(module)))
+
+
+def upgrade_to_head(url: str, migrations: str | Path) -> None:
+    """Run Alembic migrations of ``migrations`` (package name or folder) up to ``head``.
+
+    No ``alembic.ini`` is needed. The database URL reaches ``env.py`` as
+    ``config.get_main_option("sqlalchemy.url")`` and, as an already configured engine, as
+    ``config.attributes["connection"]`` (use it when present: it carries the SQLite pragmas).
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir(migrations)))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()

@@ -1,0 +1,124 @@
+"""Structured JSON logs: one object per line with service and trace id, identifiers masked.
+
+Call :func:`setup_logging` once in ``__main__`` (``serve`` does it). Log with the stdlib::
+
+    log = logging.getLogger(__name__)
+    log.info("document registered", extra={"document_id": doc_id, "subject": mask_identifier(pid)})
+
+Never log a key, token or document body. :class:`IdentifierMaskingFilter` masks any 13-digit run
+(Thai national ID or juristic number) left in a message as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import json
+import logging
+import re
+import sys
+from typing import Any
+
+__all__ = [
+    "IdentifierMaskingFilter",
+    "JsonFormatter",
+    "current_trace_id",
+    "mask_identifier",
+    "mask_text",
+    "setup_logging",
+    "trace_id_var",
+]
+
+#: Trace id for log lines outside an OpenTelemetry span (set by the server per call).
+trace_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("egov_trace_id", default="")
+
+_THIRTEEN_DIGITS = re.compile(r"(?<!\d)(\d)-?(\d{4})-?(\d{5})-?(\d{2})-?(\d)(?!\d)")
+_STANDARD_ATTRS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+)
+
+
+def mask_identifier(identifier: str) -> str:
+    """Mask a person or juristic identifier for logs and reports.
+
+    A 13-digit Thai identifier (with or without dashes) keeps its first five digits and its
+    check digit: ``"1234567890121"`` -> ``"1-2345-xxxxx-xx-1"``. Anything else (a passport
+    number) keeps only its first and last character.
+    """
+    digits = identifier.replace("-", "").replace(" ", "")
+    if len(digits) == 13 and digits.isascii() and digits.isdigit():
+        return f"{digits[0]}-{digits[1:5]}-xxxxx-xx-{digits[12]}"
+    if len(identifier) <= 2:
+        return "x" * len(identifier)
+    return identifier[0] + "x" * (len(identifier) - 2) + identifier[-1]
+
+
+def mask_text(text: str) -> str:
+    """Mask every 13-digit identifier (plain or dashed) inside free text."""
+    return _THIRTEEN_DIGITS.sub(lambda m: f"{m[1]}-{m[2]}-xxxxx-xx-{m[5]}", text)
+
+
+def current_trace_id() -> str:
+    """Hex trace id of the current span, else the per-call id set by the server, else ``""``."""
+    try:
+        from opentelemetry import trace
+    except ImportError:  # pragma: no cover - opentelemetry is a dependency
+        return trace_id_var.get()
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        return format(context.trace_id, "032x")
+    return trace_id_var.get()
+
+
+class IdentifierMaskingFilter(logging.Filter):
+    """Rewrites a record's message and string extras with :func:`mask_text`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_text(message)
+        if masked != message or record.args:
+            record.msg, record.args = masked, None
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD_ATTRS and isinstance(value, str):
+                setattr(record, key, mask_text(value))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, service, logger, message, trace id, extras."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "service": self.service,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "trace_id": getattr(record, "trace_id", None) or current_trace_id(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and key not in line:
+                line[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_info:
+            line["exception"] = mask_text(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False)
+
+
+def setup_logging(service: str, level: str = "INFO", stream: Any = None) -> None:
+    """Send all stdlib logging to ``stream`` (stderr) as masked JSON lines. Idempotent."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(IdentifierMaskingFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_egov", False):
+            root.removeHandler(old)
+    handler._egov = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from egov_common.db import make_engine, upgrade_to_head
+
+
+def test_sqlite_engine_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/nested/dir/x.db")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    engine.dispose()
+
+
+def test_upgrade_to_head_runs_migrations_from_a_folder(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    (migrations / "versions").mkdir(parents=True)
+    (migrations / "env.py").write_text(
+        "from alembic import context\n"
+        "connection = context.config.attributes['connection']\n"
+        "context.configure(connection=connection)\n"
+        "with context.begin_transaction():\n"
+        "    context.run_migrations()\n"
+    )
+    (migrations / "script.py.mako").write_text("")
+    (migrations / "versions" / "0001_first.py").write_text(
+        "import sqlalchemy as sa\n"
+        "from alembic import op\n"
+        "revision = '0001'\n"
+        "down_revision = None\n"
+        "def upgrade():\n"
+        "    op.create_table('thing', sa.Column('id', sa.Integer, primary_key=True))\n"
+    )
+    url = f"sqlite:///{tmp_path}/db.sqlite"
+    upgrade_to_head(url, migrations)
+    upgrade_to_head(url, migrations)  # idempotent
+    engine = make_engine(url)
+    assert "thing" in sa.inspect(engine).get_table_names()
+    engine.dispose()

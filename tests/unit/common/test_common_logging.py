@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+
+from egov_common.logging import mask_identifier, mask_text, setup_logging
+from hypothesis import given
+from hypothesis import strategies as st
+
+_thirteen_digits = st.text(alphabet="0123456789", min_size=13, max_size=13)
+
+
+def test_thai_identifier_is_masked_like_the_style_guide() -> None:
+    assert mask_identifier("1234567890121") == "1-2345-xxxxx-xx-1"
+    assert mask_identifier("1-2345-67890-12-1") == "1-2345-xxxxx-xx-1"
+
+
+@given(_thirteen_digits)
+def test_masked_identifier_keeps_only_prefix_and_check_digit(pid: str) -> None:
+    masked = mask_identifier(pid)
+    assert re.fullmatch(r"\d-\d{4}-xxxxx-xx-\d", masked)
+    assert masked.replace("-", "")[:5] == pid[:5]
+    assert masked[-1] == pid[-1]
+    assert pid[5:12] not in masked.replace("-", "").replace("x", "")[5:]
+
+
+@given(st.text(min_size=3, max_size=20).filter(lambda s: len(s.replace("-", "")) != 13))
+def test_other_identifiers_keep_first_and_last_character(identifier: str) -> None:
+    masked = mask_identifier(identifier)
+    assert len(masked) == len(identifier)
+    assert masked[0] == identifier[0] and masked[-1] == identifier[-1]
+    assert set(masked[1:-1]) <= {"x"}
+
+
+@given(st.text(alphabet=" abc:=", max_size=10), _thirteen_digits, st.text(" xyz.", max_size=10))
+def test_free_text_never_keeps_a_thirteen_digit_run(before: str, pid: str, after: str) -> None:
+    masked = mask_text(before + pid + after)
+    assert not re.search(r"\d{13}", masked)
+
+
+def test_log_lines_are_json_with_service_and_masked_identifiers() -> None:
+    stream = io.StringIO()
+    setup_logging("registry", "INFO", stream)
+    try:
+        logging.getLogger("t").info(
+            "lookup for %s", "1234567890121", extra={"subject": "3101234567893"}
+        )
+    finally:
+        logging.getLogger().handlers.clear()
+    line = json.loads(stream.getvalue().strip())
+    assert line["service"] == "registry"
+    assert line["message"] == "lookup for 1-2345-xxxxx-xx-1"
+    assert line["subject"] == "3-1012-xxxxx-xx-3"
+    assert "trace_id" in line
