@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from egov_pki import merkle
 from egov_pki.merkle import MerkleProofError, NodeKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 # -- naive reference: RFC 9162 section 2.1, written straight from the text ---------------------
@@ -34,8 +33,8 @@ def ref_path(m: int, leaves: list[bytes]) -> list[bytes]:
         return []
     k = _k(len(leaves))
     if m < k:
-        return ref_path(m, leaves[:k]) + [ref_mth(leaves[k:])]
-    return ref_path(m - k, leaves[k:]) + [ref_mth(leaves[:k])]
+        return [*ref_path(m, leaves[:k]), ref_mth(leaves[k:])]
+    return [*ref_path(m - k, leaves[k:]), ref_mth(leaves[:k])]
 
 
 def ref_subproof(m: int, leaves: list[bytes], b: bool) -> list[bytes]:
@@ -44,8 +43,8 @@ def ref_subproof(m: int, leaves: list[bytes], b: bool) -> list[bytes]:
         return [] if b else [ref_mth(leaves)]
     k = _k(n)
     if m <= k:
-        return ref_subproof(m, leaves[:k], b) + [ref_mth(leaves[k:])]
-    return ref_subproof(m - k, leaves[k:], False) + [ref_mth(leaves[:k])]
+        return [*ref_subproof(m, leaves[:k], b), ref_mth(leaves[k:])]
+    return [*ref_subproof(m - k, leaves[k:], False), ref_mth(leaves[:k])]
 
 
 def ref_consistency(m: int, leaves: list[bytes]) -> list[bytes]:
@@ -90,7 +89,9 @@ leaf_lists = st.lists(st.binary(max_size=8), min_size=1, max_size=70)
 
 @settings(max_examples=150, deadline=None)
 @given(leaves=leaf_lists, data=st.data())
-def test_inclusion_proof_matches_reference_and_verifies(leaves: list[bytes], data: st.DataObject) -> None:
+def test_inclusion_proof_matches_reference_and_verifies(
+    leaves: list[bytes], data: st.DataObject
+) -> None:
     tree = _tree(leaves)
     size = data.draw(st.integers(1, len(leaves)))
     index = data.draw(st.integers(0, size - 1))
@@ -102,7 +103,9 @@ def test_inclusion_proof_matches_reference_and_verifies(leaves: list[bytes], dat
 
 @settings(max_examples=150, deadline=None)
 @given(leaves=leaf_lists, data=st.data())
-def test_consistency_proof_matches_reference_and_verifies(leaves: list[bytes], data: st.DataObject) -> None:
+def test_consistency_proof_matches_reference_and_verifies(
+    leaves: list[bytes], data: st.DataObject
+) -> None:
     tree = _tree(leaves)
     new = data.draw(st.integers(1, len(leaves)))
     old = data.draw(st.integers(0, new))
@@ -123,7 +126,8 @@ def test_tampered_inclusion_proof_is_rejected(leaves: list[bytes], data: st.Data
     args: tuple[bytes, int, int, list[bytes], bytes] = (leaf, index, len(leaves), proof, root)
     if choice == "flip" and proof:
         at = data.draw(st.integers(0, len(proof) - 1))
-        bad = bytearray(proof[at]); bad[0] ^= 1
+        bad = bytearray(proof[at])
+        bad[0] ^= 1
         args = (leaf, index, len(leaves), [*proof[:at], bytes(bad), *proof[at + 1 :]], root)
     elif choice == "index":
         other = data.draw(st.integers(0, len(leaves) - 1).filter(lambda i: i != index))
@@ -192,20 +196,39 @@ def test_tree_head_signature_verifies_and_detects_changes() -> None:
 
 
 def test_log_entry_encoding_commits_to_every_field() -> None:
-    base = merkle.LogEntry("DOC-1", b"\x01" * 32, "TH-JUR:0994000000000",
-                           merkle.LogEventType.REGISTERED, "ACTIVE", 1, "", "")
+    base = merkle.LogEntry(
+        "DOC-1",
+        b"\x01" * 32,
+        "TH-JUR:0994000000000",
+        merkle.LogEventType.REGISTERED,
+        "ACTIVE",
+        1,
+        "",
+        "",
+    )
+    E = merkle.LogEntry
     variants = [
         merkle.LogEntry("DOC-2", base.sha256, base.issuer_agency, base.event_type, base.status, 1),
         merkle.LogEntry("DOC-1", b"\x02" * 32, base.issuer_agency, base.event_type, base.status, 1),
         merkle.LogEntry("DOC-1", base.sha256, "TH-JUR:X", base.event_type, base.status, 1),
-        merkle.LogEntry("DOC-1", base.sha256, base.issuer_agency, merkle.LogEventType.REVOKED, base.status, 1),
-        merkle.LogEntry("DOC-1", base.sha256, base.issuer_agency, base.event_type, "REVOKED", 1),
-        merkle.LogEntry("DOC-1", base.sha256, base.issuer_agency, base.event_type, base.status, 2),
-        merkle.LogEntry("DOC-1", base.sha256, base.issuer_agency, base.event_type, base.status, 1, "DOC-0"),
-        merkle.LogEntry("DOC-1", base.sha256, base.issuer_agency, base.event_type, base.status, 1, "", "R"),
+        merkle.LogEntry(
+            "DOC-1", base.sha256, base.issuer_agency, merkle.LogEventType.REVOKED, base.status, 1
+        ),
+        E("DOC-1", base.sha256, base.issuer_agency, base.event_type, "REVOKED", 1),
+        E("DOC-1", base.sha256, base.issuer_agency, base.event_type, base.status, 2),
+        merkle.LogEntry(
+            "DOC-1", base.sha256, base.issuer_agency, base.event_type, base.status, 1, "DOC-0"
+        ),
+        merkle.LogEntry(
+            "DOC-1", base.sha256, base.issuer_agency, base.event_type, base.status, 1, "", "R"
+        ),
         # length prefixes keep field boundaries: moving a character across fields changes the leaf
-        merkle.LogEntry("DOC-1", base.sha256, base.issuer_agency, base.event_type, base.status, 1, "A", ""),
-        merkle.LogEntry("DOC-1", base.sha256, base.issuer_agency, base.event_type, base.status, 1, "", "A"),
+        merkle.LogEntry(
+            "DOC-1", base.sha256, base.issuer_agency, base.event_type, base.status, 1, "A", ""
+        ),
+        merkle.LogEntry(
+            "DOC-1", base.sha256, base.issuer_agency, base.event_type, base.status, 1, "", "A"
+        ),
     ]
     encodings = {v.encode() for v in variants} | {base.encode()}
     assert len(encodings) == len(variants) + 1
