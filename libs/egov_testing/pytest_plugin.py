@@ -1,0 +1,46 @@
+"""pytest fixtures shared by every test suite (registered in ``tests/conftest.py``).
+
+- ``postgres_url``: a fresh PostgreSQL database per test (random name, dropped afterwards with
+  ``FORCE``), created on the server named by ``EGOV_TEST_POSTGRES_URL``; skips when unset.
+- ``sqlite_url``: a SQLite file under ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+POSTGRES_ENV = "EGOV_TEST_POSTGRES_URL"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """``sqlite:///<tmp_path>/test.db``."""
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """URL of a new, empty PostgreSQL database of this test only; dropped after the test."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server to test against")
+    server_url = sa.make_url(base)
+    name = f"egov_test_{secrets.token_hex(6)}"
+    admin = sa.create_engine(
+        server_url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
+    )
+    # Set but unreachable is a failure, not a skip: CI promises a server.
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield server_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
