@@ -1,0 +1,143 @@
+"""Untrusted PDF input: size, page and signature limits, parse errors turned into reasons.
+
+Every document that enters the service (to be signed or verified) goes through
+:func:`open_untrusted_pdf`, so a non-PDF, an encrypted file, a truncated file or a decompression
+bomb is refused the same way everywhere: :class:`egov_common.errors.InvalidArgument` with one of
+the reasons below, never a crash.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+
+from egov_common.errors import DeadlineExceeded, FieldViolation, InvalidArgument
+from pyhanko.pdf_utils.decode_limits import (
+    DecodeLimits,
+    DocumentDecodeBudget,
+    StreamDecodeLimits,
+)
+from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+__all__ = [
+    "NOT_A_PDF",
+    "PDF_DECOMPRESSION_LIMIT",
+    "PDF_ENCRYPTED",
+    "PDF_MALFORMED",
+    "PDF_TOO_LARGE",
+    "PDF_TOO_MANY_PAGES",
+    "PDF_TOO_MANY_SIGNATURES",
+    "VERIFICATION_DEADLINE_EXCEEDED",
+    "Deadline",
+    "DocumentLimits",
+    "decompression_refused",
+    "open_untrusted_pdf",
+]
+
+NOT_A_PDF = "NOT_A_PDF"
+PDF_MALFORMED = "PDF_MALFORMED"
+PDF_ENCRYPTED = "PDF_ENCRYPTED"
+PDF_TOO_LARGE = "PDF_TOO_LARGE"
+PDF_TOO_MANY_PAGES = "PDF_TOO_MANY_PAGES"
+PDF_TOO_MANY_SIGNATURES = "PDF_TOO_MANY_SIGNATURES"
+PDF_DECOMPRESSION_LIMIT = "PDF_DECOMPRESSION_LIMIT"
+VERIFICATION_DEADLINE_EXCEEDED = "VERIFICATION_DEADLINE_EXCEEDED"
+
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DocumentLimits:
+    """Bounds on one input document. Sizes in bytes, time in seconds."""
+
+    max_bytes: int = 50 * _MIB
+    max_pages: int = 2000
+    max_signatures: int = 50
+    #: total decoded stream bytes allowed per document (a floor; large files get 20x their size)
+    max_decoded_bytes: int = 128 * _MIB
+    #: wall-clock budget for one verification or signing of one document
+    deadline_seconds: float = 60.0
+
+    def decode_limits(self) -> DecodeLimits:
+        return DecodeLimits(
+            per_stream=StreamDecodeLimits(max_output_size=min(self.max_decoded_bytes, 256 * _MIB)),
+            document_budget=DocumentDecodeBudget(
+                base_allowance=self.max_decoded_bytes, max_ratio=20
+            ),
+        )
+
+
+class Deadline:
+    """A monotonic deadline; :meth:`check` raises DeadlineExceeded once it has passed."""
+
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return self._end - time.monotonic()
+
+    def check(self) -> None:
+        if time.monotonic() > self._end:
+            raise DeadlineExceeded(
+                VERIFICATION_DEADLINE_EXCEEDED, "the document took too long to process"
+            )
+
+
+def decompression_refused(err: BaseException) -> InvalidArgument:
+    return InvalidArgument(
+        PDF_DECOMPRESSION_LIMIT,
+        "the PDF decompresses to more data than allowed (possible decompression bomb)",
+        field_violations=(FieldViolation("pdf", str(err)[:200]),),
+    )
+
+
+def check_size(size: int, limits: DocumentLimits) -> None:
+    """Raise PDF_TOO_LARGE when ``size`` bytes exceed the limit (used while streaming too)."""
+    if size > limits.max_bytes:
+        raise InvalidArgument(
+            PDF_TOO_LARGE,
+            f"the PDF is larger than {limits.max_bytes} bytes",
+            metadata={"max_bytes": str(limits.max_bytes)},
+        )
+
+
+def open_untrusted_pdf(data: bytes, limits: DocumentLimits) -> PdfFileReader:
+    """Parse ``data`` strictly and enforce ``limits``.
+
+    Raises InvalidArgument with reason NOT_A_PDF, PDF_MALFORMED, PDF_ENCRYPTED, PDF_TOO_LARGE,
+    PDF_TOO_MANY_PAGES or PDF_DECOMPRESSION_LIMIT.
+    """
+    check_size(len(data), limits)
+    # ISO 32000-1 7.5.2: the header may be preceded by junk, readers look in the first 1024 bytes
+    if b"%PDF-" not in data[:1024]:
+        raise InvalidArgument(NOT_A_PDF, "the document is not a PDF (no %PDF- header)")
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=True, decode_limits=limits.decode_limits())
+        if reader.encrypted:
+            raise InvalidArgument(PDF_ENCRYPTED, "the PDF is encrypted; send it decrypted")
+        pages = int(reader.root["/Pages"]["/Count"])
+    except InvalidArgument:
+        raise
+    except PdfDecodeLimitError as err:
+        raise decompression_refused(err) from err
+    except (PdfError, RecursionError, KeyError, TypeError, ValueError, IndexError) as err:
+        raise InvalidArgument(
+            PDF_MALFORMED,
+            "the PDF cannot be parsed",
+            field_violations=(FieldViolation("pdf", f"{type(err).__name__}: {str(err)[:200]}"),),
+        ) from err
+    except Exception as err:  # a parser bug on hostile input is still a bad input, not a crash
+        raise InvalidArgument(
+            PDF_MALFORMED,
+            "the PDF cannot be parsed",
+            field_violations=(FieldViolation("pdf", type(err).__name__),),
+        ) from err
+    if pages > limits.max_pages:
+        raise InvalidArgument(
+            PDF_TOO_MANY_PAGES,
+            f"the PDF has more than {limits.max_pages} pages",
+            metadata={"max_pages": str(limits.max_pages)},
+        )
+    return reader

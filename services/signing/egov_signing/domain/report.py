@@ -1,0 +1,150 @@
+"""The validation report: what a relying party learns about a signed PDF.
+
+Indications follow ETSI EN 319 102-1 clause 5.1.3 (TOTAL_PASSED, TOTAL_FAILED, INDETERMINATE)
+with its sub-indications; ``ILLEGAL_MODIFICATIONS`` is our name for changes after signing that
+the difference analysis does not allow (EN 319 102-1 has no code for PDF incremental updates).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = [
+    "Coverage",
+    "Indication",
+    "PadesLevel",
+    "SignatureKind",
+    "SignatureReport",
+    "SignerIdentity",
+    "ValidationReport",
+]
+
+
+class Indication(enum.StrEnum):
+    TOTAL_PASSED = "TOTAL_PASSED"
+    TOTAL_FAILED = "TOTAL_FAILED"
+    INDETERMINATE = "INDETERMINATE"
+
+
+class SignatureKind(enum.StrEnum):
+    SIGNATURE = "SIGNATURE"
+    DOCUMENT_TIMESTAMP = "DOCUMENT_TIMESTAMP"
+
+
+class Coverage(enum.StrEnum):
+    #: the signature's /ByteRange covers every byte of the file
+    ENTIRE_FILE = "ENTIRE_FILE"
+    #: it covers its whole revision; later incremental updates exist (see modifications)
+    ENTIRE_REVISION = "ENTIRE_REVISION"
+    #: it covers less than its revision (gaps, tail, one range): never acceptable
+    PARTIAL = "PARTIAL"
+    UNKNOWN = "UNKNOWN"
+
+
+class PadesLevel(enum.StrEnum):
+    """ETSI EN 319 142-1 baseline level reached (NONE: not a PAdES signature or not valid)."""
+
+    NONE = "NONE"
+    B_B = "B-B"
+    B_T = "B-T"
+    B_LT = "B-LT"
+    B_LTA = "B-LTA"
+
+
+@dataclass(frozen=True)
+class SignerIdentity:
+    """Who signed, from the signing certificate; the national identifier is masked."""
+
+    common_name: str
+    organisation: str
+    #: ``serialNumber`` / ``organizationIdentifier``, digits masked (PNOTH-1-2345-xxxxx-xx-1)
+    identifier_masked: str
+    issuer: str
+    certificate_sha256: str
+    not_before: datetime | None
+    not_after: datetime | None
+
+
+@dataclass(frozen=True)
+class SignatureReport:
+    """One signature dictionary (signature or document timestamp) found in the file."""
+
+    field_name: str
+    kind: SignatureKind
+    subfilter: str
+    indication: Indication
+    sub_indication: str | None
+    #: human readable reasons, most important first
+    reasons: tuple[str, ...]
+    signer: SignerIdentity | None = None
+    #: the time the signer claims (signingTime attribute or /M)
+    claimed_signing_time: datetime | None = None
+    #: the time in a valid signature timestamp (or the document timestamp's own time)
+    timestamp_time: datetime | None = None
+    timestamp_trusted: bool = False
+    #: digest over the /ByteRange matches the signed messageDigest
+    intact: bool = False
+    #: the cryptographic signature value verifies
+    valid: bool = False
+    trusted: bool = False
+    revoked: bool = False
+    coverage: Coverage = Coverage.UNKNOWN
+    #: 0-based revision the signature belongs to, and the file's number of revisions
+    signed_revision: int | None = None
+    #: bytes of the file after the end of this signature's /ByteRange
+    bytes_after_signed_range: int = 0
+    #: pyHanko modification level of the later revisions (NONE, LTA_UPDATES, FORM_FILLING, ...)
+    modification_level: str | None = None
+    #: DocMDP P value when this is a certification signature
+    certification_level: int | None = None
+    docmdp_ok: bool | None = None
+    #: subject names from the signer up to the trust anchor
+    certificate_path: tuple[str, ...] = ()
+    digest_algorithm: str = ""
+    signature_algorithm: str = ""
+    pades_level: PadesLevel = PadesLevel.NONE
+    #: DER of the signer certificate (ETSI TS 119 102-2 validation objects)
+    signer_certificate_der: bytes = b""
+    signature_value_digest_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The whole document: one entry per signature dictionary, in signing order."""
+
+    document_sha256: str
+    document_size: int
+    validation_time: datetime
+    revisions: int
+    signatures: tuple[SignatureReport, ...]
+    #: revisions appended after the last signed revision (not covered by any signature)
+    unsigned_revisions_after_last_signature: int
+    #: bytes after the end of the last signature's /ByteRange
+    bytes_after_last_signature: int
+    #: empty signature fields (not signed) by name
+    empty_signature_fields: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def indication(self) -> Indication:
+        """Worst indication of all signatures; a document without signatures cannot pass."""
+        if not self.signatures:
+            return Indication.INDETERMINATE
+        found = {s.indication for s in self.signatures}
+        if Indication.TOTAL_FAILED in found:
+            return Indication.TOTAL_FAILED
+        if Indication.INDETERMINATE in found:
+            return Indication.INDETERMINATE
+        return Indication.TOTAL_PASSED
+
+    @property
+    def sub_indication(self) -> str | None:
+        if not self.signatures:
+            return "NO_SIGNATURE"
+        worst = self.indication
+        for sig in self.signatures:
+            if sig.indication == worst:
+                return sig.sub_indication
+        return None
