@@ -1,0 +1,237 @@
+"""egov_pki.tokens: the shared verifier fails closed on every forged or doubtful token."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from egov_common.errors import Unauthenticated
+from egov_pki.tokens import StaticJwks, TokenVerifier
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+ISSUER = "https://id.example.test"
+AUDIENCE = "urn:egov:keys"
+NOW = 1_800_000_000.0
+
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _jwk(key: Any, kid: str, alg: str) -> dict[str, Any]:
+    impl = ECAlgorithm if alg == "ES256" else RSAAlgorithm
+    jwk = json.loads(impl.to_jwk(key.public_key()))
+    jwk.update(kid=kid, alg=alg, use="sig")
+    return jwk
+
+
+JWKS = {"keys": [_jwk(EC_KEY, "ec-1", "ES256"), _jwk(RSA_KEY, "rsa-1", "RS256")]}
+
+
+def _claims(**overrides: Any) -> dict[str, Any]:
+    claims: dict[str, Any] = {
+        "iss": ISSUER, "sub": "person-1", "aud": AUDIENCE, "iat": int(NOW) - 10,
+        "exp": int(NOW) + 300, "scope": "openid keys:sign", "acr": "urn:egov:aal:2",
+        "auth_time": int(NOW) - 20,
+    }
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _sign(claims: dict[str, Any] | None = None, *, kid: str = "ec-1", alg: str = "ES256",
+          key: Any = None, headers: dict[str, Any] | None = None) -> str:
+    key = key if key is not None else (EC_KEY if alg == "ES256" else RSA_KEY)
+    return jwt.encode(claims if claims is not None else _claims(), key, algorithm=alg,
+                      headers={"kid": kid, **(headers or {})})
+
+
+def _verifier(**kwargs: Any) -> TokenVerifier:
+    return TokenVerifier(StaticJwks(JWKS), issuer=ISSUER, audiences=[AUDIENCE],
+                         clock=lambda: NOW, **kwargs)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _reason(token: str, verifier: TokenVerifier | None = None, **kwargs: Any) -> str:
+    with pytest.raises(Unauthenticated) as info:
+        (verifier or _verifier()).verify(token, **kwargs)
+    return info.value.reason
+
+
+def test_genuine_es256_and_rs256_tokens_verify() -> None:
+    token = _verifier().verify(_sign())
+    assert token.subject == "person-1"
+    assert token.aal == 2
+    assert token.scopes == {"openid", "keys:sign"}
+    assert _verifier().verify(_sign(kid="rsa-1", alg="RS256")).issuer == ISSUER
+
+
+def test_alg_none_is_refused() -> None:
+    header = _b64(json.dumps({"alg": "none", "kid": "ec-1", "typ": "JWT"}).encode())
+    payload = _b64(json.dumps(_claims()).encode())
+    assert _reason(f"{header}.{payload}.") == "TOKEN_ALGORITHM_NOT_ALLOWED"
+
+
+def test_hs256_signed_with_the_public_key_is_refused() -> None:
+    pem = EC_KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    header = _b64(json.dumps({"alg": "HS256", "kid": "ec-1"}).encode())
+    payload = _b64(json.dumps(_claims()).encode())
+    import hashlib
+    import hmac
+    sig = _b64(hmac.new(pem, f"{header}.{payload}".encode(), hashlib.sha256).digest())
+    assert _reason(f"{header}.{payload}.{sig}") == "TOKEN_ALGORITHM_NOT_ALLOWED"
+
+
+def test_rs256_header_against_the_ec_key_is_refused() -> None:
+    assert _reason(_sign(kid="ec-1", alg="RS256")) == "TOKEN_ALGORITHM_NOT_ALLOWED"
+
+
+def test_wrong_audience_and_issuer_are_refused() -> None:
+    assert _reason(_sign(_claims(aud="urn:egov:registry"))) == "TOKEN_AUDIENCE_MISMATCH"
+    assert _reason(_sign(_claims(iss="https://evil.test"))) == "TOKEN_ISSUER_MISMATCH"
+
+
+def test_expired_token_is_refused_after_the_leeway() -> None:
+    assert _reason(_sign(_claims(exp=int(NOW) - 31))) == "TOKEN_EXPIRED"
+    assert _verifier().verify(_sign(_claims(exp=int(NOW) - 5))).subject == "person-1"
+
+
+def test_unknown_kid_is_refused() -> None:
+    other = ec.generate_private_key(ec.SECP256R1())
+    assert _reason(_sign(kid="attacker", key=other)) == "TOKEN_KEY_UNKNOWN"
+
+
+def test_key_from_the_same_kid_but_another_private_key_fails_signature() -> None:
+    other = ec.generate_private_key(ec.SECP256R1())
+    assert _reason(_sign(key=other)) == "TOKEN_SIGNATURE_INVALID"
+
+
+@pytest.mark.parametrize("member", ["jku", "x5u", "jwk", "x5c"])
+def test_keys_or_urls_in_the_header_are_refused(member: str) -> None:
+    value: Any = {"kty": "EC"} if member == "jwk" else ["x"] if member == "x5c" else "https://evil"
+    assert _reason(_sign(headers={member: value})) == "TOKEN_HEADER_REFUSED"
+
+
+def test_unknown_crit_is_refused() -> None:
+    assert _reason(_sign(headers={"crit": ["exp"], "exp": 1})) == "TOKEN_CRIT_UNSUPPORTED"
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "iss", "aud", "sub"])
+def test_required_claims_are_required(claim: str) -> None:
+    assert _reason(_sign(_claims(**{claim: None}))) == "TOKEN_CLAIM_MISSING"
+
+
+def test_string_dates_are_refused() -> None:
+    assert _reason(_sign(_claims(exp=str(int(NOW) + 300)))) == "TOKEN_CLAIM_INVALID"
+    assert _reason(_sign(_claims(exp=True))) == "TOKEN_CLAIM_INVALID"
+
+
+def test_oversized_token_is_refused_before_parsing() -> None:
+    assert _reason("a" * 9000) == "TOKEN_TOO_LARGE"
+
+
+def test_stale_login_fails_a_freshness_requirement() -> None:
+    stale = _sign(_claims(auth_time=int(NOW) - 100))
+    assert _reason(stale, max_age_seconds=5) == "TOKEN_AUTHENTICATION_TOO_OLD"
+
+
+def test_token_type_restriction() -> None:
+    verifier = _verifier(token_types={"at+jwt"})
+    assert _reason(_sign(), verifier) == "TOKEN_TYPE_MISMATCH"
+    assert verifier.verify(_sign(headers={"typ": "at+jwt"})).token_type == "at+jwt"
+
+
+def test_representation_claim_is_exposed() -> None:
+    claims = _claims(act={"sub": "person-1"}, sub="company-1", representation={
+        "juristic_person": "TH-JUR:0105536000315", "role": "director", "powers": ["sign"],
+        "grant_id": "g1"})
+    token = _verifier().verify(_sign(claims))
+    assert token.representation is not None
+    assert token.representation.actor == "person-1"
+    assert "sign" in token.representation.powers
+
+
+GENUINE = _sign()
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.integers(min_value=0, max_value=len(GENUINE) - 1), st.sampled_from(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."))
+def test_any_changed_character_never_verifies(position: int, replacement: str) -> None:
+    if GENUINE[position] == replacement:
+        return
+    tampered = GENUINE[:position] + replacement + GENUINE[position + 1 :]
+    try:
+        _verifier().verify(tampered)
+    except Unauthenticated:
+        return
+    # base64url's last char may carry unused bits: the decoded bytes must then be identical
+    header, payload, sig = tampered.split(".")
+    g_header, g_payload, g_sig = GENUINE.split(".")
+    def dec(s: str) -> bytes:
+        return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+    assert (dec(header), dec(payload), dec(sig)) == (dec(g_header), dec(g_payload), dec(g_sig))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.one_of(st.text(max_size=8), st.integers(),
+                                                        st.booleans(), st.none()), max_size=6))
+def test_any_re_encoded_payload_with_the_old_signature_never_verifies(
+    extra: dict[str, Any],
+) -> None:
+    header, _payload, sig = GENUINE.split(".")
+    claims = {**_claims(), **extra}
+    payload = _b64(json.dumps(claims).encode())
+    if payload == GENUINE.split(".")[1]:
+        return
+    with pytest.raises(Unauthenticated):
+        _verifier().verify(f"{header}.{payload}.{sig}")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(["alg", "kid", "typ", "crit", "jku", "cty", "x"]),
+                       st.one_of(st.text(max_size=6), st.integers(), st.none()), max_size=4))
+def test_any_rewritten_header_with_the_old_signature_never_verifies(extra: dict[str, Any]) -> None:
+    _header, payload, sig = GENUINE.split(".")
+    header = _b64(json.dumps({"alg": "ES256", "kid": "ec-1", "typ": "JWT", **extra}).encode())
+    if header == GENUINE.split(".")[0]:
+        return
+    with pytest.raises(Unauthenticated):
+        _verifier().verify(f"{header}.{payload}.{sig}")
+
+
+def test_http_jwks_refreshes_on_unknown_kid_at_most_once_per_interval() -> None:
+    import httpx
+    from egov_pki.tokens import HttpJwks
+
+    served = {"keys": [JWKS["keys"][0]]}
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, json=served)
+
+    clock = [0.0]
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    jwks = HttpJwks("https://id.test/jwks", client=client,
+                    monotonic=lambda: clock[0], min_refresh_seconds=10)
+    verifier = TokenVerifier(jwks, issuer=ISSUER, audiences=[AUDIENCE], clock=lambda: NOW)
+    assert verifier.verify(_sign()).subject == "person-1"
+    assert _reason(_sign(kid="rsa-1", alg="RS256"), verifier) == "TOKEN_KEY_UNKNOWN"
+    assert _reason(_sign(kid="rsa-1", alg="RS256"), verifier) == "TOKEN_KEY_UNKNOWN"
+    assert len(calls) == 1  # the rate limit held back the second refresh
+    served["keys"] = JWKS["keys"]  # the issuer publishes the next key
+    clock[0] = 11.0
+    assert verifier.verify(_sign(kid="rsa-1", alg="RS256")).subject == "person-1"
+    assert len(calls) == 2
+
+
