@@ -44,6 +44,7 @@ __all__ = [
     "append_siblings",
     "consistency_proof",
     "consistency_ranges",
+    "document_details_sha256",
     "empty_root",
     "inclusion_proof",
     "inclusion_ranges",
@@ -54,6 +55,7 @@ __all__ = [
     "range_nodes",
     "root_nodes",
     "sign_tree_head",
+    "text_sha256",
     "verify_consistency",
     "verify_inclusion",
     "verify_tree_head_signature",
@@ -438,9 +440,14 @@ class LogEntry:
     timestamp_ms: int
     related_document_id: str = ""
     reason: str = ""
+    details_sha256: bytes = b""
 
     def encode(self) -> bytes:
-        """Version byte, then length-prefixed (uint16) UTF-8 fields and a uint64 timestamp."""
+        """Version byte, then length-prefixed (uint16) fields and a uint64 timestamp.
+
+        ``details_sha256`` is :func:`document_details_sha256` for a registration and the
+        SHA-256 of the reason text for a status change.
+        """
         parts = [_ENTRY_VERSION]
         for text in (self.document_id, self.issuer_agency, self.event_type.value, self.status):
             parts.append(_text(text))
@@ -448,10 +455,41 @@ class LogEntry:
         parts.append(struct.pack(">Q", self.timestamp_ms))
         parts.append(_text(self.related_document_id))
         parts.append(_text(self.reason))
+        parts.append(_bytes(self.details_sha256))
         return b"".join(parts)
 
     def leaf_hash(self) -> bytes:
         return leaf_hash(self.encode())
+
+
+def document_details_sha256(
+    *,
+    document_type: str,
+    subject: str,
+    signer_certificate_sha256: Sequence[bytes],
+    valid_from_ms: int,
+    valid_until_ms: int | None,
+    metadata: Mapping[str, str],
+) -> bytes:
+    """SHA-256 over the registered fields a leaf does not carry itself, in a fixed layout.
+
+    ``subject`` is the namespaced string form (``TH-PID:...``) or empty; metadata is sorted by
+    key; a missing ``valid_until_ms`` is encoded as -1.
+    """
+    parts = [_ENTRY_VERSION, _text(document_type), _text(subject)]
+    parts.append(struct.pack(">H", len(signer_certificate_sha256)))
+    parts.extend(_bytes(fp) for fp in signer_certificate_sha256)
+    until = -1 if valid_until_ms is None else valid_until_ms
+    parts.append(struct.pack(">qq", valid_from_ms, until))
+    parts.append(struct.pack(">H", len(metadata)))
+    for key in sorted(metadata):
+        parts.append(_text(key) + _text(metadata[key]))
+    return hashlib.sha256(b"".join(parts)).digest()
+
+
+def text_sha256(text: str) -> bytes:
+    """SHA-256 of UTF-8 text (the ``details_sha256`` of a status change: its reason text)."""
+    return hashlib.sha256(text.encode("utf-8")).digest()
 
 
 def _bytes(value: bytes) -> bytes:

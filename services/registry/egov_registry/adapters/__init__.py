@@ -1,0 +1,1 @@
+"""The registry's outside world: the tree-head signing key on disk."""

@@ -1,0 +1,294 @@
+"""Registry rules: input limits, who may issue, log leaves, idempotency fingerprints, page tokens.
+
+Every check raises an ``EgovError`` with the reason a client switches on; nothing here touches
+storage, so the storage layer calls these before it writes anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+
+from egov_common.errors import FieldViolation, InvalidArgument, PermissionDenied
+from egov_pki import merkle
+from egov_pki.identifiers import Namespace, parse_identifier
+
+from .model import Actor, Document, DocumentQuery, Registration, StatusChange
+
+__all__ = [
+    "ISSUE_SCOPE",
+    "LIMITS",
+    "Limits",
+    "check_document_id",
+    "check_sha256",
+    "decode_page_token",
+    "encode_page_token",
+    "log_entry",
+    "new_document_id",
+    "normalise_issuer",
+    "normalise_subject",
+    "registration_fingerprint",
+    "require_issuer",
+    "validate_registration",
+]
+
+#: The scope a caller needs to register, revoke or supersede documents of its own agency.
+ISSUE_SCOPE = "registry:issue"
+
+_DOCUMENT_ID = re.compile(r"^DOC-[0-9A-HJKMNP-TV-Z]{26}$")
+_DOCUMENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class Limits:
+    """Size limits of DESIGN.md / registry.proto."""
+
+    idempotency_key_bytes = 128
+    metadata_entries = 32
+    metadata_key_bytes = 64
+    metadata_total_bytes = 8 * 1024
+    reason_text_bytes = 1024
+    signer_certificates = 16
+    batch_size = 500
+    page_size_default = 50
+    page_size_max = 500
+
+
+LIMITS = Limits()
+
+
+def _invalid(reason: str, field: str, message: str) -> InvalidArgument:
+    return InvalidArgument(reason, message, field_violations=(FieldViolation(field, message),))
+
+
+def new_document_id() -> str:
+    """``DOC-`` + 26 Crockford base32 characters of 128 random bits.
+
+    The id is printed into PDFs and QR codes before signing, so it must not be guessable.
+    """
+    number = int.from_bytes(secrets.token_bytes(16), "big")
+    chars = []
+    for _ in range(26):
+        number, digit = divmod(number, 32)
+        chars.append(_CROCKFORD[digit])
+    return "DOC-" + "".join(reversed(chars))
+
+
+def check_document_id(document_id: str, field: str = "document_id") -> str:
+    if not _DOCUMENT_ID.match(document_id):
+        raise _invalid("DOCUMENT_ID_MALFORMED", field, "expected DOC- and 26 base32 characters")
+    return document_id
+
+
+def check_sha256(digest: bytes, field: str = "sha256") -> bytes:
+    if len(digest) != 32:
+        raise _invalid("HASH_MALFORMED", field, f"SHA-256 is 32 bytes, got {len(digest)}")
+    return digest
+
+
+def normalise_issuer(namespace: str, value: str, field: str = "issuer") -> str:
+    """``TH-JUR:<number>`` for a valid juristic number; ISSUER_INVALID otherwise."""
+    if namespace != Namespace.TH_JUR.value:
+        raise _invalid("ISSUER_INVALID", field, "the issuer must be a TH-JUR identifier")
+    try:
+        return str(parse_identifier(f"{namespace}:{value}", field=field))
+    except InvalidArgument as exc:
+        raise _invalid("ISSUER_INVALID", field, exc.message) from None
+
+
+def normalise_subject(namespace: str, value: str, field: str = "subject") -> str:
+    """Namespaced subject string, or empty when no subject is given."""
+    if not namespace and not value:
+        return ""
+    try:
+        return str(parse_identifier(f"{namespace}:{value}", field=field))
+    except InvalidArgument as exc:
+        raise _invalid("SUBJECT_INVALID", field, exc.message) from None
+
+
+def _agency_number(agency: str) -> str:
+    prefix = Namespace.TH_JUR.value + ":"
+    return agency[len(prefix) :] if agency.startswith(prefix) else agency
+
+
+def require_issuer(actor: Actor, issuer: str) -> None:
+    """Raise PERMISSION_DENIED (NOT_ISSUER) unless ``actor`` issues for ``issuer``.
+
+    The caller needs scope ``registry:issue`` and ``agency`` equal to the issuer's TH-JUR
+    number (with or without the ``TH-JUR:`` prefix).
+    """
+    if ISSUE_SCOPE not in actor.scopes or not actor.agency:
+        raise PermissionDenied(
+            "NOT_ISSUER",
+            f"the caller lacks scope {ISSUE_SCOPE} for an agency",
+            metadata={"required_scope": ISSUE_SCOPE},
+        )
+    if _agency_number(actor.agency) != _agency_number(issuer):
+        raise PermissionDenied(
+            "NOT_ISSUER",
+            "the caller is not an issuer for this agency",
+            metadata={"required_scope": ISSUE_SCOPE},
+        )
+
+
+def validate_registration(registration: Registration) -> None:
+    """Field checks that need no storage. Raises INVALID_ARGUMENT with the first problem."""
+    key = registration.idempotency_key
+    if not key:
+        raise _invalid(
+            "IDEMPOTENCY_KEY_MISSING", "idempotency_key", "an idempotency key is required"
+        )
+    if len(key.encode()) > LIMITS.idempotency_key_bytes:
+        raise _invalid("IDEMPOTENCY_KEY_INVALID", "idempotency_key", "at most 128 bytes")
+    if registration.document_id:
+        check_document_id(registration.document_id)
+    check_sha256(registration.sha256)
+    if not _DOCUMENT_TYPE.match(registration.document_type):
+        raise _invalid("DOCUMENT_TYPE_INVALID", "document_type", "1 to 64 characters of [a-z0-9-]")
+    if len(registration.signer_certificate_sha256) > LIMITS.signer_certificates:
+        raise _invalid("SIGNER_CERTIFICATES_INVALID", "signer_certificate_sha256", "at most 16")
+    for index, fingerprint in enumerate(registration.signer_certificate_sha256):
+        check_sha256(fingerprint, f"signer_certificate_sha256[{index}]")
+    if (
+        registration.valid_from_ms is not None
+        and registration.valid_until_ms is not None
+        and registration.valid_until_ms <= registration.valid_from_ms
+    ):
+        raise _invalid("VALIDITY_INVALID", "valid_until", "valid_until must be after valid_from")
+    check_metadata(registration.metadata)
+
+
+def check_metadata(metadata: Mapping[str, str]) -> None:
+    if len(metadata) > LIMITS.metadata_entries:
+        raise _invalid("METADATA_TOO_LARGE", "metadata", "at most 32 entries")
+    total = 0
+    for key, value in metadata.items():
+        key_size = len(key.encode())
+        if key_size == 0 or key_size > LIMITS.metadata_key_bytes:
+            raise _invalid("METADATA_TOO_LARGE", f"metadata[{key[:64]}]", "keys are 1 to 64 bytes")
+        total += key_size + len(value.encode())
+    if total > LIMITS.metadata_total_bytes:
+        raise _invalid("METADATA_TOO_LARGE", "metadata", "at most 8 KiB of keys and values")
+
+
+def check_reason_text(text: str) -> str:
+    if len(text.encode()) > LIMITS.reason_text_bytes:
+        raise _invalid("REASON_TEXT_TOO_LONG", "reason_text", "at most 1 KiB")
+    return text
+
+
+def registration_fingerprint(registration: Registration) -> bytes:
+    """SHA-256 of everything a registration asks for except its idempotency key."""
+    details = merkle.document_details_sha256(
+        document_type=registration.document_type,
+        subject=registration.subject,
+        signer_certificate_sha256=registration.signer_certificate_sha256,
+        valid_from_ms=-1 if registration.valid_from_ms is None else registration.valid_from_ms,
+        valid_until_ms=registration.valid_until_ms,
+        metadata=registration.metadata,
+    )
+    return hashlib.sha256(
+        b"".join(
+            [
+                registration.document_id.encode(),
+                b"\x00",
+                registration.issuer.encode(),
+                b"\x00",
+                registration.sha256,
+                details,
+            ]
+        )
+    ).digest()
+
+
+def log_entry(document: Document, change: StatusChange) -> merkle.LogEntry:
+    """The leaf recording ``change`` of ``document`` (what the client recomputes)."""
+    if change.status.value == merkle.LogEventType.REGISTERED.value:
+        return merkle.LogEntry(
+            document_id=document.document_id,
+            sha256=document.sha256,
+            issuer_agency=document.issuer,
+            event_type=merkle.LogEventType.REGISTERED,
+            status=change.status.value,
+            timestamp_ms=change.changed_at_ms,
+            details_sha256=document.details_sha256(),
+        )
+    event = merkle.LogEventType(change.status.value)
+    return merkle.LogEntry(
+        document_id=document.document_id,
+        sha256=document.sha256,
+        issuer_agency=document.issuer,
+        event_type=event,
+        status=change.status.value,
+        timestamp_ms=change.changed_at_ms,
+        related_document_id=change.superseded_by,
+        reason=change.reason.value if change.reason else "",
+        details_sha256=merkle.text_sha256(change.reason_text),
+    )
+
+
+# -- page tokens: bound to the query they came from ------------------------------------------
+
+
+def _query_digest(query: DocumentQuery) -> str:
+    fields = [
+        query.issuer,
+        query.document_type,
+        query.subject,
+        query.status.value if query.status else "",
+        "" if query.registered_after_ms is None else str(query.registered_after_ms),
+        "" if query.registered_before_ms is None else str(query.registered_before_ms),
+    ]
+    return hashlib.sha256("\x00".join(fields).encode()).hexdigest()[:32]
+
+
+def encode_page_token(query: DocumentQuery, last: Document) -> str:
+    body = json.dumps([_query_digest(query), last.registered_at_ms, last.document_id])
+    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+
+
+def decode_page_token(query: DocumentQuery, token: str) -> tuple[int, str] | None:
+    """The (registered_at_ms, document_id) cursor of ``token``; None for the first page.
+
+    Raises INVALID_ARGUMENT (PAGE_TOKEN_INVALID) for a malformed token or one from another query.
+    """
+    if not token:
+        return None
+    problem = _invalid(
+        "PAGE_TOKEN_INVALID", "page_token", "not a page token of this query (filters changed?)"
+    )
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        digest, at_ms, document_id = json.loads(raw)
+    except (ValueError, TypeError, binascii.Error):
+        raise problem from None
+    if (
+        digest != _query_digest(query)
+        or not isinstance(at_ms, int)
+        or not isinstance(document_id, str)
+        or not _DOCUMENT_ID.match(document_id)
+    ):
+        raise problem
+    return at_ms, document_id
+
+
+def page_size(requested: int) -> int:
+    if requested == 0:
+        return LIMITS.page_size_default
+    if not 1 <= requested <= LIMITS.page_size_max:
+        raise _invalid("PAGE_SIZE_INVALID", "page_size", "1 to 500, or 0 for the default")
+    return requested
+
+
+def pack_fingerprints(fingerprints: Sequence[bytes]) -> bytes:
+    """Signer fingerprints as one column value (32 bytes each)."""
+    return b"".join(fingerprints)
+
+
+def unpack_fingerprints(packed: bytes) -> tuple[bytes, ...]:
+    return tuple(packed[i : i + 32] for i in range(0, len(packed), 32))

@@ -1,0 +1,1 @@
+"""Registry storage: SQLAlchemy models, the transactional store, Alembic migrations."""

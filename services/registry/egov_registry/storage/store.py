@@ -1,0 +1,755 @@
+"""The registry's transactional store: documents, history and the Merkle log in one database.
+
+Every write (registration, revocation, supersession) runs in ONE short transaction that first
+takes the log lock -- ``SELECT ... FOR UPDATE`` on the single ``log_head`` row on PostgreSQL,
+``BEGIN IMMEDIATE`` on SQLite -- then checks, writes the rows, appends the leaves (O(log n) node
+rows each) and bumps the head. So appends are serialised by the database, never by one process,
+and a registration and its leaf commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import ec
+from egov_common.clock import Clock
+from egov_common.db import make_engine
+from egov_common.errors import (
+    AlreadyExists,
+    DataLoss,
+    EgovError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from egov_pki import merkle
+from egov_pki.merkle import NodeKey
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+
+from ..domain import rules
+from ..domain.model import (
+    Actor,
+    Document,
+    DocumentQuery,
+    DocumentStatus,
+    Page,
+    Registration,
+    RegistrationOutcome,
+    Reservation,
+    RevocationReason,
+    StatusChange,
+)
+from .models import (
+    DocumentRow,
+    IdempotencyKey,
+    LogHead,
+    LogLeaf,
+    LogNode,
+    ReservationRow,
+    StatusChangeRow,
+)
+
+__all__ = ["LoggedEntry", "RegistryStore"]
+
+_DOCS = cast(sa.Table, DocumentRow.__table__)
+_CHANGES = cast(sa.Table, StatusChangeRow.__table__)
+_KEYS = cast(sa.Table, IdempotencyKey.__table__)
+_RESERVATIONS = cast(sa.Table, ReservationRow.__table__)
+_NODES = cast(sa.Table, LogNode.__table__)
+_LEAVES = cast(sa.Table, LogLeaf.__table__)
+_HEAD = cast(sa.Table, LogHead.__table__)
+
+#: Largest number of log entries one GetLogEntries call returns.
+MAX_LOG_ENTRIES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEntry:
+    leaf_index: int
+    document_id: str
+    event_type: merkle.LogEventType
+    leaf_data: bytes
+
+
+class _Appender:
+    """Appends leaves inside one locked transaction, caching the nodes it reads and writes."""
+
+    def __init__(self, conn: Connection, size: int, now_ms: int) -> None:
+        self.conn = conn
+        self.start_size = size
+        self.size = size
+        self.now_ms = now_ms
+        self.nodes: dict[NodeKey, bytes] = _fetch_nodes(conn, merkle.root_nodes(size))
+        self.new_nodes: list[dict[str, Any]] = []
+        self.new_leaves: list[dict[str, Any]] = []
+
+    def append(self, entry: merkle.LogEntry) -> int:
+        index = self.size
+        data = entry.encode()
+        written = merkle.append_nodes(index, merkle.leaf_hash(data), self.nodes)
+        for key, digest in written:
+            self.nodes[key] = digest
+            self.new_nodes.append({"level": key.level, "idx": key.index, "hash": digest})
+        self.new_leaves.append(
+            {
+                "leaf_index": index,
+                "document_id": entry.document_id,
+                "event_type": entry.event_type.value,
+                "leaf_data": data,
+                "appended_at_ms": self.now_ms,
+            }
+        )
+        self.size += 1
+        return index
+
+    def flush(self) -> None:
+        if self.size == self.start_size:
+            return
+        self.conn.execute(sa.insert(_NODES), self.new_nodes)
+        self.conn.execute(sa.insert(_LEAVES), self.new_leaves)
+        self.conn.execute(sa.update(_HEAD).where(_HEAD.c.id == 1).values(tree_size=self.size))
+
+
+def _fetch_nodes(conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        sa.select(_NODES.c.level, _NODES.c.idx, _NODES.c.hash).where(
+            sa.tuple_(_NODES.c.level, _NODES.c.idx).in_([(k.level, k.index) for k in wanted])
+        )
+    )
+    found = {NodeKey(row.level, row.idx): bytes(row.hash) for row in rows}
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        raise DataLoss(
+            "LOG_NODE_MISSING",
+            "a stored log node is missing; the log needs an audit",
+            metadata={"node": f"{missing[0].level}/{missing[0].index}"},
+        )
+    return found
+
+
+class RegistryStore:
+    """Registry operations over one database (SQLite file or PostgreSQL).
+
+    Raises ``EgovError`` subclasses with the reasons of registry.proto; a database that is busy
+    or a race lost to another process surfaces as UNAVAILABLE (STORAGE_BUSY), which clients
+    retry with the same idempotency key.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        clock: Clock,
+        log_key: ec.EllipticCurvePrivateKey,
+        reservation_ttl_ms: int = 24 * 3600 * 1000,
+    ) -> None:
+        self._clock = clock
+        self._log_key = log_key
+        self._reservation_ttl_ms = reservation_ttl_ms
+        self._sqlite = sa.make_url(database_url).get_backend_name() == "sqlite"
+        self._read_engine: Engine = make_engine(database_url)
+        if self._sqlite:
+            self._write_engine = make_engine(database_url)
+            sa.event.listen(self._write_engine, "connect", _sqlite_manual_transactions)
+            sa.event.listen(self._write_engine, "begin", _sqlite_begin_immediate)
+        else:
+            self._write_engine = self._read_engine
+        self.log_id = merkle.log_id(log_key.public_key())
+
+    def close(self) -> None:
+        self._read_engine.dispose()
+        if self._write_engine is not self._read_engine:
+            self._write_engine.dispose()
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now().timestamp() * 1000)
+
+    @contextmanager
+    def _locked_log(self) -> Iterator[_Appender]:
+        """A write transaction holding the log lock; commits on normal exit."""
+        try:
+            with self._write_engine.begin() as conn:
+                query = sa.select(_HEAD.c.tree_size).where(_HEAD.c.id == 1)
+                if not self._sqlite:
+                    query = query.with_for_update()
+                size = conn.execute(query).scalar_one()
+                appender = _Appender(conn, size, self._now_ms())
+                yield appender
+                appender.flush()
+        except (sa_exc.OperationalError, sa_exc.IntegrityError) as exc:
+            raise Unavailable(
+                "STORAGE_BUSY", "the registry database is busy; retry with the same key"
+            ) from exc
+
+    # -- reservations ----------------------------------------------------------------------
+
+    def reserve(self, actor: Actor, issuer: str, document_type: str) -> Reservation:
+        rules.require_issuer(actor, issuer)
+        now = self._now_ms()
+        reservation = Reservation(
+            rules.new_document_id(), issuer, document_type, now + self._reservation_ttl_ms
+        )
+        with self._write_engine.begin() as conn:
+            conn.execute(
+                sa.insert(_RESERVATIONS).values(
+                    document_id=reservation.document_id,
+                    issuer=issuer,
+                    document_type=document_type,
+                    reserved_by=actor.subject,
+                    created_at_ms=now,
+                    expires_at_ms=reservation.expires_at_ms,
+                )
+            )
+        return reservation
+
+    # -- registration ------------------------------------------------------------------------
+
+    def register(
+        self, actor: Actor, registrations: Sequence[Registration]
+    ) -> list[RegistrationOutcome | EgovError]:
+        """Register documents in one transaction; one outcome or error per request, in order.
+
+        Validation and authorisation errors are per item; nothing is written for a failed item.
+        """
+        results: list[RegistrationOutcome | EgovError | None] = [None] * len(registrations)
+        pending: list[tuple[int, Registration]] = []
+        for position, registration in enumerate(registrations):
+            try:
+                rules.validate_registration(registration)
+                rules.require_issuer(actor, registration.issuer)
+            except EgovError as error:
+                results[position] = error
+            else:
+                pending.append((position, registration))
+        if pending:
+            with self._locked_log() as log:
+                for position, outcome in self._register_locked(log, actor, pending):
+                    results[position] = outcome
+        return [r for r in results if r is not None]
+
+    def _register_locked(
+        self, log: _Appender, actor: Actor, pending: list[tuple[int, Registration]]
+    ) -> Iterator[tuple[int, RegistrationOutcome | EgovError]]:
+        conn, now = log.conn, log.now_ms
+        regs = [r for _, r in pending]
+        known_keys = {
+            (row.issuer, row.idempotency_key): (bytes(row.fingerprint), row.document_id)
+            for row in conn.execute(
+                sa.select(_KEYS).where(
+                    sa.tuple_(_KEYS.c.issuer, _KEYS.c.idempotency_key).in_(
+                        sorted({(r.issuer, r.idempotency_key) for r in regs})
+                    )
+                )
+            )
+        }
+        known_hashes = {
+            (row.issuer, bytes(row.sha256)): row.document_id
+            for row in conn.execute(
+                sa.select(_DOCS.c.issuer, _DOCS.c.sha256, _DOCS.c.document_id).where(
+                    _DOCS.c.sha256.in_(sorted({r.sha256 for r in regs}))
+                )
+            )
+        }
+        wanted_ids = sorted({r.document_id for r in regs if r.document_id})
+        reservations = (
+            {
+                row.document_id: row
+                for row in conn.execute(
+                    sa.select(_RESERVATIONS).where(_RESERVATIONS.c.document_id.in_(wanted_ids))
+                )
+            }
+            if wanted_ids
+            else {}
+        )
+        used_ids = (
+            set(
+                conn.execute(
+                    sa.select(_DOCS.c.document_id).where(_DOCS.c.document_id.in_(wanted_ids))
+                ).scalars()
+            )
+            if wanted_ids
+            else set()
+        )
+        replay_ids = sorted({doc_id for _, doc_id in known_keys.values()})
+        existing = self._load_documents(conn, replay_ids)
+
+        new_docs: list[dict[str, Any]] = []
+        new_changes: list[dict[str, Any]] = []
+        new_keys: list[dict[str, Any]] = []
+        fresh: dict[str, Document] = {}
+        for position, reg in pending:
+            fingerprint = rules.registration_fingerprint(reg)
+            seen = known_keys.get((reg.issuer, reg.idempotency_key))
+            if seen is not None:
+                if seen[0] != fingerprint:
+                    yield (
+                        position,
+                        FailedPrecondition(
+                            "IDEMPOTENCY_KEY_REUSED",
+                            "this idempotency key was used for a different registration",
+                            field_violations=(FieldViolation("idempotency_key", "reused"),),
+                            metadata={"document_id": seen[1]},
+                        ),
+                    )
+                else:
+                    document = fresh.get(seen[1]) or existing[seen[1]]
+                    yield position, RegistrationOutcome(document, replayed=True)
+                continue
+            duplicate = known_hashes.get((reg.issuer, reg.sha256))
+            if duplicate is not None:
+                yield (
+                    position,
+                    AlreadyExists(
+                        "HASH_ALREADY_REGISTERED",
+                        f"this issuer already registered this SHA-256 as {duplicate}",
+                        field_violations=(FieldViolation("sha256", "already registered"),),
+                        metadata={"document_id": duplicate},
+                    ),
+                )
+                continue
+            if reg.document_id:
+                problem = self._reservation_problem(reg, reservations, used_ids, now)
+                if problem is not None:
+                    yield position, problem
+                    continue
+                document_id = reg.document_id
+            else:
+                document_id = rules.new_document_id()
+            document = Document(
+                document_id=document_id,
+                sha256=reg.sha256,
+                issuer=reg.issuer,
+                document_type=reg.document_type,
+                subject=reg.subject,
+                signer_certificate_sha256=reg.signer_certificate_sha256,
+                valid_from_ms=now if reg.valid_from_ms is None else reg.valid_from_ms,
+                valid_until_ms=reg.valid_until_ms,
+                metadata=dict(reg.metadata),
+                registered_at_ms=now,
+                history=(),
+            )
+            change = StatusChange(DocumentStatus.REGISTERED, now, log.size, actor.subject)
+            leaf_index = log.append(rules.log_entry(document, change))
+            assert leaf_index == change.leaf_index
+            document = replace(document, history=(change,))
+            new_docs.append(_document_row(document))
+            new_changes.append(_change_row(document_id, 0, change))
+            new_keys.append(
+                {
+                    "issuer": reg.issuer,
+                    "idempotency_key": reg.idempotency_key,
+                    "fingerprint": fingerprint,
+                    "document_id": document_id,
+                }
+            )
+            known_keys[(reg.issuer, reg.idempotency_key)] = (fingerprint, document_id)
+            known_hashes[(reg.issuer, reg.sha256)] = document_id
+            used_ids.add(document_id)
+            fresh[document_id] = document
+            yield position, RegistrationOutcome(document, replayed=False)
+        if new_docs:
+            conn.execute(sa.insert(_DOCS), new_docs)
+            conn.execute(sa.insert(_CHANGES), new_changes)
+            conn.execute(sa.insert(_KEYS), new_keys)
+
+    @staticmethod
+    def _reservation_problem(
+        reg: Registration, reservations: Mapping[str, Any], used_ids: set[str], now: int
+    ) -> EgovError | None:
+        field = (FieldViolation("document_id", "not usable"),)
+        reservation = reservations.get(reg.document_id)
+        if reservation is None:
+            return FailedPrecondition(
+                "RESERVATION_NOT_FOUND",
+                "no reservation for this document id",
+                field_violations=field,
+            )
+        if reservation.issuer != reg.issuer:
+            return FailedPrecondition(
+                "RESERVATION_OTHER_ISSUER",
+                "the id was reserved for another issuer",
+                field_violations=field,
+            )
+        if reg.document_id in used_ids:
+            return FailedPrecondition(
+                "RESERVATION_USED",
+                "a document is already registered with this id",
+                field_violations=field,
+                metadata={"document_id": reg.document_id},
+            )
+        if reservation.expires_at_ms <= now:
+            return FailedPrecondition(
+                "RESERVATION_EXPIRED", "the reservation has expired", field_violations=field
+            )
+        return None
+
+    # -- status changes ----------------------------------------------------------------------
+
+    def revoke(
+        self, actor: Actor, document_id: str, reason: RevocationReason | None, reason_text: str
+    ) -> Document:
+        rules.check_document_id(document_id)
+        rules.check_reason_text(reason_text)
+        if reason is None:
+            raise InvalidArgument(
+                "REVOCATION_REASON_MISSING",
+                "a revocation reason is required",
+                field_violations=(FieldViolation("reason", "required"),),
+            )
+        with self._locked_log() as log:
+            document = self._get_in(log.conn, document_id)
+            rules.require_issuer(actor, document.issuer)
+            if document.status is DocumentStatus.REVOKED:
+                last = document.history[-1]
+                if last.reason is reason and last.reason_text == reason_text:
+                    return document  # a retry of the same revocation
+                raise FailedPrecondition(
+                    "DOCUMENT_REVOKED",
+                    "the document is already revoked",
+                    metadata={"document_id": document_id},
+                )
+            if document.status is DocumentStatus.SUPERSEDED:
+                raise FailedPrecondition(
+                    "DOCUMENT_SUPERSEDED",
+                    "the document has been superseded",
+                    metadata={"document_id": document_id, "superseded_by": document.superseded_by},
+                )
+            change = StatusChange(
+                DocumentStatus.REVOKED, log.now_ms, log.size, actor.subject, reason, reason_text
+            )
+            return self._apply_change(log, document, change)
+
+    def supersede(
+        self, actor: Actor, document_id: str, new_document_id: str, reason_text: str
+    ) -> tuple[Document, Document]:
+        rules.check_document_id(document_id)
+        rules.check_document_id(new_document_id, "new_document_id")
+        rules.check_reason_text(reason_text)
+        if document_id == new_document_id:
+            raise FailedPrecondition(
+                "SUPERSEDE_SELF",
+                "a document cannot supersede itself",
+                field_violations=(FieldViolation("new_document_id", "same as document_id"),),
+            )
+        with self._locked_log() as log:
+            old = self._get_in(log.conn, document_id)
+            new = self._get_in(log.conn, new_document_id, "new_document_id")
+            rules.require_issuer(actor, old.issuer)
+            if new.issuer != old.issuer:
+                raise FailedPrecondition(
+                    "SUPERSEDE_OTHER_ISSUER", "the new document belongs to another issuer"
+                )
+            if old.status is DocumentStatus.SUPERSEDED and old.superseded_by == new_document_id:
+                return old, new  # a retry
+            if old.status is not DocumentStatus.REGISTERED:
+                reason = (
+                    "DOCUMENT_REVOKED"
+                    if old.status is DocumentStatus.REVOKED
+                    else "DOCUMENT_SUPERSEDED"
+                )
+                raise FailedPrecondition(reason, f"the document is {old.status.value.lower()}")
+            if new.status is not DocumentStatus.REGISTERED or new.supersedes:
+                raise FailedPrecondition(
+                    "NEW_DOCUMENT_NOT_ELIGIBLE",
+                    "the new document is not in force or already replaces another",
+                    metadata={"document_id": new_document_id},
+                )
+            change = StatusChange(
+                DocumentStatus.SUPERSEDED,
+                log.now_ms,
+                log.size,
+                actor.subject,
+                reason_text=reason_text,
+                superseded_by=new_document_id,
+            )
+            old = self._apply_change(log, old, change)
+            log.conn.execute(
+                sa.update(_DOCS)
+                .where(_DOCS.c.document_id == new_document_id)
+                .values(supersedes=document_id)
+            )
+            return old, replace(new, supersedes=document_id)
+
+    def _apply_change(self, log: _Appender, document: Document, change: StatusChange) -> Document:
+        leaf_index = log.append(rules.log_entry(document, change))
+        assert leaf_index == change.leaf_index
+        log.conn.execute(
+            sa.insert(_CHANGES).values(
+                **_change_row(document.document_id, len(document.history), change)
+            )
+        )
+        log.conn.execute(
+            sa.update(_DOCS)
+            .where(_DOCS.c.document_id == document.document_id)
+            .values(status=change.status.value)
+        )
+        return replace(document, history=(*document.history, change))
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, document_id: str) -> Document:
+        rules.check_document_id(document_id)
+        with self._read_engine.connect() as conn:
+            return self._get_in(conn, document_id)
+
+    def _get_in(self, conn: Connection, document_id: str, field: str = "document_id") -> Document:
+        found = self._load_documents(conn, [document_id])
+        if document_id not in found:
+            raise NotFound(
+                "DOCUMENT_NOT_FOUND",
+                "no document with this id",
+                field_violations=(FieldViolation(field, "not found"),),
+                metadata={"document_id": document_id},
+            )
+        return found[document_id]
+
+    def lookup_by_hash(self, sha256: bytes) -> list[Document]:
+        rules.check_sha256(sha256)
+        with self._read_engine.connect() as conn:
+            ids = list(
+                conn.execute(
+                    sa.select(_DOCS.c.document_id)
+                    .where(_DOCS.c.sha256 == sha256)
+                    .order_by(_DOCS.c.registered_at_ms, _DOCS.c.document_id)
+                ).scalars()
+            )
+            found = self._load_documents(conn, ids)
+        return [found[i] for i in ids]
+
+    def list_documents(self, query: DocumentQuery, page_size: int, page_token: str) -> Page:
+        size = rules.page_size(page_size)
+        cursor = rules.decode_page_token(query, page_token)
+        select = sa.select(_DOCS.c.document_id)
+        if query.issuer:
+            select = select.where(_DOCS.c.issuer == query.issuer)
+        if query.document_type:
+            select = select.where(_DOCS.c.document_type == query.document_type)
+        if query.subject:
+            select = select.where(_DOCS.c.subject == query.subject)
+        if query.status is not None:
+            select = select.where(_DOCS.c.status == query.status.value)
+        if query.registered_after_ms is not None:
+            select = select.where(_DOCS.c.registered_at_ms >= query.registered_after_ms)
+        if query.registered_before_ms is not None:
+            select = select.where(_DOCS.c.registered_at_ms < query.registered_before_ms)
+        if cursor is not None:
+            at_ms, last_id = cursor
+            select = select.where(
+                sa.or_(
+                    _DOCS.c.registered_at_ms < at_ms,
+                    sa.and_(_DOCS.c.registered_at_ms == at_ms, _DOCS.c.document_id < last_id),
+                )
+            )
+        select = select.order_by(_DOCS.c.registered_at_ms.desc(), _DOCS.c.document_id.desc()).limit(
+            size + 1
+        )
+        with self._read_engine.connect() as conn:
+            ids = list(conn.execute(select).scalars())
+            found = self._load_documents(conn, ids[:size])
+        documents = tuple(found[i] for i in ids[:size])
+        token = rules.encode_page_token(query, documents[-1]) if len(ids) > size else ""
+        return Page(documents, token)
+
+    def _load_documents(self, conn: Connection, ids: Sequence[str]) -> dict[str, Document]:
+        if not ids:
+            return {}
+        rows = list(conn.execute(sa.select(_DOCS).where(_DOCS.c.document_id.in_(ids))))
+        history: dict[str, list[StatusChange]] = {row.document_id: [] for row in rows}
+        for change in conn.execute(
+            sa.select(_CHANGES)
+            .where(_CHANGES.c.document_id.in_(ids))
+            .order_by(_CHANGES.c.document_id, _CHANGES.c.seq)
+        ):
+            history[change.document_id].append(
+                StatusChange(
+                    status=DocumentStatus(change.status),
+                    changed_at_ms=change.changed_at_ms,
+                    leaf_index=change.leaf_index,
+                    actor=change.actor,
+                    reason=RevocationReason(change.reason) if change.reason else None,
+                    reason_text=change.reason_text,
+                    superseded_by=change.superseded_by,
+                )
+            )
+        return {
+            row.document_id: Document(
+                document_id=row.document_id,
+                sha256=bytes(row.sha256),
+                issuer=row.issuer,
+                document_type=row.document_type,
+                subject=row.subject,
+                signer_certificate_sha256=rules.unpack_fingerprints(
+                    bytes(row.signer_certificate_sha256)
+                ),
+                valid_from_ms=row.valid_from_ms,
+                valid_until_ms=row.valid_until_ms,
+                metadata=json.loads(row.metadata_json),
+                registered_at_ms=row.registered_at_ms,
+                history=tuple(history[row.document_id]),
+                supersedes=row.supersedes,
+            )
+            for row in rows
+        }
+
+    # -- the log ------------------------------------------------------------------------------
+
+    def tree_size(self) -> int:
+        with self._read_engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(_HEAD.c.tree_size).where(_HEAD.c.id == 1)).scalar_one()
+            )
+
+    def signed_tree_head(self, tree_size: int = 0) -> merkle.TreeHead:
+        """Signed head of the current tree, or of an earlier ``tree_size`` (>= 1)."""
+        current = self.tree_size()
+        size = self._check_size(tree_size or current, current, "tree_size", allow_zero=True)
+        with self._read_engine.connect() as conn:
+            root = self._root(conn, size)
+        return merkle.sign_tree_head(merkle.TreeHead(size, root, self._now_ms()), self._log_key)
+
+    @staticmethod
+    def _root(conn: Connection, size: int) -> bytes:
+        if size == 0:
+            return merkle.empty_root()
+        return merkle.range_hash(0, size, _fetch_nodes(conn, merkle.root_nodes(size)))
+
+    @staticmethod
+    def _check_size(size: int, current: int, field: str, *, allow_zero: bool = False) -> int:
+        if size < (0 if allow_zero else 1) or size > current:
+            raise InvalidArgument(
+                "TREE_SIZE_INVALID",
+                f"{field} must be within [1, {current}]",
+                field_violations=(FieldViolation(field, "out of range"),),
+                metadata={"tree_size": str(current)},
+            )
+        return size
+
+    def inclusion_proof(
+        self, *, document_id: str = "", leaf_index: int | None = None, tree_size: int = 0
+    ) -> tuple[LoggedEntry, list[bytes], merkle.TreeHead]:
+        current = self.tree_size()
+        with self._read_engine.connect() as conn:
+            if document_id:
+                rules.check_document_id(document_id)
+                leaf_index = conn.execute(
+                    sa.select(sa.func.max(_CHANGES.c.leaf_index)).where(
+                        _CHANGES.c.document_id == document_id
+                    )
+                ).scalar_one_or_none()
+                if leaf_index is None:
+                    raise NotFound(
+                        "DOCUMENT_NOT_FOUND",
+                        "no document with this id",
+                        field_violations=(FieldViolation("document_id", "not found"),),
+                    )
+            if leaf_index is None or not 0 <= leaf_index < current:
+                raise NotFound(
+                    "LEAF_NOT_FOUND",
+                    "no leaf with this index",
+                    field_violations=(FieldViolation("leaf_index", "not in the log"),),
+                    metadata={"tree_size": str(current)},
+                )
+            size = tree_size or current
+            if not leaf_index < size <= current:
+                raise InvalidArgument(
+                    "TREE_SIZE_INVALID",
+                    "tree_size must include the leaf and not exceed the log",
+                    field_violations=(FieldViolation("tree_size", "out of range"),),
+                    metadata={"tree_size": str(current)},
+                )
+            entry = self._entries(conn, leaf_index, leaf_index + 1)[0]
+            path = merkle.inclusion_proof(leaf_index, size, lambda k: _fetch_nodes(conn, k))
+            root = self._root(conn, size)
+        head = merkle.sign_tree_head(merkle.TreeHead(size, root, self._now_ms()), self._log_key)
+        return entry, path, head
+
+    def consistency_proof(
+        self, first_size: int, second_size: int = 0
+    ) -> tuple[list[bytes], merkle.TreeHead]:
+        current = self.tree_size()
+        second = self._check_size(second_size or current, current, "second_tree_size")
+        first = self._check_size(first_size, second, "first_tree_size")
+        with self._read_engine.connect() as conn:
+            proof = merkle.consistency_proof(first, second, lambda k: _fetch_nodes(conn, k))
+            root = self._root(conn, second)
+        head = merkle.sign_tree_head(merkle.TreeHead(second, root, self._now_ms()), self._log_key)
+        return proof, head
+
+    def log_entries(self, start: int, end: int) -> list[LoggedEntry]:
+        current = self.tree_size()
+        if not 0 <= start < end or end - start > MAX_LOG_ENTRIES or start >= current:
+            raise InvalidArgument(
+                "RANGE_INVALID",
+                f"need 0 <= start < end <= start + {MAX_LOG_ENTRIES}, start < size",
+                field_violations=(FieldViolation("end", "out of range"),),
+                metadata={"tree_size": str(current)},
+            )
+        with self._read_engine.connect() as conn:
+            return self._entries(conn, start, min(end, current))
+
+    @staticmethod
+    def _entries(conn: Connection, start: int, end: int) -> list[LoggedEntry]:
+        return [
+            LoggedEntry(
+                row.leaf_index,
+                row.document_id,
+                merkle.LogEventType(row.event_type),
+                bytes(row.leaf_data),
+            )
+            for row in conn.execute(
+                sa.select(_LEAVES)
+                .where(_LEAVES.c.leaf_index >= start, _LEAVES.c.leaf_index < end)
+                .order_by(_LEAVES.c.leaf_index)
+            )
+        ]
+
+
+def _document_row(document: Document) -> dict[str, Any]:
+    return {
+        "document_id": document.document_id,
+        "sha256": document.sha256,
+        "issuer": document.issuer,
+        "document_type": document.document_type,
+        "subject": document.subject,
+        "signer_certificate_sha256": rules.pack_fingerprints(document.signer_certificate_sha256),
+        "valid_from_ms": document.valid_from_ms,
+        "valid_until_ms": document.valid_until_ms,
+        "metadata_json": json.dumps(dict(document.metadata), sort_keys=True, ensure_ascii=False),
+        "status": document.status.value if document.history else DocumentStatus.REGISTERED.value,
+        "registered_at_ms": document.registered_at_ms,
+        "supersedes": document.supersedes,
+    }
+
+
+def _change_row(document_id: str, seq: int, change: StatusChange) -> dict[str, Any]:
+    return {
+        "document_id": document_id,
+        "seq": seq,
+        "status": change.status.value,
+        "changed_at_ms": change.changed_at_ms,
+        "leaf_index": change.leaf_index,
+        "actor": change.actor,
+        "reason": change.reason.value if change.reason else "",
+        "reason_text": change.reason_text,
+        "superseded_by": change.superseded_by,
+    }
+
+
+def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE instead of pysqlite's deferred BEGIN.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
