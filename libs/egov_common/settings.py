@@ -14,6 +14,7 @@ Defaults that depend on the service (ports, data directory, SQLite file) are fil
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -29,6 +30,7 @@ __all__ = [
     "default_address",
     "env_name",
     "load_settings",
+    "load_settings_or_exit",
     "peer_address",
 ]
 
@@ -203,3 +205,13 @@ def _with_service_defaults(settings: S, prefix: str) -> S:
 def describe(settings: ServiceSettings) -> str:
     """The settings as one JSON line for the start-up log (no secrets are settings)."""
     return json.dumps(settings.model_dump(mode="json"), sort_keys=True)
+
+
+def load_settings_or_exit(settings_cls: type[S], name: str) -> S:
+    """:func:`load_settings` for ``__main__``: on a bad setting, print one line naming the
+    variable to stderr and exit with status 2 (no traceback)."""
+    try:
+        return load_settings(settings_cls, name)
+    except SettingsError as exc:
+        print(f"egov {name.lower()}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

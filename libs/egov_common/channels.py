@@ -1,0 +1,121 @@
+"""Client channels to other services with the server's TLS, deadline and tracing rules.
+
+    channel = open_channel(settings.keys_address, settings)
+    keys = keys_pb2_grpc.KeysServiceStub(channel)
+
+Calls without an explicit ``timeout`` get what is left of the incoming call's deadline
+(``egov_common.deadlines.remaining()``), or ``settings.default_deadline`` outside a call. With
+``tls_mode=mtls`` the channel presents this service's certificate and trusts only the service CA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import grpc
+
+from egov_common import tls
+from egov_common.deadlines import remaining
+from egov_common.settings import ServiceSettings
+from egov_common.telemetry import Telemetry
+
+__all__ = ["DeadlineInterceptor", "open_channel"]
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: Any
+    compression: Any
+
+
+class _ClientCallDetails(_CallDetails, grpc.ClientCallDetails):  # type: ignore[misc]
+    pass
+
+
+class DeadlineInterceptor(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
+):
+    """Gives calls without a timeout the incoming call's remaining time, else a default."""
+
+    def __init__(self, default_timeout: float) -> None:
+        self._default = default_timeout
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        timeout: float | None = details.timeout
+        if timeout is None:
+            left = remaining()
+            timeout = self._default if left is None else max(left, 0.0)
+        return _ClientCallDetails(
+            details.method,
+            timeout,
+            details.metadata,
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
+    ) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
+    ) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(
+        self,
+        continuation: Callable[..., Any],
+        details: grpc.ClientCallDetails,
+        request_iterator: Iterator[Any],
+    ) -> Any:
+        return continuation(self._details(details), request_iterator)
+
+    def intercept_stream_stream(
+        self,
+        continuation: Callable[..., Any],
+        details: grpc.ClientCallDetails,
+        request_iterator: Iterator[Any],
+    ) -> Any:
+        return continuation(self._details(details), request_iterator)
+
+
+def open_channel(
+    address: str,
+    settings: ServiceSettings,
+    *,
+    telemetry: Telemetry | None = None,
+    tls_material: tls.TlsMaterial | None = None,
+) -> grpc.Channel:
+    """A channel to ``address`` (``host:port``) using ``settings`` of the calling service.
+
+    TLS follows ``settings.tls_mode`` (``tls_material`` overrides the material, e.g. for a test
+    client); tracing uses ``telemetry``'s tracer provider, else the global one; message size
+    limits and the deadline rule are the server's. Close the channel when done.
+    """
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+    if settings.tls_mode == "mtls" or tls_material is not None:
+        material = tls_material or tls.material_for(settings)
+        channel = grpc.secure_channel(address, tls.client_credentials(material), options)
+    else:
+        channel = grpc.insecure_channel(address, options)
+    from opentelemetry.instrumentation.grpc import client_interceptor
+    from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+
+    tracing = (
+        telemetry.client_interceptor() if telemetry is not None else client_interceptor()  # type: ignore[no-untyped-call]
+    )
+    # The deadline interceptor runs first so the client span sees the effective timeout.
+    traced = intercept_channel(channel, tracing)  # type: ignore[no-untyped-call]
+    return grpc.intercept_channel(traced, DeadlineInterceptor(settings.default_deadline))

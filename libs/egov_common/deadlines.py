@@ -1,0 +1,33 @@
+"""The deadline of the call being served, so outgoing calls inherit what is left of it."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import time
+from collections.abc import Iterator
+
+__all__ = ["deadline_scope", "remaining"]
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "egov_deadline", default=None
+)
+
+
+def remaining() -> float | None:
+    """Seconds left before the current call's deadline (may be <= 0), or ``None`` if it has none.
+
+    ``egov_common.channels`` uses it as the timeout of outgoing calls.
+    """
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+@contextlib.contextmanager
+def deadline_scope(seconds: float | None) -> Iterator[None]:
+    """Run the block with a deadline ``seconds`` from now (``None``: no deadline)."""
+    token = _deadline.set(None if seconds is None else time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)

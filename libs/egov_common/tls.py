@@ -1,0 +1,201 @@
+"""Mutual TLS between services, from an internal service CA.
+
+Development: :func:`ensure_dev_ca` creates an ECDSA P-256 CA in a directory on first run (file
+locked, so services starting together agree on one CA) and :func:`dev_material` issues a service
+certificate (CN and DNS SAN = the service name, plus ``localhost``/``127.0.0.1``). Production
+mounts the three PEM files named by the ``tls_*_file`` settings. A server in ``mtls`` mode
+requires a client certificate issued by the same CA.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import ipaddress
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = [
+    "TlsMaterial",
+    "client_credentials",
+    "dev_material",
+    "ensure_dev_ca",
+    "material_for",
+    "server_credentials",
+]
+
+_CA_CERT = "ca.pem"
+_CA_KEY = "ca.key"
+_CERT_DAYS = 365
+_RENEW_BEFORE = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """PEM bytes: the CA that peers must chain to, and this party's certificate and key."""
+
+    ca_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with (directory / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def ensure_dev_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """Load the dev service CA from ``ca_dir``, creating it (ECDSA P-256, 10 years) if absent."""
+    with _locked(ca_dir):
+        cert_path, key_path = ca_dir / _CA_CERT, ca_dir / _CA_KEY
+        if not cert_path.exists():
+            key = ec.generate_private_key(ec.SECP256R1())
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "egov dev service CA")])
+            now = dt.datetime.now(dt.UTC)
+            cert = (
+                x509.CertificateBuilder()
+                .subject_name(name)
+                .issuer_name(name)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5))
+                .not_valid_after(now + dt.timedelta(days=3650))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(
+                    x509.KeyUsage(
+                        digital_signature=False,
+                        content_commitment=False,
+                        key_encipherment=False,
+                        data_encipherment=False,
+                        key_agreement=False,
+                        key_cert_sign=True,
+                        crl_sign=True,
+                        encipher_only=False,
+                        decipher_only=False,
+                    ),
+                    critical=True,
+                )
+                .add_extension(
+                    x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+                )
+                .sign(key, hashes.SHA256())
+            )
+            _write_private(key_path, _key_pem(key))
+            cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{key_path} is not an EC private key")
+        return cert, loaded
+
+
+def dev_material(ca_dir: Path, name: str, out_dir: Path) -> TlsMaterial:
+    """A certificate for service ``name`` from the dev CA in ``ca_dir``, kept in ``out_dir``.
+
+    Reused while valid for another week and issued by the current CA; otherwise re-issued.
+    """
+    ca_cert, ca_key = ensure_dev_ca(ca_dir)
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    cert_path, key_path = out_dir / f"{name}.pem", out_dir / f"{name}.key"
+    with _locked(out_dir):
+        if cert_path.exists() and key_path.exists():
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            fresh = cert.not_valid_after_utc - _RENEW_BEFORE > dt.datetime.now(dt.UTC)
+            if fresh and cert.issuer == ca_cert.subject:
+                return TlsMaterial(ca_pem, cert_path.read_bytes(), key_path.read_bytes())
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=_CERT_DAYS))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName(name),
+                        x509.DNSName("localhost"),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        x509.IPAddress(ipaddress.ip_address("::1")),
+                    ]
+                ),
+                critical=False,
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        key_pem = _key_pem(key)
+        cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+        _write_private(key_path, key_pem)
+        cert_path.write_bytes(cert_pem)
+        return TlsMaterial(ca_pem, cert_pem, key_pem)
+
+
+def material_for(settings: Any) -> TlsMaterial:
+    """This service's TLS material: the mounted ``tls_*_file`` settings, else the dev CA.
+
+    ``settings`` is a ``ServiceSettings``; dev certificates go under ``<data_dir>/tls``.
+    """
+    files = (settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file)
+    if any(files):
+        if not all(files):
+            raise ValueError("tls_ca_file, tls_cert_file and tls_key_file go together")
+        return TlsMaterial(*(Path(f).read_bytes() for f in files))
+    return dev_material(settings.service_ca_dir, settings.service_name, settings.data_dir / "tls")
+
+
+def server_credentials(material: TlsMaterial) -> grpc.ServerCredentials:
+    """Server side of mutual TLS: clients must present a certificate from the same CA."""
+    return grpc.ssl_server_credentials(
+        [(material.key_pem, material.cert_pem)],
+        root_certificates=material.ca_pem,
+        require_client_auth=True,
+    )
+
+
+def client_credentials(material: TlsMaterial) -> grpc.ChannelCredentials:
+    """Client side of mutual TLS: trust only the service CA, present our certificate."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=material.ca_pem,
+        private_key=material.key_pem,
+        certificate_chain=material.cert_pem,
+    )
