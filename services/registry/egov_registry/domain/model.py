@@ -40,11 +40,16 @@ class RevocationReason(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who calls: the subject (for the history), its scopes and the agency it acts for."""
+    """Who calls: the subject (for the history), its scopes and the agency it acts for.
+
+    ``any_agency`` is only ever granted by settings to a trusted mTLS service (e.g. signing,
+    which registers for the agency whose e-seal it used), never by a token.
+    """
 
     subject: str
     scopes: frozenset[str] = frozenset()
     agency: str = ""
+    any_agency: bool = False
 
 
 @dataclass(frozen=True, slots=True)

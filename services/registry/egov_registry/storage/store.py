@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from egov_common.clock import Clock
 from egov_common.db import make_engine
@@ -166,6 +167,9 @@ class RegistryStore:
         else:
             self._write_engine = self._read_engine
         self.log_id = merkle.log_id(log_key.public_key())
+        self.public_key_der = log_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     def close(self) -> None:
         self._read_engine.dispose()

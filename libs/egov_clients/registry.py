@@ -1,0 +1,490 @@
+"""Typed client of the registry (``egov.registry.v1``) that checks the log's answers itself.
+
+    client = RegistryClient(channel, log_key=pinned_public_key, token=access_token)
+    document = client.register(sha256=digest, issuer="TH-JUR:0994000165455",
+                               document_type="business-registration")
+    proof = client.verify_document(document.document_id)   # raises LogVerificationError
+
+Every call has a deadline. ``register``/``register_many`` retry on UNAVAILABLE (and on
+DEADLINE_EXCEEDED, since the server may have committed) with the SAME idempotency key, so a
+retry can never create a second document. Tree heads are checked against the pinned log key,
+inclusion proofs against the head, the leaf against the document the server showed, and each new
+head against the last one this client saw (consistency proof): the server is not trusted.
+Errors from the server arrive as ``egov_common.errors.EgovError`` subclasses with their reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from egov.registry.v1 import registry_pb2 as pb
+from egov.registry.v1 import registry_pb2_grpc
+from egov.type.v1 import party_pb2
+from egov_common.errors import Code, EgovError, error_for_code
+from egov_common.status import from_rpc_error
+from egov_pki import merkle
+from google.protobuf import timestamp_pb2
+
+__all__ = [
+    "LogVerificationError",
+    "RegistryClient",
+    "VerifiedDocument",
+    "document_log_entries",
+    "party",
+    "tree_head_from_proto",
+]
+
+T = TypeVar("T")
+
+_RETRYABLE = {Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED}
+_NAMESPACES = {
+    party_pb2.IDENTIFIER_NAMESPACE_TH_PID: "TH-PID",
+    party_pb2.IDENTIFIER_NAMESPACE_TH_JUR: "TH-JUR",
+    party_pb2.IDENTIFIER_NAMESPACE_PASSPORT: "PASSPORT",
+}
+_STATUS = {
+    pb.DOCUMENT_STATUS_REGISTERED: "REGISTERED",
+    pb.DOCUMENT_STATUS_REVOKED: "REVOKED",
+    pb.DOCUMENT_STATUS_SUPERSEDED: "SUPERSEDED",
+}
+
+
+class LogVerificationError(merkle.MerkleProofError):
+    """The registry's answer does not check out: bad signature, proof, leaf or history."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedDocument:
+    """A document whose every status change was found in a tree head signed by the log key."""
+
+    document: pb.Document
+    tree_head: merkle.TreeHead
+
+
+def party(identifier: str) -> party_pb2.PartyIdentifier:
+    """``"TH-JUR:0994000165455"`` -> PartyIdentifier (namespace is explicit, never guessed)."""
+    namespace, _, value = identifier.partition(":")
+    numbers = {name: number for number, name in _NAMESPACES.items()}
+    if namespace not in numbers or not value:
+        raise ValueError(f"expected <TH-PID|TH-JUR|PASSPORT>:<value>, got {identifier!r}")
+    return party_pb2.PartyIdentifier(namespace=numbers[namespace], value=value)
+
+
+def _party_string(identifier: party_pb2.PartyIdentifier) -> str:
+    if not identifier.value and not identifier.namespace:
+        return ""
+    return f"{_NAMESPACES.get(identifier.namespace, '')}:{identifier.value}"
+
+
+def _ms(ts: timestamp_pb2.Timestamp) -> int:
+    return int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000
+
+
+def _load_key(key: ec.EllipticCurvePublicKey | bytes) -> ec.EllipticCurvePublicKey:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key
+    loaded = (
+        serialization.load_pem_public_key(key)
+        if key.lstrip().startswith(b"-----")
+        else serialization.load_der_public_key(key)
+    )
+    if not isinstance(loaded, ec.EllipticCurvePublicKey):
+        raise ValueError("the registry log key must be an ECDSA P-256 public key")
+    return loaded
+
+
+def tree_head_from_proto(head: pb.SignedTreeHead) -> merkle.TreeHead:
+    return merkle.TreeHead(
+        tree_size=head.tree_size,
+        root_hash=head.root_hash,
+        timestamp_ms=_ms(head.timestamp),
+        signature=head.signature,
+    )
+
+
+def document_log_entries(document: pb.Document) -> list[tuple[int, merkle.LogEntry]]:
+    """The leaves the log must hold for ``document``, recomputed from what the server showed.
+
+    One ``(leaf_index, entry)`` per status change, oldest first. The layout is the one the
+    server appends (``egov_pki.merkle.LogEntry``), so any edit of a stored document or history
+    row yields a leaf that is not in the signed tree.
+    """
+    issuer = _party_string(document.issuer)
+    details = merkle.document_details_sha256(
+        document_type=document.document_type,
+        subject=_party_string(document.subject) if document.HasField("subject") else "",
+        signer_certificate_sha256=list(document.signer_certificate_sha256),
+        valid_from_ms=_ms(document.valid_from),
+        valid_until_ms=_ms(document.valid_until) if document.HasField("valid_until") else None,
+        metadata=dict(document.metadata),
+    )
+    entries: list[tuple[int, merkle.LogEntry]] = []
+    for position, change in enumerate(document.history):
+        status = _STATUS.get(change.status, "")
+        if position == 0:
+            if status != "REGISTERED":
+                raise LogVerificationError("a document's history must start with REGISTERED")
+            entry = merkle.LogEntry(
+                document_id=document.document_id,
+                sha256=document.sha256,
+                issuer_agency=issuer,
+                event_type=merkle.LogEventType.REGISTERED,
+                status=status,
+                timestamp_ms=_ms(change.changed_at),
+                details_sha256=details,
+            )
+        else:
+            if status not in ("REVOKED", "SUPERSEDED"):
+                raise LogVerificationError(f"unexpected status change to {status or 'nothing'}")
+            reason = ""
+            if change.reason != pb.REVOCATION_REASON_UNSPECIFIED:
+                reason = pb.RevocationReason.Name(change.reason).removeprefix("REVOCATION_REASON_")
+            entry = merkle.LogEntry(
+                document_id=document.document_id,
+                sha256=document.sha256,
+                issuer_agency=issuer,
+                event_type=merkle.LogEventType(status),
+                status=status,
+                timestamp_ms=_ms(change.changed_at),
+                related_document_id=change.superseded_by,
+                reason=reason,
+                details_sha256=merkle.text_sha256(change.reason_text),
+            )
+        entries.append((change.leaf_index, entry))
+    if not entries:
+        raise LogVerificationError("the document has no history")
+    if document.status != document.history[-1].status:
+        raise LogVerificationError("the document's status is not its last status change")
+    return entries
+
+
+class RegistryClient:
+    """Registry calls with deadlines, safe retries and client-side log verification.
+
+    ``channel``: a ``grpc.Channel`` (``egov_common.channels.open_channel``) or ``host:port``
+    (plaintext, development). ``log_key``: the registry's tree-head public key (PEM, DER or key
+    object), pinned out of band; when None, the key from ``GetLogInfo`` is trusted on first use
+    (development only). ``token``: bearer token for issuer calls. ``deadline``: seconds per call.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.Channel | str,
+        *,
+        log_key: ec.EllipticCurvePublicKey | bytes | None = None,
+        token: str | None = None,
+        deadline: float = 10.0,
+        max_attempts: int = 6,
+        backoff: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._owns_channel = isinstance(channel, str)
+        self._channel = grpc.insecure_channel(channel) if isinstance(channel, str) else channel
+        self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token else ()
+        )
+        self._deadline = deadline
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._sleep = sleep
+        self._log_key = _load_key(log_key) if log_key is not None else None
+        self._trusted_head: merkle.TreeHead | None = None
+
+    def close(self) -> None:
+        if self._owns_channel:
+            self._channel.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def trusted_tree_head(self) -> merkle.TreeHead | None:
+        """The newest tree head this client verified (signature and consistency)."""
+        return self._trusted_head
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _call(self, method: Callable[..., T], request: Any, *, retry: bool = False) -> T:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return method(request, timeout=self._deadline, metadata=self._metadata)
+            except grpc.RpcError as err:
+                error = from_rpc_error(err)
+                if not retry or error.code not in _RETRYABLE or attempt >= self._max_attempts:
+                    raise error from None
+            self._sleep(self._backoff * 2 ** (attempt - 1) * (0.5 + secrets.randbelow(1000) / 1000))
+
+    # -- documents --------------------------------------------------------------------------
+
+    def reserve_document_id(self, issuer: str, document_type: str) -> pb.ReserveDocumentIdResponse:
+        return self._call(
+            self._stub.ReserveDocumentId,
+            pb.ReserveDocumentIdRequest(issuer=party(issuer), document_type=document_type),
+            retry=True,  # a lost answer only leaves an unused reservation behind
+        )
+
+    @staticmethod
+    def registration(
+        *,
+        sha256: bytes,
+        issuer: str,
+        document_type: str,
+        subject: str = "",
+        idempotency_key: str = "",
+        document_id: str = "",
+        signer_certificate_sha256: Sequence[bytes] = (),
+        valid_from_ms: int | None = None,
+        valid_until_ms: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.RegisterDocumentRequest:
+        """A RegisterDocumentRequest; a fresh random idempotency key when none is given."""
+        request = pb.RegisterDocumentRequest(
+            idempotency_key=idempotency_key or secrets.token_urlsafe(24),
+            document_id=document_id,
+            sha256=sha256,
+            issuer=party(issuer),
+            document_type=document_type,
+            signer_certificate_sha256=list(signer_certificate_sha256),
+            metadata=dict(metadata or {}),
+        )
+        if subject:
+            request.subject.CopyFrom(party(subject))
+        if valid_from_ms is not None:
+            request.valid_from.FromMilliseconds(valid_from_ms)
+        if valid_until_ms is not None:
+            request.valid_until.FromMilliseconds(valid_until_ms)
+        return request
+
+    def register(self, **fields: Any) -> pb.Document:
+        """Register one document (fields as :meth:`registration`); retried with the same key."""
+        request = fields.pop("request", None) or self.registration(**fields)
+        response: pb.RegisterDocumentResponse = self._call(
+            self._stub.RegisterDocument, request, retry=True
+        )
+        return response.document
+
+    def register_request(self, request: pb.RegisterDocumentRequest) -> pb.RegisterDocumentResponse:
+        """Send a prepared request (keeps its idempotency key across retries)."""
+        return self._call(self._stub.RegisterDocument, request, retry=True)
+
+    def register_many(
+        self, requests: Sequence[pb.RegisterDocumentRequest]
+    ) -> list[pb.RegisterDocumentResponse | EgovError]:
+        """Register in batches of at most 500; one response or error per request, in order.
+
+        The whole batch is retried on UNAVAILABLE with the same keys, so entries that were
+        committed before the failure come back as replays.
+        """
+        results: list[pb.RegisterDocumentResponse | EgovError] = []
+        for start in range(0, len(requests), 500):
+            chunk = list(requests[start : start + 500])
+            reply: pb.RegisterDocumentsResponse = self._call(
+                self._stub.RegisterDocuments,
+                pb.RegisterDocumentsRequest(requests=chunk),
+                retry=True,
+            )
+            for result in reply.results:
+                if result.HasField("response"):
+                    results.append(result.response)
+                else:
+                    code = Code.__members__.get(result.error.code, Code.UNKNOWN)
+                    results.append(error_for_code(code)(result.error.reason, result.error.message))
+        return results
+
+    def get_document(self, document_id: str) -> pb.Document:
+        reply: pb.GetDocumentResponse = self._call(
+            self._stub.GetDocument, pb.GetDocumentRequest(document_id=document_id), retry=True
+        )
+        return reply.document
+
+    def lookup_by_hash(self, sha256: bytes) -> list[pb.Document]:
+        reply: pb.LookupByHashResponse = self._call(
+            self._stub.LookupByHash, pb.LookupByHashRequest(sha256=sha256), retry=True
+        )
+        return list(reply.documents)
+
+    def list_documents(self, request: pb.ListDocumentsRequest) -> pb.ListDocumentsResponse:
+        return self._call(self._stub.ListDocuments, request, retry=True)
+
+    def revoke(
+        self, document_id: str, reason: pb.RevocationReason.ValueType, reason_text: str = ""
+    ) -> pb.Document:
+        """Revoke; a retry of the same revocation is answered with the revoked document."""
+        reply: pb.RevokeDocumentResponse = self._call(
+            self._stub.RevokeDocument,
+            pb.RevokeDocumentRequest(
+                document_id=document_id, reason=reason, reason_text=reason_text
+            ),
+            retry=True,
+        )
+        return reply.document
+
+    def supersede(
+        self, document_id: str, new_document_id: str, reason_text: str = ""
+    ) -> pb.SupersedeDocumentResponse:
+        return self._call(
+            self._stub.SupersedeDocument,
+            pb.SupersedeDocumentRequest(
+                document_id=document_id, new_document_id=new_document_id, reason_text=reason_text
+            ),
+            retry=True,
+        )
+
+    # -- the log, verified --------------------------------------------------------------------
+
+    def _key(self) -> ec.EllipticCurvePublicKey:
+        if self._log_key is None:
+            info: pb.GetLogInfoResponse = self._call(
+                self._stub.GetLogInfo, pb.GetLogInfoRequest(), retry=True
+            )
+            self._log_key = _load_key(info.public_key_der)
+        return self._log_key
+
+    def _checked_head(self, head: pb.SignedTreeHead) -> merkle.TreeHead:
+        """Signature by the pinned key, and consistency with the last head this client saw."""
+        tree_head = tree_head_from_proto(head)
+        key = self._key()
+        if head.log_id and head.log_id != merkle.log_id(key):
+            raise LogVerificationError("the tree head names another log")
+        try:
+            merkle.verify_tree_head_signature(tree_head, key)
+        except merkle.MerkleProofError as exc:
+            raise LogVerificationError(str(exc)) from None
+        self._advance(tree_head)
+        return tree_head
+
+    def _advance(self, head: merkle.TreeHead) -> None:
+        trusted = self._trusted_head
+        if trusted is None:
+            self._trusted_head = head
+            return
+        if head.tree_size == trusted.tree_size:
+            if head.root_hash != trusted.root_hash:
+                raise LogVerificationError("two signed roots for one tree size: the log forked")
+            return
+        old, new = (trusted, head) if trusted.tree_size < head.tree_size else (head, trusted)
+        if old.tree_size > 0:
+            reply: pb.GetConsistencyProofResponse = self._call(
+                self._stub.GetConsistencyProof,
+                pb.GetConsistencyProofRequest(
+                    first_tree_size=old.tree_size, second_tree_size=new.tree_size
+                ),
+                retry=True,
+            )
+            try:
+                merkle.verify_consistency(
+                    old.tree_size, new.tree_size, old.root_hash, new.root_hash, list(reply.proof)
+                )
+            except merkle.MerkleProofError as exc:
+                raise LogVerificationError(f"the log was rewritten: {exc}") from None
+        if head.tree_size > trusted.tree_size:
+            self._trusted_head = head
+
+    def get_signed_tree_head(self) -> merkle.TreeHead:
+        """The latest tree head, verified (signature; consistent with earlier heads seen)."""
+        reply: pb.GetSignedTreeHeadResponse = self._call(
+            self._stub.GetSignedTreeHead, pb.GetSignedTreeHeadRequest(), retry=True
+        )
+        return self._checked_head(reply.tree_head)
+
+    def verify_consistency(self, old: merkle.TreeHead, new: merkle.TreeHead) -> None:
+        """Check that ``new`` extends ``old`` (both must carry valid signatures)."""
+        key = self._key()
+        for head in (old, new):
+            try:
+                merkle.verify_tree_head_signature(head, key)
+            except merkle.MerkleProofError as exc:
+                raise LogVerificationError(str(exc)) from None
+        if old.tree_size == 0:
+            return
+        reply: pb.GetConsistencyProofResponse = self._call(
+            self._stub.GetConsistencyProof,
+            pb.GetConsistencyProofRequest(
+                first_tree_size=old.tree_size, second_tree_size=new.tree_size
+            ),
+            retry=True,
+        )
+        try:
+            merkle.verify_consistency(
+                old.tree_size, new.tree_size, old.root_hash, new.root_hash, list(reply.proof)
+            )
+        except merkle.MerkleProofError as exc:
+            raise LogVerificationError(f"the log was rewritten: {exc}") from None
+
+    def verify_leaf(self, leaf_index: int, leaf_data: bytes, tree_size: int = 0) -> merkle.TreeHead:
+        """Prove ``leaf_data`` is leaf ``leaf_index`` of a signed tree; returns that head."""
+        reply: pb.GetInclusionProofResponse = self._call(
+            self._stub.GetInclusionProof,
+            pb.GetInclusionProofRequest(leaf_index=leaf_index, tree_size=tree_size),
+            retry=True,
+        )
+        head = self._checked_head(reply.tree_head)
+        if reply.entry.leaf_index != leaf_index or reply.entry.leaf_data != leaf_data:
+            raise LogVerificationError(f"leaf {leaf_index} is not what the document says")
+        try:
+            merkle.verify_inclusion(
+                merkle.leaf_hash(leaf_data),
+                leaf_index,
+                head.tree_size,
+                list(reply.audit_path),
+                head.root_hash,
+            )
+        except merkle.MerkleProofError as exc:
+            raise LogVerificationError(str(exc)) from None
+        return head
+
+    def verify_document(self, document: str | pb.Document) -> VerifiedDocument:
+        """Fetch (if given an id) and prove every status change of a document.
+
+        Raises :class:`LogVerificationError` when any leaf, proof, signature or consistency
+        check fails, and ``EgovError`` (e.g. NOT_FOUND DOCUMENT_NOT_FOUND) from the server.
+        """
+        shown = self.get_document(document) if isinstance(document, str) else document
+        entries = document_log_entries(shown)
+        head = self.get_signed_tree_head()
+        for leaf_index, entry in entries:
+            if not 0 <= leaf_index < head.tree_size:
+                raise LogVerificationError(f"leaf {leaf_index} is beyond the signed tree")
+            self.verify_leaf(leaf_index, entry.encode(), head.tree_size)
+        return VerifiedDocument(shown, head)
+
+
+def demo(address: str, *, token: str, issuer: str) -> dict[str, Any]:
+    """What ``make demo`` shows for the registry: reserve, register, verify, revoke, verify.
+
+    Returns a small summary (document id, tree sizes, statuses) for the demo to print.
+    """
+    import hashlib
+
+    with RegistryClient(address, token=token) as client:
+        reservation = client.reserve_document_id(issuer, "demo-certificate")
+        document = client.register(
+            sha256=hashlib.sha256(reservation.document_id.encode()).digest(),
+            issuer=issuer,
+            document_type="demo-certificate",
+            document_id=reservation.document_id,
+            metadata={"title": "demo"},
+        )
+        first = client.verify_document(document.document_id)
+        client.revoke(document.document_id, pb.REVOCATION_REASON_ISSUED_IN_ERROR, "demo")
+        second = client.verify_document(document.document_id)
+        return {
+            "document_id": document.document_id,
+            "verification_url": reservation.verification_url,
+            "registered_tree_size": first.tree_head.tree_size,
+            "status_after_revocation": pb.DocumentStatus.Name(second.document.status),
+            "tree_size": second.tree_head.tree_size,
+        }

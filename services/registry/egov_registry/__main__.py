@@ -1,0 +1,54 @@
+"""``python -m egov_registry``: migrate the database, load the log key, serve gRPC."""
+
+from __future__ import annotations
+
+from egov.registry.v1 import registry_pb2, registry_pb2_grpc
+from egov_common.clock import SystemClock
+from egov_common.server import GrpcService, serve
+from egov_common.settings import load_settings_or_exit
+
+from .adapters.callers import build_token_verifier
+from .adapters.log_key import load_or_create_log_key
+from .servicer import RegistryServicer
+from .settings import RegistrySettings
+from .storage.schema import migrate
+from .storage.store import RegistryStore
+
+
+def main() -> None:
+    settings = load_settings_or_exit(RegistrySettings, "REGISTRY")
+    migrate(settings.database_url)
+    store = RegistryStore(
+        settings.database_url,
+        clock=SystemClock(),
+        log_key=load_or_create_log_key(settings.log_key_path),
+        reservation_ttl_ms=int(settings.reservation_ttl * 1000),
+    )
+    servicer = RegistryServicer(
+        store,
+        verification_url_base=settings.verification_url_base,
+        trusted_services=settings.trusted_services,
+    )
+    service_name = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
+    serve(
+        settings,
+        [
+            GrpcService(
+                service_name,
+                lambda server: registry_pb2_grpc.add_RegistryServiceServicer_to_server(
+                    servicer, server
+                ),
+            )
+        ],
+        token_verifier=build_token_verifier(
+            static_tokens=settings.static_tokens,
+            issuer=settings.token_issuer,
+            jwks_url=settings.token_jwks_url,
+            audience=settings.token_audience,
+        ),
+        on_shutdown=store.close,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Who may do what: bearer tokens and mTLS service identities -> ``Caller`` -> domain ``Actor``.
+
+The server's interceptor calls the :class:`~egov_common.auth.TokenVerifier` built here; the
+servicer turns the resulting ``current_caller()`` into an :class:`Actor`, adding what settings
+grant to mTLS service identities.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from egov_common.auth import Caller, CallerKind, TokenVerifier
+from egov_common.errors import Unauthenticated
+
+from ..domain.model import Actor
+
+__all__ = ["StaticTokenVerifier", "actor_for", "build_token_verifier"]
+
+
+class StaticTokenVerifier:
+    """Fixed tokens for development and tests; compared in constant time."""
+
+    def __init__(self, tokens: Mapping[str, Mapping[str, Any]]) -> None:
+        self._tokens = {token: dict(spec) for token, spec in tokens.items()}
+
+    def __call__(self, token: str, *, peer_service: str | None) -> Caller:
+        for known, spec in self._tokens.items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                return Caller(
+                    kind=CallerKind(spec.get("kind", CallerKind.CLIENT.value)),
+                    subject=str(spec.get("subject", "")),
+                    scopes=frozenset(spec.get("scopes", ())),
+                    agency=spec.get("agency"),
+                    peer_service=peer_service,
+                )
+        raise Unauthenticated("TOKEN_INVALID", "the bearer token is not recognised")
+
+
+class _JwtTokenVerifier:
+    """identity's access tokens through the shared fail-closed verifier of egov_pki.tokens."""
+
+    def __init__(self, issuer: str, jwks_url: str, audience: str) -> None:
+        from egov_pki.tokens import HttpJwks
+        from egov_pki.tokens import TokenVerifier as JwtVerifier
+
+        self._verifier = JwtVerifier(HttpJwks(jwks_url), issuer=issuer, audiences=[audience])
+
+    def __call__(self, token: str, *, peer_service: str | None) -> Caller:
+        verified = self._verifier.verify(token)
+        kind = CallerKind.PERSON if verified.identifier else CallerKind.CLIENT
+        return Caller(
+            kind=kind,
+            subject=verified.subject,
+            scopes=verified.scopes,
+            agency=verified.agency,
+            claims=verified.claims,
+            peer_service=peer_service,
+        )
+
+
+class _FirstThatKnows:
+    def __init__(self, static: StaticTokenVerifier, jwt: _JwtTokenVerifier) -> None:
+        self._static, self._jwt = static, jwt
+
+    def __call__(self, token: str, *, peer_service: str | None) -> Caller:
+        try:
+            return self._static(token, peer_service=peer_service)
+        except Unauthenticated:
+            return self._jwt(token, peer_service=peer_service)
+
+
+def build_token_verifier(
+    *, static_tokens: Mapping[str, Mapping[str, Any]], issuer: str, jwks_url: str, audience: str
+) -> TokenVerifier | None:
+    """The verifier settings ask for: static tokens, identity's JWTs, both, or none."""
+    static = StaticTokenVerifier(static_tokens) if static_tokens else None
+    jwt = _JwtTokenVerifier(issuer, jwks_url, audience) if issuer and jwks_url else None
+    if static and jwt:
+        return _FirstThatKnows(static, jwt)
+    return static or jwt
+
+
+def actor_for(caller: Caller, trusted_services: Mapping[str, Mapping[str, Any]]) -> Actor:
+    """The domain's view of a caller; mTLS services get the scopes settings grant them."""
+    scopes = set(caller.scopes)
+    agency = caller.agency or ""
+    any_agency = False
+    if caller.kind is CallerKind.SERVICE and caller.subject in trusted_services:
+        grant = trusted_services[caller.subject]
+        scopes.update(grant.get("scopes", ()))
+        granted_agency = str(grant.get("agency", ""))
+        any_agency = granted_agency == "*"
+        agency = agency or ("" if any_agency else granted_agency)
+    subject = caller.subject or caller.kind.value
+    if caller.peer_service and caller.kind is not CallerKind.SERVICE:
+        subject = f"{subject} via {caller.peer_service}"
+    return Actor(subject=subject, scopes=frozenset(scopes), agency=agency, any_agency=any_agency)

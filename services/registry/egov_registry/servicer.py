@@ -1,0 +1,339 @@
+"""egov.registry.v1.RegistryService: proto -> domain call -> proto; no business logic here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+from egov.registry.v1 import registry_pb2 as pb
+from egov.registry.v1 import registry_pb2_grpc
+from egov.type.v1 import errors_pb2, party_pb2
+from egov_common.auth import current_caller
+from egov_common.errors import EgovError, FieldViolation, InvalidArgument
+from egov_pki import merkle
+from google.protobuf import timestamp_pb2
+
+from .adapters.callers import actor_for
+from .domain import rules
+from .domain.model import (
+    Actor,
+    Document,
+    DocumentQuery,
+    DocumentStatus,
+    Registration,
+    RegistrationOutcome,
+    RevocationReason,
+    StatusChange,
+)
+from .storage.store import LoggedEntry, RegistryStore
+
+__all__ = ["RegistryServicer"]
+
+_NAMESPACES = {
+    party_pb2.IDENTIFIER_NAMESPACE_TH_PID: "TH-PID",
+    party_pb2.IDENTIFIER_NAMESPACE_TH_JUR: "TH-JUR",
+    party_pb2.IDENTIFIER_NAMESPACE_PASSPORT: "PASSPORT",
+}
+_NAMESPACE_ENUMS = {name: number for number, name in _NAMESPACES.items()}
+_STATUS_TO_PB = {
+    DocumentStatus.REGISTERED: pb.DOCUMENT_STATUS_REGISTERED,
+    DocumentStatus.REVOKED: pb.DOCUMENT_STATUS_REVOKED,
+    DocumentStatus.SUPERSEDED: pb.DOCUMENT_STATUS_SUPERSEDED,
+}
+_STATUS_FROM_PB = {number: status for status, number in _STATUS_TO_PB.items()}
+_EVENT_TO_PB = {
+    merkle.LogEventType.REGISTERED: pb.LOG_EVENT_TYPE_REGISTERED,
+    merkle.LogEventType.REVOKED: pb.LOG_EVENT_TYPE_REVOKED,
+    merkle.LogEventType.SUPERSEDED: pb.LOG_EVENT_TYPE_SUPERSEDED,
+}
+
+
+def _ms(ts: timestamp_pb2.Timestamp) -> int:
+    return ts.seconds * 1000 + ts.nanos // 1_000_000
+
+
+def _ts(ms: int) -> timestamp_pb2.Timestamp:
+    return timestamp_pb2.Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
+
+
+def _party_string(party: party_pb2.PartyIdentifier) -> tuple[str, str]:
+    return _NAMESPACES.get(party.namespace, ""), party.value
+
+
+def _party(identifier: str) -> party_pb2.PartyIdentifier | None:
+    if not identifier:
+        return None
+    namespace, _, value = identifier.partition(":")
+    return party_pb2.PartyIdentifier(namespace=_NAMESPACE_ENUMS[namespace], value=value)
+
+
+class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
+    def __init__(
+        self,
+        store: RegistryStore,
+        *,
+        verification_url_base: str,
+        trusted_services: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        self._store = store
+        self._url_base = verification_url_base
+        self._trusted_services = trusted_services
+
+    def _actor(self) -> Actor:
+        return actor_for(current_caller(), self._trusted_services)
+
+    # -- conversions ---------------------------------------------------------------------------
+
+    def _issuer(self, party: party_pb2.PartyIdentifier, field: str = "issuer") -> str:
+        namespace, value = _party_string(party)
+        return rules.normalise_issuer(namespace, value, field)
+
+    def _document(self, document: Document) -> pb.Document:
+        message = pb.Document(
+            document_id=document.document_id,
+            sha256=document.sha256,
+            issuer=_party(document.issuer),
+            document_type=document.document_type,
+            subject=_party(document.subject),
+            signer_certificate_sha256=list(document.signer_certificate_sha256),
+            valid_from=_ts(document.valid_from_ms),
+            metadata=dict(document.metadata),
+            status=_STATUS_TO_PB[document.status],
+            registered_at=_ts(document.registered_at_ms),
+            history=[self._change(c) for c in document.history],
+            supersedes=document.supersedes,
+            superseded_by=document.superseded_by,
+            verification_url=self._url_base + document.document_id,
+        )
+        if document.valid_until_ms is not None:
+            message.valid_until.CopyFrom(_ts(document.valid_until_ms))
+        return message
+
+    @staticmethod
+    def _change(change: StatusChange) -> pb.StatusChange:
+        return pb.StatusChange(
+            status=_STATUS_TO_PB[change.status],
+            changed_at=_ts(change.changed_at_ms),
+            reason=(
+                pb.RevocationReason.Value("REVOCATION_REASON_" + change.reason.value)
+                if change.reason
+                else pb.REVOCATION_REASON_UNSPECIFIED
+            ),
+            reason_text=change.reason_text,
+            actor=change.actor,
+            leaf_index=change.leaf_index,
+            superseded_by=change.superseded_by,
+        )
+
+    def _registration(self, request: pb.RegisterDocumentRequest) -> Registration:
+        subject_ns, subject_value = _party_string(request.subject)
+        if request.HasField("subject") and not subject_ns:
+            raise InvalidArgument(
+                "SUBJECT_INVALID",
+                "the subject needs a namespace",
+                field_violations=(FieldViolation("subject.namespace", "unspecified"),),
+            )
+        return Registration(
+            idempotency_key=request.idempotency_key,
+            document_id=request.document_id,
+            sha256=request.sha256,
+            issuer=self._issuer(request.issuer),
+            document_type=request.document_type,
+            subject=rules.normalise_subject(subject_ns, subject_value),
+            signer_certificate_sha256=tuple(request.signer_certificate_sha256),
+            valid_from_ms=_ms(request.valid_from) if request.HasField("valid_from") else None,
+            valid_until_ms=_ms(request.valid_until) if request.HasField("valid_until") else None,
+            metadata=dict(request.metadata),
+        )
+
+    def _outcome(self, outcome: RegistrationOutcome) -> pb.RegisterDocumentResponse:
+        return pb.RegisterDocumentResponse(
+            document=self._document(outcome.document), replayed=outcome.replayed
+        )
+
+    @staticmethod
+    def _tree_head(head: merkle.TreeHead, log_id: bytes) -> pb.SignedTreeHead:
+        return pb.SignedTreeHead(
+            tree_size=head.tree_size,
+            root_hash=head.root_hash,
+            timestamp=_ts(head.timestamp_ms),
+            signature=head.signature,
+            log_id=log_id,
+        )
+
+    @staticmethod
+    def _entry(entry: LoggedEntry) -> pb.LogEntry:
+        return pb.LogEntry(
+            leaf_index=entry.leaf_index,
+            event_type=_EVENT_TO_PB[entry.event_type],
+            leaf_data=entry.leaf_data,
+            document_id=entry.document_id,
+        )
+
+    # -- RPCs ----------------------------------------------------------------------------------
+
+    def ReserveDocumentId(
+        self, request: pb.ReserveDocumentIdRequest, context: grpc.ServicerContext
+    ) -> pb.ReserveDocumentIdResponse:
+        issuer = self._issuer(request.issuer)
+        if not rules.DOCUMENT_TYPE.match(request.document_type):
+            raise InvalidArgument(
+                "DOCUMENT_TYPE_INVALID",
+                "1 to 64 characters of [a-z0-9-]",
+                field_violations=(FieldViolation("document_type", "invalid"),),
+            )
+        reservation = self._store.reserve(self._actor(), issuer, request.document_type)
+        return pb.ReserveDocumentIdResponse(
+            document_id=reservation.document_id,
+            expires_at=_ts(reservation.expires_at_ms),
+            verification_url=self._url_base + reservation.document_id,
+        )
+
+    def RegisterDocument(
+        self, request: pb.RegisterDocumentRequest, context: grpc.ServicerContext
+    ) -> pb.RegisterDocumentResponse:
+        (result,) = self._store.register(self._actor(), [self._registration(request)])
+        if isinstance(result, EgovError):
+            raise result
+        return self._outcome(result)
+
+    def RegisterDocuments(
+        self, request: pb.RegisterDocumentsRequest, context: grpc.ServicerContext
+    ) -> pb.RegisterDocumentsResponse:
+        if len(request.requests) > rules.LIMITS.batch_size:
+            raise InvalidArgument(
+                "BATCH_TOO_LARGE",
+                f"at most {rules.LIMITS.batch_size} registrations per call",
+                field_violations=(FieldViolation("requests", "too many"),),
+            )
+        results: list[pb.RegisterDocumentsResult] = []
+        valid: list[tuple[int, Registration]] = []
+        for position, item in enumerate(request.requests):
+            try:
+                valid.append((position, self._registration(item)))
+            except EgovError as error:
+                results.append(pb.RegisterDocumentsResult(error=_item_error(error)))
+            else:
+                results.append(pb.RegisterDocumentsResult())
+        outcomes = self._store.register(self._actor(), [r for _, r in valid])
+        for (position, _), outcome in zip(valid, outcomes, strict=True):
+            if isinstance(outcome, EgovError):
+                results[position] = pb.RegisterDocumentsResult(error=_item_error(outcome))
+            else:
+                results[position] = pb.RegisterDocumentsResult(response=self._outcome(outcome))
+        return pb.RegisterDocumentsResponse(results=results)
+
+    def GetDocument(
+        self, request: pb.GetDocumentRequest, context: grpc.ServicerContext
+    ) -> pb.GetDocumentResponse:
+        return pb.GetDocumentResponse(document=self._document(self._store.get(request.document_id)))
+
+    def LookupByHash(
+        self, request: pb.LookupByHashRequest, context: grpc.ServicerContext
+    ) -> pb.LookupByHashResponse:
+        documents = self._store.lookup_by_hash(request.sha256)
+        return pb.LookupByHashResponse(documents=[self._document(d) for d in documents])
+
+    def ListDocuments(
+        self, request: pb.ListDocumentsRequest, context: grpc.ServicerContext
+    ) -> pb.ListDocumentsResponse:
+        subject = ""
+        if request.HasField("subject"):
+            subject = rules.normalise_subject(*_party_string(request.subject))
+        query = DocumentQuery(
+            issuer=self._issuer(request.issuer) if request.HasField("issuer") else "",
+            document_type=request.document_type,
+            subject=subject,
+            status=_STATUS_FROM_PB.get(request.status),
+            registered_after_ms=(
+                _ms(request.registered_after) if request.HasField("registered_after") else None
+            ),
+            registered_before_ms=(
+                _ms(request.registered_before) if request.HasField("registered_before") else None
+            ),
+        )
+        page = self._store.list_documents(query, request.page_size, request.page_token)
+        return pb.ListDocumentsResponse(
+            documents=[self._document(d) for d in page.documents],
+            next_page_token=page.next_page_token,
+        )
+
+    def RevokeDocument(
+        self, request: pb.RevokeDocumentRequest, context: grpc.ServicerContext
+    ) -> pb.RevokeDocumentResponse:
+        reason = None
+        if request.reason != pb.REVOCATION_REASON_UNSPECIFIED:
+            name = pb.RevocationReason.Name(request.reason).removeprefix("REVOCATION_REASON_")
+            reason = RevocationReason(name)
+        document = self._store.revoke(
+            self._actor(), request.document_id, reason, request.reason_text
+        )
+        return pb.RevokeDocumentResponse(document=self._document(document))
+
+    def SupersedeDocument(
+        self, request: pb.SupersedeDocumentRequest, context: grpc.ServicerContext
+    ) -> pb.SupersedeDocumentResponse:
+        old, new = self._store.supersede(
+            self._actor(), request.document_id, request.new_document_id, request.reason_text
+        )
+        return pb.SupersedeDocumentResponse(
+            old_document=self._document(old), new_document=self._document(new)
+        )
+
+    def GetLogInfo(
+        self, request: pb.GetLogInfoRequest, context: grpc.ServicerContext
+    ) -> pb.GetLogInfoResponse:
+        return pb.GetLogInfoResponse(
+            public_key_der=self._store.public_key_der,
+            log_id=self._store.log_id,
+            hash_algorithm="sha256",
+            signature_algorithm="ecdsa-p256-sha256",
+        )
+
+    def GetSignedTreeHead(
+        self, request: pb.GetSignedTreeHeadRequest, context: grpc.ServicerContext
+    ) -> pb.GetSignedTreeHeadResponse:
+        head = self._store.signed_tree_head()
+        return pb.GetSignedTreeHeadResponse(tree_head=self._tree_head(head, self._store.log_id))
+
+    def GetInclusionProof(
+        self, request: pb.GetInclusionProofRequest, context: grpc.ServicerContext
+    ) -> pb.GetInclusionProofResponse:
+        target = request.WhichOneof("target")
+        if target is None:
+            raise InvalidArgument(
+                "TARGET_MISSING",
+                "give a document_id or a leaf_index",
+                field_violations=(FieldViolation("target", "required"),),
+            )
+        entry, path, head = self._store.inclusion_proof(
+            document_id=request.document_id if target == "document_id" else "",
+            leaf_index=request.leaf_index if target == "leaf_index" else None,
+            tree_size=request.tree_size,
+        )
+        return pb.GetInclusionProofResponse(
+            entry=self._entry(entry),
+            audit_path=path,
+            tree_head=self._tree_head(head, self._store.log_id),
+        )
+
+    def GetConsistencyProof(
+        self, request: pb.GetConsistencyProofRequest, context: grpc.ServicerContext
+    ) -> pb.GetConsistencyProofResponse:
+        proof, head = self._store.consistency_proof(
+            request.first_tree_size, request.second_tree_size
+        )
+        return pb.GetConsistencyProofResponse(
+            proof=proof, tree_head=self._tree_head(head, self._store.log_id)
+        )
+
+    def GetLogEntries(
+        self, request: pb.GetLogEntriesRequest, context: grpc.ServicerContext
+    ) -> pb.GetLogEntriesResponse:
+        entries = self._store.log_entries(request.start, request.end)
+        return pb.GetLogEntriesResponse(entries=[self._entry(e) for e in entries])
+
+
+def _item_error(error: EgovError) -> errors_pb2.ItemError:
+    return errors_pb2.ItemError(code=error.code.value, reason=error.reason, message=error.message)

@@ -1,0 +1,35 @@
+"""Registry settings: ``EGOV_REGISTRY_*`` environment variables, read once in ``__main__``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from egov_common.settings import ServiceSettings
+from pydantic import Field
+
+__all__ = ["RegistrySettings"]
+
+
+class RegistrySettings(ServiceSettings):
+    #: PEM file of the tree-head signing key (ECDSA P-256); created on first start when absent.
+    #: Default ``<data_dir>/log-key.pem``. Several replicas must point at the same key.
+    log_key_file: Path | None = None
+    #: How long a reserved document id stays usable, in seconds.
+    reservation_ttl: float = Field(default=7 * 24 * 3600, gt=0)
+    #: Base of the verification URL printed in QR codes; the document id is appended.
+    verification_url_base: str = "http://127.0.0.1:8080/verify/"
+    #: Bearer tokens from identity: its issuer URL and JWKS URL, and our audience.
+    token_issuer: str = ""
+    token_jwks_url: str = ""
+    token_audience: str = "urn:egov:registry"  # noqa: S105 - an audience, not a secret
+    #: DEVELOPMENT/TESTS ONLY: fixed bearer tokens -> caller, as JSON
+    #: ``{"<token>": {"subject": "...", "scopes": ["registry:issue"], "agency": "TH-JUR:..."}}``.
+    static_tokens: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Scopes and agency granted to mTLS service identities (certificate CN), as JSON
+    #: ``{"signing": {"scopes": ["registry:issue"], "agency": "*"}}``; ``*`` = any agency.
+    trusted_services: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @property
+    def log_key_path(self) -> Path:
+        return self.log_key_file or self.data_dir / "log-key.pem"
