@@ -1,0 +1,445 @@
+"""The verify portal's pages over HTTP (Starlette TestClient), with fake peers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from egov_verify_portal.domain.report import ProofCheck, RegistryFinding, RegistryStatus, Verdict
+from egov_verify_portal.domain.services import DocumentRejected, PeerUnavailable, RejectionReason
+from starlette.testclient import TestClient
+from verify_portal_fixtures import (
+    MAX_UPLOAD,
+    MINIMAL_PDF,
+    SIGNER_TH,
+    FakeTrustServices,
+    registered,
+    report,
+    signature,
+    upload,
+)
+
+
+def sealed_token(html: str) -> str:
+    match = re.search(r'name="report" value="([^"]+)"', html)
+    assert match, "report page carries no sealed report"
+    return match.group(1)
+
+
+# ---- upload page ------------------------------------------------------------------------------
+
+
+def test_upload_page_is_thai_by_default_and_shows_the_size_limit(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert '<html lang="th">' in page.text
+    assert "ขนาดไฟล์สูงสุด 64 KB" in page.text
+    assert f'data-max-bytes="{MAX_UPLOAD}"' in page.text
+    assert 'type="file"' in page.text and 'accept="application/pdf,.pdf"' in page.text
+    assert '<label for="file"' in page.text
+
+
+def test_language_switch_by_query_sticks_in_a_cookie(client: TestClient) -> None:
+    english = client.get("/?lang=en")
+    assert '<html lang="en">' in english.text
+    assert "Maximum file size 64 KB" in english.text
+    assert english.cookies.get("lang") == "en"
+    again = client.get("/")
+    assert '<html lang="en">' in again.text
+    back = client.get("/?lang=th")
+    assert '<html lang="th">' in back.text
+
+
+def test_an_unknown_language_falls_back_to_thai(client: TestClient) -> None:
+    assert '<html lang="th">' in client.get("/?lang=xx").text
+
+
+# ---- security headers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/static/portal.css", "/static/portal.js", "/nowhere", "/healthz"]
+)
+def test_every_response_carries_the_security_headers(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_pages_have_no_inline_script_or_style_and_load_nothing_external(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.documents["DOC-01TEST"] = registered()
+    pages = [client.get("/").text, upload(client).text, client.get("/d/DOC-01TEST").text]
+    for html in pages:
+        assert "<style" not in html
+        assert " style=" not in html
+        assert re.search(r"<script(?![^>]*\bsrc=\"/static/)", html) is None
+        assert " on" + "click=" not in html and " onload=" not in html
+        assert "http://" not in html and "https://" not in html.replace(
+            'xmlns="http://www.w3.org/2000/svg"', ""
+        )
+
+
+def test_static_files_have_their_content_types(client: TestClient) -> None:
+    assert client.get("/static/portal.css").headers["content-type"].startswith("text/css")
+    assert "javascript" in client.get("/static/portal.js").headers["content-type"]
+
+
+# ---- report page ------------------------------------------------------------------------------
+
+
+def test_a_valid_document_says_valid_with_icon_colour_and_the_thai_signer_name(
+    client: TestClient,
+) -> None:
+    page = upload(client)
+    assert page.status_code == 200
+    assert 'data-verdict="valid"' in page.text
+    assert 'class="verdict verdict-valid"' in page.text
+    assert '<svg class="icon"' in page.text
+    assert ">ถูกต้อง<" in page.text
+    assert SIGNER_TH in page.text
+    assert "PNOTH-1-2345-xxxxx-xx-1" in page.text
+    assert "B-LTA" in page.text
+    # Buddhist-era date in Thai, Bangkok time: 04:50 UTC is 11:50 in Bangkok
+    assert "25 พฤศจิกายน 2569 เวลา 11:50:00 น." in page.text
+    assert "ยืนยันด้วยตราประทับเวลา" in page.text
+    assert page.headers["cache-control"] == "no-store"
+
+
+def test_the_file_reaches_the_signing_service_unchanged_with_its_name(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    upload(client, MINIMAL_PDF, name="ใบรับรอง.pdf")
+    assert services.received == [(MINIMAL_PDF, "ใบรับรอง.pdf", "th")]
+
+
+def test_a_tampered_document_says_not_valid_and_why(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report(Verdict.INVALID)
+    page = upload(client)
+    assert 'data-verdict="invalid"' in page.text
+    assert ">ไม่ถูกต้อง<" in page.text
+    assert "เนื้อหาเอกสารถูกแก้ไขหลังลงลายมือชื่อ" in page.text
+    english = upload(client, lang="en")
+    assert ">Not valid<" in english.text
+    assert "the document&#39;s content was changed after signing" in english.text
+
+
+def test_a_page_swapped_after_signing_shows_the_forbidden_change(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    swapped = signature(
+        Verdict.INVALID,
+        sub_indication="ILLEGAL_MODIFICATIONS",
+        covers_whole_document=False,
+        coverage="ENTIRE_REVISION",
+        modifications="OTHER",
+        modifications_allowed=False,
+    )
+    services.next_report = report(Verdict.INVALID, signatures=(swapped,))
+    page = upload(client, lang="en")
+    assert "not allowed" in page.text
+    assert "changes that are not allowed (OTHER)" in page.text
+    assert "the signed version; content was added later" in page.text
+
+
+def test_an_untrusted_chain_says_cannot_tell(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    sig = signature(
+        Verdict.INDETERMINATE,
+        indication="INDETERMINATE",
+        sub_indication="NO_CERTIFICATE_CHAIN_FOUND",
+        certificate_trusted=False,
+    )
+    services.next_report = report(Verdict.INDETERMINATE, signatures=(sig,))
+    page = upload(client, lang="en")
+    assert 'data-verdict="indeterminate"' in page.text
+    assert ">Cannot tell<" in page.text
+    assert "no certificate chain to a trusted authority" in page.text
+
+
+def test_a_revoked_registry_entry_makes_a_well_signed_document_not_valid(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report(
+        registry=registered(RegistryStatus.REVOKED, revocation_reason="ออกผิดพลาด (issued in error)")
+    )
+    page = upload(client)
+    assert 'data-verdict="invalid"' in page.text
+    assert "ถูกเพิกถอน" in page.text
+    assert "ออกผิดพลาด (issued in error)" in page.text
+
+
+def test_a_superseded_entry_links_to_the_newer_version(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report(
+        registry=registered(RegistryStatus.SUPERSEDED, superseded_by="DOC-02NEWER")
+    )
+    page = upload(client, lang="en")
+    assert 'data-verdict="indeterminate"' in page.text
+    assert 'href="/d/DOC-02NEWER"' in page.text
+    assert "Superseded by a newer version" in page.text
+
+
+def test_a_registry_claim_whose_proof_fails_cannot_be_relied_on(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    finding = RegistryFinding(
+        status=RegistryStatus.REGISTERED,
+        entry=registered().entry,
+        proof=ProofCheck.FAILED,
+        proof_detail="inclusion proof does not lead to the tree head's root",
+    )
+    services.next_report = report(registry=finding)
+    page = upload(client, lang="en")
+    assert 'data-verdict="indeterminate"' in page.text
+    assert "inclusion proof does NOT verify" in page.text
+
+
+def test_a_registered_document_shows_its_checked_inclusion_proof(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report(registry=registered())
+    page = upload(client, lang="en")
+    assert "Registered" in page.text
+    assert "inclusion proof checked: it verifies" in page.text
+    assert 'href="/d/DOC-01TEST"' in page.text
+
+
+def test_the_report_page_switches_language_without_uploading_again(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    page = upload(client)
+    again = client.post("/report", data={"report": sealed_token(page.text), "lang": "en"})
+    assert again.status_code == 200
+    assert '<html lang="en">' in again.text
+    assert ">Valid<" in again.text
+    assert SIGNER_TH in again.text
+    assert "25 November 2026, 11:50:00" in again.text
+    assert len(services.received) == 1
+
+
+def test_a_forged_report_is_not_shown_or_downloaded(client: TestClient) -> None:
+    token = sealed_token(upload(client).text)
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    for path in ("/report", "/report.xml", "/report.pdf"):
+        response = client.post(path, data={"report": forged})
+        assert response.status_code == 400
+        assert "หมดอายุหรือไม่ถูกต้อง" in response.text
+
+
+def test_the_etsi_xml_report_downloads_as_xml(client: TestClient) -> None:
+    token = sealed_token(upload(client).text)
+    response = client.post("/report.xml", data={"report": token})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/xml")
+    assert "attachment" in response.headers["content-disposition"]
+    assert b"http://uri.etsi.org/19102" in response.content
+
+
+def test_the_summary_downloads_as_a_one_page_pdf(client: TestClient) -> None:
+    token = sealed_token(upload(client).text)
+    response = client.post("/report.pdf", data={"report": token, "lang": "th"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF-")
+    assert response.content.count(b"/Type /Page\n") + response.content.count(b"/Type /Page ") <= 1
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+
+def test_a_non_pdf_is_refused_with_a_clear_message(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    response = upload(client, b"GIF89a not a pdf at all", name="cat.gif")
+    assert response.status_code == 415
+    assert "ไฟล์นี้ไม่ใช่ PDF" in response.text
+    assert services.received == []
+
+
+def test_an_oversized_file_is_refused_while_it_streams(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    big = b"%PDF-1.7\n" + b"0" * (MAX_UPLOAD + 1)
+    response = upload(client, big, lang="en")
+    assert response.status_code == 413
+    assert "larger than 64 KB" in response.text or "ไฟล์มีขนาดเกิน 64 KB" in response.text
+    assert services.received == []
+
+
+def test_an_oversized_body_without_content_length_is_cut_off(client: TestClient) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b"%PDF-1.7\n"
+        for _ in range(4 * MAX_UPLOAD // 4096):
+            yield b"0" * 4096
+
+    response = client.post("/verify", content=chunks(), headers={"content-type": "application/pdf"})
+    assert response.status_code == 413
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading(client: TestClient) -> None:
+    response = client.post(
+        "/verify",
+        content=b"%PDF-1.7\n",
+        headers={"content-type": "application/pdf", "content-length": str(10 * MAX_UPLOAD)},
+    )
+    assert response.status_code == 413
+
+
+def test_a_bare_pdf_body_is_accepted(client: TestClient, services: FakeTrustServices) -> None:
+    response = client.post(
+        "/verify", content=MINIMAL_PDF, headers={"content-type": "application/pdf"}
+    )
+    assert response.status_code == 200
+    assert services.received[0][0] == MINIMAL_PDF
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", ""])
+def test_other_content_types_are_refused(client: TestClient, content_type: str) -> None:
+    response = client.post("/verify", content=b"{}", headers={"content-type": content_type})
+    assert response.status_code == 400
+    assert "คำขอไม่ถูกต้อง" in response.text
+
+
+def test_a_form_without_a_file_asks_for_one(client: TestClient) -> None:
+    response = client.post("/verify", files={"other": ("x.txt", b"hello", "text/plain")})
+    assert response.status_code == 400
+    assert "โปรดเลือกไฟล์ PDF" in response.text
+
+
+def test_a_broken_pdf_gets_a_clear_message(client: TestClient, services: FakeTrustServices) -> None:
+    services.raise_on_verify = DocumentRejected(RejectionReason.BROKEN_PDF, "startxref loop")
+    response = upload(client, lang="en")
+    assert response.status_code == 422
+    assert "This PDF cannot be read" in response.text
+    assert "startxref" not in response.text
+
+
+def test_a_pdf_without_signatures_says_there_is_nothing_to_verify(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report(Verdict.INDETERMINATE, signatures=())
+    response = upload(client, lang="en")
+    assert response.status_code == 422
+    assert "has no electronic signature" in response.text
+
+
+def test_an_unavailable_signing_service_is_a_message_and_the_portal_keeps_serving(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.raise_on_verify = PeerUnavailable("signing: UNAVAILABLE")
+    response = upload(client, lang="en")
+    assert response.status_code == 503
+    assert "unavailable right now" in response.text
+    services.raise_on_verify = None
+    assert upload(client).status_code == 200
+
+
+def test_an_unexpected_error_shows_a_page_not_a_stack_trace(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.raise_on_verify = RuntimeError("boom in a library")
+    response = upload(client, lang="en")
+    assert response.status_code == 500
+    assert "Traceback" not in response.text and "boom" not in response.text
+    assert "<html" in response.text
+    assert client.get("/").status_code == 200
+
+
+def test_unknown_pages_and_wrong_methods_get_a_page(client: TestClient) -> None:
+    missing = client.get("/no/such/page")
+    assert missing.status_code == 404 and "ไม่พบหน้าที่ต้องการ" in missing.text
+    wrong = client.get("/verify")
+    assert wrong.status_code == 405 and "<html" in wrong.text
+
+
+# ---- /d/<document id> ---------------------------------------------------------------------------
+
+
+def test_the_qr_link_page_shows_the_registry_entry_and_invites_an_upload(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.documents["DOC-01TEST"] = registered()
+    page = client.get("/d/DOC-01TEST")
+    assert page.status_code == 200
+    for text in (
+        "DOC-01TEST",
+        "กรมพัฒนาธุรกิจการค้า",
+        "business-registration",
+        "ab" * 32,
+        "ขึ้นทะเบียนแล้ว",
+    ):
+        assert text in page.text
+    assert "25 พฤศจิกายน 2569" in page.text
+    assert 'name="expected_document_id" value="DOC-01TEST"' in page.text
+    assert 'action="/verify"' in page.text
+
+
+def test_the_qr_link_page_of_a_revoked_document_shows_revoked_and_why(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.documents["DOC-01TEST"] = registered(
+        RegistryStatus.REVOKED, revocation_reason="Obtained by fraud (fraud)"
+    )
+    page = client.get("/d/DOC-01TEST?lang=en")
+    assert "Revoked" in page.text
+    assert "Obtained by fraud (fraud)" in page.text
+    assert "registry-revoked" in page.text
+
+
+def test_an_unknown_document_id_is_a_not_found_page(client: TestClient) -> None:
+    page = client.get("/d/DOC-NOPE?lang=en")
+    assert page.status_code == 404
+    assert "No document DOC-NOPE in the registry" in page.text
+    odd = client.get("/d/%3Cscript%3E")
+    assert odd.status_code == 404 and "<script>" not in odd.text
+
+
+def test_an_unreachable_registry_is_a_message(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.registry_down = True
+    page = client.get("/d/DOC-01TEST?lang=en")
+    assert page.status_code == 503
+    assert "registry cannot be reached" in page.text
+
+
+def test_comparing_the_registered_copy_says_it_matches(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report(registry=registered())
+    page = upload(client, expected_document_id="DOC-01TEST", lang="en")
+    assert "Your file is the registered document DOC-01TEST" in page.text
+    assert 'data-verdict="valid"' in page.text
+
+
+def test_comparing_another_file_says_it_is_not_the_registered_document(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report()  # validly signed, but not this registry entry
+    page = upload(client, expected_document_id="DOC-01TEST", lang="en")
+    assert "Your file is NOT the registered document DOC-01TEST" in page.text
+    assert 'data-verdict="invalid"' in page.text
+
+
+# ---- probes ------------------------------------------------------------------------------------
+
+
+def test_health_and_readiness(client: TestClient, services: FakeTrustServices) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").status_code == 200
+    services.ready["registry"] = False
+    not_ready = client.get("/readyz")
+    assert not_ready.status_code == 503
+    assert not_ready.json()["peers"] == {"signing": True, "registry": False}
