@@ -191,6 +191,7 @@ class DocumentVerifier:
             deadline.check()
             reports.append(await self._verify_one(ctx, name, sig_field))
         reports.sort(key=lambda r: (r.signed_revision is None, r.signed_revision or 0))
+        reports = [_enforce_no_changes_certification(reader, r) for r in reports]
         reports = _assign_pades_levels(reports, has_dss_revinfo=bool(ocsps or crls))
         revisions = reader.xrefs.total_revisions
         signed = [r.signed_revision for r in reports if r.signed_revision is not None]
@@ -331,6 +332,49 @@ async def _release(vc: ValidationContext) -> None:
             await vc.release()
     except Exception:  # noqa: S110 - closing idle fetchers must not change a verdict
         pass
+
+
+def _enforce_no_changes_certification(
+    reader: PdfFileReader, report: SignatureReport
+) -> SignatureReport:
+    """After DocMDP P=1 only DSS updates and document timestamps may follow (PAdES, EN 319 142-1
+    5.4): pyHanko accepts a new empty signature field there; we do not."""
+    if report.certification_level != 1 or report.signed_revision is None:
+        return report
+    if report.indication is Indication.TOTAL_FAILED:
+        return report
+    try:
+        before = {
+            name
+            for name, _, _ in enumerate_sig_fields(
+                reader.get_historical_resolver(report.signed_revision)
+            )
+        }
+        offending = []
+        for name, value, _ in enumerate_sig_fields(reader):
+            if name in before:
+                continue
+            kind = str(value.get_object().get("/Type", "/Sig")) if value is not None else ""
+            if kind != "/DocTimeStamp":
+                offending.append(name)
+    except PdfDecodeLimitError:
+        raise
+    except Exception as err:
+        offending = [f"(unreadable later revision: {type(err).__name__})"]
+    if not offending:
+        return report
+    return dataclasses.replace(
+        report,
+        indication=Indication.TOTAL_FAILED,
+        sub_indication="ILLEGAL_MODIFICATIONS",
+        docmdp_ok=False,
+        pades_level=PadesLevel.NONE,
+        reasons=(
+            "the document was certified with no changes allowed, yet signature fields were "
+            f"added afterwards: {', '.join(offending)[:200]}",
+            *report.reasons,
+        ),
+    )
 
 
 def _signature_fields(
@@ -543,7 +587,7 @@ def _assign_pades_levels(
             and report.signed_revision is not None
             and r.signed_revision > report.signed_revision
         ]
-        if level is PadesLevel.B_T and has_dss_revinfo and later:
+        if level is PadesLevel.B_T and has_dss_revinfo:
             level = PadesLevel.B_LT
             if any(
                 r.kind is SignatureKind.DOCUMENT_TIMESTAMP

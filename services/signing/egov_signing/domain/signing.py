@@ -1,0 +1,569 @@
+"""PAdES signing with a key that stays in the keys service.
+
+The flow, for one document or a batch (one authorisation for all):
+
+1. each PDF is prepared once with the signature size reserved up front (no dry-run build), its
+   /ByteRange digest computed and its CMS signed attributes built;
+2. the digests of the signed attributes of every document go to keys.Authorize in one call (one
+   SAD) and to keys.SignHash in one call: only hashes cross that port;
+3. :class:`RemoteKeySigner` (a pyHanko ``Signer``) packages each returned signature value into
+   the CMS; pyHanko adds the signature time-stamp (B-T), the DSS (B-LT) and a document
+   time-stamp (B-LTA);
+4. the final PDF is registered when asked; a registration failure leaves the document signed
+   with status UNREGISTERED and the reason.
+
+A document that fails before step 2 is reported on its own and left out of the authorisation;
+the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import io
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from asn1crypto import algos, x509
+from egov_common.clock import Clock, SystemClock
+from egov_common.errors import EgovError, FailedPrecondition, InvalidArgument
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfDecodeLimitError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields as pdf_fields
+from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes, Signer
+from pyhanko.sign.signers.pdf_signer import (
+    PdfPostSignatureDocument,
+    PdfSignatureMetadata,
+    PdfSigner,
+    PdfTBSDocument,
+)
+from pyhanko.sign.timestamps import TimeStamper
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from .pdf_input import DocumentLimits, decompression_refused, open_untrusted_pdf
+from .ports import (
+    KeyAlgorithm,
+    KeysPort,
+    RegistrationSpec,
+    RegistryPort,
+    ReservedDocumentId,
+    SigningCredential,
+)
+from .stamp import StampSpec, stamp_lines, stamp_style
+
+__all__ = [
+    "BatchItem",
+    "DocumentOutcome",
+    "Level",
+    "PdfSigningService",
+    "RegistrationStatus",
+    "RemoteKeySigner",
+    "SignOptions",
+    "SignedDocument",
+]
+
+_log = logging.getLogger(__name__)
+
+FIELD_NOT_FOUND = "FIELD_NOT_FOUND"
+FIELD_ALREADY_SIGNED = "FIELD_ALREADY_SIGNED"
+TSA_UNAVAILABLE = "TSA_UNAVAILABLE"
+REVOCATION_UNAVAILABLE = "REVOCATION_UNAVAILABLE"
+SIGNATURE_MISSING = "SIGNATURE_MISSING"
+
+_HASH = "sha256"
+
+
+class Level(enum.StrEnum):
+    B_B = "B-B"
+    B_T = "B-T"
+    B_LT = "B-LT"
+    B_LTA = "B-LTA"
+
+
+class RegistrationStatus(enum.StrEnum):
+    NOT_REQUESTED = "NOT_REQUESTED"
+    REGISTERED = "REGISTERED"
+    UNREGISTERED = "UNREGISTERED"
+
+
+@dataclass(frozen=True)
+class SignOptions:
+    """How to sign; ``certification`` is a DocMDP P value (1, 2, 3) or None for approval."""
+
+    credential_id: str
+    level: Level
+    authorization_proof: str = ""
+    field_name: str = ""
+    reason: str = ""
+    location: str = ""
+    contact_info: str = ""
+    certification: int | None = None
+    stamp: StampSpec | None = None
+    registration: RegistrationSpec | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SignedDocument:
+    pdf: bytes
+    sha256: bytes
+    level: Level
+    field_name: str
+    signing_time: datetime
+    registration_status: RegistrationStatus
+    document_id: str = ""
+    verification_url: str = ""
+    registration_error: EgovError | None = None
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    client_reference: str
+    pdf: bytes
+    registration: RegistrationSpec | None = None
+
+
+@dataclass(frozen=True)
+class DocumentOutcome:
+    client_reference: str
+    signed: SignedDocument | None = None
+    error: EgovError | None = None
+
+
+class RemoteKeySigner(Signer):
+    """A pyHanko ``Signer`` whose key lives in the keys service.
+
+    Signature values come from :meth:`provide` (filled from one keys.SignHash call for a whole
+    batch). Without a provided value and with ``on_demand`` set, it authorises and signs the one
+    digest itself. A dry run (pyHanko's size estimate) returns zeros of the key's maximal
+    signature length and never reaches keys.
+    """
+
+    def __init__(
+        self,
+        credential: _ParsedCredential,
+        *,
+        on_demand: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        super().__init__(
+            signing_cert=credential.signer_cert,
+            cert_registry=SimpleCertificateStore.from_certs(credential.chain),
+            signature_mechanism=credential.mechanism,
+            embed_roots=True,
+        )
+        self._max_len = credential.key_algorithm.max_signature_bytes
+        self._values: dict[bytes, bytes] = {}
+        self._on_demand = on_demand
+        #: every digest that left through this signer (tests assert only hashes cross)
+        self.digests_sent: list[bytes] = []
+
+    def provide(self, digest: bytes, signature: bytes) -> None:
+        self._values[digest] = signature
+
+    async def async_sign_raw(
+        self, data: bytes, digest_algorithm: str, dry_run: bool = False
+    ) -> bytes:
+        if dry_run:
+            return bytes(self._max_len)
+        digest = hashlib.new(digest_algorithm, data).digest()
+        value = self._values.pop(digest, None)
+        if value is not None:
+            return value
+        if self._on_demand is None:
+            raise FailedPrecondition(SIGNATURE_MISSING, "no authorised signature for this digest")
+        self.digests_sent.append(digest)
+        return self._on_demand(digest)
+
+
+@dataclass(frozen=True)
+class _ParsedCredential:
+    credential_id: str
+    signer_cert: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    key_algorithm: KeyAlgorithm
+    mechanism: algos.SignedDigestAlgorithm
+    chain_bytes: int
+
+    @classmethod
+    def parse(cls, credential: SigningCredential) -> _ParsedCredential:
+        chain = tuple(x509.Certificate.load(der) for der in credential.certificate_chain)
+        if not chain:
+            raise FailedPrecondition("CREDENTIAL_WITHOUT_CERTIFICATE", "credential has no chain")
+        mech = "sha256_ecdsa" if credential.key_algorithm.is_ec else "sha256_rsa"
+        return cls(
+            credential_id=credential.credential_id,
+            signer_cert=chain[0],
+            chain=chain,
+            key_algorithm=credential.key_algorithm,
+            mechanism=algos.SignedDigestAlgorithm({"algorithm": mech}),
+            chain_bytes=sum(len(der) for der in credential.certificate_chain),
+        )
+
+
+@dataclass
+class _Prepared:
+    """One document between preparation and signature (mutable while it moves on)."""
+
+    reference: str
+    field_name: str
+    tbs: PdfTBSDocument
+    digest: PreparedByteRangeDigest
+    output: io.BytesIO
+    signed_attrs: object
+    attrs_digest: bytes
+    signing_time: datetime
+    reservation: ReservedDocumentId | None
+    registration: RegistrationSpec | None
+    error: EgovError | None = None
+    result: SignedDocument | None = field(default=None)
+
+
+class PdfSigningService:
+    """Signs PDFs through the keys port; registers them through the registry port.
+
+    ``timestamper`` is the keys service's TSA (RFC 3161 over HTTP) and is needed for B-T and
+    above; ``validation_context_factory`` builds the context whose OCSP/CRL fetches (our own
+    services only) fill the DSS for B-LT and B-LTA. Parsed credentials are cached for
+    ``credential_ttl_seconds``.
+    """
+
+    def __init__(
+        self,
+        keys: KeysPort,
+        *,
+        registry: RegistryPort | None = None,
+        timestamper: TimeStamper | None = None,
+        validation_context_factory: Callable[[], ValidationContext] | None = None,
+        limits: DocumentLimits | None = None,
+        clock: Clock | None = None,
+        font_path: str | None = None,
+        credential_ttl_seconds: float = 60.0,
+        timestamp_reserve_bytes: int = 12_000,
+    ) -> None:
+        self._keys = keys
+        self._registry = registry
+        self._timestamper = timestamper
+        self._vc_factory = validation_context_factory
+        self._limits = limits or DocumentLimits()
+        self._clock = clock or SystemClock()
+        self._font_path = font_path
+        self._ttl = credential_ttl_seconds
+        self._ts_reserve = timestamp_reserve_bytes
+        self._credentials: dict[str, tuple[float, _ParsedCredential]] = {}
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def sign(self, pdf: bytes, options: SignOptions) -> SignedDocument:
+        """Sign one PDF. Raises EgovError (bad input, keys refusal, TSA/OCSP unavailable)."""
+        outcome = self.sign_batch([BatchItem("", pdf, options.registration)], options)[0]
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.signed is not None
+        return outcome.signed
+
+    def sign_batch(self, items: Sequence[BatchItem], options: SignOptions) -> list[DocumentOutcome]:
+        """Sign several PDFs under one authorisation; results in input order.
+
+        A document that cannot be prepared fails alone. Errors of Authorize/SignHash concern
+        every document and are raised.
+        """
+        return asyncio.run(self._sign_batch(items, options))
+
+    # -- the flow -----------------------------------------------------------------------------
+
+    async def _sign_batch(
+        self, items: Sequence[BatchItem], options: SignOptions
+    ) -> list[DocumentOutcome]:
+        credential = self._credential(options.credential_id)
+        self._check_level(options.level)
+        signer = RemoteKeySigner(credential)
+        prepared: list[_Prepared | DocumentOutcome] = []
+        for item in items:
+            try:
+                prepared.append(await self._prepare(item, options, credential, signer))
+            except EgovError as err:
+                prepared.append(DocumentOutcome(item.client_reference, error=err))
+        ready = [p for p in prepared if isinstance(p, _Prepared)]
+        if ready:
+            hashes = [p.attrs_digest for p in ready]
+            sad = self._keys.authorize(
+                credential.credential_id,
+                hashes,
+                hash_algorithm=_HASH,
+                authorization_proof=options.authorization_proof,
+                description=options.description or f"{len(hashes)} PDF signature(s)",
+            )
+            values = self._keys.sign_hash(
+                credential.credential_id,
+                sad,
+                hashes,
+                hash_algorithm=_HASH,
+                key_algorithm=credential.key_algorithm,
+            )
+            if len(values) != len(hashes):
+                raise FailedPrecondition(SIGNATURE_MISSING, "keys returned too few signatures")
+            signer.digests_sent.extend(hashes)
+            for digest, value in zip(hashes, values, strict=True):
+                signer.provide(digest, value)
+            for p in ready:
+                try:
+                    p.result = await self._finish(p, options, signer, credential)
+                except EgovError as err:
+                    p.error = err
+        outcomes: list[DocumentOutcome] = []
+        for p in prepared:
+            if isinstance(p, DocumentOutcome):
+                outcomes.append(p)
+            else:
+                outcomes.append(DocumentOutcome(p.reference, signed=p.result, error=p.error))
+        return outcomes
+
+    def _check_level(self, level: Level) -> None:
+        if level is not Level.B_B and self._timestamper is None:
+            raise FailedPrecondition(TSA_UNAVAILABLE, f"{level} needs a time-stamp authority")
+        if level in (Level.B_LT, Level.B_LTA) and self._vc_factory is None:
+            raise FailedPrecondition(
+                REVOCATION_UNAVAILABLE, f"{level} needs revocation information"
+            )
+
+    def _credential(self, credential_id: str) -> _ParsedCredential:
+        now = time.monotonic()
+        cached = self._credentials.get(credential_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        parsed = _ParsedCredential.parse(self._keys.get_credential(credential_id))
+        self._credentials[credential_id] = (now, parsed)
+        return parsed
+
+    def _reserve(self, spec: RegistrationSpec | None) -> ReservedDocumentId | None:
+        if spec is None:
+            return None
+        if self._registry is None:
+            raise FailedPrecondition("REGISTRY_NOT_CONFIGURED", "no registry to register in")
+        return self._registry.reserve_document_id(spec)
+
+    async def _prepare(
+        self,
+        item: BatchItem,
+        options: SignOptions,
+        credential: _ParsedCredential,
+        signer: RemoteKeySigner,
+    ) -> _Prepared:
+        reader = open_untrusted_pdf(item.pdf, self._limits)
+        field_name, existing = _choose_field(reader, options.field_name)
+        reservation = self._reserve(item.registration)
+        signing_time = self._clock.now()
+        level = options.level
+        meta = PdfSignatureMetadata(
+            field_name=field_name,
+            md_algorithm=_HASH,
+            reason=options.reason or None,
+            location=options.location or None,
+            contact_info=options.contact_info or None,
+            subfilter=pdf_fields.SigSeedSubFilter.PADES,
+            certify=options.certification is not None,
+            docmdp_permissions=pdf_fields.MDPPerm(options.certification or 2),
+            embed_validation_info=level in (Level.B_LT, Level.B_LTA),
+            use_pades_lta=level is Level.B_LTA,
+            validation_context=(
+                self._vc_factory()
+                if self._vc_factory and level in (Level.B_LT, Level.B_LTA)
+                else None
+            ),
+        )
+        stamp_style_obj = None
+        text_params: dict[str, str] | None = None
+        new_field = None
+        stamp = options.stamp
+        if stamp is not None:
+            subject = credential.signer_cert.subject.native
+            lines = stamp_lines(
+                signer=str(subject.get("common_name", "")),
+                organisation=str(subject.get("organization_name", "")),
+                when=signing_time,
+                reason=options.reason,
+                language=stamp.language,
+            )
+            with_qr = stamp.include_qr_code and reservation is not None
+            stamp_style_obj = stamp_style(
+                lines, language=stamp.language, with_qr=with_qr, font_path=self._font_path
+            )
+            if with_qr:
+                assert reservation is not None
+                text_params = {"url": reservation.verification_url}
+            if not existing:
+                pages = int(reader.root["/Pages"]["/Count"])
+                page = (stamp.page or pages) - 1
+                if not 0 <= page < pages:
+                    raise InvalidArgument("STAMP_PAGE_OUT_OF_RANGE", "no such page for the stamp")
+                new_field = pdf_fields.SigFieldSpec(
+                    sig_field_name=field_name,
+                    on_page=page,
+                    box=tuple(int(v) for v in (stamp.box or _default_box(reader, page))),
+                )
+        pdf_signer = PdfSigner(
+            meta,
+            signer=signer,
+            timestamper=self._timestamper if level is not Level.B_B else None,
+            stamp_style=stamp_style_obj,
+            new_field_spec=new_field,
+        )
+        try:
+            writer = IncrementalPdfFileWriter(io.BytesIO(item.pdf), strict=True)
+            session = pdf_signer.init_signing_session(writer, existing_fields_only=existing)
+            validation_info = await session.perform_presign_validation(writer)
+            tbs = session.prepare_tbs_document(
+                validation_info=validation_info,
+                bytes_reserved=self._bytes_reserved(credential, level),
+                appearance_text_params=text_params,
+            )
+            digest, output = tbs.digest_tbs_document(output=io.BytesIO())
+            signed_attrs = await signer.signed_attrs(
+                digest.document_digest,
+                _HASH,
+                attr_settings=PdfCMSSignedAttributes(
+                    signing_time=session.system_time,
+                    adobe_revinfo_attr=(
+                        None if validation_info is None else validation_info.adobe_revinfo_attr
+                    ),
+                    cades_signed_attrs=meta.cades_signed_attr_spec,
+                ),
+                use_pades=True,
+                timestamper=tbs.timestamper,
+                dry_run=False,
+            )
+        except EgovError:
+            raise
+        except PdfDecodeLimitError as err:
+            raise decompression_refused(err) from err
+        except Exception as err:
+            raise _signing_failure(err) from err
+        return _Prepared(
+            reference=item.client_reference,
+            field_name=field_name,
+            tbs=tbs,
+            digest=digest,
+            output=output,
+            signed_attrs=signed_attrs,
+            attrs_digest=hashlib.sha256(signed_attrs.dump()).digest(),
+            signing_time=session.system_time,
+            reservation=reservation,
+            registration=item.registration,
+        )
+
+    def _bytes_reserved(self, credential: _ParsedCredential, level: Level) -> int:
+        # signed attributes (~1 KiB incl. signing-certificate-v2) + chain + signature value,
+        # plus the signature time-stamp token (with its TSA chain) from B-T on
+        reserve = 2048 + credential.chain_bytes + credential.key_algorithm.max_signature_bytes
+        if level is not Level.B_B:
+            reserve += self._ts_reserve
+        return 2 * reserve  # counted in hex digits: the CMS is a hex string in /Contents
+
+    async def _finish(
+        self,
+        p: _Prepared,
+        options: SignOptions,
+        signer: RemoteKeySigner,
+        credential: _ParsedCredential,
+    ) -> SignedDocument:
+        try:
+            cms_obj = await signer.async_sign_prescribed_attributes(
+                _HASH,
+                p.signed_attrs,
+                timestamper=p.tbs.timestamper,  # type: ignore[arg-type]
+            )
+            sig_contents = p.tbs.cms_writer.send(cms_obj)
+            post = PdfPostSignatureDocument(
+                sig_contents,
+                post_sign_instr=p.tbs.post_sign_instructions,
+                validation_context=p.tbs.validation_context,
+            )
+            await post.post_signature_processing(p.output, chunk_size=64 * 1024)
+        except EgovError:
+            raise
+        except Exception as err:
+            raise _signing_failure(err) from err
+        pdf = p.output.getvalue()
+        sha = hashlib.sha256(pdf).digest()
+        status = RegistrationStatus.NOT_REQUESTED
+        reg_error: EgovError | None = None
+        if p.reservation is not None and p.registration is not None:
+            assert self._registry is not None
+            try:
+                self._registry.register(
+                    p.registration,
+                    document_id=p.reservation.document_id,
+                    sha256=sha,
+                    signer_certificate_sha256=[
+                        hashlib.sha256(credential.signer_cert.dump()).digest()
+                    ],
+                )
+                status = RegistrationStatus.REGISTERED
+            except EgovError as err:
+                status, reg_error = RegistrationStatus.UNREGISTERED, err
+            except Exception as err:  # the PDF is signed: never lose it over registration
+                status = RegistrationStatus.UNREGISTERED
+                reg_error = FailedPrecondition("REGISTRATION_FAILED", type(err).__name__)
+        return SignedDocument(
+            pdf=pdf,
+            sha256=sha,
+            level=options.level,
+            field_name=p.field_name,
+            signing_time=p.signing_time,
+            registration_status=status,
+            document_id=p.reservation.document_id if p.reservation else "",
+            verification_url=p.reservation.verification_url if p.reservation else "",
+            registration_error=reg_error,
+        )
+
+
+def _signing_failure(err: Exception) -> EgovError:
+    text = f"{type(err).__name__}: {str(err)[:200]}"
+    lowered = text.lower()
+    if "forbids all changes" in lowered:
+        return FailedPrecondition(
+            "DOCUMENT_CERTIFIED_NO_CHANGES",
+            "a certification signature on this PDF allows no further signatures (DocMDP P=1)",
+        )
+    if "timestamp" in lowered or "time stamp" in lowered or "tsa" in lowered:
+        from egov_common.errors import Unavailable
+
+        return Unavailable(TSA_UNAVAILABLE, "the time-stamp authority failed: " + text)
+    if "revocation" in lowered or "ocsp" in lowered or "crl" in lowered or "validat" in lowered:
+        from egov_common.errors import Unavailable
+
+        return Unavailable(REVOCATION_UNAVAILABLE, "revocation information failed: " + text)
+    return InvalidArgument("PDF_CANNOT_BE_SIGNED", text)
+
+
+def _choose_field(reader: PdfFileReader, requested: str) -> tuple[str, bool]:
+    """(field name, whether it exists already). Raises FIELD_ALREADY_SIGNED."""
+    existing: dict[str, bool] = {}
+    for name, value, _ref in pdf_fields.enumerate_sig_fields(reader):
+        existing[name] = value is not None
+    if requested:
+        if existing.get(requested):
+            raise FailedPrecondition(FIELD_ALREADY_SIGNED, f"field {requested!r} is signed")
+        return requested, requested in existing
+    n = len(existing) + 1
+    while f"Signature{n}" in existing:
+        n += 1
+    return f"Signature{n}", False
+
+
+def _default_box(reader: PdfFileReader, page: int) -> tuple[float, float, float, float]:
+    """260 x 90 pt at the bottom right, 36 pt from the edges."""
+    try:
+        page_ref, _ = reader.find_page_for_modification(page)
+        box = [float(v) for v in page_ref.get_object()["/MediaBox"]]
+    except Exception:  # inherited or odd MediaBox: assume A4
+        box = [0.0, 0.0, 595.0, 842.0]
+    right = box[2] - 36
+    return (right - 260, box[1] + 36, right, box[1] + 126)
