@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
@@ -11,47 +9,8 @@ from pathlib import Path
 
 import pytest
 from egov_clients.registry import RegistryClient
-from egov_pki.identifiers import check_digit
 from egov_testing.processes import ServiceProcess, start_service
-
-
-def agency_number(seed: int) -> str:
-    first = f"0994{seed:08d}"
-    return first + str(check_digit(first))
-
-
-AGENCY = f"TH-JUR:{agency_number(1)}"
-OTHER_AGENCY = f"TH-JUR:{agency_number(2)}"
-ISSUER_TOKEN = "issuer-token-agency-1"
-OTHER_ISSUER_TOKEN = "issuer-token-agency-2"
-READER_TOKEN = "reader-token"
-STATIC_TOKENS = {
-    ISSUER_TOKEN: {
-        "subject": "agency-1-backoffice",
-        "scopes": ["registry:issue"],
-        "agency": AGENCY,
-    },
-    OTHER_ISSUER_TOKEN: {
-        "subject": "agency-2-backoffice",
-        "scopes": ["registry:issue"],
-        "agency": OTHER_AGENCY,
-    },
-    READER_TOKEN: {"subject": "relying-party", "scopes": ["registry:read"]},
-}
-
-
-def digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode()).digest()
-
-
-def registry_env(database_url: str, key_file: Path) -> dict[str, str]:
-    return {
-        "EGOV_REGISTRY_DATABASE_URL": database_url,
-        "EGOV_REGISTRY_LOG_KEY_FILE": str(key_file),
-        "EGOV_REGISTRY_STATIC_TOKENS": json.dumps(STATIC_TOKENS),
-        "EGOV_REGISTRY_LOG_LEVEL": "WARNING",
-    }
-
+from registry_testenv import ISSUER_TOKEN, OTHER_ISSUER_TOKEN, READER_TOKEN, registry_env
 
 StartRegistry = Callable[..., AbstractContextManager[ServiceProcess]]
 

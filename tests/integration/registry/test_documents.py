@@ -1,0 +1,218 @@
+"""Every registry RPC over a real channel against a real process, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from egov.registry.v1 import registry_pb2 as pb
+from egov_clients.registry import RegistryClient, party
+from egov_common.errors import AlreadyExists, FailedPrecondition, PermissionDenied
+from egov_pki import merkle
+from registry_testenv import AGENCY, OTHER_AGENCY, digest, thai_number
+
+SUBJECT = "TH-PID:" + thai_number("110170023070")
+
+
+def test_reserved_id_is_registered_and_proven_in_the_log(
+    clients: dict[str, RegistryClient],
+) -> None:
+    issuer, reader = clients["issuer"], clients["reader"]
+    reservation = issuer.reserve_document_id(AGENCY, "birth-certificate")
+    assert reservation.verification_url.endswith(reservation.document_id)
+
+    document = issuer.register(
+        sha256=digest("birth certificate of somchai"),
+        issuer=AGENCY,
+        document_type="birth-certificate",
+        subject=SUBJECT,
+        document_id=reservation.document_id,
+        signer_certificate_sha256=[digest("seal certificate")],
+        valid_from_ms=1_767_225_600_000,
+        valid_until_ms=1_893_456_000_000,
+        metadata={"district": "Bang Rak", "title": "สูติบัตร"},
+    )
+
+    assert document.document_id == reservation.document_id
+    assert document.status == pb.DOCUMENT_STATUS_REGISTERED
+    assert f"TH-PID:{document.subject.value}" == SUBJECT
+    verified = reader.verify_document(document.document_id)
+    assert verified.document == document
+    assert verified.tree_head.tree_size == 1
+
+
+def test_retry_with_same_key_returns_the_same_document(clients: dict[str, RegistryClient]) -> None:
+    issuer = clients["issuer"]
+    request = issuer.registration(sha256=digest("permit"), issuer=AGENCY, document_type="permit")
+
+    first = issuer.register_request(request)
+    again = issuer.register_request(request)
+
+    assert not first.replayed and again.replayed
+    assert again.document == first.document
+    assert issuer.get_signed_tree_head().tree_size == 1
+
+
+def test_same_key_with_another_payload_is_refused(clients: dict[str, RegistryClient]) -> None:
+    issuer = clients["issuer"]
+    first = issuer.register(
+        sha256=digest("a"), issuer=AGENCY, document_type="permit", idempotency_key="k-1"
+    )
+    with pytest.raises(FailedPrecondition) as refused:
+        issuer.register(
+            sha256=digest("b"), issuer=AGENCY, document_type="permit", idempotency_key="k-1"
+        )
+    assert refused.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert refused.value.metadata["document_id"] == first.document_id
+
+
+def test_same_hash_twice_for_one_issuer_names_the_existing_document(
+    clients: dict[str, RegistryClient],
+) -> None:
+    first = clients["issuer"].register(sha256=digest("x"), issuer=AGENCY, document_type="permit")
+    with pytest.raises(AlreadyExists) as refused:
+        clients["issuer"].register(sha256=digest("x"), issuer=AGENCY, document_type="permit")
+    assert refused.value.reason == "HASH_ALREADY_REGISTERED"
+    assert refused.value.metadata["document_id"] == first.document_id
+    # Another issuer may register the same bytes (e.g. a countersigned copy).
+    clients["other"].register(sha256=digest("x"), issuer=OTHER_AGENCY, document_type="permit")
+    assert len(clients["reader"].lookup_by_hash(digest("x"))) == 2
+
+
+def test_batch_registration_reports_each_item(clients: dict[str, RegistryClient]) -> None:
+    issuer = clients["issuer"]
+    requests = [
+        issuer.registration(sha256=digest(f"batch {i}"), issuer=AGENCY, document_type="permit")
+        for i in range(5)
+    ]
+    requests.append(requests[0])  # the same key again in the same batch: a replay
+    requests.append(
+        issuer.registration(sha256=digest("batch 1"), issuer=AGENCY, document_type="permit")
+    )
+    results = issuer.register_many(requests)
+    assert [type(r).__name__ for r in results] == ["RegisterDocumentResponse"] * 6 + [
+        "AlreadyExists"
+    ]
+    assert results[5].replayed and results[5].document == results[0].document  # type: ignore[union-attr]
+    assert issuer.get_signed_tree_head().tree_size == 5
+
+
+def test_only_the_agencys_issuer_may_register_revoke_or_supersede(
+    clients: dict[str, RegistryClient],
+) -> None:
+    for name in ("other", "reader", "anonymous"):
+        with pytest.raises(PermissionDenied) as refused:
+            clients[name].register(sha256=digest("n"), issuer=AGENCY, document_type="permit")
+        assert refused.value.reason == "NOT_ISSUER"
+    document = clients["issuer"].register(sha256=digest("n"), issuer=AGENCY, document_type="p")
+    newer = clients["issuer"].register(sha256=digest("n2"), issuer=AGENCY, document_type="p")
+    with pytest.raises(PermissionDenied) as refused:
+        clients["other"].revoke(document.document_id, pb.REVOCATION_REASON_FRAUD)
+    assert refused.value.reason == "NOT_ISSUER"
+    with pytest.raises(PermissionDenied):
+        clients["reader"].supersede(document.document_id, newer.document_id)
+    with pytest.raises(PermissionDenied):
+        clients["anonymous"].reserve_document_id(AGENCY, "permit")
+    assert clients["anonymous"].get_document(document.document_id).status == (
+        pb.DOCUMENT_STATUS_REGISTERED
+    )
+    assert clients["anonymous"].get_signed_tree_head().tree_size == 2
+
+
+def test_revocation_keeps_history_and_is_proven(clients: dict[str, RegistryClient]) -> None:
+    issuer, reader = clients["issuer"], clients["reader"]
+    document = issuer.register(sha256=digest("r"), issuer=AGENCY, document_type="licence")
+
+    revoked = issuer.revoke(document.document_id, pb.REVOCATION_REASON_FRAUD, "forged photo")
+    retried = issuer.revoke(document.document_id, pb.REVOCATION_REASON_FRAUD, "forged photo")
+
+    assert revoked.status == pb.DOCUMENT_STATUS_REVOKED
+    assert [c.status for c in revoked.history] == [
+        pb.DOCUMENT_STATUS_REGISTERED,
+        pb.DOCUMENT_STATUS_REVOKED,
+    ]
+    assert revoked.history[1].reason == pb.REVOCATION_REASON_FRAUD
+    assert retried == revoked
+    verified = reader.verify_document(document.document_id)
+    assert verified.tree_head.tree_size == 2
+    with pytest.raises(FailedPrecondition) as refused:
+        issuer.revoke(document.document_id, pb.REVOCATION_REASON_OTHER, "changed my mind")
+    assert refused.value.reason == "DOCUMENT_REVOKED"
+
+
+def test_supersession_links_both_documents(clients: dict[str, RegistryClient]) -> None:
+    issuer, reader = clients["issuer"], clients["reader"]
+    old = issuer.register(sha256=digest("v1"), issuer=AGENCY, document_type="licence")
+    new = issuer.register(sha256=digest("v2"), issuer=AGENCY, document_type="licence")
+
+    reply = issuer.supersede(old.document_id, new.document_id, "address changed")
+
+    assert reply.old_document.status == pb.DOCUMENT_STATUS_SUPERSEDED
+    assert reply.old_document.superseded_by == new.document_id
+    assert reply.new_document.supersedes == old.document_id
+    assert reader.get_document(new.document_id).supersedes == old.document_id
+    reader.verify_document(old.document_id)
+    reader.verify_document(new.document_id)
+    with pytest.raises(FailedPrecondition) as refused:
+        issuer.supersede(new.document_id, new.document_id)
+    assert refused.value.reason == "SUPERSEDE_SELF"
+    with pytest.raises(FailedPrecondition) as refused:
+        issuer.revoke(old.document_id, pb.REVOCATION_REASON_FRAUD)
+    assert refused.value.reason == "DOCUMENT_SUPERSEDED"
+
+
+def test_list_documents_filters_and_pages_in_a_stable_order(
+    clients: dict[str, RegistryClient],
+) -> None:
+    issuer = clients["issuer"]
+    mine = [
+        issuer.register(
+            sha256=digest(f"list {i}"),
+            issuer=AGENCY,
+            document_type="permit" if i % 2 else "licence",
+            subject=SUBJECT if i < 4 else "",
+        ).document_id
+        for i in range(7)
+    ]
+    clients["other"].register(sha256=digest("theirs"), issuer=OTHER_AGENCY, document_type="permit")
+    issuer.revoke(mine[1], pb.REVOCATION_REASON_ISSUED_IN_ERROR)
+
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = clients["reader"].list_documents(
+            pb.ListDocumentsRequest(issuer=party(AGENCY), page_size=3, page_token=token)
+        )
+        seen += [d.document_id for d in page.documents]
+        token = page.next_page_token
+        if not token:
+            break
+    assert sorted(seen) == sorted(mine) and len(seen) == len(set(seen))
+
+    def ids(**filters: object) -> set[str]:
+        page = clients["reader"].list_documents(pb.ListDocumentsRequest(**filters))  # type: ignore[arg-type]
+        return {d.document_id for d in page.documents}
+
+    assert ids(document_type="permit", issuer=party(AGENCY)) == {mine[1], mine[3], mine[5]}
+    assert ids(subject=party(SUBJECT)) == set(mine[:4])
+    assert ids(status=pb.DOCUMENT_STATUS_REVOKED) == {mine[1]}
+
+
+def test_log_serves_heads_proofs_and_entries(clients: dict[str, RegistryClient]) -> None:
+    issuer, reader = clients["issuer"], clients["reader"]
+    heads = []
+    for i in range(6):
+        issuer.register(sha256=digest(f"log {i}"), issuer=AGENCY, document_type="permit")
+        heads.append(reader.get_signed_tree_head())
+    for old in heads[:-1]:
+        reader.verify_consistency(old, heads[-1])
+
+    stub_entries = reader._stub.GetLogEntries(pb.GetLogEntriesRequest(start=0, end=6)).entries
+    assert [e.leaf_index for e in stub_entries] == list(range(6))
+    for entry in stub_entries:
+        reader.verify_leaf(entry.leaf_index, entry.leaf_data)
+    leaves = [merkle.leaf_hash(e.leaf_data) for e in stub_entries]
+    nodes = {merkle.NodeKey(0, i): h for i, h in enumerate(leaves)}
+    assert len(nodes) == 6
+
+    info = reader._stub.GetLogInfo(pb.GetLogInfoRequest())
+    assert info.signature_algorithm == "ecdsa-p256-sha256"
+    assert len(info.log_id) == 32
