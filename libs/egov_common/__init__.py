@@ -1,1 +1,18 @@
-"""Shared server library: settings, errors, logging, telemetry, server bootstrap, channels."""
+"""Shared server library: settings, errors, logging, telemetry, server bootstrap, channels.
+
+Public modules (import from these; names starting with ``_`` are internal):
+
+- ``errors``: ``EgovError`` + one subclass per gRPC code, ``FieldViolation``, ``Code`` (no grpc)
+- ``status``: ``from_rpc_error`` (client side), ``to_grpc_status`` (used by the server)
+- ``settings``: ``ServiceSettings``, ``load_settings``, ``load_settings_or_exit``,
+  ``peer_address``, ``SettingsError``, ``DEFAULT_PORTS``
+- ``server``: ``GrpcService``, ``serve``, ``build_server``
+- ``auth``: ``Caller``, ``CallerKind``, ``current_caller``, ``TokenVerifier``, ``caller_scope``
+- ``deadlines``: ``remaining``
+- ``channels``: ``open_channel``
+- ``tls``: dev service CA and mTLS credentials
+- ``telemetry``: ``setup`` (OpenTelemetry tracer and meter providers)
+- ``logging``: ``mask_identifier``, ``mask_text``, ``setup_logging``
+- ``db``: ``make_engine``, ``upgrade_to_head``
+- ``clock``: ``Clock``, ``SystemClock``, ``FixedClock``
+"""

@@ -3,6 +3,7 @@
 - ``postgres_url``: a fresh PostgreSQL database per test (random name, dropped afterwards with
   ``FORCE``), created on the server named by ``EGOV_TEST_POSTGRES_URL``; skips when unset.
 - ``sqlite_url``: a SQLite file under ``tmp_path``.
+- ``service_ca``: a dev service CA of this test (``egov_testing.devpki.DevServiceCA``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from egov_testing.devpki import DevServiceCA
+
 POSTGRES_ENV = "EGOV_TEST_POSTGRES_URL"
+
+
+@pytest.fixture
+def service_ca(tmp_path: Path) -> DevServiceCA:
+    """A fresh dev service CA under ``tmp_path`` (``.env("KEYS")`` puts a service on it)."""
+    return DevServiceCA(tmp_path / "service-ca")
 
 
 @pytest.fixture

@@ -127,12 +127,25 @@ def _handlers(echo: Echo) -> grpc.GenericRpcHandler:
     )
 
 
+def _http_app() -> object:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def hello(request: Request) -> JSONResponse:
+        return JSONResponse({"hello": "echo"})
+
+    return Starlette(routes=[Route("/hello", hello)])
+
+
 def main() -> None:
     settings = load_settings_or_exit(EchoSettings, "ECHO")
     echo = Echo(settings)
     serve(
         settings,
         [GrpcService(SERVICE, lambda server: server.add_generic_rpc_handlers((_handlers(echo),)))],
+        http_app=_http_app() if settings.http_listen else None,
         token_verifier=_verify_token,
     )
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from egov_common import telemetry
 from egov_common.channels import open_channel
@@ -218,6 +219,13 @@ def test_sigterm_lets_the_slow_call_finish_and_exits_zero(tmp_path: Path) -> Non
             assert isinstance(call.result(), empty_pb2.Empty)
             assert svc.wait(timeout=20) == 0
         assert "draining" in svc.log_path.read_text()
+
+
+def test_http_app_is_served_beside_grpc_and_stops_with_it(tmp_path: Path) -> None:
+    with start_service("echo_service", echo_env(), name="ECHO", data_dir=tmp_path) as svc:
+        response = httpx.get(f"{svc.http_url}/hello", timeout=5)
+        assert response.json() == {"hello": "echo"}
+        assert svc.stop() == 0
 
 
 def test_missing_setting_stops_start_up_naming_the_variable(tmp_path: Path) -> None:

@@ -1,0 +1,91 @@
+"""build_server in-process: the parts that need no process boundary (health states, metrics)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from egov_common import telemetry
+from egov_common.errors import InvalidArgument
+from egov_common.server import BuiltServer, GrpcService, build_server
+from egov_common.settings import ServiceSettings
+from google.protobuf import wrappers_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+SERVICE = "egov.test.v1.Upper"
+
+
+def _upper(request: wrappers_pb2.StringValue, context: grpc.ServicerContext) -> object:
+    if not request.value:
+        raise InvalidArgument("TEXT_EMPTY", "text is empty")
+    return wrappers_pb2.StringValue(value=request.value.upper())
+
+
+def _register(server: grpc.Server) -> None:
+    handler = grpc.unary_unary_rpc_method_handler(
+        _upper,
+        request_deserializer=wrappers_pb2.StringValue.FromString,
+        response_serializer=wrappers_pb2.StringValue.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE, {"Upper": handler}),)
+    )
+
+
+@pytest.fixture
+def reader() -> InMemoryMetricReader:
+    return InMemoryMetricReader()
+
+
+@pytest.fixture
+def built(reader: InMemoryMetricReader) -> Iterator[BuiltServer]:
+    tel = telemetry.setup("upper", metric_reader=reader, set_global=False)
+    settings = ServiceSettings(service_name="upper", grpc_listen="127.0.0.1:0")
+    server = build_server(settings, [GrpcService(SERVICE, _register)], telemetry=tel)
+    server.start()
+    yield server
+    server.server.stop(None)
+    tel.shutdown()
+
+
+def _status(channel: grpc.Channel, name: str) -> int:
+    stub = health_pb2_grpc.HealthStub(channel)
+    return int(stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5).status)
+
+
+def test_health_is_not_serving_until_ready_and_again_while_draining(built: BuiltServer) -> None:
+    with grpc.insecure_channel(built.address) as channel:
+        assert _status(channel, SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
+        built.set_serving()
+        assert _status(channel, "") == health_pb2.HealthCheckResponse.SERVING
+        assert _status(channel, SERVICE) == health_pb2.HealthCheckResponse.SERVING
+        built.health.enter_graceful_shutdown()
+        assert _status(channel, SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_calls_are_counted_by_method_and_code(
+    built: BuiltServer, reader: InMemoryMetricReader
+) -> None:
+    with grpc.insecure_channel(built.address) as channel:
+        upper = channel.unary_unary(
+            f"/{SERVICE}/Upper",
+            request_serializer=wrappers_pb2.StringValue.SerializeToString,
+            response_deserializer=wrappers_pb2.StringValue.FromString,
+        )
+        assert upper(wrappers_pb2.StringValue(value="ok"), timeout=5).value == "OK"
+        with pytest.raises(grpc.RpcError):
+            upper(wrappers_pb2.StringValue(value=""), timeout=5)
+    data = reader.get_metrics_data()
+    assert data is not None
+    counts = {
+        (p.attributes["rpc.method"], p.attributes["rpc.grpc.status_code"]): p.value
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "egov.rpc.server.calls"
+        for p in metric.data.data_points
+    }
+    assert counts[(f"/{SERVICE}/Upper", "OK")] == 1
+    assert counts[(f"/{SERVICE}/Upper", "INVALID_ARGUMENT")] == 1
