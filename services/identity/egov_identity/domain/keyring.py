@@ -1,0 +1,178 @@
+"""Token signing keys: ES256 (signs by default) and RS256 (published, used on request).
+
+Keys live in the database, private halves sealed with AES-256-GCM under the KEK, so every process
+of the service signs with and publishes the same keys. Generation ``g`` of an algorithm signs from
+``activates_at`` for ``rotation_seconds``; generation ``g + 1`` is created ``publish_ahead_seconds``
+before that (relying parties' JWKS caches see it before it signs) and a retired key stays in the
+JWKS until the longest-lived token it signed has expired. Two processes racing to create the
+same generation collide on a unique constraint; the loser reloads.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from sqlalchemy.engine import Engine
+
+from egov_common.clock import Clock
+from egov_identity.domain.secrets_box import SecretBox
+from egov_identity.storage.tables import signing_keys
+
+ALGORITHMS = ("ES256", "RS256")
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    alg: str
+    generation: int
+    public_jwk: dict[str, Any]
+    activates_at: float
+    retires_at: float
+    expires_at: float
+
+
+class KeyRing:
+    """Creates, rotates, publishes and uses the signing keys. Thread-safe."""
+
+    def __init__(self, engine: Engine, box: SecretBox, clock: Clock, *,
+                 rotation_seconds: float, publish_ahead_seconds: float,
+                 max_token_lifetime_seconds: float) -> None:
+        if publish_ahead_seconds >= rotation_seconds:
+            raise ValueError("publish_ahead_seconds must be shorter than rotation_seconds")
+        self._engine = engine
+        self._box = box
+        self._clock = clock
+        self._rotation = rotation_seconds
+        self._ahead = publish_ahead_seconds
+        self._keep = max_token_lifetime_seconds
+        self._lock = threading.Lock()
+        self._private: dict[str, Any] = {}
+        self._keys: list[SigningKey] = []
+        self._checked_at = -1.0
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
+
+    def _load(self) -> None:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(signing_keys).where(
+                signing_keys.c.expires_at > self._now())).mappings().all()
+        self._keys = sorted(
+            (SigningKey(r["kid"], r["alg"], r["generation"], json.loads(r["public_jwk_json"]),
+                        r["activates_at"], r["retires_at"], r["expires_at"]) for r in rows),
+            key=lambda k: (k.alg, k.generation))
+
+    def _create(self, alg: str, generation: int, activates_at: float) -> None:
+        kid = f"{alg.lower()}-{generation}-{secrets.token_hex(4)}"
+        private: Any
+        if alg == "ES256":
+            private = ec.generate_private_key(ec.SECP256R1())
+            public_jwk = json.loads(ECAlgorithm.to_jwk(private.public_key()))
+        else:
+            private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            public_jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
+        public_jwk.update(kid=kid, alg=alg, use="sig")
+        der = private.private_bytes(serialization.Encoding.DER,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        retires = activates_at + self._rotation
+        row = dict(kid=kid, alg=alg, generation=generation,
+                   public_jwk_json=json.dumps(public_jwk, sort_keys=True),
+                   private_key_enc=self._box.seal(der, kid), activates_at=activates_at,
+                   retires_at=retires, expires_at=retires + self._keep)
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(signing_keys.insert().values(**row))
+        except sa.exc.IntegrityError:
+            pass  # another process created this generation first: use theirs
+
+    def ensure(self, *, force: bool = False) -> None:
+        """Create the current and next keys when due; cheap when nothing is due."""
+        now = self._now()
+        with self._lock:
+            if not force and now - self._checked_at < 1.0:
+                return
+            self._load()
+            changed = False
+            for alg in ALGORITHMS:
+                mine = [k for k in self._keys if k.alg == alg]
+                current = self._current(mine, now)
+                if current is None:
+                    last = max((k.generation for k in mine), default=-1)
+                    self._create(alg, last + 1, now)
+                    changed = True
+                    continue
+                has_next = any(k.generation > current.generation for k in mine)
+                if not has_next and now >= current.retires_at - self._ahead:
+                    self._create(alg, current.generation + 1, current.retires_at)
+                    changed = True
+            if changed:
+                self._load()
+            self._checked_at = now
+
+    def rotate_now(self) -> str:
+        """Publish the next ES256 key now; it starts signing ``publish_ahead_seconds`` later
+        (operators: a suspected key; tests). Returns its kid."""
+        self.ensure(force=True)
+        now = self._now()
+        with self._lock:
+            mine = [k for k in self._keys if k.alg == "ES256"]
+            current = self._current(mine, now)
+            assert current is not None
+            with self._engine.begin() as conn:
+                # Retire the current key when the next one activates.
+                conn.execute(signing_keys.update().where(
+                    signing_keys.c.kid == current.kid).values(
+                    retires_at=now + self._ahead,
+                    expires_at=now + self._ahead + self._keep))
+                conn.execute(signing_keys.delete().where(
+                    signing_keys.c.alg == "ES256",
+                    signing_keys.c.generation > current.generation))
+        self._create("ES256", current.generation + 1, now + self._ahead)
+        with self._lock:
+            self._load()
+            return next(k.kid for k in self._keys
+                        if k.alg == "ES256" and k.generation == current.generation + 1)
+
+    @staticmethod
+    def _current(keys: list[SigningKey], now: float) -> SigningKey | None:
+        live = [k for k in keys if k.activates_at <= now < k.retires_at]
+        return max(live, key=lambda k: k.generation) if live else None
+
+    def jwks(self) -> dict[str, Any]:
+        """Every key not yet expired, including the next one before it signs."""
+        self.ensure()
+        with self._lock:
+            return {"keys": [dict(k.public_jwk) for k in self._keys]}
+
+    def signing_key(self, alg: str = "ES256") -> tuple[str, Any]:
+        self.ensure()
+        now = self._now()
+        with self._lock:
+            current = self._current([k for k in self._keys if k.alg == alg], now)
+            if current is None:
+                raise RuntimeError(f"no active {alg} key")
+            private = self._private.get(current.kid)
+        if private is None:
+            with self._engine.connect() as conn:
+                blob = conn.execute(sa.select(signing_keys.c.private_key_enc).where(
+                    signing_keys.c.kid == current.kid)).scalar_one()
+            private = serialization.load_der_private_key(
+                self._box.open(blob, current.kid), password=None)
+            with self._lock:
+                self._private[current.kid] = private
+        return current.kid, private
+
+    def sign(self, claims: dict[str, Any], *, typ: str = "JWT", alg: str = "ES256") -> str:
+        kid, key = self.signing_key(alg)
+        return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid, "typ": typ})

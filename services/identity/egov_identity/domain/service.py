@@ -1,0 +1,1245 @@
+"""The identity service's use cases: proofing, login, OIDC grants, CIBA, representation.
+
+One object, :class:`IdentityService`, built once in ``__main__`` (and by tests) from a config, an
+engine, a clock and the authoritative sources; gRPC servicers and HTTP endpoints both call it.
+Everything single-use is consumed with a conditional UPDATE (``... WHERE used_at IS NULL``) whose
+row count decides, so two processes on one database cannot both redeem a code or refresh token.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import jwt
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from sqlalchemy.engine import Engine
+
+from egov_common.clock import Clock
+from egov_common.errors import (
+    AlreadyExists,
+    EgovError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from egov_identity.adapters.sources import CivilRegistry, CompanyRegister, KycProviders
+from egov_identity.domain import model as m
+from egov_identity.domain.authentication import (
+    Passwords,
+    Throttle,
+    ThrottlePolicy,
+    account_key,
+    client_key,
+    otpauth_uri,
+    totp_matching_step,
+)
+from egov_identity.domain.keyring import KeyRing
+from egov_identity.domain.levels import AssuranceLevels
+from egov_identity.domain.proofing import (
+    KIND_OF,
+    Evidence,
+    EvidenceOutcome,
+    EvidenceResult,
+    EvidenceVerifier,
+    IdCardChipVerifier,
+    IdpKycVerifier,
+    InPersonVerifier,
+    PassportVerifier,
+    PersonAttributes,
+    ProofingState,
+    evidence_summary,
+    ial_from_strengths,
+)
+from egov_identity.domain.secrets_box import SecretBox, digest
+from egov_identity.storage import tables as t
+from egov_pki.identifiers import Identifier, Namespace, parse_identifier
+from egov_pki.tokens import StaticJwks, TokenVerifier, VerifiedToken, acr_for_aal
+
+log = logging.getLogger(__name__)
+
+TRUST_FRAMEWORK = "th_digital_id"
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityConfig:
+    """Behaviour knobs (from settings). Durations are seconds."""
+
+    issuer: str
+    kek: bytes
+    ial_levels: AssuranceLevels = field(default_factory=AssuranceLevels)
+    pairwise_salt: bytes = b""
+    access_token_seconds: int = 300
+    id_token_seconds: int = 300
+    refresh_token_seconds: int = 8 * 3600
+    code_seconds: int = 60
+    login_session_seconds: int = 600
+    proofing_seconds: int = 3600
+    ciba_expires_seconds: int = 120
+    ciba_interval_seconds: int = 5
+    key_rotation_seconds: float = 30 * 86400
+    key_publish_ahead_seconds: float = 86400
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    powers: tuple[str, ...] = ("sign", "seal", "register-documents")
+    leeway_seconds: float = 30.0
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.issuer.rstrip("/") + "/token"
+
+
+def _now_ts(clock: Clock) -> float:
+    return clock.now().timestamp()
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(12)}"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _oauth(code: type[EgovError], reason: str, message: str) -> EgovError:
+    return code(reason, message)
+
+
+def _scopes(text: str) -> list[str]:
+    seen: list[str] = []
+    for s in text.split():
+        if s not in seen:
+            seen.append(s)
+    return seen
+
+
+def _audiences_for(scopes: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for s in scopes:
+        prefix = s.split(":", 1)[0] if ":" in s else ""
+        aud = m.RESOURCE_AUDIENCES.get(prefix)
+        if aud and aud not in out:
+            out.append(aud)
+    return out
+
+
+class IdentityService:
+    """Every identity use case; see the module docstring."""
+
+    def __init__(self, config: IdentityConfig, engine: Engine, clock: Clock, *,
+                 registry: CivilRegistry, companies: CompanyRegister,
+                 kyc: KycProviders) -> None:
+        self.config = config
+        self.engine = engine
+        self.clock = clock
+        self.box = SecretBox(config.kek)
+        self.levels = config.ial_levels
+        self.keyring = KeyRing(
+            engine, self.box, clock, rotation_seconds=config.key_rotation_seconds,
+            publish_ahead_seconds=config.key_publish_ahead_seconds,
+            max_token_lifetime_seconds=max(config.access_token_seconds,
+                                           config.id_token_seconds) + 60)
+        self.passwords = Passwords(time_cost=config.argon2_time_cost,
+                                   memory_kib=config.argon2_memory_kib)
+        self.throttle = Throttle(engine, config.throttle)
+        self.companies = companies
+        self.registry = registry
+        verifiers: list[EvidenceVerifier] = [
+            IdCardChipVerifier(registry), PassportVerifier(registry),
+            IdpKycVerifier(kyc, registry, config.issuer), InPersonVerifier(registry),
+        ]
+        self.verifiers = {v.kind: v for v in verifiers}
+
+    def now(self) -> float:
+        return _now_ts(self.clock)
+
+    # ------------------------------------------------------------------ proofing
+    def start_proofing(self, subject: Identifier, target_ial: str) -> m.ProofingSession:
+        if not subject.is_natural_person:
+            raise InvalidArgument("NAMESPACE_NOT_PERSON", "proofing is for natural persons",
+                                  field_violations=(FieldViolation("subject", "TH-PID or PASSPORT"),))
+        self.levels.rank(target_ial)
+        now = self.now()
+        row = dict(session_id=_new_id("prf"), identifier=str(subject), target_ial=target_ial,
+                   state=ProofingState.OPEN.value, evidence_json="[]", attributes_json="{}",
+                   achieved_ial="", failure_reason="", person_id="", created_at=now,
+                   expires_at=now + self.config.proofing_seconds, version=0)
+        with self.engine.begin() as conn:
+            conn.execute(t.proofing_sessions.insert().values(**row))
+        log.info("proofing started", extra={"session_id": row["session_id"],
+                                            "subject": subject.masked()})
+        return self.get_proofing(str(row["session_id"]))
+
+    def _proofing_row(self, conn: sa.Connection, session_id: str) -> Mapping[str, Any]:
+        row = conn.execute(sa.select(t.proofing_sessions).where(
+            t.proofing_sessions.c.session_id == session_id)).mappings().first()
+        if row is None:
+            raise NotFound("PROOFING_NOT_FOUND", "no such proofing session")
+        return row
+
+    def _session_from_row(self, row: Mapping[str, Any], enrolment_code: str = ""
+                          ) -> m.ProofingSession:
+        state = ProofingState(row["state"])
+        if state is ProofingState.OPEN and row["expires_at"] <= self.now():
+            state = ProofingState.EXPIRED
+        return m.ProofingSession(
+            session_id=row["session_id"], subject=row["identifier"], target_ial=row["target_ial"],
+            state=state, evidence=tuple(EvidenceResult.from_json(e)
+                                        for e in json.loads(row["evidence_json"])),
+            achieved_ial=row["achieved_ial"], failure_reason=row["failure_reason"],
+            created_at=row["created_at"], expires_at=row["expires_at"],
+            person_id=row["person_id"], enrolment_code=enrolment_code)
+
+    def get_proofing(self, session_id: str) -> m.ProofingSession:
+        with self.engine.connect() as conn:
+            return self._session_from_row(self._proofing_row(conn, session_id))
+
+    def _open_session(self, conn: sa.Connection, session_id: str) -> Mapping[str, Any]:
+        row = self._proofing_row(conn, session_id)
+        if row["state"] != ProofingState.OPEN.value:
+            raise FailedPrecondition("PROOFING_CLOSED", "the proofing session is closed")
+        if row["expires_at"] <= self.now():
+            raise FailedPrecondition("PROOFING_EXPIRED", "the proofing session has expired")
+        return row
+
+    def submit_evidence(self, session_id: str, evidence: Evidence) -> m.ProofingSession:
+        with self.engine.connect() as conn:
+            row = self._open_session(conn, session_id)
+        subject = parse_identifier(row["identifier"])
+        verifier = self.verifiers[KIND_OF[type(evidence)]]
+        result = verifier.verify(subject, evidence, self.clock.now())
+        log.info("evidence checked", extra={"session_id": session_id, "kind": result.kind.value,
+                                            "outcome": result.outcome.value,
+                                            "reason": result.reason})
+        results = [*json.loads(row["evidence_json"]), result.to_json()]
+        with self.engine.begin() as conn:
+            updated = conn.execute(t.proofing_sessions.update().where(
+                t.proofing_sessions.c.session_id == session_id,
+                t.proofing_sessions.c.version == row["version"],
+                t.proofing_sessions.c.state == ProofingState.OPEN.value,
+            ).values(evidence_json=json.dumps(results), version=row["version"] + 1)).rowcount
+        if not updated:  # a concurrent submission won; the caller retries
+            raise FailedPrecondition("PROOFING_CONCURRENT_UPDATE", "session changed; retry")
+        return self.get_proofing(session_id)
+
+    def complete_proofing(self, session_id: str) -> m.ProofingSession:
+        with self.engine.connect() as conn:
+            row = self._open_session(conn, session_id)
+        results = [EvidenceResult.from_json(e) for e in json.loads(row["evidence_json"])]
+        mismatches = [r for r in results if r.outcome is EvidenceOutcome.MISMATCH]
+        strengths = {r.strength for r in results if r.outcome is EvidenceOutcome.VERIFIED}
+        achieved = self.levels.cap(ial_from_strengths(strengths)) or self.levels.names[0]
+        failure = ""
+        if mismatches:
+            failure = "EVIDENCE_CONFLICT"
+        elif self.levels.rank(achieved) < self.levels.rank(row["target_ial"]):
+            failure = "TARGET_IAL_NOT_REACHED"
+        if failure:
+            with self.engine.begin() as conn:
+                conn.execute(t.proofing_sessions.update().where(
+                    t.proofing_sessions.c.session_id == session_id).values(
+                    state=ProofingState.FAILED.value, failure_reason=failure,
+                    achieved_ial="" if mismatches else achieved))
+            detail = mismatches[0].reason if mismatches else achieved
+            raise FailedPrecondition(failure, "proofing failed",
+                                     metadata={"detail": detail, "session_id": session_id})
+        person_id, code = self._record_proofed_person(row["identifier"], achieved, results)
+        with self.engine.begin() as conn:
+            conn.execute(t.proofing_sessions.update().where(
+                t.proofing_sessions.c.session_id == session_id).values(
+                state=ProofingState.COMPLETED.value, achieved_ial=achieved, person_id=person_id))
+            row = self._proofing_row(conn, session_id)
+        return self._session_from_row(row, enrolment_code=code)
+
+    def _record_proofed_person(self, identifier: str, ial: str,
+                               results: Sequence[EvidenceResult]) -> tuple[str, str]:
+        source = self.registry.person(identifier)
+        attrs = PersonAttributes(
+            given_name_th=source.given_name_th if source else "",
+            family_name_th=source.family_name_th if source else "",
+            given_name_en=source.given_name_en if source else "",
+            family_name_en=source.family_name_en if source else "",
+            birth_date=source.birth_date if source else "")
+        now = self.now()
+        verification = {"trust_framework": TRUST_FRAMEWORK, "assurance_level": ial,
+                        "time": dt.datetime.fromtimestamp(now, dt.UTC).strftime(
+                            "%Y-%m-%dT%H:%M:%SZ"),
+                        "evidence": evidence_summary(results)}
+        code = secrets.token_urlsafe(18)
+        values = dict(given_name_th=attrs.given_name_th, family_name_th=attrs.family_name_th,
+                      given_name_en=attrs.given_name_en, family_name_en=attrs.family_name_en,
+                      birth_date=attrs.birth_date, verification_json=json.dumps(verification),
+                      verified_at=now, enrolment_code_hash=digest(code))
+        with self.engine.begin() as conn:
+            existing = conn.execute(sa.select(t.persons.c.person_id, t.persons.c.ial).where(
+                t.persons.c.identifier == identifier)).first()
+            if existing is None:
+                person_id = _new_id("p")
+                conn.execute(t.persons.insert().values(
+                    person_id=person_id, identifier=identifier, ial=ial, created_at=now,
+                    totp_confirmed=False, totp_last_step=0, **values))
+            else:
+                person_id = existing.person_id
+                keep = existing.ial if (existing.ial in self.levels.names and
+                                        self.levels.rank(existing.ial) > self.levels.rank(ial)
+                                        ) else ial
+                if keep != ial:
+                    values.pop("verification_json")
+                conn.execute(t.persons.update().where(t.persons.c.person_id == person_id)
+                             .values(ial=keep, **values))
+        return person_id, code
+
+    def person(self, person_id: str) -> m.Person:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.persons).where(
+                t.persons.c.person_id == person_id)).mappings().first()
+        if row is None:
+            raise NotFound("PERSON_NOT_FOUND", "no such person")
+        return self._person_from_row(row)
+
+    @staticmethod
+    def _person_from_row(row: Mapping[str, Any]) -> m.Person:
+        return m.Person(
+            person_id=row["person_id"], identifier=row["identifier"],
+            attributes=PersonAttributes(row["given_name_th"], row["family_name_th"],
+                                        row["given_name_en"], row["family_name_en"],
+                                        row["birth_date"]),
+            ial=row["ial"], verification=json.loads(row["verification_json"] or "{}"),
+            username=row["username"])
+
+    def person_by_identifier(self, identifier: str) -> m.Person | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.persons).where(
+                t.persons.c.identifier == identifier)).mappings().first()
+        return self._person_from_row(row) if row else None
+
+    # ------------------------------------------------------------------ clients
+    def register_client(self, client: m.Client) -> m.Client:
+        if not client.client_id:
+            client = replace(client, client_id=_new_id("c"))
+        unknown = set(client.grant_types) - m.GRANT_TYPES
+        if unknown or not client.grant_types:
+            raise InvalidArgument("GRANT_TYPE_UNKNOWN", "unknown grant type",
+                                  field_violations=(FieldViolation("client.grant_types",
+                                                                   "unknown or empty"),))
+        for scope in client.scopes:
+            prefix, sep, rest = scope.partition(":")
+            if scope not in m.PERSON_SCOPES and not (sep and prefix in m.RESOURCE_AUDIENCES
+                                                     and rest):
+                raise InvalidArgument("SCOPE_UNKNOWN", "unknown scope",
+                                      field_violations=(FieldViolation("client.scopes", scope),))
+        for uri in client.redirect_uris:
+            parsed = urllib.parse.urlsplit(uri)
+            loopback = parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost")
+            if not (parsed.scheme == "https" or loopback) or parsed.fragment or not parsed.netloc:
+                raise InvalidArgument("REDIRECT_URI_INVALID", "redirect URIs must be https",
+                                      field_violations=(FieldViolation("client.redirect_uris",
+                                                                       "https, no fragment"),))
+        if m.GRANT_AUTHORIZATION_CODE in client.grant_types and not client.redirect_uris:
+            raise InvalidArgument("REDIRECT_URI_INVALID", "authorization code needs a redirect")
+        if client.auth_method not in ("none", "private_key_jwt"):
+            raise InvalidArgument("AUTH_METHOD_UNSUPPORTED", "none or private_key_jwt")
+        if client.auth_method == "private_key_jwt":
+            try:
+                keys = json.loads(client.jwks_json)["keys"]
+                for k in keys:
+                    jwt.PyJWK(k)
+                if not keys:
+                    raise ValueError("empty")
+            except Exception as exc:
+                raise InvalidArgument("JWKS_INVALID", "client JWKS is not a valid key set",
+                                      field_violations=(FieldViolation("client.jwks_json",
+                                                                       "JWKS JSON"),)) from exc
+        elif set(client.grant_types) & {m.GRANT_CLIENT_CREDENTIALS, m.GRANT_CIBA,
+                                        m.GRANT_TOKEN_EXCHANGE}:
+            raise InvalidArgument("AUTH_METHOD_UNSUPPORTED",
+                                  "this grant type needs private_key_jwt")
+        if client.subject_type is m.SubjectType.PAIRWISE and not client.sector_identifier:
+            raise InvalidArgument("SECTOR_IDENTIFIER_INVALID", "pairwise needs a sector")
+        if client.agency:
+            agency = parse_identifier(client.agency, field="client.agency")
+            if agency.namespace is not Namespace.TH_JUR:
+                raise InvalidArgument("NAMESPACE_NOT_JURISTIC", "an agency is TH-JUR")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(t.clients.insert().values(
+                    client_id=client.client_id, client_name=client.client_name,
+                    redirect_uris_json=json.dumps(list(client.redirect_uris)),
+                    grant_types_json=json.dumps(list(client.grant_types)),
+                    scopes_json=json.dumps(list(client.scopes)), auth_method=client.auth_method,
+                    jwks_json=client.jwks_json, subject_type=client.subject_type.value,
+                    sector_identifier=client.sector_identifier, agency=client.agency,
+                    created_at=self.now()))
+        except sa.exc.IntegrityError:
+            raise AlreadyExists("CLIENT_EXISTS", "a client with this id exists") from None
+        return client
+
+    def get_client(self, client_id: str) -> m.Client:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.clients).where(
+                t.clients.c.client_id == client_id)).mappings().first()
+        if row is None:
+            raise NotFound("CLIENT_NOT_FOUND", "no such client")
+        return m.Client(
+            client_id=row["client_id"], client_name=row["client_name"],
+            redirect_uris=tuple(json.loads(row["redirect_uris_json"])),
+            grant_types=tuple(json.loads(row["grant_types_json"])),
+            scopes=tuple(json.loads(row["scopes_json"])), auth_method=row["auth_method"],
+            jwks_json=row["jwks_json"], subject_type=m.SubjectType(row["subject_type"]),
+            sector_identifier=row["sector_identifier"], agency=row["agency"])
+
+    def authenticate_client(self, client_id: str, assertion: str = "",
+                            assertion_type: str = "") -> m.Client:
+        """RFC 7523 private_key_jwt (or a public client with no secret). Raises
+        ``Unauthenticated(INVALID_CLIENT)``; repeated failures lock the client id."""
+        now = self.now()
+        if assertion and not client_id:
+            try:
+                client_id = str(jwt.decode(assertion, options={"verify_signature": False})
+                                .get("iss", ""))
+            except jwt.PyJWTError:
+                client_id = ""
+        self.throttle.check(client_key(client_id), now, "CLIENT_LOCKED")
+        try:
+            client = self.get_client(client_id)
+        except NotFound:
+            self.throttle.fail(client_key(client_id), now)
+            raise Unauthenticated("INVALID_CLIENT", "client authentication failed") from None
+        if client.auth_method == "none":
+            if assertion:
+                raise Unauthenticated("INVALID_CLIENT", "client authentication failed")
+            return client
+        try:
+            if assertion_type and assertion_type != m.CLIENT_ASSERTION_TYPE:
+                raise jwt.InvalidTokenError("assertion type")
+            self._verify_client_assertion(client, assertion, now)
+        except (jwt.PyJWTError, ValueError, KeyError, sa.exc.IntegrityError):
+            self.throttle.fail(client_key(client_id), now)
+            raise Unauthenticated("INVALID_CLIENT", "client authentication failed") from None
+        return client
+
+    def _verify_client_assertion(self, client: m.Client, assertion: str, now: float) -> None:
+        if not assertion or len(assertion) > 8192:
+            raise jwt.InvalidTokenError("missing")
+        header = jwt.get_unverified_header(assertion)
+        keys = [k for k in json.loads(client.jwks_json)["keys"]
+                if header.get("kid") in (None, k.get("kid"))]
+        if header.get("alg") not in ("ES256", "RS256") or not keys:
+            raise jwt.InvalidTokenError("alg/kid")
+        last_error: Exception = jwt.InvalidTokenError("no key")
+        for k in keys:
+            try:
+                claims = jwt.decode(
+                    assertion, jwt.PyJWK(k).key, algorithms=[header["alg"]],
+                    audience=[self.config.issuer, self.config.token_endpoint],
+                    issuer=client.client_id, leeway=self.config.leeway_seconds,
+                    options={"require": ["exp", "iss", "sub", "aud", "jti"],
+                             "verify_iat": False})
+                break
+            except jwt.PyJWTError as exc:
+                last_error = exc
+        else:
+            raise last_error
+        if claims["sub"] != client.client_id or claims["exp"] > now + 600:
+            raise jwt.InvalidTokenError("sub/exp")
+        with self.engine.begin() as conn:  # jti single use (RFC 7523 section 3)
+            conn.execute(t.used_jtis.insert().values(
+                issuer=client.client_id[:128], jti=str(claims["jti"])[:128],
+                expires_at=float(claims["exp"])))
+
+    # ------------------------------------------------------------------ subjects
+    def subject_for(self, person_id: str, client: m.Client) -> str:
+        if client.subject_type is m.SubjectType.PUBLIC:
+            return person_id
+        mac = hmac.new(self.config.pairwise_salt or self.config.kek,
+                       f"{client.sector_identifier}|{person_id}".encode(), hashlib.sha256)
+        sub = "ps-" + mac.hexdigest()[:40]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(t.subject_aliases.insert().values(sub=sub, person_id=person_id))
+        except sa.exc.IntegrityError:
+            pass
+        return sub
+
+    def person_id_for_subject(self, sub: str) -> str | None:
+        if not sub.startswith("ps-"):
+            return sub
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(t.subject_aliases.c.person_id).where(
+                t.subject_aliases.c.sub == sub)).scalar()
+        return str(value) if value else None
+
+    # ------------------------------------------------------------------ passwords, TOTP, login
+    def set_password(self, person_id: str, new_password: str, *, enrolment_code: str = "",
+                     login_session_id: str = "", username: str = "") -> str:
+        if len(new_password) < 12:
+            raise InvalidArgument("PASSWORD_TOO_WEAK", "at least 12 characters",
+                                  field_violations=(FieldViolation("new_password",
+                                                                   "at least 12 characters"),))
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.persons).where(
+                t.persons.c.person_id == person_id)).mappings().first()
+        if row is None:
+            raise NotFound("PERSON_NOT_FOUND", "no such person")
+        if login_session_id:
+            session = self.login_session(login_session_id)
+            if session.person_id != person_id:
+                raise PermissionDenied("ENROLMENT_CODE_INVALID", "not this person's session")
+        elif not (enrolment_code and row["enrolment_code_hash"] and hmac.compare_digest(
+                digest(enrolment_code), row["enrolment_code_hash"])):
+            raise PermissionDenied("ENROLMENT_CODE_INVALID", "enrolment code is not valid")
+        name = (username or row["username"] or person_id).strip()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(t.persons.update().where(t.persons.c.person_id == person_id).values(
+                    username=name, password_hash=self.passwords.hash(new_password),
+                    enrolment_code_hash=None))
+        except sa.exc.IntegrityError:
+            raise AlreadyExists("USERNAME_TAKEN", "choose another login name") from None
+        return name
+
+    def enrol_totp(self, login_session_id: str) -> str:
+        session = self.login_session(login_session_id)
+        secret = secrets.token_bytes(20)
+        with self.engine.begin() as conn:
+            conn.execute(t.persons.update().where(t.persons.c.person_id == session.person_id)
+                         .values(totp_secret_enc=self.box.seal(secret, session.person_id),
+                                 totp_confirmed=False, totp_last_step=0))
+        person = self.person(session.person_id)
+        return otpauth_uri(secret, person.username or person.person_id, "egov-trust")
+
+    def confirm_totp(self, login_session_id: str, code: str) -> None:
+        session = self.login_session(login_session_id)
+        if not self._consume_totp(session.person_id, code, require_confirmed=False):
+            raise InvalidArgument("TOTP_INVALID", "the code does not match",
+                                  field_violations=(FieldViolation("code", "current code"),))
+        with self.engine.begin() as conn:
+            conn.execute(t.persons.update().where(t.persons.c.person_id == session.person_id)
+                         .values(totp_confirmed=True))
+
+    def _consume_totp(self, person_id: str, code: str, *, require_confirmed: bool) -> bool:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.persons.c.totp_secret_enc, t.persons.c.totp_confirmed)
+                               .where(t.persons.c.person_id == person_id)).first()
+        if row is None or row.totp_secret_enc is None:
+            return False
+        if require_confirmed and not row.totp_confirmed:
+            return False
+        step = totp_matching_step(self.box.open(row.totp_secret_enc, person_id), code,
+                                  self.now())
+        if step is None:
+            return False
+        with self.engine.begin() as conn:  # each code once (RFC 6238 section 5.2)
+            return bool(conn.execute(t.persons.update().where(
+                t.persons.c.person_id == person_id, t.persons.c.totp_last_step < step,
+            ).values(totp_last_step=step)).rowcount)
+
+    def login(self, client_id: str, username: str, password: str,
+              totp_code: str = "") -> m.LoginSession:
+        """Password (+ TOTP for AAL2). Every failure is ``CREDENTIALS_INVALID``; locked names
+        and clients get ``RESOURCE_EXHAUSTED`` (``ACCOUNT_LOCKED`` / ``CLIENT_LOCKED``)."""
+        now = self.now()
+        self.throttle.check(client_key(client_id), now, "CLIENT_LOCKED")
+        self.throttle.check(account_key(username), now, "ACCOUNT_LOCKED")
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.persons.c.person_id, t.persons.c.password_hash)
+                               .where(t.persons.c.username == username.strip())).first()
+        ok = self.passwords.verify(row.password_hash if row else None, password)
+        aal, amr = 1, ["pwd"]
+        if ok and row is not None and totp_code:
+            ok = self._consume_totp(row.person_id, totp_code, require_confirmed=True)
+            aal, amr = 2, ["pwd", "otp", "mfa"]
+        if not ok or row is None:
+            self.throttle.fail(account_key(username), now)
+            self.throttle.fail(client_key(client_id), now)
+            raise Unauthenticated("CREDENTIALS_INVALID", "login name, password or code is wrong")
+        self.throttle.reset(account_key(username))
+        return self._new_login_session(row.person_id, client_id, aal, amr, now)
+
+    def _new_login_session(self, person_id: str, client_id: str, aal: int, amr: list[str],
+                           now: float) -> m.LoginSession:
+        session_id = secrets.token_urlsafe(32)
+        expires = now + self.config.login_session_seconds
+        with self.engine.begin() as conn:
+            conn.execute(t.login_sessions.insert().values(
+                session_hash=digest(session_id), person_id=person_id, client_id=client_id,
+                aal=aal, amr_json=json.dumps(amr), auth_time=now, expires_at=expires))
+        return m.LoginSession(session_id, person_id, aal, tuple(amr), now, expires)
+
+    def login_session(self, login_session_id: str) -> m.LoginSession:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.login_sessions).where(
+                t.login_sessions.c.session_hash == digest(login_session_id))).mappings().first()
+        if row is None or row["expires_at"] <= self.now():
+            raise Unauthenticated("LOGIN_REQUIRED", "log in first")
+        return m.LoginSession(login_session_id, row["person_id"], row["aal"],
+                              tuple(json.loads(row["amr_json"])), row["auth_time"],
+                              row["expires_at"])
+
+    # ------------------------------------------------------------------ authorize + code
+    def authorize(self, *, login_session_id: str, client_id: str, redirect_uri: str, scope: str,
+                  state: str = "", nonce: str = "", code_challenge: str = "",
+                  code_challenge_method: str = "", acr_values: str = "",
+                  claims: str = "") -> m.AuthorizationResult:
+        try:
+            client = self.get_client(client_id)
+        except NotFound:
+            raise InvalidArgument("CLIENT_UNKNOWN", "unknown client") from None
+        if redirect_uri not in client.redirect_uris:
+            raise InvalidArgument("REDIRECT_URI_MISMATCH", "redirect URI is not registered")
+        if m.GRANT_AUTHORIZATION_CODE not in client.grant_types:
+            raise InvalidArgument("UNAUTHORIZED_CLIENT", "client may not use the code flow")
+        if not code_challenge:
+            raise InvalidArgument("PKCE_REQUIRED", "code_challenge is required")
+        if code_challenge_method != "S256":
+            raise InvalidArgument("PKCE_METHOD_UNSUPPORTED", "only S256 is supported")
+        if not (43 <= len(code_challenge) <= 128):
+            raise InvalidArgument("PKCE_REQUIRED", "code_challenge is malformed")
+        scopes = _scopes(scope)
+        if "openid" not in scopes or not set(scopes) <= set(client.scopes):
+            raise InvalidArgument("SCOPE_INVALID", "scope must include openid and be allowed")
+        if claims:
+            try:
+                if not isinstance(json.loads(claims), dict):
+                    raise ValueError
+            except ValueError:
+                raise InvalidArgument("CLAIMS_INVALID", "claims must be a JSON object") from None
+        session = self.login_session(login_session_id)
+        required = max((int(v) for v in acr_values.replace(
+            "urn:egov:aal:", "").split() if v.isdigit()), default=1)
+        if session.aal < required:
+            raise PermissionDenied("ACR_NOT_MET", "a stronger login is required",
+                                   metadata={"required_aal": str(required)})
+        code = secrets.token_urlsafe(32)
+        now = self.now()
+        with self.engine.begin() as conn:
+            conn.execute(t.authorization_codes.insert().values(
+                code_hash=digest(code), client_id=client_id, redirect_uri=redirect_uri,
+                person_id=session.person_id, scope=" ".join(scopes), nonce=nonce,
+                code_challenge=code_challenge, claims_json=claims, aal=session.aal,
+                amr_json=json.dumps(list(session.amr)), auth_time=session.auth_time,
+                expires_at=now + self.config.code_seconds))
+        params = {"code": code, "iss": self.config.issuer}
+        if state:
+            params["state"] = state
+        sep = "&" if urllib.parse.urlsplit(redirect_uri).query else "?"
+        return m.AuthorizationResult(code, redirect_uri + sep + urllib.parse.urlencode(params))
+
+    # ------------------------------------------------------------------ token endpoint
+    def token(self, request: m.TokenRequest) -> m.TokenResponse:
+        grant = request.grant_type
+        if grant not in m.GRANT_TYPES:
+            raise InvalidArgument("UNSUPPORTED_GRANT_TYPE", "grant type not supported")
+        client = self.authenticate_client(request.client_id, request.client_assertion,
+                                          request.client_assertion_type)
+        if grant not in client.grant_types:
+            raise InvalidArgument("UNAUTHORIZED_CLIENT", "client may not use this grant type")
+        if grant == m.GRANT_AUTHORIZATION_CODE:
+            return self._grant_code(client, request)
+        if grant == m.GRANT_REFRESH_TOKEN:
+            return self._grant_refresh(client, request)
+        if grant == m.GRANT_CLIENT_CREDENTIALS:
+            return self._grant_client_credentials(client, request)
+        if grant == m.GRANT_CIBA:
+            return self._grant_ciba(client, request)
+        return self._grant_token_exchange(client, request)
+
+    def _grant_code(self, client: m.Client, request: m.TokenRequest) -> m.TokenResponse:
+        now = self.now()
+        c = t.authorization_codes
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(c).where(c.c.code_hash == digest(request.code))
+                               ).mappings().first()
+            if row is None or row["client_id"] != client.client_id or row["expires_at"] <= now:
+                raise InvalidArgument("INVALID_GRANT", "code is invalid or expired")
+            used = conn.execute(c.update().where(c.c.code_hash == row["code_hash"],
+                                                 c.c.used_at.is_(None)).values(used_at=now))
+            if used.rowcount != 1:
+                raise InvalidArgument("INVALID_GRANT", "code was already used")
+        if request.redirect_uri != row["redirect_uri"]:
+            raise InvalidArgument("INVALID_GRANT", "redirect URI differs")
+        expected = _b64url(hashlib.sha256(request.code_verifier.encode()).digest())
+        if not request.code_verifier or not hmac.compare_digest(expected, row["code_challenge"]):
+            raise InvalidArgument("INVALID_GRANT", "PKCE verification failed")
+        return self._issue_person_tokens(
+            client, row["person_id"], row["scope"].split(), aal=row["aal"],
+            amr=json.loads(row["amr_json"]), auth_time=row["auth_time"], nonce=row["nonce"],
+            claims_request=row["claims_json"], family_id=None)
+
+    def _grant_refresh(self, client: m.Client, request: m.TokenRequest) -> m.TokenResponse:
+        now = self.now()
+        r = t.refresh_tokens
+        token_hash = digest(request.refresh_token)
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(r).where(r.c.token_hash == token_hash)
+                               ).mappings().first()
+            if row is None or row["client_id"] != client.client_id:
+                raise InvalidArgument("INVALID_GRANT", "refresh token is invalid")
+            if row["revoked_at"] is not None or row["expires_at"] <= now:
+                raise InvalidArgument("INVALID_GRANT", "refresh token is revoked or expired")
+            used = conn.execute(r.update().where(r.c.token_hash == token_hash,
+                                                 r.c.used_at.is_(None)).values(used_at=now))
+            reused = used.rowcount != 1
+        if reused:
+            # Reuse of a rotated token: someone holds a stolen copy. Revoke the whole family.
+            with self.engine.begin() as conn:
+                conn.execute(r.update().where(r.c.family_id == row["family_id"],
+                                              r.c.revoked_at.is_(None)).values(revoked_at=now))
+            log.warning("refresh token reuse detected; family revoked",
+                        extra={"client_id": client.client_id})
+            raise InvalidArgument("INVALID_GRANT", "refresh token was already used")
+        scopes = row["scope"].split()
+        if request.scope:
+            asked = _scopes(request.scope)
+            if not set(asked) <= set(scopes):
+                raise InvalidArgument("INVALID_SCOPE", "scope exceeds the original grant")
+            scopes = asked
+        return self._issue_person_tokens(
+            client, row["person_id"], scopes, aal=row["aal"], amr=json.loads(row["amr_json"]),
+            auth_time=row["auth_time"], nonce="", claims_request=row["claims_json"],
+            family_id=row["family_id"])
+
+    def _grant_client_credentials(self, client: m.Client,
+                                  request: m.TokenRequest) -> m.TokenResponse:
+        allowed = [s for s in client.scopes if s not in m.PERSON_SCOPES]
+        scopes = _scopes(request.scope) if request.scope else allowed
+        if not scopes or not set(scopes) <= set(allowed):
+            raise InvalidArgument("INVALID_SCOPE", "scope not allowed for this client")
+        now = int(self.now())
+        claims: dict[str, Any] = {
+            "iss": self.config.issuer, "sub": client.client_id,
+            "aud": _audiences_for(scopes) or [self.config.issuer], "iat": now,
+            "exp": now + self.config.access_token_seconds, "jti": secrets.token_urlsafe(16),
+            "client_id": client.client_id, "scope": " ".join(scopes)}
+        if client.agency:
+            claims["agency"] = client.agency
+        token = self.keyring.sign(claims, typ="at+jwt")
+        return m.TokenResponse(token, self.config.access_token_seconds, " ".join(scopes))
+
+    def _userinfo_claims(self, person: m.Person, client: m.Client, scopes: Sequence[str],
+                         want_verified: bool) -> dict[str, Any]:
+        claims: dict[str, Any] = {}
+        a = person.attributes
+        if "profile" in scopes:
+            claims.update({
+                "name": f"{a.given_name_en} {a.family_name_en}".strip(),
+                "given_name": a.given_name_en, "family_name": a.family_name_en,
+                "given_name#th": a.given_name_th, "family_name#th": a.family_name_th,
+                "birthdate": a.birth_date})
+        if "identifier" in scopes:
+            claims["identifier"] = person.identifier
+        if want_verified and person.verification:
+            claims["verified_claims"] = {
+                "verification": person.verification,
+                "claims": {"given_name": a.given_name_en, "family_name": a.family_name_en,
+                           "birthdate": a.birth_date},
+            }
+        return claims
+
+    @staticmethod
+    def _wants_verified(scopes: Sequence[str], claims_request: str, where: str) -> bool:
+        if "verified_claims" in scopes:
+            return True
+        if not claims_request:
+            return False
+        try:
+            part = json.loads(claims_request).get(where) or {}
+        except (ValueError, AttributeError):
+            return False
+        return isinstance(part, dict) and "verified_claims" in part
+
+    def _issue_person_tokens(self, client: m.Client, person_id: str, scopes: list[str], *,
+                             aal: int, amr: list[str], auth_time: float, nonce: str,
+                             claims_request: str, family_id: str | None,
+                             with_refresh: bool = True) -> m.TokenResponse:
+        person = self.person(person_id)
+        now = int(self.now())
+        sub = self.subject_for(person_id, client)
+        access_claims: dict[str, Any] = {
+            "iss": self.config.issuer, "sub": sub,
+            "aud": [self.config.issuer, *_audiences_for(scopes)], "iat": now,
+            "exp": now + self.config.access_token_seconds, "jti": secrets.token_urlsafe(16),
+            "client_id": client.client_id, "scope": " ".join(scopes),
+            "auth_time": int(auth_time), "acr": acr_for_aal(aal), "amr": amr}
+        if "identifier" in scopes:
+            access_claims["identifier"] = person.identifier
+        if self._wants_verified(scopes, claims_request, "userinfo") and person.ial:
+            access_claims["verified_claims"] = {"verification": {
+                "trust_framework": TRUST_FRAMEWORK, "assurance_level": person.ial}}
+        access_token = self.keyring.sign(access_claims, typ="at+jwt")
+        id_token = ""
+        if "openid" in scopes:
+            digest_bytes = hashlib.sha256(access_token.encode()).digest()
+            id_claims: dict[str, Any] = {
+                "iss": self.config.issuer, "sub": sub, "aud": client.client_id,
+                "azp": client.client_id, "iat": now, "exp": now + self.config.id_token_seconds,
+                "auth_time": int(auth_time), "acr": acr_for_aal(aal), "amr": amr,
+                "at_hash": _b64url(digest_bytes[:16])}
+            if nonce:
+                id_claims["nonce"] = nonce
+            id_claims.update(self._userinfo_claims(
+                person, client, scopes, self._wants_verified(scopes, claims_request, "id_token")))
+            id_token = self.keyring.sign(id_claims)
+        refresh = ""
+        if with_refresh and m.GRANT_REFRESH_TOKEN in client.grant_types:
+            refresh = secrets.token_urlsafe(32)
+            with self.engine.begin() as conn:
+                conn.execute(t.refresh_tokens.insert().values(
+                    token_hash=digest(refresh), family_id=family_id or _new_id("fam"),
+                    client_id=client.client_id, person_id=person_id, scope=" ".join(scopes),
+                    claims_json=claims_request, aal=aal, amr_json=json.dumps(amr),
+                    auth_time=auth_time, expires_at=now + self.config.refresh_token_seconds))
+        return m.TokenResponse(access_token, self.config.access_token_seconds, " ".join(scopes),
+                               refresh_token=refresh, id_token=id_token)
+
+    # ------------------------------------------------------------------ verification of own tokens
+    def verifier(self, audiences: Sequence[str]) -> TokenVerifier:
+        return TokenVerifier(StaticJwks(self.keyring.jwks()), issuer=self.config.issuer,
+                             audiences=audiences, leeway_seconds=self.config.leeway_seconds,
+                             clock=self.now)
+
+    def verify_access_token(self, token: str, audience: str | None = None) -> VerifiedToken:
+        """Verify one of our access tokens and check it was not revoked."""
+        verified = self.verifier([audience or self.config.issuer]).verify(token)
+        if verified.token_type != "at+jwt":
+            raise Unauthenticated("TOKEN_TYPE_MISMATCH", "an access token is required")
+        jti = verified.claims.get("jti")
+        with self.engine.connect() as conn:
+            revoked = conn.execute(sa.select(t.revoked_access_tokens.c.jti).where(
+                t.revoked_access_tokens.c.jti == str(jti))).first()
+        if revoked is not None:
+            raise Unauthenticated("TOKEN_REVOKED", "the token was revoked")
+        return verified
+
+    def verify_id_token(self, token: str) -> VerifiedToken:
+        """Verify one of our ID tokens, for any registered client as audience."""
+        try:
+            aud = jwt.decode(token, options={"verify_signature": False}).get("aud")
+        except jwt.PyJWTError:
+            raise Unauthenticated("TOKEN_MALFORMED", "not a token") from None
+        auds = [aud] if isinstance(aud, str) else [a for a in aud or [] if isinstance(a, str)]
+        known = []
+        for a in auds:
+            try:
+                known.append(self.get_client(a).client_id)
+            except NotFound:
+                pass
+        if not known:
+            raise Unauthenticated("TOKEN_AUDIENCE_MISMATCH", "not issued to a known client")
+        verified = self.verifier(known).verify(token)
+        if verified.token_type == "at+jwt":
+            raise Unauthenticated("TOKEN_TYPE_MISMATCH", "an ID token is required")
+        return verified
+
+    def _person_of(self, token: VerifiedToken) -> m.Person:
+        person_id = self.person_id_for_subject(token.subject)
+        if person_id is None:
+            raise Unauthenticated("TOKEN_SUBJECT_UNKNOWN", "the token's subject is unknown")
+        return self.person(person_id)
+
+    # ------------------------------------------------------------------ userinfo, revoke, introspect
+    def userinfo(self, access_token: str) -> dict[str, Any]:
+        token = self.verify_access_token(access_token)
+        if "openid" not in token.scopes:
+            raise PermissionDenied("INSUFFICIENT_SCOPE", "openid scope required")
+        person = self._person_of(token)
+        client = self.get_client(token.client_id or "")
+        claims = {"sub": token.subject}
+        claims.update(self._userinfo_claims(
+            person, client, sorted(token.scopes),
+            "verified_claims" in token.scopes or "verified_claims" in token.claims))
+        return claims
+
+    def revoke(self, client: m.Client, token: str) -> None:
+        """RFC 7009: refresh tokens (the whole family) and access tokens (by jti)."""
+        now = self.now()
+        r = t.refresh_tokens
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(r.c.family_id, r.c.client_id).where(
+                r.c.token_hash == digest(token))).first()
+            if row is not None and row.client_id == client.client_id:
+                conn.execute(r.update().where(r.c.family_id == row.family_id,
+                                              r.c.revoked_at.is_(None)).values(revoked_at=now))
+                return
+        try:
+            verified = self.verifier([self.config.issuer, *m.RESOURCE_AUDIENCES.values(),
+                                      client.client_id]).verify(token)
+        except EgovError:
+            return
+        if verified.client_id != client.client_id:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(t.revoked_access_tokens.insert().values(
+                    jti=str(verified.claims.get("jti")), expires_at=verified.expires_at))
+        except sa.exc.IntegrityError:
+            pass
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """RFC 7662 for access tokens (JWT) and refresh tokens (opaque)."""
+        now = self.now()
+        r = t.refresh_tokens
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(r).where(r.c.token_hash == digest(token))
+                               ).mappings().first()
+        if row is not None:
+            if row["used_at"] or row["revoked_at"] or row["expires_at"] <= now:
+                return {"active": False}
+            return {"active": True, "token_type": "refresh_token", "client_id": row["client_id"],
+                    "scope": row["scope"], "exp": int(row["expires_at"])}
+        try:
+            verified = self.verifier([self.config.issuer, *m.RESOURCE_AUDIENCES.values()]
+                                     ).verify(token)
+            if verified.token_type == "at+jwt":
+                self.verify_access_token(token, verified.audience[0])
+        except EgovError:
+            return {"active": False}
+        out: dict[str, Any] = {"active": True, "token_type": "access_token"}
+        out.update({k: v for k, v in verified.claims.items() if k in (
+            "iss", "sub", "aud", "exp", "iat", "scope", "client_id", "acr", "amr", "auth_time",
+            "agency", "act", "representation", "jti")})
+        return out
+
+    # ------------------------------------------------------------------ devices, CIBA
+    def register_device(self, login_session_id: str, public_key_der: bytes,
+                        display_name: str) -> str:
+        session = self.login_session(login_session_id)
+        if session.aal < 2:
+            raise PermissionDenied("ACR_NOT_MET", "registering a device needs an AAL2 login")
+        try:
+            key = load_der_public_key(public_key_der)
+            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+                raise ValueError("not P-256")
+        except ValueError:
+            raise InvalidArgument("DEVICE_KEY_INVALID", "an ECDSA P-256 public key is required",
+                                  field_violations=(FieldViolation("public_key_der", "P-256"),)
+                                  ) from None
+        device_id = _new_id("dev")
+        with self.engine.begin() as conn:
+            conn.execute(t.devices.insert().values(
+                device_id=device_id, person_id=session.person_id, public_key_der=public_key_der,
+                display_name=display_name[:200], created_at=self.now()))
+        return device_id
+
+    def backchannel_authenticate(self, client_id: str, client_assertion: str, login_hint: str,
+                                 binding_message: str, scope: str,
+                                 acr_values: str = "") -> m.CibaStart:
+        client = self.authenticate_client(client_id, client_assertion)
+        if m.GRANT_CIBA not in client.grant_types:
+            raise InvalidArgument("UNAUTHORIZED_CLIENT", "client may not use CIBA")
+        if len(binding_message) > 64:
+            raise InvalidArgument("BINDING_MESSAGE_TOO_LONG", "at most 64 characters",
+                                  field_violations=(FieldViolation("binding_message", "<= 64"),))
+        scopes = _scopes(scope)
+        if "openid" not in scopes or not set(scopes) <= set(client.scopes):
+            raise InvalidArgument("INVALID_SCOPE", "scope must include openid and be allowed")
+        if not login_hint:
+            raise InvalidArgument("LOGIN_HINT_INVALID", "login_hint is required")
+        person_id = ""
+        with self.engine.connect() as conn:
+            if ":" in login_hint:
+                ident = str(parse_identifier(login_hint, field="login_hint"))
+                found = conn.execute(sa.select(t.persons.c.person_id).where(
+                    t.persons.c.identifier == ident)).scalar()
+            else:
+                found = conn.execute(sa.select(t.persons.c.person_id).where(
+                    t.persons.c.username == login_hint)).scalar()
+        person_id = str(found or "")  # unknown: never approvable, expires like any other
+        now = self.now()
+        auth_req_id = secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(t.ciba_requests.insert().values(
+                auth_req_id=auth_req_id, client_id=client.client_id, person_id=person_id,
+                scope=" ".join(scopes), binding_message=binding_message, status="pending",
+                interval=self.config.ciba_interval_seconds, last_poll_at=0.0, created_at=now,
+                expires_at=now + self.config.ciba_expires_seconds))
+        return m.CibaStart(auth_req_id, self.config.ciba_expires_seconds,
+                           self.config.ciba_interval_seconds)
+
+    def _verify_device_proof(self, device_id: str, proof: str) -> tuple[str, dict[str, Any]]:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.devices).where(t.devices.c.device_id == device_id)
+                               ).mappings().first()
+        if row is None:
+            raise Unauthenticated("DEVICE_PROOF_INVALID", "device proof is not valid")
+        now = self.now()
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                proof, load_der_public_key(row["public_key_der"]),  # type: ignore[arg-type]
+                algorithms=["ES256"], audience=self.config.issuer,
+                options={"require": ["iat", "jti", "aud"], "verify_iat": False})
+            if abs(now - float(claims["iat"])) > 60:
+                raise jwt.InvalidTokenError("stale")
+            with self.engine.begin() as conn:
+                conn.execute(t.used_jtis.insert().values(
+                    issuer=device_id, jti=str(claims["jti"])[:128], expires_at=now + 120))
+        except (jwt.PyJWTError, sa.exc.IntegrityError, ValueError):
+            raise Unauthenticated("DEVICE_PROOF_INVALID", "device proof is not valid") from None
+        return str(row["person_id"]), claims
+
+    def list_pending_approvals(self, device_id: str, proof: str) -> list[m.PendingApproval]:
+        person_id, _ = self._verify_device_proof(device_id, proof)
+        now = self.now()
+        c = t.ciba_requests
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(c, t.clients.c.client_name).join(
+                t.clients, t.clients.c.client_id == c.c.client_id).where(
+                c.c.person_id == person_id, c.c.status == "pending", c.c.expires_at > now)
+            ).mappings().all()
+        return [m.PendingApproval(r["auth_req_id"], r["client_name"], r["binding_message"],
+                                  r["expires_at"]) for r in rows]
+
+    def decide_approval(self, device_id: str, auth_req_id: str, approve: bool,
+                        proof: str) -> None:
+        person_id, claims = self._verify_device_proof(device_id, proof)
+        if claims.get("auth_req_id") != auth_req_id or claims.get("approve") is not approve:
+            raise Unauthenticated("DEVICE_PROOF_INVALID", "proof is for another decision")
+        c = t.ciba_requests
+        now = self.now()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(c).where(c.c.auth_req_id == auth_req_id)
+                               ).mappings().first()
+            if row is None or row["person_id"] != person_id:
+                raise NotFound("AUTH_REQUEST_NOT_FOUND", "no such request")
+            if row["expires_at"] <= now:
+                raise FailedPrecondition("AUTH_REQUEST_EXPIRED", "the request has expired")
+            done = conn.execute(c.update().where(c.c.auth_req_id == auth_req_id,
+                                                 c.c.status == "pending").values(
+                status="approved" if approve else "denied", auth_time=now)).rowcount
+        if not done:
+            raise FailedPrecondition("AUTH_REQUEST_DECIDED", "the request was already decided")
+
+    def _grant_ciba(self, client: m.Client, request: m.TokenRequest) -> m.TokenResponse:
+        c = t.ciba_requests
+        now = self.now()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(c).where(c.c.auth_req_id == request.auth_req_id)
+                               ).mappings().first()
+            if row is None or row["client_id"] != client.client_id:
+                raise InvalidArgument("INVALID_GRANT", "unknown auth_req_id")
+            if row["redeemed_at"] is not None:
+                raise InvalidArgument("INVALID_GRANT", "tokens were already issued")
+            if row["expires_at"] <= now:
+                raise FailedPrecondition("EXPIRED_TOKEN", "the request has expired")
+            polled = conn.execute(c.update().where(
+                c.c.auth_req_id == request.auth_req_id,
+                c.c.last_poll_at <= now - c.c.interval).values(last_poll_at=now)).rowcount
+            if not polled:
+                # CIBA section 11: slow_down, and the client must add 5 s to its interval.
+                conn.execute(c.update().where(c.c.auth_req_id == request.auth_req_id)
+                             .values(interval=c.c.interval + 5, last_poll_at=now))
+        if not polled:
+            raise ResourceExhausted("SLOW_DOWN", "polling too fast",
+                                    metadata={"interval": str(row["interval"] + 5)})
+        if row["status"] == "pending":
+            raise FailedPrecondition("AUTHORIZATION_PENDING", "not yet approved")
+        if row["status"] == "denied":
+            raise FailedPrecondition("ACCESS_DENIED", "the person denied the request")
+        with self.engine.begin() as conn:
+            redeemed = conn.execute(c.update().where(
+                c.c.auth_req_id == request.auth_req_id, c.c.redeemed_at.is_(None)).values(
+                redeemed_at=now)).rowcount
+        if not redeemed:
+            raise InvalidArgument("INVALID_GRANT", "tokens were already issued")
+        return self._issue_person_tokens(
+            client, row["person_id"], row["scope"].split(), aal=2, amr=["hwk", "user"],
+            auth_time=row["auth_time"], nonce="", claims_request="", family_id=None)
+
+    # ------------------------------------------------------------------ juristic persons
+    def register_juristic_person(self, identifier: Identifier, kind: m.JuristicKind,
+                                 name_th: str, name_en: str,
+                                 directors: Sequence[Identifier]) -> m.JuristicPerson:
+        if identifier.namespace is not Namespace.TH_JUR:
+            raise InvalidArgument("NAMESPACE_NOT_JURISTIC", "a juristic person is TH-JUR",
+                                  field_violations=(FieldViolation("identifier", "TH-JUR"),))
+        registered = self.companies.company(str(identifier))
+        if registered is None:
+            raise FailedPrecondition("NOT_IN_COMPANY_REGISTER", "not in the company register")
+        claimed = [str(d) for d in directors] or list(registered.directors)
+        if not claimed:
+            raise InvalidArgument("DIRECTORS_MISSING", "at least one director is required")
+        if not set(claimed) <= set(registered.directors):
+            raise FailedPrecondition("NOT_IN_COMPANY_REGISTER",
+                                     "a director is not registered for this company")
+        now = self.now()
+        person = m.JuristicPerson(str(identifier), kind, name_th or registered.name_th,
+                                  name_en or registered.name_en, tuple(claimed), now)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(t.juristic_persons.insert().values(
+                    identifier=person.identifier, kind=kind.value, name_th=person.name_th,
+                    name_en=person.name_en, directors_json=json.dumps(claimed),
+                    registered_at=now))
+        except sa.exc.IntegrityError:
+            raise AlreadyExists("JURISTIC_PERSON_EXISTS", "already registered") from None
+        return person
+
+    def juristic_person(self, identifier: str) -> m.JuristicPerson:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.juristic_persons).where(
+                t.juristic_persons.c.identifier == identifier)).mappings().first()
+        if row is None:
+            raise NotFound("JURISTIC_PERSON_NOT_FOUND", "no such juristic person")
+        return m.JuristicPerson(row["identifier"], m.JuristicKind(row["kind"]), row["name_th"],
+                                row["name_en"], tuple(json.loads(row["directors_json"])),
+                                row["registered_at"])
+
+    def _director_from_token(self, id_token: str, juristic: m.JuristicPerson) -> m.Person:
+        verified = self.verify_id_token(id_token)
+        if (verified.aal or 0) < 2 or (verified.auth_time or 0) < self.now() - 900:
+            raise PermissionDenied("ACR_NOT_MET", "a fresh AAL2 login is required")
+        person = self._person_of(verified)
+        if person.identifier not in juristic.directors:
+            raise PermissionDenied("NOT_A_DIRECTOR", "only a registered director may do this")
+        return person
+
+    def grant_representation(self, *, juristic_person: Identifier, representative: Identifier,
+                             role: str, powers: Sequence[str], valid_from: float | None,
+                             valid_until: float, grantor_id_token: str) -> m.Representation:
+        juristic = self.juristic_person(str(juristic_person))
+        grantor = self._director_from_token(grantor_id_token, juristic)
+        if not powers:
+            raise InvalidArgument("POWERS_MISSING", "at least one power",
+                                  field_violations=(FieldViolation("powers", "non-empty"),))
+        unknown = set(powers) - set(self.config.powers)
+        if unknown:
+            raise InvalidArgument("POWER_UNKNOWN", "unknown power",
+                                  field_violations=(FieldViolation("powers", sorted(unknown)[0]),))
+        start = valid_from or self.now()
+        if valid_until <= start:
+            raise InvalidArgument("VALIDITY_INVALID", "valid_until must be after valid_from",
+                                  field_violations=(FieldViolation("valid_until", "> from"),))
+        if self.person_by_identifier(str(representative)) is None:
+            raise NotFound("PERSON_NOT_FOUND", "the representative is not a known person")
+        rep_id = _new_id("rep")
+        evidence = f"{self.companies.name}-directors-" + dt.datetime.fromtimestamp(
+            self.now(), dt.UTC).strftime("%Y-%m-%d")
+        with self.engine.begin() as conn:
+            conn.execute(t.representations.insert().values(
+                representation_id=rep_id, juristic_person=juristic.identifier,
+                representative=str(representative), role=role, powers_json=json.dumps(
+                    list(powers)), valid_from=start, valid_until=valid_until,
+                granted_by=grantor.identifier, evidence=evidence, revoked_at=None,
+                created_at=self.now()))
+        return self.representation(rep_id)
+
+    def _rep_from_row(self, row: Mapping[str, Any]) -> m.Representation:
+        now = self.now()
+        status = (m.RepresentationStatus.REVOKED if row["revoked_at"] is not None else
+                  m.RepresentationStatus.EXPIRED if row["valid_until"] <= now else
+                  m.RepresentationStatus.ACTIVE)
+        return m.Representation(
+            row["representation_id"], row["juristic_person"], row["representative"],
+            row["role"], tuple(json.loads(row["powers_json"])), row["valid_from"],
+            row["valid_until"], row["granted_by"], row["evidence"], status)
+
+    def representation(self, representation_id: str) -> m.Representation:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.representations).where(
+                t.representations.c.representation_id == representation_id)).mappings().first()
+        if row is None:
+            raise NotFound("REPRESENTATION_NOT_FOUND", "no such representation")
+        return self._rep_from_row(row)
+
+    def revoke_representation(self, representation_id: str,
+                              revoker_id_token: str) -> m.Representation:
+        rep = self.representation(representation_id)
+        self._director_from_token(revoker_id_token, self.juristic_person(rep.juristic_person))
+        with self.engine.begin() as conn:
+            done = conn.execute(t.representations.update().where(
+                t.representations.c.representation_id == representation_id,
+                t.representations.c.revoked_at.is_(None)).values(revoked_at=self.now())
+            ).rowcount
+        if not done:
+            raise FailedPrecondition("REPRESENTATION_REVOKED", "already revoked")
+        return self.representation(representation_id)
+
+    def list_representations(self, *, juristic_person: str = "", representative: str = "",
+                             page_size: int = 20, page_token: str = ""
+                             ) -> tuple[list[m.Representation], str]:
+        if not juristic_person and not representative:
+            raise InvalidArgument("FILTER_MISSING", "filter by juristic person or representative")
+        size = page_size if 0 < page_size <= 100 else 20
+        try:
+            offset = int(page_token) if page_token else 0
+            if offset < 0:
+                raise ValueError
+        except ValueError:
+            raise InvalidArgument("PAGE_TOKEN_INVALID", "bad page token") from None
+        r = t.representations
+        q = sa.select(r).order_by(r.c.created_at, r.c.representation_id)
+        if juristic_person:
+            q = q.where(r.c.juristic_person == juristic_person)
+        if representative:
+            q = q.where(r.c.representative == representative)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.offset(offset).limit(size + 1)).mappings().all()
+        page = [self._rep_from_row(row) for row in rows[:size]]
+        return page, (str(offset + size) if len(rows) > size else "")
+
+    def _grant_token_exchange(self, client: m.Client,
+                              request: m.TokenRequest) -> m.TokenResponse:
+        if request.subject_token_type not in (m.TOKEN_TYPE_ACCESS, ""):
+            raise InvalidArgument("INVALID_REQUEST", "subject_token_type must be access_token")
+        if not request.act_for:
+            raise InvalidArgument("INVALID_REQUEST", "act_for is required")
+        try:
+            subject_token = self.verify_access_token(request.subject_token)
+        except Unauthenticated:
+            raise InvalidArgument("INVALID_GRANT", "subject token is not valid") from None
+        person = self._person_of(subject_token)
+        juristic = self.juristic_person(str(parse_identifier(request.act_for, field="act_for")))
+        now = self.now()
+        r = t.representations
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(r).where(
+                r.c.juristic_person == juristic.identifier,
+                r.c.representative == person.identifier)).mappings().all()
+        grants = [self._rep_from_row(row) for row in rows]
+        live = [g for g in grants if g.status is m.RepresentationStatus.ACTIVE
+                and g.valid_from <= now + self.config.leeway_seconds
+                and g.granted_by in juristic.directors]
+        if not live:
+            raise PermissionDenied("NOT_REPRESENTATIVE", "no valid representation grant")
+        grant = live[0]
+        scopes = _scopes(request.scope) if request.scope else [
+            s for s in client.scopes if s not in m.PERSON_SCOPES]
+        if not set(scopes) <= set(client.scopes):
+            raise InvalidArgument("INVALID_SCOPE", "scope not allowed for this client")
+        if any(s.endswith(":sign") for s in scopes) and "sign" not in grant.powers:
+            raise PermissionDenied("POWER_MISSING", "the grant does not include 'sign'")
+        audience = [request.audience] if request.audience else (
+            _audiences_for(scopes) or [self.config.issuer])
+        iat = int(now)
+        lifetime = min(self.config.access_token_seconds, max(1, int(grant.valid_until - now)))
+        actor: dict[str, Any] = {"sub": subject_token.subject}
+        if "identifier" in client.scopes:
+            actor["identifier"] = person.identifier
+        claims: dict[str, Any] = {
+            "iss": self.config.issuer, "sub": juristic.identifier, "aud": audience, "iat": iat,
+            "exp": iat + lifetime, "jti": secrets.token_urlsafe(16),
+            "client_id": client.client_id, "scope": " ".join(scopes),
+            "auth_time": int(subject_token.auth_time or iat), "acr": subject_token.acr,
+            "amr": list(subject_token.amr), "act": actor,
+            "representation": {"juristic_person": juristic.identifier, "role": grant.role,
+                               "powers": list(grant.powers),
+                               "grant_id": grant.representation_id}}
+        token = self.keyring.sign(claims, typ="at+jwt")
+        return m.TokenResponse(token, lifetime, " ".join(scopes),
+                               issued_token_type=m.TOKEN_TYPE_ACCESS)

@@ -1,0 +1,1 @@
+"""Identity storage: SQLAlchemy Core tables, Alembic migrations."""
