@@ -59,6 +59,12 @@ ENV PATH=/opt/egov/bin:${PATH} \
 VOLUME ["/tmp"]
 WORKDIR /tmp
 
+# Thai fonts (TLWG Garuda, Loma ...) for the visible signature stamp and the report PDF.
+FROM runtime AS runtime-thai-fonts
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-thai-tlwg \
+ && rm -rf /var/lib/apt/lists/*
+
 # --- one target per service --------------------------------------------------------------------
 FROM runtime AS identity
 LABEL org.opencontainers.image.title="egov-trust identity" \
@@ -109,7 +115,7 @@ EXPOSE 50053 8083
 USER 10001:10001
 ENTRYPOINT ["python", "-m", "egov_registry"]
 
-FROM runtime AS signing
+FROM runtime-thai-fonts AS signing
 LABEL org.opencontainers.image.title="egov-trust signing" \
       org.opencontainers.image.description="PAdES signing with remote keys, validation reports"
 ENV EGOV_SIGNING_GRPC_LISTEN=0.0.0.0:50054 \
@@ -118,7 +124,7 @@ EXPOSE 50054
 USER 10001:10001
 ENTRYPOINT ["python", "-m", "egov_signing"]
 
-FROM runtime AS verify_portal
+FROM runtime-thai-fonts AS verify_portal
 LABEL org.opencontainers.image.title="egov-trust verify portal" \
       org.opencontainers.image.description="Web page for relying parties: upload a PDF, read the report"
 ENV EGOV_VERIFY_PORTAL_HTTP_LISTEN=0.0.0.0:8080 \

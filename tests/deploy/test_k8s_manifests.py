@@ -63,18 +63,25 @@ def test_every_service_has_deployment_service_account_and_settings(overlay: str)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_probes_ask_grpc_health_on_the_grpc_port(overlay: str) -> None:
+def test_probes_ask_grpc_health_where_the_service_listens(overlay: str) -> None:
     objects = render(overlay)
     for name, (_, prefix, grpc_port, http_port) in SERVICES.items():
         (container,) = pod_spec(by_name(objects, "Deployment", name))["containers"]
         env, _ = container_env(objects, container)
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-            if grpc_port is not None:
-                assert container[probe]["grpc"]["port"] == grpc_port, (name, probe)
-                assert env[f"EGOV_{prefix}_GRPC_LISTEN"].endswith(f":{grpc_port}")
-            else:
-                assert container[probe]["httpGet"]["path"] == "/healthz", (name, probe)
+            spec = container[probe]
+            if grpc_port is None:
+                assert spec["httpGet"]["path"] == "/healthz", (name, probe)
                 assert env[f"EGOV_{prefix}_HTTP_LISTEN"].endswith(f":{http_port}")
+                continue
+            assert env[f"EGOV_{prefix}_GRPC_LISTEN"].endswith(f":{grpc_port}")
+            if env.get(f"EGOV_{prefix}_TLS_MODE") == "mtls":
+                # The kubelet's gRPC probe cannot speak TLS: the same Check, over mTLS, by exec.
+                script = spec["exec"]["command"][-1]
+                assert f"'127.0.0.1:{grpc_port}'" in script, (name, probe)
+                assert "HealthStub" in script and "/var/run/secrets/egov/tls/" in script
+            else:
+                assert spec["grpc"]["port"] == grpc_port, (name, probe)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -136,12 +143,17 @@ def test_prod_ships_no_secret_objects_and_runs_two_replicas_or_more() -> None:
     assert of_kind(objects, "StatefulSet") == [], "prod uses an external PostgreSQL"
 
 
-def test_prod_keys_use_pkcs11_and_mutual_tls_everywhere() -> None:
+def test_prod_keys_use_pkcs11() -> None:
     objects = render("prod")
     (keys,) = pod_spec(by_name(objects, "Deployment", "keys"))["containers"]
     env, _ = container_env(objects, keys)
     assert env["EGOV_KEYS_CUSTODY"] == "pkcs11"
     assert "EGOV_KEYS_KEK_FILE" not in env
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_services_talk_mutual_tls_with_certificates_from_secrets(overlay: str) -> None:
+    objects = render(overlay)
     for name, (_, prefix, _, _) in SERVICES.items():
         (container,) = pod_spec(by_name(objects, "Deployment", name))["containers"]
         env, _ = container_env(objects, container)

@@ -183,6 +183,8 @@ def test_settings_describe_the_call_graph_of_the_design(overlay: str) -> None:
         ("signing", "keys"),
         ("signing", "registry"),
         ("keys", "identity"),
+        # registry verifies issuing portals' bearer tokens against identity's JWKS
+        ("registry", "identity"),
         ("verify-portal", "signing"),
         ("verify-portal", "registry"),
     }
