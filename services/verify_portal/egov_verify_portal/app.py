@@ -3,8 +3,9 @@
 Routes
 - ``GET /``: upload form (size limit shown before upload).
 - ``POST /verify``: the PDF (form field ``file``, or a bare ``application/pdf`` body) -> report.
-- ``GET /d/{document_id}``: the page a stamp's QR code opens: the registry entry, and a form to
-  upload the copy in hand (``POST /verify`` with ``expected_document_id``).
+- ``GET /d/{document_id}`` (also ``/verify/{document_id}``): the page a stamp's QR code opens:
+  the registry entry, and a form to upload the copy in hand (``POST /verify`` with
+  ``expected_document_id``).
 - ``POST /report``: re-render a sealed report (language switch on the report page).
 - ``POST /report.xml``, ``POST /report.pdf``: downloads of a sealed report.
 - ``GET /healthz`` (process alive), ``GET /readyz`` (peers' gRPC health).
@@ -377,6 +378,8 @@ def create_app(
             Route("/report.xml", portal.download_xml, methods=["POST"]),
             Route("/report.pdf", portal.download_pdf, methods=["POST"]),
             Route("/d/{document_id:str}", portal.document, methods=["GET"]),
+            # The registry's default QR code URL base is <portal>/verify/<document id>.
+            Route("/verify/{document_id:str}", portal.document, methods=["GET"]),
             Route("/healthz", portal.healthz, methods=["GET"]),
             Route("/readyz", portal.readyz, methods=["GET"]),
             Mount("/static", StaticFiles(directory=_PACKAGE / "static"), name="static"),

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import grpc
 import uvicorn
+from egov_common.channels import open_channel as common_open_channel
 from egov_common.logging import setup_logging
 from egov_common.settings import SettingsError, load_settings
 
@@ -21,10 +22,6 @@ log = logging.getLogger("egov_verify_portal")
 
 def open_channel(address: str, settings: VerifyPortalSettings) -> grpc.Channel:
     """A channel with the platform's TLS, tracing and deadline defaults (egov_common)."""
-    try:
-        from egov_common.channels import open_channel as common_open_channel
-    except ImportError:  # egov_common.channels not there yet: plaintext on loopback
-        return grpc.insecure_channel(address)
     return common_open_channel(address, settings)
 
 
@@ -33,7 +30,9 @@ def build(settings: VerifyPortalSettings) -> object:
         open_channel(settings.signing_address, settings),
         open_channel(settings.registry_address, settings),
         timeout=settings.peer_timeout,
-        log_key_file=settings.registry_log_key_file,
+        log_key_pem=(
+            settings.registry_log_key_file.read_bytes() if settings.registry_log_key_file else None
+        ),
     )
     config = PortalConfig(
         max_upload_bytes=settings.max_upload_bytes,

@@ -13,13 +13,13 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import grpc
-from egov.registry.v1 import registry_pb2, registry_pb2_grpc
+from egov.registry.v1 import registry_pb2
 from egov.signing.v1 import signing_pb2, signing_pb2_grpc
 from egov.type.v1 import crypto_pb2, party_pb2
+from egov_clients.registry import RegistryClient
 from egov_common.clock import Clock, SystemClock
 from egov_common.errors import Code, EgovError
 from egov_common.logging import mask_identifier
@@ -74,18 +74,15 @@ class GrpcTrustServices:
         registry: grpc.Channel,
         *,
         timeout: float,
-        inclusion: InclusionChecker | None = None,
-        log_key_file: Path | None = None,
+        log_key_pem: bytes | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._signing_channel = signing
         self._registry_channel = registry
         self._signing = signing_pb2_grpc.SigningServiceStub(signing)
-        self._registry = registry_pb2_grpc.RegistryServiceStub(registry)
+        self._registry = RegistryClient(registry, log_key=log_key_pem, deadline=timeout)
         self._timeout = timeout
-        self._inclusion = inclusion or InclusionChecker(
-            self._registry, timeout=timeout, pinned_key_file=log_key_file
-        )
+        self._inclusion = InclusionChecker(self._registry)
         self._clock = clock or SystemClock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="registry-lookup")
 
@@ -106,15 +103,12 @@ class GrpcTrustServices:
 
     def registry_entry(self, document_id: str) -> RegistryFinding:
         try:
-            reply = self._registry.GetDocument(
-                registry_pb2.GetDocumentRequest(document_id=document_id), timeout=self._timeout
-            )
-        except grpc.RpcError as err:
-            error = from_rpc_error(err)
+            document = self._registry.get_document(document_id)
+        except EgovError as error:
             if error.code in (Code.NOT_FOUND, Code.INVALID_ARGUMENT):
                 raise DocumentNotFound(document_id) from None
             raise PeerUnavailable(f"registry: {error}") from None
-        return self._finding(reply.document)
+        return self._finding(document)
 
     def peers_ready(self) -> dict[str, bool]:
         return {
@@ -126,18 +120,14 @@ class GrpcTrustServices:
 
     def _registry_for_hash(self, digest: bytes) -> RegistryFinding:
         try:
-            reply = self._registry.LookupByHash(
-                registry_pb2.LookupByHashRequest(sha256=digest), timeout=self._timeout
-            )
-        except grpc.RpcError as err:
-            log.warning("registry lookup failed: %s", from_rpc_error(err))
+            documents = self._registry.lookup_by_hash(digest)
+        except EgovError as error:
+            log.warning("registry lookup failed: %s", error)
             return RegistryFinding(status=RegistryStatus.UNAVAILABLE)
-        if not reply.documents:
+        if not documents:
             return RegistryFinding(status=RegistryStatus.NOT_REGISTERED)
         # One entry per issuer at most; a revoked one among them decides.
-        documents = sorted(
-            reply.documents, key=lambda d: d.status != registry_pb2.DOCUMENT_STATUS_REVOKED
-        )
+        documents.sort(key=lambda d: d.status != registry_pb2.DOCUMENT_STATUS_REVOKED)
         return self._finding(documents[0])
 
     def _finding(self, document: registry_pb2.Document) -> RegistryFinding:

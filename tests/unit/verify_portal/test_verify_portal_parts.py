@@ -1,0 +1,352 @@
+"""The verify portal's pieces: proto mapping, i18n dates, sealing, upload reading, PDF summary."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from egov.registry.v1 import registry_pb2
+from egov.signing.v1 import signing_pb2
+from egov.type.v1 import crypto_pb2, party_pb2
+from egov_verify_portal.adapters import peers
+from egov_verify_portal.domain.report import RegistryFinding, RegistryStatus, Verdict
+from egov_verify_portal.domain.services import DocumentRejected, PeerUnavailable, RejectionReason
+from egov_verify_portal.domain.summary_pdf import render_summary
+from egov_verify_portal.i18n import Translator
+from egov_verify_portal.seal import SealBroken, open_report, seal_report
+from egov_verify_portal.upload import UploadProblem, UploadRefused, read_upload
+from google.protobuf import timestamp_pb2
+from hypothesis import given
+from hypothesis import strategies as st
+from verify_portal_fixtures import FONTS, NOW, SIGNER_TH, registered, report, signature
+
+
+def ts(value: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+# ---- proto -> report ------------------------------------------------------------------------
+
+
+def verify_response(**overrides: object) -> signing_pb2.VerifyDocumentResponse:
+    sig = signing_pb2.SignatureReport(
+        field_name="Signature1",
+        kind=signing_pb2.SIGNATURE_KIND_SIGNATURE,
+        indication=signing_pb2.INDICATION_TOTAL_PASSED,
+        signer=signing_pb2.Signer(
+            name=SIGNER_TH,
+            organization="กรมการปกครอง",
+            masked_identifier="PNOTH-1-2345-xxxxx-xx-1",
+            issuer="egov Natural Person CA",
+        ),
+        claimed_signing_time=ts(datetime(2026, 11, 25, 4, 49, tzinfo=UTC)),
+        timestamp_time=ts(datetime(2026, 11, 25, 4, 50, tzinfo=UTC)),
+        intact=True,
+        valid=True,
+        trusted=True,
+        coverage=signing_pb2.COVERAGE_ENTIRE_FILE,
+        modification_level=signing_pb2.MODIFICATION_LEVEL_NONE,
+        docmdp_ok=True,
+        pades_level=crypto_pb2.PADES_LEVEL_B_LTA,
+        revocation_status=signing_pb2.REVOCATION_STATUS_GOOD,
+        chain=[SIGNER_TH, "egov Natural Person CA", "egov Root CA"],
+    )
+    for key, value in overrides.items():
+        setattr(sig, key, value)
+    return signing_pb2.VerifyDocumentResponse(
+        report=signing_pb2.ValidationReport(
+            indication=sig.indication,
+            sub_indication=sig.sub_indication,
+            signatures=[sig],
+            validation_time=ts(NOW),
+        ),
+        etsi_xml=b"<ValidationReport/>",
+    )
+
+
+def test_a_passed_signature_maps_to_valid_with_trusted_time() -> None:
+    pdf = b"%PDF-1.7 signed"
+    result = peers._report(
+        verify_response(), "a.pdf", pdf, RegistryFinding(RegistryStatus.NOT_REGISTERED), NOW
+    )
+    assert result.verdict is Verdict.VALID
+    assert result.sha256_hex == hashlib.sha256(pdf).hexdigest()
+    assert result.etsi_xml == b"<ValidationReport/>"
+    (sig,) = result.signatures
+    assert sig.signer_name == SIGNER_TH
+    assert sig.time_is_trusted and sig.signed_at == datetime(2026, 11, 25, 4, 50, tzinfo=UTC)
+    assert sig.pades_level == "B-LTA"
+    assert sig.covers_whole_document and sig.modifications == "NONE"
+    assert sig.revocation_status == "GOOD"
+
+
+def test_a_hash_failure_maps_to_not_valid_with_its_sub_indication() -> None:
+    response = verify_response(
+        indication=signing_pb2.INDICATION_TOTAL_FAILED,
+        sub_indication=signing_pb2.SUB_INDICATION_HASH_FAILURE,
+        intact=False,
+    )
+    result = peers._report(
+        response, "a.pdf", b"%PDF", RegistryFinding(RegistryStatus.NOT_REGISTERED), NOW
+    )
+    assert result.verdict is Verdict.INVALID
+    assert result.signatures[0].sub_indication == "HASH_FAILURE"
+
+
+def test_a_signature_without_time_stamp_shows_the_claimed_time_as_claimed() -> None:
+    response = verify_response()
+    response.report.signatures[0].ClearField("timestamp_time")
+    result = peers._report(
+        response, "a.pdf", b"%PDF", RegistryFinding(RegistryStatus.NOT_REGISTERED), NOW
+    )
+    sig = result.signatures[0]
+    assert not sig.time_is_trusted
+    assert sig.signed_at == datetime(2026, 11, 25, 4, 49, tzinfo=UTC)
+
+
+def test_forbidden_changes_after_signing_are_not_allowed() -> None:
+    response = verify_response(
+        coverage=signing_pb2.COVERAGE_ENTIRE_REVISION,
+        modification_level=signing_pb2.MODIFICATION_LEVEL_OTHER,
+    )
+    result = peers._report(
+        response, "a.pdf", b"%PDF", RegistryFinding(RegistryStatus.NOT_REGISTERED), NOW
+    )
+    sig = result.signatures[0]
+    assert sig.coverage == "ENTIRE_REVISION" and not sig.covers_whole_document
+    assert not sig.modifications_allowed
+
+
+def test_a_revoked_registry_document_carries_its_reason_and_masks_the_subject() -> None:
+    document = registry_pb2.Document(
+        document_id="DOC-1",
+        sha256=b"\x01" * 32,
+        issuer=party_pb2.PartyIdentifier(
+            namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_JUR, value="0994000000013"
+        ),
+        subject=party_pb2.PartyIdentifier(
+            namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value="1101700230708"
+        ),
+        document_type="birth-certificate",
+        status=registry_pb2.DOCUMENT_STATUS_REVOKED,
+        metadata={"issuer_name_th": "สำนักทะเบียนกลาง", "title": "สูติบัตร"},
+        history=[
+            registry_pb2.StatusChange(status=registry_pb2.DOCUMENT_STATUS_REGISTERED),
+            registry_pb2.StatusChange(
+                status=registry_pb2.DOCUMENT_STATUS_REVOKED,
+                reason=registry_pb2.REVOCATION_REASON_FRAUD,
+                reason_text="ได้มาโดยทุจริต",
+                changed_at=ts(NOW),
+            ),
+        ],
+    )
+    entry = peers._entry(document)
+    assert entry.status is RegistryStatus.REVOKED
+    assert entry.revocation_reason == "ได้มาโดยทุจริต (fraud)"
+    assert entry.revoked_at == NOW
+    assert entry.issuer == "สำนักทะเบียนกลาง (TH-JUR 0994000000013)"
+    assert entry.subject_reference == "TH-PID 1-1017-xxxxx-xx-8"
+    assert entry.title == "สูติบัตร"
+    assert entry.sha256_hex == "01" * 32
+
+
+class FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+    """A failed call as a client sees it, without rich error details."""
+
+    def __init__(self, code: grpc.StatusCode, details: str = "") -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def initial_metadata(self) -> tuple[()]:
+        return ()
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> None:
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback: object) -> bool:
+        return False
+
+
+def test_an_unreachable_signing_service_is_unavailable_not_a_bad_document() -> None:
+    assert isinstance(
+        peers._signing_error(FakeRpcError(grpc.StatusCode.UNAVAILABLE)), PeerUnavailable
+    )
+    assert isinstance(
+        peers._signing_error(FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED)), PeerUnavailable
+    )
+
+
+def test_an_invalid_argument_from_signing_is_a_rejected_document() -> None:
+    error = peers._signing_error(FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT, "bad xref"))
+    assert isinstance(error, DocumentRejected)
+    assert error.reason is RejectionReason.BROKEN_PDF
+
+
+def test_verify_requests_send_options_first_then_chunks_of_at_most_one_mib() -> None:
+    pdf = b"%PDF" + b"x" * (peers.CHUNK_BYTES + 10)
+    messages = list(peers._verify_requests(pdf, "en"))
+    assert messages[0].WhichOneof("part") == "options"
+    assert messages[0].options.include_etsi_xml and messages[0].options.language == "en"
+    chunks = [m.chunk for m in messages[1:]]
+    assert b"".join(chunks) == pdf and max(map(len, chunks)) <= peers.CHUNK_BYTES
+
+
+# ---- i18n ---------------------------------------------------------------------------------------
+
+
+def test_thai_dates_use_the_buddhist_era_and_bangkok_time() -> None:
+    late_evening_utc = datetime(2026, 12, 31, 18, 30, tzinfo=UTC)  # already 2027 in Bangkok
+    assert Translator("th").date(late_evening_utc) == "1 มกราคม 2570"
+    assert Translator("en").date(late_evening_utc) == "1 January 2027"
+    assert Translator("th").datetime(late_evening_utc) == (
+        "1 มกราคม 2570 เวลา 01:30:00 น. (เวลาประเทศไทย)"
+    )
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9000, 1, 1)))
+def test_the_thai_year_is_always_543_more_than_the_english_one(moment: datetime) -> None:
+    th_year = int(Translator("th").date(moment).rsplit(" ", 1)[1])
+    en_year = int(Translator("en").date(moment).rsplit(" ", 1)[1])
+    assert th_year == en_year + 543
+
+
+def test_reasons_are_explained_in_both_languages_and_unknown_codes_fall_back() -> None:
+    assert Translator("th").reason("SUB_INDICATION_HASH_FAILURE").startswith("เนื้อหาเอกสาร")
+    assert "changed after signing" in Translator("en").reason("HASH_FAILURE")
+    assert Translator("en").reason("SOMETHING_NEW", "fallback text") == "fallback text"
+
+
+# ---- sealing ------------------------------------------------------------------------------------
+
+KEY = b"s" * 32
+
+
+def test_a_sealed_report_round_trips_exactly() -> None:
+    original = report(Verdict.INVALID, registry=registered(RegistryStatus.REVOKED, revoked_at=NOW))
+    token = seal_report(original, KEY, now=NOW, ttl=timedelta(hours=1))
+    assert open_report(token, KEY, now=NOW) == original
+
+
+def test_an_expired_or_foreign_seal_is_refused() -> None:
+    token = seal_report(report(), KEY, now=NOW, ttl=timedelta(minutes=5))
+    with pytest.raises(SealBroken):
+        open_report(token, KEY, now=NOW + timedelta(minutes=6))
+    with pytest.raises(SealBroken):
+        open_report(token, b"o" * 32, now=NOW)
+
+
+@given(st.integers(min_value=0), st.integers(min_value=0, max_value=255))
+def test_any_changed_byte_breaks_the_seal(position: int, value: int) -> None:
+    token = seal_report(report(), KEY, now=NOW, ttl=timedelta(hours=1))
+    index = position % len(token)
+    replacement = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."[value % 65]
+    forged = token[:index] + replacement + token[index + 1 :]
+    if forged == token:
+        return
+    try:
+        opened = open_report(forged, KEY, now=NOW)
+    except SealBroken:
+        return
+    # base64 padding bits can change without changing the bytes: then nothing changed
+    assert opened == open_report(token, KEY, now=NOW)
+
+
+# ---- upload reading ----------------------------------------------------------------------------
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+def _read(content_type: str, *parts: bytes, limit: int = 100, length: str | None = None):  # type: ignore[no-untyped-def]
+    return asyncio.run(read_upload(content_type, length, _chunks(*parts), max_file_bytes=limit))
+
+
+def _form(boundary: str, *parts: tuple[str, str | None, bytes]) -> bytes:
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        body += content + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode()
+
+
+def test_a_form_upload_yields_the_file_and_small_fields() -> None:
+    body = _form("XyZ", ("lang", None, b"en"), ("file", "C:\\docs\\cert.pdf", b"%PDF-1.7 abc"))
+    upload = _read("multipart/form-data; boundary=XyZ", body[:7], body[7:30], body[30:])
+    assert upload.content == b"%PDF-1.7 abc"
+    assert upload.file_name == "cert.pdf"
+    assert upload.fields == {"lang": "en"}
+
+
+def test_a_form_file_one_byte_over_the_limit_is_too_large() -> None:
+    body = _form("b", ("file", "x.pdf", b"%PDF-" + b"0" * 96))
+    with pytest.raises(UploadRefused) as refused:
+        _read("multipart/form-data; boundary=b", body, limit=100)
+    assert refused.value.problem is UploadProblem.TOO_LARGE
+    exactly = _form("b", ("file", "x.pdf", b"%PDF-" + b"0" * 95))
+    assert len(_read("multipart/form-data; boundary=b", exactly, limit=100).content) == 100
+
+
+def test_a_pdf_header_late_in_the_file_is_not_a_pdf() -> None:
+    with pytest.raises(UploadRefused) as refused:
+        _read("application/pdf", b"x" * 2000 + b"%PDF-1.7", limit=10_000)
+    assert refused.value.problem is UploadProblem.NOT_PDF
+
+
+def test_a_malformed_multipart_body_is_a_bad_request() -> None:
+    with pytest.raises(UploadRefused) as refused:
+        _read("multipart/form-data; boundary=b", b"--b\r\nno headers end", limit=100)
+    assert refused.value.problem in (UploadProblem.BAD_REQUEST, UploadProblem.NO_FILE)
+
+
+# ---- PDF summary -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["th", "en"])
+def test_the_summary_is_one_page_with_the_verdict_and_the_signer(language: str) -> None:
+    pdf = render_summary(report(), Translator(language), FONTS)
+    assert pdf.startswith(b"%PDF-")
+    if shutil.which("pdfinfo") is None or shutil.which("pdftotext") is None:
+        pytest.skip("poppler-utils (pdfinfo, pdftotext) not installed")
+    info = subprocess.run(["pdfinfo", "-"], input=pdf, capture_output=True, check=True).stdout
+    assert re.search(rb"Pages:\s+1\n", info)
+    text = subprocess.run(
+        ["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True
+    ).stdout.decode()
+    assert SIGNER_TH in text
+    assert ("ถูกต้อง" if language == "th" else "Valid") in text
+    assert ("2569" if language == "th" else "2026") in text
+
+
+def test_a_summary_with_many_signatures_still_fits_one_page() -> None:
+    many = report(signatures=tuple(signature(field_name=f"Sig{i}") for i in range(12)))
+    pdf = render_summary(many, Translator("th"), FONTS)
+    if shutil.which("pdfinfo") is None:
+        pytest.skip("poppler-utils not installed")
+    info = subprocess.run(["pdfinfo", "-"], input=pdf, capture_output=True, check=True).stdout
+    assert re.search(rb"Pages:\s+1\n", info)
