@@ -152,7 +152,10 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     @staticmethod
     def _abort(context: grpc.ServicerContext, outcome: _Outcome, error: EgovError) -> None:
         outcome.code, outcome.reason = error.code.value, error.reason
-        context.abort_with_status(to_grpc_status(error))
+        status = to_grpc_status(error)
+        context.set_code(status.code)  # lets the tracing wrapper mark the span as failed
+        context.set_details(status.details)
+        context.abort_with_status(status)
 
     def _record(
         self, method: str, context: grpc.ServicerContext, outcome: _Outcome, started: float

@@ -118,8 +118,12 @@ class Telemetry:
 
     def server_interceptor(self) -> grpc.ServerInterceptor:
         """Starts a server span per call, continuing the trace in the caller's metadata."""
+        from opentelemetry.instrumentation.grpc import filters
+
+        # Health probes and reflection every few seconds would drown the real traces.
+        not_infrastructure = filters.negate(filters.service_prefix("grpc."))
         interceptor: grpc.ServerInterceptor = server_interceptor(  # type: ignore[no-untyped-call]
-            tracer_provider=self.tracer_provider
+            tracer_provider=self.tracer_provider, filter_=not_infrastructure
         )
         return interceptor
 
