@@ -1,0 +1,1 @@
+"""The outside world behind small interfaces: key custody backends, identity's token verifier."""

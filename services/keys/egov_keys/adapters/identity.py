@@ -1,0 +1,47 @@
+"""identity's tokens, verified with the shared fail-closed verifier (egov_pki.tokens).
+
+- :class:`IdentityProofVerifier`: the ``authorization_proof`` of a request (an ID token,
+  a representation token or an agency client's access token);
+- :class:`BearerCallerVerifier`: the bearer token in call metadata becomes the call's Caller
+  (agency service clients calling keys directly for an e-seal).
+"""
+
+from __future__ import annotations
+
+from egov_common.auth import Caller, CallerKind
+from egov_pki.tokens import HttpJwks, JwksSource, TokenVerifier, VerifiedToken
+
+__all__ = ["BearerCallerVerifier", "IdentityProofVerifier", "http_jwks"]
+
+
+def http_jwks(url: str) -> HttpJwks:
+    return HttpJwks(url)
+
+
+class IdentityProofVerifier:
+    """Signature, issuer, audience, expiry: everything but the keys-specific policy."""
+
+    def __init__(self, jwks: JwksSource, issuer: str, audiences: tuple[str, ...]) -> None:
+        self._verifier = TokenVerifier(jwks, issuer=issuer, audiences=audiences)
+
+    def verify(self, token: str) -> VerifiedToken:
+        return self._verifier.verify(token)
+
+
+class BearerCallerVerifier:
+    """egov_common's server-side TokenVerifier protocol over the same verifier."""
+
+    def __init__(self, proofs: IdentityProofVerifier) -> None:
+        self._proofs = proofs
+
+    def __call__(self, token: str, *, peer_service: str | None) -> Caller:
+        verified = self._proofs.verify(token)
+        is_client = verified.client_id is not None and verified.client_id == verified.subject
+        return Caller(
+            kind=CallerKind.CLIENT if is_client or verified.agency else CallerKind.PERSON,
+            subject=verified.client_id or verified.subject,
+            scopes=verified.scopes,
+            agency=verified.agency,
+            claims=dict(verified.claims),
+            peer_service=peer_service,
+        )

@@ -1,0 +1,810 @@
+"""Credentials under their owners' sole control (CSC API v2 semantics).
+
+Application layer over the domain: every state change and its audit entry are one database
+transaction; if the audit entry cannot be written the operation fails. A SAD is spent by a
+conditional UPDATE in the database, so exactly one SignHash wins however many calls or
+processes race for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlalchemy.exc
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from egov_common.auth import Caller, CallerKind
+from egov_common.clock import Clock
+from egov_common.errors import (
+    EgovError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
+from egov_pki.identifiers import Identifier
+from egov_pki.tokens import VerifiedToken
+
+from egov_keys.domain.algorithms import HashAlgorithm, KeyAlgorithm, SignatureScheme
+from egov_keys.domain.audit import ChainVerdict, verify_chain
+from egov_keys.domain.authorization import (
+    AssurancePolicy,
+    ProofVerifier,
+    Purpose,
+    authorize_owner,
+    caller_label,
+)
+from egov_keys.domain.custody import CustodyBackend, KeyRole
+from egov_keys.domain.model import (
+    AuditEvent,
+    AuditRecord,
+    Credential,
+    CredentialStatus,
+    RevocationReason,
+    SadRecord,
+)
+from egov_keys.domain.pki import OwnerKind, SubjectDetails, issue_end_entity
+from egov_keys.storage.repository import KeysRepository, StaleCredential
+from egov_keys.trust import TrustServices, new_serial
+
+__all__ = ["CredentialPolicy", "CredentialService", "IssuedSad", "OwnerNames"]
+
+log = logging.getLogger("egov.keys.credentials")
+
+_SAD_PREFIX = "sad1."
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerNames:
+    given_name_th: str = ""
+    family_name_th: str = ""
+    given_name_en: str = ""
+    family_name_en: str = ""
+    organization_th: str = ""
+    organization_en: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialPolicy:
+    assurance: AssurancePolicy
+    sad_lifetime: dt.timedelta
+    max_signatures: int
+    certificate_lifetime: dt.timedelta
+    #: Caller subjects (mTLS service names or client ids) allowed to call SignHash; "*" = any.
+    sign_callers: frozenset[str]
+    audit_callers: frozenset[str]
+    default_backend: CustodyBackend
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedSad:
+    sad: str
+    expires_at: dt.datetime
+
+
+def _hashes_binding(hashes: Sequence[bytes]) -> str:
+    # All digests have the algorithm's length, so the sorted concatenation is unambiguous.
+    return hashlib.sha256(b"".join(sorted(hashes))).hexdigest()
+
+
+def _sad_hash(sad: str) -> str:
+    return hashlib.sha256(sad.encode("ascii", "replace")).hexdigest()
+
+
+@contextmanager
+def _audit_guard() -> Iterator[None]:
+    """A database failure while writing state + audit fails the operation, never silently."""
+    try:
+        yield
+    except sqlalchemy.exc.IntegrityError:
+        raise
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        log.error("audit/state write failed: %s", type(exc).__name__)
+        raise Unavailable("AUDIT_UNAVAILABLE", "the audit log could not be written") from None
+
+
+class CredentialService:
+    def __init__(
+        self,
+        repository: KeysRepository,
+        trust: TrustServices,
+        proofs: ProofVerifier,
+        policy: CredentialPolicy,
+        clock: Clock,
+    ) -> None:
+        self._repo = repository
+        self._trust = trust
+        self._proofs = proofs
+        self._policy = policy
+        self._clock = clock
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _proof(self, token: str) -> VerifiedToken | None:
+        return self._proofs.verify(token) if token else None
+
+    def _credential(self, credential_id: str) -> Credential:
+        if not credential_id or len(credential_id) > 64:
+            raise NotFound(
+                "CREDENTIAL_NOT_FOUND",
+                "no such credential",
+                field_violations=(FieldViolation("credential_id", "unknown credential"),),
+            )
+        found = self._repo.credential(credential_id)
+        if found is None:
+            raise NotFound(
+                "CREDENTIAL_NOT_FOUND",
+                "no such credential",
+                field_violations=(FieldViolation("credential_id", "unknown credential"),),
+            )
+        return found
+
+    def effective_status(self, credential: Credential) -> str:
+        if (
+            credential.status is CredentialStatus.ACTIVE
+            and self._clock.now() >= credential.not_after
+        ):
+            return "expired"
+        return credential.status.value
+
+    def _require_usable(self, credential: Credential) -> None:
+        if credential.status is CredentialStatus.REVOKED:
+            raise FailedPrecondition("CREDENTIAL_REVOKED", "the credential is revoked")
+        if credential.status is CredentialStatus.RENEWED:
+            raise FailedPrecondition("CREDENTIAL_RENEWED", "the credential was renewed")
+        now = self._clock.now()
+        if now >= credential.not_after or now < credential.not_before:
+            raise FailedPrecondition("CREDENTIAL_EXPIRED", "the certificate is not valid now")
+
+    def chain(self, credential: Credential) -> list[bytes]:
+        return [credential.certificate_der, *self._trust.chain_der(credential.issuer)]
+
+    def _check_hashes(
+        self, hashes: Sequence[bytes], hash_algorithm: HashAlgorithm | None, field: str = "hashes"
+    ) -> HashAlgorithm:
+        if hash_algorithm is None:
+            raise InvalidArgument(
+                "HASH_ALGORITHM_MISSING",
+                "hash_algorithm is required",
+                field_violations=(FieldViolation("hash_algorithm", "required"),),
+            )
+        if not hashes:
+            raise InvalidArgument(
+                "HASHES_MISSING",
+                "at least one hash is required",
+                field_violations=(FieldViolation(field, "empty"),),
+            )
+        if len(hashes) > self._policy.max_signatures:
+            raise InvalidArgument(
+                "BATCH_TOO_LARGE",
+                f"at most {self._policy.max_signatures} hashes per call",
+                field_violations=(FieldViolation(field, "too many hashes"),),
+                metadata={"max": str(self._policy.max_signatures)},
+            )
+        bad = [
+            FieldViolation(f"{field}[{i}]", f"must be {hash_algorithm.digest_size} bytes")
+            for i, h in enumerate(hashes)
+            if len(h) != hash_algorithm.digest_size
+        ]
+        if bad:
+            raise InvalidArgument(
+                "HASH_LENGTH_MISMATCH",
+                "a hash does not have the algorithm's length",
+                field_violations=bad[:10],
+            )
+        return hash_algorithm
+
+    def _actor(self, caller: Caller, proof_actor: str, owner: Identifier | None = None) -> str:
+        via = caller_label(caller)
+        who = proof_actor
+        if proof_actor == "person" and owner is not None:
+            who = f"person:{owner.masked()}"
+        return f"{who} via {via}" if who != via else who
+
+    # -- credentials ---------------------------------------------------------------------------
+
+    def create(
+        self,
+        caller: Caller,
+        *,
+        idempotency_key: str,
+        owner: Identifier,
+        kind: OwnerKind,
+        algorithm: KeyAlgorithm,
+        names: OwnerNames,
+        proof_token: str,
+        backend: CustodyBackend | None,
+    ) -> Credential:
+        if not idempotency_key or len(idempotency_key) > 128:
+            raise InvalidArgument(
+                "IDEMPOTENCY_KEY_MISSING",
+                "idempotency_key is required (1 to 128 characters)",
+                field_violations=(FieldViolation("idempotency_key", "required"),),
+            )
+        backend = backend or self._policy.default_backend
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                [str(owner), kind.value, algorithm.value, backend.value, names.__repr__()]
+            ).encode()
+        ).hexdigest()
+        existing = self._repo.credential_by_idempotency_key(idempotency_key)
+        proof = self._proof(proof_token)
+        now = self._clock.now()
+        actor = authorize_owner(
+            owner=owner,
+            kind=kind,
+            purpose=Purpose.ISSUE,
+            proof=proof,
+            caller=caller,
+            policy=self._policy.assurance,
+            now=now,
+        )
+        if existing is not None:
+            return self._replay(existing, fingerprint)
+        self._check_names(kind, names, proof)
+        return self._issue(
+            caller,
+            actor,
+            idempotency_key,
+            fingerprint,
+            owner,
+            kind,
+            algorithm,
+            names,
+            backend,
+            proof,
+            renews=None,
+        )
+
+    def _replay(self, existing: tuple[Credential, str], fingerprint: str) -> Credential:
+        credential, stored = existing
+        if stored != fingerprint:
+            raise FailedPrecondition(
+                "IDEMPOTENCY_KEY_REUSED", "idempotency_key was used for a different request"
+            )
+        return credential
+
+    @staticmethod
+    def _check_names(kind: OwnerKind, names: OwnerNames, proof: VerifiedToken | None) -> None:
+        if kind is OwnerKind.NATURAL_PERSON:
+            if not (
+                (names.given_name_en and names.family_name_en)
+                or (names.given_name_th and names.family_name_th)
+            ):
+                raise InvalidArgument(
+                    "NAMES_MISSING",
+                    "a given and a family name are required",
+                    field_violations=(FieldViolation("names", "given and family name"),),
+                )
+            # Names verified by identity, where the token carries them, must match the request.
+            claims = proof.claims.get("verified_claims", {}) if proof is not None else {}
+            verified = claims.get("claims", {}) if isinstance(claims, dict) else {}
+            if isinstance(verified, dict):
+                for claim, options in (
+                    ("given_name", (names.given_name_en, names.given_name_th)),
+                    ("family_name", (names.family_name_en, names.family_name_th)),
+                ):
+                    value = verified.get(claim)
+                    if isinstance(value, str) and value and value not in options:
+                        raise PermissionDenied(
+                            "NAMES_MISMATCH", "names differ from the verified identity"
+                        )
+        elif not (names.organization_en or names.organization_th):
+            raise InvalidArgument(
+                "NAMES_MISSING",
+                "an organisation name is required",
+                field_violations=(FieldViolation("names", "organization name"),),
+            )
+
+    def _issue(
+        self,
+        caller: Caller,
+        actor: str,
+        idempotency_key: str,
+        fingerprint: str,
+        owner: Identifier,
+        kind: OwnerKind,
+        algorithm: KeyAlgorithm,
+        names: OwnerNames,
+        backend: CustodyBackend,
+        proof: VerifiedToken | None,
+        renews: Credential | None,
+    ) -> Credential:
+        try:
+            custody = self._trust.custody_for(backend)
+        except KeyError:
+            raise InvalidArgument(
+                "KEY_BACKEND_UNAVAILABLE",
+                "that key backend is not configured",
+                field_violations=(FieldViolation("key_backend", "not configured"),),
+            ) from None
+        ca = self._trust.issuing_ca(kind)
+        details = SubjectDetails(
+            kind,
+            owner,
+            names.given_name_en,
+            names.family_name_en,
+            names.given_name_th,
+            names.family_name_th,
+            names.organization_en,
+            names.organization_th,
+        )
+        credential_id = "cred_" + secrets.token_hex(16)
+        key = custody.generate(f"owner-{credential_id}", algorithm, KeyRole.OWNER)
+        now = self._clock.now()
+        for attempt in range(3):
+            serial = new_serial()
+            not_before = now.replace(microsecond=0) - dt.timedelta(minutes=1)
+            try:
+                cert = issue_end_entity(
+                    self._trust.custody_for(ca.key.backend),
+                    ca,
+                    details,
+                    key,
+                    self._trust.urls,
+                    serial,
+                    not_before,
+                    now + self._policy.certificate_lifetime,
+                )
+            except ValueError as exc:
+                raise InvalidArgument(
+                    "OWNER_INVALID",
+                    str(exc),
+                    field_violations=(FieldViolation("owner", str(exc)),),
+                ) from None
+            credential = Credential(
+                credential_id=credential_id,
+                owner=owner,
+                kind=kind,
+                key=key,
+                certificate_der=cert.public_bytes(Encoding.DER),
+                certificate_serial=serial,
+                issuer=ca.name,
+                not_before=cert.not_valid_before_utc,
+                not_after=cert.not_valid_after_utc,
+                status=CredentialStatus.ACTIVE,
+                created_at=now,
+                created_by=(proof.subject if proof else caller.subject)[:255],
+                max_signatures=self._policy.max_signatures,
+                renewed_from=renews.credential_id if renews else "",
+            )
+            event = AuditEvent(
+                "credential.renew" if renews else "credential.create",
+                self._actor(caller, actor, owner),
+                credential_id,
+                "success",
+                json.dumps(
+                    {
+                        "kind": kind.value,
+                        "algorithm": algorithm.value,
+                        "backend": backend.value,
+                        "issuer": ca.name,
+                        "serial": f"{serial:x}",
+                        "renewed_from": renews.credential_id if renews else "",
+                    }
+                ),
+            )
+            try:
+                with _audit_guard():
+                    self._repo.insert_credential(
+                        credential,
+                        idempotency_key,
+                        fingerprint,
+                        event,
+                        now,
+                        renews=renews.credential_id if renews else "",
+                    )
+                return credential
+            except StaleCredential:
+                raise FailedPrecondition(
+                    "CREDENTIAL_RENEWED", "the credential changed state meanwhile"
+                ) from None
+            except sqlalchemy.exc.IntegrityError:
+                winner = self._repo.credential_by_idempotency_key(idempotency_key)
+                if winner is not None:
+                    return self._replay(winner, fingerprint)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get(self, credential_id: str) -> Credential:
+        return self._credential(credential_id)
+
+    def list(
+        self,
+        caller: Caller,
+        *,
+        owner: Identifier,
+        proof_token: str,
+        status: CredentialStatus | None,
+        page_size: int,
+        page_token: str,
+    ) -> tuple[list[Credential], str]:
+        proof = self._proof(proof_token)
+        kinds = (
+            (OwnerKind.NATURAL_PERSON,)
+            if owner.is_natural_person
+            else (OwnerKind.LEGAL_PERSON, OwnerKind.ELECTRONIC_SEAL)
+        )
+        last_error: EgovError | None = None
+        for kind in kinds:
+            try:
+                authorize_owner(
+                    owner=owner,
+                    kind=kind,
+                    purpose=Purpose.MANAGE,
+                    proof=proof,
+                    caller=caller,
+                    policy=self._policy.assurance,
+                    now=self._clock.now(),
+                )
+                last_error = None
+                break
+            except EgovError as exc:
+                last_error = exc
+        if last_error is not None:
+            raise last_error
+        if page_size < 0 or page_size > 100:
+            raise InvalidArgument(
+                "PAGE_SIZE_INVALID",
+                "page_size is 0 to 100",
+                field_violations=(FieldViolation("page_size", "0 to 100"),),
+            )
+        size = page_size or 20
+        after = ""
+        if page_token:
+            try:
+                after = base64.urlsafe_b64decode(page_token.encode()).decode()
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                raise InvalidArgument(
+                    "PAGE_TOKEN_INVALID",
+                    "page_token is not from a previous response",
+                    field_violations=(FieldViolation("page_token", "invalid"),),
+                ) from None
+        page = self._repo.list_credentials(str(owner), status, after, size + 1)
+        more = len(page) > size
+        page = page[:size]
+        token = base64.urlsafe_b64encode(page[-1].credential_id.encode()).decode() if more else ""
+        return page, token
+
+    def revoke(
+        self, caller: Caller, credential_id: str, reason: RevocationReason, proof_token: str
+    ) -> Credential:
+        credential = self._credential(credential_id)
+        proof = self._proof(proof_token)
+        now = self._clock.now()
+        actor = authorize_owner(
+            owner=credential.owner,
+            kind=credential.kind,
+            purpose=Purpose.MANAGE,
+            proof=proof,
+            caller=caller,
+            policy=self._policy.assurance,
+            now=now,
+        )
+        if credential.status is CredentialStatus.REVOKED:
+            raise FailedPrecondition("CREDENTIAL_REVOKED", "the credential is already revoked")
+        event = AuditEvent(
+            "certificate.revoke",
+            self._actor(caller, actor, credential.owner),
+            credential_id,
+            "success",
+            json.dumps(
+                {
+                    "serial": f"{credential.certificate_serial:x}",
+                    "reason": reason.value,
+                    "issuer": credential.issuer,
+                }
+            ),
+        )
+        try:
+            with _audit_guard():
+                self._repo.revoke_credential(credential, reason, event, now)
+        except StaleCredential:
+            raise FailedPrecondition(
+                "CREDENTIAL_REVOKED", "the credential is already revoked"
+            ) from None
+        self._trust.refresh_crl(credential.issuer)
+        return self._credential(credential_id)
+
+    def renew(
+        self,
+        caller: Caller,
+        *,
+        idempotency_key: str,
+        credential_id: str,
+        algorithm: KeyAlgorithm | None,
+        proof_token: str,
+    ) -> tuple[Credential, Credential]:
+        if not idempotency_key or len(idempotency_key) > 128:
+            raise InvalidArgument(
+                "IDEMPOTENCY_KEY_MISSING",
+                "idempotency_key is required (1 to 128 characters)",
+                field_violations=(FieldViolation("idempotency_key", "required"),),
+            )
+        old = self._credential(credential_id)
+        proof = self._proof(proof_token)
+        now = self._clock.now()
+        actor = authorize_owner(
+            owner=old.owner,
+            kind=old.kind,
+            purpose=Purpose.ISSUE,
+            proof=proof,
+            caller=caller,
+            policy=self._policy.assurance,
+            now=now,
+        )
+        algorithm = algorithm or old.key.algorithm
+        fingerprint = hashlib.sha256(
+            json.dumps(["renew", credential_id, algorithm.value]).encode()
+        ).hexdigest()
+        existing = self._repo.credential_by_idempotency_key(idempotency_key)
+        if existing is not None:
+            return self._replay(existing, fingerprint), self._credential(credential_id)
+        if old.status is CredentialStatus.REVOKED:
+            raise FailedPrecondition("CREDENTIAL_REVOKED", "a revoked credential is not renewed")
+        if old.status is CredentialStatus.RENEWED:
+            raise FailedPrecondition("CREDENTIAL_RENEWED", "the credential was renewed already")
+        subject = x509.load_der_x509_certificate(old.certificate_der).subject
+        names = _names_from_subject(subject)
+        new = self._issue(
+            caller,
+            actor,
+            idempotency_key,
+            fingerprint,
+            old.owner,
+            old.kind,
+            algorithm,
+            names,
+            old.key.backend,
+            proof,
+            renews=old,
+        )
+        return new, self._credential(credential_id)
+
+    # -- sole control --------------------------------------------------------------------------
+
+    def authorize(
+        self,
+        caller: Caller,
+        *,
+        credential_id: str,
+        hashes: Sequence[bytes],
+        hash_algorithm: HashAlgorithm | None,
+        num_signatures: int,
+        proof_token: str,
+        description: str,
+    ) -> IssuedSad:
+        algorithm = self._check_hashes(hashes, hash_algorithm)
+        if num_signatures != len(hashes):
+            raise InvalidArgument(
+                "NUM_SIGNATURES_MISMATCH",
+                "num_signatures must equal the number of hashes",
+                field_violations=(FieldViolation("num_signatures", "must equal len(hashes)"),),
+            )
+        credential = self._credential(credential_id)
+        self._require_usable(credential)
+        proof = self._proof(proof_token)
+        now = self._clock.now()
+        actor = authorize_owner(
+            owner=credential.owner,
+            kind=credential.kind,
+            purpose=Purpose.SIGN,
+            proof=proof,
+            caller=caller,
+            policy=self._policy.assurance,
+            now=now,
+        )
+        sad = _SAD_PREFIX + secrets.token_urlsafe(32)
+        expires = now + self._policy.sad_lifetime
+        record = SadRecord(
+            _sad_hash(sad),
+            credential_id,
+            algorithm,
+            _hashes_binding(hashes),
+            len(hashes),
+            expires,
+            None,
+        )
+        event = AuditEvent(
+            "sad.authorize",
+            self._actor(caller, actor, credential.owner),
+            credential_id,
+            "success",
+            json.dumps(
+                {
+                    "hashes": len(hashes),
+                    "hash_algorithm": algorithm.value,
+                    "binding": record.hashes_binding,
+                    "description": description[:200],
+                },
+                ensure_ascii=False,
+            ),
+        )
+        with _audit_guard():
+            self._repo.insert_sad(record, event, now)
+        return IssuedSad(sad, expires)
+
+    def sign_hash(
+        self,
+        caller: Caller,
+        *,
+        credential_id: str,
+        sad: str,
+        hashes: Sequence[bytes],
+        hash_algorithm: HashAlgorithm | None,
+        scheme: SignatureScheme | None,
+    ) -> list[bytes]:
+        self._require_sign_caller(caller)
+        if not sad:
+            raise Unauthenticated("SAD_MISSING", "no Signature Activation Data was given")
+        algorithm = self._check_hashes(hashes, hash_algorithm)
+        credential = self._credential(credential_id)
+        scheme = scheme or credential.key.algorithm.default_scheme
+        if not credential.key.algorithm.allows(scheme):
+            raise InvalidArgument(
+                "ALGORITHM_MISMATCH",
+                "the signature algorithm does not fit the key",
+                field_violations=(FieldViolation("signature_algorithm", "does not fit key"),),
+            )
+        self._require_usable(credential)
+        now = self._clock.now()
+        record = self._repo.sad(_sad_hash(sad)) if len(sad) <= 128 else None
+        refusal = self._sad_refusal(record, credential_id, hashes, algorithm, now)
+        actor = caller_label(caller)
+        if refusal is not None:
+            self._audit_refusal("signature.batch", actor, credential_id, refusal, now)
+            raise refusal
+        assert record is not None
+        event = AuditEvent(
+            "signature.batch",
+            actor,
+            credential_id,
+            "success",
+            json.dumps(
+                {
+                    "hashes": len(hashes),
+                    "hash_algorithm": algorithm.value,
+                    "scheme": scheme.value,
+                    "binding": record.hashes_binding,
+                }
+            ),
+        )
+        with _audit_guard():
+            spent = self._repo.spend_sad(record, event, now)
+        if not spent:
+            # Lost the race to another call (here or in another process), or expired meanwhile.
+            refusal = Unauthenticated("SAD_ALREADY_USED", "the SAD was already used")
+            self._audit_refusal("signature.batch", actor, credential_id, refusal, now)
+            raise refusal
+        custody = self._trust.custody_for(credential.key.backend)
+        try:
+            return [custody.sign_digest(credential.key, h, algorithm, scheme) for h in hashes]
+        except Exception:
+            log.exception("signing failed", extra={"credential_id": credential_id})
+            self._audit_refusal(
+                "signature.batch",
+                actor,
+                credential_id,
+                Unavailable("SIGNING_FAILED", "the key backend failed"),
+                now,
+            )
+            raise Unavailable("SIGNING_FAILED", "the key backend failed to sign") from None
+
+    def _require_sign_caller(self, caller: Caller) -> None:
+        allowed = self._policy.sign_callers
+        if "*" in allowed:
+            return
+        names = (
+            {caller.subject} if caller.kind in (CallerKind.SERVICE, CallerKind.CLIENT) else set()
+        )
+        if caller.peer_service:
+            names.add(caller.peer_service)
+        if not names & allowed:
+            raise PermissionDenied("CALLER_NOT_ALLOWED", "only the signing service may sign")
+
+    @staticmethod
+    def _sad_refusal(
+        record: SadRecord | None,
+        credential_id: str,
+        hashes: Sequence[bytes],
+        algorithm: HashAlgorithm,
+        now: dt.datetime,
+    ) -> EgovError | None:
+        if record is None:
+            return Unauthenticated("SAD_INVALID", "unknown Signature Activation Data")
+        if record.credential_id != credential_id:
+            return Unauthenticated("SAD_OTHER_CREDENTIAL", "the SAD is for another credential")
+        if (
+            record.hash_algorithm is not algorithm
+            or record.num_signatures != len(hashes)
+            or record.hashes_binding != _hashes_binding(hashes)
+        ):
+            return Unauthenticated("SAD_OTHER_HASHES", "the SAD authorises other hashes")
+        if record.spent_at is not None:
+            return Unauthenticated("SAD_ALREADY_USED", "the SAD was already used")
+        if now >= record.expires_at:
+            return Unauthenticated("SAD_EXPIRED", "the SAD has expired")
+        return None
+
+    def _audit_refusal(
+        self, action: str, actor: str, credential_id: str, error: EgovError, now: dt.datetime
+    ) -> None:
+        try:
+            self._repo.append_audit(
+                AuditEvent(action, actor, credential_id, f"failure:{error.reason}", "{}"), now
+            )
+        except sqlalchemy.exc.SQLAlchemyError:
+            log.error("could not audit a refusal", extra={"reason": error.reason})
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def _require_auditor(self, caller: Caller) -> None:
+        allowed = self._policy.audit_callers
+        if "*" in allowed or self._policy.assurance.admin_scope in caller.scopes:
+            return
+        named = caller.subject in allowed or (caller.peer_service or "") in allowed
+        if named and not caller.is_anonymous:
+            return
+        raise PermissionDenied("CALLER_NOT_ALLOWED", "the caller may not read the audit log")
+
+    def audit_events(
+        self, caller: Caller, *, credential_id: str, page_size: int, page_token: str
+    ) -> tuple[list[AuditRecord], str]:
+        self._require_auditor(caller)
+        if page_size < 0 or page_size > 1000:
+            raise InvalidArgument(
+                "PAGE_SIZE_INVALID",
+                "page_size is 0 to 1000",
+                field_violations=(FieldViolation("page_size", "0 to 1000"),),
+            )
+        size = page_size or 100
+        after = 0
+        if page_token:
+            if not page_token.isdigit() or len(page_token) > 19:
+                raise InvalidArgument(
+                    "PAGE_TOKEN_INVALID",
+                    "page_token is not from a previous response",
+                    field_violations=(FieldViolation("page_token", "invalid"),),
+                )
+            after = int(page_token)
+        page = self._repo.audit_records(
+            after_sequence=after, credential_id=credential_id, limit=size + 1
+        )
+        more = len(page) > size
+        page = page[:size]
+        return page, (str(page[-1].sequence) if more else "")
+
+    def verify_audit(self, caller: Caller) -> ChainVerdict:
+        self._require_auditor(caller)
+        head_sequence, head_hash = self._repo.audit_head()
+        return verify_chain(self._repo.iter_audit(), head_sequence, head_hash)
+
+
+def _names_from_subject(subject: x509.Name) -> OwnerNames:
+    def values(oid: x509.ObjectIdentifier) -> list[str]:
+        return [str(a.value) for a in subject.get_attributes_for_oid(oid)]
+
+    def split(items: list[str]) -> tuple[str, str]:
+        # English (ASCII) first, Thai second, as subject_name writes them.
+        en = next((v for v in items if v.isascii()), "")
+        th = next((v for v in items if not v.isascii()), "")
+        return en, th
+
+    given_en, given_th = split(values(NameOID.GIVEN_NAME))
+    family_en, family_th = split(values(NameOID.SURNAME))
+    org_en, org_th = split(values(NameOID.ORGANIZATION_NAME))
+    return OwnerNames(given_th, family_th, given_en, family_en, org_th, org_en)

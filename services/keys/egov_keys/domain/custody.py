@@ -1,0 +1,71 @@
+"""Key custody: where private keys live and how they sign. One protocol, two backends.
+
+The rest of the service only ever holds a :class:`KeyReference`: an opaque, encrypted or
+wrapped blob (or a token object's label) plus the public key. No private key object ever leaves
+a custody implementation.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+from egov_keys.domain.algorithms import HashAlgorithm, KeyAlgorithm, SignatureScheme
+
+__all__ = ["CustodyBackend", "KeyCustody", "KeyReference", "KeyRole"]
+
+
+class CustodyBackend(enum.StrEnum):
+    SOFTWARE = "software"
+    PKCS11 = "pkcs11"
+
+
+class KeyRole(enum.StrEnum):
+    #: CA, OCSP and TSA keys: in a PKCS#11 token they stay token objects.
+    SERVICE = "service"
+    #: An owner's signing key: in a PKCS#11 token, generated there and exported wrapped.
+    OWNER = "owner"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReference:
+    """A handle to a private key that only its custody backend can use.
+
+    ``blob`` is AES-256-GCM ciphertext (software), a PKCS#11-wrapped key (owner keys in a
+    token) or empty (a key resident in the token, found by ``key_id``).
+    """
+
+    key_id: str
+    backend: CustodyBackend
+    algorithm: KeyAlgorithm
+    role: KeyRole
+    public_key_der: bytes
+    blob: bytes
+
+    def public_key(self) -> PublicKeyTypes:
+        return load_der_public_key(self.public_key_der)
+
+
+class KeyCustody(Protocol):
+    """Generates keys and signs digests with them. Implementations are process-safe."""
+
+    @property
+    def backend(self) -> CustodyBackend: ...
+
+    def generate(self, key_id: str, algorithm: KeyAlgorithm, role: KeyRole) -> KeyReference:
+        """A new key pair; ``key_id`` must be unique (it binds the blob to its owner)."""
+        ...
+
+    def sign_digest(
+        self,
+        key: KeyReference,
+        digest: bytes,
+        hash_algorithm: HashAlgorithm,
+        scheme: SignatureScheme,
+    ) -> bytes:
+        """Sign a precomputed digest. ECDSA signatures are DER ``(r, s)``."""
+        ...

@@ -1,0 +1,182 @@
+"""CRLs (RFC 5280 section 5) and OCSP responses (RFC 6960) for our issuing CAs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from asn1crypto import keys as asn1_keys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from egov_keys.domain.custody import KeyCustody
+from egov_keys.domain.external_signing import sign_crl, sign_ocsp_response
+from egov_keys.domain.model import CertificateStatus, RevocationReason
+from egov_keys.domain.pki import Authority
+
+__all__ = [
+    "CertificateState",
+    "OcspAnswer",
+    "build_crl",
+    "ocsp_error",
+    "respond_ocsp",
+    "x509_reason",
+]
+
+_REASONS = {
+    RevocationReason.KEY_COMPROMISE: x509.ReasonFlags.key_compromise,
+    RevocationReason.AFFILIATION_CHANGED: x509.ReasonFlags.affiliation_changed,
+    RevocationReason.SUPERSEDED: x509.ReasonFlags.superseded,
+    RevocationReason.CESSATION_OF_OPERATION: x509.ReasonFlags.cessation_of_operation,
+    RevocationReason.PRIVILEGE_WITHDRAWN: x509.ReasonFlags.privilege_withdrawn,
+    RevocationReason.UNSPECIFIED: x509.ReasonFlags.unspecified,
+}
+
+
+def x509_reason(reason: RevocationReason | None) -> x509.ReasonFlags:
+    return _REASONS.get(reason or RevocationReason.UNSPECIFIED, x509.ReasonFlags.unspecified)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateState:
+    serial: int
+    status: CertificateStatus
+    revoked_at: dt.datetime | None
+    reason: RevocationReason | None
+
+
+def build_crl(
+    custody: KeyCustody,
+    ca: Authority,
+    revoked: Sequence[CertificateState],
+    number: int,
+    this_update: dt.datetime,
+    next_update: dt.datetime,
+) -> x509.CertificateRevocationList:
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(this_update)
+        .next_update(next_update)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.certificate.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+    )
+    for entry in revoked:
+        revoked_cert = (
+            x509.RevokedCertificateBuilder()
+            .serial_number(entry.serial)
+            .revocation_date(entry.revoked_at or this_update)
+        )
+        if entry.reason is not None and entry.reason is not RevocationReason.UNSPECIFIED:
+            # RFC 5280 5.3.1: omit the extension rather than write "unspecified".
+            revoked_cert = revoked_cert.add_extension(
+                x509.CRLReason(x509_reason(entry.reason)), critical=False
+            )
+        builder = builder.add_revoked_certificate(revoked_cert.build())
+    return sign_crl(builder, custody, ca.key)
+
+
+@dataclass(frozen=True, slots=True)
+class OcspAnswer:
+    der: bytes
+    #: "good", "revoked", "unknown" or an error status name, for metrics and the audit trail.
+    status: str
+
+
+def ocsp_error(status: ocsp.OCSPResponseStatus) -> OcspAnswer:
+    return OcspAnswer(
+        ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(
+            serialization.Encoding.DER
+        ),
+        status.name.lower(),
+    )
+
+
+def respond_ocsp(
+    request_der: bytes,
+    custody: KeyCustody,
+    cas: Sequence[Authority],
+    responders: dict[str, Authority],
+    lookup: Callable[[str, int], CertificateState | None],
+    now: dt.datetime,
+    validity: dt.timedelta,
+) -> OcspAnswer:
+    """Answer one RFC 6960 request (cryptography parses single-request OCSP only).
+
+    The issuer is matched by name and key hash under the request's hash algorithm; a serial we
+    never issued under a CA we run is ``unknown``; a CA we do not run gets ``unauthorized``.
+    """
+    try:
+        request = ocsp.load_der_ocsp_request(request_der)
+        hash_algorithm = request.hash_algorithm
+    except Exception:  # any parse failure is the client's problem, answered per RFC 6960
+        return ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+    if not isinstance(hash_algorithm, (hashes.SHA1, hashes.SHA256, hashes.SHA384, hashes.SHA512)):
+        return ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+    ca = None
+    for candidate in cas:
+        if _key_hash(candidate.certificate, hash_algorithm) == request.issuer_key_hash and (
+            _name_hash(candidate.certificate, hash_algorithm) == request.issuer_name_hash
+        ):
+            ca = candidate
+            break
+    if ca is None or ca.name not in responders:
+        return ocsp_error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+    responder = responders[ca.name]
+    state = lookup(ca.name, request.serial_number)
+    this_update = now.replace(microsecond=0)
+    if state is None:
+        cert_status, revoked_at, reason, label = ocsp.OCSPCertStatus.UNKNOWN, None, None, "unknown"
+    elif state.status is CertificateStatus.REVOKED:
+        cert_status = ocsp.OCSPCertStatus.REVOKED
+        revoked_at = (state.revoked_at or this_update).replace(microsecond=0)
+        reason = x509_reason(state.reason)
+        label = "revoked"
+    else:
+        cert_status, revoked_at, reason, label = ocsp.OCSPCertStatus.GOOD, None, None, "good"
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response_by_hash(
+            issuer_name_hash=request.issuer_name_hash,
+            issuer_key_hash=request.issuer_key_hash,
+            serial_number=request.serial_number,
+            algorithm=hash_algorithm,
+            cert_status=cert_status,
+            this_update=this_update,
+            next_update=this_update + validity,
+            revocation_time=revoked_at,
+            revocation_reason=reason,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, responder.certificate)
+        .certificates([responder.certificate])
+    )
+    for extension in request.extensions:
+        if isinstance(extension.value, x509.OCSPNonce):
+            # RFC 8954: echo the client's nonce (1 to 32 octets).
+            if 1 <= len(extension.value.nonce) <= 32:
+                builder = builder.add_extension(extension.value, critical=False)
+            else:
+                return ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+    return OcspAnswer(sign_ocsp_response(builder, custody, responder.key), label)
+
+
+def _name_hash(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
+    h = hashes.Hash(algorithm)
+    h.update(cert.subject.public_bytes())
+    return h.finalize()
+
+
+def _key_hash(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
+    spki = asn1_keys.PublicKeyInfo.load(
+        cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    h = hashes.Hash(algorithm)
+    h.update(bytes(spki["public_key"].contents[1:]))
+    return h.finalize()

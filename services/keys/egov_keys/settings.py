@@ -1,0 +1,120 @@
+"""Keys service settings: ``EGOV_KEYS_*`` environment variables, read once at start-up.
+
+Secrets (the software KEK, the PKCS#11 PIN) come from the environment or from files mounted
+from a secret (``*_FILE``); they are never logged (``describe`` in egov_common prints settings, so
+they are SecretStr here).
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Literal
+
+from egov_common.settings import ServiceSettings, SettingsError
+from pydantic import Field, SecretStr
+
+__all__ = ["KeysSettings"]
+
+
+class KeysSettings(ServiceSettings):
+    #: Base URL written into certificates (AIA, CRL DP) and GetTrustServiceInfo; default
+    #: ``http://<http_listen>``. Must be reachable by every relying party.
+    public_base_url: str = ""
+    #: Organisation name in CA subjects.
+    organization: str = "EGov Trust Services (Development)"
+    #: Create the CA hierarchy on start when the database has none (development). Production
+    #: runs ``python -m egov_keys bootstrap`` once and sets this false.
+    auto_bootstrap: bool = True
+
+    key_backend: Literal["software", "pkcs11"] = "software"
+    #: Base64 of 32 random bytes: the AES-256 key-encryption key of the software backend.
+    software_kek: SecretStr = SecretStr("")
+    software_kek_file: Path | None = None
+    #: Names the KEK inside each blob (rotation: a new id for a new KEK).
+    software_kek_id: str = "kek-1"
+    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_token_label: str = "egov-keys"  # noqa: S105 (a label, not a secret)
+    pkcs11_pin: SecretStr = SecretStr("")
+    pkcs11_pin_file: Path | None = None
+    pkcs11_kek_label: str = "egov-keys-kek"
+
+    #: identity's issuer (``iss``) and JWKS URL (default ``<issuer>/.well-known/jwks.json``).
+    identity_issuer: str = "http://127.0.0.1:8081"
+    identity_jwks_url: str = ""
+    #: Comma-separated audiences a proof token may carry (portal client ids, ``urn:egov:keys``).
+    token_audiences: str = "urn:egov:keys"  # noqa: S105 (audiences, not a secret)
+    min_aal: int = Field(default=2, ge=1, le=3)
+    #: IAL a natural person needs for a credential to be issued.
+    min_ial_issue: str = "2.3"
+    #: Comma-separated IAL order, lowest first.
+    ial_order: str = "1.1,1.2,1.3,2.1,2.2,2.3,3"
+    max_auth_age_seconds: int = Field(default=600, gt=0)
+    seal_scope: str = "keys:seal"
+    admin_scope: str = "keys:admin"
+
+    sad_lifetime_seconds: int = Field(default=300, gt=0, le=3600)
+    max_signatures_per_authorization: int = Field(default=100, gt=0, le=10000)
+    #: Comma-separated callers allowed to call SignHash: mTLS service names or client ids.
+    #: ``*`` allows anyone (development without mTLS only).
+    sign_callers: str = "signing"
+    #: Comma-separated callers that may read and verify the audit log (besides ``keys:admin``).
+    audit_callers: str = ""
+
+    certificate_lifetime_days: int = Field(default=730, gt=0)
+    crl_lifetime_seconds: int = Field(default=86400, gt=60)
+    ocsp_validity_seconds: int = Field(default=3600, gt=0)
+    tsa_policy_oid: str = "1.3.6.1.4.1.60417.1.3"
+
+    def base_url(self) -> str:
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        if not self.http_listen:
+            raise SettingsError("EGOV_KEYS_PUBLIC_BASE_URL", "needed when there is no http_listen")
+        return f"http://{self.http_listen}"
+
+    def jwks_url(self) -> str:
+        return self.identity_jwks_url or f"{self.identity_issuer.rstrip('/')}/.well-known/jwks.json"
+
+    def audiences(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.token_audiences.split(",") if a.strip())
+
+    def kek(self) -> bytes:
+        """The software KEK; raises SettingsError naming the variable when absent or malformed."""
+        raw = self.software_kek.get_secret_value()
+        variable = "EGOV_KEYS_SOFTWARE_KEK"
+        if not raw and self.software_kek_file is not None:
+            variable = "EGOV_KEYS_SOFTWARE_KEK_FILE"
+            try:
+                raw = self.software_kek_file.read_text().strip()
+            except OSError as exc:
+                raise SettingsError(variable, f"cannot be read: {exc.strerror}") from None
+        if not raw:
+            raise SettingsError("EGOV_KEYS_SOFTWARE_KEK", "is required for the software backend")
+        try:
+            kek = base64.b64decode(raw, validate=True)
+        except ValueError:
+            raise SettingsError(variable, "is not base64") from None
+        if len(kek) != 32:
+            raise SettingsError(variable, "must be 32 bytes (AES-256) in base64")
+        return kek
+
+    def pin(self) -> str:
+        pin = self.pkcs11_pin.get_secret_value()
+        if not pin and self.pkcs11_pin_file is not None:
+            try:
+                pin = self.pkcs11_pin_file.read_text().strip()
+            except OSError as exc:
+                raise SettingsError(
+                    "EGOV_KEYS_PKCS11_PIN_FILE", f"cannot be read: {exc.strerror}"
+                ) from None
+        if not pin:
+            raise SettingsError("EGOV_KEYS_PKCS11_PIN", "is required for the pkcs11 backend")
+        return pin
+
+    @staticmethod
+    def split(value: str) -> frozenset[str]:
+        return frozenset(v.strip() for v in value.split(",") if v.strip())
+
+
+Backend = Literal["software", "pkcs11"]
