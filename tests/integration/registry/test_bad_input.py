@@ -1,0 +1,186 @@
+"""Bad requests fail with a precise status and reason, and write nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import pytest
+from egov.registry.v1 import registry_pb2 as pb
+from egov_clients.registry import RegistryClient, party
+from egov_common.errors import EgovError
+from egov_common.status import from_rpc_error
+from registry_testenv import AGENCY, OTHER_AGENCY, digest
+
+
+def _refusal(call: Callable[[], Any]) -> EgovError:
+    with pytest.raises((EgovError, grpc.RpcError)) as caught:
+        call()
+    error = caught.value
+    return from_rpc_error(error) if isinstance(error, grpc.RpcError) else error
+
+
+def _stored(client: RegistryClient) -> tuple[int, int]:
+    documents = client.list_documents(pb.ListDocumentsRequest(page_size=500)).documents
+    return client.get_signed_tree_head().tree_size, len(documents)
+
+
+@pytest.fixture
+def existing(clients: dict[str, RegistryClient]) -> pb.Document:
+    return clients["issuer"].register(sha256=digest("exists"), issuer=AGENCY, document_type="p")
+
+
+def _register(client: RegistryClient, **overrides: Any) -> Callable[[], Any]:
+    fields: dict[str, Any] = {"sha256": digest("new"), "issuer": AGENCY, "document_type": "p"}
+    fields.update(overrides)
+    request = client.registration(**fields)
+    return lambda: client.register_request(request)
+
+
+def _raw_register(client: RegistryClient, request: pb.RegisterDocumentRequest) -> Callable[[], Any]:
+    return lambda: client._stub.RegisterDocument(request, timeout=10, metadata=client._metadata)
+
+
+_BAD_REGISTRATIONS = [
+    ("short hash", "INVALID_ARGUMENT", "HASH_MALFORMED"),
+    ("long hash", "INVALID_ARGUMENT", "HASH_MALFORMED"),
+    ("bad signer fingerprint", "INVALID_ARGUMENT", "HASH_MALFORMED"),
+    ("too many metadata entries", "INVALID_ARGUMENT", "METADATA_TOO_LARGE"),
+    ("metadata over 8 KiB", "INVALID_ARGUMENT", "METADATA_TOO_LARGE"),
+    ("issuer with a wrong check digit", "INVALID_ARGUMENT", "ISSUER_INVALID"),
+    ("person as issuer", "INVALID_ARGUMENT", "ISSUER_INVALID"),
+    ("subject with a wrong check digit", "INVALID_ARGUMENT", "SUBJECT_INVALID"),
+    ("validity ends before it starts", "INVALID_ARGUMENT", "VALIDITY_INVALID"),
+    ("missing idempotency key", "INVALID_ARGUMENT", "IDEMPOTENCY_KEY_MISSING"),
+    ("document type with spaces", "INVALID_ARGUMENT", "DOCUMENT_TYPE_INVALID"),
+    ("another agency's documents", "PERMISSION_DENIED", "NOT_ISSUER"),
+    ("unreserved document id", "FAILED_PRECONDITION", "RESERVATION_NOT_FOUND"),
+    ("malformed document id", "INVALID_ARGUMENT", "DOCUMENT_ID_MALFORMED"),
+]
+
+
+def test_bad_registration_is_refused_and_nothing_written(
+    clients: dict[str, RegistryClient], existing: pb.Document
+) -> None:
+    issuer = clients["issuer"]
+    before = _stored(issuer)
+    calls = {
+        "short hash": _register(issuer, sha256=b"\x01" * 31),
+        "long hash": _register(issuer, sha256=b"\x01" * 33),
+        "bad signer fingerprint": _register(issuer, signer_certificate_sha256=[b"\x02" * 20]),
+        "too many metadata entries": _register(issuer, metadata={f"k{i}": "v" for i in range(33)}),
+        "metadata over 8 KiB": _register(issuer, metadata={"big": "x" * 9000}),
+        "issuer with a wrong check digit": _register(
+            issuer, issuer=AGENCY[:-1] + "0" if AGENCY[-1] != "0" else AGENCY[:-1] + "1"
+        ),
+        "person as issuer": _register(issuer, issuer="TH-PID:" + AGENCY.split(":")[1]),
+        "subject with a wrong check digit": _register(issuer, subject="TH-PID:1101700230700"),
+        "validity ends before it starts": _register(
+            issuer, valid_from_ms=2_000_000_000_000, valid_until_ms=1_000_000_000_000
+        ),
+        "missing idempotency key": _raw_register(
+            issuer,
+            pb.RegisterDocumentRequest(sha256=digest("k"), issuer=party(AGENCY), document_type="p"),
+        ),
+        "document type with spaces": _register(issuer, document_type="birth certificate"),
+        "another agency's documents": _register(issuer, issuer=OTHER_AGENCY),
+        "unreserved document id": _register(issuer, document_id="DOC-" + "A" * 26),
+        "malformed document id": _register(issuer, document_id="DOC-123"),
+    }
+
+    for case, code, reason in _BAD_REGISTRATIONS:
+        error = _refusal(calls[case])
+        assert (case, error.code.value, error.reason) == (case, code, reason)
+    assert _stored(issuer) == before
+
+
+def test_unknown_document_is_not_found(clients: dict[str, RegistryClient]) -> None:
+    reader = clients["reader"]
+    error = _refusal(lambda: reader.get_document("DOC-" + "Z" * 26))
+    assert (error.code.value, error.reason) == ("NOT_FOUND", "DOCUMENT_NOT_FOUND")
+    error = _refusal(lambda: reader.get_document("not-an-id"))
+    assert (error.code.value, error.reason) == ("INVALID_ARGUMENT", "DOCUMENT_ID_MALFORMED")
+    error = _refusal(
+        lambda: clients["issuer"].revoke("DOC-" + "Z" * 26, pb.REVOCATION_REASON_FRAUD)
+    )
+    assert (error.code.value, error.reason) == ("NOT_FOUND", "DOCUMENT_NOT_FOUND")
+    assert reader.get_signed_tree_head().tree_size == 0
+
+
+def test_malformed_hash_lookup_is_refused(clients: dict[str, RegistryClient]) -> None:
+    error = _refusal(lambda: clients["reader"].lookup_by_hash(b"abc"))
+    assert (error.code.value, error.reason) == ("INVALID_ARGUMENT", "HASH_MALFORMED")
+    assert clients["reader"].lookup_by_hash(digest("never registered")) == []
+
+
+def test_wrong_issuer_cannot_revoke_and_nothing_changes(
+    clients: dict[str, RegistryClient], existing: pb.Document
+) -> None:
+    error = _refusal(
+        lambda: clients["other"].revoke(existing.document_id, pb.REVOCATION_REASON_FRAUD)
+    )
+    assert (error.code.value, error.reason) == ("PERMISSION_DENIED", "NOT_ISSUER")
+    error = _refusal(
+        lambda: clients["issuer"].revoke(existing.document_id, pb.REVOCATION_REASON_UNSPECIFIED)
+    )
+    assert (error.code.value, error.reason) == ("INVALID_ARGUMENT", "REVOCATION_REASON_MISSING")
+    after = clients["reader"].get_document(existing.document_id)
+    assert after == existing
+    assert clients["reader"].get_signed_tree_head().tree_size == 1
+
+
+def test_page_token_from_another_query_is_refused(
+    clients: dict[str, RegistryClient],
+) -> None:
+    issuer = clients["issuer"]
+    for i in range(3):
+        issuer.register(sha256=digest(f"page {i}"), issuer=AGENCY, document_type="permit")
+    first = issuer.list_documents(pb.ListDocumentsRequest(document_type="permit", page_size=1))
+    assert first.next_page_token
+
+    for request in (
+        pb.ListDocumentsRequest(
+            document_type="licence", page_size=1, page_token=first.next_page_token
+        ),
+        pb.ListDocumentsRequest(document_type="permit", page_size=1, page_token="forged!!"),
+    ):
+        error = _refusal(lambda request=request: issuer.list_documents(request))
+        assert (error.code.value, error.reason) == ("INVALID_ARGUMENT", "PAGE_TOKEN_INVALID")
+    error = _refusal(lambda: issuer.list_documents(pb.ListDocumentsRequest(page_size=501)))
+    assert (error.code.value, error.reason) == ("INVALID_ARGUMENT", "PAGE_SIZE_INVALID")
+
+
+def test_proofs_for_sizes_beyond_the_log_are_refused(
+    clients: dict[str, RegistryClient], existing: pb.Document
+) -> None:
+    stub, md = clients["reader"]._stub, clients["reader"]._metadata
+    cases = [
+        (
+            lambda: stub.GetConsistencyProof(
+                pb.GetConsistencyProofRequest(first_tree_size=1, second_tree_size=5), metadata=md
+            ),
+            "INVALID_ARGUMENT",
+            "TREE_SIZE_INVALID",
+        ),
+        (
+            lambda: stub.GetConsistencyProof(
+                pb.GetConsistencyProofRequest(first_tree_size=0), metadata=md
+            ),
+            "INVALID_ARGUMENT",
+            "TREE_SIZE_INVALID",
+        ),
+        (
+            lambda: stub.GetInclusionProof(pb.GetInclusionProofRequest(leaf_index=7), metadata=md),
+            "NOT_FOUND",
+            "LEAF_NOT_FOUND",
+        ),
+        (
+            lambda: stub.GetLogEntries(pb.GetLogEntriesRequest(start=5, end=2), metadata=md),
+            "INVALID_ARGUMENT",
+            "RANGE_INVALID",
+        ),
+    ]
+    for call, code, reason in cases:
+        error = _refusal(call)
+        assert (error.code.value, error.reason) == (code, reason)
