@@ -150,6 +150,7 @@ class HttpServer:
 
     app: Any
     listen: str
+    grace_period: float = 10.0
     _server: Any = None
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -164,6 +165,7 @@ class HttpServer:
             log_config=None,  # keep our JSON logging
             access_log=False,  # the app logs what it needs, without personal data
             lifespan="auto",
+            timeout_graceful_shutdown=max(1, round(self.grace_period)),
         )
         self._server = uvicorn.Server(config)
         # uvicorn installs signal handlers only in the main thread; this is not it.
@@ -204,9 +206,10 @@ def serve(
     setup_logging(service_name, settings.log_level)
     telemetry = telemetry or setup_telemetry(service_name, settings)
     stop = threading.Event()
+    received: list[int] = []
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s, draining", signal.Signals(signum).name)
+        received.append(signum)  # no logging inside a signal handler
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
@@ -227,7 +230,7 @@ def serve(
         if http_app is not None:
             if not settings.http_listen:
                 raise RuntimeError("an HTTP app needs http_listen")
-            http = HttpServer(http_app, settings.http_listen)
+            http = HttpServer(http_app, settings.http_listen, settings.grace_period)
             http.start()
         if built is not None:
             built.set_serving()
@@ -241,6 +244,7 @@ def serve(
         )
         while not stop.wait(0.5):
             pass
+        log.info("received %s, draining", signal.Signals(received[0]).name)
     finally:
         if built is not None:
             built.drain(settings.grace_period)
