@@ -16,7 +16,7 @@ from egov_common import telemetry
 from egov_common.channels import open_channel
 from egov_common.settings import ServiceSettings
 from egov_common.status import from_rpc_error
-from egov_testing.processes import ServiceProcess, start_service
+from egov_testing.processes import ServiceFailedToStart, ServiceProcess, start_service
 from google.protobuf import empty_pb2, wrappers_pb2
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -226,6 +226,15 @@ def test_http_app_is_served_beside_grpc_and_stops_with_it(tmp_path: Path) -> Non
         response = httpx.get(f"{svc.http_url}/hello", timeout=5)
         assert response.json() == {"hello": "echo"}
         assert svc.stop() == 0
+
+
+def test_start_service_reports_a_process_that_dies_with_its_log(tmp_path: Path) -> None:
+    env = {**echo_env(), "EGOV_ECHO_ECHO_LIMIT": "lots"}
+    with (
+        pytest.raises(ServiceFailedToStart, match="EGOV_ECHO_ECHO_LIMIT"),
+        start_service("echo_service", env, name="ECHO", data_dir=tmp_path, http=False),
+    ):
+        pytest.fail("a service with a malformed setting must not start")
 
 
 def test_missing_setting_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
