@@ -40,7 +40,7 @@ class World:
 def make_service(url: str, clock: FixedClock, population: SyntheticPopulation,
                  **overrides: Any) -> IdentityService:
     config = IdentityConfig(issuer=ISSUER, kek=b"k" * 32, argon2_time_cost=1,
-                            argon2_memory_kib=8, throttle=ThrottlePolicy(max_failures=3),
+                            argon2_memory_kib=8, throttle=ThrottlePolicy(max_failures=3, client_max_failures=5),
                             **overrides)
     return IdentityService(config, make_engine(url), clock, registry=population,
                            companies=population, kyc=population)

@@ -75,7 +75,8 @@ def otpauth_uri(secret: bytes, account: str, issuer: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
-    max_failures: int = 5
+    max_failures: int = 5  # per login name
+    client_max_failures: int = 50  # per client (password spraying across many names)
     window_seconds: float = 900.0
     lockout_seconds: float = 300.0
 
@@ -106,6 +107,8 @@ class Throttle:
                 metadata={"retry_after": str(int(locked_until - now) + 1)})
 
     def fail(self, key: str, now: float) -> None:
+        limit = (self.policy.client_max_failures if key.startswith("client:")
+                 else self.policy.max_failures)
         t = login_throttle
         with self._engine.begin() as conn:
             updated = conn.execute(t.update().where(
@@ -120,7 +123,7 @@ class Throttle:
                     conn.execute(t.update().where(t.c.throttle_key == key).values(
                         failures=1, window_start=now))
             conn.execute(t.update().where(
-                t.c.throttle_key == key, t.c.failures >= self.policy.max_failures,
+                t.c.throttle_key == key, t.c.failures >= limit,
             ).values(locked_until=now + self.policy.lockout_seconds, failures=0,
                      window_start=now))
 

@@ -1,0 +1,259 @@
+"""CIBA poll mode and acting for a juristic person (token exchange)."""
+
+from __future__ import annotations
+
+import uuid
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from identity_world import (
+    ISSUER,
+    PASSWORD,
+    MachineKey,
+    World,
+    current_totp,
+    enrol_login,
+    register_machine,
+    register_portal,
+)
+
+from egov_common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+)
+from egov_identity.domain import model as m
+from egov_pki.identifiers import parse_identifier
+from egov_pki.tokens import StaticJwks, TokenVerifier
+
+
+class Device:
+    def __init__(self, world: World, session_id: str) -> None:
+        self.world = world
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        der = self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.device_id = world.service.register_device(session_id, der, "phone")
+
+    def proof(self, **claims: object) -> str:
+        return jwt.encode({"aud": ISSUER, "iat": int(self.world.service.now()),
+                           "jti": uuid.uuid4().hex, **claims}, self.key, algorithm="ES256")
+
+    def decide(self, auth_req_id: str, approve: bool) -> None:
+        self.world.service.decide_approval(
+            self.device_id, auth_req_id, approve,
+            self.proof(auth_req_id=auth_req_id, approve=approve))
+
+
+def _ciba_setup(world: World) -> tuple[MachineKey, Device, str]:
+    register_portal(world)
+    _, username, secret = enrol_login(world)
+    session = world.service.login("portal", username, PASSWORD, current_totp(world, secret))
+    device = Device(world, session.login_session_id)
+    key = MachineKey()
+    register_machine(world, key, client_id="kiosk", grant_types=(m.GRANT_CIBA,),
+                     scopes=("openid", "profile"))
+    return key, device, username
+
+
+def _start(world: World, key: MachineKey, hint: str) -> m.CibaStart:
+    return world.service.backchannel_authenticate(
+        "kiosk", key.assertion("kiosk", now=world.service.now), hint, "Code 42", "openid profile")
+
+
+def _poll(world: World, key: MachineKey, auth_req_id: str) -> m.TokenResponse:
+    return world.service.token(m.TokenRequest(
+        grant_type=m.GRANT_CIBA, client_id="kiosk",
+        client_assertion=key.assertion("kiosk", now=world.service.now), auth_req_id=auth_req_id))
+
+
+def test_ciba_approve_gives_aal2_tokens(world: World) -> None:
+    key, device, username = _ciba_setup(world)
+    start = _start(world, key, username)
+    with pytest.raises(FailedPrecondition) as info:
+        _poll(world, key, start.auth_req_id)
+    assert info.value.reason == "AUTHORIZATION_PENDING"
+    pending = world.service.list_pending_approvals(device.device_id, device.proof())
+    assert [p.binding_message for p in pending] == ["Code 42"]
+    device.decide(start.auth_req_id, True)
+    world.advance(start.interval)
+    tokens = _poll(world, key, start.auth_req_id)
+    verifier = TokenVerifier(StaticJwks(world.service.keyring.jwks()), issuer=ISSUER,
+                             audiences=["kiosk"], clock=world.service.now)
+    assert verifier.verify(tokens.id_token).aal == 2
+    world.advance(start.interval)
+    with pytest.raises(InvalidArgument):  # tokens only once
+        _poll(world, key, start.auth_req_id)
+
+
+def test_ciba_deny(world: World) -> None:
+    key, device, username = _ciba_setup(world)
+    start = _start(world, key, username)
+    device.decide(start.auth_req_id, False)
+    with pytest.raises(FailedPrecondition) as info:
+        _poll(world, key, start.auth_req_id)
+    assert info.value.reason == "ACCESS_DENIED"
+
+
+def test_ciba_polling_too_fast_gets_slow_down(world: World) -> None:
+    key, _device, username = _ciba_setup(world)
+    start = _start(world, key, username)
+    with pytest.raises(FailedPrecondition):
+        _poll(world, key, start.auth_req_id)
+    with pytest.raises(ResourceExhausted) as info:
+        _poll(world, key, start.auth_req_id)
+    assert info.value.reason == "SLOW_DOWN"
+    assert int(info.value.metadata["interval"]) == start.interval + 5
+
+
+def test_ciba_request_expires(world: World) -> None:
+    key, device, username = _ciba_setup(world)
+    start = _start(world, key, username)
+    world.advance(start.expires_in + 1)
+    with pytest.raises(FailedPrecondition) as info:
+        _poll(world, key, start.auth_req_id)
+    assert info.value.reason == "EXPIRED_TOKEN"
+    with pytest.raises(FailedPrecondition) as info:
+        device.decide(start.auth_req_id, True)
+    assert info.value.reason == "AUTH_REQUEST_EXPIRED"
+
+
+def test_ciba_for_unknown_person_looks_like_any_other_request(world: World) -> None:
+    key, _device, _ = _ciba_setup(world)
+    start = _start(world, key, "nobody-at-all")
+    assert start.auth_req_id
+    with pytest.raises(FailedPrecondition) as info:
+        _poll(world, key, start.auth_req_id)
+    assert info.value.reason == "AUTHORIZATION_PENDING"
+
+
+# ---------------------------------------------------------------- representation
+
+def _person_tokens(world: World, index: int) -> tuple[str, m.TokenResponse]:
+    import base64
+    import hashlib
+    import secrets
+    src, username, secret = enrol_login(world, index)
+    s = world.service
+    session = s.login("portal", username, PASSWORD, current_totp(world, secret))
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()
+                                         ).rstrip(b"=").decode()
+    auth = s.authorize(login_session_id=session.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid",
+                       code_challenge=challenge, code_challenge_method="S256")
+    return src.identifier, s.token(m.TokenRequest(
+        grant_type="authorization_code", client_id="portal", code=auth.code,
+        redirect_uri="https://portal.test/cb", code_verifier=verifier))
+
+
+def _company_world(world: World):  # type: ignore[no-untyped-def]
+    register_portal(world)
+    company = world.population.companies[0]
+    thai = [p.identifier for p in world.population.people if p.identifier.startswith("TH-PID")]
+    director_index = thai.index(company.directors[0])
+    outsider_index = next(i for i, p in enumerate(thai) if p not in company.directors)
+    world.service.register_juristic_person(parse_identifier(company.identifier),
+                                           m.JuristicKind.COMPANY, "", "", [])
+    key = MachineKey()
+    register_machine(world, key, client_id="biz-portal", grant_types=(m.GRANT_TOKEN_EXCHANGE,),
+                     scopes=("keys:sign", "identifier"))
+    return company, director_index, outsider_index, key
+
+
+def _exchange(world: World, key: MachineKey, access_token: str, company: str
+              ) -> m.TokenResponse:
+    return world.service.token(m.TokenRequest(
+        grant_type=m.GRANT_TOKEN_EXCHANGE, client_id="biz-portal",
+        client_assertion=key.assertion("biz-portal", now=world.service.now),
+        subject_token=access_token, subject_token_type=m.TOKEN_TYPE_ACCESS, act_for=company,
+        scope="keys:sign"))
+
+
+def test_director_grant_lets_the_representative_act_for_the_company(world: World) -> None:
+    company, director, outsider, key = _company_world(world)
+    _, director_tokens = _person_tokens(world, director)
+    rep_id, rep_tokens = _person_tokens(world, outsider)
+    now = world.service.now()
+    grant = world.service.grant_representation(
+        juristic_person=parse_identifier(company.identifier),
+        representative=parse_identifier(rep_id), role="authorised-signatory", powers=["sign"],
+        valid_from=None, valid_until=now + 3600, grantor_id_token=director_tokens.id_token)
+    assert grant.status is m.RepresentationStatus.ACTIVE
+    exchanged = _exchange(world, key, rep_tokens.access_token, company.identifier)
+    verifier = TokenVerifier(StaticJwks(world.service.keyring.jwks()), issuer=ISSUER,
+                             audiences=["urn:egov:keys"], clock=world.service.now)
+    token = verifier.verify(exchanged.access_token)
+    assert token.subject == company.identifier
+    assert token.representation is not None
+    assert token.representation.powers == {"sign"}
+    assert token.act is not None and token.act["identifier"] == rep_id
+    listed, _ = world.service.list_representations(juristic_person=company.identifier)
+    assert [r.representation_id for r in listed] == [grant.representation_id]
+
+
+def test_non_director_cannot_grant(world: World) -> None:
+    company, _director, outsider, _key = _company_world(world)
+    _, outsider_tokens = _person_tokens(world, outsider)
+    with pytest.raises(PermissionDenied) as info:
+        world.service.grant_representation(
+            juristic_person=parse_identifier(company.identifier),
+            representative=parse_identifier(company.directors[1]), role="x", powers=["sign"],
+            valid_from=None, valid_until=world.service.now() + 3600,
+            grantor_id_token=outsider_tokens.id_token)
+    assert info.value.reason == "NOT_A_DIRECTOR"
+
+
+def test_without_a_grant_no_token(world: World) -> None:
+    company, _director, outsider, key = _company_world(world)
+    _, rep_tokens = _person_tokens(world, outsider)
+    with pytest.raises(PermissionDenied) as info:
+        _exchange(world, key, rep_tokens.access_token, company.identifier)
+    assert info.value.reason == "NOT_REPRESENTATIVE"
+
+
+def test_expired_and_revoked_grants_yield_no_token(world: World) -> None:
+    company, director, outsider, key = _company_world(world)
+    _, director_tokens = _person_tokens(world, director)
+    rep_id, _ = _person_tokens(world, outsider)
+    s = world.service
+    grant = s.grant_representation(
+        juristic_person=parse_identifier(company.identifier),
+        representative=parse_identifier(rep_id), role="signatory", powers=["sign"],
+        valid_from=None, valid_until=s.now() + 100, grantor_id_token=director_tokens.id_token)
+    world.advance(101)
+    _, rep_tokens = _person_tokens(world, outsider)
+    with pytest.raises(PermissionDenied) as info:
+        _exchange(world, key, rep_tokens.access_token, company.identifier)
+    assert info.value.reason == "NOT_REPRESENTATIVE"
+    assert s.representation(grant.representation_id).status is m.RepresentationStatus.EXPIRED
+
+    _, director_tokens = _person_tokens(world, director)
+    grant2 = s.grant_representation(
+        juristic_person=parse_identifier(company.identifier),
+        representative=parse_identifier(rep_id), role="signatory", powers=["sign"],
+        valid_from=None, valid_until=s.now() + 3600, grantor_id_token=director_tokens.id_token)
+    _exchange(world, key, rep_tokens.access_token, company.identifier)
+    s.revoke_representation(grant2.representation_id, director_tokens.id_token)
+    with pytest.raises(PermissionDenied) as info:
+        _exchange(world, key, rep_tokens.access_token, company.identifier)
+    assert info.value.reason == "NOT_REPRESENTATIVE"
+
+
+def test_grant_without_sign_power_cannot_get_a_signing_token(world: World) -> None:
+    company, director, outsider, key = _company_world(world)
+    _, director_tokens = _person_tokens(world, director)
+    rep_id, rep_tokens = _person_tokens(world, outsider)
+    world.service.grant_representation(
+        juristic_person=parse_identifier(company.identifier),
+        representative=parse_identifier(rep_id), role="clerk", powers=["register-documents"],
+        valid_from=None, valid_until=world.service.now() + 3600,
+        grantor_id_token=director_tokens.id_token)
+    with pytest.raises(PermissionDenied) as info:
+        _exchange(world, key, rep_tokens.access_token, company.identifier)
+    assert info.value.reason == "POWER_MISSING"
+
+

@@ -1,0 +1,269 @@
+"""OIDC grants in the domain: code + PKCE, refresh rotation, client credentials, lock-out."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+
+import pytest
+from identity_world import (
+    ISSUER,
+    PASSWORD,
+    MachineKey,
+    World,
+    current_totp,
+    enrol_login,
+    register_machine,
+    register_portal,
+)
+
+from egov_common.errors import (
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from egov_identity.domain import model as m
+from egov_pki.tokens import StaticJwks, TokenVerifier
+
+
+def _pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()
+                                         ).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def _code_flow(world: World, *, scope: str = "openid profile verified_claims",
+               acr: str = "2") -> m.TokenResponse:
+    register_portal(world)
+    _, username, secret = enrol_login(world)
+    s = world.service
+    login = s.login("portal", username, PASSWORD, current_totp(world, secret))
+    verifier, challenge = _pkce()
+    auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope=scope, state="st",
+                       nonce="n-1", code_challenge=challenge, code_challenge_method="S256",
+                       acr_values=acr)
+    assert "state=st" in auth.redirect_to
+    return s.token(m.TokenRequest(grant_type="authorization_code", client_id="portal",
+                                  code=auth.code, redirect_uri="https://portal.test/cb",
+                                  code_verifier=verifier))
+
+
+def _verifier(world: World, audience: str) -> TokenVerifier:
+    return TokenVerifier(StaticJwks(world.service.keyring.jwks()), issuer=ISSUER,
+                         audiences=[audience], clock=world.service.now)
+
+
+def test_code_flow_yields_aal2_id_token_with_verified_claims(world: World) -> None:
+    tokens = _code_flow(world)
+    id_token = _verifier(world, "portal").verify(tokens.id_token)
+    assert id_token.aal == 2
+    assert id_token.ial == "2.3"
+    assert id_token.claims["nonce"] == "n-1"
+    assert id_token.claims["amr"] == ["pwd", "otp", "mfa"]
+    assert "identifier" not in id_token.claims  # not asked for
+    access = world.service.verify_access_token(tokens.access_token)
+    assert access.subject == id_token.subject
+
+
+def test_code_is_single_use(world: World) -> None:
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    s = world.service
+    login = s.login("portal", username, PASSWORD)
+    verifier, challenge = _pkce()
+    auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid",
+                       code_challenge=challenge, code_challenge_method="S256")
+    request = m.TokenRequest(grant_type="authorization_code", client_id="portal", code=auth.code,
+                             redirect_uri="https://portal.test/cb", code_verifier=verifier)
+    s.token(request)
+    with pytest.raises(InvalidArgument) as info:
+        s.token(request)
+    assert info.value.reason == "INVALID_GRANT"
+
+
+def test_wrong_pkce_verifier_and_plain_method_are_refused(world: World) -> None:
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    s = world.service
+    login = s.login("portal", username, PASSWORD)
+    _, challenge = _pkce()
+    with pytest.raises(InvalidArgument) as info:
+        s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                    redirect_uri="https://portal.test/cb", scope="openid",
+                    code_challenge=challenge, code_challenge_method="plain")
+    assert info.value.reason == "PKCE_METHOD_UNSUPPORTED"
+    auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid",
+                       code_challenge=challenge, code_challenge_method="S256")
+    with pytest.raises(InvalidArgument) as info:
+        s.token(m.TokenRequest(grant_type="authorization_code", client_id="portal",
+                               code=auth.code, redirect_uri="https://portal.test/cb",
+                               code_verifier=secrets.token_urlsafe(48)))
+    assert info.value.reason == "INVALID_GRANT"
+
+
+def test_aal1_login_cannot_satisfy_an_aal2_request(world: World) -> None:
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    login = world.service.login("portal", username, PASSWORD)
+    _, challenge = _pkce()
+    with pytest.raises(PermissionDenied) as info:
+        world.service.authorize(login_session_id=login.login_session_id, client_id="portal",
+                                redirect_uri="https://portal.test/cb", scope="openid",
+                                code_challenge=challenge, code_challenge_method="S256",
+                                acr_values="2")
+    assert info.value.reason == "ACR_NOT_MET"
+
+
+def test_unregistered_redirect_uri_is_refused(world: World) -> None:
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    login = world.service.login("portal", username, PASSWORD)
+    _, challenge = _pkce()
+    with pytest.raises(InvalidArgument) as info:
+        world.service.authorize(login_session_id=login.login_session_id, client_id="portal",
+                                redirect_uri="https://portal.test/cb/evil", scope="openid",
+                                code_challenge=challenge, code_challenge_method="S256")
+    assert info.value.reason == "REDIRECT_URI_MISMATCH"
+
+
+def test_refresh_rotates_and_reuse_revokes_the_family(world: World) -> None:
+    first = _code_flow(world)
+    s = world.service
+    second = s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                                    refresh_token=first.refresh_token))
+    assert second.refresh_token and second.refresh_token != first.refresh_token
+    with pytest.raises(InvalidArgument) as info:  # the old one again: theft suspected
+        s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                               refresh_token=first.refresh_token))
+    assert info.value.reason == "INVALID_GRANT"
+    with pytest.raises(InvalidArgument):  # and the legitimate new one died with its family
+        s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                               refresh_token=second.refresh_token))
+
+
+def test_revoked_access_token_fails_userinfo_and_introspection(world: World) -> None:
+    tokens = _code_flow(world)
+    s = world.service
+    assert s.userinfo(tokens.access_token)["verified_claims"]["verification"][
+        "assurance_level"] == "2.3"
+    assert s.introspect(tokens.access_token)["active"] is True
+    s.revoke(s.get_client("portal"), tokens.access_token)
+    assert s.introspect(tokens.access_token) == {"active": False}
+    with pytest.raises(Unauthenticated) as info:
+        s.userinfo(tokens.access_token)
+    assert info.value.reason == "TOKEN_REVOKED"
+
+
+def test_client_credentials_with_private_key_jwt_carry_agency_and_scopes(world: World) -> None:
+    key = MachineKey()
+    register_machine(world, key, agency="TH-JUR:0994000165510")
+    s = world.service
+    tokens = s.token(m.TokenRequest(grant_type="client_credentials", client_id="agency-app",
+                                    client_assertion=key.assertion("agency-app", now=s.now),
+                                    client_assertion_type=m.CLIENT_ASSERTION_TYPE,
+                                    scope="keys:seal"))
+    token = _verifier(world, "urn:egov:keys").verify(tokens.access_token)
+    assert token.agency == "TH-JUR:0994000165510"
+    assert token.scopes == {"keys:seal"}
+    assert token.subject == "agency-app"
+
+
+def test_replayed_client_assertion_is_refused(world: World) -> None:
+    key = MachineKey()
+    register_machine(world, key)
+    s = world.service
+    assertion = key.assertion("agency-app", now=s.now)
+    request = m.TokenRequest(grant_type="client_credentials", client_id="agency-app",
+                             client_assertion=assertion,
+                             client_assertion_type=m.CLIENT_ASSERTION_TYPE)
+    s.token(request)
+    with pytest.raises(Unauthenticated) as info:
+        s.token(request)
+    assert info.value.reason == "INVALID_CLIENT"
+
+
+def test_assertion_signed_by_another_key_is_refused(world: World) -> None:
+    register_machine(world, MachineKey())
+    with pytest.raises(Unauthenticated) as info:
+        world.service.token(m.TokenRequest(
+            grant_type="client_credentials", client_id="agency-app",
+            client_assertion=MachineKey().assertion("agency-app", now=world.service.now)))
+    assert info.value.reason == "INVALID_CLIENT"
+
+
+def test_lockout_after_configured_failures_looks_the_same_for_unknown_accounts(
+        world: World) -> None:
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    s = world.service
+    messages = set()
+    for name in (username, "nobody-here"):
+        for _ in range(3):
+            with pytest.raises(Unauthenticated) as info:
+                s.login("portal-" + name, name, "wrong password!!")
+            messages.add((info.value.reason, info.value.message))
+        with pytest.raises(ResourceExhausted) as locked:
+            s.login("portal-" + name, name, PASSWORD)
+        messages.add((locked.value.reason, locked.value.message))
+    assert messages == {("CREDENTIALS_INVALID", "login name, password or code is wrong"),
+                        ("ACCOUNT_LOCKED", "too many failed attempts; try again later")}
+    world.advance(301)
+    assert s.login("portal", username, PASSWORD).aal == 1
+
+
+def test_client_is_locked_after_failures_across_accounts(world: World) -> None:
+    s = world.service
+    for i in range(5):
+        with pytest.raises(Unauthenticated):
+            s.login("spraying-client", f"someone{i}", "password guess")
+    with pytest.raises(ResourceExhausted) as info:
+        s.login("spraying-client", "someone-else", "password guess")
+    assert info.value.reason == "CLIENT_LOCKED"
+    assert int(info.value.metadata["retry_after"]) > 0
+
+
+def test_unknown_account_costs_a_password_hash_like_a_known_one(world: World) -> None:
+    calls: list[str | None] = []
+    real = world.service.passwords.verify
+
+    def spy(stored: str | None, password: str) -> bool:
+        calls.append(stored)
+        return real(stored, password)
+
+    world.service.passwords.verify = spy  # type: ignore[method-assign]
+    with pytest.raises(Unauthenticated):
+        world.service.login("portal", "no-such-user", "whatever password")
+    assert calls == [None]  # verify ran (against the dummy hash) even without an account
+
+
+def test_totp_code_cannot_be_replayed(world: World) -> None:
+    register_portal(world)
+    _, username, secret = enrol_login(world)
+    s = world.service
+    code = current_totp(world, secret)
+    assert s.login("portal", username, PASSWORD, code).aal == 2
+    with pytest.raises(Unauthenticated):
+        s.login("portal", username, PASSWORD, code)
+
+
+def test_key_rotation_publishes_next_key_before_it_signs(world: World) -> None:
+    s = world.service
+    ring = s.keyring
+    old_kid, _ = ring.signing_key()
+    tokens_before = _code_flow(world)
+    new_kid = ring.rotate_now()
+    assert new_kid in {k["kid"] for k in ring.jwks()["keys"]}
+    assert ring.signing_key()[0] == old_kid  # published, not yet signing
+    world.advance(s.config.key_publish_ahead_seconds + 1)
+    assert ring.signing_key()[0] == new_kid
+    kids = {k["kid"] for k in ring.jwks()["keys"]}
+    assert {old_kid, new_kid} <= kids  # old key stays while its tokens may live
+    _ = tokens_before
+    _ = time
