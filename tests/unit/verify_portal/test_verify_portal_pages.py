@@ -383,7 +383,7 @@ def test_the_qr_link_page_shows_the_registry_entry_and_invites_an_upload(
         assert text in page.text
     assert "25 พฤศจิกายน 2569" in page.text
     assert 'name="expected_document_id" value="DOC-01TEST"' in page.text
-    assert 'action="/verify"' in page.text
+    assert 'action="/verify?lang=th"' in page.text
 
 
 def test_the_qr_link_page_of_a_revoked_document_shows_revoked_and_why(
