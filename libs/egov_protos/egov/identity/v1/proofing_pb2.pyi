@@ -187,10 +187,12 @@ class CompleteProofingRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
 
 class CompleteProofingResponse(_message.Message):
-    __slots__ = ("session",)
+    __slots__ = ("session", "enrolment_code")
     SESSION_FIELD_NUMBER: _ClassVar[int]
+    ENROLMENT_CODE_FIELD_NUMBER: _ClassVar[int]
     session: ProofingSession
-    def __init__(self, session: _Optional[_Union[ProofingSession, _Mapping]] = ...) -> None: ...
+    enrolment_code: str
+    def __init__(self, session: _Optional[_Union[ProofingSession, _Mapping]] = ..., enrolment_code: _Optional[str] = ...) -> None: ...
 
 class GetProofingRequest(_message.Message):
     __slots__ = ("session_id",)
