@@ -48,3 +48,30 @@ def registry_env(database_url: str, key_file: Path) -> dict[str, str]:
         "EGOV_REGISTRY_STATIC_TOKENS": json.dumps(STATIC_TOKENS),
         "EGOV_REGISTRY_LOG_LEVEL": "WARNING",
     }
+
+
+def local_root(leaf_data: list[bytes]) -> bytes:
+    """The root an auditor computes from the log's entries alone (RFC 9162)."""
+    from egov_pki import merkle
+
+    nodes: dict[merkle.NodeKey, bytes] = {}
+    for index, data in enumerate(leaf_data):
+        nodes.update(merkle.append_nodes(index, merkle.leaf_hash(data), nodes))
+    if not leaf_data:
+        return merkle.empty_root()
+    return merkle.range_hash(0, len(leaf_data), nodes)
+
+
+def all_log_entries(client: object) -> list[object]:
+    """Every log entry, 1,000 per call."""
+    from egov.registry.v1 import registry_pb2 as pb
+
+    stub = client._stub  # type: ignore[attr-defined]
+    size = client.get_signed_tree_head().tree_size  # type: ignore[attr-defined]
+    entries: list[object] = []
+    for start in range(0, size, 1000):
+        reply = stub.GetLogEntries(
+            pb.GetLogEntriesRequest(start=start, end=min(size, start + 1000))
+        )
+        entries.extend(reply.entries)
+    return entries
