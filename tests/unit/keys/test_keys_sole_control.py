@@ -1,0 +1,409 @@
+"""Sole control: no valid SAD, no signature; every refusal has its own reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from cryptography import x509
+from egov_common.auth import Caller, CallerKind
+from egov_common.clock import FixedClock
+from egov_common.errors import EgovError
+from egov_keys.credentials import CredentialService
+from egov_keys.domain.algorithms import (
+    HashAlgorithm,
+    KeyAlgorithm,
+    SignatureScheme,
+    verify_digest_signature,
+)
+from egov_keys.domain.model import Credential
+from egov_keys.domain.pki import OwnerKind
+from egov_keys.runtime import KeysRuntime
+from egov_pki.identifiers import juristic_number, national_id
+from keys_world import (
+    AGENCY_ID,
+    AGENCY_NAMES,
+    ANON,
+    COMPANY_ID,
+    COMPANY_NAMES,
+    OTHER_PERSON_ID,
+    PERSON_ID,
+    PERSON_NAMES,
+    SIGNING,
+    LocalIdentity,
+    sha256,
+)
+
+SHA256 = HashAlgorithm.SHA256
+
+
+def create_person(
+    keys: KeysRuntime,
+    identity: LocalIdentity,
+    key: str = "idem-1",
+    algorithm: KeyAlgorithm = KeyAlgorithm.ECDSA_P256,
+) -> Credential:
+    return keys.credentials.create(
+        ANON,
+        idempotency_key=key,
+        owner=national_id(PERSON_ID),
+        kind=OwnerKind.NATURAL_PERSON,
+        algorithm=algorithm,
+        names=PERSON_NAMES,
+        proof_token=identity.person(),
+        backend=None,
+    )
+
+
+def authorize(
+    svc: CredentialService,
+    identity: LocalIdentity,
+    credential: Credential,
+    hashes: list[bytes],
+    token: str | None = None,
+) -> str:
+    return svc.authorize(
+        ANON,
+        credential_id=credential.credential_id,
+        hashes=hashes,
+        hash_algorithm=SHA256,
+        num_signatures=len(hashes),
+        proof_token=token or identity.person(),
+        description="test",
+    ).sad
+
+
+def sign(
+    svc: CredentialService,
+    credential: Credential,
+    sad: str,
+    hashes: list[bytes],
+    caller: Caller = SIGNING,
+) -> list[bytes]:
+    return svc.sign_hash(
+        caller,
+        credential_id=credential.credential_id,
+        sad=sad,
+        hashes=hashes,
+        hash_algorithm=SHA256,
+        scheme=None,
+    )
+
+
+def reason_of(call: object) -> str:
+    with pytest.raises(EgovError) as info:
+        call()  # type: ignore[operator]
+    return f"{info.value.code.value}/{info.value.reason}"
+
+
+def audit_outcomes(keys: KeysRuntime, action: str) -> list[str]:
+    return [r.outcome for r in keys.repository.audit_records() if r.action == action]
+
+
+@pytest.mark.parametrize("algorithm", list(KeyAlgorithm))
+def test_authorized_hashes_are_signed_with_the_credential_key(keys, identity, algorithm):
+    credential = create_person(keys, identity, algorithm=algorithm)
+    hashes = [sha256(b"doc-1"), sha256(b"doc-2")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    signatures = sign(keys.credentials, credential, sad, list(reversed(hashes)))
+    public = x509.load_der_x509_certificate(credential.certificate_der).public_key()
+    for digest, signature in zip(reversed(hashes), signatures, strict=True):
+        verify_digest_signature(public, signature, digest, SHA256, algorithm.default_scheme)
+    assert audit_outcomes(keys, "signature.batch") == ["success"]
+
+
+def test_replayed_sad_is_refused(keys, identity):
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    sign(keys.credentials, credential, sad, hashes)
+    assert reason_of(lambda: sign(keys.credentials, credential, sad, hashes)) == (
+        "UNAUTHENTICATED/SAD_ALREADY_USED"
+    )
+
+
+def test_expired_sad_is_refused(keys, identity, clock: FixedClock):
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    clock.advance(dt.timedelta(minutes=6))
+    assert reason_of(lambda: sign(keys.credentials, credential, sad, hashes)) == (
+        "UNAUTHENTICATED/SAD_EXPIRED"
+    )
+
+
+def test_sad_for_other_hashes_is_refused(keys, identity):
+    credential = create_person(keys, identity)
+    sad = authorize(keys.credentials, identity, credential, [sha256(b"a"), sha256(b"b")])
+    assert reason_of(lambda: sign(keys.credentials, credential, sad, [sha256(b"a")])) == (
+        "UNAUTHENTICATED/SAD_OTHER_HASHES"
+    )
+    assert (
+        reason_of(lambda: sign(keys.credentials, credential, sad, [sha256(b"a"), sha256(b"c")]))
+        == "UNAUTHENTICATED/SAD_OTHER_HASHES"
+    )
+    # A refused attempt does not burn the SAD: the owner's real request still goes through.
+    sign(keys.credentials, credential, sad, [sha256(b"b"), sha256(b"a")])
+
+
+def test_sad_for_another_credential_is_refused(keys, identity):
+    first = create_person(keys, identity, key="one")
+    second = create_person(keys, identity, key="two")
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, first, hashes)
+    assert reason_of(lambda: sign(keys.credentials, second, sad, hashes)) == (
+        "UNAUTHENTICATED/SAD_OTHER_CREDENTIAL"
+    )
+
+
+def test_no_sad_no_signature(keys, identity):
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    assert reason_of(lambda: sign(keys.credentials, credential, "", hashes)) == (
+        "UNAUTHENTICATED/SAD_MISSING"
+    )
+    assert reason_of(lambda: sign(keys.credentials, credential, "sad1.made-up", hashes)) == (
+        "UNAUTHENTICATED/SAD_INVALID"
+    )
+    assert "success" not in audit_outcomes(keys, "signature.batch")
+
+
+def test_only_the_signing_service_may_sign(keys, identity):
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    portal = Caller(CallerKind.SERVICE, "registry", peer_service="registry")
+    assert reason_of(lambda: sign(keys.credentials, credential, sad, hashes, portal)) == (
+        "PERMISSION_DENIED/CALLER_NOT_ALLOWED"
+    )
+    assert reason_of(lambda: sign(keys.credentials, credential, sad, hashes, ANON)) == (
+        "PERMISSION_DENIED/CALLER_NOT_ALLOWED"
+    )
+    sign(keys.credentials, credential, sad, hashes)
+
+
+def test_concurrent_spends_of_one_sad_sign_once(keys, identity):
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    results: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            sign(keys.credentials, credential, sad, hashes)
+            results.append("signed")
+        except EgovError as exc:
+            results.append(exc.reason)
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count("signed") == 1
+    assert set(results) - {"signed"} == {"SAD_ALREADY_USED"}
+    assert audit_outcomes(keys, "signature.batch").count("success") == 1
+
+
+def test_authorize_needs_the_owners_fresh_aal2_login(keys, identity, clock: FixedClock):
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+
+    def with_token(token: str) -> object:
+        return lambda: authorize(keys.credentials, identity, credential, hashes, token)
+
+    assert reason_of(with_token(identity.person(acr="urn:egov:aal:1"))) == (
+        "PERMISSION_DENIED/AAL_TOO_LOW"
+    )
+    old_login = clock.now().timestamp() - 3600
+    assert reason_of(with_token(identity.person(auth_time=old_login))) == (
+        "PERMISSION_DENIED/AUTH_TIME_TOO_OLD"
+    )
+    assert reason_of(with_token(identity.person(OTHER_PERSON_ID))) == (
+        "PERMISSION_DENIED/OWNER_MISMATCH"
+    )
+    assert reason_of(with_token(identity.token(exp=clock.now().timestamp() - 120))) == (
+        "UNAUTHENTICATED/TOKEN_EXPIRED"
+    )
+    forged = LocalIdentity(kid=identity.kid).person()
+    assert reason_of(with_token(forged)) == "UNAUTHENTICATED/TOKEN_SIGNATURE_INVALID"
+    assert (
+        reason_of(
+            lambda: keys.credentials.authorize(
+                ANON,
+                credential_id=credential.credential_id,
+                hashes=hashes,
+                hash_algorithm=SHA256,
+                num_signatures=1,
+                proof_token="",
+                description="",
+            )
+        )
+        == "UNAUTHENTICATED/PROOF_MISSING"
+    )
+
+
+def test_natural_person_credential_needs_ial_2_3(keys, identity):
+    def create(token: str) -> object:
+        return lambda: keys.credentials.create(
+            ANON,
+            idempotency_key="k",
+            owner=national_id(PERSON_ID),
+            kind=OwnerKind.NATURAL_PERSON,
+            algorithm=KeyAlgorithm.ECDSA_P256,
+            names=PERSON_NAMES,
+            proof_token=token,
+            backend=None,
+        )
+
+    assert reason_of(create(identity.person(ial="2.2"))) == "PERMISSION_DENIED/IAL_TOO_LOW"
+    assert reason_of(create(identity.person(OTHER_PERSON_ID))) == (
+        "PERMISSION_DENIED/OWNER_MISMATCH"
+    )
+    assert keys.repository.credential_by_idempotency_key("k") is None
+
+
+def test_representative_with_sign_power_signs_for_the_company(keys, identity):
+    credential = keys.credentials.create(
+        ANON,
+        idempotency_key="acme",
+        owner=juristic_number(COMPANY_ID),
+        kind=OwnerKind.LEGAL_PERSON,
+        algorithm=KeyAlgorithm.ECDSA_P256,
+        names=COMPANY_NAMES,
+        proof_token=identity.representative(),
+        backend=None,
+    )
+    subject = x509.load_der_x509_certificate(credential.certificate_der).subject
+    assert subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_IDENTIFIER)[0].value == (
+        f"NTRTH-{COMPANY_ID}"
+    )
+    hashes = [sha256(b"invoice")]
+    viewer = identity.representative(powers=("view",))
+    assert (
+        reason_of(lambda: authorize(keys.credentials, identity, credential, hashes, viewer))
+        == "PERMISSION_DENIED/NOT_REPRESENTATIVE"
+    )
+    own_token = identity.person()
+    assert (
+        reason_of(lambda: authorize(keys.credentials, identity, credential, hashes, own_token))
+        == "PERMISSION_DENIED/NOT_REPRESENTATIVE"
+    )
+    sad = authorize(keys.credentials, identity, credential, hashes, identity.representative())
+    assert len(sign(keys.credentials, credential, sad, hashes)) == 1
+
+
+def test_agency_seal_is_authorised_by_its_service_client(keys, identity):
+    credential = keys.credentials.create(
+        ANON,
+        idempotency_key="seal",
+        owner=juristic_number(AGENCY_ID),
+        kind=OwnerKind.ELECTRONIC_SEAL,
+        algorithm=KeyAlgorithm.ECDSA_P256,
+        names=AGENCY_NAMES,
+        proof_token=identity.agency_client(),
+        backend=None,
+    )
+    hashes = [sha256(b"certificate.pdf")]
+    no_scope = identity.agency_client(scope="openid")
+    assert (
+        reason_of(lambda: authorize(keys.credentials, identity, credential, hashes, no_scope))
+        == "PERMISSION_DENIED/SCOPE_MISSING"
+    )
+    other_agency = identity.agency_client(agency=COMPANY_ID)
+    assert (
+        reason_of(lambda: authorize(keys.credentials, identity, credential, hashes, other_agency))
+        == "PERMISSION_DENIED/OWNER_MISMATCH"
+    )
+    sad = authorize(keys.credentials, identity, credential, hashes, identity.agency_client())
+    assert len(sign(keys.credentials, credential, sad, hashes)) == 1
+    # The agency client may also call keys itself, as the gRPC caller.
+    direct = Caller(
+        CallerKind.CLIENT, "agency-client", frozenset({"keys:seal"}), agency=f"TH-JUR:{AGENCY_ID}"
+    )
+    issued = keys.credentials.authorize(
+        direct,
+        credential_id=credential.credential_id,
+        hashes=hashes,
+        hash_algorithm=SHA256,
+        num_signatures=1,
+        proof_token="",
+        description="",
+    )
+    assert issued.sad
+
+
+def test_revoked_credential_cannot_be_authorised_or_sign(keys, identity):
+    from egov_keys.domain.model import RevocationReason
+
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    keys.credentials.revoke(
+        ANON, credential.credential_id, RevocationReason.KEY_COMPROMISE, identity.person()
+    )
+    assert reason_of(lambda: sign(keys.credentials, credential, sad, hashes)) == (
+        "FAILED_PRECONDITION/CREDENTIAL_REVOKED"
+    )
+    assert reason_of(lambda: authorize(keys.credentials, identity, credential, hashes)) == (
+        "FAILED_PRECONDITION/CREDENTIAL_REVOKED"
+    )
+
+
+def test_renewed_credential_keeps_its_certificate_but_cannot_sign(keys, identity):
+    old = create_person(keys, identity)
+    new, previous = keys.credentials.renew(
+        ANON,
+        idempotency_key="renew-1",
+        credential_id=old.credential_id,
+        algorithm=None,
+        proof_token=identity.person(),
+    )
+    assert previous.status.value == "renewed" and previous.renewed_by == new.credential_id
+    assert new.renewed_from == old.credential_id
+    assert new.certificate_serial != old.certificate_serial
+    assert x509.load_der_x509_certificate(new.certificate_der).subject == (
+        x509.load_der_x509_certificate(old.certificate_der).subject
+    )
+    assert reason_of(lambda: authorize(keys.credentials, identity, old, [sha256(b"a")])) == (
+        "FAILED_PRECONDITION/CREDENTIAL_RENEWED"
+    )
+    again, _ = keys.credentials.renew(
+        ANON,
+        idempotency_key="renew-1",
+        credential_id=old.credential_id,
+        algorithm=None,
+        proof_token=identity.person(),
+    )
+    assert again.credential_id == new.credential_id
+
+
+def test_create_is_idempotent_by_key(keys, identity):
+    first = create_person(keys, identity, key="same")
+    second = create_person(keys, identity, key="same")
+    assert first.credential_id == second.credential_id
+    assert (
+        reason_of(
+            lambda: create_person(keys, identity, key="same", algorithm=KeyAlgorithm.ECDSA_P384)
+        )
+        == "FAILED_PRECONDITION/IDEMPOTENCY_KEY_REUSED"
+    )
+
+
+def test_rsa_pss_signatures_verify(keys, identity):
+    credential = create_person(keys, identity, algorithm=KeyAlgorithm.RSA_3072)
+    hashes = [sha256(b"pss")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    [signature] = keys.credentials.sign_hash(
+        SIGNING,
+        credential_id=credential.credential_id,
+        sad=sad,
+        hashes=hashes,
+        hash_algorithm=SHA256,
+        scheme=SignatureScheme.RSA_PSS,
+    )
+    public = x509.load_der_x509_certificate(credential.certificate_der).public_key()
+    verify_digest_signature(public, signature, hashes[0], SHA256, SignatureScheme.RSA_PSS)
