@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 
 import pytest
 from egov_clients.registry import RegistryClient
 from egov_testing.processes import ServiceProcess, start_service
-from registry_testenv import ISSUER_TOKEN, OTHER_ISSUER_TOKEN, READER_TOKEN, registry_env
-
-StartRegistry = Callable[..., AbstractContextManager[ServiceProcess]]
+from registry_testenv import (
+    ISSUER_TOKEN,
+    OTHER_ISSUER_TOKEN,
+    READER_TOKEN,
+    StartRegistry,
+    registry_env,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

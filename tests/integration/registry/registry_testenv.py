@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from egov_pki.identifiers import check_digit
+from egov_testing.processes import ServiceProcess
 
 
 def thai_number(first_twelve: str) -> str:
@@ -75,3 +78,6 @@ def all_log_entries(client: object) -> list[object]:
         )
         entries.extend(reply.entries)
     return entries
+
+
+StartRegistry = Callable[..., AbstractContextManager[ServiceProcess]]
