@@ -147,8 +147,8 @@ def test_prod_keys_use_pkcs11() -> None:
     objects = render("prod")
     (keys,) = pod_spec(by_name(objects, "Deployment", "keys"))["containers"]
     env, _ = container_env(objects, keys)
-    assert env["EGOV_KEYS_CUSTODY"] == "pkcs11"
-    assert "EGOV_KEYS_KEK_FILE" not in env
+    assert env["EGOV_KEYS_KEY_BACKEND"] == "pkcs11"
+    assert "EGOV_KEYS_SOFTWARE_KEK_FILE" not in env
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
