@@ -1,0 +1,300 @@
+"""The verify portal in headless Chromium (Debian's /usr/bin/chromium through Playwright).
+
+Processes: the portal (``python -m egov_verify_portal``) and the registry
+(``python -m egov_registry``) run for real; the signing service's VerifyDocument is served by
+a gRPC server in this test that reports what the signing service reports for such files (a
+passed B-LTA signature by a Thai e-seal, a HASH_FAILURE for a byte flipped, an
+ILLEGAL_MODIFICATIONS for a page swapped after signing). A screenshot of every result page is
+saved under ``test-artifacts/verify-portal/``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "verify_portal"))
+
+from verify_portal_env import (
+    AGENCY,
+    ISSUER_TOKEN,
+    SIGNER_TH,
+    FakeSigning,
+    failed_report,
+    passed_report,
+    sha256,
+    start_portal,
+    start_registry,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "verify-portal"
+TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "pdf"
+LIMIT = 512 * 1024
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
+]
+
+
+def _pdf(name: str, fallback: bytes) -> bytes:
+    """A third-party signed PDF from the shared corpus, else a small stand-in."""
+    path = TESTDATA / name
+    return path.read_bytes() if path.exists() else fallback
+
+
+GENUINE = _pdf("pades-lta-dss-indirect-arrs-test.pdf", b"%PDF-1.7\n% genuine certificate\n%%EOF\n")
+FLIPPED = bytearray(GENUINE)
+FLIPPED[len(FLIPPED) // 3] ^= 0x01
+BYTE_FLIPPED = bytes(FLIPPED)
+PAGE_SWAPPED = GENUINE + b"\n% an incremental update swapping page 1\n%%EOF\n"
+REVOKED = b"%PDF-1.7\n% a certificate its issuer revoked\n%%EOF\n"
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from egov.registry.v1 import registry_pb2
+    from egov.signing.v1 import signing_pb2
+    from egov_clients.registry import RegistryClient
+
+    base = tmp_path_factory.mktemp("verify-portal-browser")
+    with (
+        FakeSigning() as signing,
+        start_registry(base / "registry") as registry,
+        start_portal(
+            base / "portal",
+            signing.address,
+            registry.grpc_address,
+            {"EGOV_VERIFY_PORTAL_MAX_UPLOAD_BYTES": str(LIMIT)},
+        ) as portal_process,
+        RegistryClient(registry.grpc_address, token=ISSUER_TOKEN) as issuer,
+    ):
+        signing.answers[sha256(GENUINE)] = passed_report()
+        signing.answers[sha256(BYTE_FLIPPED)] = failed_report()
+        signing.answers[sha256(PAGE_SWAPPED)] = failed_report(
+            signing_pb2.SUB_INDICATION_ILLEGAL_MODIFICATIONS
+        )
+        signing.answers[sha256(REVOKED)] = passed_report()
+        genuine = issuer.register(
+            sha256=sha256(GENUINE),
+            issuer=AGENCY,
+            document_type="business-registration",
+            metadata={
+                "title": "หนังสือรับรองการจดทะเบียนนิติบุคคล",
+                "issuer_name_th": "กรมพัฒนาธุรกิจการค้า",
+            },
+        )
+        revoked = issuer.register(
+            sha256=sha256(REVOKED), issuer=AGENCY, document_type="business-registration"
+        )
+        issuer.revoke(
+            revoked.document_id,
+            registry_pb2.REVOCATION_REASON_ISSUED_IN_ERROR,
+            "ออกหนังสือรับรองให้ผิดนิติบุคคล",
+        )
+        yield {
+            "url": portal_process.http_url,
+            "genuine_id": genuine.document_id,
+            "revoked_id": revoked.document_id,
+        }
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="th-TH")
+    tab = context.new_page()
+    problems: list[str] = []
+
+    def on_console(message: Any) -> None:
+        # An HTTP error status of an error page is expected; CSP and script errors are not.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            problems.append(message.text)
+
+    tab.on("console", on_console)
+    tab.on("pageerror", lambda exc: problems.append(str(exc)))
+    tab.problems = problems
+    yield tab
+    context.close()
+    # A CSP violation or a script error shows up here: the pages must have none.
+    assert problems == []
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def upload(page: Any, tmp_path: Path, content: bytes, name: str = "certificate.pdf") -> None:
+    file = tmp_path / name
+    file.write_bytes(content)
+    page.set_input_files("input#file", str(file))
+    page.get_by_role("button", name="ตรวจสอบ").click()
+    page.wait_for_selector("#verdict, .error-message")
+
+
+def test_the_genuine_certificate_is_valid_with_the_thai_signer(
+    page: Any, portal: dict[str, Any], tmp_path: Path
+) -> None:
+    page.goto(portal["url"] + "/")
+    assert page.locator("html").get_attribute("lang") == "th"
+    assert "ขนาดไฟล์สูงสุด 512 KB" in page.inner_text("main")
+    upload(page, tmp_path, GENUINE)
+    verdict = page.locator("#verdict")
+    assert verdict.get_attribute("data-verdict") == "valid"
+    assert page.inner_text("#verdict-text") == "ถูกต้อง"
+    assert verdict.locator("svg.icon").count() == 1
+    assert SIGNER_TH in page.inner_text("main")
+    assert "ขึ้นทะเบียนแล้ว" in page.inner_text("main")
+    assert "ถูกต้อง" in page.inner_text(".proof-verified")
+    screenshot(page, "report-valid-th")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("byte-flipped", BYTE_FLIPPED, "เนื้อหาเอกสารถูกแก้ไขหลังลงลายมือชื่อ"),
+        ("page-swapped", PAGE_SWAPPED, "มีการแก้ไขเอกสารหลังลงลายมือชื่อที่ไม่ได้รับอนุญาต"),
+    ],
+)
+def test_tampered_copies_are_not_valid_with_the_reason(
+    page: Any, portal: dict[str, Any], tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
+    page.goto(portal["url"] + "/")
+    upload(page, tmp_path, content)
+    assert page.locator("#verdict").get_attribute("data-verdict") == "invalid"
+    assert page.inner_text("#verdict-text") == "ไม่ถูกต้อง"
+    assert reason in page.inner_text("#verdict-reason")
+    screenshot(page, f"report-{name}-th")
+
+
+def test_the_qr_link_opens_the_registry_entry(page: Any, portal: dict[str, Any]) -> None:
+    page.goto(f"{portal['url']}/d/{portal['genuine_id']}")
+    main = page.inner_text("main")
+    assert portal["genuine_id"] in main
+    assert "หนังสือรับรองการจดทะเบียนนิติบุคคล" in main
+    assert "กรมพัฒนาธุรกิจการค้า" in main
+    assert sha256(GENUINE).hex() in main
+    assert "ขึ้นทะเบียนแล้ว" in main
+    assert page.locator("form.upload input[name=expected_document_id]").count() == 1
+    screenshot(page, "registry-entry-th")
+
+
+def test_comparing_the_copy_in_hand_from_the_qr_page(
+    page: Any, portal: dict[str, Any], tmp_path: Path
+) -> None:
+    page.goto(f"{portal['url']}/d/{portal['genuine_id']}?lang=en")
+    file = tmp_path / "copy.pdf"
+    file.write_bytes(GENUINE)
+    page.set_input_files("input#file", str(file))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_selector("#verdict")
+    assert f"Your file is the registered document {portal['genuine_id']}" in page.inner_text("main")
+    screenshot(page, "compare-match-en")
+
+
+def test_a_revoked_entry_shows_revoked_and_its_reason(
+    page: Any, portal: dict[str, Any], tmp_path: Path
+) -> None:
+    page.goto(f"{portal['url']}/d/{portal['revoked_id']}")
+    assert "ถูกเพิกถอน" in page.inner_text(".registry-status")
+    assert "ออกหนังสือรับรองให้ผิดนิติบุคคล" in page.inner_text(".revocation-reason")
+    screenshot(page, "registry-revoked-th")
+    page.goto(portal["url"] + "/")
+    upload(page, tmp_path, REVOKED)
+    assert page.locator("#verdict").get_attribute("data-verdict") == "invalid"
+    assert "เอกสารถูกเพิกถอนในทะเบียน" in page.inner_text("#verdict-reason")
+    screenshot(page, "report-revoked-th")
+
+
+def test_switching_language_on_the_report_page(
+    page: Any, portal: dict[str, Any], tmp_path: Path
+) -> None:
+    page.goto(portal["url"] + "/")
+    upload(page, tmp_path, GENUINE)
+    page.get_by_role("button", name="Switch to English").click()
+    page.wait_for_selector("html[lang=en]")
+    assert page.inner_text("#verdict-text") == "Valid"
+    assert "Registered" in page.inner_text("main")
+    assert SIGNER_TH in page.inner_text("main")
+    screenshot(page, "report-valid-en")
+    page.goto(portal["url"] + "/")  # the choice is remembered
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.get_by_role("link", name="เปลี่ยนเป็นภาษาไทย").click()
+    assert page.locator("html").get_attribute("lang") == "th"
+
+
+def test_the_size_limit_is_checked_before_upload(
+    page: Any, portal: dict[str, Any], tmp_path: Path
+) -> None:
+    page.goto(portal["url"] + "/")
+    big = tmp_path / "big.pdf"
+    big.write_bytes(b"%PDF-1.7\n" + b"0" * (LIMIT + 1))
+    page.set_input_files("input#file", str(big))
+    status = page.locator("#file-status")
+    assert "เกินขนาดสูงสุด 512 KB" in status.inner_text()
+    assert page.get_by_role("button", name="ตรวจสอบ").is_disabled()
+    screenshot(page, "upload-too-large-th")
+
+
+def test_a_non_pdf_gets_a_clear_message(page: Any, portal: dict[str, Any], tmp_path: Path) -> None:
+    page.goto(portal["url"] + "/")
+    upload(page, tmp_path, b"GIF89a\x01\x00", name="photo.pdf")
+    assert "ไฟล์นี้ไม่ใช่ PDF" in page.inner_text(".error-message")
+    screenshot(page, "error-not-pdf-th")
+
+
+def test_the_portal_works_without_javascript(
+    browser: Any, portal: dict[str, Any], tmp_path: Path
+) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    tab = context.new_page()
+    try:
+        tab.goto(portal["url"] + "/?lang=en")
+        file = tmp_path / "doc.pdf"
+        file.write_bytes(GENUINE)
+        tab.set_input_files("input#file", str(file))
+        tab.get_by_role("button", name="Verify").click()
+        tab.wait_for_selector("#verdict")
+        assert tab.inner_text("#verdict-text") == "Valid"
+        with tab.expect_download() as download:
+            tab.get_by_role("button", name="One-page summary (PDF)").click()
+        saved = tmp_path / "summary.pdf"
+        download.value.save_as(str(saved))
+        assert saved.read_bytes().startswith(b"%PDF-")
+    finally:
+        context.close()
+
+
+def test_the_upload_page_is_usable_by_keyboard(page: Any, portal: dict[str, Any]) -> None:
+    page.goto(portal["url"] + "/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    focused = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+    assert "file" in focused and "BUTTON" in focused
