@@ -238,6 +238,21 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "Produced by the verification portal at the time shown; the result may change if "
         "something is revoked later.",
     ),
+    "tree_size": ("ขนาดบันทึก {n} รายการ", "log of {n} entries"),
+    "modification_LTA_UPDATES": (
+        "เพิ่มข้อมูลสำหรับตรวจสอบระยะยาวและตราประทับเวลา",
+        "validation data and time-stamps for long-term validation",
+    ),
+    "modification_FORM_FILLING": ("กรอกแบบฟอร์มและลงลายมือชื่อเพิ่ม", "form filling and signing"),
+    "modification_ANNOTATIONS": ("เพิ่มหมายเหตุ (annotation)", "annotations"),
+    "modification_OTHER": ("แก้ไขเนื้อหาหรือโครงสร้างเอกสาร", "changes to content or structure"),
+    "revocation_GOOD": ("ตรวจแล้ว ไม่ถูกเพิกถอน", "checked, not revoked"),
+    "revocation_REVOKED": ("ถูกเพิกถอน", "revoked"),
+    "revocation_UNKNOWN": ("ไม่มีข้อมูลการเพิกถอนที่ใช้ได้", "no usable revocation information"),
+    "revocation_NOT_CHECKED": (
+        "ไม่ได้ตรวจ (ใบรับรองไม่ระบุบริการตรวจสถานะ)",
+        "not checked (the certificate names no revocation service)",
+    ),
     "time_zone": ("เวลาประเทศไทย", "Bangkok time, UTC+7"),
     "yes": ("ใช่", "yes"),
     "none": ("-", "-"),
@@ -314,6 +329,19 @@ class Translator:
     def __call__(self, key: str, **values: object) -> str:
         text = _TEXTS[key][self._index]
         return text.format(**values) if values else text
+
+    def optional(self, key: str, fallback: str) -> str:
+        """The text for ``key`` if there is one, else ``fallback`` (codes from peers)."""
+        return self(key) if key in _TEXTS else fallback
+
+    def modification(self, level: str) -> str:
+        return self.optional("modification_" + level, level)
+
+    def revocation(self, status: str) -> str:
+        """``GOOD`` -> words; ``REVOKED (keyCompromise)`` keeps its RFC 5280 reason."""
+        code, _, detail = status.partition(" ")
+        words = self.optional("revocation_" + code, code or "-")
+        return f"{words} {detail}".strip()
 
     def reason(self, code: str, fallback: str = "") -> str:
         """A sub-indication or reason code in words; ``fallback`` (or the code) if unknown."""

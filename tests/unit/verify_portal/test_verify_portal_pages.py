@@ -147,7 +147,7 @@ def test_a_page_swapped_after_signing_shows_the_forbidden_change(
     services.next_report = report(Verdict.INVALID, signatures=(swapped,))
     page = upload(client, lang="en")
     assert "not allowed" in page.text
-    assert "changes that are not allowed (OTHER)" in page.text
+    assert "changes that are not allowed (changes to content or structure)" in page.text
     assert "the signed version; content was added later" in page.text
 
 

@@ -216,7 +216,7 @@ def _draw(page: _Page, report: VerificationReport, t: Translator, portal_url: st
         page.field(
             t("certificate"), _certificate(sig.certificate_trusted, sig.certificate_issuer, t)
         )
-        page.field(t("revocation"), sig.revocation_status or "-")
+        page.field(t("revocation"), t.revocation(sig.revocation_status))
         if sig.pades_level:
             page.field(t("pades_level"), sig.pades_level)
         if sig.verdict is not Verdict.VALID:
