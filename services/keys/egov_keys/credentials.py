@@ -234,6 +234,13 @@ class CredentialService:
                 "idempotency_key is required (1 to 128 characters)",
                 field_violations=(FieldViolation("idempotency_key", "required"),),
             )
+        natural = kind is OwnerKind.NATURAL_PERSON
+        if natural != owner.is_natural_person:
+            raise InvalidArgument(
+                "OWNER_INVALID",
+                "a natural-person credential needs TH-PID or PASSPORT; others need TH-JUR",
+                field_violations=(FieldViolation("owner.namespace", "does not fit kind"),),
+            )
         backend = backend or self._policy.default_backend
         fingerprint = hashlib.sha256(
             json.dumps(

@@ -1,0 +1,242 @@
+"""Bad input gets a precise status and signs nothing; the audit chain detects tampering; keys
+are never stored in clear."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from egov_common.auth import Caller, CallerKind
+from egov_common.errors import EgovError
+from egov_keys.domain.algorithms import HashAlgorithm
+from egov_keys.storage.repository import KeysRepository
+from keys_world import ADMIN, ANON, SIGNING, sha256
+from test_keys_sole_control import authorize, create_person, reason_of
+
+
+def successes(keys) -> list[str]:
+    return [
+        r.action
+        for r in keys.repository.audit_records()
+        if r.action in ("signature.batch", "sad.authorize") and r.outcome == "success"
+    ]
+
+
+def test_unknown_credential_is_not_found(keys, identity):
+    assert (
+        reason_of(
+            lambda: keys.credentials.authorize(
+                ANON,
+                credential_id="cred_nope",
+                hashes=[sha256(b"a")],
+                hash_algorithm=HashAlgorithm.SHA256,
+                num_signatures=1,
+                proof_token=identity.person(),
+                description="",
+            )
+        )
+        == "NOT_FOUND/CREDENTIAL_NOT_FOUND"
+    )
+    assert (
+        reason_of(
+            lambda: keys.credentials.sign_hash(
+                SIGNING,
+                credential_id="cred_nope",
+                sad="sad1.x",
+                hashes=[sha256(b"a")],
+                hash_algorithm=HashAlgorithm.SHA256,
+                scheme=None,
+            )
+        )
+        == "NOT_FOUND/CREDENTIAL_NOT_FOUND"
+    )
+
+
+@pytest.mark.parametrize(
+    ("hashes", "algorithm", "expected"),
+    [
+        ([b"short"], HashAlgorithm.SHA256, "INVALID_ARGUMENT/HASH_LENGTH_MISMATCH"),
+        ([bytes(32)], HashAlgorithm.SHA384, "INVALID_ARGUMENT/HASH_LENGTH_MISMATCH"),
+        ([bytes(64)], HashAlgorithm.SHA256, "INVALID_ARGUMENT/HASH_LENGTH_MISMATCH"),
+        ([], HashAlgorithm.SHA256, "INVALID_ARGUMENT/HASHES_MISSING"),
+        ([bytes(32)] * 101, HashAlgorithm.SHA256, "INVALID_ARGUMENT/BATCH_TOO_LARGE"),
+        ([bytes(32)], None, "INVALID_ARGUMENT/HASH_ALGORITHM_MISSING"),
+    ],
+)
+def test_bad_hashes_are_refused_and_nothing_is_signed(keys, identity, hashes, algorithm, expected):
+    credential = create_person(keys, identity)
+    assert (
+        reason_of(
+            lambda: keys.credentials.authorize(
+                ANON,
+                credential_id=credential.credential_id,
+                hashes=hashes,
+                hash_algorithm=algorithm,
+                num_signatures=len(hashes),
+                proof_token=identity.person(),
+                description="",
+            )
+        )
+        == expected
+    )
+    assert (
+        reason_of(
+            lambda: keys.credentials.sign_hash(
+                SIGNING,
+                credential_id=credential.credential_id,
+                sad="sad1.x",
+                hashes=hashes,
+                hash_algorithm=algorithm,
+                scheme=None,
+            )
+        )
+        == expected
+    )
+    assert successes(keys) == []
+
+
+def test_num_signatures_must_match(keys, identity):
+    credential = create_person(keys, identity)
+    assert (
+        reason_of(
+            lambda: keys.credentials.authorize(
+                ANON,
+                credential_id=credential.credential_id,
+                hashes=[sha256(b"a")],
+                hash_algorithm=HashAlgorithm.SHA256,
+                num_signatures=2,
+                proof_token=identity.person(),
+                description="",
+            )
+        )
+        == "INVALID_ARGUMENT/NUM_SIGNATURES_MISMATCH"
+    )
+
+
+def test_wrong_signature_algorithm_for_key_is_refused(keys, identity):
+    from egov_keys.domain.algorithms import SignatureScheme
+
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    assert (
+        reason_of(
+            lambda: keys.credentials.sign_hash(
+                SIGNING,
+                credential_id=credential.credential_id,
+                sad=sad,
+                hashes=hashes,
+                hash_algorithm=HashAlgorithm.SHA256,
+                scheme=SignatureScheme.RSA_PSS,
+            )
+        )
+        == "INVALID_ARGUMENT/ALGORITHM_MISMATCH"
+    )
+
+
+def test_audit_chain_verifies_and_detects_an_edited_entry(keys, identity, sqlite_url):
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    keys.credentials.sign_hash(
+        SIGNING,
+        credential_id=credential.credential_id,
+        sad=sad,
+        hashes=hashes,
+        hash_algorithm=HashAlgorithm.SHA256,
+        scheme=None,
+    )
+    verdict = keys.credentials.verify_audit(ADMIN)
+    assert verdict.intact and verdict.entries_checked >= 9
+    target = next(r for r in keys.repository.audit_records() if r.action == "sad.authorize")
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE audit_log SET actor = 'someone else' WHERE sequence = :s"),
+            {"s": target.sequence},
+        )
+    verdict = keys.credentials.verify_audit(ADMIN)
+    assert not verdict.intact
+    assert verdict.first_bad_sequence == target.sequence
+    assert verdict.problem == "content does not match its hash"
+
+
+@pytest.mark.parametrize("which", ["middle", "last"])
+def test_audit_chain_detects_a_removed_entry(keys, identity, sqlite_url, which):
+    create_person(keys, identity)
+    records = keys.repository.audit_records()
+    victim = records[len(records) // 2] if which == "middle" else records[-1]
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_log WHERE sequence = :s"), {"s": victim.sequence})
+    verdict = keys.credentials.verify_audit(ADMIN)
+    assert not verdict.intact
+    assert verdict.first_bad_sequence == victim.sequence
+
+
+def test_audit_log_is_only_for_auditors(keys):
+    assert reason_of(lambda: keys.credentials.verify_audit(ANON)) == (
+        "PERMISSION_DENIED/CALLER_NOT_ALLOWED"
+    )
+    auditor = Caller(CallerKind.SERVICE, "auditor", peer_service="auditor")
+    assert keys.credentials.verify_audit(auditor).intact
+
+
+def test_operation_fails_when_audit_cannot_be_written(keys, identity, monkeypatch):
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+
+    def broken(*args, **kwargs):
+        raise sa.exc.OperationalError("INSERT INTO audit_log", {}, Exception("disk full"))
+
+    monkeypatch.setattr(KeysRepository, "_append", broken)
+    with pytest.raises(EgovError) as info:
+        keys.credentials.sign_hash(
+            SIGNING,
+            credential_id=credential.credential_id,
+            sad=sad,
+            hashes=hashes,
+            hash_algorithm=HashAlgorithm.SHA256,
+            scheme=None,
+        )
+    assert (info.value.code.value, info.value.reason) == ("UNAVAILABLE", "AUDIT_UNAVAILABLE")
+    monkeypatch.undo()
+    # The SAD was not spent either: the spend and its audit entry are one transaction.
+    assert (
+        keys.repository.sad(__import__("hashlib").sha256(sad.encode()).hexdigest()).spent_at is None
+    )
+
+
+def test_database_holds_no_private_key_in_clear(keys, identity, sqlite_url, tmp_path):
+    credential = create_person(keys, identity)
+    from egov_keys.domain.custody import CustodyBackend
+
+    custody = keys.custodies[CustodyBackend.SOFTWARE]
+    secrets_to_find = []
+    for ref in [credential.key, *(a.key for a in keys.trust.authorities().values())]:
+        private = custody._open(ref)  # test-only peek at the decrypted key
+        der = private.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        scalar = private.private_numbers().private_value.to_bytes(
+            32 if ref.algorithm.value == "ECDSA_P256" else 48, "big"
+        )
+        secrets_to_find += [der, scalar]
+    keys.repository.dispose()  # checkpoint: everything in the main file
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    path = sqlite_url.removeprefix("sqlite:///")
+    blob = open(path, "rb").read()
+    for extra in (path + "-wal",):
+        try:
+            blob += open(extra, "rb").read()
+        except FileNotFoundError:
+            pass
+    assert len(blob) > 10_000
+    for secret in secrets_to_find:
+        assert secret not in blob
