@@ -51,6 +51,12 @@
         check();
       }
     });
+    var label = button.textContent;
+    // Coming back to the page from the browser's cache must not leave the button disabled.
+    window.addEventListener("pageshow", function () {
+      button.textContent = label;
+      check();
+    });
     form.addEventListener("submit", function (event) {
       if (!check()) { event.preventDefault(); return; }
       button.disabled = true;
