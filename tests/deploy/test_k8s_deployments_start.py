@@ -185,6 +185,31 @@ class LocalPod:
         return _ADDRESS.sub(address, value)
 
 
+class _AcceptEverything(grpc.GenericRpcHandler):
+    """Answers every unary call with an empty message: an OTLP collector that drops what it gets
+    (an empty ``Export...ServiceResponse`` is a success)."""
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(
+            lambda request, context: b"",
+            request_deserializer=None,
+            response_serializer=None,
+        )
+
+
+@pytest.fixture(scope="module")
+def null_collector() -> Iterator[int]:
+    """Port of a local stand-in for the OpenTelemetry collector."""
+    from concurrent import futures
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((_AcceptEverything(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port
+    server.stop(None)
+
+
 def secret_env(ref_secret: str, key: str, name: str, root: Path) -> str:
     if re.search(r"-database(-[a-z0-9]{10})?$", ref_secret):
         return f"sqlite:///{root / f'{name}.db'}"
@@ -295,7 +320,7 @@ def run_migration_job(
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_deployment_starts_as_rendered_and_passes_its_readiness_probe(
-    name: str, tmp_path: Path
+    name: str, tmp_path: Path, null_collector: int
 ) -> None:
     package = SERVICES[name][0]
     if not _has_main(package):
@@ -306,6 +331,7 @@ def test_deployment_starts_as_rendered_and_passes_its_readiness_probe(
     pod = LocalPod(tmp_path, ServiceCa())
     pod.named_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     pod.ports = {p["containerPort"]: free_port() for p in container["ports"]}
+    pod.peers["otel-collector.observability.svc:4317"] = null_collector
     pod.mount(deployment, container)
     run_migration_job(objects, name, package, pod)
     env = process_env(objects, container, pod, name)
