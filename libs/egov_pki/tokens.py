@@ -30,12 +30,14 @@ from typing import Any, Protocol
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from egov_common.auth import Caller, CallerKind
 from egov_common.errors import Unauthenticated, Unavailable
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 __all__ = [
     "AAL_BY_ACR",
     "ALLOWED_ALGORITHMS",
+    "BearerTokenVerifier",
     "HttpJwks",
     "JwksSource",
     "Representation",
@@ -501,3 +503,29 @@ def _representation(claims: Mapping[str, Any], act: Any) -> Representation | Non
         powers=frozenset(powers),
         grant_id=grant_id,
     )
+
+
+class BearerTokenVerifier:
+    """``egov_common.auth.TokenVerifier`` backed by :class:`TokenVerifier`: pass it to
+    ``egov_common.server.serve(..., token_verifier=...)``.
+
+    A token whose ``sub`` is its own ``client_id`` (client credentials) makes a ``client`` caller;
+    any other a ``person`` caller (for a representation token, ``agency`` is the juristic person).
+    """
+
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self._verifier = verifier
+
+    def __call__(self, token: str, *, peer_service: str | None) -> Caller:
+        verified = self._verifier.verify(token)
+        machine = verified.client_id is not None and verified.subject == verified.client_id
+        agency = verified.agency or (
+            verified.representation.juristic_person if verified.representation else None)
+        return Caller(
+            kind=CallerKind.CLIENT if machine else CallerKind.PERSON,
+            subject=verified.subject,
+            scopes=verified.scopes,
+            agency=agency,
+            claims=verified.claims,
+            peer_service=peer_service,
+        )

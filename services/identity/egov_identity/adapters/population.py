@@ -17,10 +17,10 @@ from functools import cached_property
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from egov_pki.identifiers import check_digit
 from jwt.algorithms import ECAlgorithm
 
 from egov_identity.adapters.sources import RegisteredCompany, RegisteredPerson
-from egov_pki.identifiers import check_digit
 
 _GIVEN = [
     ("สมชาย", "Somchai"), ("สมหญิง", "Somying"), ("วิชัย", "Wichai"), ("มาลี", "Malee"),

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from egov_common.errors import ResourceExhausted
 from sqlalchemy.engine import Engine
 
-from egov_common.errors import ResourceExhausted
 from egov_identity.storage.tables import login_throttle
 
 TOTP_STEP_SECONDS = 30

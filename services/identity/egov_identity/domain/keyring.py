@@ -20,10 +20,10 @@ import jwt
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from egov_common.clock import Clock
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy.engine import Engine
 
-from egov_common.clock import Clock
 from egov_identity.domain.secrets_box import SecretBox
 from egov_identity.storage.tables import signing_keys
 
@@ -154,6 +154,10 @@ class KeyRing:
         self.ensure()
         with self._lock:
             return {"keys": [dict(k.public_jwk) for k in self._keys]}
+
+    def key(self, kid: str) -> dict[str, Any] | None:
+        """``egov_pki.tokens.JwksSource``: this process verifies its own tokens from the DB."""
+        return next((k for k in self.jwks()["keys"] if k.get("kid") == kid), None)
 
     def signing_key(self, alg: str = "ES256") -> tuple[str, Any]:
         self.ensure()

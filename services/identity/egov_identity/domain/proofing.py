@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jwt
+from egov_pki.identifiers import Identifier, Namespace
 
 from egov_identity.adapters.sources import CivilRegistry, KycProviders, RegisteredPerson
-from egov_pki.identifiers import Identifier, Namespace
 
 
 class EvidenceKind(enum.StrEnum):

@@ -9,6 +9,7 @@ row count decides, so two processes on one database cannot both redeem a code or
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -24,8 +25,6 @@ import jwt
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
-from sqlalchemy.engine import Engine
-
 from egov_common.clock import Clock
 from egov_common.errors import (
     AlreadyExists,
@@ -38,6 +37,10 @@ from egov_common.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
+from egov_pki.identifiers import Identifier, Namespace, parse_identifier
+from egov_pki.tokens import StaticJwks, TokenVerifier, VerifiedToken, acr_for_aal
+from sqlalchemy.engine import Engine
+
 from egov_identity.adapters.sources import CivilRegistry, CompanyRegister, KycProviders
 from egov_identity.domain import model as m
 from egov_identity.domain.authentication import (
@@ -68,8 +71,6 @@ from egov_identity.domain.proofing import (
 )
 from egov_identity.domain.secrets_box import SecretBox, digest
 from egov_identity.storage import tables as t
-from egov_pki.identifiers import Identifier, Namespace, parse_identifier
-from egov_pki.tokens import StaticJwks, TokenVerifier, VerifiedToken, acr_for_aal
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ class IdentityService:
     def start_proofing(self, subject: Identifier, target_ial: str) -> m.ProofingSession:
         if not subject.is_natural_person:
             raise InvalidArgument("NAMESPACE_NOT_PERSON", "proofing is for natural persons",
-                                  field_violations=(FieldViolation("subject", "TH-PID or PASSPORT"),))
+                                  field_violations=(FieldViolation("subject", "TH-PID, PASSPORT"),))
         self.levels.rank(target_ial)
         now = self.now()
         row = dict(session_id=_new_id("prf"), identifier=str(subject), target_ial=target_ial,
@@ -817,7 +818,7 @@ class IdentityService:
     def verify_access_token(self, token: str, audience: str | None = None) -> VerifiedToken:
         """Verify one of our access tokens and check it was not revoked."""
         verified = self.verifier([audience or self.config.issuer]).verify(token)
-        if verified.token_type != "at+jwt":
+        if verified.token_type != "at+jwt":  # noqa: S105
             raise Unauthenticated("TOKEN_TYPE_MISMATCH", "an access token is required")
         jti = verified.claims.get("jti")
         with self.engine.connect() as conn:
@@ -836,14 +837,12 @@ class IdentityService:
         auds = [aud] if isinstance(aud, str) else [a for a in aud or [] if isinstance(a, str)]
         known = []
         for a in auds:
-            try:
+            with contextlib.suppress(NotFound):
                 known.append(self.get_client(a).client_id)
-            except NotFound:
-                pass
         if not known:
             raise Unauthenticated("TOKEN_AUDIENCE_MISMATCH", "not issued to a known client")
         verified = self.verifier(known).verify(token)
-        if verified.token_type == "at+jwt":
+        if verified.token_type == "at+jwt":  # noqa: S105
             raise Unauthenticated("TOKEN_TYPE_MISMATCH", "an ID token is required")
         return verified
 
@@ -853,7 +852,7 @@ class IdentityService:
             raise Unauthenticated("TOKEN_SUBJECT_UNKNOWN", "the token's subject is unknown")
         return self.person(person_id)
 
-    # ------------------------------------------------------------------ userinfo, revoke, introspect
+    # ------------------------------------------------------------------ userinfo, revocation
     def userinfo(self, access_token: str) -> dict[str, Any]:
         token = self.verify_access_token(access_token)
         if "openid" not in token.scopes:
@@ -906,7 +905,7 @@ class IdentityService:
         try:
             verified = self.verifier([self.config.issuer, *m.RESOURCE_AUDIENCES.values()]
                                      ).verify(token)
-            if verified.token_type == "at+jwt":
+            if verified.token_type == "at+jwt":  # noqa: S105
                 self.verify_access_token(token, verified.audience[0])
         except EgovError:
             return {"active": False}
