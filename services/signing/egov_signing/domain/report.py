@@ -13,12 +13,14 @@ from datetime import datetime
 
 __all__ = [
     "Coverage",
+    "DocumentVerdict",
     "Indication",
     "PadesLevel",
     "SignatureKind",
     "SignatureReport",
     "SignerIdentity",
     "ValidationReport",
+    "document_verdict",
 ]
 
 
@@ -63,6 +65,7 @@ class SignerIdentity:
     identifier_masked: str
     issuer: str
     certificate_sha256: str
+    certificate_serial: str
     not_before: datetime | None
     not_after: datetime | None
 
@@ -148,3 +151,41 @@ class ValidationReport:
             if sig.indication == worst:
                 return sig.sub_indication
         return None
+
+
+_AFTER_LAST_ALLOWED = {"NONE", "LTA_UPDATES"}
+
+
+@dataclass(frozen=True)
+class DocumentVerdict:
+    indication: Indication
+    sub_indication: str | None
+    reason: str
+    unsigned_content_after_last_signature: bool
+
+
+def document_verdict(
+    report: ValidationReport, *, registry_revoked: bool = False
+) -> DocumentVerdict:
+    """The document's overall verdict: TOTAL_PASSED only when every signature passed, nothing
+    but validation material follows the last signature, and the registry has not revoked it."""
+    unsigned_after = (
+        bool(report.signatures)
+        and report.bytes_after_last_signature > 0
+        and (report.signatures[-1].modification_level not in _AFTER_LAST_ALLOWED)
+    )
+    indication, sub = report.indication, report.sub_indication
+    if not report.signatures:
+        reason = "the document has no signature"
+    elif indication is Indication.TOTAL_PASSED:
+        reason = "every signature is intact, valid and trusted"
+    else:
+        worst = next(s for s in report.signatures if s.indication is indication)
+        reason = f"signature '{worst.field_name}': {worst.reasons[0] if worst.reasons else sub}"
+    if registry_revoked and indication is not Indication.TOTAL_FAILED:
+        indication, sub = Indication.TOTAL_FAILED, "REVOKED"
+        reason = "the issuer revoked this document in the registry"
+    elif unsigned_after and indication is Indication.TOTAL_PASSED:
+        indication, sub = Indication.INDETERMINATE, None
+        reason = "content was appended after the last signature and no signature covers it"
+    return DocumentVerdict(indication, sub, reason, unsigned_after)

@@ -260,26 +260,40 @@ class PdfSigningService:
 
     # -- public API ---------------------------------------------------------------------------
 
-    def sign(self, pdf: bytes, options: SignOptions) -> SignedDocument:
-        """Sign one PDF. Raises EgovError (bad input, keys refusal, TSA/OCSP unavailable)."""
-        outcome = self.sign_batch([BatchItem("", pdf, options.registration)], options)[0]
+    def sign(
+        self, pdf: bytes, options: SignOptions, *, registry: RegistryPort | None = None
+    ) -> SignedDocument:
+        """Sign one PDF. Raises EgovError (bad input, keys refusal, TSA/OCSP unavailable).
+
+        ``registry`` overrides the configured one for this call (e.g. acting with the caller's
+        token).
+        """
+        outcome = self.sign_batch(
+            [BatchItem("", pdf, options.registration)], options, registry=registry
+        )[0]
         if outcome.error is not None:
             raise outcome.error
         assert outcome.signed is not None
         return outcome.signed
 
-    def sign_batch(self, items: Sequence[BatchItem], options: SignOptions) -> list[DocumentOutcome]:
+    def sign_batch(
+        self,
+        items: Sequence[BatchItem],
+        options: SignOptions,
+        *,
+        registry: RegistryPort | None = None,
+    ) -> list[DocumentOutcome]:
         """Sign several PDFs under one authorisation; results in input order.
 
         A document that cannot be prepared fails alone. Errors of Authorize/SignHash concern
         every document and are raised.
         """
-        return asyncio.run(self._sign_batch(items, options))
+        return asyncio.run(self._sign_batch(items, options, registry or self._registry))
 
     # -- the flow -----------------------------------------------------------------------------
 
     async def _sign_batch(
-        self, items: Sequence[BatchItem], options: SignOptions
+        self, items: Sequence[BatchItem], options: SignOptions, registry: RegistryPort | None
     ) -> list[DocumentOutcome]:
         credential = self._credential(options.credential_id)
         self._check_level(options.level)
@@ -287,7 +301,7 @@ class PdfSigningService:
         prepared: list[_Prepared | DocumentOutcome] = []
         for item in items:
             try:
-                prepared.append(await self._prepare(item, options, credential, signer))
+                prepared.append(await self._prepare(item, options, credential, signer, registry))
             except EgovError as err:
                 prepared.append(DocumentOutcome(item.client_reference, error=err))
         ready = [p for p in prepared if isinstance(p, _Prepared)]
@@ -314,7 +328,7 @@ class PdfSigningService:
                 signer.provide(digest, value)
             for p in ready:
                 try:
-                    p.result = await self._finish(p, options, signer, credential)
+                    p.result = await self._finish(p, options, credential, registry)
                 except EgovError as err:
                     p.error = err
         outcomes: list[DocumentOutcome] = []
@@ -342,12 +356,15 @@ class PdfSigningService:
         self._credentials[credential_id] = (now, parsed)
         return parsed
 
-    def _reserve(self, spec: RegistrationSpec | None) -> ReservedDocumentId | None:
+    @staticmethod
+    def _reserve(
+        spec: RegistrationSpec | None, registry: RegistryPort | None
+    ) -> ReservedDocumentId | None:
         if spec is None:
             return None
-        if self._registry is None:
+        if registry is None:
             raise FailedPrecondition("REGISTRY_NOT_CONFIGURED", "no registry to register in")
-        return self._registry.reserve_document_id(spec)
+        return registry.reserve_document_id(spec)
 
     async def _prepare(
         self,
@@ -355,10 +372,11 @@ class PdfSigningService:
         options: SignOptions,
         credential: _ParsedCredential,
         signer: RemoteKeySigner,
+        registry: RegistryPort | None,
     ) -> _Prepared:
         reader = open_untrusted_pdf(item.pdf, self._limits)
         field_name, existing = _choose_field(reader, options.field_name)
-        reservation = self._reserve(item.registration)
+        reservation = self._reserve(item.registration, registry)
         signing_time = self._clock.now()
         level = options.level
         meta = PdfSignatureMetadata(
@@ -470,10 +488,11 @@ class PdfSigningService:
         self,
         p: _Prepared,
         options: SignOptions,
-        signer: RemoteKeySigner,
         credential: _ParsedCredential,
+        registry: RegistryPort | None,
     ) -> SignedDocument:
         try:
+            signer = p.tbs.signer
             cms_obj = await signer.async_sign_prescribed_attributes(
                 _HASH,
                 p.signed_attrs,
@@ -495,9 +514,9 @@ class PdfSigningService:
         status = RegistrationStatus.NOT_REQUESTED
         reg_error: EgovError | None = None
         if p.reservation is not None and p.registration is not None:
-            assert self._registry is not None
+            assert registry is not None
             try:
-                self._registry.register(
+                registry.register(
                     p.registration,
                     document_id=p.reservation.document_id,
                     sha256=sha,

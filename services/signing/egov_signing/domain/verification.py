@@ -101,6 +101,11 @@ class TrustAnchors:
             x509.Certificate.load(_pem_to_der(c)) for c in certificates
         )
 
+    @staticmethod
+    def certificates_in(blob: bytes) -> list[bytes]:
+        """The certificates of a PEM bundle (or ``[blob]`` for one DER certificate)."""
+        return _split_pem(blob)
+
     @classmethod
     def from_pem_files(cls, paths: Iterable[str]) -> TrustAnchors:
         blobs = []
@@ -615,6 +620,7 @@ def _signer_identity(cert: x509.Certificate) -> SignerIdentity:
         identifier_masked=masked,
         issuer=cert.issuer.human_friendly,
         certificate_sha256=hashlib.sha256(cert.dump()).hexdigest(),
+        certificate_serial=format(cert.serial_number, "x"),
         not_before=validity["not_before"].native,
         not_after=validity["not_after"].native,
     )

@@ -1,0 +1,139 @@
+"""``python -m egov_signing``: wire keys, registry and the PAdES domain, serve gRPC."""
+
+from __future__ import annotations
+
+import threading
+
+import grpc
+from egov.signing.v1 import signing_pb2, signing_pb2_grpc
+from egov_common.channels import open_channel
+from egov_common.errors import EgovError
+from egov_common.server import GrpcService, serve
+from egov_common.settings import load_settings_or_exit
+from pyhanko_certvalidator import ValidationContext
+
+from .adapters.callers import build_token_verifier
+from .adapters.keys import CachedTrustServiceInfo, GrpcKeysPort
+from .adapters.registry import GrpcRegistryPort, RegistryLookup
+from .adapters.revocation import AllowListFetcherBackend
+from .adapters.tsa import HttpTimeStamper
+from .domain.pdf_input import DocumentLimits
+from .domain.signing import PdfSigningService
+from .domain.verification import DocumentVerifier, RevocationMode, TrustAnchors
+from .servicer import SigningServicer
+from .settings import SigningSettings
+
+
+class _Verifiers:
+    """One DocumentVerifier, built once keys has told us its root (until then: files only)."""
+
+    def __init__(
+        self, settings: SigningSettings, trust: CachedTrustServiceInfo, limits: DocumentLimits
+    ) -> None:
+        self._settings, self._trust, self._limits = settings, trust, limits
+        self._lock = threading.Lock()
+        self._ready: DocumentVerifier | None = None
+        self._files: list[bytes] = []
+        for path in settings.trust_anchor_files:
+            self._files.append(path.read_bytes())
+
+    def __call__(self) -> DocumentVerifier:
+        with self._lock:
+            if self._ready is not None:
+                return self._ready
+            try:
+                info = self._trust.get()
+            except EgovError:
+                info = None
+            anchors = list(self._files) + (list(info.root_certificates) if info else [])
+            blobs: list[bytes] = []
+            for blob in anchors:
+                blobs.extend(TrustAnchors.certificates_in(blob))
+            fetcher = (
+                AllowListFetcherBackend(info.url_prefixes)
+                if info is not None and self._settings.fetch_revocation
+                else None
+            )
+            verifier = DocumentVerifier(
+                TrustAnchors(blobs),
+                limits=self._limits,
+                revocation_mode=RevocationMode(self._settings.revocation_mode),
+                fetcher_backend=fetcher,
+            )
+            if info is not None:
+                self._ready = verifier
+            return verifier
+
+
+def _close(*channels: grpc.Channel) -> None:
+    for channel in channels:
+        channel.close()
+
+
+def main() -> None:
+    settings = load_settings_or_exit(SigningSettings, "SIGNING")
+    keys_channel = open_channel(settings.keys_address, settings)
+    registry_channel = open_channel(settings.registry_address, settings)
+    trust = CachedTrustServiceInfo(keys_channel, service_token=settings.keys_token)
+    limits = DocumentLimits(
+        max_bytes=settings.max_document_bytes,
+        max_pages=settings.max_pages,
+        max_signatures=settings.max_signatures,
+        max_decoded_bytes=settings.max_decoded_bytes,
+        deadline_seconds=settings.document_deadline,
+    )
+
+    def signing_context() -> ValidationContext:
+        # B-LT/B-LTA: revocation info for our own chain, fetched from keys' OCSP/CRL only
+        info = trust.get()
+        return ValidationContext(
+            trust_roots=TrustAnchors(info.root_certificates).certificates,
+            other_certs=TrustAnchors(info.all_certificates).certificates,
+            allow_fetching=True,
+            fetcher_backend=AllowListFetcherBackend(info.url_prefixes),
+            revocation_mode="hard-fail",
+        )
+
+    signing = PdfSigningService(
+        GrpcKeysPort(keys_channel, service_token=settings.keys_token),
+        registry=GrpcRegistryPort(registry_channel, token=settings.registry_token),
+        timestamper=HttpTimeStamper(lambda: trust.get().tsa_url),
+        validation_context_factory=signing_context,
+        limits=limits,
+        font_path=str(settings.stamp_font_file) if settings.stamp_font_file else None,
+        timestamp_reserve_bytes=settings.timestamp_reserve_bytes,
+    )
+    log_key = (
+        settings.registry_log_key_file.read_bytes() if settings.registry_log_key_file else None
+    )
+    servicer = SigningServicer(
+        signing,
+        _Verifiers(settings, trust, limits),
+        limits=limits,
+        registry=GrpcRegistryPort(registry_channel, token=settings.registry_token),
+        registry_checker=RegistryLookup(registry_channel, log_key=log_key),
+        max_batch_documents=settings.max_batch_documents,
+        hard_fail=settings.revocation_mode == "hard-fail",
+    )
+    service_name = signing_pb2.DESCRIPTOR.services_by_name["SigningService"].full_name
+    serve(
+        settings,
+        [
+            GrpcService(
+                service_name,
+                lambda server: signing_pb2_grpc.add_SigningServiceServicer_to_server(
+                    servicer, server
+                ),
+            )
+        ],
+        token_verifier=build_token_verifier(
+            issuer=settings.token_issuer,
+            jwks_url=settings.token_jwks_url,
+            audience=settings.token_audience,
+        ),
+        on_shutdown=lambda: _close(keys_channel, registry_channel),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Bearer tokens reaching signing.
+
+Signing makes no authorisation decision of its own: the owner's proof is checked by keys
+(Authorize), the issuer's right to register by the registry, and the caller's bearer token is
+forwarded to them. So a token is accepted here as an opaque credential and passed on; with
+``EGOV_SIGNING_TOKEN_ISSUER`` and ``..._JWKS_URL`` set, it is verified first (fail closed).
+"""
+
+from __future__ import annotations
+
+from egov_common.auth import Caller, CallerKind, TokenVerifier
+
+__all__ = ["build_token_verifier"]
+
+
+class _ForwardedToken:
+    def __call__(self, token: str, *, peer_service: str | None) -> Caller:
+        return Caller(kind=CallerKind.CLIENT, subject="forwarded-bearer", peer_service=peer_service)
+
+
+class _VerifiedToken:
+    def __init__(self, issuer: str, jwks_url: str, audience: str) -> None:
+        from egov_pki.tokens import HttpJwks
+        from egov_pki.tokens import TokenVerifier as JwtVerifier
+
+        self._verifier = JwtVerifier(HttpJwks(jwks_url), issuer=issuer, audiences=[audience])
+
+    def __call__(self, token: str, *, peer_service: str | None) -> Caller:
+        verified = self._verifier.verify(token)
+        return Caller(
+            kind=CallerKind.PERSON if verified.identifier else CallerKind.CLIENT,
+            subject=verified.subject,
+            scopes=verified.scopes,
+            agency=verified.agency,
+            claims=verified.claims,
+            peer_service=peer_service,
+        )
+
+
+def build_token_verifier(*, issuer: str, jwks_url: str, audience: str) -> TokenVerifier:
+    if issuer and jwks_url:
+        return _VerifiedToken(issuer, jwks_url, audience)
+    return _ForwardedToken()

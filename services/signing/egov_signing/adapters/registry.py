@@ -1,0 +1,115 @@
+"""The registry over gRPC: reserve an id before signing, register the final digest after, and
+look a document up by digest for the validation report."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+from egov.registry.v1 import registry_pb2 as pb
+from egov_clients.registry import RegistryClient
+from egov_common.errors import EgovError
+
+from ..domain.ports import Party, RegistrationSpec, ReservedDocumentId
+
+__all__ = ["GrpcRegistryPort", "RegistryCheckResult", "RegistryLookup", "RegistryStatus"]
+
+
+def _party(p: Party) -> str:
+    return f"{p.namespace}:{p.value}"
+
+
+class GrpcRegistryPort:
+    """RegistryPort over the registry client library (retries with the idempotency key)."""
+
+    def __init__(self, channel: grpc.Channel, *, token: str = "") -> None:
+        self._channel = channel
+        self._token = token
+
+    def with_token(self, token: str) -> GrpcRegistryPort:
+        """The same port acting with the caller's bearer token (the issuer's own authority)."""
+        return GrpcRegistryPort(self._channel, token=token or self._token)
+
+    def _client(self) -> RegistryClient:
+        return RegistryClient(self._channel, token=self._token or None)
+
+    def reserve_document_id(self, spec: RegistrationSpec) -> ReservedDocumentId:
+        reply = self._client().reserve_document_id(_party(spec.issuer), spec.document_type)
+        return ReservedDocumentId(reply.document_id, reply.verification_url)
+
+    def register(
+        self,
+        spec: RegistrationSpec,
+        *,
+        document_id: str,
+        sha256: bytes,
+        signer_certificate_sha256: Sequence[bytes],
+    ) -> None:
+        self._client().register(
+            sha256=sha256,
+            issuer=_party(spec.issuer),
+            document_type=spec.document_type,
+            subject=_party(spec.subject) if spec.subject else "",
+            idempotency_key=spec.idempotency_key,
+            document_id=document_id,
+            signer_certificate_sha256=list(signer_certificate_sha256),
+            valid_from_ms=int(spec.valid_from.timestamp() * 1000) if spec.valid_from else None,
+            valid_until_ms=int(spec.valid_until.timestamp() * 1000) if spec.valid_until else None,
+            metadata=dict(spec.metadata),
+        )
+
+
+class RegistryStatus(enum.StrEnum):
+    REGISTERED = "REGISTERED"
+    REVOKED = "REVOKED"
+    SUPERSEDED = "SUPERSEDED"
+    UNKNOWN = "UNKNOWN"
+    NOT_CHECKED = "NOT_CHECKED"
+
+
+@dataclass(frozen=True)
+class RegistryCheckResult:
+    status: RegistryStatus
+    document: pb.Document | None = None
+    inclusion_verified: bool = False
+    problem: str = ""
+
+
+_STATUS = {
+    pb.DOCUMENT_STATUS_REGISTERED: RegistryStatus.REGISTERED,
+    pb.DOCUMENT_STATUS_REVOKED: RegistryStatus.REVOKED,
+    pb.DOCUMENT_STATUS_SUPERSEDED: RegistryStatus.SUPERSEDED,
+}
+
+
+class RegistryLookup:
+    """The registry's view of a document by its SHA-256, with the inclusion proof checked."""
+
+    def __init__(self, channel: grpc.Channel, *, log_key: bytes | None = None) -> None:
+        self._channel = channel
+        self._log_key = log_key
+
+    def check(self, sha256: bytes) -> RegistryCheckResult:
+        try:
+            client = RegistryClient(self._channel, log_key=self._log_key, deadline=5.0)
+            documents = client.lookup_by_hash(sha256)
+        except EgovError as err:
+            return RegistryCheckResult(RegistryStatus.NOT_CHECKED, problem=err.reason)
+        except Exception as err:
+            return RegistryCheckResult(RegistryStatus.NOT_CHECKED, problem=type(err).__name__)
+        if not documents:
+            return RegistryCheckResult(RegistryStatus.UNKNOWN)
+        document = documents[-1]
+        status = _STATUS.get(document.status, RegistryStatus.UNKNOWN)
+        try:
+            client.verify_document(document)
+            return RegistryCheckResult(status, document, inclusion_verified=True)
+        except Exception as err:
+            return RegistryCheckResult(
+                status,
+                document,
+                inclusion_verified=False,
+                problem=f"inclusion proof not verified: {type(err).__name__}",
+            )

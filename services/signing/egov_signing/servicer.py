@@ -1,0 +1,414 @@
+"""egov.signing.v1.SigningService: proto -> domain call -> proto; no business logic here."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import grpc
+from egov.signing.v1 import signing_pb2 as pb
+from egov.signing.v1 import signing_pb2_grpc
+from egov.type.v1 import crypto_pb2, errors_pb2, party_pb2
+from egov_common.errors import EgovError, FieldViolation, InvalidArgument
+from google.protobuf import timestamp_pb2
+
+from .adapters.registry import RegistryCheckResult, RegistryStatus
+from .domain.pdf_input import DocumentLimits, check_size
+from .domain.ports import Party, RegistrationSpec, RegistryPort
+from .domain.report import (
+    Coverage,
+    Indication,
+    PadesLevel,
+    SignatureKind,
+    SignatureReport,
+    ValidationReport,
+    document_verdict,
+)
+from .domain.report_formats import summary_text, to_etsi_xml
+from .domain.signing import (
+    BatchItem,
+    Level,
+    PdfSigningService,
+    RegistrationStatus,
+    SignedDocument,
+    SignOptions,
+)
+from .domain.stamp import StampSpec
+from .domain.verification import DocumentVerifier
+
+__all__ = ["SigningServicer"]
+
+CHUNK_BYTES = 1024 * 1024
+
+_LEVELS = {
+    crypto_pb2.PADES_LEVEL_B_B: Level.B_B,
+    crypto_pb2.PADES_LEVEL_B_T: Level.B_T,
+    crypto_pb2.PADES_LEVEL_B_LT: Level.B_LT,
+    crypto_pb2.PADES_LEVEL_B_LTA: Level.B_LTA,
+}
+_LEVELS_PB = {level: number for number, level in _LEVELS.items()}
+_REPORT_LEVELS_PB = {
+    PadesLevel.B_B: crypto_pb2.PADES_LEVEL_B_B,
+    PadesLevel.B_T: crypto_pb2.PADES_LEVEL_B_T,
+    PadesLevel.B_LT: crypto_pb2.PADES_LEVEL_B_LT,
+    PadesLevel.B_LTA: crypto_pb2.PADES_LEVEL_B_LTA,
+}
+_NAMESPACES = {
+    party_pb2.IDENTIFIER_NAMESPACE_TH_PID: "TH-PID",
+    party_pb2.IDENTIFIER_NAMESPACE_TH_JUR: "TH-JUR",
+    party_pb2.IDENTIFIER_NAMESPACE_PASSPORT: "PASSPORT",
+}
+_REGISTRATION_PB = {
+    RegistrationStatus.NOT_REQUESTED: pb.REGISTRATION_STATUS_NOT_REQUESTED,
+    RegistrationStatus.REGISTERED: pb.REGISTRATION_STATUS_REGISTERED,
+    RegistrationStatus.UNREGISTERED: pb.REGISTRATION_STATUS_UNREGISTERED,
+}
+_INDICATION_PB = {
+    Indication.TOTAL_PASSED: pb.INDICATION_TOTAL_PASSED,
+    Indication.TOTAL_FAILED: pb.INDICATION_TOTAL_FAILED,
+    Indication.INDETERMINATE: pb.INDICATION_INDETERMINATE,
+}
+_COVERAGE_PB = {
+    Coverage.ENTIRE_FILE: pb.COVERAGE_ENTIRE_FILE,
+    Coverage.ENTIRE_REVISION: pb.COVERAGE_ENTIRE_REVISION,
+    Coverage.PARTIAL: pb.COVERAGE_PARTIAL,
+}
+_REGISTRY_PB = {
+    RegistryStatus.REGISTERED: pb.REGISTRY_CHECK_STATUS_REGISTERED,
+    RegistryStatus.REVOKED: pb.REGISTRY_CHECK_STATUS_REVOKED,
+    RegistryStatus.SUPERSEDED: pb.REGISTRY_CHECK_STATUS_SUPERSEDED,
+    RegistryStatus.UNKNOWN: pb.REGISTRY_CHECK_STATUS_UNKNOWN,
+    RegistryStatus.NOT_CHECKED: pb.REGISTRY_CHECK_STATUS_NOT_CHECKED,
+}
+
+
+class RegistryChecker(Protocol):
+    def check(self, sha256: bytes) -> RegistryCheckResult: ...
+
+
+class TokenBoundRegistry(Protocol):
+    def with_token(self, token: str) -> RegistryPort: ...
+
+
+def _ts(when: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if when is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(when.astimezone(UTC).replace(tzinfo=None))
+    return stamp
+
+
+def _bearer_token(context: grpc.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            text = value.decode() if isinstance(value, bytes) else value
+            scheme, _, token = text.partition(" ")
+            if scheme.lower() == "bearer":
+                return token.strip()
+    return ""
+
+
+def _receive(
+    requests: Iterable[Any], limits: DocumentLimits, *, options_required: bool
+) -> tuple[Any, bytes]:
+    """Options (first message) and the PDF chunks, enforcing the size limit while streaming."""
+    options = None
+    parts: list[bytes] = []
+    size = 0
+    for n, message in enumerate(requests):
+        kind = message.WhichOneof("part")
+        if kind == "options":
+            if n != 0:
+                raise InvalidArgument("OPTIONS_NOT_FIRST", "options must be the first message")
+            options = message.options
+        elif kind == "chunk":
+            size += len(message.chunk)
+            check_size(size, limits)
+            parts.append(message.chunk)
+    if options is None and options_required:
+        raise InvalidArgument("OPTIONS_MISSING", "the first message must carry options")
+    if size == 0:
+        raise InvalidArgument("PDF_EMPTY", "no PDF bytes were sent")
+    return options, b"".join(parts)
+
+
+def _party(identifier: party_pb2.PartyIdentifier, field: str) -> Party:
+    namespace = _NAMESPACES.get(identifier.namespace)
+    if namespace is None or not identifier.value:
+        raise InvalidArgument(
+            "PARTY_INVALID",
+            f"{field} needs a namespace and a value",
+            field_violations=(FieldViolation(field, "namespace and value required"),),
+        )
+    return Party(namespace, identifier.value)
+
+
+def _registration(request: pb.RegistrationRequest, field: str) -> RegistrationSpec:
+    if not request.idempotency_key:
+        raise InvalidArgument(
+            "IDEMPOTENCY_KEY_MISSING",
+            "registration needs an idempotency key",
+            field_violations=(FieldViolation(f"{field}.idempotency_key", "required"),),
+        )
+    return RegistrationSpec(
+        issuer=_party(request.issuer, f"{field}.issuer"),
+        document_type=request.document_type,
+        idempotency_key=request.idempotency_key,
+        subject=_party(request.subject, f"{field}.subject")
+        if request.HasField("subject")
+        else None,
+        valid_from=(
+            request.valid_from.ToDatetime(tzinfo=UTC) if request.HasField("valid_from") else None
+        ),
+        valid_until=(
+            request.valid_until.ToDatetime(tzinfo=UTC) if request.HasField("valid_until") else None
+        ),
+        metadata=dict(request.metadata),
+    )
+
+
+def _sign_options(options: pb.SignOptions, caller_token: str, *, batch: bool) -> SignOptions:
+    level = _LEVELS.get(options.level)
+    if level is None:
+        raise InvalidArgument(
+            "LEVEL_MISSING",
+            "a PAdES level is required",
+            field_violations=(FieldViolation("options.level", "B_B, B_T, B_LT or B_LTA"),),
+        )
+    if not options.credential_id:
+        raise InvalidArgument(
+            "CREDENTIAL_MISSING",
+            "a credential id is required",
+            field_violations=(FieldViolation("options.credential_id", "required"),),
+        )
+    stamp = None
+    if options.HasField("stamp"):
+        box = None
+        if options.stamp.HasField("box"):
+            b = options.stamp.box
+            box = (b.x1, b.y1, b.x2, b.y2)
+        stamp = StampSpec(
+            page=options.stamp.page,
+            box=box,
+            language=options.stamp.language or "th",
+            include_qr_code=options.stamp.include_qr_code,
+        )
+    registration = None
+    if options.HasField("registration") and not batch:
+        registration = _registration(options.registration, "options.registration")
+    return SignOptions(
+        credential_id=options.credential_id,
+        level=level,
+        # an e-seal has no owner's token: the calling service client's bearer token is the proof
+        authorization_proof=options.authorization_proof or caller_token,
+        field_name=options.field_name,
+        reason=options.reason,
+        location=options.location,
+        contact_info=options.contact_info,
+        certification=int(options.certification) or None,
+        stamp=stamp,
+        registration=registration,
+    )
+
+
+def _item_error(error: EgovError) -> errors_pb2.ItemError:
+    return errors_pb2.ItemError(code=error.code.value, reason=error.reason, message=error.message)
+
+
+def _sign_result(signed: SignedDocument) -> pb.SignResult:
+    result = pb.SignResult(
+        sha256=signed.sha256,
+        size_bytes=len(signed.pdf),
+        level=_LEVELS_PB[signed.level],
+        field_name=signed.field_name,
+        registration_status=_REGISTRATION_PB[signed.registration_status],
+        document_id=signed.document_id,
+        verification_url=signed.verification_url,
+        signing_time=_ts(signed.signing_time),
+    )
+    if signed.registration_error is not None:
+        result.registration_error.CopyFrom(_item_error(signed.registration_error))
+    return result
+
+
+def _sub_indication(name: str | None) -> int:
+    if not name:
+        return pb.SUB_INDICATION_UNSPECIFIED
+    return int(getattr(pb, f"SUB_INDICATION_{name}", pb.SUB_INDICATION_UNSPECIFIED))
+
+
+def _signature_pb(sig: SignatureReport, *, hard_fail: bool) -> pb.SignatureReport:
+    out = pb.SignatureReport(
+        field_name=sig.field_name,
+        kind=(
+            pb.SIGNATURE_KIND_DOCUMENT_TIMESTAMP
+            if sig.kind is SignatureKind.DOCUMENT_TIMESTAMP
+            else pb.SIGNATURE_KIND_SIGNATURE
+        ),
+        indication=_INDICATION_PB[sig.indication],
+        sub_indication=_sub_indication(sig.sub_indication),
+        reason="; ".join(sig.reasons[:2]),
+        intact=sig.intact,
+        valid=sig.valid,
+        trusted=sig.trusted,
+        coverage=_COVERAGE_PB.get(sig.coverage, pb.COVERAGE_UNSPECIFIED),
+        modification_level=int(
+            getattr(pb, f"MODIFICATION_LEVEL_{sig.modification_level}", 0)
+            if sig.modification_level
+            else 0
+        ),
+        docmdp_ok=bool(sig.docmdp_ok),
+        certification=sig.certification_level or 0,
+        pades_level=_REPORT_LEVELS_PB.get(sig.pades_level, crypto_pb2.PADES_LEVEL_UNSPECIFIED),
+        subfilter=sig.subfilter,
+        digest_algorithm=sig.digest_algorithm,
+        signature_algorithm=sig.signature_algorithm,
+        revocation_status=(
+            pb.REVOCATION_STATUS_REVOKED
+            if sig.revoked
+            else pb.REVOCATION_STATUS_GOOD
+            if sig.trusted and hard_fail
+            else pb.REVOCATION_STATUS_UNKNOWN
+        ),
+        chain=list(sig.certificate_path),
+        signed_revision=sig.signed_revision or 0,
+    )
+    if sig.signer is not None:
+        out.signer.CopyFrom(
+            pb.Signer(
+                name=sig.signer.common_name,
+                organization=sig.signer.organisation,
+                masked_identifier=sig.signer.identifier_masked,
+                issuer=sig.signer.issuer,
+                certificate_sha256=bytes.fromhex(sig.signer.certificate_sha256),
+                certificate_serial=sig.signer.certificate_serial,
+            )
+        )
+    for field, value in (
+        ("claimed_signing_time", sig.claimed_signing_time),
+        ("timestamp_time", sig.timestamp_time if sig.timestamp_trusted else None),
+    ):
+        stamp = _ts(value)
+        if stamp is not None:
+            getattr(out, field).CopyFrom(stamp)
+    return out
+
+
+def _report_pb(
+    report: ValidationReport, registry: RegistryCheckResult, *, hard_fail: bool
+) -> pb.ValidationReport:
+    verdict = document_verdict(report, registry_revoked=registry.status is RegistryStatus.REVOKED)
+    out = pb.ValidationReport(
+        indication=_INDICATION_PB[verdict.indication],
+        sub_indication=_sub_indication(verdict.sub_indication),
+        reason=verdict.reason,
+        sha256=bytes.fromhex(report.document_sha256),
+        size_bytes=report.document_size,
+        revision_count=report.revisions,
+        signatures=[_signature_pb(s, hard_fail=hard_fail) for s in report.signatures],
+        unsigned_content_after_last_signature=verdict.unsigned_content_after_last_signature,
+        validation_time=_ts(report.validation_time),
+        problems=list(report.notes),
+    )
+    check = pb.RegistryCheck(
+        status=_REGISTRY_PB[registry.status],
+        inclusion_verified=registry.inclusion_verified,
+        problem=registry.problem,
+    )
+    if registry.document is not None:
+        check.document.CopyFrom(registry.document)
+    out.registry.CopyFrom(check)
+    return out
+
+
+class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
+    def __init__(
+        self,
+        signing: PdfSigningService,
+        verifier: Callable[[], DocumentVerifier],
+        *,
+        limits: DocumentLimits,
+        registry: TokenBoundRegistry | None = None,
+        registry_checker: RegistryChecker | None = None,
+        max_batch_documents: int = 100,
+        hard_fail: bool = True,
+    ) -> None:
+        self._signing = signing
+        self._verifier = verifier
+        self._limits = limits
+        self._registry = registry
+        self._checker = registry_checker
+        self._max_batch = max_batch_documents
+        self._hard_fail = hard_fail
+
+    def _registry_for(self, context: grpc.ServicerContext) -> RegistryPort | None:
+        if self._registry is None:
+            return None
+        return self._registry.with_token(_bearer_token(context))
+
+    def SignDocument(
+        self, request_iterator: Iterator[pb.SignDocumentRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.SignDocumentResponse]:
+        options, pdf = _receive(request_iterator, self._limits, options_required=True)
+        sign_options = _sign_options(options, _bearer_token(context), batch=False)
+        signed = self._signing.sign(pdf, sign_options, registry=self._registry_for(context))
+        yield pb.SignDocumentResponse(result=_sign_result(signed))
+        for start in range(0, len(signed.pdf), CHUNK_BYTES):
+            yield pb.SignDocumentResponse(chunk=signed.pdf[start : start + CHUNK_BYTES])
+
+    def SignDocuments(
+        self, request: pb.SignDocumentsRequest, context: grpc.ServicerContext
+    ) -> pb.SignDocumentsResponse:
+        if not request.HasField("options"):
+            raise InvalidArgument("OPTIONS_MISSING", "options are required")
+        if not request.documents:
+            raise InvalidArgument("BATCH_EMPTY", "no documents to sign")
+        if len(request.documents) > self._max_batch:
+            raise InvalidArgument(
+                "BATCH_TOO_LARGE",
+                f"at most {self._max_batch} documents per call",
+                metadata={"max_documents": str(self._max_batch)},
+            )
+        options = _sign_options(request.options, _bearer_token(context), batch=True)
+        items: list[BatchItem] = []
+        for n, doc in enumerate(request.documents):
+            registration = (
+                _registration(doc.registration, f"documents[{n}].registration")
+                if doc.HasField("registration")
+                else None
+            )
+            items.append(BatchItem(doc.client_reference, doc.pdf, registration))
+        outcomes = self._signing.sign_batch(items, options, registry=self._registry_for(context))
+        results = []
+        for outcome in outcomes:
+            result = pb.BatchResult(client_reference=outcome.client_reference)
+            if outcome.signed is not None:
+                result.result.CopyFrom(_sign_result(outcome.signed))
+                result.signed_pdf = outcome.signed.pdf
+            elif outcome.error is not None:
+                result.error.CopyFrom(_item_error(outcome.error))
+            results.append(result)
+        return pb.SignDocumentsResponse(results=results)
+
+    def VerifyDocument(
+        self, request_iterator: Iterator[pb.VerifyDocumentRequest], context: grpc.ServicerContext
+    ) -> pb.VerifyDocumentResponse:
+        options, pdf = _receive(request_iterator, self._limits, options_required=False)
+        options = options or pb.VerifyOptions()
+        when = (
+            options.validation_time.ToDatetime(tzinfo=UTC)
+            if options.HasField("validation_time")
+            else None
+        )
+        report = self._verifier().verify(pdf, validation_time=when)
+        registry = RegistryCheckResult(RegistryStatus.NOT_CHECKED, problem="not asked")
+        if not options.skip_registry and self._checker is not None:
+            registry = self._checker.check(hashlib.sha256(pdf).digest())
+        language = options.language or "th"
+        return pb.VerifyDocumentResponse(
+            report=_report_pb(report, registry, hard_fail=self._hard_fail),
+            etsi_xml=to_etsi_xml(report) if options.include_etsi_xml else b"",
+            summary=summary_text(report, language),
+        )
