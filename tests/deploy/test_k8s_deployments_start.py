@@ -119,7 +119,7 @@ def secret_files(secret: str, ca: ServiceCa) -> dict[str, bytes]:
     secret = re.sub(r"-[a-z0-9]{10}$", "", secret)  # a generated Secret's content hash
     if secret.endswith("-mtls"):
         return ca.issue(secret.removesuffix("-mtls"))
-    if secret == "keys-kek":
+    if secret in {"keys-kek", "identity-kek"}:
         return {"kek": base64.b64encode(secrets.token_bytes(32))}
     if secret == "registry-log-key":
         key = ec.generate_private_key(ec.SECP256R1())

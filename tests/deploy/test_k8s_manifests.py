@@ -173,7 +173,7 @@ def test_dev_runs_one_replica_each_with_in_cluster_postgres() -> None:
     for name in STATEFUL:
         (container,) = pod_spec(by_name(objects, "Deployment", name))["containers"]
         _, refs = container_env(objects, container)
-        (ref,) = refs
+        (ref,) = [r for r in refs if r.variable.endswith("_DATABASE_URL")]
         secret = by_name(objects, "Secret", ref.secret)
         assert secret["metadata"]["name"].startswith(f"{name}-database")
         assert ref.key in secret["data"]

@@ -238,6 +238,13 @@ def test_ingress_controller_reaches_only_the_public_http_endpoints(overlay: str)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_signing_reaches_the_public_trust_service_urls(overlay: str) -> None:
+    c = cluster(overlay)
+    callers = {n for n, pod in c.pods.items() if c.can_connect(pod, INGRESS, 443)}
+    assert callers == {"signing"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_other_namespaces_and_the_internet_are_denied(overlay: str) -> None:
     c = cluster(overlay)
     for name, pod in c.pods.items():
