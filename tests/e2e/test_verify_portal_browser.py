@@ -10,6 +10,7 @@ saved under ``test-artifacts/verify-portal/``.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -298,3 +299,118 @@ def test_the_upload_page_is_usable_by_keyboard(page: Any, portal: dict[str, Any]
         page.keyboard.press("Tab")
         focused.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
     assert "file" in focused and "BUTTON" in focused
+
+
+# ---- third-party PDFs through the real signing service's VerifyDocument ------------------------
+
+TRUST = TESTDATA.parent / "trust"
+
+
+def _signing_runs() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("egov_signing.__main__") is not None
+
+
+@pytest.fixture(scope="module")
+def real_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not _signing_runs():
+        pytest.skip("the signing service (python -m egov_signing) is not there yet")
+    if not TESTDATA.exists():
+        pytest.skip(f"third-party corpus not found at {TESTDATA}")
+    from egov_testing.processes import free_port, start_service
+
+    base = tmp_path_factory.mktemp("verify-portal-real-signing")
+    anchors = json.dumps([str(p) for p in sorted(TRUST.glob("*.pem"))])
+    with (
+        start_registry(base / "registry") as registry,
+        start_service(
+            "egov_signing",
+            {
+                "EGOV_REGISTRY_ADDRESS": registry.grpc_address,
+                # no keys service in this test: nothing to sign, only to verify
+                "EGOV_KEYS_ADDRESS": f"127.0.0.1:{free_port()}",
+                "EGOV_SIGNING_TRUST_ANCHOR_FILES": anchors,
+                "EGOV_SIGNING_FETCH_REVOCATION": "false",
+                "EGOV_SIGNING_LOG_LEVEL": "WARNING",
+            },
+            data_dir=base / "signing",
+            http=False,
+        ) as signing,
+        start_portal(base / "portal", signing.grpc_address, registry.grpc_address) as portal,
+    ):
+        yield portal.http_url
+
+
+@pytest.mark.parametrize(
+    ("name", "verdict", "reason"),
+    [
+        ("form-update-override-appearance-stream-sneaky.pdf", "invalid", "ILLEGAL_MODIFICATIONS"),
+        ("coverage-anomalies__tail-uncovered.pdf", "invalid", "FORMAT_FAILURE"),
+    ],
+)
+def test_real_signing_service_failures_reach_the_page(
+    page: Any, real_portal: str, tmp_path: Path, name: str, verdict: str, reason: str
+) -> None:
+    page.goto(real_portal + "/?lang=en")
+    file = tmp_path / name
+    file.write_bytes((TESTDATA / name).read_bytes())
+    page.set_input_files("input#file", str(file))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_selector("#verdict")
+    assert page.locator("#verdict").get_attribute("data-verdict") == verdict
+    assert reason in page.inner_text("main")
+    screenshot(page, f"real-signing-{name.removesuffix('.pdf')}-en")
+
+
+def test_real_signing_service_a_byte_flipped_signed_pdf_is_not_valid(
+    page: Any, real_portal: str, tmp_path: Path
+) -> None:
+    page.goto(real_portal + "/?lang=en")
+    original = (TESTDATA / "pades-lta-dss-indirect-arrs-test.pdf").read_bytes()
+    flipped = _flip_inside_first_signed_range(original)
+    file = tmp_path / "flipped.pdf"
+    file.write_bytes(flipped)
+    page.set_input_files("input#file", str(file))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_selector("#verdict")
+    assert page.locator("#verdict").get_attribute("data-verdict") == "invalid"
+    screenshot(page, "real-signing-byte-flipped-en")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="ETSI TS 119 102-2 validation report (XML)").click()
+    xml = tmp_path / "report.xml"
+    download.value.save_as(str(xml))
+    assert b"http://uri.etsi.org/19102/" in xml.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("circular-xref-chain.pdf", "This PDF cannot be read"),
+        ("minimal.pdf", "has no electronic signature"),
+    ],
+)
+def test_real_signing_service_bad_inputs_get_a_message(
+    page: Any, real_portal: str, tmp_path: Path, name: str, message: str
+) -> None:
+    page.goto(real_portal + "/?lang=en")
+    file = tmp_path / name
+    file.write_bytes((TESTDATA / name).read_bytes())
+    page.set_input_files("input#file", str(file))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_selector(".error-message")
+    assert message in page.inner_text(".error-message")
+
+
+def _flip_inside_first_signed_range(pdf: bytes) -> bytes:
+    """Flip one byte of page content that the first signature's /ByteRange covers."""
+    import re
+
+    match = re.search(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)", pdf)
+    assert match, "no /ByteRange in the corpus file"
+    first_length = int(match.group(2))
+    stream = pdf.find(b"stream", 0, first_length)
+    position = stream + 20 if 0 < stream < first_length - 40 else first_length // 2
+    flipped = bytearray(pdf)
+    flipped[position] ^= 0x01
+    return bytes(flipped)
