@@ -3,6 +3,8 @@ are never stored in clear."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
@@ -230,13 +232,11 @@ def test_database_holds_no_private_key_in_clear(keys, identity, sqlite_url, tmp_
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     engine.dispose()
-    path = sqlite_url.removeprefix("sqlite:///")
-    blob = open(path, "rb").read()
-    for extra in (path + "-wal",):
-        try:
-            blob += open(extra, "rb").read()
-        except FileNotFoundError:
-            pass
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    blob = path.read_bytes()
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists():
+        blob += wal.read_bytes()
     assert len(blob) > 10_000
     for secret in secrets_to_find:
         assert secret not in blob

@@ -8,6 +8,7 @@ result is verified against the issuer's public key before it is returned.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 
 from asn1crypto import core as asn1_core
@@ -72,16 +73,43 @@ def sign_crl(
     return x509.load_der_x509_crl(crl.dump(force=True))
 
 
-def sign_ocsp_response(
-    builder: ocsp.OCSPResponseBuilder, custody: KeyCustody, responder_key: KeyReference
-) -> bytes:
-    """The DER OCSPResponse (successful) signed by the responder key."""
-    draft = builder.sign(
-        _throwaway(responder_key.algorithm), responder_key.algorithm.natural_hash.hashes()
+@functools.cache
+def _throwaway_certificate(algorithm: KeyAlgorithm) -> x509.Certificate:
+    key = _throwaway(algorithm)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "draft")])
+    now = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, algorithm.natural_hash.hashes())
     )
-    signature = _signature(custody, responder_key, draft.tbs_response_bytes)
+
+
+def sign_ocsp_response(
+    builder: ocsp.OCSPResponseBuilder,
+    custody: KeyCustody,
+    responder_key: KeyReference,
+    responder_certificate: x509.Certificate,
+) -> bytes:
+    """The DER OCSPResponse (successful), responder id by key hash (RFC 6960 4.2.1), with the
+    responder certificate, signed by the responder key. ``builder`` must not set a responder
+    id or certificates yet."""
+    algorithm = responder_key.algorithm
+    draft = builder.responder_id(
+        ocsp.OCSPResponderEncoding.HASH, _throwaway_certificate(algorithm)
+    ).sign(_throwaway(algorithm), algorithm.natural_hash.hashes())
     response = asn1_ocsp.OCSPResponse.load(draft.public_bytes(_DER))
     basic = response["response_bytes"]["response"].parsed
+    tbs = basic["tbs_response_data"]
+    responder = asn1_x509.Certificate.load(responder_certificate.public_bytes(_DER))
+    tbs["responder_id"] = asn1_ocsp.ResponderId(name="by_key", value=responder.public_key.sha1)
+    basic["certs"] = [responder]
+    signature = _signature(custody, responder_key, tbs.dump(force=True))
     basic["signature"] = asn1_core.OctetBitString(signature)
     response["response_bytes"]["response"] = asn1_core.ParsableOctetString(basic.dump(force=True))
     return bytes(response.dump(force=True))

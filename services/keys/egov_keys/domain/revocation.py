@@ -139,21 +139,16 @@ def respond_ocsp(
         label = "revoked"
     else:
         cert_status, revoked_at, reason, label = ocsp.OCSPCertStatus.GOOD, None, None, "good"
-    builder = (
-        ocsp.OCSPResponseBuilder()
-        .add_response_by_hash(
-            issuer_name_hash=request.issuer_name_hash,
-            issuer_key_hash=request.issuer_key_hash,
-            serial_number=request.serial_number,
-            algorithm=hash_algorithm,
-            cert_status=cert_status,
-            this_update=this_update,
-            next_update=this_update + validity,
-            revocation_time=revoked_at,
-            revocation_reason=reason,
-        )
-        .responder_id(ocsp.OCSPResponderEncoding.HASH, responder.certificate)
-        .certificates([responder.certificate])
+    builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
+        issuer_name_hash=request.issuer_name_hash,
+        issuer_key_hash=request.issuer_key_hash,
+        serial_number=request.serial_number,
+        algorithm=hash_algorithm,
+        cert_status=cert_status,
+        this_update=this_update,
+        next_update=this_update + validity,
+        revocation_time=revoked_at,
+        revocation_reason=reason,
     )
     for extension in request.extensions:
         if isinstance(extension.value, x509.OCSPNonce):
@@ -162,7 +157,8 @@ def respond_ocsp(
                 builder = builder.add_extension(extension.value, critical=False)
             else:
                 return ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-    return OcspAnswer(sign_ocsp_response(builder, custody, responder.key), label)
+    der = sign_ocsp_response(builder, custody, responder.key, responder.certificate)
+    return OcspAnswer(der, label)
 
 
 def _name_hash(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
