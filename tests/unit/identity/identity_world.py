@@ -14,8 +14,6 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
-
 from egov_common.clock import FixedClock
 from egov_common.db import make_engine, upgrade_to_head
 from egov_identity.adapters.population import SyntheticPopulation
@@ -23,6 +21,7 @@ from egov_identity.domain import model as m
 from egov_identity.domain.authentication import ThrottlePolicy, totp_code
 from egov_identity.domain.proofing import IdCardChipEvidence, InPersonEvidence, PersonAttributes
 from egov_identity.domain.service import IdentityConfig, IdentityService
+from jwt.algorithms import ECAlgorithm
 
 ISSUER = "https://id.test"
 
@@ -39,9 +38,9 @@ class World:
 
 def make_service(url: str, clock: FixedClock, population: SyntheticPopulation,
                  **overrides: Any) -> IdentityService:
+    throttle = ThrottlePolicy(max_failures=3, client_max_failures=5)
     config = IdentityConfig(issuer=ISSUER, kek=b"k" * 32, argon2_time_cost=1,
-                            argon2_memory_kib=8, throttle=ThrottlePolicy(max_failures=3, client_max_failures=5),
-                            **overrides)
+                            argon2_memory_kib=8, throttle=throttle, **overrides)
     return IdentityService(config, make_engine(url), clock, registry=population,
                            companies=population, kyc=population)
 

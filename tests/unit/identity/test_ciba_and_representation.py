@@ -8,6 +8,15 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from egov_common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+)
+from egov_identity.domain import model as m
+from egov_pki.identifiers import parse_identifier
+from egov_pki.tokens import StaticJwks, TokenVerifier
 from identity_world import (
     ISSUER,
     PASSWORD,
@@ -18,16 +27,6 @@ from identity_world import (
     register_machine,
     register_portal,
 )
-
-from egov_common.errors import (
-    FailedPrecondition,
-    InvalidArgument,
-    PermissionDenied,
-    ResourceExhausted,
-)
-from egov_identity.domain import model as m
-from egov_pki.identifiers import parse_identifier
-from egov_pki.tokens import StaticJwks, TokenVerifier
 
 
 class Device:

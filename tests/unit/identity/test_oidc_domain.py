@@ -8,6 +8,14 @@ import secrets
 import time
 
 import pytest
+from egov_common.errors import (
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from egov_identity.domain import model as m
+from egov_pki.tokens import StaticJwks, TokenVerifier
 from identity_world import (
     ISSUER,
     PASSWORD,
@@ -18,15 +26,6 @@ from identity_world import (
     register_machine,
     register_portal,
 )
-
-from egov_common.errors import (
-    InvalidArgument,
-    PermissionDenied,
-    ResourceExhausted,
-    Unauthenticated,
-)
-from egov_identity.domain import model as m
-from egov_pki.tokens import StaticJwks, TokenVerifier
 
 
 def _pkce() -> tuple[str, str]:

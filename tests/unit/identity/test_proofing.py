@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import jwt
 import pytest
-
 from egov_common.errors import FailedPrecondition, InvalidArgument
 from egov_identity.adapters.population import KYC_PROVIDER
 from egov_identity.domain.levels import AssuranceLevels
@@ -19,7 +18,6 @@ from egov_identity.domain.proofing import (
     ProofingState,
 )
 from egov_pki.identifiers import parse_identifier, passport
-
 from identity_world import ISSUER, World, chip_for, in_person_for
 
 

@@ -1,0 +1,166 @@
+"""A running identity service against unmodified relying-party libraries (Authlib, PyJWT)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+import urllib.parse
+
+import httpx
+import pytest
+from authlib.integrations.httpx_client import OAuth2Client
+from authlib.jose import JsonWebKey
+from authlib.jose import jwt as authlib_jwt
+from authlib.oidc.core import CodeIDToken
+from authlib.oidc.discovery import OpenIDProviderMetadata
+from egov_clients.identity import MachineKey
+from egov_common.errors import Code, EgovError
+from egov_pki.tokens import HttpJwks, TokenVerifier
+from identity_process import (
+    ADMIN_ID,
+    PASSWORD,
+    PORTAL_ID,
+    REDIRECT,
+    RunningIdentity,
+    next_totp,
+    setup_citizen,
+    thai_citizens,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning",
+                                        "ignore:authlib.jose module is deprecated")
+
+
+_next_index = iter(range(1, 100))
+
+
+@pytest.fixture(scope="module")
+def portal(identity: RunningIdentity, admin_key: MachineKey) -> None:
+    setup_citizen(identity, admin_key, index=0)  # registers the portal as a side effect
+
+
+@pytest.fixture
+def citizen(identity: RunningIdentity, admin_key: MachineKey, portal: None
+            ) -> tuple[str, bytes]:
+    """A freshly proofed and enrolled citizen per test (each TOTP step counts once)."""
+    return setup_citizen(identity, admin_key, index=next(_next_index), register_portal=False)
+
+
+def test_authlib_discovery_code_pkce_flow_and_id_token_validation(
+        identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
+    username, secret = citizen
+    issuer = identity.issuer
+    metadata = httpx.get(f"{issuer}/.well-known/openid-configuration").json()
+    OpenIDProviderMetadata(metadata).validate()
+    assert metadata["issuer"] == issuer
+
+    client = OAuth2Client(client_id=PORTAL_ID, redirect_uri=REDIRECT,
+                          scope="openid profile verified_claims",
+                          code_challenge_method="S256", token_endpoint_auth_method="none")
+    verifier = secrets.token_urlsafe(48)
+    nonce = secrets.token_urlsafe(12)
+    url, state = client.create_authorization_url(metadata["authorization_endpoint"],
+                                                 nonce=nonce, code_verifier=verifier,
+                                                 acr_values="urn:egov:aal:2")
+    form_page = httpx.get(url)
+    assert form_page.status_code == 200
+    hidden = dict(re.findall(r'name="([a-z_]+)" value="([^"]*)"', form_page.text))
+    import html as html_mod
+    hidden = {k: html_mod.unescape(v) for k, v in hidden.items()}
+    response = httpx.post(metadata["authorization_endpoint"], data={
+        **hidden, "username": username, "password": PASSWORD, "totp_code": next_totp(secret)})
+    assert response.status_code == 302, response.text
+    location = response.headers["location"]
+    assert location.startswith(REDIRECT)
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)["state"] == [state]
+    token = client.fetch_token(metadata["token_endpoint"], authorization_response=location,
+                               code_verifier=verifier)
+    jwks = JsonWebKey.import_key_set(httpx.get(metadata["jwks_uri"]).json())
+    claims = authlib_jwt.decode(
+        token["id_token"], jwks, claims_cls=CodeIDToken,
+        claims_options={"iss": {"essential": True, "value": issuer}},
+        claims_params={"nonce": nonce, "client_id": PORTAL_ID,
+                       "access_token": token["access_token"]})
+    claims.validate(leeway=30)  # signature, iss, aud, exp, iat, nonce, at_hash
+    assert claims["acr"] == "urn:egov:aal:2"
+    assert claims["verified_claims"]["verification"]["assurance_level"] == "2.3"
+    assert claims["verified_claims"]["verification"]["trust_framework"] == "th_digital_id"
+    userinfo = client.get(metadata["userinfo_endpoint"]).json()
+    assert userinfo["sub"] == claims["sub"]
+
+
+def test_tampered_id_token_is_refused_by_authlib_and_the_shared_verifier(
+        identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
+    username, secret = citizen
+    tokens = identity.client.login_and_get_tokens(
+        PORTAL_ID, REDIRECT, username, PASSWORD, totp_secret=secret, scope="openid",
+        totp_at=time.time() + 30)
+    header, payload, signature = tokens.id_token.split(".")
+    import base64
+    import json
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["sub"] = "someone-else"
+    forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    forged = f"{header}.{forged_payload}.{signature}"
+    verifier = TokenVerifier(HttpJwks(identity.issuer + "/jwks"), issuer=identity.issuer,
+                             audiences=[PORTAL_ID])
+    assert verifier.verify(tokens.id_token).subject != "someone-else"
+    with pytest.raises(EgovError) as info:
+        verifier.verify(forged)
+    assert info.value.reason == "TOKEN_SIGNATURE_INVALID"
+
+
+def test_grpc_errors_carry_code_and_reason(identity: RunningIdentity) -> None:
+    from egov.identity.v1 import proofing_pb2
+    with pytest.raises(EgovError) as info:  # no token: no proofing
+        identity.client.call(identity.client.proofing.GetProofing,
+                             proofing_pb2.GetProofingRequest(session_id="x"))
+    assert info.value.code is Code.PERMISSION_DENIED
+    assert info.value.reason == "SCOPE_MISSING"
+
+
+def test_agency_machine_client_gets_scoped_token_with_agency_claim(
+        identity: RunningIdentity, admin_key: MachineKey) -> None:
+    c = identity.client
+    admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin")
+    agency_key = MachineKey()
+    c.register_client(admin, client_id="dbd-backoffice", client_name="DBD back office",
+                      grant_types=["client_credentials"],
+                      scopes=["registry:issue", "keys:seal"], key=agency_key,
+                      agency="TH-JUR:0994000165510")
+    token = c.client_credentials_token("dbd-backoffice", agency_key, "registry:issue")
+    verified = TokenVerifier(HttpJwks(identity.issuer + "/jwks"), issuer=identity.issuer,
+                             audiences=["urn:egov:registry"]).verify(token)
+    assert verified.agency == "TH-JUR:0994000165510"
+    assert verified.scopes == {"registry:issue"}
+    with pytest.raises(EgovError) as info:  # a scope it was not registered for
+        c.client_credentials_token("dbd-backoffice", agency_key, "identity:admin")
+    assert info.value.reason == "INVALID_SCOPE"
+
+
+def test_lockout_over_grpc_is_resource_exhausted_and_same_for_unknown_names(
+        identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
+    from egov.identity.v1 import authentication_pb2 as auth_pb
+    username, _ = citizen
+    outcomes: dict[str, list[tuple[Code, str]]] = {}
+    for name in (username, "no-such-citizen"):
+        seen = []
+        for _ in range(6):
+            with pytest.raises(EgovError) as info:
+                identity.client.call(identity.client.authn.Login, auth_pb.LoginRequest(
+                    client_id=f"lock-test-{name}", username=name, password="wrong wrong wrong"))
+            seen.append((info.value.code, info.value.reason))
+        outcomes[name] = seen
+    assert outcomes[username] == outcomes["no-such-citizen"]
+    assert outcomes[username][:5] == [(Code.UNAUTHENTICATED, "CREDENTIALS_INVALID")] * 5
+    assert outcomes[username][5] == (Code.RESOURCE_EXHAUSTED, "ACCOUNT_LOCKED")
+
+
+def test_no_national_id_number_in_the_service_log(
+        identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
+    log = identity.process.log_path.read_text()
+    assert log  # DEBUG logging of a whole proofing + enrolment
+    for person in thai_citizens():
+        number = person.identifier.split(":", 1)[1]
+        assert number not in log
