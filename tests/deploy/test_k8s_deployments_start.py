@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as dt
+import functools
 import importlib.util
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -26,13 +25,10 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+import yaml
 from egov_testing.processes import free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from k8s_render import SERVICES, Manifest, by_name, container_env, of_kind, pod_spec, render
+from k8s_render import K8S, SERVICES, Manifest, by_name, container_env, of_kind, pod_spec, render
 
 START_DEADLINE = 90.0  # seconds; generous for a shared 2-core CI machine
 OVERLAY = "dev"
@@ -53,89 +49,33 @@ def _main_source(package: str) -> str:
     )
 
 
-@dataclass
-class ServiceCa:
-    """A throw-away service CA standing in for the one that fills the <name>-mtls Secrets."""
-
-    key: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
-    )
-
-    def __post_init__(self) -> None:
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test service CA")])
-        now = dt.datetime.now(dt.UTC)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-
-    def issue(self, service: str) -> dict[str, bytes]:
-        """The files of a kubernetes.io/tls Secret with ca.crt, as cert-manager writes them."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        import ipaddress
-
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, service)]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName(service), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        pem = serialization.Encoding.PEM
-        return {
-            "ca.crt": self.cert.public_bytes(pem),
-            "tls.crt": cert.public_bytes(pem),
-            "tls.key": key.private_bytes(
-                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ),
-        }
+@functools.cache
+def dev_secrets() -> dict[str, dict[str, bytes]]:
+    """The Secrets k8s/dev-secrets.sh makes for a dev cluster (printed, not applied)."""
+    venv_bin = str(Path(sys.executable).parent)
+    out = subprocess.run(
+        ["bash", str(K8S / "dev-secrets.sh"), "--print"],
+        env={**os.environ, "PATH": venv_bin + os.pathsep + os.environ.get("PATH", "")},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    return {
+        doc["metadata"]["name"]: {k: base64.b64decode(v) for k, v in doc["data"].items()}
+        for doc in yaml.safe_load_all(out)
+        if doc
+    }
 
 
-def secret_files(secret: str, ca: ServiceCa) -> dict[str, bytes]:
-    """Local stand-ins for the Secrets the manifests reference (never in git)."""
-    secret = re.sub(r"-[a-z0-9]{10}$", "", secret)  # a generated Secret's content hash
-    if secret.endswith("-mtls"):
-        return ca.issue(secret.removesuffix("-mtls"))
-    if secret in {"keys-kek", "identity-kek"}:
-        return {"kek": base64.b64encode(secrets.token_bytes(32))}
-    if secret == "registry-log-key":
-        key = ec.generate_private_key(ec.SECP256R1())
-        return {
-            "log-key.pem": key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-            "log-key.pub.pem": key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            ),
-        }
-    if secret == "verify-portal-seal-key":
-        return {"key": secrets.token_hex(32).encode()}
-    raise AssertionError(f"the test has no stand-in for Secret {secret}: add one")
+def secret_files(secret: str, objects: tuple[Manifest, ...]) -> dict[str, bytes]:
+    """A Secret's files: generated by the overlay, or made by k8s/dev-secrets.sh."""
+    generated = [o for o in of_kind(objects, "Secret") if o["metadata"]["name"] == secret]
+    if generated:
+        return {k: base64.b64decode(v) for k, v in generated[0]["data"].items()}
+    made = dev_secrets()
+    assert secret in made, f"Secret {secret} is neither generated nor made by dev-secrets.sh"
+    return made[secret]
 
 
 _ADDRESS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)?(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)")
@@ -146,7 +86,7 @@ class LocalPod:
     """Where a pod's paths, ports and peers live on this machine."""
 
     root: Path
-    ca: ServiceCa
+    objects: tuple[Manifest, ...]
     ports: dict[int, int] = field(default_factory=dict)  # container port -> local port
     named_ports: dict[str, int] = field(default_factory=dict)  # port name -> container port
     peers: dict[str, int] = field(default_factory=dict)  # remote host:port -> unused local port
@@ -160,7 +100,7 @@ class LocalPod:
             self.mounts[mount["mountPath"]] = local
             volume = volumes[mount["name"]]
             if "secret" in volume:
-                files = secret_files(volume["secret"]["secretName"], self.ca)
+                files = secret_files(volume["secret"]["secretName"], self.objects)
                 items = volume["secret"].get("items") or [{"key": k, "path": k} for k in files]
                 for item in items:
                     target = local / item["path"]
@@ -210,10 +150,10 @@ def null_collector() -> Iterator[int]:
     server.stop(None)
 
 
-def secret_env(ref_secret: str, key: str, name: str, root: Path) -> str:
-    if re.search(r"-database(-[a-z0-9]{10})?$", ref_secret):
-        return f"sqlite:///{root / f'{name}.db'}"
-    return secret_files(ref_secret, ServiceCa())[key].decode()
+def secret_env(secret: str, key: str, name: str, pod: LocalPod) -> str:
+    if key == "url" and "-database" in secret:
+        return f"sqlite:///{pod.root / f'{name}.db'}"  # the database host is replaced too
+    return secret_files(secret, pod.objects)[key].decode()
 
 
 def process_env(
@@ -222,7 +162,7 @@ def process_env(
     env, refs = container_env(objects, container)
     local = {k: pod.localise(v) for k, v in env.items()}
     for ref in refs:
-        local[ref.variable] = secret_env(ref.secret, ref.key, name, pod.root)
+        local[ref.variable] = secret_env(ref.secret, ref.key, name, pod)
     # What the image adds (Dockerfile ENV): nothing but where to find Python and /tmp.
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
     base.update(
@@ -297,6 +237,23 @@ def log_tail(log: Path) -> str:
     return log.read_bytes()[-3000:].decode("utf-8", "replace") if log.exists() else "(no log)"
 
 
+def test_dev_secrets_script_makes_every_secret_the_dev_overlay_needs() -> None:
+    objects = render(OVERLAY)
+    needed: dict[str, set[str]] = {}
+    for workload in [*of_kind(objects, "Deployment"), *of_kind(objects, "Job")]:
+        for volume in pod_spec(workload).get("volumes", []):
+            if "secret" in volume:
+                items = volume["secret"].get("items", [])
+                needed.setdefault(volume["secret"]["secretName"], set()).update(
+                    i["key"] for i in items
+                )
+        for container in pod_spec(workload)["containers"]:
+            for ref in container_env(objects, container)[1]:
+                needed.setdefault(ref.secret, set()).add(ref.key)
+    for secret, keys in needed.items():
+        assert keys <= set(secret_files(secret, objects)), secret
+
+
 def run_migration_job(
     objects: tuple[Manifest, ...], name: str, package: str, pod: LocalPod
 ) -> None:
@@ -328,7 +285,7 @@ def test_deployment_starts_as_rendered_and_passes_its_readiness_probe(
     objects = render(OVERLAY)
     deployment = by_name(objects, "Deployment", name)
     (container,) = pod_spec(deployment)["containers"]
-    pod = LocalPod(tmp_path, ServiceCa())
+    pod = LocalPod(tmp_path, objects)
     pod.named_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     pod.ports = {p["containerPort"]: free_port() for p in container["ports"]}
     pod.peers["otel-collector.observability.svc:4317"] = null_collector
