@@ -1,0 +1,156 @@
+"""PKCS#11 custody with SoftHSM2: CA keys live in the token, owner keys are generated there and
+kept wrapped under a token-resident KEK; two worker processes sign concurrently."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+import sqlalchemy as sa
+from conftest import keys_env
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_der_private_key
+from keys_world import PERSON_ID, sha256
+
+from egov.keys.v1 import keys_pb2, keys_pb2_grpc
+from egov.type.v1 import crypto_pb2, party_pb2
+from egov_keys.domain.algorithms import HashAlgorithm, SignatureScheme, verify_digest_signature
+from egov_testing.processes import start_service
+
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+PIN = "5678"
+
+pytestmark = [
+    pytest.mark.softhsm,
+    pytest.mark.skipif(
+        shutil.which("softhsm2-util") is None or not Path(MODULE).exists(),
+        reason="SoftHSM2 (softhsm2-util and libsofthsm2.so) is not installed",
+    ),
+]
+
+
+@pytest.fixture
+def softhsm_env(tmp_path: Path) -> dict[str, str]:
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
+                    "log.level = ERROR\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", "egov-test", "--so-pin", "1234",
+         "--pin", PIN],
+        check=True, capture_output=True, env=env, timeout=60,
+    )
+    return {
+        "SOFTHSM2_CONF": str(conf),
+        "EGOV_KEYS_KEY_BACKEND": "pkcs11",
+        "EGOV_KEYS_PKCS11_MODULE": MODULE,
+        "EGOV_KEYS_PKCS11_TOKEN_LABEL": "egov-test",
+        "EGOV_KEYS_PKCS11_PIN": PIN,
+        "EGOV_KEYS_SOFTWARE_KEK": "",
+    }
+
+
+def token_private_key_labels(env: dict[str, str]) -> list[str]:
+    script = (
+        "import pkcs11, sys\n"
+        "from pkcs11 import ObjectClass, Attribute\n"
+        f"t = pkcs11.lib({MODULE!r}).get_token(token_label='egov-test')\n"
+        f"with t.open(user_pin={PIN!r}) as s:\n"
+        "    for o in s.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}):\n"
+        "        print(o.label, o[Attribute.EXTRACTABLE], o[Attribute.SENSITIVE])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
+                         text=True, env={**os.environ, **env}, timeout=60).stdout
+    return out.splitlines()
+
+
+@pytest.fixture
+def two_hsm_workers(
+    softhsm_env: dict[str, str], jwks_url: str, tmp_path: Path
+) -> Iterator[tuple[object, object, dict[str, str]]]:
+    db = f"sqlite:///{tmp_path / 'keys.db'}"
+    env = {**keys_env(jwks_url), **softhsm_env, "EGOV_KEYS_DATABASE_URL": db,
+           "EGOV_KEYS_AUTO_BOOTSTRAP": "false", "EGOV_KEYS_PUBLIC_BASE_URL": "http://keys.test"}
+    subprocess.run([sys.executable, "-m", "egov_keys", "bootstrap"], check=True,
+                   capture_output=True, env={**os.environ, **env}, timeout=120)
+    with start_service("egov_keys", env=env, name="keys") as first, \
+            start_service("egov_keys", env=env, name="keys") as second:
+        yield first, second, {**env, "db": db}
+
+
+def test_ca_keys_live_in_the_token_and_never_leave_it(two_hsm_workers):
+    _, _, env = two_hsm_workers
+    labels = token_private_key_labels(env)
+    names = {line.split()[0].rsplit("-", 1)[0] for line in labels}
+    assert {"root", "natural-person", "legal-person", "tsa", "ocsp-root"} <= names
+    assert all(line.endswith("False True") for line in labels)  # not extractable, sensitive
+
+
+def test_two_workers_sign_concurrently_with_wrapped_owner_keys(two_hsm_workers, identity):
+    first, second, env = two_hsm_workers
+    channels = [first.open_channel(), second.open_channel()]
+    stubs = [keys_pb2_grpc.KeysServiceStub(c) for c in channels]
+    signing = identity.token(sub="signing", client_id="signing", aud="urn:egov:keys",
+                             acr=None, auth_time=None)
+    metadata = (("authorization", f"Bearer {signing}"),)
+    credential = stubs[0].CreateCredential(keys_pb2.CreateCredentialRequest(
+        idempotency_key="hsm-1",
+        owner=party_pb2.PartyIdentifier(namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID,
+                                        value=PERSON_ID),
+        kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
+        names=party_pb2.PartyNames(given_name_en="Somchai", family_name_en="Jaidee"),
+        authorization_proof=identity.person(),
+    ), timeout=60).credential
+    assert credential.key_backend == keys_pb2.KEY_BACKEND_PKCS11
+    public = x509.load_der_x509_certificate(credential.certificate_chain[0]).public_key()
+
+    def sign_once(i: int) -> tuple[bytes, bytes]:
+        stub = stubs[i % 2]
+        digest = sha256(f"document {i}".encode())
+        sad = stubs[(i + 1) % 2].Authorize(keys_pb2.AuthorizeRequest(
+            credential_id=credential.credential_id, hashes=[digest],
+            hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256, num_signatures=1,
+            authorization_proof=identity.person(),
+        ), timeout=60).sad
+        response = stub.SignHash(keys_pb2.SignHashRequest(
+            credential_id=credential.credential_id, sad=sad, hashes=[digest],
+            hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
+        ), metadata=metadata, timeout=60)
+        return digest, response.signatures[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(sign_once, range(40)))
+    for digest, signature in results:
+        verify_digest_signature(public, signature, digest, HashAlgorithm.SHA256,
+                                SignatureScheme.ECDSA)
+    # The database holds only the wrapped blob: it is not a private key.
+    engine = sa.create_engine(env["db"])
+    with engine.connect() as conn:
+        blob = conn.execute(sa.text("SELECT key_blob FROM credentials")).scalar_one()
+    engine.dispose()
+    with pytest.raises(ValueError):
+        load_der_private_key(bytes(blob), password=None)
+    # A SAD spent through one worker is refused by the other.
+    digest = sha256(b"once")
+    sad = stubs[0].Authorize(keys_pb2.AuthorizeRequest(
+        credential_id=credential.credential_id, hashes=[digest],
+        hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256, num_signatures=1,
+        authorization_proof=identity.person()), timeout=60).sad
+    request = keys_pb2.SignHashRequest(credential_id=credential.credential_id, sad=sad,
+                                       hashes=[digest],
+                                       hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256)
+    stubs[0].SignHash(request, metadata=metadata, timeout=60)
+    with pytest.raises(grpc.RpcError) as info:
+        stubs[1].SignHash(request, metadata=metadata, timeout=60)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    for c in channels:
+        c.close()
