@@ -1,4 +1,9 @@
-"""Start-up: settings -> gRPC channels to the peers -> the ASGI app -> uvicorn."""
+"""Start-up: settings -> gRPC channels to the peers -> the ASGI app -> egov_common's server.
+
+The portal has no gRPC server of its own: ``egov_common.server.serve`` runs only its HTTP app
+(uvicorn), with the platform's JSON logging, OpenTelemetry (gRPC client spans towards signing
+and registry) and graceful drain on SIGTERM.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ import logging
 import sys
 from datetime import timedelta
 
-import grpc
-import uvicorn
-from egov_common.channels import open_channel as common_open_channel
+from egov_common.channels import open_channel
 from egov_common.logging import setup_logging
+from egov_common.server import serve
 from egov_common.settings import SettingsError, load_settings
+from egov_common.telemetry import Telemetry
+from egov_common.telemetry import setup as setup_telemetry
+from starlette.types import ASGIApp
 
 from .adapters.peers import GrpcTrustServices
 from .app import PortalConfig, create_app
@@ -20,19 +27,14 @@ from .settings import VerifyPortalSettings
 log = logging.getLogger("egov_verify_portal")
 
 
-def open_channel(address: str, settings: VerifyPortalSettings) -> grpc.Channel:
-    """A channel with the platform's TLS, tracing and deadline defaults (egov_common)."""
-    return common_open_channel(address, settings)
-
-
-def build(settings: VerifyPortalSettings) -> object:
+def build(settings: VerifyPortalSettings, telemetry: Telemetry | None = None) -> ASGIApp:
+    """The portal's ASGI app wired to its peers as ``settings`` say."""
+    log_key = settings.registry_log_key_file
     services = GrpcTrustServices(
-        open_channel(settings.signing_address, settings),
-        open_channel(settings.registry_address, settings),
+        open_channel(settings.signing_address, settings, telemetry=telemetry),
+        open_channel(settings.registry_address, settings, telemetry=telemetry),
         timeout=settings.peer_timeout,
-        log_key_pem=(
-            settings.registry_log_key_file.read_bytes() if settings.registry_log_key_file else None
-        ),
+        log_key_pem=log_key.read_bytes() if log_key is not None else None,
     )
     config = PortalConfig(
         max_upload_bytes=settings.max_upload_bytes,
@@ -50,23 +52,14 @@ def main() -> int:
     except SettingsError as exc:
         print(f"egov_verify_portal: bad setting {exc}", file=sys.stderr)
         return 2
-    setup_logging("verify_portal", settings.log_level)
+    setup_logging(settings.service_name, settings.log_level)
     if not settings.report_seal_key:
         log.warning(
             "EGOV_VERIFY_PORTAL_REPORT_SEAL_KEY is not set: report downloads work only on this "
             "replica, until it restarts"
         )
-    host, _, port = settings.http_listen.rpartition(":")
-    app = build(settings)
-    log.info("verify portal listening on http://%s:%s", host, port)
-    uvicorn.run(
-        app,  # type: ignore[arg-type]
-        host=host.strip("[]"),
-        port=int(port),
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=int(settings.grace_period),
-    )
+    telemetry = setup_telemetry(settings.service_name, settings)
+    app = build(settings, telemetry)
+    log.info("verify portal on http://%s", settings.http_listen)
+    serve(settings, [], http_app=app, telemetry=telemetry)
     return 0
