@@ -14,8 +14,10 @@ if kubectl -n "$ns" get statefulset postgres >/dev/null 2>&1; then
   kubectl -n "$ns" rollout status statefulset/postgres --timeout=300s
 fi
 
-# Jobs are immutable: the previous run goes, the new one runs with the new image.
-kubectl -n "$ns" delete job -l app.kubernetes.io/component=migration --ignore-not-found --wait=true
+# Jobs are immutable: the previous run goes, the new one runs with the new image. (The suspended
+# keys-bootstrap Job of prod goes too and comes back suspended: bootstrapping is idempotent.)
+kubectl -n "$ns" delete job -l 'app.kubernetes.io/component in (migration,bootstrap)' \
+  --ignore-not-found --wait=true
 render | kubectl apply -f - -l app.kubernetes.io/component=migration --server-side --field-manager=egov-apply
 kubectl -n "$ns" wait --for=condition=complete job -l app.kubernetes.io/component=migration --timeout=900s
 

@@ -143,8 +143,12 @@ def test_prod_ships_no_secret_objects_and_runs_two_replicas_or_more() -> None:
     assert of_kind(objects, "StatefulSet") == [], "prod uses an external PostgreSQL"
 
 
-def test_prod_keys_use_pkcs11() -> None:
+def test_prod_keys_use_pkcs11_and_bootstrap_only_on_purpose() -> None:
     objects = render("prod")
+    bootstrap = by_name(objects, "Job", "keys-bootstrap")
+    assert bootstrap["spec"]["suspend"] is True
+    (container,) = pod_spec(bootstrap)["containers"]
+    assert container["command"] == ["python", "-m", "egov_keys", "bootstrap"]
     (keys,) = pod_spec(by_name(objects, "Deployment", "keys"))["containers"]
     env, _ = container_env(objects, keys)
     assert env["EGOV_KEYS_KEY_BACKEND"] == "pkcs11"

@@ -277,4 +277,13 @@ def test_prod_database_egress_is_for_stateful_services_only() -> None:
         "database", ip=policy["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"].split("/")[0]
     )
     clients = {n for n in c.pods if c.can_connect(c.pods[n], database, 5432)}
-    assert clients == {*STATEFUL, *(f"{n}-migrate" for n in STATEFUL)}
+    assert clients == {*STATEFUL, *(f"{n}-migrate" for n in STATEFUL), "keys-bootstrap"}
+
+
+def test_prod_hsm_is_reachable_by_keys_only() -> None:
+    c = cluster("prod")
+    policy = by_name(c.objects, "NetworkPolicy", "allow-hsm-egress")
+    rule = policy["spec"]["egress"][0]
+    hsm = Endpoint("hsm", ip=rule["to"][0]["ipBlock"]["cidr"].split("/")[0])
+    port = rule["ports"][0]["port"]
+    assert {n for n in c.pods if c.can_connect(c.pods[n], hsm, port)} == {"keys", "keys-bootstrap"}
