@@ -399,3 +399,30 @@ def test_pyhanko_validator_checks_revocation_over_our_http(stub, identity):
     )
     with pytest.raises(RevokedError):
         validate(doomed)
+
+
+def test_client_library_round_trip(keys_process, identity, stub):
+    from egov_clients.keys import KeysClient
+    from egov_common.errors import Unauthenticated
+
+    signing = identity.token(
+        sub="signing", client_id="signing", aud="urn:egov:keys", acr=None, auth_time=None
+    )
+    channel = keys_process.open_channel()
+    client = KeysClient(channel, token=signing)
+    credential = create(stub, identity, "client-1")
+    digest = sha256(b"via client")
+    [signature] = client.authorize_and_sign(
+        credential.credential_id, [digest], proof=identity.person(), description="client"
+    )
+    public = x509.load_der_x509_certificate(
+        client.get_credential(credential.credential_id).certificate_chain[0]
+    ).public_key()
+    verify_digest_signature(public, signature, digest, HashAlgorithm.SHA256, SignatureScheme.ECDSA)
+    sad = client.authorize(credential.credential_id, [digest], proof=identity.person())
+    client.sign_hash(credential.credential_id, sad, [digest])
+    with pytest.raises(Unauthenticated) as info:
+        client.sign_hash(credential.credential_id, sad, [digest])
+    assert info.value.reason == "SAD_ALREADY_USED"
+    assert client.trust_info().tsa_url.endswith("/tsa")
+    channel.close()

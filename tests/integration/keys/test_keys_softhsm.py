@@ -17,12 +17,11 @@ import sqlalchemy as sa
 from conftest import keys_env
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_der_private_key
-from keys_world import PERSON_ID, sha256
-
 from egov.keys.v1 import keys_pb2, keys_pb2_grpc
 from egov.type.v1 import crypto_pb2, party_pb2
 from egov_keys.domain.algorithms import HashAlgorithm, SignatureScheme, verify_digest_signature
 from egov_testing.processes import start_service
+from keys_world import PERSON_ID, sha256
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "5678"
@@ -41,13 +40,26 @@ def softhsm_env(tmp_path: Path) -> dict[str, str]:
     tokens = tmp_path / "tokens"
     tokens.mkdir()
     conf = tmp_path / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
-                    "log.level = ERROR\n")
+    conf.write_text(
+        f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
     env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
     subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", "egov-test", "--so-pin", "1234",
-         "--pin", PIN],
-        check=True, capture_output=True, env=env, timeout=60,
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            "egov-test",
+            "--so-pin",
+            "1234",
+            "--pin",
+            PIN,
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=60,
     )
     return {
         "SOFTHSM2_CONF": str(conf),
@@ -68,8 +80,14 @@ def token_private_key_labels(env: dict[str, str]) -> list[str]:
         "    for o in s.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}):\n"
         "        print(o.label, o[Attribute.EXTRACTABLE], o[Attribute.SENSITIVE])\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
-                         text=True, env={**os.environ, **env}, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    ).stdout
     return out.splitlines()
 
 
@@ -78,12 +96,24 @@ def two_hsm_workers(
     softhsm_env: dict[str, str], jwks_url: str, tmp_path: Path
 ) -> Iterator[tuple[object, object, dict[str, str]]]:
     db = f"sqlite:///{tmp_path / 'keys.db'}"
-    env = {**keys_env(jwks_url), **softhsm_env, "EGOV_KEYS_DATABASE_URL": db,
-           "EGOV_KEYS_AUTO_BOOTSTRAP": "false", "EGOV_KEYS_PUBLIC_BASE_URL": "http://keys.test"}
-    subprocess.run([sys.executable, "-m", "egov_keys", "bootstrap"], check=True,
-                   capture_output=True, env={**os.environ, **env}, timeout=120)
-    with start_service("egov_keys", env=env, name="keys") as first, \
-            start_service("egov_keys", env=env, name="keys") as second:
+    env = {
+        **keys_env(jwks_url),
+        **softhsm_env,
+        "EGOV_KEYS_DATABASE_URL": db,
+        "EGOV_KEYS_AUTO_BOOTSTRAP": "false",
+        "EGOV_KEYS_PUBLIC_BASE_URL": "http://keys.test",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "egov_keys", "bootstrap"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    with (
+        start_service("egov_keys", env=env, name="keys") as first,
+        start_service("egov_keys", env=env, name="keys") as second,
+    ):
         yield first, second, {**env, "db": db}
 
 
@@ -99,39 +129,64 @@ def test_two_workers_sign_concurrently_with_wrapped_owner_keys(two_hsm_workers, 
     first, second, env = two_hsm_workers
     channels = [first.open_channel(), second.open_channel()]
     stubs = [keys_pb2_grpc.KeysServiceStub(c) for c in channels]
-    signing = identity.token(sub="signing", client_id="signing", aud="urn:egov:keys",
-                             acr=None, auth_time=None)
+    signing = identity.token(
+        sub="signing", client_id="signing", aud="urn:egov:keys", acr=None, auth_time=None
+    )
     metadata = (("authorization", f"Bearer {signing}"),)
-    credential = stubs[0].CreateCredential(keys_pb2.CreateCredentialRequest(
-        idempotency_key="hsm-1",
-        owner=party_pb2.PartyIdentifier(namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID,
-                                        value=PERSON_ID),
-        kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
-        names=party_pb2.PartyNames(given_name_en="Somchai", family_name_en="Jaidee"),
-        authorization_proof=identity.person(),
-    ), timeout=60).credential
+    credential = (
+        stubs[0]
+        .CreateCredential(
+            keys_pb2.CreateCredentialRequest(
+                idempotency_key="hsm-1",
+                owner=party_pb2.PartyIdentifier(
+                    namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=PERSON_ID
+                ),
+                kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
+                names=party_pb2.PartyNames(given_name_en="Somchai", family_name_en="Jaidee"),
+                authorization_proof=identity.person(),
+            ),
+            timeout=60,
+        )
+        .credential
+    )
     assert credential.key_backend == keys_pb2.KEY_BACKEND_PKCS11
     public = x509.load_der_x509_certificate(credential.certificate_chain[0]).public_key()
 
     def sign_once(i: int) -> tuple[bytes, bytes]:
         stub = stubs[i % 2]
         digest = sha256(f"document {i}".encode())
-        sad = stubs[(i + 1) % 2].Authorize(keys_pb2.AuthorizeRequest(
-            credential_id=credential.credential_id, hashes=[digest],
-            hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256, num_signatures=1,
-            authorization_proof=identity.person(),
-        ), timeout=60).sad
-        response = stub.SignHash(keys_pb2.SignHashRequest(
-            credential_id=credential.credential_id, sad=sad, hashes=[digest],
-            hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
-        ), metadata=metadata, timeout=60)
+        sad = (
+            stubs[(i + 1) % 2]
+            .Authorize(
+                keys_pb2.AuthorizeRequest(
+                    credential_id=credential.credential_id,
+                    hashes=[digest],
+                    hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
+                    num_signatures=1,
+                    authorization_proof=identity.person(),
+                ),
+                timeout=60,
+            )
+            .sad
+        )
+        response = stub.SignHash(
+            keys_pb2.SignHashRequest(
+                credential_id=credential.credential_id,
+                sad=sad,
+                hashes=[digest],
+                hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
+            ),
+            metadata=metadata,
+            timeout=60,
+        )
         return digest, response.signatures[0]
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(sign_once, range(40)))
     for digest, signature in results:
-        verify_digest_signature(public, signature, digest, HashAlgorithm.SHA256,
-                                SignatureScheme.ECDSA)
+        verify_digest_signature(
+            public, signature, digest, HashAlgorithm.SHA256, SignatureScheme.ECDSA
+        )
     # The database holds only the wrapped blob: it is not a private key.
     engine = sa.create_engine(env["db"])
     with engine.connect() as conn:
@@ -141,13 +196,26 @@ def test_two_workers_sign_concurrently_with_wrapped_owner_keys(two_hsm_workers, 
         load_der_private_key(bytes(blob), password=None)
     # A SAD spent through one worker is refused by the other.
     digest = sha256(b"once")
-    sad = stubs[0].Authorize(keys_pb2.AuthorizeRequest(
-        credential_id=credential.credential_id, hashes=[digest],
-        hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256, num_signatures=1,
-        authorization_proof=identity.person()), timeout=60).sad
-    request = keys_pb2.SignHashRequest(credential_id=credential.credential_id, sad=sad,
-                                       hashes=[digest],
-                                       hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256)
+    sad = (
+        stubs[0]
+        .Authorize(
+            keys_pb2.AuthorizeRequest(
+                credential_id=credential.credential_id,
+                hashes=[digest],
+                hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
+                num_signatures=1,
+                authorization_proof=identity.person(),
+            ),
+            timeout=60,
+        )
+        .sad
+    )
+    request = keys_pb2.SignHashRequest(
+        credential_id=credential.credential_id,
+        sad=sad,
+        hashes=[digest],
+        hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
+    )
     stubs[0].SignHash(request, metadata=metadata, timeout=60)
     with pytest.raises(grpc.RpcError) as info:
         stubs[1].SignHash(request, metadata=metadata, timeout=60)
