@@ -173,7 +173,7 @@ class IdentityClient:
             grant_type="client_credentials", client_id=client_id,
             client_assertion=key.assertion(client_id, self.issuer + "/token"),
             client_assertion_type=CLIENT_ASSERTION_TYPE, scope=scope))
-        return response.access_token
+        return str(response.access_token)
 
     def register_client(self, admin_token: str, *, client_id: str, client_name: str,
                         grant_types: Sequence[str], scopes: Sequence[str],
@@ -273,7 +273,7 @@ class IdentityClient:
             client_assertion_type=CLIENT_ASSERTION_TYPE, subject_token=person_access_token,
             subject_token_type=TOKEN_TYPE_ACCESS, act_for=juristic_person, scope=scope,
             audience=audience))
-        return r.access_token
+        return str(r.access_token)
 
     def jwks(self) -> dict[str, Any]:
         return dict(json.loads(self.call(self.oidc.GetJwks, oidc_pb.GetJwksRequest()).jwks_json))

@@ -170,7 +170,7 @@ def session_to_proto(s: m.ProofingSession) -> proofing_pb.ProofingSession:
         created_at=_ts(s.created_at), expires_at=_ts(s.expires_at), person_id=s.person_id)
 
 
-class ProofingServicer(proofing_grpc.ProofingServiceServicer):
+class ProofingServicer(proofing_grpc.ProofingServiceServicer):  # type: ignore[misc]
     def __init__(self, service: IdentityService) -> None:
         self._s = service
 
@@ -198,7 +198,7 @@ class ProofingServicer(proofing_grpc.ProofingServiceServicer):
             session=session_to_proto(self._s.get_proofing(request.session_id)))
 
 
-class AuthenticationServicer(auth_grpc.AuthenticationServiceServicer):
+class AuthenticationServicer(auth_grpc.AuthenticationServiceServicer):  # type: ignore[misc]
     def __init__(self, service: IdentityService) -> None:
         self._s = service
 
@@ -248,7 +248,7 @@ class AuthenticationServicer(auth_grpc.AuthenticationServiceServicer):
         return auth_pb.DecideApprovalResponse()
 
 
-class OidcServicer(oidc_grpc.OidcServiceServicer):
+class OidcServicer(oidc_grpc.OidcServiceServicer):  # type: ignore[misc]
     def __init__(self, service: IdentityService) -> None:
         self._s = service
 
@@ -322,7 +322,7 @@ def client_to_proto(c: m.Client) -> clients_pb.Client:
     return out
 
 
-class ClientServicer(clients_grpc.ClientServiceServicer):
+class ClientServicer(clients_grpc.ClientServiceServicer):  # type: ignore[misc]
     def __init__(self, service: IdentityService) -> None:
         self._s = service
 
@@ -356,7 +356,7 @@ def juristic_to_proto(j: m.JuristicPerson) -> rep_pb.JuristicPerson:
         registered_at=_ts(j.registered_at))
 
 
-class RepresentationServicer(rep_grpc.RepresentationServiceServicer):
+class RepresentationServicer(rep_grpc.RepresentationServiceServicer):  # type: ignore[misc]
     def __init__(self, service: IdentityService) -> None:
         self._s = service
 

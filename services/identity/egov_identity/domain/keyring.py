@@ -61,7 +61,7 @@ class KeyRing:
         self._checked_at = -1.0
 
     def _now(self) -> float:
-        return self._clock.now().timestamp()
+        return float(self._clock.now().timestamp())
 
     def _load(self) -> None:
         with self._engine.connect() as conn:

@@ -17,7 +17,7 @@ import json
 import logging
 import secrets
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -107,7 +107,7 @@ class IdentityConfig:
 
 
 def _now_ts(clock: Clock) -> float:
-    return clock.now().timestamp()
+    return float(clock.now().timestamp())
 
 
 def _new_id(prefix: str) -> str:
@@ -117,9 +117,6 @@ def _new_id(prefix: str) -> str:
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
-
-def _oauth(code: type[EgovError], reason: str, message: str) -> EgovError:
-    return code(reason, message)
 
 
 def _scopes(text: str) -> list[str]:
@@ -187,14 +184,14 @@ class IdentityService:
                                             "subject": subject.masked()})
         return self.get_proofing(str(row["session_id"]))
 
-    def _proofing_row(self, conn: sa.Connection, session_id: str) -> Mapping[str, Any]:
+    def _proofing_row(self, conn: sa.Connection, session_id: str) -> sa.RowMapping:
         row = conn.execute(sa.select(t.proofing_sessions).where(
             t.proofing_sessions.c.session_id == session_id)).mappings().first()
         if row is None:
             raise NotFound("PROOFING_NOT_FOUND", "no such proofing session")
         return row
 
-    def _session_from_row(self, row: Mapping[str, Any], enrolment_code: str = ""
+    def _session_from_row(self, row: sa.RowMapping, enrolment_code: str = ""
                           ) -> m.ProofingSession:
         state = ProofingState(row["state"])
         if state is ProofingState.OPEN and row["expires_at"] <= self.now():
@@ -211,7 +208,7 @@ class IdentityService:
         with self.engine.connect() as conn:
             return self._session_from_row(self._proofing_row(conn, session_id))
 
-    def _open_session(self, conn: sa.Connection, session_id: str) -> Mapping[str, Any]:
+    def _open_session(self, conn: sa.Connection, session_id: str) -> sa.RowMapping:
         row = self._proofing_row(conn, session_id)
         if row["state"] != ProofingState.OPEN.value:
             raise FailedPrecondition("PROOFING_CLOSED", "the proofing session is closed")
@@ -315,7 +312,7 @@ class IdentityService:
         return self._person_from_row(row)
 
     @staticmethod
-    def _person_from_row(row: Mapping[str, Any]) -> m.Person:
+    def _person_from_row(row: sa.RowMapping) -> m.Person:
         return m.Person(
             person_id=row["person_id"], identifier=row["identifier"],
             attributes=PersonAttributes(row["given_name_th"], row["family_name_th"],
@@ -1138,7 +1135,7 @@ class IdentityService:
                 created_at=self.now()))
         return self.representation(rep_id)
 
-    def _rep_from_row(self, row: Mapping[str, Any]) -> m.Representation:
+    def _rep_from_row(self, row: sa.RowMapping) -> m.Representation:
         now = self.now()
         status = (m.RepresentationStatus.REVOKED if row["revoked_at"] is not None else
                   m.RepresentationStatus.EXPIRED if row["valid_until"] <= now else
