@@ -11,7 +11,7 @@ from egov_common.settings import ServiceSettings
 from pydantic import Field
 
 
-class IdentitySettings(ServiceSettings):  # type: ignore[misc]
+class IdentitySettings(ServiceSettings):
     """Durations are seconds."""
 
     #: The OIDC issuer URL (``iss``); default ``http://<http_listen>``.
