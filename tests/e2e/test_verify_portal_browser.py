@@ -22,11 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "ve
 
 from verify_portal_env import (
     AGENCY,
-    ISSUER_TOKEN,
     SIGNER_TH,
-    FakeSigning,
     failed_report,
     passed_report,
+    portal_stack,
     sha256,
     start_portal,
     start_registry,
@@ -70,20 +69,10 @@ REVOKED = b"%PDF-1.7\n% a certificate its issuer revoked\n%%EOF\n"
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from egov.registry.v1 import registry_pb2
     from egov.signing.v1 import signing_pb2
-    from egov_clients.registry import RegistryClient
 
     base = tmp_path_factory.mktemp("verify-portal-browser")
-    with (
-        FakeSigning() as signing,
-        start_registry(base / "registry") as registry,
-        start_portal(
-            base / "portal",
-            signing.address,
-            registry.grpc_address,
-            {"EGOV_VERIFY_PORTAL_MAX_UPLOAD_BYTES": str(LIMIT)},
-        ) as portal_process,
-        RegistryClient(registry.grpc_address, token=ISSUER_TOKEN) as issuer,
-    ):
+    with portal_stack(base, LIMIT) as stack:
+        signing, issuer = stack.signing, stack.issuer
         signing.answers[sha256(GENUINE)] = passed_report()
         signing.answers[sha256(BYTE_FLIPPED)] = failed_report()
         signing.answers[sha256(PAGE_SWAPPED)] = failed_report(
@@ -108,7 +97,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             "ออกหนังสือรับรองให้ผิดนิติบุคคล",
         )
         yield {
-            "url": portal_process.http_url,
+            "url": stack.url,
             "genuine_id": genuine.document_id,
             "revoked_id": revoked.document_id,
         }

@@ -14,17 +14,16 @@ import httpx
 import pytest
 from egov.registry.v1 import registry_pb2
 from egov_clients.registry import RegistryClient
-from egov_testing.processes import ServiceProcess
 from verify_portal_env import (
     AGENCY,
-    ISSUER_TOKEN,
     SIGNER_TH,
     FakeSigning,
+    PortalStack,
     failed_report,
     passed_report,
+    portal_stack,
     sha256,
     start_portal,
-    start_registry,
 )
 
 GENUINE = b"%PDF-1.7\n% a certificate, signed\n%%EOF\n"
@@ -33,36 +32,21 @@ LIMIT = 256 * 1024
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    base = tmp_path_factory.mktemp("verify-portal")
-    with (
-        FakeSigning() as signing,
-        start_registry(base / "registry") as registry,
-        start_portal(
-            base / "portal",
-            signing.address,
-            registry.grpc_address,
-            {"EGOV_VERIFY_PORTAL_MAX_UPLOAD_BYTES": str(LIMIT)},
-        ) as portal,
-        RegistryClient(registry.grpc_address, token=ISSUER_TOKEN) as issuer,
-    ):
-        signing.answers[sha256(GENUINE)] = passed_report()
-        signing.answers[sha256(TAMPERED)] = failed_report()
-        yield {"signing": signing, "registry": registry, "portal": portal, "issuer": issuer}
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalStack]:
+    with portal_stack(tmp_path_factory.mktemp("verify-portal"), LIMIT) as running:
+        running.signing.answers[sha256(GENUINE)] = passed_report()
+        running.signing.answers[sha256(TAMPERED)] = failed_report()
+        yield running
 
 
 @pytest.fixture(scope="module")
-def url(stack: dict[str, object]) -> str:
-    portal = stack["portal"]
-    assert isinstance(portal, ServiceProcess)
-    return portal.http_url
+def url(stack: PortalStack) -> str:
+    return stack.url
 
 
 @pytest.fixture(scope="module")
-def document_id(stack: dict[str, object]) -> str:
-    issuer = stack["issuer"]
-    assert isinstance(issuer, RegistryClient)
-    document = issuer.register(
+def document_id(stack: PortalStack) -> str:
+    document = stack.issuer.register(
         sha256=sha256(GENUINE),
         issuer=AGENCY,
         document_type="business-registration",
@@ -171,10 +155,9 @@ def test_a_revoked_entry_shows_revoked_with_its_reason(stack: dict[str, object],
 
 
 def test_readiness_follows_the_peers_and_pages_survive_a_dead_signing_service(
-    tmp_path: Path, stack: dict[str, object]
+    tmp_path: Path, stack: PortalStack
 ) -> None:
-    registry = stack["registry"]
-    assert isinstance(registry, ServiceProcess)
+    registry = stack.registry
     with (
         FakeSigning() as signing,
         start_portal(tmp_path / "portal", signing.address, registry.grpc_address) as portal,

@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from concurrent import futures
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import grpc
 import httpx
 from egov.signing.v1 import signing_pb2, signing_pb2_grpc
 from egov.type.v1 import crypto_pb2
+from egov_clients.registry import RegistryClient
 from egov_common.errors import InvalidArgument
 from egov_common.status import to_grpc_status
 from egov_pki.identifiers import check_digit
@@ -195,3 +197,31 @@ def start_portal(
     with start_service("egov_verify_portal", variables, data_dir=data_dir, grpc=False) as portal:
         wait_http_ok(portal.http_url + "/healthz", process=portal)
         yield portal
+
+
+@dataclass
+class PortalStack:
+    """A running portal with its registry (real) and signing (fake) peers."""
+
+    url: str
+    signing: FakeSigning
+    registry: ServiceProcess
+    portal: ServiceProcess
+    issuer: RegistryClient
+
+
+@contextlib.contextmanager
+def portal_stack(base: Path, max_upload_bytes: int) -> Iterator[PortalStack]:
+    """Fake signing + real registry + real portal, and an issuer client of the registry."""
+    with (
+        FakeSigning() as signing,
+        start_registry(base / "registry") as registry,
+        start_portal(
+            base / "portal",
+            signing.address,
+            registry.grpc_address,
+            {"EGOV_VERIFY_PORTAL_MAX_UPLOAD_BYTES": str(max_upload_bytes)},
+        ) as portal,
+        RegistryClient(registry.grpc_address, token=ISSUER_TOKEN) as issuer,
+    ):
+        yield PortalStack(portal.http_url, signing, registry, portal, issuer)
