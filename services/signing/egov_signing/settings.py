@@ -21,7 +21,7 @@ class SigningSettings(ServiceSettings):
     keys_address: str = peer_address("KEYS")
     registry_address: str = peer_address("REGISTRY")
     #: PEM files of extra trust anchors for verification (the keys service's root is always
-    #: trusted once keys is reachable). Comma-separated list or JSON array.
+    #: trusted once keys is reachable), as a JSON array of paths.
     trust_anchor_files: list[Path] = Field(default_factory=list)
     #: ``hard-fail``: revocation status required wherever a certificate names OCSP/CRL
     #: (EN 319 102-1 strictness); ``soft-fail`` tolerates missing revocation data.

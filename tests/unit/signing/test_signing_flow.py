@@ -8,7 +8,6 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import FakeRegistry, SigningPki, SoftwareKeys, make_pdf
 from egov_common.errors import EgovError, InvalidArgument, Unauthenticated
 from egov_signing.domain.ports import Party, RegistrationSpec
 from egov_signing.domain.report import Indication, PadesLevel
@@ -27,6 +26,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.validation import validate_pdf_signature
+from signing_testkit import FakeRegistry, SigningPki, SoftwareKeys, make_pdf
 
 
 def _service(pki: SigningPki, keys: SoftwareKeys, registry: FakeRegistry | None = None):  # type: ignore[no-untyped-def]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from conftest import SigningPki, SoftwareKeys, make_pdf
 from egov_signing.domain.report_formats import ETSI_NS, summary_html, summary_text, to_etsi_xml
 from egov_signing.domain.signing import Level, PdfSigningService, SignOptions
 from egov_signing.domain.verification import DocumentVerifier, TrustAnchors
+from signing_testkit import SigningPki, SoftwareKeys, make_pdf
 
 E = "{" + ETSI_NS + "}"
 

@@ -10,7 +10,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import SigningPki, SoftwareKeys, make_pdf
 from egov_common.errors import InvalidArgument
 from egov_signing.domain.pdf_input import DocumentLimits
 from egov_signing.domain.report import Indication
@@ -18,6 +17,7 @@ from egov_signing.domain.signing import Level, PdfSigningService, SignOptions
 from egov_signing.domain.verification import DocumentVerifier, TrustAnchors
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from signing_testkit import SigningPki, SoftwareKeys, make_pdf
 
 
 def _sign(pki: SigningPki, keys: SoftwareKeys, level: Level = Level.B_LT) -> bytes:

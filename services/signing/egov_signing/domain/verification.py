@@ -284,7 +284,24 @@ class DocumentVerifier:
                 bytes_after=bytes_after,
                 signed_revision=embedded.signed_revision,
             )
-        vc = self._validation_context(ctx, embedded)
+        # Embedded revocation data first (what LT/LTA documents carry, and what the corpus
+        # verdicts assume); on-line fetching from our own services only when that leaves the
+        # signature undecided (the fetched answer knows at least as much).
+        report = await self._validate(ctx, embedded, kind, base, fetch=False)
+        if report.indication is Indication.INDETERMINATE and self._fetcher_backend is not None:
+            return await self._validate(ctx, embedded, kind, base, fetch=True)
+        return report
+
+    async def _validate(
+        self,
+        ctx: _SigContext,
+        embedded: EmbeddedPdfSignature,
+        kind: SignatureKind,
+        base: dict[str, Any],
+        *,
+        fetch: bool,
+    ) -> SignatureReport:
+        vc = self._validation_context(ctx, embedded, fetch=fetch)
         status: PdfSignatureStatus | DocumentTimestampStatus
         try:
             if kind is SignatureKind.DOCUMENT_TIMESTAMP:
@@ -309,7 +326,7 @@ class DocumentVerifier:
         return _report_from_status(base, kind, status)
 
     def _validation_context(
-        self, ctx: _SigContext, embedded: EmbeddedPdfSignature
+        self, ctx: _SigContext, embedded: EmbeddedPdfSignature, *, fetch: bool
     ) -> ValidationContext:
         ocsps, crls = list(ctx.dss_ocsps), list(ctx.dss_crls)
         archived = _adobe_revinfo_archival(embedded)
@@ -322,9 +339,9 @@ class DocumentVerifier:
             "crls": crls,
             "moment": ctx.validation_time,
             "revocation_mode": str(ctx.revocation_mode),
-            "allow_fetching": self._fetcher_backend is not None,
+            "allow_fetching": fetch,
         }
-        if self._fetcher_backend is not None:
+        if fetch and self._fetcher_backend is not None:
             kwargs["fetcher_backend"] = self._fetcher_backend
         return ValidationContext(**kwargs)
 

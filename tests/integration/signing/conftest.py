@@ -1,0 +1,72 @@
+"""Fixtures of the signing integration tests: real keys and signing processes.
+
+identity is stood in for by keys' test helper (a local issuer with a JWKS over HTTP); keys runs
+as ``python -m egov_keys`` with software custody, signing as ``python -m egov_signing``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "keys"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "signing"))
+
+from egov_testing.processes import ServiceProcess, start_service
+from keys_world import AUDIENCE, ISSUER, LocalIdentity, new_kek
+
+CORPUS = Path("/work/shared/testdata")
+
+
+@pytest.fixture(scope="module")
+def identity() -> LocalIdentity:
+    return LocalIdentity()
+
+
+@pytest.fixture(scope="module")
+def jwks_url(identity: LocalIdentity) -> Iterator[str]:
+    with identity.serve_jwks() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def keys_process(jwks_url: str) -> Iterator[ServiceProcess]:
+    env = {
+        "EGOV_KEYS_SOFTWARE_KEK": new_kek(),
+        "EGOV_KEYS_IDENTITY_ISSUER": ISSUER,
+        "EGOV_KEYS_IDENTITY_JWKS_URL": jwks_url,
+        "EGOV_KEYS_TOKEN_AUDIENCES": f"{AUDIENCE},urn:egov:keys",
+        "EGOV_KEYS_SIGN_CALLERS": "signing",
+    }
+    with start_service("egov_keys", env=env) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def signing_process(
+    keys_process: ServiceProcess, identity: LocalIdentity, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    # signing's own identity towards keys (development without mTLS: a client token)
+    token = identity.token(
+        sub="signing",
+        client_id="signing",
+        aud="urn:egov:keys",
+        scope="keys:sign",
+        acr=None,
+        auth_time=None,
+        exp=identity.now() + 3600,
+    )
+    anchors = [str(p) for p in sorted((CORPUS / "trust").glob("*.pem"))] if CORPUS.exists() else []
+    env = {
+        "EGOV_KEYS_ADDRESS": keys_process.grpc_address,
+        "EGOV_REGISTRY_ADDRESS": "127.0.0.1:9",
+        "EGOV_SIGNING_KEYS_TOKEN": token,
+        "EGOV_SIGNING_MAX_DOCUMENT_BYTES": str(3 * 1024 * 1024),
+        "EGOV_SIGNING_TRUST_ANCHOR_FILES": json.dumps(anchors),
+    }
+    with start_service("egov_signing", env=env, http=False) as service:
+        yield service

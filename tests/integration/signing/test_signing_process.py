@@ -1,0 +1,284 @@
+"""signing as a real process, with keys as a real process: sign over gRPC at every level,
+check the result with independent tools, verify over gRPC, refuse bad input with reasons."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import grpc
+import pytest
+from egov.keys.v1 import keys_pb2, keys_pb2_grpc
+from egov.signing.v1 import signing_pb2 as pb
+from egov.type.v1 import party_pb2
+from egov_clients.signing import SigningClient, Stamp
+from egov_common.errors import EgovError
+from egov_common.status import error_info
+from keys_world import PERSON_ID
+from signing_testkit import make_pdf
+
+pytestmark = pytest.mark.slow
+
+CORPUS = Path("/work/shared/testdata")
+
+
+@pytest.fixture(scope="module")
+def keys_stub(keys_process):  # type: ignore[no-untyped-def]
+    channel = keys_process.open_channel()
+    yield keys_pb2_grpc.KeysServiceStub(channel)
+    channel.close()
+
+
+@pytest.fixture(scope="module")
+def credential(keys_stub, identity) -> keys_pb2.Credential:  # type: ignore[no-untyped-def]
+    return keys_stub.CreateCredential(
+        keys_pb2.CreateCredentialRequest(
+            idempotency_key="signing-it-1",
+            owner=party_pb2.PartyIdentifier(
+                namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=PERSON_ID
+            ),
+            kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
+            names=party_pb2.PartyNames(
+                given_name_th="สมชาย",
+                family_name_th="ใจดี",
+                given_name_en="Somchai",
+                family_name_en="Jaidee",
+            ),
+            authorization_proof=identity.person(),
+        ),
+        timeout=30,
+    ).credential
+
+
+@pytest.fixture(scope="module")
+def client(signing_process):  # type: ignore[no-untyped-def]
+    with SigningClient(signing_process.grpc_address) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def signed(client, credential, identity) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
+    """One document per level, signed once for the whole module."""
+    out = {}
+    for level in ("B-B", "B-T", "B-LT", "B-LTA"):
+        result = client.sign_document(
+            make_pdf(pages=2),
+            credential_id=credential.credential_id,
+            authorization_proof=identity.person(),
+            level=level,
+            reason="ทดสอบระบบ",
+            stamp=Stamp(language="th") if level == "B-LTA" else None,
+        )
+        assert result.result.level
+        out[level] = result.pdf
+    return out
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [("B-LT", "PADES_LEVEL_B_LT"), ("B-LTA", "PADES_LEVEL_B_LTA")],
+)
+def test_long_term_signatures_pass_over_grpc_in_hard_fail_mode(
+    client, signed, level: str, expected: str
+) -> None:
+    reply = client.verify_document(signed[level], language="en", skip_registry=True)
+    assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_PASSED", reply.summary
+    first = reply.report.signatures[0]
+    from egov.type.v1 import crypto_pb2
+
+    assert crypto_pb2.PadesLevel.Name(first.pades_level) == expected
+    assert first.signer.masked_identifier.endswith("-xxxxx-xx-" + PERSON_ID[-1])
+    assert PERSON_ID not in reply.summary
+
+
+@pytest.mark.parametrize("level", ["B-B", "B-T"])
+def test_short_term_signatures_pass_with_on_line_revocation_from_keys(
+    client, signed, level: str
+) -> None:
+    reply = client.verify_document(signed[level], skip_registry=True)
+    assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_PASSED", reply.summary
+
+
+def test_pyhanko_directly_agrees_with_embedded_revocation(signed, keys_stub) -> None:
+    from asn1crypto import x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.dss import DocumentSecurityStore
+
+    info = keys_stub.GetTrustServiceInfo(keys_pb2.GetTrustServiceInfoRequest(), timeout=10)
+    roots = [
+        x509.Certificate.load(c.certificate_der) for c in info.certificates if c.role == "root"
+    ]
+    reader = PdfFileReader(io.BytesIO(signed["B-LT"]))
+    vc = DocumentSecurityStore.read_dss(reader).as_validation_context(
+        {"trust_roots": roots, "allow_fetching": False, "revocation_mode": "hard-fail"}
+    )
+    status = validate_pdf_signature(reader.embedded_signatures[0], vc)
+    assert status.bottom_line
+
+
+@pytest.mark.skipif(shutil.which("qpdf") is None, reason="qpdf absent")
+def test_qpdf_check_passes(signed, tmp_path: Path) -> None:
+    for level, pdf in signed.items():
+        path = tmp_path / f"{level}.pdf"
+        path.write_bytes(pdf)
+        subprocess.run(["qpdf", "--check", str(path)], check=True, capture_output=True)
+
+
+@pytest.mark.skipif(
+    shutil.which("pdfsig") is None or shutil.which("certutil") is None, reason="tools absent"
+)
+@pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT"])
+def test_pdfsig_valid_and_trusted(signed, keys_stub, tmp_path: Path, level: str) -> None:
+    info = keys_stub.GetTrustServiceInfo(keys_pb2.GetTrustServiceInfoRequest(), timeout=10)
+    root = next(c.certificate_der for c in info.certificates if c.role == "root")
+    (tmp_path / "root.der").write_bytes(root)
+    db = tmp_path / "nss"
+    db.mkdir()
+    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True)
+    subprocess.run(
+        [
+            "certutil",
+            "-A",
+            "-d",
+            f"sql:{db}",
+            "-n",
+            "root",
+            "-t",
+            "CT,C,C",
+            "-i",
+            str(tmp_path / "root.der"),
+        ],
+        check=True,
+    )
+    (tmp_path / "s.pdf").write_bytes(signed[level])
+    out = subprocess.run(
+        ["pdfsig", "-nssdir", f"sql:{db}", str(tmp_path / "s.pdf")],
+        capture_output=True,
+        text=True,
+    ).stdout.split("Signature #2")[0]
+    assert "Signature is Valid" in out
+    assert "Certificate is Trusted" in out
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler absent")
+def test_thai_stamp_text_extracts_exactly(signed) -> None:
+    text = subprocess.run(
+        ["pdftotext", "-", "-"], input=signed["B-LTA"], capture_output=True, check=True
+    ).stdout.decode()
+    # keys puts the English name in the certificate's CN; the Thai labels must come back exact
+    assert "ลงนามโดย Somchai Jaidee" in text
+    assert "เหตุผล ทดสอบระบบ" in text
+    assert "วันที่ " in text and "25" in text
+
+
+def test_revoked_signer_fails(client, keys_stub, identity) -> None:  # type: ignore[no-untyped-def]
+    fresh = keys_stub.CreateCredential(
+        keys_pb2.CreateCredentialRequest(
+            idempotency_key="signing-it-revoked",
+            owner=party_pb2.PartyIdentifier(
+                namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=PERSON_ID
+            ),
+            kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
+            names=party_pb2.PartyNames(given_name_en="Somchai", family_name_en="Jaidee"),
+            authorization_proof=identity.person(),
+        ),
+        timeout=30,
+    ).credential
+    pdf = client.sign_document(
+        make_pdf(),
+        credential_id=fresh.credential_id,
+        authorization_proof=identity.person(),
+        level="B-B",
+    ).pdf
+    keys_stub.RevokeCredential(
+        keys_pb2.RevokeCredentialRequest(
+            credential_id=fresh.credential_id,
+            reason=keys_pb2.CertificateRevocationReason.Value(
+                keys_pb2.CertificateRevocationReason.Name(1)
+            ),
+            authorization_proof=identity.person(),
+        ),
+        timeout=30,
+    )
+    reply = client.verify_document(pdf, skip_registry=True)
+    # EN 319 102-1: revoked, and no proof the signature existed before the revocation
+    assert pb.Indication.Name(reply.report.indication) == "INDICATION_INDETERMINATE"
+    assert pb.SubIndication.Name(reply.report.sub_indication) == "SUB_INDICATION_REVOKED_NO_POE"
+    sig = reply.report.signatures[0]
+    assert pb.RevocationStatus.Name(sig.revocation_status) == "REVOCATION_STATUS_REVOKED"
+
+
+def test_corpus_file_verifies_over_grpc_at_its_validation_time(client) -> None:
+    if not CORPUS.exists():
+        pytest.skip("shared/testdata corpus absent")
+    entry = next(
+        e
+        for e in json.loads((CORPUS / "manifest.json").read_text())
+        if e["file"] == "pades-lta-dss-indirect-arrs-test.pdf"
+    )
+    reply = client.verify_document(
+        (CORPUS / "pdf" / entry["file"]).read_bytes(),
+        include_etsi_xml=True,
+        skip_registry=True,
+        validation_time=datetime.fromisoformat(entry["validation_time"].replace("Z", "+00:00")),
+    )
+    assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_PASSED"
+    assert b"urn:etsi:019102:mainindication:total-passed" in reply.etsi_xml
+
+
+def _status(err: EgovError) -> tuple[str, str]:
+    return err.code.value, err.reason
+
+
+def test_non_pdf_is_invalid_argument_with_reason(client) -> None:
+    with pytest.raises(EgovError) as err:
+        client.verify_document(b"hello, not a pdf")
+    assert _status(err.value) == ("INVALID_ARGUMENT", "NOT_A_PDF")
+
+
+def test_upload_over_the_limit_is_refused_while_streaming(client) -> None:
+    with pytest.raises(EgovError) as err:
+        client.verify_document(b"%PDF-1.7\n" + b"0" * (4 * 1024 * 1024))
+    assert _status(err.value) == ("INVALID_ARGUMENT", "PDF_TOO_LARGE")
+
+
+def test_truncated_pdf_is_malformed(client, signed) -> None:
+    with pytest.raises(EgovError) as err:
+        client.verify_document(signed["B-B"][:5000])
+    assert _status(err.value) == ("INVALID_ARGUMENT", "PDF_MALFORMED")
+
+
+def test_sign_without_level_is_refused_with_reason(signing_process, credential) -> None:
+    from egov.signing.v1 import signing_pb2_grpc
+
+    channel = grpc.insecure_channel(signing_process.grpc_address)
+    stub = signing_pb2_grpc.SigningServiceStub(channel)
+    requests = iter(
+        [
+            pb.SignDocumentRequest(options=pb.SignOptions(credential_id=credential.credential_id)),
+            pb.SignDocumentRequest(chunk=make_pdf()),
+        ]
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.SignDocument(requests, timeout=30))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    info = error_info(err.value)
+    assert info is not None and info.reason == "LEVEL_MISSING"
+    channel.close()
+
+
+def test_keys_refusal_reaches_the_caller_with_its_reason(client, credential) -> None:
+    with pytest.raises(EgovError) as err:
+        client.sign_document(
+            make_pdf(),
+            credential_id=credential.credential_id,
+            authorization_proof="not-a-token",
+            level="B-B",
+        )
+    assert err.value.code.value == "UNAUTHENTICATED"
+    assert err.value.reason.startswith("TOKEN_")

@@ -1,0 +1,287 @@
+"""Test PKI, an in-process keys port, a fake registry and a PDF maker for signing tests
+(software keys, tests only). Imported by the unit and integration tests of signing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from egov_common.errors import Unauthenticated
+from egov_signing.domain.ports import (
+    KeyAlgorithm,
+    RegistrationSpec,
+    ReservedDocumentId,
+    SignatureActivationData,
+    SigningCredential,
+)
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+SIGNER_CN = "สมชาย ใจดี"
+SIGNER_ORG = "ACME จำกัด"
+CRL_URL = "http://127.0.0.1:9/crl/root.crl"
+
+
+def _name(cn: str, org: str = "", serial: str = "") -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "TH")]
+    if org:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    if serial:
+        attrs.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, serial))
+    return x509.Name(attrs)
+
+
+def _cert(
+    subject: x509.Name,
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool,
+    eku: x509.ObjectIdentifier | None = None,
+    crl: bool = False,
+) -> x509.Certificate:
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
+        )
+    )
+    if ca:
+        b = b.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+    else:
+        b = b.add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+    if eku is not None:
+        b = b.add_extension(x509.ExtendedKeyUsage([eku]), critical=True)
+    if crl:
+        b = b.add_extension(
+            x509.CRLDistributionPoints(
+                [
+                    x509.DistributionPoint(
+                        [x509.UniformResourceIdentifier(CRL_URL)], None, None, None
+                    )
+                ]
+            ),
+            critical=False,
+        )
+    return b.sign(issuer_key, hashes.SHA256())
+
+
+@dataclass
+class SigningPki:
+    root_key: ec.EllipticCurvePrivateKey
+    root: x509.Certificate
+    signer_key: ec.EllipticCurvePrivateKey
+    signer: x509.Certificate
+    tsa_key: rsa.RSAPrivateKey
+    tsa: x509.Certificate
+    crl: x509.CertificateRevocationList
+
+    def der(self, cert: x509.Certificate) -> bytes:
+        return cert.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def root_pem(self) -> bytes:
+        return self.root.public_bytes(serialization.Encoding.PEM)
+
+    def asn1(self, cert: x509.Certificate) -> asn1_x509.Certificate:
+        return asn1_x509.Certificate.load(self.der(cert))
+
+    def timestamper(self):  # type: ignore[no-untyped-def]
+        from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+
+        key = asn1_keys.PrivateKeyInfo.load(
+            self.tsa_key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return DummyTimeStamper(
+            tsa_cert=self.asn1(self.tsa), tsa_key=key, certs_to_embed=[self.asn1(self.root)]
+        )
+
+    def validation_context(self):  # type: ignore[no-untyped-def]
+        from asn1crypto import crl as asn1_crl
+        from pyhanko_certvalidator import ValidationContext
+
+        return ValidationContext(
+            trust_roots=[self.asn1(self.root)],
+            crls=[asn1_crl.CertificateList.load(self.crl.public_bytes(serialization.Encoding.DER))],
+            ocsps=[],
+            allow_fetching=False,
+            revocation_mode="hard-fail",
+        )
+
+
+def make_pki(*, revoke_signer: bool = False, signer_crl: bool = True) -> SigningPki:
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root_name = _name("Test Root CA", "egov-trust tests")
+    root = _cert(root_name, root_key, root_name, root_key, ca=True)
+    signer_key = ec.generate_private_key(ec.SECP256R1())
+    signer = _cert(
+        _name(SIGNER_CN, SIGNER_ORG, "PNOTH-1234567890121"),
+        signer_key,
+        root_name,
+        root_key,
+        ca=False,
+        crl=signer_crl,
+    )
+    # pyHanko's DummyTimeStamper signs with RSA only
+    tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    tsa = _cert(
+        _name("Test TSA"),
+        tsa_key,
+        root_name,
+        root_key,
+        ca=False,
+        eku=ExtendedKeyUsageOID.TIME_STAMPING,
+        crl=True,
+    )
+    crl_builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(root_name)
+        .last_update(NOW - dt.timedelta(hours=1))
+        .next_update(NOW + dt.timedelta(days=7))
+    )
+    if revoke_signer:
+        crl_builder = crl_builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(signer.serial_number)
+            .revocation_date(NOW - dt.timedelta(minutes=30))
+            .build()
+        )
+    crl = crl_builder.sign(root_key, hashes.SHA256())
+    return SigningPki(root_key, root, signer_key, signer, tsa_key, tsa, crl)
+
+
+@dataclass
+class SoftwareKeys:
+    """In-process KeysPort: records what crosses it and refuses replayed or foreign SADs."""
+
+    pki: SigningPki
+    credential_id: str = "cred-1"
+    received: list[tuple[str, object]] = field(default_factory=list)
+    _sads: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+    _counter: int = 0
+
+    def get_credential(self, credential_id: str) -> SigningCredential:
+        self.received.append(("get_credential", credential_id))
+        return SigningCredential(
+            credential_id,
+            (self.pki.der(self.pki.signer), self.pki.der(self.pki.root)),
+            KeyAlgorithm.ECDSA_P256,
+        )
+
+    def authorize(
+        self,
+        credential_id: str,
+        hashes_: Sequence[bytes],
+        *,
+        hash_algorithm: str,
+        authorization_proof: str,
+        description: str,
+    ) -> SignatureActivationData:
+        self.received.append(("authorize", tuple(hashes_)))
+        self._counter += 1
+        sad = f"sad-{self._counter}"
+        self._sads[sad] = tuple(sorted(hashes_))
+        return SignatureActivationData(sad)
+
+    def sign_hash(
+        self,
+        credential_id: str,
+        sad: SignatureActivationData,
+        hashes_: Sequence[bytes],
+        *,
+        hash_algorithm: str,
+        key_algorithm: KeyAlgorithm,
+    ) -> list[bytes]:
+        self.received.append(("sign_hash", tuple(hashes_)))
+        bound = self._sads.pop(sad.value, None)
+        if bound is None:
+            raise Unauthenticated("SAD_ALREADY_USED", "SAD unknown or used")
+        if bound != tuple(sorted(hashes_)):
+            raise Unauthenticated("SAD_OTHER_HASHES", "hashes differ")
+        for h in hashes_:
+            assert len(h) == hashlib.sha256().digest_size
+        return [
+            self.pki.signer_key.sign(h, ec.ECDSA(utils.Prehashed(hashes.SHA256()))) for h in hashes_
+        ]
+
+
+@dataclass
+class FakeRegistry:
+    fail_register: bool = False
+    registered: list[tuple[str, bytes]] = field(default_factory=list)
+    _n: int = 0
+
+    def reserve_document_id(self, spec: RegistrationSpec) -> ReservedDocumentId:
+        self._n += 1
+        doc_id = f"DOC-{self._n:04d}"
+        return ReservedDocumentId(doc_id, f"http://127.0.0.1:8080/verify/{doc_id}")
+
+    def register(
+        self,
+        spec: RegistrationSpec,
+        *,
+        document_id: str,
+        sha256: bytes,
+        signer_certificate_sha256: Sequence[bytes],
+    ) -> None:
+        if self.fail_register:
+            from egov_common.errors import Unavailable
+
+            raise Unavailable("REGISTRY_UNAVAILABLE", "registry down")
+        self.registered.append((document_id, sha256))
+
+
+def make_pdf(pages: int = 1, text: str = "Hello egov-trust") -> bytes:
+    """A small valid PDF with ``pages`` pages of Helvetica text (classic xref table)."""
+    objs: list[bytes] = []
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(pages))
+    objs.append(b"<< /Type /Catalog /Pages 2 0 R >>")
+    objs.append(f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode())
+    font_num = 3 + 2 * pages
+    for i in range(pages):
+        stream = f"BT /F1 18 Tf 72 720 Td ({text} page {i + 1}) Tj ET".encode()
+        objs.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents {4 + 2 * i} 0 R "
+            f"/Resources << /Font << /F1 {font_num} 0 R >> >> >>".encode()
+        )
+        objs.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for n, body in enumerate(objs, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out)
