@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 from egov.registry.v1 import registry_pb2
-from egov_clients.registry import RegistryClient
 from verify_portal_env import (
     AGENCY,
     SIGNER_TH,
@@ -137,10 +136,8 @@ def test_a_broken_pdf_is_a_message_not_a_stack_trace(url: str) -> None:
     assert "Traceback" not in response.text
 
 
-def test_a_revoked_entry_shows_revoked_with_its_reason(stack: dict[str, object], url: str) -> None:
-    issuer = stack["issuer"]
-    signing = stack["signing"]
-    assert isinstance(issuer, RegistryClient) and isinstance(signing, FakeSigning)
+def test_a_revoked_entry_shows_revoked_with_its_reason(stack: PortalStack, url: str) -> None:
+    issuer, signing = stack.issuer, stack.signing
     revoked_pdf = b"%PDF-1.7\n% another certificate\n%%EOF\n"
     signing.answers[sha256(revoked_pdf)] = passed_report()
     document = issuer.register(sha256=sha256(revoked_pdf), issuer=AGENCY, document_type="permit")
