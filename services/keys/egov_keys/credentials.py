@@ -430,7 +430,7 @@ class CredentialService:
     def get(self, credential_id: str) -> Credential:
         return self._credential(credential_id)
 
-    def list(
+    def list_credentials(
         self,
         caller: Caller,
         *,

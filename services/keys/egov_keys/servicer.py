@@ -132,7 +132,7 @@ def _owner_out(owner: Identifier) -> party_pb2.PartyIdentifier:
     return party_pb2.PartyIdentifier(namespace=namespace, value=owner.value)
 
 
-class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
+class KeysServicer(keys_pb2_grpc.KeysServiceServicer):  # type: ignore[misc]
     def __init__(self, credentials: CredentialService, trust: TrustServices) -> None:
         self._credentials = credentials
         self._trust = trust
@@ -197,7 +197,7 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):
     ) -> keys_pb2.ListCredentialsResponse:
         owner = _owner(request.owner)
         status = _enum(_STATUS_IN, request.status, "status", required=False)
-        page, token = self._credentials.list(
+        page, token = self._credentials.list_credentials(
             current_caller(),
             owner=owner,
             proof_token=request.authorization_proof,

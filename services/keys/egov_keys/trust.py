@@ -17,7 +17,7 @@ from egov_common.errors import FailedPrecondition, NotFound
 
 from egov_keys.domain import pki
 from egov_keys.domain.algorithms import KeyAlgorithm
-from egov_keys.domain.custody import CustodyBackend, KeyCustody, KeyRole
+from egov_keys.domain.custody import CustodyBackend, KeyCustody, KeyReference, KeyRole
 from egov_keys.domain.model import AuditEvent
 from egov_keys.domain.pki import Authority, CaRole, OwnerKind, TrustUrls
 from egov_keys.domain.revocation import CertificateState, OcspAnswer, build_crl, respond_ocsp
@@ -112,7 +112,7 @@ class TrustServices:
         org = self._config.organization
         urls = self._config.urls
 
-        def key_for(name: str, algorithm: KeyAlgorithm) -> pki.KeyReference:
+        def key_for(name: str, algorithm: KeyAlgorithm) -> KeyReference:
             # A fresh key id each attempt: a crashed bootstrap leaves at most an unused key.
             return custody.generate(f"{name}-{new_serial():x}"[:60], algorithm, KeyRole.SERVICE)
 

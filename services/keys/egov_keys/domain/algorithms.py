@@ -48,10 +48,12 @@ class HashAlgorithm(enum.StrEnum):
     def digest_size(self) -> int:
         return {"SHA256": 32, "SHA384": 48, "SHA512": 64}[self.value]
 
-    def hashes(self) -> hashes.HashAlgorithm:
-        return {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}[
-            self.value
-        ]()
+    def hashes(self) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA512:
+        if self is HashAlgorithm.SHA256:
+            return hashes.SHA256()
+        if self is HashAlgorithm.SHA384:
+            return hashes.SHA384()
+        return hashes.SHA512()
 
     def digest(self, data: bytes) -> bytes:
         h = hashes.Hash(self.hashes())

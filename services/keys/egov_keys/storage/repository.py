@@ -507,7 +507,7 @@ def _audit(row: sa.Row[tuple[object, ...]]) -> AuditRecord:
         str(m["outcome"]),
         str(m["details_json"]),
         bytes(m["previous_hash"]),
-        bytes(m["entry_hash"]),  # type: ignore[call-overload]
+        bytes(m["entry_hash"]),
     )
 
 
@@ -517,7 +517,7 @@ def _certificate(row: sa.Row[tuple[object, ...]]) -> CertificateRow:
         int(str(m["serial_hex"]), 16),
         str(m["issuer"]),
         CertificateStatus(m["status"]),
-        from_us(int(m["revoked_at_us"])) if m["revoked_at_us"] is not None else None,  # type: ignore[call-overload]
+        from_us(int(m["revoked_at_us"])) if m["revoked_at_us"] is not None else None,
         RevocationReason(m["revocation_reason"]) if m["revocation_reason"] else None,
     )
 
@@ -558,20 +558,20 @@ def _credential(row: sa.Row[tuple[object, ...]]) -> Credential:
             KeyAlgorithm(m["algorithm"]),
             KeyRole.OWNER,
             bytes(m["public_key_der"]),
-            bytes(m["key_blob"]),  # type: ignore[call-overload]
+            bytes(m["key_blob"]),
         ),
-        certificate_der=bytes(m["certificate_der"]),  # type: ignore[call-overload]
+        certificate_der=bytes(m["certificate_der"]),
         certificate_serial=int(str(m["certificate_serial"]), 16),
         issuer=str(m["issuer"]),
-        not_before=from_us(int(m["not_before_us"])),  # type: ignore[call-overload]
-        not_after=from_us(int(m["not_after_us"])),  # type: ignore[call-overload]
+        not_before=from_us(int(m["not_before_us"])),
+        not_after=from_us(int(m["not_after_us"])),
         status=CredentialStatus(m["status"]),
-        created_at=from_us(int(m["created_at_us"])),  # type: ignore[call-overload]
+        created_at=from_us(int(m["created_at_us"])),
         created_by=str(m["created_by"]),
-        max_signatures=int(m["max_signatures"]),  # type: ignore[call-overload]
+        max_signatures=int(m["max_signatures"]),
         renewed_from=str(m["renewed_from"]),
         renewed_by=str(m["renewed_by"]),
-        revoked_at=from_us(int(m["revoked_at_us"])) if m["revoked_at_us"] is not None else None,  # type: ignore[call-overload]
+        revoked_at=from_us(int(m["revoked_at_us"])) if m["revoked_at_us"] is not None else None,
         revocation_reason=(
             RevocationReason(m["revocation_reason"]) if m["revocation_reason"] else None
         ),
