@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import secrets
+import time
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -75,6 +76,8 @@ from egov_identity.storage import tables as t
 log = logging.getLogger(__name__)
 
 TRUST_FRAMEWORK = "th_digital_id"
+#: How long a process trusts its cached copy of a client registration.
+CLIENT_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,8 @@ class IdentityService:
             IdpKycVerifier(kyc, registry, config.issuer), InPersonVerifier(registry),
         ]
         self.verifiers = {v.kind: v for v in verifiers}
+        self._client_cache: dict[str, tuple[float, m.Client]] = {}
+        self._client_keys_cache: dict[str, list[tuple[dict[str, Any], jwt.PyJWK]]] = {}
 
     def now(self) -> float:
         return _now_ts(self.clock)
@@ -389,6 +394,32 @@ class IdentityService:
         return client
 
     def get_client(self, client_id: str) -> m.Client:
+        """The registered client (cached per process for ``CLIENT_CACHE_SECONDS``: a changed
+        registration reaches every process within that time). Raises ``NotFound``."""
+        cached = self._client_cache.get(client_id)
+        if cached is not None and time.monotonic() - cached[0] < CLIENT_CACHE_SECONDS:
+            return cached[1]
+        client = self._load_client(client_id)
+        if len(self._client_cache) > 10_000:
+            self._client_cache.clear()
+        self._client_cache[client_id] = (time.monotonic(), client)
+        return client
+
+    def _client_keys(self, client: m.Client) -> list[dict[str, Any]]:
+        cached = self._client_keys_cache.get(client.jwks_json)
+        if cached is None:
+            keys = json.loads(client.jwks_json)["keys"]
+            cached = [(k, jwt.PyJWK(k)) for k in keys]
+            if len(self._client_keys_cache) > 10_000:
+                self._client_keys_cache.clear()
+            self._client_keys_cache[client.jwks_json] = cached
+        return [k for k, _ in cached]
+
+    def _client_pyjwk(self, client: m.Client, jwk: dict[str, Any]) -> jwt.PyJWK:
+        self._client_keys(client)
+        return next(p for k, p in self._client_keys_cache[client.jwks_json] if k is jwk)
+
+    def _load_client(self, client_id: str) -> m.Client:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(t.clients).where(
                 t.clients.c.client_id == client_id)).mappings().first()
@@ -413,30 +444,29 @@ class IdentityService:
                                 .get("iss", ""))
             except jwt.PyJWTError:
                 client_id = ""
-        self.throttle.check(client_key(client_id), now, "CLIENT_LOCKED")
         try:
             client = self.get_client(client_id)
-        except NotFound:
-            self.throttle.fail(client_key(client_id), now)
-            raise Unauthenticated("INVALID_CLIENT", "client authentication failed") from None
-        if client.auth_method == "none":
-            if assertion:
-                raise Unauthenticated("INVALID_CLIENT", "client authentication failed")
-            return client
-        try:
+            if client.auth_method == "none":
+                if assertion:
+                    raise ValueError("a public client sends no assertion")
+                return client
             if assertion_type and assertion_type != m.CLIENT_ASSERTION_TYPE:
                 raise jwt.InvalidTokenError("assertion type")
             self._verify_client_assertion(client, assertion, now)
-        except (jwt.PyJWTError, ValueError, KeyError, sa.exc.IntegrityError):
+            return client
+        except (NotFound, jwt.PyJWTError, ValueError, KeyError, StopIteration,
+                sa.exc.IntegrityError):
+            # Only failures are throttled: a key-authenticated client cannot be guessed, and
+            # checking on success would let an attacker lock a legitimate client out.
+            self.throttle.check(client_key(client_id), now, "CLIENT_LOCKED")
             self.throttle.fail(client_key(client_id), now)
             raise Unauthenticated("INVALID_CLIENT", "client authentication failed") from None
-        return client
 
     def _verify_client_assertion(self, client: m.Client, assertion: str, now: float) -> None:
         if not assertion or len(assertion) > 8192:
             raise jwt.InvalidTokenError("missing")
         header = jwt.get_unverified_header(assertion)
-        keys = [k for k in json.loads(client.jwks_json)["keys"]
+        keys = [k for k in self._client_keys(client)
                 if header.get("kid") in (None, k.get("kid"))]
         if header.get("alg") not in ("ES256", "RS256") or not keys:
             raise jwt.InvalidTokenError("alg/kid")
@@ -444,7 +474,7 @@ class IdentityService:
         for k in keys:
             try:
                 claims = jwt.decode(
-                    assertion, jwt.PyJWK(k).key, algorithms=[header["alg"]],
+                    assertion, self._client_pyjwk(client, k).key, algorithms=[header["alg"]],
                     audience=[self.config.issuer, self.config.token_endpoint],
                     issuer=client.client_id, leeway=self.config.leeway_seconds,
                     options={"require": ["exp", "iss", "sub", "aud", "jti"],
