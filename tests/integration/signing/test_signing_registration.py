@@ -1,0 +1,186 @@
+"""signing with keys and registry as real processes: reserve before signing (QR code in the
+stamp), register the final digest after, report the registry status when verifying."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from egov.keys.v1 import keys_pb2
+from egov.registry.v1 import registry_pb2
+from egov.signing.v1 import signing_pb2 as pb
+from egov.type.v1 import party_pb2
+from egov_clients.registry import RegistryClient
+from egov_clients.signing import BatchDocument, SigningClient, Stamp, registration
+from egov_common.errors import EgovError
+from egov_pki.identifiers import check_digit
+from egov_testing.processes import ServiceProcess, start_service
+from keys_world import PERSON_ID
+from signing_testkit import make_pdf
+
+pytestmark = pytest.mark.slow
+
+AGENCY = "TH-JUR:0994" + "00000001" + str(check_digit("099400000001"))
+ISSUER_TOKEN = "issuer-token-agency-1"
+
+
+@pytest.fixture(scope="module")
+def registry_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    data = tmp_path_factory.mktemp("registry")
+    env = {
+        "EGOV_REGISTRY_DATABASE_URL": f"sqlite:///{data / 'registry.db'}",
+        "EGOV_REGISTRY_LOG_KEY_FILE": str(data / "log-key.pem"),
+        "EGOV_REGISTRY_STATIC_TOKENS": json.dumps(
+            {ISSUER_TOKEN: {"subject": "agency-1", "scopes": ["registry:issue"], "agency": AGENCY}}
+        ),
+        "EGOV_REGISTRY_LOG_LEVEL": "WARNING",
+    }
+    with start_service("egov_registry", env=env, data_dir=data, http=False) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def signing(keys_process, registry_process, identity) -> Iterator[ServiceProcess]:  # type: ignore[no-untyped-def]
+    token = identity.token(
+        sub="signing",
+        client_id="signing",
+        aud="urn:egov:keys",
+        scope="keys:sign",
+        acr=None,
+        auth_time=None,
+        exp=identity.now() + 3600,
+    )
+    env = {
+        "EGOV_KEYS_ADDRESS": keys_process.grpc_address,
+        "EGOV_REGISTRY_ADDRESS": registry_process.grpc_address,
+        "EGOV_SIGNING_KEYS_TOKEN": token,
+    }
+    with start_service("egov_signing", env=env, http=False) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def credential(keys_process, identity) -> keys_pb2.Credential:  # type: ignore[no-untyped-def]
+    from egov.keys.v1 import keys_pb2_grpc
+
+    channel = keys_process.open_channel()
+    try:
+        return (
+            keys_pb2_grpc.KeysServiceStub(channel)
+            .CreateCredential(
+                keys_pb2.CreateCredentialRequest(
+                    idempotency_key="signing-registration-it",
+                    owner=party_pb2.PartyIdentifier(
+                        namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=PERSON_ID
+                    ),
+                    kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
+                    names=party_pb2.PartyNames(given_name_en="Somchai", family_name_en="Jaidee"),
+                    authorization_proof=identity.person(),
+                ),
+                timeout=30,
+            )
+            .credential
+        )
+    finally:
+        channel.close()
+
+
+@pytest.fixture(scope="module")
+def client(signing) -> Iterator[SigningClient]:  # type: ignore[no-untyped-def]
+    with SigningClient(signing.grpc_address, token=ISSUER_TOKEN) as c:
+        yield c
+
+
+def _sign(client: SigningClient, credential, identity, key: str, **extra):  # type: ignore[no-untyped-def]
+    return client.sign_document(
+        make_pdf(),
+        credential_id=credential.credential_id,
+        authorization_proof=identity.person(),
+        level="B-LTA",
+        reason="ออกหนังสือรับรอง",
+        stamp=Stamp(language="th", include_qr_code=True),
+        registration=registration(
+            issuer=AGENCY, document_type="certificate", idempotency_key=key, **extra
+        ),
+    )
+
+
+def test_registered_document_carries_qr_url_and_verifies_with_inclusion_proof(
+    client, credential, identity
+) -> None:
+    signed = _sign(client, credential, identity, "it-reg-1")
+    assert signed.registered
+    assert signed.result.document_id and signed.result.verification_url.endswith(
+        signed.result.document_id
+    )
+    reply = client.verify_document(signed.pdf)
+    assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_PASSED", reply.summary
+    registry = reply.report.registry
+    assert pb.RegistryCheckStatus.Name(registry.status) == "REGISTRY_CHECK_STATUS_REGISTERED"
+    assert registry.inclusion_verified, registry.problem
+    assert registry.document.document_id == signed.result.document_id
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler absent")
+def test_stamp_is_thai_with_buddhist_era(client, credential, identity) -> None:
+    signed = _sign(client, credential, identity, "it-reg-2")
+    text = subprocess.run(
+        ["pdftotext", "-", "-"], input=signed.pdf, capture_output=True, check=True
+    ).stdout.decode()
+    year = signed.result.signing_time.ToDatetime().year + 543
+    assert f"{year}" in text
+    assert "เหตุผล ออกหนังสือรับรอง" in text
+
+
+def test_revoked_registry_entry_fails_the_document(
+    client, registry_process, credential, identity
+) -> None:
+    signed = _sign(client, credential, identity, "it-reg-3")
+    with RegistryClient(registry_process.grpc_address, token=ISSUER_TOKEN) as registry:
+        registry.revoke(signed.result.document_id, registry_pb2.REVOCATION_REASON_ISSUED_IN_ERROR)
+    reply = client.verify_document(signed.pdf)
+    assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_FAILED"
+    assert pb.RegistryCheckStatus.Name(reply.report.registry.status) == (
+        "REGISTRY_CHECK_STATUS_REVOKED"
+    )
+    assert "revoked" in reply.report.reason
+
+
+def test_failed_registration_still_returns_the_signed_pdf_as_unregistered(
+    client, credential, identity
+) -> None:
+    signed = _sign(client, credential, identity, "it-reg-4", subject="TH-PID:1234567890123")
+    assert pb.RegistrationStatus.Name(signed.result.registration_status) == (
+        "REGISTRATION_STATUS_UNREGISTERED"
+    )
+    assert signed.result.registration_error.reason
+    assert signed.pdf.startswith(b"%PDF")
+    reply = client.verify_document(signed.pdf, skip_registry=True)
+    assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_PASSED"
+
+
+def test_batch_signs_under_one_authorisation_and_fails_bad_documents_alone(
+    client, credential, identity
+) -> None:
+    results = client.sign_documents(
+        [
+            BatchDocument("a", make_pdf(text="A")),
+            BatchDocument("bad", b"not a pdf at all"),
+            BatchDocument("c", make_pdf(text="C")),
+        ],
+        credential_id=credential.credential_id,
+        authorization_proof=identity.person(),
+        level="B-T",
+    )
+    assert [r.client_reference for r in results] == ["a", "bad", "c"]
+    assert results[0].signed_pdf.startswith(b"%PDF") and results[2].signed_pdf
+    assert results[1].error.reason == "NOT_A_PDF"
+
+
+def test_reservation_needs_an_issuer_token(signing, credential, identity) -> None:
+    with SigningClient(signing.grpc_address) as anonymous, pytest.raises(EgovError) as err:
+        _sign(anonymous, credential, identity, "it-reg-5")
+    assert err.value.code.value in {"UNAUTHENTICATED", "PERMISSION_DENIED"}
