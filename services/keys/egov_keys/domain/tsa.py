@@ -31,19 +31,25 @@ class TimeStampAnswer:
         self.serial = serial
 
 
+def _der_sequence(content: bytes) -> bytes:
+    length = len(content)
+    if length < 0x80:
+        return b"\x30" + bytes([length]) + content
+    size = (length.bit_length() + 7) // 8
+    return b"\x30" + bytes([0x80 | size]) + length.to_bytes(size, "big") + content
+
+
 def _rejection(fail_info: str, text: str) -> TimeStampAnswer:
-    response = tsp.TimeStampResp(
+    status = tsp.PKIStatusInfo(
         {
-            "status": tsp.PKIStatusInfo(
-                {
-                    "status": "rejection",
-                    "status_string": tsp.PKIFreeText([text]),
-                    "fail_info": tsp.PKIFailureInfo({fail_info}),
-                }
-            )
+            "status": "rejection",
+            "status_string": tsp.PKIFreeText([text]),
+            "fail_info": tsp.PKIFailureInfo({fail_info}),
         }
     )
-    return TimeStampAnswer(response.dump(), False, None)
+    # TimeStampResp with the optional timeStampToken absent (RFC 3161 section 2.4.2);
+    # asn1crypto's TimeStampResp insists on the token, so the outer SEQUENCE is written here.
+    return TimeStampAnswer(_der_sequence(status.dump()), False, None)
 
 
 def issue_timestamp(
