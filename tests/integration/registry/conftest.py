@@ -15,6 +15,7 @@ from registry_testenv import (
     OTHER_ISSUER_TOKEN,
     READER_TOKEN,
     StartRegistry,
+    module_postgres_database,
     registry_env,
 )
 
@@ -61,6 +62,41 @@ def clients(registry: ServiceProcess, log_key: bytes) -> Iterator[dict[str, Regi
         yield {
             name: stack.enter_context(
                 RegistryClient(registry.grpc_address, log_key=log_key, token=token)
+            )
+            for name, token in (
+                ("issuer", ISSUER_TOKEN),
+                ("other", OTHER_ISSUER_TOKEN),
+                ("reader", READER_TOKEN),
+                ("anonymous", None),
+            )
+        }
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def shared_clients(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, RegistryClient]]:
+    """One registry process per module and backend, for tests that only add documents.
+
+    Starting a process costs a second or more on a busy machine; tests using this fixture
+    assert on what they added (tree size deltas, their own hashes), never on absolute sizes.
+    """
+    tmp = tmp_path_factory.mktemp("registry-shared")
+    key_file = tmp / "shared" / "log-key.pem"
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp / 'registry.db'}"
+        else:
+            url = stack.enter_context(module_postgres_database())
+        service = stack.enter_context(
+            start_service(
+                "egov_registry", registry_env(url, key_file), data_dir=tmp / "data", http=False
+            )
+        )
+        log_key = key_file.with_name("log-key.pub.pem").read_bytes()
+        yield {
+            name: stack.enter_context(
+                RegistryClient(service.grpc_address, log_key=log_key, token=token)
             )
             for name, token in (
                 ("issuer", ISSUER_TOKEN),

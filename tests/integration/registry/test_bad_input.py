@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +28,15 @@ def _stored(client: RegistryClient) -> tuple[int, int]:
 
 
 @pytest.fixture
+def clients(shared_clients: dict[str, RegistryClient]) -> dict[str, RegistryClient]:
+    return shared_clients
+
+
+@pytest.fixture
 def existing(clients: dict[str, RegistryClient]) -> pb.Document:
-    return clients["issuer"].register(sha256=digest("exists"), issuer=AGENCY, document_type="p")
+    return clients["issuer"].register(
+        sha256=digest(secrets.token_hex(8)), issuer=AGENCY, document_type="p"
+    )
 
 
 def _register(client: RegistryClient, **overrides: Any) -> Callable[[], Any]:
@@ -97,6 +105,7 @@ def test_bad_registration_is_refused_and_nothing_written(
 
 def test_unknown_document_is_not_found(clients: dict[str, RegistryClient]) -> None:
     reader = clients["reader"]
+    before = reader.get_signed_tree_head().tree_size
     error = _refusal(lambda: reader.get_document("DOC-" + "Z" * 26))
     assert (error.code.value, error.reason) == ("NOT_FOUND", "DOCUMENT_NOT_FOUND")
     error = _refusal(lambda: reader.get_document("not-an-id"))
@@ -105,7 +114,7 @@ def test_unknown_document_is_not_found(clients: dict[str, RegistryClient]) -> No
         lambda: clients["issuer"].revoke("DOC-" + "Z" * 26, pb.REVOCATION_REASON_FRAUD)
     )
     assert (error.code.value, error.reason) == ("NOT_FOUND", "DOCUMENT_NOT_FOUND")
-    assert reader.get_signed_tree_head().tree_size == 0
+    assert reader.get_signed_tree_head().tree_size == before
 
 
 def test_malformed_hash_lookup_is_refused(clients: dict[str, RegistryClient]) -> None:
@@ -127,7 +136,9 @@ def test_wrong_issuer_cannot_revoke_and_nothing_changes(
     assert (error.code.value, error.reason) == ("INVALID_ARGUMENT", "REVOCATION_REASON_MISSING")
     after = clients["reader"].get_document(existing.document_id)
     assert after == existing
-    assert clients["reader"].get_signed_tree_head().tree_size == 1
+    assert clients["reader"].get_signed_tree_head().tree_size == (
+        existing.history[0].leaf_index + 1
+    )
 
 
 def test_page_token_from_another_query_is_refused(
@@ -155,10 +166,12 @@ def test_proofs_for_sizes_beyond_the_log_are_refused(
     clients: dict[str, RegistryClient], existing: pb.Document
 ) -> None:
     stub, md = clients["reader"]._stub, clients["reader"]._metadata
+    size = clients["reader"].get_signed_tree_head().tree_size
     cases = [
         (
             lambda: stub.GetConsistencyProof(
-                pb.GetConsistencyProofRequest(first_tree_size=1, second_tree_size=5), metadata=md
+                pb.GetConsistencyProofRequest(first_tree_size=1, second_tree_size=size + 5),
+                metadata=md,
             ),
             "INVALID_ARGUMENT",
             "TREE_SIZE_INVALID",
@@ -171,12 +184,14 @@ def test_proofs_for_sizes_beyond_the_log_are_refused(
             "TREE_SIZE_INVALID",
         ),
         (
-            lambda: stub.GetInclusionProof(pb.GetInclusionProofRequest(leaf_index=7), metadata=md),
+            lambda: stub.GetInclusionProof(
+                pb.GetInclusionProofRequest(leaf_index=size + 7), metadata=md
+            ),
             "NOT_FOUND",
             "LEAF_NOT_FOUND",
         ),
         (
-            lambda: stub.GetLogEntries(pb.GetLogEntriesRequest(start=5, end=2), metadata=md),
+            lambda: stub.GetLogEntries(pb.GetLogEntriesRequest(start=size + 5, end=2), metadata=md),
             "INVALID_ARGUMENT",
             "RANGE_INVALID",
         ),

@@ -10,9 +10,10 @@ and a registration and its leaf commit together or not at all.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -68,6 +69,13 @@ _NODES = cast(sa.Table, LogNode.__table__)
 _LEAVES = cast(sa.Table, LogLeaf.__table__)
 _HEAD = cast(sa.Table, LogHead.__table__)
 
+_ONE_DOCUMENT = sa.select(_DOCS).where(_DOCS.c.document_id == sa.bindparam("document_id"))
+_ONE_HISTORY = (
+    sa.select(_CHANGES)
+    .where(_CHANGES.c.document_id == sa.bindparam("document_id"))
+    .order_by(_CHANGES.c.seq)
+)
+
 #: Largest number of log entries one GetLogEntries call returns.
 MAX_LOG_ENTRIES = 1000
 
@@ -78,6 +86,20 @@ class LoggedEntry:
     document_id: str
     event_type: merkle.LogEventType
     leaf_data: bytes
+
+
+_Slot = tuple[int, int]
+
+
+@dataclass
+class _RegistrationJob:
+    """One caller's registrations waiting for a group commit."""
+
+    actor: Actor
+    items: list[tuple[int, Registration]]
+    outcomes: dict[int, RegistrationOutcome | EgovError] = field(default_factory=dict)
+    error: EgovError | None = None
+    done: bool = False
 
 
 class _Appender:
@@ -167,6 +189,9 @@ class RegistryStore:
         else:
             self._write_engine = self._read_engine
         self.log_id = merkle.log_id(log_key.public_key())
+        self._write_lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_RegistrationJob] = []
         self.public_key_der = log_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -181,9 +206,13 @@ class RegistryStore:
 
     @contextmanager
     def _locked_log(self) -> Iterator[_Appender]:
-        """A write transaction holding the log lock; commits on normal exit."""
+        """A write transaction holding the log lock; commits on normal exit.
+
+        The in-process lock only spares this process's writers SQLite's busy-wait sleeps; the
+        database lock is what serialises appends across processes.
+        """
         try:
-            with self._write_engine.begin() as conn:
+            with self._write_lock, self._write_engine.begin() as conn:
                 query = sa.select(_HEAD.c.tree_size).where(_HEAD.c.id == 1)
                 if not self._sqlite:
                     query = query.with_for_update()
@@ -204,7 +233,7 @@ class RegistryStore:
         reservation = Reservation(
             rules.new_document_id(), issuer, document_type, now + self._reservation_ttl_ms
         )
-        with self._write_engine.begin() as conn:
+        with self._write_lock, self._write_engine.begin() as conn:
             conn.execute(
                 sa.insert(_RESERVATIONS).values(
                     document_id=reservation.document_id,
@@ -222,11 +251,14 @@ class RegistryStore:
     def register(
         self, actor: Actor, registrations: Sequence[Registration]
     ) -> list[RegistrationOutcome | EgovError]:
-        """Register documents in one transaction; one outcome or error per request, in order.
+        """Register documents; one outcome or error per request, in order.
 
         Validation and authorisation errors are per item; nothing is written for a failed item.
+        Concurrent calls in this process are committed together (group commit): one waiting
+        caller runs everyone's queued registrations in one transaction, so the log lock is
+        taken once per group rather than once per document.
         """
-        results: list[RegistrationOutcome | EgovError | None] = [None] * len(registrations)
+        results: dict[int, RegistrationOutcome | EgovError] = {}
         pending: list[tuple[int, Registration]] = []
         for position, registration in enumerate(registrations):
             try:
@@ -237,16 +269,47 @@ class RegistryStore:
             else:
                 pending.append((position, registration))
         if pending:
+            job = _RegistrationJob(actor, pending)
+            with self._queue_lock:
+                self._queue.append(job)
+            with self._write_lock:
+                if not job.done:
+                    with self._queue_lock:
+                        jobs, self._queue = self._queue, []
+                    self._run_jobs(jobs)
+            if job.error is not None:
+                raise job.error
+            results.update(job.outcomes)
+        return [results[position] for position in range(len(registrations))]
+
+    def _run_jobs(self, jobs: list[_RegistrationJob]) -> None:
+        flat = [
+            ((number, position), registration, job.actor)
+            for number, job in enumerate(jobs)
+            for position, registration in job.items
+        ]
+        try:
             with self._locked_log() as log:
-                for position, outcome in self._register_locked(log, actor, pending):
-                    results[position] = outcome
-        return [r for r in results if r is not None]
+                for (number, position), outcome in self._register_locked(log, flat):
+                    jobs[number].outcomes[position] = outcome
+        except EgovError as error:
+            for job in jobs:
+                job.outcomes.clear()
+                job.error = error
+        except BaseException:
+            for job in jobs:
+                job.outcomes.clear()
+                job.error = Unavailable("STORAGE_BUSY", "the registration did not commit; retry")
+            raise
+        finally:
+            for job in jobs:
+                job.done = True
 
     def _register_locked(
-        self, log: _Appender, actor: Actor, pending: list[tuple[int, Registration]]
-    ) -> Iterator[tuple[int, RegistrationOutcome | EgovError]]:
+        self, log: _Appender, pending: list[tuple[_Slot, Registration, Actor]]
+    ) -> Iterator[tuple[_Slot, RegistrationOutcome | EgovError]]:
         conn, now = log.conn, log.now_ms
-        regs = [r for _, r in pending]
+        regs = [r for _, r, _ in pending]
         known_keys = {
             (row.issuer, row.idempotency_key): (bytes(row.fingerprint), row.document_id)
             for row in conn.execute(
@@ -292,7 +355,7 @@ class RegistryStore:
         new_changes: list[dict[str, Any]] = []
         new_keys: list[dict[str, Any]] = []
         fresh: dict[str, Document] = {}
-        for position, reg in pending:
+        for position, reg, actor in pending:
             fingerprint = rules.registration_fingerprint(reg)
             seen = known_keys.get((reg.issuer, reg.idempotency_key))
             if seen is not None:
@@ -568,13 +631,18 @@ class RegistryStore:
     def _load_documents(self, conn: Connection, ids: Sequence[str]) -> dict[str, Document]:
         if not ids:
             return {}
-        rows = list(conn.execute(sa.select(_DOCS).where(_DOCS.c.document_id.in_(ids))))
+        if len(ids) == 1:
+            rows = list(conn.execute(_ONE_DOCUMENT, {"document_id": ids[0]}))
+            changes = conn.execute(_ONE_HISTORY, {"document_id": ids[0]})
+        else:
+            rows = list(conn.execute(sa.select(_DOCS).where(_DOCS.c.document_id.in_(ids))))
+            changes = conn.execute(
+                sa.select(_CHANGES)
+                .where(_CHANGES.c.document_id.in_(ids))
+                .order_by(_CHANGES.c.document_id, _CHANGES.c.seq)
+            )
         history: dict[str, list[StatusChange]] = {row.document_id: [] for row in rows}
-        for change in conn.execute(
-            sa.select(_CHANGES)
-            .where(_CHANGES.c.document_id.in_(ids))
-            .order_by(_CHANGES.c.document_id, _CHANGES.c.seq)
-        ):
+        for change in changes:
             history[change.document_id].append(
                 StatusChange(
                     status=DocumentStatus(change.status),

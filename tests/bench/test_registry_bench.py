@@ -1,0 +1,225 @@
+"""Registry benchmark (``make bench``; never collected by ``make test``).
+
+Registrations/s (one per call, and batched) and lookups/s over gRPC against a real
+``python -m egov_registry`` process, on SQLite and (when EGOV_TEST_POSTGRES_URL is set)
+PostgreSQL, at 10k documents (100k with EGOV_BENCH_LARGE=1); inclusion-proof time at 1M leaves.
+Figures go to bench/results-registry.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import ec
+from egov_clients.registry import RegistryClient
+from egov_common.clock import SystemClock
+from egov_common.db import make_engine
+from egov_pki import merkle
+from egov_pki.identifiers import check_digit
+from egov_registry.storage.schema import migrate
+from egov_registry.storage.store import RegistryStore
+from egov_testing.processes import start_service
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results-registry.json"
+AGENCY_NUMBER = "099400000001"
+AGENCY = f"TH-JUR:{AGENCY_NUMBER}{check_digit(AGENCY_NUMBER)}"
+TOKEN = "bench-issuer"
+STATIC_TOKENS = {TOKEN: {"subject": "bench", "scopes": ["registry:issue"], "agency": AGENCY}}
+SIZES = [10_000, 100_000] if os.environ.get("EGOV_BENCH_LARGE") else [10_000]
+CLIENTS = 8
+
+_results: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def write_results() -> Iterator[None]:
+    yield
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    previous.update(_results)
+    previous["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    RESULTS.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+def _rate(count: int, work: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    work()
+    return count / (time.perf_counter() - started)
+
+
+def _parallel(
+    items: list[Any], clients: int, job: Callable[[RegistryClient, list[Any]], None], address: str
+) -> None:
+    def run(share: list[Any]) -> None:
+        with RegistryClient(address, token=TOKEN, deadline=60) as client:
+            job(client, share)
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(run, [items[c::clients] for c in range(clients)]))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("size", SIZES)
+def test_registrations_and_lookups_over_grpc(
+    backend: str, size: int, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'bench.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+    env = {
+        "EGOV_REGISTRY_DATABASE_URL": url,
+        "EGOV_REGISTRY_STATIC_TOKENS": json.dumps(STATIC_TOKENS),
+        "EGOV_REGISTRY_LOG_LEVEL": "WARNING",
+    }
+    figures: dict[str, float | int] = {"documents": size}
+    with start_service("egov_registry", env, data_dir=tmp_path / "data", http=False) as service:
+        address = service.grpc_address
+
+        def requests(prefix: str, count: int) -> list[Any]:
+            return [
+                RegistryClient.registration(
+                    sha256=_digest(f"{prefix} {i}"),
+                    issuer=AGENCY,
+                    document_type="permit",
+                    idempotency_key=f"{prefix}-{i}",
+                    metadata={"n": str(i)},
+                )
+                for i in range(count)
+            ]
+
+        # Batched: fill the registry to `size` with RegisterDocuments(500) from 4 clients.
+        fill = requests("fill", size - 2_000)
+
+        def batched(client: RegistryClient, share: list[Any]) -> None:
+            for start in range(0, len(share), 500):
+                results = client.register_many(share[start : start + 500])
+                assert all(not isinstance(r, Exception) for r in results)
+
+        figures["batched_registrations_per_s"] = round(
+            _rate(len(fill), lambda: _parallel(fill, 4, batched, address))
+        )
+
+        # One registration per call from 8 clients.
+        single = requests("single", 2_000)
+
+        def one_by_one(client: RegistryClient, share: list[Any]) -> None:
+            for item in share:
+                client.register_request(item)
+
+        figures["single_registrations_per_s"] = round(
+            _rate(len(single), lambda: _parallel(single, CLIENTS, one_by_one, address))
+        )
+
+        with RegistryClient(address) as client:
+            assert client.get_signed_tree_head().tree_size == size
+            sample = [
+                d.document_id
+                for d in client.list_documents(
+                    __import__(
+                        "egov.registry.v1.registry_pb2", fromlist=["x"]
+                    ).ListDocumentsRequest(page_size=500)
+                ).documents
+            ]
+        lookups = [random.Random(i).choice(sample) for i in range(5_000)]
+
+        def get(client: RegistryClient, share: list[str]) -> None:
+            for document_id in share:
+                client.get_document(document_id)
+
+        figures["get_document_per_s"] = round(
+            _rate(len(lookups), lambda: _parallel(lookups, CLIENTS, get, address))
+        )
+        hashes = [_digest(f"fill {random.Random(i).randrange(len(fill))}") for i in range(5_000)]
+
+        def by_hash(client: RegistryClient, share: list[bytes]) -> None:
+            for digest in share:
+                assert client.lookup_by_hash(digest)
+
+        figures["lookup_by_hash_per_s"] = round(
+            _rate(len(hashes), lambda: _parallel(hashes, CLIENTS, by_hash, address))
+        )
+
+        def prove(client: RegistryClient, share: list[str]) -> None:
+            for document_id in share[:100]:
+                client.verify_document(document_id)
+
+        figures["verified_documents_per_s"] = round(
+            _rate(CLIENTS * 100, lambda: _parallel(lookups, CLIENTS, prove, address))
+        )
+    _results[f"grpc_{backend}_{size}"] = figures
+    print(backend, figures)
+
+
+def test_inclusion_proof_time_at_one_million_leaves(tmp_path: Path) -> None:
+    size = 1_000_000
+    url = f"sqlite:///{tmp_path / 'million.db'}"
+    migrate(url)
+    nodes: dict[merkle.NodeKey, bytes] = {}
+    leaves = []
+    for index in range(size):
+        data = index.to_bytes(8, "big")
+        nodes.update(merkle.append_nodes(index, merkle.leaf_hash(data), nodes))
+        leaves.append(data)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO log_nodes (level, idx, hash) VALUES (:l, :i, :h)"),
+            [{"l": k.level, "i": k.index, "h": h} for k, h in nodes.items()],
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO log_leaves (leaf_index, document_id, event_type, leaf_data, "
+                "appended_at_ms) VALUES (:i, 'DOC-BENCH', 'REGISTERED', :d, 0)"
+            ),
+            [{"i": i, "d": d} for i, d in enumerate(leaves)],
+        )
+        conn.execute(sa.text("UPDATE log_head SET tree_size = :s"), {"s": size})
+    engine.dispose()
+    store = RegistryStore(url, clock=SystemClock(), log_key=ec.generate_private_key(ec.SECP256R1()))
+    rng = random.Random(1)
+    timings = []
+    for _ in range(500):
+        index = rng.randrange(size)
+        started = time.perf_counter()
+        entry, path, head = store.inclusion_proof(leaf_index=index)
+        timings.append(time.perf_counter() - started)
+        merkle.verify_inclusion(
+            merkle.leaf_hash(entry.leaf_data), index, size, path, head.root_hash
+        )
+    consistency = []
+    for _ in range(200):
+        old = rng.randrange(1, size)
+        started = time.perf_counter()
+        store.consistency_proof(old, size)
+        consistency.append(time.perf_counter() - started)
+    store.close()
+    timings.sort()
+    _results["proofs_1m_leaves_sqlite"] = {
+        "leaves": size,
+        "inclusion_proof_ms_median": round(statistics.median(timings) * 1000, 3),
+        "inclusion_proof_ms_p99": round(timings[int(len(timings) * 0.99)] * 1000, 3),
+        "consistency_proof_ms_median": round(statistics.median(consistency) * 1000, 3),
+        "note": "store-level: node reads, root, audit path and the signed tree head",
+    }
+    print(_results["proofs_1m_leaves_sqlite"])
