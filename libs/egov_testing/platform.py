@@ -178,8 +178,7 @@ def swap_page_after_signing(pdf: bytes, text: str = "FORGED PAGE: amount 1,000,0
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-    page_ref = writer.root["/Pages"].raw_get("/Kids")
-    first = page_ref.get_object()[0] if hasattr(page_ref, "get_object") else page_ref[0]
+    first = writer.root["/Pages"]["/Kids"].raw_get(0)  # the reference, not the page
     page = first.get_object()
     stream = f"BT /F1 16 Tf 72 760 Td ({text}) Tj ET".encode("latin-1")
     page["/Contents"] = writer.add_object(generic.StreamObject(stream_data=stream))
