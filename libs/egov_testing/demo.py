@@ -190,7 +190,7 @@ def agency_issues_certificate(
         pdf,
         signing_pb2.SignOptions(
             credential_id=agency.seal_credential_id,
-            level=level,  # type: ignore[arg-type]
+            level=level,
             reason="รับรองความถูกต้อง",
             location="กรุงเทพมหานคร",
             stamp=signing_pb2.VisibleStamp(page=1, language="th", include_qr_code=True),
@@ -306,7 +306,7 @@ def relying_party_verifies(
 
 
 def indication_text(report: signing_pb2.ValidationReport) -> str:
-    indication = signing_pb2.Indication.Name(report.indication).removeprefix("INDICATION_")
+    indication = str(signing_pb2.Indication.Name(report.indication)).removeprefix("INDICATION_")
     if report.sub_indication:
         sub = signing_pb2.SubIndication.Name(report.sub_indication)
         return f"{indication} / {sub.removeprefix('SUB_INDICATION_')}"

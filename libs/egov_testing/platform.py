@@ -184,7 +184,7 @@ def swap_page_after_signing(pdf: bytes, text: str = "FORGED PAGE: amount 1,000,0
     page["/Contents"] = writer.add_object(generic.StreamObject(stream_data=stream))
     writer.mark_update(first)
     out = io.BytesIO()
-    writer.write(out)
+    writer.write(out)  # type: ignore[no-untyped-call]
     return out.getvalue()
 
 

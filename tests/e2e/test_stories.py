@@ -18,7 +18,8 @@ from egov.registry.v1 import registry_pb2
 from egov.signing.v1 import signing_pb2
 from egov.type.v1 import crypto_pb2
 from egov_testing import demo
-from egov_testing.platform import Platform
+from egov_testing.platform import Platform, pyhanko_validate, qpdf_check
+from pyhanko.sign.diff_analysis import ModificationLevel
 
 pytestmark = pytest.mark.slow
 
@@ -141,6 +142,12 @@ def test_the_certificate_has_a_thai_visible_stamp(
     assert re.search(r"25\d\d", text), "a Buddhist-era year on the stamp"
 
 
+def test_the_certificate_passes_qpdf_check(issued: demo.IssuedCertificate, work_dir: Path) -> None:
+    _needs("qpdf")
+    code, output = qpdf_check(issued.signed.pdf, work_dir)
+    assert code == 0, output
+
+
 def test_the_inclusion_proof_of_the_certificate_verifies_client_side(
     issued: demo.IssuedCertificate,
 ) -> None:
@@ -176,10 +183,14 @@ def test_the_genuine_certificate_passes_with_its_registry_entry(
 def test_a_flipped_byte_in_the_signed_range_fails_with_hash_failure(
     platform: Platform, issued: demo.IssuedCertificate
 ) -> None:
-    report = demo.verify_byte_flipped(platform, issued).report
+    case = demo.verify_byte_flipped(platform, issued)
+    report = case.report
     assert report.indication == FAILED, _verdict(report)
     assert report.sub_indication == signing_pb2.SUB_INDICATION_HASH_FAILURE, _verdict(report)
     assert not report.signatures[0].intact
+    # pyHanko on its own agrees.
+    [status] = pyhanko_validate(case.pdf, platform.root_certificate())
+    assert not status.intact and not status.bottom_line
 
 
 def test_a_page_swapped_after_signing_fails_although_pdfsig_calls_it_valid(
@@ -192,6 +203,10 @@ def test_a_page_swapped_after_signing_fails_although_pdfsig_calls_it_valid(
         report
     )
     assert report.revision_count >= 2
+    # pyHanko on its own agrees: intact bytes, but a change after signing that is not allowed.
+    [status] = pyhanko_validate(case.pdf, platform.root_certificate())
+    assert status.intact and not status.bottom_line
+    assert status.modification_level == ModificationLevel.OTHER
     if shutil.which("pdfsig"):
         # pdfsig checks digests only: it is no evidence (DESIGN.md, "Verification fails closed").
         assert "Signature is Valid" in case.pdfsig_output, case.pdfsig_output
