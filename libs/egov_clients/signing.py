@@ -117,7 +117,7 @@ class SignedPdf:
 
     @property
     def registered(self) -> bool:
-        return self.result.registration_status == pb.REGISTRATION_STATUS_REGISTERED
+        return bool(self.result.registration_status == pb.REGISTRATION_STATUS_REGISTERED)
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def sign_options(
         reason=reason,
         location=location,
         contact_info=contact_info,
-        certification=certification or 0,  # type: ignore[arg-type]
+        certification=certification or 0,
     )
     if stamp is not None:
         options.stamp.CopyFrom(stamp.to_proto())

@@ -235,8 +235,9 @@ def _sign_result(signed: SignedDocument) -> pb.SignResult:
 
 def _sub_indication(name: str | None) -> int:
     if not name:
-        return pb.SUB_INDICATION_UNSPECIFIED
-    return int(getattr(pb, f"SUB_INDICATION_{name}", pb.SUB_INDICATION_UNSPECIFIED))
+        return int(pb.SUB_INDICATION_UNSPECIFIED)
+    value: int = getattr(pb, f"SUB_INDICATION_{name}", pb.SUB_INDICATION_UNSPECIFIED)
+    return value
 
 
 def _signature_pb(sig: SignatureReport, *, hard_fail: bool) -> pb.SignatureReport:
@@ -323,7 +324,7 @@ def _report_pb(
     return out
 
 
-class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
+class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[misc]
     def __init__(
         self,
         signing: PdfSigningService,

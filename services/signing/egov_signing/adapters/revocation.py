@@ -70,12 +70,12 @@ class AllowListFetcherBackend(FetcherBackend):
 
     def get_fetchers(self) -> Fetchers:
         budget = FetchBudget(self._limits)
-        made = []
-        for cls in (_OCSP, _CRL, _Certs):
-            fetcher = cls(per_request_timeout=self._timeout, budget=budget)
+        ocsp = _OCSP(per_request_timeout=self._timeout, budget=budget)
+        crl = _CRL(per_request_timeout=self._timeout, budget=budget)  # type: ignore[no-untyped-call]
+        certs = _Certs(per_request_timeout=self._timeout, budget=budget)
+        for fetcher in (ocsp, crl, certs):
             fetcher._prefixes = self._prefixes
-            made.append(fetcher)
-        return Fetchers(ocsp_fetcher=made[0], crl_fetcher=made[1], cert_fetcher=made[2])
+        return Fetchers(ocsp_fetcher=ocsp, crl_fetcher=crl, cert_fetcher=certs)
 
     async def close(self) -> None:
         return None

@@ -17,7 +17,7 @@ class HttpTimeStamper(TimeStamper):
     so the service can start before keys publishes its TSA URL."""
 
     def __init__(self, url: Callable[[], str], *, timeout: float = 10.0) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._url = url
         self._timeout = timeout
 

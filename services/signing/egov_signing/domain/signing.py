@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import IO
 
 from asn1crypto import algos, x509
 from egov_common.clock import Clock, SystemClock
@@ -154,7 +155,7 @@ class RemoteKeySigner(Signer):
     ) -> None:
         super().__init__(
             signing_cert=credential.signer_cert,
-            cert_registry=SimpleCertificateStore.from_certs(credential.chain),
+            cert_registry=SimpleCertificateStore.from_certs(credential.chain),  # type: ignore[no-untyped-call]
             signature_mechanism=credential.mechanism,
             embed_roots=True,
         )
@@ -215,7 +216,7 @@ class _Prepared:
     field_name: str
     tbs: PdfTBSDocument
     digest: PreparedByteRangeDigest
-    output: io.BytesIO
+    output: IO[bytes]
     signed_attrs: object
     attrs_digest: bytes
     signing_time: datetime
@@ -332,11 +333,13 @@ class PdfSigningService:
                 except EgovError as err:
                     p.error = err
         outcomes: list[DocumentOutcome] = []
-        for p in prepared:
-            if isinstance(p, DocumentOutcome):
-                outcomes.append(p)
+        for entry in prepared:
+            if isinstance(entry, DocumentOutcome):
+                outcomes.append(entry)
             else:
-                outcomes.append(DocumentOutcome(p.reference, signed=p.result, error=p.error))
+                outcomes.append(
+                    DocumentOutcome(entry.reference, signed=entry.result, error=entry.error)
+                )
         return outcomes
 
     def _check_level(self, level: Level) -> None:
@@ -424,7 +427,7 @@ class PdfSigningService:
                 new_field = pdf_fields.SigFieldSpec(
                     sig_field_name=field_name,
                     on_page=page,
-                    box=tuple(int(v) for v in (stamp.box or _default_box(reader, page))),
+                    box=_int_box(stamp.box or _default_box(reader, page)),
                 )
         pdf_signer = PdfSigner(
             meta,
@@ -496,7 +499,7 @@ class PdfSigningService:
             cms_obj = await signer.async_sign_prescribed_attributes(
                 _HASH,
                 p.signed_attrs,
-                timestamper=p.tbs.timestamper,  # type: ignore[arg-type]
+                timestamper=p.tbs.timestamper,
             )
             sig_contents = p.tbs.cms_writer.send(cms_obj)
             post = PdfPostSignatureDocument(
@@ -509,7 +512,8 @@ class PdfSigningService:
             raise
         except Exception as err:
             raise _signing_failure(err) from err
-        pdf = p.output.getvalue()
+        p.output.seek(0)
+        pdf = p.output.read()
         sha = hashlib.sha256(pdf).digest()
         status = RegistrationStatus.NOT_REQUESTED
         reg_error: EgovError | None = None
@@ -577,10 +581,14 @@ def _choose_field(reader: PdfFileReader, requested: str) -> tuple[str, bool]:
     return f"Signature{n}", False
 
 
+def _int_box(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    return (int(box[0]), int(box[1]), int(box[2]), int(box[3]))
+
+
 def _default_box(reader: PdfFileReader, page: int) -> tuple[float, float, float, float]:
     """260 x 90 pt at the bottom right, 36 pt from the edges."""
     try:
-        page_ref, _ = reader.find_page_for_modification(page)
+        page_ref, _ = reader.find_page_for_modification(page)  # type: ignore[no-untyped-call]
         box = [float(v) for v in page_ref.get_object()["/MediaBox"]]
     except Exception:  # inherited or odd MediaBox: assume A4
         box = [0.0, 0.0, 595.0, 842.0]

@@ -223,7 +223,7 @@ class DocumentVerifier:
         self, ctx: _SigContext, name: str, sig_field: generic.DictionaryObject
     ) -> SignatureReport:
         try:
-            sig_obj = sig_field.get_object()["/V"].get_object()
+            sig_obj = sig_field.get_object()["/V"].get_object()  # type: ignore[no-untyped-call]
             subfilter = str(sig_obj.get("/SubFilter", ""))
             declared_type = str(sig_obj.get("/Type", "/Sig"))
         except Exception as err:
