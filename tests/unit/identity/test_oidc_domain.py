@@ -266,3 +266,17 @@ def test_key_rotation_publishes_next_key_before_it_signs(world: World) -> None:
     assert {old_kid, new_kid} <= kids  # old key stays while its tokens may live
     _ = tokens_before
     _ = time
+
+
+def test_pairwise_subjects_differ_per_sector_and_resolve_back(world: World) -> None:
+    s = world.service
+    register_portal(world, "portal-a", subject_type=m.SubjectType.PAIRWISE,
+                    sector_identifier="a.example")
+    register_portal(world, "portal-b", subject_type=m.SubjectType.PAIRWISE,
+                    sector_identifier="b.example")
+    _, person_id, _ = __import__("identity_world").proof_person(world)
+    sub_a = s.subject_for(person_id, s.get_client("portal-a"))
+    sub_b = s.subject_for(person_id, s.get_client("portal-b"))
+    assert sub_a != sub_b
+    assert person_id not in (sub_a, sub_b)
+    assert s.person_id_for_subject(sub_a) == person_id == s.person_id_for_subject(sub_b)

@@ -235,3 +235,21 @@ def test_http_jwks_refreshes_on_unknown_kid_at_most_once_per_interval() -> None:
     assert len(calls) == 2
 
 
+
+
+def test_bearer_verifier_turns_tokens_into_callers() -> None:
+    from egov_common.auth import CallerKind
+    from egov_pki.tokens import BearerTokenVerifier
+
+    bearer = BearerTokenVerifier(_verifier())
+    machine = bearer(_sign(_claims(sub="agency-app", client_id="agency-app",
+                                   agency="TH-JUR:0994000165510", scope="registry:issue")),
+                     peer_service=None)
+    assert machine.kind is CallerKind.CLIENT
+    assert machine.agency == "TH-JUR:0994000165510"
+    assert machine.has_scope("registry:issue")
+    person = bearer(_sign(_claims(client_id="portal")), peer_service="signing")
+    assert person.kind is CallerKind.PERSON
+    assert person.is_service("signing")
+    with pytest.raises(Unauthenticated):
+        bearer(_sign(_claims(aud="elsewhere")), peer_service=None)
