@@ -403,3 +403,233 @@ def _flip_inside_first_signed_range(pdf: bytes) -> bytes:
     flipped = bytearray(pdf)
     flipped[position] ^= 0x01
     return bytes(flipped)
+
+
+# ---- story 2 for real: keys + signing + registry issue a Thai e-seal B-LTA certificate ----------
+
+STORY_AGENCY_TH = "กรมการปกครอง"
+
+
+def _story_services_run() -> bool:
+    import importlib.util
+
+    names = ("egov_keys.__main__", "egov_signing.__main__", "egov_registry.__main__")
+    keys_world = Path(__file__).resolve().parents[1] / "unit" / "keys" / "keys_world.py"
+    return keys_world.exists() and all(importlib.util.find_spec(n) for n in names)
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """identity (a local issuer with a JWKS), keys, registry, signing and the portal, all real
+    processes but identity; an agency's Thai-named e-seal signs a certificate at B-LTA with a
+    QR-code stamp, and signing registers it."""
+    if not _story_services_run():
+        pytest.skip("keys, signing or registry cannot run as processes yet")
+    if not (TESTDATA / "minimal.pdf").exists():
+        pytest.skip(f"no unsigned PDF to issue: {TESTDATA / 'minimal.pdf'} is absent")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "keys"))
+    from egov.keys.v1 import keys_pb2, keys_pb2_grpc
+    from egov.type.v1 import party_pb2
+    from egov_clients.registry import RegistryClient
+    from egov_clients.signing import SigningClient, Stamp, registration
+    from egov_testing.processes import start_service
+    from keys_world import AGENCY_ID, LocalIdentity, new_kek
+
+    agency = f"TH-JUR:{AGENCY_ID}"
+    signing_registry_token = "signing-registers-for-agencies"
+    identity = LocalIdentity()
+    base = tmp_path_factory.mktemp("verify-portal-story")
+    with identity.serve_jwks() as jwks_url:
+        keys_env = {
+            "EGOV_KEYS_SOFTWARE_KEK": new_kek(),
+            "EGOV_KEYS_IDENTITY_ISSUER": "https://identity.test",
+            "EGOV_KEYS_IDENTITY_JWKS_URL": jwks_url,
+            "EGOV_KEYS_TOKEN_AUDIENCES": "citizen-portal,urn:egov:keys",
+            "EGOV_KEYS_SIGN_CALLERS": "signing",
+            "EGOV_KEYS_LOG_LEVEL": "WARNING",
+        }
+        registry_env = {
+            "EGOV_REGISTRY_STATIC_TOKENS": json.dumps(
+                {
+                    signing_registry_token: {
+                        "subject": "signing",
+                        "scopes": ["registry:issue"],
+                        "agency": agency,
+                    }
+                }
+            )
+        }
+        with (
+            start_service("egov_keys", keys_env, data_dir=base / "keys") as keys,
+            start_registry(base / "registry", **registry_env) as registry,
+        ):
+            keys_token = identity.token(
+                sub="signing",
+                client_id="signing",
+                aud="urn:egov:keys",
+                scope="keys:sign",
+                acr=None,
+                auth_time=None,
+                exp=identity.now() + 3600,
+            )
+            signing_env = {
+                "EGOV_KEYS_ADDRESS": keys.grpc_address,
+                "EGOV_REGISTRY_ADDRESS": registry.grpc_address,
+                "EGOV_SIGNING_KEYS_TOKEN": keys_token,
+                "EGOV_SIGNING_REGISTRY_TOKEN": signing_registry_token,
+                "EGOV_SIGNING_LOG_LEVEL": "WARNING",
+            }
+            with (
+                start_service(
+                    "egov_signing", signing_env, data_dir=base / "signing", http=False
+                ) as signing,
+                start_portal(
+                    base / "portal", signing.grpc_address, registry.grpc_address
+                ) as portal,
+                keys.open_channel() as keys_channel,
+                SigningClient(signing.grpc_address) as signer,
+                RegistryClient(registry.grpc_address, token=signing_registry_token) as issuer,
+            ):
+                seal = (
+                    keys_pb2_grpc.KeysServiceStub(keys_channel)
+                    .CreateCredential(
+                        keys_pb2.CreateCredentialRequest(
+                            idempotency_key="verify-portal-story-seal",
+                            owner=party_pb2.PartyIdentifier(
+                                namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_JUR, value=AGENCY_ID
+                            ),
+                            kind=keys_pb2.CREDENTIAL_KIND_ELECTRONIC_SEAL,
+                            names=party_pb2.PartyNames(organization_name_th=STORY_AGENCY_TH),
+                            authorization_proof=identity.agency_client(),
+                        ),
+                        timeout=60,
+                    )
+                    .credential
+                )
+                signed = signer.sign_document(
+                    (TESTDATA / "minimal.pdf").read_bytes(),
+                    credential_id=seal.credential_id,
+                    authorization_proof=identity.agency_client(),
+                    level="B-LTA",
+                    reason="ออกหนังสือรับรอง",
+                    stamp=Stamp(language="th", include_qr_code=True),
+                    registration=registration(
+                        issuer=agency,
+                        document_type="certificate",
+                        idempotency_key="verify-portal-story-certificate",
+                        metadata={"title": "หนังสือรับรอง", "issuer_name_th": STORY_AGENCY_TH},
+                    ),
+                )
+                assert signed.registered, signed.result
+                yield {
+                    "url": portal.http_url,
+                    "pdf": signed.pdf,
+                    "document_id": signed.result.document_id,
+                    "verification_url": signed.result.verification_url,
+                    "issuer": issuer,
+                    "signer": signer,
+                    "seal": seal,
+                    "identity": identity,
+                    "agency": agency,
+                }
+    sys.path.remove(str(Path(__file__).resolve().parents[1] / "unit" / "keys"))
+
+
+def _upload_en(page: Any, url: str, tmp_path: Path, content: bytes, name: str) -> None:
+    page.goto(url + "/?lang=en")
+    file = tmp_path / name
+    file.write_bytes(content)
+    page.set_input_files("input#file", str(file))
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_selector("#verdict, .error-message")
+
+
+def test_story_the_issued_b_lta_certificate_is_valid_with_the_thai_seal_name(
+    page: Any, story: dict[str, Any], tmp_path: Path
+) -> None:
+    page.goto(story["url"] + "/")
+    upload(page, tmp_path, story["pdf"], name="certificate.pdf")
+    assert page.locator("#verdict").get_attribute("data-verdict") == "valid", page.inner_text(
+        "main"
+    )
+    main = page.inner_text("main")
+    assert STORY_AGENCY_TH in main
+    assert "B-LTA" in main
+    assert "ยืนยันด้วยตราประทับเวลา" in main  # trusted time from the signature time-stamp
+    assert page.locator(".bad").count() == 0  # no change after signing is flagged
+    assert "ขึ้นทะเบียนแล้ว" in main and story["document_id"] in main
+    assert "ถูกต้อง" in page.inner_text(".proof-verified")
+    screenshot(page, "story-certificate-valid-th")
+
+
+def test_story_the_qr_code_link_opens_the_registry_entry(page: Any, story: dict[str, Any]) -> None:
+    from urllib.parse import urlsplit
+
+    path = urlsplit(story["verification_url"]).path  # the QR code's URL, on this portal
+    page.goto(story["url"] + path)
+    main = page.inner_text("main")
+    assert story["document_id"] in main
+    assert sha256(story["pdf"]).hex() in main
+    assert "ขึ้นทะเบียนแล้ว" in main
+    screenshot(page, "story-qr-entry-th")
+
+
+def test_story_a_byte_flipped_copy_is_not_valid(
+    page: Any, story: dict[str, Any], tmp_path: Path
+) -> None:
+    flipped = _flip_inside_first_signed_range(story["pdf"])
+    _upload_en(page, story["url"], tmp_path, flipped, "flipped.pdf")
+    assert page.locator("#verdict").get_attribute("data-verdict") == "invalid"
+    screenshot(page, "story-byte-flipped-en")
+
+
+def test_story_a_page_changed_after_signing_is_not_valid(
+    page: Any, story: dict[str, Any], tmp_path: Path
+) -> None:
+    import io
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(story["pdf"]))
+    stream = writer.add_object(generic.StreamObject(stream_data=b"BT /F1 48 Tf 72 400 Td ET"))
+    writer.add_stream_to_page(0, stream)
+    out = io.BytesIO()
+    writer.write(out)
+    _upload_en(page, story["url"], tmp_path, out.getvalue(), "changed.pdf")
+    assert page.locator("#verdict").get_attribute("data-verdict") == "invalid"
+    assert "not allowed" in page.inner_text("#verdict-reason")
+    screenshot(page, "story-page-changed-en")
+
+
+def test_story_a_revoked_certificate_shows_revoked_and_why(
+    page: Any, story: dict[str, Any], tmp_path: Path
+) -> None:
+    from egov.registry.v1 import registry_pb2
+    from egov_clients.signing import Stamp, registration
+
+    second = story["signer"].sign_document(
+        (TESTDATA / "minimal.pdf").read_bytes(),
+        credential_id=story["seal"].credential_id,
+        authorization_proof=story["identity"].agency_client(),
+        level="B-LTA",
+        stamp=Stamp(language="th", include_qr_code=True),
+        registration=registration(
+            issuer=story["agency"],
+            document_type="certificate",
+            idempotency_key="verify-portal-story-revoked",
+        ),
+    )
+    story["issuer"].revoke(
+        second.result.document_id,
+        registry_pb2.REVOCATION_REASON_ISSUED_IN_ERROR,
+        "ออกหนังสือรับรองผิดราย",
+    )
+    page.goto(f"{story['url']}/d/{second.result.document_id}")
+    assert "ถูกเพิกถอน" in page.inner_text(".registry-status")
+    assert "ออกหนังสือรับรองผิดราย" in page.inner_text(".revocation-reason")
+    page.goto(story["url"] + "/")
+    upload(page, tmp_path, second.pdf, name="revoked.pdf")
+    assert page.locator("#verdict").get_attribute("data-verdict") == "invalid"
+    assert "เอกสารถูกเพิกถอนในทะเบียน" in page.inner_text("#verdict-reason")
+    screenshot(page, "story-revoked-th")

@@ -350,3 +350,20 @@ def test_a_summary_with_many_signatures_still_fits_one_page() -> None:
         pytest.skip("poppler-utils not installed")
     info = subprocess.run(["pdfinfo", "-"], input=pdf, capture_output=True, check=True).stdout
     assert re.search(rb"Pages:\s+1\n", info)
+
+
+def test_lta_updates_after_a_document_time_stamp_are_allowed_and_issuers_read_short() -> None:
+    response = verify_response(
+        kind=signing_pb2.SIGNATURE_KIND_DOCUMENT_TIMESTAMP,
+        modification_level=signing_pb2.MODIFICATION_LEVEL_LTA_UPDATES,
+        docmdp_ok=False,
+    )
+    response.report.signatures[
+        0
+    ].signer.issuer = "Common Name: EGov Root CA, Organization: EGov Trust Services, Country: TH"
+    sig = peers._report(
+        response, "a.pdf", b"%PDF", RegistryFinding(RegistryStatus.NOT_REGISTERED), NOW
+    ).signatures[0]
+    assert sig.is_document_timestamp
+    assert sig.modifications_allowed
+    assert sig.certificate_issuer == "EGov Root CA"

@@ -202,6 +202,14 @@ def _party(party: party_pb2.PartyIdentifier) -> str:
     return f"{label} {value}".strip()
 
 
+def _common_name(name: str) -> str:
+    """``Common Name: X, Organization: Y`` (asn1crypto's human form) -> ``X``; else as is."""
+    prefix = "Common Name: "
+    if name.startswith(prefix):
+        return name[len(prefix) :].split(", ", 1)[0]
+    return name
+
+
 _ALLOWED_MODIFICATIONS = {"", "NONE", "LTA_UPDATES", "FORM_FILLING", "ANNOTATIONS"}
 
 
@@ -213,7 +221,7 @@ def _signature(sig: signing_pb2.SignatureReport) -> SignatureFinding:
         signing_pb2.ModificationLevel, sig.modification_level, "MODIFICATION_LEVEL_"
     )
     trusted_time = _time(sig, "timestamp_time")
-    issuer = sig.signer.issuer or (sig.chain[1] if len(sig.chain) > 1 else "")
+    issuer = _common_name(sig.signer.issuer or (sig.chain[1] if len(sig.chain) > 1 else ""))
     revocation = _enum_name(
         signing_pb2.RevocationStatus, sig.revocation_status, "REVOCATION_STATUS_"
     )
@@ -234,7 +242,8 @@ def _signature(sig: signing_pb2.SignatureReport) -> SignatureFinding:
         covers_whole_document=coverage == "ENTIRE_FILE",
         coverage=coverage,
         modifications=modification,
-        modifications_allowed=modification in _ALLOWED_MODIFICATIONS and sig.docmdp_ok,
+        modifications_allowed=modification in _ALLOWED_MODIFICATIONS
+        and sub != "ILLEGAL_MODIFICATIONS",
         certificate_subject=sig.signer.name,
         certificate_issuer=issuer,
         certificate_valid_from=None,
