@@ -313,6 +313,31 @@ def indication_text(report: signing_pb2.ValidationReport) -> str:
     return indication
 
 
+#: What each relying-party case must show: (overall indications allowed, sub-indications allowed;
+#: empty = any). The demo says "as expected" or "UNEXPECTED" per case and exits 1 on a surprise.
+EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "genuine-certificate": (("TOTAL_PASSED",), ()),
+    "citizen-consent": (("TOTAL_PASSED",), ()),
+    "byte-flipped": (("TOTAL_FAILED",), ("HASH_FAILURE",)),
+    "page-swapped": (("TOTAL_FAILED",), ("ILLEGAL_MODIFICATIONS",)),
+    "revoked-signer": (("TOTAL_FAILED", "INDETERMINATE"), ("REVOKED", "REVOKED_NO_POE")),
+    "revoked-registry-entry": (("TOTAL_FAILED", "INDETERMINATE"), ()),
+}
+
+
+def as_expected(case: VerificationCase) -> bool:
+    """Whether ``case`` got the indication story 3 asks for (see :data:`EXPECTED`)."""
+    indications, subs = EXPECTED[case.name]
+    report = case.report
+    indication = str(signing_pb2.Indication.Name(report.indication)).removeprefix("INDICATION_")
+    sub = str(signing_pb2.SubIndication.Name(report.sub_indication))
+    sub = sub.removeprefix("SUB_INDICATION_")
+    if case.name == "revoked-registry-entry":
+        revoked = signing_pb2.REGISTRY_CHECK_STATUS_REVOKED
+        return indication in indications and report.registry.status == revoked
+    return indication in indications and (not subs or sub in subs)
+
+
 def write_case(out_dir: Path, case: VerificationCase) -> None:
     """``<name>.pdf``, ``.report.json``, ``.etsi.xml``, ``.summary.txt`` (+ ``.pdfsig.txt``)."""
     (out_dir / f"{case.name}.pdf").write_bytes(case.pdf)
@@ -378,28 +403,33 @@ def run(out_dir: Path, *, keep_running: bool, default_ports: bool) -> int:
 
         print("\n3. A relying party verifies", flush=True)
         cases = relying_party_verifies(platform, citizen, issued, work)
+        surprises = []
         for case in cases:
             write_case(out_dir, case)
             registry = signing_pb2.RegistryCheckStatus.Name(case.report.registry.status)
+            expected = as_expected(case)
+            if not expected:
+                surprises.append(case.name)
             print(
                 f"   {case.name:<24} {indication_text(case.report):<40} "
-                f"registry {registry.removeprefix('REGISTRY_CHECK_STATUS_')}"
+                f"registry {registry.removeprefix('REGISTRY_CHECK_STATUS_'):<11}"
+                f"{'as expected' if expected else 'UNEXPECTED'}"
             )
             print(f"   {'':<24} {case.report.reason}")
             if case.pdfsig_output:
                 valid = "Signature is Valid" in case.pdfsig_output
                 print(f"   {'':<24} (pdfsig alone says signature valid={valid})")
 
-        print(f"\nOutputs in {out_dir}")
+        print(f"\nSigned PDFs and reports (.report.json, .etsi.xml, .summary.txt) in {out_dir}")
         print(f"Verify portal: {platform.verify_portal_url}/")
-        print(
-            f"Issued certificate: {platform.verify_portal_url}/d/{result.document_id}", flush=True
-        )
+        print(f"Issued certificate (its QR code's link): {result.verification_url}", flush=True)
+        if surprises:
+            print(f"UNEXPECTED verdicts: {', '.join(surprises)}", flush=True)
         if keep_running:
             print("Services keep running; Ctrl-C stops them.", flush=True)
             _wait_for_interrupt()
     print("All services stopped.", flush=True)
-    return 0
+    return 1 if surprises else 0
 
 
 def _wait_for_interrupt() -> None:
