@@ -106,10 +106,30 @@ def sign_ocsp_response(
     response = asn1_ocsp.OCSPResponse.load(draft.public_bytes(_DER))
     basic = response["response_bytes"]["response"].parsed
     tbs = basic["tbs_response_data"]
-    responder = asn1_x509.Certificate.load(responder_certificate.public_bytes(_DER))
+    responder_der = responder_certificate.public_bytes(_DER)
+    responder = asn1_x509.Certificate.load(responder_der)
     tbs["responder_id"] = asn1_ocsp.ResponderId(name="by_key", value=responder.public_key.sha1)
-    basic["certs"] = [responder]
-    signature = _signature(custody, responder_key, tbs.dump(force=True))
-    basic["signature"] = asn1_core.OctetBitString(signature)
-    response["response_bytes"]["response"] = asn1_core.ParsableOctetString(basic.dump(force=True))
-    return bytes(response.dump(force=True))
+    tbs_der = tbs.dump(force=True)
+    signature = _signature(custody, responder_key, tbs_der)
+    # Assembled by hand: re-encoding the whole structure with asn1crypto (force=True) costs
+    # more than the signature itself. RFC 6960 4.2.1 BasicOCSPResponse and OCSPResponse.
+    basic_der = _tlv(
+        0x30,
+        tbs_der
+        + basic["signature_algorithm"].dump()
+        + _tlv(0x03, b"\x00" + signature)
+        + _tlv(0xA0, _tlv(0x30, responder_der)),
+    )
+    response_bytes = _tlv(
+        0x30, asn1_core.ObjectIdentifier("1.3.6.1.5.5.7.48.1.1").dump() + _tlv(0x04, basic_der)
+    )
+    return _tlv(0x30, b"\x0a\x01\x00" + _tlv(0xA0, response_bytes))
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    """DER tag-length-value (definite length)."""
+    length = len(content)
+    if length < 0x80:
+        return bytes([tag, length]) + content
+    size = (length.bit_length() + 7) // 8
+    return bytes([tag, 0x80 | size]) + length.to_bytes(size, "big") + content
