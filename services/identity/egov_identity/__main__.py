@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import logging
+import threading
 
 from egov_common.clock import SystemClock
 from egov_common.db import make_engine, upgrade_to_head
@@ -66,14 +67,31 @@ def build_service(settings: IdentitySettings) -> IdentityService:
     return service
 
 
+def _purge_periodically(service: IdentityService, stop: threading.Event) -> None:
+    while not stop.wait(600):
+        try:
+            removed = service.purge_expired()
+            log.info("expired records purged", extra={"rows": removed})
+        except Exception:  # keep serving; the next round retries
+            log.exception("purging expired records failed")
+
+
 def main() -> None:
     settings = load_settings_or_exit(IdentitySettings, "IDENTITY")
     service = build_service(settings)
+    stop = threading.Event()
+    threading.Thread(target=_purge_periodically, args=(service, stop), name="purge",
+                     daemon=True).start()
+
+    def shutdown() -> None:
+        stop.set()
+        service.engine.dispose()
+
     verifier = TokenVerifier(service.keyring, issuer=service.config.issuer,
                              audiences=["urn:egov:identity", service.config.issuer])
     serve(settings, grpc_services(service), http_app=build_http_app(service),
           token_verifier=BearerTokenVerifier(verifier),
-          on_shutdown=service.engine.dispose)
+          on_shutdown=shutdown)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,8 @@ def build_http_app(service: IdentityService) -> Starlette:
             "claims_parameter_supported": True,
             "authorization_response_iss_parameter_supported": True,
             "backchannel_token_delivery_modes_supported": ["poll"],
+            "backchannel_authentication_endpoint": f"{issuer}/bc-authorize",
+            "backchannel_user_code_parameter_supported": False,
             "verified_claims_supported": True,
             "trust_frameworks_supported": [TRUST_FRAMEWORK],
             "evidence_supported": ["document", "electronic_record"],
@@ -259,6 +261,19 @@ def build_http_app(service: IdentityService) -> Starlette:
             return _oauth_error(exc)
         return JSONResponse(result, headers=_NO_STORE)
 
+    async def backchannel_authenticate(request: Request) -> Response:
+        """CIBA poll mode (OpenID CIBA Core 1.0 section 7)."""
+        try:
+            form = await _form(request)
+            start = await call(service.backchannel_authenticate, form.get("client_id", ""),
+                               form.get("client_assertion", ""), form.get("login_hint", ""),
+                               form.get("binding_message", ""), form.get("scope", ""),
+                               form.get("acr_values", ""))
+        except EgovError as exc:
+            return _oauth_error(exc)
+        return JSONResponse({"auth_req_id": start.auth_req_id, "expires_in": start.expires_in,
+                             "interval": start.interval}, headers=_NO_STORE)
+
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -271,6 +286,7 @@ def build_http_app(service: IdentityService) -> Starlette:
         Route("/userinfo", userinfo, methods=["GET", "POST"]),
         Route("/revoke", revoke, methods=["POST"]),
         Route("/introspect", introspect, methods=["POST"]),
+        Route("/bc-authorize", backchannel_authenticate, methods=["POST"]),
         Route("/healthz", health, methods=["GET"]),
     ])
 

@@ -280,3 +280,9 @@ def test_pairwise_subjects_differ_per_sector_and_resolve_back(world: World) -> N
     assert sub_a != sub_b
     assert person_id not in (sub_a, sub_b)
     assert s.person_id_for_subject(sub_a) == person_id == s.person_id_for_subject(sub_b)
+
+
+def test_expired_single_use_records_are_purged(world: World) -> None:
+    _code_flow(world)
+    world.advance(world.service.config.refresh_token_seconds + 7200)
+    assert world.service.purge_expired() >= 2  # the used code and the refresh token at least
