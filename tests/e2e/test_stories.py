@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -276,3 +277,20 @@ def test_no_private_key_reaches_the_signing_service(platform: Platform) -> None:
             # Its own mTLS key is the only key it may hold; no signer key or key blob.
             if b"PRIVATE KEY" in content:
                 assert "tls" in str(path.relative_to(signing.data_dir)).lower(), path
+
+
+# --- make demo ---------------------------------------------------------------------------------
+
+
+def test_the_demo_writes_each_pdf_with_its_reports(
+    platform: Platform, issued: demo.IssuedCertificate, tmp_path: Path
+) -> None:
+    case = demo.verify_genuine(platform, issued)
+    demo.write_case(tmp_path, case)
+    assert (tmp_path / "genuine-certificate.pdf").read_bytes() == issued.signed.pdf
+    report = json.loads((tmp_path / "genuine-certificate.report.json").read_text("utf-8"))
+    assert report["indication"] == "INDICATION_TOTAL_PASSED"
+    xml = ElementTree.fromstring((tmp_path / "genuine-certificate.etsi.xml").read_bytes())
+    assert xml.tag.endswith("ValidationReport")
+    assert (tmp_path / "genuine-certificate.summary.txt").read_text("utf-8").strip()
+    assert demo.as_expected(case)
