@@ -51,11 +51,15 @@ __all__ = [
     "GRANT_CIBA",
     "GRANT_TOKEN_EXCHANGE",
     "CitizenRecord",
+    "DeviceKey",
     "IdentityClient",
     "MachineKey",
     "Tokens",
+    "decide",
     "party",
+    "pending_approvals",
     "pkce_pair",
+    "register_device",
     "totp_now",
 ]
 
@@ -298,3 +302,46 @@ class IdentityClient:
             role=role, powers=list(powers), grantor_id_token=director_id_token)
         request.valid_until.FromSeconds(int(time.time()) + valid_seconds)
         return self.call(self.representation.GrantRepresentation, request).representation
+
+
+class DeviceKey:
+    """The Digital ID app's device key: proves the device to ListPendingApprovals and
+    DecideApproval (ES256 JWTs with a fresh ``iat`` and a single-use ``jti``)."""
+
+    def __init__(self) -> None:
+        self.private_key = ec.generate_private_key(ec.SECP256R1())
+        self.device_id = ""
+
+    @property
+    def public_key_der(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def proof(self, issuer: str, **claims: Any) -> str:
+        return jwt.encode({"aud": issuer, "iat": int(time.time()), "jti": uuid.uuid4().hex,
+                           **claims}, self.private_key, algorithm="ES256")
+
+
+def register_device(identity: IdentityClient, login_session_id: str, device: DeviceKey,
+                    name: str = "phone") -> str:
+    """Register ``device`` for the person of an AAL2 login session; returns the device id."""
+    device.device_id = identity.call(identity.authn.RegisterDevice, auth_pb.RegisterDeviceRequest(
+        login_session_id=login_session_id, public_key_der=device.public_key_der,
+        display_name=name)).device_id
+    return device.device_id
+
+
+def pending_approvals(identity: IdentityClient, device: DeviceKey
+                      ) -> list[auth_pb.PendingApproval]:
+    return list(identity.call(identity.authn.ListPendingApprovals,
+                              auth_pb.ListPendingApprovalsRequest(
+                                  device_id=device.device_id,
+                                  device_proof=device.proof(identity.issuer))).approvals)
+
+
+def decide(identity: IdentityClient, device: DeviceKey, auth_req_id: str, approve: bool) -> None:
+    """Approve or deny a back-channel request on the device."""
+    identity.call(identity.authn.DecideApproval, auth_pb.DecideApprovalRequest(
+        device_id=device.device_id, auth_req_id=auth_req_id, approve=approve,
+        device_proof=device.proof(identity.issuer, auth_req_id=auth_req_id, approve=approve)))

@@ -50,6 +50,7 @@ def base_env(tmp: Path, admin_key: MachineKey, *, kek: str | None = None,
         "EGOV_IDENTITY_ARGON2_TIME_COST": "1",
         "EGOV_IDENTITY_ARGON2_MEMORY_KIB": "1024",
         "EGOV_IDENTITY_LOG_LEVEL": log_level,
+        "EGOV_IDENTITY_CIBA_INTERVAL_SECONDS": "1",
     }
     if database_url:
         env["EGOV_IDENTITY_DATABASE_URL"] = database_url
