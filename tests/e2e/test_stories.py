@@ -140,6 +140,8 @@ def test_the_certificate_has_a_thai_visible_stamp(
         ["pdftotext", str(path), "-"], capture_output=True, text=True, check=True
     ).stdout
     assert "กรมพัฒนาธุรกิจการค้า" in text  # the seal's organisation, shaped and extractable
+    # The certificate has O in English and in Thai: the stamp shows names, not a Python list.
+    assert "['" not in text, text
     assert re.search(r"25\d\d", text), "a Buddhist-era year on the stamp"
 
 
@@ -179,6 +181,8 @@ def test_the_genuine_certificate_passes_with_its_registry_entry(
     assert not report.unsigned_content_after_last_signature
     assert all(s.indication == PASSED for s in report.signatures)
     assert b"total-passed" in case.response.etsi_xml.lower()
+    [signature] = [s for s in report.signatures if s.kind == signing_pb2.SIGNATURE_KIND_SIGNATURE]
+    assert signature.signer.organization in (platform.agency.name_en, platform.agency.name_th)
 
 
 def test_a_flipped_byte_in_the_signed_range_fails_with_hash_failure(
