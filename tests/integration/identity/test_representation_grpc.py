@@ -1,0 +1,63 @@
+"""Acting for a company over gRPC: register it, a director grants, the representative's token is
+exchanged (RFC 8693) for one that carries `act` and the powers; a non-director cannot grant."""
+
+from __future__ import annotations
+
+import pytest
+from egov_clients.identity import GRANT_TOKEN_EXCHANGE, MachineKey
+from egov_common.errors import Code, EgovError
+from egov_pki.tokens import HttpJwks, TokenVerifier
+from identity_process import (
+    ADMIN_ID,
+    PASSWORD,
+    POPULATION,
+    PORTAL_ID,
+    REDIRECT,
+    RunningIdentity,
+    setup_citizen,
+    thai_citizens,
+)
+
+
+def _tokens(identity: RunningIdentity, admin_key: MachineKey, index: int):  # type: ignore[no-untyped-def]
+    import time
+    username, secret = setup_citizen(identity, admin_key, index=index, register_portal=False)
+    return identity.client.login_and_get_tokens(
+        PORTAL_ID, REDIRECT, username, PASSWORD, totp_secret=secret, scope="openid",
+        totp_at=time.time() + 30)
+
+
+def test_director_grant_and_token_exchange(identity: RunningIdentity,
+                                           admin_key: MachineKey) -> None:
+    c = identity.client
+    setup_citizen(identity, admin_key, index=0)  # registers the portal (idempotent setup)
+    company = POPULATION.companies[0]
+    people = [p.identifier for p in thai_citizens()]
+    director = people.index(company.directors[0])
+    outsider = next(i for i, p in enumerate(people) if p not in company.directors and i > 10)
+    admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin")
+    c.register_juristic_person(admin, company.identifier)
+    biz = MachineKey()
+    c.register_client(admin, client_id="biz-portal", client_name="Biz Portal",
+                      grant_types=[GRANT_TOKEN_EXCHANGE], scopes=["keys:sign", "identifier"],
+                      key=biz)
+
+    outsider_tokens = _tokens(identity, admin_key, outsider)
+    with pytest.raises(EgovError) as info:
+        c.grant_representation(outsider_tokens.id_token, company.identifier,
+                               people[outsider], role="signatory", powers=["sign"])
+    assert (info.value.code, info.value.reason) == (Code.PERMISSION_DENIED, "NOT_A_DIRECTOR")
+
+    director_tokens = _tokens(identity, admin_key, director)
+    grant = c.grant_representation(director_tokens.id_token, company.identifier,
+                                   people[outsider], role="authorised-signatory",
+                                   powers=["sign"])
+    assert grant.status == 1  # ACTIVE
+
+    acting = c.act_for("biz-portal", biz, outsider_tokens.access_token, company.identifier,
+                       "keys:sign")
+    token = TokenVerifier(HttpJwks(identity.issuer + "/jwks"), issuer=identity.issuer,
+                          audiences=["urn:egov:keys"]).verify(acting)
+    assert token.subject == company.identifier
+    assert token.representation is not None and token.representation.powers == {"sign"}
+    assert token.act is not None and token.act["identifier"] == people[outsider]
