@@ -120,7 +120,7 @@ class _Page:
 
     def field(self, label: str, value: str, *, x: float = MARGIN, size: float = 9.5) -> None:
         self.text(label, font="B", size=size, x=x, advance=False)
-        self.wrapped(value or "-", size=size, x=x + 150)
+        self.wrapped(value or "-", size=size, x=x + 170)
 
     def rule(self) -> None:
         self.y -= 4
