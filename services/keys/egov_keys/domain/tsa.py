@@ -12,8 +12,7 @@ import datetime as dt
 import hashlib
 import secrets
 
-from asn1crypto import algos, cms, core, tsp
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import algos, core, tsp
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from egov_keys.domain.custody import KeyCustody
@@ -21,6 +20,7 @@ from egov_keys.domain.pki import Authority
 
 __all__ = ["TimeStampAnswer", "issue_timestamp"]
 
+_TST_INFO = "1.2.840.113549.1.9.16.1.4"  # id-ct-TSTInfo
 _IMPRINT_ALGORITHMS = {"sha256": 32, "sha384": 48, "sha512": 64}
 
 
@@ -29,14 +29,6 @@ class TimeStampAnswer:
         self.der = der
         self.granted = granted
         self.serial = serial
-
-
-def _der_sequence(content: bytes) -> bytes:
-    length = len(content)
-    if length < 0x80:
-        return b"\x30" + bytes([length]) + content
-    size = (length.bit_length() + 7) // 8
-    return b"\x30" + bytes([0x80 | size]) + length.to_bytes(size, "big") + content
 
 
 def _rejection(fail_info: str, text: str) -> TimeStampAnswer:
@@ -49,7 +41,7 @@ def _rejection(fail_info: str, text: str) -> TimeStampAnswer:
     )
     # TimeStampResp with the optional timeStampToken absent (RFC 3161 section 2.4.2);
     # asn1crypto's TimeStampResp insists on the token, so the outer SEQUENCE is written here.
-    return TimeStampAnswer(_der_sequence(status.dump()), False, None)
+    return TimeStampAnswer(_tlv(0x30, status.dump()), False, None)
 
 
 def issue_timestamp(
@@ -97,74 +89,69 @@ def issue_timestamp(
     tst_der = tst_info.dump()
 
     cert_der = tsa.certificate.public_bytes(Encoding.DER)
-    cert = asn1_x509.Certificate.load(cert_der)
+    issuer_der = tsa.certificate.issuer.public_bytes()
+    serial_der = core.Integer(tsa.certificate.serial_number).dump()
     hash_algorithm = tsa.key.algorithm.natural_hash
     digest_name = hash_algorithm.value.lower()
-    signed_attrs = cms.CMSAttributes(
-        [
-            cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
-            cms.CMSAttribute(
-                {"type": "message_digest", "values": [hash_algorithm.digest(tst_der)]}
-            ),
-            cms.CMSAttribute(
-                {
-                    "type": "signing_certificate_v2",
-                    "values": [
-                        {
-                            "certs": [
-                                {
-                                    "hash_algorithm": {"algorithm": "sha256"},
-                                    "cert_hash": hashlib.sha256(cert_der).digest(),
-                                    "issuer_serial": {
-                                        "issuer": [
-                                            asn1_x509.GeneralName(
-                                                name="directory_name", value=cert.issuer
-                                            )
-                                        ],
-                                        "serial_number": cert.serial_number,
-                                    },
-                                }
-                            ]
-                        }
-                    ],
-                }
-            ),
-        ]
+    # Signed attributes (RFC 5652 5.3) built as DER: content-type, message-digest and the ESS
+    # signing-certificate-v2 (RFC 5816; hashAlgorithm omitted: DEFAULT sha256).
+    ess_cert_id = _tlv(
+        0x30,
+        _tlv(0x04, hashlib.sha256(cert_der).digest())
+        + _tlv(0x30, _tlv(0x30, _tlv(0xA4, issuer_der)) + serial_der),
     )
-    # CMS (RFC 5652 5.4): the signature covers the DER of the attributes as a SET OF.
-    to_sign = signed_attrs.dump()
+    attributes = [
+        _attribute("1.2.840.113549.1.9.3", core.ObjectIdentifier(_TST_INFO).dump()),
+        _attribute("1.2.840.113549.1.9.4", _tlv(0x04, hash_algorithm.digest(tst_der))),
+        _attribute("1.2.840.113549.1.9.16.2.47", _tlv(0x30, _tlv(0x30, ess_cert_id))),
+    ]
+    # DER SET OF: elements in ascending order of their encodings.
+    attributes_content = b"".join(sorted(attributes))
+    to_sign = _tlv(0x31, attributes_content)
     scheme = tsa.key.algorithm.default_scheme
     signature = custody.sign_digest(tsa.key, hash_algorithm.digest(to_sign), hash_algorithm, scheme)
     signature_algorithm = f"{digest_name}_{'ecdsa' if tsa.key.algorithm.is_ec else 'rsa'}"
-    signer_info = cms.SignerInfo(
-        {
-            "version": "v1",
-            "sid": cms.SignerIdentifier(
-                {
-                    "issuer_and_serial_number": {
-                        "issuer": cert.issuer,
-                        "serial_number": cert.serial_number,
-                    }
-                }
-            ),
-            "digest_algorithm": algos.DigestAlgorithm({"algorithm": digest_name}),
-            "signed_attrs": signed_attrs,
-            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": signature_algorithm}),
-            "signature": signature,
-        }
+    digest_algorithm = algos.DigestAlgorithm({"algorithm": digest_name}).dump()
+    signer_info = _tlv(
+        0x30,
+        b"\x02\x01\x01"  # version 1: issuerAndSerialNumber
+        + _tlv(0x30, issuer_der + serial_der)
+        + digest_algorithm
+        + _tlv(0xA0, attributes_content)  # [0] IMPLICIT SET OF Attribute
+        + algos.SignedDigestAlgorithm({"algorithm": signature_algorithm}).dump()
+        + _tlv(0x04, signature),
     )
-    signed_data_fields: dict[str, object] = {
-        "version": "v3",
-        "digest_algorithms": [algos.DigestAlgorithm({"algorithm": digest_name})],
-        "encap_content_info": {"content_type": "tst_info", "content": tst_info},
-        "signer_infos": [signer_info],
-    }
-    if request["cert_req"].native:
-        signed_data_fields["certificates"] = [cert]
-    token = cms.ContentInfo(
-        {"content_type": "signed_data", "content": cms.SignedData(signed_data_fields)}
+    # SignedData, ContentInfo and TimeStampResp are assembled as DER by hand: asn1crypto would
+    # re-encode the embedded certificate on every token (RFC 5652 5.1, RFC 3161 2.4.2).
+    encap = _tlv(
+        0x30,
+        core.ObjectIdentifier(_TST_INFO).dump() + _tlv(0xA0, _tlv(0x04, tst_der)),
     )
-    response = tsp.TimeStampResp(
-        {"status": tsp.PKIStatusInfo({"status": "granted"}), "time_stamp_token": token}
+    certificates = _tlv(0xA0, cert_der) if request["cert_req"].native else b""
+    signed_data = _tlv(
+        0x30,
+        b"\x02\x01\x03"  # version 3
+        + _tlv(0x31, digest_algorithm)
+        + encap
+        + certificates
+        + _tlv(0x31, signer_info),
     )
-    return TimeStampAnswer(response.dump(), True, serial)
+    content_info = _tlv(
+        0x30,
+        core.ObjectIdentifier("1.2.840.113549.1.7.2").dump() + _tlv(0xA0, signed_data),
+    )
+    granted = _tlv(0x30, b"\x02\x01\x00")  # PKIStatusInfo { status granted }
+    return TimeStampAnswer(_tlv(0x30, granted + content_info), True, serial)
+
+
+def _attribute(oid: str, value_der: bytes) -> bytes:
+    return _tlv(0x30, core.ObjectIdentifier(oid).dump() + _tlv(0x31, value_der))
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    """DER tag-length-value (definite length)."""
+    length = len(content)
+    if length < 0x80:
+        return bytes([tag, length]) + content
+    size = (length.bit_length() + 7) // 8
+    return bytes([tag, 0x80 | size]) + length.to_bytes(size, "big") + content
