@@ -42,7 +42,7 @@ from egov.identity.v1 import (
     representation_pb2_grpc as rep_grpc,
 )
 from egov.type.v1 import party_pb2
-from egov_common.auth import CallerKind, current_caller
+from egov_common.auth import current_caller
 from egov_common.errors import FieldViolation, InvalidArgument, PermissionDenied
 from egov_common.server import GrpcService
 from egov_pki.identifiers import Identifier, Namespace, parse_identifier
@@ -126,7 +126,7 @@ def identifier_to_proto(text: str) -> party_pb2.PartyIdentifier:
 
 def _require_scope(*scopes: str) -> None:
     caller = current_caller()
-    if caller.kind is CallerKind.SERVICE or any(caller.has_scope(s) for s in scopes):
+    if any(caller.has_scope(s) for s in scopes):
         return
     raise PermissionDenied("SCOPE_MISSING", f"needs scope {' or '.join(scopes)}",
                            metadata={"required_scope": scopes[0]})

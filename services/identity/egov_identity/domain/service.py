@@ -949,6 +949,13 @@ class IdentityService:
                 self.verify_access_token(token, verified.audience[0])
         except EgovError:
             return {"active": False}
+        rep = verified.representation
+        if rep is not None:  # a grant revoked or expired since: the token stops being active
+            try:
+                if self.representation(rep.grant_id).status is not m.RepresentationStatus.ACTIVE:
+                    return {"active": False}
+            except NotFound:
+                return {"active": False}
         out: dict[str, Any] = {"active": True, "token_type": "access_token"}
         out.update({k: v for k, v in verified.claims.items() if k in (
             "iss", "sub", "aud", "exp", "iat", "scope", "client_id", "acr", "amr", "auth_time",
