@@ -238,6 +238,11 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "Produced by the verification portal at the time shown; the result may change if "
         "something is revoked later.",
     ),
+    "notes": ("ข้อสังเกตเกี่ยวกับไฟล์", "About the file"),
+    "unsigned_tail": (
+        "มีเนื้อหาต่อท้ายฉบับที่ลงลายมือชื่อล่าสุด ซึ่งไม่มีลายมือชื่อใดครอบคลุม",
+        "Content was added after the last signed version and no signature covers it",
+    ),
     "tree_size": ("ขนาดบันทึก {n} รายการ", "log of {n} entries"),
     "modification_LTA_UPDATES": (
         "เพิ่มข้อมูลสำหรับตรวจสอบระยะยาวและตราประทับเวลา",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -443,3 +444,16 @@ def test_health_and_readiness(client: TestClient, services: FakeTrustServices) -
     not_ready = client.get("/readyz")
     assert not_ready.status_code == 503
     assert not_ready.json()["peers"] == {"signing": True, "registry": False}
+
+
+def test_content_after_the_last_signature_and_file_problems_are_shown(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = dataclasses.replace(
+        report(Verdict.INDETERMINATE),
+        unsigned_content_after_last_signature=True,
+        notes=("2 bytes follow the last signed revision",),
+    )
+    page = upload(client, lang="en")
+    assert "Content was added after the last signed version" in page.text
+    assert "2 bytes follow the last signed revision" in page.text

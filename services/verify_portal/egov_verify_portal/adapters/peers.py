@@ -279,6 +279,7 @@ def _report(
         registry=registry,
         etsi_xml=bytes(response.etsi_xml),
         notes=tuple(report.problems),
+        unsigned_content_after_last_signature=report.unsigned_content_after_last_signature,
     )
 
 

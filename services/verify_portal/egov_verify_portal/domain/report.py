@@ -124,7 +124,10 @@ class VerificationReport:
     registry: RegistryFinding
     #: ETSI TS 119 102-2 validation report from the signing service (empty if it sent none).
     etsi_xml: bytes = b""
+    #: Problems with the document as a whole, one sentence each, from the signing service.
     notes: tuple[str, ...] = field(default=())
+    #: Bytes follow the last signed revision and no signature covers them.
+    unsigned_content_after_last_signature: bool = False
 
     @property
     def verdict(self) -> Verdict:
