@@ -51,16 +51,20 @@ __all__ = [
     "GRANT_CIBA",
     "GRANT_TOKEN_EXCHANGE",
     "CitizenRecord",
+    "DemoCitizen",
     "DeviceKey",
     "IdentityClient",
     "MachineKey",
     "Tokens",
     "decide",
+    "demo_agency_machine_client",
+    "demo_citizen_at_ial_2_3",
     "party",
     "pending_approvals",
     "pkce_pair",
     "register_device",
     "totp_now",
+    "write_bootstrap_clients",
 ]
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -345,3 +349,63 @@ def decide(identity: IdentityClient, device: DeviceKey, auth_req_id: str, approv
     identity.call(identity.authn.DecideApproval, auth_pb.DecideApprovalRequest(
         device_id=device.device_id, auth_req_id=auth_req_id, approve=approve,
         device_proof=device.proof(identity.issuer, auth_req_id=auth_req_id, approve=approve)))
+
+
+# ---------------------------------------------------------------------- demo steps
+
+def write_bootstrap_clients(path: str, admin_client_id: str, admin_key: MachineKey) -> None:
+    """Write the file for ``EGOV_IDENTITY_BOOTSTRAP_CLIENTS_FILE``: one admin machine client
+    (client_credentials, private_key_jwt) with scopes identity:admin and identity:proofing."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump([{"client_id": admin_client_id, "client_name": "Identity administration",
+                    "grant_types": ["client_credentials"],
+                    "scopes": ["identity:admin", "identity:proofing"],
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "jwks_json": admin_key.jwks_json}], f)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoCitizen:
+    person_id: str
+    username: str
+    totp_secret: bytes
+    tokens: Tokens  # AAL2 tokens for the portal: ID token (acr urn:egov:aal:2, IAL 2.3)
+
+
+def demo_citizen_at_ial_2_3(identity: IdentityClient, *, admin_client_id: str,
+                            admin_key: MachineKey, citizen: CitizenRecord,
+                            portal_client_id: str, redirect_uri: str, username: str,
+                            password: str, register_portal: bool = True) -> DemoCitizen:
+    """Story 1, identity part: register the portal, proof a synthetic citizen at IAL 2.3 (chip +
+    officer), set password + TOTP, log in at AAL2 and get tokens with scopes
+    ``openid profile identifier verified_claims keys:sign`` (the access token's audience then
+    includes ``urn:egov:keys`` and it carries the ``identifier`` claim the keys service needs)."""
+    scopes = ["openid", "profile", "identifier", "verified_claims", "keys:sign"]
+    admin = identity.client_credentials_token(admin_client_id, admin_key,
+                                              "identity:admin identity:proofing")
+    if register_portal:
+        identity.register_client(admin, client_id=portal_client_id, client_name="Citizen Portal",
+                                 grant_types=["authorization_code", "refresh_token"],
+                                 scopes=scopes, redirect_uris=[redirect_uri])
+    person_id, code = identity.proof_citizen(admin, citizen, target_ial="2.3")
+    secret = identity.enrol_password_and_totp(person_id, code, username, password,
+                                              client_id=portal_client_id)
+    tokens = identity.login_and_get_tokens(
+        portal_client_id, redirect_uri, username, password, totp_secret=secret,
+        scope=" ".join(scopes), acr_values="2",
+        totp_at=time.time() + 30)  # the current step was spent confirming enrolment
+    return DemoCitizen(person_id, username, secret, tokens)
+
+
+def demo_agency_machine_client(identity: IdentityClient, *, admin_client_id: str,
+                               admin_key: MachineKey, client_id: str, agency: str,
+                               scopes: Sequence[str] = ("registry:issue", "keys:seal")
+                               ) -> tuple[MachineKey, str]:
+    """Story 2, identity part: register an agency back office as a machine client and get an
+    access token (client credentials, private_key_jwt) with the ``agency`` claim."""
+    admin = identity.client_credentials_token(admin_client_id, admin_key, "identity:admin")
+    key = MachineKey()
+    identity.register_client(admin, client_id=client_id, client_name=f"{agency} back office",
+                             grant_types=["client_credentials"], scopes=list(scopes), key=key,
+                             agency=agency)
+    return key, identity.client_credentials_token(client_id, key, " ".join(scopes))
