@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from egov.keys.v1 import keys_pb2_grpc
+from egov_common.errors import EgovError
 from egov_common.server import GrpcService, serve
 from egov_common.settings import SettingsError, load_settings
 
@@ -32,6 +33,9 @@ def main(argv: list[str]) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except EgovError as exc:  # CA not bootstrapped, CA key unusable
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 3
     servicer = KeysServicer(runtime.credentials, runtime.trust)
     serve(
         settings,

@@ -111,6 +111,7 @@ def build_runtime(
     custodies = build_custodies(settings)
     trust = _trust(settings, repository, custodies, clock)
     trust.load()
+    trust.self_test()
     policy = CredentialPolicy(
         assurance=AssurancePolicy(
             min_aal=settings.min_aal,

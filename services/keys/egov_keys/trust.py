@@ -16,7 +16,7 @@ from egov_common.clock import Clock
 from egov_common.errors import FailedPrecondition, NotFound
 
 from egov_keys.domain import pki
-from egov_keys.domain.algorithms import KeyAlgorithm
+from egov_keys.domain.algorithms import KeyAlgorithm, verify_digest_signature
 from egov_keys.domain.custody import CustodyBackend, KeyCustody, KeyReference, KeyRole
 from egov_keys.domain.model import AuditEvent
 from egov_keys.domain.pki import Authority, CaRole, OwnerKind, TrustUrls
@@ -223,6 +223,30 @@ class TrustServices:
                     f"{authority.name} key is in {authority.key.backend.value}, not configured",
                 )
         self._authorities = authorities
+
+    def self_test(self) -> None:
+        """Sign and verify with every authority key: a wrong KEK, PIN or token fails start-up
+        here, not on the first OCSP request."""
+        for authority in self._authorities.values():
+            algorithm = authority.key.algorithm
+            digest = algorithm.natural_hash.digest(b"egov-keys self-test")
+            try:
+                signature = self._custody(authority).sign_digest(
+                    authority.key, digest, algorithm.natural_hash, algorithm.default_scheme
+                )
+                verify_digest_signature(
+                    authority.certificate.public_key(),
+                    signature,
+                    digest,
+                    algorithm.natural_hash,
+                    algorithm.default_scheme,
+                )
+            except Exception as exc:
+                raise FailedPrecondition(
+                    "CA_KEY_UNUSABLE",
+                    f"the {authority.name} key cannot sign with this configuration "
+                    f"(wrong KEK, PIN or token?): {type(exc).__name__}",
+                ) from None
 
     def authority(self, name: str) -> Authority:
         found = self._authorities.get(name)

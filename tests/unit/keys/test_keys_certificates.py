@@ -183,3 +183,12 @@ def test_person_credential_for_a_company_number_is_refused(keys, identity):
             backend=None,
         )
     assert info.value.reason == "OWNER_INVALID"
+
+
+def test_start_up_refuses_a_wrong_kek(keys, identity, sqlite_url):
+    from egov_common.errors import FailedPrecondition
+    from keys_world import build_keys
+
+    with pytest.raises(FailedPrecondition) as info:
+        build_keys(sqlite_url, identity)  # a fresh random KEK: cannot open the stored CA keys
+    assert info.value.reason == "CA_KEY_UNUSABLE"
