@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from egov_common.db import make_engine, upgrade_to_head
-from egov_common.errors import Unavailable
 from egov_pki.identifiers import parse_identifier
 from sqlalchemy.engine import Connection, Engine
 
@@ -91,10 +90,6 @@ class CrlRow:
     this_update: dt.datetime
     next_update: dt.datetime
     der: bytes
-
-
-class AuditWriteFailed(Unavailable):
-    pass
 
 
 class KeysRepository:
