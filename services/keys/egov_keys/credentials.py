@@ -501,6 +501,7 @@ class CredentialService:
             caller=caller,
             policy=self._policy.assurance,
             now=now,
+            owner_subject=credential.created_by,
         )
         if credential.status is CredentialStatus.REVOKED:
             raise FailedPrecondition("CREDENTIAL_REVOKED", "the credential is already revoked")
@@ -614,6 +615,7 @@ class CredentialService:
             caller=caller,
             policy=self._policy.assurance,
             now=now,
+            owner_subject=credential.created_by,
         )
         sad = _SAD_PREFIX + secrets.token_urlsafe(32)
         expires = now + self._policy.sad_lifetime

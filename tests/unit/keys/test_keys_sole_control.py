@@ -407,3 +407,15 @@ def test_rsa_pss_signatures_verify(keys, identity):
     )
     public = x509.load_der_x509_certificate(credential.certificate_der).public_key()
     verify_digest_signature(public, signature, hashes[0], SHA256, SignatureScheme.RSA_PSS)
+
+
+def test_owner_may_sign_with_a_token_that_omits_the_identifier(keys, identity):
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    same_login = identity.token(sub=credential.created_by)  # no identifier claim
+    sad = authorize(keys.credentials, identity, credential, hashes, same_login)
+    assert sign(keys.credentials, credential, sad, hashes)
+    stranger = identity.token(sub="someone-else")
+    assert reason_of(
+        lambda: authorize(keys.credentials, identity, credential, hashes, stranger)
+    ) == ("PERMISSION_DENIED/OWNER_MISMATCH")

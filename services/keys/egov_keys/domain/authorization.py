@@ -79,9 +79,13 @@ def authorize_owner(
     caller: Caller,
     policy: AssurancePolicy,
     now: dt.datetime,
+    owner_subject: str = "",
 ) -> str:
     """Check that ``proof`` (or, for seals, the caller) speaks for ``owner``.
 
+    ``owner_subject``: the identity ``sub`` that had the credential issued; to sign, a token
+    without the ``identifier`` claim may prove the owner by that ``sub`` instead (issuing always
+    needs the identifier, which goes into the certificate).
     Returns an actor label for the audit log (no personal data). Raises PermissionDenied or
     Unauthenticated with the reason the RPC contract names.
     """
@@ -115,7 +119,13 @@ def authorize_owner(
         if age > policy.max_auth_age.total_seconds():
             raise PermissionDenied("AUTH_TIME_TOO_OLD", "the login is not recent enough")
     if kind is OwnerKind.NATURAL_PERSON:
-        if proof.representation is not None or not _same_party(proof.identifier, owner):
+        same = _same_party(proof.identifier, owner) or (
+            purpose != Purpose.ISSUE
+            and proof.identifier is None
+            and bool(owner_subject)
+            and proof.subject == owner_subject
+        )
+        if proof.representation is not None or not same:
             raise PermissionDenied("OWNER_MISMATCH", "the token is not the credential owner's")
         if purpose == Purpose.ISSUE and not policy.ial_at_least(proof.ial, policy.min_ial_issue):
             raise PermissionDenied(
