@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -115,7 +116,8 @@ def _receive(
 ) -> tuple[Any, bytes]:
     """Options (first message) and the PDF chunks, enforcing the size limit while streaming."""
     options = None
-    parts: list[bytes] = []
+    # one growing buffer (not a list plus a join): the upload is held once, not twice
+    buffer = io.BytesIO()
     size = 0
     for n, message in enumerate(requests):
         kind = message.WhichOneof("part")
@@ -126,12 +128,12 @@ def _receive(
         elif kind == "chunk":
             size += len(message.chunk)
             check_size(size, limits)
-            parts.append(message.chunk)
+            buffer.write(message.chunk)
     if options is None and options_required:
         raise InvalidArgument("OPTIONS_MISSING", "the first message must carry options")
     if size == 0:
         raise InvalidArgument("PDF_EMPTY", "no PDF bytes were sent")
-    return options, b"".join(parts)
+    return options, buffer.getvalue()
 
 
 def _party(identifier: party_pb2.PartyIdentifier, field: str) -> Party:

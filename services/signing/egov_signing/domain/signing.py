@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO
 
 from asn1crypto import algos, x509
 from egov_common.clock import Clock, SystemClock
@@ -216,7 +215,7 @@ class _Prepared:
     field_name: str
     tbs: PdfTBSDocument
     digest: PreparedByteRangeDigest
-    output: IO[bytes]
+    output: io.BytesIO
     signed_attrs: object
     attrs_digest: bytes
     signing_time: datetime
@@ -445,7 +444,8 @@ class PdfSigningService:
                 bytes_reserved=self._bytes_reserved(credential, level),
                 appearance_text_params=text_params,
             )
-            digest, output = tbs.digest_tbs_document(output=io.BytesIO())
+            output = io.BytesIO()
+            digest, _ = tbs.digest_tbs_document(output=output)
             signed_attrs = await signer.signed_attrs(
                 digest.document_digest,
                 _HASH,
@@ -512,8 +512,9 @@ class PdfSigningService:
             raise
         except Exception as err:
             raise _signing_failure(err) from err
-        p.output.seek(0)
-        pdf = p.output.read()
+        # BytesIO.getvalue() hands over its buffer without a copy when nothing else holds it
+        pdf = p.output.getvalue()
+        p.output.close()
         sha = hashlib.sha256(pdf).digest()
         status = RegistrationStatus.NOT_REQUESTED
         reg_error: EgovError | None = None
