@@ -88,6 +88,9 @@ AGENCY_CLIENT_ID = "egov-demo-agency"
 PORTAL_SCOPES = ("openid", "profile", "identifier", "verified_claims", "offline_access")
 AAL2_LOGIN = "2"
 AGENCY_SCOPES = ("keys:seal", "registry:issue")
+BACKOFFICE_CLIENT_ID = "egov-demo-backoffice"
+#: The back office proofs citizens at its desk and registers agencies.
+BACKOFFICE_SCOPES = ("identity:proofing", "identity:admin")
 #: The synthetic population identity generates (the same seed and size are passed to it).
 POPULATION_SEED = 2569
 POPULATION_SIZE = 200
@@ -270,6 +273,42 @@ class CitizenSession:
 
 
 @dataclass(frozen=True)
+class MachineClient:
+    """A confidential client of identity that authenticates with ``private_key_jwt``."""
+
+    client_id: str
+    key: ec.EllipticCurvePrivateKey
+    key_id: str
+
+    def assertion(self, audience: str) -> str:
+        """A single-use client assertion (RFC 7523) for identity's token endpoint."""
+        now = int(time.time())
+        claims = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": audience,
+            "iat": now,
+            "exp": now + 120,
+            "jti": secrets.token_urlsafe(16),
+        }
+        return jwt.encode(claims, self.key, algorithm="ES256", headers={"kid": self.key_id})
+
+    def registration(self, name: str, scopes: Sequence[str], agency: str = "") -> dict[str, Any]:
+        """Its entry in identity's bootstrap clients file."""
+        entry: dict[str, Any] = {
+            "client_id": self.client_id,
+            "client_name": name,
+            "grant_types": ["client_credentials"],
+            "scopes": list(scopes),
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks_json": json.dumps({"keys": [_jwk(self.key.public_key(), self.key_id)]}),
+        }
+        if agency:
+            entry["agency"] = agency
+        return entry
+
+
+@dataclass(frozen=True)
 class Agency:
     """The issuing agency: a juristic person with a machine client and an e-seal credential."""
 
@@ -303,6 +342,7 @@ class Platform:
     processes: dict[str, ServiceProcess]
     ca: DevServiceCA
     agency: Agency
+    backoffice: MachineClient
     portal_redirect_uri: str
     identity_issuer: str
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
@@ -379,6 +419,7 @@ class Platform:
         """Identity proofing at ``target_ial``: the ID card chip read plus an officer's
         in-person check. Returns (person_id, enrolment code, achieved IAL)."""
         stub = proofing_pb2_grpc.ProofingServiceStub(self.channel("IDENTITY"))
+        desk = self._backoffice_metadata()  # the proofing desk's token (identity:proofing)
         attributes = proofing_pb2.PersonAttributes(
             names=citizen.names(), birth_date=citizen.birth_date
         )
@@ -387,6 +428,7 @@ class Platform:
                 subject=_party(citizen.identifier), target_ial=target_ial
             ),
             timeout=_RPC_DEADLINE,
+            metadata=desk,
         )
         session_id = started.session.session_id
         evidence = [
@@ -411,9 +453,12 @@ class Platform:
             stub.SubmitEvidence(
                 proofing_pb2.SubmitEvidenceRequest(session_id=session_id, evidence=item),
                 timeout=_RPC_DEADLINE,
+                metadata=desk,
             )
         done = stub.CompleteProofing(
-            proofing_pb2.CompleteProofingRequest(session_id=session_id), timeout=_RPC_DEADLINE
+            proofing_pb2.CompleteProofingRequest(session_id=session_id),
+            timeout=_RPC_DEADLINE,
+            metadata=desk,
         )
         return done.session.person_id, done.enrolment_code, done.session.achieved_ial
 
@@ -559,28 +604,25 @@ class Platform:
     # -- agency ------------------------------------------------------------------------------
 
     def agency_token(self, scopes: Sequence[str] = AGENCY_SCOPES) -> str:
-        """An access token of the agency's machine client: client_credentials with a
-        ``private_key_jwt`` assertion (RFC 7523)."""
-        now = int(time.time())
-        assertion = jwt.encode(
-            {
-                "iss": self.agency.client_id,
-                "sub": self.agency.client_id,
-                "aud": self.identity_issuer + "/token",
-                "iat": now,
-                "exp": now + 120,
-                "jti": secrets.token_urlsafe(16),
-            },
-            self.agency.client_key,
-            algorithm="ES256",
-            headers={"kid": self.agency.key_id},
+        """An access token of the agency's machine client (client_credentials)."""
+        agency = self.agency
+        return self.client_credentials(
+            MachineClient(agency.client_id, agency.client_key, agency.key_id), scopes
         )
+
+    def backoffice_token(self, scopes: Sequence[str] = BACKOFFICE_SCOPES) -> str:
+        """An access token of the back office (identity proofing desk and administration)."""
+        return self.client_credentials(self.backoffice, scopes)
+
+    def client_credentials(self, client: MachineClient, scopes: Sequence[str]) -> str:
+        """identity's token endpoint (gRPC), grant client_credentials, the client authenticated
+        by a ``private_key_jwt`` assertion (RFC 7523)."""
         oidc = oidc_pb2_grpc.OidcServiceStub(self.channel("IDENTITY"))
         tokens = oidc.Token(
             oidc_pb2.TokenRequest(
                 grant_type="client_credentials",
-                client_id=self.agency.client_id,
-                client_assertion=assertion,
+                client_id=client.client_id,
+                client_assertion=client.assertion(self.identity_issuer + "/token"),
                 client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                 scope=" ".join(scopes),
             ),
@@ -588,6 +630,9 @@ class Platform:
         )
         token: str = tokens.access_token
         return token
+
+    def _backoffice_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.backoffice_token()}"),)
 
     def registry_client(self, token: str | None = None) -> RegistryClient:
         """egov_clients.registry over our mTLS channel; ``token`` for issuer calls."""
@@ -779,9 +824,10 @@ def _ports(default_ports: bool) -> dict[str, tuple[int | None, int | None]]:
 
 def plan_platform(
     base_dir: Path, *, default_ports: bool = False, host: str = "127.0.0.1"
-) -> tuple[dict[str, ServiceProcess], Agency, str]:
-    """The five processes with their settings (not started), the agency and the portal's
-    redirect URI. Everything lives under ``base_dir`` (data, logs, the service CA)."""
+) -> tuple[dict[str, ServiceProcess], Agency, MachineClient, str]:
+    """The five processes with their settings (not started), the agency, the back office's
+    client and the portal's redirect URI. Everything lives under ``base_dir`` (data, logs,
+    the service CA)."""
     ports = _ports(default_ports)
     ca_dir = base_dir / "service-ca"
 
@@ -800,6 +846,9 @@ def plan_platform(
     agency_key = ec.generate_private_key(ec.SECP256R1())
     key_id = "agency-key-1"
     agency = Agency(agency_id, name_th, name_en, AGENCY_CLIENT_ID, agency_key, key_id)
+    backoffice = MachineClient(
+        BACKOFFICE_CLIENT_ID, ec.generate_private_key(ec.SECP256R1()), "backoffice-key-1"
+    )
     clients = [
         {
             "client_id": PORTAL_CLIENT_ID,
@@ -809,15 +858,10 @@ def plan_platform(
             "scopes": list(PORTAL_SCOPES),
             "token_endpoint_auth_method": "none",
         },
-        {
-            "client_id": AGENCY_CLIENT_ID,
-            "client_name": name_en,
-            "grant_types": ["client_credentials"],
-            "scopes": list(AGENCY_SCOPES),
-            "token_endpoint_auth_method": "private_key_jwt",
-            "jwks_json": json.dumps({"keys": [_jwk(agency_key.public_key(), key_id)]}),
-            "agency": agency_id,
-        },
+        MachineClient(AGENCY_CLIENT_ID, agency_key, key_id).registration(
+            name_en, AGENCY_SCOPES, agency_id
+        ),
+        backoffice.registration("Back office (demo)", BACKOFFICE_SCOPES),
     ]
     identity_dir = base_dir / "identity"
     identity_dir.mkdir(parents=True, exist_ok=True)
@@ -870,24 +914,24 @@ def plan_platform(
             env=service_env,
             host=host,
         )
-    return processes, agency, redirect_uri
+    return processes, agency, backoffice, redirect_uri
 
 
 def _bootstrap_agency(platform: Platform) -> Agency:
     """Register the agency in identity and give it an e-seal credential in keys."""
     agency = platform.agency
     stub = representation_pb2_grpc.RepresentationServiceStub(platform.channel("IDENTITY"))
-    with contextlib.suppress(grpc.RpcError):  # ALREADY_EXISTS on a re-used data dir
-        stub.RegisterJuristicPerson(
-            representation_pb2.RegisterJuristicPersonRequest(
-                identifier=_party(agency.identifier),
-                kind=representation_pb2.JURISTIC_PERSON_KIND_AGENCY,
-                names=party_pb2.PartyNames(
-                    organization_name_th=agency.name_th, organization_name_en=agency.name_en
-                ),
+    stub.RegisterJuristicPerson(
+        representation_pb2.RegisterJuristicPersonRequest(
+            identifier=_party(agency.identifier),
+            kind=representation_pb2.JURISTIC_PERSON_KIND_AGENCY,
+            names=party_pb2.PartyNames(
+                organization_name_th=agency.name_th, organization_name_en=agency.name_en
             ),
-            timeout=_RPC_DEADLINE,
-        )
+        ),
+        timeout=_RPC_DEADLINE,
+        metadata=platform._backoffice_metadata(),
+    )
     token = platform.agency_token()
     keys = keys_pb2_grpc.KeysServiceStub(platform.channel("KEYS"))
     reply = keys.CreateCredential(
@@ -913,27 +957,48 @@ def start_platform(
     """Start every service, wait for health (polled, never slept on), bootstrap the portal
     and the agency, yield the :class:`Platform`; stop everything with SIGTERM on exit.
 
+    ``base_dir`` must be new or empty (every run makes its own keys, CA and client keys).
     ``default_ports``: the ports of DESIGN.md (8080 for the verify portal ...) instead of free
     ones. Raises ``ServiceFailedToStart`` (with the log tail) when a service does not come up.
     """
     base_dir = base_dir.resolve()
-    processes, agency, redirect_uri = plan_platform(base_dir, default_ports=default_ports)
+    if any((base_dir / name.lower()).exists() for name in SERVICES if name != "IDENTITY"):
+        # Keys' KEK, the agency's client key and the URLs in certificates are made per run.
+        raise FileExistsError(f"{base_dir} holds an earlier platform: use a fresh directory")
+    processes, agency, backoffice, redirect_uri = plan_platform(
+        base_dir, default_ports=default_ports
+    )
     started: list[ServiceProcess] = []
     platform = Platform(
         base_dir=base_dir,
         processes=processes,
         ca=DevServiceCA(base_dir / "service-ca"),
         agency=agency,
+        backoffice=backoffice,
         portal_redirect_uri=redirect_uri,
         identity_issuer=processes["IDENTITY"].http_url,
     )
     try:
         # Create the CA once before five processes race to create it.
         platform.ca.material(HARNESS_CLIENT)
-        for name in SERVICES:
+        first, then = SERVICES[:3], SERVICES[3:]
+        for name in first:
             processes[name].start()
             started.append(processes[name])
-        for name in SERVICES:
+        for name in first:
+            processes[name].wait_healthy(timeout)
+        # signing's trust anchor is keys' root, handed over as a file like a deployment would.
+        anchor = base_dir / "trust-anchors" / "egov-root.pem"
+        anchor.parent.mkdir(parents=True, exist_ok=True)
+        anchor.write_bytes(platform.root_certificate().public_bytes(serialization.Encoding.PEM))
+        processes["SIGNING"].env = {
+            **processes["SIGNING"].env,
+            "EGOV_SIGNING_TRUST_ANCHOR_FILES": json.dumps([str(anchor)]),
+        }
+        for name in then:
+            processes[name].start()
+            started.append(processes[name])
+        for name in then:
             processes[name].wait_healthy(timeout)
         platform.agency = _bootstrap_agency(platform)
         yield platform
