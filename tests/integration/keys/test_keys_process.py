@@ -426,3 +426,24 @@ def test_client_library_round_trip(keys_process, identity, stub):
     assert info.value.reason == "SAD_ALREADY_USED"
     assert client.trust_info().tsa_url.endswith("/tsa")
     channel.close()
+
+
+def test_pyhanko_timestamper_accepts_our_tsa(stub, keys_process):
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+    from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+    from pyhanko_certvalidator import ValidationContext
+
+    digest = sha256(b"pdf signature value")
+    stamper = HTTPTimeStamper(f"{keys_process.http_url}/tsa")
+    signed_data = asyncio.run(stamper.async_timestamp(digest, "sha256"))
+    root = asn1_x509.Certificate.load(_trust(stub)["root"])
+    context = ValidationContext(
+        trust_roots=[root], allow_fetching=True, revocation_mode="hard-fail"
+    )
+    status = asyncio.run(
+        validate_tst_signed_data(signed_data["content"], context, lambda _alg: digest)
+    )
+    assert status["intact"] and status["valid"]
+    assert status["trust_problem_indic"] is None  # path to our root, revocation checked
+    assert status["validation_path"] is not None
