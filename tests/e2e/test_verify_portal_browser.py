@@ -250,6 +250,25 @@ def test_the_size_limit_is_checked_before_upload(
     screenshot(page, "upload-too-large-th")
 
 
+def test_a_file_dropped_on_the_page_is_verified(page: Any, portal: dict[str, Any]) -> None:
+    page.goto(portal["url"] + "/?lang=en")
+    data = page.evaluate_handle(
+        """(bytes) => {
+            const transfer = new DataTransfer();
+            const type = {type: "application/pdf"};
+            transfer.items.add(new File([new Uint8Array(bytes)], "dropped.pdf", type));
+            return transfer;
+        }""",
+        list(GENUINE),
+    )
+    page.dispatch_event("[data-dropzone]", "drop", {"dataTransfer": data})
+    assert "dropped.pdf" in page.inner_text("#file-status")
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_selector("#verdict")
+    assert page.locator("#verdict").get_attribute("data-verdict") == "valid"
+    assert "dropped.pdf" in page.inner_text("main")
+
+
 def test_a_non_pdf_gets_a_clear_message(page: Any, portal: dict[str, Any], tmp_path: Path) -> None:
     page.goto(portal["url"] + "/")
     upload(page, tmp_path, b"GIF89a\x01\x00", name="photo.pdf")
