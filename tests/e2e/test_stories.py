@@ -3,6 +3,7 @@ portal), the same story code ``make demo`` runs (``egov_testing.demo``)."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -13,6 +14,7 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from egov.keys.v1 import keys_pb2
 from egov.registry.v1 import registry_pb2
@@ -272,15 +274,33 @@ def test_keys_authorises_and_signs_digests_only(
     assert all(e.actor.endswith("signing") for e in signing_events), [e.actor for e in events]
 
 
-def test_no_private_key_reaches_the_signing_service(platform: Platform) -> None:
+def test_no_private_key_reaches_the_signing_service(
+    platform: Platform, citizen_signed: demo.CitizenSigned, issued: demo.IssuedCertificate
+) -> None:
     signing = platform.processes["SIGNING"]
     assert "PRIVATE KEY" not in platform.log_text("SIGNING")
-    for path in signing.data_dir.rglob("*"):
-        if path.is_file() and path.parent.name != signing.data_dir.name + "-tls":
-            content = path.read_bytes()
-            # Its own mTLS key is the only key it may hold; no signer key or key blob.
-            if b"PRIVATE KEY" in content:
-                assert "tls" in str(path.relative_to(signing.data_dir)).lower(), path
+    files = [p for p in signing.data_dir.rglob("*") if p.is_file() and p.name != ".lock"]
+    # Stateless: nothing but its own mTLS certificate and key on disk.
+    assert {p.relative_to(signing.data_dir).parts[0] for p in files} <= {"tls"}, files
+    own = x509.load_pem_x509_certificate((signing.data_dir / "tls" / "signing.pem").read_bytes())
+    signers = [
+        x509.load_der_x509_certificate(chain[0]).public_key()
+        for chain in (citizen_signed.credential.certificate_chain,)
+    ]
+    signers.append(status_signer(issued))
+    for path in files:
+        if b"PRIVATE KEY" in path.read_bytes():
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            assert key.public_key() == own.public_key(), path
+            assert all(key.public_key() != signer for signer in signers), path
+
+
+def status_signer(issued: demo.IssuedCertificate) -> object:
+    """The public key of the agency's seal certificate, as embedded in the signed PDF."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    [signature] = PdfFileReader(io.BytesIO(issued.signed.pdf)).embedded_regular_signatures
+    return x509.load_der_x509_certificate(signature.signer_cert.dump()).public_key()
 
 
 # --- make demo ---------------------------------------------------------------------------------
