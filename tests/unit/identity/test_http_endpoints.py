@@ -1,0 +1,121 @@
+"""The OIDC HTTP endpoints in process (starlette TestClient): error mapping and safety."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import urllib.parse
+import warnings
+
+import pytest
+from identity_world import (
+    PASSWORD,
+    MachineKey,
+    World,
+    current_totp,
+    enrol_login,
+    register_machine,
+    register_portal,
+)
+
+with warnings.catch_warnings():  # starlette prefers httpx2; httpx is what is pinned
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+from egov_identity.http import build_http_app
+
+
+@pytest.fixture
+def http(world: World) -> TestClient:
+    return TestClient(build_http_app(world.service), base_url="https://id.test")
+
+
+def _authorize_params(challenge: str, **extra: str) -> dict[str, str]:
+    return {"response_type": "code", "client_id": "portal",
+            "redirect_uri": "https://portal.test/cb", "scope": "openid", "state": "s1",
+            "nonce": "n1", "code_challenge": challenge, "code_challenge_method": "S256",
+            **extra}
+
+
+def _pkce() -> tuple[str, str]:
+    v = secrets.token_urlsafe(48)
+    return v, base64.urlsafe_b64encode(hashlib.sha256(v.encode()).digest()).rstrip(b"=").decode()
+
+
+def test_discovery_names_every_endpoint(http: TestClient) -> None:
+    meta = http.get("/.well-known/openid-configuration").json()
+    assert meta["issuer"] == "https://id.test"
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert set(meta["id_token_signing_alg_values_supported"]) == {"ES256", "RS256"}
+    algs = {k["alg"] for k in http.get("/jwks").json()["keys"]}
+    assert algs == {"ES256", "RS256"}
+
+
+def test_unknown_redirect_uri_is_never_redirected_to(world: World, http: TestClient) -> None:
+    register_portal(world)
+    _, challenge = _pkce()
+    response = http.get("/authorize", params=_authorize_params(
+        challenge, redirect_uri="https://evil.test/cb"), follow_redirects=False)
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
+def test_login_form_gives_no_hint_whether_the_account_exists(world: World,
+                                                             http: TestClient) -> None:
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    _, challenge = _pkce()
+    pages = []
+    for name in (username, "nobody-by-this-name"):
+        r = http.post("/authorize", data={**_authorize_params(challenge), "username": name,
+                                          "password": "wrong password"},
+                      follow_redirects=False)
+        pages.append((r.status_code, r.text))
+    assert pages[0] == pages[1]
+    assert pages[0][0] == 401
+
+
+def test_code_flow_over_http_and_oauth_error_codes(world: World, http: TestClient) -> None:
+    register_portal(world)
+    _, username, secret = enrol_login(world)
+    verifier, challenge = _pkce()
+    r = http.post("/authorize", data={**_authorize_params(challenge), "username": username,
+                                      "password": PASSWORD,
+                                      "totp_code": current_totp(world, secret)},
+                  follow_redirects=False)
+    assert r.status_code == 302
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(r.headers["location"]).query)
+    assert query["state"] == ["s1"] and query["iss"] == ["https://id.test"]
+    form = {"grant_type": "authorization_code", "client_id": "portal", "code": query["code"][0],
+            "redirect_uri": "https://portal.test/cb", "code_verifier": verifier}
+    ok = http.post("/token", data=form)
+    assert ok.status_code == 200 and ok.headers["cache-control"] == "no-store"
+    again = http.post("/token", data=form)
+    assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+    bad_client = http.post("/token", data={**form, "client_id": "who"})
+    assert (bad_client.status_code, bad_client.json()["error"]) == (401, "invalid_client")
+    unsupported = http.post("/token", data={"grant_type": "password", "client_id": "portal"})
+    assert unsupported.json()["error"] == "unsupported_grant_type"
+    info = http.get("/userinfo", headers={"authorization": f"Bearer {ok.json()['access_token']}"})
+    assert info.status_code == 200
+    assert http.get("/userinfo").status_code == 401
+
+
+def test_introspection_needs_a_confidential_client(world: World, http: TestClient) -> None:
+    register_portal(world)
+    key = MachineKey()
+    register_machine(world, key, client_id="rs")
+    public = http.post("/introspect", data={"client_id": "portal", "token": "x"})
+    assert (public.status_code, public.json()["error"]) == (401, "invalid_client")
+    r = http.post("/introspect", data={
+        "client_id": "rs", "token": "not-a-token",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": key.assertion("rs", now=world.service.now)})
+    assert r.json() == {"active": False}
+
+
+def test_revoking_an_unknown_token_succeeds_silently(world: World, http: TestClient) -> None:
+    register_portal(world)
+    r = http.post("/revoke", data={"client_id": "portal", "token": "unknown"})
+    assert r.status_code == 200
