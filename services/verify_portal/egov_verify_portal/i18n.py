@@ -285,6 +285,7 @@ _TH_REASONS: dict[str, str] = {
     "DOCUMENT_REVOKED": "เอกสารถูกเพิกถอนในทะเบียน",
     "DOCUMENT_SUPERSEDED": "เอกสารถูกแทนที่ด้วยฉบับใหม่",
     "PROOF_FAILED": "หลักฐานในบันทึกโปร่งใสไม่ถูกต้อง",
+    "REGISTRY_UNAVAILABLE": "ขณะนี้ตรวจสอบสถานะในทะเบียนเอกสารไม่ได้ โปรดลองใหม่ภายหลัง",
     "HASH_DIFFERS": "ไฟล์ที่อัปโหลดไม่ตรงกับเอกสารที่ขึ้นทะเบียน",
 }
 _EN_REASONS: dict[str, str] = {
@@ -309,6 +310,7 @@ _EN_REASONS: dict[str, str] = {
     "DOCUMENT_REVOKED": "the document has been revoked in the registry",
     "DOCUMENT_SUPERSEDED": "a newer version of the document replaces it",
     "PROOF_FAILED": "the registry's transparency-log proof does not verify",
+    "REGISTRY_UNAVAILABLE": "the registry cannot be asked right now; try again later",
     "HASH_DIFFERS": "the uploaded file is not the registered document",
 }
 

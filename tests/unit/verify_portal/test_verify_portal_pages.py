@@ -457,3 +457,12 @@ def test_content_after_the_last_signature_and_file_problems_are_shown(
     page = upload(client, lang="en")
     assert "Content was added after the last signed version" in page.text
     assert "2 bytes follow the last signed revision" in page.text
+
+
+def test_an_unreachable_registry_makes_a_well_signed_document_cannot_tell(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report(registry=RegistryFinding(status=RegistryStatus.UNAVAILABLE))
+    page = upload(client, lang="en")
+    assert 'data-verdict="indeterminate"' in page.text
+    assert "the registry cannot be asked right now" in page.text

@@ -134,13 +134,15 @@ class VerificationReport:
         """The overall answer: the signatures' verdict, overruled by the registry.
 
         A revoked registry entry makes the document not valid whatever its signatures say; a
-        superseded one, or a registry claim whose inclusion proof fails, means we cannot tell.
+        superseded one, an unreachable registry, or a registry claim whose inclusion proof
+        fails, means we cannot tell.
         """
         if self.registry.status is RegistryStatus.REVOKED:
             return Verdict.INVALID
         if self.signatures_verdict is not Verdict.VALID:
             return self.signatures_verdict
-        if self.registry.status is RegistryStatus.SUPERSEDED:
+        if self.registry.status in (RegistryStatus.SUPERSEDED, RegistryStatus.UNAVAILABLE):
+            # Fail closed: a registry that cannot be asked may hold a revocation.
             return Verdict.INDETERMINATE
         if (
             self.registry.status is RegistryStatus.REGISTERED

@@ -264,6 +264,8 @@ def overall_reason(report: VerificationReport, words: Callable[[str, str], str])
         return words(report.signatures_sub_indication, report.signatures_indication)
     if registry.status is RegistryStatus.SUPERSEDED:
         return words("DOCUMENT_SUPERSEDED", "")
+    if registry.status is RegistryStatus.UNAVAILABLE:
+        return words("REGISTRY_UNAVAILABLE", "")
     if registry.proof is ProofCheck.FAILED:
         return words("PROOF_FAILED", "")
     return ""
