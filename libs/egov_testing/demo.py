@@ -428,6 +428,8 @@ def run(out_dir: Path, *, keep_running: bool, default_ports: bool) -> int:
         if keep_running:
             print("Services keep running; Ctrl-C stops them.", flush=True)
             _wait_for_interrupt()
+        else:
+            print("(python -m egov_testing.demo --keep-running leaves them up to browse)")
     print("All services stopped.", flush=True)
     return 1 if surprises else 0
 
