@@ -367,3 +367,37 @@ def test_lta_updates_after_a_document_time_stamp_are_allowed_and_issuers_read_sh
     assert sig.is_document_timestamp
     assert sig.modifications_allowed
     assert sig.certificate_issuer == "EGov Root CA"
+
+
+@given(
+    content=st.binary(min_size=0, max_size=300),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8),
+)
+def test_the_file_is_read_the_same_however_the_body_is_chunked(
+    content: bytes, cuts: list[int]
+) -> None:
+    pdf = b"%PDF-1.7\n" + content
+    body = _form("bNd", ("lang", None, b"th"), ("file", "a.pdf", pdf))
+    points = sorted({c % (len(body) + 1) for c in cuts})
+    chunks = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+    upload = _read("multipart/form-data; boundary=bNd", *chunks, limit=10_000)
+    assert upload.content == pdf
+    assert upload.fields == {"lang": "th"}
+
+
+# ---- settings ----------------------------------------------------------------------------------
+
+
+def test_settings_name_the_variable_that_is_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
+    from egov_common.settings import SettingsError, load_settings
+    from egov_verify_portal.settings import VerifyPortalSettings
+
+    monkeypatch.setenv("EGOV_SIGNING_ADDRESS", "signing:50054")
+    settings = load_settings(VerifyPortalSettings, "VERIFY_PORTAL")
+    assert settings.http_listen == "127.0.0.1:8080"
+    assert settings.signing_address == "signing:50054"
+    assert settings.max_upload_bytes == 20 * 1024 * 1024
+    monkeypatch.setenv("EGOV_VERIFY_PORTAL_REPORT_SEAL_KEY", "not-hex")
+    with pytest.raises(SettingsError) as bad:
+        load_settings(VerifyPortalSettings, "VERIFY_PORTAL")
+    assert bad.value.variable == "EGOV_VERIFY_PORTAL_REPORT_SEAL_KEY"
