@@ -109,9 +109,8 @@ FROM runtime AS registry
 LABEL org.opencontainers.image.title="egov-trust registry" \
       org.opencontainers.image.description="Register of issued documents with a transparency log"
 ENV EGOV_REGISTRY_GRPC_LISTEN=0.0.0.0:50053 \
-    EGOV_REGISTRY_HTTP_LISTEN=0.0.0.0:8083 \
     EGOV_REGISTRY_DATA_DIR=/tmp/data
-EXPOSE 50053 8083
+EXPOSE 50053
 USER 10001:10001
 ENTRYPOINT ["python", "-m", "egov_registry"]
 

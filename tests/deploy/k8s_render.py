@@ -28,7 +28,8 @@ KUBERNETES_VERSION = "1.37.0"
 SERVICES: dict[str, tuple[str, str, int | None, int | None]] = {
     "identity": ("egov_identity", "IDENTITY", 50051, 8081),
     "keys": ("egov_keys", "KEYS", 50052, 8082),
-    "registry": ("egov_registry", "REGISTRY", 50053, 8083),
+    # The registry serves gRPC only (its QR-code pages are the verify portal's).
+    "registry": ("egov_registry", "REGISTRY", 50053, None),
     "signing": ("egov_signing", "SIGNING", 50054, None),
     "verify-portal": ("egov_verify_portal", "VERIFY_PORTAL", None, 8080),
 }

@@ -13,7 +13,10 @@ import functools
 import importlib.util
 import os
 import re
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,10 +31,24 @@ import pytest
 import yaml
 from egov_testing.processes import free_port
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from k8s_render import K8S, SERVICES, Manifest, by_name, container_env, of_kind, pod_spec, render
+from k8s_render import (
+    K8S,
+    OVERLAYS,
+    SERVICES,
+    Manifest,
+    by_name,
+    container_env,
+    of_kind,
+    pod_spec,
+    render,
+)
 
 START_DEADLINE = 90.0  # seconds; generous for a shared 2-core CI machine
 OVERLAY = "dev"
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+#: Production Secrets that no script here makes: stand-ins (the HSM PIN of the SoftHSM token
+#: that plays the HSM below).
+PROD_STAND_INS = {"keys-pkcs11": {"pin": b"5678"}}
 
 
 def _has_main(package: str) -> bool:
@@ -73,7 +90,7 @@ def secret_files(secret: str, objects: tuple[Manifest, ...]) -> dict[str, bytes]
     generated = [o for o in of_kind(objects, "Secret") if o["metadata"]["name"] == secret]
     if generated:
         return {k: base64.b64decode(v) for k, v in generated[0]["data"].items()}
-    made = dev_secrets()
+    made = {**dev_secrets(), **PROD_STAND_INS}
     assert secret in made, f"Secret {secret} is neither generated nor made by dev-secrets.sh"
     return made[secret]
 
@@ -91,6 +108,8 @@ class LocalPod:
     named_ports: dict[str, int] = field(default_factory=dict)  # port name -> container port
     peers: dict[str, int] = field(default_factory=dict)  # remote host:port -> unused local port
     mounts: dict[str, Path] = field(default_factory=dict)  # mountPath -> local directory
+    #: What the node would provide besides the manifests (the HSM client's configuration).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def mount(self, workload: Manifest, container: Manifest) -> None:
         volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
@@ -99,6 +118,8 @@ class LocalPod:
             local.mkdir(parents=True, exist_ok=True)
             self.mounts[mount["mountPath"]] = local
             volume = volumes[mount["name"]]
+            if "image" in volume:
+                self.hsm_client(local)
             if "secret" in volume:
                 files = secret_files(volume["secret"]["secretName"], self.objects)
                 items = volume["secret"].get("items") or [{"key": k, "path": k} for k in files]
@@ -107,6 +128,36 @@ class LocalPod:
                     if not target.exists():
                         target.write_bytes(files[item["key"]])
                         target.chmod(0o440)
+
+    def hsm_client(self, local: Path) -> None:
+        """The image volume of prod's keys holds the HSM vendor's PKCS#11 library; SoftHSM2
+        plays the HSM here, its token initialised with the label and PIN the manifests name."""
+        if not SOFTHSM_MODULE.exists() or shutil.which("softhsm2-util") is None:
+            pytest.skip("SoftHSM2 is not installed: it plays the HSM of the prod keys pod")
+        (local / "lib").mkdir(exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            (local / "lib" / "libpkcs11.so").symlink_to(SOFTHSM_MODULE)
+        if "SOFTHSM2_CONF" in self.extra_env:
+            return
+        tokens = self.root / "hsm-tokens"
+        tokens.mkdir()
+        conf = self.root / "softhsm2.conf"
+        conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+        self.extra_env["SOFTHSM2_CONF"] = str(conf)
+        keys = by_name(self.objects, "Deployment", "keys")
+        (keys_container,) = pod_spec(keys)["containers"]
+        settings, _ = container_env(self.objects, keys_container)
+        subprocess.run(
+            [
+                *("softhsm2-util", "--init-token", "--free", "--so-pin", secrets.token_hex(8)),
+                *("--label", settings["EGOV_KEYS_PKCS11_TOKEN_LABEL"]),
+                *("--pin", PROD_STAND_INS["keys-pkcs11"]["pin"].decode()),
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+            timeout=60,
+        )
 
     def localise(self, value: str) -> str:
         """Paths under a mount -> the local directory; listen and peer addresses -> loopback."""
@@ -168,7 +219,7 @@ def process_env(
     base.update(
         HOME=str(pod.mounts.get("/tmp", pod.root)), TMPDIR=str(pod.mounts.get("/tmp", pod.root))
     )
-    return {**base, **local}
+    return {**base, **local, **pod.extra_env}
 
 
 def argv(container: Manifest) -> list[str]:
@@ -233,6 +284,14 @@ def running(
             proc.wait()
 
 
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def log_tail(log: Path) -> str:
     return log.read_bytes()[-3000:].decode("utf-8", "replace") if log.exists() else "(no log)"
 
@@ -252,6 +311,19 @@ def test_dev_secrets_script_makes_every_secret_the_dev_overlay_needs() -> None:
                 needed.setdefault(ref.secret, set()).add(ref.key)
     for secret, keys in needed.items():
         assert keys <= set(secret_files(secret, objects)), secret
+
+
+def run_jobs_before(objects: tuple[Manifest, ...], name: str, package: str, pod: LocalPod) -> None:
+    """What runs before the Deployment rolls: its migration Job (k8s/apply.sh waits for it) and,
+    in prod, the CA bootstrap Job that the operator un-suspends once (keys)."""
+    run_migration_job(objects, name, package, pod)
+    for job in of_kind(objects, "Job"):
+        if job["metadata"]["name"] == f"{name}-bootstrap":
+            (container,) = pod_spec(job)["containers"]
+            pod.mount(job, container)
+            env = process_env(objects, container, pod, name)
+            done = subprocess.run(argv(container), env=env, capture_output=True, timeout=300)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
 def run_migration_job(
@@ -275,14 +347,15 @@ def run_migration_job(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("overlay", OVERLAYS)
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_deployment_starts_as_rendered_and_passes_its_readiness_probe(
-    name: str, tmp_path: Path, null_collector: int
+    overlay: str, name: str, tmp_path: Path, null_collector: int
 ) -> None:
     package = SERVICES[name][0]
     if not _has_main(package):
         pytest.skip(f"{package} has no __main__ yet: `python -m {package}` cannot start")
-    objects = render(OVERLAY)
+    objects = render(overlay)
     deployment = by_name(objects, "Deployment", name)
     (container,) = pod_spec(deployment)["containers"]
     pod = LocalPod(tmp_path, objects)
@@ -290,15 +363,21 @@ def test_deployment_starts_as_rendered_and_passes_its_readiness_probe(
     pod.ports = {p["containerPort"]: free_port() for p in container["ports"]}
     pod.peers["otel-collector.observability.svc:4317"] = null_collector
     pod.mount(deployment, container)
-    run_migration_job(objects, name, package, pod)
+    run_jobs_before(objects, name, package, pod)
     env = process_env(objects, container, pod, name)
     log = tmp_path / f"{name}.log"
     grace = float(pod_spec(deployment).get("terminationGracePeriodSeconds", 30))
     with running(argv(container), env, log) as proc:
         deadline = time.monotonic() + START_DEADLINE
-        while not probe_passes(container["readinessProbe"], pod, env):
+        # Cheap first: the listeners are up (an exec probe costs a Python start each time).
+        while not all(_accepts(port) for port in pod.ports.values()) or not probe_passes(
+            container["readinessProbe"], pod, env
+        ):
             assert proc.poll() is None, f"{name} exited with {proc.returncode}:\n{log_tail(log)}"
-            assert time.monotonic() < deadline, f"{name} never passed its probe:\n{log_tail(log)}"
+            closed = [p for p, local in pod.ports.items() if not _accepts(local)]
+            assert time.monotonic() < deadline, (
+                f"{name} never passed its probe (ports not listening: {closed}):\n{log_tail(log)}"
+            )
             time.sleep(0.2)
         assert probe_passes(container["livenessProbe"], pod, env)
         proc.send_signal(signal.SIGTERM)

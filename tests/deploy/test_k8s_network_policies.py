@@ -232,7 +232,6 @@ def test_ingress_controller_reaches_only_the_public_http_endpoints(overlay: str)
     assert reachable == {
         ("identity", 8081),
         ("keys", 8082),
-        ("registry", 8083),
         ("verify-portal", 8080),
     }
 
