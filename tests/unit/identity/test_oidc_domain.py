@@ -286,3 +286,27 @@ def test_expired_single_use_records_are_purged(world: World) -> None:
     _code_flow(world)
     world.advance(world.service.config.refresh_token_seconds + 7200)
     assert world.service.purge_expired() >= 2  # the used code and the refresh token at least
+
+
+def test_refresh_for_a_pairwise_client_and_a_refused_scope_does_not_burn_the_token(
+        world: World) -> None:
+    s = world.service
+    register_portal(world, subject_type=m.SubjectType.PAIRWISE, sector_identifier="p.example")
+    _, username, _ = enrol_login(world)
+    login = s.login("portal", username, PASSWORD)
+    verifier, challenge = _pkce()
+    auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid profile",
+                       code_challenge=challenge, code_challenge_method="S256")
+    first = s.token(m.TokenRequest(grant_type="authorization_code", client_id="portal",
+                                   code=auth.code, redirect_uri="https://portal.test/cb",
+                                   code_verifier=verifier))
+    with pytest.raises(InvalidArgument) as info:
+        s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                               refresh_token=first.refresh_token, scope="openid keys:sign"))
+    assert info.value.reason == "INVALID_SCOPE"
+    second = s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                                    refresh_token=first.refresh_token, scope="openid"))
+    sub = _verifier(world, "portal").verify(second.id_token).subject
+    assert sub.startswith("ps-")
+    assert second.scope == "openid"

@@ -321,10 +321,13 @@ class IdentityService:
                              .values(ial=keep, **values))
         return person_id, code
 
-    def person(self, person_id: str) -> m.Person:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(t.persons).where(
-                t.persons.c.person_id == person_id)).mappings().first()
+    def person(self, person_id: str, conn: sa.Connection | None = None) -> m.Person:
+        query = sa.select(t.persons).where(t.persons.c.person_id == person_id)
+        if conn is not None:
+            row = conn.execute(query).mappings().first()
+        else:
+            with self.engine.connect() as own:
+                row = own.execute(query).mappings().first()
         if row is None:
             raise NotFound("PERSON_NOT_FOUND", "no such person")
         return self._person_from_row(row)
@@ -505,17 +508,27 @@ class IdentityService:
                 expires_at=float(claims["exp"])))
 
     # ------------------------------------------------------------------ subjects
-    def subject_for(self, person_id: str, client: m.Client) -> str:
+    def subject_for(self, person_id: str, client: m.Client,
+                    conn: sa.Connection | None = None) -> str:
+        """``sub`` for ``client``: the person id (public) or an HMAC per sector (pairwise,
+        remembered so tokens presented back resolve to the person)."""
         if client.subject_type is m.SubjectType.PUBLIC:
             return person_id
         mac = hmac.new(self.config.pairwise_salt or self.config.kek,
                        f"{client.sector_identifier}|{person_id}".encode(), hashlib.sha256)
         sub = "ps-" + mac.hexdigest()[:40]
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(t.subject_aliases.insert().values(sub=sub, person_id=person_id))
-        except sa.exc.IntegrityError:
-            pass
+        with contextlib.ExitStack() as stack:
+            if conn is None:
+                conn = stack.enter_context(self.engine.begin())
+            known = conn.execute(sa.select(t.subject_aliases.c.sub).where(
+                t.subject_aliases.c.sub == sub)).first()
+            if known is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(t.subject_aliases.insert().values(sub=sub,
+                                                                       person_id=person_id))
+                except sa.exc.IntegrityError:
+                    pass  # another process recorded it first
         return sub
 
     def person_id_for_subject(self, sub: str) -> str | None:
@@ -724,6 +737,9 @@ class IdentityService:
             claims_request=row["claims_json"], family_id=None)
 
     def _grant_refresh(self, client: m.Client, request: m.TokenRequest) -> m.TokenResponse:
+        """Refresh with rotation (RFC 9700 section 4.14.2): the presented token is consumed and
+        its successor stored in ONE transaction; presenting a consumed token again revokes the
+        whole family (the legitimate holder and a thief cannot both continue)."""
         now = self.now()
         r = t.refresh_tokens
         token_hash = digest(request.refresh_token)
@@ -734,27 +750,26 @@ class IdentityService:
                 raise InvalidArgument("INVALID_GRANT", "refresh token is invalid")
             if row["revoked_at"] is not None or row["expires_at"] <= now:
                 raise InvalidArgument("INVALID_GRANT", "refresh token is revoked or expired")
+            scopes = row["scope"].split()
+            if request.scope:
+                asked = _scopes(request.scope)
+                if not set(asked) <= set(scopes):
+                    raise InvalidArgument("INVALID_SCOPE", "scope exceeds the original grant")
+                scopes = asked
             used = conn.execute(r.update().where(r.c.token_hash == token_hash,
                                                  r.c.used_at.is_(None)).values(used_at=now))
-            reused = used.rowcount != 1
-        if reused:
-            # Reuse of a rotated token: someone holds a stolen copy. Revoke the whole family.
-            with self.engine.begin() as conn:
-                conn.execute(r.update().where(r.c.family_id == row["family_id"],
-                                              r.c.revoked_at.is_(None)).values(revoked_at=now))
-            log.warning("refresh token reuse detected; family revoked",
-                        extra={"client_id": client.client_id})
-            raise InvalidArgument("INVALID_GRANT", "refresh token was already used")
-        scopes = row["scope"].split()
-        if request.scope:
-            asked = _scopes(request.scope)
-            if not set(asked) <= set(scopes):
-                raise InvalidArgument("INVALID_SCOPE", "scope exceeds the original grant")
-            scopes = asked
-        return self._issue_person_tokens(
-            client, row["person_id"], scopes, aal=row["aal"], amr=json.loads(row["amr_json"]),
-            auth_time=row["auth_time"], nonce="", claims_request=row["claims_json"],
-            family_id=row["family_id"])
+            if used.rowcount == 1:
+                return self._issue_person_tokens(
+                    client, row["person_id"], scopes, aal=row["aal"],
+                    amr=json.loads(row["amr_json"]), auth_time=row["auth_time"], nonce="",
+                    claims_request=row["claims_json"], family_id=row["family_id"], conn=conn)
+        # Reuse of a rotated token: someone holds a stolen copy. Revoke the whole family.
+        with self.engine.begin() as conn:
+            conn.execute(r.update().where(r.c.family_id == row["family_id"],
+                                          r.c.revoked_at.is_(None)).values(revoked_at=now))
+        log.warning("refresh token reuse detected; family revoked",
+                    extra={"client_id": client.client_id})
+        raise InvalidArgument("INVALID_GRANT", "refresh token was already used")
 
     def _grant_client_credentials(self, client: m.Client,
                                   request: m.TokenRequest) -> m.TokenResponse:
@@ -808,10 +823,11 @@ class IdentityService:
     def _issue_person_tokens(self, client: m.Client, person_id: str, scopes: list[str], *,
                              aal: int, amr: list[str], auth_time: float, nonce: str,
                              claims_request: str, family_id: str | None,
-                             with_refresh: bool = True) -> m.TokenResponse:
-        person = self.person(person_id)
+                             with_refresh: bool = True,
+                             conn: sa.Connection | None = None) -> m.TokenResponse:
+        person = self.person(person_id, conn)
         now = int(self.now())
-        sub = self.subject_for(person_id, client)
+        sub = self.subject_for(person_id, client, conn)
         access_claims: dict[str, Any] = {
             "iss": self.config.issuer, "sub": sub,
             "aud": [self.config.issuer, *_audiences_for(scopes)], "iat": now,
@@ -840,12 +856,16 @@ class IdentityService:
         refresh = ""
         if with_refresh and m.GRANT_REFRESH_TOKEN in client.grant_types:
             refresh = secrets.token_urlsafe(32)
-            with self.engine.begin() as conn:
-                conn.execute(t.refresh_tokens.insert().values(
-                    token_hash=digest(refresh), family_id=family_id or _new_id("fam"),
-                    client_id=client.client_id, person_id=person_id, scope=" ".join(scopes),
-                    claims_json=claims_request, aal=aal, amr_json=json.dumps(amr),
-                    auth_time=auth_time, expires_at=now + self.config.refresh_token_seconds))
+            insert = t.refresh_tokens.insert().values(
+                token_hash=digest(refresh), family_id=family_id or _new_id("fam"),
+                client_id=client.client_id, person_id=person_id, scope=" ".join(scopes),
+                claims_json=claims_request, aal=aal, amr_json=json.dumps(amr),
+                auth_time=auth_time, expires_at=now + self.config.refresh_token_seconds)
+            if conn is not None:  # the caller's transaction (refresh rotation)
+                conn.execute(insert)
+            else:
+                with self.engine.begin() as own:
+                    own.execute(insert)
         return m.TokenResponse(access_token, self.config.access_token_seconds, " ".join(scopes),
                                refresh_token=refresh, id_token=id_token)
 
