@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -462,9 +463,10 @@ class Platform:
         )
         return done.session.person_id, done.enrolment_code, done.session.achieved_ial
 
-    def enrol_citizen(self, citizen: Citizen) -> CitizenSession:
+    def enrol_citizen(self, citizen: Citizen, *, over_http: bool = False) -> CitizenSession:
         """Proof at IAL 2.3, set a password, enrol and confirm TOTP, then log in at AAL2
-        through the portal (authorization code + PKCE). Returns the portal's session."""
+        through the portal (authorization code + PKCE, over gRPC or, with ``over_http``, over
+        identity's OIDC HTTP endpoints). Returns the portal's session."""
         person_id, enrolment_code, ial = self.proof_citizen(citizen)
         auth = authentication_pb2_grpc.AuthenticationServiceStub(self.channel("IDENTITY"))
         username = auth.SetPassword(
@@ -492,7 +494,7 @@ class Platform:
             timeout=_RPC_DEADLINE,
         )
         session = CitizenSession(citizen, person_id, username, secret, step, "", "", "", ial, {})
-        return self.login_aal2(session)
+        return self.login_aal2_http(session) if over_http else self.login_aal2(session)
 
     def login_aal2(self, session: CitizenSession) -> CitizenSession:
         """Password + TOTP login, then the portal's authorization code flow with PKCE.
@@ -549,6 +551,78 @@ class Platform:
         session.access_token = tokens.access_token
         session.refresh_token = tokens.refresh_token
         session.claims = claims
+        return session
+
+    def login_aal2_http(self, session: CitizenSession) -> CitizenSession:
+        """The same login as an unmodified OIDC client does it: discovery, the authorization
+        endpoint's login form (password + TOTP), the redirect with code and state, the token
+        endpoint with the PKCE verifier; the ID token is checked with identity's JWKS by the
+        shared fail-closed verifier (``egov_pki.tokens``)."""
+        from egov_pki.tokens import HttpJwks, TokenVerifier
+
+        with httpx.Client(timeout=_RPC_DEADLINE, follow_redirects=False) as http:
+            discovery = http.get(self.identity_issuer + "/.well-known/openid-configuration")
+            discovery.raise_for_status()
+            endpoints = discovery.json()
+            verifier, challenge = _pkce_pair()
+            state, nonce = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+            params = {
+                "response_type": "code",
+                "client_id": PORTAL_CLIENT_ID,
+                "redirect_uri": self.portal_redirect_uri,
+                "scope": " ".join(PORTAL_SCOPES),
+                "state": state,
+                "nonce": nonce,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+                "acr_values": AAL2_LOGIN,
+            }
+            form_page = http.get(endpoints["authorization_endpoint"], params=params)
+            if form_page.status_code != 200 or "password" not in form_page.text:
+                raise AssertionError(f"no login form: {form_page.status_code}")
+            step = max(session.last_totp_step + 1, int(time.time() // 30))
+            answer = http.post(
+                endpoints["authorization_endpoint"],
+                data={
+                    **params,
+                    "username": session.username,
+                    "password": session.citizen.password,
+                    "totp_code": totp_code(session.totp_secret, step),
+                },
+            )
+            session.last_totp_step = step
+            if answer.status_code != 302:
+                raise AssertionError(f"login refused: {answer.status_code} {answer.text[:200]}")
+            redirect = urllib.parse.urlsplit(answer.headers["location"])
+            query = urllib.parse.parse_qs(redirect.query)
+            expected = urllib.parse.urlsplit(self.portal_redirect_uri)
+            if (redirect.netloc, redirect.path) != (expected.netloc, expected.path):
+                raise AssertionError(f"redirected elsewhere: {answer.headers['location']}")
+            if query.get("state") != [state] or "code" not in query:
+                raise AssertionError(f"no code for our state: {answer.headers['location']}")
+            tokens = http.post(
+                endpoints["token_endpoint"],
+                data={
+                    "grant_type": "authorization_code",
+                    "client_id": PORTAL_CLIENT_ID,
+                    "code": query["code"][0],
+                    "redirect_uri": self.portal_redirect_uri,
+                    "code_verifier": verifier,
+                },
+            )
+            tokens.raise_for_status()
+            body = tokens.json()
+        checked = TokenVerifier(
+            HttpJwks(endpoints["jwks_uri"]),
+            issuer=endpoints["issuer"],
+            audiences=[PORTAL_CLIENT_ID],
+        ).verify(body["id_token"])
+        if checked.claims.get("nonce") != nonce:
+            raise AssertionError("the ID token does not carry the portal's nonce")
+        session.id_token = body["id_token"]
+        session.access_token = body["access_token"]
+        session.refresh_token = body.get("refresh_token", "")
+        session.claims = dict(checked.claims)
         return session
 
     def fresh_id_token(self, session: CitizenSession) -> str:

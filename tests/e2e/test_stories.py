@@ -21,7 +21,7 @@ from egov.registry.v1 import registry_pb2
 from egov.signing.v1 import signing_pb2
 from egov.type.v1 import crypto_pb2
 from egov_testing import demo
-from egov_testing.platform import Platform, pyhanko_validate, qpdf_check
+from egov_testing.platform import Platform, pyhanko_validate, qpdf_check, sample_pdf
 from pyhanko.sign.diff_analysis import ModificationLevel
 
 pytestmark = pytest.mark.slow
@@ -57,6 +57,25 @@ def test_a_citizen_proofed_at_ial_2_3_logs_in_at_aal2_through_the_portal(
     assert "otp" in claims["amr"]
     assert claims["identifier"] == session.citizen.identifier
     assert claims["verified_claims"]["verification"]["assurance_level"] == "2.3"
+
+
+def test_an_unmodified_oidc_client_logs_the_citizen_in_over_http_and_the_token_signs(
+    platform: Platform,
+) -> None:
+    session = platform.enrol_citizen(platform.synthetic_citizen(1), over_http=True)
+    assert session.claims["acr"] == "urn:egov:aal:2"
+    assert session.claims["identifier"] == session.citizen.identifier
+    credential = platform.issue_citizen_credential(session)
+    signed = platform.sign(
+        sample_pdf("Tax return 2569"),
+        signing_pb2.SignOptions(
+            credential_id=credential.credential_id,
+            authorization_proof=session.id_token,
+            level=crypto_pb2.PADES_LEVEL_B_B,
+        ),
+    )
+    report = platform.verify(signed.pdf).report
+    assert report.indication == PASSED, _verdict(report)
 
 
 def test_keys_issues_the_citizen_a_natural_person_credential(
