@@ -197,7 +197,10 @@ def swap_page_after_signing(pdf: bytes, text: str = "FORGED PAGE: amount 1,000,0
 
 
 def totp_code(secret: bytes, step: int) -> str:
-    """RFC 6238 TOTP code (HMAC-SHA1, 6 digits) for time step ``step`` (30 s steps)."""
+    """RFC 6238 TOTP code (HMAC-SHA1, 6 digits) for time step ``step`` (30 s steps).
+
+    The citizen's authenticator app: written from the RFC, not imported from identity, so the
+    stories check identity against an independent implementation."""
     mac = hmac.new(secret, struct.pack(">Q", step), hashlib.sha1).digest()
     offset = mac[-1] & 0x0F
     value = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
