@@ -282,3 +282,37 @@ def test_keys_refusal_reaches_the_caller_with_its_reason(client, credential) -> 
         )
     assert err.value.code.value == "UNAUTHENTICATED"
     assert err.value.reason.startswith("TOKEN_")
+
+
+def test_agency_e_seal_is_authorised_by_the_callers_bearer_token(
+    signing_process, keys_stub, identity
+) -> None:
+    """An e-seal has no owner's ID token: signing forwards the agency client's bearer token to
+    keys.Authorize as the proof."""
+    from keys_world import AGENCY_ID
+
+    agency_token = identity.agency_client()
+    seal = keys_stub.CreateCredential(
+        keys_pb2.CreateCredentialRequest(
+            idempotency_key="signing-it-seal",
+            owner=party_pb2.PartyIdentifier(
+                namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_JUR, value=AGENCY_ID
+            ),
+            kind=keys_pb2.CREDENTIAL_KIND_ELECTRONIC_SEAL,
+            names=party_pb2.PartyNames(
+                organization_name_th="กรมทดสอบ", organization_name_en="Department of Testing"
+            ),
+            authorization_proof=agency_token,
+        ),
+        timeout=30,
+    ).credential
+    with SigningClient(signing_process.grpc_address, token=agency_token) as agency:
+        signed = agency.sign_document(
+            make_pdf(),
+            credential_id=seal.credential_id,
+            level="B-LTA",
+            stamp=Stamp(language="th"),
+            reason="ตราประทับอิเล็กทรอนิกส์",
+        )
+        reply = agency.verify_document(signed.pdf, skip_registry=True)
+    assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_PASSED", reply.summary

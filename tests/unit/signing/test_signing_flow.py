@@ -287,3 +287,25 @@ def test_signing_a_signed_field_again_is_refused(pki: SigningPki, keys: Software
     with pytest.raises(EgovError) as err:
         service.sign(signed.pdf, SignOptions("cred-1", Level.B_B, field_name="Sig1"))
     assert err.value.reason == "FIELD_ALREADY_SIGNED"
+
+
+def test_existing_empty_field_is_filled(pki: SigningPki, keys: SoftwareKeys) -> None:
+    writer = IncrementalPdfFileWriter(io.BytesIO(make_pdf()))
+    fields.append_signature_field(
+        writer, fields.SigFieldSpec("ApproverSignature", on_page=0, box=(300, 50, 560, 140))
+    )
+    prepared = io.BytesIO()
+    writer.write(prepared)
+    signed = _service(pki, keys).sign(
+        prepared.getvalue(),
+        SignOptions(
+            "cred-1",
+            Level.B_B,
+            field_name="ApproverSignature",
+            stamp=StampSpec(language="en"),
+        ),
+    )
+    report = _verifier(pki, RevocationMode.SOFT_FAIL).verify(signed.pdf)
+    assert [s.field_name for s in report.signatures] == ["ApproverSignature"]
+    assert report.empty_signature_fields == ()
+    assert report.indication is Indication.TOTAL_PASSED
