@@ -1,0 +1,118 @@
+"""The store on a real SQLite file with a fixed clock: reservations, history, group commit."""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from egov_common.clock import FixedClock
+from egov_common.errors import FailedPrecondition
+from egov_pki import merkle
+from egov_pki.identifiers import check_digit
+from egov_registry.domain.model import Actor, DocumentStatus, Registration, RevocationReason
+from egov_registry.storage.schema import migrate
+from egov_registry.storage.store import RegistryStore
+
+AGENCY = "TH-JUR:0994000000014"
+OTHER = "TH-JUR:099400000002" + str(check_digit("099400000002"))
+ISSUER = Actor("back-office", frozenset({"registry:issue"}), AGENCY)
+OTHER_ISSUER = Actor("other", frozenset({"registry:issue"}), OTHER)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def store(sqlite_url: str, clock: FixedClock) -> RegistryStore:
+    migrate(sqlite_url)
+    store = RegistryStore(
+        sqlite_url,
+        clock=clock,
+        log_key=ec.generate_private_key(ec.SECP256R1()),
+        reservation_ttl_ms=60_000,
+    )
+    yield store  # type: ignore[misc]
+    store.close()
+
+
+def _registration(n: int, document_id: str = "", issuer: str = AGENCY) -> Registration:
+    return Registration(
+        f"key-{n}",
+        document_id,
+        hashlib.sha256(str(n).encode()).digest(),
+        issuer,
+        "permit",
+        "",
+        (),
+        None,
+        None,
+        {},
+    )
+
+
+def _register(store: RegistryStore, actor: Actor, registration: Registration) -> object:
+    (outcome,) = store.register(actor, [registration])
+    return outcome
+
+
+def test_reservation_is_usable_until_it_expires(store: RegistryStore, clock: FixedClock) -> None:
+    fresh = store.reserve(ISSUER, AGENCY, "permit")
+    stale = store.reserve(ISSUER, AGENCY, "permit")
+    clock.advance(30)
+    registered = _register(store, ISSUER, _registration(1, fresh.document_id))
+    assert registered.document.document_id == fresh.document_id  # type: ignore[attr-defined]
+    clock.advance(31)
+    expired = _register(store, ISSUER, _registration(2, stale.document_id))
+    assert isinstance(expired, FailedPrecondition) and expired.reason == "RESERVATION_EXPIRED"
+    reused = _register(store, ISSUER, _registration(3, fresh.document_id))
+    assert isinstance(reused, FailedPrecondition) and reused.reason == "RESERVATION_USED"
+    assert store.tree_size() == 1
+
+
+def test_reservation_of_another_issuer_cannot_be_used(store: RegistryStore) -> None:
+    theirs = store.reserve(OTHER_ISSUER, OTHER, "permit")
+    refused = _register(store, ISSUER, _registration(1, theirs.document_id))
+    assert isinstance(refused, FailedPrecondition)
+    assert refused.reason == "RESERVATION_OTHER_ISSUER"
+
+
+def test_history_is_appended_never_overwritten(store: RegistryStore, clock: FixedClock) -> None:
+    old = _register(store, ISSUER, _registration(1)).document  # type: ignore[attr-defined]
+    new = _register(store, ISSUER, _registration(2)).document  # type: ignore[attr-defined]
+    clock.advance(5)
+    store.supersede(ISSUER, old.document_id, new.document_id, "new address")
+    clock.advance(5)
+    store.revoke(ISSUER, new.document_id, RevocationReason.FRAUD, "forged")
+    old_now, new_now = store.get(old.document_id), store.get(new.document_id)
+    assert [c.status for c in old_now.history] == [
+        DocumentStatus.REGISTERED,
+        DocumentStatus.SUPERSEDED,
+    ]
+    assert old_now.history[0] == old.history[0]
+    assert [c.leaf_index for c in new_now.history] == [1, 3]
+    assert new_now.supersedes == old.document_id
+    entries = store.log_entries(0, 4)
+    assert [e.event_type for e in entries] == [
+        merkle.LogEventType.REGISTERED,
+        merkle.LogEventType.REGISTERED,
+        merkle.LogEventType.SUPERSEDED,
+        merkle.LogEventType.REVOKED,
+    ]
+
+
+def test_concurrent_registrations_are_committed_in_groups(store: RegistryStore) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(lambda n: _register(store, ISSUER, _registration(n)), range(300)))
+    indexes = sorted(o.document.history[0].leaf_index for o in outcomes)  # type: ignore[attr-defined]
+    assert indexes == list(range(300))
+    head = store.signed_tree_head()
+    for index in (0, 150, 299):
+        entry, path, proof_head = store.inclusion_proof(leaf_index=index)
+        merkle.verify_inclusion(
+            merkle.leaf_hash(entry.leaf_data), index, head.tree_size, path, proof_head.root_hash
+        )
+    assert proof_head.root_hash == head.root_hash
