@@ -102,15 +102,14 @@ def _invalid(field: str, reason: str, message: str) -> InvalidArgument:
 
 
 def national_id(number: str, *, field: str = "national_id") -> Identifier:
-    """A Thai national ID (``TH-PID``). Raises ``InvalidArgument`` (``IDENTIFIER_CHECKSUM_INVALID``
+    """A Thai national ID (``TH-PID``): 13 digits with the mod-11 check digit. Any first digit
+    is accepted (type 0 exists: persons without Thai nationality); the namespace, not the first
+    digit, says what the number is. Raises ``InvalidArgument`` (``IDENTIFIER_CHECKSUM_INVALID``
     or ``IDENTIFIER_MALFORMED``)."""
     if not _THIRTEEN_DIGITS.match(number):
         raise _invalid(field, "IDENTIFIER_MALFORMED", "a Thai national ID is 13 digits")
     if not is_valid_thai_number(number):
         raise _invalid(field, "IDENTIFIER_CHECKSUM_INVALID", "check digit does not match")
-    if number[0] in "0":
-        # Leading 0 belongs to juristic numbers; no person number starts with it.
-        raise _invalid(field, "IDENTIFIER_MALFORMED", "a Thai national ID does not start with 0")
     return Identifier(Namespace.TH_PID, number)
 
 

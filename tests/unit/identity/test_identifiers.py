@@ -83,3 +83,10 @@ def test_round_trip_and_etsi_forms() -> None:
     assert jur.etsi_semantic_identifier() == f"NTRTH-{jur.value}"
     assert pas.etsi_semantic_identifier() == "PASGBR-AB1234567"
     assert pid.value not in pid.masked()
+
+
+def test_the_namespace_not_the_first_digit_decides() -> None:
+    number = _complete("010553600031")  # starts with 0 like a juristic number
+    assert national_id(number).namespace is Namespace.TH_PID
+    assert juristic_number(number).namespace is Namespace.TH_JUR
+    assert parse_identifier(f"TH-PID:{number}") != parse_identifier(f"TH-JUR:{number}")
