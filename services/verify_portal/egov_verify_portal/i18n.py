@@ -61,7 +61,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "Choose a PDF file of at most {limit}. The file is not kept.",
     ),
     "upload_limit": ("ขนาดไฟล์สูงสุด {limit}", "Maximum file size {limit}"),
-    "file_label": ("ไฟล์ PDF", "PDF file"),
+    "file_label": ("เลือกไฟล์ PDF", "choose a PDF file"),
     "drop_here": ("ลากไฟล์มาวางที่นี่ หรือ", "Drop the file here, or"),
     "choose_file": ("เลือกไฟล์", "choose a file"),
     "verify_button": ("ตรวจสอบ", "Verify"),
@@ -243,6 +243,16 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "มีเนื้อหาต่อท้ายฉบับที่ลงลายมือชื่อล่าสุด ซึ่งไม่มีลายมือชื่อใดครอบคลุม",
         "Content was added after the last signed version and no signature covers it",
     ),
+    "revocation_reason_ISSUED_IN_ERROR": ("ออกผิดพลาด", "issued in error"),
+    "revocation_reason_NO_LONGER_VALID": ("ข้อเท็จจริงเปลี่ยนไป ไม่มีผลแล้ว", "no longer valid"),
+    "revocation_reason_FRAUD": ("ได้มาโดยทุจริต", "obtained by fraud"),
+    "revocation_reason_SUBJECT_REQUEST": ("เพิกถอนตามคำขอของเจ้าของ", "at the subject's request"),
+    "revocation_reason_LEGAL_ORDER": ("ตามคำสั่งศาลหรือคำสั่งทางกฎหมาย", "by a legal order"),
+    "revocation_reason_KEY_COMPROMISE": (
+        "กุญแจหรือใบรับรองที่ใช้ลงนามถูกเปิดเผย",
+        "the signing key or certificate was compromised",
+    ),
+    "revocation_reason_OTHER": ("เหตุผลอื่น", "another reason"),
     "tree_size": ("ขนาดบันทึก {n} รายการ", "log of {n} entries"),
     "modification_LTA_UPDATES": (
         "เพิ่มข้อมูลสำหรับตรวจสอบระยะยาวและตราประทับเวลา",
@@ -340,6 +350,13 @@ class Translator:
     def optional(self, key: str, fallback: str) -> str:
         """The text for ``key`` if there is one, else ``fallback`` (codes from peers)."""
         return self(key) if key in _TEXTS else fallback
+
+    def revocation_reason(self, code: str, text: str) -> str:
+        """The issuer's words with the reason code in this language: ``text (words)``."""
+        words = self.optional("revocation_reason_" + code, code) if code else ""
+        if text and words:
+            return f"{text} ({words})"
+        return text or words or "-"
 
     def modification(self, level: str) -> str:
         return self.optional("modification_" + level, level)

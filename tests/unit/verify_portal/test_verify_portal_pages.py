@@ -172,12 +172,16 @@ def test_a_revoked_registry_entry_makes_a_well_signed_document_not_valid(
     client: TestClient, services: FakeTrustServices
 ) -> None:
     services.next_report = report(
-        registry=registered(RegistryStatus.REVOKED, revocation_reason="ออกผิดพลาด (issued in error)")
+        registry=registered(
+            RegistryStatus.REVOKED,
+            revocation_reason="ออกให้ผิดบุคคล",
+            revocation_reason_code="ISSUED_IN_ERROR",
+        )
     )
     page = upload(client)
     assert 'data-verdict="invalid"' in page.text
     assert "ถูกเพิกถอน" in page.text
-    assert "ออกผิดพลาด (issued in error)" in page.text
+    assert "ออกให้ผิดบุคคล (ออกผิดพลาด)" in page.text
 
 
 def test_a_superseded_entry_links_to_the_newer_version(
@@ -391,11 +395,11 @@ def test_the_qr_link_page_of_a_revoked_document_shows_revoked_and_why(
     client: TestClient, services: FakeTrustServices
 ) -> None:
     services.documents["DOC-01TEST"] = registered(
-        RegistryStatus.REVOKED, revocation_reason="Obtained by fraud (fraud)"
+        RegistryStatus.REVOKED, revocation_reason="forged papers", revocation_reason_code="FRAUD"
     )
     page = client.get("/d/DOC-01TEST?lang=en")
     assert "Revoked" in page.text
-    assert "Obtained by fraud (fraud)" in page.text
+    assert "forged papers (obtained by fraud)" in page.text
     assert "registry-revoked" in page.text
 
 

@@ -151,7 +151,8 @@ def test_a_revoked_registry_document_carries_its_reason_and_masks_the_subject() 
     )
     entry = peers._entry(document)
     assert entry.status is RegistryStatus.REVOKED
-    assert entry.revocation_reason == "ได้มาโดยทุจริต (fraud)"
+    assert entry.revocation_reason == "ได้มาโดยทุจริต"
+    assert entry.revocation_reason_code == "FRAUD"
     assert entry.revoked_at == NOW
     assert entry.issuer == "สำนักทะเบียนกลาง (TH-JUR 0994000000013)"
     assert entry.subject_reference == "TH-PID 1-1017-xxxxx-xx-8"

@@ -54,15 +54,6 @@ _REJECTIONS = {
     "PDF_TOO_MANY_PAGES": RejectionReason.TOO_COMPLEX,
     "PDF_TOO_MANY_SIGNATURES": RejectionReason.TOO_COMPLEX,
 }
-_LOG_REVOCATION_REASONS = {
-    registry_pb2.REVOCATION_REASON_ISSUED_IN_ERROR: "issued in error",
-    registry_pb2.REVOCATION_REASON_NO_LONGER_VALID: "no longer valid",
-    registry_pb2.REVOCATION_REASON_FRAUD: "fraud",
-    registry_pb2.REVOCATION_REASON_SUBJECT_REQUEST: "subject's request",
-    registry_pb2.REVOCATION_REASON_LEGAL_ORDER: "legal order",
-    registry_pb2.REVOCATION_REASON_KEY_COMPROMISE: "key compromise",
-    registry_pb2.REVOCATION_REASON_OTHER: "other",
-}
 
 
 class GrpcTrustServices:
@@ -289,13 +280,13 @@ def _entry(document: registry_pb2.Document) -> RegistryEntry:
         registry_pb2.DOCUMENT_STATUS_REVOKED: RegistryStatus.REVOKED,
         registry_pb2.DOCUMENT_STATUS_SUPERSEDED: RegistryStatus.SUPERSEDED,
     }.get(document.status, RegistryStatus.NOT_REGISTERED)
-    reason, revoked_at = "", None
+    reason, reason_code, revoked_at = "", "", None
     for change in reversed(document.history):
         if change.status == registry_pb2.DOCUMENT_STATUS_REVOKED:
-            code = _LOG_REVOCATION_REASONS.get(change.reason, "")
-            reason = change.reason_text or code
-            if change.reason_text and code:
-                reason = f"{change.reason_text} ({code})"
+            reason = change.reason_text
+            reason_code = _enum_name(
+                registry_pb2.RevocationReason, change.reason, "REVOCATION_REASON_"
+            )
             revoked_at = _time(change, "changed_at")
             break
     metadata = dict(document.metadata)
@@ -313,6 +304,7 @@ def _entry(document: registry_pb2.Document) -> RegistryEntry:
         valid_until=_time(document, "valid_until"),
         status=status,
         revocation_reason=reason,
+        revocation_reason_code=reason_code,
         revoked_at=revoked_at,
         superseded_by=document.superseded_by,
     )

@@ -93,7 +93,9 @@ class RegistryEntry:
     valid_from: datetime | None
     valid_until: datetime | None
     status: RegistryStatus
+    #: The issuer's free text, and the reason code (``ISSUED_IN_ERROR``, ``FRAUD`` ...).
     revocation_reason: str = ""
+    revocation_reason_code: str = ""
     revoked_at: datetime | None = None
     superseded_by: str = ""
 

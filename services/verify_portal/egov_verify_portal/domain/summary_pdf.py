@@ -233,7 +233,10 @@ def _draw(page: _Page, report: VerificationReport, t: Translator, portal_url: st
         page.field(t("issuer"), entry.issuer)
         page.field(t("document_type"), entry.document_type)
         if registry.status is RegistryStatus.REVOKED:
-            page.field(t("revocation_reason"), entry.revocation_reason)
+            page.field(
+                t("revocation_reason"),
+                t.revocation_reason(entry.revocation_reason_code, entry.revocation_reason),
+            )
         if registry.status is RegistryStatus.SUPERSEDED:
             page.field(t("superseded_by"), entry.superseded_by)
         page.field("Merkle", t("proof_" + registry.proof.value))
@@ -255,7 +258,7 @@ def overall_reason(report: VerificationReport, words: Callable[[str, str], str])
     registry = report.registry
     if registry.status is RegistryStatus.REVOKED:
         reason = words("DOCUMENT_REVOKED", "")
-        detail = registry.entry.revocation_reason if registry.entry else ""
+        detail = registry.entry.revocation_reason if registry.entry else ""  # issuer's words
         return f"{reason} ({detail})" if detail else reason
     for sig in report.signatures:
         if sig.verdict is not Verdict.VALID:

@@ -24,7 +24,9 @@
       button.disabled = false;
       if (!file) { status.textContent = ""; return true; }
       if (file.size > limit) {
-        status.textContent = form.getAttribute("data-msg-too-large").replace("{size}", formatSize(file.size));
+        var size = formatSize(file.size);
+        if (size === formatSize(limit)) { size = file.size.toLocaleString() + " B"; }
+        status.textContent = form.getAttribute("data-msg-too-large").replace("{size}", size);
         status.classList.add("problem");
         button.disabled = true;
         return false;
