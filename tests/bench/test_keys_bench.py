@@ -83,8 +83,7 @@ def keys_workers(backend: str, workers: int, tmp: Path, jwks_url: str) -> Iterat
     )
     with contextlib.ExitStack() as stack:
         services = [
-            stack.enter_context(start_service("egov_keys", env=env, name="keys"))
-            for _ in range(workers)
+            stack.enter_context(start_service("egov_keys", env=env)) for _ in range(workers)
         ]
         yield services
 

@@ -37,8 +37,8 @@ def two_processes(postgres_url, jwks_url):
         timeout=120,
     )
     with (
-        start_service("egov_keys", env=env, name="keys") as a,
-        start_service("egov_keys", env=env, name="keys") as b,
+        start_service("egov_keys", env=env) as a,
+        start_service("egov_keys", env=env) as b,
     ):
         channels = [a.open_channel(), b.open_channel()]
         yield [keys_pb2_grpc.KeysServiceStub(c) for c in channels], postgres_url

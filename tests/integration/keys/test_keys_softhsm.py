@@ -111,8 +111,8 @@ def two_hsm_workers(
         timeout=120,
     )
     with (
-        start_service("egov_keys", env=env, name="keys") as first,
-        start_service("egov_keys", env=env, name="keys") as second,
+        start_service("egov_keys", env=env) as first,
+        start_service("egov_keys", env=env) as second,
     ):
         yield first, second, {**env, "db": db}
 
