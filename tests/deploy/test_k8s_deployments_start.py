@@ -176,7 +176,7 @@ class LocalPod:
         return _ADDRESS.sub(address, value)
 
 
-class _AcceptEverything(grpc.GenericRpcHandler):
+class _AcceptEverything(grpc.GenericRpcHandler):  # type: ignore[misc]
     """Answers every unary call with an empty message: an OTLP collector that drops what it gets
     (an empty ``Export...ServiceResponse`` is a success)."""
 
@@ -240,7 +240,7 @@ def probe_passes(probe: Manifest, pod: LocalPod, env: dict[str, str]) -> bool:
                 )
             except grpc.RpcError:
                 return False
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
     if "httpGet" in probe:
         port = probe["httpGet"]["port"]
         local = pod.ports[pod.named_ports[port]] if isinstance(port, str) else pod.ports[port]

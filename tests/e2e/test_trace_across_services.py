@@ -43,7 +43,7 @@ class Span:
 
 
 @dataclass
-class OtlpReceiver(grpc.GenericRpcHandler):
+class OtlpReceiver(grpc.GenericRpcHandler):  # type: ignore[misc]
     """An OTLP/gRPC collector that keeps the spans it is sent and accepts everything else
     (metrics, logs) with an empty, successful answer."""
 
@@ -51,7 +51,7 @@ class OtlpReceiver(grpc.GenericRpcHandler):
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
-        method = handler_call_details.method  # type: ignore[attr-defined]
+        method = handler_call_details.method
 
         def export(request: bytes, context: grpc.ServicerContext) -> bytes:
             if method == TRACE_EXPORT:
