@@ -107,8 +107,10 @@ class KeysServiceServicer:
         a juristic person, or an agency service client with the `keys:seal` scope for an e-seal.
         Idempotent by idempotency_key. Errors: UNAUTHENTICATED (TOKEN_*), PERMISSION_DENIED
         (OWNER_MISMATCH, IAL_TOO_LOW, NOT_REPRESENTATIVE, SCOPE_MISSING), INVALID_ARGUMENT
-        (OWNER_INVALID, KEY_ALGORITHM_UNSUPPORTED, NAMES_MISSING), FAILED_PRECONDITION
-        (IDEMPOTENCY_KEY_REUSED).
+        (OWNER_INVALID, KEY_ALGORITHM_UNSUPPORTED, NAMES_MISSING, IDEMPOTENCY_KEY_MISSING,
+        KEY_BACKEND_UNAVAILABLE), FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED), PERMISSION_DENIED
+        (NAMES_MISMATCH, AAL_TOO_LOW, AUTH_TIME_TOO_OLD), UNAUTHENTICATED (PROOF_MISSING),
+        UNAVAILABLE (AUDIT_UNAVAILABLE: the audit entry could not be written, nothing was created).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -152,9 +154,10 @@ class KeysServiceServicer:
         Signature Activation Data (SAD): single use, bound to those hashes and that credential,
         valid for minutes. Errors: NOT_FOUND (CREDENTIAL_NOT_FOUND), UNAUTHENTICATED (TOKEN_*),
         PERMISSION_DENIED (OWNER_MISMATCH, AAL_TOO_LOW, AUTH_TIME_TOO_OLD, NOT_REPRESENTATIVE,
-        SCOPE_MISSING), FAILED_PRECONDITION (CREDENTIAL_REVOKED, CREDENTIAL_EXPIRED),
-        INVALID_ARGUMENT (HASHES_MISSING, HASH_LENGTH_MISMATCH, NUM_SIGNATURES_MISMATCH,
-        BATCH_TOO_LARGE).
+        SCOPE_MISSING), FAILED_PRECONDITION (CREDENTIAL_REVOKED, CREDENTIAL_RENEWED,
+        CREDENTIAL_EXPIRED), INVALID_ARGUMENT (HASHES_MISSING, HASH_LENGTH_MISMATCH,
+        HASH_ALGORITHM_MISSING, NUM_SIGNATURES_MISMATCH, BATCH_TOO_LARGE), UNAUTHENTICATED
+        (PROOF_MISSING), UNAVAILABLE (AUDIT_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -162,10 +165,13 @@ class KeysServiceServicer:
 
     def SignHash(self, request, context):
         """Signs a batch of hashes with a credential and burns the SAD. Only the signing service may
-        call it. Errors: PERMISSION_DENIED (CALLER_NOT_ALLOWED), UNAUTHENTICATED (SAD_INVALID,
-        SAD_EXPIRED, SAD_ALREADY_USED, SAD_OTHER_CREDENTIAL, SAD_OTHER_HASHES), NOT_FOUND
-        (CREDENTIAL_NOT_FOUND), FAILED_PRECONDITION (CREDENTIAL_REVOKED), INVALID_ARGUMENT
-        (HASH_LENGTH_MISMATCH, ALGORITHM_MISMATCH, BATCH_TOO_LARGE).
+        call it. Errors: PERMISSION_DENIED (CALLER_NOT_ALLOWED), UNAUTHENTICATED (SAD_MISSING,
+        SAD_INVALID, SAD_EXPIRED, SAD_ALREADY_USED, SAD_OTHER_CREDENTIAL, SAD_OTHER_HASHES),
+        NOT_FOUND (CREDENTIAL_NOT_FOUND), FAILED_PRECONDITION (CREDENTIAL_REVOKED,
+        CREDENTIAL_RENEWED, CREDENTIAL_EXPIRED), INVALID_ARGUMENT (HASH_LENGTH_MISMATCH,
+        HASHES_MISSING, ALGORITHM_MISMATCH, BATCH_TOO_LARGE), UNAVAILABLE (AUDIT_UNAVAILABLE: the
+        SAD is not spent; SIGNING_FAILED: the key backend failed after the SAD was spent).
+        A refused SAD (other hashes, other credential) is not burnt.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
