@@ -21,7 +21,13 @@ from egov.registry.v1 import registry_pb2
 from egov.signing.v1 import signing_pb2
 from egov.type.v1 import crypto_pb2
 from egov_testing import demo
-from egov_testing.platform import Platform, pyhanko_validate, qpdf_check, sample_pdf
+from egov_testing.platform import (
+    Platform,
+    pyhanko_validate,
+    qpdf_check,
+    sample_pdf,
+    swap_page_after_signing,
+)
 from pyhanko.sign.diff_analysis import ModificationLevel
 
 pytestmark = pytest.mark.slow
@@ -272,6 +278,27 @@ def test_a_revoked_registry_entry_fails_with_the_issuers_reason(platform: Platfo
     # The signature itself is fine: only the registry entry makes the document fail.
     assert all(s.indication == PASSED for s in report.signatures)
     assert "PASSED" not in case.response.summary.splitlines()[0], case.response.summary
+
+
+def test_a_relying_party_without_code_gets_the_same_verdicts_from_the_verify_portal(
+    platform: Platform, issued: demo.IssuedCertificate
+) -> None:
+    verdicts = {}
+    for name, pdf in (
+        ("genuine", issued.signed.pdf),
+        ("page-swapped", swap_page_after_signing(issued.signed.pdf)),
+    ):
+        page = httpx.post(
+            platform.verify_portal_url + "/verify",
+            files={"file": (f"{name}.pdf", pdf, "application/pdf")},
+            data={"lang": "en"},
+            timeout=120,
+        )
+        assert page.status_code == 200, page.text[:500]
+        found = re.search(r'data-verdict="([a-z_-]+)"', page.text)
+        assert found, page.text[:500]
+        verdicts[name] = found.group(1)
+    assert verdicts == {"genuine": "valid", "page-swapped": "invalid"}
 
 
 # --- the keys service never sees the PDF; signing never sees a key ---------------------------
