@@ -509,22 +509,19 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 SigningClient(signing.grpc_address) as signer,
                 RegistryClient(registry.grpc_address, token=signing_registry_token) as issuer,
             ):
-                seal = (
-                    keys_pb2_grpc.KeysServiceStub(keys_channel)
-                    .CreateCredential(
-                        keys_pb2.CreateCredentialRequest(
-                            idempotency_key="verify-portal-story-seal",
-                            owner=party_pb2.PartyIdentifier(
-                                namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_JUR, value=AGENCY_ID
-                            ),
-                            kind=keys_pb2.CREDENTIAL_KIND_ELECTRONIC_SEAL,
-                            names=party_pb2.PartyNames(organization_name_th=STORY_AGENCY_TH),
-                            authorization_proof=identity.agency_client(),
+                keys_stub = keys_pb2_grpc.KeysServiceStub(keys_channel)
+                seal = keys_stub.CreateCredential(
+                    keys_pb2.CreateCredentialRequest(
+                        idempotency_key="verify-portal-story-seal",
+                        owner=party_pb2.PartyIdentifier(
+                            namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_JUR, value=AGENCY_ID
                         ),
-                        timeout=60,
-                    )
-                    .credential
-                )
+                        kind=keys_pb2.CREDENTIAL_KIND_ELECTRONIC_SEAL,
+                        names=party_pb2.PartyNames(organization_name_th=STORY_AGENCY_TH),
+                        authorization_proof=identity.agency_client(),
+                    ),
+                    timeout=60,
+                ).credential
                 signed = signer.sign_document(
                     (TESTDATA / "minimal.pdf").read_bytes(),
                     credential_id=seal.credential_id,
@@ -550,6 +547,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                     "seal": seal,
                     "identity": identity,
                     "agency": agency,
+                    "keys": keys_stub,
                 }
     sys.path.remove(str(Path(__file__).resolve().parents[1] / "unit" / "keys"))
 
@@ -652,3 +650,55 @@ def test_story_a_revoked_certificate_shows_revoked_and_why(
     assert page.locator("#verdict").get_attribute("data-verdict") == "invalid"
     assert "เอกสารถูกเพิกถอนในทะเบียน" in page.inner_text("#verdict-reason")
     screenshot(page, "story-revoked-th")
+
+
+def test_story_a_revoked_signer_is_shown_with_the_reason(
+    page: Any, story: dict[str, Any], tmp_path: Path
+) -> None:
+    from egov.keys.v1 import keys_pb2
+    from egov.type.v1 import party_pb2
+    from keys_world import AGENCY_ID
+
+    identity = story["identity"]
+    fresh = (
+        story["keys"]
+        .CreateCredential(
+            keys_pb2.CreateCredentialRequest(
+                idempotency_key="verify-portal-story-revoked-seal",
+                owner=party_pb2.PartyIdentifier(
+                    namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_JUR, value=AGENCY_ID
+                ),
+                kind=keys_pb2.CREDENTIAL_KIND_ELECTRONIC_SEAL,
+                names=party_pb2.PartyNames(organization_name_th=STORY_AGENCY_TH),
+                authorization_proof=identity.agency_client(),
+            ),
+            timeout=60,
+        )
+        .credential
+    )
+    pdf = (
+        story["signer"]
+        .sign_document(
+            (TESTDATA / "minimal.pdf").read_bytes(),
+            credential_id=fresh.credential_id,
+            authorization_proof=identity.agency_client(),
+            level="B-B",
+        )
+        .pdf
+    )
+    story["keys"].RevokeCredential(
+        keys_pb2.RevokeCredentialRequest(
+            credential_id=fresh.credential_id,
+            reason=keys_pb2.CertificateRevocationReason.Value(
+                keys_pb2.CertificateRevocationReason.Name(1)
+            ),
+            authorization_proof=identity.agency_client(),
+        ),
+        timeout=30,
+    )
+    page.goto(story["url"] + "/")
+    upload(page, tmp_path, pdf, name="revoked-signer.pdf")
+    assert page.locator("#verdict").get_attribute("data-verdict") != "valid"
+    assert "ใบรับรองของผู้ลงลายมือชื่อถูกเพิกถอน" in page.inner_text("#verdict-reason")
+    assert "ถูกเพิกถอน" in page.inner_text(".signature")
+    screenshot(page, "story-revoked-signer-th")
