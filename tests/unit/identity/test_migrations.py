@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-
 from egov_common.db import make_engine, upgrade_to_head
 from egov_identity.storage.tables import metadata
 
