@@ -436,7 +436,8 @@ class PdfSigningService:
             new_field_spec=new_field,
         )
         try:
-            writer = IncrementalPdfFileWriter(io.BytesIO(item.pdf), strict=True)
+            # reuse the strict, limit-checked parse: the document is read once
+            writer = IncrementalPdfFileWriter.from_reader(reader)
             session = pdf_signer.init_signing_session(writer, existing_fields_only=existing)
             validation_info = await session.perform_presign_validation(writer)
             tbs = session.prepare_tbs_document(
