@@ -145,9 +145,10 @@ def _fetch_nodes(conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, byt
     wanted = sorted(set(keys))
     if not wanted:
         return {}
+    # OR of point lookups, not a row-value IN: SQLite scans the table for the latter.
     rows = conn.execute(
         sa.select(_NODES.c.level, _NODES.c.idx, _NODES.c.hash).where(
-            sa.tuple_(_NODES.c.level, _NODES.c.idx).in_([(k.level, k.index) for k in wanted])
+            sa.or_(*(sa.and_(_NODES.c.level == k.level, _NODES.c.idx == k.index) for k in wanted))
         )
     )
     found = {NodeKey(row.level, row.idx): bytes(row.hash) for row in rows}
@@ -314,8 +315,16 @@ class RegistryStore:
             (row.issuer, row.idempotency_key): (bytes(row.fingerprint), row.document_id)
             for row in conn.execute(
                 sa.select(_KEYS).where(
-                    sa.tuple_(_KEYS.c.issuer, _KEYS.c.idempotency_key).in_(
-                        sorted({(r.issuer, r.idempotency_key) for r in regs})
+                    sa.or_(
+                        *(
+                            sa.and_(
+                                _KEYS.c.issuer == issuer,
+                                _KEYS.c.idempotency_key.in_(
+                                    sorted({r.idempotency_key for r in regs if r.issuer == issuer})
+                                ),
+                            )
+                            for issuer in sorted({r.issuer for r in regs})
+                        )
                     )
                 )
             )
