@@ -240,3 +240,37 @@ def test_database_holds_no_private_key_in_clear(keys, identity, sqlite_url, tmp_
     assert len(blob) > 10_000
     for secret in secrets_to_find:
         assert secret not in blob
+
+
+def test_a_key_blob_moved_to_another_credential_does_not_sign(keys, identity, sqlite_url):
+    victim = create_person(keys, identity, key="victim")
+    attacker = create_person(keys, identity, key="attacker")
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        blob = conn.execute(
+            sa.text("SELECT key_blob FROM credentials WHERE credential_id = :c"),
+            {"c": victim.credential_id},
+        ).scalar_one()
+        conn.execute(
+            sa.text("UPDATE credentials SET key_blob = :b WHERE credential_id = :c"),
+            {"b": blob, "c": attacker.credential_id},
+        )
+    engine.dispose()
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, attacker, hashes)
+    # AES-GCM's associated data binds the blob to its own key id: it does not open elsewhere.
+    assert (
+        reason_of(
+            lambda: keys.credentials.sign_hash(
+                SIGNING,
+                credential_id=attacker.credential_id,
+                sad=sad,
+                hashes=hashes,
+                hash_algorithm=HashAlgorithm.SHA256,
+                scheme=None,
+            )
+        )
+        == "UNAVAILABLE/SIGNING_FAILED"
+    )
+    outcomes = [r.outcome for r in keys.repository.audit_records() if r.action == "signature.batch"]
+    assert outcomes[-1] == "failure:SIGNING_FAILED"
