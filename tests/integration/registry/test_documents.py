@@ -6,7 +6,7 @@ import pytest
 from egov.registry.v1 import registry_pb2 as pb
 from egov_clients.registry import RegistryClient, party
 from egov_common.errors import AlreadyExists, FailedPrecondition, PermissionDenied
-from registry_testenv import AGENCY, OTHER_AGENCY, digest, thai_number
+from registry_testenv import AGENCY, ISSUER_TOKEN, OTHER_AGENCY, digest, thai_number
 
 
 @pytest.fixture
@@ -232,3 +232,14 @@ def test_log_serves_heads_proofs_and_entries(clients: dict[str, RegistryClient])
     info = reader._stub.GetLogInfo(pb.GetLogInfoRequest())
     assert info.signature_algorithm == "ecdsa-p256-sha256"
     assert len(info.log_id) == 32
+
+
+def test_demo_story_reserves_registers_proves_and_revokes(
+    shared_clients: dict[str, RegistryClient],
+) -> None:
+    from egov_clients.registry import demo
+
+    address = shared_clients["issuer"]._channel._channel.target().decode()  # type: ignore[attr-defined]
+    summary = demo(address, token=ISSUER_TOKEN, issuer=AGENCY)
+    assert summary["status_after_revocation"] == "DOCUMENT_STATUS_REVOKED"
+    assert summary["tree_size"] == summary["registered_tree_size"] + 1
