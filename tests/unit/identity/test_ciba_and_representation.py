@@ -258,3 +258,22 @@ def test_grant_without_sign_power_cannot_get_a_signing_token(world: World) -> No
     assert info.value.reason == "POWER_MISSING"
 
 
+
+
+def test_agency_registers_from_the_synthetic_register(world: World) -> None:
+    agency = world.population.agencies[0]
+    registered = world.service.register_juristic_person(
+        parse_identifier(agency.identifier), m.JuristicKind.AGENCY, "", "", [])
+    assert registered.kind is m.JuristicKind.AGENCY
+    assert registered.directors == agency.directors
+
+
+def test_a_director_unknown_to_the_company_register_is_refused(world: World) -> None:
+    company = world.population.companies[0]
+    stranger = next(p.identifier for p in world.population.people
+                    if p.identifier.startswith("TH-PID") and p.identifier not in company.directors)
+    with pytest.raises(FailedPrecondition) as info:
+        world.service.register_juristic_person(parse_identifier(company.identifier),
+                                               m.JuristicKind.COMPANY, "", "",
+                                               [parse_identifier(stranger)])
+    assert info.value.reason == "NOT_IN_COMPANY_REGISTER"

@@ -33,6 +33,9 @@ _FAMILY = [
 ]
 _COMPANY = [("เอแคม", "ACME"), ("สยามเทรด", "Siam Trade"), ("ไทยดิจิทัล", "Thai Digital")]
 
+_AGENCY = [("กรมพัฒนาธุรกิจการค้า", "Department of Business Development"),
+           ("กรมการปกครอง", "Department of Provincial Administration")]
+
 KYC_PROVIDER = "bank-synthetic"
 
 
@@ -96,13 +99,28 @@ class SyntheticPopulation:
             ))
         return tuple(out)
 
+    @cached_property
+    def agencies(self) -> tuple[RegisteredCompany, ...]:
+        """Government agencies (tax-id style numbers 0994...), each with its head as the one
+        person who may grant representation. Kept apart from ``companies`` (stable order)."""
+        rng = random.Random(self._seed + 2)  # noqa: S311 - synthetic data
+        thai = [p for p in self.people if p.identifier.startswith("TH-PID:")]
+        out = []
+        for name_th, name_en in _AGENCY:
+            first12 = "0994" + "".join(str(rng.randrange(10)) for _ in range(8))
+            out.append(RegisteredCompany(
+                identifier=f"TH-JUR:{first12}{check_digit(first12)}", name_th=name_th,
+                name_en=name_en, directors=(rng.choice(thai).identifier,)))
+        return tuple(out)
+
     # CivilRegistry
     def person(self, identifier: str) -> RegisteredPerson | None:
         return self._people_by_id.get(identifier)
 
     # CompanyRegister
     def company(self, identifier: str) -> RegisteredCompany | None:
-        return next((c for c in self.companies if c.identifier == identifier), None)
+        return next((c for c in (*self.companies, *self.agencies)
+                     if c.identifier == identifier), None)
 
     # KycProviders
     def kyc_signing_key(self) -> ec.EllipticCurvePrivateKey:
