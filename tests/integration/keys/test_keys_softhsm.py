@@ -222,3 +222,42 @@ def test_two_workers_sign_concurrently_with_wrapped_owner_keys(two_hsm_workers, 
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     for c in channels:
         c.close()
+
+
+_CUSTODY_SCRIPT = """
+import sys
+from cryptography.hazmat.primitives import hashes
+from egov_keys.adapters.pkcs11_custody import Pkcs11Custody
+from egov_keys.domain.algorithms import (
+    HashAlgorithm, KeyAlgorithm, SignatureScheme, verify_digest_signature)
+from egov_keys.domain.custody import KeyRole
+
+custody = Pkcs11Custody(sys.argv[1], "egov-test", sys.argv[2], "kek")
+custody.ensure_kek()
+for algorithm in KeyAlgorithm:
+    for role in KeyRole:
+        key = custody.generate(f"{algorithm.value}-{role.value}", algorithm, role)
+        assert bool(key.blob) == (role is KeyRole.OWNER)
+        schemes = [algorithm.default_scheme] + (
+            [SignatureScheme.RSA_PSS] if not algorithm.is_ec else [])
+        for scheme in schemes:
+            for hash_algorithm in HashAlgorithm:
+                digest = hash_algorithm.digest(b"payload")
+                signature = custody.sign_digest(key, digest, hash_algorithm, scheme)
+                verify_digest_signature(key.public_key(), signature, digest, hash_algorithm,
+                                        scheme)
+print("ok")
+"""
+
+
+def test_pkcs11_custody_signs_with_every_algorithm_and_scheme(softhsm_env):
+    result = subprocess.run(
+        [sys.executable, "-c", _CUSTODY_SCRIPT, MODULE, PIN],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **softhsm_env},
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"
