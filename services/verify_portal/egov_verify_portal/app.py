@@ -19,7 +19,6 @@ nothing here shows a stack trace. The portal keeps no state: downloads carry the
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -75,7 +74,7 @@ SECURITY_HEADERS: Mapping[str, str] = {
     "referrer-policy": "no-referrer",
     "cross-origin-opener-policy": "same-origin",
     "cross-origin-resource-policy": "same-origin",
-    "permissions-policy": "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
 }
 
 
@@ -387,7 +386,3 @@ def create_app(
         exception_handlers=handlers,
     )
     return SecurityHeaders(app)
-
-
-def sha256_hex(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
