@@ -169,3 +169,21 @@ def test_readiness_follows_the_peers_and_pages_survive_a_dead_signing_service(
         assert page.status_code == 503
         assert "unavailable right now" in page.text
         assert httpx.get(portal.http_url + "/").status_code == 200
+
+
+def test_a_superseded_entry_links_to_its_replacement(stack: PortalStack, url: str) -> None:
+    old_pdf = b"%PDF-1.7\n% permit, first version\n%%EOF\n"
+    new_pdf = b"%PDF-1.7\n% permit, corrected version\n%%EOF\n"
+    stack.signing.answers[sha256(old_pdf)] = passed_report()
+    old = stack.issuer.register(sha256=sha256(old_pdf), issuer=AGENCY, document_type="permit")
+    new = stack.issuer.register(sha256=sha256(new_pdf), issuer=AGENCY, document_type="permit")
+    stack.issuer.supersede(old.document_id, new.document_id, "corrected address")
+
+    page = httpx.get(f"{url}/d/{old.document_id}?lang=en")
+    assert "Superseded by a newer version" in page.text
+    assert f'href="/d/{new.document_id}"' in page.text
+    assert "inclusion proof checked: it verifies" in page.text
+    report = post_pdf(url, old_pdf, lang="en")
+    assert 'data-verdict="indeterminate"' in report.text
+    assert "a newer version of the document replaces it" in report.text
+    assert httpx.get(f"{url}/d/{new.document_id}?lang=en").status_code == 200
