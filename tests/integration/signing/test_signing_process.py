@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 from datetime import datetime
@@ -23,7 +24,8 @@ from signing_testkit import make_pdf
 
 pytestmark = pytest.mark.slow
 
-CORPUS = Path("/work/shared/testdata")
+# the shared third-party corpus (outside the repository); EGOV_TEST_PDF_CORPUS overrides
+CORPUS = Path(os.environ.get("EGOV_TEST_PDF_CORPUS", "/work/shared/testdata"))
 
 
 @pytest.fixture(scope="module")
