@@ -80,10 +80,13 @@ def test_code_is_single_use(world: World) -> None:
                        code_challenge=challenge, code_challenge_method="S256")
     request = m.TokenRequest(grant_type="authorization_code", client_id="portal", code=auth.code,
                              redirect_uri="https://portal.test/cb", code_verifier=verifier)
-    s.token(request)
+    tokens = s.token(request)
     with pytest.raises(InvalidArgument) as info:
         s.token(request)
     assert info.value.reason == "INVALID_GRANT"
+    with pytest.raises(InvalidArgument):  # the replay revoked what the code had produced
+        s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                               refresh_token=tokens.refresh_token))
 
 
 def test_wrong_pkce_verifier_and_plain_method_are_refused(world: World) -> None:

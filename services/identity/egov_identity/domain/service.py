@@ -722,10 +722,19 @@ class IdentityService:
                                ).mappings().first()
             if row is None or row["client_id"] != client.client_id or row["expires_at"] <= now:
                 raise InvalidArgument("INVALID_GRANT", "code is invalid or expired")
+            family_id = _new_id("fam")
             used = conn.execute(c.update().where(c.c.code_hash == row["code_hash"],
-                                                 c.c.used_at.is_(None)).values(used_at=now))
-            if used.rowcount != 1:
-                raise InvalidArgument("INVALID_GRANT", "code was already used")
+                                                 c.c.used_at.is_(None)).values(
+                used_at=now, family_id=family_id))
+            replayed = used.rowcount != 1
+        if replayed:
+            # RFC 6749 section 4.1.2: a code used twice revokes what it was exchanged for.
+            if row["family_id"]:
+                with self.engine.begin() as conn:
+                    conn.execute(t.refresh_tokens.update().where(
+                        t.refresh_tokens.c.family_id == row["family_id"],
+                        t.refresh_tokens.c.revoked_at.is_(None)).values(revoked_at=now))
+            raise InvalidArgument("INVALID_GRANT", "code was already used")
         if request.redirect_uri != row["redirect_uri"]:
             raise InvalidArgument("INVALID_GRANT", "redirect URI differs")
         expected = _b64url(hashlib.sha256(request.code_verifier.encode()).digest())
@@ -734,7 +743,7 @@ class IdentityService:
         return self._issue_person_tokens(
             client, row["person_id"], row["scope"].split(), aal=row["aal"],
             amr=json.loads(row["amr_json"]), auth_time=row["auth_time"], nonce=row["nonce"],
-            claims_request=row["claims_json"], family_id=None)
+            claims_request=row["claims_json"], family_id=family_id)
 
     def _grant_refresh(self, client: m.Client, request: m.TokenRequest) -> m.TokenResponse:
         """Refresh with rotation (RFC 9700 section 4.14.2): the presented token is consumed and

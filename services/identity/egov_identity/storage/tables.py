@@ -117,6 +117,9 @@ authorization_codes = sa.Table(
     sa.Column("auth_time", _ts, nullable=False),
     sa.Column("expires_at", _ts, nullable=False),
     sa.Column("used_at", _ts),
+    # The refresh-token family issued on redemption: revoked if the code is presented again
+    # (RFC 6749 section 4.1.2).
+    sa.Column("family_id", sa.String(40)),
 )
 
 refresh_tokens = sa.Table(
