@@ -4,25 +4,27 @@ Each service's benchmark (``tests/bench/``) writes ``bench/results-<service>.jso
 measures a few anchors on the same machine right after them, then writes ``bench/results.json``
 (everything, machine readable) and ``bench/RESULTS.md`` (the table the README shows). An anchor is
 a plain operation the figure is bounded by, so the ratio says how close the service gets to the
-machine rather than how fast the machine is: registrations per second as a fraction of bare
-loopback gRPC round trips per second, and so on.
+machine rather than how fast the machine is: SignHash calls per second as a fraction of bare
+ECDSA signatures per second, token grants per second as a fraction of loopback gRPC round trips.
 
-A results file is a JSON object of benchmark groups; ``machine`` is ignored (this run's is
-reported). A group maps figure names to a number or to an object::
+A results file is any JSON object; every number in it is a figure, named by its path
+(``sign_hash_per_second.pkcs11.2_workers``). ``machine`` and ``when`` are ignored (this run's
+machine is reported); strings are notes; figures named ``*ratio*`` are derived and left out (the
+report computes its own ratios). The unit comes from the path: ``per_second``/``per_s`` -> 1/s,
+``_ms``/``ms_`` -> ms, ``seconds``/``_s`` -> s, ``bytes`` -> B; a number with none is a
+parameter (``documents``, ``n``) and listed apart.
 
-    {
-      "grpc_sqlite_10000": {
-        "documents": 10000,
-        "single_registrations_per_s": 812,
-        "sign_ms": {"value": 4.1, "unit": "ms", "anchor": "ecdsa_p256_sign_ms"}
-      },
-      "anchors": {"ecdsa_p256_sign_ms": {"value": 0.05, "unit": "ms"}}
-    }
+The anchor of a figure, first match wins:
 
-A figure's anchor is the one it names; else a ``*_per_s`` figure of a group whose name starts
-with ``grpc_`` is set against :data:`GRPC_ANCHOR`; else it has none (shown as "–"). Anchors a file
-brings under ``"anchors"`` win over the ones measured here. Figures that are not rates or times
-(``documents``) are parameters and shown as such.
+1. the one it names: a figure may be ``{"value": 12.5, "unit": "1/s", "anchor": "<name>"}``,
+   and a file may bring its own under ``"anchors": {"<name>": {"value": ..., "unit": ...}}``;
+2. a baseline measured beside it by the benchmark itself: in a group that has a ``baseline``,
+   ``anchor``, ``reference`` or ``*in_process`` member (signing's ``pyhanko_in_process``), the
+   same-named figure of that member (baselines appear in the anchor column, not as rows);
+3. one of this module's machine anchors (:data:`MACHINE_ANCHORS`) chosen by the words of the
+   path: ``grpc`` -> a loopback gRPC round trip, ``sign_hash``/``ocsp``/``tsa`` -> an ECDSA P-256
+   signature, ``verif`` -> an ECDSA verification (rates, and times as their inverse);
+4. none ("–").
 
 Run: ``python -m egov_testing.bench_report [--bench-dir bench]``.
 """
@@ -34,19 +36,24 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "BESIDE",
     "GRPC_ANCHOR",
+    "MACHINE_ANCHORS",
+    "SIGN_ANCHOR",
+    "VERIFY_ANCHOR",
     "Anchor",
     "Figure",
     "collect_figures",
@@ -59,15 +66,28 @@ __all__ = [
 #: Round trips per second of grpc.health.v1 Check from one client to a server in another
 #: process over loopback: the ceiling of any one-call-at-a-time gRPC figure.
 GRPC_ANCHOR = "grpc_health_check_per_s"
+SIGN_ANCHOR = "ecdsa_p256_sign_per_s"
+VERIFY_ANCHOR = "ecdsa_p256_verify_per_s"
 
-_RATE_SUFFIXES = ("_per_s", "_per_second")
-_TIME_SUFFIXES = ("_ms", "_s", "_seconds", "_us")
+#: Words of a figure's path -> the machine anchor it is set against (first match wins).
+_WORD_ANCHORS = (
+    ("grpc", GRPC_ANCHOR),
+    ("sign_hash", SIGN_ANCHOR),
+    ("ocsp", SIGN_ANCHOR),
+    ("tsa", SIGN_ANCHOR),
+    ("verif", VERIFY_ANCHOR),
+)
+#: Members of a group that hold the benchmark's own baseline for their siblings.
+_BASELINE = re.compile(r"^(baseline|anchor|reference|(.*_)?in_process)$")
+_IGNORED_TOP = {"machine", "when", "anchors"}
+BESIDE = "the benchmark's own baseline, measured beside the figure in the same run"
 _ANCHOR_BUDGET_S = 1.0  # seconds of measuring per anchor
 
 
 @dataclass(frozen=True)
 class Anchor:
-    """A plain operation measured on this machine in this run."""
+    """A plain operation measured on this machine in this run (or by a benchmark beside its
+    figures)."""
 
     name: str
     value: float
@@ -77,18 +97,26 @@ class Anchor:
 
 @dataclass(frozen=True)
 class Figure:
-    """One measured figure of a service's benchmark group, with its anchor if it has one."""
+    """One number of a service's results, named by its path in the file."""
 
     service: str
-    group: str
-    name: str
+    path: tuple[str, ...]
     value: float
     unit: str
     anchor: str | None = None
 
     @property
+    def name(self) -> str:
+        return ".".join(self.path)
+
+    @property
     def is_parameter(self) -> bool:
         return self.unit == ""
+
+    @property
+    def is_baseline(self) -> bool:
+        """Measured as another figure's anchor (shown in the anchor column instead)."""
+        return any(_BASELINE.match(part) for part in self.path[1:-1])
 
 
 # -- anchors -----------------------------------------------------------------------------------
@@ -106,11 +134,11 @@ def _rate(operation: Callable[[], None], budget: float = _ANCHOR_BUDGET_S) -> fl
 
 def _sha256_mib_per_s() -> float:
     block = os.urandom(1024 * 1024)
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < _ANCHOR_BUDGET_S and count < 4096:
+
+    def digest() -> None:
         hashlib.sha256(block).digest()
-        count += 1
-    return count / (time.perf_counter() - started)
+
+    return _rate(digest)
 
 
 def _ecdsa_p256_sign_per_s() -> float:
@@ -123,6 +151,19 @@ def _ecdsa_p256_sign_per_s() -> float:
         key.sign(b"anchor", ec.ECDSA(hashes.SHA256()))
 
     return _rate(sign)
+
+
+def _ecdsa_p256_verify_per_s() -> float:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public, signature = key.public_key(), key.sign(b"anchor", ec.ECDSA(hashes.SHA256()))
+
+    def verify() -> None:
+        public.verify(signature, b"anchor", ec.ECDSA(hashes.SHA256()))
+
+    return _rate(verify)
 
 
 def _sqlite_commit_per_s() -> float:
@@ -178,7 +219,11 @@ def _grpc_health_check_per_s() -> float:
             stub = health_pb2_grpc.HealthStub(channel)
             request = health_pb2.HealthCheckRequest()
             stub.Check(request, timeout=10, wait_for_ready=True)  # connected before timing
-            return _rate(lambda: stub.Check(request, timeout=10) and None)
+
+            def check() -> None:
+                stub.Check(request, timeout=10)
+
+            return _rate(check)
     finally:
         if server.stdin is not None:
             server.stdin.close()
@@ -189,75 +234,129 @@ def _grpc_health_check_per_s() -> float:
             server.wait()
 
 
-_ANCHORS: dict[str, tuple[str, str, Callable[[], float]]] = {
+#: name -> (what it is, how to measure it in calls per second).
+MACHINE_ANCHORS: dict[str, tuple[str, Callable[[], float]]] = {
     GRPC_ANCHOR: (
-        "1/s",
         "grpc.health.v1 Check round trips, one client, server in another process, loopback",
         _grpc_health_check_per_s,
     ),
+    SIGN_ANCHOR: ("ECDSA P-256/SHA-256 signatures, pyca/cryptography", _ecdsa_p256_sign_per_s),
+    VERIFY_ANCHOR: (
+        "ECDSA P-256/SHA-256 verifications, pyca/cryptography",
+        _ecdsa_p256_verify_per_s,
+    ),
     "sqlite_commit_per_s": (
-        "1/s",
-        "one-row INSERT + COMMIT, SQLite WAL, synchronous=NORMAL, tmp directory",
+        "one-row INSERT + COMMIT, SQLite WAL, synchronous=NORMAL",
         _sqlite_commit_per_s,
     ),
-    "ecdsa_p256_sign_per_s": (
-        "1/s",
-        "ECDSA P-256 / SHA-256 signatures with pyca/cryptography",
-        _ecdsa_p256_sign_per_s,
-    ),
-    "sha256_mib_per_s": ("MiB/s", "SHA-256 of 1 MiB blocks (hashlib)", _sha256_mib_per_s),
+    "sha256_mib_per_s": ("SHA-256 of 1 MiB blocks (hashlib), MiB", _sha256_mib_per_s),
 }
 
 
+def _time_anchor_name(rate_name: str) -> str:
+    return rate_name.removesuffix("_per_s") + "_ms"
+
+
 def measure_anchors(names: Iterable[str] | None = None) -> dict[str, Anchor]:
-    """Measure the named anchors (default: all known ones) on this machine now."""
-    wanted = list(_ANCHORS) if names is None else [n for n in names if n in _ANCHORS]
-    anchors = {}
-    for name in wanted:
-        unit, what, measure = _ANCHORS[name]
-        anchors[name] = Anchor(name, round(measure(), 1), unit, what)
+    """Measure the named machine anchors (default: all) now. A rate anchor ``x_per_s`` also
+    yields its time form ``x_ms`` (1000 / rate) for figures that are durations."""
+    wanted = list(MACHINE_ANCHORS) if names is None else [n for n in names if n in MACHINE_ANCHORS]
+    anchors: dict[str, Anchor] = {}
+    for name in dict.fromkeys(wanted):
+        what, measure = MACHINE_ANCHORS[name]
+        rate = measure()
+        unit = "MiB/s" if name.endswith("_mib_per_s") else "1/s"
+        anchors[name] = Anchor(name, round(rate, 1), unit, what)
+        if unit == "1/s" and rate > 0:
+            ms = _time_anchor_name(name)
+            anchors[ms] = Anchor(ms, round(1000 / rate, 4), "ms", f"one of: {what}")
     return anchors
 
 
 # -- figures -----------------------------------------------------------------------------------
 
 
-def _unit_of(name: str) -> str:
-    if name.endswith(_RATE_SUFFIXES):
-        return "1/s"
-    for suffix in _TIME_SUFFIXES:
-        if name.endswith(suffix):
-            return suffix[1:]
+def _unit_of(path: tuple[str, ...]) -> str:
+    """Unit from the figure's name, else from the groups it sits in; "" for a parameter."""
+    for part in (p.lower() for p in reversed(path)):
+        if "per_second" in part or part.endswith("_per_s") or "_per_s_" in part:
+            return "1/s"
+        if part.endswith("_ms") or part.startswith("ms_") or "_ms_" in part or part == "ms":
+            return "ms"
+        if part == "seconds" or part.endswith(("_seconds", "_s")):
+            return "s"
+        if "bytes" in part:
+            return "B"
     return ""
+
+
+def _numbers(
+    node: Mapping[str, Any], path: tuple[str, ...]
+) -> Iterator[tuple[tuple[str, ...], Any, Mapping[str, Any]]]:
+    """(path, leaf, the mapping that holds it) for every number or figure object below."""
+    for key, value in node.items():
+        here = (*path, str(key))
+        if isinstance(value, Mapping) and "value" not in value:
+            yield from _numbers(value, here)
+        else:
+            yield here, value, node
+
+
+def _baseline(
+    path: tuple[str, ...], root: Mapping[str, Any]
+) -> tuple[tuple[str, ...], float] | None:
+    """The same-named figure of a baseline member beside the figure's own group, if any."""
+    if len(path) < 2:
+        return None
+    parent: Any = root
+    for part in path[:-2]:
+        parent = parent[part]
+    member, leaf = path[-2], path[-1]
+    if _BASELINE.match(member):
+        return None  # a baseline is not set against itself
+    for sibling, values in parent.items():
+        if sibling != member and _BASELINE.match(str(sibling)) and isinstance(values, Mapping):
+            value = values.get(leaf)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return (*path[:-2], str(sibling), leaf), float(value)
+    return None
 
 
 def collect_figures(
     service: str, results: Mapping[str, Any]
 ) -> tuple[list[Figure], dict[str, Anchor]]:
-    """Figures of one results file, and the anchors it brings itself.
-
-    Raises ``ValueError`` naming the group and figure when a value is not a number.
-    """
+    """Figures of one results file, and the anchors it brings (its own and its baselines)."""
     figures: list[Figure] = []
     own: dict[str, Anchor] = {}
     for name, spec in (results.get("anchors") or {}).items():
         value = spec["value"] if isinstance(spec, Mapping) else spec
-        unit = spec.get("unit", _unit_of(name)) if isinstance(spec, Mapping) else _unit_of(name)
-        own[name] = Anchor(name, float(value), unit, f"measured by the {service} benchmark")
-    for group, entries in sorted(results.items()):
-        if group in {"machine", "anchors"} or not isinstance(entries, Mapping):
-            continue
-        for name, entry in entries.items():
-            if isinstance(entry, Mapping):
-                value, unit, anchor = entry.get("value"), entry.get("unit"), entry.get("anchor")
-            else:
-                value, unit, anchor = entry, None, None
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{service}: {group}.{name} is not a number: {value!r}")
-            unit = unit if unit is not None else _unit_of(name)
-            if anchor is None and unit == "1/s" and group.startswith("grpc_"):
-                anchor = GRPC_ANCHOR
-            figures.append(Figure(service, group, name, float(value), unit, anchor))
+        unit = spec.get("unit") if isinstance(spec, Mapping) else None
+        own[name] = Anchor(
+            name, float(value), unit or _unit_of((name,)), f"measured by the {service} benchmark"
+        )
+    body = {k: v for k, v in results.items() if k not in _IGNORED_TOP}
+    for path, leaf, _holder in _numbers(body, ()):
+        if isinstance(leaf, Mapping):
+            value, unit, anchor = leaf.get("value"), leaf.get("unit"), leaf.get("anchor")
+        else:
+            value, unit, anchor = leaf, None, None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue  # a note, a flag
+        if "ratio" in path[-1].lower().split("_"):  # not "registrations"
+            continue  # derived by the benchmark; the report computes its own
+        unit = unit if unit is not None else _unit_of(path)
+        if anchor is None and unit:
+            baseline = _baseline(path, body)
+            if baseline is not None:
+                anchor = f"{service}:{'.'.join(baseline[0])}"
+                own[anchor] = Anchor(anchor, baseline[1], unit, BESIDE)
+        if anchor is None and unit in {"1/s", "ms"}:
+            words = "_".join(path).lower()
+            for word, rate_anchor in _WORD_ANCHORS:
+                if word in words:
+                    anchor = rate_anchor if unit == "1/s" else _time_anchor_name(rate_anchor)
+                    break
+        figures.append(Figure(service, path, float(value), unit, anchor))
     return figures, own
 
 
@@ -285,38 +384,45 @@ def render_markdown(
         "",
         f"Machine: {machine['cpus']} CPUs, Python {machine['python']} ({machine['platform']}); "
         f"run {machine['generated']}. Each figure is set against an anchor measured on the same "
-        "machine in the same run; the ratio is figure / anchor.",
+        "machine in the same run; ratio = figure / anchor.",
         "",
-        "| service | benchmark | figure | value | anchor | anchor value | ratio |",
-        "|---|---|---|---:|---|---:|---:|",
+        "| service | figure | value | anchor | anchor value | ratio |",
+        "|---|---|---:|---|---:|---:|",
     ]
     for f in figures:
-        if f.is_parameter:
+        if f.is_parameter or f.is_baseline:
             continue
         anchor = anchors.get(f.anchor) if f.anchor else None
         ratio = _ratio(f, anchors)
+        shown = f"{_number(anchor.value)} {anchor.unit}" if anchor else "–"
+        label = "–"
+        if anchor is not None:
+            label = anchor.name
+            if anchor.what == BESIDE:  # service:group.member.figure -> member.figure
+                label = ".".join(anchor.name.split(".")[-2:])
         lines.append(
-            f"| {f.service} | {f.group} | {f.name} | {_number(f.value)} {f.unit} | "
-            f"{anchor.name if anchor else '–'} | "
-            f"{_number(anchor.value) + ' ' + anchor.unit if anchor else '–'} | "
-            f"{f'{ratio:.3f}' if ratio is not None else '–'} |"
+            f"| {f.service} | {f.name} | {_number(f.value)} {f.unit} | {label} | {shown} | "
+            f"{f'{ratio:.3g}' if ratio is not None else '–'} |"
         )
     parameters = [f for f in figures if f.is_parameter]
     if parameters:
-        lines += [
-            "",
-            "Parameters: "
-            + "; ".join(f"{f.service} {f.group} {f.name} = {_number(f.value)}" for f in parameters)
-            + ".",
-        ]
+        listed = "; ".join(f"{f.service} {f.name} = {_number(f.value)}" for f in parameters)
+        lines += ["", f"Parameters: {listed}."]
+    used = {f.anchor for f in figures if f.anchor}
     lines += ["", "Anchors:", ""]
-    lines += [f"- `{a.name}`: {a.what} ({_number(a.value)} {a.unit})" for a in anchors.values()]
+    lines += [
+        f"- `{a.name}`: {a.what} ({_number(a.value)} {a.unit})"
+        for a in anchors.values()
+        if a.name in used and a.what != BESIDE
+    ]
+    if any(a.what == BESIDE for a in anchors.values() if a.name in used):
+        lines.append(f"- `<member>.<figure>`: {BESIDE}")
     return "\n".join(lines) + "\n"
 
 
 def write_report(bench_dir: Path, *, anchors: Mapping[str, Anchor] | None = None) -> Path:
-    """Read ``bench_dir/results-*.json``, measure the anchors they need (unless given), write
-    ``results.json`` and ``RESULTS.md`` there. Returns the Markdown path.
+    """Read ``bench_dir/results-*.json``, measure the machine anchors they need (unless given),
+    write ``results.json`` and ``RESULTS.md`` there. Returns the Markdown path.
 
     Raises ``FileNotFoundError`` when there are no results files (run the benchmarks first).
     """
@@ -330,8 +436,14 @@ def write_report(bench_dir: Path, *, anchors: Mapping[str, Anchor] | None = None
         found, brought = collect_figures(service, json.loads(path.read_text()))
         figures += found
         own.update(brought)
-    needed = {f.anchor for f in figures if f.anchor} - set(own)
-    measured = dict(anchors) if anchors is not None else measure_anchors(needed)
+    needed = {
+        base
+        for f in figures
+        if f.anchor and f.anchor not in own
+        for base in MACHINE_ANCHORS
+        if f.anchor in {base, _time_anchor_name(base)}
+    }
+    measured = dict(anchors) if anchors is not None else measure_anchors(sorted(needed))
     all_anchors = {**measured, **own}
     machine = {
         "cpus": os.cpu_count(),
@@ -343,9 +455,11 @@ def write_report(bench_dir: Path, *, anchors: Mapping[str, Anchor] | None = None
         "machine": machine,
         "anchors": {name: asdict(a) for name, a in all_anchors.items()},
         "figures": [
-            {**asdict(f), "ratio": _ratio(f, all_anchors)} for f in figures if not f.is_parameter
+            {**asdict(f), "name": f.name, "ratio": _ratio(f, all_anchors)}
+            for f in figures
+            if not f.is_parameter
         ],
-        "parameters": [asdict(f) for f in figures if f.is_parameter],
+        "parameters": [{**asdict(f), "name": f.name} for f in figures if f.is_parameter],
         "sources": [p.name for p in files],
     }
     (bench_dir / "results.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
