@@ -55,7 +55,14 @@ def test_codes_and_refresh_tokens_are_single_use_across_processes(
             assert (info.value.code, info.value.reason) == (Code.INVALID_ARGUMENT,
                                                             "INVALID_GRANT")
 
+            # The replayed code revoked what it had produced, on both processes.
+            with pytest.raises(EgovError):
+                b.client.refresh(PORTAL_ID, tokens.refresh_token)
+
             # Refresh rotated on A; the old token replayed on B is refused (and revokes).
+            tokens = b.client.login_and_get_tokens(PORTAL_ID, REDIRECT, username, PASSWORD,
+                                                   totp_secret=None, scope="openid profile",
+                                                   acr_values="")
             rotated = a.client.refresh(PORTAL_ID, tokens.refresh_token)
             with pytest.raises(EgovError) as info:
                 b.client.refresh(PORTAL_ID, tokens.refresh_token)
