@@ -11,6 +11,8 @@ saved under ``test-artifacts/verify-portal/``.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -577,6 +579,16 @@ def test_story_the_issued_b_lta_certificate_is_valid_with_the_thai_seal_name(
     assert "ขึ้นทะเบียนแล้ว" in main and story["document_id"] in main
     assert "ถูกต้อง" in page.inner_text(".proof-verified")
     screenshot(page, "story-certificate-valid-th")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="สรุปผลการตรวจสอบ 1 หน้า (PDF)").click()
+    summary = tmp_path / "summary.pdf"
+    download.value.save_as(str(summary))
+    (ARTIFACTS / "story-summary-th.pdf").write_bytes(summary.read_bytes())
+    if shutil.which("pdftotext"):
+        text = subprocess.run(
+            ["pdftotext", str(summary), "-"], capture_output=True, check=True, text=True
+        ).stdout
+        assert STORY_AGENCY_TH in text and "ถูกต้อง" in text and story["document_id"] in text
 
 
 def test_story_the_qr_code_link_opens_the_registry_entry(page: Any, story: dict[str, Any]) -> None:
