@@ -309,3 +309,21 @@ def test_existing_empty_field_is_filled(pki: SigningPki, keys: SoftwareKeys) -> 
     assert [s.field_name for s in report.signatures] == ["ApproverSignature"]
     assert report.empty_signature_fields == ()
     assert report.indication is Indication.TOTAL_PASSED
+
+
+def test_report_never_shows_the_national_identifier(pki: SigningPki, keys: SoftwareKeys) -> None:
+    signed = _service(pki, keys).sign(make_pdf(), SignOptions("cred-1", Level.B_LTA))
+    report = _verifier(pki).verify(signed.pdf)
+    shown = [
+        text
+        for sig in report.signatures
+        for text in (
+            *sig.certificate_path,
+            *sig.reasons,
+            sig.signer.common_name if sig.signer else "",
+            sig.signer.issuer if sig.signer else "",
+            sig.signer.identifier_masked if sig.signer else "",
+        )
+    ]
+    assert not [text for text in shown if "1234567890121" in text]
+    assert report.signatures[0].certificate_path[0] == "สมชาย ใจดี"

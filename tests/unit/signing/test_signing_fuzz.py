@@ -26,9 +26,9 @@ REASONS = {
 
 @pytest.fixture(scope="module")
 def signed_pdf(pki: SigningPki) -> bytes:
-    return PdfSigningService(SoftwareKeys(pki)).sign(
-        make_pdf(), SignOptions("cred-1", Level.B_B)
-    ).pdf
+    return (
+        PdfSigningService(SoftwareKeys(pki)).sign(make_pdf(), SignOptions("cred-1", Level.B_B)).pdf
+    )
 
 
 @settings(

@@ -33,7 +33,7 @@ from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509
 from egov_common.clock import Clock, SystemClock
 from egov_common.errors import InvalidArgument
-from egov_common.logging import mask_identifier
+from egov_common.logging import mask_identifier, mask_text
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfDecodeLimitError
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -318,7 +318,7 @@ class DocumentVerifier:
             return SignatureReport(
                 indication=indication,
                 sub_indication=sub_name,
-                reasons=(f"validation error: {type(err).__name__}: {str(err)[:300]}",),
+                reasons=(mask_text(f"validation error: {type(err).__name__}: {str(err)[:300]}"),),
                 **base,
             )
         finally:
@@ -482,7 +482,7 @@ def _format_failure(
         subfilter=subfilter.lstrip("/"),
         indication=Indication.TOTAL_FAILED,
         sub_indication="FORMAT_FAILURE",
-        reasons=(reason[:400],),
+        reasons=(mask_text(reason[:400]),),
         bytes_after_signed_range=bytes_after,
         signed_revision=signed_revision,
     )
@@ -555,7 +555,7 @@ def _report_from_status(
     path: tuple[str, ...] = ()
     if status.validation_path is not None:
         try:
-            path = tuple(c.subject.human_friendly for c in status.validation_path.iter_certs(True))
+            path = tuple(_display_name(c.subject) for c in status.validation_path.iter_certs(True))
         except Exception:
             path = ()
     return SignatureReport(
@@ -635,12 +635,20 @@ def _signer_identity(cert: x509.Certificate) -> SignerIdentity:
         common_name=str(subject.get("common_name", "")),
         organisation=str(subject.get("organization_name", "")),
         identifier_masked=masked,
-        issuer=cert.issuer.human_friendly,
+        issuer=_display_name(cert.issuer),
         certificate_sha256=hashlib.sha256(cert.dump()).hexdigest(),
         certificate_serial=format(cert.serial_number, "x"),
         not_before=validity["not_before"].native,
         not_after=validity["not_after"].native,
     )
+
+
+def _display_name(name: x509.Name) -> str:
+    """A name for reports: its common name (else organisation), never the serialNumber with a
+    national identifier in it (DESIGN.md: identifiers appear masked only)."""
+    native = name.native
+    text = str(native.get("common_name") or native.get("organization_name") or "")
+    return mask_text(text)
 
 
 def _split_pem(blob: bytes) -> list[bytes]:
