@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Apply an overlay in the order the services need: namespace, settings and database first, then
-# the Alembic migration Jobs (waited for), then everything else, then wait for the rollouts.
+# Apply an overlay in the order the services need: namespace, settings, service accounts and the
+# database first, then the Alembic migration Jobs (waited for), then everything else, then wait
+# for the rollouts.
 # Usage: k8s/apply.sh dev|prod        (kubectl with a context for the target cluster)
 set -euo pipefail
 overlay="${1:?usage: k8s/apply.sh dev|prod}"
@@ -8,7 +9,7 @@ dir="$(cd "$(dirname "$0")" && pwd)/overlays/${overlay}"
 ns=egov-trust
 render() { kubectl kustomize "$dir"; }
 
-render | kubectl apply -f - -l 'app.kubernetes.io/component in (namespace,settings,database)' \
+render | kubectl apply -f - -l 'app.kubernetes.io/component in (namespace,settings,service-account,database)' \
   --server-side --field-manager=egov-apply
 if kubectl -n "$ns" get statefulset postgres >/dev/null 2>&1; then
   kubectl -n "$ns" rollout status statefulset/postgres --timeout=300s

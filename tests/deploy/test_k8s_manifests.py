@@ -4,9 +4,12 @@ Secrets by reference only, HPA and PDB, dev and prod shapes."""
 
 from __future__ import annotations
 
+import re
+
 import kubernetes_validate
 import pytest
 from k8s_render import (
+    K8S,
     KUBERNETES_VERSION,
     OVERLAYS,
     SERVICES,
@@ -209,3 +212,30 @@ def test_every_pod_exports_telemetry_through_standard_otel_variables(overlay: st
             assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http"), workload["metadata"][
                 "name"
             ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_what_migration_jobs_need_is_applied_before_them(overlay: str) -> None:
+    """k8s/apply.sh applies the objects labelled with these components first, then the Jobs."""
+    script = (K8S / "apply.sh").read_text()
+    first = re.search(r"component in \(([a-z,-]+)\)'", script)
+    assert first is not None, "apply.sh's first step selects components"
+    early = set(first[1].split(","))
+    objects = render(overlay)
+    for job in of_kind(objects, "Job"):
+        spec = pod_spec(job)
+        needed = [("ServiceAccount", spec["serviceAccountName"])]
+        for container in spec["containers"]:
+            needed += [("ConfigMap", s["configMapRef"]["name"]) for s in container["envFrom"]]
+            needed += [
+                ("Secret", ref.secret)
+                for ref in container_env(objects, container)[1]
+                if any(o["metadata"]["name"] == ref.secret for o in of_kind(objects, "Secret"))
+            ]
+        for kind, name in needed:
+            labels = by_name(objects, kind, name)["metadata"].get("labels", {})
+            assert labels.get("app.kubernetes.io/component") in early, (
+                job["metadata"]["name"],
+                kind,
+                name,
+            )
