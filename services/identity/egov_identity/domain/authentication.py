@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import struct
 import urllib.parse
@@ -22,6 +23,8 @@ from egov_common.errors import ResourceExhausted
 from sqlalchemy.engine import Engine
 
 from egov_identity.storage.tables import login_throttle
+
+log = logging.getLogger(__name__)
 
 TOTP_STEP_SECONDS = 30
 TOTP_DIGITS = 6
@@ -102,6 +105,8 @@ class Throttle:
             locked_until = conn.execute(sa.select(login_throttle.c.locked_until).where(
                 login_throttle.c.throttle_key == key)).scalar()
         if locked_until is not None and locked_until > now:
+            log.warning("locked out", extra={"throttle": key.split(":", 1)[0],
+                                             "key": key.split(":", 1)[1][:12]})
             raise ResourceExhausted(
                 reason, "too many failed attempts; try again later",
                 metadata={"retry_after": str(int(locked_until - now) + 1)})

@@ -622,8 +622,13 @@ class IdentityService:
         if not ok or row is None:
             self.throttle.fail(account_key(username), now)
             self.throttle.fail(client_key(client_id), now)
+            # No login name in logs (it may be an identifier); the account key is a hash.
+            log.info("login failed", extra={"client_id": client_id,
+                                            "account": account_key(username)[8:20]})
             raise Unauthenticated("CREDENTIALS_INVALID", "login name, password or code is wrong")
         self.throttle.reset(account_key(username))
+        log.info("login", extra={"client_id": client_id, "person_id": row.person_id,
+                                 "aal": aal})
         return self._new_login_session(row.person_id, client_id, aal, amr, now)
 
     def _new_login_session(self, person_id: str, client_id: str, aal: int, amr: list[str],
