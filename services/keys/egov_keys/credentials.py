@@ -714,15 +714,7 @@ class CredentialService:
             raise Unavailable("SIGNING_FAILED", "the key backend failed to sign") from None
 
     def _require_sign_caller(self, caller: Caller) -> None:
-        allowed = self._policy.sign_callers
-        if "*" in allowed:
-            return
-        names = (
-            {caller.subject} if caller.kind in (CallerKind.SERVICE, CallerKind.CLIENT) else set()
-        )
-        if caller.peer_service:
-            names.add(caller.peer_service)
-        if not names & allowed:
+        if not _caller_listed(caller, self._policy.sign_callers):
             raise PermissionDenied("CALLER_NOT_ALLOWED", "only the signing service may sign")
 
     @staticmethod
@@ -762,13 +754,10 @@ class CredentialService:
     # -- audit ---------------------------------------------------------------------------------
 
     def _require_auditor(self, caller: Caller) -> None:
-        allowed = self._policy.audit_callers
-        if "*" in allowed or self._policy.assurance.admin_scope in caller.scopes:
+        if self._policy.assurance.admin_scope in caller.scopes:
             return
-        named = caller.subject in allowed or (caller.peer_service or "") in allowed
-        if named and not caller.is_anonymous:
-            return
-        raise PermissionDenied("CALLER_NOT_ALLOWED", "the caller may not read the audit log")
+        if not _caller_listed(caller, self._policy.audit_callers):
+            raise PermissionDenied("CALLER_NOT_ALLOWED", "the caller may not read the audit log")
 
     def audit_events(
         self, caller: Caller, *, credential_id: str, page_size: int, page_token: str
@@ -801,6 +790,21 @@ class CredentialService:
         self._require_auditor(caller)
         head_sequence, head_hash = self._repo.audit_head()
         return verify_chain(self._repo.iter_audit(), head_sequence, head_hash)
+
+
+def _caller_listed(caller: Caller, allowed: frozenset[str]) -> bool:
+    """``allowed`` names mTLS service identities (``signing``) and, explicitly prefixed, OAuth
+    client ids (``client:ops-console``): a bearer token never passes for a service identity."""
+    if "*" in allowed:
+        return True
+    names: set[str] = set()
+    if caller.peer_service:
+        names.add(caller.peer_service)
+    if caller.kind is CallerKind.SERVICE and caller.subject:
+        names.add(caller.subject)
+    if caller.kind is CallerKind.CLIENT and caller.subject:
+        names.add(f"client:{caller.subject}")
+    return bool(names & allowed)
 
 
 def _names_from_subject(subject: x509.Name) -> OwnerNames:

@@ -55,10 +55,10 @@ class KeysSettings(ServiceSettings):
 
     sad_lifetime_seconds: int = Field(default=300, gt=0, le=3600)
     max_signatures_per_authorization: int = Field(default=100, gt=0, le=10000)
-    #: Comma-separated callers allowed to call SignHash: mTLS service names or client ids.
-    #: ``*`` allows anyone (development without mTLS only).
+    #: Comma-separated callers allowed to call SignHash: mTLS service names (``signing``) or
+    #: OAuth client ids written ``client:<id>``. ``*`` allows anyone (development only).
     sign_callers: str = "signing"
-    #: Comma-separated callers that may read and verify the audit log (besides ``keys:admin``).
+    #: Callers that may read and verify the audit log (besides ``keys:admin``), same syntax.
     audit_callers: str = ""
 
     certificate_lifetime_days: int = Field(default=730, gt=0)

@@ -22,8 +22,9 @@ def keys_env(jwks_url: str, **extra: str) -> dict[str, str]:
         "EGOV_KEYS_IDENTITY_ISSUER": ISSUER,
         "EGOV_KEYS_IDENTITY_JWKS_URL": jwks_url,
         "EGOV_KEYS_TOKEN_AUDIENCES": f"{AUDIENCE},urn:egov:keys",
-        "EGOV_KEYS_SIGN_CALLERS": "signing",
-        "EGOV_KEYS_AUDIT_CALLERS": "signing",
+        # mTLS identity "signing", or (tests without mTLS) the OAuth client "signing".
+        "EGOV_KEYS_SIGN_CALLERS": "signing,client:signing",
+        "EGOV_KEYS_AUDIT_CALLERS": "client:signing",
     }
     env.update(extra)
     return env

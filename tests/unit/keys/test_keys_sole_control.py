@@ -419,3 +419,13 @@ def test_owner_may_sign_with_a_token_that_omits_the_identifier(keys, identity):
     assert reason_of(
         lambda: authorize(keys.credentials, identity, credential, hashes, stranger)
     ) == ("PERMISSION_DENIED/OWNER_MISMATCH")
+
+
+def test_a_client_token_named_like_the_signing_service_is_not_the_signing_service(keys, identity):
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    impostor = Caller(CallerKind.CLIENT, "signing", frozenset({"openid"}))
+    assert reason_of(lambda: sign(keys.credentials, credential, sad, hashes, impostor)) == (
+        "PERMISSION_DENIED/CALLER_NOT_ALLOWED"
+    )
