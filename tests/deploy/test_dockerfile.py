@@ -174,8 +174,9 @@ def test_manifests_match_the_images(overlay: str) -> None:
         assert container["image"].rsplit("/", 1)[-1].startswith(f"{name}:"), container["image"]
 
 
-def test_build_context_leaves_out_venv_git_and_data() -> None:
+def test_build_context_leaves_out_venv_git_data_and_test_fixtures() -> None:
     lines = (REPO / ".dockerignore").read_text().splitlines()
     assert next(x for x in lines if not x.startswith("#")) == "*", "deny by default"
     allowed = {x for x in lines if x.startswith("!")}
     assert allowed == {"!pyproject.toml", "!README.md", "!libs/", "!services/"}
+    assert "libs/egov_testing" in lines, "test fixtures do not ship"
