@@ -475,6 +475,8 @@ class CredentialService:
         if page_token:
             try:
                 after = base64.urlsafe_b64decode(page_token.encode()).decode()
+                if not after.startswith("cred_"):
+                    raise ValueError("not a credential id")
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 raise InvalidArgument(
                     "PAGE_TOKEN_INVALID",
