@@ -313,3 +313,10 @@ def test_refresh_for_a_pairwise_client_and_a_refused_scope_does_not_burn_the_tok
     sub = _verifier(world, "portal").verify(second.id_token).subject
     assert sub.startswith("ps-")
     assert second.scope == "openid"
+
+
+def test_overlong_values_are_refused_with_the_field_named(world: World) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        register_portal(world, "c" * 129)
+    assert info.value.reason == "FIELD_TOO_LONG"
+    assert info.value.field_violations[0].field == "client.client_id"

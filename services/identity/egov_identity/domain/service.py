@@ -122,6 +122,13 @@ def _b64url(data: bytes) -> str:
 
 
 
+def _check_length(value: str, limit: int, field: str) -> None:
+    """Refuse values longer than their column (PostgreSQL would fail the insert)."""
+    if len(value) > limit:
+        raise InvalidArgument("FIELD_TOO_LONG", f"{field} is longer than {limit} characters",
+                              field_violations=(FieldViolation(field, f"<= {limit}"),))
+
+
 def _scopes(text: str) -> list[str]:
     seen: list[str] = []
     for s in text.split():
@@ -352,6 +359,9 @@ class IdentityService:
     def register_client(self, client: m.Client) -> m.Client:
         if not client.client_id:
             client = replace(client, client_id=_new_id("c"))
+        _check_length(client.client_id, 128, "client.client_id")
+        _check_length(client.client_name, 200, "client.client_name")
+        _check_length(client.sector_identifier, 256, "client.sector_identifier")
         unknown = set(client.grant_types) - m.GRANT_TYPES
         if unknown or not client.grant_types:
             raise InvalidArgument("GRANT_TYPE_UNKNOWN", "unknown grant type",
@@ -559,6 +569,7 @@ class IdentityService:
                 digest(enrolment_code), row["enrolment_code_hash"])):
             raise PermissionDenied("ENROLMENT_CODE_INVALID", "enrolment code is not valid")
         name = (username or row["username"] or person_id).strip()
+        _check_length(name, 128, "username")
         try:
             with self.engine.begin() as conn:
                 conn.execute(t.persons.update().where(t.persons.c.person_id == person_id).values(
@@ -673,6 +684,7 @@ class IdentityService:
         scopes = _scopes(scope)
         if "openid" not in scopes or not set(scopes) <= set(client.scopes):
             raise InvalidArgument("SCOPE_INVALID", "scope must include openid and be allowed")
+        _check_length(nonce, 256, "nonce")
         if claims:
             try:
                 if not isinstance(json.loads(claims), dict):
@@ -1194,6 +1206,7 @@ class IdentityService:
                              valid_until: float, grantor_id_token: str) -> m.Representation:
         juristic = self.juristic_person(str(juristic_person))
         grantor = self._director_from_token(grantor_id_token, juristic)
+        _check_length(role, 64, "role")
         if not powers:
             raise InvalidArgument("POWERS_MISSING", "at least one power",
                                   field_violations=(FieldViolation("powers", "non-empty"),))
