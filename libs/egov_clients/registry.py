@@ -16,6 +16,7 @@ Errors from the server arrive as ``egov_common.errors.EgovError`` subclasses wit
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -197,6 +198,7 @@ class RegistryClient:
         self._sleep = sleep
         self._log_key = _load_key(log_key) if log_key is not None else None
         self._trusted_head: merkle.TreeHead | None = None
+        self._head_lock = threading.Lock()
 
     def close(self) -> None:
         if self._owns_channel:
@@ -367,31 +369,41 @@ class RegistryClient:
         return tree_head
 
     def _advance(self, head: merkle.TreeHead) -> None:
-        trusted = self._trusted_head
-        if trusted is None:
-            self._trusted_head = head
-            return
+        """Check ``head`` against the newest head seen so far; keep the newer one.
+
+        Thread-safe: the lock guards the remembered head only, never a call to the server.
+        """
+        with self._head_lock:
+            trusted = self._trusted_head
+            if trusted is None:
+                self._trusted_head = head
+                return
         if head.tree_size == trusted.tree_size:
             if head.root_hash != trusted.root_hash:
                 raise LogVerificationError("two signed roots for one tree size: the log forked")
             return
         old, new = (trusted, head) if trusted.tree_size < head.tree_size else (head, trusted)
         if old.tree_size > 0:
-            reply: pb.GetConsistencyProofResponse = self._call(
-                self._stub.GetConsistencyProof,
-                pb.GetConsistencyProofRequest(
-                    first_tree_size=old.tree_size, second_tree_size=new.tree_size
-                ),
-                retry=True,
+            self._check_consistency(old, new)
+        with self._head_lock:
+            current = self._trusted_head
+            if current is None or head.tree_size > current.tree_size:
+                self._trusted_head = head
+
+    def _check_consistency(self, old: merkle.TreeHead, new: merkle.TreeHead) -> None:
+        reply: pb.GetConsistencyProofResponse = self._call(
+            self._stub.GetConsistencyProof,
+            pb.GetConsistencyProofRequest(
+                first_tree_size=old.tree_size, second_tree_size=new.tree_size
+            ),
+            retry=True,
+        )
+        try:
+            merkle.verify_consistency(
+                old.tree_size, new.tree_size, old.root_hash, new.root_hash, list(reply.proof)
             )
-            try:
-                merkle.verify_consistency(
-                    old.tree_size, new.tree_size, old.root_hash, new.root_hash, list(reply.proof)
-                )
-            except merkle.MerkleProofError as exc:
-                raise LogVerificationError(f"the log was rewritten: {exc}") from None
-        if head.tree_size > trusted.tree_size:
-            self._trusted_head = head
+        except merkle.MerkleProofError as exc:
+            raise LogVerificationError(f"the log was rewritten: {exc}") from None
 
     def get_signed_tree_head(self) -> merkle.TreeHead:
         """The latest tree head, verified (signature; consistent with earlier heads seen)."""
@@ -408,21 +420,8 @@ class RegistryClient:
                 merkle.verify_tree_head_signature(head, key)
             except merkle.MerkleProofError as exc:
                 raise LogVerificationError(str(exc)) from None
-        if old.tree_size == 0:
-            return
-        reply: pb.GetConsistencyProofResponse = self._call(
-            self._stub.GetConsistencyProof,
-            pb.GetConsistencyProofRequest(
-                first_tree_size=old.tree_size, second_tree_size=new.tree_size
-            ),
-            retry=True,
-        )
-        try:
-            merkle.verify_consistency(
-                old.tree_size, new.tree_size, old.root_hash, new.root_hash, list(reply.proof)
-            )
-        except merkle.MerkleProofError as exc:
-            raise LogVerificationError(f"the log was rewritten: {exc}") from None
+        if old.tree_size > 0:
+            self._check_consistency(old, new)
 
     def verify_leaf(self, leaf_index: int, leaf_data: bytes, tree_size: int = 0) -> merkle.TreeHead:
         """Prove ``leaf_data`` is leaf ``leaf_index`` of a signed tree; returns that head."""
