@@ -292,6 +292,19 @@ def _accepts(port: int) -> bool:
         return False
 
 
+def urls_peers_call(objects: tuple[Manifest, ...], name: str) -> list[str]:
+    """HTTP URLs on service ``name`` that other Deployments' settings name (JWKS ...)."""
+    urls = []
+    for deployment in of_kind(objects, "Deployment"):
+        if deployment["metadata"]["name"] == name:
+            continue
+        for container in pod_spec(deployment)["containers"]:
+            for value in container_env(objects, container)[0].values():
+                if re.match(rf"https?://{re.escape(name)}(\.[a-z0-9.-]+)?:\d+/", value):
+                    urls.append(value)
+    return urls
+
+
 def log_tail(log: Path) -> str:
     return log.read_bytes()[-3000:].decode("utf-8", "replace") if log.exists() else "(no log)"
 
@@ -380,6 +393,14 @@ def test_deployment_starts_as_rendered_and_passes_its_readiness_probe(
             )
             time.sleep(0.2)
         assert probe_passes(container["livenessProbe"], pod, env)
+        for url in urls_peers_call(objects, name):
+            local = _ADDRESS.sub(
+                lambda m: f"{m['scheme']}127.0.0.1:{pod.ports[int(m['port'])]}", url
+            )
+            answer = httpx.get(local, timeout=10)
+            assert answer.status_code == 200, (
+                f"{url}, named in a peer's settings: {answer.status_code}"
+            )
         proc.send_signal(signal.SIGTERM)
         try:
             code = proc.wait(timeout=grace)
