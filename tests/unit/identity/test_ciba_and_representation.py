@@ -277,3 +277,24 @@ def test_a_director_unknown_to_the_company_register_is_refused(world: World) -> 
                                                m.JuristicKind.COMPANY, "", "",
                                                [parse_identifier(stranger)])
     assert info.value.reason == "NOT_IN_COMPANY_REGISTER"
+
+
+def test_representations_are_listed_page_by_page(world: World) -> None:
+    company, director, outsider, _key = _company_world(world)
+    _, director_tokens = _person_tokens(world, director)
+    rep_id, _ = _person_tokens(world, outsider)
+    s = world.service
+    for role in ("a", "b", "c"):
+        s.grant_representation(
+            juristic_person=parse_identifier(company.identifier),
+            representative=parse_identifier(rep_id), role=role, powers=["sign"],
+            valid_from=None, valid_until=s.now() + 3600,
+            grantor_id_token=director_tokens.id_token)
+    page1, token = s.list_representations(representative=rep_id, page_size=2)
+    page2, last = s.list_representations(representative=rep_id, page_size=2, page_token=token)
+    assert len(page1) == 2
+    assert sorted(r.role for r in page1 + page2) == ["a", "b", "c"]  # each exactly once
+    assert last == ""
+    with pytest.raises(InvalidArgument) as info:
+        s.list_representations(page_size=2)
+    assert info.value.reason == "FILTER_MISSING"

@@ -320,3 +320,29 @@ def test_overlong_values_are_refused_with_the_field_named(world: World) -> None:
         register_portal(world, "c" * 129)
     assert info.value.reason == "FIELD_TOO_LONG"
     assert info.value.field_violations[0].field == "client.client_id"
+
+
+def test_password_change_needs_the_persons_own_session(world: World) -> None:
+    s = world.service
+    register_portal(world)
+    _, username, _ = enrol_login(world, 0)
+    _, other_name, _ = enrol_login(world, 1)
+    me = s.login("portal", username, PASSWORD)
+    other = s.login("portal", other_name, PASSWORD)
+    with pytest.raises(PermissionDenied):
+        s.set_password(me.person_id, "another long password", login_session_id=other.
+                       login_session_id)
+    s.set_password(me.person_id, "another long password", login_session_id=me.login_session_id)
+    assert s.login("portal", username, "another long password").person_id == me.person_id
+    with pytest.raises(InvalidArgument) as info:
+        s.set_password(me.person_id, "short", login_session_id=me.login_session_id)
+    assert info.value.reason == "PASSWORD_TOO_WEAK"
+
+
+def test_enrolment_code_works_once(world: World) -> None:
+    s = world.service
+    _, person_id, code = __import__("identity_world").proof_person(world)
+    s.set_password(person_id, PASSWORD, enrolment_code=code)
+    with pytest.raises(PermissionDenied) as info:
+        s.set_password(person_id, "a different password", enrolment_code=code)
+    assert info.value.reason == "ENROLMENT_CODE_INVALID"
