@@ -239,3 +239,16 @@ def test_what_migration_jobs_need_is_applied_before_them(overlay: str) -> None:
                 kind,
                 name,
             )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_token_issuer_that_peers_expect_is_identitys(overlay: str) -> None:
+    objects = render(overlay)
+
+    def settings(name: str) -> dict[str, str]:
+        (container,) = pod_spec(by_name(objects, "Deployment", name))["containers"]
+        return container_env(objects, container)[0]
+
+    issuer = settings("identity")["EGOV_IDENTITY_ISSUER"]
+    assert settings("keys")["EGOV_KEYS_IDENTITY_ISSUER"] == issuer
+    assert settings("registry")["EGOV_REGISTRY_TOKEN_ISSUER"] == issuer
