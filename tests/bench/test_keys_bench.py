@@ -33,23 +33,25 @@ CALLS = int(os.environ.get("EGOV_BENCH_KEYS_CALLS", "600"))
 
 
 @contextlib.contextmanager
-def keys_workers(backend: str, workers: int, tmp: Path, jwks_url: str) -> Iterator[list]:
+def keys_workers(
+    backend: str, workers: int, tmp: Path, jwks_url: str, database_url: str = ""
+) -> Iterator[list]:
     env = {
         "EGOV_KEYS_SOFTWARE_KEK": new_kek(),
         "EGOV_KEYS_IDENTITY_ISSUER": ISSUER,
         "EGOV_KEYS_IDENTITY_JWKS_URL": jwks_url,
         "EGOV_KEYS_TOKEN_AUDIENCES": f"{AUDIENCE},urn:egov:keys",
         "EGOV_KEYS_SIGN_CALLERS": "*",
-        "EGOV_KEYS_DATABASE_URL": f"sqlite:///{tmp / f'{backend}-{workers}.db'}",
+        "EGOV_KEYS_DATABASE_URL": database_url or f"sqlite:///{tmp / f'{backend}-{workers}.db'}",
         "EGOV_KEYS_AUTO_BOOTSTRAP": "false",
         "EGOV_KEYS_PUBLIC_BASE_URL": "http://keys.bench",
         "EGOV_KEYS_LOG_LEVEL": "WARNING",
         "EGOV_KEYS_MAX_WORKERS": "8",
     }
     if backend == "pkcs11":
-        tokens = tmp / f"tokens-{workers}"
+        tokens = tmp / f"tokens-{workers}-{os.urandom(4).hex()}"
         tokens.mkdir()
-        conf = tmp / f"softhsm-{workers}.conf"
+        conf = tokens.with_suffix(".conf")
         conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
         env.update(
             SOFTHSM2_CONF=str(conf),
@@ -241,3 +243,20 @@ def test_bench_latency_ocsp_and_tsa(identity, jwks_url, results, tmp_path):
         results["ocsp_responses_per_second"] = rate("/ocsp", request, "application/ocsp-request")
         results["tsa_tokens_per_second"] = rate("/tsa", tsq, "application/timestamp-query")
         channel.close()
+
+
+@pytest.mark.parametrize("backend", ["software", "pkcs11"])
+def test_bench_sign_hash_two_workers_on_postgres(
+    backend, identity, jwks_url, results, tmp_path, postgres_url
+):
+    """Production shape: the SAD spend and audit append serialise in PostgreSQL, not SQLite."""
+    if backend == "pkcs11" and (
+        shutil.which("softhsm2-util") is None or not Path(SOFTHSM).exists()
+    ):
+        pytest.skip("SoftHSM2 is not installed")
+    with keys_workers(backend, 2, tmp_path, jwks_url, postgres_url) as services:
+        group = results.setdefault("postgres_2_workers", {}).setdefault(backend, {})
+        group["sign_hash_calls_per_second"] = sign_hash_rate(services, identity)
+        group["signatures_per_second_batches_of_20"] = round(
+            sign_hash_rate(services, identity, batch=20) * 20, 1
+        )
