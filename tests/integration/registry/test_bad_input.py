@@ -199,3 +199,19 @@ def test_proofs_for_sizes_beyond_the_log_are_refused(
     for call, code, reason in cases:
         error = _refusal(call)
         assert (error.code.value, error.reason) == (code, reason)
+
+
+def test_oversize_batch_is_refused_whole(clients: dict[str, RegistryClient]) -> None:
+    issuer = clients["issuer"]
+    before = issuer.get_signed_tree_head().tree_size
+    requests = [
+        issuer.registration(sha256=digest(f"big batch {i}"), issuer=AGENCY, document_type="p")
+        for i in range(501)
+    ]
+    error = _refusal(
+        lambda: issuer._stub.RegisterDocuments(
+            pb.RegisterDocumentsRequest(requests=requests), metadata=issuer._metadata
+        )
+    )
+    assert (error.code.value, error.reason) == ("INVALID_ARGUMENT", "BATCH_TOO_LARGE")
+    assert issuer.get_signed_tree_head().tree_size == before
