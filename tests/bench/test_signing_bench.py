@@ -78,7 +78,7 @@ def keys(identity: LocalIdentity) -> Iterator[ServiceProcess]:
             "EGOV_KEYS_IDENTITY_ISSUER": ISSUER,
             "EGOV_KEYS_IDENTITY_JWKS_URL": jwks,
             "EGOV_KEYS_TOKEN_AUDIENCES": f"{AUDIENCE},urn:egov:keys",
-            "EGOV_KEYS_SIGN_CALLERS": "signing",
+            "EGOV_KEYS_SIGN_CALLERS": "client:signing",  # no mTLS in these tests
             "EGOV_KEYS_LOG_LEVEL": "WARNING",
         }
         with start_service("egov_keys", env=env) as service:

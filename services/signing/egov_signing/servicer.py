@@ -20,6 +20,7 @@ from .domain.pdf_input import DocumentLimits, check_size
 from .domain.ports import Party, RegistrationSpec, RegistryPort
 from .domain.report import (
     Coverage,
+    DocumentVerdict,
     Indication,
     PadesLevel,
     SignatureKind,
@@ -300,9 +301,12 @@ def _signature_pb(sig: SignatureReport, *, hard_fail: bool) -> pb.SignatureRepor
 
 
 def _report_pb(
-    report: ValidationReport, registry: RegistryCheckResult, *, hard_fail: bool
+    report: ValidationReport,
+    registry: RegistryCheckResult,
+    verdict: DocumentVerdict,
+    *,
+    hard_fail: bool,
 ) -> pb.ValidationReport:
-    verdict = document_verdict(report, registry_revoked=registry.status is RegistryStatus.REVOKED)
     out = pb.ValidationReport(
         indication=_INDICATION_PB[verdict.indication],
         sub_indication=_sub_indication(verdict.sub_indication),
@@ -410,8 +414,11 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
         if not options.skip_registry and self._checker is not None:
             registry = self._checker.check(hashlib.sha256(pdf).digest())
         language = options.language or "th"
+        verdict = document_verdict(
+            report, registry_revoked=registry.status is RegistryStatus.REVOKED
+        )
         return pb.VerifyDocumentResponse(
-            report=_report_pb(report, registry, hard_fail=self._hard_fail),
+            report=_report_pb(report, registry, verdict, hard_fail=self._hard_fail),
             etsi_xml=to_etsi_xml(report) if options.include_etsi_xml else b"",
-            summary=summary_text(report, language),
+            summary=summary_text(report, language, verdict),
         )

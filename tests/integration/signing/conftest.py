@@ -42,7 +42,7 @@ def keys_process(jwks_url: str) -> Iterator[ServiceProcess]:
         "EGOV_KEYS_IDENTITY_ISSUER": ISSUER,
         "EGOV_KEYS_IDENTITY_JWKS_URL": jwks_url,
         "EGOV_KEYS_TOKEN_AUDIENCES": f"{AUDIENCE},urn:egov:keys",
-        "EGOV_KEYS_SIGN_CALLERS": "signing",
+        "EGOV_KEYS_SIGN_CALLERS": "client:signing",  # no mTLS in these tests
     }
     with start_service("egov_keys", env=env) as service:
         yield service

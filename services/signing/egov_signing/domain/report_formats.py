@@ -8,7 +8,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
 
-from .report import Indication, SignatureKind, ValidationReport
+from .report import (
+    DocumentVerdict,
+    Indication,
+    SignatureKind,
+    ValidationReport,
+    document_verdict,
+)
 from .stamp import format_date
 
 __all__ = ["ETSI_NS", "summary_html", "summary_text", "to_etsi_xml"]
@@ -160,21 +166,26 @@ _WORDS = {
 }
 
 
-def _lines(report: ValidationReport, language: str) -> Sequence[tuple[str, str]]:
+def _lines(
+    report: ValidationReport, language: str, verdict: DocumentVerdict | None
+) -> Sequence[tuple[str, str]]:
     w = _WORDS["th" if language == "th" else "en"]
+    verdict = verdict or document_verdict(report)
     out: list[tuple[str, str]] = []
-    overall = report.indication
+    overall = verdict.indication
     out.append(
         (
             "h",
             f"{w['document']}: {w[overall]} ({overall.value}"
-            + (f" / {report.sub_indication}" if report.sub_indication else "")
+            + (f" / {verdict.sub_indication}" if verdict.sub_indication else "")
             + ")",
         )
     )
     if not report.signatures:
         out.append(("p", str(w["no_signature"])))
-    if report.unsigned_revisions_after_last_signature > 0 and report.signatures:
+    elif overall is not report.indication:
+        out.append(("p", verdict.reason))
+    if verdict.unsigned_content_after_last_signature:
         out.append(("p", f"{w['unsigned_after']} ({report.bytes_after_last_signature} bytes)"))
     for sig in report.signatures:
         label = w["timestamp"] if sig.kind is SignatureKind.DOCUMENT_TIMESTAMP else w["signature"]
@@ -185,32 +196,37 @@ def _lines(report: ValidationReport, language: str) -> Sequence[tuple[str, str]]
                 who += f" ({sig.signer.organisation})"
         when = sig.timestamp_time if sig.timestamp_trusted else sig.claimed_signing_time
         when_text = f", {w['signed_on']} {format_date(when, language)}" if when else ""
-        verdict = f"{w[sig.indication]} ({sig.indication.value}" + (
+        sig_verdict = f"{w[sig.indication]} ({sig.indication.value}" + (
             f" / {sig.sub_indication})" if sig.sub_indication else ")"
         )
         level = f", PAdES {sig.pades_level.value}" if sig.pades_level.value != "NONE" else ""
         out.append(
             (
                 "li",
-                f"{label} '{sig.field_name}'{who}{when_text}: {verdict}{level}"
+                f"{label} '{sig.field_name}'{who}{when_text}: {sig_verdict}{level}"
                 + (f" - {sig.reasons[0]}" if sig.reasons else ""),
             )
         )
     return out
 
 
-def summary_text(report: ValidationReport, language: str = "th") -> str:
-    """A few lines for a person; Buddhist-era dates in Thai."""
+def summary_text(
+    report: ValidationReport, language: str = "th", verdict: DocumentVerdict | None = None
+) -> str:
+    """A few lines for a person; Buddhist-era dates in Thai. ``verdict`` (with the registry's
+    status) defaults to the signatures' own."""
     return "\n".join(
-        ("- " if kind == "li" else "") + text for kind, text in _lines(report, language)
+        ("- " if kind == "li" else "") + text for kind, text in _lines(report, language, verdict)
     )
 
 
-def summary_html(report: ValidationReport, language: str = "th") -> str:
+def summary_html(
+    report: ValidationReport, language: str = "th", verdict: DocumentVerdict | None = None
+) -> str:
     """The same summary as a small self-contained HTML fragment (escaped)."""
     parts = [f'<section class="validation-report" lang="{html.escape(language)}">']
     items: list[str] = []
-    for kind, text in _lines(report, language):
+    for kind, text in _lines(report, language, verdict):
         if kind == "li":
             items.append(f"<li>{html.escape(text)}</li>")
         else:

@@ -56,7 +56,7 @@ from .ports import (
     ReservedDocumentId,
     SigningCredential,
 )
-from .stamp import StampSpec, stamp_lines, stamp_style
+from .stamp import StampSpec, name_values, pick_for_language, stamp_lines, stamp_style
 
 __all__ = [
     "BatchItem",
@@ -405,8 +405,10 @@ class PdfSigningService:
         if stamp is not None:
             subject = credential.signer_cert.subject.native
             lines = stamp_lines(
-                signer=str(subject.get("common_name", "")),
-                organisation=str(subject.get("organization_name", "")),
+                signer=pick_for_language(name_values(subject, "common_name"), stamp.language),
+                organisation=pick_for_language(
+                    name_values(subject, "organization_name"), stamp.language
+                ),
                 when=signing_time,
                 reason=options.reason,
                 language=stamp.language,

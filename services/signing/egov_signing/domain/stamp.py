@@ -20,6 +20,8 @@ __all__ = [
     "DEFAULT_THAI_FONTS",
     "StampSpec",
     "format_date",
+    "name_values",
+    "pick_for_language",
     "stamp_lines",
     "stamp_style",
 ]
@@ -56,6 +58,28 @@ class StampSpec:
     box: tuple[float, float, float, float] | None = None
     language: str = "th"
     include_qr_code: bool = False
+
+
+def name_values(subject: object, attribute: str) -> list[str]:
+    """Values of one attribute of an asn1crypto Name's ``.native`` dict (a certificate may carry
+    several, e.g. the organisation in English and in Thai)."""
+    value = subject.get(attribute) if isinstance(subject, dict) else None
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def pick_for_language(values: list[str], language: str) -> str:
+    """The Thai value for a Thai stamp (else the first), the first non-Thai one otherwise."""
+    if not values:
+        return ""
+    thai = [v for v in values if any("\u0e00" <= ch <= "\u0e7f" for ch in v)]
+    other = [v for v in values if v not in thai]
+    if language == "th":
+        return (thai or values)[0]
+    return (other or values)[0]
 
 
 def format_date(when: datetime, language: str) -> str:

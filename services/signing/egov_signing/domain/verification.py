@@ -69,6 +69,7 @@ from .report import (
     SignerIdentity,
     ValidationReport,
 )
+from .stamp import name_values
 
 __all__ = [
     "DocumentVerifier",
@@ -632,8 +633,8 @@ def _signer_identity(cert: x509.Certificate) -> SignerIdentity:
     )
     validity = cert["tbs_certificate"]["validity"]
     return SignerIdentity(
-        common_name=str(subject.get("common_name", "")),
-        organisation=str(subject.get("organization_name", "")),
+        common_name=" / ".join(name_values(subject, "common_name")),
+        organisation=" / ".join(name_values(subject, "organization_name")),
         identifier_masked=masked,
         issuer=_display_name(cert.issuer),
         certificate_sha256=hashlib.sha256(cert.dump()).hexdigest(),
@@ -647,7 +648,8 @@ def _display_name(name: x509.Name) -> str:
     """A name for reports: its common name (else organisation), never the serialNumber with a
     national identifier in it (DESIGN.md: identifiers appear masked only)."""
     native = name.native
-    text = str(native.get("common_name") or native.get("organization_name") or "")
+    values = name_values(native, "common_name") or name_values(native, "organization_name")
+    text = " / ".join(values)
     return mask_text(text)
 
 
