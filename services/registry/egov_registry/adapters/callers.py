@@ -38,30 +38,16 @@ class StaticTokenVerifier:
         raise Unauthenticated("TOKEN_INVALID", "the bearer token is not recognised")
 
 
-class _JwtTokenVerifier:
+def _jwt_verifier(issuer: str, jwks_url: str, audience: str) -> TokenVerifier:
     """identity's access tokens through the shared fail-closed verifier of egov_pki.tokens."""
+    from egov_pki.tokens import BearerTokenVerifier, HttpJwks
+    from egov_pki.tokens import TokenVerifier as JwtVerifier
 
-    def __init__(self, issuer: str, jwks_url: str, audience: str) -> None:
-        from egov_pki.tokens import HttpJwks
-        from egov_pki.tokens import TokenVerifier as JwtVerifier
-
-        self._verifier = JwtVerifier(HttpJwks(jwks_url), issuer=issuer, audiences=[audience])
-
-    def __call__(self, token: str, *, peer_service: str | None) -> Caller:
-        verified = self._verifier.verify(token)
-        kind = CallerKind.PERSON if verified.identifier else CallerKind.CLIENT
-        return Caller(
-            kind=kind,
-            subject=verified.subject,
-            scopes=verified.scopes,
-            agency=verified.agency,
-            claims=verified.claims,
-            peer_service=peer_service,
-        )
+    return BearerTokenVerifier(JwtVerifier(HttpJwks(jwks_url), issuer=issuer, audiences=[audience]))
 
 
 class _FirstThatKnows:
-    def __init__(self, static: StaticTokenVerifier, jwt: _JwtTokenVerifier) -> None:
+    def __init__(self, static: StaticTokenVerifier, jwt: TokenVerifier) -> None:
         self._static, self._jwt = static, jwt
 
     def __call__(self, token: str, *, peer_service: str | None) -> Caller:
@@ -76,7 +62,7 @@ def build_token_verifier(
 ) -> TokenVerifier | None:
     """The verifier settings ask for: static tokens, identity's JWTs, both, or none."""
     static = StaticTokenVerifier(static_tokens) if static_tokens else None
-    jwt = _JwtTokenVerifier(issuer, jwks_url, audience) if issuer and jwks_url else None
+    jwt = _jwt_verifier(issuer, jwks_url, audience) if issuer and jwks_url else None
     if static and jwt:
         return _FirstThatKnows(static, jwt)
     return static or jwt
