@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from egov_common.auth import Caller, CallerKind
 from egov_common.errors import Unauthenticated
 from egov_registry.adapters.callers import StaticTokenVerifier, actor_for
