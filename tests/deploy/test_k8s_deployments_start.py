@@ -35,6 +35,7 @@ from k8s_render import (
     K8S,
     OVERLAYS,
     SERVICES,
+    STATEFUL,
     Manifest,
     by_name,
     container_env,
@@ -110,6 +111,8 @@ class LocalPod:
     mounts: dict[str, Path] = field(default_factory=dict)  # mountPath -> local directory
     #: What the node would provide besides the manifests (the HSM client's configuration).
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Stands in for the database Secrets' URLs (their hosts are the cluster's).
+    database_url: str = ""
 
     def mount(self, workload: Manifest, container: Manifest) -> None:
         volumes = {v["name"]: v for v in pod_spec(workload).get("volumes", [])}
@@ -203,7 +206,7 @@ def null_collector() -> Iterator[int]:
 
 def secret_env(secret: str, key: str, name: str, pod: LocalPod) -> str:
     if key == "url" and "-database" in secret:
-        return f"sqlite:///{pod.root / f'{name}.db'}"  # the database host is replaced too
+        return pod.database_url or f"sqlite:///{pod.root / f'{name}.db'}"
     return secret_files(secret, pod.objects)[key].decode()
 
 
@@ -363,7 +366,7 @@ def run_migration_job(
 @pytest.mark.parametrize("overlay", OVERLAYS)
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_deployment_starts_as_rendered_and_passes_its_readiness_probe(
-    overlay: str, name: str, tmp_path: Path, null_collector: int
+    overlay: str, name: str, tmp_path: Path, null_collector: int, request: pytest.FixtureRequest
 ) -> None:
     package = SERVICES[name][0]
     if not _has_main(package):
@@ -372,6 +375,9 @@ def test_deployment_starts_as_rendered_and_passes_its_readiness_probe(
     deployment = by_name(objects, "Deployment", name)
     (container,) = pod_spec(deployment)["containers"]
     pod = LocalPod(tmp_path, objects)
+    if overlay == "prod" and name in STATEFUL and os.environ.get("EGOV_TEST_POSTGRES_URL"):
+        # Production runs on PostgreSQL: a fresh database of this test stands in for it.
+        pod.database_url = str(request.getfixturevalue("postgres_url"))
     pod.named_ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     pod.ports = {p["containerPort"]: free_port() for p in container["ports"]}
     pod.peers["otel-collector.observability.svc:4317"] = null_collector
