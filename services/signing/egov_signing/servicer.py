@@ -12,6 +12,7 @@ import grpc
 from egov.signing.v1 import signing_pb2 as pb
 from egov.signing.v1 import signing_pb2_grpc
 from egov.type.v1 import crypto_pb2, errors_pb2, party_pb2
+from egov_common import deadlines
 from egov_common.errors import EgovError, FieldViolation, InvalidArgument
 from google.protobuf import timestamp_pb2
 
@@ -409,7 +410,9 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
             if options.HasField("validation_time")
             else None
         )
-        report = self._verifier().verify(pdf, validation_time=when)
+        report = self._verifier().verify(
+            pdf, validation_time=when, deadline_seconds=deadlines.remaining()
+        )
         registry = RegistryCheckResult(RegistryStatus.NOT_CHECKED, problem="not asked")
         if not options.skip_registry and self._checker is not None:
             registry = self._checker.check(hashlib.sha256(pdf).digest())

@@ -201,3 +201,12 @@ def test_decompression_bomb_is_refused(pki: SigningPki) -> None:
 def test_small_object_stream_pdf_is_accepted(pki: SigningPki) -> None:
     report = _verify(pki, _bomb_pdf(4096))
     assert report.signatures == ()
+
+
+def test_verification_past_its_deadline_is_deadline_exceeded(pki: SigningPki) -> None:
+    from egov_common.errors import DeadlineExceeded
+
+    verifier = DocumentVerifier(TrustAnchors([pki.root_pem]))
+    with pytest.raises(DeadlineExceeded) as err:
+        verifier.verify(make_pdf(), deadline_seconds=-1)
+    assert err.value.reason == "VERIFICATION_DEADLINE_EXCEEDED"

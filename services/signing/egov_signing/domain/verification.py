@@ -157,15 +157,21 @@ class DocumentVerifier:
         *,
         validation_time: datetime | None = None,
         revocation_mode: RevocationMode | None = None,
+        deadline_seconds: float | None = None,
     ) -> ValidationReport:
         """Validate every signature of ``pdf`` at ``validation_time`` (default: now).
 
         Raises InvalidArgument (NOT_A_PDF, PDF_MALFORMED, PDF_ENCRYPTED, PDF_TOO_LARGE,
         PDF_TOO_MANY_PAGES, PDF_TOO_MANY_SIGNATURES, PDF_DECOMPRESSION_LIMIT) for a document that
         cannot be examined and DeadlineExceeded past the configured deadline; every problem with
-        a signature itself is a verdict in the report.
+        a signature itself is a verdict in the report. ``deadline_seconds`` (e.g. what is left of
+        the caller's gRPC deadline) shortens the configured budget.
         """
-        deadline = Deadline(self._limits.deadline_seconds)
+        budget = self._limits.deadline_seconds
+        if deadline_seconds is not None:
+            budget = min(budget, deadline_seconds)
+        deadline = Deadline(budget)
+        deadline.check()
         reader = open_untrusted_pdf(pdf, self._limits)
         when = validation_time or self._clock.now()
         try:
