@@ -4,6 +4,7 @@ Secrets by reference only, HPA and PDB, dev and prod shapes."""
 
 from __future__ import annotations
 
+import importlib
 import re
 
 import kubernetes_validate
@@ -252,3 +253,37 @@ def test_token_issuer_that_peers_expect_is_identitys(overlay: str) -> None:
     issuer = settings("identity")["EGOV_IDENTITY_ISSUER"]
     assert settings("keys")["EGOV_KEYS_IDENTITY_ISSUER"] == issuer
     assert settings("registry")["EGOV_REGISTRY_TOKEN_ISSUER"] == issuer
+
+
+def _settings_names(package: str, prefix: str) -> set[str]:
+    """The variables a service reads: ``EGOV_<PREFIX>_<FIELD>`` and its peers' aliases."""
+    from egov_common.settings import ServiceSettings
+
+    module = importlib.import_module(f"{package}.settings")
+    (cls,) = [
+        c
+        for c in vars(module).values()
+        if isinstance(c, type) and issubclass(c, ServiceSettings) and c is not ServiceSettings
+    ]
+    names = set()
+    for field, info in cls.model_fields.items():
+        alias = info.validation_alias
+        names.add(alias.upper() if isinstance(alias, str) else f"EGOV_{prefix}_{field.upper()}")
+    return names
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_setting_in_the_manifests_is_one_the_service_reads(overlay: str) -> None:
+    """Settings ignore unknown variables, so a misspelt one would be silently dropped."""
+    objects = render(overlay)
+    for workload in [*of_kind(objects, "Deployment"), *of_kind(objects, "Job")]:
+        name = workload["metadata"]["name"].removesuffix("-migrate").removesuffix("-bootstrap")
+        package, prefix, _, _ = SERVICES[name]
+        known = _settings_names(package, prefix)
+        for container in containers(workload):
+            env, secrets = container_env(objects, container)
+            variables = {*env, *(ref.variable for ref in secrets)}
+            unknown = {v for v in variables if v.startswith("EGOV_")} - known
+            assert not unknown, (
+                f"{workload['metadata']['name']} sets what it never reads: {unknown}"
+            )
