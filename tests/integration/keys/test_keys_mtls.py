@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import grpc
 from conftest import keys_env
-from egov.keys.v1 import keys_pb2, keys_pb2_grpc
-from egov.type.v1 import crypto_pb2, party_pb2
+from egov.keys.v1 import keys_pb2_grpc
 from egov_common.status import from_rpc_error
 from egov_testing.processes import start_service
-from keys_world import PERSON_ID, sha256
+from keys_grpc import authorize, create_person_credential, sign_request
+from keys_world import sha256
 
 
 def test_only_the_signing_service_identity_may_call_sign_hash(jwks_url, identity, service_ca):
@@ -22,35 +22,10 @@ def test_only_the_signing_service_identity_may_call_sign_hash(jwks_url, identity
         portal_channel, portal = stub_as("citizen-portal")
         signing_channel, signing = stub_as("signing")
         registry_channel, registry = stub_as("registry")
-        credential = portal.CreateCredential(
-            keys_pb2.CreateCredentialRequest(
-                idempotency_key="mtls",
-                owner=party_pb2.PartyIdentifier(
-                    namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=PERSON_ID
-                ),
-                kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
-                names=party_pb2.PartyNames(given_name_en="Somchai", family_name_en="Jaidee"),
-                authorization_proof=identity.person(),
-            ),
-            timeout=60,
-        ).credential
+        credential = create_person_credential(portal, identity, "mtls")
         digest = sha256(b"mtls")
-        sad = portal.Authorize(
-            keys_pb2.AuthorizeRequest(
-                credential_id=credential.credential_id,
-                hashes=[digest],
-                hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
-                num_signatures=1,
-                authorization_proof=identity.person(),
-            ),
-            timeout=60,
-        ).sad
-        request = keys_pb2.SignHashRequest(
-            credential_id=credential.credential_id,
-            sad=sad,
-            hashes=[digest],
-            hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
-        )
+        sad = authorize(portal, identity, credential.credential_id, [digest])
+        request = sign_request(credential.credential_id, sad, [digest])
         for other in (registry, portal):
             try:
                 other.SignHash(request, timeout=60)

@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 from conftest import keys_env
 from egov.keys.v1 import keys_pb2, keys_pb2_grpc
-from egov.type.v1 import crypto_pb2, party_pb2
 from egov_common.status import from_rpc_error
 from egov_testing.processes import start_service
-from keys_world import PERSON_ID, sha256
+from keys_grpc import authorize, create_person_credential, sign_request, signing_metadata
+from keys_world import sha256
 
 pytestmark = pytest.mark.postgres
 
@@ -46,32 +46,16 @@ def two_processes(postgres_url, jwks_url):
             c.close()
 
 
-def create(stub, identity, key: str) -> keys_pb2.Credential:
-    return stub.CreateCredential(
-        keys_pb2.CreateCredentialRequest(
-            idempotency_key=key,
-            owner=party_pb2.PartyIdentifier(
-                namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=PERSON_ID
-            ),
-            kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
-            names=party_pb2.PartyNames(given_name_en="Somchai", family_name_en="Jaidee"),
-            authorization_proof=identity.person(),
-        ),
-        timeout=60,
-    ).credential
-
-
 def test_two_processes_on_one_postgres_behave_as_one_service(two_processes, identity):
     (a, b), url = two_processes
-    signing = identity.token(
-        sub="signing", client_id="signing", aud="urn:egov:keys", acr=None, auth_time=None
-    )
-    metadata = (("authorization", f"Bearer {signing}"),)
+    metadata = signing_metadata(identity)
 
     # Serials stay unique while both processes issue at once.
     with ThreadPoolExecutor(6) as pool:
         credentials = list(
-            pool.map(lambda i: create((a, b)[i % 2], identity, f"pg-{i}"), range(12))
+            pool.map(
+                lambda i: create_person_credential((a, b)[i % 2], identity, f"pg-{i}"), range(12)
+            )
         )
     serials = [c.certificate_serial for c in credentials]
     assert len(set(serials)) == len(serials)
@@ -79,22 +63,8 @@ def test_two_processes_on_one_postgres_behave_as_one_service(two_processes, iden
     # One SAD, raced on both processes: exactly one signature.
     credential = credentials[0]
     digest = sha256(b"contract")
-    sad = a.Authorize(
-        keys_pb2.AuthorizeRequest(
-            credential_id=credential.credential_id,
-            hashes=[digest],
-            hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
-            num_signatures=1,
-            authorization_proof=identity.person(),
-        ),
-        timeout=60,
-    ).sad
-    request = keys_pb2.SignHashRequest(
-        credential_id=credential.credential_id,
-        sad=sad,
-        hashes=[digest],
-        hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
-    )
+    sad = authorize(a, identity, credential.credential_id, [digest])
+    request = sign_request(credential.credential_id, sad, [digest])
 
     def spend(i: int) -> str:
         try:
@@ -109,21 +79,10 @@ def test_two_processes_on_one_postgres_behave_as_one_service(two_processes, iden
     assert set(outcomes) - {"signed"} == {"SAD_ALREADY_USED"}
 
     # A SAD spent on one process is refused by the other.
-    sad2 = b.Authorize(
-        keys_pb2.AuthorizeRequest(
-            credential_id=credential.credential_id,
-            hashes=[digest],
-            hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
-            num_signatures=1,
-            authorization_proof=identity.person(),
-        ),
-        timeout=60,
-    ).sad
-    request2 = keys_pb2.SignHashRequest(
-        credential_id=credential.credential_id,
-        sad=sad2,
-        hashes=[digest],
-        hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
+    request2 = sign_request(
+        credential.credential_id,
+        authorize(b, identity, credential.credential_id, [digest]),
+        [digest],
     )
     b.SignHash(request2, metadata=metadata, timeout=60)
     with pytest.raises(grpc.RpcError) as info:

@@ -15,9 +15,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from egov.keys.v1 import keys_pb2, keys_pb2_grpc
-from egov.type.v1 import crypto_pb2, party_pb2
+from egov.type.v1 import party_pb2
 from egov_common.status import from_rpc_error
 from egov_keys.domain.algorithms import HashAlgorithm, SignatureScheme, verify_digest_signature
+from keys_grpc import authorize, create_person_credential, sign_request, signing_metadata
 from keys_world import PERSON_ID, sha256
 
 openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
@@ -32,59 +33,10 @@ def stub(keys_process):
 
 @pytest.fixture(scope="module")
 def as_signing(identity):
-    token = identity.token(
-        sub="signing",
-        client_id="signing",
-        aud="urn:egov:keys",
-        scope="keys:sign",
-        acr=None,
-        auth_time=None,
-    )
-    return (("authorization", f"Bearer {token}"),)
+    return signing_metadata(identity)
 
 
-def create(stub, identity, key: str) -> keys_pb2.Credential:
-    return stub.CreateCredential(
-        keys_pb2.CreateCredentialRequest(
-            idempotency_key=key,
-            owner=party_pb2.PartyIdentifier(
-                namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=PERSON_ID
-            ),
-            kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
-            names=party_pb2.PartyNames(
-                given_name_th="สมชาย",
-                family_name_th="ใจดี",
-                given_name_en="Somchai",
-                family_name_en="Jaidee",
-            ),
-            authorization_proof=identity.person(),
-        ),
-        timeout=30,
-    ).credential
-
-
-def authorize(stub, identity, credential_id: str, hashes: list[bytes]) -> str:
-    return stub.Authorize(
-        keys_pb2.AuthorizeRequest(
-            credential_id=credential_id,
-            hashes=hashes,
-            hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
-            num_signatures=len(hashes),
-            authorization_proof=identity.person(),
-            description="integration test",
-        ),
-        timeout=30,
-    ).sad
-
-
-def sign_request(credential_id: str, sad: str, hashes: list[bytes]) -> keys_pb2.SignHashRequest:
-    return keys_pb2.SignHashRequest(
-        credential_id=credential_id,
-        sad=sad,
-        hashes=hashes,
-        hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
-        signature_algorithm=crypto_pb2.SIGNATURE_ALGORITHM_ECDSA,
-    )
+create = create_person_credential
 
 
 def status_of(call) -> tuple[grpc.StatusCode, str]:
@@ -405,11 +357,9 @@ def test_client_library_round_trip(keys_process, identity, stub):
     from egov_clients.keys import KeysClient
     from egov_common.errors import Unauthenticated
 
-    signing = identity.token(
-        sub="signing", client_id="signing", aud="urn:egov:keys", acr=None, auth_time=None
-    )
+    [(_, bearer)] = signing_metadata(identity)
     channel = keys_process.open_channel()
-    client = KeysClient(channel, token=signing)
+    client = KeysClient(channel, token=bearer.removeprefix("Bearer "))
     credential = create(stub, identity, "client-1")
     digest = sha256(b"via client")
     [signature] = client.authorize_and_sign(

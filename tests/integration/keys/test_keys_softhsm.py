@@ -18,10 +18,10 @@ from conftest import keys_env
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 from egov.keys.v1 import keys_pb2, keys_pb2_grpc
-from egov.type.v1 import crypto_pb2, party_pb2
 from egov_keys.domain.algorithms import HashAlgorithm, SignatureScheme, verify_digest_signature
 from egov_testing.processes import start_service
-from keys_world import PERSON_ID, sha256
+from keys_grpc import authorize, create_person_credential, sign_request, signing_metadata
+from keys_world import sha256
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "5678"
@@ -129,56 +129,17 @@ def test_two_workers_sign_concurrently_with_wrapped_owner_keys(two_hsm_workers, 
     first, second, env = two_hsm_workers
     channels = [first.open_channel(), second.open_channel()]
     stubs = [keys_pb2_grpc.KeysServiceStub(c) for c in channels]
-    signing = identity.token(
-        sub="signing", client_id="signing", aud="urn:egov:keys", acr=None, auth_time=None
-    )
-    metadata = (("authorization", f"Bearer {signing}"),)
-    credential = (
-        stubs[0]
-        .CreateCredential(
-            keys_pb2.CreateCredentialRequest(
-                idempotency_key="hsm-1",
-                owner=party_pb2.PartyIdentifier(
-                    namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=PERSON_ID
-                ),
-                kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
-                names=party_pb2.PartyNames(given_name_en="Somchai", family_name_en="Jaidee"),
-                authorization_proof=identity.person(),
-            ),
-            timeout=60,
-        )
-        .credential
-    )
+    metadata = signing_metadata(identity)
+    credential = create_person_credential(stubs[0], identity, "hsm-1")
     assert credential.key_backend == keys_pb2.KEY_BACKEND_PKCS11
     public = x509.load_der_x509_certificate(credential.certificate_chain[0]).public_key()
 
     def sign_once(i: int) -> tuple[bytes, bytes]:
         stub = stubs[i % 2]
         digest = sha256(f"document {i}".encode())
-        sad = (
-            stubs[(i + 1) % 2]
-            .Authorize(
-                keys_pb2.AuthorizeRequest(
-                    credential_id=credential.credential_id,
-                    hashes=[digest],
-                    hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
-                    num_signatures=1,
-                    authorization_proof=identity.person(),
-                ),
-                timeout=60,
-            )
-            .sad
-        )
-        response = stub.SignHash(
-            keys_pb2.SignHashRequest(
-                credential_id=credential.credential_id,
-                sad=sad,
-                hashes=[digest],
-                hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
-            ),
-            metadata=metadata,
-            timeout=60,
-        )
+        sad = authorize(stubs[(i + 1) % 2], identity, credential.credential_id, [digest])
+        request = sign_request(credential.credential_id, sad, [digest])
+        response = stub.SignHash(request, metadata=metadata, timeout=60)
         return digest, response.signatures[0]
 
     with ThreadPoolExecutor(8) as pool:
@@ -196,26 +157,8 @@ def test_two_workers_sign_concurrently_with_wrapped_owner_keys(two_hsm_workers, 
         load_der_private_key(bytes(blob), password=None)
     # A SAD spent through one worker is refused by the other.
     digest = sha256(b"once")
-    sad = (
-        stubs[0]
-        .Authorize(
-            keys_pb2.AuthorizeRequest(
-                credential_id=credential.credential_id,
-                hashes=[digest],
-                hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
-                num_signatures=1,
-                authorization_proof=identity.person(),
-            ),
-            timeout=60,
-        )
-        .sad
-    )
-    request = keys_pb2.SignHashRequest(
-        credential_id=credential.credential_id,
-        sad=sad,
-        hashes=[digest],
-        hash_algorithm=crypto_pb2.HASH_ALGORITHM_SHA256,
-    )
+    sad = authorize(stubs[0], identity, credential.credential_id, [digest])
+    request = sign_request(credential.credential_id, sad, [digest])
     stubs[0].SignHash(request, metadata=metadata, timeout=60)
     with pytest.raises(grpc.RpcError) as info:
         stubs[1].SignHash(request, metadata=metadata, timeout=60)
