@@ -265,6 +265,7 @@ def _settings_names(package: str, prefix: str) -> set[str]:
         for c in vars(module).values()
         if isinstance(c, type) and issubclass(c, ServiceSettings) and c is not ServiceSettings
     ]
+    assert issubclass(cls, ServiceSettings)
     names = set()
     for field, info in cls.model_fields.items():
         alias = info.validation_alias
