@@ -260,12 +260,12 @@ def _settings_names(package: str, prefix: str) -> set[str]:
     from egov_common.settings import ServiceSettings
 
     module = importlib.import_module(f"{package}.settings")
-    (cls,) = [
-        c
-        for c in vars(module).values()
-        if isinstance(c, type) and issubclass(c, ServiceSettings) and c is not ServiceSettings
-    ]
-    assert issubclass(cls, ServiceSettings)
+    found: list[type[ServiceSettings]] = []
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, ServiceSettings):
+            if value is not ServiceSettings:
+                found.append(value)
+    (cls,) = found
     names = set()
     for field, info in cls.model_fields.items():
         alias = info.validation_alias
