@@ -262,9 +262,9 @@ def _settings_names(package: str, prefix: str) -> set[str]:
     module = importlib.import_module(f"{package}.settings")
     found: list[type[ServiceSettings]] = []
     for value in vars(module).values():
-        if isinstance(value, type) and issubclass(value, ServiceSettings):
-            if value is not ServiceSettings:
-                found.append(value)
+        is_settings = isinstance(value, type) and issubclass(value, ServiceSettings)
+        if is_settings and value is not ServiceSettings:
+            found.append(value)
     (cls,) = found
     names = set()
     for field, info in cls.model_fields.items():
