@@ -136,6 +136,26 @@ class CredentialService:
     def _proof(self, token: str) -> VerifiedToken | None:
         return self._proofs.verify(token) if token else None
 
+    def _prove(
+        self,
+        caller: Caller,
+        credential: Credential,
+        purpose: str,
+        proof: VerifiedToken | None,
+        now: dt.datetime,
+    ) -> str:
+        """authorize_owner for an existing credential (its creator's ``sub`` may prove it)."""
+        return authorize_owner(
+            owner=credential.owner,
+            kind=credential.kind,
+            purpose=purpose,
+            proof=proof,
+            caller=caller,
+            policy=self._policy.assurance,
+            now=now,
+            owner_subject=credential.created_by,
+        )
+
     def _credential(self, credential_id: str) -> Credential:
         if not credential_id or len(credential_id) > 64:
             raise NotFound(
@@ -495,16 +515,7 @@ class CredentialService:
         credential = self._credential(credential_id)
         proof = self._proof(proof_token)
         now = self._clock.now()
-        actor = authorize_owner(
-            owner=credential.owner,
-            kind=credential.kind,
-            purpose=Purpose.MANAGE,
-            proof=proof,
-            caller=caller,
-            policy=self._policy.assurance,
-            now=now,
-            owner_subject=credential.created_by,
-        )
+        actor = self._prove(caller, credential, Purpose.MANAGE, proof, now)
         if credential.status is CredentialStatus.REVOKED:
             raise FailedPrecondition("CREDENTIAL_REVOKED", "the credential is already revoked")
         event = AuditEvent(
@@ -548,15 +559,7 @@ class CredentialService:
         old = self._credential(credential_id)
         proof = self._proof(proof_token)
         now = self._clock.now()
-        actor = authorize_owner(
-            owner=old.owner,
-            kind=old.kind,
-            purpose=Purpose.ISSUE,
-            proof=proof,
-            caller=caller,
-            policy=self._policy.assurance,
-            now=now,
-        )
+        actor = self._prove(caller, old, Purpose.ISSUE, proof, now)
         algorithm = algorithm or old.key.algorithm
         fingerprint = hashlib.sha256(
             json.dumps(["renew", credential_id, algorithm.value]).encode()
@@ -609,16 +612,7 @@ class CredentialService:
         self._require_usable(credential)
         proof = self._proof(proof_token)
         now = self._clock.now()
-        actor = authorize_owner(
-            owner=credential.owner,
-            kind=credential.kind,
-            purpose=Purpose.SIGN,
-            proof=proof,
-            caller=caller,
-            policy=self._policy.assurance,
-            now=now,
-            owner_subject=credential.created_by,
-        )
+        actor = self._prove(caller, credential, Purpose.SIGN, proof, now)
         sad = _SAD_PREFIX + secrets.token_urlsafe(32)
         expires = now + self._policy.sad_lifetime
         record = SadRecord(
