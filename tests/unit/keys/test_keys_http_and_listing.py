@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 from cryptography import x509
 from egov_keys.http import MAX_REQUEST_BYTES, build_http_app
 from egov_pki.identifiers import national_id
 from keys_world import ANON, OTHER_PERSON_ID, PERSON_ID
-from starlette.testclient import TestClient
 from test_keys_sole_control import create_person, reason_of
 
 
+class _Client:
+    """Calls the ASGI app in process (no server, no Starlette TestClient)."""
+
+    def __init__(self, app) -> None:
+        self._transport = httpx.ASGITransport(app=app)
+
+    def _request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        async def go() -> httpx.Response:
+            async with httpx.AsyncClient(transport=self._transport, base_url="http://k") as c:
+                return await c.request(method, url, **kwargs)
+
+        return asyncio.run(go())
+
+    def get(self, url: str) -> httpx.Response:
+        return self._request("GET", url)
+
+    def post(self, url: str, **kwargs) -> httpx.Response:
+        return self._request("POST", url, **kwargs)
+
+
 def test_http_serves_certificates_and_crls_and_refuses_the_rest(keys):
-    client = TestClient(build_http_app(keys.trust))
+    client = _Client(build_http_app(keys.trust))
     root = client.get("/ca/root.crt")
     assert root.status_code == 200 and root.headers["content-type"] == "application/pkix-cert"
     assert x509.load_der_x509_certificate(root.content).subject == (
