@@ -28,13 +28,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from asn1crypto import algos, x509
+from asn1crypto import algos, tsp, x509
 from egov_common.clock import Clock, SystemClock
 from egov_common.errors import EgovError, FailedPrecondition, InvalidArgument
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfDecodeLimitError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields as pdf_fields
+from pyhanko.sign.attributes import SigningCertificateV2Provider
+from pyhanko.sign.general import as_signing_certificate_v2
 from pyhanko.sign.signers.pdf_byterange import PreparedByteRangeDigest
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes, Signer
 from pyhanko.sign.signers.pdf_signer import (
@@ -158,11 +160,37 @@ class RemoteKeySigner(Signer):
             signature_mechanism=credential.mechanism,
             embed_roots=True,
         )
+        self._credential = credential
         self._max_len = credential.key_algorithm.max_signature_bytes
         self._values: dict[bytes, bytes] = {}
         self._on_demand = on_demand
         #: every digest that left through this signer (tests assert only hashes cross)
         self.digests_sent: list[bytes] = []
+
+    def _signed_attr_providers(  # type: ignore[no-untyped-def]
+        self,
+        data_digest,
+        digest_algorithm,
+        attr_settings,
+        timestamper=None,
+        use_cades=False,
+        is_pdf_sig=True,
+    ):
+        # The signing-certificate-v2 value depends on the certificate only: build and encode it
+        # once per credential instead of once per signature (it is a noticeable share of the
+        # asn1crypto work of every CMS).
+        for provider in super()._signed_attr_providers(
+            data_digest,
+            digest_algorithm,
+            attr_settings,
+            timestamper=timestamper,
+            use_cades=use_cades,
+            is_pdf_sig=is_pdf_sig,
+        ):
+            if isinstance(provider, SigningCertificateV2Provider):
+                yield _CachedSigningCertificateV2(self._credential)
+            else:
+                yield provider
 
     def provide(self, digest: bytes, signature: bytes) -> None:
         self._values[digest] = signature
@@ -182,6 +210,15 @@ class RemoteKeySigner(Signer):
         return self._on_demand(digest)
 
 
+class _CachedSigningCertificateV2(SigningCertificateV2Provider):
+    def __init__(self, credential: _ParsedCredential) -> None:
+        super().__init__(credential.signer_cert)
+        self._credential = credential
+
+    async def build_attr_value(self, dry_run: bool = False) -> tsp.SigningCertificateV2:
+        return self._credential.signing_certificate_v2()
+
+
 @dataclass(frozen=True)
 class _ParsedCredential:
     credential_id: str
@@ -190,6 +227,16 @@ class _ParsedCredential:
     key_algorithm: KeyAlgorithm
     mechanism: algos.SignedDigestAlgorithm
     chain_bytes: int
+    _cache: dict[str, tsp.SigningCertificateV2] = field(default_factory=dict, compare=False)
+
+    def signing_certificate_v2(self) -> tsp.SigningCertificateV2:
+        """RFC 5035 ESS signing-certificate-v2 for the signer certificate, encoded once."""
+        cached: tsp.SigningCertificateV2 | None = self._cache.get("scv2")
+        if cached is None:
+            cached = as_signing_certificate_v2(self.signer_cert)
+            cached.dump()
+            self._cache["scv2"] = cached
+        return cached.copy()
 
     @classmethod
     def parse(cls, credential: SigningCredential) -> _ParsedCredential:
