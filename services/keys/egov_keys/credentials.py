@@ -38,7 +38,12 @@ from egov_common.errors import (
 from egov_pki.identifiers import Identifier
 from egov_pki.tokens import VerifiedToken
 
-from egov_keys.domain.algorithms import HashAlgorithm, KeyAlgorithm, SignatureScheme
+from egov_keys.domain.algorithms import (
+    HashAlgorithm,
+    KeyAlgorithm,
+    SignatureScheme,
+    verify_digest_signature,
+)
 from egov_keys.domain.audit import ChainVerdict, verify_chain
 from egov_keys.domain.authorization import (
     AssurancePolicy,
@@ -670,10 +675,10 @@ class CredentialService:
         record = self._repo.sad(_sad_hash(sad)) if len(sad) <= 128 else None
         refusal = self._sad_refusal(record, credential_id, hashes, algorithm, now)
         actor = caller_label(caller)
-        if refusal is not None:
+        if refusal is not None or record is None:
+            refusal = refusal or Unauthenticated("SAD_INVALID", "unknown SAD")
             self._audit_refusal("signature.batch", actor, credential_id, refusal, now)
             raise refusal
-        assert record is not None
         event = AuditEvent(
             "signature.batch",
             actor,
@@ -691,13 +696,25 @@ class CredentialService:
         with _audit_guard():
             spent = self._repo.spend_sad(record, event, now)
         if not spent:
-            # Lost the race to another call (here or in another process), or expired meanwhile.
-            refusal = Unauthenticated("SAD_ALREADY_USED", "the SAD was already used")
+            # Lost the race to another call (here or in another process), or the credential was
+            # revoked or renewed meanwhile: the spend is conditional on both.
+            try:
+                self._require_usable(self._credential(credential_id))
+                refusal = Unauthenticated("SAD_ALREADY_USED", "the SAD was already used")
+            except EgovError as changed:
+                refusal = changed
             self._audit_refusal("signature.batch", actor, credential_id, refusal, now)
             raise refusal
         custody = self._trust.custody_for(credential.key.backend)
+        public_key = credential.key.public_key()
         try:
-            return [custody.sign_digest(credential.key, h, algorithm, scheme) for h in hashes]
+            signatures = []
+            for digest in hashes:
+                signature = custody.sign_digest(credential.key, digest, algorithm, scheme)
+                # Never release a faulty signature (an RSA-CRT fault would leak the key).
+                verify_digest_signature(public_key, signature, digest, algorithm, scheme)
+                signatures.append(signature)
+            return signatures
         except Exception:
             log.exception("signing failed", extra={"credential_id": credential_id})
             self._audit_refusal(

@@ -429,3 +429,29 @@ def test_a_client_token_named_like_the_signing_service_is_not_the_signing_servic
     assert reason_of(lambda: sign(keys.credentials, credential, sad, hashes, impostor)) == (
         "PERMISSION_DENIED/CALLER_NOT_ALLOWED"
     )
+
+
+def test_revocation_racing_a_sign_hash_wins(keys, identity, monkeypatch):
+    from egov_keys.domain.model import RevocationReason
+
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    checks = {"n": 0}
+    real_check = CredentialService._require_usable
+
+    def stale_first_check(self, current):
+        # The first check sees the credential still active (read before the revocation) ...
+        checks["n"] += 1
+        if checks["n"] > 1:
+            real_check(self, current)
+
+    monkeypatch.setattr(CredentialService, "_require_usable", stale_first_check)
+    keys.credentials.revoke(
+        ANON, credential.credential_id, RevocationReason.KEY_COMPROMISE, identity.person()
+    )
+    # ... but the spend is conditional on the credential being active in the database.
+    assert reason_of(lambda: sign(keys.credentials, credential, sad, hashes)) == (
+        "FAILED_PRECONDITION/CREDENTIAL_REVOKED"
+    )
+    assert "success" not in audit_outcomes(keys, "signature.batch")

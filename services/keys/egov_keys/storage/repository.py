@@ -463,16 +463,26 @@ class KeysRepository:
 
     def spend_sad(self, sad: SadRecord, event: AuditEvent, now: dt.datetime) -> bool:
         """Atomically mark the SAD spent and audit it; False when it was spent or expired
-        meanwhile (another call or another process won)."""
+        meanwhile (another call or another process won) or its credential is no longer active
+        (revoked or renewed between the caller's check and this write)."""
         try:
             with self._engine.begin() as conn:
                 self._append(conn, event, now)
+                still_active = (
+                    sa.select(credentials.c.credential_id)
+                    .where(
+                        credentials.c.credential_id == sads.c.credential_id,
+                        credentials.c.status == CredentialStatus.ACTIVE.value,
+                    )
+                    .exists()
+                )
                 done = conn.execute(
                     sa.update(sads)
                     .where(
                         sads.c.sad_hash == sad.sad_hash,
                         sads.c.spent_at_us.is_(None),
                         sads.c.expires_at_us > to_us(now),
+                        still_active,
                     )
                     .values(spent_at_us=to_us(now))
                 )
