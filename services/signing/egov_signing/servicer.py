@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -362,6 +361,7 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
         options, pdf = _receive(request_iterator, self._limits, options_required=True)
         sign_options = _sign_options(options, _bearer_token(context), batch=False)
         signed = self._signing.sign(pdf, sign_options, registry=self._registry_for(context))
+        del pdf  # the upload is not needed while the result streams out
         yield pb.SignDocumentResponse(result=_sign_result(signed))
         for start in range(0, len(signed.pdf), CHUNK_BYTES):
             yield pb.SignDocumentResponse(chunk=signed.pdf[start : start + CHUNK_BYTES])
@@ -413,9 +413,10 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
         report = self._verifier().verify(
             pdf, validation_time=when, deadline_seconds=deadlines.remaining()
         )
+        del pdf
         registry = RegistryCheckResult(RegistryStatus.NOT_CHECKED, problem="not asked")
         if not options.skip_registry and self._checker is not None:
-            registry = self._checker.check(hashlib.sha256(pdf).digest())
+            registry = self._checker.check(bytes.fromhex(report.document_sha256))
         language = options.language or "th"
         verdict = document_verdict(
             report, registry_revoked=registry.status is RegistryStatus.REVOKED
