@@ -184,3 +184,14 @@ def test_reservation_needs_an_issuer_token(signing, credential, identity) -> Non
     with SigningClient(signing.grpc_address) as anonymous, pytest.raises(EgovError) as err:
         _sign(anonymous, credential, identity, "it-reg-5")
     assert err.value.code.value in {"UNAUTHENTICATED", "PERMISSION_DENIED"}
+
+
+def test_keys_down_is_unavailable_keys_unavailable() -> None:
+    env = {"EGOV_KEYS_ADDRESS": "127.0.0.1:9", "EGOV_REGISTRY_ADDRESS": "127.0.0.1:9"}
+    with (
+        start_service("egov_signing", env=env, http=False) as lonely,
+        SigningClient(lonely.grpc_address) as c,
+        pytest.raises(EgovError) as err,
+    ):
+        c.sign_document(make_pdf(), credential_id="cred-x", level="B-B")
+    assert (err.value.code.value, err.value.reason) == ("UNAVAILABLE", "KEYS_UNAVAILABLE")

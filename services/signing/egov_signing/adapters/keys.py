@@ -15,6 +15,7 @@ import grpc
 from egov.keys.v1 import keys_pb2 as pb
 from egov.keys.v1 import keys_pb2_grpc
 from egov.type.v1 import crypto_pb2
+from egov_common.errors import EgovError, Unavailable
 from egov_common.status import from_rpc_error
 
 from ..domain.ports import KeyAlgorithm, SignatureActivationData, SigningCredential
@@ -31,6 +32,14 @@ _KEY_ALGORITHMS = {
     crypto_pb2.KEY_ALGORITHM_ECDSA_P384: KeyAlgorithm.ECDSA_P384,
     crypto_pb2.KEY_ALGORITHM_RSA_3072: KeyAlgorithm.RSA_3072,
 }
+
+
+def _keys_error(err: grpc.RpcError) -> EgovError:
+    """keys' error as it is; a transport failure (no ErrorInfo) as UNAVAILABLE KEYS_UNAVAILABLE."""
+    error = from_rpc_error(err)
+    if error.reason in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+        return Unavailable("KEYS_UNAVAILABLE", "the keys service cannot be reached")
+    return error
 
 
 def _metadata(token: str) -> tuple[tuple[str, str], ...]:
@@ -53,7 +62,7 @@ class GrpcKeysPort:
             return method(request, timeout=self._deadline, metadata=self._metadata)  # type: ignore[operator]
         except grpc.RpcError as err:
             # keys' own status (e.g. UNAUTHENTICATED SAD_EXPIRED) reaches our caller as it is
-            raise from_rpc_error(err) from None
+            raise _keys_error(err) from None
 
     def get_credential(self, credential_id: str) -> SigningCredential:
         reply = self._call(
@@ -144,7 +153,7 @@ def fetch_trust_service_info(
             pb.GetTrustServiceInfoRequest(), timeout=deadline, metadata=_metadata(service_token)
         )
     except grpc.RpcError as err:
-        raise from_rpc_error(err) from None
+        raise _keys_error(err) from None
     roots = tuple(c.certificate_der for c in reply.certificates if c.role == "root")
     return TrustServiceInfo(
         root_certificates=roots,
