@@ -352,6 +352,35 @@ def write_case(out_dir: Path, case: VerificationCase) -> None:
         (out_dir / f"{case.name}.pdfsig.txt").write_text(case.pdfsig_output, "utf-8")
 
 
+def write_index(
+    out_dir: Path, cases: Sequence[VerificationCase], issued: IssuedCertificate
+) -> None:
+    """``index.json``: per case what was done to the PDF, the verdict and whether it is the one
+    story 3 asks for; plus the issued certificate's registry entry."""
+    index = {
+        "issued_certificate": {
+            "document_id": issued.document.document_id,
+            "verification_url": issued.signed.result.verification_url,
+            "tree_size_proven": issued.proof.tree_head.tree_size,
+        },
+        "cases": [
+            {
+                "name": case.name,
+                "what": case.description,
+                "pdf": f"{case.name}.pdf",
+                "verdict": indication_text(case.report),
+                "reason": case.report.reason,
+                "registry": signing_pb2.RegistryCheckStatus.Name(case.report.registry.status),
+                "as_expected": as_expected(case),
+            }
+            for case in cases
+        ],
+    }
+    (out_dir / "index.json").write_text(
+        json.dumps(index, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+
+
 def _default_ports_free() -> bool:
     for grpc_port, http_port in DEFAULT_PORTS.values():
         for port in (grpc_port, http_port):
@@ -420,7 +449,9 @@ def run(out_dir: Path, *, keep_running: bool, default_ports: bool) -> int:
                 valid = "Signature is Valid" in case.pdfsig_output
                 print(f"   {'':<24} (pdfsig alone says signature valid={valid})")
 
+        write_index(out_dir, cases, issued)
         print(f"\nSigned PDFs and reports (.report.json, .etsi.xml, .summary.txt) in {out_dir}")
+        print("  (index.json lists every case: what was done, the verdict, the registry status)")
         print(f"Verify portal: {platform.verify_portal_url}/")
         print(f"Issued certificate (its QR code's link): {result.verification_url}", flush=True)
         if surprises:

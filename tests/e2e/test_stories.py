@@ -369,3 +369,7 @@ def test_the_demo_writes_each_pdf_with_its_reports(
     assert xml.tag.endswith("ValidationReport")
     assert (tmp_path / "genuine-certificate.summary.txt").read_text("utf-8").strip()
     assert demo.as_expected(case)
+    demo.write_index(tmp_path, [case], issued)
+    index = json.loads((tmp_path / "index.json").read_text("utf-8"))
+    assert index["issued_certificate"]["document_id"] == issued.document.document_id
+    assert index["cases"][0]["as_expected"] is True
