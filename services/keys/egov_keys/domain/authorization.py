@@ -24,6 +24,9 @@ from egov_keys.domain.pki import OwnerKind
 __all__ = ["AssurancePolicy", "ProofVerifier", "Purpose", "authorize_owner", "caller_label"]
 
 
+_CLOCK_SKEW_SECONDS = 60.0
+
+
 class ProofVerifier(Protocol):
     """Verifies a token from identity (signature, issuer, audience, expiry): egov_pki.tokens."""
 
@@ -116,7 +119,8 @@ def authorize_owner(
         if proof.auth_time is None:
             raise PermissionDenied("AUTH_TIME_TOO_OLD", "the token carries no auth_time")
         age = now.timestamp() - proof.auth_time
-        if age > policy.max_auth_age.total_seconds():
+        if age > policy.max_auth_age.total_seconds() or age < -_CLOCK_SKEW_SECONDS:
+            # A login "in the future" is as untrustworthy as a stale one.
             raise PermissionDenied("AUTH_TIME_TOO_OLD", "the login is not recent enough")
     if kind is OwnerKind.NATURAL_PERSON:
         same = _same_party(proof.identifier, owner) or (
