@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import grpc
 from egov.registry.v1 import registry_pb2 as pb
 from egov_clients.registry import RegistryClient
-from egov_common.errors import EgovError
+from egov_common.errors import EgovError, Unavailable
 
 from ..domain.ports import Party, RegistrationSpec, ReservedDocumentId
 
@@ -36,10 +36,31 @@ class GrpcRegistryPort:
         return RegistryClient(self._channel, token=self._token or None)
 
     def reserve_document_id(self, spec: RegistrationSpec) -> ReservedDocumentId:
-        reply = self._client().reserve_document_id(_party(spec.issuer), spec.document_type)
+        try:
+            reply = self._client().reserve_document_id(_party(spec.issuer), spec.document_type)
+        except EgovError as err:
+            raise _registry_error(err) from None
         return ReservedDocumentId(reply.document_id, reply.verification_url)
 
     def register(
+        self,
+        spec: RegistrationSpec,
+        *,
+        document_id: str,
+        sha256: bytes,
+        signer_certificate_sha256: Sequence[bytes],
+    ) -> None:
+        try:
+            self._register(
+                spec,
+                document_id=document_id,
+                sha256=sha256,
+                signer_certificate_sha256=signer_certificate_sha256,
+            )
+        except EgovError as err:
+            raise _registry_error(err) from None
+
+    def _register(
         self,
         spec: RegistrationSpec,
         *,
@@ -59,6 +80,13 @@ class GrpcRegistryPort:
             valid_until_ms=int(spec.valid_until.timestamp() * 1000) if spec.valid_until else None,
             metadata=dict(spec.metadata),
         )
+
+
+def _registry_error(err: EgovError) -> EgovError:
+    """The registry's own refusal as it is; a transport failure as REGISTRY_UNAVAILABLE."""
+    if err.reason in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+        return Unavailable("REGISTRY_UNAVAILABLE", "the registry cannot be reached")
+    return err
 
 
 class RegistryStatus(enum.StrEnum):
@@ -93,7 +121,9 @@ class RegistryLookup:
 
     def check(self, sha256: bytes) -> RegistryCheckResult:
         try:
-            client = RegistryClient(self._channel, log_key=self._log_key, deadline=5.0)
+            client = RegistryClient(
+                self._channel, log_key=self._log_key, deadline=5.0, max_attempts=1
+            )
             documents = client.lookup_by_hash(sha256)
         except EgovError as err:
             return RegistryCheckResult(RegistryStatus.NOT_CHECKED, problem=err.reason)
