@@ -13,21 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "keys"))
 
 from egov_testing.processes import ServiceProcess, start_service
-from keys_world import AUDIENCE, ISSUER, LocalIdentity, new_kek
-
-
-def keys_env(jwks_url: str, **extra: str) -> dict[str, str]:
-    env = {
-        "EGOV_KEYS_SOFTWARE_KEK": new_kek(),
-        "EGOV_KEYS_IDENTITY_ISSUER": ISSUER,
-        "EGOV_KEYS_IDENTITY_JWKS_URL": jwks_url,
-        "EGOV_KEYS_TOKEN_AUDIENCES": f"{AUDIENCE},urn:egov:keys",
-        # mTLS identity "signing", or (tests without mTLS) the OAuth client "signing".
-        "EGOV_KEYS_SIGN_CALLERS": "signing,client:signing",
-        "EGOV_KEYS_AUDIT_CALLERS": "client:signing",
-    }
-    env.update(extra)
-    return env
+from keys_grpc import keys_env
+from keys_world import LocalIdentity
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from egov.keys.v1 import keys_pb2
 from egov.type.v1 import crypto_pb2, party_pb2
-from keys_world import PERSON_ID, LocalIdentity
+from keys_world import AUDIENCE, ISSUER, PERSON_ID, LocalIdentity, new_kek
 
 SHA256 = crypto_pb2.HASH_ALGORITHM_SHA256
+
+
+def keys_env(jwks_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        "EGOV_KEYS_SOFTWARE_KEK": new_kek(),
+        "EGOV_KEYS_IDENTITY_ISSUER": ISSUER,
+        "EGOV_KEYS_IDENTITY_JWKS_URL": jwks_url,
+        "EGOV_KEYS_TOKEN_AUDIENCES": f"{AUDIENCE},urn:egov:keys",
+        # mTLS identity "signing", or (tests without mTLS) the OAuth client "signing".
+        "EGOV_KEYS_SIGN_CALLERS": "signing,client:signing",
+        "EGOV_KEYS_AUDIT_CALLERS": "client:signing",
+    }
+    env.update(extra)
+    return env
 
 
 def signing_metadata(identity: LocalIdentity) -> tuple[tuple[str, str], ...]:

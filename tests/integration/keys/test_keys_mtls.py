@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import grpc
-from conftest import keys_env
 from egov.keys.v1 import keys_pb2_grpc
 from egov_common.status import from_rpc_error
 from egov_testing.processes import start_service
-from keys_grpc import authorize, create_person_credential, sign_request
+from keys_grpc import authorize, create_person_credential, keys_env, sign_request
 from keys_world import sha256
 
 

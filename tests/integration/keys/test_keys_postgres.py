@@ -11,11 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 import sqlalchemy as sa
-from conftest import keys_env
 from egov.keys.v1 import keys_pb2, keys_pb2_grpc
 from egov_common.status import from_rpc_error
 from egov_testing.processes import start_service
-from keys_grpc import authorize, create_person_credential, sign_request, signing_metadata
+from keys_grpc import authorize, create_person_credential, keys_env, sign_request, signing_metadata
 from keys_world import sha256
 
 pytestmark = pytest.mark.postgres

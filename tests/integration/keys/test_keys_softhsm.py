@@ -14,13 +14,12 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
-from conftest import keys_env
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 from egov.keys.v1 import keys_pb2, keys_pb2_grpc
 from egov_keys.domain.algorithms import HashAlgorithm, SignatureScheme, verify_digest_signature
 from egov_testing.processes import start_service
-from keys_grpc import authorize, create_person_credential, sign_request, signing_metadata
+from keys_grpc import authorize, create_person_credential, keys_env, sign_request, signing_metadata
 from keys_world import sha256
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
