@@ -40,13 +40,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from egov.keys.v1 import keys_pb2, keys_pb2_grpc
-from egov.type.v1 import party_pb2
 from egov_clients.signing import SigningClient
 from egov_signing.domain.pdf_input import DocumentLimits
 from egov_signing.domain.verification import DocumentVerifier, TrustAnchors
 from egov_testing.processes import ServiceProcess, start_service
 from keys_world import AUDIENCE, ISSUER, PERSON_ID, LocalIdentity, new_kek
-from signing_testkit import make_pdf
+from signing_testkit import create_person_credential, make_pdf, signing_token
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results-signing.json"
 N_BB = int(os.environ.get("EGOV_BENCH_SIGNING_BB", "24"))
@@ -86,19 +85,10 @@ def keys(identity: LocalIdentity) -> Iterator[ServiceProcess]:
 
 
 def _signing_env(keys: ServiceProcess, identity: LocalIdentity) -> dict[str, str]:
-    token = identity.token(
-        sub="signing",
-        client_id="signing",
-        aud="urn:egov:keys",
-        scope="keys:sign",
-        acr=None,
-        auth_time=None,
-        exp=identity.now() + 7200,
-    )
     return {
         "EGOV_KEYS_ADDRESS": keys.grpc_address,
         "EGOV_REGISTRY_ADDRESS": "127.0.0.1:9",
-        "EGOV_SIGNING_KEYS_TOKEN": token,
+        "EGOV_SIGNING_KEYS_TOKEN": signing_token(identity, 7200),
         "EGOV_SIGNING_LOG_LEVEL": "WARNING",
         "EGOV_SIGNING_MAX_DOCUMENT_BYTES": str(64 * 1024 * 1024),
         "EGOV_SIGNING_MAX_MESSAGE_BYTES": str(64 * 1024 * 1024),
@@ -115,21 +105,9 @@ def signing(keys: ServiceProcess, identity: LocalIdentity) -> Iterator[ServicePr
 def credential_id(keys: ServiceProcess, identity: LocalIdentity) -> str:
     channel = keys.open_channel()
     try:
+        stub = keys_pb2_grpc.KeysServiceStub(channel)
         return str(
-            keys_pb2_grpc.KeysServiceStub(channel)
-            .CreateCredential(
-                keys_pb2.CreateCredentialRequest(
-                    idempotency_key="bench-signing",
-                    owner=party_pb2.PartyIdentifier(
-                        namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=PERSON_ID
-                    ),
-                    kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
-                    names=party_pb2.PartyNames(given_name_en="Bench", family_name_en="Mark"),
-                    authorization_proof=identity.person(),
-                ),
-                timeout=30,
-            )
-            .credential.credential_id
+            create_person_credential(stub, identity, "bench-signing", PERSON_ID).credential_id
         )
     finally:
         channel.close()

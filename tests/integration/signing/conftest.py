@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "signing")
 
 from egov_testing.processes import ServiceProcess, start_service
 from keys_world import AUDIENCE, ISSUER, LocalIdentity, new_kek
+from signing_testkit import signing_token
 
 # the shared third-party corpus (outside the repository); EGOV_TEST_PDF_CORPUS overrides
 CORPUS = Path(os.environ.get("EGOV_TEST_PDF_CORPUS", "/work/shared/testdata"))
@@ -52,21 +53,11 @@ def keys_process(jwks_url: str) -> Iterator[ServiceProcess]:
 def signing_process(
     keys_process: ServiceProcess, identity: LocalIdentity, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
-    # signing's own identity towards keys (development without mTLS: a client token)
-    token = identity.token(
-        sub="signing",
-        client_id="signing",
-        aud="urn:egov:keys",
-        scope="keys:sign",
-        acr=None,
-        auth_time=None,
-        exp=identity.now() + 3600,
-    )
     anchors = [str(p) for p in sorted((CORPUS / "trust").glob("*.pem"))] if CORPUS.exists() else []
     env = {
         "EGOV_KEYS_ADDRESS": keys_process.grpc_address,
         "EGOV_REGISTRY_ADDRESS": "127.0.0.1:9",
-        "EGOV_SIGNING_KEYS_TOKEN": token,
+        "EGOV_SIGNING_KEYS_TOKEN": signing_token(identity),
         "EGOV_SIGNING_MAX_DOCUMENT_BYTES": str(3 * 1024 * 1024),
         "EGOV_SIGNING_TRUST_ANCHOR_FILES": json.dumps(anchors),
     }

@@ -20,7 +20,7 @@ from egov_clients.signing import SigningClient, Stamp
 from egov_common.errors import EgovError
 from egov_common.status import error_info
 from keys_world import PERSON_ID
-from signing_testkit import make_pdf
+from signing_testkit import create_person_credential, make_pdf
 
 pytestmark = pytest.mark.slow
 
@@ -37,23 +37,7 @@ def keys_stub(keys_process):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def credential(keys_stub, identity) -> keys_pb2.Credential:  # type: ignore[no-untyped-def]
-    return keys_stub.CreateCredential(
-        keys_pb2.CreateCredentialRequest(
-            idempotency_key="signing-it-1",
-            owner=party_pb2.PartyIdentifier(
-                namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=PERSON_ID
-            ),
-            kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
-            names=party_pb2.PartyNames(
-                given_name_th="สมชาย",
-                family_name_th="ใจดี",
-                given_name_en="Somchai",
-                family_name_en="Jaidee",
-            ),
-            authorization_proof=identity.person(),
-        ),
-        timeout=30,
-    ).credential
+    return create_person_credential(keys_stub, identity, "signing-it-1", PERSON_ID)
 
 
 @pytest.fixture(scope="module")
@@ -179,18 +163,7 @@ def test_thai_stamp_text_extracts_exactly(signed) -> None:
 
 
 def test_revoked_signer_fails(client, keys_stub, identity) -> None:  # type: ignore[no-untyped-def]
-    fresh = keys_stub.CreateCredential(
-        keys_pb2.CreateCredentialRequest(
-            idempotency_key="signing-it-revoked",
-            owner=party_pb2.PartyIdentifier(
-                namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=PERSON_ID
-            ),
-            kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
-            names=party_pb2.PartyNames(given_name_en="Somchai", family_name_en="Jaidee"),
-            authorization_proof=identity.person(),
-        ),
-        timeout=30,
-    ).credential
+    fresh = create_person_credential(keys_stub, identity, "signing-it-revoked", PERSON_ID)
     pdf = client.sign_document(
         make_pdf(),
         credential_id=fresh.credential_id,

@@ -12,14 +12,13 @@ import pytest
 from egov.keys.v1 import keys_pb2
 from egov.registry.v1 import registry_pb2
 from egov.signing.v1 import signing_pb2 as pb
-from egov.type.v1 import party_pb2
 from egov_clients.registry import RegistryClient
 from egov_clients.signing import BatchDocument, SigningClient, Stamp, registration
 from egov_common.errors import EgovError
 from egov_pki.identifiers import check_digit
 from egov_testing.processes import ServiceProcess, start_service
 from keys_world import PERSON_ID
-from signing_testkit import make_pdf
+from signing_testkit import create_person_credential, make_pdf, signing_token
 
 pytestmark = pytest.mark.slow
 
@@ -44,19 +43,10 @@ def registry_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servi
 
 @pytest.fixture(scope="module")
 def signing(keys_process, registry_process, identity) -> Iterator[ServiceProcess]:  # type: ignore[no-untyped-def]
-    token = identity.token(
-        sub="signing",
-        client_id="signing",
-        aud="urn:egov:keys",
-        scope="keys:sign",
-        acr=None,
-        auth_time=None,
-        exp=identity.now() + 3600,
-    )
     env = {
         "EGOV_KEYS_ADDRESS": keys_process.grpc_address,
         "EGOV_REGISTRY_ADDRESS": registry_process.grpc_address,
-        "EGOV_SIGNING_KEYS_TOKEN": token,
+        "EGOV_SIGNING_KEYS_TOKEN": signing_token(identity),
     }
     with start_service("egov_signing", env=env, http=False) as service:
         yield service
@@ -68,22 +58,8 @@ def credential(keys_process, identity) -> keys_pb2.Credential:  # type: ignore[n
 
     channel = keys_process.open_channel()
     try:
-        return (
-            keys_pb2_grpc.KeysServiceStub(channel)
-            .CreateCredential(
-                keys_pb2.CreateCredentialRequest(
-                    idempotency_key="signing-registration-it",
-                    owner=party_pb2.PartyIdentifier(
-                        namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=PERSON_ID
-                    ),
-                    kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
-                    names=party_pb2.PartyNames(given_name_en="Somchai", family_name_en="Jaidee"),
-                    authorization_proof=identity.person(),
-                ),
-                timeout=30,
-            )
-            .credential
-        )
+        stub = keys_pb2_grpc.KeysServiceStub(channel)
+        return create_person_credential(stub, identity, "signing-registration-it", PERSON_ID)
     finally:
         channel.close()
 

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -285,3 +286,46 @@ def make_pdf(pages: int = 1, text: str = "Hello egov-trust") -> bytes:
         out += b"%010d 00000 n \n" % off
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
     return bytes(out)
+
+
+# -- helpers for tests that run the real keys service (integration, bench) --------------------
+
+
+def signing_token(identity: Any, lifetime: int = 3600) -> str:
+    """signing's own bearer token towards keys when there is no mTLS (keys' LocalIdentity)."""
+    token: str = identity.token(
+        sub="signing",
+        client_id="signing",
+        aud="urn:egov:keys",
+        scope="keys:sign",
+        acr=None,
+        auth_time=None,
+        exp=identity.now() + lifetime,
+    )
+    return token
+
+
+def create_person_credential(
+    keys_stub: Any, identity: Any, idempotency_key: str, person_id: str
+) -> Any:
+    """A natural person's credential in a real keys service (keys_pb2.Credential)."""
+    from egov.keys.v1 import keys_pb2
+    from egov.type.v1 import party_pb2
+
+    return keys_stub.CreateCredential(
+        keys_pb2.CreateCredentialRequest(
+            idempotency_key=idempotency_key,
+            owner=party_pb2.PartyIdentifier(
+                namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value=person_id
+            ),
+            kind=keys_pb2.CREDENTIAL_KIND_NATURAL_PERSON,
+            names=party_pb2.PartyNames(
+                given_name_th="สมชาย",
+                family_name_th="ใจดี",
+                given_name_en="Somchai",
+                family_name_en="Jaidee",
+            ),
+            authorization_proof=identity.person(person_id),
+        ),
+        timeout=30,
+    ).credential
