@@ -291,3 +291,36 @@ def test_agency_e_seal_is_authorised_by_the_callers_bearer_token(
         )
         reply = agency.verify_document(signed.pdf, skip_registry=True)
     assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_PASSED", reply.summary
+
+
+def test_only_digests_cross_to_the_real_keys_service(keys_process, credential, identity) -> None:  # type: ignore[no-untyped-def]
+    """The same adapter signing uses, recorded: what goes to keys is 32-byte digests only."""
+    from egov_signing.adapters.keys import GrpcKeysPort
+    from egov_signing.domain.signing import Level, PdfSigningService, SignOptions
+    from signing_testkit import signing_token
+
+    sent: list[tuple[str, tuple[bytes, ...]]] = []
+
+    class Recording(GrpcKeysPort):
+        def authorize(self, credential_id, hashes, **kw):  # type: ignore[no-untyped-def]
+            sent.append(("authorize", tuple(hashes)))
+            return super().authorize(credential_id, hashes, **kw)
+
+        def sign_hash(self, credential_id, sad, hashes, **kw):  # type: ignore[no-untyped-def]
+            sent.append(("sign_hash", tuple(hashes)))
+            return super().sign_hash(credential_id, sad, hashes, **kw)
+
+    channel = keys_process.open_channel()
+    try:
+        port = Recording(channel, service_token=signing_token(identity))
+        pdf = make_pdf(text="confidential contract")
+        signed = PdfSigningService(port).sign(
+            pdf,
+            SignOptions(credential.credential_id, Level.B_B, authorization_proof=identity.person()),
+        )
+    finally:
+        channel.close()
+    assert [kind for kind, _ in sent] == ["authorize", "sign_hash"]
+    for _, hashes in sent:
+        assert all(len(h) == 32 and h not in pdf for h in hashes)
+    assert b"confidential contract" in signed.pdf
