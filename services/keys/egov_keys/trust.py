@@ -313,7 +313,14 @@ class TrustServices:
             row = CrlRow(
                 ca.name, number, epoch, this_update, next_update, crl.public_bytes(Encoding.DER)
             )
-            if self._repo.store_crl(row):
+            event = AuditEvent(
+                "crl.issue",
+                "keys",
+                "",
+                "success",
+                json.dumps({"authority": ca.name, "crl_number": number, "revoked": len(revoked)}),
+            )
+            if self._repo.store_crl(row, event, now):
                 return row
             # Another process issued this number first: use theirs if it is current.
             latest = self._repo.latest_crl(ca.name)

@@ -192,3 +192,27 @@ def test_start_up_refuses_a_wrong_kek(keys, identity, sqlite_url):
     with pytest.raises(FailedPrecondition) as info:
         build_keys(sqlite_url, identity)  # a fresh random KEK: cannot open the stored CA keys
     assert info.value.reason == "CA_KEY_UNUSABLE"
+
+
+def test_revocation_reissues_the_crl_and_both_are_audited(keys, identity):
+    from egov_keys.domain.model import RevocationReason
+
+    credential = issue(keys, identity, OwnerKind.NATURAL_PERSON)
+    before = x509.load_der_x509_crl(keys.trust.crl("natural-person"))
+    keys.credentials.revoke(
+        ANON, credential.credential_id, RevocationReason.KEY_COMPROMISE, identity.person()
+    )
+    after = x509.load_der_x509_crl(keys.trust.crl("natural-person"))
+    number = x509.CRLNumber
+    assert after.extensions.get_extension_for_class(number).value.crl_number > (
+        before.extensions.get_extension_for_class(number).value.crl_number
+    )
+    entry = after.get_revoked_certificate_by_serial_number(
+        int(x509.load_der_x509_certificate(credential.certificate_der).serial_number)
+    )
+    assert entry is not None
+    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == (
+        x509.ReasonFlags.key_compromise
+    )
+    actions = [r.action for r in keys.repository.audit_records()]
+    assert actions.count("crl.issue") >= 2 and "certificate.revoke" in actions

@@ -290,10 +290,12 @@ class KeysRepository:
             bytes(row.crl_der),
         )
 
-    def store_crl(self, crl: CrlRow) -> bool:
-        """False when another process stored this CRL number first (use theirs)."""
+    def store_crl(self, crl: CrlRow, event: AuditEvent, now: dt.datetime) -> bool:
+        """Store a CRL with its audit entry; False when another process stored this CRL number
+        first (use theirs; nothing is audited)."""
         try:
             with self._engine.begin() as conn:
+                self._append(conn, event, now)
                 conn.execute(
                     sa.insert(crls).values(
                         issuer=crl.issuer,
