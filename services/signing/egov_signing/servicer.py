@@ -278,6 +278,7 @@ def _signature_pb(sig: SignatureReport, *, hard_fail: bool) -> pb.SignatureRepor
         ),
         chain=list(sig.certificate_path),
         signed_revision=sig.signed_revision or 0,
+        revocation_reason=sig.revocation_reason,
     )
     if sig.signer is not None:
         out.signer.CopyFrom(
@@ -293,6 +294,7 @@ def _signature_pb(sig: SignatureReport, *, hard_fail: bool) -> pb.SignatureRepor
     for field, value in (
         ("claimed_signing_time", sig.claimed_signing_time),
         ("timestamp_time", sig.timestamp_time if sig.timestamp_trusted else None),
+        ("revoked_at", sig.revoked_at),
     ):
         stamp = _ts(value)
         if stamp is not None:

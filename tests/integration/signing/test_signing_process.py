@@ -186,6 +186,7 @@ def test_revoked_signer_fails(client, keys_stub, identity) -> None:  # type: ign
     assert pb.SubIndication.Name(reply.report.sub_indication) == "SUB_INDICATION_REVOKED_NO_POE"
     sig = reply.report.signatures[0]
     assert pb.RevocationStatus.Name(sig.revocation_status) == "REVOCATION_STATUS_REVOKED"
+    assert sig.HasField("revoked_at") and sig.revocation_reason
 
 
 def test_corpus_file_verifies_over_grpc_at_its_validation_time(client) -> None:

@@ -93,6 +93,9 @@ class SignatureReport:
     valid: bool = False
     trusted: bool = False
     revoked: bool = False
+    #: when revoked: the revocation time and the RFC 5280 reason name
+    revoked_at: datetime | None = None
+    revocation_reason: str = ""
     coverage: Coverage = Coverage.UNKNOWN
     #: 0-based revision the signature belongs to, and the file's number of revisions
     signed_revision: int | None = None

@@ -576,6 +576,8 @@ def _report_from_status(
         valid=bool(status.valid),
         trusted=bool(status.trusted),
         revoked=bool(getattr(status, "revoked", False)),
+        revoked_at=_revocation(status)[0],
+        revocation_reason=_revocation(status)[1],
         coverage=coverage,
         modification_level=mod_level.name if mod_level is not None else None,
         docmdp_ok=status.docmdp_ok,
@@ -584,6 +586,16 @@ def _report_from_status(
         signature_algorithm=_signature_algorithm(status),
         **base,
     )
+
+
+def _revocation(status: Any) -> tuple[datetime | None, str]:
+    details = getattr(status, "revocation_details", None)
+    if details is None:
+        return None, ""
+    try:
+        return details.revocation_date, str(details.revocation_reason.native or "")
+    except Exception:  # informative only
+        return None, ""
 
 
 def _signature_algorithm(status: Any) -> str:
