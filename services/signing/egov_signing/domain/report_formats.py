@@ -22,6 +22,8 @@ __all__ = ["ETSI_NS", "summary_html", "summary_text", "to_etsi_xml"]
 #: ETSI TS 119 102-2 V1.2.1 namespace
 ETSI_NS = "http://uri.etsi.org/19102/v1.2.1#"
 _DS = "http://www.w3.org/2000/09/xmldsig#"
+_TSL = "http://uri.etsi.org/02231/v2#"  # ETSI TS 119 612 (DigitalIdentityType)
+_REASON_TYPE = "urn:egov:validation:reason"
 _MAIN = {
     Indication.TOTAL_PASSED: "urn:etsi:019102:mainindication:total-passed",
     Indication.TOTAL_FAILED: "urn:etsi:019102:mainindication:total-failed",
@@ -52,6 +54,7 @@ def to_etsi_xml(
     dictionary, signer certificates as validation objects. UTF-8 XML bytes."""
     ET.register_namespace("", ETSI_NS)
     ET.register_namespace("ds", _DS)
+    ET.register_namespace("tsl", _TSL)
     e = "{" + ETSI_NS + "}"
     root = ET.Element(e + "ValidationReport")
     objects: list[tuple[str, str, bytes]] = []
@@ -106,9 +109,13 @@ def to_etsi_xml(
         _el(status, e + "MainIndication", _MAIN[sig.indication])
         if sig.sub_indication:
             _el(status, e + "SubIndication", _SUB_PREFIX + sig.sub_indication)
-        for reason in sig.reasons:
+        if sig.reasons:
             data = _el(status, e + "AssociatedValidationReportData")
-            _el(data, e + "AdditionalValidationReportData").text = reason
+            extra = _el(data, e + "AdditionalValidationReportData")
+            for reason in sig.reasons:
+                typed = _el(extra, e + "ReportData")
+                _el(typed, e + "Type", _REASON_TYPE)
+                _el(typed, e + "Value", reason)
     if objects:
         svo = _el(root, e + "SignatureValidationObjects")
         for vo_id, kind, der in objects:
@@ -118,7 +125,7 @@ def to_etsi_xml(
             _el(rep, e + "base64", base64.b64encode(der).decode())
     validator = _el(root, e + "SignatureValidator")
     digital_id = _el(validator, e + "DigitalId")
-    _el(digital_id, "{" + _DS + "}X509SubjectName", f"CN={validator_name}")
+    _el(digital_id, "{" + _TSL + "}X509SubjectName", f"CN={validator_name}")
     # the document itself, so a reader can tie the report to the file
     docvo = ET.Element(e + "ValidationObject", id="vo-document")
     _el(docvo, e + "ObjectType", _VO_SIGNED_DATA)
