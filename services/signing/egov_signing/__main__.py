@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import grpc
@@ -72,6 +73,10 @@ def _close(*channels: grpc.Channel) -> None:
 
 def main() -> None:
     settings = load_settings_or_exit(SigningSettings, "SIGNING")
+    # pyHanko logs a traceback for every signature it cannot validate; those failures are
+    # verdicts in our reports, and tracebacks could carry certificate subjects into the logs
+    for noisy in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     keys_channel = open_channel(settings.keys_address, settings)
     registry_channel = open_channel(settings.registry_address, settings)
     trust = CachedTrustServiceInfo(keys_channel, service_token=settings.keys_token)

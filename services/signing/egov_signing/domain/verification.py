@@ -687,8 +687,3 @@ def _pem_to_der(blob: bytes) -> bytes:
         _, _, der = pem.unarmor(blob)
         return bytes(der)
     return blob
-
-
-# Quiet pyHanko's own tracebacks for failures we turn into verdicts (they would leak into logs).
-for _noisy in ("pyhanko.sign.validation", "pyhanko.sign.diff_analysis", "pyhanko_certvalidator"):
-    logging.getLogger(_noisy).setLevel(logging.ERROR)
