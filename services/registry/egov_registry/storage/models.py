@@ -99,7 +99,7 @@ class IdempotencyKey(Base):
 
     __tablename__ = "idempotency_keys"
     issuer: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(200), primary_key=True, index=True)
     fingerprint: Mapped[bytes] = mapped_column(sa.LargeBinary(32), nullable=False)
     document_id: Mapped[str] = mapped_column(
         sa.String(40), sa.ForeignKey("documents.document_id"), nullable=False
