@@ -25,7 +25,10 @@ class RegistrySettings(ServiceSettings):
     token_audience: str = "urn:egov:registry"  # noqa: S105 - an audience, not a secret
     #: DEVELOPMENT/TESTS ONLY: fixed bearer tokens -> caller, as JSON
     #: ``{"<token>": {"subject": "...", "scopes": ["registry:issue"], "agency": "TH-JUR:..."}}``.
-    static_tokens: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Never printed: excluded from repr and from dumps of the settings.
+    static_tokens: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, repr=False, exclude=True
+    )
     #: Scopes and agency granted to mTLS service identities (certificate CN), as JSON
     #: ``{"signing": {"scopes": ["registry:issue"], "agency": "*"}}``; ``*`` = any agency.
     trusted_services: dict[str, dict[str, Any]] = Field(default_factory=dict)
