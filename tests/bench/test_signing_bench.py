@@ -12,6 +12,9 @@ In one run on the same machine:
 - a 10 MB PDF signed (B-B) and verified over gRPC: time and the signing process's peak RSS
   growth (VmHWM) against the file size.
 
+Each pair is measured in alternating rounds (``EGOV_BENCH_SIGNING_ROUNDS``, default 3) and the
+best round of each side is kept, since the machine is shared.
+
 Issue 7 targets: B-B throughput >= 2.0x pyHanko's, B-LTA time <= 1.0x, verification <= 1.2x,
 peak memory on the 10 MB PDF <= 3x its size.
 """
@@ -51,6 +54,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results-signing.json"
 N_BB = int(os.environ.get("EGOV_BENCH_SIGNING_BB", "24"))
 N_LTA = int(os.environ.get("EGOV_BENCH_SIGNING_LTA", "8"))
 N_VERIFY = int(os.environ.get("EGOV_BENCH_SIGNING_VERIFY", "20"))
+ROUNDS = int(os.environ.get("EGOV_BENCH_SIGNING_ROUNDS", "3"))
 
 _results: dict[str, Any] = {}
 
@@ -170,8 +174,7 @@ def pem_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
     return str(paths[0]), str(paths[1]), str(paths[2])
 
 
-def _rate(fn: Callable[[int], Any], n: int, workers: int) -> dict[str, float]:
-    fn(-1)  # warm up (imports, caches, first connection)
+def _timed(fn: Callable[[int], Any], n: int, workers: int) -> float:
     start = time.perf_counter()
     if workers == 1:
         for i in range(n):
@@ -179,7 +182,24 @@ def _rate(fn: Callable[[int], Any], n: int, workers: int) -> dict[str, float]:
     else:
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(fn, range(n)))
-    elapsed = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def _pair(
+    a: Callable[[int], Any], b: Callable[[int], Any], n: int, workers: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Both measured in alternating rounds, best round each: the machine is shared, and a
+    burst of someone else's load should not land on one side only."""
+    a(-1)  # warm up (imports, caches, first connection)
+    b(-1)
+    best_a = best_b = float("inf")
+    for _ in range(ROUNDS):
+        best_a = min(best_a, _timed(a, n, workers))
+        best_b = min(best_b, _timed(b, n, workers))
+    return _figures(best_a, n), _figures(best_b, n)
+
+
+def _figures(elapsed: float, n: int) -> dict[str, float]:
     return {
         "n": n,
         "seconds": round(elapsed, 3),
@@ -254,8 +274,12 @@ def test_sign_one_page_ours_vs_pyhanko(
 ) -> None:
     n = N_BB if level == "B-B" else N_LTA
     roots = [c.certificate_der for c in trust_info.certificates if c.role == "root"]
-    baseline = _rate(_pyhanko_stock(pem_files, level, trust_info.tsa_url, roots), n, workers)
-    ours = _rate(_ours(signing, identity, credential_id, level), n, workers)
+    baseline, ours = _pair(
+        _pyhanko_stock(pem_files, level, trust_info.tsa_url, roots),
+        _ours(signing, identity, credential_id, level),
+        n,
+        workers,
+    )
     _results[f"sign_{level}_workers{workers}"] = {
         "pyhanko_in_process": baseline,
         "ours_grpc": ours,
@@ -269,8 +293,12 @@ def test_verify_in_process_vs_grpc(signing, identity, credential_id, trust_info)
     roots = [c.certificate_der for c in trust_info.certificates if c.role == "root"]
     verifier = DocumentVerifier(TrustAnchors(roots), limits=DocumentLimits())
     client = SigningClient(signing.grpc_address)
-    local = _rate(lambda _: verifier.verify(pdf), N_VERIFY, 1)
-    remote = _rate(lambda _: client.verify_document(pdf, skip_registry=True), N_VERIFY, 1)
+    local, remote = _pair(
+        lambda _: verifier.verify(pdf),
+        lambda _: client.verify_document(pdf, skip_registry=True),
+        N_VERIFY,
+        1,
+    )
     assert verifier.verify(pdf).indication.value == "TOTAL_PASSED"
     _results["verify_B-LTA"] = {
         "in_process": local,
