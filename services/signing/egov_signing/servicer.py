@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -41,6 +42,8 @@ from .domain.stamp import StampSpec
 from .domain.verification import DocumentVerifier
 
 __all__ = ["SigningServicer"]
+
+log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -364,6 +367,15 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
         sign_options = _sign_options(options, _bearer_token(context), batch=False)
         signed = self._signing.sign(pdf, sign_options, registry=self._registry_for(context))
         del pdf  # the upload is not needed while the result streams out
+        log.info(
+            "document signed",
+            extra={
+                "level": signed.level.value,
+                "size_bytes": len(signed.pdf),
+                "registration": signed.registration_status.value,
+                "document_id": signed.document_id,
+            },
+        )
         yield pb.SignDocumentResponse(result=_sign_result(signed))
         for start in range(0, len(signed.pdf), CHUNK_BYTES):
             yield pb.SignDocumentResponse(chunk=signed.pdf[start : start + CHUNK_BYTES])
@@ -419,6 +431,14 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
         registry = RegistryCheckResult(RegistryStatus.NOT_CHECKED, problem="not asked")
         if not options.skip_registry and self._checker is not None:
             registry = self._checker.check(bytes.fromhex(report.document_sha256))
+        log.info(
+            "document verified",
+            extra={
+                "indication": report.indication.value,
+                "signatures": len(report.signatures),
+                "registry": registry.status.value,
+            },
+        )
         language = options.language or "th"
         verdict = document_verdict(
             report, registry_revoked=registry.status is RegistryStatus.REVOKED
