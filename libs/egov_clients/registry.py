@@ -115,7 +115,8 @@ def document_log_entries(document: pb.Document) -> list[tuple[int, merkle.LogEnt
 
     One ``(leaf_index, entry)`` per status change, oldest first. The layout is the one the
     server appends (``egov_pki.merkle.LogEntry``), so any edit of a stored document or history
-    row yields a leaf that is not in the signed tree.
+    row yields a leaf that is not in the signed tree. ``supersedes`` is proven by the
+    replaced document's SUPERSEDED leaf: verify that document to rely on it.
     """
     issuer = _party_string(document.issuer)
     details = merkle.document_details_sha256(
@@ -163,6 +164,9 @@ def document_log_entries(document: pb.Document) -> list[tuple[int, merkle.LogEnt
         raise LogVerificationError("the document has no history")
     if document.status != document.history[-1].status:
         raise LogVerificationError("the document's status is not its last status change")
+    replaced_by = next((c.superseded_by for c in document.history if c.superseded_by), "")
+    if document.superseded_by != replaced_by:
+        raise LogVerificationError("superseded_by differs from the logged supersession")
     return entries
 
 
