@@ -50,7 +50,7 @@ _EVENT_TO_PB = {
 
 
 def _ms(ts: timestamp_pb2.Timestamp) -> int:
-    return ts.seconds * 1000 + ts.nanos // 1_000_000
+    return int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000
 
 
 def _ts(ms: int) -> timestamp_pb2.Timestamp:
@@ -68,7 +68,7 @@ def _party(identifier: str) -> party_pb2.PartyIdentifier | None:
     return party_pb2.PartyIdentifier(namespace=_NAMESPACE_ENUMS[namespace], value=value)
 
 
-class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
+class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: ignore[misc]
     def __init__(
         self,
         store: RegistryStore,

@@ -26,9 +26,7 @@ class RegistrySettings(ServiceSettings):
     #: DEVELOPMENT/TESTS ONLY: fixed bearer tokens -> caller, as JSON
     #: ``{"<token>": {"subject": "...", "scopes": ["registry:issue"], "agency": "TH-JUR:..."}}``.
     #: Never printed: excluded from repr and from dumps of the settings.
-    static_tokens: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, repr=False, exclude=True
-    )
+    static_tokens: dict[str, dict[str, Any]] = Field(default_factory=dict, repr=False, exclude=True)
     #: Scopes and agency granted to mTLS service identities (certificate CN), as JSON
     #: ``{"signing": {"scopes": ["registry:issue"], "agency": "*"}}``; ``*`` = any agency.
     trusted_services: dict[str, dict[str, Any]] = Field(default_factory=dict)
