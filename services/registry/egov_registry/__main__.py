@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grpc
 from egov.registry.v1 import registry_pb2, registry_pb2_grpc
 from egov_common.clock import SystemClock
 from egov_common.server import GrpcService, serve
@@ -30,16 +31,15 @@ def main() -> None:
         trusted_services=settings.trusted_services,
     )
     service_name = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
+
+    def register(server: grpc.Server) -> None:
+        registry_pb2_grpc.add_RegistryServiceServicer_to_server(  # type: ignore[no-untyped-call,unused-ignore]
+            servicer, server
+        )
+
     serve(
         settings,
-        [
-            GrpcService(
-                service_name,
-                lambda server: registry_pb2_grpc.add_RegistryServiceServicer_to_server(
-                    servicer, server
-                ),
-            )
-        ],
+        [GrpcService(service_name, register)],
         token_verifier=build_token_verifier(
             static_tokens=settings.static_tokens,
             issuer=settings.token_issuer,

@@ -68,7 +68,7 @@ def _party(identifier: str) -> party_pb2.PartyIdentifier | None:
     return party_pb2.PartyIdentifier(namespace=_NAMESPACE_ENUMS[namespace], value=value)
 
 
-class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: ignore[misc]
+class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: ignore[misc,unused-ignore]
     def __init__(
         self,
         store: RegistryStore,
