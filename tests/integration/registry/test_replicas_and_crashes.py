@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from egov.registry.v1 import registry_pb2 as pb
 from egov_clients.registry import RegistryClient
 from egov_common.errors import EgovError
+from egov_pki import merkle
 from egov_testing.processes import start_service
 from registry_testenv import (
     AGENCY,
@@ -78,6 +80,7 @@ def test_registrations_acknowledged_before_a_sigkill_survive_exactly_once(
     acknowledged: dict[str, tuple[str, pb.RegisterDocumentRequest]] = {}
     lock = threading.Lock()
     enough = threading.Event()
+    heads_before_crash: list[merkle.TreeHead] = []
 
     with start_registry() as doomed:
         log_key = key_file.with_name("log-key.pub.pem").read_bytes()
@@ -107,6 +110,9 @@ def test_registrations_acknowledged_before_a_sigkill_survive_exactly_once(
                             document_id = client.register_request(request).document.document_id
                     except EgovError:
                         return  # the server is gone
+                    if i % 25 == 0:
+                        with contextlib.suppress(EgovError):
+                            heads_before_crash.append(client.get_signed_tree_head())
                     with lock:
                         acknowledged[request.idempotency_key] = (document_id, request)
                         if len(acknowledged) >= 150:
@@ -134,6 +140,10 @@ def test_registrations_acknowledged_before_a_sigkill_survive_exactly_once(
             retry = client.register_request(request)
             assert retry.replayed and retry.document.document_id == document_id
             assert [d.document_id for d in client.lookup_by_hash(request.sha256)] == [document_id]
+        # Every head signed before the crash is a prefix of the tree after it.
+        assert heads_before_crash
+        for old in heads_before_crash:
+            client.verify_consistency(old, head)
         # The log still grows consistently after the crash.
         client.register(sha256=digest("after the crash"), issuer=AGENCY, document_type="p")
         client.get_signed_tree_head()
