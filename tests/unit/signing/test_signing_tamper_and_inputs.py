@@ -14,7 +14,7 @@ from egov_common.errors import InvalidArgument
 from egov_signing.domain.pdf_input import DocumentLimits
 from egov_signing.domain.report import Indication
 from egov_signing.domain.signing import Level, PdfSigningService, SignOptions
-from egov_signing.domain.verification import DocumentVerifier, TrustAnchors
+from egov_signing.domain.verification import DocumentVerifier, RevocationMode, TrustAnchors
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from signing_testkit import SigningPki, SoftwareKeys, make_pdf
@@ -210,3 +210,33 @@ def test_verification_past_its_deadline_is_deadline_exceeded(pki: SigningPki) ->
     with pytest.raises(DeadlineExceeded) as err:
         verifier.verify(make_pdf(), deadline_seconds=-1)
     assert err.value.reason == "VERIFICATION_DEADLINE_EXCEEDED"
+
+
+def test_signature_dictionary_without_a_field_is_reported_and_fails(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    writer = IncrementalPdfFileWriter(io.BytesIO(_sign(pki, keys, Level.B_B)))
+    writer.add_object(
+        generic.DictionaryObject(
+            {
+                generic.NameObject("/Type"): generic.NameObject("/Sig"),
+                generic.NameObject("/SubFilter"): generic.NameObject("/ETSI.CAdES.detached"),
+                generic.NameObject("/ByteRange"): generic.ArrayObject(
+                    [generic.NumberObject(v) for v in (0, 10, 20, 30)]
+                ),
+                generic.NameObject("/Contents"): generic.ByteStringObject(b"\x30\x00"),
+            }
+        )
+    )
+    out = io.BytesIO()
+    writer.write(out)
+    report = DocumentVerifier(
+        TrustAnchors([pki.root_pem]), revocation_mode=RevocationMode.SOFT_FAIL
+    ).verify(out.getvalue())
+    hidden = [s for s in report.signatures if s.field_name.startswith("(no field)")]
+    assert len(hidden) == 1
+    assert (hidden[0].indication, hidden[0].sub_indication) == (
+        Indication.TOTAL_FAILED,
+        "FORMAT_FAILURE",
+    )
+    assert report.indication is Indication.TOTAL_FAILED

@@ -202,6 +202,7 @@ class DocumentVerifier:
         for name, sig_field in filled:
             deadline.check()
             reports.append(await self._verify_one(ctx, name, sig_field))
+        reports.extend(_unattached_signatures(reader, filled, pdf))
         reports.sort(key=lambda r: (r.signed_revision is None, r.signed_revision or 0))
         reports = [_enforce_no_changes_certification(reader, r) for r in reports]
         reports = _assign_pades_levels(reports, has_dss_revinfo=bool(ocsps or crls))
@@ -404,6 +405,67 @@ def _enforce_no_changes_certification(
             *report.reasons,
         ),
     )
+
+
+_MAX_OBJECTS_SCANNED = 50_000
+
+
+def _unattached_signatures(
+    reader: PdfFileReader,
+    filled: list[tuple[str, generic.DictionaryObject]],
+    pdf: bytes,
+) -> list[SignatureReport]:
+    """Signature dictionaries (/ByteRange and /Contents) that no signature field uses.
+
+    A viewer does not show them and pyHanko does not see them; they still claim to sign the
+    document, so each is reported and fails (DESIGN.md: every signature dictionary appears).
+    """
+    used: set[tuple[int, int]] = set()
+    for _, field_obj in filled:
+        value = field_obj.get_object().raw_get("/V")  # type: ignore[no-untyped-call]
+        if isinstance(value, generic.IndirectObject):
+            used.add((value.idnum, value.generation))
+    try:
+        # Fast path: no object streams (where a dictionary could hide compressed) and no more
+        # /ByteRange keys in the raw file than signature fields: nothing is unattached.
+        compressed = any(
+            reader.xrefs.object_streams_used_in(revision)  # type: ignore[no-untyped-call]
+            for revision in range(reader.xrefs.total_revisions)
+        )
+        if not compressed and pdf.count(b"/ByteRange") <= len(used):
+            return []
+        refs: set[generic.Reference] = set()
+        for revision in range(reader.xrefs.total_revisions):
+            refs |= reader.xrefs.explicit_refs_in_revision(revision)
+        if len(refs) > _MAX_OBJECTS_SCANNED:
+            return []
+        found = []
+        for ref in sorted(refs, key=lambda r: (r.idnum, r.generation)):
+            if (ref.idnum, ref.generation) in used:
+                continue
+            obj = reader.get_object(ref)  # type: ignore[no-untyped-call]
+            if isinstance(obj, generic.StreamObject) or not isinstance(
+                obj, generic.DictionaryObject
+            ):
+                continue
+            if "/ByteRange" in obj and "/Contents" in obj:
+                found.append((ref, obj))
+    except PdfDecodeLimitError:
+        raise
+    except Exception:  # an object we cannot read is not evidence of a hidden signature
+        return []
+    return [
+        _format_failure(
+            f"(no field) object {ref.idnum} {ref.generation}",
+            SignatureKind.DOCUMENT_TIMESTAMP
+            if str(obj.get("/Type", "")) == "/DocTimeStamp"
+            else SignatureKind.SIGNATURE,
+            str(obj.get("/SubFilter", "")),
+            "a signature dictionary that no signature field uses",
+            bytes_after=_bytes_after_range(obj, len(pdf)),
+        )
+        for ref, obj in found
+    ]
 
 
 def _signature_fields(
