@@ -265,6 +265,8 @@ def test_a_revoked_signer_is_not_passed_and_the_reason_names_revocation(
     assert signature.revocation_status == signing_pb2.REVOCATION_STATUS_REVOKED, _name(
         signing_pb2.RevocationStatus, signature.revocation_status
     )
+    assert "compromise" in signature.revocation_reason.lower()  # why keys revoked it
+    assert signature.HasField("revoked_at")
 
 
 def test_a_revoked_registry_entry_fails_with_the_issuers_reason(platform: Platform) -> None:
