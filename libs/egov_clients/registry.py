@@ -449,6 +449,39 @@ class RegistryClient:
             raise LogVerificationError(str(exc)) from None
         return head
 
+    def log_entries(self, start: int, end: int) -> list[pb.LogEntry]:
+        """Log entries ``[start, end)``, fetched 1,000 per call."""
+        entries: list[pb.LogEntry] = []
+        for first in range(start, end, 1000):
+            reply: pb.GetLogEntriesResponse = self._call(
+                self._stub.GetLogEntries,
+                pb.GetLogEntriesRequest(start=first, end=min(end, first + 1000)),
+                retry=True,
+            )
+            entries.extend(reply.entries)
+        return entries
+
+    def audit_log(self) -> tuple[merkle.TreeHead, list[pb.LogEntry]]:
+        """What an auditor does: download every entry and recompute the signed root.
+
+        Raises :class:`LogVerificationError` when the entries do not hash to the signed head,
+        when an index is missing or repeated, or (as every head does) when the head is not
+        consistent with the newest head this client verified before.
+        """
+        head = self.get_signed_tree_head()
+        entries = self.log_entries(0, head.tree_size)
+        if [e.leaf_index for e in entries] != list(range(head.tree_size)):
+            raise LogVerificationError("the log's entries are not numbered 0..size-1")
+        nodes: dict[merkle.NodeKey, bytes] = {}
+        for entry in entries:
+            nodes.update(
+                merkle.append_nodes(entry.leaf_index, merkle.leaf_hash(entry.leaf_data), nodes)
+            )
+        root = merkle.range_hash(0, head.tree_size, nodes) if entries else merkle.empty_root()
+        if root != head.root_hash:
+            raise LogVerificationError("the log's entries do not hash to the signed root")
+        return head, entries
+
     def verify_document(self, document: str | pb.Document) -> VerifiedDocument:
         """Fetch (if given an id) and prove every status change of a document.
 

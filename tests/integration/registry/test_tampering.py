@@ -151,3 +151,19 @@ def test_rewritten_log_is_caught_by_a_client_that_saw_an_earlier_head(
     with pytest.raises(LogVerificationError, match="rewritten"):
         auditor.get_signed_tree_head()
     auditor.close()
+
+
+def test_edited_log_entry_is_caught_by_an_audit(
+    clients: dict[str, RegistryClient], documents: list[pb.Document], database_url: str
+) -> None:
+    reader = clients["reader"]
+    head, entries = reader.audit_log()
+    assert head.tree_size == len(entries) == len(documents)
+
+    _execute(
+        database_url,
+        "UPDATE log_leaves SET leaf_data = :d WHERE leaf_index = 2",
+        d=b"\x01 a leaf that was never appended",
+    )
+    with pytest.raises(LogVerificationError, match="signed root"):
+        reader.audit_log()
