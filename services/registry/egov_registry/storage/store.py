@@ -69,12 +69,21 @@ _NODES = cast(sa.Table, LogNode.__table__)
 _LEAVES = cast(sa.Table, LogLeaf.__table__)
 _HEAD = cast(sa.Table, LogHead.__table__)
 
-_ONE_DOCUMENT = sa.select(_DOCS).where(_DOCS.c.document_id == sa.bindparam("document_id"))
-_ONE_HISTORY = (
-    sa.select(_CHANGES)
-    .where(_CHANGES.c.document_id == sa.bindparam("document_id"))
-    .order_by(_CHANGES.c.seq)
+# A document with its whole history in one round trip (every document has at least one change).
+_WITH_HISTORY = (
+    sa.select(
+        _DOCS,
+        *(
+            column.label(f"c_{column.name}")
+            for column in _CHANGES.c
+            if column.name != "document_id"
+        ),
+    )
+    .join(_CHANGES, _CHANGES.c.document_id == _DOCS.c.document_id)
+    .order_by(_DOCS.c.document_id, _CHANGES.c.seq)
 )
+_ONE_DOCUMENT = _WITH_HISTORY.where(_DOCS.c.document_id == sa.bindparam("document_id"))
+_BY_HASH = _WITH_HISTORY.where(_DOCS.c.sha256 == sa.bindparam("sha256"))
 
 #: Largest number of log entries one GetLogEntries call returns.
 MAX_LOG_ENTRIES = 1000
@@ -587,15 +596,8 @@ class RegistryStore:
     def lookup_by_hash(self, sha256: bytes) -> list[Document]:
         rules.check_sha256(sha256)
         with self._read_engine.connect() as conn:
-            ids = list(
-                conn.execute(
-                    sa.select(_DOCS.c.document_id)
-                    .where(_DOCS.c.sha256 == sha256)
-                    .order_by(_DOCS.c.registered_at_ms, _DOCS.c.document_id)
-                ).scalars()
-            )
-            found = self._load_documents(conn, ids)
-        return [found[i] for i in ids]
+            found = _documents(conn.execute(_BY_HASH, {"sha256": sha256}))
+        return sorted(found.values(), key=lambda d: (d.registered_at_ms, d.document_id))
 
     def list_documents(self, query: DocumentQuery, page_size: int, page_token: str) -> Page:
         size = rules.page_size(page_size)
@@ -635,47 +637,10 @@ class RegistryStore:
         if not ids:
             return {}
         if len(ids) == 1:
-            rows = list(conn.execute(_ONE_DOCUMENT, {"document_id": ids[0]}))
-            changes = conn.execute(_ONE_HISTORY, {"document_id": ids[0]})
+            rows = conn.execute(_ONE_DOCUMENT, {"document_id": ids[0]})
         else:
-            rows = list(conn.execute(sa.select(_DOCS).where(_DOCS.c.document_id.in_(ids))))
-            changes = conn.execute(
-                sa.select(_CHANGES)
-                .where(_CHANGES.c.document_id.in_(ids))
-                .order_by(_CHANGES.c.document_id, _CHANGES.c.seq)
-            )
-        history: dict[str, list[StatusChange]] = {row.document_id: [] for row in rows}
-        for change in changes:
-            history[change.document_id].append(
-                StatusChange(
-                    status=DocumentStatus(change.status),
-                    changed_at_ms=change.changed_at_ms,
-                    leaf_index=change.leaf_index,
-                    actor=change.actor,
-                    reason=RevocationReason(change.reason) if change.reason else None,
-                    reason_text=change.reason_text,
-                    superseded_by=change.superseded_by,
-                )
-            )
-        return {
-            row.document_id: Document(
-                document_id=row.document_id,
-                sha256=bytes(row.sha256),
-                issuer=row.issuer,
-                document_type=row.document_type,
-                subject=row.subject,
-                signer_certificate_sha256=rules.unpack_fingerprints(
-                    bytes(row.signer_certificate_sha256)
-                ),
-                valid_from_ms=row.valid_from_ms,
-                valid_until_ms=row.valid_until_ms,
-                metadata=json.loads(row.metadata_json),
-                registered_at_ms=row.registered_at_ms,
-                history=tuple(history[row.document_id]),
-                supersedes=row.supersedes,
-            )
-            for row in rows
-        }
+            rows = conn.execute(_WITH_HISTORY.where(_DOCS.c.document_id.in_(ids)))
+        return _documents(rows)
 
     # -- the log ------------------------------------------------------------------------------
 
@@ -788,6 +753,46 @@ class RegistryStore:
                 .order_by(_LEAVES.c.leaf_index)
             )
         ]
+
+
+def _documents(rows: Iterable[Any]) -> dict[str, Document]:
+    """Documents from rows of ``_WITH_HISTORY``: one row per status change, in order."""
+    documents: dict[str, Document] = {}
+    histories: dict[str, list[StatusChange]] = {}
+    for row in rows:
+        if row.document_id not in documents:
+            histories[row.document_id] = []
+            documents[row.document_id] = Document(
+                document_id=row.document_id,
+                sha256=bytes(row.sha256),
+                issuer=row.issuer,
+                document_type=row.document_type,
+                subject=row.subject,
+                signer_certificate_sha256=rules.unpack_fingerprints(
+                    bytes(row.signer_certificate_sha256)
+                ),
+                valid_from_ms=row.valid_from_ms,
+                valid_until_ms=row.valid_until_ms,
+                metadata=json.loads(row.metadata_json),
+                registered_at_ms=row.registered_at_ms,
+                history=(),
+                supersedes=row.supersedes,
+            )
+        histories[row.document_id].append(
+            StatusChange(
+                status=DocumentStatus(row.c_status),
+                changed_at_ms=row.c_changed_at_ms,
+                leaf_index=row.c_leaf_index,
+                actor=row.c_actor,
+                reason=RevocationReason(row.c_reason) if row.c_reason else None,
+                reason_text=row.c_reason_text,
+                superseded_by=row.c_superseded_by,
+            )
+        )
+    return {
+        document_id: replace(document, history=tuple(histories[document_id]))
+        for document_id, document in documents.items()
+    }
 
 
 def _document_row(document: Document) -> dict[str, Any]:
