@@ -116,3 +116,22 @@ def test_concurrent_registrations_are_committed_in_groups(store: RegistryStore) 
             merkle.leaf_hash(entry.leaf_data), index, head.tree_size, path, proof_head.root_hash
         )
     assert proof_head.root_hash == head.root_hash
+
+
+def test_unreachable_database_is_unavailable_so_clients_retry() -> None:
+    from egov_common.errors import Unavailable
+
+    store = RegistryStore(
+        "postgresql+psycopg://postgres@127.0.0.1:1/registry?connect_timeout=2",
+        clock=FixedClock(),
+        log_key=ec.generate_private_key(ec.SECP256R1()),
+    )
+    try:
+        with pytest.raises(Unavailable) as read:
+            store.get("DOC-" + "A" * 26)
+        assert read.value.reason == "STORAGE_UNAVAILABLE"
+        with pytest.raises(Unavailable) as write:
+            store.register(ISSUER, [_registration(1)])
+        assert write.value.reason == "STORAGE_BUSY"
+    finally:
+        store.close()

@@ -217,6 +217,17 @@ class RegistryStore:
         return int(self._clock.now().timestamp() * 1000)
 
     @contextmanager
+    def _reader(self) -> Iterator[Connection]:
+        """A read connection; a database that cannot be reached is UNAVAILABLE (retryable)."""
+        try:
+            with self._read_engine.connect() as conn:
+                yield conn
+        except sa_exc.OperationalError as exc:
+            raise Unavailable(
+                "STORAGE_UNAVAILABLE", "the registry database cannot be reached; retry"
+            ) from exc
+
+    @contextmanager
     def _locked_log(self) -> Iterator[_Appender]:
         """A write transaction holding the log lock; commits on normal exit.
 
@@ -579,7 +590,7 @@ class RegistryStore:
 
     def get(self, document_id: str) -> Document:
         rules.check_document_id(document_id)
-        with self._read_engine.connect() as conn:
+        with self._reader() as conn:
             return self._get_in(conn, document_id)
 
     def _get_in(self, conn: Connection, document_id: str, field: str = "document_id") -> Document:
@@ -595,7 +606,7 @@ class RegistryStore:
 
     def lookup_by_hash(self, sha256: bytes) -> list[Document]:
         rules.check_sha256(sha256)
-        with self._read_engine.connect() as conn:
+        with self._reader() as conn:
             found = _documents(conn.execute(_BY_HASH, {"sha256": sha256}))
         return sorted(found.values(), key=lambda d: (d.registered_at_ms, d.document_id))
 
@@ -626,7 +637,7 @@ class RegistryStore:
         select = select.order_by(_DOCS.c.registered_at_ms.desc(), _DOCS.c.document_id.desc()).limit(
             size + 1
         )
-        with self._read_engine.connect() as conn:
+        with self._reader() as conn:
             ids = list(conn.execute(select).scalars())
             found = self._load_documents(conn, ids[:size])
         documents = tuple(found[i] for i in ids[:size])
@@ -645,7 +656,7 @@ class RegistryStore:
     # -- the log ------------------------------------------------------------------------------
 
     def tree_size(self) -> int:
-        with self._read_engine.connect() as conn:
+        with self._reader() as conn:
             return int(
                 conn.execute(sa.select(_HEAD.c.tree_size).where(_HEAD.c.id == 1)).scalar_one()
             )
@@ -654,7 +665,7 @@ class RegistryStore:
         """Signed head of the current tree, or of an earlier ``tree_size`` (>= 1)."""
         current = self.tree_size()
         size = self._check_size(tree_size or current, current, "tree_size", allow_zero=True)
-        with self._read_engine.connect() as conn:
+        with self._reader() as conn:
             root = self._root(conn, size)
         return merkle.sign_tree_head(merkle.TreeHead(size, root, self._now_ms()), self._log_key)
 
@@ -679,7 +690,7 @@ class RegistryStore:
         self, *, document_id: str = "", leaf_index: int | None = None, tree_size: int = 0
     ) -> tuple[LoggedEntry, list[bytes], merkle.TreeHead]:
         current = self.tree_size()
-        with self._read_engine.connect() as conn:
+        with self._reader() as conn:
             if document_id:
                 rules.check_document_id(document_id)
                 leaf_index = conn.execute(
@@ -720,7 +731,7 @@ class RegistryStore:
         current = self.tree_size()
         second = self._check_size(second_size or current, current, "second_tree_size")
         first = self._check_size(first_size, second, "first_tree_size")
-        with self._read_engine.connect() as conn:
+        with self._reader() as conn:
             proof = merkle.consistency_proof(first, second, lambda k: _fetch_nodes(conn, k))
             root = self._root(conn, second)
         head = merkle.sign_tree_head(merkle.TreeHead(second, root, self._now_ms()), self._log_key)
@@ -735,7 +746,7 @@ class RegistryStore:
                 field_violations=(FieldViolation("end", "out of range"),),
                 metadata={"tree_size": str(current)},
             )
-        with self._read_engine.connect() as conn:
+        with self._reader() as conn:
             return self._entries(conn, start, min(end, current))
 
     @staticmethod
