@@ -191,7 +191,13 @@ class RegistryStore:
         self._log_key = log_key
         self._reservation_ttl_ms = reservation_ttl_ms
         self._sqlite = sa.make_url(database_url).get_backend_name() == "sqlite"
-        self._read_engine: Engine = make_engine(database_url)
+        # No pre-ping on PostgreSQL: it costs a round trip per call, and a connection the server
+        # dropped fails one call as UNAVAILABLE (the pool is then invalidated) which clients retry.
+        self._read_engine: Engine = (
+            make_engine(database_url)
+            if self._sqlite
+            else make_engine(database_url, pool_pre_ping=False, pool_size=10, max_overflow=10)
+        )
         if self._sqlite:
             sa.event.listen(self._read_engine, "connect", _sqlite_cache)
             self._write_engine = make_engine(database_url)
