@@ -83,7 +83,11 @@ _WITH_HISTORY = (
     .order_by(_DOCS.c.document_id, _CHANGES.c.seq)
 )
 _ONE_DOCUMENT = _WITH_HISTORY.where(_DOCS.c.document_id == sa.bindparam("document_id"))
-_BY_HASH = _WITH_HISTORY.where(_DOCS.c.sha256 == sa.bindparam("sha256"))
+_IDS_BY_HASH = (
+    sa.select(_DOCS.c.document_id)
+    .where(_DOCS.c.sha256 == sa.bindparam("sha256"))
+    .order_by(_DOCS.c.registered_at_ms, _DOCS.c.document_id)
+)
 
 #: Largest number of log entries one GetLogEntries call returns.
 MAX_LOG_ENTRIES = 1000
@@ -613,8 +617,9 @@ class RegistryStore:
     def lookup_by_hash(self, sha256: bytes) -> list[Document]:
         rules.check_sha256(sha256)
         with self._reader() as conn:
-            found = _documents(conn.execute(_BY_HASH, {"sha256": sha256}))
-        return sorted(found.values(), key=lambda d: (d.registered_at_ms, d.document_id))
+            ids = list(conn.execute(_IDS_BY_HASH, {"sha256": sha256}).scalars())
+            found = self._load_documents(conn, ids)
+        return [found[i] for i in ids if i in found]
 
     def list_documents(self, query: DocumentQuery, page_size: int, page_token: str) -> Page:
         size = rules.page_size(page_size)
@@ -656,7 +661,10 @@ class RegistryStore:
         if len(ids) == 1:
             rows = conn.execute(_ONE_DOCUMENT, {"document_id": ids[0]})
         else:
-            rows = conn.execute(_WITH_HISTORY.where(_DOCS.c.document_id.in_(ids)))
+            # Both sides filtered: PostgreSQL does not carry an IN list across the join.
+            rows = conn.execute(
+                _WITH_HISTORY.where(_DOCS.c.document_id.in_(ids), _CHANGES.c.document_id.in_(ids))
+            )
         return _documents(rows)
 
     # -- the log ------------------------------------------------------------------------------
