@@ -235,6 +235,43 @@ def test_http_jwks_refreshes_on_unknown_kid_at_most_once_per_interval() -> None:
     assert len(calls) == 2
 
 
+def test_http_jwks_discovers_the_key_set_from_the_issuers_metadata() -> None:
+    import httpx
+    from egov_pki.tokens import HttpJwks
+
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        if request.url.path == "/.well-known/openid-configuration":
+            return httpx.Response(200, json={"issuer": ISSUER, "jwks_uri": "https://keys.test/set"})
+        return httpx.Response(200, json=JWKS)
+
+    jwks = HttpJwks.discover(ISSUER, client=httpx.Client(transport=httpx.MockTransport(handler)))
+    verifier = TokenVerifier(jwks, issuer=ISSUER, audiences=[AUDIENCE], clock=lambda: NOW)
+    assert verifier.verify(_sign()).subject == "person-1"
+    assert asked == [ISSUER.rstrip("/") + "/.well-known/openid-configuration",
+                     "https://keys.test/set"]
+
+
+def test_http_jwks_refuses_metadata_that_names_another_issuer() -> None:
+    import httpx
+    from egov_common.errors import Unavailable
+    from egov_pki.tokens import HttpJwks
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/.well-known/openid-configuration":
+            return httpx.Response(200, json={"issuer": "https://evil.test",
+                                             "jwks_uri": "https://evil.test/jwks"})
+        return httpx.Response(200, json=JWKS)
+
+    jwks = HttpJwks.discover(ISSUER, client=httpx.Client(transport=httpx.MockTransport(handler)))
+    verifier = TokenVerifier(jwks, issuer=ISSUER, audiences=[AUDIENCE], clock=lambda: NOW)
+    with pytest.raises(Unavailable) as info:
+        verifier.verify(_sign())
+    assert info.value.reason == "JWKS_UNAVAILABLE"
+
+
 
 
 def test_bearer_verifier_turns_tokens_into_callers() -> None:

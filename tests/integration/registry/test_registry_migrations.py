@@ -66,3 +66,26 @@ def test_downgrade_and_upgrade_round_trip(database_url: str) -> None:
     assert _tables(database_url) == set()
     command.upgrade(config, "head")
     assert _tables(database_url) == TABLES
+
+
+def test_replicas_migrating_one_postgresql_together_take_turns(postgres_url: str) -> None:
+    """Two replicas (or the migration Job and a pod) starting at once: both finish, one schema."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from egov_registry.storage.schema import migrate; migrate(sys.argv[1])"
+    )
+    runs = [
+        subprocess.Popen([sys.executable, "-c", script, postgres_url], stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    errors = [run.communicate(timeout=120)[1].decode() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0, 0], errors
+    assert _tables(postgres_url) == TABLES
+    engine = make_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM log_head")).scalar_one() == 1
+    finally:
+        engine.dispose()
