@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from egov_testing.corpus import corpus_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "verify_portal"))
 
@@ -44,7 +45,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "verify-portal"
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "pdf"
+TESTDATA = corpus_dir() / "pdf"
 LIMIT = 512 * 1024
 
 pytestmark = [
@@ -466,7 +467,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "EGOV_KEYS_IDENTITY_ISSUER": "https://identity.test",
             "EGOV_KEYS_IDENTITY_JWKS_URL": jwks_url,
             "EGOV_KEYS_TOKEN_AUDIENCES": "citizen-portal,urn:egov:keys",
-            "EGOV_KEYS_SIGN_CALLERS": "signing",
+            "EGOV_KEYS_SIGN_CALLERS": "client:signing",  # no mTLS here: signing holds a token
             "EGOV_KEYS_LOG_LEVEL": "WARNING",
         }
         registry_env = {

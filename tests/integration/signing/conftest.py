@@ -7,7 +7,6 @@ as ``python -m egov_keys`` with software custody, signing as ``python -m egov_si
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "keys"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "signing"))
 
+from egov_testing.corpus import corpus_dir
 from egov_testing.processes import ServiceProcess, start_service
 from keys_world import AUDIENCE, ISSUER, LocalIdentity, new_kek
 from signing_testkit import signing_token
 
 # the shared third-party corpus (outside the repository); EGOV_TEST_PDF_CORPUS overrides
-CORPUS = Path(os.environ.get("EGOV_TEST_PDF_CORPUS", "/work/shared/testdata"))
+CORPUS = corpus_dir()
 
 
 @pytest.fixture(scope="module")

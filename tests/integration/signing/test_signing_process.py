@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 from datetime import datetime
@@ -19,13 +18,14 @@ from egov.type.v1 import party_pb2
 from egov_clients.signing import SigningClient, Stamp
 from egov_common.errors import EgovError
 from egov_common.status import error_info
+from egov_testing.corpus import corpus_dir
 from keys_world import PERSON_ID
 from signing_testkit import create_person_credential, make_pdf
 
 pytestmark = pytest.mark.slow
 
 # the shared third-party corpus (outside the repository); EGOV_TEST_PDF_CORPUS overrides
-CORPUS = Path(os.environ.get("EGOV_TEST_PDF_CORPUS", "/work/shared/testdata"))
+CORPUS = corpus_dir()
 
 
 @pytest.fixture(scope="module")

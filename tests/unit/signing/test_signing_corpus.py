@@ -7,18 +7,17 @@ how the expected verdicts were derived), in both revocation modes, without netwo
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from egov_common.errors import InvalidArgument
 from egov_signing.domain.report import Indication
 from egov_signing.domain.verification import DocumentVerifier, RevocationMode, TrustAnchors
+from egov_testing.corpus import corpus_dir
 
 # the shared third-party corpus (outside the repository); EGOV_TEST_PDF_CORPUS overrides
-CORPUS = Path(os.environ.get("EGOV_TEST_PDF_CORPUS", "/work/shared/testdata"))
+CORPUS = corpus_dir()
 MANIFEST = CORPUS / "manifest.json"
 
 pytestmark = pytest.mark.skipif(not MANIFEST.exists(), reason="shared/testdata corpus absent")
