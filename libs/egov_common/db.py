@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,10 @@ def upgrade_to_head(url: str, migrations: str | Path) -> None:
     No ``alembic.ini`` is needed. The database URL reaches ``env.py`` as
     ``config.get_main_option("sqlalchemy.url")`` and, as an already configured engine, as
     ``config.attributes["connection"]`` (use it when present: it carries the SQLite pragmas).
+
+    On PostgreSQL the upgrade runs under a transaction-scoped advisory lock named after the
+    migrations, so replicas (or a migration Job and a starting pod) take turns: the second one
+    finds the schema at head and does nothing. SQLite serialises writers on its own.
     """
     from alembic import command
     from alembic.config import Config
@@ -78,7 +83,17 @@ def upgrade_to_head(url: str, migrations: str | Path) -> None:
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                    {"key": _migration_lock_key(migrations)},
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     finally:
         engine.dispose()
+
+
+def _migration_lock_key(migrations: str | Path) -> int:
+    """A stable 32-bit advisory-lock key per migrations package (the same in every process)."""
+    return zlib.crc32(str(migrations).encode())

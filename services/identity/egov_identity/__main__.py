@@ -1,4 +1,8 @@
-"""``python -m egov_identity``: migrate the database, build the service, serve gRPC + OIDC HTTP."""
+"""``python -m egov_identity``: migrate the database, build the service, serve gRPC + OIDC HTTP.
+
+``python -m egov_identity migrate`` only brings the database to the latest schema and exits (the
+migration Job that runs before a rollout).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import base64
 import contextlib
 import json
 import logging
+import sys
 import threading
 
 from egov_common.clock import SystemClock
@@ -27,8 +32,11 @@ from egov_identity.settings import IdentitySettings
 log = logging.getLogger("egov_identity")
 
 
+MIGRATIONS = "egov_identity.storage.migrations"
+
+
 def build_service(settings: IdentitySettings) -> IdentityService:
-    upgrade_to_head(settings.database_url, "egov_identity.storage.migrations")
+    upgrade_to_head(settings.database_url, MIGRATIONS)
     kek = settings.kek_bytes()
     config = IdentityConfig(
         issuer=settings.issuer_url(), kek=kek,
@@ -76,8 +84,15 @@ def _purge_periodically(service: IdentityService, stop: threading.Event) -> None
             log.exception("purging expired records failed")
 
 
-def main() -> None:
+def main(argv: list[str]) -> int:
     settings = load_settings_or_exit(IdentitySettings, "IDENTITY")
+    if argv == ["migrate"]:
+        upgrade_to_head(settings.database_url, MIGRATIONS)
+        print("identity database is at the latest schema")
+        return 0
+    if argv:
+        print("usage: python -m egov_identity [migrate]", file=sys.stderr)
+        return 2
     service = build_service(settings)
     stop = threading.Event()
     threading.Thread(target=_purge_periodically, args=(service, stop), name="purge",
@@ -92,7 +107,8 @@ def main() -> None:
     serve(settings, grpc_services(service), http_app=build_http_app(service),
           token_verifier=BearerTokenVerifier(verifier),
           on_shutdown=shutdown)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -1,4 +1,5 @@
-"""``python -m egov_keys`` serves; ``python -m egov_keys bootstrap`` creates the CA hierarchy."""
+"""``python -m egov_keys`` serves; ``python -m egov_keys bootstrap`` creates the CA hierarchy;
+``python -m egov_keys migrate`` only brings the database to the latest schema (the migration Job)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from egov_keys.http import build_http_app
 from egov_keys.runtime import bootstrap, build_runtime
 from egov_keys.servicer import SERVICE_NAME, KeysServicer
 from egov_keys.settings import KeysSettings
+from egov_keys.storage.repository import migrate
 
 
 def main(argv: list[str]) -> int:
@@ -23,11 +25,15 @@ def main(argv: list[str]) -> int:
             created = bootstrap(settings)
             print("created: " + (", ".join(created) if created else "nothing (already there)"))
             return 0
+        if argv == ["migrate"]:
+            migrate(settings.database_url)
+            print("keys database is at the latest schema")
+            return 0
         if argv:
-            print("usage: python -m egov_keys [bootstrap]", file=sys.stderr)
+            print("usage: python -m egov_keys [bootstrap | migrate]", file=sys.stderr)
             return 2
         proofs = IdentityProofVerifier(
-            http_jwks(settings.jwks_url()), settings.identity_issuer, settings.audiences()
+            http_jwks(settings.identity_jwks_url, settings.identity_issuer), settings.identity_issuer, settings.audiences()
         )
         runtime = build_runtime(settings, proofs)
     except SettingsError as exc:

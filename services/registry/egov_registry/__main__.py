@@ -1,6 +1,12 @@
-"""``python -m egov_registry``: migrate the database, load the log key, serve gRPC."""
+"""``python -m egov_registry``: migrate the database, load the log key, serve gRPC.
+
+``python -m egov_registry migrate`` only brings the database to the latest schema and exits (the
+migration Job that runs before a rollout).
+"""
 
 from __future__ import annotations
+
+import sys
 
 import grpc
 from egov.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -16,9 +22,15 @@ from .storage.schema import migrate
 from .storage.store import RegistryStore
 
 
-def main() -> None:
+def main(argv: list[str]) -> int:
     settings = load_settings_or_exit(RegistrySettings, "REGISTRY")
     migrate(settings.database_url)
+    if argv == ["migrate"]:
+        print("registry database is at the latest schema")
+        return 0
+    if argv:
+        print("usage: python -m egov_registry [migrate]", file=sys.stderr)
+        return 2
     store = RegistryStore(
         settings.database_url,
         clock=SystemClock(),
@@ -48,7 +60,8 @@ def main() -> None:
         ),
         on_shutdown=store.close,
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))
