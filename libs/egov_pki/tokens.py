@@ -150,7 +150,18 @@ class HttpJwks:
     The set is refreshed after ``cache_seconds``, and on an unknown ``kid`` at most once per
     ``min_refresh_seconds`` (so a flood of made-up kids cannot hammer the identity service). A fetch
     failure keeps the cached keys; with nothing usable it raises ``Unavailable``.
+
+    :meth:`discover` finds the JWKS URL the standard way, from the issuer's OpenID Provider
+    metadata (``<issuer>/.well-known/openid-configuration``, whose ``issuer`` must equal ours).
     """
+
+    @classmethod
+    def discover(cls, issuer: str, **kwargs: Any) -> HttpJwks:
+        """The JWKS that ``issuer`` publishes as ``jwks_uri`` in its discovery document, looked
+        up on first use (a service may start before identity answers)."""
+        jwks = cls("", **kwargs)
+        jwks._issuer = issuer
+        return jwks
 
     def __init__(
         self,
@@ -163,6 +174,7 @@ class HttpJwks:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._url = url
+        self._issuer: str | None = None
         self._cache_seconds = cache_seconds
         self._min_refresh_seconds = min_refresh_seconds
         self._client = client or httpx.Client(timeout=timeout_seconds, follow_redirects=False)
@@ -172,9 +184,25 @@ class HttpJwks:
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
 
+    def _discover_locked(self) -> str:
+        """OpenID Connect Discovery 1.0, section 4: the metadata's ``issuer`` is exactly ours."""
+        assert self._issuer is not None
+        metadata_url = self._issuer.rstrip("/") + "/.well-known/openid-configuration"
+        response = self._client.get(metadata_url, headers={"accept": "application/json"})
+        response.raise_for_status()
+        metadata = response.json()
+        if not isinstance(metadata, dict) or metadata.get("issuer") != self._issuer:
+            raise ValueError("discovery document names another issuer")
+        jwks_uri = metadata.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
+            raise ValueError("discovery document has no jwks_uri")
+        return jwks_uri
+
     def _fetch_locked(self) -> None:
         self._last_attempt = self._monotonic()
         try:
+            if not self._url:
+                self._url = self._discover_locked()
             response = self._client.get(self._url, headers={"accept": "application/json"})
             response.raise_for_status()
             keys = _index_jwks(response.json())

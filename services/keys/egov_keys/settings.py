@@ -39,7 +39,8 @@ class KeysSettings(ServiceSettings):
     pkcs11_pin_file: Path | None = None
     pkcs11_kek_label: str = "egov-keys-kek"
 
-    #: identity's issuer (``iss``) and JWKS URL (default ``<issuer>/.well-known/jwks.json``).
+    #: identity's issuer (``iss``) and JWKS URL (default: the ``jwks_uri`` of the issuer's
+    #: ``/.well-known/openid-configuration``).
     identity_issuer: str = "http://127.0.0.1:8081"
     identity_jwks_url: str = ""
     #: Comma-separated audiences a proof token may carry (portal client ids, ``urn:egov:keys``).
@@ -72,9 +73,6 @@ class KeysSettings(ServiceSettings):
         if not self.http_listen:
             raise SettingsError("EGOV_KEYS_PUBLIC_BASE_URL", "needed when there is no http_listen")
         return f"http://{self.http_listen}"
-
-    def jwks_url(self) -> str:
-        return self.identity_jwks_url or f"{self.identity_issuer.rstrip('/')}/.well-known/jwks.json"
 
     def audiences(self) -> tuple[str, ...]:
         return tuple(a.strip() for a in self.token_audiences.split(",") if a.strip())

@@ -19,7 +19,8 @@ class RegistrySettings(ServiceSettings):
     reservation_ttl: float = Field(default=7 * 24 * 3600, gt=0)
     #: Base of the verification URL printed in QR codes; the document id is appended.
     verification_url_base: str = "http://127.0.0.1:8080/verify/"
-    #: Bearer tokens from identity: its issuer URL and JWKS URL, and our audience.
+    #: Bearer tokens from identity: its issuer URL, its JWKS URL (default: from the issuer's
+    #: discovery document), and our audience.
     token_issuer: str = ""
     token_jwks_url: str = ""
     token_audience: str = "urn:egov:registry"  # noqa: S105 - an audience, not a secret

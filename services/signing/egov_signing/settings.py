@@ -47,7 +47,8 @@ class SigningSettings(ServiceSettings):
     registry_log_key_file: Path | None = None
     #: Bytes reserved in the signature for the signature time-stamp token (B-T and above).
     timestamp_reserve_bytes: int = Field(default=12_000, gt=1000)
-    #: Verify callers' bearer tokens (identity's issuer and JWKS URL) before forwarding them;
+    #: Verify callers' bearer tokens (identity's issuer; its JWKS URL, default: from the issuer's
+    #: discovery document) before forwarding them;
     #: unset: tokens are forwarded unverified to keys and registry, which decide.
     token_issuer: str = ""
     token_jwks_url: str = ""

@@ -130,7 +130,8 @@ def test_agency_machine_client_gets_scoped_token_with_agency_claim(
                       scopes=["registry:issue", "keys:seal"], key=agency_key,
                       agency="TH-JUR:0994000165510")
     token = c.client_credentials_token("dbd-backoffice", agency_key, "registry:issue")
-    verified = TokenVerifier(HttpJwks(identity.issuer + "/jwks"), issuer=identity.issuer,
+    # found the way other services find it: from the issuer's discovery document
+    verified = TokenVerifier(HttpJwks.discover(identity.issuer), issuer=identity.issuer,
                              audiences=["urn:egov:registry"]).verify(token)
     assert verified.agency == "TH-JUR:0994000165510"
     assert verified.scopes == {"registry:issue"}

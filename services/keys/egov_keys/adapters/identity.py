@@ -14,8 +14,9 @@ from egov_pki.tokens import HttpJwks, JwksSource, TokenVerifier, VerifiedToken
 __all__ = ["BearerCallerVerifier", "IdentityProofVerifier", "http_jwks"]
 
 
-def http_jwks(url: str) -> HttpJwks:
-    return HttpJwks(url)
+def http_jwks(url: str, issuer: str) -> HttpJwks:
+    """identity's JWKS at ``url``, or, when none is configured, where its discovery says."""
+    return HttpJwks(url) if url else HttpJwks.discover(issuer)
 
 
 class IdentityProofVerifier:

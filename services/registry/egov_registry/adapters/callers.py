@@ -43,7 +43,8 @@ def _jwt_verifier(issuer: str, jwks_url: str, audience: str) -> TokenVerifier:
     from egov_pki.tokens import BearerTokenVerifier, HttpJwks
     from egov_pki.tokens import TokenVerifier as JwtVerifier
 
-    return BearerTokenVerifier(JwtVerifier(HttpJwks(jwks_url), issuer=issuer, audiences=[audience]))
+    jwks = HttpJwks(jwks_url) if jwks_url else HttpJwks.discover(issuer)
+    return BearerTokenVerifier(JwtVerifier(jwks, issuer=issuer, audiences=[audience]))
 
 
 class _FirstThatKnows:
@@ -62,7 +63,7 @@ def build_token_verifier(
 ) -> TokenVerifier | None:
     """The verifier settings ask for: static tokens, identity's JWTs, both, or none."""
     static = StaticTokenVerifier(static_tokens) if static_tokens else None
-    jwt = _jwt_verifier(issuer, jwks_url, audience) if issuer and jwks_url else None
+    jwt = _jwt_verifier(issuer, jwks_url, audience) if issuer else None
     if static and jwt:
         return _FirstThatKnows(static, jwt)
     return static or jwt

@@ -23,7 +23,8 @@ class _VerifiedToken:
         from egov_pki.tokens import HttpJwks
         from egov_pki.tokens import TokenVerifier as JwtVerifier
 
-        self._verifier = JwtVerifier(HttpJwks(jwks_url), issuer=issuer, audiences=[audience])
+        jwks = HttpJwks(jwks_url) if jwks_url else HttpJwks.discover(issuer)
+        self._verifier = JwtVerifier(jwks, issuer=issuer, audiences=[audience])
 
     def __call__(self, token: str, *, peer_service: str | None) -> Caller:
         verified = self._verifier.verify(token)
@@ -38,6 +39,6 @@ class _VerifiedToken:
 
 
 def build_token_verifier(*, issuer: str, jwks_url: str, audience: str) -> TokenVerifier:
-    if issuer and jwks_url:
+    if issuer:
         return _VerifiedToken(issuer, jwks_url, audience)
     return _ForwardedToken()
