@@ -45,11 +45,15 @@ test: install system-deps
 run: install
 	$(BIN)/python -m egov_testing.devrun
 
+# `make demo DEMO_ARGS="--keep-running"` leaves the platform up for the verify portal.
 demo: install system-deps
-	$(BIN)/python -m egov_testing.demo
+	$(BIN)/python -m egov_testing.demo $(DEMO_ARGS)
 
+# Every service's benchmark writes bench/results-<service>.json; the report puts them beside
+# anchors measured on the same machine (bench/results.json, bench/RESULTS.md).
 bench: install system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/bench -o addopts="" $(PYTEST_ARGS)
+	$(BIN)/python -m egov_testing.bench_report
 
 clean:
 	rm -rf $(VENV) .demo
