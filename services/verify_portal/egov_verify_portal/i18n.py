@@ -8,41 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
+
+from egov_common.thai_dates import format_date, in_bangkok
 
 LANGUAGES = ("th", "en")
 DEFAULT_LANGUAGE = "th"
-BANGKOK = timezone(timedelta(hours=7), "ICT")
-BUDDHIST_ERA_OFFSET = 543
-
-_TH_MONTHS = (
-    "มกราคม",
-    "กุมภาพันธ์",
-    "มีนาคม",
-    "เมษายน",
-    "พฤษภาคม",
-    "มิถุนายน",
-    "กรกฎาคม",
-    "สิงหาคม",
-    "กันยายน",
-    "ตุลาคม",
-    "พฤศจิกายน",
-    "ธันวาคม",
-)
-_EN_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 # One entry per text: (Thai, English). Placeholders use str.format names.
 _TEXTS: dict[str, tuple[str, str]] = {
@@ -377,18 +348,13 @@ class Translator:
         """A calendar date: ``25 พฤศจิกายน 2569`` / ``25 November 2026`` (Bangkok time)."""
         if value is None:
             return "-"
-        local = _as_bangkok(value)
-        if self.language == "th":
-            year = local.year + BUDDHIST_ERA_OFFSET
-            return f"{local.day} {_TH_MONTHS[local.month - 1]} {year}"
-        return f"{local.day} {_EN_MONTHS[local.month - 1]} {local.year}"
+        return format_date(value, self.language)
 
     def datetime(self, value: datetime | None) -> str:
         """Date and time to the second in Bangkok time, the zone named."""
         if value is None:
             return "-"
-        local = _as_bangkok(value)
-        clock = local.strftime("%H:%M:%S")
+        clock = in_bangkok(value).strftime("%H:%M:%S")
         if self.language == "th":
             return f"{self.date(value)} เวลา {clock} น. ({self('time_zone')})"
         return f"{self.date(value)}, {clock} ({self('time_zone')})"
@@ -403,8 +369,3 @@ class Translator:
             return f"{n_bytes / 1024:.0f} KB"
         return f"{n_bytes} ไบต์" if self.language == "th" else f"{n_bytes} bytes"
 
-
-def _as_bangkok(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(BANGKOK)

@@ -20,7 +20,7 @@ from egov_signing.domain.signing import (
     SignOptions,
     _ParsedCredential,
 )
-from egov_signing.domain.stamp import StampSpec, format_date
+from egov_signing.domain.stamp import StampSpec
 from egov_signing.domain.verification import DocumentVerifier, RevocationMode, TrustAnchors
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -209,14 +209,6 @@ def test_registration_failure_still_returns_signed_pdf_as_unregistered(
     assert _verifier(pki, RevocationMode.SOFT_FAIL).verify(signed.pdf).indication is (
         Indication.TOTAL_PASSED
     )
-
-
-def test_buddhist_era_date_in_thai() -> None:
-    import datetime as dt
-
-    when = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
-    assert format_date(when, "th") == "25 พฤศจิกายน 2569"
-    assert format_date(when, "en") == "25 November 2026"
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils absent")

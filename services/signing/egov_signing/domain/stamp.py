@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
+from egov_common.thai_dates import format_date
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.stamp import QRStampStyle, TextStampStyle
@@ -25,21 +26,6 @@ __all__ = [
     "stamp_lines",
     "stamp_style",
 ]
-
-THAI_MONTHS = (
-    "มกราคม",
-    "กุมภาพันธ์",
-    "มีนาคม",
-    "เมษายน",
-    "พฤษภาคม",
-    "มิถุนายน",
-    "กรกฎาคม",
-    "สิงหาคม",
-    "กันยายน",
-    "ตุลาคม",
-    "พฤศจิกายน",
-    "ธันวาคม",
-)
 
 DEFAULT_THAI_FONTS = (
     "/usr/share/fonts/truetype/tlwg/Garuda.ttf",
@@ -80,13 +66,6 @@ def pick_for_language(values: list[str], language: str) -> str:
     if language == "th":
         return (thai or values)[0]
     return (other or values)[0]
-
-
-def format_date(when: datetime, language: str) -> str:
-    """``25 พฤศจิกายน 2569`` in Thai (Buddhist era), ``25 November 2026`` otherwise."""
-    if language == "th":
-        return f"{when.day} {THAI_MONTHS[when.month - 1]} {when.year + 543}"
-    return f"{when.day} {when.strftime('%B')} {when.year}"
 
 
 def stamp_lines(

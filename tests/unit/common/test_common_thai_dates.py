@@ -1,0 +1,26 @@
+"""Dates on stamps, reports and pages are Bangkok calendar dates, Buddhist era in Thai."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from egov_common.thai_dates import format_date, in_bangkok
+
+
+def test_the_thai_date_is_the_buddhist_era_year_with_the_thai_month() -> None:
+    when = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+    assert format_date(when, "th") == "25 พฤศจิกายน 2569"
+    assert format_date(when, "en") == "25 November 2026"
+
+
+def test_an_evening_in_utc_is_already_the_next_day_in_bangkok() -> None:
+    when = datetime(2026, 12, 31, 18, 30, tzinfo=UTC)  # 01:30 on 1 January 2027 in Bangkok
+    assert format_date(when, "th") == "1 มกราคม 2570"
+    assert format_date(when, "en") == "1 January 2027"
+    assert in_bangkok(when).hour == 1
+
+
+def test_naive_times_are_utc_and_other_zones_are_converted() -> None:
+    assert format_date(datetime(2026, 6, 30, 17, 0), "en") == "1 July 2026"
+    tokyo = timezone(timedelta(hours=9))
+    assert format_date(datetime(2026, 7, 1, 1, 0, tzinfo=tokyo), "en") == "30 June 2026"
