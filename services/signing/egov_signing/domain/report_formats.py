@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
 
+from egov_common.thai_dates import format_date
+
 from .report import (
     DocumentVerdict,
     Indication,
@@ -15,7 +17,6 @@ from .report import (
     ValidationReport,
     document_verdict,
 )
-from .stamp import format_date
 
 __all__ = ["ETSI_NS", "summary_html", "summary_text", "to_etsi_xml"]
 

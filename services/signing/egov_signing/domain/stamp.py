@@ -20,7 +20,6 @@ from pyhanko.stamp import QRStampStyle, TextStampStyle
 __all__ = [
     "DEFAULT_THAI_FONTS",
     "StampSpec",
-    "format_date",
     "name_values",
     "pick_for_language",
     "stamp_lines",
