@@ -164,6 +164,7 @@ class HttpServer:
             port=int(port),
             log_config=None,  # keep our JSON logging
             access_log=False,  # the app logs what it needs, without personal data
+            server_header=False,  # do not advertise the server software to scanners
             lifespan="auto",
             timeout_graceful_shutdown=max(1, round(self.grace_period)),
         )

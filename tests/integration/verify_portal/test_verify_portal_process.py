@@ -109,6 +109,7 @@ def test_security_headers_are_on_the_wire(url: str) -> None:
     response = httpx.get(url + "/")
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
+    assert "server" not in response.headers  # no software and version to fingerprint
 
 
 def test_an_oversized_upload_is_refused_and_the_portal_keeps_serving(url: str) -> None:
