@@ -52,7 +52,7 @@ from egov_keys.domain.authorization import (
     authorize_owner,
     caller_label,
 )
-from egov_keys.domain.custody import CustodyBackend, KeyRole
+from egov_keys.domain.custody import CustodyBackend, KeyRole, UnknownKek
 from egov_keys.domain.model import (
     AuditEvent,
     AuditRecord,
@@ -715,6 +715,20 @@ class CredentialService:
                 verify_digest_signature(public_key, signature, digest, algorithm, scheme)
                 signatures.append(signature)
             return signatures
+        except UnknownKek as exc:
+            # The operator dropped a KEK before re-wrapping this key, or this replica runs
+            # without it: a configuration problem to name, not a backend failure to retry.
+            refusal = FailedPrecondition(
+                "KEK_UNKNOWN",
+                f"the credential's key is sealed under KEK id {exc.kek_id!r}, which this "
+                "service is not configured with",
+            )
+            log.error(
+                "key sealed under an unconfigured KEK",
+                extra={"credential_id": credential_id, "kek_id": exc.kek_id},
+            )
+            self._audit_refusal("signature.batch", actor, credential_id, refusal, now)
+            raise refusal from None
         except Exception:
             log.exception("signing failed", extra={"credential_id": credential_id})
             self._audit_refusal(

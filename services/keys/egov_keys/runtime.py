@@ -14,6 +14,7 @@ from egov_keys.credentials import CredentialPolicy, CredentialService
 from egov_keys.domain.authorization import AssurancePolicy, ProofVerifier
 from egov_keys.domain.custody import CustodyBackend, KeyCustody
 from egov_keys.domain.pki import TrustUrls
+from egov_keys.kek_rotation import require_known_keks
 from egov_keys.settings import KeysSettings
 from egov_keys.storage.repository import KeysRepository, migrate
 from egov_keys.trust import TrustConfig, TrustServices
@@ -32,11 +33,17 @@ class KeysRuntime:
     custodies: dict[CustodyBackend, KeyCustody]
 
     def close(self) -> None:
-        for custody in self.custodies.values():
+        self.close_parts(self.repository, self.custodies)
+
+    @staticmethod
+    def close_parts(
+        repository: KeysRepository, custodies: dict[CustodyBackend, KeyCustody]
+    ) -> None:
+        for custody in custodies.values():
             close = getattr(custody, "close", None)
             if close is not None:
                 close()
-        self.repository.dispose()
+        repository.dispose()
 
 
 def build_custodies(settings: KeysSettings) -> dict[CustodyBackend, KeyCustody]:
@@ -44,7 +51,7 @@ def build_custodies(settings: KeysSettings) -> dict[CustodyBackend, KeyCustody]:
     has_kek = bool(settings.software_kek.get_secret_value() or settings.software_kek_file)
     if settings.key_backend == "software" or has_kek:
         custodies[CustodyBackend.SOFTWARE] = SoftwareCustody(
-            settings.kek(), settings.software_kek_id
+            settings.kek(), settings.kek_id(), settings.previous_keks()
         )
     if settings.key_backend == "pkcs11":
         from egov_keys.adapters.pkcs11_custody import Pkcs11Custody
@@ -74,6 +81,14 @@ def _trust(
     return TrustServices(repository, custodies, config, clock)
 
 
+def _require_known_keks(
+    repository: KeysRepository, custodies: dict[CustodyBackend, KeyCustody]
+) -> None:
+    software = custodies.get(CustodyBackend.SOFTWARE)
+    if isinstance(software, SoftwareCustody):
+        require_known_keks(repository, software)
+
+
 def bootstrap(settings: KeysSettings, clock: Clock | None = None) -> list[str]:
     """Migrate, create the PKCS#11 KEK if needed, create the missing CA hierarchy."""
     migrate(settings.database_url)
@@ -84,6 +99,8 @@ def bootstrap(settings: KeysSettings, clock: Clock | None = None) -> list[str]:
         ensure_kek()
     repository = KeysRepository.from_url(settings.database_url)
     try:
+        # Before anything signs: a blob under a KEK we lack is named here, not a crypto error.
+        _require_known_keks(repository, custodies)
         trust = _trust(settings, repository, custodies, clock or SystemClock())
         for attempt in range(3):
             try:
@@ -109,9 +126,14 @@ def build_runtime(
         migrate(settings.database_url)
     repository = KeysRepository.from_url(settings.database_url)
     custodies = build_custodies(settings)
-    trust = _trust(settings, repository, custodies, clock)
-    trust.load()
-    trust.self_test()
+    try:
+        _require_known_keks(repository, custodies)
+        trust = _trust(settings, repository, custodies, clock)
+        trust.load()
+        trust.self_test()
+    except BaseException:
+        KeysRuntime.close_parts(repository, custodies)
+        raise
     policy = CredentialPolicy(
         assurance=AssurancePolicy(
             min_aal=settings.min_aal,

@@ -33,6 +33,11 @@ class KeysSettings(ServiceSettings):
     software_kek_file: Path | None = None
     #: Names the KEK inside each blob (rotation: a new id for a new KEK).
     software_kek_id: str = "kek-1"
+    #: KEKs that still open blobs sealed before a rotation, ``id=base64,id=base64`` (commas or
+    #: new lines between entries). Never used to seal; ``python -m egov_keys rewrap-kek`` moves
+    #: their blobs to the current KEK, after which they can be dropped.
+    software_previous_keks: SecretStr = SecretStr("")
+    software_previous_keks_file: Path | None = None
     pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
     pkcs11_token_label: str = "egov-keys"  # noqa: S105 (a label, not a secret)
     pkcs11_pin: SecretStr = SecretStr("")
@@ -79,23 +84,58 @@ class KeysSettings(ServiceSettings):
 
     def kek(self) -> bytes:
         """The software KEK; raises SettingsError naming the variable when absent or malformed."""
-        raw = self.software_kek.get_secret_value()
-        variable = "EGOV_KEYS_SOFTWARE_KEK"
-        if not raw and self.software_kek_file is not None:
-            variable = "EGOV_KEYS_SOFTWARE_KEK_FILE"
-            try:
-                raw = self.software_kek_file.read_text().strip()
-            except OSError as exc:
-                raise SettingsError(variable, f"cannot be read: {exc.strerror}") from None
+        variable, raw = self._secret(
+            "EGOV_KEYS_SOFTWARE_KEK", self.software_kek, self.software_kek_file
+        )
         if not raw:
             raise SettingsError("EGOV_KEYS_SOFTWARE_KEK", "is required for the software backend")
-        try:
-            kek = base64.b64decode(raw, validate=True)
-        except ValueError:
-            raise SettingsError(variable, "is not base64") from None
-        if len(kek) != 32:
-            raise SettingsError(variable, "must be 32 bytes (AES-256) in base64")
-        return kek
+        return _aes256(variable, raw, "")
+
+    def kek_id(self) -> str:
+        """The current KEK id (``software_kek_id``), checked against the blob format."""
+        return _checked_kek_id("EGOV_KEYS_SOFTWARE_KEK_ID", self.software_kek_id.strip())
+
+    def previous_keks(self) -> dict[str, bytes]:
+        """KEK id -> KEK of every previous KEK (empty when none is set).
+
+        Raises SettingsError naming the variable and the entry (its id or position, never the
+        key) when an entry is malformed, an id repeats, or an id is the current one.
+        """
+        variable, raw = self._secret(
+            "EGOV_KEYS_SOFTWARE_PREVIOUS_KEKS",
+            self.software_previous_keks,
+            self.software_previous_keks_file,
+        )
+        current = self.kek_id()
+        keks: dict[str, bytes] = {}
+        entries = [e.strip() for e in raw.replace("\n", ",").split(",")]
+        for position, entry in enumerate((e for e in entries if e), start=1):
+            kek_id, _, value = entry.partition("=")
+            kek_id, value = kek_id.strip(), value.strip()
+            # A bare key (its padding looks like '=') is reported by position, never quoted.
+            if not kek_id or not value:
+                raise SettingsError(variable, f"entry {position} is not id=base64")
+            _checked_kek_id(variable, kek_id)
+            if kek_id == current:
+                raise SettingsError(
+                    variable, f"{kek_id!r} is the current EGOV_KEYS_SOFTWARE_KEK_ID"
+                )
+            if kek_id in keks:
+                raise SettingsError(variable, f"{kek_id!r} is given twice")
+            keks[kek_id] = _aes256(variable, value, f"the KEK {kek_id!r} ")
+        return keks
+
+    @staticmethod
+    def _secret(variable: str, value: SecretStr, file: Path | None) -> tuple[str, str]:
+        """(the variable the value came from, the value): the variable, else its ``_FILE``."""
+        raw = value.get_secret_value().strip()
+        if not raw and file is not None:
+            variable += "_FILE"
+            try:
+                raw = file.read_text().strip()
+            except OSError as exc:
+                raise SettingsError(variable, f"cannot be read: {exc.strerror}") from None
+        return variable, raw
 
     def pin(self) -> str:
         pin = self.pkcs11_pin.get_secret_value()
@@ -116,3 +156,21 @@ class KeysSettings(ServiceSettings):
 
 
 Backend = Literal["software", "pkcs11"]
+
+
+def _aes256(variable: str, raw: str, what: str) -> bytes:
+    # The messages never quote the value: it is a key.
+    try:
+        kek = base64.b64decode(raw, validate=True)
+    except ValueError:
+        raise SettingsError(variable, f"{what}is not base64") from None
+    if len(kek) != 32:
+        raise SettingsError(variable, f"{what}must be 32 bytes (AES-256) in base64")
+    return kek
+
+
+def _checked_kek_id(variable: str, kek_id: str) -> str:
+    # The id is stored inside every blob behind a one-byte length.
+    if not kek_id or len(kek_id.encode()) > 64 or any(c in kek_id for c in "=,\n"):
+        raise SettingsError(variable, f"KEK id {kek_id!r} must be 1 to 64 bytes without '=' or ','")
+    return kek_id

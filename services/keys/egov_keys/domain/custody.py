@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from egov_keys.domain.algorithms import HashAlgorithm, KeyAlgorithm, SignatureScheme
 
-__all__ = ["CustodyBackend", "KeyCustody", "KeyReference", "KeyRole"]
+__all__ = ["CustodyBackend", "KeyCustody", "KeyReference", "KeyRole", "UnknownKek"]
 
 
 class CustodyBackend(enum.StrEnum):
@@ -48,6 +48,16 @@ class KeyReference:
 
     def public_key(self) -> PublicKeyTypes:
         return load_der_public_key(self.public_key_der)
+
+
+class UnknownKek(ValueError):
+    """The key's blob names a key-encryption key this custody was not given (a KEK rotation
+    dropped it before every blob was re-wrapped, or a replica runs with another KEK)."""
+
+    def __init__(self, key_id: str, kek_id: str) -> None:
+        self.key_id = key_id
+        self.kek_id = kek_id
+        super().__init__(f"key {key_id} is sealed under KEK id {kek_id!r}, which is not configured")
 
 
 class KeyCustody(Protocol):

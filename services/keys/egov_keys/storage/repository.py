@@ -8,7 +8,9 @@ PostgreSQL database produce one linear chain.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import enum
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -43,7 +45,9 @@ __all__ = [
     "AuthorityRow",
     "CertificateRow",
     "CrlRow",
+    "KeyTable",
     "KeysRepository",
+    "StoredKey",
     "migrate",
 ]
 
@@ -90,6 +94,22 @@ class CrlRow:
     this_update: dt.datetime
     next_update: dt.datetime
     der: bytes
+
+
+class KeyTable(enum.StrEnum):
+    """The tables that hold key blobs."""
+
+    AUTHORITIES = "authorities"
+    CREDENTIALS = "credentials"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A key blob where it is stored: ``row_id`` is the authority name or the credential id."""
+
+    table: KeyTable
+    row_id: str
+    key: KeyReference
 
 
 class KeysRepository:
@@ -493,6 +513,117 @@ class KeysRepository:
         except _Lost:
             return False
         return True
+
+    # -- key blobs (KEK rotation) --------------------------------------------------------------
+
+    def software_keys(self, table: KeyTable, after: str, limit: int) -> list[StoredKey]:
+        """Up to ``limit`` software-custody keys of ``table`` whose row id sorts after ``after``
+        (keyset pages: pass the last row id of the previous page)."""
+        t = authorities if table is KeyTable.AUTHORITIES else credentials
+        pk = t.c.name if table is KeyTable.AUTHORITIES else t.c.credential_id
+        query = (
+            sa.select(t)
+            .where(t.c.backend == CustodyBackend.SOFTWARE.value, pk > after)
+            .order_by(pk)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        out = []
+        for row in rows:
+            m = row._mapping
+            role = KeyRole(m["role"]) if table is KeyTable.AUTHORITIES else KeyRole.OWNER
+            key = KeyReference(
+                str(m["key_id"]),
+                CustodyBackend.SOFTWARE,
+                KeyAlgorithm(m["algorithm"]),
+                role,
+                bytes(m["public_key_der"]),
+                bytes(m["key_blob"]),
+            )
+            out.append(StoredKey(table, str(m[pk.name]), key))
+        return out
+
+    def replace_key_blobs(
+        self,
+        table: KeyTable,
+        changes: Sequence[tuple[StoredKey, bytes]],
+        audit: Callable[[list[StoredKey]], AuditEvent | None],
+        now: dt.datetime,
+    ) -> list[StoredKey]:
+        """Swap each stored blob for its new one, in one transaction with the audit entry that
+        ``audit`` makes of the keys actually swapped (None: no entry).
+
+        A blob is swapped only if it is still the one that was read (compare-and-set on the
+        blob), so a concurrent run, or a key that changed meanwhile, is never overwritten;
+        returns the keys swapped.
+        """
+        t = authorities if table is KeyTable.AUTHORITIES else credentials
+        pk = t.c.name if table is KeyTable.AUTHORITIES else t.c.credential_id
+        with self._engine.begin() as conn:
+            # The audit head first, as every other write does: this transaction queues behind
+            # the service's writes (which append, then update a row) instead of deadlocking.
+            conn.execute(
+                sa.update(audit_head)
+                .where(audit_head.c.id == 1)
+                .values(sequence=audit_head.c.sequence)
+            )
+            done = []
+            for stored, blob in changes:
+                swapped = conn.execute(
+                    sa.update(t)
+                    .where(pk == stored.row_id, t.c.key_blob == stored.key.blob)
+                    .values(key_blob=blob)
+                )
+                if swapped.rowcount == 1:
+                    done.append(stored)
+            event = audit(done)
+            if event is not None:
+                self._append(conn, event, now)
+        return done
+
+    def software_kek_ids(self) -> Counter[str]:
+        """How many software blobs (CA keys and credential keys) name each KEK id.
+
+        Counted in the database from the blob header (``EGK1``, a length byte, the id; see
+        adapters/software_custody.py) without reading the blobs out.
+        """
+        counts: Counter[str] = Counter()
+        with self._engine.connect() as conn:
+            for t in (authorities, credentials):
+                blob = t.c.key_blob
+                software = sa.and_(
+                    t.c.backend == CustodyBackend.SOFTWARE.value,
+                    _substr(blob, 1, 4) == _SOFTWARE_MAGIC,
+                )
+                lengths = sa.select(_substr(blob, 5, 1).label("n")).where(software).subquery()
+                for (n,) in conn.execute(sa.select(lengths.c.n).distinct()).all():
+                    size = bytes(n)[0] if n else 0
+                    if size == 0:
+                        continue
+                    ids = (
+                        sa.select(_substr(blob, 6, size).label("kek_id"))
+                        .where(software, _substr(blob, 5, 1) == bytes([size]))
+                        .subquery()
+                    )
+                    query = sa.select(ids.c.kek_id, sa.func.count()).group_by(ids.c.kek_id)
+                    for kek_id, count in conn.execute(query).all():
+                        counts[bytes(kek_id).decode("utf-8", "replace")] += int(count)
+        return counts
+
+
+_SOFTWARE_MAGIC = b"EGK1"
+
+
+def _substr(column: sa.ColumnElement[bytes], start: int, length: int) -> sa.ColumnElement[bytes]:
+    # substr() on bytes in both SQLite and PostgreSQL; 1-based byte offsets. The offsets are
+    # literals (our own ints): PostgreSQL then sees the same expression wherever it repeats.
+    return sa.func.substr(
+        column,
+        sa.literal_column(str(int(start))),
+        sa.literal_column(str(int(length))),
+        type_=sa.LargeBinary,
+    )
 
 
 class _Lost(Exception):
