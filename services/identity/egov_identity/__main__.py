@@ -1,13 +1,25 @@
 """``python -m egov_identity``: migrate the database, build the service, serve gRPC + OIDC HTTP.
 
-``python -m egov_identity migrate`` only brings the database to the latest schema and exits (the
-migration Job that runs before a rollout).
+Subcommands, with the same settings as the server:
+
+- ``migrate``: only bring the database to the latest schema and exit (the migration Job that runs
+  before a rollout).
+- ``rewrap-kek``: re-seal every signing key, TOTP seed and service secret under the current KEK
+  (``EGOV_IDENTITY_KEK``), opening them with it or with ``EGOV_IDENTITY_PREVIOUS_KEKS``; short
+  transactions, safe beside serving replicas, idempotent. Exit 1 naming each value no KEK opens.
+- ``rotate-signing-key [--retire-old] [--alg ES256|RS256]``: a new signing key signs from now on
+  and is published in JWKS; ``--retire-old`` withdraws the old keys from JWKS at once (tokens
+  they signed stop verifying), otherwise they stay until those tokens expire.
+
+Exit status: 0 done, 1 some values could not be re-sealed, 2 usage or configuration error,
+3 cannot start (a sealed value under a KEK not given, a database that cannot be read).
 """
 
 from __future__ import annotations
 
-import base64
+import argparse
 import contextlib
+import datetime as dt
 import json
 import logging
 import sys
@@ -15,14 +27,17 @@ import threading
 
 from egov_common.clock import SystemClock
 from egov_common.db import make_engine, upgrade_to_head
-from egov_common.errors import AlreadyExists
+from egov_common.errors import AlreadyExists, EgovError
+from egov_common.logging import setup_logging
 from egov_common.server import serve
-from egov_common.settings import load_settings_or_exit
+from egov_common.settings import SettingsError, load_settings_or_exit
 from egov_pki.tokens import BearerTokenVerifier, TokenVerifier
 
 from egov_identity.adapters.population import SyntheticPopulation
 from egov_identity.domain import model as m
 from egov_identity.domain.authentication import ThrottlePolicy
+from egov_identity.domain.kek_rotation import rewrap_sealed_values
+from egov_identity.domain.keyring import ALGORITHMS
 from egov_identity.domain.levels import AssuranceLevels
 from egov_identity.domain.service import IdentityConfig, IdentityService
 from egov_identity.http import build_http_app
@@ -35,14 +50,16 @@ log = logging.getLogger("egov_identity")
 MIGRATIONS = "egov_identity.storage.migrations"
 
 
-def build_service(settings: IdentitySettings) -> IdentityService:
+def identity_service(settings: IdentitySettings) -> IdentityService:
+    """The service on the settings' database (migrated to head), KEKs checked: raises
+    ``SettingsError`` for a malformed setting and ``EgovError`` (``KEK_UNKNOWN``, ...) when a
+    sealed value does not open with the KEKs given. Registers nothing, creates no key."""
     upgrade_to_head(settings.database_url, MIGRATIONS)
-    kek = settings.kek_bytes()
     config = IdentityConfig(
-        issuer=settings.issuer_url(), kek=kek,
+        issuer=settings.issuer_url(), kek=settings.kek_bytes(),
+        previous_keks=settings.previous_kek_bytes(),
         ial_levels=AssuranceLevels.parse(settings.ial_levels),
-        pairwise_salt=base64.b64decode(settings.pairwise_salt) if settings.pairwise_salt
-        else b"",
+        pairwise_salt=settings.pairwise_salt_bytes(),
         access_token_seconds=settings.access_token_seconds,
         id_token_seconds=settings.id_token_seconds,
         refresh_token_seconds=settings.refresh_token_seconds,
@@ -58,6 +75,17 @@ def build_service(settings: IdentitySettings) -> IdentityService:
     population = SyntheticPopulation(settings.population_seed, settings.population_size)
     service = IdentityService(config, make_engine(settings.database_url), SystemClock(),
                               registry=population, companies=population, kyc=population)
+    try:
+        service.check_sealed_values()
+    except BaseException:
+        service.engine.dispose()
+        raise
+    return service
+
+
+def build_service(settings: IdentitySettings) -> IdentityService:
+    """:func:`identity_service`, plus the signing keys that are due and the bootstrap clients."""
+    service = identity_service(settings)
     service.keyring.ensure(force=True)
     if settings.bootstrap_clients_file is not None:
         for spec in json.loads(settings.bootstrap_clients_file.read_text()):
@@ -75,6 +103,77 @@ def build_service(settings: IdentitySettings) -> IdentityService:
     return service
 
 
+def rewrap_kek(settings: IdentitySettings, batch_size: int) -> int:
+    """``rewrap-kek``: prints one line per kind of value; exit 1 naming what no KEK opens."""
+    engine = make_engine(settings.database_url)
+    try:
+        from egov_identity.domain.secrets_box import SecretBox
+        upgrade_to_head(settings.database_url, MIGRATIONS)
+        box = SecretBox(settings.kek_bytes(), settings.previous_kek_bytes())
+        report = rewrap_sealed_values(engine, box, batch_size=batch_size)
+    finally:
+        engine.dispose()
+    for count in report.counts:
+        line = (f"{count.kind}: {count.resealed} re-sealed, {count.already_current} already "
+                f"under KEK {report.kek_id}")
+        if count.changed_meanwhile:
+            line += f", {count.changed_meanwhile} changed by a serving process meanwhile"
+        if count.failures:
+            line += f", {len(count.failures)} cannot be opened"
+        print(line)
+    for failure in report.failures:
+        print(f"cannot re-seal: {failure}", file=sys.stderr)
+    if report.remaining:
+        print(f"{report.remaining} value(s) still not under KEK {report.kek_id}: keep the "
+              "previous KEKs, fix what is named above (if anything) and run rewrap-kek again")
+    else:
+        print(f"every sealed value is under KEK {report.kek_id}; the previous KEKs may be "
+              "removed from EGOV_IDENTITY_PREVIOUS_KEKS")
+    return 1 if report.failures else 0
+
+
+def rotate_signing_key(settings: IdentitySettings, algs: list[str], retire_old: bool) -> int:
+    """``rotate-signing-key``: prints the new kid of each algorithm and what became of the old."""
+    service = identity_service(settings)
+    try:
+        for alg in algs:
+            done = service.keyring.rotate_immediately(alg, withdraw_old=retire_old)
+            print(f"{alg}: new signing key {done.new_kid}, published and signing now")
+            old = ", ".join(done.old_kids) or "none"
+            if retire_old:
+                print(f"{alg}: withdrawn from JWKS now: {old} (tokens they signed no longer "
+                      "verify once relying parties refresh their JWKS)")
+            else:
+                until = dt.datetime.fromtimestamp(done.kept_until, dt.UTC).isoformat(
+                    timespec="seconds")
+                print(f"{alg}: no longer signing, published until {until} for the tokens "
+                      f"they signed: {old}")
+    finally:
+        service.engine.dispose()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m egov_identity",
+        description="Serve identity (no subcommand), or run one operator task and exit.")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("migrate", help="bring the database to the latest schema")
+    rewrap = commands.add_parser(
+        "rewrap-kek", help="re-seal every sealed value under EGOV_IDENTITY_KEK")
+    rewrap.add_argument("--batch-size", type=int, default=200,
+                        help="values per transaction (default 200)")
+    rotate = commands.add_parser(
+        "rotate-signing-key", help="a new ID-token signing key signs from now on")
+    rotate.add_argument("--retire-old", action="store_true",
+                        help="withdraw the old keys from JWKS now: tokens they signed stop "
+                             "verifying (a suspected key)")
+    rotate.add_argument("--alg", choices=ALGORITHMS, action="append",
+                        help="only this algorithm (default: every published one: "
+                             f"{', '.join(ALGORITHMS)})")
+    return parser
+
+
 def _purge_periodically(service: IdentityService, stop: threading.Event) -> None:
     while not stop.wait(600):
         try:
@@ -85,15 +184,28 @@ def _purge_periodically(service: IdentityService, stop: threading.Event) -> None
 
 
 def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
     settings = load_settings_or_exit(IdentitySettings, "IDENTITY")
-    if argv == ["migrate"]:
-        upgrade_to_head(settings.database_url, MIGRATIONS)
-        print("identity database is at the latest schema")
-        return 0
-    if argv:
-        print("usage: python -m egov_identity [migrate]", file=sys.stderr)
+    setup_logging(settings.service_name or "identity", settings.log_level)
+    try:
+        if args.command == "migrate":
+            upgrade_to_head(settings.database_url, MIGRATIONS)
+            print("identity database is at the latest schema")
+            return 0
+        if args.command == "rewrap-kek":
+            if args.batch_size < 1:
+                print("rewrap-kek: --batch-size must be at least 1", file=sys.stderr)
+                return 2
+            return rewrap_kek(settings, args.batch_size)
+        if args.command == "rotate-signing-key":
+            return rotate_signing_key(settings, args.alg or list(ALGORITHMS), args.retire_old)
+        service = build_service(settings)
+    except SettingsError as exc:
+        print(f"egov identity: configuration error: {exc}", file=sys.stderr)
         return 2
-    service = build_service(settings)
+    except EgovError as exc:  # KEK_UNKNOWN, SEALED_VALUE_UNREADABLE, PAIRWISE_SALT_UNKNOWN
+        print(f"egov identity: cannot start: {exc.reason}: {exc.message}", file=sys.stderr)
+        return 3
     stop = threading.Event()
     threading.Thread(target=_purge_periodically, args=(service, stop), name="purge",
                      daemon=True).start()

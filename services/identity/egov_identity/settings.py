@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import secrets
 from pathlib import Path
 
-from egov_common.settings import ServiceSettings
-from pydantic import Field
+from egov_common.settings import ServiceSettings, SettingsError
+from pydantic import Field, SecretStr
 
 
 class IdentitySettings(ServiceSettings):
@@ -18,9 +19,13 @@ class IdentitySettings(ServiceSettings):
     issuer: str = ""
     #: Key-encryption key for signing keys and TOTP seeds at rest: 32 bytes, base64. Every
     #: process sharing a database needs the same one. Empty: a dev key in ``<data_dir>/kek``.
-    kek: str = ""
-    #: Secret for pairwise subject identifiers (base64); default derived from the KEK.
-    pairwise_salt: str = ""
+    kek: SecretStr = SecretStr("")
+    #: Earlier KEKs, comma-separated base64: what they sealed still opens, and ``rewrap-kek``
+    #: re-seals it under ``kek``. Drop one once ``rewrap-kek`` reports nothing left under it.
+    previous_keks: SecretStr = SecretStr("")
+    #: Secret for pairwise subject identifiers (base64); default: a random one kept sealed in
+    #: the database (before KEK rotation existed it was the KEK; that one is kept).
+    pairwise_salt: SecretStr = SecretStr("")
     #: Ordered IAL names, lowest first.
     ial_levels: str = "1.1,1.2,1.3,2.1,2.2,2.3,3"
     access_token_seconds: int = Field(default=300, gt=0)
@@ -55,16 +60,41 @@ class IdentitySettings(ServiceSettings):
         return (self.issuer or f"http://{self.http_listen}").rstrip("/")
 
     def kek_bytes(self) -> bytes:
-        if self.kek:
-            raw = base64.b64decode(self.kek)
-        else:
+        """The current KEK; raises SettingsError naming the variable when malformed."""
+        raw = self.kek.get_secret_value().strip()
+        variable = "EGOV_IDENTITY_KEK"
+        if not raw:
             path = self.data_dir / "kek"
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "w") as f:
                     f.write(base64.b64encode(secrets.token_bytes(32)).decode())
-            raw = base64.b64decode(path.read_text().strip())
-        if len(raw) != 32:
-            raise ValueError("EGOV_IDENTITY_KEK must be 32 bytes, base64")
-        return raw
+            raw = path.read_text().strip()
+            variable = f"EGOV_IDENTITY_KEK (development key file {path})"
+        return _kek(raw, variable)
+
+    def previous_kek_bytes(self) -> tuple[bytes, ...]:
+        """The previous KEKs in the order given; raises SettingsError naming the entry."""
+        entries = [e.strip() for e in self.previous_keks.get_secret_value().split(",")]
+        return tuple(_kek(e, f"EGOV_IDENTITY_PREVIOUS_KEKS entry {i}")
+                     for i, e in enumerate(entries, 1) if e)
+
+    def pairwise_salt_bytes(self) -> bytes:
+        raw = self.pairwise_salt.get_secret_value().strip()
+        if not raw:
+            return b""
+        try:
+            return base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise SettingsError("EGOV_IDENTITY_PAIRWISE_SALT", "is not base64") from None
+
+
+def _kek(raw: str, variable: str) -> bytes:
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError(variable, "is not base64") from None
+    if len(key) != 32:
+        raise SettingsError(variable, "must be 32 bytes (AES-256) in base64")
+    return key

@@ -6,11 +6,17 @@ of the service signs with and publishes the same keys. Generation ``g`` of an al
 before that (relying parties' JWKS caches see it before it signs) and a retired key stays in the
 JWKS until the longest-lived token it signed has expired. Two processes racing to create the
 same generation collide on a unique constraint; the loser reloads.
+
+Operators replace a suspected key at once with :meth:`KeyRing.rotate_immediately` (``python -m
+egov_identity rotate-signing-key``): the successor signs from that moment, and the old keys are
+either kept published until their tokens expire or withdrawn so that their tokens stop verifying.
+Every process reloads the keys from the database at most a second after a change.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 from dataclasses import dataclass
@@ -27,6 +33,8 @@ from sqlalchemy.engine import Engine
 from egov_identity.domain.secrets_box import SecretBox
 from egov_identity.storage.tables import signing_keys
 
+log = logging.getLogger(__name__)
+
 ALGORITHMS = ("ES256", "RS256")
 
 
@@ -39,6 +47,18 @@ class SigningKey:
     activates_at: float
     retires_at: float
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ImmediateRotation:
+    """What :meth:`KeyRing.rotate_immediately` did (POSIX seconds)."""
+
+    alg: str
+    new_kid: str
+    #: The keys that no longer sign: withdrawn from JWKS, or kept there until ``kept_until``.
+    old_kids: tuple[str, ...]
+    withdrawn: bool
+    kept_until: float
 
 
 class KeyRing:
@@ -72,7 +92,7 @@ class KeyRing:
                         r["activates_at"], r["retires_at"], r["expires_at"]) for r in rows),
             key=lambda k: (k.alg, k.generation))
 
-    def _create(self, alg: str, generation: int, activates_at: float) -> None:
+    def _new_row(self, alg: str, generation: int, activates_at: float) -> dict[str, Any]:
         kid = f"{alg.lower()}-{generation}-{secrets.token_hex(4)}"
         private: Any
         if alg == "ES256":
@@ -86,15 +106,22 @@ class KeyRing:
                                     serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
         retires = activates_at + self._rotation
-        row = dict(kid=kid, alg=alg, generation=generation,
-                   public_jwk_json=json.dumps(public_jwk, sort_keys=True),
-                   private_key_enc=self._box.seal(der, kid), activates_at=activates_at,
-                   retires_at=retires, expires_at=retires + self._keep)
+        return dict(kid=kid, alg=alg, generation=generation,
+                    public_jwk_json=json.dumps(public_jwk, sort_keys=True),
+                    private_key_enc=self._box.seal(der, kid),
+                    private_key_kek_id=self._box.current_kek_id, activates_at=activates_at,
+                    retires_at=retires, expires_at=retires + self._keep)
+
+    def _create(self, alg: str, generation: int, activates_at: float) -> None:
+        row = self._new_row(alg, generation, activates_at)
         try:
             with self._engine.begin() as conn:
                 conn.execute(signing_keys.insert().values(**row))
         except sa.exc.IntegrityError:
-            pass  # another process created this generation first: use theirs
+            return  # another process created this generation first: use theirs
+        log.info("signing key created", extra={"kid": row["kid"], "alg": alg,
+                                               "activates_at": activates_at,
+                                               "kek_id": row["private_key_kek_id"]})
 
     def ensure(self, *, force: bool = False) -> None:
         """Create the current and next keys when due; cheap when nothing is due."""
@@ -144,6 +171,69 @@ class KeyRing:
             return next(k.kid for k in self._keys
                         if k.alg == "ES256" and k.generation == current.generation + 1)
 
+    def rotate_immediately(self, alg: str = "ES256", *, withdraw_old: bool = False
+                           ) -> ImmediateRotation:
+        """Replace the ``alg`` signing key now (operators: a suspected key). The new key is
+        published and signs from now on; every older key of ``alg`` stops signing. With
+        ``withdraw_old`` they also leave the JWKS at once, so the tokens they signed stop
+        verifying as soon as a relying party refreshes its JWKS cache (that is the point when a
+        key may be compromised); without it they stay published until those tokens have
+        expired. A next key published ahead is replaced. Raises ``ValueError`` for an unknown
+        ``alg``."""
+        if alg not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {alg!r}; one of {', '.join(ALGORITHMS)}")
+        for attempt in range(3):
+            now = self._now()
+            with self._engine.connect() as conn:
+                rows = conn.execute(sa.select(
+                    signing_keys.c.kid, signing_keys.c.generation, signing_keys.c.activates_at,
+                    signing_keys.c.expires_at).where(signing_keys.c.alg == alg)).all()
+            row = self._new_row(alg, max((r.generation for r in rows), default=-1) + 1, now)
+            live = [r for r in rows if r.expires_at > now]
+            signed = [r for r in live if r.activates_at <= now]
+            ahead = [r.kid for r in live if r.activates_at > now]  # never signed: discard
+            expiry = {r.kid: now if withdraw_old else min(r.expires_at, now + self._keep)
+                      for r in signed}
+            try:
+                with self._engine.begin() as conn:
+                    for kid, expires_at in expiry.items():
+                        conn.execute(signing_keys.update().where(
+                            signing_keys.c.kid == kid,
+                            signing_keys.c.retires_at > now).values(retires_at=now))
+                        conn.execute(signing_keys.update().where(
+                            signing_keys.c.kid == kid).values(expires_at=expires_at))
+                    if ahead:
+                        conn.execute(signing_keys.delete().where(signing_keys.c.kid.in_(ahead)))
+                    conn.execute(signing_keys.insert().values(**row))
+            except sa.exc.IntegrityError:
+                if attempt == 2:
+                    raise
+                continue  # another process created a key of this generation meanwhile
+            break
+        result = ImmediateRotation(alg=alg, new_kid=str(row["kid"]),
+                                   old_kids=tuple(sorted(expiry)), withdrawn=withdraw_old,
+                                   kept_until=max(expiry.values(), default=now))
+        log.warning("signing key replaced immediately", extra={
+            "alg": alg, "kid": result.new_kid, "old_kids": ",".join(result.old_kids),
+            "withdrawn_from_jwks": withdraw_old, "kek_id": row["private_key_kek_id"]})
+        self.ensure(force=True)
+        return result
+
+    def check_sealed(self) -> int:
+        """Open the private half of every published key (start-up: a wrong or missing KEK fails
+        here, not at the first login). Returns how many were opened. Raises
+        :class:`~egov_identity.domain.secrets_box.KekUnknown` or
+        :class:`~egov_identity.domain.secrets_box.SealedValueUnreadable` naming the kid."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(signing_keys.c.kid, signing_keys.c.private_key_enc)
+                                .where(signing_keys.c.expires_at > self._now())).all()
+        for kid, blob in rows:
+            private = serialization.load_der_private_key(
+                self._box.open(blob, kid, what=f"signing key {kid}"), password=None)
+            with self._lock:
+                self._private[kid] = private
+        return len(rows)
+
     @staticmethod
     def _current(keys: list[SigningKey], now: float) -> SigningKey | None:
         live = [k for k in keys if k.activates_at <= now < k.retires_at]
@@ -172,7 +262,8 @@ class KeyRing:
                 blob = conn.execute(sa.select(signing_keys.c.private_key_enc).where(
                     signing_keys.c.kid == current.kid)).scalar_one()
             private = serialization.load_der_private_key(
-                self._box.open(blob, current.kid), password=None)
+                self._box.open(blob, current.kid, what=f"signing key {current.kid}"),
+                password=None)
             with self._lock:
                 self._private[current.kid] = private
         return current.kid, private

@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ from egov_common.errors import (
     EgovError,
     FailedPrecondition,
     FieldViolation,
+    Internal,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -53,6 +55,11 @@ from egov_identity.domain.authentication import (
     otpauth_uri,
     totp_matching_step,
 )
+from egov_identity.domain.kek_rotation import (
+    UnknownKekCount,
+    unrecorded_values,
+    values_under_unknown_keks,
+)
 from egov_identity.domain.keyring import KeyRing
 from egov_identity.domain.levels import AssuranceLevels
 from egov_identity.domain.proofing import (
@@ -70,7 +77,7 @@ from egov_identity.domain.proofing import (
     evidence_summary,
     ial_from_strengths,
 )
-from egov_identity.domain.secrets_box import SecretBox, digest
+from egov_identity.domain.secrets_box import KekUnknown, SecretBox, digest
 from egov_identity.storage import tables as t
 
 log = logging.getLogger(__name__)
@@ -78,6 +85,8 @@ log = logging.getLogger(__name__)
 TRUST_FRAMEWORK = "th_digital_id"
 #: How long a process trusts its cached copy of a client registration.
 CLIENT_CACHE_SECONDS = 5.0
+#: ``service_secrets`` row holding the pairwise-subject HMAC key.
+PAIRWISE_SALT = "pairwise_salt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +94,12 @@ class IdentityConfig:
     """Behaviour knobs (from settings). Durations are seconds."""
 
     issuer: str
-    kek: bytes
+    #: The current key-encryption key (32 bytes): seals every new secret.
+    kek: bytes = field(repr=False)
     ial_levels: AssuranceLevels = field(default_factory=AssuranceLevels)
-    pairwise_salt: bytes = b""
+    #: HMAC key of pairwise subjects; empty: one kept sealed in the database (see
+    #: :meth:`IdentityService.pairwise_key`).
+    pairwise_salt: bytes = field(default=b"", repr=False)
     access_token_seconds: int = 300
     id_token_seconds: int = 300
     refresh_token_seconds: int = 8 * 3600
@@ -103,6 +115,8 @@ class IdentityConfig:
     argon2_memory_kib: int = 19456
     powers: tuple[str, ...] = ("sign", "seal", "register-documents")
     leeway_seconds: float = 30.0
+    #: Earlier KEKs: what they sealed still opens (until ``rewrap-kek`` re-seals it).
+    previous_keks: tuple[bytes, ...] = field(default=(), repr=False)
 
     @property
     def token_endpoint(self) -> str:
@@ -127,6 +141,20 @@ def _check_length(value: str, limit: int, field: str) -> None:
     if len(value) > limit:
         raise InvalidArgument("FIELD_TOO_LONG", f"{field} is longer than {limit} characters",
                               field_violations=(FieldViolation(field, f"<= {limit}"),))
+
+
+def _pairwise_sub(key: bytes, sector_identifier: str, person_id: str) -> str:
+    mac = hmac.new(key, f"{sector_identifier}|{person_id}".encode(), hashlib.sha256)
+    return "ps-" + mac.hexdigest()[:40]
+
+
+def _unknown_keks(found: Sequence[UnknownKekCount], box: SecretBox) -> KekUnknown:
+    what = "; ".join(f"{c.rows} {c.kind} under KEK {c.kek_id}" for c in found)
+    return KekUnknown(
+        "KEK_UNKNOWN",
+        f"{what}; this process has KEK {', '.join(box.kek_ids)}: give the missing KEK in "
+        f"EGOV_IDENTITY_KEK or EGOV_IDENTITY_PREVIOUS_KEKS",
+        metadata={"kek_ids": ",".join(sorted({c.kek_id for c in found}))})
 
 
 def _scopes(text: str) -> list[str]:
@@ -156,7 +184,7 @@ class IdentityService:
         self.config = config
         self.engine = engine
         self.clock = clock
-        self.box = SecretBox(config.kek)
+        self.box = SecretBox(config.kek, config.previous_keks)
         self.levels = config.ial_levels
         self.keyring = KeyRing(
             engine, self.box, clock, rotation_seconds=config.key_rotation_seconds,
@@ -175,9 +203,78 @@ class IdentityService:
         self.verifiers = {v.kind: v for v in verifiers}
         self._client_cache: dict[str, tuple[float, m.Client]] = {}
         self._client_keys_cache: dict[str, list[tuple[dict[str, Any], jwt.PyJWK]]] = {}
+        self._pairwise_lock = threading.Lock()
+        self._pairwise_key: bytes = config.pairwise_salt
 
     def now(self) -> float:
         return _now_ts(self.clock)
+
+    # ------------------------------------------------------------------ secrets at rest
+    def check_sealed_values(self) -> None:
+        """Start-up check that every sealed value this process will need opens with its KEKs:
+        each published signing key is opened, recorded KEK ids are compared with the KEKs
+        given, and the pairwise key is loaded. Raises
+        :class:`~egov_identity.domain.secrets_box.KekUnknown` (``KEK_UNKNOWN``) naming what is
+        sealed under which KEK id, or ``SealedValueUnreadable``; never a crypto traceback."""
+        unknown = values_under_unknown_keks(self.engine, self.box)
+        if unknown:
+            raise _unknown_keks(unknown, self.box)
+        opened = self.keyring.check_sealed()
+        self.pairwise_key()
+        legacy = unrecorded_values(self.engine)
+        log.info("sealed values checked", extra={
+            "kek_id": self.box.current_kek_id, "kek_ids": ",".join(self.box.kek_ids),
+            "signing_keys_opened": opened, "sealed_before_kek_ids": legacy})
+
+    def pairwise_key(self) -> bytes:
+        """The HMAC key of pairwise subjects (OIDC Core 8.1). ``EGOV_IDENTITY_PAIRWISE_SALT``
+        when set; otherwise a key kept in ``service_secrets``, sealed under the KEK, so that
+        pairwise subjects stay the same when the KEK rotates. Before that row existed the key
+        was the KEK itself: the first process to need it keeps whichever given KEK reproduces
+        the pairwise subjects already handed out (a fresh random key if none were)."""
+        if self._pairwise_key:
+            return self._pairwise_key
+        with self._pairwise_lock:
+            if not self._pairwise_key:
+                self._pairwise_key = self._load_pairwise_key()
+            return self._pairwise_key
+
+    def _load_pairwise_key(self) -> bytes:
+        column = t.service_secrets.c
+        for _ in range(2):
+            with self.engine.connect() as conn:
+                blob = conn.execute(sa.select(column.value_enc).where(
+                    column.name == PAIRWISE_SALT)).scalar()
+            if blob is not None:
+                return self.box.open(blob, PAIRWISE_SALT, what=f"service secret {PAIRWISE_SALT}")
+            salt = self._salt_of_issued_subjects()
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(t.service_secrets.insert().values(
+                        name=PAIRWISE_SALT, value_enc=self.box.seal(salt, PAIRWISE_SALT),
+                        kek_id=self.box.current_kek_id, created_at=self.now()))
+            except sa.exc.IntegrityError:
+                continue  # another process stored it first: use theirs
+            log.info("pairwise subject key stored", extra={"kek_id": self.box.current_kek_id})
+            return salt
+        raise Internal("PAIRWISE_SALT_UNAVAILABLE", "the pairwise subject key cannot be read")
+
+    def _salt_of_issued_subjects(self) -> bytes:
+        with self.engine.connect() as conn:
+            aliases = conn.execute(sa.select(t.subject_aliases.c.sub,
+                                             t.subject_aliases.c.person_id).limit(50)).all()
+            sectors = list(conn.execute(sa.select(t.clients.c.sector_identifier).where(
+                t.clients.c.subject_type == m.SubjectType.PAIRWISE.value).distinct()).scalars())
+        if not aliases:
+            return secrets.token_bytes(32)
+        for candidate in (self.config.kek, *self.config.previous_keks):
+            for sub, person_id in aliases:
+                if any(_pairwise_sub(candidate, sector, person_id) == sub for sector in sectors):
+                    return candidate
+        raise Internal(
+            "PAIRWISE_SALT_UNKNOWN",
+            "pairwise subjects were issued under a key none of the KEKs given reproduces: set "
+            "EGOV_IDENTITY_PAIRWISE_SALT to it (base64; before KEK rotation it was the KEK)")
 
     def purge_expired(self, grace_seconds: float = 3600.0) -> int:
         """Delete single-use records and keys well past expiry (any process may run it; the
@@ -524,9 +621,7 @@ class IdentityService:
         remembered so tokens presented back resolve to the person)."""
         if client.subject_type is m.SubjectType.PUBLIC:
             return person_id
-        mac = hmac.new(self.config.pairwise_salt or self.config.kek,
-                       f"{client.sector_identifier}|{person_id}".encode(), hashlib.sha256)
-        sub = "ps-" + mac.hexdigest()[:40]
+        sub = _pairwise_sub(self.pairwise_key(), client.sector_identifier, person_id)
         with contextlib.ExitStack() as stack:
             if conn is None:
                 conn = stack.enter_context(self.engine.begin())
@@ -585,6 +680,7 @@ class IdentityService:
         with self.engine.begin() as conn:
             conn.execute(t.persons.update().where(t.persons.c.person_id == session.person_id)
                          .values(totp_secret_enc=self.box.seal(secret, session.person_id),
+                                 totp_kek_id=self.box.current_kek_id,
                                  totp_confirmed=False, totp_last_step=0))
         person = self.person(session.person_id)
         return otpauth_uri(secret, person.username or person.person_id, "egov-trust")
@@ -606,8 +702,9 @@ class IdentityService:
             return False
         if require_confirmed and not row.totp_confirmed:
             return False
-        step = totp_matching_step(self.box.open(row.totp_secret_enc, person_id), code,
-                                  self.now())
+        seed = self.box.open(row.totp_secret_enc, person_id,
+                             what=f"TOTP seed of person {person_id}")
+        step = totp_matching_step(seed, code, self.now())
         if step is None:
             return False
         with self.engine.begin() as conn:  # each code once (RFC 6238 section 5.2)

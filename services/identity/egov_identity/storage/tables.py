@@ -37,6 +37,9 @@ persons = sa.Table(
     sa.Column("password_hash", sa.String(256)),
     sa.Column("enrolment_code_hash", sa.String(64)),
     sa.Column("totp_secret_enc", sa.LargeBinary),
+    # Id of the KEK that sealed totp_secret_enc (domain/secrets_box.py); NULL for a seed sealed
+    # before KEK ids were recorded (migration 0003) until rewrap-kek re-seals it.
+    sa.Column("totp_kek_id", sa.String(16), index=True),
     sa.Column("totp_confirmed", sa.Boolean, nullable=False, default=False),
     sa.Column("totp_last_step", sa.BigInteger, nullable=False, default=0),
     sa.Column("created_at", _ts, nullable=False),
@@ -83,10 +86,23 @@ signing_keys = sa.Table(
     sa.Column("generation", sa.Integer, nullable=False),
     sa.Column("public_jwk_json", sa.Text, nullable=False),
     sa.Column("private_key_enc", sa.LargeBinary, nullable=False),
+    # Id of the KEK that sealed private_key_enc; NULL before migration 0003 (see persons).
+    sa.Column("private_key_kek_id", sa.String(16)),
     sa.Column("activates_at", _ts, nullable=False),
     sa.Column("retires_at", _ts, nullable=False),
     sa.Column("expires_at", _ts, nullable=False),
     sa.UniqueConstraint("alg", "generation", name="uq_signing_keys_alg_generation"),
+)
+
+service_secrets = sa.Table(
+    "service_secrets",
+    metadata,
+    # Secrets the service makes for itself and keeps, sealed under the KEK like the signing keys
+    # (``pairwise_salt``: the HMAC key of pairwise subjects, kept across KEK rotations).
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value_enc", sa.LargeBinary, nullable=False),
+    sa.Column("kek_id", sa.String(16), nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
 )
 
 login_sessions = sa.Table(
