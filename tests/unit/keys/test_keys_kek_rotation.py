@@ -485,3 +485,15 @@ def test_a_malformed_previous_kek_names_the_variable_and_entry_but_not_the_key(
     assert info.value.variable == "EGOV_KEYS_SOFTWARE_PREVIOUS_KEKS"
     assert info.value.problem == problem
     assert key not in str(info.value)
+
+
+def test_rewrap_kek_with_the_pkcs11_backend_still_moves_the_software_blobs(
+    start, identity, keys_env, capsys
+):
+    # A deployment that moved to an HSM but keeps older software keys (and their KEK).
+    three_credentials_under_a(start, identity)
+    keys_env(key_backend="pkcs11", **kek_b_with_a())
+    assert main(["rewrap-kek"]) == 0
+    out = capsys.readouterr().out
+    assert "from KEK 'kek-a': 10" in out
+    assert "wrapped by the HSM-resident KEK ('egov-keys-kek') were left as they are" in out
