@@ -136,7 +136,7 @@ def _rewrap_page(
         kek_id = blob_kek_id(stored.key.blob)
         try:
             if kek_id == custody.kek_id:
-                custody.rewrap(stored.key)  # opens it; the result is not stored
+                custody.check(stored.key)
                 report.already_current += 1
                 continue
             rewrapped = custody.rewrap(stored.key)

@@ -54,9 +54,10 @@ class SoftwareCustody:
     def __init__(
         self, kek: bytes, kek_id: str = "kek-1", previous: Mapping[str, bytes] | None = None
     ) -> None:
-        keks = {kek_id: kek, **(previous or {})}
-        if kek_id in (previous or {}):
+        previous = previous or {}
+        if kek_id in previous:
             raise ValueError("a previous KEK cannot have the current KEK's id")
+        keks = {kek_id: kek, **previous}
         self._aeads: dict[bytes, AESGCM] = {}
         for name, key in keks.items():
             if len(key) != 32:
@@ -144,6 +145,10 @@ class SoftwareCustody:
         if self._unseal(rewrapped) != der:  # pragma: no cover - AES-GCM round trip
             raise ValueError("re-sealed blob does not open")
         return rewrapped
+
+    def check(self, key: KeyReference) -> None:
+        """Open ``key``'s blob without using it; raises like :meth:`rewrap`."""
+        self._unseal(key)
 
     def _open(self, key: KeyReference) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
         private = serialization.load_der_private_key(self._unseal(key), password=None)

@@ -521,28 +521,37 @@ class KeysRepository:
         (keyset pages: pass the last row id of the previous page)."""
         t = authorities if table is KeyTable.AUTHORITIES else credentials
         pk = t.c.name if table is KeyTable.AUTHORITIES else t.c.credential_id
+        role = t.c.role if table is KeyTable.AUTHORITIES else sa.literal(KeyRole.OWNER.value)
         query = (
-            sa.select(t)
+            sa.select(
+                pk.label("row_id"),
+                t.c.key_id,
+                t.c.algorithm,
+                role.label("role"),
+                t.c.public_key_der,
+                t.c.key_blob,
+            )
             .where(t.c.backend == CustodyBackend.SOFTWARE.value, pk > after)
             .order_by(pk)
             .limit(limit)
         )
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
-        out = []
-        for row in rows:
-            m = row._mapping
-            role = KeyRole(m["role"]) if table is KeyTable.AUTHORITIES else KeyRole.OWNER
-            key = KeyReference(
-                str(m["key_id"]),
-                CustodyBackend.SOFTWARE,
-                KeyAlgorithm(m["algorithm"]),
-                role,
-                bytes(m["public_key_der"]),
-                bytes(m["key_blob"]),
+        return [
+            StoredKey(
+                table,
+                str(row.row_id),
+                KeyReference(
+                    str(row.key_id),
+                    CustodyBackend.SOFTWARE,
+                    KeyAlgorithm(row.algorithm),
+                    KeyRole(row.role),
+                    bytes(row.public_key_der),
+                    bytes(row.key_blob),
+                ),
             )
-            out.append(StoredKey(table, str(m[pk.name]), key))
-        return out
+            for row in rows
+        ]
 
     def replace_key_blobs(
         self,
