@@ -39,6 +39,7 @@ from egov_identity.domain.authentication import ThrottlePolicy
 from egov_identity.domain.kek_rotation import rewrap_sealed_values
 from egov_identity.domain.keyring import ALGORITHMS
 from egov_identity.domain.levels import AssuranceLevels
+from egov_identity.domain.secrets_box import SecretBox
 from egov_identity.domain.service import IdentityConfig, IdentityService
 from egov_identity.http import build_http_app
 from egov_identity.servicer import grpc_services
@@ -54,7 +55,6 @@ def identity_service(settings: IdentitySettings) -> IdentityService:
     """The service on the settings' database (migrated to head), KEKs checked: raises
     ``SettingsError`` for a malformed setting and ``EgovError`` (``KEK_UNKNOWN``, ...) when a
     sealed value does not open with the KEKs given. Registers nothing, creates no key."""
-    upgrade_to_head(settings.database_url, MIGRATIONS)
     config = IdentityConfig(
         issuer=settings.issuer_url(), kek=settings.kek_bytes(),
         previous_keks=settings.previous_kek_bytes(),
@@ -72,6 +72,7 @@ def identity_service(settings: IdentitySettings) -> IdentityService:
         throttle=ThrottlePolicy(settings.max_failures, settings.client_max_failures,
                                 settings.failure_window_seconds, settings.lockout_seconds),
         argon2_time_cost=settings.argon2_time_cost, argon2_memory_kib=settings.argon2_memory_kib)
+    upgrade_to_head(settings.database_url, MIGRATIONS)
     population = SyntheticPopulation(settings.population_seed, settings.population_size)
     service = IdentityService(config, make_engine(settings.database_url), SystemClock(),
                               registry=population, companies=population, kyc=population)
@@ -105,11 +106,10 @@ def build_service(settings: IdentitySettings) -> IdentityService:
 
 def rewrap_kek(settings: IdentitySettings, batch_size: int) -> int:
     """``rewrap-kek``: prints one line per kind of value; exit 1 naming what no KEK opens."""
+    box = SecretBox(settings.kek_bytes(), settings.previous_kek_bytes())
+    upgrade_to_head(settings.database_url, MIGRATIONS)
     engine = make_engine(settings.database_url)
     try:
-        from egov_identity.domain.secrets_box import SecretBox
-        upgrade_to_head(settings.database_url, MIGRATIONS)
-        box = SecretBox(settings.kek_bytes(), settings.previous_kek_bytes())
         report = rewrap_sealed_values(engine, box, batch_size=batch_size)
     finally:
         engine.dispose()
@@ -139,8 +139,10 @@ def rotate_signing_key(settings: IdentitySettings, algs: list[str], retire_old: 
         for alg in algs:
             done = service.keyring.rotate_immediately(alg, withdraw_old=retire_old)
             print(f"{alg}: new signing key {done.new_kid}, published and signing now")
-            old = ", ".join(done.old_kids) or "none"
-            if retire_old:
+            old = ", ".join(done.old_kids)
+            if not old:
+                print(f"{alg}: there was no earlier key")
+            elif retire_old:
                 print(f"{alg}: withdrawn from JWKS now: {old} (tokens they signed no longer "
                       "verify once relying parties refresh their JWKS)")
             else:
@@ -169,8 +171,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="withdraw the old keys from JWKS now: tokens they signed stop "
                              "verifying (a suspected key)")
     rotate.add_argument("--alg", choices=ALGORITHMS, action="append",
-                        help="only this algorithm (default: every published one: "
-                             f"{', '.join(ALGORITHMS)})")
+                        help=f"only this algorithm (default: {' and '.join(ALGORITHMS)})")
     return parser
 
 

@@ -148,8 +148,9 @@ class KeyRing:
             self._checked_at = now
 
     def rotate_now(self) -> str:
-        """Publish the next ES256 key now; it starts signing ``publish_ahead_seconds`` later
-        (operators: a suspected key; tests). Returns its kid."""
+        """Publish the next ES256 key now; it starts signing ``publish_ahead_seconds`` later, so
+        relying parties' caches hold it first (a planned early rotation; tests). For a suspected
+        key see :meth:`rotate_immediately`. Returns its kid."""
         self.ensure(force=True)
         now = self._now()
         with self._lock:
@@ -216,7 +217,8 @@ class KeyRing:
         log.warning("signing key replaced immediately", extra={
             "alg": alg, "kid": result.new_kid, "old_kids": ",".join(result.old_kids),
             "withdrawn_from_jwks": withdraw_old, "kek_id": row["private_key_kek_id"]})
-        self.ensure(force=True)
+        with self._lock:
+            self._load()
         return result
 
     def check_sealed(self) -> int:
