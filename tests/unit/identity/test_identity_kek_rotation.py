@@ -22,7 +22,7 @@ from alembic.config import Config
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from egov_common.clock import FixedClock
 from egov_common.db import make_engine, migrations_dir, upgrade_to_head
-from egov_common.errors import Code, Unauthenticated
+from egov_common.errors import Code, EgovError, Unauthenticated
 from egov_common.settings import SettingsError, load_settings
 from egov_identity.__main__ import main
 from egov_identity.adapters.population import SyntheticPopulation
@@ -436,3 +436,19 @@ def test_rotate_signing_key_with_the_wrong_kek_refuses_and_creates_nothing(
         assert conn.execute(sa.select(sa.func.count()).select_from(t.signing_keys).where(
             t.signing_keys.c.private_key_kek_id == kek_id(STRANGER))).scalar_one() == 0
     engine.dispose()
+
+
+def test_pairwise_subjects_from_an_unknown_key_stop_start_up_instead_of_changing(
+        old_world: World, sqlite_url: str) -> None:
+    """Subjects handed out under a PAIRWISE_SALT that is no longer set (and no KEK given
+    reproduces them): refusing is better than silently giving every person a new ``sub``."""
+    register_portal(old_world, "pairwise-portal", subject_type=m.SubjectType.PAIRWISE,
+                    sector_identifier="p.example")
+    lost_salt = secrets.token_bytes(32)
+    sub = "ps-" + hmac.new(lost_salt, b"p.example|p-1", hashlib.sha256).hexdigest()[:40]
+    with old_world.service.engine.begin() as conn:
+        conn.execute(t.subject_aliases.insert().values(sub=sub, person_id="p-1"))
+    with pytest.raises(EgovError) as info:
+        _restart(old_world, sqlite_url, NEW, (OLD,))
+    assert info.value.reason == "PAIRWISE_SALT_UNKNOWN"
+    assert "EGOV_IDENTITY_PAIRWISE_SALT" in info.value.message
