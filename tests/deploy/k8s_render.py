@@ -90,6 +90,7 @@ class SecretRef:
     variable: str
     secret: str
     key: str
+    optional: bool = False  # the kubelet leaves the variable unset when the key is absent
 
 
 def container_env(
@@ -110,7 +111,9 @@ def container_env(
             env[item["name"]] = str(item["value"])
         elif "secretKeyRef" in item.get("valueFrom", {}):
             ref = item["valueFrom"]["secretKeyRef"]
-            secrets.append(SecretRef(item["name"], ref["name"], ref["key"]))
+            secrets.append(
+                SecretRef(item["name"], ref["name"], ref["key"], bool(ref.get("optional")))
+            )
             env.pop(item["name"], None)
         elif "configMapKeyRef" in item.get("valueFrom", {}):
             ref = item["valueFrom"]["configMapKeyRef"]

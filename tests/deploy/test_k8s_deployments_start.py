@@ -216,6 +216,8 @@ def process_env(
     env, refs = container_env(objects, container)
     local = {k: pod.localise(v) for k, v in env.items()}
     for ref in refs:
+        if ref.optional and ref.key not in secret_files(ref.secret, pod.objects):
+            continue  # as the kubelet does
         local[ref.variable] = secret_env(ref.secret, ref.key, name, pod)
     # What the image adds (Dockerfile ENV): nothing but where to find Python and /tmp.
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
@@ -324,6 +326,8 @@ def test_dev_secrets_script_makes_every_secret_the_dev_overlay_needs() -> None:
                 )
         for container in pod_spec(workload)["containers"]:
             for ref in container_env(objects, container)[1]:
+                if ref.optional:
+                    continue
                 needed.setdefault(ref.secret, set()).add(ref.key)
     for secret, keys in needed.items():
         assert keys <= set(secret_files(secret, objects)), secret
