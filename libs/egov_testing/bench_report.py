@@ -32,6 +32,7 @@ Run: ``python -m egov_testing.bench_report [--bench-dir bench]``.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import json
 import os
@@ -420,6 +421,142 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Target:
+    """A target an issue sets, checked against the figures whose paths match ``patterns``.
+
+    ``patterns`` are fnmatch patterns on ``service:dotted.path`` (ratios included: a target may
+    be a ratio the benchmark derived); ``at_least`` says which way is better. The best matching
+    figure is reported, so a target met by one configuration and missed by another reads as met
+    only when a separate row does not say otherwise.
+    """
+
+    what: str
+    patterns: tuple[str, ...]
+    threshold: float
+    unit: str
+    at_least: bool = True
+
+
+#: The targets of the issues, on a 2-core machine.
+TARGETS: tuple[Target, ...] = (
+    Target("registry: registrations/s, one per call, SQLite",
+           ("registry:grpc_sqlite_*.single_registrations_per_s",), 2000, "1/s"),
+    Target("registry: registrations/s, batched, SQLite",
+           ("registry:grpc_sqlite_*.batched_registrations_per_s",), 2000, "1/s"),
+    Target("registry: lookups/s (GetDocument or LookupByHash), SQLite",
+           ("registry:grpc_sqlite_*.get_document_per_s",
+            "registry:grpc_sqlite_*.lookup_by_hash_per_s"), 5000, "1/s"),
+    Target("registry: inclusion proof at 1M leaves, median",
+           ("registry:proofs_1m_leaves_*.inclusion_proof_ms_median",), 5, "ms", at_least=False),
+    Target("keys: SignHash calls/s, SoftHSM-wrapped P-256",
+           ("keys:sign_hash_calls_per_second.pkcs11.*",), 800, "1/s"),
+    Target("keys: signatures/s through SignHash batches, SoftHSM-wrapped P-256",
+           ("keys:signatures_per_second_batches_of_*.pkcs11.*",), 800, "1/s"),
+    Target("identity: refresh or client-credentials grants/s",
+           ("identity:grants_per_second_*.refresh_*",
+            "identity:grants_per_second_*.client_credentials_*"), 1200, "1/s"),
+    Target("signing: B-B throughput, ours over pyHanko in-process (same concurrency)",
+           ("signing:sign_B-B_workers*.throughput_ratio_ours_over_pyhanko",), 2.0, "×"),
+    Target("signing: B-LTA time, ours over pyHanko in-process (same concurrency)",
+           ("signing:sign_B-LTA_workers*.time_ratio_ours_over_pyhanko",), 1.0, "×",
+           at_least=False),
+    Target("signing: verification time, over gRPC over in-process",
+           ("signing:verify_*.time_ratio_grpc_over_in_process",), 1.2, "×", at_least=False),
+    Target("signing: peak memory signing a 10 MB PDF, over the file size",
+           ("signing:pdf_10MB.peak_growth_over_file_size",), 3.0, "×", at_least=False),
+)
+
+
+def _all_numbers(service: str, results: Mapping[str, Any]) -> dict[str, float]:
+    """``service:dotted.path`` -> value of every number in a results file."""
+    body = {k: v for k, v in results.items() if k not in _IGNORED_TOP}
+    out: dict[str, float] = {}
+    for path, leaf, _holder in _numbers(body, ()):
+        value = leaf.get("value") if isinstance(leaf, Mapping) else leaf
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[f"{service}:{'.'.join(path)}"] = float(value)
+    return out
+
+
+def check_targets(numbers: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Each target with the best and worst matching figures (configurations: concurrency,
+    database, size) and ``met``: "yes" when every configuration meets it, "partly" when only
+    some do, "no" when none does, None when nothing was measured."""
+    rows: list[dict[str, Any]] = []
+    for target in TARGETS:
+        found = {
+            name: value
+            for name, value in numbers.items()
+            if any(fnmatch.fnmatchcase(name, pattern) for pattern in target.patterns)
+        }
+
+        def meets(value: float, target: Target = target) -> bool:
+            return value >= target.threshold if target.at_least else value <= target.threshold
+
+        better, worse = (max, min) if target.at_least else (min, max)
+        best_name = better(found, key=found.__getitem__, default=None)
+        worst_name = worse(found, key=found.__getitem__, default=None)
+        met: str | None = None
+        if found:
+            passing = sum(meets(v) for v in found.values())
+            met = "yes" if passing == len(found) else ("partly" if passing else "no")
+        sign = "≥" if target.at_least else "≤"
+        rows.append({
+            "what": target.what,
+            "target": f"{sign} {_number(target.threshold)} {target.unit}",
+            "unit": target.unit,
+            "best": found[best_name] if best_name is not None else None,
+            "best_figure": best_name,
+            "worst": found[worst_name] if worst_name is not None else None,
+            "worst_figure": worst_name,
+            "configurations": len(found),
+            "met": met,
+        })
+    return rows
+
+
+def render_targets(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| target | goal | best measured | worst measured | met |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        def shown(value: float | None, unit: str = row["unit"]) -> str:
+            return "not measured" if value is None else f"{_number(value)} {unit}"
+
+        met = {"yes": "yes", "partly": "**partly**", "no": "**no**", None: "–"}[row["met"]]
+        lines.append(
+            f"| {row['what']} | {row['target']} | {shown(row['best'])} | "
+            f"{shown(row['worst'])} | {met} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+README_START = "<!-- bench:start (written by `make bench`) -->"
+README_END = "<!-- bench:end -->"
+
+
+def update_readme(readme: Path, machine: Mapping[str, Any], targets: str, table: str) -> bool:
+    """Replace what stands between the README's bench markers with this run's targets and its
+    full table (folded). Returns False, changing nothing, when the markers are absent."""
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    full = table.split("\n", 2)[2].lstrip("\n")  # without the '# Benchmarks' heading
+    body = (
+        f"{README_START}\n"
+        f"Last `make bench`: {machine['generated']}, {machine['cpus']} CPUs, Python "
+        f"{machine['python']}. Targets from the issues, over every configuration measured "
+        "(concurrency, database, size):\n\n"
+        f"{targets}\n<details><summary>Every figure beside its anchor</summary>\n\n"
+        f"{full}\n</details>\n"
+    )
+    readme.write_text(text[:start] + body + text[end:])
+    return True
+
+
 def write_report(bench_dir: Path, *, anchors: Mapping[str, Anchor] | None = None) -> Path:
     """Read ``bench_dir/results-*.json``, measure the machine anchors they need (unless given),
     write ``results.json`` and ``RESULTS.md`` there. Returns the Markdown path.
@@ -431,11 +568,14 @@ def write_report(bench_dir: Path, *, anchors: Mapping[str, Anchor] | None = None
         raise FileNotFoundError(f"no {bench_dir}/results-*.json: run the benchmarks first")
     figures: list[Figure] = []
     own: dict[str, Anchor] = {}
+    numbers: dict[str, float] = {}
     for path in files:
         service = path.stem.removeprefix("results-")
-        found, brought = collect_figures(service, json.loads(path.read_text()))
+        results = json.loads(path.read_text())
+        found, brought = collect_figures(service, results)
         figures += found
         own.update(brought)
+        numbers.update(_all_numbers(service, results))
     needed = {
         base
         for f in figures
@@ -461,10 +601,17 @@ def write_report(bench_dir: Path, *, anchors: Mapping[str, Anchor] | None = None
         ],
         "parameters": [{**asdict(f), "name": f.name} for f in figures if f.is_parameter],
         "sources": [p.name for p in files],
+        "targets": check_targets(numbers),
     }
     (bench_dir / "results.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    targets = render_targets(check_targets(numbers))
+    table = render_markdown(figures, all_anchors, machine)
     markdown = bench_dir / "RESULTS.md"
-    markdown.write_text(render_markdown(figures, all_anchors, machine))
+    heading, rest = table.split("\n", 1)
+    markdown.write_text(f"{heading}\n\n## Targets\n\n{targets}\n## Figures\n{rest}")
+    readme = bench_dir.resolve().parent / "README.md"
+    if readme.exists():
+        update_readme(readme, machine, targets, table)
     return markdown
 
 

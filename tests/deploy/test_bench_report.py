@@ -116,3 +116,42 @@ def test_an_anchor_in_other_units_gives_no_ratio(tmp_path: Path) -> None:
 def test_no_results_means_run_the_benchmarks_first(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="run the benchmarks first"):
         write_report(tmp_path, anchors={})
+
+
+def test_targets_say_when_some_configurations_miss_them(tmp_path: Path) -> None:
+    from egov_testing.bench_report import check_targets
+
+    numbers = {
+        "registry:grpc_sqlite_10000.single_registrations_per_s": 600.0,
+        "registry:grpc_sqlite_10000.batched_registrations_per_s": 6000.0,
+        "registry:proofs_1m_leaves_sqlite.inclusion_proof_ms_median": 2.0,
+        "signing:sign_B-LTA_workers1.time_ratio_ours_over_pyhanko": 0.9,
+        "signing:sign_B-LTA_workers2.time_ratio_ours_over_pyhanko": 1.1,
+    }
+    rows = {row["what"]: row for row in check_targets(numbers)}
+    single = rows["registry: registrations/s, one per call, SQLite"]
+    assert (single["best"], single["met"]) == (600.0, "no")
+    assert rows["registry: registrations/s, batched, SQLite"]["met"] == "yes"
+    assert rows["registry: inclusion proof at 1M leaves, median"]["met"] == "yes"  # lower: better
+    lta = rows["signing: B-LTA time, ours over pyHanko in-process (same concurrency)"]
+    assert (lta["best"], lta["worst"], lta["met"]) == (0.9, 1.1, "partly")
+    assert rows["keys: SignHash calls/s, SoftHSM-wrapped P-256"]["met"] is None  # not measured
+
+
+def test_the_readme_part_between_the_markers_is_rewritten_and_nothing_else(tmp_path: Path) -> None:
+    from egov_testing.bench_report import README_END, README_START, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n\n{README_START}\nold figures\n{README_END}\n\nafter\n")
+    machine = {"generated": "2026-11-26T00:00:00+00:00", "cpus": 2, "python": "3.11.7"}
+    table = "# Benchmarks\n\nMachine: ...\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    assert update_readme(readme, machine, "| target |\n|---|\n| t |\n", table)
+    text = readme.read_text()
+    assert "old figures" not in text
+    assert text.startswith("# x\n\nbefore\n\n" + README_START)
+    assert text.endswith(README_END + "\n\nafter\n")
+    assert "| t |" in text and "| 1 | 2 |" in text and "2 CPUs" in text
+    plain = tmp_path / "OTHER.md"
+    plain.write_text("no markers\n")
+    assert not update_readme(plain, machine, "", table)
+    assert plain.read_text() == "no markers\n"
