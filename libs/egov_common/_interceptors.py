@@ -2,22 +2,30 @@
 
 One wrapper so that streaming calls (client-streamed uploads, server-streamed downloads) get the
 same treatment as unary ones: the scope spans the whole response stream.
+
+Everything that does not depend on the call is worked out once per method (the wrapped handler,
+whether the method is infrastructure, the log level), so a call pays only for what is its own:
+reading its metadata once, three context variables, the servicer, one log record and the
+metrics.
 """
 
 from __future__ import annotations
 
-import contextlib
+import contextvars
 import logging
+import random
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 
-from egov_common.auth import ANONYMOUS, Caller, CallerKind, TokenVerifier, caller_scope
-from egov_common.deadlines import deadline_scope
+from egov_common.auth import ANONYMOUS, Caller, CallerKind, TokenVerifier, caller_var
+from egov_common.deadlines import deadline_var
 from egov_common.errors import (
     DeadlineExceeded,
     EgovError,
@@ -33,6 +41,10 @@ log = logging.getLogger("egov.rpc")
 
 _NO_DEADLINE = 10 * 365 * 24 * 3600.0
 _INFRA_PREFIX = "/grpc."  # health and reflection: logged at DEBUG, no caller identity
+#: Metadata keys the trace context travels in (W3C trace context and baggage).
+_TRACE_KEYS = frozenset({"traceparent", "tracestate", "baggage"})
+_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
+_random = random.SystemRandom()
 
 
 @dataclass
@@ -42,55 +54,69 @@ class _Outcome:
     peer_kind: str = CallerKind.ANONYMOUS.value
 
 
-Scope = Callable[[grpc.ServicerContext], contextlib.AbstractContextManager[None]]
+@dataclass(frozen=True, slots=True)
+class _Method:
+    """What is known about a method before any call arrives."""
+
+    name: str
+    infrastructure: bool
+    level: int
 
 
-def wrap_handler(handler: grpc.RpcMethodHandler, scope: Scope) -> grpc.RpcMethodHandler:
-    """The same handler with every call (including its whole response stream) run in ``scope``."""
-    if handler.request_streaming and handler.response_streaming:
-        inner, factory = handler.stream_stream, grpc.stream_stream_rpc_method_handler
-    elif handler.request_streaming:
-        inner, factory = handler.stream_unary, grpc.stream_unary_rpc_method_handler
-    elif handler.response_streaming:
-        inner, factory = handler.unary_stream, grpc.unary_stream_rpc_method_handler
-    else:
-        inner, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+class _Call:
+    """The state of one call between its start and its request log line."""
 
-    if handler.response_streaming:
-
-        def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-            with scope(context):
-                yield from inner(request, context)
-
-    else:
-
-        def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-            with scope(context):
-                return inner(request, context)
-
-    wrapped: grpc.RpcMethodHandler = factory(
-        behavior,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
+    __slots__ = (
+        "authorization",
+        "caller_token",
+        "deadline_token",
+        "otel_token",
+        "outcome",
+        "started",
+        "trace_id",
+        "trace_token",
     )
-    return wrapped
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.outcome = _Outcome()
+        self.trace_id = ""
+        self.trace_token: contextvars.Token[str] | None = None
+        self.deadline_token: contextvars.Token[float | None] | None = None
+        self.caller_token: contextvars.Token[Caller] | None = None
+        self.otel_token: object = None
+        self.authorization: str | bytes | None = None
 
 
 class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Everything ``egov_common.server`` does around a servicer method, in this order:
 
-    1. deadline: ``egov_common.deadlines.remaining()`` reflects the caller's deadline;
-    2. caller identity: ``egov_common.auth.current_caller()`` (mTLS peer CN, bearer token);
-    3. errors: ``EgovError`` -> ``google.rpc.Status`` with ErrorInfo/BadRequest; an unexpected
+    1. trace: with ``propagate_trace`` (no tracing interceptor outside this one, i.e. no span
+       exporter configured) the caller's W3C trace context is continued without recording a
+       span: log lines carry the caller's trace id and outgoing calls propagate it; a call
+       without one gets a fresh trace id. Otherwise the OpenTelemetry server span's id is used;
+    2. deadline: ``egov_common.deadlines.remaining()`` reflects the caller's deadline;
+    3. caller identity: ``egov_common.auth.current_caller()`` (mTLS peer CN, bearer token);
+       ``check_peer_certificate=False`` (a plaintext server) skips the TLS peer lookup;
+    4. errors: ``EgovError`` -> ``google.rpc.Status`` with ErrorInfo/BadRequest; an unexpected
        exception -> INTERNAL with reason ``INTERNAL`` and only the trace id as detail;
-    4. one log line and the RPC metrics per call (method, code, reason, duration, peer kind).
+    5. one log line and the RPC metrics per call (method, code, reason, duration, peer kind).
     """
 
     def __init__(
-        self, token_verifier: TokenVerifier | None = None, rpc_metrics: RpcMetrics | None = None
+        self,
+        token_verifier: TokenVerifier | None = None,
+        rpc_metrics: RpcMetrics | None = None,
+        *,
+        propagate_trace: bool = False,
+        check_peer_certificate: bool = True,
     ) -> None:
         self._token_verifier = token_verifier
         self._metrics = rpc_metrics
+        self._propagate_trace = propagate_trace
+        self._check_peer = check_peer_certificate
+        # method -> (the handler grpc found, our wrapper of it): built on a method's first call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     def intercept_service(
         self,
@@ -101,44 +127,140 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return None
         method: str = handler_call_details.method
-        return wrap_handler(handler, lambda context: self._scope(method, context))
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        infrastructure = method.startswith(_INFRA_PREFIX)
+        info = _Method(method, infrastructure, logging.DEBUG if infrastructure else logging.INFO)
+        wrapped = self._wrap(handler, info)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
-    @contextlib.contextmanager
-    def _scope(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
-        started = time.perf_counter()
-        outcome = _Outcome()
-        trace_token = trace_id_var.set(current_trace_id() or secrets.token_hex(16))
-        try:
-            with deadline_scope(_time_remaining(context)):
+    def _wrap(self, handler: grpc.RpcMethodHandler, info: _Method) -> grpc.RpcMethodHandler:
+        """The same handler with every call (including its whole response stream) in scope."""
+        if handler.request_streaming and handler.response_streaming:
+            inner, factory = handler.stream_stream, grpc.stream_stream_rpc_method_handler
+        elif handler.request_streaming:
+            inner, factory = handler.stream_unary, grpc.stream_unary_rpc_method_handler
+        elif handler.response_streaming:
+            inner, factory = handler.unary_stream, grpc.unary_stream_rpc_method_handler
+        else:
+            inner, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+        start, admit, failed, finish = self._start, self._admit, self._failed, self._finish
+
+        if handler.response_streaming:
+
+            def behavior(request: Any, context: grpc.ServicerContext) -> Any:
+                call = start(info, context)
                 try:
-                    caller = ANONYMOUS
-                    if not method.startswith(_INFRA_PREFIX):
-                        caller = self._identify(context)
-                    outcome.peer_kind = caller.kind.value
-                    with caller_scope(caller):
-                        yield
-                except EgovError as error:
-                    self._abort(context, outcome, error)
-                except grpc.RpcError as upstream:
-                    self._abort(context, outcome, _from_upstream(method, upstream))
+                    admit(info, call, context)
+                    yield from inner(request, context)
                 except Exception as exc:
-                    code = _context_code(context)
-                    if type(exc) is Exception and code not in (None, grpc.StatusCode.OK):
-                        outcome.code = code.name  # the servicer called context.abort()
-                        raise
-                    log.exception("unexpected error serving %s", method)
-                    self._abort(
-                        context,
-                        outcome,
-                        Internal("INTERNAL", f"internal error (trace id {current_trace_id()})"),
-                    )
-        finally:
-            self._record(method, context, outcome, started)
-            trace_id_var.reset(trace_token)
+                    failed(info, call, context, exc)
+                    raise
+                finally:
+                    finish(info, call, context)
 
-    def _identify(self, context: grpc.ServicerContext) -> Caller:
-        peer_service = _peer_service(context)
-        token = _bearer_token(context)
+        else:
+
+            def behavior(request: Any, context: grpc.ServicerContext) -> Any:
+                call = start(info, context)
+                try:
+                    admit(info, call, context)
+                    return inner(request, context)
+                except Exception as exc:
+                    failed(info, call, context, exc)
+                    raise
+                finally:
+                    finish(info, call, context)
+
+        wrapped: grpc.RpcMethodHandler = factory(
+            behavior,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+        return wrapped
+
+    # -- one call ----------------------------------------------------------------------------
+
+    def _start(self, info: _Method, context: grpc.ServicerContext) -> _Call:
+        """Trace id and deadline of the call (never raises)."""
+        call = _Call()
+        authorization: str | bytes | None = None
+        carrier: dict[str, str] | None = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                if authorization is None:
+                    authorization = value
+            elif key in _TRACE_KEYS and isinstance(value, str):
+                if carrier is None:
+                    carrier = {}
+                carrier[key] = value
+        if self._propagate_trace and not info.infrastructure:
+            # The caller's context (with its baggage and trace state), else a fresh trace.
+            ctx = propagate.extract(carrier) if carrier is not None else otel_context.Context()
+            span_context = trace.get_current_span(ctx).get_span_context()
+            if not span_context.is_valid:
+                span_context = trace.SpanContext(
+                    _random.getrandbits(128) or 1,
+                    _random.getrandbits(64) or 1,
+                    is_remote=False,
+                    trace_flags=_SAMPLED,
+                )
+                ctx = trace.set_span_in_context(trace.NonRecordingSpan(span_context), ctx)
+            call.otel_token = otel_context.attach(ctx)
+            call.trace_id = format(span_context.trace_id, "032x")
+        else:
+            call.trace_id = current_trace_id() or secrets.token_hex(16)
+        call.trace_token = trace_id_var.set(call.trace_id)
+        call.deadline_token = deadline_var.set(_deadline(context))
+        call.authorization = authorization
+        return call
+
+    def _admit(self, info: _Method, call: _Call, context: grpc.ServicerContext) -> None:
+        """Make the caller current; an unacceptable token raises ``Unauthenticated``."""
+        if info.infrastructure:
+            return
+        caller = self._identify(context, call.authorization)
+        call.outcome.peer_kind = caller.kind.value
+        call.caller_token = caller_var.set(caller)
+
+    def _failed(
+        self, info: _Method, call: _Call, context: grpc.ServicerContext, exc: Exception
+    ) -> None:
+        """Map ``exc`` to the call's status (raising grpc's abort), or return to re-raise it."""
+        if isinstance(exc, EgovError):
+            self._abort(context, call.outcome, exc)
+        elif isinstance(exc, grpc.RpcError):
+            self._abort(context, call.outcome, _from_upstream(info.name, exc))
+        else:
+            code = _context_code(context)
+            if type(exc) is Exception and code not in (None, grpc.StatusCode.OK):
+                call.outcome.code = code.name  # the servicer called context.abort()
+                return
+            log.exception("unexpected error serving %s", info.name)
+            self._abort(
+                context,
+                call.outcome,
+                Internal("INTERNAL", f"internal error (trace id {call.trace_id})"),
+            )
+
+    def _finish(self, info: _Method, call: _Call, context: grpc.ServicerContext) -> None:
+        try:
+            self._record(info, context, call)
+        finally:
+            if call.caller_token is not None:
+                caller_var.reset(call.caller_token)
+            if call.deadline_token is not None:
+                deadline_var.reset(call.deadline_token)
+            if call.trace_token is not None:
+                trace_id_var.reset(call.trace_token)
+            if call.otel_token is not None:
+                otel_context.detach(call.otel_token)  # type: ignore[arg-type]
+
+    def _identify(self, context: grpc.ServicerContext, authorization: str | bytes | None) -> Caller:
+        peer_service = _peer_service(context) if self._check_peer else None
+        token = _bearer_token(authorization)
         if token is not None:
             if self._token_verifier is None:  # fail closed: a token we cannot check is refused
                 raise Unauthenticated(
@@ -157,9 +279,8 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         context.set_details(status.details)
         context.abort_with_status(status)
 
-    def _record(
-        self, method: str, context: grpc.ServicerContext, outcome: _Outcome, started: float
-    ) -> None:
+    def _record(self, info: _Method, context: grpc.ServicerContext, call: _Call) -> None:
+        outcome = call.outcome
         code = outcome.code
         if code is None:
             if context.is_active():
@@ -168,23 +289,35 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 remaining = _time_remaining(context)
                 expired = remaining is not None and remaining <= 0
                 code = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
-        duration_ms = (time.perf_counter() - started) * 1000
-        level = logging.DEBUG if method.startswith(_INFRA_PREFIX) else logging.INFO
-        log.log(
-            level,
-            "rpc %s %s",
-            method,
-            code,
-            extra={
-                "rpc_method": method,
-                "rpc_code": code,
-                "rpc_reason": outcome.reason,
-                "duration_ms": round(duration_ms, 3),
-                "peer_kind": outcome.peer_kind,
-            },
-        )
+        duration_ms = (time.perf_counter() - call.started) * 1000
+        if log.isEnabledFor(info.level):
+            # makeRecord + handle: the same record log.log() makes, without walking the stack
+            # for a caller's file and line that the JSON lines do not show.
+            record = log.makeRecord(
+                log.name,
+                info.level,
+                "",
+                0,
+                "rpc %s %s",
+                (info.name, code),
+                None,
+                extra={
+                    "rpc_method": info.name,
+                    "rpc_code": code,
+                    "rpc_reason": outcome.reason,
+                    "duration_ms": round(duration_ms, 3),
+                    "peer_kind": outcome.peer_kind,
+                },
+            )
+            log.handle(record)
         if self._metrics is not None:
-            self._metrics.record(method, code, duration_ms)
+            self._metrics.record(info.name, code, duration_ms)
+
+
+def _deadline(context: grpc.ServicerContext) -> float | None:
+    """The call's deadline on ``time.monotonic()``'s clock, or ``None``."""
+    left = _time_remaining(context)
+    return None if left is None else time.monotonic() + left
 
 
 def _time_remaining(context: grpc.ServicerContext) -> float | None:
@@ -227,12 +360,12 @@ def _peer_service(context: grpc.ServicerContext) -> str | None:
     return names[0].decode() if names else None
 
 
-def _bearer_token(context: grpc.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
-            text = value.decode() if isinstance(value, bytes) else value
-            scheme, _, token = text.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise Unauthenticated("TOKEN_MALFORMED", "authorization must be 'Bearer <token>'")
-            return token.strip()
-    return None
+def _bearer_token(value: str | bytes | None) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` value; ``None`` without one."""
+    if value is None:
+        return None
+    text = value.decode() if isinstance(value, bytes) else value
+    scheme, _, token = text.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("TOKEN_MALFORMED", "authorization must be 'Bearer <token>'")
+    return token.strip()

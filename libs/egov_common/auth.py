@@ -63,7 +63,10 @@ class Caller:
 
 ANONYMOUS = Caller(kind=CallerKind.ANONYMOUS)
 
-_caller: contextvars.ContextVar[Caller] = contextvars.ContextVar("egov_caller", default=ANONYMOUS)
+#: The caller of the call being served (set by the server per call; read ``current_caller()``).
+caller_var: contextvars.ContextVar[Caller] = contextvars.ContextVar(
+    "egov_caller", default=ANONYMOUS
+)
 
 
 class TokenVerifier(Protocol):
@@ -79,14 +82,14 @@ class TokenVerifier(Protocol):
 
 def current_caller() -> Caller:
     """The caller of the gRPC call being served (``ANONYMOUS`` outside a call)."""
-    return _caller.get()
+    return caller_var.get()
 
 
 @contextlib.contextmanager
 def caller_scope(caller: Caller) -> Iterator[Caller]:
     """Make ``caller`` current for the block (the server does this; tests of servicers too)."""
-    token = _caller.set(caller)
+    token = caller_var.set(caller)
     try:
         yield caller
     finally:
-        _caller.reset(token)
+        caller_var.reset(token)

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 __all__ = ["deadline_scope", "remaining"]
 
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+#: The current call's deadline on ``time.monotonic()``'s clock (set by the server per call).
+deadline_var: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "egov_deadline", default=None
 )
 
@@ -19,15 +20,15 @@ def remaining() -> float | None:
 
     ``egov_common.channels`` uses it as the timeout of outgoing calls.
     """
-    deadline = _deadline.get()
+    deadline = deadline_var.get()
     return None if deadline is None else deadline - time.monotonic()
 
 
 @contextlib.contextmanager
 def deadline_scope(seconds: float | None) -> Iterator[None]:
     """Run the block with a deadline ``seconds`` from now (``None``: no deadline)."""
-    token = _deadline.set(None if seconds is None else time.monotonic() + seconds)
+    token = deadline_var.set(None if seconds is None else time.monotonic() + seconds)
     try:
         yield
     finally:
-        _deadline.reset(token)
+        deadline_var.reset(token)

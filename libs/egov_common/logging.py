@@ -19,6 +19,8 @@ import re
 import sys
 from typing import Any
 
+from opentelemetry import trace as _otel_trace
+
 __all__ = [
     "IdentifierMaskingFilter",
     "JsonFormatter",
@@ -33,6 +35,7 @@ __all__ = [
 trace_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("egov_trace_id", default="")
 
 _THIRTEEN_DIGITS = re.compile(r"(?<!\d)(\d)-?(\d{4})-?(\d{5})-?(\d{2})-?(\d)(?!\d)")
+_SHORTEST_IDENTIFIER = 13  # characters: shorter text cannot hold a 13-digit identifier
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
@@ -60,11 +63,7 @@ def mask_text(text: str) -> str:
 
 def current_trace_id() -> str:
     """Hex trace id of the current span, else the per-call id set by the server, else ``""``."""
-    try:
-        from opentelemetry import trace
-    except ImportError:  # pragma: no cover - opentelemetry is a dependency
-        return trace_id_var.get()
-    context = trace.get_current_span().get_span_context()
+    context = _otel_trace.get_current_span().get_span_context()
     if context.is_valid:
         return format(context.trace_id, "032x")
     return trace_id_var.get()
@@ -78,9 +77,11 @@ class IdentifierMaskingFilter(logging.Filter):
         masked = mask_text(message)
         if masked != message or record.args:
             record.msg, record.args = masked, None
-        for key, value in list(vars(record).items()):
-            if key not in _STANDARD_ATTRS and isinstance(value, str):
-                setattr(record, key, mask_text(value))
+        fields = record.__dict__
+        for key in fields.keys() - _STANDARD_ATTRS:
+            value = fields[key]
+            if isinstance(value, str) and len(value) >= _SHORTEST_IDENTIFIER:
+                fields[key] = mask_text(value)
         return True
 
 
@@ -90,21 +91,33 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        self._second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
+    def _time(self, created: float) -> str:
+        """ISO 8601 UTC with milliseconds (``2026-01-02T03:04:05.678+00:00``)."""
+        second = int(created)
+        cached = self._second
+        if cached[0] != second:
+            cached = (
+                second,
+                dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            )
+            self._second = cached
+        return f"{cached[1]}.{int((created - second) * 1000):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
+        fields = record.__dict__
         line: dict[str, Any] = {
-            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "time": self._time(record.created),
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,
             "message": record.getMessage(),
-            "trace_id": getattr(record, "trace_id", None) or current_trace_id(),
+            "trace_id": fields.get("trace_id") or current_trace_id(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and key not in line:
-                line[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        for key in fields.keys() - _STANDARD_ATTRS - line.keys():
+            value = fields[key]
+            line[key] = value if isinstance(value, str | int | float | bool) else str(value)
         if record.exc_info:
             line["exception"] = mask_text(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False)

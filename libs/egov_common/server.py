@@ -99,11 +99,19 @@ def build_server(
     ``interceptors`` run inside the standard ones (after tracing, identity and error mapping).
     Raises ``RuntimeError`` when ``settings.grpc_listen`` cannot be bound.
     """
+    tracing = telemetry is not None and telemetry.tracing
     chain: list[grpc.ServerInterceptor] = []
-    if telemetry is not None:
+    if tracing:
+        assert telemetry is not None
         chain.append(telemetry.server_interceptor())
     chain.append(
-        CallInterceptor(token_verifier, telemetry.rpc_metrics if telemetry is not None else None)
+        CallInterceptor(
+            token_verifier,
+            telemetry.rpc_metrics if telemetry is not None and telemetry.metrics else None,
+            # No exporter: no span per call, only the caller's trace context carried through.
+            propagate_trace=not tracing,
+            check_peer_certificate=settings.tls_mode == "mtls",
+        )
     )
     chain.extend(interceptors)
     server = grpc.server(

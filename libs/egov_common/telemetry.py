@@ -110,11 +110,19 @@ class RpcMetrics:
 
 @dataclass
 class Telemetry:
-    """The providers of one process, and the gRPC interceptors built on them."""
+    """The providers of one process, and the gRPC interceptors built on them.
+
+    ``tracing``: some span exporter is configured (OTLP, ``trace_file`` or a test's exporter);
+    without one the server records no spans and only carries the trace context through (log
+    lines keep the caller's trace id, outgoing calls propagate it). ``metrics``: some metric
+    reader is configured; without one nothing would ever read the RPC metrics, so none are kept.
+    """
 
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
     rpc_metrics: RpcMetrics
+    tracing: bool = True
+    metrics: bool = True
 
     def server_interceptor(self) -> grpc.ServerInterceptor:
         """Starts a server span per call, continuing the trace in the caller's metadata."""
@@ -157,17 +165,21 @@ def setup(
     resource = Resource.create({"service.name": service_name, "service.namespace": "egov"})
     tracer_provider = TracerProvider(resource=resource)
     readers: list[MetricReader] = []
+    tracing = False
     if span_exporter is not None:
         tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+        tracing = True
     trace_file = getattr(settings, "trace_file", None)
     if trace_file is not None:
         tracer_provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(trace_file)))
+        tracing = True
     if metric_reader is not None:
         readers.append(metric_reader)
     if _otlp_wanted("TRACES"):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        tracing = True
     if _otlp_wanted("METRICS"):
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
@@ -177,7 +189,9 @@ def setup(
         trace.set_tracer_provider(tracer_provider)
         metrics.set_meter_provider(meter_provider)
     meter = meter_provider.get_meter("egov_common.server")
-    return Telemetry(tracer_provider, meter_provider, RpcMetrics(meter))
+    return Telemetry(
+        tracer_provider, meter_provider, RpcMetrics(meter), tracing=tracing, metrics=bool(readers)
+    )
 
 
 def _otlp_wanted(signal: str) -> bool:

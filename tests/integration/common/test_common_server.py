@@ -259,3 +259,32 @@ def test_malformed_setting_stops_start_up_naming_the_variable(tmp_path: Path) ->
     )
     assert result.returncode == 2
     assert "EGOV_ECHO_ECHO_LIMIT" in result.stderr
+
+
+def test_without_an_exporter_the_callers_trace_id_reaches_logs_and_outgoing_calls(
+    tmp_path: Path,
+) -> None:
+    # No trace file and no OTLP endpoint: the server records no spans, but its request log
+    # lines carry the caller's trace id, and the calls it makes continue the same trace.
+    exporter = InMemorySpanExporter()
+    client = telemetry.setup("test-client", span_exporter=exporter, set_global=False)
+    tracer = client.tracer_provider.get_tracer("test")
+    env = echo_env(EGOV_ECHO_LOG_LEVEL="INFO")
+    with start_service("echo_service", env, name="ECHO", data_dir=tmp_path, http=False) as svc:
+        with (
+            open_channel(svc.grpc_address, ServiceSettings(), telemetry=client) as ch,
+            tracer.start_as_current_span("client-operation") as operation,
+        ):
+            unary(ch, "Relay", empty_pb2.Empty)(wrappers_pb2.DoubleValue(value=0), timeout=10)
+        with grpc.insecure_channel(svc.grpc_address) as plain:
+            unary(plain, "Echo", wrappers_pb2.BytesValue)(wrappers_pb2.BytesValue(), timeout=5)
+        assert svc.stop() == 0
+        lines = [json.loads(ln) for ln in svc.log_path.read_text().splitlines() if "{" in ln]
+    client.shutdown()
+    trace_id = format(operation.get_span_context().trace_id, "032x")
+    by_method = {ln["rpc_method"]: ln for ln in lines if "rpc_method" in ln}
+    assert by_method[f"/{SERVICE}/Relay"]["trace_id"] == trace_id
+    assert by_method[f"/{SERVICE}/Slow"]["trace_id"] == trace_id  # the server's own call
+    untraced = by_method[f"/{SERVICE}/Echo"]["trace_id"]
+    assert len(untraced) == 32 and untraced != trace_id
+    assert not (tmp_path / "spans.jsonl").exists()
