@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import threading
 
@@ -17,6 +15,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from .adapters.callers import build_token_verifier
 from .adapters.keys import CachedTrustServiceInfo, GrpcKeysPort
+from .adapters.memory import keep_large_buffers_out_of_the_heap, release_free_memory
 from .adapters.registry import GrpcRegistryPort, RegistryLookup
 from .adapters.revocation import AllowListFetcherBackend
 from .adapters.tsa import HttpTimeStamper
@@ -25,6 +24,7 @@ from .domain.signing import PdfSigningService
 from .domain.verification import DocumentVerifier, RevocationMode, TrustAnchors
 from .servicer import SigningServicer
 from .settings import SigningSettings
+from .spool import SpoolDirectory
 
 
 class _Verifiers:
@@ -68,26 +68,15 @@ class _Verifiers:
             return verifier
 
 
-def _return_large_buffers_to_the_os() -> None:
-    """Keep glibc from moving its mmap threshold up after a large free: PDFs of tens of MB would
-    otherwise land on the heap and stay in the RSS after the request (peak memory then grows
-    with every large document instead of staying ~3x the largest one)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_mmap_threshold = -3
-        libc.mallopt(m_mmap_threshold, 128 * 1024)
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-
-
-def _close(*channels: grpc.Channel) -> None:
+def _close(*channels: grpc.Channel, spools: SpoolDirectory) -> None:
     for channel in channels:
         channel.close()
+    spools.remove()
 
 
 def main() -> None:
     settings = load_settings_or_exit(SigningSettings, "SIGNING")
-    _return_large_buffers_to_the_os()
+    keep_large_buffers_out_of_the_heap()
     # pyHanko logs a traceback for every signature it cannot validate; those failures are
     # verdicts in our reports, and tracebacks could carry certificate subjects into the logs
     for noisy in ("pyhanko", "pyhanko_certvalidator"):
@@ -123,6 +112,7 @@ def main() -> None:
         font_path=str(settings.stamp_font_file) if settings.stamp_font_file else None,
         timestamp_reserve_bytes=settings.timestamp_reserve_bytes,
     )
+    spools = SpoolDirectory(settings.spool_dir, memory_bytes=settings.spool_memory_bytes)
     log_key = (
         settings.registry_log_key_file.read_bytes() if settings.registry_log_key_file else None
     )
@@ -134,6 +124,8 @@ def main() -> None:
         registry_checker=RegistryLookup(registry_channel, log_key=log_key),
         max_batch_documents=settings.max_batch_documents,
         hard_fail=settings.revocation_mode == "hard-fail",
+        spools=spools,
+        after_large_document=release_free_memory,
     )
     service_name = signing_pb2.DESCRIPTOR.services_by_name["SigningService"].full_name
     serve(
@@ -151,7 +143,7 @@ def main() -> None:
             jwks_url=settings.token_jwks_url,
             audience=settings.token_audience,
         ),
-        on_shutdown=lambda: _close(keys_channel, registry_channel),
+        on_shutdown=lambda: _close(keys_channel, registry_channel, spools=spools),
     )
 
 

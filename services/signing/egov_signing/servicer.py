@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import grpc
 from egov.signing.v1 import signing_pb2 as pb
@@ -40,12 +39,17 @@ from .domain.signing import (
 )
 from .domain.stamp import StampSpec
 from .domain.verification import DocumentVerifier
+from .spool import Spool, SpoolDirectory
 
 __all__ = ["SigningServicer"]
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 1024 * 1024
+#: size of the signed PDF's pieces in the response stream (each is read from the spool, copied
+#: into a message and serialised: a smaller piece keeps the transient copies small)
+CHUNK_BYTES = 256 * 1024
+#: after a document at least this large, free memory goes back to the OS at once
+LARGE_DOCUMENT_BYTES = 4 * 1024 * 1024
 
 _LEVELS = {
     crypto_pb2.PADES_LEVEL_B_B: Level.B_B,
@@ -116,13 +120,11 @@ def _bearer_token(context: grpc.ServicerContext) -> str:
 
 
 def _receive(
-    requests: Iterable[Any], limits: DocumentLimits, *, options_required: bool
-) -> tuple[Any, bytes]:
-    """Options (first message) and the PDF chunks, enforcing the size limit while streaming."""
+    requests: Iterable[Any], limits: DocumentLimits, spool: Spool, *, options_required: bool
+) -> Any:
+    """Options (first message); the PDF chunks go to ``spool``, the size limit enforced before
+    each chunk is kept."""
     options = None
-    # one growing buffer (not a list plus a join): the upload is held once, not twice
-    buffer = io.BytesIO()
-    size = 0
     for n, message in enumerate(requests):
         kind = message.WhichOneof("part")
         if kind == "options":
@@ -130,14 +132,20 @@ def _receive(
                 raise InvalidArgument("OPTIONS_NOT_FIRST", "options must be the first message")
             options = message.options
         elif kind == "chunk":
-            size += len(message.chunk)
-            check_size(size, limits)
-            buffer.write(message.chunk)
+            chunk = message.chunk
+            check_size(spool.size + len(chunk), limits)
+            spool.write(chunk)
     if options is None and options_required:
         raise InvalidArgument("OPTIONS_MISSING", "the first message must carry options")
-    if size == 0:
+    if spool.size == 0:
         raise InvalidArgument("PDF_EMPTY", "no PDF bytes were sent")
-    return options, buffer.getvalue()
+    return options
+
+
+def _pdf_chunks(document: BinaryIO) -> Iterator[pb.SignDocumentResponse]:
+    document.seek(0)
+    while chunk := document.read(CHUNK_BYTES):
+        yield pb.SignDocumentResponse(chunk=chunk)
 
 
 def _party(identifier: party_pb2.PartyIdentifier, field: str) -> Party:
@@ -226,7 +234,7 @@ def _item_error(error: EgovError) -> errors_pb2.ItemError:
 def _sign_result(signed: SignedDocument) -> pb.SignResult:
     result = pb.SignResult(
         sha256=signed.sha256,
-        size_bytes=len(signed.pdf),
+        size_bytes=signed.size_bytes,
         level=_LEVELS_PB[signed.level],
         field_name=signed.field_name,
         registration_status=_REGISTRATION_PB[signed.registration_status],
@@ -346,6 +354,8 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
         registry_checker: RegistryChecker | None = None,
         max_batch_documents: int = 100,
         hard_fail: bool = True,
+        spools: SpoolDirectory | None = None,
+        after_large_document: Callable[[], None] | None = None,
     ) -> None:
         self._signing = signing
         self._verifier = verifier
@@ -354,6 +364,13 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
         self._checker = registry_checker
         self._max_batch = max_batch_documents
         self._hard_fail = hard_fail
+        self._spools = spools or SpoolDirectory()
+        self._after_large = after_large_document
+
+    def _done_with(self, spool: Spool) -> None:
+        spool.close()
+        if self._after_large is not None and spool.size >= LARGE_DOCUMENT_BYTES:
+            self._after_large()
 
     def _registry_for(self, context: grpc.ServicerContext) -> RegistryPort | None:
         if self._registry is None:
@@ -363,22 +380,28 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
     def SignDocument(
         self, request_iterator: Iterator[pb.SignDocumentRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.SignDocumentResponse]:
-        options, pdf = _receive(request_iterator, self._limits, options_required=True)
-        sign_options = _sign_options(options, _bearer_token(context), batch=False)
-        signed = self._signing.sign(pdf, sign_options, registry=self._registry_for(context))
-        del pdf  # the upload is not needed while the result streams out
-        log.info(
-            "document signed",
-            extra={
-                "level": signed.level.value,
-                "size_bytes": len(signed.pdf),
-                "registration": signed.registration_status.value,
-                "document_id": signed.document_id,
-            },
-        )
-        yield pb.SignDocumentResponse(result=_sign_result(signed))
-        for start in range(0, len(signed.pdf), CHUNK_BYTES):
-            yield pb.SignDocumentResponse(chunk=signed.pdf[start : start + CHUNK_BYTES])
+        # the upload is signed in place in its spool and streamed back from it; the spool is
+        # closed however the call ends (a cancelled or expired call closes this generator)
+        spool = self._spools.open()
+        try:
+            options = _receive(request_iterator, self._limits, spool, options_required=True)
+            sign_options = _sign_options(options, _bearer_token(context), batch=False)
+            signed = self._signing.sign(
+                spool.stream, sign_options, registry=self._registry_for(context)
+            )
+            log.info(
+                "document signed",
+                extra={
+                    "level": signed.level.value,
+                    "size_bytes": signed.size_bytes,
+                    "registration": signed.registration_status.value,
+                    "document_id": signed.document_id,
+                },
+            )
+            yield pb.SignDocumentResponse(result=_sign_result(signed))
+            yield from _pdf_chunks(signed.document)
+        finally:
+            self._done_with(spool)
 
     def SignDocuments(
         self, request: pb.SignDocumentsRequest, context: grpc.ServicerContext
@@ -417,17 +440,20 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
     def VerifyDocument(
         self, request_iterator: Iterator[pb.VerifyDocumentRequest], context: grpc.ServicerContext
     ) -> pb.VerifyDocumentResponse:
-        options, pdf = _receive(request_iterator, self._limits, options_required=False)
-        options = options or pb.VerifyOptions()
-        when = (
-            options.validation_time.ToDatetime(tzinfo=UTC)
-            if options.HasField("validation_time")
-            else None
-        )
-        report = self._verifier().verify(
-            pdf, validation_time=when, deadline_seconds=deadlines.remaining()
-        )
-        del pdf
+        spool = self._spools.open()
+        try:
+            options = _receive(request_iterator, self._limits, spool, options_required=False)
+            options = options or pb.VerifyOptions()
+            when = (
+                options.validation_time.ToDatetime(tzinfo=UTC)
+                if options.HasField("validation_time")
+                else None
+            )
+            report = self._verifier().verify(
+                spool.stream, validation_time=when, deadline_seconds=deadlines.remaining()
+            )
+        finally:
+            self._done_with(spool)
         registry = RegistryCheckResult(RegistryStatus.NOT_CHECKED, problem="not asked")
         if not options.skip_registry and self._checker is not None:
             registry = self._checker.check(bytes.fromhex(report.document_sha256))

@@ -34,6 +34,11 @@ class SigningSettings(ServiceSettings):
     max_signatures: int = Field(default=50, gt=0)
     #: Total decoded stream bytes allowed per document (decompression-bomb guard), floor.
     max_decoded_bytes: int = Field(default=128 * _MIB, gt=0)
+    #: Uploads larger than this wait in an unnamed temporary file (in a private directory under
+    #: ``spool_dir``, default the system temp directory) instead of memory; freed when the call
+    #: ends, whatever the outcome.
+    spool_memory_bytes: int = Field(default=1 * _MIB, ge=0)
+    spool_dir: Path | None = None
     #: Wall-clock budget for one document, in seconds.
     document_deadline: float = Field(default=60.0, gt=0)
     #: Documents per SignDocuments call.

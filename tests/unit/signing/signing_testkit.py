@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -260,8 +261,10 @@ class FakeRegistry:
         self.registered.append((document_id, sha256))
 
 
-def make_pdf(pages: int = 1, text: str = "Hello egov-trust") -> bytes:
-    """A small valid PDF with ``pages`` pages of Helvetica text (classic xref table)."""
+def make_pdf(pages: int = 1, text: str = "Hello egov-trust", image_bytes: int = 0) -> bytes:
+    """A small valid PDF with ``pages`` pages of Helvetica text (classic xref table); with
+    ``image_bytes``, the first page also shows an image of that many random (incompressible)
+    bytes, for documents of a given size."""
     objs: list[bytes] = []
     kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(pages))
     objs.append(b"<< /Type /Catalog /Pages 2 0 R >>")
@@ -275,6 +278,19 @@ def make_pdf(pages: int = 1, text: str = "Hello egov-trust") -> bytes:
         )
         objs.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
     objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    if image_bytes:
+        width, height = 1024, max(1, image_bytes // 3072)
+        pixels = os.urandom(3 * width * height)
+        objs[2] = objs[2].replace(
+            b"/Resources << ", b"/Resources << /XObject << /Im1 %d 0 R >> " % (len(objs) + 1)
+        )
+        objs.append(
+            b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "
+            b"/BitsPerComponent 8 /Length %d >>\nstream\n"
+            % (width, height, len(pixels))
+            + pixels
+            + b"\nendstream"
+        )
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for n, body in enumerate(objs, start=1):

@@ -4,13 +4,20 @@ Every document that enters the service (to be signed or verified) goes through
 :func:`open_untrusted_pdf`, so a non-PDF, an encrypted file, a truncated file or a decompression
 bomb is refused the same way everywhere: :class:`egov_common.errors.InvalidArgument` with one of
 the reasons below, never a crash.
+
+A document is either ``bytes`` or a readable, seekable binary stream (a large upload spooled to
+a temporary file): pyHanko reads what it needs from the stream and signs it in place, so a large
+PDF is never held whole in memory. :func:`scan_document` hashes a stream in one chunked pass.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import time
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from egov_common.errors import DeadlineExceeded, FieldViolation, InvalidArgument
 from pyhanko.pdf_utils.decode_limits import (
@@ -32,8 +39,14 @@ __all__ = [
     "VERIFICATION_DEADLINE_EXCEEDED",
     "Deadline",
     "DocumentLimits",
+    "DocumentScan",
+    "PdfSource",
+    "as_stream",
     "decompression_refused",
     "open_untrusted_pdf",
+    "read_all",
+    "scan_document",
+    "stream_size",
 ]
 
 NOT_A_PDF = "NOT_A_PDF"
@@ -46,6 +59,81 @@ PDF_DECOMPRESSION_LIMIT = "PDF_DECOMPRESSION_LIMIT"
 VERIFICATION_DEADLINE_EXCEEDED = "VERIFICATION_DEADLINE_EXCEEDED"
 
 _MIB = 1024 * 1024
+_SCAN_CHUNK = _MIB
+
+#: A whole PDF: its bytes, or a readable and seekable binary stream (read from its start).
+PdfSource = bytes | BinaryIO
+
+
+def as_stream(pdf: PdfSource) -> BinaryIO:
+    """``pdf`` as a seekable stream (bytes are wrapped without a copy)."""
+    if isinstance(pdf, bytes | bytearray | memoryview):
+        return io.BytesIO(pdf)
+    return pdf
+
+
+def stream_size(stream: BinaryIO) -> int:
+    """The stream's length in bytes; its position is kept."""
+    position = stream.tell()
+    try:
+        return stream.seek(0, os.SEEK_END)
+    finally:
+        stream.seek(position)
+
+
+def read_all(stream: BinaryIO) -> bytes:
+    """The whole stream as bytes (in memory: for small documents and tests only)."""
+    if isinstance(stream, io.BytesIO):
+        return stream.getvalue()  # hands over the buffer without a copy when not shared
+    stream.seek(0)
+    return stream.read()
+
+
+@dataclass(frozen=True)
+class DocumentScan:
+    sha256: bytes
+    size: int
+    #: occurrences of the needle asked for (0 without one)
+    count: int = 0
+
+
+def scan_document(stream: BinaryIO, needle: bytes = b"") -> DocumentScan:
+    """SHA-256, size and the number of ``needle`` occurrences of the whole stream, in one pass
+    through a fixed 1 MiB buffer (a file-backed document is never read whole into memory).
+    The stream's position is kept."""
+    position = stream.tell()
+    try:
+        if isinstance(stream, io.BytesIO):
+            data = stream.getvalue()
+            return DocumentScan(
+                hashlib.sha256(data).digest(), len(data), data.count(needle) if needle else 0
+            )
+        digest = hashlib.sha256()
+        size = count = 0
+        # the last len(needle) - 1 bytes of a chunk stay in front of the next one, so an
+        # occurrence across a chunk boundary is counted once (a shorter tail cannot hold one)
+        keep = max(len(needle) - 1, 0)
+        buffer = bytearray(keep + _SCAN_CHUNK)
+        view = memoryview(buffer)
+        carried = 0
+        stream.seek(0)
+        try:
+            while True:
+                n = stream.readinto(view[carried:])  # type: ignore[attr-defined]
+                if not n:
+                    break
+                end = carried + n
+                digest.update(view[carried:end])
+                size += n
+                if needle:
+                    count += buffer.count(needle, 0, end)
+                carried = min(keep, end)
+                buffer[:carried] = buffer[end - carried : end]
+        finally:
+            view.release()
+        return DocumentScan(digest.digest(), size, count)
+    finally:
+        stream.seek(position)
 
 
 @dataclass(frozen=True)
@@ -103,18 +191,22 @@ def check_size(size: int, limits: DocumentLimits) -> None:
         )
 
 
-def open_untrusted_pdf(data: bytes, limits: DocumentLimits) -> PdfFileReader:
-    """Parse ``data`` strictly and enforce ``limits``.
+def open_untrusted_pdf(data: PdfSource, limits: DocumentLimits) -> PdfFileReader:
+    """Parse ``data`` strictly and enforce ``limits``; the reader reads from ``data`` (a stream is
+    used as it is, and is what an in-place signature is appended to).
 
     Raises InvalidArgument with reason NOT_A_PDF, PDF_MALFORMED, PDF_ENCRYPTED, PDF_TOO_LARGE,
     PDF_TOO_MANY_PAGES or PDF_DECOMPRESSION_LIMIT.
     """
-    check_size(len(data), limits)
+    stream = as_stream(data)
+    check_size(stream_size(stream), limits)
     # ISO 32000-1 7.5.2: the header may be preceded by junk, readers look in the first 1024 bytes
-    if b"%PDF-" not in data[:1024]:
+    stream.seek(0)
+    head = stream.read(1024)
+    if b"%PDF-" not in head:
         raise InvalidArgument(NOT_A_PDF, "the document is not a PDF (no %PDF- header)")
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=True, decode_limits=limits.decode_limits())
+        reader = PdfFileReader(stream, strict=True, decode_limits=limits.decode_limits())
         if reader.encrypted:
             raise InvalidArgument(PDF_ENCRYPTED, "the PDF is encrypted; send it decrypted")
         pages = int(reader.root["/Pages"]["/Count"])

@@ -12,6 +12,11 @@ The flow, for one document or a batch (one authorisation for all):
 4. the final PDF is registered when asked; a registration failure leaves the document signed
    with status UNREGISTERED and the reason.
 
+Each document is signed in place: the incremental update (and, for B-LT/B-LTA, the DSS and the
+document time-stamp) is appended to the stream the document came in, and its digest and SHA-256
+are read through in chunks. A document handed over as a stream (a large upload in a temporary
+file) is therefore never held whole in memory, and one handed over as bytes is copied once.
+
 A document that fails before step 2 is reported on its own and left out of the authorisation;
 the others go on.
 """
@@ -21,12 +26,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
-import io
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import BinaryIO, cast
 
 from asn1crypto import algos, tsp, x509
 from egov_common.clock import Clock, SystemClock
@@ -49,7 +54,14 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from .pdf_input import DocumentLimits, decompression_refused, open_untrusted_pdf
+from .pdf_input import (
+    DocumentLimits,
+    PdfSource,
+    decompression_refused,
+    open_untrusted_pdf,
+    read_all,
+    scan_document,
+)
 from .ports import (
     KeyAlgorithm,
     KeysPort,
@@ -80,6 +92,8 @@ REVOCATION_UNAVAILABLE = "REVOCATION_UNAVAILABLE"
 SIGNATURE_MISSING = "SIGNATURE_MISSING"
 
 _HASH = "sha256"
+#: read size when pyHanko digests a stream that is not in memory
+_IO_CHUNK = 64 * 1024
 
 
 class Level(enum.StrEnum):
@@ -114,7 +128,11 @@ class SignOptions:
 
 @dataclass(frozen=True)
 class SignedDocument:
-    pdf: bytes
+    """A signed PDF. ``document`` is the stream it was signed in (the input stream itself when
+    one was given); read it in chunks, or take :attr:`pdf` for small documents."""
+
+    document: BinaryIO
+    size_bytes: int
     sha256: bytes
     level: Level
     field_name: str
@@ -124,11 +142,18 @@ class SignedDocument:
     verification_url: str = ""
     registration_error: EgovError | None = None
 
+    @property
+    def pdf(self) -> bytes:
+        """The whole signed PDF in memory."""
+        return read_all(self.document)
+
 
 @dataclass(frozen=True)
 class BatchItem:
+    """``pdf`` as bytes, or a readable, writable, seekable stream that is signed in place."""
+
     client_reference: str
-    pdf: bytes
+    pdf: PdfSource
     registration: RegistrationSpec | None = None
 
 
@@ -262,7 +287,7 @@ class _Prepared:
     field_name: str
     tbs: PdfTBSDocument
     digest: PreparedByteRangeDigest
-    output: io.BytesIO
+    output: BinaryIO
     signed_attrs: object
     attrs_digest: bytes
     signing_time: datetime
@@ -308,12 +333,13 @@ class PdfSigningService:
     # -- public API ---------------------------------------------------------------------------
 
     def sign(
-        self, pdf: bytes, options: SignOptions, *, registry: RegistryPort | None = None
+        self, pdf: PdfSource, options: SignOptions, *, registry: RegistryPort | None = None
     ) -> SignedDocument:
         """Sign one PDF. Raises EgovError (bad input, keys refusal, TSA/OCSP unavailable).
 
-        ``registry`` overrides the configured one for this call (e.g. acting with the caller's
-        token).
+        A stream ``pdf`` (readable, writable, seekable) is signed in place and comes back as the
+        result's ``document``. ``registry`` overrides the configured one for this call (e.g.
+        acting with the caller's token).
         """
         outcome = self.sign_batch(
             [BatchItem("", pdf, options.registration)], options, registry=registry
@@ -494,8 +520,8 @@ class PdfSigningService:
                 bytes_reserved=self._bytes_reserved(credential, level),
                 appearance_text_params=text_params,
             )
-            output = io.BytesIO()
-            digest, _ = tbs.digest_tbs_document(output=output)
+            # appended to the stream the document was read from: no second copy of the file
+            digest, output = tbs.digest_tbs_document(in_place=True, chunk_size=_IO_CHUNK)
             signed_attrs = await signer.signed_attrs(
                 digest.document_digest,
                 _HASH,
@@ -521,7 +547,7 @@ class PdfSigningService:
             field_name=field_name,
             tbs=tbs,
             digest=digest,
-            output=output,
+            output=cast(BinaryIO, output),
             signed_attrs=signed_attrs,
             attrs_digest=hashlib.sha256(signed_attrs.dump()).digest(),
             signing_time=session.system_time,
@@ -557,15 +583,13 @@ class PdfSigningService:
                 post_sign_instr=p.tbs.post_sign_instructions,
                 validation_context=p.tbs.validation_context,
             )
-            await post.post_signature_processing(p.output, chunk_size=64 * 1024)
+            await post.post_signature_processing(p.output, chunk_size=_IO_CHUNK)
         except EgovError:
             raise
         except Exception as err:
             raise _signing_failure(err) from err
-        # BytesIO.getvalue() hands over its buffer without a copy when nothing else holds it
-        pdf = p.output.getvalue()
-        p.output.close()
-        sha = hashlib.sha256(pdf).digest()
+        scan = scan_document(p.output)
+        sha = scan.sha256
         status = RegistrationStatus.NOT_REQUESTED
         reg_error: EgovError | None = None
         if p.reservation is not None and p.registration is not None:
@@ -586,7 +610,8 @@ class PdfSigningService:
                 status = RegistrationStatus.UNREGISTERED
                 reg_error = FailedPrecondition("REGISTRATION_FAILED", type(err).__name__)
         return SignedDocument(
-            pdf=pdf,
+            document=p.output,
+            size_bytes=scan.size,
             sha256=sha,
             level=options.level,
             field_name=p.field_name,

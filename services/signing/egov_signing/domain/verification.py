@@ -57,8 +57,12 @@ from .pdf_input import (
     PDF_TOO_MANY_SIGNATURES,
     Deadline,
     DocumentLimits,
+    DocumentScan,
+    PdfSource,
+    as_stream,
     decompression_refused,
     open_untrusted_pdf,
+    scan_document,
 )
 from .report import (
     Coverage,
@@ -153,7 +157,7 @@ class DocumentVerifier:
 
     def verify(
         self,
-        pdf: bytes,
+        pdf: PdfSource,
         *,
         validation_time: datetime | None = None,
         revocation_mode: RevocationMode | None = None,
@@ -165,18 +169,22 @@ class DocumentVerifier:
         PDF_TOO_MANY_PAGES, PDF_TOO_MANY_SIGNATURES, PDF_DECOMPRESSION_LIMIT) for a document that
         cannot be examined and DeadlineExceeded past the configured deadline; every problem with
         a signature itself is a verdict in the report. ``deadline_seconds`` (e.g. what is left of
-        the caller's gRPC deadline) shortens the configured budget.
+        the caller's gRPC deadline) shortens the configured budget. ``pdf`` may be a seekable
+        stream (a spooled upload): it is read in pieces, never whole.
         """
         budget = self._limits.deadline_seconds
         if deadline_seconds is not None:
             budget = min(budget, deadline_seconds)
         deadline = Deadline(budget)
         deadline.check()
-        reader = open_untrusted_pdf(pdf, self._limits)
+        stream = as_stream(pdf)
+        reader = open_untrusted_pdf(stream, self._limits)
+        # digest, size and the raw /ByteRange count in one chunked pass
+        scan = scan_document(stream, b"/ByteRange")
         when = validation_time or self._clock.now()
         try:
             return asyncio.run(
-                self._verify(reader, pdf, when, revocation_mode or self._revocation_mode, deadline)
+                self._verify(reader, scan, when, revocation_mode or self._revocation_mode, deadline)
             )
         except PdfDecodeLimitError as err:
             raise decompression_refused(err) from err
@@ -184,7 +192,7 @@ class DocumentVerifier:
     async def _verify(
         self,
         reader: PdfFileReader,
-        pdf: bytes,
+        scan: DocumentScan,
         when: datetime,
         mode: RevocationMode,
         deadline: Deadline,
@@ -197,12 +205,12 @@ class DocumentVerifier:
                 metadata={"max_signatures": str(self._limits.max_signatures)},
             )
         certs, ocsps, crls = _read_dss(reader)
-        ctx = _SigContext(reader, len(pdf), when, mode, certs, ocsps, crls)
+        ctx = _SigContext(reader, scan.size, when, mode, certs, ocsps, crls)
         reports: list[SignatureReport] = []
         for name, sig_field in filled:
             deadline.check()
             reports.append(await self._verify_one(ctx, name, sig_field))
-        reports.extend(_unattached_signatures(reader, filled, pdf))
+        reports.extend(_unattached_signatures(reader, filled, scan))
         reports.sort(key=lambda r: (r.signed_revision is None, r.signed_revision or 0))
         reports = [_enforce_no_changes_certification(reader, r) for r in reports]
         reports = _assign_pades_levels(reports, has_dss_revinfo=bool(ocsps or crls))
@@ -212,8 +220,8 @@ class DocumentVerifier:
         if not reports:
             notes.append("the document has no signature")
         return ValidationReport(
-            document_sha256=hashlib.sha256(pdf).hexdigest(),
-            document_size=len(pdf),
+            document_sha256=scan.sha256.hex(),
+            document_size=scan.size,
             validation_time=when,
             revisions=revisions,
             signatures=tuple(reports),
@@ -221,7 +229,7 @@ class DocumentVerifier:
                 revisions - 1 - max(signed) if signed else revisions
             ),
             bytes_after_last_signature=(
-                min(r.bytes_after_signed_range for r in reports) if reports else len(pdf)
+                min(r.bytes_after_signed_range for r in reports) if reports else scan.size
             ),
             empty_signature_fields=tuple(empty),
             notes=tuple(notes),
@@ -413,7 +421,7 @@ _MAX_OBJECTS_SCANNED = 50_000
 def _unattached_signatures(
     reader: PdfFileReader,
     filled: list[tuple[str, generic.DictionaryObject]],
-    pdf: bytes,
+    scan: DocumentScan,
 ) -> list[SignatureReport]:
     """Signature dictionaries (/ByteRange and /Contents) that no signature field uses.
 
@@ -432,7 +440,7 @@ def _unattached_signatures(
             reader.xrefs.object_streams_used_in(revision)  # type: ignore[no-untyped-call]
             for revision in range(reader.xrefs.total_revisions)
         )
-        if not compressed and pdf.count(b"/ByteRange") <= len(used):
+        if not compressed and scan.count <= len(used):
             return []
         refs: set[generic.Reference] = set()
         for revision in range(reader.xrefs.total_revisions):
@@ -462,7 +470,7 @@ def _unattached_signatures(
             else SignatureKind.SIGNATURE,
             str(obj.get("/SubFilter", "")),
             "a signature dictionary that no signature field uses",
-            bytes_after=_bytes_after_range(obj, len(pdf)),
+            bytes_after=_bytes_after_range(obj, scan.size),
         )
         for ref, obj in found
     ]
