@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import namedtuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
@@ -35,6 +36,7 @@ from egov_pki import merkle
 from egov_pki.merkle import NodeKey
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from ..domain import rules
 from ..domain.model import (
@@ -60,6 +62,8 @@ from .models import (
 )
 
 __all__ = ["LoggedEntry", "RegistryStore"]
+
+_T = TypeVar("_T")
 
 _DOCS = cast(sa.Table, DocumentRow.__table__)
 _CHANGES = cast(sa.Table, StatusChangeRow.__table__)
@@ -89,8 +93,114 @@ _IDS_BY_HASH = (
     .order_by(_DOCS.c.registered_at_ms, _DOCS.c.document_id)
 )
 
+_TREE_SIZE = sa.select(_HEAD.c.tree_size).where(_HEAD.c.id == 1)
+_SET_TREE_SIZE = sa.update(_HEAD).where(_HEAD.c.id == 1).values(tree_size=sa.bindparam("size"))
+_KEYS_BY_KEY = sa.select(_KEYS).where(
+    _KEYS.c.idempotency_key.in_(sa.bindparam("keys", expanding=True))
+)
+_DOCS_BY_HASHES = sa.select(_DOCS.c.issuer, _DOCS.c.sha256, _DOCS.c.document_id).where(
+    _DOCS.c.sha256.in_(sa.bindparam("hashes", expanding=True))
+)
+_RESERVATIONS_BY_ID = sa.select(_RESERVATIONS).where(
+    _RESERVATIONS.c.document_id.in_(sa.bindparam("ids", expanding=True))
+)
+_USED_IDS = sa.select(_DOCS.c.document_id).where(
+    _DOCS.c.document_id.in_(sa.bindparam("ids", expanding=True))
+)
+
+
+def _nodes_select(count: int) -> sa.Select[Any]:
+    """``count`` point lookups OR-ed (SQLite scans the table for a row-value IN)."""
+    return sa.select(_NODES.c.level, _NODES.c.idx, _NODES.c.hash).where(
+        sa.or_(
+            *(
+                sa.and_(
+                    _NODES.c.level == sa.bindparam(f"l{i}"), _NODES.c.idx == sa.bindparam(f"i{i}")
+                )
+                for i in range(count)
+            )
+        )
+    )
+
+
 #: Largest number of log entries one GetLogEntries call returns.
 MAX_LOG_ENTRIES = 1000
+
+
+class _Sql:
+    """A Core statement compiled once for one dialect and run on the DB-API cursor.
+
+    The hot paths (document reads, the log's appends) use these: SQLAlchemy's per-execution
+    work (cache lookup, parameter and result processing) costs several times the query itself
+    on SQLite, and their columns (text, integers, bytes) need no processing with either
+    driver. Rows come back as named tuples, like SQLAlchemy's.
+    """
+
+    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        self.sql = str(compiled)
+        self._positions = tuple(compiled.positiontup or ()) if compiled.positional else None
+        # Values written into the statement (``id == 1``) are bound parameters too.
+        self._literals = {k: v for k, v in compiled.params.items() if v is not None}
+        self._row: Callable[[Iterable[Any]], Any] | None = None
+        if isinstance(statement, sa.Select):
+            names = [str(column.key) for column in statement.selected_columns]
+            self._row = namedtuple("Row", names)._make  # type: ignore[attr-defined]
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        if self._literals:
+            values = {**self._literals, **values}
+        if self._positions is None:
+            return values
+        return tuple([values[name] for name in self._positions])
+
+    def rows(self, cursor: Any, values: Mapping[str, Any]) -> list[Any]:
+        cursor.execute(self.sql, self.params(values))
+        make = self._row
+        assert make is not None
+        return [make(row) for row in cursor.fetchall()]
+
+    def execute(self, cursor: Any, values: Mapping[str, Any]) -> None:
+        cursor.execute(self.sql, self.params(values))
+
+    def execute_many(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        cursor.executemany(self.sql, [self.params(row) for row in rows])
+
+
+class _Statements:
+    """The prepared statements of one dialect (nodes lookups by count, on first use)."""
+
+    def __init__(self, dialect: sa.Dialect) -> None:
+        self._dialect = dialect
+        self.one_document = _Sql(_ONE_DOCUMENT, dialect)
+        self.ids_by_hash = _Sql(_IDS_BY_HASH, dialect)
+        self.tree_size = _Sql(_TREE_SIZE, dialect)
+        self.tree_size_for_update = _Sql(_TREE_SIZE.with_for_update(), dialect)
+        self.set_tree_size = _Sql(_SET_TREE_SIZE, dialect)
+        self.insert_documents = _Sql(sa.insert(_DOCS), dialect)
+        self.insert_changes = _Sql(sa.insert(_CHANGES), dialect)
+        self.insert_keys = _Sql(sa.insert(_KEYS), dialect)
+        self.insert_nodes = _Sql(sa.insert(_NODES), dialect)
+        self.insert_leaves = _Sql(sa.insert(_LEAVES), dialect)
+        self._nodes: dict[int, _Sql] = {}
+
+    def nodes(self, count: int) -> _Sql:
+        statement = self._nodes.get(count)
+        if statement is None:
+            statement = self._nodes[count] = _Sql(_nodes_select(count), self._dialect)
+        return statement
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+_STATEMENTS_LOCK = threading.Lock()
+
+
+def _statements(dialect: sa.Dialect) -> _Statements:
+    with _STATEMENTS_LOCK:
+        found = _STATEMENTS.get(dialect.name)
+        if found is None:
+            found = _STATEMENTS[dialect.name] = _Statements(dialect)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +228,14 @@ class _RegistrationJob:
 class _Appender:
     """Appends leaves inside one locked transaction, caching the nodes it reads and writes."""
 
-    def __init__(self, conn: Connection, size: int, now_ms: int) -> None:
+    def __init__(
+        self, conn: Connection, size: int, now_ms: int, nodes: dict[NodeKey, bytes]
+    ) -> None:
         self.conn = conn
         self.start_size = size
         self.size = size
         self.now_ms = now_ms
-        self.nodes: dict[NodeKey, bytes] = _fetch_nodes(conn, merkle.root_nodes(size))
+        self.nodes = nodes  # at least the roots of the complete subtrees of the tree of `size`
         self.new_nodes: list[dict[str, Any]] = []
         self.new_leaves: list[dict[str, Any]] = []
 
@@ -149,21 +261,36 @@ class _Appender:
     def flush(self) -> None:
         if self.size == self.start_size:
             return
-        self.conn.execute(sa.insert(_NODES), self.new_nodes)
-        self.conn.execute(sa.insert(_LEAVES), self.new_leaves)
-        self.conn.execute(sa.update(_HEAD).where(_HEAD.c.id == 1).values(tree_size=self.size))
+        statements = _statements(self.conn.dialect)
+        cursor = self.conn.connection.cursor()
+        try:
+            statements.insert_nodes.execute_many(cursor, self.new_nodes)
+            statements.insert_leaves.execute_many(cursor, self.new_leaves)
+            statements.set_tree_size.execute(cursor, {"size": self.size})
+        finally:
+            cursor.close()
+
+    def frontier(self) -> dict[NodeKey, bytes] | None:
+        """The nodes the next append needs (``None`` if one is not known here)."""
+        keys = merkle.root_nodes(self.size)
+        if not all(key in self.nodes for key in keys):
+            return None
+        return {key: self.nodes[key] for key in keys}
 
 
 def _fetch_nodes(conn: Connection, keys: Iterable[NodeKey]) -> dict[NodeKey, bytes]:
     wanted = sorted(set(keys))
     if not wanted:
         return {}
-    # OR of point lookups, not a row-value IN: SQLite scans the table for the latter.
-    rows = conn.execute(
-        sa.select(_NODES.c.level, _NODES.c.idx, _NODES.c.hash).where(
-            sa.or_(*(sa.and_(_NODES.c.level == k.level, _NODES.c.idx == k.index) for k in wanted))
-        )
-    )
+    statement = _statements(conn.dialect).nodes(len(wanted))
+    values: dict[str, int] = {}
+    for number, key in enumerate(wanted):
+        values[f"l{number}"], values[f"i{number}"] = key.level, key.index
+    cursor = conn.connection.cursor()
+    try:
+        rows = statement.rows(cursor, values)
+    finally:
+        cursor.close()
     found = {NodeKey(row.level, row.idx): bytes(row.hash) for row in rows}
     missing = [k for k in wanted if k not in found]
     if missing:
@@ -210,8 +337,22 @@ class RegistryStore:
             sa.event.listen(self._write_engine, "begin", _sqlite_begin_immediate)
         else:
             self._write_engine = self._read_engine
+        self._dialect = self._read_engine.dialect
+        self._sql = _statements(self._dialect)
+        dbapi = self._dialect.loaded_dbapi
+        self._driver_error: type[Exception] = dbapi.Error
+        self._driver_unavailable: type[Exception] = dbapi.OperationalError
+        self._driver_busy: tuple[type[BaseException], ...] = (
+            sa_exc.OperationalError,
+            sa_exc.IntegrityError,
+            dbapi.OperationalError,
+            dbapi.IntegrityError,
+        )
         self.log_id = merkle.log_id(log_key.public_key())
         self._write_lock = threading.RLock()
+        # (tree size, the nodes its next append needs) as of this process's last commit: saves
+        # reading them again when no other process appended since.
+        self._frontier: tuple[int, dict[NodeKey, bytes]] | None = None
         self._queue_lock = threading.Lock()
         self._queue: list[_RegistrationJob] = []
         self.public_key_der = log_key.public_key().public_bytes(
@@ -244,16 +385,28 @@ class RegistryStore:
         The in-process lock only spares this process's writers SQLite's busy-wait sleeps; the
         database lock is what serialises appends across processes.
         """
+        head = self._sql.tree_size if self._sqlite else self._sql.tree_size_for_update
         try:
-            with self._write_lock, self._write_engine.begin() as conn:
-                query = sa.select(_HEAD.c.tree_size).where(_HEAD.c.id == 1)
-                if not self._sqlite:
-                    query = query.with_for_update()
-                size = conn.execute(query).scalar_one()
-                appender = _Appender(conn, size, self._now_ms())
-                yield appender
-                appender.flush()
-        except (sa_exc.OperationalError, sa_exc.IntegrityError) as exc:
+            with self._write_lock:
+                with self._write_engine.begin() as conn:
+                    cursor = conn.connection.cursor()
+                    try:
+                        size = int(head.rows(cursor, {})[0].tree_size)
+                    finally:
+                        cursor.close()
+                    known = self._frontier
+                    nodes = (
+                        dict(known[1])
+                        if known is not None and known[0] == size
+                        else _fetch_nodes(conn, merkle.root_nodes(size))
+                    )
+                    appender = _Appender(conn, size, self._now_ms(), nodes)
+                    yield appender
+                    appender.flush()
+                # Committed: the log is now exactly what this appender made of it.
+                frontier = appender.frontier()
+                self._frontier = None if frontier is None else (appender.size, frontier)
+        except self._driver_busy as exc:
             raise Unavailable(
                 "STORAGE_BUSY", "the registry database is busy; retry with the same key"
             ) from exc
@@ -346,40 +499,21 @@ class RegistryStore:
         wanted_keys = {(r.issuer, r.idempotency_key) for r in regs}
         known_keys = {
             (row.issuer, row.idempotency_key): (bytes(row.fingerprint), row.document_id)
-            for row in conn.execute(
-                sa.select(_KEYS).where(
-                    _KEYS.c.idempotency_key.in_(sorted({key for _, key in wanted_keys}))
-                )
-            )
+            for row in conn.execute(_KEYS_BY_KEY, {"keys": sorted({key for _, key in wanted_keys})})
             if (row.issuer, row.idempotency_key) in wanted_keys
         }
         known_hashes = {
             (row.issuer, bytes(row.sha256)): row.document_id
-            for row in conn.execute(
-                sa.select(_DOCS.c.issuer, _DOCS.c.sha256, _DOCS.c.document_id).where(
-                    _DOCS.c.sha256.in_(sorted({r.sha256 for r in regs}))
-                )
-            )
+            for row in conn.execute(_DOCS_BY_HASHES, {"hashes": sorted({r.sha256 for r in regs})})
         }
         wanted_ids = sorted({r.document_id for r in regs if r.document_id})
         reservations = (
-            {
-                row.document_id: row
-                for row in conn.execute(
-                    sa.select(_RESERVATIONS).where(_RESERVATIONS.c.document_id.in_(wanted_ids))
-                )
-            }
+            {row.document_id: row for row in conn.execute(_RESERVATIONS_BY_ID, {"ids": wanted_ids})}
             if wanted_ids
             else {}
         )
         used_ids = (
-            set(
-                conn.execute(
-                    sa.select(_DOCS.c.document_id).where(_DOCS.c.document_id.in_(wanted_ids))
-                ).scalars()
-            )
-            if wanted_ids
-            else set()
+            set(conn.execute(_USED_IDS, {"ids": wanted_ids}).scalars()) if wanted_ids else set()
         )
         replay_ids = sorted({doc_id for _, doc_id in known_keys.values()})
         existing = self._load_documents(conn, replay_ids)
@@ -459,9 +593,13 @@ class RegistryStore:
             fresh[document_id] = document
             yield position, RegistrationOutcome(document, replayed=False)
         if new_docs:
-            conn.execute(sa.insert(_DOCS), new_docs)
-            conn.execute(sa.insert(_CHANGES), new_changes)
-            conn.execute(sa.insert(_KEYS), new_keys)
+            cursor = conn.connection.cursor()
+            try:
+                self._sql.insert_documents.execute_many(cursor, new_docs)
+                self._sql.insert_changes.execute_many(cursor, new_changes)
+                self._sql.insert_keys.execute_many(cursor, new_keys)
+            finally:
+                cursor.close()
 
     @staticmethod
     def _reservation_problem(
@@ -598,10 +736,46 @@ class RegistryStore:
 
     # -- reads -------------------------------------------------------------------------------
 
+    def _read(self, work: Callable[[Any], _T]) -> _T:
+        """Run ``work(cursor)`` on a pooled connection; unreachable -> UNAVAILABLE (retryable)."""
+        try:
+            connection = self._read_engine.raw_connection()
+        except (sa_exc.OperationalError, self._driver_unavailable) as exc:
+            raise Unavailable(
+                "STORAGE_UNAVAILABLE", "the registry database cannot be reached; retry"
+            ) from exc
+        try:
+            cursor = connection.cursor()
+            try:
+                return work(cursor)
+            finally:
+                cursor.close()
+        except self._driver_error as exc:
+            if self._dialect.is_disconnect(exc, connection.dbapi_connection, None):  # type: ignore[arg-type]
+                connection.invalidate(exc)  # the pool reconnects on the next checkout
+            if isinstance(exc, self._driver_unavailable):
+                raise Unavailable(
+                    "STORAGE_UNAVAILABLE", "the registry database cannot be reached; retry"
+                ) from exc
+            raise
+        finally:
+            connection.close()
+
     def get(self, document_id: str) -> Document:
         rules.check_document_id(document_id)
-        with self._reader() as conn:
-            return self._get_in(conn, document_id)
+        found = _documents(
+            self._read(
+                lambda cursor: self._sql.one_document.rows(cursor, {"document_id": document_id})
+            )
+        )
+        if document_id not in found:
+            raise NotFound(
+                "DOCUMENT_NOT_FOUND",
+                "no document with this id",
+                field_violations=(FieldViolation("document_id", "not found"),),
+                metadata={"document_id": document_id},
+            )
+        return found[document_id]
 
     def _get_in(self, conn: Connection, document_id: str, field: str = "document_id") -> Document:
         found = self._load_documents(conn, [document_id])
@@ -616,9 +790,18 @@ class RegistryStore:
 
     def lookup_by_hash(self, sha256: bytes) -> list[Document]:
         rules.check_sha256(sha256)
-        with self._reader() as conn:
-            ids = list(conn.execute(_IDS_BY_HASH, {"sha256": sha256}).scalars())
-            found = self._load_documents(conn, ids)
+
+        def rows(cursor: Any) -> tuple[list[str], list[Any]]:
+            ids = [
+                row.document_id for row in self._sql.ids_by_hash.rows(cursor, {"sha256": sha256})
+            ]
+            found: list[Any] = []
+            for document_id in ids:  # usually one: several only when issuers share a digest
+                found += self._sql.one_document.rows(cursor, {"document_id": document_id})
+            return ids, found
+
+        ids, found_rows = self._read(rows)
+        found = _documents(found_rows)
         return [found[i] for i in ids if i in found]
 
     def list_documents(self, query: DocumentQuery, page_size: int, page_token: str) -> Page:
@@ -782,42 +965,44 @@ class RegistryStore:
 
 def _documents(rows: Iterable[Any]) -> dict[str, Document]:
     """Documents from rows of ``_WITH_HISTORY``: one row per status change, in order."""
-    documents: dict[str, Document] = {}
-    histories: dict[str, list[StatusChange]] = {}
+    grouped: dict[str, list[Any]] = {}
     for row in rows:
-        if row.document_id not in documents:
-            histories[row.document_id] = []
-            documents[row.document_id] = Document(
-                document_id=row.document_id,
-                sha256=bytes(row.sha256),
-                issuer=row.issuer,
-                document_type=row.document_type,
-                subject=row.subject,
-                signer_certificate_sha256=rules.unpack_fingerprints(
-                    bytes(row.signer_certificate_sha256)
-                ),
-                valid_from_ms=row.valid_from_ms,
-                valid_until_ms=row.valid_until_ms,
-                metadata=json.loads(row.metadata_json),
-                registered_at_ms=row.registered_at_ms,
-                history=(),
-                supersedes=row.supersedes,
-            )
-        histories[row.document_id].append(
-            StatusChange(
-                status=DocumentStatus(row.c_status),
-                changed_at_ms=row.c_changed_at_ms,
-                leaf_index=row.c_leaf_index,
-                actor=row.c_actor,
-                reason=RevocationReason(row.c_reason) if row.c_reason else None,
-                reason_text=row.c_reason_text,
-                superseded_by=row.c_superseded_by,
-            )
+        history = grouped.get(row.document_id)
+        if history is None:
+            grouped[row.document_id] = [row]
+        else:
+            history.append(row)
+    documents: dict[str, Document] = {}
+    for document_id, history in grouped.items():
+        row = history[0]
+        documents[document_id] = Document(
+            document_id=document_id,
+            sha256=bytes(row.sha256),
+            issuer=row.issuer,
+            document_type=row.document_type,
+            subject=row.subject,
+            signer_certificate_sha256=rules.unpack_fingerprints(
+                bytes(row.signer_certificate_sha256)
+            ),
+            valid_from_ms=row.valid_from_ms,
+            valid_until_ms=row.valid_until_ms,
+            metadata=json.loads(row.metadata_json),
+            registered_at_ms=row.registered_at_ms,
+            history=tuple(
+                StatusChange(
+                    status=DocumentStatus(change.c_status),
+                    changed_at_ms=change.c_changed_at_ms,
+                    leaf_index=change.c_leaf_index,
+                    actor=change.c_actor,
+                    reason=RevocationReason(change.c_reason) if change.c_reason else None,
+                    reason_text=change.c_reason_text,
+                    superseded_by=change.c_superseded_by,
+                )
+                for change in history
+            ),
+            supersedes=row.supersedes,
         )
-    return {
-        document_id: replace(document, history=tuple(histories[document_id]))
-        for document_id, document in documents.items()
-    }
+    return documents
 
 
 def _document_row(document: Document) -> dict[str, Any]:
