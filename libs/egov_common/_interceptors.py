@@ -44,7 +44,6 @@ _INFRA_PREFIX = "/grpc."  # health and reflection: logged at DEBUG, no caller id
 #: Metadata keys the trace context travels in (W3C trace context and baggage).
 _TRACE_KEYS = frozenset({"traceparent", "tracestate", "baggage"})
 _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
-_random = random.SystemRandom()
 
 
 @dataclass
@@ -201,9 +200,11 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             ctx = propagate.extract(carrier) if carrier is not None else otel_context.Context()
             span_context = trace.get_current_span(ctx).get_span_context()
             if not span_context.is_valid:
+                # Ids as OpenTelemetry's own generator makes them: unique, not secret. (The
+                # module's generator is reseeded in forked workers; an instance would not be.)
                 span_context = trace.SpanContext(
-                    _random.getrandbits(128) or 1,
-                    _random.getrandbits(64) or 1,
+                    random.getrandbits(128) or 1,
+                    random.getrandbits(64) or 1,
                     is_remote=False,
                     trace_flags=_SAMPLED,
                 )

@@ -88,9 +88,10 @@ class IdentifierMaskingFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, service, logger, message, trace id, extras."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, fields: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.service = service
+        self.static_fields = dict(fields or {})  # on every line (a worker's number)
         self._second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
 
     def _time(self, created: float) -> str:
@@ -114,6 +115,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
             "trace_id": fields.get("trace_id") or current_trace_id(),
+            **self.static_fields,
         }
         for key in fields.keys() - _STANDARD_ATTRS - line.keys():
             value = fields[key]
@@ -123,10 +125,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def setup_logging(service: str, level: str = "INFO", stream: Any = None) -> None:
-    """Send all stdlib logging to ``stream`` (stderr) as masked JSON lines. Idempotent."""
+def setup_logging(
+    service: str, level: str = "INFO", stream: Any = None, *, fields: dict[str, Any] | None = None
+) -> None:
+    """Send all stdlib logging to ``stream`` (stderr) as masked JSON lines. Idempotent.
+
+    ``fields`` are added to every line (``{"worker": 1}`` in a worker process of ``serve``).
+    """
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
+    handler.setFormatter(JsonFormatter(service, fields))
     handler.addFilter(IdentifierMaskingFilter())
     root = logging.getLogger()
     for old in list(root.handlers):

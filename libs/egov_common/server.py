@@ -17,12 +17,30 @@ sizes, mTLS when ``tls_mode=mtls``, the interceptors of ``egov_common._intercept
 spans) and optionally an ASGI app on ``settings.http_listen`` with uvicorn in a thread. On SIGTERM
 or SIGINT every service turns NOT_SERVING, new calls are refused, in-flight calls get
 ``settings.grace_period`` seconds to finish, ``on_shutdown`` runs, and ``serve`` returns.
+
+Several processes (``settings.processes`` = N > 1, ``EGOV_<SERVICE>_PROCESSES``): a Python gRPC
+server uses one core, so ``serve`` forks N workers that each do all of the above on the same gRPC
+and HTTP ports (SO_REUSEPORT: the kernel spreads connections over them), with their own health,
+telemetry and log lines (``"worker": n``). The parent binds the ports first (so port 0 and a
+port in use are handled once, before any worker starts), then only supervises: SIGTERM/SIGINT is
+forwarded to every worker, which drains as above, and ``serve`` returns once all exited 0. If a
+worker exits on its own (crash, OOM kill), the parent stops the others and exits with status 1,
+so the orchestrator restarts the whole service instead of it serving at part capacity; workers
+get SIGTERM if the parent dies. Everything built before ``serve`` is inherited by every worker
+through ``fork``: it must hold no gRPC channel or server and no thread (grpc does not survive a
+fork; a thread keeps running only in the parent), and database pools must be left unused or
+disposed in the child (``RegistryStore`` does this itself). Start threads and open channels in
+``on_worker_start`` instead, which each worker (and a single process) runs before serving.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -93,10 +111,13 @@ def build_server(
     token_verifier: TokenVerifier | None = None,
     telemetry: Telemetry | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
+    reuse_port: bool = False,
 ) -> BuiltServer:
     """Create and bind the gRPC server of ``serve`` without starting it (tests use it in-process).
 
     ``interceptors`` run inside the standard ones (after tracing, identity and error mapping).
+    ``reuse_port``: share the port with the other workers of ``serve`` (SO_REUSEPORT); never
+    otherwise, so a second server on a port in use fails instead of silently sharing it.
     Raises ``RuntimeError`` when ``settings.grpc_listen`` cannot be bound.
     """
     tracing = telemetry is not None and telemetry.tracing
@@ -120,8 +141,9 @@ def build_server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
-            # Never share a port silently with another process (grpc enables SO_REUSEPORT).
-            ("grpc.so_reuseport", 0),
+            # Never share a port silently with another process (grpc enables SO_REUSEPORT),
+            # except with the sibling workers of serve().
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ],
     )
     health_servicer = health.HealthServicer(
@@ -159,6 +181,8 @@ class HttpServer:
     app: Any
     listen: str
     grace_period: float = 10.0
+    #: Bind with SO_REUSEPORT, beside the other workers of ``serve``.
+    reuse_port: bool = False
     _server: Any = None
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -177,8 +201,16 @@ class HttpServer:
             timeout_graceful_shutdown=max(1, round(self.grace_period)),
         )
         self._server = uvicorn.Server(config)
+        sockets = None
+        if self.reuse_port:
+            try:
+                sockets = [_bound_socket(host.strip("[]"), int(port), reuse_port=True)]
+            except OSError as exc:
+                raise RuntimeError(f"cannot listen on {self.listen} (http_listen): {exc}") from None
         # uvicorn installs signal handlers only in the main thread; this is not it.
-        self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": sockets}, name="http", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -204,15 +236,64 @@ def serve(
     token_verifier: TokenVerifier | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     telemetry: Telemetry | None = None,
+    on_worker_start: Callable[[int], None] | None = None,
 ) -> None:
     """Run the service until SIGTERM/SIGINT, then drain and return (exit code 0).
 
     Must be called from the main thread. ``services`` may be empty for an HTTP-only service
     (the verify portal): then no gRPC server is started. ``telemetry`` defaults to
-    ``egov_common.telemetry.setup(settings.service_name, settings)``.
+    ``egov_common.telemetry.setup(settings.service_name, settings)``. With ``settings.processes``
+    > 1 the work is done by that many forked workers (see the module docstring); a worker that
+    exits on its own makes ``serve`` raise ``SystemExit(1)`` after stopping the others.
+    ``on_worker_start(n)`` runs in each worker (n = 0, 1, ...; 0 in a single process) before
+    it serves; ``on_shutdown`` runs in each worker after it drained.
     """
     service_name = settings.service_name or "egov"
     setup_logging(service_name, settings.log_level)
+    if settings.processes > 1:
+        if telemetry is not None:
+            raise RuntimeError("with processes > 1 every worker sets up its own telemetry")
+        _Supervisor(settings, grpc=bool(services), http=http_app is not None).run(
+            lambda number, worker_settings: _serve_in_process(
+                worker_settings,
+                services,
+                http_app=http_app,
+                on_shutdown=on_shutdown,
+                token_verifier=token_verifier,
+                interceptors=interceptors,
+                telemetry=None,
+                on_worker_start=on_worker_start,
+                worker=number,
+            )
+        )
+        return
+    _serve_in_process(
+        settings,
+        services,
+        http_app=http_app,
+        on_shutdown=on_shutdown,
+        token_verifier=token_verifier,
+        interceptors=interceptors,
+        telemetry=telemetry,
+        on_worker_start=on_worker_start,
+        worker=None,
+    )
+
+
+def _serve_in_process(
+    settings: ServiceSettings,
+    services: Sequence[GrpcService],
+    *,
+    http_app: Any,
+    on_shutdown: Callable[[], None] | None,
+    token_verifier: TokenVerifier | None,
+    interceptors: Sequence[grpc.ServerInterceptor],
+    telemetry: Telemetry | None,
+    on_worker_start: Callable[[int], None] | None,
+    worker: int | None,
+) -> None:
+    """:func:`serve` in this process: alone (``worker`` None) or as worker ``worker``."""
+    service_name = settings.service_name or "egov"
     telemetry = telemetry or setup_telemetry(service_name, settings)
     stop = threading.Event()
     received: list[int] = []
@@ -225,21 +306,26 @@ def serve(
     signal.signal(signal.SIGINT, request_stop)
 
     built: BuiltServer | None = None
-    if services:
-        built = build_server(
-            settings,
-            services,
-            token_verifier=token_verifier,
-            telemetry=telemetry,
-            interceptors=interceptors,
-        )
-        built.start()
     http: HttpServer | None = None
     try:
+        if on_worker_start is not None:
+            on_worker_start(worker or 0)
+        if services:
+            built = build_server(
+                settings,
+                services,
+                token_verifier=token_verifier,
+                telemetry=telemetry,
+                interceptors=interceptors,
+                reuse_port=worker is not None,
+            )
+            built.start()
         if http_app is not None:
             if not settings.http_listen:
                 raise RuntimeError("an HTTP app needs http_listen")
-            http = HttpServer(http_app, settings.http_listen, settings.grace_period)
+            http = HttpServer(
+                http_app, settings.http_listen, settings.grace_period, reuse_port=worker is not None
+            )
             http.start()
         if built is not None:
             built.set_serving()
@@ -263,3 +349,192 @@ def serve(
             on_shutdown()
         log.info("stopped")
         telemetry.shutdown()
+
+
+def _bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A TCP socket bound (not listening) to ``host:port``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _parent_death_signal() -> None:
+    """Linux: SIGTERM this process when its parent dies (a worker never outlives the service)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+
+
+class _Supervisor:
+    """The parent of ``settings.processes`` workers serving the same ports."""
+
+    def __init__(self, settings: ServiceSettings, *, grpc: bool, http: bool) -> None:
+        self.settings = settings
+        self.grpc = grpc
+        self.http = http
+        self.workers: dict[int, int] = {}  # pid -> worker number
+        self.stop = threading.Event()
+        self.received: list[int] = []
+
+    def _reserve(self, listen: str, what: str) -> tuple[str, socket.socket]:
+        """Bind ``listen`` with SO_REUSEPORT here: port 0 becomes one port for every worker, a
+        port in use fails before any worker starts; the socket never listens, so it gets no
+        connections, and holds the port while workers come and go."""
+        host, _, port = listen.rpartition(":")
+        try:
+            sock = _bound_socket(host.strip("[]"), int(port), reuse_port=True)
+        except OSError as exc:
+            raise RuntimeError(f"cannot listen on {listen} ({what}): {exc}") from None
+        return f"{host}:{sock.getsockname()[1]}", sock
+
+    def run(self, serve_worker: Callable[[int, ServiceSettings], None]) -> None:
+        settings = self.settings
+        reserved: list[socket.socket] = []
+        update: dict[str, Any] = {"processes": 1}
+        try:
+            if self.grpc:
+                grpc_listen, sock = self._reserve(settings.grpc_listen, "grpc_listen")
+                reserved.append(sock)
+                update["grpc_listen"] = grpc_listen
+            if self.http and settings.http_listen:
+                http_listen, sock = self._reserve(settings.http_listen, "http_listen")
+                reserved.append(sock)
+                update["http_listen"] = http_listen
+        except BaseException:
+            for sock in reserved:
+                sock.close()
+            raise
+        worker_settings = settings.model_copy(update=update)
+
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            self.received.append(signum)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        parent = os.getpid()
+        failed = False
+        try:
+            for number in range(settings.processes):
+                pid = os.fork()
+                if pid == 0:  # the worker: never returns into the caller
+                    self._worker(number, parent, reserved, serve_worker, worker_settings)
+                self.workers[pid] = number
+            log.info(
+                "serving with %d worker processes",
+                settings.processes,
+                extra={
+                    "grpc_address": worker_settings.grpc_listen,
+                    "http_listen": worker_settings.http_listen,
+                    "workers": ",".join(str(pid) for pid in self.workers),
+                },
+            )
+            failed = self._watch()
+        finally:
+            failed = not self._stop_all() or failed
+            for sock in reserved:
+                sock.close()
+        if failed:
+            log.error("stopped: a worker exited on its own or did not drain cleanly")
+            raise SystemExit(1)
+        log.info("stopped")
+
+    @staticmethod
+    def _worker(
+        number: int,
+        parent: int,
+        reserved: list[socket.socket],
+        serve_worker: Callable[[int, ServiceSettings], None],
+        settings: ServiceSettings,
+    ) -> None:
+        code = 1
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # until serve installs its handler
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _parent_death_signal()
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+            for sock in reserved:
+                sock.close()
+            setup_logging(
+                settings.service_name or "egov", settings.log_level, fields={"worker": number}
+            )
+            serve_worker(number, settings)
+            code = 0
+        except SystemExit as exc:
+            code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            log.exception("worker %d failed", number)
+        finally:
+            logging.shutdown()
+            os._exit(code)
+
+    def _watch(self) -> bool:
+        """Until a stop is asked (False) or a worker exits on its own (True)."""
+        while not self.stop.wait(0.2):
+            for pid, status in self._reap():
+                log.error(
+                    "worker %d (pid %d) exited on its own: %s; stopping the others",
+                    self.workers.pop(pid),
+                    pid,
+                    _describe(status),
+                )
+                return True
+        log.info(
+            "received %s, draining %d workers",
+            signal.Signals(self.received[0]).name,
+            len(self.workers),
+        )
+        return False
+
+    def _reap(self) -> list[tuple[int, int]]:
+        exited = []
+        for pid in list(self.workers):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done:
+                exited.append((pid, status))
+        return exited
+
+    def _stop_all(self) -> bool:
+        """SIGTERM every worker left, wait for their drain, SIGKILL what is still running.
+
+        True when every one of them exited with status 0."""
+        clean = True
+        for pid in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.grace_period + 15.0
+        while self.workers and time.monotonic() < deadline:
+            for pid, status in self._reap():
+                number = self.workers.pop(pid)
+                if status != 0:
+                    clean = False
+                    log.error("worker %d (pid %d): %s", number, pid, _describe(status))
+            time.sleep(0.05)
+        for pid, number in list(self.workers.items()):
+            log.error("worker %d (pid %d) did not stop in time; killing it", number, pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            clean = False
+        self.workers.clear()
+        return clean
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"

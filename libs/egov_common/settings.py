@@ -102,6 +102,9 @@ class ServiceSettings(BaseSettings):
     default_deadline: float = Field(default=30.0, gt=0)
     #: Worker threads serving gRPC calls.
     max_workers: int = Field(default=16, gt=0)
+    #: Processes serving gRPC (and HTTP) on the same ports (SO_REUSEPORT): a Python gRPC server
+    #: uses one core, so N workers use up to N. 1 = this process serves (no worker processes).
+    processes: int = Field(default=1, ge=1, le=64)
 
     #: ``off``: plaintext on loopback (development); ``mtls``: mutual TLS, service CA.
     tls_mode: Literal["off", "mtls"] = "off"

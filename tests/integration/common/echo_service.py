@@ -6,6 +6,7 @@ Messages are protobuf well-known wrapper types, served through generic handlers.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -72,6 +73,10 @@ class Echo:
         caller = current_caller()
         return wrappers_pb2.StringValue(value=f"{caller.kind.value}:{caller.subject}")
 
+    def pid(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> object:
+        """Which process answered (the workers of EGOV_ECHO_PROCESSES > 1)."""
+        return wrappers_pb2.Int64Value(value=os.getpid())
+
     def remaining(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> object:
         left = remaining()
         return wrappers_pb2.DoubleValue(value=-1.0 if left is None else left)
@@ -112,6 +117,7 @@ def _handlers(echo: Echo) -> grpc.GenericRpcHandler:
             "Crash": unary(echo.crash, em),
             "WhoAmI": unary(echo.who_am_i, em),
             "Remaining": unary(echo.remaining, em),
+            "Pid": unary(echo.pid, em),
             "Relay": unary(echo.relay, dv),
             "Upload": grpc.stream_unary_rpc_method_handler(
                 echo.upload,

@@ -54,6 +54,7 @@ def test_missing_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EGOV_SIGNING_LOG_LEVEL", "LOUD"),
         ("EGOV_SIGNING_TLS_MODE", "sometimes"),
         ("EGOV_SIGNING_GRACE_PERIOD", "-1"),
+        ("EGOV_SIGNING_PROCESSES", "0"),
     ],
 )
 def test_malformed_variable_is_named(

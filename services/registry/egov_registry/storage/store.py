@@ -10,7 +10,9 @@ and a registration and its leaf commit together or not at all.
 from __future__ import annotations
 
 import json
+import os
 import threading
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -358,6 +360,25 @@ class RegistryStore:
         self.public_key_der = log_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+        # A worker forked by egov_common.server (EGOV_REGISTRY_PROCESSES > 1) must not use the
+        # parent's pooled connections: it drops them (without closing them under the parent)
+        # and opens its own; its appends are serialised with the others' by the database.
+        reference = weakref.ref(self)
+
+        def after_fork() -> None:
+            store = reference()
+            if store is not None:
+                store._after_fork()
+
+        os.register_at_fork(after_in_child=after_fork)
+
+    def _after_fork(self) -> None:
+        self._read_engine.dispose(close=False)
+        if self._write_engine is not self._read_engine:
+            self._write_engine.dispose(close=False)
+        self._write_lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queue = []
 
     def close(self) -> None:
         self._read_engine.dispose()
