@@ -17,7 +17,7 @@ from .adapters.callers import build_token_verifier
 from .adapters.keys import CachedTrustServiceInfo, GrpcKeysPort
 from .adapters.memory import keep_large_buffers_out_of_the_heap, release_free_memory
 from .adapters.registry import GrpcRegistryPort, RegistryLookup
-from .adapters.revocation import AllowListFetcherBackend
+from .adapters.revocation import AllowListFetcherBackend, RevocationCache
 from .adapters.tsa import HttpTimeStamper
 from .domain.pdf_input import DocumentLimits
 from .domain.signing import PdfSigningService
@@ -68,10 +68,54 @@ class _Verifiers:
             return verifier
 
 
-def _close(*channels: grpc.Channel, spools: SpoolDirectory) -> None:
+class _SigningContexts:
+    """A fresh ValidationContext per B-LT/B-LTA document (it collects that document's DSS
+    material), over keys' CA certificates parsed once and one fetcher backend restricted to
+    keys' OCSP/CRL URLs, whose session and revocation cache outlive the documents."""
+
+    def __init__(self, trust: CachedTrustServiceInfo, cache: RevocationCache) -> None:
+        self._trust = trust
+        self._cache = cache
+        self._lock = threading.Lock()
+        self._parts: tuple[TrustAnchors, TrustAnchors, AllowListFetcherBackend] | None = None
+
+    def _ready(self) -> tuple[TrustAnchors, TrustAnchors, AllowListFetcherBackend]:
+        with self._lock:
+            if self._parts is None:
+                info = self._trust.get()  # cached for the life of the process once fetched
+                self._parts = (
+                    TrustAnchors(info.root_certificates),
+                    TrustAnchors(info.all_certificates),
+                    AllowListFetcherBackend(info.url_prefixes, cache=self._cache),
+                )
+            return self._parts
+
+    def __call__(self) -> ValidationContext:
+        roots, others, fetchers = self._ready()
+        return ValidationContext(
+            trust_roots=list(roots.certificates),
+            other_certs=list(others.certificates),
+            allow_fetching=True,
+            fetcher_backend=fetchers,
+            revocation_mode="hard-fail",
+        )
+
+    def close(self) -> None:
+        if self._parts is not None:
+            self._parts[2].close_session()
+
+
+def _close(
+    *channels: grpc.Channel,
+    spools: SpoolDirectory,
+    timestamper: HttpTimeStamper,
+    contexts: _SigningContexts,
+) -> None:
     for channel in channels:
         channel.close()
     spools.remove()
+    timestamper.close()
+    contexts.close()
 
 
 def main() -> None:
@@ -92,22 +136,13 @@ def main() -> None:
         deadline_seconds=settings.document_deadline,
     )
 
-    def signing_context() -> ValidationContext:
-        # B-LT/B-LTA: revocation info for our own chain, fetched from keys' OCSP/CRL only
-        info = trust.get()
-        return ValidationContext(
-            trust_roots=TrustAnchors(info.root_certificates).certificates,
-            other_certs=TrustAnchors(info.all_certificates).certificates,
-            allow_fetching=True,
-            fetcher_backend=AllowListFetcherBackend(info.url_prefixes),
-            revocation_mode="hard-fail",
-        )
-
+    contexts = _SigningContexts(trust, RevocationCache(settings.revocation_cache_seconds))
+    timestamper = HttpTimeStamper(lambda: trust.get().tsa_url)
     signing = PdfSigningService(
         GrpcKeysPort(keys_channel, service_token=settings.keys_token),
         registry=GrpcRegistryPort(registry_channel, token=settings.registry_token),
-        timestamper=HttpTimeStamper(lambda: trust.get().tsa_url),
-        validation_context_factory=signing_context,
+        timestamper=timestamper,
+        validation_context_factory=contexts,
         limits=limits,
         font_path=str(settings.stamp_font_file) if settings.stamp_font_file else None,
         timestamp_reserve_bytes=settings.timestamp_reserve_bytes,
@@ -143,7 +178,13 @@ def main() -> None:
             jwks_url=settings.token_jwks_url,
             audience=settings.token_audience,
         ),
-        on_shutdown=lambda: _close(keys_channel, registry_channel, spools=spools),
+        on_shutdown=lambda: _close(
+            keys_channel,
+            registry_channel,
+            spools=spools,
+            timestamper=timestamper,
+            contexts=contexts,
+        ),
     )
 
 

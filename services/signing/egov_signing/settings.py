@@ -28,6 +28,10 @@ class SigningSettings(ServiceSettings):
     revocation_mode: Literal["hard-fail", "soft-fail"] = "hard-fail"
     #: Fetch OCSP/CRL on line, only from our keys service's URLs (never from URLs in a PDF).
     fetch_revocation: bool = True
+    #: OCSP responses and CRLs fetched for the DSS of B-LT/B-LTA signatures are reused for up to
+    #: this long (never past their nextUpdate); 0: fetched for every document. Verification
+    #: never reuses them.
+    revocation_cache_seconds: float = Field(default=300.0, ge=0)
     #: Largest PDF accepted, in bytes (streamed uploads stop as soon as it is exceeded).
     max_document_bytes: int = Field(default=50 * _MIB, gt=0)
     max_pages: int = Field(default=2000, gt=0)

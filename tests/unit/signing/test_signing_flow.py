@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from egov_common.errors import EgovError, InvalidArgument, Unauthenticated
+from egov_common.errors import EgovError, FailedPrecondition, InvalidArgument, Unauthenticated
 from egov_signing.domain.ports import Party, RegistrationSpec
 from egov_signing.domain.report import Indication, PadesLevel
 from egov_signing.domain.signing import (
@@ -113,6 +113,24 @@ def test_parsed_credential_is_cached_between_documents(pki: SigningPki, keys: So
     service.sign(make_pdf(), SignOptions("cred-1", Level.B_B))
     service.sign(make_pdf(), SignOptions("cred-1", Level.B_B))
     assert [k for k, _ in keys.received].count("get_credential") == 1
+
+
+def test_credential_is_asked_for_again_after_keys_refuses(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    service = _service(pki, keys)
+    service.sign(make_pdf(), SignOptions("cred-1", Level.B_B))
+    authorize = keys.authorize
+
+    def revoked(*args: object, **kwargs: object) -> None:
+        raise FailedPrecondition("CREDENTIAL_REVOKED", "the credential is revoked")
+
+    keys.authorize = revoked  # type: ignore[method-assign,assignment]
+    with pytest.raises(EgovError):
+        service.sign(make_pdf(), SignOptions("cred-1", Level.B_B))
+    keys.authorize = authorize  # type: ignore[method-assign]
+    service.sign(make_pdf(), SignOptions("cred-1", Level.B_B))
+    assert [k for k, _ in keys.received].count("get_credential") == 2
 
 
 def test_dry_run_never_reaches_keys(pki: SigningPki, keys: SoftwareKeys) -> None:

@@ -23,7 +23,6 @@ the others go on.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import hashlib
 import logging
@@ -54,6 +53,7 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from . import aio
 from .pdf_input import (
     DocumentLimits,
     PdfSource,
@@ -252,16 +252,17 @@ class _ParsedCredential:
     key_algorithm: KeyAlgorithm
     mechanism: algos.SignedDigestAlgorithm
     chain_bytes: int
-    _cache: dict[str, tsp.SigningCertificateV2] = field(default_factory=dict, compare=False)
+    _cache: dict[str, bytes] = field(default_factory=dict, compare=False)
 
     def signing_certificate_v2(self) -> tsp.SigningCertificateV2:
-        """RFC 5035 ESS signing-certificate-v2 for the signer certificate, encoded once."""
-        cached: tsp.SigningCertificateV2 | None = self._cache.get("scv2")
-        if cached is None:
-            cached = as_signing_certificate_v2(self.signer_cert)
-            cached.dump()
-            self._cache["scv2"] = cached
-        return cached.copy()
+        """RFC 5035 ESS signing-certificate-v2 for the signer certificate, encoded once; each
+        signature gets a fresh, unparsed object over the same DER (a ``copy()`` of the parsed
+        value deep-copies its whole tree)."""
+        der = self._cache.get("scv2")
+        if der is None:
+            der = as_signing_certificate_v2(self.signer_cert).dump()
+            self._cache["scv2"] = der
+        return tsp.SigningCertificateV2.load(der)
 
     @classmethod
     def parse(cls, credential: SigningCredential) -> _ParsedCredential:
@@ -361,7 +362,7 @@ class PdfSigningService:
         A document that cannot be prepared fails alone. Errors of Authorize/SignHash concern
         every document and are raised.
         """
-        return asyncio.run(self._sign_batch(items, options, registry or self._registry))
+        return aio.run(self._sign_batch(items, options, registry or self._registry))
 
     # -- the flow -----------------------------------------------------------------------------
 
@@ -380,20 +381,25 @@ class PdfSigningService:
         ready = [p for p in prepared if isinstance(p, _Prepared)]
         if ready:
             hashes = [p.attrs_digest for p in ready]
-            sad = self._keys.authorize(
-                credential.credential_id,
-                hashes,
-                hash_algorithm=_HASH,
-                authorization_proof=options.authorization_proof,
-                description=options.description or f"{len(hashes)} PDF signature(s)",
-            )
-            values = self._keys.sign_hash(
-                credential.credential_id,
-                sad,
-                hashes,
-                hash_algorithm=_HASH,
-                key_algorithm=credential.key_algorithm,
-            )
+            try:
+                sad = self._keys.authorize(
+                    credential.credential_id,
+                    hashes,
+                    hash_algorithm=_HASH,
+                    authorization_proof=options.authorization_proof,
+                    description=options.description or f"{len(hashes)} PDF signature(s)",
+                )
+                values = self._keys.sign_hash(
+                    credential.credential_id,
+                    sad,
+                    hashes,
+                    hash_algorithm=_HASH,
+                    key_algorithm=credential.key_algorithm,
+                )
+            except EgovError:
+                # keys decides (revoked, renewed, ...): ask it for the credential again next time
+                self._credentials.pop(credential.credential_id, None)
+                raise
             if len(values) != len(hashes):
                 raise FailedPrecondition(SIGNATURE_MISSING, "keys returned too few signatures")
             signer.digests_sent.extend(hashes)

@@ -17,7 +17,6 @@ path's sub-indication, else TOTAL_PASSED.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import enum
 import hashlib
@@ -53,6 +52,7 @@ from pyhanko.sign.validation.status import (
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.api import FetcherBackend
 
+from . import aio
 from .pdf_input import (
     PDF_TOO_MANY_SIGNATURES,
     Deadline,
@@ -183,7 +183,7 @@ class DocumentVerifier:
         scan = scan_document(stream, b"/ByteRange")
         when = validation_time or self._clock.now()
         try:
-            return asyncio.run(
+            return aio.run(
                 self._verify(reader, scan, when, revocation_mode or self._revocation_mode, deadline)
             )
         except PdfDecodeLimitError as err:
