@@ -35,6 +35,8 @@ __all__ = [
 trace_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("egov_trace_id", default="")
 
 _THIRTEEN_DIGITS = re.compile(r"(?<!\d)(\d)-?(\d{4})-?(\d{5})-?(\d{2})-?(\d)(?!\d)")
+_PLAIN = (str, int, float, bool)  # written as they are; anything else as str(value)
+_to_json = json.JSONEncoder(ensure_ascii=False).encode
 _SHORTEST_IDENTIFIER = 13  # characters: shorter text cannot hold a 13-digit identifier
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
@@ -119,10 +121,10 @@ class JsonFormatter(logging.Formatter):
         }
         for key in fields.keys() - _STANDARD_ATTRS - line.keys():
             value = fields[key]
-            line[key] = value if isinstance(value, str | int | float | bool) else str(value)
+            line[key] = value if type(value) in _PLAIN or isinstance(value, _PLAIN) else str(value)
         if record.exc_info:
             line["exception"] = mask_text(self.formatException(record.exc_info))
-        return json.dumps(line, ensure_ascii=False)
+        return _to_json(line)
 
 
 def setup_logging(
@@ -140,5 +142,7 @@ def setup_logging(
         if getattr(old, "_egov", False):
             root.removeHandler(old)
     handler._egov = True  # type: ignore[attr-defined]
+    # The lines carry no process name: spare every record looking it up.
+    logging.logMultiprocessing = False
     root.addHandler(handler)
     root.setLevel(level.upper())
