@@ -3,6 +3,10 @@
 Registrations/s (one per call, and batched) and lookups/s over gRPC against a real
 ``python -m egov_registry`` process, on SQLite and (when EGOV_TEST_POSTGRES_URL is set)
 PostgreSQL, at 10k documents (100k with EGOV_BENCH_LARGE=1); inclusion-proof time at 1M leaves.
+Each configuration runs with one serving process and with two (EGOV_REGISTRY_PROCESSES=2,
+figures ``..._2_processes``). Every client thread has its own connection, as separate clients
+would (one shared connection would reach only one of the workers). The load generator runs on
+the same two cores as the server, so the figures are pessimistic.
 Figures go to bench/results-registry.json.
 """
 
@@ -20,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -71,17 +76,20 @@ def _parallel(
     items: list[Any], clients: int, job: Callable[[RegistryClient, list[Any]], None], address: str
 ) -> None:
     def run(share: list[Any]) -> None:
-        with RegistryClient(address, token=TOKEN, deadline=60) as client:
+        # A connection of its own (grpc shares one per address within a process otherwise).
+        channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+        with channel, RegistryClient(channel, token=TOKEN, deadline=60) as client:
             job(client, share)
 
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(run, [items[c::clients] for c in range(clients)]))
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("size", SIZES)
 def test_registrations_and_lookups_over_grpc(
-    backend: str, size: int, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, size: int, processes: int, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'bench.db'}"
@@ -91,8 +99,9 @@ def test_registrations_and_lookups_over_grpc(
         "EGOV_REGISTRY_DATABASE_URL": url,
         "EGOV_REGISTRY_STATIC_TOKENS": json.dumps(STATIC_TOKENS),
         "EGOV_REGISTRY_LOG_LEVEL": "WARNING",
+        "EGOV_REGISTRY_PROCESSES": str(processes),
     }
-    figures: dict[str, float | int] = {"documents": size}
+    figures: dict[str, float | int] = {"documents": size, "processes": processes}
     with start_service("egov_registry", env, data_dir=tmp_path / "data", http=False) as service:
         address = service.grpc_address
 
@@ -167,7 +176,8 @@ def test_registrations_and_lookups_over_grpc(
         figures["verified_documents_per_s"] = round(
             _rate(CLIENTS * 100, lambda: _parallel(lookups, CLIENTS, prove, address))
         )
-    _results[f"grpc_{backend}_{size}"] = figures
+    suffix = "" if processes == 1 else f"_{processes}_processes"
+    _results[f"grpc_{backend}_{size}{suffix}"] = figures
     print(backend, figures)
 
 
