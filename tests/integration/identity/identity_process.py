@@ -20,7 +20,7 @@ POPULATION = SyntheticPopulation(seed=7, size=20)
 ADMIN_ID = "identity-admin"
 PORTAL_ID = "portal"
 REDIRECT = "http://127.0.0.1/cb"
-PASSWORD = "correct horse battery staple"
+PASSWORD = "lantern orbit velvet canyon"  # passes the password policy (not a famous one)
 
 
 @dataclass

@@ -26,7 +26,7 @@ def test_demo_citizen_and_agency_steps(tmp_path: Path) -> None:
             identity.client, admin_client_id="demo-admin", admin_key=admin_key,
             citizen=citizen, portal_client_id="citizen-portal",
             redirect_uri="http://127.0.0.1:8080/cb", username="somchai",
-            password="correct horse battery staple")
+            password="lantern orbit velvet canyon")
         jwks = HttpJwks(identity.issuer + "/jwks")
         id_token = TokenVerifier(jwks, issuer=identity.issuer,
                                  audiences=["citizen-portal"]).verify(demo.tokens.id_token)

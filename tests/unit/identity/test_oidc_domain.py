@@ -336,7 +336,7 @@ def test_password_change_needs_the_persons_own_session(world: World) -> None:
     assert s.login("portal", username, "another long password").person_id == me.person_id
     with pytest.raises(InvalidArgument) as info:
         s.set_password(me.person_id, "short", login_session_id=me.login_session_id)
-    assert info.value.reason == "PASSWORD_TOO_WEAK"
+    assert info.value.reason == "PASSWORD_TOO_SHORT"
 
 
 def test_enrolment_code_works_once(world: World) -> None:

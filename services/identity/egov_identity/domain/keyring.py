@@ -1,4 +1,4 @@
-"""Token signing keys: ES256 (signs by default) and RS256 (published, used on request).
+"""Token signing keys: ES256 (signs by default) and RS256 (ID tokens of clients that ask for it).
 
 Keys live in the database, private halves sealed with AES-256-GCM under the KEK, so every process
 of the service signs with and publishes the same keys. Generation ``g`` of an algorithm signs from
@@ -36,6 +36,15 @@ from egov_identity.storage.tables import signing_keys
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ("ES256", "RS256")
+#: What an ID token can be signed with: every algorithm the ring keeps a signing key for. A
+#: client chooses with ``id_token_signed_response_alg`` (OIDC Registration 1.0 section 2);
+#: discovery's ``id_token_signing_alg_values_supported`` lists exactly these.
+ID_TOKEN_ALGORITHMS: tuple[str, ...] = ALGORITHMS
+#: The default of OIDC Registration is RS256; this platform signs ES256 unless asked.
+DEFAULT_ID_TOKEN_ALGORITHM = "ES256"  # noqa: S105 - an algorithm name, not a secret
+#: ``Cache-Control: max-age`` of the JWKS endpoint. A key must be published at least this
+#: long before it signs, or a relying party's cached copy may lack it when its first token comes.
+JWKS_MAX_AGE_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)

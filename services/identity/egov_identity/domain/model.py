@@ -52,6 +52,8 @@ class Client:
     subject_type: SubjectType = SubjectType.PUBLIC
     sector_identifier: str = ""
     agency: str = ""  # namespaced TH-JUR identifier of an agency machine client
+    #: ``id_token_signed_response_alg`` (OIDC Registration 1.0 section 2): ES256 or RS256.
+    id_token_signed_response_alg: str = "ES256"  # noqa: S105 - an algorithm name
 
 
 @dataclass(frozen=True, slots=True)

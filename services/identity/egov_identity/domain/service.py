@@ -60,8 +60,9 @@ from egov_identity.domain.kek_rotation import (
     unrecorded_values,
     values_under_unknown_keks,
 )
-from egov_identity.domain.keyring import KeyRing
+from egov_identity.domain.keyring import ID_TOKEN_ALGORITHMS, KeyRing
 from egov_identity.domain.levels import AssuranceLevels
+from egov_identity.domain.password_policy import PasswordContext, PasswordPolicy, normalise
 from egov_identity.domain.proofing import (
     KIND_OF,
     Evidence,
@@ -117,6 +118,9 @@ class IdentityConfig:
     leeway_seconds: float = 30.0
     #: Earlier KEKs: what they sealed still opens (until ``rewrap-kek`` re-seals it).
     previous_keks: tuple[bytes, ...] = field(default=(), repr=False)
+    #: An agency's own blocklist, in :func:`~egov_identity.domain.password_policy.
+    #: blocklist_entries` form, on top of the list shipped with the service.
+    password_blocklist: frozenset[str] = field(default=frozenset(), repr=False)
 
     @property
     def token_endpoint(self) -> str:
@@ -165,6 +169,12 @@ def _scopes(text: str) -> list[str]:
     return seen
 
 
+def required_aal(acr_values: str) -> int:
+    """The AAL that ``acr_values`` asks for (``urn:egov:aal:2`` or ``2``), at least 1."""
+    return max((int(v) for v in acr_values.replace("urn:egov:aal:", "").split()
+                if v.isdigit()), default=1)
+
+
 def _audiences_for(scopes: Sequence[str]) -> list[str]:
     out: list[str] = []
     for s in scopes:
@@ -193,6 +203,7 @@ class IdentityService:
                                            config.id_token_seconds) + 60)
         self.passwords = Passwords(time_cost=config.argon2_time_cost,
                                    memory_kib=config.argon2_memory_kib)
+        self.password_policy = PasswordPolicy(config.password_blocklist)
         self.throttle = Throttle(engine, config.throttle)
         self.companies = companies
         self.registry = registry
@@ -496,6 +507,12 @@ class IdentityService:
                                         m.GRANT_TOKEN_EXCHANGE}:
             raise InvalidArgument("AUTH_METHOD_UNSUPPORTED",
                                   "this grant type needs private_key_jwt")
+        if client.id_token_signed_response_alg not in ID_TOKEN_ALGORITHMS:
+            raise InvalidArgument(
+                "ID_TOKEN_ALG_UNSUPPORTED", "id_token_signed_response_alg must be one of "
+                + ", ".join(ID_TOKEN_ALGORITHMS),
+                field_violations=(FieldViolation("client.id_token_signed_response_alg",
+                                                 " or ".join(ID_TOKEN_ALGORITHMS)),))
         if client.subject_type is m.SubjectType.PAIRWISE and not client.sector_identifier:
             raise InvalidArgument("SECTOR_IDENTIFIER_INVALID", "pairwise needs a sector")
         if client.agency:
@@ -511,6 +528,7 @@ class IdentityService:
                     scopes_json=json.dumps(list(client.scopes)), auth_method=client.auth_method,
                     jwks_json=client.jwks_json, subject_type=client.subject_type.value,
                     sector_identifier=client.sector_identifier, agency=client.agency,
+                    id_token_signed_response_alg=client.id_token_signed_response_alg,
                     created_at=self.now()))
         except sa.exc.IntegrityError:
             raise AlreadyExists("CLIENT_EXISTS", "a client with this id exists") from None
@@ -554,7 +572,8 @@ class IdentityService:
             grant_types=tuple(json.loads(row["grant_types_json"])),
             scopes=tuple(json.loads(row["scopes_json"])), auth_method=row["auth_method"],
             jwks_json=row["jwks_json"], subject_type=m.SubjectType(row["subject_type"]),
-            sector_identifier=row["sector_identifier"], agency=row["agency"])
+            sector_identifier=row["sector_identifier"], agency=row["agency"],
+            id_token_signed_response_alg=row["id_token_signed_response_alg"])
 
     def authenticate_client(self, client_id: str, assertion: str = "",
                             assertion_type: str = "") -> m.Client:
@@ -647,10 +666,20 @@ class IdentityService:
     # ------------------------------------------------------------------ passwords, TOTP, login
     def set_password(self, person_id: str, new_password: str, *, enrolment_code: str = "",
                      login_session_id: str = "", username: str = "") -> str:
-        if len(new_password) < 12:
-            raise InvalidArgument("PASSWORD_TOO_WEAK", "at least 12 characters",
-                                  field_violations=(FieldViolation("new_password",
-                                                                   "at least 12 characters"),))
+        """Set the password (stored NFKC-normalised, Argon2id) and the login name; returns the
+        login name. The password must pass :mod:`~egov_identity.domain.password_policy`: what
+        needs nothing about the person is checked first, what does (name, identifier, birth
+        date) only once the enrolment code or session is accepted. Raises ``InvalidArgument``
+        (``PASSWORD_TOO_SHORT``, ``PASSWORD_TOO_LONG``, ``PASSWORD_REPETITIVE``,
+        ``PASSWORD_BREACHED``, ``PASSWORD_CONTEXT``, ``FIELD_TOO_LONG``),
+        ``NotFound(PERSON_NOT_FOUND)``, ``PermissionDenied(ENROLMENT_CODE_INVALID)``,
+        ``AlreadyExists(USERNAME_TAKEN)``."""
+        try:
+            password = self.password_policy.check(new_password)
+        except InvalidArgument as exc:
+            log.info("password refused", extra={"person_id": person_id, "reason": exc.reason,
+                                                **exc.metadata})
+            raise
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(t.persons).where(
                 t.persons.c.person_id == person_id)).mappings().first()
@@ -665,13 +694,25 @@ class IdentityService:
             raise PermissionDenied("ENROLMENT_CODE_INVALID", "enrolment code is not valid")
         name = (username or row["username"] or person_id).strip()
         _check_length(name, 128, "username")
+        context = PasswordContext(
+            login_names=tuple(n for n in (name, row["username"] or "") if n),
+            name_parts=tuple(row[c] or "" for c in ("given_name_en", "family_name_en",
+                                                    "given_name_th", "family_name_th")),
+            identifier=row["identifier"], birth_date=row["birth_date"] or "")
+        try:
+            self.password_policy.check_personal(password, context)
+        except InvalidArgument as exc:
+            log.info("password refused", extra={"person_id": person_id, "reason": exc.reason,
+                                                **exc.metadata})
+            raise
         try:
             with self.engine.begin() as conn:
                 conn.execute(t.persons.update().where(t.persons.c.person_id == person_id).values(
-                    username=name, password_hash=self.passwords.hash(new_password),
+                    username=name, password_hash=self.passwords.hash(password),
                     enrolment_code_hash=None))
         except sa.exc.IntegrityError:
             raise AlreadyExists("USERNAME_TAKEN", "choose another login name") from None
+        log.info("password set", extra={"person_id": person_id})
         return name
 
     def enrol_totp(self, login_session_id: str) -> str:
@@ -722,7 +763,11 @@ class IdentityService:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(t.persons.c.person_id, t.persons.c.password_hash)
                                .where(t.persons.c.username == username.strip())).first()
-        ok = self.passwords.verify(row.password_hash if row else None, password)
+        # Stored NFKC-normalised; a hash made before normalisation still verifies as typed.
+        typed = normalise(password)
+        ok = self.passwords.verify(row.password_hash if row else None, typed) or (
+            typed != password and self.passwords.verify(row.password_hash if row else None,
+                                                        password))
         aal, amr = 1, ["pwd"]
         if ok and row is not None and totp_code:
             ok = self._consume_totp(row.person_id, totp_code, require_confirmed=True)
@@ -789,8 +834,7 @@ class IdentityService:
             except ValueError:
                 raise InvalidArgument("CLAIMS_INVALID", "claims must be a JSON object") from None
         session = self.login_session(login_session_id)
-        required = max((int(v) for v in acr_values.replace(
-            "urn:egov:aal:", "").split() if v.isdigit()), default=1)
+        required = required_aal(acr_values)
         if session.aal < required:
             raise PermissionDenied("ACR_NOT_MET", "a stronger login is required",
                                    metadata={"required_aal": str(required)})
@@ -975,7 +1019,7 @@ class IdentityService:
                 id_claims["nonce"] = nonce
             id_claims.update(self._userinfo_claims(
                 person, client, scopes, self._wants_verified(scopes, claims_request, "id_token")))
-            id_token = self.keyring.sign(id_claims)
+            id_token = self.keyring.sign(id_claims, alg=client.id_token_signed_response_alg)
         refresh = ""
         if with_refresh and m.GRANT_REFRESH_TOKEN in client.grant_types:
             refresh = secrets.token_urlsafe(32)
