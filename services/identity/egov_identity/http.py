@@ -5,16 +5,33 @@
 assertions, RFC 8693 token exchange, CIBA poll), ``/userinfo``, ``/revoke`` (RFC 7009),
 ``/introspect`` (RFC 7662). Every handler translates and delegates to
 :class:`~egov_identity.domain.service.IdentityService`.
+
+Errors say what they are, and nothing more:
+
+- A request the client or person got wrong is answered with the error code of the RFC that
+  governs the endpoint (RFC 6749 section 5.2 at the token endpoint, RFC 6750 section 3.1 with a
+  ``WWW-Authenticate`` challenge at ``/userinfo``, CIBA section 13 at ``/bc-authorize``) and the
+  platform's ``reason`` beside it.
+- At the login form every wrong credential (unknown name, wrong password, wrong code) gets one
+  text and one status, so nothing tells which accounts exist; a lock-out says it is one.
+- A fault of the service (``INTERNAL``/``UNKNOWN``/``DATA_LOSS`` errors such as ``KEK_UNKNOWN``,
+  or any unexpected exception) is ``500 server_error``; a temporary one (``UNAVAILABLE``,
+  ``DEADLINE_EXCEEDED``, ``ABORTED``, the database out of reach) is ``503
+  temporarily_unavailable`` with ``Retry-After``. The response carries a short reference and no
+  reason code, message or traceback; the log line has the reason and the same reference.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from egov_common.errors import (
     Code,
     EgovError,
@@ -28,7 +45,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from egov_identity.domain import model as m
-from egov_identity.domain.service import TRUST_FRAMEWORK, IdentityService
+from egov_identity.domain.keyring import ID_TOKEN_ALGORITHMS, JWKS_MAX_AGE_SECONDS
+from egov_identity.domain.service import TRUST_FRAMEWORK, IdentityService, required_aal
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +56,129 @@ _OAUTH_ERRORS = {
     "AUTHORIZATION_PENDING", "SLOW_DOWN", "EXPIRED_TOKEN", "ACCESS_DENIED",
     "UNAUTHORIZED_CLIENT", "INVALID_REQUEST",
 }
+#: Reasons whose OAuth error is not their lower-cased name (RFC 6749 5.2, RFC 8693 2.2.2).
+_REASON_ERRORS = {
+    "POWER_MISSING": "invalid_scope",
+    "NOT_REPRESENTATIVE": "invalid_grant",
+    "TOKEN_SUBJECT_UNKNOWN": "invalid_grant",
+}
+#: Polling states of a CIBA client: expected every few seconds, not worth an INFO line.
+_QUIET_REASONS = {"AUTHORIZATION_PENDING", "SLOW_DOWN"}
 _MAX_FORM_BYTES = 64 * 1024
 
+#: Codes that mean the service failed (500) or is failing for a while (503), not the request.
+_FAULT_CODES = {Code.INTERNAL, Code.UNKNOWN, Code.DATA_LOSS, Code.UNIMPLEMENTED, Code.CANCELLED,
+                Code.OK}
+_UNAVAILABLE_CODES = {Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.ABORTED}
+#: Seconds a client is asked to wait when the failure does not say (a database fail-over).
+RETRY_AFTER_SECONDS = 30
 
-def _oauth_error(exc: EgovError) -> JSONResponse:
-    if exc.reason in _OAUTH_ERRORS:
-        error = exc.reason.lower()
-    elif exc.code is Code.UNAUTHENTICATED:
-        error = "invalid_client" if exc.reason.startswith("CLIENT") else "invalid_token"
-    elif exc.code is Code.PERMISSION_DENIED:
-        error = "access_denied"
-    elif exc.code is Code.RESOURCE_EXHAUSTED:
-        error = "slow_down" if exc.reason == "SLOW_DOWN" else "temporarily_unavailable"
+
+@dataclass(frozen=True, slots=True)
+class _Fault:
+    """How to answer a failure of the service (not of the request)."""
+
+    status: int  # 500 or 503
+    error: str  # server_error or temporarily_unavailable
+    retry_after: str  # seconds, "" for 500
+    reference: str  # in the response and in the log line
+
+    @property
+    def description(self) -> str:
+        if self.status == 503:
+            return (f"the identity service is temporarily unavailable; try again in "
+                    f"{self.retry_after} seconds (reference {self.reference})")
+        return f"the identity service failed; try again later (reference {self.reference})"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {**_NO_STORE, **({"Retry-After": self.retry_after} if self.retry_after else {})}
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection came free
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and (
+        exc.connection_invalidated
+        or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError))
+
+
+def _fault(exc: BaseException, endpoint: str) -> _Fault | None:
+    """``None`` when ``exc`` is the request's fault (an ``EgovError`` with a client code), else
+    :func:`_service_fault`."""
+    if isinstance(exc, EgovError) and exc.code not in _FAULT_CODES | _UNAVAILABLE_CODES:
+        return None
+    return _service_fault(exc, endpoint)
+
+
+def _service_fault(exc: BaseException, endpoint: str) -> _Fault:
+    """Logs one line naming the endpoint, the reason and a fresh reference, and says how to
+    answer. SQLAlchemy errors are logged by type only: their text holds the statement's
+    parameters, which may be personal data."""
+    reference = secrets.token_hex(6)
+    extra: dict[str, str] = {"endpoint": endpoint, "reference": reference}
+    if isinstance(exc, EgovError):
+        unavailable = exc.code in _UNAVAILABLE_CODES
+        retry = exc.metadata.get("retry_after", "") or str(RETRY_AFTER_SECONDS)
+        log.error("%s failed: %s", endpoint, exc.reason, extra={
+            **extra, "reason": exc.reason, "code": exc.code.value, "detail": exc.message})
+    elif isinstance(exc, sa.exc.SQLAlchemyError):
+        unavailable = _database_unreachable(exc)
+        reason = "DATABASE_UNAVAILABLE" if unavailable else "DATABASE_ERROR"
+        retry = str(RETRY_AFTER_SECONDS)
+        orig = getattr(exc, "orig", None)
+        log.error("%s failed: %s", endpoint, reason, extra={
+            **extra, "reason": reason, "error": type(exc).__name__,
+            "driver_error": type(orig).__name__ if orig is not None else ""})
     else:
-        error = "invalid_request"
-    status = 401 if error == "invalid_client" else 400
-    return JSONResponse({"error": error, "error_description": exc.message, "reason": exc.reason},
-                        status_code=status, headers=_NO_STORE)
+        unavailable, retry = False, ""
+        log.error("%s failed: INTERNAL", endpoint, exc_info=exc,
+                  extra={**extra, "reason": "INTERNAL", "error": type(exc).__name__})
+    if unavailable:
+        return _Fault(503, "temporarily_unavailable", retry, reference)
+    return _Fault(500, "server_error", "", reference)
+
+
+def _fault_json(fault: _Fault) -> JSONResponse:
+    return JSONResponse({"error": fault.error, "error_description": fault.description},
+                        status_code=fault.status, headers=fault.headers)
+
+
+def _oauth_error(exc: BaseException, endpoint: str,
+                 overrides: Mapping[str, tuple[str, int]] | None = None) -> JSONResponse:
+    """The JSON error of a token-style endpoint (RFC 6749 section 5.2). ``overrides`` maps a
+    reason to the (error, status) an endpoint's own specification gives it."""
+    fault = _fault(exc, endpoint)
+    if fault is not None:
+        return _fault_json(fault)
+    assert isinstance(exc, EgovError)
+    reason = exc.reason
+    headers = dict(_NO_STORE)
+    if overrides and reason in overrides:
+        error, status = overrides[reason]
+    elif reason == "CLIENT_LOCKED":  # failed client authentications: locked for a while
+        error, status = "invalid_client", 429
+    elif reason in _OAUTH_ERRORS:
+        error = reason.lower()
+        status = 401 if error == "invalid_client" else 400
+    elif reason in _REASON_ERRORS:
+        error, status = _REASON_ERRORS[reason], 400
+    elif exc.code is Code.UNAUTHENTICATED:
+        error = "invalid_client" if reason.startswith("CLIENT") else "invalid_grant"
+        status = 401 if error == "invalid_client" else 400
+    elif exc.code is Code.PERMISSION_DENIED:
+        error, status = "access_denied", 400
+    elif exc.code is Code.RESOURCE_EXHAUSTED:
+        error, status = "temporarily_unavailable", 429
+    else:
+        error, status = "invalid_request", 400
+    if status == 429:
+        headers["Retry-After"] = exc.metadata.get("retry_after", "") or str(RETRY_AFTER_SECONDS)
+    level = logging.DEBUG if reason in _QUIET_REASONS else logging.INFO
+    log.log(level, "%s refused: %s", endpoint, reason,
+            extra={"endpoint": endpoint, "reason": reason, "error": error})
+    return JSONResponse({"error": error, "error_description": exc.message, "reason": reason},
+                        status_code=status, headers=headers)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -65,10 +189,17 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+def _challenge_value(text: str) -> str:
+    """Text allowed inside a quoted ``WWW-Authenticate`` parameter (RFC 6750 section 3)."""
+    return "".join(c for c in text if 0x20 <= ord(c) <= 0x7E and c not in '"\\')
+
+
+def _minutes(seconds: str) -> str:
+    try:
+        minutes = max(1, round(int(seconds) / 60))
+    except ValueError:
+        minutes = 5
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
 _LOGIN_PAGE = """<!doctype html>
@@ -83,8 +214,41 @@ _LOGIN_PAGE = """<!doctype html>
 <button type="submit">Log in</button>
 </form></body></html>"""
 
+_MESSAGE_PAGE = """<!doctype html>
+<html lang="th"><head><meta charset="utf-8"><title>Digital ID</title></head>
+<body><h1>Digital ID</h1><p role="alert">{message}</p></body></html>"""
+
 _AUTHORIZE_PARAMS = ("client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
                      "code_challenge_method", "acr_values", "claims", "response_type")
+_PAGE_HEADERS = {**_NO_STORE, "X-Frame-Options": "DENY",
+                 "Content-Security-Policy": "default-src 'none'; form-action 'self'"}
+
+#: What the person reads at the login form (no reason codes, no internals).
+WRONG_CREDENTIALS = "Login name, password or code is wrong."
+ACCOUNT_LOCKED = ("This account is temporarily locked after too many failed attempts. "
+                  "Try again in {wait}.")
+CLIENT_LOCKED = ("Too many failed logins through this service. Logging in here is "
+                 "temporarily locked; try again in {wait}.")
+CODE_REQUIRED = ("This service needs the code from your authenticator app as well as your "
+                 "password.")
+SERVICE_FAILED = ("The login service failed. This is not a problem with what you typed; try "
+                  "again later. If it keeps happening, contact the help desk with reference "
+                  "{reference}.")
+SERVICE_UNAVAILABLE = ("The login service is temporarily unavailable. Try again in "
+                       "{seconds} seconds (reference {reference}).")
+UNKNOWN_CLIENT = "Unknown client or redirect URI."
+
+
+def _fault_message(fault: _Fault) -> str:
+    if fault.status == 503:
+        return SERVICE_UNAVAILABLE.format(seconds=fault.retry_after, reference=fault.reference)
+    return SERVICE_FAILED.format(reference=fault.reference)
+
+
+def _message_page(message: str, status: int, headers: Mapping[str, str] | None = None
+                  ) -> HTMLResponse:
+    return HTMLResponse(_MESSAGE_PAGE.format(message=html.escape(message)), status_code=status,
+                        headers={**_PAGE_HEADERS, **(headers or {})})
 
 
 def build_http_app(service: IdentityService) -> Starlette:
@@ -107,7 +271,8 @@ def build_http_app(service: IdentityService) -> Starlette:
             "response_modes_supported": ["query"],
             "grant_types_supported": sorted(m.GRANT_TYPES),
             "subject_types_supported": ["public", "pairwise"],
-            "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+            # Exactly what a client may register as id_token_signed_response_alg.
+            "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
             "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
             "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],
             "code_challenge_methods_supported": ["S256"],
@@ -128,25 +293,42 @@ def build_http_app(service: IdentityService) -> Starlette:
         }, headers={"Cache-Control": "public, max-age=300"})
 
     async def jwks(_: Request) -> Response:
-        keys = await call(service.keyring.jwks)
-        return JSONResponse(keys, headers={"Cache-Control": "public, max-age=60"})
+        try:
+            keys = await call(service.keyring.jwks)
+        except Exception as exc:
+            return _fault_json(_service_fault(exc, "/jwks"))
+        return JSONResponse(keys, headers={
+            "Cache-Control": f"public, max-age={JWKS_MAX_AGE_SECONDS}"})
 
     def login_page(params: Mapping[str, str], client_name: str, error: str = "",
-                   status: int = 200) -> HTMLResponse:
+                   status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
         hidden = "\n".join(
             f'<input type="hidden" name="{k}" value="{html.escape(params.get(k, ""))}">'
             for k in _AUTHORIZE_PARAMS)
         page = _LOGIN_PAGE.format(
             client=html.escape(client_name), hidden=hidden,
             error=f'<p role="alert">{html.escape(error)}</p>' if error else "")
-        return HTMLResponse(page, status_code=status, headers={
-            **_NO_STORE, "X-Frame-Options": "DENY",
-            "Content-Security-Policy": "default-src 'none'; form-action 'self'"})
+        return HTMLResponse(page, status_code=status, headers={**_PAGE_HEADERS,
+                                                               **(headers or {})})
 
     def _check_client(params: Mapping[str, str]) -> m.Client:
         client = service.get_client(params.get("client_id", ""))
         if params.get("redirect_uri", "") not in client.redirect_uris:
             raise InvalidArgument("REDIRECT_URI_MISMATCH", "redirect URI is not registered")
+        return client
+
+    async def checked_client(params: Mapping[str, str]) -> m.Client | Response:
+        """The client, or the page to show: never redirect to an unverified URI (RFC 6749
+        section 4.1.2.1), so these failures stay with the person."""
+        try:
+            client: m.Client = await call(_check_client, params)
+        except (NotFound, InvalidArgument):
+            return _message_page(UNKNOWN_CLIENT, 400)
+        except Exception as exc:
+            fault = _fault(exc, "/authorize")
+            if fault is None:
+                return _message_page(UNKNOWN_CLIENT, 400)
+            return _message_page(_fault_message(fault), fault.status, fault.headers)
         return client
 
     def _redirect_error(params: Mapping[str, str], error: str, description: str) -> Response:
@@ -155,34 +337,49 @@ def build_http_app(service: IdentityService) -> Starlette:
             query["state"] = params["state"]
         uri = params["redirect_uri"]
         sep = "&" if urllib.parse.urlsplit(uri).query else "?"
-        return RedirectResponse(uri + sep + urllib.parse.urlencode(query), status_code=302)
+        return RedirectResponse(uri + sep + urllib.parse.urlencode(query), status_code=302,
+                                headers=_NO_STORE)
 
     async def authorize_get(request: Request) -> Response:
         params = dict(request.query_params)
-        try:
-            client = await call(_check_client, params)
-        except (NotFound, InvalidArgument):
-            # Never redirect to an unverified URI (RFC 6749 section 4.1.2.1).
-            return HTMLResponse("<p>Unknown client or redirect URI.</p>", status_code=400)
+        client = await checked_client(params)
+        if isinstance(client, Response):
+            return client
         if params.get("response_type") != "code":
             return _redirect_error(params, "unsupported_response_type", "only code is supported")
         return login_page(params, client.client_name)
 
+    def login_failure(exc: Exception, form: Mapping[str, str], client: m.Client) -> Response:
+        fault = _fault(exc, "/authorize")
+        if fault is not None:
+            return login_page(form, client.client_name, _fault_message(fault), fault.status,
+                              fault.headers)
+        assert isinstance(exc, EgovError)
+        if exc.code is Code.RESOURCE_EXHAUSTED:
+            wait = exc.metadata.get("retry_after", "") or str(RETRY_AFTER_SECONDS)
+            text = CLIENT_LOCKED if exc.reason == "CLIENT_LOCKED" else ACCOUNT_LOCKED
+            return login_page(form, client.client_name, text.format(wait=_minutes(wait)), 429,
+                              {"Retry-After": wait})
+        # CREDENTIALS_INVALID, whichever credential was wrong; and anything else the person
+        # could have caused: one text, one status.
+        return login_page(form, client.client_name, WRONG_CREDENTIALS, 401)
+
     async def authorize_post(request: Request) -> Response:
-        form = await _form(request)
         try:
-            client = await call(_check_client, form)
-        except (NotFound, InvalidArgument):
-            return HTMLResponse("<p>Unknown client or redirect URI.</p>", status_code=400)
+            form = await _form(request)
+        except InvalidArgument:
+            return _message_page("The request is too large.", 413)
+        client = await checked_client(form)
+        if isinstance(client, Response):
+            return client
+        if required_aal(form.get("acr_values", "")) >= 2 and not form.get("totp_code"):
+            # Asked before the password is checked: the answer says nothing about it.
+            return login_page(form, client.client_name, CODE_REQUIRED, 400)
         try:
             session = await call(service.login, client.client_id, form.get("username", ""),
                                  form.get("password", ""), form.get("totp_code", ""))
-        except EgovError as exc:
-            if exc.code is Code.RESOURCE_EXHAUSTED:
-                return login_page(form, client.client_name, "Too many attempts. Try later.",
-                                  429)
-            return login_page(form, client.client_name,
-                              "Login name, password or code is wrong.", 401)
+        except Exception as exc:
+            return login_failure(exc, form, client)
         try:
             result = await call(
                 service.authorize, login_session_id=session.login_session_id,
@@ -191,10 +388,18 @@ def build_http_app(service: IdentityService) -> Starlette:
                 nonce=form.get("nonce", ""), code_challenge=form.get("code_challenge", ""),
                 code_challenge_method=form.get("code_challenge_method", ""),
                 acr_values=form.get("acr_values", ""), claims=form.get("claims", ""))
-        except EgovError as exc:
+        except Exception as exc:
+            # The client and redirect URI are verified: errors go back to the client (RFC 6749
+            # section 4.1.2.1), faults as server_error / temporarily_unavailable.
+            fault = _fault(exc, "/authorize")
+            if fault is not None:
+                return _redirect_error(form, fault.error, fault.description)
+            assert isinstance(exc, EgovError)
             error = {"SCOPE_INVALID": "invalid_scope", "ACR_NOT_MET": "access_denied",
-                     "UNAUTHORIZED_CLIENT": "unauthorized_client"}.get(exc.reason,
-                                                                       "invalid_request")
+                     "UNAUTHORIZED_CLIENT": "unauthorized_client",
+                     "LOGIN_REQUIRED": "login_required"}.get(exc.reason, "invalid_request")
+            log.info("/authorize refused: %s", exc.reason,
+                     extra={"endpoint": "/authorize", "reason": exc.reason, "error": error})
             return _redirect_error(form, error, exc.message)
         return RedirectResponse(result.redirect_to, status_code=302, headers=_NO_STORE)
 
@@ -212,8 +417,8 @@ def build_http_app(service: IdentityService) -> Starlette:
                 subject_token=form.get("subject_token", ""),
                 subject_token_type=form.get("subject_token_type", ""),
                 act_for=form.get("act_for", ""), audience=form.get("audience", "")))
-        except EgovError as exc:
-            return _oauth_error(exc)
+        except Exception as exc:
+            return _oauth_error(exc, "/token")
         body: dict[str, Any] = {"access_token": tokens.access_token,
                                 "token_type": tokens.token_type,
                                 "expires_in": tokens.expires_in, "scope": tokens.scope}
@@ -225,14 +430,48 @@ def build_http_app(service: IdentityService) -> Starlette:
             body["issued_token_type"] = tokens.issued_token_type
         return JSONResponse(body, headers=_NO_STORE)
 
+    def bearer_error(error: str, description: str, status: int, **params: str) -> Response:
+        """RFC 6750 section 3: the challenge names the error; no error for a missing token."""
+        challenge = f'Bearer realm="{_challenge_value(issuer)}"'
+        if error:
+            challenge += (f', error="{error}", '
+                          f'error_description="{_challenge_value(description)}"')
+        challenge += "".join(f', {k}="{_challenge_value(v)}"' for k, v in params.items())
+        body = {"error": error, "error_description": description} if error else {}
+        return JSONResponse(body, status_code=status,
+                            headers={**_NO_STORE, "WWW-Authenticate": challenge})
+
     async def userinfo(request: Request) -> Response:
+        header = request.headers.get("authorization", "")
+        scheme, _, from_header = header.partition(" ")
+        from_header = from_header.strip() if scheme.lower() == "bearer" else ""
+        from_body = ""
+        if (request.method == "POST" and request.headers.get("content-type", "").startswith(
+                "application/x-www-form-urlencoded")):
+            try:
+                from_body = (await _form(request)).get("access_token", "")
+            except InvalidArgument:
+                return bearer_error("invalid_request", "request too large", 400)
+        if from_header and from_body:
+            return bearer_error("invalid_request", "more than one method was used to send the "
+                                "access token", 400)
+        access_token = from_header or from_body
+        if not access_token:
+            return bearer_error("", "", 401)
         try:
-            claims = await call(service.userinfo, _bearer(request))
-        except EgovError as exc:
-            error = "insufficient_scope" if exc.code is Code.PERMISSION_DENIED else "invalid_token"
-            return JSONResponse({"error": error}, status_code=403 if error ==
-                                "insufficient_scope" else 401,
-                                headers={"WWW-Authenticate": f'Bearer error="{error}"'})
+            claims = await call(service.userinfo, access_token)
+        except Exception as exc:
+            fault = _fault(exc, "/userinfo")
+            if fault is not None:
+                return _fault_json(fault)
+            assert isinstance(exc, EgovError)
+            log.info("/userinfo refused: %s", exc.reason,
+                     extra={"endpoint": "/userinfo", "reason": exc.reason})
+            if exc.code is Code.PERMISSION_DENIED:
+                return bearer_error("insufficient_scope", exc.message, 403, scope="openid")
+            if exc.code in (Code.UNAUTHENTICATED, Code.NOT_FOUND):
+                return bearer_error("invalid_token", exc.message, 401)
+            return bearer_error("invalid_request", exc.message, 400)
         return JSONResponse(claims, headers=_NO_STORE)
 
     async def _client_from_form(form: Mapping[str, str]) -> m.Client:
@@ -246,8 +485,9 @@ def build_http_app(service: IdentityService) -> Starlette:
             form = await _form(request)
             client = await _client_from_form(form)
             await call(service.revoke, client, form.get("token", ""))
-        except EgovError as exc:
-            return _oauth_error(exc)
+        except Exception as exc:
+            # RFC 7009 section 2.2.1: on 503 the client must assume the token still exists.
+            return _oauth_error(exc, "/revoke")
         return Response(status_code=200, headers=_NO_STORE)
 
     async def introspect(request: Request) -> Response:
@@ -257,9 +497,13 @@ def build_http_app(service: IdentityService) -> Starlette:
             if client.auth_method == "none":
                 raise InvalidArgument("INVALID_CLIENT", "introspection needs client auth")
             result = await call(service.introspect, form.get("token", ""))
-        except EgovError as exc:
-            return _oauth_error(exc)
+        except Exception as exc:
+            return _oauth_error(exc, "/introspect")
         return JSONResponse(result, headers=_NO_STORE)
+
+    #: OpenID CIBA Core 1.0 section 13.
+    ciba_errors = {"BINDING_MESSAGE_TOO_LONG": ("invalid_binding_message", 400),
+                   "ACCESS_DENIED": ("access_denied", 403)}
 
     async def backchannel_authenticate(request: Request) -> Response:
         """CIBA poll mode (OpenID CIBA Core 1.0 section 7)."""
@@ -269,8 +513,8 @@ def build_http_app(service: IdentityService) -> Starlette:
                                form.get("client_assertion", ""), form.get("login_hint", ""),
                                form.get("binding_message", ""), form.get("scope", ""),
                                form.get("acr_values", ""))
-        except EgovError as exc:
-            return _oauth_error(exc)
+        except Exception as exc:
+            return _oauth_error(exc, "/bc-authorize", ciba_errors)
         return JSONResponse({"auth_req_id": start.auth_req_id, "expires_in": start.expires_in,
                              "interval": start.interval}, headers=_NO_STORE)
 
