@@ -37,8 +37,7 @@ from egov_identity.adapters.population import SyntheticPopulation
 from egov_identity.domain import model as m
 from egov_identity.domain.authentication import ThrottlePolicy
 from egov_identity.domain.kek_rotation import rewrap_sealed_values
-from egov_identity.domain.keyring import ALGORITHMS
-from egov_identity.domain.levels import AssuranceLevels
+from egov_identity.domain.keyring import ALGORITHMS, DEFAULT_ID_TOKEN_ALGORITHM
 from egov_identity.domain.secrets_box import SecretBox
 from egov_identity.domain.service import IdentityConfig, IdentityService
 from egov_identity.http import build_http_app
@@ -55,10 +54,12 @@ def identity_service(settings: IdentitySettings) -> IdentityService:
     """The service on the settings' database (migrated to head), KEKs checked: raises
     ``SettingsError`` for a malformed setting and ``EgovError`` (``KEK_UNKNOWN``, ...) when a
     sealed value does not open with the KEKs given. Registers nothing, creates no key."""
+    settings.check_consistency()
     config = IdentityConfig(
         issuer=settings.issuer_url(), kek=settings.kek_bytes(),
         previous_keks=settings.previous_kek_bytes(),
-        ial_levels=AssuranceLevels.parse(settings.ial_levels),
+        ial_levels=settings.ial_level_names(),
+        password_blocklist=settings.password_blocklist(),
         pairwise_salt=settings.pairwise_salt_bytes(),
         access_token_seconds=settings.access_token_seconds,
         id_token_seconds=settings.id_token_seconds,
@@ -86,22 +87,50 @@ def identity_service(settings: IdentitySettings) -> IdentityService:
 
 def build_service(settings: IdentitySettings) -> IdentityService:
     """:func:`identity_service`, plus the signing keys that are due and the bootstrap clients."""
+    clients = bootstrap_clients(settings)
     service = identity_service(settings)
     service.keyring.ensure(force=True)
-    if settings.bootstrap_clients_file is not None:
-        for spec in json.loads(settings.bootstrap_clients_file.read_text()):
-            with contextlib.suppress(AlreadyExists):
-                service.register_client(m.Client(
-                    client_id=spec["client_id"], client_name=spec.get("client_name", ""),
-                    redirect_uris=tuple(spec.get("redirect_uris", ())),
-                    grant_types=tuple(spec.get("grant_types", ())),
-                    scopes=tuple(spec.get("scopes", ())),
-                    auth_method=spec.get("token_endpoint_auth_method", "none"),
-                    jwks_json=spec.get("jwks_json", ""),
-                    subject_type=m.SubjectType(spec.get("subject_type", "public")),
-                    sector_identifier=spec.get("sector_identifier", ""),
-                    agency=spec.get("agency", "")))
+    for client in clients:
+        with contextlib.suppress(AlreadyExists):
+            service.register_client(client)
     return service
+
+
+def bootstrap_clients(settings: IdentitySettings) -> list[m.Client]:
+    """The clients of ``BOOTSTRAP_CLIENTS_FILE``: a JSON list of objects with the fields of
+    egov.identity.v1.Client, plus ``id_token_signed_response_alg`` (ES256 or RS256), which
+    RegisterClient cannot carry yet. Raises SettingsError naming the file and the entry."""
+    path = settings.bootstrap_clients_file
+    if path is None:
+        return []
+    variable = "EGOV_IDENTITY_BOOTSTRAP_CLIENTS_FILE"
+    try:
+        specs = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(variable, f"cannot be read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise SettingsError(variable, f"is not JSON: {exc}") from None
+    if not isinstance(specs, list):
+        raise SettingsError(variable, "must be a JSON list of client objects")
+    clients = []
+    for i, spec in enumerate(specs, 1):
+        try:
+            clients.append(m.Client(
+                client_id=spec["client_id"], client_name=spec.get("client_name", ""),
+                redirect_uris=tuple(spec.get("redirect_uris", ())),
+                grant_types=tuple(spec.get("grant_types", ())),
+                scopes=tuple(spec.get("scopes", ())),
+                auth_method=spec.get("token_endpoint_auth_method", "none"),
+                jwks_json=spec.get("jwks_json", ""),
+                subject_type=m.SubjectType(spec.get("subject_type", "public")),
+                sector_identifier=spec.get("sector_identifier", ""),
+                agency=spec.get("agency", ""),
+                id_token_signed_response_alg=spec.get("id_token_signed_response_alg",
+                                                      DEFAULT_ID_TOKEN_ALGORITHM)))
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            what = f"field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise SettingsError(variable, f"entry {i} is not a client: {what}") from None
+    return clients
 
 
 def rewrap_kek(settings: IdentitySettings, batch_size: int) -> int:

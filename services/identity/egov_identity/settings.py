@@ -6,10 +6,15 @@ import base64
 import binascii
 import os
 import secrets
+import urllib.parse
 from pathlib import Path
 
 from egov_common.settings import ServiceSettings, SettingsError
 from pydantic import Field, SecretStr
+
+from egov_identity.domain.keyring import JWKS_MAX_AGE_SECONDS
+from egov_identity.domain.levels import AssuranceLevels
+from egov_identity.domain.password_policy import read_blocklist_file
 
 
 class IdentitySettings(ServiceSettings):
@@ -55,9 +60,71 @@ class IdentitySettings(ServiceSettings):
     #: fields of egov.identity.v1.Client (``agency`` as "TH-JUR:<number>"). Bootstraps the
     #: admin machine client that may call RegisterClient (scope identity:admin).
     bootstrap_clients_file: Path | None = None
+    #: An agency's own list of passwords to refuse (UTF-8, one per line), on top of the list
+    #: shipped with the service.
+    password_blocklist_file: Path | None = None
 
     def issuer_url(self) -> str:
         return (self.issuer or f"http://{self.http_listen}").rstrip("/")
+
+    def check_consistency(self) -> None:
+        """Refuse combinations of settings that cannot work together; raises ``SettingsError``
+        naming the variables. Each one alone was already checked by its field."""
+        v = "EGOV_IDENTITY_"
+        rotation, ahead = self.key_rotation_seconds, self.key_publish_ahead_seconds
+        if ahead >= rotation:
+            raise SettingsError(
+                f"{v}KEY_PUBLISH_AHEAD_SECONDS",
+                f"({ahead:g}) must be shorter than {v}KEY_ROTATION_SECONDS ({rotation:g}): the "
+                "next key is published that long before the current one stops signing")
+        if ahead < JWKS_MAX_AGE_SECONDS:
+            raise SettingsError(
+                f"{v}KEY_PUBLISH_AHEAD_SECONDS",
+                f"({ahead:g}) must be at least {JWKS_MAX_AGE_SECONDS}, the max-age of /jwks: "
+                "relying parties would meet tokens signed with a key their cached JWKS lacks")
+        if self.refresh_token_seconds < self.access_token_seconds:
+            raise SettingsError(
+                f"{v}REFRESH_TOKEN_SECONDS",
+                f"({self.refresh_token_seconds}) must be at least {v}ACCESS_TOKEN_SECONDS "
+                f"({self.access_token_seconds}): a refresh token would expire before the "
+                "access token it renews")
+        if self.ciba_interval_seconds >= self.ciba_expires_seconds:
+            raise SettingsError(
+                f"{v}CIBA_INTERVAL_SECONDS",
+                f"({self.ciba_interval_seconds}) must be shorter than {v}CIBA_EXPIRES_SECONDS "
+                f"({self.ciba_expires_seconds}): a client could not poll before the request "
+                "expires")
+        if self.client_max_failures <= self.max_failures:
+            raise SettingsError(
+                f"{v}CLIENT_MAX_FAILURES",
+                f"({self.client_max_failures}) must be greater than {v}MAX_FAILURES "
+                f"({self.max_failures}): one person's wrong passwords would lock every person "
+                "of that portal out")
+        issuer = urllib.parse.urlsplit(self.issuer_url())
+        if issuer.scheme not in ("https", "http") or not issuer.netloc or issuer.query \
+                or issuer.fragment:
+            raise SettingsError(f"{v}ISSUER", "must be an https URL without query or fragment "
+                                "(OIDC Discovery 1.0 section 3; http only for development)")
+        self.ial_level_names()
+
+    def ial_level_names(self) -> AssuranceLevels:
+        try:
+            return AssuranceLevels.parse(self.ial_levels)
+        except ValueError as exc:
+            raise SettingsError("EGOV_IDENTITY_IAL_LEVELS", str(exc)) from None
+
+    def password_blocklist(self) -> frozenset[str]:
+        """The agency's blocklist (empty when unset); raises SettingsError when unreadable."""
+        if self.password_blocklist_file is None:
+            return frozenset()
+        try:
+            return read_blocklist_file(self.password_blocklist_file)
+        except OSError as exc:
+            raise SettingsError("EGOV_IDENTITY_PASSWORD_BLOCKLIST_FILE",
+                                f"cannot be read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise SettingsError("EGOV_IDENTITY_PASSWORD_BLOCKLIST_FILE",
+                                "is not UTF-8 text") from None
 
     def kek_bytes(self) -> bytes:
         """The current KEK; raises SettingsError naming the variable when malformed."""
