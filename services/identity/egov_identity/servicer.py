@@ -8,6 +8,7 @@ Errors are ``EgovError`` from the domain; egov_common's interceptor turns them i
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -170,7 +171,7 @@ def session_to_proto(s: m.ProofingSession) -> proofing_pb.ProofingSession:
         created_at=_ts(s.created_at), expires_at=_ts(s.expires_at), person_id=s.person_id)
 
 
-class ProofingServicer(proofing_grpc.ProofingServiceServicer):  # type: ignore[misc]
+class ProofingServicer(proofing_grpc.ProofingServiceServicer):  # type: ignore[misc,unused-ignore]
     def __init__(self, service: IdentityService) -> None:
         self._s = service
 
@@ -198,7 +199,7 @@ class ProofingServicer(proofing_grpc.ProofingServiceServicer):  # type: ignore[m
             session=session_to_proto(self._s.get_proofing(request.session_id)))
 
 
-class AuthenticationServicer(auth_grpc.AuthenticationServiceServicer):  # type: ignore[misc]
+class AuthenticationServicer(auth_grpc.AuthenticationServiceServicer):  # type: ignore[misc,unused-ignore]
     def __init__(self, service: IdentityService) -> None:
         self._s = service
 
@@ -248,7 +249,7 @@ class AuthenticationServicer(auth_grpc.AuthenticationServiceServicer):  # type: 
         return auth_pb.DecideApprovalResponse()
 
 
-class OidcServicer(oidc_grpc.OidcServiceServicer):  # type: ignore[misc]
+class OidcServicer(oidc_grpc.OidcServiceServicer):  # type: ignore[misc,unused-ignore]
     def __init__(self, service: IdentityService) -> None:
         self._s = service
 
@@ -322,7 +323,7 @@ def client_to_proto(c: m.Client) -> clients_pb.Client:
     return out
 
 
-class ClientServicer(clients_grpc.ClientServiceServicer):  # type: ignore[misc]
+class ClientServicer(clients_grpc.ClientServiceServicer):  # type: ignore[misc,unused-ignore]
     def __init__(self, service: IdentityService) -> None:
         self._s = service
 
@@ -356,7 +357,7 @@ def juristic_to_proto(j: m.JuristicPerson) -> rep_pb.JuristicPerson:
         registered_at=_ts(j.registered_at))
 
 
-class RepresentationServicer(rep_grpc.RepresentationServiceServicer):  # type: ignore[misc]
+class RepresentationServicer(rep_grpc.RepresentationServiceServicer):  # type: ignore[misc,unused-ignore]
     def __init__(self, service: IdentityService) -> None:
         self._s = service
 
@@ -408,20 +409,23 @@ def grpc_services(service: IdentityService) -> list[GrpcService]:
     def full_name(module: Any, name: str) -> str:
         return str(module.DESCRIPTOR.services_by_name[name].full_name)
 
-    proofing = ProofingServicer(service)
-    authn = AuthenticationServicer(service)
-    oidc = OidcServicer(service)
-    clients = ClientServicer(service)
-    reps = RepresentationServicer(service)
+    def register(add: Any, servicer: Any) -> Callable[[grpc.Server], None]:
+        # The generated add_*_to_server functions are untyped; typed here once.
+        return lambda server: add(servicer, server)
+
     return [
         GrpcService(full_name(proofing_pb, "ProofingService"),
-                    lambda s: proofing_grpc.add_ProofingServiceServicer_to_server(proofing, s)),
+                    register(proofing_grpc.add_ProofingServiceServicer_to_server,
+                             ProofingServicer(service))),
         GrpcService(full_name(auth_pb, "AuthenticationService"),
-                    lambda s: auth_grpc.add_AuthenticationServiceServicer_to_server(authn, s)),
+                    register(auth_grpc.add_AuthenticationServiceServicer_to_server,
+                             AuthenticationServicer(service))),
         GrpcService(full_name(oidc_pb, "OidcService"),
-                    lambda s: oidc_grpc.add_OidcServiceServicer_to_server(oidc, s)),
+                    register(oidc_grpc.add_OidcServiceServicer_to_server, OidcServicer(service))),
         GrpcService(full_name(clients_pb, "ClientService"),
-                    lambda s: clients_grpc.add_ClientServiceServicer_to_server(clients, s)),
+                    register(clients_grpc.add_ClientServiceServicer_to_server,
+                             ClientServicer(service))),
         GrpcService(full_name(rep_pb, "RepresentationService"),
-                    lambda s: rep_grpc.add_RepresentationServiceServicer_to_server(reps, s)),
+                    register(rep_grpc.add_RepresentationServiceServicer_to_server,
+                             RepresentationServicer(service))),
     ]
