@@ -113,17 +113,19 @@ _STATUS = {
 
 
 class RegistryLookup:
-    """The registry's view of a document by its SHA-256, with the inclusion proof checked."""
+    """The registry's view of a document by its SHA-256, with the inclusion proof checked.
+
+    One client for the life of the process: the registry's tree-head key (when not pinned) is
+    fetched once instead of once per verification, and the client keeps the newest tree head
+    it trusted, so later heads are checked against it.
+    """
 
     def __init__(self, channel: grpc.Channel, *, log_key: bytes | None = None) -> None:
-        self._channel = channel
-        self._log_key = log_key
+        self._client = RegistryClient(channel, log_key=log_key, deadline=5.0, max_attempts=1)
 
     def check(self, sha256: bytes) -> RegistryCheckResult:
+        client = self._client
         try:
-            client = RegistryClient(
-                self._channel, log_key=self._log_key, deadline=5.0, max_attempts=1
-            )
             documents = client.lookup_by_hash(sha256)
         except EgovError as err:
             return RegistryCheckResult(RegistryStatus.NOT_CHECKED, problem=err.reason)
