@@ -19,6 +19,8 @@ from egov_testing.processes import ServiceProcess, start_service
 POPULATION = SyntheticPopulation(seed=7, size=20)
 ADMIN_ID = "identity-admin"
 PORTAL_ID = "portal"
+#: A public portal registered (from the bootstrap file) for RS256 ID tokens.
+RS256_PORTAL_ID = "portal-rs256"
 REDIRECT = "http://127.0.0.1/cb"
 PASSWORD = "lantern orbit velvet canyon"  # passes the password policy (not a famous one)
 
@@ -41,7 +43,12 @@ def base_env(tmp: Path, admin_key: MachineKey, *, kek: str | None = None,
         "client_id": ADMIN_ID, "client_name": "Identity admin",
         "grant_types": ["client_credentials"],
         "scopes": ["identity:admin", "identity:proofing"],
-        "token_endpoint_auth_method": "private_key_jwt", "jwks_json": admin_key.jwks_json}]))
+        "token_endpoint_auth_method": "private_key_jwt", "jwks_json": admin_key.jwks_json}, {
+        # RegisterClient cannot carry the algorithm yet (egov.identity.v1.Client has no field).
+        "client_id": RS256_PORTAL_ID, "client_name": "Portal that verifies RS256",
+        "grant_types": ["authorization_code"], "scopes": ["openid", "profile"],
+        "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
+        "id_token_signed_response_alg": "RS256"}]))
     env = {
         "EGOV_IDENTITY_KEK": kek or base64.b64encode(secrets.token_bytes(32)).decode(),
         "EGOV_IDENTITY_BOOTSTRAP_CLIENTS_FILE": str(bootstrap),

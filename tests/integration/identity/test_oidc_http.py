@@ -6,8 +6,10 @@ import re
 import secrets
 import time
 import urllib.parse
+from typing import Any
 
 import httpx
+import jwt
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from authlib.jose import JsonWebKey
@@ -22,6 +24,7 @@ from identity_process import (
     PASSWORD,
     PORTAL_ID,
     REDIRECT,
+    RS256_PORTAL_ID,
     RunningIdentity,
     next_totp,
     setup_citizen,
@@ -47,16 +50,16 @@ def citizen(identity: RunningIdentity, admin_key: MachineKey, portal: None
     return setup_citizen(identity, admin_key, index=next(_next_index), register_portal=False)
 
 
-def test_authlib_discovery_code_pkce_flow_and_id_token_validation(
-        identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
-    username, secret = citizen
+def _authlib_code_flow(identity: RunningIdentity, client_id: str, username: str,
+                       secret: bytes, scope: str) -> tuple[OAuth2Client, dict[str, Any], Any]:
+    """Authlib as a portal: discovery, authorize with PKCE and nonce, the login form, token,
+    then the ID token validated against the JWKS. Returns (client, token, claims)."""
     issuer = identity.issuer
     metadata = httpx.get(f"{issuer}/.well-known/openid-configuration").json()
     OpenIDProviderMetadata(metadata).validate()
     assert metadata["issuer"] == issuer
 
-    client = OAuth2Client(client_id=PORTAL_ID, redirect_uri=REDIRECT,
-                          scope="openid profile verified_claims",
+    client = OAuth2Client(client_id=client_id, redirect_uri=REDIRECT, scope=scope,
                           code_challenge_method="S256", token_endpoint_auth_method="none")
     verifier = secrets.token_urlsafe(48)
     nonce = secrets.token_urlsafe(12)
@@ -80,14 +83,64 @@ def test_authlib_discovery_code_pkce_flow_and_id_token_validation(
     claims = authlib_jwt.decode(
         token["id_token"], jwks, claims_cls=CodeIDToken,
         claims_options={"iss": {"essential": True, "value": issuer}},
-        claims_params={"nonce": nonce, "client_id": PORTAL_ID,
+        claims_params={"nonce": nonce, "client_id": client_id,
                        "access_token": token["access_token"]})
     claims.validate(leeway=30)  # signature, iss, aud, exp, iat, nonce, at_hash
+    return client, dict(token), claims
+
+
+def test_authlib_discovery_code_pkce_flow_and_id_token_validation(
+        identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
+    username, secret = citizen
+    client, token, claims = _authlib_code_flow(identity, PORTAL_ID, username, secret,
+                                               "openid profile verified_claims")
+    assert jwt.get_unverified_header(token["id_token"])["alg"] == "ES256"
     assert claims["acr"] == "urn:egov:aal:2"
     assert claims["verified_claims"]["verification"]["assurance_level"] == "2.3"
     assert claims["verified_claims"]["verification"]["trust_framework"] == "th_digital_id"
-    userinfo = client.get(metadata["userinfo_endpoint"]).json()
+    userinfo = client.get(f"{identity.issuer}/userinfo").json()
     assert userinfo["sub"] == claims["sub"]
+
+
+def test_an_rs256_client_gets_an_rs256_id_token_that_verifies_through_jwks(
+        identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
+    username, secret = citizen
+    metadata = httpx.get(f"{identity.issuer}/.well-known/openid-configuration").json()
+    assert metadata["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
+    _, token, claims = _authlib_code_flow(identity, RS256_PORTAL_ID, username, secret,
+                                          "openid profile")  # Authlib verified it already
+    assert claims["aud"] == RS256_PORTAL_ID
+    id_token = token["id_token"]
+    assert jwt.get_unverified_header(id_token)["alg"] == "RS256"
+    # PyJWT as an unmodified relying party: the key found by kid in the published JWKS.
+    signing_key = jwt.PyJWKClient(metadata["jwks_uri"]).get_signing_key_from_jwt(id_token)
+    assert signing_key.key_type == "RSA"
+    verified = jwt.decode(id_token, signing_key.key,
+                          algorithms=metadata["id_token_signing_alg_values_supported"],
+                          audience=RS256_PORTAL_ID, issuer=identity.issuer, leeway=30)
+    assert verified["sub"] == claims["sub"] and verified["acr"] == "urn:egov:aal:2"
+    # Access tokens stay ES256 whatever the client's ID token choice.
+    assert jwt.get_unverified_header(token["access_token"])["alg"] == "ES256"
+
+
+def test_set_password_over_grpc_refuses_a_breached_password_with_a_field_violation(
+        identity: RunningIdentity, admin_key: MachineKey, portal: None) -> None:
+    from egov.identity.v1 import authentication_pb2 as auth_pb
+    c = identity.client
+    admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:proofing")
+    person_id, code = c.proof_citizen(admin, thai_citizens()[next(_next_index)])
+    for password, reason in (("Password1234!", "PASSWORD_BREACHED"),
+                             ("short one", "PASSWORD_TOO_SHORT"),
+                             ("1234567890123456", "PASSWORD_REPETITIVE")):
+        with pytest.raises(EgovError) as info:
+            c.call(c.authn.SetPassword, auth_pb.SetPasswordRequest(
+                person_id=person_id, enrolment_code=code, new_password=password))
+        assert (info.value.code, info.value.reason) == (Code.INVALID_ARGUMENT, reason)
+        assert [v.field for v in info.value.field_violations] == ["new_password"]
+        assert password not in str(info.value)
+    log = identity.process.log_path.read_text()
+    assert '"reason": "PASSWORD_BREACHED"' in log
+    assert "Password1234!" not in log and "1234567890123456" not in log
 
 
 def test_tampered_id_token_is_refused_by_authlib_and_the_shared_verifier(
