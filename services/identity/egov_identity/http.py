@@ -502,8 +502,7 @@ def build_http_app(service: IdentityService) -> Starlette:
         return JSONResponse(result, headers=_NO_STORE)
 
     #: OpenID CIBA Core 1.0 section 13.
-    ciba_errors = {"BINDING_MESSAGE_TOO_LONG": ("invalid_binding_message", 400),
-                   "ACCESS_DENIED": ("access_denied", 403)}
+    ciba_errors = {"BINDING_MESSAGE_TOO_LONG": ("invalid_binding_message", 400)}
 
     async def backchannel_authenticate(request: Request) -> Response:
         """CIBA poll mode (OpenID CIBA Core 1.0 section 7)."""
