@@ -186,9 +186,11 @@ class IdentityClient:
     def register_client(self, admin_token: str, *, client_id: str, client_name: str,
                         grant_types: Sequence[str], scopes: Sequence[str],
                         redirect_uris: Sequence[str] = (), key: MachineKey | None = None,
-                        agency: str = "", pairwise_sector: str = "") -> clients_pb.Client:
+                        agency: str = "", pairwise_sector: str = "",
+                        id_token_alg: str = "") -> clients_pb.Client:
         """Register a portal (no key: public client, PKCE) or a machine client (``key``:
-        private_key_jwt). ``agency`` ("TH-JUR:...") becomes the ``agency`` claim."""
+        private_key_jwt). ``agency`` ("TH-JUR:...") becomes the ``agency`` claim;
+        ``id_token_alg`` "RS256" asks for RS256 ID tokens (default ES256)."""
         client = clients_pb.Client(
             client_id=client_id, client_name=client_name, redirect_uris=list(redirect_uris),
             grant_types=list(grant_types), scopes=list(scopes),
@@ -196,7 +198,7 @@ class IdentityClient:
             jwks_json=key.jwks_json if key else "",
             subject_type=(clients_pb.SUBJECT_TYPE_PAIRWISE if pairwise_sector
                           else clients_pb.SUBJECT_TYPE_PUBLIC),
-            sector_identifier=pairwise_sector)
+            sector_identifier=pairwise_sector, id_token_signed_response_alg=id_token_alg)
         if agency:
             client.agency.CopyFrom(party(agency))
         return self.call(self.clients.RegisterClient,

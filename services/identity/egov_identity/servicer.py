@@ -309,7 +309,8 @@ def client_from_proto(c: clients_pb.Client) -> m.Client:
         client_id=c.client_id, client_name=c.client_name, redirect_uris=tuple(c.redirect_uris),
         grant_types=tuple(c.grant_types), scopes=tuple(c.scopes),
         auth_method=c.token_endpoint_auth_method or "none", jwks_json=c.jwks_json,
-        subject_type=subject_type, sector_identifier=c.sector_identifier, agency=agency)
+        subject_type=subject_type, sector_identifier=c.sector_identifier, agency=agency,
+        id_token_signed_response_alg=c.id_token_signed_response_alg or "ES256")
 
 
 def client_to_proto(c: m.Client) -> clients_pb.Client:
@@ -317,7 +318,8 @@ def client_to_proto(c: m.Client) -> clients_pb.Client:
         client_id=c.client_id, client_name=c.client_name, redirect_uris=list(c.redirect_uris),
         grant_types=list(c.grant_types), scopes=list(c.scopes),
         token_endpoint_auth_method=c.auth_method, jwks_json=c.jwks_json,
-        subject_type=_SUBJECT_TYPE[c.subject_type], sector_identifier=c.sector_identifier)
+        subject_type=_SUBJECT_TYPE[c.subject_type], sector_identifier=c.sector_identifier,
+        id_token_signed_response_alg=c.id_token_signed_response_alg)
     if c.agency:
         out.agency.CopyFrom(identifier_to_proto(c.agency))
     return out

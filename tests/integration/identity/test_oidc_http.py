@@ -193,6 +193,25 @@ def test_agency_machine_client_gets_scoped_token_with_agency_claim(
     assert info.value.reason == "INVALID_SCOPE"
 
 
+def test_a_portal_registered_over_grpc_may_ask_for_rs256_id_tokens(
+        identity: RunningIdentity, admin_key: MachineKey) -> None:
+    from egov.identity.v1 import clients_pb2
+    c = identity.client
+    admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin")
+    registered = c.register_client(admin, client_id="rs256-portal", client_name="RS256 portal",
+                                   grant_types=["authorization_code"], scopes=["openid"],
+                                   redirect_uris=["https://rs.example/cb"], id_token_alg="RS256")
+    assert registered.id_token_signed_response_alg == "RS256"
+    read = c.call(c.clients.GetClient, clients_pb2.GetClientRequest(client_id="rs256-portal"),
+                  admin).client
+    assert read.id_token_signed_response_alg == "RS256"
+    with pytest.raises(EgovError) as info:
+        c.register_client(admin, client_id="hs256-portal", client_name="HS256 portal",
+                          grant_types=["authorization_code"], scopes=["openid"],
+                          redirect_uris=["https://hs.example/cb"], id_token_alg="HS256")
+    assert info.value.reason == "ID_TOKEN_ALG_UNSUPPORTED"
+
+
 def test_lockout_over_grpc_is_resource_exhausted_and_same_for_unknown_names(
         identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
     from egov.identity.v1 import authentication_pb2 as auth_pb

@@ -90,7 +90,9 @@ class AuthenticationServiceServicer:
     def SetPassword(self, request, context):
         """Sets or replaces a person's password. The first time, the caller presents the enrolment
         code from proofing; later, a fresh login. Errors: NOT_FOUND (PERSON_NOT_FOUND),
-        PERMISSION_DENIED (ENROLMENT_CODE_INVALID), INVALID_ARGUMENT (PASSWORD_TOO_WEAK).
+        PERMISSION_DENIED (ENROLMENT_CODE_INVALID), INVALID_ARGUMENT (PASSWORD_TOO_SHORT,
+        PASSWORD_TOO_LONG, PASSWORD_BREACHED, PASSWORD_REPETITIVE, PASSWORD_CONTEXT; each with a
+        `new_password` field violation).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -25,25 +25,25 @@ _sym_db = _symbol_database.Default()
 from egov.type.v1 import party_pb2 as egov_dot_type_dot_v1_dot_party__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65gov/identity/v1/clients.proto\x12\x10\x65gov.identity.v1\x1a\x18\x65gov/type/v1/party.proto\"\xa2\x02\n\x06\x43lient\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63lient_name\x18\x02 \x01(\t\x12\x15\n\rredirect_uris\x18\x03 \x03(\t\x12\x13\n\x0bgrant_types\x18\x04 \x03(\t\x12\x0e\n\x06scopes\x18\x05 \x03(\t\x12\"\n\x1atoken_endpoint_auth_method\x18\x06 \x01(\t\x12\x11\n\tjwks_json\x18\x07 \x01(\t\x12\x33\n\x0csubject_type\x18\x08 \x01(\x0e\x32\x1d.egov.identity.v1.SubjectType\x12\x19\n\x11sector_identifier\x18\t \x01(\t\x12-\n\x06\x61gency\x18\n \x01(\x0b\x32\x1d.egov.type.v1.PartyIdentifier\"A\n\x15RegisterClientRequest\x12(\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x18.egov.identity.v1.Client\"B\n\x16RegisterClientResponse\x12(\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x18.egov.identity.v1.Client\"%\n\x10GetClientRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"=\n\x11GetClientResponse\x12(\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x18.egov.identity.v1.Client*_\n\x0bSubjectType\x12\x1c\n\x18SUBJECT_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13SUBJECT_TYPE_PUBLIC\x10\x01\x12\x19\n\x15SUBJECT_TYPE_PAIRWISE\x10\x02\x32\xca\x01\n\rClientService\x12\x63\n\x0eRegisterClient\x12\'.egov.identity.v1.RegisterClientRequest\x1a(.egov.identity.v1.RegisterClientResponse\x12T\n\tGetClient\x12\".egov.identity.v1.GetClientRequest\x1a#.egov.identity.v1.GetClientResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65gov/identity/v1/clients.proto\x12\x10\x65gov.identity.v1\x1a\x18\x65gov/type/v1/party.proto\"\xc8\x02\n\x06\x43lient\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63lient_name\x18\x02 \x01(\t\x12\x15\n\rredirect_uris\x18\x03 \x03(\t\x12\x13\n\x0bgrant_types\x18\x04 \x03(\t\x12\x0e\n\x06scopes\x18\x05 \x03(\t\x12\"\n\x1atoken_endpoint_auth_method\x18\x06 \x01(\t\x12\x11\n\tjwks_json\x18\x07 \x01(\t\x12\x33\n\x0csubject_type\x18\x08 \x01(\x0e\x32\x1d.egov.identity.v1.SubjectType\x12\x19\n\x11sector_identifier\x18\t \x01(\t\x12-\n\x06\x61gency\x18\n \x01(\x0b\x32\x1d.egov.type.v1.PartyIdentifier\x12$\n\x1cid_token_signed_response_alg\x18\x0b \x01(\t\"A\n\x15RegisterClientRequest\x12(\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x18.egov.identity.v1.Client\"B\n\x16RegisterClientResponse\x12(\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x18.egov.identity.v1.Client\"%\n\x10GetClientRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"=\n\x11GetClientResponse\x12(\n\x06\x63lient\x18\x01 \x01(\x0b\x32\x18.egov.identity.v1.Client*_\n\x0bSubjectType\x12\x1c\n\x18SUBJECT_TYPE_UNSPECIFIED\x10\x00\x12\x17\n\x13SUBJECT_TYPE_PUBLIC\x10\x01\x12\x19\n\x15SUBJECT_TYPE_PAIRWISE\x10\x02\x32\xca\x01\n\rClientService\x12\x63\n\x0eRegisterClient\x12\'.egov.identity.v1.RegisterClientRequest\x1a(.egov.identity.v1.RegisterClientResponse\x12T\n\tGetClient\x12\".egov.identity.v1.GetClientRequest\x1a#.egov.identity.v1.GetClientResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'egov.identity.v1.clients_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBJECTTYPE']._serialized_start=608
-  _globals['_SUBJECTTYPE']._serialized_end=703
+  _globals['_SUBJECTTYPE']._serialized_start=646
+  _globals['_SUBJECTTYPE']._serialized_end=741
   _globals['_CLIENT']._serialized_start=79
-  _globals['_CLIENT']._serialized_end=369
-  _globals['_REGISTERCLIENTREQUEST']._serialized_start=371
-  _globals['_REGISTERCLIENTREQUEST']._serialized_end=436
-  _globals['_REGISTERCLIENTRESPONSE']._serialized_start=438
-  _globals['_REGISTERCLIENTRESPONSE']._serialized_end=504
-  _globals['_GETCLIENTREQUEST']._serialized_start=506
-  _globals['_GETCLIENTREQUEST']._serialized_end=543
-  _globals['_GETCLIENTRESPONSE']._serialized_start=545
-  _globals['_GETCLIENTRESPONSE']._serialized_end=606
-  _globals['_CLIENTSERVICE']._serialized_start=706
-  _globals['_CLIENTSERVICE']._serialized_end=908
+  _globals['_CLIENT']._serialized_end=407
+  _globals['_REGISTERCLIENTREQUEST']._serialized_start=409
+  _globals['_REGISTERCLIENTREQUEST']._serialized_end=474
+  _globals['_REGISTERCLIENTRESPONSE']._serialized_start=476
+  _globals['_REGISTERCLIENTRESPONSE']._serialized_end=542
+  _globals['_GETCLIENTREQUEST']._serialized_start=544
+  _globals['_GETCLIENTREQUEST']._serialized_end=581
+  _globals['_GETCLIENTRESPONSE']._serialized_start=583
+  _globals['_GETCLIENTRESPONSE']._serialized_end=644
+  _globals['_CLIENTSERVICE']._serialized_start=744
+  _globals['_CLIENTSERVICE']._serialized_end=946
 # @@protoc_insertion_point(module_scope)

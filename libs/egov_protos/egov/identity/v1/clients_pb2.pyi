@@ -18,7 +18,7 @@ SUBJECT_TYPE_PUBLIC: SubjectType
 SUBJECT_TYPE_PAIRWISE: SubjectType
 
 class Client(_message.Message):
-    __slots__ = ("client_id", "client_name", "redirect_uris", "grant_types", "scopes", "token_endpoint_auth_method", "jwks_json", "subject_type", "sector_identifier", "agency")
+    __slots__ = ("client_id", "client_name", "redirect_uris", "grant_types", "scopes", "token_endpoint_auth_method", "jwks_json", "subject_type", "sector_identifier", "agency", "id_token_signed_response_alg")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
     REDIRECT_URIS_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class Client(_message.Message):
     SUBJECT_TYPE_FIELD_NUMBER: _ClassVar[int]
     SECTOR_IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
     AGENCY_FIELD_NUMBER: _ClassVar[int]
+    ID_TOKEN_SIGNED_RESPONSE_ALG_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     client_name: str
     redirect_uris: _containers.RepeatedScalarFieldContainer[str]
@@ -39,7 +40,8 @@ class Client(_message.Message):
     subject_type: SubjectType
     sector_identifier: str
     agency: _party_pb2.PartyIdentifier
-    def __init__(self, client_id: _Optional[str] = ..., client_name: _Optional[str] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., grant_types: _Optional[_Iterable[str]] = ..., scopes: _Optional[_Iterable[str]] = ..., token_endpoint_auth_method: _Optional[str] = ..., jwks_json: _Optional[str] = ..., subject_type: _Optional[_Union[SubjectType, str]] = ..., sector_identifier: _Optional[str] = ..., agency: _Optional[_Union[_party_pb2.PartyIdentifier, _Mapping]] = ...) -> None: ...
+    id_token_signed_response_alg: str
+    def __init__(self, client_id: _Optional[str] = ..., client_name: _Optional[str] = ..., redirect_uris: _Optional[_Iterable[str]] = ..., grant_types: _Optional[_Iterable[str]] = ..., scopes: _Optional[_Iterable[str]] = ..., token_endpoint_auth_method: _Optional[str] = ..., jwks_json: _Optional[str] = ..., subject_type: _Optional[_Union[SubjectType, str]] = ..., sector_identifier: _Optional[str] = ..., agency: _Optional[_Union[_party_pb2.PartyIdentifier, _Mapping]] = ..., id_token_signed_response_alg: _Optional[str] = ...) -> None: ...
 
 class RegisterClientRequest(_message.Message):
     __slots__ = ("client",)

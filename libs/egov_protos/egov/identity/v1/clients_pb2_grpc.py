@@ -55,8 +55,8 @@ class ClientServiceServicer:
 
     def RegisterClient(self, request, context):
         """Registers a client. Errors: INVALID_ARGUMENT (REDIRECT_URI_INVALID, GRANT_TYPE_UNKNOWN,
-        SCOPE_UNKNOWN, JWKS_INVALID, SECTOR_IDENTIFIER_INVALID), ALREADY_EXISTS (CLIENT_EXISTS),
-        PERMISSION_DENIED (SCOPE_MISSING).
+        SCOPE_UNKNOWN, JWKS_INVALID, SECTOR_IDENTIFIER_INVALID, ID_TOKEN_ALG_UNSUPPORTED),
+        ALREADY_EXISTS (CLIENT_EXISTS), PERMISSION_DENIED (SCOPE_MISSING).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
