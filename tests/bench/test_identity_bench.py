@@ -38,7 +38,7 @@ ADMIN = "bench-admin"
 PORTAL = "bench-portal"
 MACHINE = "bench-agency"
 REDIRECT = "http://127.0.0.1/cb"
-PASSWORD = "correct horse battery staple"
+PASSWORD = "bench-" + secrets.token_urlsafe(12)  # passes the breached-password check
 
 _results: dict[str, Any] = {}
 
