@@ -22,8 +22,10 @@ def make_engine(url: str, **engine_kwargs: Any) -> Engine:
 
     SQLite: the parent directory is created, and every connection gets WAL journaling, enforced
     foreign keys and a busy timeout so several processes on one file wait instead of failing.
-    PostgreSQL: a pre-pinged connection pool.
+    PostgreSQL: a pre-pinged connection pool. Either way, errors never quote the statement's
+    parameters (they hold login names, identifiers and hashes that must stay out of logs).
     """
+    engine_kwargs.setdefault("hide_parameters", True)
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database

@@ -40,3 +40,23 @@ def test_upgrade_to_head_runs_migrations_from_a_folder(tmp_path: Path) -> None:
     engine = make_engine(url)
     assert "thing" in sa.inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_a_database_error_never_quotes_the_statements_parameters(tmp_path) -> None:
+    import sqlalchemy as sa
+    from egov_common.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'e.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE people (national_id TEXT PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO people VALUES (:n)"), {"n": "1101700230705"})
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO people VALUES (:n)"), {"n": "1101700230705"})
+    except sa.exc.IntegrityError as exc:
+        assert "1101700230705" not in str(exc)
+        assert "hidden" in str(exc)
+    else:
+        raise AssertionError("the duplicate row was accepted")
+    finally:
+        engine.dispose()
