@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -76,16 +78,31 @@ class Spool:
 
 
 class SpoolDirectory:
-    """This process's private directory for spooled documents (created 0700 on construction)."""
+    """This process's private directory for spooled documents (mode 0700), made on first use by
+    each process: a worker forked from the process that built this object gets its own, and
+    removes only its own."""
 
     def __init__(self, parent: Path | None = None, *, memory_bytes: int = _MIB) -> None:
-        if parent is not None:
-            parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix="egov-signing-", dir=parent))
+        self._parent = parent
         self.memory_bytes = memory_bytes
+        self._lock = threading.Lock()
+        self._made: tuple[int, Path] | None = None
+
+    @property
+    def path(self) -> Path:
+        with self._lock:
+            if self._made is None or self._made[0] != os.getpid():
+                if self._parent is not None:
+                    self._parent.mkdir(parents=True, exist_ok=True)
+                made = Path(tempfile.mkdtemp(prefix="egov-signing-", dir=self._parent))
+                self._made = (os.getpid(), made)
+            return self._made[1]
 
     def open(self) -> Spool:
         return Spool(str(self.path), self.memory_bytes)
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        with self._lock:
+            if self._made is not None and self._made[0] == os.getpid():
+                shutil.rmtree(self._made[1], ignore_errors=True)
+                self._made = None

@@ -57,8 +57,9 @@ def test_small_upload_stays_in_memory_large_one_moves_to_an_unnamed_file(
     large.close()  # idempotent
     small.close()
     assert _open_fds_under(directory.path) == []
+    made = directory.path
     directory.remove()
-    assert not directory.path.exists()
+    assert not made.exists()
 
 
 def test_spool_is_closed_when_the_block_ends_with_an_error(tmp_path: Path) -> None:
