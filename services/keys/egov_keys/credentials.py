@@ -162,19 +162,9 @@ class CredentialService:
         )
 
     def _credential(self, credential_id: str) -> Credential:
-        if not credential_id or len(credential_id) > 64:
-            raise NotFound(
-                "CREDENTIAL_NOT_FOUND",
-                "no such credential",
-                field_violations=(FieldViolation("credential_id", "unknown credential"),),
-            )
-        found = self._repo.credential(credential_id)
+        found = self._repo.credential(credential_id) if _plausible_id(credential_id) else None
         if found is None:
-            raise NotFound(
-                "CREDENTIAL_NOT_FOUND",
-                "no such credential",
-                field_violations=(FieldViolation("credential_id", "unknown credential"),),
-            )
+            raise _credential_not_found()
         return found
 
     def effective_status(self, credential: Credential) -> str:
@@ -662,7 +652,14 @@ class CredentialService:
         if not sad:
             raise Unauthenticated("SAD_MISSING", "no Signature Activation Data was given")
         algorithm = self._check_hashes(hashes, hash_algorithm)
-        credential = self._credential(credential_id)
+        # The credential and the SAD in one read (a SAD longer than any we issue is unknown).
+        credential, record = (
+            self._repo.signing_state(credential_id, _sad_hash(sad) if len(sad) <= 128 else "")
+            if _plausible_id(credential_id)
+            else (None, None)
+        )
+        if credential is None:
+            raise _credential_not_found()
         scheme = scheme or credential.key.algorithm.default_scheme
         if not credential.key.algorithm.allows(scheme):
             raise InvalidArgument(
@@ -672,7 +669,6 @@ class CredentialService:
             )
         self._require_usable(credential)
         now = self._clock.now()
-        record = self._repo.sad(_sad_hash(sad)) if len(sad) <= 128 else None
         refusal = self._sad_refusal(record, credential_id, hashes, algorithm, now)
         actor = caller_label(caller)
         if refusal is not None or record is None:
@@ -817,6 +813,18 @@ class CredentialService:
         self._require_auditor(caller)
         head_sequence, head_hash = self._repo.audit_head()
         return verify_chain(self._repo.iter_audit(), head_sequence, head_hash)
+
+
+def _plausible_id(credential_id: str) -> bool:
+    return 0 < len(credential_id) <= 64
+
+
+def _credential_not_found() -> NotFound:
+    return NotFound(
+        "CREDENTIAL_NOT_FOUND",
+        "no such credential",
+        field_violations=(FieldViolation("credential_id", "unknown credential"),),
+    )
 
 
 def _caller_listed(caller: Caller, allowed: frozenset[str]) -> bool:

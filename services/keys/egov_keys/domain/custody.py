@@ -8,6 +8,7 @@ a custody implementation.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,7 +48,14 @@ class KeyReference:
     blob: bytes
 
     def public_key(self) -> PublicKeyTypes:
-        return load_der_public_key(self.public_key_der)
+        return _public_key(self.public_key_der)
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key(der: bytes) -> PublicKeyTypes:
+    # Parsed once per key: every signature is verified against it before it is released.
+    # Public key objects are immutable, so one object serves every thread.
+    return load_der_public_key(der)
 
 
 class UnknownKek(ValueError):

@@ -1,17 +1,28 @@
 """The keys repository: every write that matters is one transaction with its audit entry.
 
-Audit appends start each transaction by bumping the single ``audit_head`` row, so appends (and
-the operations they record) are serialised by the database itself: two processes on one
-PostgreSQL database produce one linear chain.
+Every audit append moves the single ``audit_head`` row inside its transaction and holds it until
+commit, so appends (and the operations they record) are serialised by the database itself: two
+processes on one PostgreSQL database produce one linear chain.
+
+Authorize and SignHash run precompiled statements on the driver's cursor
+(:mod:`egov_keys.storage.statements`), and their writes in one process are group-committed: see
+:class:`KeysRepository`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
+import logging
+import os
+import threading
+import time
+import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from egov_common.db import make_engine, upgrade_to_head
@@ -31,6 +42,7 @@ from egov_keys.domain.model import (
     SadRecord,
 )
 from egov_keys.domain.pki import OwnerKind
+from egov_keys.storage.statements import CREDENTIAL_COLUMNS, SAD_COLUMNS, HotStatements
 from egov_keys.storage.tables import (
     audit_head,
     audit_log,
@@ -52,6 +64,10 @@ __all__ = [
 ]
 
 MIGRATIONS = "egov_keys.storage.migrations"
+
+log = logging.getLogger("egov.keys.storage")
+
+_T = TypeVar("_T")
 
 
 def migrate(url: str) -> None:
@@ -113,67 +129,280 @@ class StoredKey:
 
 
 class KeysRepository:
-    def __init__(self, engine: Engine) -> None:
+    """Storage of the keys service.
+
+    Within a process, writes take turns on one lock; the writes of Authorize and SignHash (and
+    refusals' audit entries) that arrive while another is being committed are committed together
+    in the next transaction (group commit): each keeps its own conditional SAD update and its own
+    audit entry, so each succeeds or fails on its own terms, and a transaction that fails is
+    retried one write at a time. Across processes the head row serialises appends as before.
+    """
+
+    def __init__(self, engine: Engine, hot_engine: Engine | None = None) -> None:
         self._engine = engine
+        # The hot path's pool: no ping per checkout (a round trip per call on PostgreSQL); a
+        # connection found dead is dropped and the call fails as retryable (UNAVAILABLE).
+        self._hot = hot_engine or engine
+        self._statements: HotStatements | None = None
+        self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._write_lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Write] = []
+        # (sequence, entry hash) of the head as this process's last commit left it; the next
+        # append moves it with one conditional UPDATE when no other process appended since.
+        self._head: tuple[int, bytes] | None = None
+        self._optimistic = True
+        self._next_purge = 0.0
+        self._cache_lock = threading.Lock()
+        self._parsed: dict[str, tuple[tuple[Any, ...], Credential]] = {}
+        # A worker forked by egov_common.server (EGOV_KEYS_PROCESSES > 1) must not use the
+        # parent's pooled connections or locks: it drops them (without closing them under the
+        # parent) and opens its own.
+        reference = weakref.ref(self)
+
+        def after_fork() -> None:
+            repository = reference()
+            if repository is not None:
+                repository._after_fork()
+
+        os.register_at_fork(after_in_child=after_fork)
 
     @classmethod
     def from_url(cls, url: str) -> KeysRepository:
-        return cls(make_engine(url))
+        hot = make_engine(url, pool_pre_ping=False, pool_size=10, max_overflow=10)
+        return cls(make_engine(url), hot)
 
     def dispose(self) -> None:
         self._engine.dispose()
+        if self._hot is not self._engine:
+            self._hot.dispose()
+
+    def _after_fork(self) -> None:
+        self._engine.dispose(close=False)
+        if self._hot is not self._engine:
+            self._hot.dispose(close=False)
+        self._write_lock = threading.RLock()
+        self._queue_lock = threading.Lock()
+        self._queue = []
+        self._cache_lock = threading.Lock()
+        self._head = None
+
+    def _sql(self) -> HotStatements:
+        statements = self._statements
+        if statements is None:
+            # Compiled after the first connection, when the dialect knows the server (RETURNING).
+            with self._hot.connect():
+                pass
+            statements = self._statements = HotStatements(self._hot.dialect)
+        return statements
+
+    # -- driver-level execution ----------------------------------------------------------------
+
+    def _database_error(self, exc: Exception, statement: str) -> Exception:
+        """A driver error as SQLAlchemy's exception of the same kind, without parameters."""
+        if isinstance(exc, self._dbapi_error):
+            return sa.exc.DBAPIError.instance(
+                statement, None, exc, self._dbapi_error, hide_parameters=True
+            )
+        return exc
+
+    def _drop_if_dead(self, connection: Any, exc: Exception) -> bool:
+        """Invalidate a pooled connection that ``exc`` shows dead (the pool opens a new one)."""
+        dialect: Any = self._hot.dialect
+        if isinstance(exc, self._dbapi_error) and dialect.is_disconnect(
+            exc, connection.dbapi_connection, None
+        ):
+            connection.invalidate(exc)
+            return True
+        return False
+
+    def _read(self, work: Callable[[Any], _T]) -> _T:
+        """``work(cursor)`` on a pooled connection; a connection found dead is replaced once."""
+        for attempt in (1, 2):
+            connection = self._hot.raw_connection()
+            try:
+                cursor = connection.cursor()
+                try:
+                    return work(cursor)
+                finally:
+                    cursor.close()
+            except self._dbapi_error as exc:
+                dead = self._drop_if_dead(connection, exc)
+                if not dead or attempt == 2:
+                    raise self._database_error(exc, "SELECT") from exc
+            finally:
+                connection.close()
+        raise AssertionError("unreachable")
 
     # -- audit -------------------------------------------------------------------------------
 
-    def _append(self, conn: Connection, event: AuditEvent, now: dt.datetime) -> AuditRecord:
-        head = conn.execute(
-            sa.update(audit_head)
-            .where(audit_head.c.id == 1)
-            .values(sequence=audit_head.c.sequence + 1)
-            .returning(audit_head.c.sequence, audit_head.c.entry_hash)
-        ).one()
-        sequence, previous = int(head[0]), bytes(head[1])
-        # Round to microseconds, the stored resolution, so the verifier recomputes the same hash.
-        now = from_us(to_us(now))
-        digest = entry_hash(
-            previous,
-            sequence,
-            now,
-            event.action,
-            event.actor,
-            event.credential_id,
-            event.outcome,
-            event.details_json,
-        )
-        conn.execute(
-            sa.insert(audit_log).values(
-                sequence=sequence,
-                occurred_at_us=to_us(now),
-                action=event.action,
-                actor=event.actor,
-                credential_id=event.credential_id,
-                outcome=event.outcome,
-                details_json=event.details_json,
-                previous_hash=previous,
-                entry_hash=digest,
+    def _append(
+        self,
+        cursor: Any,
+        entries: Sequence[tuple[AuditEvent, dt.datetime]],
+        head: tuple[int, bytes] | None = None,
+    ) -> list[AuditRecord]:
+        """Append ``entries`` to the chain inside the caller's transaction; the records written.
+
+        With ``head`` (where this process last left the chain), one conditional UPDATE moves the
+        head when no other process appended since; otherwise the head row is locked and read
+        first. Either way the head row is held until the transaction ends, which serialises
+        appends across processes.
+        """
+        if not entries:
+            return []
+        sql = self._sql()
+        if head is not None:
+            records = _chain(head, entries)
+            moved = sql.advance_head.execute(
+                cursor,
+                {
+                    "p_expected_sequence": head[0],
+                    "p_expected_hash": head[1],
+                    "p_sequence": records[-1].sequence,
+                    "p_hash": records[-1].entry_hash,
+                },
             )
+            if moved == 1:
+                sql.insert_audit.execute_many(cursor, [_audit_values(r) for r in records])
+                return records
+            self._optimistic = False
+        (sequence, previous), *_ = sql.lock_head.rows(cursor, {})
+        current = (int(sequence), bytes(previous))
+        if head is None and current == self._head:
+            self._optimistic = True  # nobody else appended since: try the short way again
+        records = _chain(current, entries)
+        sql.set_head.execute(
+            cursor, {"p_sequence": records[-1].sequence, "p_hash": records[-1].entry_hash}
         )
-        conn.execute(sa.update(audit_head).where(audit_head.c.id == 1).values(entry_hash=digest))
-        return AuditRecord(
-            sequence,
-            now,
-            event.action,
-            event.actor,
-            event.credential_id,
-            event.outcome,
-            event.details_json,
-            previous,
-            digest,
-        )
+        sql.insert_audit.execute_many(cursor, [_audit_values(r) for r in records])
+        return records
+
+    def _append_in(self, conn: Connection, event: AuditEvent, now: dt.datetime) -> AuditRecord:
+        """:meth:`_append` inside a SQLAlchemy transaction (the rarer writes)."""
+        self._head = None  # this transaction moves the head; its commit is not seen here
+        cursor = conn.connection.cursor()
+        try:
+            return self._append(cursor, [(event, now)])[0]
+        except self._dbapi_error as exc:
+            raise self._database_error(exc, "INSERT INTO audit_log") from exc
+        finally:
+            cursor.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """A SQLAlchemy transaction taking its turn with this process's other writes."""
+        with self._write_lock, self._engine.begin() as conn:
+            yield conn
 
     def append_audit(self, event: AuditEvent, now: dt.datetime) -> AuditRecord:
-        with self._engine.begin() as conn:
-            return self._append(conn, event, now)
+        job = self._submit(_Write(_AUDIT, event, now))
+        assert job.record is not None
+        return job.record
+
+    # -- group commit ------------------------------------------------------------------------
+
+    def _submit(self, job: _Write) -> _Write:
+        with self._queue_lock:
+            self._queue.append(job)
+        with self._write_lock:
+            if not job.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._run(batch)
+        if job.error is not None:
+            raise job.error
+        return job
+
+    def _run(self, batch: list[_Write]) -> None:
+        try:
+            try:
+                self._commit(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    batch[0].error = exc
+                    return
+                # Whatever failed fails alone: every write is tried again in its own transaction.
+                for job in batch:
+                    try:
+                        self._commit([job])
+                    except Exception as single:
+                        job.error = single
+            self._purge_expired_sads(max(job.now for job in batch))
+        finally:
+            for job in batch:
+                job.done = True
+
+    def _commit(self, jobs: list[_Write]) -> None:
+        sql = self._sql()
+        won = [False] * len(jobs)
+        records: list[AuditRecord] = []
+        connection = self._hot.raw_connection()
+        statement = "UPDATE sads"
+        try:
+            cursor = connection.cursor()
+            try:
+                # Row locks in one order (inserts, then spends by SAD hash): two processes'
+                # batches never wait on each other in a cycle.
+                order = sorted(range(len(jobs)), key=lambda i: jobs[i].sort_key())
+                for i in order:
+                    job = jobs[i]
+                    if job.kind == _SPEND:
+                        assert job.sad is not None
+                        spend = {"p_sad_hash": job.sad.sad_hash, "p_now_us": to_us(job.now)}
+                        won[i] = sql.spend_sad.execute(cursor, spend) == 1
+                    elif job.kind == _INSERT_SAD:
+                        assert job.sad is not None
+                        sql.insert_sad.execute(cursor, _sad_values(job.sad))
+                        won[i] = True
+                    else:
+                        won[i] = True
+                statement = "INSERT INTO audit_log"
+                entries = [(job.event, job.now) for i, job in enumerate(jobs) if won[i]]
+                head = self._head if self._optimistic else None
+                records = self._append(cursor, entries, head)
+                statement = "COMMIT"
+                connection.commit()
+            finally:
+                cursor.close()
+        except Exception as exc:
+            self._head = None
+            with contextlib.suppress(Exception):
+                connection.rollback()
+            self._drop_if_dead(connection, exc)
+            raise self._database_error(exc, statement) from exc
+        finally:
+            connection.close()
+        if records:
+            self._head = (records[-1].sequence, records[-1].entry_hash)
+        audited = iter(records)
+        for i, job in enumerate(jobs):
+            job.won = won[i]
+            if won[i]:
+                job.record = next(audited)
+
+    def _purge_expired_sads(self, now: dt.datetime) -> None:
+        """Drop SADs expired for an hour, at most once a minute per process (housekeeping: a
+        failure is logged and tried again later)."""
+        tick = time.monotonic()
+        if tick < self._next_purge:
+            return
+        self._next_purge = tick + 60.0
+        before = to_us(now - dt.timedelta(hours=1))
+        connection = self._hot.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                self._sql().purge_sads.execute(cursor, {"p_before_us": before})
+            finally:
+                cursor.close()
+            connection.commit()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                connection.rollback()
+            log.warning("expired SADs could not be purged: %s", type(exc).__name__)
+        finally:
+            connection.close()
 
     def audit_head(self) -> tuple[int, bytes]:
         with self._engine.connect() as conn:
@@ -214,8 +443,8 @@ class KeysRepository:
         event: AuditEvent,
         now: dt.datetime,
     ) -> None:
-        with self._engine.begin() as conn:
-            self._append(conn, event, now)
+        with self._transaction() as conn:
+            self._append_in(conn, event, now)
             conn.execute(
                 sa.insert(authorities).values(
                     name=name,
@@ -314,8 +543,8 @@ class KeysRepository:
         """Store a CRL with its audit entry; False when another process stored this CRL number
         first (use theirs; nothing is audited)."""
         try:
-            with self._engine.begin() as conn:
-                self._append(conn, event, now)
+            with self._transaction() as conn:
+                self._append_in(conn, event, now)
                 conn.execute(
                     sa.insert(crls).values(
                         issuer=crl.issuer,
@@ -346,8 +575,8 @@ class KeysRepository:
 
         Raises ``sqlalchemy.exc.IntegrityError`` when the idempotency key or the serial is taken.
         """
-        with self._engine.begin() as conn:
-            self._append(conn, event, now)
+        with self._transaction() as conn:
+            self._append_in(conn, event, now)
             conn.execute(
                 sa.insert(credentials).values(
                     **_credential_values(credential),
@@ -389,11 +618,26 @@ class KeysRepository:
         return _credential(row), row.request_fingerprint or ""
 
     def credential(self, credential_id: str) -> Credential | None:
-        with self._engine.connect() as conn:
-            row = conn.execute(
-                sa.select(credentials).where(credentials.c.credential_id == credential_id)
-            ).one_or_none()
-        return _credential(row) if row is not None else None
+        sql = self._sql()
+        rows = self._read(
+            lambda cursor: sql.credential.rows(cursor, {"p_credential_id": credential_id})
+        )
+        return self._parsed_credential(tuple(rows[0])) if rows else None
+
+    def _parsed_credential(self, row: tuple[Any, ...]) -> Credential:
+        """The Credential of a row, parsed once while the row stays the same (status changes,
+        revocation and renewal change the row)."""
+        key = str(row[0])
+        with self._cache_lock:
+            cached = self._parsed.get(key)
+        if cached is not None and cached[0] == row:
+            return cached[1]
+        credential = _credential(dict(zip(CREDENTIAL_COLUMNS, row, strict=True)))
+        with self._cache_lock:
+            if len(self._parsed) >= _PARSED_CREDENTIALS:
+                self._parsed.pop(next(iter(self._parsed)))
+            self._parsed[key] = (row, credential)
+        return credential
 
     def list_credentials(
         self, owner: str, status: CredentialStatus | None, after_id: str, limit: int
@@ -415,8 +659,8 @@ class KeysRepository:
         now: dt.datetime,
     ) -> bool:
         """False when the credential was revoked meanwhile (nothing written)."""
-        with self._engine.begin() as conn:
-            self._append(conn, event, now)
+        with self._transaction() as conn:
+            self._append_in(conn, event, now)
             done = conn.execute(
                 sa.update(credentials)
                 .where(
@@ -450,69 +694,40 @@ class KeysRepository:
     # -- SADs ----------------------------------------------------------------------------------
 
     def insert_sad(self, sad: SadRecord, event: AuditEvent, now: dt.datetime) -> None:
-        with self._engine.begin() as conn:
-            self._append(conn, event, now)
-            conn.execute(
-                sa.insert(sads).values(
-                    sad_hash=sad.sad_hash,
-                    credential_id=sad.credential_id,
-                    hash_algorithm=sad.hash_algorithm.value,
-                    hashes_binding=sad.hashes_binding,
-                    num_signatures=sad.num_signatures,
-                    expires_at_us=to_us(sad.expires_at),
-                    spent_at_us=None,
-                )
-            )
-            # Expired SADs are useless; drop old ones while we hold the write lock anyway.
-            conn.execute(
-                sa.delete(sads).where(sads.c.expires_at_us < to_us(now - dt.timedelta(hours=1)))
-            )
+        """Store a new SAD (its hash) with its audit entry, in one transaction."""
+        self._submit(_Write(_INSERT_SAD, event, now, sad))
 
     def sad(self, sad_hash: str) -> SadRecord | None:
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(sads).where(sads.c.sad_hash == sad_hash)).one_or_none()
         if row is None:
             return None
-        return SadRecord(
-            row.sad_hash,
-            row.credential_id,
-            HashAlgorithm(row.hash_algorithm),
-            row.hashes_binding,
-            int(row.num_signatures),
-            from_us(row.expires_at_us),
-            from_us(row.spent_at_us) if row.spent_at_us is not None else None,
+        return _sad(tuple(row))
+
+    def signing_state(
+        self, credential_id: str, sad_hash: str
+    ) -> tuple[Credential | None, SadRecord | None]:
+        """The credential and the SAD with that hash (whichever credential it names), read in
+        one round trip."""
+        sql = self._sql()
+        rows = self._read(
+            lambda cursor: sql.signing_state.rows(
+                cursor, {"p_credential_id": credential_id, "p_sad_hash": sad_hash}
+            )
         )
+        if not rows:
+            return None, None
+        row = tuple(rows[0])
+        n = len(CREDENTIAL_COLUMNS)
+        record = _sad(row[n:]) if row[n] is not None else None
+        return self._parsed_credential(row[:n]), record
 
     def spend_sad(self, sad: SadRecord, event: AuditEvent, now: dt.datetime) -> bool:
         """Atomically mark the SAD spent and audit it; False when it was spent or expired
         meanwhile (another call or another process won) or its credential is no longer active
-        (revoked or renewed between the caller's check and this write)."""
-        try:
-            with self._engine.begin() as conn:
-                self._append(conn, event, now)
-                still_active = (
-                    sa.select(credentials.c.credential_id)
-                    .where(
-                        credentials.c.credential_id == sads.c.credential_id,
-                        credentials.c.status == CredentialStatus.ACTIVE.value,
-                    )
-                    .exists()
-                )
-                done = conn.execute(
-                    sa.update(sads)
-                    .where(
-                        sads.c.sad_hash == sad.sad_hash,
-                        sads.c.spent_at_us.is_(None),
-                        sads.c.expires_at_us > to_us(now),
-                        still_active,
-                    )
-                    .values(spent_at_us=to_us(now))
-                )
-                if done.rowcount != 1:
-                    raise _Lost()
-        except _Lost:
-            return False
-        return True
+        (revoked or renewed between the caller's check and this write): nothing is written then.
+        """
+        return self._submit(_Write(_SPEND, event, now, sad)).won
 
     # -- key blobs (KEK rotation) --------------------------------------------------------------
 
@@ -569,9 +784,9 @@ class KeysRepository:
         """
         t = authorities if table is KeyTable.AUTHORITIES else credentials
         pk = t.c.name if table is KeyTable.AUTHORITIES else t.c.credential_id
-        with self._engine.begin() as conn:
-            # The audit head first, as every other write does: this transaction queues behind
-            # the service's writes (which append, then update a row) instead of deadlocking.
+        with self._transaction() as conn:
+            # The audit head first: this transaction queues behind the service's appends (which
+            # hold the head until they commit) before it locks any credential row.
             conn.execute(
                 sa.update(audit_head)
                 .where(audit_head.c.id == 1)
@@ -588,7 +803,7 @@ class KeysRepository:
                     done.append(stored)
             event = audit(done)
             if event is not None:
-                self._append(conn, event, now)
+                self._append_in(conn, event, now)
         return done
 
     def software_kek_ids(self) -> Counter[str]:
@@ -633,10 +848,6 @@ def _substr(column: sa.ColumnElement[bytes], start: int, length: int) -> sa.Colu
         sa.literal_column(str(int(length))),
         type_=sa.LargeBinary,
     )
-
-
-class _Lost(Exception):
-    pass
 
 
 class StaleCredential(Exception):
@@ -693,8 +904,8 @@ def _credential_values(c: Credential) -> dict[str, object]:
     }
 
 
-def _credential(row: sa.Row[tuple[object, ...]]) -> Credential:
-    m = row._mapping
+def _credential(row: sa.Row[tuple[object, ...]] | Mapping[str, Any]) -> Credential:
+    m = row._mapping if isinstance(row, sa.Row) else row
     return Credential(
         credential_id=str(m["credential_id"]),
         owner=parse_identifier(str(m["owner"])),
@@ -723,3 +934,104 @@ def _credential(row: sa.Row[tuple[object, ...]]) -> Credential:
             RevocationReason(m["revocation_reason"]) if m["revocation_reason"] else None
         ),
     )
+
+
+def _sad(row: Sequence[Any]) -> SadRecord:
+    """A SadRecord from the ``sads`` columns in table order."""
+    m = dict(zip(SAD_COLUMNS, row, strict=True))
+    return SadRecord(
+        str(m["sad_hash"]),
+        str(m["credential_id"]),
+        HashAlgorithm(m["hash_algorithm"]),
+        str(m["hashes_binding"]),
+        int(m["num_signatures"]),
+        from_us(int(m["expires_at_us"])),
+        from_us(int(m["spent_at_us"])) if m["spent_at_us"] is not None else None,
+    )
+
+
+def _sad_values(sad: SadRecord) -> dict[str, Any]:
+    return {
+        "sad_hash": sad.sad_hash,
+        "credential_id": sad.credential_id,
+        "hash_algorithm": sad.hash_algorithm.value,
+        "hashes_binding": sad.hashes_binding,
+        "num_signatures": sad.num_signatures,
+        "expires_at_us": to_us(sad.expires_at),
+        "spent_at_us": None,
+    }
+
+
+def _chain(
+    head: tuple[int, bytes], entries: Sequence[tuple[AuditEvent, dt.datetime]]
+) -> list[AuditRecord]:
+    """The records that follow ``head`` (sequence, entry hash) for ``entries``, in order."""
+    sequence, previous = head
+    records = []
+    for event, when in entries:
+        sequence += 1
+        # Round to microseconds, the stored resolution, so the verifier recomputes the same hash.
+        when = from_us(to_us(when))
+        digest = entry_hash(
+            previous,
+            sequence,
+            when,
+            event.action,
+            event.actor,
+            event.credential_id,
+            event.outcome,
+            event.details_json,
+        )
+        records.append(
+            AuditRecord(
+                sequence,
+                when,
+                event.action,
+                event.actor,
+                event.credential_id,
+                event.outcome,
+                event.details_json,
+                previous,
+                digest,
+            )
+        )
+        previous = digest
+    return records
+
+
+def _audit_values(record: AuditRecord) -> dict[str, Any]:
+    return {
+        "sequence": record.sequence,
+        "occurred_at_us": to_us(record.occurred_at),
+        "action": record.action,
+        "actor": record.actor,
+        "credential_id": record.credential_id,
+        "outcome": record.outcome,
+        "details_json": record.details_json,
+        "previous_hash": record.previous_hash,
+        "entry_hash": record.entry_hash,
+    }
+
+
+_AUDIT, _INSERT_SAD, _SPEND = range(3)
+
+#: Parsed credentials kept per process (a row, ~2 KB, and its Credential each).
+_PARSED_CREDENTIALS = 4096
+
+
+@dataclass(eq=False, slots=True)
+class _Write:
+    """One caller's write waiting for its turn (group commit): an audit entry alone, a new SAD
+    with its entry, or a SAD spend with its entry (written only if the spend wins)."""
+
+    kind: int
+    event: AuditEvent
+    now: dt.datetime
+    sad: SadRecord | None = None
+    won: bool = False
+    record: AuditRecord | None = None
+    error: Exception | None = None
+    done: bool = False
+
+    def sort_key(self) -> tuple[int, str]:
+        return self.kind, self.sad.sad_hash if self.sad is not None else ""
