@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
+import grpc
 from egov.keys.v1 import keys_pb2_grpc
+from egov_common.auth import Caller
 from egov_common.clock import SystemClock
 from egov_common.errors import EgovError
 from egov_common.server import GrpcService, serve
@@ -20,7 +23,7 @@ from egov_keys.adapters.identity import BearerCallerVerifier, IdentityProofVerif
 from egov_keys.adapters.software_custody import SoftwareCustody
 from egov_keys.http import build_http_app
 from egov_keys.kek_rotation import rewrap_software_keys
-from egov_keys.runtime import bootstrap, build_runtime
+from egov_keys.runtime import KeysRuntime, bootstrap, build_runtime
 from egov_keys.servicer import SERVICE_NAME, KeysServicer
 from egov_keys.settings import KeysSettings
 from egov_keys.storage.repository import KeysRepository, migrate
@@ -95,11 +98,8 @@ def main(argv: list[str]) -> int:
         if argv:
             print(USAGE, file=sys.stderr)
             return 2
-        proofs = IdentityProofVerifier(
-            http_jwks(settings.identity_jwks_url, settings.identity_issuer),
-            settings.identity_issuer,
-            settings.audiences(),
-        )
+        # Start-up checks (schema, CA hierarchy, every CA key signs) happen here, before serving.
+        proofs = _proofs(settings)
         runtime = build_runtime(settings, proofs)
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
@@ -107,20 +107,90 @@ def main(argv: list[str]) -> int:
     except EgovError as exc:  # CA not bootstrapped, CA key unusable
         print(f"cannot start: {exc}", file=sys.stderr)
         return 3
-    servicer = KeysServicer(runtime.credentials, runtime.trust)
+    if settings.processes > 1:
+        # Workers are forked: no database connection, PKCS#11 session or library state (SoftHSM2
+        # is not fork-safe) may cross the fork. The checked runtime is closed; each worker
+        # builds its own, logs in to the token on its own session and test-signs again.
+        runtime.close()
+        worker = _Worker(settings)
+    else:
+        worker = _Worker(settings, runtime, proofs)
     serve(
         settings,
-        [
-            GrpcService(
-                SERVICE_NAME,
-                lambda server: keys_pb2_grpc.add_KeysServiceServicer_to_server(servicer, server),
-            )
-        ],
-        http_app=build_http_app(runtime.trust),
-        token_verifier=BearerCallerVerifier(proofs),
-        on_shutdown=runtime.close,
+        [GrpcService(SERVICE_NAME, worker.register)],
+        http_app=worker.http_app,
+        token_verifier=worker.verify_bearer,
+        on_worker_start=worker.start,
+        on_shutdown=worker.close,
     )
     return 0
+
+
+class _HttpApp:
+    """The worker's ASGI app, which exists only once the worker started."""
+
+    def __init__(self, worker: _Worker) -> None:
+        self._worker = worker
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._worker.app(scope, receive, send)
+
+
+def _proofs(settings: KeysSettings) -> IdentityProofVerifier:
+    return IdentityProofVerifier(
+        http_jwks(settings.identity_jwks_url, settings.identity_issuer),
+        settings.identity_issuer,
+        settings.audiences(),
+    )
+
+
+class _Worker:
+    """What one serving process uses: given (one process) or built after the fork (workers of
+    ``EGOV_KEYS_PROCESSES`` > 1, where the database and the CA hierarchy were already checked)."""
+
+    def __init__(
+        self,
+        settings: KeysSettings,
+        runtime: KeysRuntime | None = None,
+        proofs: IdentityProofVerifier | None = None,
+    ) -> None:
+        self._settings = settings
+        self._runtime: KeysRuntime | None = None
+        self._app: Any = None
+        self._bearer: BearerCallerVerifier | None = None
+        if runtime is not None and proofs is not None:
+            self._ready(runtime, proofs)
+
+    def _ready(self, runtime: KeysRuntime, proofs: IdentityProofVerifier) -> None:
+        self._runtime = runtime
+        self._app = build_http_app(runtime.trust)
+        self._bearer = BearerCallerVerifier(proofs)
+
+    def start(self, number: int) -> None:
+        if self._bearer is None:
+            proofs = _proofs(self._settings)
+            self._ready(build_runtime(self._settings, proofs, prepare_database=False), proofs)
+
+    def register(self, server: grpc.Server) -> None:
+        assert self._runtime is not None
+        servicer = KeysServicer(self._runtime.credentials, self._runtime.trust)
+        keys_pb2_grpc.add_KeysServiceServicer_to_server(servicer, server)
+
+    def verify_bearer(self, token: str, *, peer_service: str | None) -> Caller:
+        assert self._bearer is not None
+        return self._bearer(token, peer_service=peer_service)
+
+    @property
+    def http_app(self) -> _HttpApp:
+        return _HttpApp(self)
+
+    @property
+    def app(self) -> Any:
+        return self._app
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ def build_custodies(settings: KeysSettings) -> dict[CustodyBackend, KeyCustody]:
             settings.pkcs11_token_label,
             settings.pin(),
             settings.pkcs11_kek_label,
+            unwrapped_key_seconds=settings.pkcs11_unwrapped_key_seconds,
         )
     return custodies
 
@@ -93,12 +94,12 @@ def bootstrap(settings: KeysSettings, clock: Clock | None = None) -> list[str]:
     """Migrate, create the PKCS#11 KEK if needed, create the missing CA hierarchy."""
     migrate(settings.database_url)
     custodies = build_custodies(settings)
-    backend = CustodyBackend(settings.key_backend)
-    ensure_kek = getattr(custodies[backend], "ensure_kek", None)
-    if ensure_kek is not None:
-        ensure_kek()
     repository = KeysRepository.from_url(settings.database_url)
     try:
+        backend = CustodyBackend(settings.key_backend)
+        ensure_kek = getattr(custodies[backend], "ensure_kek", None)
+        if ensure_kek is not None:
+            ensure_kek()
         # Before anything signs: a blob under a KEK we lack is named here, not a crypto error.
         _require_known_keks(repository, custodies)
         trust = _trust(settings, repository, custodies, clock or SystemClock())
@@ -111,14 +112,26 @@ def bootstrap(settings: KeysSettings, clock: Clock | None = None) -> list[str]:
                     raise
         return []
     finally:
-        repository.dispose()
+        # Closes the PKCS#11 session too: the token's login belongs to the process, and the
+        # runtime built next (or a forked worker) logs in again on its own session.
+        KeysRuntime.close_parts(repository, custodies)
 
 
 def build_runtime(
-    settings: KeysSettings, proofs: ProofVerifier, clock: Clock | None = None
+    settings: KeysSettings,
+    proofs: ProofVerifier,
+    clock: Clock | None = None,
+    *,
+    prepare_database: bool = True,
 ) -> KeysRuntime:
+    """Everything the service needs, checked: the CA hierarchy is complete, every KEK its blobs
+    name is configured, and every CA/OCSP/TSA key signs. ``prepare_database``: migrate (and,
+    with ``auto_bootstrap``, create the missing hierarchy) first; a forked worker skips this,
+    its parent did it."""
     clock = clock or SystemClock()
-    if settings.auto_bootstrap:
+    if not prepare_database:
+        pass
+    elif settings.auto_bootstrap:
         created = bootstrap(settings, clock)
         if created:
             log.info("created certification authorities", extra={"authorities": created})

@@ -43,6 +43,9 @@ class KeysSettings(ServiceSettings):
     pkcs11_pin: SecretStr = SecretStr("")
     pkcs11_pin_file: Path | None = None
     pkcs11_kek_label: str = "egov-keys-kek"
+    #: How long an owner key unwrapped into the token session stays there for further
+    #: signatures (each still needs its own SAD); 0 unwraps and destroys it per signature.
+    pkcs11_unwrapped_key_seconds: float = Field(default=30.0, ge=0, le=300)
 
     #: identity's issuer (``iss``) and JWKS URL (default: the ``jwks_uri`` of the issuer's
     #: ``/.well-known/openid-configuration``).

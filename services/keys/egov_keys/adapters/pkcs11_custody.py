@@ -3,23 +3,36 @@
 - Service keys (CA, OCSP, TSA) are token objects: sensitive, never extractable, found by label.
 - Owner keys are generated in the token as session objects, exported wrapped under a
   token-resident AES key-encryption key (CKM_AES_KEY_WRAP_PAD), and the wrapped blob is stored
-  in the database. Each signature unwraps the blob into a session object, signs, destroys it.
+  in the database. A signature unwraps the blob into a session object (sensitive, not
+  extractable, sign only) inside the token.
+- Unwrapping costs several times the signature itself, so the session object is kept for
+  ``unwrapped_key_seconds`` (default 30 s, at most ``unwrapped_key_limit`` keys) and then
+  destroyed: the usual HSM session-key cache. It changes nothing about sole control: every
+  SignHash still needs its own SAD, spent in the database before the custody is asked to sign,
+  and the key never leaves the token. 0 seconds unwraps and destroys per signature.
 
 python-pkcs11 is not thread-safe: every token call runs under one lock per process; the
-service scales with processes (each opens its own session).
+service scales with processes. PKCS#11 libraries (SoftHSM2 among them) do not survive a fork:
+a process opens its session on first use, and :meth:`Pkcs11Custody.close` closes it and
+finalizes the library, so a parent that checked its keys can fork workers that each initialise
+the library and log in on their own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 import pkcs11
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.constants import DEFAULT
 from pkcs11.util.ec import (
     encode_ec_public_key,
-    encode_ecdsa_signature,
     encode_named_curve_parameters,
 )
 from pkcs11.util.rsa import encode_rsa_public_key
@@ -57,33 +70,61 @@ _UNWRAP_TEMPLATE: dict[Attribute, Any] = {
 class Pkcs11Custody:
     """Custody in a PKCS#11 token. ``kek_label`` names the token-resident wrapping key."""
 
-    def __init__(self, module: str, token_label: str, user_pin: str, kek_label: str) -> None:
+    def __init__(
+        self,
+        module: str,
+        token_label: str,
+        user_pin: str,
+        kek_label: str,
+        *,
+        unwrapped_key_seconds: float = 30.0,
+        unwrapped_key_limit: int = 1024,
+        monotonic: Any = time.monotonic,
+    ) -> None:
         self._module = module
         self._token_label = token_label
         self._pin = user_pin
         self._kek_label = kek_label
         self._lock = threading.Lock()
+        self._lib: Any = None
         self._session: Any = None
+        self._pid = 0
         self._resident: dict[str, Any] = {}
+        self._unwrapped_seconds = unwrapped_key_seconds
+        self._unwrapped_limit = unwrapped_key_limit
+        self._monotonic = monotonic
+        # (key id, wrapped blob) -> (destroy at, session object); oldest first.
+        self._unwrapped: OrderedDict[tuple[str, bytes], tuple[float, Any]] = OrderedDict()
 
     @property
     def backend(self) -> CustodyBackend:
         return CustodyBackend.PKCS11
 
-    # Opened lazily so a process that forks before its first signature does not share a session.
+    # Opened lazily, in the process that signs: a forked worker opens its own.
     def _open(self) -> Any:
         if self._session is None:
-            lib = pkcs11.lib(self._module)
-            token = lib.get_token(token_label=self._token_label)
+            self._lib = pkcs11.lib(self._module)
+            token = self._lib.get_token(token_label=self._token_label)
             self._session = token.open(user_pin=self._pin, rw=True)
+            self._pid = os.getpid()
+        elif self._pid != os.getpid():
+            # The session (and the library's state) belong to the process that opened them.
+            raise RuntimeError("a PKCS#11 session cannot be used after fork; close it first")
         return self._session
 
     def close(self) -> None:
+        """Destroy the unwrapped keys, close the session and finalize the library."""
         with self._lock:
-            if self._session is not None:
+            if self._session is not None and self._pid == os.getpid():
+                for _, handle in self._unwrapped.values():
+                    _destroy(handle)
                 self._session.close()
-                self._session = None
-                self._resident.clear()
+                if self._lib is not None:
+                    self._lib.finalize()
+            self._unwrapped.clear()
+            self._resident.clear()
+            self._session = None
+            self._lib = None
 
     def ensure_kek(self) -> None:
         """Create the token-resident wrapping key if the token has none (bootstrap only)."""
@@ -170,26 +211,58 @@ class Pkcs11Custody:
                     )
                     self._resident[key.key_id] = priv
                 return self._sign(priv, digest, hash_algorithm, scheme)
-            priv = self._kek(session).unwrap_key(
-                ObjectClass.PRIVATE_KEY,
-                key_type,
-                key.blob,
-                mechanism=Mechanism.AES_KEY_WRAP_PAD,
-                store=False,
-                capabilities=MechanismFlag.SIGN,
-                template=_UNWRAP_TEMPLATE,
-            )
+            now = self._monotonic()
+            self._expire(now)
+            cache_key = (key.key_id, key.blob)
+            cached = self._unwrapped.get(cache_key)
+            priv = cached[1] if cached is not None else self._unwrap(session, key, key_type)
+            keep = cached is not None or self._unwrapped_seconds > 0
             try:
-                return self._sign(priv, digest, hash_algorithm, scheme)
+                signature = self._sign(priv, digest, hash_algorithm, scheme)
+            except BaseException:
+                keep = False  # a key that failed to sign is not kept
+                raise
             finally:
-                priv.destroy()
+                if not keep:
+                    self._unwrapped.pop(cache_key, None)
+                    _destroy(priv)
+            if cached is None:
+                self._unwrapped[cache_key] = (now + self._unwrapped_seconds, priv)
+                while len(self._unwrapped) > self._unwrapped_limit:
+                    _destroy(self._unwrapped.popitem(last=False)[1][1])
+            return signature
+
+    def _unwrap(self, session: Any, key: KeyReference, key_type: KeyType) -> Any:
+        return self._kek(session).unwrap_key(
+            ObjectClass.PRIVATE_KEY,
+            key_type,
+            key.blob,
+            mechanism=Mechanism.AES_KEY_WRAP_PAD,
+            store=False,
+            capabilities=MechanismFlag.SIGN,
+            template=_UNWRAP_TEMPLATE,
+        )
+
+    def _expire(self, now: float) -> None:
+        """Destroy the unwrapped keys whose time is up (the oldest come first)."""
+        while self._unwrapped:
+            first = next(iter(self._unwrapped.values()))
+            if first[0] > now:
+                return
+            _destroy(self._unwrapped.popitem(last=False)[1][1])
+
+    def unwrapped_keys(self) -> int:
+        """How many owner keys are unwrapped in the session now (after expiring old ones)."""
+        with self._lock:
+            self._expire(self._monotonic())
+            return len(self._unwrapped)
 
     @staticmethod
     def _sign(
         priv: Any, digest: bytes, hash_algorithm: HashAlgorithm, scheme: SignatureScheme
     ) -> bytes:
         if scheme is SignatureScheme.ECDSA:
-            return bytes(encode_ecdsa_signature(priv.sign(digest, mechanism=Mechanism.ECDSA)))
+            return _der_ecdsa(bytes(priv.sign(digest, mechanism=Mechanism.ECDSA)))
         if scheme is SignatureScheme.RSA_PKCS1V15:
             return bytes(
                 priv.sign(_DIGEST_INFO[hash_algorithm] + digest, mechanism=Mechanism.RSA_PKCS)
@@ -201,3 +274,18 @@ class Pkcs11Custody:
                 mechanism_param=_PSS_PARAMS[hash_algorithm],
             )
         )
+
+
+def _der_ecdsa(raw: bytes) -> bytes:
+    """PKCS#11's ECDSA signature (r || s, each the curve's size) as DER ``(r, s)``."""
+    half = len(raw) // 2
+    if len(raw) % 2 or not half:
+        raise ValueError("malformed ECDSA signature from the token")
+    return encode_dss_signature(
+        int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+    )
+
+
+def _destroy(handle: Any) -> None:
+    with contextlib.suppress(pkcs11.PKCS11Error):  # the session is gone: so is its object
+        handle.destroy()
