@@ -347,10 +347,20 @@ class RegistryStore:
         self._sqlite = sa.make_url(database_url).get_backend_name() == "sqlite"
         # No pre-ping on PostgreSQL: it costs a round trip per call, and a connection the server
         # dropped fails one call as UNAVAILABLE (the pool is then invalidated) which clients retry.
+        # PostgreSQL reads run in autocommit: one round trip per query, not BEGIN, the query and
+        # the pool's ROLLBACK. (Rows are never changed but for a status, and the log only
+        # grows, so reads need no snapshot spanning their queries.) Writes take their own
+        # connections; one writer at a time per process holds the log lock.
         self._read_engine: Engine = (
             make_engine(database_url)
             if self._sqlite
-            else make_engine(database_url, pool_pre_ping=False, pool_size=10, max_overflow=10)
+            else make_engine(
+                database_url,
+                pool_pre_ping=False,
+                pool_size=10,
+                max_overflow=10,
+                isolation_level="AUTOCOMMIT",
+            )
         )
         if self._sqlite:
             sa.event.listen(self._read_engine, "connect", _sqlite_cache)
@@ -359,7 +369,9 @@ class RegistryStore:
             sa.event.listen(self._write_engine, "connect", _sqlite_manual_transactions)
             sa.event.listen(self._write_engine, "begin", _sqlite_begin_immediate)
         else:
-            self._write_engine = self._read_engine
+            self._write_engine = make_engine(
+                database_url, pool_pre_ping=False, pool_size=2, max_overflow=3
+            )
         self._dialect = self._read_engine.dialect
         self._sql = _statements(self._dialect)
         dbapi = self._dialect.loaded_dbapi
