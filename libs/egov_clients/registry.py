@@ -174,9 +174,11 @@ class RegistryClient:
     """Registry calls with deadlines, safe retries and client-side log verification.
 
     ``channel``: a ``grpc.Channel`` (``egov_common.channels.open_channel``) or ``host:port``
-    (plaintext, development). ``log_key``: the registry's tree-head public key (PEM, DER or key
-    object), pinned out of band; when None, the key from ``GetLogInfo`` is trusted on first use
-    (development only). ``token``: bearer token for issuer calls. ``deadline``: seconds per call.
+    (plaintext, development; the client then has a connection of its own, so several clients
+    are spread over the worker processes of a registry with ``EGOV_REGISTRY_PROCESSES`` > 1).
+    ``log_key``: the registry's tree-head public key (PEM, DER or key object), pinned out of
+    band; when None, the key from ``GetLogInfo`` is trusted on first use (development only).
+    ``token``: bearer token for issuer calls. ``deadline``: seconds per call.
     """
 
     def __init__(
@@ -191,7 +193,11 @@ class RegistryClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._owns_channel = isinstance(channel, str)
-        self._channel = grpc.insecure_channel(channel) if isinstance(channel, str) else channel
+        self._channel = (
+            grpc.insecure_channel(channel, options=[("grpc.use_local_subchannel_pool", 1)])
+            if isinstance(channel, str)
+            else channel
+        )
         self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
