@@ -100,30 +100,74 @@ def sign_ocsp_response(
     responder certificate, signed by the responder key. ``builder`` must not set a responder
     id or certificates yet."""
     algorithm = responder_key.algorithm
-    draft = builder.responder_id(
-        ocsp.OCSPResponderEncoding.HASH, _throwaway_certificate(algorithm)
-    ).sign(_throwaway(algorithm), algorithm.natural_hash.hashes())
-    response = asn1_ocsp.OCSPResponse.load(draft.public_bytes(_DER))
-    basic = response["response_bytes"]["response"].parsed
-    tbs = basic["tbs_response_data"]
-    responder_der = responder_certificate.public_bytes(_DER)
-    responder = asn1_x509.Certificate.load(responder_der)
-    tbs["responder_id"] = asn1_ocsp.ResponderId(name="by_key", value=responder.public_key.sha1)
-    tbs_der = tbs.dump(force=True)
+    throwaway = _throwaway_certificate(algorithm)
+    draft = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, throwaway).sign(
+        _throwaway(algorithm), algorithm.natural_hash.hashes()
+    )
+    # tbsResponseData starts with the ResponderID: byKey [2] EXPLICIT OCTET STRING (SHA-1 of
+    # the key, 20 bytes). The throwaway key's hash is swapped for the responder's, same length.
+    tbs = draft.tbs_response_bytes
+    start = _content_offset(tbs)
+    drafted, responder_id = _responder_id(throwaway), _responder_id(responder_certificate)
+    if tbs[start : start + len(drafted)] != drafted:  # pragma: no cover - cryptography's layout
+        raise ValueError("unexpected tbsResponseData layout")
+    tbs_der = tbs[:start] + responder_id + tbs[start + len(drafted) :]
     signature = _signature(custody, responder_key, tbs_der)
-    # Assembled by hand: re-encoding the whole structure with asn1crypto (force=True) costs
-    # more than the signature itself. RFC 6960 4.2.1 BasicOCSPResponse and OCSPResponse.
+    # RFC 6960 4.2.1 BasicOCSPResponse and OCSPResponse, assembled as DER.
     basic_der = _tlv(
         0x30,
         tbs_der
-        + basic["signature_algorithm"].dump()
+        + _signature_algorithm_der(algorithm)
         + _tlv(0x03, b"\x00" + signature)
-        + _tlv(0xA0, _tlv(0x30, responder_der)),
+        + _tlv(0xA0, _tlv(0x30, _certificate_der(responder_certificate))),
     )
-    response_bytes = _tlv(
-        0x30, asn1_core.ObjectIdentifier("1.3.6.1.5.5.7.48.1.1").dump() + _tlv(0x04, basic_der)
-    )
+    response_bytes = _tlv(0x30, _BASIC_OCSP_OID + _tlv(0x04, basic_der))
     return _tlv(0x30, b"\x0a\x01\x00" + _tlv(0xA0, response_bytes))
+
+
+_BASIC_OCSP_OID = asn1_core.ObjectIdentifier("1.3.6.1.5.5.7.48.1.1").dump()
+
+
+@functools.lru_cache(maxsize=64)
+def _responder_id(certificate: x509.Certificate) -> bytes:
+    """ResponderID byKey of ``certificate`` as DER (computed once per certificate)."""
+    key_hash = asn1_x509.Certificate.load(certificate.public_bytes(_DER)).public_key.sha1
+    return _tlv(0xA2, _tlv(0x04, key_hash))
+
+
+@functools.lru_cache(maxsize=64)
+def _certificate_der(certificate: x509.Certificate) -> bytes:
+    return certificate.public_bytes(_DER)
+
+
+@functools.cache
+def _signature_algorithm_der(algorithm: KeyAlgorithm) -> bytes:
+    """The BasicOCSPResponse signatureAlgorithm that cryptography writes for ``algorithm``."""
+    throwaway = _throwaway_certificate(algorithm)
+    draft = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            throwaway,
+            throwaway,
+            algorithm.natural_hash.hashes(),
+            ocsp.OCSPCertStatus.GOOD,
+            dt.datetime(2000, 1, 1),
+            None,
+            None,
+            None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, throwaway)
+        .sign(_throwaway(algorithm), algorithm.natural_hash.hashes())
+    )
+    basic = asn1_ocsp.OCSPResponse.load(draft.public_bytes(_DER))["response_bytes"]["response"]
+    return bytes(basic.parsed["signature_algorithm"].dump())
+
+
+def _content_offset(der: bytes) -> int:
+    """Where the contents of the DER TLV at the start of ``der`` begin."""
+    if der[1] < 0x80:
+        return 2
+    return 2 + (der[1] & 0x7F)
 
 
 def _tlv(tag: int, content: bytes) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -162,17 +163,33 @@ def respond_ocsp(
 
 
 def _name_hash(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
-    h = hashes.Hash(algorithm)
-    h.update(cert.subject.public_bytes())
-    return h.finalize()
+    return _issuer_hashes(cert, algorithm.name)[0]
 
 
 def _key_hash(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
+    return _issuer_hashes(cert, algorithm.name)[1]
+
+
+@functools.lru_cache(maxsize=256)
+def _issuer_hashes(cert: x509.Certificate, algorithm: str) -> tuple[bytes, bytes]:
+    """(issuerNameHash, issuerKeyHash) of a CA certificate under a hash algorithm, computed once
+    per certificate and algorithm (RFC 6960 4.1.1: the key hash excludes the BIT STRING's tag,
+    length and unused-bits octet)."""
+    chosen = _HASHES[algorithm]
+    name = hashes.Hash(chosen)
+    name.update(cert.subject.public_bytes())
     spki = asn1_keys.PublicKeyInfo.load(
         cert.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    h = hashes.Hash(algorithm)
-    h.update(bytes(spki["public_key"].contents[1:]))
-    return h.finalize()
+    key = hashes.Hash(chosen)
+    key.update(bytes(spki["public_key"].contents[1:]))
+    return name.finalize(), key.finalize()
+
+
+# SHA-1 is what most clients put in a CertID (RFC 6960 4.1.1; RFC 5019 profile).
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    h.name: h
+    for h in (hashes.SHA1(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512())  # noqa: S303
+}

@@ -9,8 +9,10 @@ info; the nonce is echoed; serial numbers are random 159-bit integers (unique ac
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
+from dataclasses import dataclass
 
 from asn1crypto import algos, core, tsp
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -73,75 +75,100 @@ def issue_timestamp(
         return _rejection("unaccepted_extension", "no request extensions are supported")
 
     serial = secrets.randbits(159) | 1
-    tst_fields: dict[str, object] = {
-        "version": "v1",
-        "policy": policy_oid,
-        "message_imprint": imprint,
-        "serial_number": serial,
-        "gen_time": core.GeneralizedTime(now.astimezone(dt.UTC).replace(microsecond=0)),
-        "accuracy": tsp.Accuracy({"seconds": 1}),
-        "ordering": False,
-    }
     nonce = request["nonce"].native
-    if nonce is not None:
-        tst_fields["nonce"] = nonce
-    tst_info = tsp.TSTInfo(tst_fields)
-    tst_der = tst_info.dump()
-
-    cert_der = tsa.certificate.public_bytes(Encoding.DER)
-    issuer_der = tsa.certificate.issuer.public_bytes()
-    serial_der = core.Integer(tsa.certificate.serial_number).dump()
+    gen_time = now.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ").encode("ascii")
+    fixed = _fixed_parts(tsa, policy_oid)
+    # TSTInfo (RFC 3161 2.4.2) as DER: version 1, policy, the request's messageImprint as it
+    # came, serial, genTime (whole seconds), accuracy 1 s, ordering omitted (DEFAULT FALSE),
+    # the nonce when the request has one.
+    tst_der = _tlv(
+        0x30,
+        b"\x02\x01\x01"
+        + fixed.policy
+        + imprint.dump()
+        + _integer(serial)
+        + _tlv(0x18, gen_time)
+        + _ACCURACY_ONE_SECOND
+        + (_integer(nonce) if nonce is not None else b""),
+    )
     hash_algorithm = tsa.key.algorithm.natural_hash
-    digest_name = hash_algorithm.value.lower()
     # Signed attributes (RFC 5652 5.3) built as DER: content-type, message-digest and the ESS
     # signing-certificate-v2 (RFC 5816; hashAlgorithm omitted: DEFAULT sha256).
-    ess_cert_id = _tlv(
-        0x30,
-        _tlv(0x04, hashlib.sha256(cert_der).digest())
-        + _tlv(0x30, _tlv(0x30, _tlv(0xA4, issuer_der)) + serial_der),
-    )
     attributes = [
-        _attribute("1.2.840.113549.1.9.3", core.ObjectIdentifier(_TST_INFO).dump()),
+        _CONTENT_TYPE_TST_INFO,
         _attribute("1.2.840.113549.1.9.4", _tlv(0x04, hash_algorithm.digest(tst_der))),
-        _attribute("1.2.840.113549.1.9.16.2.47", _tlv(0x30, _tlv(0x30, ess_cert_id))),
+        fixed.signing_certificate,
     ]
     # DER SET OF: elements in ascending order of their encodings.
     attributes_content = b"".join(sorted(attributes))
     to_sign = _tlv(0x31, attributes_content)
     scheme = tsa.key.algorithm.default_scheme
     signature = custody.sign_digest(tsa.key, hash_algorithm.digest(to_sign), hash_algorithm, scheme)
-    signature_algorithm = f"{digest_name}_{'ecdsa' if tsa.key.algorithm.is_ec else 'rsa'}"
-    digest_algorithm = algos.DigestAlgorithm({"algorithm": digest_name}).dump()
     signer_info = _tlv(
         0x30,
         b"\x02\x01\x01"  # version 1: issuerAndSerialNumber
-        + _tlv(0x30, issuer_der + serial_der)
-        + digest_algorithm
+        + fixed.issuer_and_serial
+        + fixed.digest_algorithm
         + _tlv(0xA0, attributes_content)  # [0] IMPLICIT SET OF Attribute
-        + algos.SignedDigestAlgorithm({"algorithm": signature_algorithm}).dump()
+        + fixed.signature_algorithm
         + _tlv(0x04, signature),
     )
-    # SignedData, ContentInfo and TimeStampResp are assembled as DER by hand: asn1crypto would
-    # re-encode the embedded certificate on every token (RFC 5652 5.1, RFC 3161 2.4.2).
-    encap = _tlv(
-        0x30,
-        core.ObjectIdentifier(_TST_INFO).dump() + _tlv(0xA0, _tlv(0x04, tst_der)),
-    )
-    certificates = _tlv(0xA0, cert_der) if request["cert_req"].native else b""
+    # SignedData, ContentInfo and TimeStampResp are assembled as DER by hand (RFC 5652 5.1,
+    # RFC 3161 2.4.2): asn1crypto would re-encode the embedded certificate on every token.
+    encap = _tlv(0x30, _TST_INFO_OID + _tlv(0xA0, _tlv(0x04, tst_der)))
+    certificates = fixed.certificates if request["cert_req"].native else b""
     signed_data = _tlv(
         0x30,
         b"\x02\x01\x03"  # version 3
-        + _tlv(0x31, digest_algorithm)
+        + _tlv(0x31, fixed.digest_algorithm)
         + encap
         + certificates
         + _tlv(0x31, signer_info),
     )
-    content_info = _tlv(
-        0x30,
-        core.ObjectIdentifier("1.2.840.113549.1.7.2").dump() + _tlv(0xA0, signed_data),
-    )
+    content_info = _tlv(0x30, _SIGNED_DATA_OID + _tlv(0xA0, signed_data))
     granted = _tlv(0x30, b"\x02\x01\x00")  # PKIStatusInfo { status granted }
     return TimeStampAnswer(_tlv(0x30, granted + content_info), True, serial)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fixed:
+    """The parts of every token that depend only on the TSA certificate, key and policy."""
+
+    policy: bytes
+    issuer_and_serial: bytes
+    digest_algorithm: bytes
+    signature_algorithm: bytes
+    signing_certificate: bytes
+    certificates: bytes
+
+
+@functools.lru_cache(maxsize=16)
+def _fixed_parts(tsa: Authority, policy_oid: str) -> _Fixed:
+    cert_der = tsa.certificate.public_bytes(Encoding.DER)
+    issuer_der = tsa.certificate.issuer.public_bytes()
+    serial_der = core.Integer(tsa.certificate.serial_number).dump()
+    digest_name = tsa.key.algorithm.natural_hash.value.lower()
+    signature_algorithm = f"{digest_name}_{'ecdsa' if tsa.key.algorithm.is_ec else 'rsa'}"
+    ess_cert_id = _tlv(
+        0x30,
+        _tlv(0x04, hashlib.sha256(cert_der).digest())
+        + _tlv(0x30, _tlv(0x30, _tlv(0xA4, issuer_der)) + serial_der),
+    )
+    return _Fixed(
+        policy=core.ObjectIdentifier(policy_oid).dump(),
+        issuer_and_serial=_tlv(0x30, issuer_der + serial_der),
+        digest_algorithm=algos.DigestAlgorithm({"algorithm": digest_name}).dump(),
+        signature_algorithm=algos.SignedDigestAlgorithm({"algorithm": signature_algorithm}).dump(),
+        signing_certificate=_attribute(
+            "1.2.840.113549.1.9.16.2.47", _tlv(0x30, _tlv(0x30, ess_cert_id))
+        ),
+        certificates=_tlv(0xA0, cert_der),
+    )
+
+
+def _integer(value: int) -> bytes:
+    """DER INTEGER of a non-negative ``value``."""
+    return _tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
 
 
 def _attribute(oid: str, value_der: bytes) -> bytes:
@@ -155,3 +182,9 @@ def _tlv(tag: int, content: bytes) -> bytes:
         return bytes([tag, length]) + content
     size = (length.bit_length() + 7) // 8
     return bytes([tag, 0x80 | size]) + length.to_bytes(size, "big") + content
+
+
+_TST_INFO_OID = core.ObjectIdentifier(_TST_INFO).dump()
+_SIGNED_DATA_OID = core.ObjectIdentifier("1.2.840.113549.1.7.2").dump()
+_CONTENT_TYPE_TST_INFO = _attribute("1.2.840.113549.1.9.3", _TST_INFO_OID)
+_ACCURACY_ONE_SECOND = b"\x30\x03\x02\x01\x01"  # Accuracy { seconds 1 }

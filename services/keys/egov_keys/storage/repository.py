@@ -42,7 +42,12 @@ from egov_keys.domain.model import (
     SadRecord,
 )
 from egov_keys.domain.pki import OwnerKind
-from egov_keys.storage.statements import CREDENTIAL_COLUMNS, SAD_COLUMNS, HotStatements
+from egov_keys.storage.statements import (
+    CERTIFICATE_COLUMNS,
+    CREDENTIAL_COLUMNS,
+    SAD_COLUMNS,
+    HotStatements,
+)
 from egov_keys.storage.tables import (
     audit_head,
     audit_log,
@@ -502,13 +507,13 @@ class KeysRepository:
     # -- certificates, CRLs --------------------------------------------------------------------
 
     def certificate_status(self, issuer: str, serial: int) -> CertificateRow | None:
-        with self._engine.connect() as conn:
-            row = conn.execute(
-                sa.select(certificates).where(
-                    certificates.c.serial_hex == f"{serial:x}", certificates.c.issuer == issuer
-                )
-            ).one_or_none()
-        return _certificate(row) if row is not None else None
+        sql = self._sql()
+        rows = self._read(
+            lambda cursor: sql.certificate_status.rows(
+                cursor, {"p_serial_hex": f"{serial:x}", "p_issuer": issuer}
+            )
+        )
+        return _certificate(dict(zip(CERTIFICATE_COLUMNS, rows[0], strict=True))) if rows else None
 
     def revoked_certificates(self, issuer: str) -> list[CertificateRow]:
         with self._engine.connect() as conn:
@@ -869,8 +874,8 @@ def _audit(row: sa.Row[tuple[object, ...]]) -> AuditRecord:
     )
 
 
-def _certificate(row: sa.Row[tuple[object, ...]]) -> CertificateRow:
-    m = row._mapping
+def _certificate(row: sa.Row[tuple[object, ...]] | Mapping[str, Any]) -> CertificateRow:
+    m = row._mapping if isinstance(row, sa.Row) else row
     return CertificateRow(
         int(str(m["serial_hex"]), 16),
         str(m["issuer"]),

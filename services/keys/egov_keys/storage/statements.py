@@ -14,14 +14,22 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from egov_keys.storage.tables import audit_head, audit_log, credentials, sads
+from egov_keys.storage.tables import audit_head, audit_log, certificates, credentials, sads
 
-__all__ = ["CREDENTIAL_COLUMNS", "SAD_COLUMNS", "HotStatements", "Sql"]
+__all__ = ["CERTIFICATE_COLUMNS", "CREDENTIAL_COLUMNS", "SAD_COLUMNS", "HotStatements", "Sql"]
 
 #: Column order of the credential part of a row (``credential``, ``signing_state``).
 CREDENTIAL_COLUMNS: tuple[str, ...] = tuple(c.name for c in credentials.c)
 #: Column order of the SAD part of a ``signing_state`` row (after the credential's columns).
 SAD_COLUMNS: tuple[str, ...] = tuple(c.name for c in sads.c)
+#: Column order of a ``certificate_status`` row.
+CERTIFICATE_COLUMNS: tuple[str, ...] = (
+    "serial_hex",
+    "issuer",
+    "status",
+    "revoked_at_us",
+    "revocation_reason",
+)
 
 
 class Sql:
@@ -48,7 +56,10 @@ class Sql:
         return int(cursor.rowcount)
 
     def execute_many(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-        cursor.executemany(self.sql, [self.params(row) for row in rows])
+        if len(rows) == 1:
+            cursor.execute(self.sql, self.params(rows[0]))
+        else:
+            cursor.executemany(self.sql, [self.params(row) for row in rows])
 
     def rows(self, cursor: Any, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         cursor.execute(self.sql, self.params(values))
@@ -59,7 +70,8 @@ _ACTIVE = "active"  # CredentialStatus.ACTIVE (tables know no domain types)
 
 
 class HotStatements:
-    """Every statement of Authorize, SignHash and the audit append, for one dialect."""
+    """Every statement of Authorize, SignHash, the audit append and the OCSP responder's
+    lookup, for one dialect."""
 
     def __init__(self, dialect: sa.Dialect) -> None:
         by_id = credentials.c.credential_id == sa.bindparam("p_credential_id")
@@ -124,3 +136,10 @@ class HotStatements:
             dialect,
         )
         self.insert_audit = Sql(sa.insert(audit_log), dialect)
+        self.certificate_status = Sql(
+            sa.select(*(certificates.c[name] for name in CERTIFICATE_COLUMNS)).where(
+                certificates.c.serial_hex == sa.bindparam("p_serial_hex"),
+                certificates.c.issuer == sa.bindparam("p_issuer"),
+            ),
+            dialect,
+        )
