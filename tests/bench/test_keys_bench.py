@@ -1,6 +1,11 @@
 """Keys benchmarks (``make bench``): SignHash/s over gRPC for software and SoftHSM-wrapped P-256
 keys with 1 and 2 worker processes, Authorize+SignHash latency, OCSP and TSA throughput.
-Results go to ``bench/results-keys.json``. Numbers are reported, never asserted."""
+Results go to ``bench/results-keys.json``. Numbers are reported, never asserted.
+
+"2 workers" is one service with ``EGOV_KEYS_PROCESSES=2``: two forked workers on one port
+(SO_REUSEPORT), reached over several client connections so the kernel spreads them. Beside each
+rate the server's CPU time per call is recorded (all its processes, from /proc): on a shared or
+small machine the client competes for the same cores, and that figure is the steadier one."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
@@ -83,11 +89,38 @@ def keys_workers(
         env={**os.environ, **env},
         timeout=120,
     )
-    with contextlib.ExitStack() as stack:
-        services = [
-            stack.enter_context(start_service("egov_keys", env=env)) for _ in range(workers)
-        ]
-        yield services
+    if workers > 1:
+        env["EGOV_KEYS_PROCESSES"] = str(workers)
+    with start_service("egov_keys", env=env) as service:
+        yield service
+
+
+def server_cpu_seconds(service) -> float:
+    """User + system CPU time so far of the service and every process under it (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    total, todo = 0, [service.pid]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def open_channels(service, count: int) -> list[grpc.Channel]:
+    # Each its own TCP connection, so SO_REUSEPORT spreads them over the workers.
+    return [
+        grpc.insecure_channel(service.grpc_address, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(count)
+    ]
 
 
 def create(stub, identity: LocalIdentity) -> str:
@@ -126,9 +159,10 @@ def sign(stub, credential_id: str, sad: str, digests: list[bytes]) -> None:
     stub.SignHash(request, timeout=60)
 
 
-def sign_hash_rate(services, identity, batch: int = 1) -> float:
-    """SignHash calls per second (``batch`` digests each; signatures/s = rate * batch)."""
-    channels = [s.open_channel() for s in services]
+def sign_hash_rate(service, workers: int, identity, batch: int = 1) -> tuple[float, float]:
+    """SignHash calls per second (``batch`` digests each; signatures/s = rate * batch) and the
+    server's CPU milliseconds per call."""
+    channels = open_channels(service, 4 * workers)
     stubs = [keys_pb2_grpc.KeysServiceStub(c) for c in channels]
     credential_id = create(stubs[0], identity)
     token = identity.person()
@@ -138,13 +172,15 @@ def sign_hash_rate(services, identity, batch: int = 1) -> float:
         digests = [sha256(f"bench {i}.{j}".encode()) for j in range(batch)]
         stub = stubs[i % len(stubs)]
         work.append((i, digests, authorize(stub, identity, credential_id, digests, token)))
+    cpu = server_cpu_seconds(service)
     start = time.perf_counter()
-    with ThreadPoolExecutor(8 * len(stubs)) as pool:
+    with ThreadPoolExecutor(8 * workers) as pool:
         list(pool.map(lambda w: sign(stubs[w[0] % len(stubs)], credential_id, w[2], w[1]), work))
     rate = calls / (time.perf_counter() - start)
+    cpu_ms = (server_cpu_seconds(service) - cpu) * 1000 / calls
     for c in channels:
         c.close()
-    return round(rate, 1)
+    return round(rate, 1), round(cpu_ms, 2)
 
 
 @pytest.fixture(scope="module")
@@ -174,14 +210,22 @@ def test_bench_sign_hash_per_second(backend, identity, jwks_url, results, tmp_pa
     ):
         pytest.skip("SoftHSM2 is not installed")
     for workers in (1, 2):
-        with keys_workers(backend, workers, tmp_path, jwks_url) as services:
+        with keys_workers(backend, workers, tmp_path, jwks_url) as service:
             label = f"{workers}_worker{'s' if workers > 1 else ''}"
+            rate, cpu_ms = sign_hash_rate(service, workers, identity)
             results.setdefault("sign_hash_calls_per_second", {}).setdefault(backend, {})[label] = (
-                sign_hash_rate(services, identity)
+                rate
             )
+            results.setdefault("server_cpu_ms_per_sign_hash", {}).setdefault(backend, {})[label] = (
+                cpu_ms
+            )
+            rate, cpu_ms = sign_hash_rate(service, workers, identity, batch=20)
             results.setdefault("signatures_per_second_batches_of_20", {}).setdefault(backend, {})[
                 label
-            ] = round(sign_hash_rate(services, identity, batch=20) * 20, 1)
+            ] = round(rate * 20, 1)
+            results.setdefault("server_cpu_ms_per_signature_batches_of_20", {}).setdefault(
+                backend, {}
+            )[label] = round(cpu_ms / 20, 3)
 
 
 def test_bench_latency_ocsp_and_tsa(identity, jwks_url, results, tmp_path):
@@ -190,12 +234,13 @@ def test_bench_latency_ocsp_and_tsa(identity, jwks_url, results, tmp_path):
     from cryptography.hazmat.primitives.serialization import Encoding
     from cryptography.x509 import ocsp
 
-    with keys_workers("software", 1, tmp_path, jwks_url) as [service]:
+    with keys_workers("software", 1, tmp_path, jwks_url) as service:
         channel = service.open_channel()
         stub = keys_pb2_grpc.KeysServiceStub(channel)
         credential_id = create(stub, identity)
         token = identity.person()
         latencies = []
+        cpu = server_cpu_seconds(service)
         for i in range(200):
             digest = sha256(f"latency {i}".encode())
             start = time.perf_counter()
@@ -206,10 +251,12 @@ def test_bench_latency_ocsp_and_tsa(identity, jwks_url, results, tmp_path):
                 [digest],
             )
             latencies.append((time.perf_counter() - start) * 1000)
+        cpu_ms = (server_cpu_seconds(service) - cpu) * 1000 / len(latencies)
         latencies.sort()
         results["authorize_sign_hash_ms"] = {
             "p50": round(statistics.median(latencies), 2),
             "p99": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+            "server_cpu_ms": round(cpu_ms, 2),
         }
         credential = stub.GetCredential(
             keys_pb2.GetCredentialRequest(credential_id=credential_id)
@@ -228,20 +275,26 @@ def test_bench_latency_ocsp_and_tsa(identity, jwks_url, results, tmp_path):
             capture_output=True,
         ).stdout
 
-        def rate(path: str, body: bytes, content_type: str, n: int = 400) -> float:
+        def rate(path: str, body: bytes, content_type: str, n: int = 400) -> tuple[float, float]:
             with httpx.Client(base_url=service.http_url, timeout=30) as client:
 
                 def one(_: int) -> None:
                     r = client.post(path, content=body, headers={"content-type": content_type})
                     assert r.status_code == 200
 
+                cpu = server_cpu_seconds(service)
                 start = time.perf_counter()
                 with ThreadPoolExecutor(8) as pool:
                     list(pool.map(one, range(n)))
-                return round(n / (time.perf_counter() - start), 1)
+                per_second = round(n / (time.perf_counter() - start), 1)
+                return per_second, round((server_cpu_seconds(service) - cpu) * 1000 / n, 2)
 
-        results["ocsp_responses_per_second"] = rate("/ocsp", request, "application/ocsp-request")
-        results["tsa_tokens_per_second"] = rate("/tsa", tsq, "application/timestamp-query")
+        results["ocsp_responses_per_second"], results["server_cpu_ms_per_ocsp_response"] = rate(
+            "/ocsp", request, "application/ocsp-request"
+        )
+        results["tsa_tokens_per_second"], results["server_cpu_ms_per_tsa_token"] = rate(
+            "/tsa", tsq, "application/timestamp-query"
+        )
         channel.close()
 
 
@@ -254,9 +307,11 @@ def test_bench_sign_hash_two_workers_on_postgres(
         shutil.which("softhsm2-util") is None or not Path(SOFTHSM).exists()
     ):
         pytest.skip("SoftHSM2 is not installed")
-    with keys_workers(backend, 2, tmp_path, jwks_url, postgres_url) as services:
+    with keys_workers(backend, 2, tmp_path, jwks_url, postgres_url) as service:
         group = results.setdefault("postgres_2_workers", {}).setdefault(backend, {})
-        group["sign_hash_calls_per_second"] = sign_hash_rate(services, identity)
-        group["signatures_per_second_batches_of_20"] = round(
-            sign_hash_rate(services, identity, batch=20) * 20, 1
-        )
+        rate, cpu_ms = sign_hash_rate(service, 2, identity)
+        group["sign_hash_calls_per_second"] = rate
+        group["server_cpu_ms_per_sign_hash"] = cpu_ms
+        rate, cpu_ms = sign_hash_rate(service, 2, identity, batch=20)
+        group["signatures_per_second_batches_of_20"] = round(rate * 20, 1)
+        group["server_cpu_ms_per_signature_batches_of_20"] = round(cpu_ms / 20, 3)
