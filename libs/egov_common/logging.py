@@ -119,9 +119,11 @@ class JsonFormatter(logging.Formatter):
             "trace_id": fields.get("trace_id") or current_trace_id(),
             **self.static_fields,
         }
-        for key in fields.keys() - _STANDARD_ATTRS - line.keys():
-            value = fields[key]
-            line[key] = value if type(value) in _PLAIN or isinstance(value, _PLAIN) else str(value)
+        for key, value in fields.items():  # the extras, in the order they were given
+            if key not in _STANDARD_ATTRS and key not in line:
+                line[key] = (
+                    value if type(value) in _PLAIN or isinstance(value, _PLAIN) else str(value)
+                )
         if record.exc_info:
             line["exception"] = mask_text(self.formatException(record.exc_info))
         return _to_json(line)
