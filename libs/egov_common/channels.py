@@ -10,15 +10,18 @@ Calls without an explicit ``timeout`` get what is left of the incoming call's de
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import grpc
+from opentelemetry import propagate
+from opentelemetry.instrumentation.grpc._client import OpenTelemetryClientInterceptor
 
 from egov_common import tls
 from egov_common.deadlines import remaining
 from egov_common.settings import ServiceSettings
-from egov_common.telemetry import Telemetry
+from egov_common.telemetry import Telemetry, global_tracing
 
 __all__ = ["DeadlineInterceptor", "open_channel"]
 
@@ -88,6 +91,36 @@ class DeadlineInterceptor(
         return continuation(self._details(details), request_iterator)
 
 
+class _TracingInterceptor(OpenTelemetryClientInterceptor):
+    """OpenTelemetry's client interceptor when spans are exported; otherwise, per call, only the
+    current trace context injected into the metadata (no span that nothing would read), so the
+    callee's log lines still carry the caller's trace id."""
+
+    def __init__(self, tracer: Any, tracing: Callable[[], bool]) -> None:
+        super().__init__(tracer)  # type: ignore[no-untyped-call]
+        self._tracing = tracing
+
+    @staticmethod
+    def _with_context(metadata: Any) -> tuple[tuple[str, str], ...]:
+        carrier: OrderedDict[str, str] = OrderedDict(metadata or ())
+        propagate.inject(carrier)
+        return tuple(carrier.items())
+
+    def intercept_unary(self, request: Any, metadata: Any, client_info: Any, invoker: Any) -> Any:
+        if self._tracing():
+            return super().intercept_unary(request, metadata, client_info, invoker)  # type: ignore[no-untyped-call]
+        return invoker(request, self._with_context(metadata))
+
+    def intercept_stream(
+        self, request_or_iterator: Any, metadata: Any, client_info: Any, invoker: Any
+    ) -> Any:
+        if self._tracing():
+            return super().intercept_stream(  # type: ignore[no-untyped-call]
+                request_or_iterator, metadata, client_info, invoker
+            )
+        return invoker(request_or_iterator, self._with_context(metadata))
+
+
 def open_channel(
     address: str,
     settings: ServiceSettings,
@@ -110,12 +143,21 @@ def open_channel(
         channel = grpc.secure_channel(address, tls.client_credentials(material), options)
     else:
         channel = grpc.insecure_channel(address, options)
-    from opentelemetry.instrumentation.grpc import client_interceptor
+    from opentelemetry import trace
     from opentelemetry.instrumentation.grpc.grpcext import intercept_channel
+    from opentelemetry.instrumentation.grpc.version import __version__ as instrumentation
 
-    tracing = (
-        telemetry.client_interceptor() if telemetry is not None else client_interceptor()  # type: ignore[no-untyped-call]
+    provider = telemetry.tracer_provider if telemetry is not None else None
+    # The tracer opentelemetry.instrumentation.grpc.client_interceptor() would use.
+    tracer = trace.get_tracer(
+        "opentelemetry.instrumentation.grpc",
+        instrumentation,
+        provider,
+        schema_url="https://opentelemetry.io/schemas/1.11.0",
     )
+    # Decided per call: the service's telemetry may be set up after its channels are opened.
+    exporting = (lambda: telemetry.tracing) if telemetry is not None else global_tracing
+    tracing = _TracingInterceptor(tracer, exporting)
     # The deadline interceptor runs first so the client span sees the effective timeout.
     traced = intercept_channel(channel, tracing)  # type: ignore[no-untyped-call]
     return grpc.intercept_channel(traced, DeadlineInterceptor(settings.default_deadline))

@@ -186,12 +186,24 @@ def setup(
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     if set_global:
+        global _global_tracing
         trace.set_tracer_provider(tracer_provider)
         metrics.set_meter_provider(meter_provider)
+        _global_tracing = tracing
     meter = meter_provider.get_meter("egov_common.server")
     return Telemetry(
         tracer_provider, meter_provider, RpcMetrics(meter), tracing=tracing, metrics=bool(readers)
     )
+
+
+#: Whether the providers ``setup`` made global export spans; ``None`` before any ``setup``.
+_global_tracing: bool | None = None
+
+
+def global_tracing() -> bool:
+    """Whether spans of the global tracer provider go anywhere (True when unknown: another
+    provider may have been installed without ``setup``)."""
+    return _global_tracing is not False
 
 
 def _otlp_wanted(signal: str) -> bool:
