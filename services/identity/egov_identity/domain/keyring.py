@@ -15,6 +15,7 @@ Every process reloads the keys from the database at most a second after a change
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import secrets
@@ -22,7 +23,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -45,6 +45,14 @@ DEFAULT_ID_TOKEN_ALGORITHM = "ES256"  # noqa: S105 - an algorithm name, not a se
 #: ``Cache-Control: max-age`` of the JWKS endpoint. A key must be published at least this
 #: long before it signs, or a relying party's cached copy may lack it when its first token comes.
 JWKS_MAX_AGE_SECONDS = 60
+#: PyJWT's signature implementations (raw ``r || s`` for ES256, PKCS#1 v1.5 for RS256), used
+#: directly: :meth:`KeyRing.sign` builds the JWS itself (see there).
+_SIGNERS: dict[str, Any] = {"ES256": ECAlgorithm(ECAlgorithm.SHA256),
+                            "RS256": RSAAlgorithm(RSAAlgorithm.SHA256)}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +96,16 @@ class KeyRing:
         self._private: dict[str, Any] = {}
         self._keys: list[SigningKey] = []
         self._checked_at = -1.0
+        # alg -> (the key signing now, its opened private half); dropped whenever the keys are
+        # reloaded, and only used inside the key's signing period.
+        self._signing: dict[str, tuple[SigningKey, Any]] = {}
+        # (kid, alg, typ) -> the encoded JWS header.
+        self._headers: dict[tuple[str, str, str], str] = {}
+
+    def after_fork(self) -> None:
+        """In a forked worker: a fresh lock (the parent's may have been held by a thread that
+        does not exist here). The keys and their opened private halves stay valid."""
+        self._lock = threading.Lock()
 
     def _now(self) -> float:
         return float(self._clock.now().timestamp())
@@ -96,6 +114,7 @@ class KeyRing:
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(signing_keys).where(
                 signing_keys.c.expires_at > self._now())).mappings().all()
+        self._signing = {}
         self._keys = sorted(
             (SigningKey(r["kid"], r["alg"], r["generation"], json.loads(r["public_jwk_json"]),
                         r["activates_at"], r["retires_at"], r["expires_at"]) for r in rows),
@@ -132,9 +151,13 @@ class KeyRing:
                                                "activates_at": activates_at,
                                                "kek_id": row["private_key_kek_id"]})
 
-    def ensure(self, *, force: bool = False) -> None:
-        """Create the current and next keys when due; cheap when nothing is due."""
-        now = self._now()
+    def ensure(self, *, force: bool = False, now: float | None = None) -> None:
+        """Create the current and next keys when due; cheap when nothing is due (the database
+        is read at most once a second)."""
+        if now is None:
+            now = self._now()
+        if not force and now - self._checked_at < 1.0:
+            return
         with self._lock:
             if not force and now - self._checked_at < 1.0:
                 return
@@ -261,8 +284,13 @@ class KeyRing:
         return next((k for k in self.jwks()["keys"] if k.get("kid") == kid), None)
 
     def signing_key(self, alg: str = "ES256") -> tuple[str, Any]:
-        self.ensure()
+        """The kid and private key that sign ``alg`` tokens now. The private half is opened
+        (unsealed under the KEK) once per key and kept in memory."""
         now = self._now()
+        self.ensure(now=now)
+        active = self._signing.get(alg)
+        if active is not None and active[0].activates_at <= now < active[0].retires_at:
+            return active[0].kid, active[1]
         with self._lock:
             current = self._current([k for k in self._keys if k.alg == alg], now)
             if current is None:
@@ -275,10 +303,28 @@ class KeyRing:
             private = serialization.load_der_private_key(
                 self._box.open(blob, current.kid, what=f"signing key {current.kid}"),
                 password=None)
-            with self._lock:
-                self._private[current.kid] = private
+        with self._lock:
+            self._private[current.kid] = private
+            if any(k is current for k in self._keys):  # not reloaded meanwhile
+                self._signing[alg] = (current, private)
         return current.kid, private
 
     def sign(self, claims: dict[str, Any], *, typ: str = "JWT", alg: str = "ES256") -> str:
+        """A JWS in compact form (RFC 7515) over ``claims``, by the key signing ``alg`` now.
+
+        The same bytes ``jwt.encode`` produces (header ``alg``, ``kid``, ``typ`` with sorted
+        members; compact JSON; unpadded base64url), built here because PyJWT's per-call work
+        around the signature (options, claim checks, header merging) cost as much as the ECDSA
+        signature itself. The header of each key and type is encoded once."""
         kid, key = self.signing_key(alg)
-        return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid, "typ": typ})
+        header = self._headers.get((kid, alg, typ))
+        if header is None:
+            header = _b64url(json.dumps({"alg": alg, "kid": kid, "typ": typ},
+                                        separators=(",", ":"), sort_keys=True).encode())
+            if len(self._headers) > 64:
+                self._headers.clear()
+            self._headers[(kid, alg, typ)] = header
+        signing_input = header + "." + _b64url(
+            json.dumps(claims, separators=(",", ":")).encode())
+        signature = _SIGNERS[alg].sign(signing_input.encode("ascii"), key)
+        return signing_input + "." + _b64url(signature)
