@@ -15,13 +15,15 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+import weakref
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NoReturn
 
 import jwt
 import sqlalchemy as sa
@@ -55,6 +57,7 @@ from egov_identity.domain.authentication import (
     otpauth_uri,
     totp_matching_step,
 )
+from egov_identity.domain.client_assertions import ClientKeys, verify_assertion
 from egov_identity.domain.kek_rotation import (
     UnknownKekCount,
     unrecorded_values,
@@ -80,6 +83,7 @@ from egov_identity.domain.proofing import (
 )
 from egov_identity.domain.secrets_box import KekUnknown, SecretBox, digest
 from egov_identity.storage import tables as t
+from egov_identity.storage.hot_path import HotConnection, HotPath
 
 log = logging.getLogger(__name__)
 
@@ -212,10 +216,31 @@ class IdentityService:
             IdpKycVerifier(kyc, registry, config.issuer), InPersonVerifier(registry),
         ]
         self.verifiers = {v.kind: v for v in verifiers}
+        self.hot = HotPath(engine)
         self._client_cache: dict[str, tuple[float, m.Client]] = {}
-        self._client_keys_cache: dict[str, list[tuple[dict[str, Any], jwt.PyJWK]]] = {}
+        # Registered JWKS text -> its parsed keys: a re-registered client's new JWKS is a new
+        # entry, which the client cache picks up within CLIENT_CACHE_SECONDS.
+        self._client_keys_cache: dict[str, ClientKeys] = {}
         self._pairwise_lock = threading.Lock()
         self._pairwise_key: bytes = config.pairwise_salt
+        # A worker forked by egov_common.server (EGOV_IDENTITY_PROCESSES > 1) must not use the
+        # parent's pooled connections or locks; see after_fork.
+        reference = weakref.ref(self)
+
+        def after_fork() -> None:
+            service = reference()
+            if service is not None:
+                service.after_fork()
+
+        os.register_at_fork(after_in_child=after_fork)
+
+    def after_fork(self) -> None:
+        """In a forked child: drop the pooled connections inherited from the parent without
+        closing them under it (the child opens its own) and start with fresh locks. Caches of
+        what the database holds (clients, their keys, the signing keys) stay valid."""
+        self.engine.dispose(close=False)
+        self._pairwise_lock = threading.Lock()
+        self.keyring.after_fork()
 
     def now(self) -> float:
         return _now_ts(self.clock)
@@ -436,19 +461,20 @@ class IdentityService:
                              .values(ial=keep, **values))
         return person_id, code
 
-    def person(self, person_id: str, conn: sa.Connection | None = None) -> m.Person:
-        query = sa.select(t.persons).where(t.persons.c.person_id == person_id)
-        if conn is not None:
-            row = conn.execute(query).mappings().first()
-        else:
-            with self.engine.connect() as own:
-                row = own.execute(query).mappings().first()
+    def _person_in(self, db: HotConnection, person_id: str) -> m.Person:
+        row = db.one(self.hot.sql.person, {"person_id": person_id})
+        if row is None:
+            raise NotFound("PERSON_NOT_FOUND", "no such person")
+        return self._person_from_row(row)
+
+    def person(self, person_id: str) -> m.Person:
+        row = self.hot.one(self.hot.sql.person, {"person_id": person_id})
         if row is None:
             raise NotFound("PERSON_NOT_FOUND", "no such person")
         return self._person_from_row(row)
 
     @staticmethod
-    def _person_from_row(row: sa.RowMapping) -> m.Person:
+    def _person_from_row(row: Mapping[Any, Any]) -> m.Person:
         return m.Person(
             person_id=row["person_id"], identifier=row["identifier"],
             attributes=PersonAttributes(row["given_name_th"], row["family_name_th"],
@@ -494,10 +520,7 @@ class IdentityService:
             raise InvalidArgument("AUTH_METHOD_UNSUPPORTED", "none or private_key_jwt")
         if client.auth_method == "private_key_jwt":
             try:
-                keys = json.loads(client.jwks_json)["keys"]
-                for k in keys:
-                    jwt.PyJWK(k)
-                if not keys:
+                if not ClientKeys(client.jwks_json).keys:
                     raise ValueError("empty")
             except Exception as exc:
                 raise InvalidArgument("JWKS_INVALID", "client JWKS is not a valid key set",
@@ -546,19 +569,15 @@ class IdentityService:
         self._client_cache[client_id] = (time.monotonic(), client)
         return client
 
-    def _client_keys(self, client: m.Client) -> list[dict[str, Any]]:
+    def _client_keys(self, client: m.Client) -> ClientKeys:
+        """The client's registered JWKS, parsed once per JWKS text."""
         cached = self._client_keys_cache.get(client.jwks_json)
         if cached is None:
-            keys = json.loads(client.jwks_json)["keys"]
-            cached = [(k, jwt.PyJWK(k)) for k in keys]
+            cached = ClientKeys(client.jwks_json)
             if len(self._client_keys_cache) > 10_000:
                 self._client_keys_cache.clear()
             self._client_keys_cache[client.jwks_json] = cached
-        return [k for k, _ in cached]
-
-    def _client_pyjwk(self, client: m.Client, jwk: dict[str, Any]) -> jwt.PyJWK:
-        self._client_keys(client)
-        return next(p for k, p in self._client_keys_cache[client.jwks_json] if k is jwk)
+        return cached
 
     def _load_client(self, client_id: str) -> m.Client:
         with self.engine.connect() as conn:
@@ -605,33 +624,16 @@ class IdentityService:
             raise Unauthenticated("INVALID_CLIENT", "client authentication failed") from None
 
     def _verify_client_assertion(self, client: m.Client, assertion: str, now: float) -> None:
-        if not assertion or len(assertion) > 8192:
-            raise jwt.InvalidTokenError("missing")
-        header = jwt.get_unverified_header(assertion)
-        keys = [k for k in self._client_keys(client)
-                if header.get("kid") in (None, k.get("kid"))]
-        if header.get("alg") not in ("ES256", "RS256") or not keys:
-            raise jwt.InvalidTokenError("alg/kid")
-        last_error: Exception = jwt.InvalidTokenError("no key")
-        for k in keys:
-            try:
-                claims = jwt.decode(
-                    assertion, self._client_pyjwk(client, k).key, algorithms=[header["alg"]],
-                    audience=[self.config.issuer, self.config.token_endpoint],
-                    issuer=client.client_id, leeway=self.config.leeway_seconds,
-                    options={"require": ["exp", "iss", "sub", "aud", "jti"],
-                             "verify_iat": False})
-                break
-            except jwt.PyJWTError as exc:
-                last_error = exc
-        else:
-            raise last_error
-        if claims["sub"] != client.client_id or claims["exp"] > now + 600:
-            raise jwt.InvalidTokenError("sub/exp")
-        with self.engine.begin() as conn:  # jti single use (RFC 7523 section 3)
-            conn.execute(t.used_jtis.insert().values(
-                issuer=client.client_id[:128], jti=str(claims["jti"])[:128],
-                expires_at=float(claims["exp"])))
+        """See :mod:`~egov_identity.domain.client_assertions`; then the ``jti`` is recorded,
+        so a replay fails on the primary key (``IntegrityError``), in any process."""
+        claims = verify_assertion(
+            assertion, self._client_keys(client), client_id=client.client_id,
+            audiences=(self.config.issuer, self.config.token_endpoint), now=now,
+            leeway=self.config.leeway_seconds)
+        with self.hot.write() as db:  # jti single use (RFC 7523 section 3)
+            db.run(self.hot.sql.insert_jti, {
+                "issuer": client.client_id[:128], "jti": claims["jti"][:128],
+                "expires_at": float(claims["exp"])})
 
     # ------------------------------------------------------------------ subjects
     def subject_for(self, person_id: str, client: m.Client,
@@ -873,46 +875,70 @@ class IdentityService:
         return self._grant_token_exchange(client, request)
 
     def _grant_code(self, client: m.Client, request: m.TokenRequest) -> m.TokenResponse:
+        """Code exchange (RFC 6749 section 4.1.3, PKCE RFC 7636). The code is consumed and the
+        refresh token it yields stored in ONE transaction, by a conditional UPDATE whose row
+        count decides (two processes cannot both redeem a code). A wrong redirect URI or PKCE
+        verifier burns the code too. Presenting a redeemed code again revokes the refresh
+        tokens it produced (section 4.1.2). The tokens are signed before that transaction, so
+        it holds the database's write lock for two statements only, and nothing is handed out
+        unless it commits."""
         now = self.now()
-        c = t.authorization_codes
-        with self.engine.begin() as conn:
-            row = conn.execute(sa.select(c).where(c.c.code_hash == digest(request.code))
-                               ).mappings().first()
+        code_hash = digest(request.code)
+        sql = self.hot.sql
+        with self.hot.connect() as db:
+            row = db.one(sql.code, {"code_hash": code_hash})
             if row is None or row["client_id"] != client.client_id or row["expires_at"] <= now:
                 raise InvalidArgument("INVALID_GRANT", "code is invalid or expired")
+            if row["used_at"] is not None:
+                self._code_replayed(db, row["family_id"], now)
+            redirect_ok = request.redirect_uri == row["redirect_uri"]
+            expected = _b64url(hashlib.sha256(request.code_verifier.encode()).digest())
+            pkce_ok = bool(request.code_verifier) and hmac.compare_digest(
+                expected, row["code_challenge"])
             family_id = _new_id("fam")
-            used = conn.execute(c.update().where(c.c.code_hash == row["code_hash"],
-                                                 c.c.used_at.is_(None)).values(
-                used_at=now, family_id=family_id))
-            replayed = used.rowcount != 1
-        if replayed:
-            # RFC 6749 section 4.1.2: a code used twice revokes what it was exchanged for.
-            if row["family_id"]:
-                with self.engine.begin() as conn:
-                    conn.execute(t.refresh_tokens.update().where(
-                        t.refresh_tokens.c.family_id == row["family_id"],
-                        t.refresh_tokens.c.revoked_at.is_(None)).values(revoked_at=now))
-            raise InvalidArgument("INVALID_GRANT", "code was already used")
-        if request.redirect_uri != row["redirect_uri"]:
+            tokens: m.TokenResponse | None = None
+            successor: dict[str, Any] | None = None
+            if redirect_ok and pkce_ok:
+                tokens, successor = self._person_tokens(
+                    client, self._person_in(db, row["person_id"]), row["scope"].split(),
+                    aal=row["aal"], amr=json.loads(row["amr_json"]),
+                    auth_time=row["auth_time"], nonce=row["nonce"],
+                    claims_request=row["claims_json"], family_id=family_id)
+            with db.transaction():
+                consumed = db.run(sql.consume_code, {
+                    "code_hash": code_hash, "now": now,
+                    "family_id": family_id if successor is not None else None})
+                if consumed == 1 and successor is not None:
+                    db.run(sql.insert_refresh, successor)
+            if consumed != 1:  # redeemed by another request since it was read
+                latest = db.one(sql.code, {"code_hash": code_hash})
+                self._code_replayed(db, latest["family_id"] if latest else None, now)
+        if not redirect_ok:
             raise InvalidArgument("INVALID_GRANT", "redirect URI differs")
-        expected = _b64url(hashlib.sha256(request.code_verifier.encode()).digest())
-        if not request.code_verifier or not hmac.compare_digest(expected, row["code_challenge"]):
+        if tokens is None:
             raise InvalidArgument("INVALID_GRANT", "PKCE verification failed")
-        return self._issue_person_tokens(
-            client, row["person_id"], row["scope"].split(), aal=row["aal"],
-            amr=json.loads(row["amr_json"]), auth_time=row["auth_time"], nonce=row["nonce"],
-            claims_request=row["claims_json"], family_id=family_id)
+        return tokens
+
+    def _code_replayed(self, db: HotConnection, family_id: str | None, now: float) -> NoReturn:
+        # RFC 6749 section 4.1.2: a code used twice revokes what it was exchanged for.
+        if family_id:
+            with db.transaction():
+                db.run(self.hot.sql.revoke_family, {"family_id": family_id, "now": now})
+        raise InvalidArgument("INVALID_GRANT", "code was already used")
 
     def _grant_refresh(self, client: m.Client, request: m.TokenRequest) -> m.TokenResponse:
         """Refresh with rotation (RFC 9700 section 4.14.2): the presented token is consumed and
-        its successor stored in ONE transaction; presenting a consumed token again revokes the
-        whole family (the legitimate holder and a thief cannot both continue)."""
+        its successor stored in ONE transaction, by a conditional UPDATE (neither used nor
+        revoked) whose row count decides, so two processes on one database cannot both rotate
+        it; presenting a consumed token again revokes the whole family (the legitimate holder
+        and a thief cannot both continue). The tokens are signed before that transaction:
+        it holds the write lock for two statements, and nothing is handed out unless it
+        commits."""
         now = self.now()
-        r = t.refresh_tokens
         token_hash = digest(request.refresh_token)
-        with self.engine.begin() as conn:
-            row = conn.execute(sa.select(r).where(r.c.token_hash == token_hash)
-                               ).mappings().first()
+        sql = self.hot.sql
+        with self.hot.connect() as db:
+            row = db.one(sql.refresh_token, {"token_hash": token_hash})
             if row is None or row["client_id"] != client.client_id:
                 raise InvalidArgument("INVALID_GRANT", "refresh token is invalid")
             if row["revoked_at"] is not None or row["expires_at"] <= now:
@@ -923,17 +949,25 @@ class IdentityService:
                 if not set(asked) <= set(scopes):
                     raise InvalidArgument("INVALID_SCOPE", "scope exceeds the original grant")
                 scopes = asked
-            used = conn.execute(r.update().where(r.c.token_hash == token_hash,
-                                                 r.c.used_at.is_(None)).values(used_at=now))
-            if used.rowcount == 1:
-                return self._issue_person_tokens(
-                    client, row["person_id"], scopes, aal=row["aal"],
+            if row["used_at"] is None:
+                tokens, successor = self._person_tokens(
+                    client, self._person_in(db, row["person_id"]), scopes, aal=row["aal"],
                     amr=json.loads(row["amr_json"]), auth_time=row["auth_time"], nonce="",
-                    claims_request=row["claims_json"], family_id=row["family_id"], conn=conn)
-        # Reuse of a rotated token: someone holds a stolen copy. Revoke the whole family.
-        with self.engine.begin() as conn:
-            conn.execute(r.update().where(r.c.family_id == row["family_id"],
-                                          r.c.revoked_at.is_(None)).values(revoked_at=now))
+                    claims_request=row["claims_json"], family_id=row["family_id"])
+                with db.transaction():
+                    consumed = db.run(sql.consume_refresh,
+                                      {"token_hash": token_hash, "now": now})
+                    if consumed == 1 and successor is not None:
+                        db.run(sql.insert_refresh, successor)
+                if consumed == 1:
+                    return tokens
+                # Used or revoked by another request since it was read.
+                latest = db.one(sql.refresh_token, {"token_hash": token_hash})
+                if latest is None or latest["used_at"] is None:
+                    raise InvalidArgument("INVALID_GRANT", "refresh token is revoked or expired")
+            # Reuse of a rotated token: someone holds a stolen copy. Revoke the whole family.
+            with db.transaction():
+                db.run(sql.revoke_family, {"family_id": row["family_id"], "now": now})
         log.warning("refresh token reuse detected; family revoked",
                     extra={"client_id": client.client_id})
         raise InvalidArgument("INVALID_GRANT", "refresh token was already used")
@@ -989,12 +1023,26 @@ class IdentityService:
 
     def _issue_person_tokens(self, client: m.Client, person_id: str, scopes: list[str], *,
                              aal: int, amr: list[str], auth_time: float, nonce: str,
-                             claims_request: str, family_id: str | None,
-                             with_refresh: bool = True,
-                             conn: sa.Connection | None = None) -> m.TokenResponse:
-        person = self.person(person_id, conn)
+                             claims_request: str, family_id: str | None) -> m.TokenResponse:
+        """:meth:`_person_tokens`, with the refresh token stored."""
+        tokens, refresh_row = self._person_tokens(
+            client, self.person(person_id), scopes, aal=aal, amr=amr, auth_time=auth_time,
+            nonce=nonce, claims_request=claims_request, family_id=family_id)
+        if refresh_row is not None:
+            with self.hot.write() as db:
+                db.run(self.hot.sql.insert_refresh, refresh_row)
+        return tokens
+
+    def _person_tokens(self, client: m.Client, person: m.Person, scopes: list[str], *,
+                       aal: int, amr: list[str], auth_time: float, nonce: str,
+                       claims_request: str, family_id: str | None
+                       ) -> tuple[m.TokenResponse, dict[str, Any] | None]:
+        """The signed access (and, with ``openid``, ID) token of a person, and the row of the
+        refresh token that comes with them, for the caller to store (``None`` when the client
+        has no refresh grant): the tokens are only valid once it is stored."""
+        person_id = person.person_id
         now = int(self.now())
-        sub = self.subject_for(person_id, client, conn)
+        sub = self.subject_for(person_id, client)
         access_claims: dict[str, Any] = {
             "iss": self.config.issuer, "sub": sub,
             "aud": [self.config.issuer, *_audiences_for(scopes)], "iat": now,
@@ -1021,20 +1069,17 @@ class IdentityService:
                 person, client, scopes, self._wants_verified(scopes, claims_request, "id_token")))
             id_token = self.keyring.sign(id_claims, alg=client.id_token_signed_response_alg)
         refresh = ""
-        if with_refresh and m.GRANT_REFRESH_TOKEN in client.grant_types:
+        refresh_row: dict[str, Any] | None = None
+        if m.GRANT_REFRESH_TOKEN in client.grant_types:
             refresh = secrets.token_urlsafe(32)
-            insert = t.refresh_tokens.insert().values(
-                token_hash=digest(refresh), family_id=family_id or _new_id("fam"),
-                client_id=client.client_id, person_id=person_id, scope=" ".join(scopes),
-                claims_json=claims_request, aal=aal, amr_json=json.dumps(amr),
-                auth_time=auth_time, expires_at=now + self.config.refresh_token_seconds)
-            if conn is not None:  # the caller's transaction (refresh rotation)
-                conn.execute(insert)
-            else:
-                with self.engine.begin() as own:
-                    own.execute(insert)
+            refresh_row = {
+                "token_hash": digest(refresh), "family_id": family_id or _new_id("fam"),
+                "client_id": client.client_id, "person_id": person_id, "scope": " ".join(scopes),
+                "claims_json": claims_request, "aal": aal, "amr_json": json.dumps(amr),
+                "auth_time": auth_time, "expires_at": now + self.config.refresh_token_seconds,
+                "used_at": None, "revoked_at": None}
         return m.TokenResponse(access_token, self.config.access_token_seconds, " ".join(scopes),
-                               refresh_token=refresh, id_token=id_token)
+                               refresh_token=refresh, id_token=id_token), refresh_row
 
     # ------------------------------------------------------------------ verification of own tokens
     def verifier(self, audiences: Sequence[str]) -> TokenVerifier:
