@@ -13,6 +13,13 @@ Subcommands, with the same settings as the server:
 
 Exit status: 0 done, 1 some values could not be re-sealed, 2 usage or configuration error,
 3 cannot start (a sealed value under a KEK not given, a database that cannot be read).
+
+Serving with ``EGOV_IDENTITY_PROCESSES=N`` (N > 1), egov_common forks N workers on the same gRPC
+and HTTP ports. Everything is prepared once in the parent (migrations, the start-up KEK check,
+signing keys, bootstrap clients); then its pooled database connections are closed, so every
+worker opens its own, and the periodic purge starts in worker 0 only, after the fork. What
+must be single-use (codes, refresh tokens, assertion ``jti``s) or shared (signing keys,
+lock-outs) is decided in the database, so the workers, like replicas, act as one service.
 """
 
 from __future__ import annotations
@@ -204,8 +211,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Seconds between purges of expired single-use records and keys.
+PURGE_INTERVAL_SECONDS = 600
+
+
 def _purge_periodically(service: IdentityService, stop: threading.Event) -> None:
-    while not stop.wait(600):
+    log.info("purging expired records every %d s", PURGE_INTERVAL_SECONDS)
+    while not stop.wait(PURGE_INTERVAL_SECONDS):
         try:
             removed = service.purge_expired()
             log.info("expired records purged", extra={"rows": removed})
@@ -237,8 +249,13 @@ def main(argv: list[str]) -> int:
         print(f"egov identity: cannot start: {exc.reason}: {exc.message}", file=sys.stderr)
         return 3
     stop = threading.Event()
-    threading.Thread(target=_purge_periodically, args=(service, stop), name="purge",
-                     daemon=True).start()
+
+    def start_worker(number: int) -> None:
+        # After the fork (a thread does not cross it), and once per service: the deletes are
+        # idempotent, but N workers would only repeat them.
+        if number == 0:
+            threading.Thread(target=_purge_periodically, args=(service, stop), name="purge",
+                             daemon=True).start()
 
     def shutdown() -> None:
         stop.set()
@@ -246,9 +263,11 @@ def main(argv: list[str]) -> int:
 
     verifier = TokenVerifier(service.keyring, issuer=service.config.issuer,
                              audiences=["urn:egov:identity", service.config.issuer])
+    # No pooled connection crosses a fork: each worker (or this process) opens its own.
+    service.engine.dispose()
     serve(settings, grpc_services(service), http_app=build_http_app(service),
           token_verifier=BearerTokenVerifier(verifier),
-          on_shutdown=shutdown)
+          on_worker_start=start_worker, on_shutdown=shutdown)
     return 0
 
 
