@@ -262,3 +262,30 @@ def test_revocation_cache_keeps_answers_until_the_earlier_of_next_update_and_max
     disabled = RevocationCache(0, now=lambda: now)
     disabled.put("x", b"x", now + dt.timedelta(hours=1))
     assert disabled.get("x") is None
+
+
+def test_calls_to_keys_get_what_is_left_of_the_callers_deadline() -> None:
+    """A portal that gave SignDocument 2 s must not leave keys working for 20 s."""
+    import contextlib
+
+    import grpc
+    from egov.keys.v1 import keys_pb2
+    from egov_common.deadlines import deadline_scope
+    from egov_signing.adapters.keys import GrpcKeysPort
+
+    seen: list[float] = []
+
+    def get_credential(request: object, *, timeout: float, metadata: object) -> object:
+        seen.append(timeout)
+        return keys_pb2.GetCredentialResponse()
+
+    port = GrpcKeysPort(grpc.insecure_channel("127.0.0.1:9"), deadline=20.0)
+    port._stub.GetCredential = get_credential  # type: ignore[method-assign]
+    for budget in (None, 2.0, 60.0, -1.0):
+        # an empty reply may not convert to a credential: the timeout passed is the point
+        with deadline_scope(budget), contextlib.suppress(Exception):
+            port.get_credential("cred-1")
+    assert seen[0] == 20.0  # no caller deadline: our own cap
+    assert 1.5 < seen[1] <= 2.0  # the caller's remaining budget
+    assert seen[2] == 20.0  # never more than our cap
+    assert seen[3] == 0.0  # already expired: fail at once

@@ -15,6 +15,7 @@ import grpc
 from egov.keys.v1 import keys_pb2 as pb
 from egov.keys.v1 import keys_pb2_grpc
 from egov.type.v1 import crypto_pb2
+from egov_common.deadlines import remaining
 from egov_common.errors import EgovError, Unavailable
 from egov_common.status import from_rpc_error
 
@@ -58,8 +59,12 @@ class GrpcKeysPort:
         self._deadline = deadline
 
     def _call(self, method: object, request: object) -> object:
+        # What is left of our caller's deadline, never more than our own cap: keys must not
+        # keep working for a caller who has given up.
+        left = remaining()
+        timeout = self._deadline if left is None else max(0.0, min(self._deadline, left))
         try:
-            return method(request, timeout=self._deadline, metadata=self._metadata)  # type: ignore[operator]
+            return method(request, timeout=timeout, metadata=self._metadata)  # type: ignore[operator]
         except grpc.RpcError as err:
             # keys' own status (e.g. UNAUTHENTICATED SAD_EXPIRED) reaches our caller as it is
             raise _keys_error(err) from None
