@@ -8,6 +8,7 @@ Exit status: 0 done, 1 some key blob could not be re-wrapped, 2 usage or configu
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 from typing import Any
 
@@ -112,7 +113,7 @@ def main(argv: list[str]) -> int:
         # is not fork-safe) may cross the fork. The checked runtime is closed; each worker
         # builds its own, logs in to the token on its own session and test-signs again.
         runtime.close()
-        worker = _Worker(settings)
+        worker = _Worker(settings, start_lock=multiprocessing.get_context("fork").Lock())
     else:
         worker = _Worker(settings, runtime, proofs)
     serve(
@@ -153,8 +154,11 @@ class _Worker:
         settings: KeysSettings,
         runtime: KeysRuntime | None = None,
         proofs: IdentityProofVerifier | None = None,
+        *,
+        start_lock: Any = None,
     ) -> None:
         self._settings = settings
+        self._start_lock = start_lock
         self._runtime: KeysRuntime | None = None
         self._app: Any = None
         self._bearer: BearerCallerVerifier | None = None
@@ -167,9 +171,18 @@ class _Worker:
         self._bearer = BearerCallerVerifier(proofs)
 
     def start(self, number: int) -> None:
-        if self._bearer is None:
-            proofs = _proofs(self._settings)
-            self._ready(build_runtime(self._settings, proofs, prepare_database=False), proofs)
+        if self._bearer is not None:
+            return
+        proofs = _proofs(self._settings)
+        # Workers open the token one after another: SoftHSM2's file token store fails
+        # (GeneralError, NoSuchToken) when two processes initialise and log in at once.
+        acquired = self._start_lock is not None and self._start_lock.acquire(timeout=120)
+        try:
+            runtime = build_runtime(self._settings, proofs, prepare_database=False)
+        finally:
+            if acquired:
+                self._start_lock.release()
+        self._ready(runtime, proofs)
 
     def register(self, server: grpc.Server) -> None:
         assert self._runtime is not None

@@ -3,6 +3,7 @@ kept wrapped under a token-resident KEK; two worker processes sign concurrently.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -203,3 +204,157 @@ def test_pkcs11_custody_signs_with_every_algorithm_and_scheme(softhsm_env):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "ok"
+
+
+def _worker_connections(service, port: int) -> dict[int, int]:
+    """How many established connections to ``port`` each worker process of ``service`` holds
+    (Linux: socket inodes of /proc/<pid>/fd matched against /proc/net/tcp)."""
+    workers = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == service.pid:
+                workers.append(int(entry))
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            established.add(fields[9])
+    counts = {}
+    for pid in workers:
+        inodes = set()
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        counts[pid] = len(inodes & established)
+    return counts
+
+
+def test_two_worker_processes_on_one_port_sign_and_spend_each_sad_once(
+    softhsm_env, jwks_url, identity, tmp_path
+):
+    env = {
+        **keys_env(jwks_url),
+        **softhsm_env,
+        "EGOV_KEYS_DATABASE_URL": f"sqlite:///{tmp_path / 'keys.db'}",
+        "EGOV_KEYS_PUBLIC_BASE_URL": "http://keys.test",
+        "EGOV_KEYS_PROCESSES": "2",
+    }
+    # Auto-bootstrap in the parent, which then checks every CA key in the token, closes its
+    # session and forks: each worker logs in to the token on its own.
+    with start_service("egov_keys", env=env) as service:
+        # Each channel its own connection, so the kernel spreads them over both workers.
+        channels = [
+            grpc.insecure_channel(
+                service.grpc_address, options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            for _ in range(8)
+        ]
+        stubs = [keys_pb2_grpc.KeysServiceStub(c) for c in channels]
+        metadata = signing_metadata(identity)
+        credential = create_person_credential(stubs[0], identity, "workers-1")
+        assert credential.key_backend == keys_pb2.KEY_BACKEND_PKCS11
+        public = x509.load_der_x509_certificate(credential.certificate_chain[0]).public_key()
+
+        def sign_once(i: int) -> tuple[bytes, bytes]:
+            digest = sha256(f"document {i}".encode())
+            sad = authorize(stubs[(i + 3) % 8], identity, credential.credential_id, [digest])
+            request = sign_request(credential.credential_id, sad, [digest])
+            response = stubs[i % 8].SignHash(request, metadata=metadata, timeout=60)
+            return digest, response.signatures[0]
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(sign_once, range(48)))
+        for digest, signature in results:
+            verify_digest_signature(
+                public, signature, digest, HashAlgorithm.SHA256, SignatureScheme.ECDSA
+            )
+        port = int(service.grpc_address.rpartition(":")[2])
+        per_worker = _worker_connections(service, port)
+        assert len(per_worker) == 2
+        if min(per_worker.values()) > 0:  # 8 connections all on one worker: 1 run in 128
+            # A SAD spent through one worker is refused through every connection, the other
+            # worker's included.
+            digest = sha256(b"once")
+            sad = authorize(stubs[0], identity, credential.credential_id, [digest])
+            request = sign_request(credential.credential_id, sad, [digest])
+            stubs[0].SignHash(request, metadata=metadata, timeout=60)
+            for stub in stubs:
+                with pytest.raises(grpc.RpcError) as info:
+                    stub.SignHash(request, metadata=metadata, timeout=60)
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        verdict = stubs[1].VerifyAuditLog(keys_pb2.VerifyAuditLogRequest(), metadata=metadata)
+        assert verdict.intact, verdict.problem
+        for c in channels:
+            c.close()
+        assert service.stop() == 0
+
+
+_CACHE_SCRIPT = """
+import os, sys
+from pkcs11 import Attribute
+from egov_keys.adapters.pkcs11_custody import Pkcs11Custody
+from egov_keys.domain.algorithms import (
+    HashAlgorithm, KeyAlgorithm, SignatureScheme, verify_digest_signature)
+from egov_keys.domain.custody import KeyRole
+
+clock = [1000.0]
+custody = Pkcs11Custody(sys.argv[1], "egov-test", sys.argv[2], "kek",
+                        monotonic=lambda: clock[0])
+custody.ensure_kek()
+key = custody.generate("owner-1", KeyAlgorithm.ECDSA_P256, KeyRole.OWNER)
+digest = HashAlgorithm.SHA256.digest(b"payload")
+
+def sign(c):
+    signature = c.sign_digest(key, digest, HashAlgorithm.SHA256, SignatureScheme.ECDSA)
+    verify_digest_signature(key.public_key(), signature, digest, HashAlgorithm.SHA256,
+                            SignatureScheme.ECDSA)
+
+sign(custody); sign(custody)
+print("kept", custody.unwrapped_keys())
+(_, handle), = custody._unwrapped.values()
+print("sensitive", handle[Attribute.SENSITIVE], "extractable", handle[Attribute.EXTRACTABLE],
+      "token", handle[Attribute.TOKEN])
+clock[0] += 31
+print("after 31 s", custody.unwrapped_keys())
+custody.close()
+
+# Closed: the library is finalized, so a forked process starts PKCS#11 afresh and signs.
+pid = os.fork()
+if pid == 0:
+    child = Pkcs11Custody(sys.argv[1], "egov-test", sys.argv[2], "kek")
+    sign(child)
+    child.close()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("forked worker", "signed" if status == 0 else f"failed {status}")
+
+per_signature = Pkcs11Custody(sys.argv[1], "egov-test", sys.argv[2], "kek",
+                              unwrapped_key_seconds=0)
+sign(per_signature)
+print("with 0 s", per_signature.unwrapped_keys())
+"""
+
+
+def test_unwrapped_owner_keys_stay_in_the_token_briefly(softhsm_env):
+    result = subprocess.run(
+        [sys.executable, "-c", _CACHE_SCRIPT, MODULE, PIN],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **softhsm_env},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        "kept 1",  # two signatures, one unwrap
+        "sensitive True extractable False token False",  # a session object that cannot leave
+        "after 31 s 0",  # destroyed when its time is up
+        "forked worker signed",
+        "with 0 s 0",
+    ]
