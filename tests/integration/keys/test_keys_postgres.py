@@ -3,6 +3,7 @@ refused on the other, the audit chain stays linear, certificate serials stay uni
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -20,8 +21,10 @@ from keys_world import sha256
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def two_processes(postgres_url, jwks_url):
+@pytest.fixture(params=["replicas", "workers"])
+def two_processes(request, postgres_url, jwks_url):
+    """Two replicas (processes on their own ports), or one service with two worker processes
+    on one port (``EGOV_KEYS_PROCESSES=2``) reached over two connections."""
     env = {
         **keys_env(jwks_url),
         "EGOV_KEYS_DATABASE_URL": postgres_url,
@@ -35,11 +38,21 @@ def two_processes(postgres_url, jwks_url):
         env={**os.environ, **env},
         timeout=120,
     )
-    with (
-        start_service("egov_keys", env=env) as a,
-        start_service("egov_keys", env=env) as b,
-    ):
-        channels = [a.open_channel(), b.open_channel()]
+    with contextlib.ExitStack() as stack:
+        if request.param == "replicas":
+            a = stack.enter_context(start_service("egov_keys", env=env))
+            b = stack.enter_context(start_service("egov_keys", env=env))
+            channels = [a.open_channel(), b.open_channel()]
+        else:
+            service = stack.enter_context(
+                start_service("egov_keys", env={**env, "EGOV_KEYS_PROCESSES": "2"})
+            )
+            channels = [
+                grpc.insecure_channel(
+                    service.grpc_address, options=[("grpc.use_local_subchannel_pool", 1)]
+                )
+                for _ in range(2)
+            ]
         yield [keys_pb2_grpc.KeysServiceStub(c) for c in channels], postgres_url
         for c in channels:
             c.close()
