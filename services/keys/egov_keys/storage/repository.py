@@ -375,7 +375,9 @@ class KeysRepository:
             with contextlib.suppress(Exception):
                 connection.rollback()
             self._drop_if_dead(connection, exc)
-            raise self._database_error(exc, statement) from exc
+            if isinstance(exc, self._dbapi_error):
+                raise self._database_error(exc, statement) from exc
+            raise
         finally:
             connection.close()
         if records:
