@@ -143,11 +143,13 @@ class KeysRepository:
     retried one write at a time. Across processes the head row serialises appends as before.
     """
 
-    def __init__(self, engine: Engine, hot_engine: Engine | None = None) -> None:
+    def __init__(self, engine: Engine, hot_engine: Engine) -> None:
         self._engine = engine
-        # The hot path's pool: no ping per checkout (a round trip per call on PostgreSQL); a
-        # connection found dead is dropped and the call fails as retryable (UNAVAILABLE).
-        self._hot = hot_engine or engine
+        # The hot path's pool (see from_url): autocommit connections, explicit transactions.
+        self._hot = hot_engine
+        sqlite = hot_engine.dialect.name == "sqlite"
+        # SQLite: take the write lock when the transaction starts, not at its first write.
+        self._begin = "BEGIN IMMEDIATE" if sqlite else "BEGIN"
         self._statements: HotStatements | None = None
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._write_lock = threading.RLock()
@@ -174,18 +176,26 @@ class KeysRepository:
 
     @classmethod
     def from_url(cls, url: str) -> KeysRepository:
-        hot = make_engine(url, pool_pre_ping=False, pool_size=10, max_overflow=10)
+        # The hot path's pool: no ping per checkout (a round trip per call on PostgreSQL; a
+        # connection found dead is dropped and the call fails as retryable), and autocommit, so
+        # a read leaves no transaction behind to roll back when the connection goes back to
+        # the pool (another round trip, which also drops psycopg's prepared statements).
+        hot = make_engine(
+            url,
+            pool_pre_ping=False,
+            pool_size=10,
+            max_overflow=10,
+            isolation_level="AUTOCOMMIT",
+        )
         return cls(make_engine(url), hot)
 
     def dispose(self) -> None:
         self._engine.dispose()
-        if self._hot is not self._engine:
-            self._hot.dispose()
+        self._hot.dispose()
 
     def _after_fork(self) -> None:
         self._engine.dispose(close=False)
-        if self._hot is not self._engine:
-            self._hot.dispose(close=False)
+        self._hot.dispose(close=False)
         self._write_lock = threading.RLock()
         self._queue_lock = threading.Lock()
         self._queue = []
@@ -343,10 +353,12 @@ class KeysRepository:
         won = [False] * len(jobs)
         records: list[AuditRecord] = []
         connection = self._hot.raw_connection()
-        statement = "UPDATE sads"
+        statement = self._begin
         try:
             cursor = connection.cursor()
             try:
+                cursor.execute(self._begin)
+                statement = "UPDATE sads"
                 # Row locks in one order (inserts, then spends by SAD hash): two processes'
                 # batches never wait on each other in a cycle.
                 order = sorted(range(len(jobs)), key=lambda i: jobs[i].sort_key())
