@@ -354,7 +354,10 @@ def _serve_in_process(
 def _bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     """A TCP socket bound (not listening) to ``host:port``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not 0: asyncio turns on TCP_NODELAY for accepted connections only when
+    # the listening socket says it is TCP; without it every HTTP response of a worker waited
+    # ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
