@@ -8,6 +8,7 @@ import secrets
 import time
 
 import pytest
+import sqlalchemy as sa
 from egov_common.errors import (
     InvalidArgument,
     PermissionDenied,
@@ -289,6 +290,24 @@ def test_expired_single_use_records_are_purged(world: World) -> None:
     _code_flow(world)
     world.advance(world.service.config.refresh_token_seconds + 7200)
     assert world.service.purge_expired() >= 2  # the used code and the refresh token at least
+
+
+def test_the_purge_removes_every_expired_row_in_batches_and_keeps_live_ones(
+        world: World) -> None:
+    from egov_identity.storage import tables as t
+    s = world.service
+    now = s.now()
+    rows = [{"issuer": "agency-app", "jti": f"old-{i}", "expires_at": now - 7200 - i}
+            for i in range(2345)]
+    rows += [{"issuer": "agency-app", "jti": f"live-{i}", "expires_at": now + 60}
+             for i in range(7)]
+    with s.engine.begin() as conn:
+        conn.execute(t.used_jtis.insert(), rows)
+    assert s.purge_expired(batch=1000) >= 2345
+    with s.engine.connect() as conn:
+        left = sorted(conn.execute(sa.select(t.used_jtis.c.jti)).scalars())
+    assert left == sorted(f"live-{i}" for i in range(7))
+    assert s.purge_expired(batch=1000) == 0
 
 
 def test_refresh_for_a_pairwise_client_and_a_refused_scope_does_not_burn_the_token(

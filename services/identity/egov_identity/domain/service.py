@@ -312,17 +312,29 @@ class IdentityService:
             "pairwise subjects were issued under a key none of the KEKs given reproduces: set "
             "EGOV_IDENTITY_PAIRWISE_SALT to it (base64; before KEK rotation it was the KEK)")
 
-    def purge_expired(self, grace_seconds: float = 3600.0) -> int:
+    def purge_expired(self, grace_seconds: float = 3600.0, batch: int = 1000) -> int:
         """Delete single-use records and keys well past expiry (any process may run it; the
-        deletes are idempotent). Returns the number of rows removed."""
+        deletes are idempotent). Each transaction removes about ``batch`` rows, oldest first
+        along the ``expires_at`` index, so the write lock is never held for long. Returns the
+        number of rows removed."""
         cutoff = self.now() - grace_seconds
         removed = 0
-        with self.engine.begin() as conn:
-            for table in (t.used_jtis, t.authorization_codes, t.refresh_tokens,
-                          t.login_sessions, t.ciba_requests, t.revoked_access_tokens,
-                          t.signing_keys):
-                removed += conn.execute(table.delete().where(
-                    table.c.expires_at < cutoff)).rowcount
+        for table in (t.used_jtis, t.authorization_codes, t.refresh_tokens,
+                      t.login_sessions, t.ciba_requests, t.revoked_access_tokens,
+                      t.signing_keys):
+            expired = table.c.expires_at < cutoff
+            while True:
+                with self.engine.begin() as conn:
+                    # the expiry of the batch-th oldest expired row bounds this batch
+                    bound = conn.execute(
+                        sa.select(table.c.expires_at).where(expired)
+                        .order_by(table.c.expires_at).offset(batch - 1).limit(1)
+                    ).scalar()
+                    done = bound is None
+                    where = expired if done else table.c.expires_at <= bound
+                    removed += conn.execute(table.delete().where(where)).rowcount
+                if done:
+                    break
         return removed
 
     # ------------------------------------------------------------------ proofing

@@ -116,7 +116,7 @@ login_sessions = sa.Table(
     sa.Column("aal", sa.Integer, nullable=False),
     sa.Column("amr_json", sa.Text, nullable=False),
     sa.Column("auth_time", _ts, nullable=False),
-    sa.Column("expires_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False, index=True),
 )
 
 authorization_codes = sa.Table(
@@ -133,7 +133,7 @@ authorization_codes = sa.Table(
     sa.Column("aal", sa.Integer, nullable=False),
     sa.Column("amr_json", sa.Text, nullable=False),
     sa.Column("auth_time", _ts, nullable=False),
-    sa.Column("expires_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False, index=True),
     sa.Column("used_at", _ts),
     # The refresh-token family issued on redemption: revoked if the code is presented again
     # (RFC 6749 section 4.1.2).
@@ -152,7 +152,7 @@ refresh_tokens = sa.Table(
     sa.Column("aal", sa.Integer, nullable=False),
     sa.Column("amr_json", sa.Text, nullable=False),
     sa.Column("auth_time", _ts, nullable=False),
-    sa.Column("expires_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False, index=True),
     sa.Column("used_at", _ts),
     sa.Column("revoked_at", _ts),
 )
@@ -161,7 +161,7 @@ revoked_access_tokens = sa.Table(
     "revoked_access_tokens",
     metadata,
     sa.Column("jti", sa.String(64), primary_key=True),
-    sa.Column("expires_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False, index=True),
 )
 
 used_jtis = sa.Table(
@@ -169,7 +169,7 @@ used_jtis = sa.Table(
     metadata,
     sa.Column("issuer", sa.String(128), primary_key=True),
     sa.Column("jti", sa.String(128), primary_key=True),
-    sa.Column("expires_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False, index=True),
 )
 
 login_throttle = sa.Table(
@@ -206,7 +206,7 @@ ciba_requests = sa.Table(
     sa.Column("last_poll_at", _ts, nullable=False, default=0.0),
     sa.Column("auth_time", _ts),
     sa.Column("created_at", _ts, nullable=False),
-    sa.Column("expires_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False, index=True),
     sa.Column("redeemed_at", _ts),
 )
 
