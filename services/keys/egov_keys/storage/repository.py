@@ -162,6 +162,9 @@ class KeysRepository:
         self._next_purge = 0.0
         self._cache_lock = threading.Lock()
         self._parsed: dict[str, tuple[tuple[Any, ...], Credential]] = {}
+        # Hot-path connections kept checked out between calls (the pool's checkout and
+        # check-in cost more than a statement); list append and pop are atomic.
+        self._idle: list[Any] = []
         # A worker forked by egov_common.server (EGOV_KEYS_PROCESSES > 1) must not use the
         # parent's pooled connections or locks: it drops them (without closing them under the
         # parent) and opens its own.
@@ -190,10 +193,17 @@ class KeysRepository:
         return cls(make_engine(url), hot)
 
     def dispose(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            with contextlib.suppress(Exception):
+                connection.close()
         self._engine.dispose()
         self._hot.dispose()
 
     def _after_fork(self) -> None:
+        # The parent's connections are left alone: closing one here would end its session.
+        _INHERITED.extend(self._idle)
+        self._idle = []
         self._engine.dispose(close=False)
         self._hot.dispose(close=False)
         self._write_lock = threading.RLock()
@@ -231,22 +241,40 @@ class KeysRepository:
             return True
         return False
 
+    def _lease(self) -> Any:
+        """A hot-path connection: one kept from an earlier call, else one from the pool."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._hot.raw_connection()
+
+    def _give_back(self, connection: Any, *, clean: bool) -> None:
+        """Keep a connection that ended its work cleanly (no transaction open); return any
+        other to the pool, which resets or replaces it."""
+        if clean and len(self._idle) < _IDLE_CONNECTIONS:
+            self._idle.append(connection)
+        else:
+            connection.close()
+
     def _read(self, work: Callable[[Any], _T]) -> _T:
-        """``work(cursor)`` on a pooled connection; a connection found dead is replaced once."""
+        """``work(cursor)`` on a hot-path connection; one found dead is replaced once."""
         for attempt in (1, 2):
-            connection = self._hot.raw_connection()
+            connection = self._lease()
+            clean = False
             try:
                 cursor = connection.cursor()
                 try:
-                    return work(cursor)
+                    result = work(cursor)
                 finally:
                     cursor.close()
+                clean = True
+                return result
             except self._dbapi_error as exc:
                 dead = self._drop_if_dead(connection, exc)
                 if not dead or attempt == 2:
                     raise self._database_error(exc, "SELECT") from exc
             finally:
-                connection.close()
+                self._give_back(connection, clean=clean)
         raise AssertionError("unreachable")
 
     # -- audit -------------------------------------------------------------------------------
@@ -352,7 +380,8 @@ class KeysRepository:
         sql = self._sql()
         won = [False] * len(jobs)
         records: list[AuditRecord] = []
-        connection = self._hot.raw_connection()
+        connection = self._lease()
+        clean = False
         statement = self._begin
         try:
             cursor = connection.cursor()
@@ -382,6 +411,7 @@ class KeysRepository:
                 connection.commit()
             finally:
                 cursor.close()
+            clean = True
         except Exception as exc:
             self._head = None
             with contextlib.suppress(Exception):
@@ -391,7 +421,7 @@ class KeysRepository:
                 raise self._database_error(exc, statement) from exc
             raise
         finally:
-            connection.close()
+            self._give_back(connection, clean=clean)
         if records:
             self._head = (records[-1].sequence, records[-1].entry_hash)
         audited = iter(records)
@@ -1033,6 +1063,12 @@ def _audit_values(record: AuditRecord) -> dict[str, Any]:
 
 
 _AUDIT, _INSERT_SAD, _SPEND = range(3)
+
+#: Hot-path connections a process keeps between calls.
+_IDLE_CONNECTIONS = 8
+#: Connections a forked worker inherited: never used, never closed (that would end the
+#: parent's session), kept referenced so no finalizer closes them either.
+_INHERITED: list[Any] = []
 
 #: Parsed credentials kept per process (a row, ~2 KB, and its Credential each).
 _PARSED_CREDENTIALS = 4096
