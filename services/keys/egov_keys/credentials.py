@@ -704,12 +704,10 @@ class CredentialService:
         custody = self._trust.custody_for(credential.key.backend)
         public_key = credential.key.public_key()
         try:
-            signatures = []
-            for digest in hashes:
-                signature = custody.sign_digest(credential.key, digest, algorithm, scheme)
+            signatures = custody.sign_digests(credential.key, hashes, algorithm, scheme)
+            for digest, signature in zip(hashes, signatures, strict=True):
                 # Never release a faulty signature (an RSA-CRT fault would leak the key).
                 verify_digest_signature(public_key, signature, digest, algorithm, scheme)
-                signatures.append(signature)
             return signatures
         except UnknownKek as exc:
             # The operator dropped a KEK before re-wrapping this key, or this replica runs

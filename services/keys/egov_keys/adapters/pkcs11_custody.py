@@ -25,6 +25,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import pkcs11
@@ -231,6 +232,15 @@ class Pkcs11Custody:
                 while len(self._unwrapped) > self._unwrapped_limit:
                     _destroy(self._unwrapped.popitem(last=False)[1][1])
             return signature
+
+    def sign_digests(
+        self,
+        key: KeyReference,
+        digests: Sequence[bytes],
+        hash_algorithm: HashAlgorithm,
+        scheme: SignatureScheme,
+    ) -> list[bytes]:
+        return [self.sign_digest(key, digest, hash_algorithm, scheme) for digest in digests]
 
     def _unwrap(self, session: Any, key: KeyReference, key_type: KeyType) -> Any:
         return self._kek(session).unwrap_key(

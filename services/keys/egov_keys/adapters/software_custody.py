@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
@@ -163,17 +163,28 @@ class SoftwareCustody:
         hash_algorithm: HashAlgorithm,
         scheme: SignatureScheme,
     ) -> bytes:
-        if len(digest) != hash_algorithm.digest_size:
+        return self.sign_digests(key, [digest], hash_algorithm, scheme)[0]
+
+    def sign_digests(
+        self,
+        key: KeyReference,
+        digests: Sequence[bytes],
+        hash_algorithm: HashAlgorithm,
+        scheme: SignatureScheme,
+    ) -> list[bytes]:
+        """Sign each digest; the key is opened once for the batch and dropped afterwards."""
+        if any(len(digest) != hash_algorithm.digest_size for digest in digests):
             raise ValueError("digest length does not match the hash algorithm")
         private = self._open(key)
         prehashed = utils.Prehashed(hash_algorithm.hashes())
         if isinstance(private, ec.EllipticCurvePrivateKey):
             if scheme is not SignatureScheme.ECDSA:
                 raise ValueError("EC keys sign with ECDSA only")
-            return private.sign(digest, ec.ECDSA(prehashed))
+            ecdsa = ec.ECDSA(prehashed)
+            return [private.sign(digest, ecdsa) for digest in digests]
         if scheme is SignatureScheme.RSA_PKCS1V15:
-            return private.sign(digest, padding.PKCS1v15(), prehashed)
+            return [private.sign(digest, padding.PKCS1v15(), prehashed) for digest in digests]
         if scheme is SignatureScheme.RSA_PSS:
             pss = padding.PSS(padding.MGF1(hash_algorithm.hashes()), hash_algorithm.digest_size)
-            return private.sign(digest, pss, prehashed)
+            return [private.sign(digest, pss, prehashed) for digest in digests]
         raise ValueError("RSA keys sign with PKCS#1 v1.5 or PSS")

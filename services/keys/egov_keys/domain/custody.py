@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -86,4 +87,14 @@ class KeyCustody(Protocol):
         scheme: SignatureScheme,
     ) -> bytes:
         """Sign a precomputed digest. ECDSA signatures are DER ``(r, s)``."""
+        ...
+
+    def sign_digests(
+        self,
+        key: KeyReference,
+        digests: Sequence[bytes],
+        hash_algorithm: HashAlgorithm,
+        scheme: SignatureScheme,
+    ) -> list[bytes]:
+        """:meth:`sign_digest` for each digest of one SignHash batch, in order."""
         ...
