@@ -97,12 +97,22 @@ _IDS_BY_HASH = (
 
 _TREE_SIZE = sa.select(_HEAD.c.tree_size).where(_HEAD.c.id == 1)
 _SET_TREE_SIZE = sa.update(_HEAD).where(_HEAD.c.id == 1).values(tree_size=sa.bindparam("size"))
-_KEYS_BY_KEY = sa.select(_KEYS).where(
-    _KEYS.c.idempotency_key.in_(sa.bindparam("keys", expanding=True))
-)
-_DOCS_BY_HASHES = sa.select(_DOCS.c.issuer, _DOCS.c.sha256, _DOCS.c.document_id).where(
-    _DOCS.c.sha256.in_(sa.bindparam("hashes", expanding=True))
-)
+
+
+def _keys_select(count: int) -> sa.Select[Any]:
+    """Idempotency keys among ``count`` given (parameters ``v0``...)."""
+    values: list[sa.BindParameter[Any]] = [sa.bindparam(f"v{i}") for i in range(count)]
+    return sa.select(_KEYS).where(_KEYS.c.idempotency_key.in_(values))
+
+
+def _hashes_select(count: int) -> sa.Select[Any]:
+    """Documents with one of ``count`` digests (parameters ``v0``...)."""
+    values: list[sa.BindParameter[Any]] = [sa.bindparam(f"v{i}") for i in range(count)]
+    return sa.select(_DOCS.c.issuer, _DOCS.c.sha256, _DOCS.c.document_id).where(
+        _DOCS.c.sha256.in_(values)
+    )
+
+
 _RESERVATIONS_BY_ID = sa.select(_RESERVATIONS).where(
     _RESERVATIONS.c.document_id.in_(sa.bindparam("ids", expanding=True))
 )
@@ -183,13 +193,26 @@ class _Statements:
             table.name: _Sql(_INSERTS[table.name], dialect)
             for table in (_DOCS, _CHANGES, _KEYS, _NODES, _LEAVES)
         }
-        self._nodes: dict[int, _Sql] = {}
+        self._by_count: dict[tuple[Callable[[int], sa.Select[Any]], int], _Sql] = {}
+
+    def _counted(self, make: Callable[[int], sa.Select[Any]], count: int) -> _Sql:
+        statement = self._by_count.get((make, count))
+        if statement is None:
+            statement = self._by_count[(make, count)] = _Sql(make(count), self._dialect)
+        return statement
 
     def nodes(self, count: int) -> _Sql:
-        statement = self._nodes.get(count)
-        if statement is None:
-            statement = self._nodes[count] = _Sql(_nodes_select(count), self._dialect)
-        return statement
+        return self._counted(_nodes_select, count)
+
+    def rows_among(
+        self, cursor: Any, make: Callable[[int], sa.Select[Any]], values: Sequence[Any]
+    ) -> list[Any]:
+        """Rows of ``make(len(values))`` for ``values`` (one statement per count, compiled once;
+        counts are bounded by the batch size)."""
+        if not values:
+            return []
+        parameters = {f"v{i}": value for i, value in enumerate(values)}
+        return self._counted(make, len(values)).rows(cursor, parameters)
 
 
 _INSERTS = {table.name: sa.insert(table) for table in (_DOCS, _CHANGES, _KEYS, _NODES, _LEAVES)}
@@ -555,15 +578,22 @@ class RegistryStore:
         conn, now = log.conn, log.now_ms
         regs = [r for _, r, _ in pending]
         wanted_keys = {(r.issuer, r.idempotency_key) for r in regs}
+        cursor = conn.connection.cursor()
+        try:
+            key_rows = self._sql.rows_among(
+                cursor, _keys_select, sorted({key for _, key in wanted_keys})
+            )
+            hash_rows = self._sql.rows_among(
+                cursor, _hashes_select, sorted({r.sha256 for r in regs})
+            )
+        finally:
+            cursor.close()
         known_keys = {
             (row.issuer, row.idempotency_key): (bytes(row.fingerprint), row.document_id)
-            for row in conn.execute(_KEYS_BY_KEY, {"keys": sorted({key for _, key in wanted_keys})})
+            for row in key_rows
             if (row.issuer, row.idempotency_key) in wanted_keys
         }
-        known_hashes = {
-            (row.issuer, bytes(row.sha256)): row.document_id
-            for row in conn.execute(_DOCS_BY_HASHES, {"hashes": sorted({r.sha256 for r in regs})})
-        }
+        known_hashes = {(row.issuer, bytes(row.sha256)): row.document_id for row in hash_rows}
         wanted_ids = sorted({r.document_id for r in regs if r.document_id})
         reservations = (
             {row.document_id: row for row in conn.execute(_RESERVATIONS_BY_ID, {"ids": wanted_ids})}
