@@ -6,7 +6,8 @@ Public modules (import from these; names starting with ``_`` are internal):
 - ``status``: ``from_rpc_error`` (client side), ``to_grpc_status`` (used by the server)
 - ``settings``: ``ServiceSettings``, ``load_settings``, ``load_settings_or_exit``,
   ``peer_address``, ``SettingsError``, ``DEFAULT_PORTS``
-- ``server``: ``GrpcService``, ``serve``, ``build_server``
+- ``server``: ``GrpcService``, ``serve`` (``EGOV_<NAME>_PROCESSES`` worker processes on one port),
+  ``build_server``
 - ``auth``: ``Caller``, ``CallerKind``, ``current_caller``, ``TokenVerifier``, ``caller_scope``
 - ``deadlines``: ``remaining``
 - ``channels``: ``open_channel``
