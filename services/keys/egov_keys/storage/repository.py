@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
+import fcntl
 import logging
 import os
 import threading
@@ -150,6 +151,11 @@ class KeysRepository:
         sqlite = hot_engine.dialect.name == "sqlite"
         # SQLite: take the write lock when the transaction starts, not at its first write.
         self._begin = "BEGIN IMMEDIATE" if sqlite else "BEGIN"
+        database = hot_engine.url.database or ""
+        on_file = sqlite and database not in ("", ":memory:") and not database.startswith("file:")
+        self._turn_path = f"{database}.write-lock" if on_file else None
+        self._turn_fd: tuple[int, int] | None = None  # (pid, fd): each process opens its own
+        self._turn_depth = 0
         self._statements: HotStatements | None = None
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._write_lock = threading.RLock()
@@ -193,6 +199,9 @@ class KeysRepository:
         return cls(make_engine(url), hot)
 
     def dispose(self) -> None:
+        if self._turn_fd is not None and self._turn_fd[0] == os.getpid():
+            os.close(self._turn_fd[1])
+        self._turn_fd = None
         idle, self._idle = self._idle, []
         for connection in idle:
             with contextlib.suppress(Exception):
@@ -201,6 +210,12 @@ class KeysRepository:
         self._hot.dispose()
 
     def _after_fork(self) -> None:
+        if self._turn_fd is not None:
+            # The parent's lock file description: this process opens its own.
+            with contextlib.suppress(OSError):
+                os.close(self._turn_fd[1])
+            self._turn_fd = None
+        self._turn_depth = 0
         # The parent's connections are left alone: closing one here would end its session.
         _INHERITED.extend(self._idle)
         self._idle = []
@@ -333,9 +348,34 @@ class KeysRepository:
             cursor.close()
 
     @contextlib.contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        """This process's turn to write: its threads take turns on a lock and, on a SQLite
+        file, processes on a blocking file lock beside the database, which wakes the next
+        writer at once (SQLite's busy handler sleeps 1, 2, 5, 10, ... ms between tries)."""
+        with self._write_lock:
+            if self._turn_path is None or self._turn_depth:
+                self._turn_depth += 1
+                try:
+                    yield
+                finally:
+                    self._turn_depth -= 1
+                return
+            if self._turn_fd is None or self._turn_fd[0] != os.getpid():
+                fd = os.open(self._turn_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._turn_fd = (os.getpid(), fd)
+            fd = self._turn_fd[1]
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._turn_depth = 1
+            try:
+                yield
+            finally:
+                self._turn_depth = 0
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
         """A SQLAlchemy transaction taking its turn with this process's other writes."""
-        with self._write_lock, self._engine.begin() as conn:
+        with self._write_turn(), self._engine.begin() as conn:
             yield conn
 
     def append_audit(self, event: AuditEvent, now: dt.datetime) -> AuditRecord:
@@ -348,7 +388,7 @@ class KeysRepository:
     def _submit(self, job: _Write) -> _Write:
         with self._queue_lock:
             self._queue.append(job)
-        with self._write_lock:
+        with self._write_turn():
             if not job.done:
                 with self._queue_lock:
                     batch, self._queue = self._queue, []
