@@ -547,9 +547,10 @@ def update_readme(readme: Path, machine: Mapping[str, Any], targets: str, table:
     full = table.split("\n", 2)[2].lstrip("\n")  # without the '# Benchmarks' heading
     body = (
         f"{README_START}\n"
-        f"Last `make bench`: {machine['generated']}, {machine['cpus']} CPUs, Python "
-        f"{machine['python']}. Targets from the issues, over every configuration measured "
-        "(concurrency, database, size):\n\n"
+        f"Report written {machine['generated']} on {machine['cpus']} CPUs, Python "
+        f"{machine['python']}, from the latest `bench/results-<service>.json` (each benchmark "
+        "writes its own when it runs). Targets from the issues, over every configuration "
+        "measured (concurrency, database, size):\n\n"
         f"{targets}\n<details><summary>Every figure beside its anchor</summary>\n\n"
         f"{full}\n</details>\n"
     )
