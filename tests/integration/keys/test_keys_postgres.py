@@ -4,6 +4,7 @@ refused on the other, the audit chain stays linear, certificate serials stay uni
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -119,3 +120,61 @@ def test_two_processes_on_one_postgres_behave_as_one_service(two_processes, iden
     engine.dispose()
     assert sequences == list(range(1, len(sequences) + 1))
     assert successes == 2
+
+
+def test_calls_go_on_after_the_database_drops_every_connection(postgres_url, identity):
+    """A PostgreSQL restart or failover ends every session: the service's kept connections are
+    replaced on first use, and Authorize and SignHash go on without a failed call."""
+    from egov_keys.domain.algorithms import HashAlgorithm
+    from egov_keys.domain.model import AuditEvent
+    from keys_world import ADMIN, ANON, SIGNING, build_keys
+    from test_keys_sole_control import create_person
+
+    keys = build_keys(postgres_url, identity)
+    try:
+        credential = create_person(keys, identity)
+
+        def authorize_and_sign(text: bytes) -> list[bytes]:
+            hashes = [sha256(text)]
+            sad = keys.credentials.authorize(
+                ANON,
+                credential_id=credential.credential_id,
+                hashes=hashes,
+                hash_algorithm=HashAlgorithm.SHA256,
+                num_signatures=1,
+                proof_token=identity.person(),
+                description="",
+            ).sad
+            return keys.credentials.sign_hash(
+                SIGNING,
+                credential_id=credential.credential_id,
+                sad=sad,
+                hashes=hashes,
+                hash_algorithm=HashAlgorithm.SHA256,
+                scheme=None,
+            )
+
+        def drop_every_connection() -> None:
+            engine = sa.create_engine(postgres_url)
+            with engine.connect() as conn:
+                ended = conn.execute(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+            engine.dispose()
+            assert ended >= 1
+
+        assert len(authorize_and_sign(b"before")) == 1
+        drop_every_connection()
+        for i in range(3):
+            assert len(authorize_and_sign(f"after {i}".encode())) == 1
+        # A write that comes first (a refusal's audit entry) finds a dead connection too.
+        drop_every_connection()
+        event = AuditEvent("signature.batch", "test", credential.credential_id, "failure:X", "{}")
+        keys.repository.append_audit(event, dt.datetime.now(dt.UTC))
+        assert len(authorize_and_sign(b"last")) == 1
+        assert keys.credentials.verify_audit(ADMIN).intact
+    finally:
+        keys.close()

@@ -247,12 +247,19 @@ class KeysRepository:
         return exc
 
     def _drop_if_dead(self, connection: Any, exc: Exception) -> bool:
-        """Invalidate a pooled connection that ``exc`` shows dead (the pool opens a new one)."""
+        """Invalidate a connection that ``exc`` shows dead (the pool opens a new one), and the
+        kept ones with it: a database that went away took them all."""
         dialect: Any = self._hot.dialect
         if isinstance(exc, self._dbapi_error) and dialect.is_disconnect(
             exc, connection.dbapi_connection, None
         ):
-            connection.invalidate(exc)
+            # As SQLAlchemy's own Connection does on a disconnect: every pooled connection as
+            # old as this one is replaced when next checked out.
+            self._hot.pool._invalidate(connection, exc)
+            idle, self._idle = self._idle, []
+            for kept in idle:
+                with contextlib.suppress(Exception):
+                    kept.invalidate(exc)
             return True
         return False
 
@@ -417,10 +424,19 @@ class KeysRepository:
                 job.done = True
 
     def _commit(self, jobs: list[_Write]) -> None:
+        """Write ``jobs`` in one transaction. A connection found dead before the transaction
+        began (the database restarted) is replaced once: nothing was written on it."""
+        try:
+            self._commit_on(self._lease(), jobs)
+        except _DeadBeforeBegin as dead:
+            self._commit_on(self._lease(), jobs, retry_of=dead.__cause__)
+
+    def _commit_on(
+        self, connection: Any, jobs: list[_Write], retry_of: BaseException | None = None
+    ) -> None:
         sql = self._sql()
         won = [False] * len(jobs)
         records: list[AuditRecord] = []
-        connection = self._lease()
         clean = False
         statement = self._begin
         try:
@@ -456,7 +472,9 @@ class KeysRepository:
             self._head = None
             with contextlib.suppress(Exception):
                 connection.rollback()
-            self._drop_if_dead(connection, exc)
+            dead = self._drop_if_dead(connection, exc)
+            if dead and statement == self._begin and retry_of is None:
+                raise _DeadBeforeBegin() from exc
             if isinstance(exc, self._dbapi_error):
                 raise self._database_error(exc, statement) from exc
             raise
@@ -937,6 +955,10 @@ def _substr(column: sa.ColumnElement[bytes], start: int, length: int) -> sa.Colu
         sa.literal_column(str(int(length))),
         type_=sa.LargeBinary,
     )
+
+
+class _DeadBeforeBegin(Exception):
+    """The connection was dead before its transaction began."""
 
 
 class StaleCredential(Exception):
