@@ -5,13 +5,16 @@ from __future__ import annotations
 import importlib
 import importlib.resources
 import zlib
+from collections import namedtuple
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["make_engine", "migrations_dir", "upgrade_to_head"]
+__all__ = ["CompiledStatement", "make_engine", "migrations_dir", "upgrade_to_head"]
 
 #: How long a SQLite writer waits for another writer's lock (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -99,3 +102,51 @@ def upgrade_to_head(url: str, migrations: str | Path) -> None:
 def _migration_lock_key(migrations: str | Path) -> int:
     """A stable 32-bit advisory-lock key per migrations package (the same in every process)."""
     return zlib.crc32(str(migrations).encode())
+
+
+class CompiledStatement:
+    """A Core statement compiled once for one dialect and run on the DB-API cursor.
+
+    For hot paths only (document reads, SignHash, token grants): SQLAlchemy's per-execution work
+    (statement cache key, parameter and result processing) costs several times a point query on
+    SQLite. Only for statements whose columns need no type processing with either driver
+    (sqlite3, psycopg): text, integers, bytes. Rows of a select come back as named tuples
+    (duplicate column names renamed ``_<position>``), other rows as plain tuples.
+    """
+
+    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        self.sql = str(compiled)
+        self._positions = tuple(compiled.positiontup or ()) if compiled.positional else None
+        # Values written into the statement (``id == 1``) are bound parameters too.
+        self._literals = {k: v for k, v in compiled.params.items() if v is not None}
+        self.names: tuple[str, ...] = ()
+        self._row: Any = None
+        if isinstance(statement, sa.Select):
+            self.names = tuple(str(column.key) for column in statement.selected_columns)
+            self._row = namedtuple("Row", self.names, rename=True)._make  # type: ignore[attr-defined]
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        """The driver's parameters (a tuple for positional dialects) from named values."""
+        if self._literals:
+            values = {**self._literals, **values}
+        if self._positions is None:
+            return values
+        return tuple([values[name] for name in self._positions])
+
+    def execute(self, cursor: Any, values: Mapping[str, Any]) -> int:
+        """Run it; the number of rows it changed."""
+        cursor.execute(self.sql, self.params(values))
+        return int(cursor.rowcount)
+
+    def execute_many(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        if len(rows) == 1:
+            cursor.execute(self.sql, self.params(rows[0]))
+        else:
+            cursor.executemany(self.sql, [self.params(row) for row in rows])
+
+    def rows(self, cursor: Any, values: Mapping[str, Any]) -> list[Any]:
+        cursor.execute(self.sql, self.params(values))
+        fetched = cursor.fetchall()
+        make = self._row
+        return [make(row) for row in fetched] if make is not None else list(fetched)

@@ -60,3 +60,33 @@ def test_a_database_error_never_quotes_the_statements_parameters(tmp_path) -> No
         raise AssertionError("the duplicate row was accepted")
     finally:
         engine.dispose()
+
+
+def test_a_compiled_statement_binds_by_name_keeps_literals_and_names_its_columns(tmp_path) -> None:
+    import sqlalchemy as sa
+    from egov_common.db import CompiledStatement, make_engine
+
+    meta = sa.MetaData()
+    docs = sa.Table("docs", meta, sa.Column("id", sa.String, primary_key=True),
+                    sa.Column("status", sa.String), sa.Column("n", sa.Integer))
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    meta.create_all(engine)
+    insert = CompiledStatement(sa.insert(docs), engine.dialect)
+    active = CompiledStatement(
+        sa.select(docs.c.id, docs.c.n).where(
+            docs.c.status == "active", docs.c.n > sa.bindparam("min")
+        ),
+        engine.dialect,
+    )
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        insert.execute_many(cursor, [{"id": "a", "status": "active", "n": 5},
+                                     {"id": "b", "status": "revoked", "n": 9},
+                                     {"id": "c", "status": "active", "n": 1}])
+        assert insert.execute(cursor, {"id": "d", "status": "active", "n": 7}) == 1
+        rows = active.rows(cursor, {"min": 2})
+    finally:
+        raw.close()
+        engine.dispose()
+    assert sorted((r.id, r.n) for r in rows) == [("a", 5), ("d", 7)]  # 'active' stayed bound

@@ -24,33 +24,12 @@ from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
 import sqlalchemy as sa
+from egov_common.db import CompiledStatement
 from sqlalchemy.engine import Engine
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from egov_identity.storage import tables as t
 
-__all__ = ["HotConnection", "HotPath", "Statement"]
-
-
-class Statement:
-    """A Core statement compiled once for ``dialect``."""
-
-    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
-        self.sql = str(compiled)
-        self._positions = tuple(compiled.positiontup or ()) if compiled.positional else None
-        # Values written into the statement are bound parameters too.
-        self._literals = {k: v for k, v in compiled.params.items() if v is not None}
-        self.names: tuple[str, ...] = ()
-        if isinstance(statement, sa.Select):
-            self.names = tuple(str(column.key) for column in statement.selected_columns)
-
-    def params(self, values: Mapping[str, Any]) -> Any:
-        if self._literals:
-            values = {**self._literals, **values}
-        if self._positions is None:
-            return values
-        return tuple([values[name] for name in self._positions])
+__all__ = ["HotConnection", "HotPath"]
 
 
 def _b(name: str) -> sa.BindParameter[Any]:
@@ -62,23 +41,24 @@ class Statements:
 
     def __init__(self, dialect: sa.Dialect) -> None:
         r, c, p, j = t.refresh_tokens, t.authorization_codes, t.persons, t.used_jtis
-        self.insert_jti = Statement(sa.insert(j), dialect)
-        self.refresh_token = Statement(
+        self.insert_jti = CompiledStatement(sa.insert(j), dialect)
+        self.refresh_token = CompiledStatement(
             sa.select(r).where(r.c.token_hash == _b("token_hash")), dialect)
         # Consumed only while neither used nor revoked: a token revoked after it was read is
         # not rotated (RFC 9700 section 4.14.2).
-        self.consume_refresh = Statement(
+        self.consume_refresh = CompiledStatement(
             sa.update(r).where(r.c.token_hash == _b("token_hash"), r.c.used_at.is_(None),
                                r.c.revoked_at.is_(None)).values(used_at=_b("now")), dialect)
-        self.insert_refresh = Statement(sa.insert(r), dialect)
-        self.revoke_family = Statement(
+        self.insert_refresh = CompiledStatement(sa.insert(r), dialect)
+        self.revoke_family = CompiledStatement(
             sa.update(r).where(r.c.family_id == _b("family_id"), r.c.revoked_at.is_(None))
             .values(revoked_at=_b("now")), dialect)
-        self.code = Statement(sa.select(c).where(c.c.code_hash == _b("code_hash")), dialect)
-        self.consume_code = Statement(
+        self.code = CompiledStatement(sa.select(c).where(c.c.code_hash == _b("code_hash")), dialect)
+        self.consume_code = CompiledStatement(
             sa.update(c).where(c.c.code_hash == _b("code_hash"), c.c.used_at.is_(None))
             .values(used_at=_b("now"), family_id=_b("family_id")), dialect)
-        self.person = Statement(sa.select(p).where(p.c.person_id == _b("person_id")), dialect)
+        self.person = CompiledStatement(
+            sa.select(p).where(p.c.person_id == _b("person_id")), dialect)
 
 
 class HotConnection:
@@ -91,7 +71,7 @@ class HotConnection:
         self._connection = connection
         self._cursor = connection.cursor()
 
-    def one(self, statement: Statement, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    def one(self, statement: CompiledStatement, values: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row, as a dict by column name; ``None`` when there is none. (Every row is
         fetched: on SQLite an unfinished statement would keep its read transaction open.)"""
         try:
@@ -101,7 +81,7 @@ class HotConnection:
             raise self._hot.wrapped(exc, self._connection, self._cursor, statement.sql) from exc
         return dict(zip(statement.names, rows[0], strict=True)) if rows else None
 
-    def run(self, statement: Statement, values: Mapping[str, Any]) -> int:
+    def run(self, statement: CompiledStatement, values: Mapping[str, Any]) -> int:
         """Execute; returns the number of rows changed."""
         try:
             self._cursor.execute(statement.sql, statement.params(values))
@@ -155,7 +135,7 @@ class HotPath:
         finally:
             hot._close()
 
-    def one(self, statement: Statement, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    def one(self, statement: CompiledStatement, values: Mapping[str, Any]) -> dict[str, Any] | None:
         """:meth:`HotConnection.one` on a connection of its own."""
         with self.connect() as connection:
             return connection.one(statement, values)

@@ -13,7 +13,6 @@ import json
 import os
 import threading
 import weakref
-from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -23,7 +22,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from egov_common.clock import Clock
-from egov_common.db import make_engine
+from egov_common.db import CompiledStatement, make_engine
 from egov_common.errors import (
     AlreadyExists,
     DataLoss,
@@ -38,7 +37,6 @@ from egov_pki import merkle
 from egov_pki.merkle import NodeKey
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from ..domain import rules
 from ..domain.model import (
@@ -139,69 +137,31 @@ def _nodes_select(count: int) -> sa.Select[Any]:
 MAX_LOG_ENTRIES = 1000
 
 
-class _Sql:
-    """A Core statement compiled once for one dialect and run on the DB-API cursor.
-
-    The hot paths (document reads, the log's appends) use these: SQLAlchemy's per-execution
-    work (cache lookup, parameter and result processing) costs several times the query itself
-    on SQLite, and their columns (text, integers, bytes) need no processing with either
-    driver. Rows come back as named tuples, like SQLAlchemy's.
-    """
-
-    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
-        self.sql = str(compiled)
-        self._positions = tuple(compiled.positiontup or ()) if compiled.positional else None
-        # Values written into the statement (``id == 1``) are bound parameters too.
-        self._literals = {k: v for k, v in compiled.params.items() if v is not None}
-        self._row: Callable[[Iterable[Any]], Any] | None = None
-        if isinstance(statement, sa.Select):
-            names = [str(column.key) for column in statement.selected_columns]
-            self._row = namedtuple("Row", names)._make  # type: ignore[attr-defined]
-
-    def params(self, values: Mapping[str, Any]) -> Any:
-        if self._literals:
-            values = {**self._literals, **values}
-        if self._positions is None:
-            return values
-        return tuple([values[name] for name in self._positions])
-
-    def rows(self, cursor: Any, values: Mapping[str, Any]) -> list[Any]:
-        cursor.execute(self.sql, self.params(values))
-        make = self._row
-        assert make is not None
-        return [make(row) for row in cursor.fetchall()]
-
-    def execute(self, cursor: Any, values: Mapping[str, Any]) -> None:
-        cursor.execute(self.sql, self.params(values))
-
-    def execute_many(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-        cursor.executemany(self.sql, [self.params(row) for row in rows])
-
-
 class _Statements:
     """The prepared statements of one dialect (nodes lookups by count, on first use)."""
 
     def __init__(self, dialect: sa.Dialect) -> None:
         self._dialect = dialect
-        self.one_document = _Sql(_ONE_DOCUMENT, dialect)
-        self.ids_by_hash = _Sql(_IDS_BY_HASH, dialect)
-        self.tree_size = _Sql(_TREE_SIZE, dialect)
-        self.tree_size_for_update = _Sql(_TREE_SIZE.with_for_update(), dialect)
-        self.set_tree_size = _Sql(_SET_TREE_SIZE, dialect)
+        self.one_document = CompiledStatement(_ONE_DOCUMENT, dialect)
+        self.ids_by_hash = CompiledStatement(_IDS_BY_HASH, dialect)
+        self.tree_size = CompiledStatement(_TREE_SIZE, dialect)
+        self.tree_size_for_update = CompiledStatement(_TREE_SIZE.with_for_update(), dialect)
+        self.set_tree_size = CompiledStatement(_SET_TREE_SIZE, dialect)
         self.inserts = {
-            table.name: _Sql(_INSERTS[table.name], dialect)
+            table.name: CompiledStatement(_INSERTS[table.name], dialect)
             for table in (_DOCS, _CHANGES, _KEYS, _NODES, _LEAVES)
         }
-        self._by_count: dict[tuple[Callable[[int], sa.Select[Any]], int], _Sql] = {}
+        self._by_count: dict[tuple[Callable[[int], sa.Select[Any]], int], CompiledStatement] = {}
 
-    def _counted(self, make: Callable[[int], sa.Select[Any]], count: int) -> _Sql:
+    def _counted(self, make: Callable[[int], sa.Select[Any]], count: int) -> CompiledStatement:
         statement = self._by_count.get((make, count))
         if statement is None:
-            statement = self._by_count[(make, count)] = _Sql(make(count), self._dialect)
+            statement = self._by_count[(make, count)] = CompiledStatement(
+                make(count), self._dialect
+            )
         return statement
 
-    def nodes(self, count: int) -> _Sql:
+    def nodes(self, count: int) -> CompiledStatement:
         return self._counted(_nodes_select, count)
 
     def rows_among(
