@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -116,6 +118,42 @@ def test_concurrent_registrations_are_committed_in_groups(store: RegistryStore) 
             merkle.leaf_hash(entry.leaf_data), index, head.tree_size, path, proof_head.root_hash
         )
     assert proof_head.root_hash == head.root_hash
+
+
+def test_writers_of_forked_processes_queue_on_one_file_lock(store: RegistryStore) -> None:
+    """Writers of several processes on one SQLite file take turns on the store's file lock: a
+    forked worker has a lock of its own (sharing the parent's open file would let both in),
+    and a registration waits while another process writes, then appends."""
+    _register(store, ISSUER, _registration(0))  # the parent has used (opened) its lock
+    held_read, held_write = os.pipe()
+    release_read, release_write = os.pipe()
+    pid = os.fork()  # as serve() forks its workers: with no transaction open
+    if pid == 0:  # the other process: hold the writer lock until told; never return into pytest
+        code = 1
+        try:
+            with store._file_lock:  # type: ignore[union-attr]
+                os.write(held_write, b"!")
+                os.read(release_read, 1)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(held_write)  # the child's ends: a child that dies gives EOF, not a hang
+    os.close(release_read)
+    try:
+        assert os.read(held_read, 1) == b"!"
+        with ThreadPoolExecutor(1) as pool:
+            registering = pool.submit(_register, store, ISSUER, _registration(1))
+            with pytest.raises(FutureTimeout):
+                registering.result(timeout=0.5)  # waits for the other process
+            os.write(release_write, b"!")
+            outcome = registering.result(timeout=30)  # and appends once it is let in
+        assert outcome.document.history[0].leaf_index == 1  # type: ignore[attr-defined]
+    finally:
+        os.close(release_write)  # EOF releases the child if the test failed before
+        _, status = os.waitpid(pid, 0)
+        os.close(held_read)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.tree_size() == 2
 
 
 def test_unreachable_database_is_unavailable_so_clients_retry() -> None:

@@ -9,6 +9,7 @@ and a registration and its leaf commit together or not at all.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
@@ -87,10 +88,12 @@ _WITH_HISTORY = (
     .order_by(_DOCS.c.document_id, _CHANGES.c.seq)
 )
 _ONE_DOCUMENT = _WITH_HISTORY.where(_DOCS.c.document_id == sa.bindparam("document_id"))
-_IDS_BY_HASH = (
-    sa.select(_DOCS.c.document_id)
-    .where(_DOCS.c.sha256 == sa.bindparam("sha256"))
-    .order_by(_DOCS.c.registered_at_ms, _DOCS.c.document_id)
+# Every document with this digest (one per issuer that registered it), oldest first, with its
+# history: one round trip.
+_BY_HASH = (
+    _WITH_HISTORY.where(_DOCS.c.sha256 == sa.bindparam("sha256"))
+    .order_by(None)
+    .order_by(_DOCS.c.registered_at_ms, _DOCS.c.document_id, _CHANGES.c.seq)
 )
 
 _TREE_SIZE = sa.select(_HEAD.c.tree_size).where(_HEAD.c.id == 1)
@@ -143,7 +146,7 @@ class _Statements:
     def __init__(self, dialect: sa.Dialect) -> None:
         self._dialect = dialect
         self.one_document = CompiledStatement(_ONE_DOCUMENT, dialect)
-        self.ids_by_hash = CompiledStatement(_IDS_BY_HASH, dialect)
+        self.by_hash = CompiledStatement(_BY_HASH, dialect)
         self.tree_size = CompiledStatement(_TREE_SIZE, dialect)
         self.tree_size_for_update = CompiledStatement(_TREE_SIZE.with_for_update(), dialect)
         self.set_tree_size = CompiledStatement(_SET_TREE_SIZE, dialect)
@@ -368,6 +371,7 @@ class RegistryStore:
         )
         self.log_id = merkle.log_id(log_key.public_key())
         self._write_lock = threading.RLock()
+        self._file_lock = _FileLock(_sqlite_lock_path(database_url)) if self._sqlite else None
         # (tree size, the nodes its next append needs) as of this process's last commit: saves
         # reading them again when no other process appended since.
         self._frontier: tuple[int, dict[NodeKey, bytes]] | None = None
@@ -395,10 +399,14 @@ class RegistryStore:
         if self._write_engine is not self._read_engine:
             self._write_engine.dispose(close=False)
         self._write_lock = threading.RLock()
+        if self._file_lock is not None:
+            self._file_lock.after_fork()
         self._queue_lock = threading.Lock()
         self._queue = []
 
     def close(self) -> None:
+        if self._file_lock is not None:
+            self._file_lock.close()
         while self._idle_readers:
             self._idle_readers.pop().close()
         self._read_engine.dispose()
@@ -420,6 +428,24 @@ class RegistryStore:
             ) from exc
 
     @contextmanager
+    def _write_transaction(self) -> Iterator[Connection]:
+        """A write transaction of this process's one writer at a time; commits on normal exit.
+
+        SQLite: writers of every process on the file queue on a file lock first, so they wait
+        in the kernel and start the moment the previous one commits; SQLite's own busy handler
+        would have them sleep and poll (up to 100 ms a turn), which made a second process
+        slow registrations down instead of speeding them up. ``BEGIN IMMEDIATE`` still takes
+        SQLite's write lock, which is what keeps other writers (tools, migrations) out.
+        """
+        with self._write_lock:
+            if self._file_lock is None:
+                with self._write_engine.begin() as conn:
+                    yield conn
+            else:
+                with self._file_lock, self._write_engine.begin() as conn:
+                    yield conn
+
+    @contextmanager
     def _locked_log(self) -> Iterator[_Appender]:
         """A write transaction holding the log lock; commits on normal exit.
 
@@ -428,8 +454,8 @@ class RegistryStore:
         """
         head = self._sql.tree_size if self._sqlite else self._sql.tree_size_for_update
         try:
-            with self._write_lock:
-                with self._write_engine.begin() as conn:
+            with self._write_lock:  # (re-entered by _write_transaction)
+                with self._write_transaction() as conn:
                     cursor = conn.connection.cursor()
                     try:
                         size = int(head.rows(cursor, {})[0].tree_size)
@@ -460,7 +486,7 @@ class RegistryStore:
         reservation = Reservation(
             rules.new_document_id(), issuer, document_type, now + self._reservation_ttl_ms
         )
-        with self._write_lock, self._write_engine.begin() as conn:
+        with self._write_transaction() as conn:
             conn.execute(
                 sa.insert(_RESERVATIONS).values(
                     document_id=reservation.document_id,
@@ -864,19 +890,10 @@ class RegistryStore:
 
     def lookup_by_hash(self, sha256: bytes) -> list[Document]:
         rules.check_sha256(sha256)
-
-        def rows(cursor: Any) -> tuple[list[str], list[Any]]:
-            ids = [
-                row.document_id for row in self._sql.ids_by_hash.rows(cursor, {"sha256": sha256})
-            ]
-            found: list[Any] = []
-            for document_id in ids:  # usually one: several only when issuers share a digest
-                found += self._sql.one_document.rows(cursor, {"document_id": document_id})
-            return ids, found
-
-        ids, found_rows = self._read(rows)
-        found = _documents(found_rows)
-        return [found[i] for i in ids if i in found]
+        found = _documents(
+            self._read(lambda cursor: self._sql.by_hash.rows(cursor, {"sha256": sha256}))
+        )
+        return list(found.values())  # in the query's order: registered_at, document_id
 
     def list_documents(self, query: DocumentQuery, page_size: int, page_token: str) -> Page:
         size = rules.page_size(page_size)
@@ -1108,6 +1125,45 @@ def _change_row(document_id: str, seq: int, change: StatusChange) -> dict[str, A
         "reason_text": change.reason_text,
         "superseded_by": change.superseded_by,
     }
+
+
+def _sqlite_lock_path(database_url: str) -> str | None:
+    """``<database file>.writer-lock`` beside a SQLite file; ``None`` for an in-memory one."""
+    database = sa.make_url(database_url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database + ".writer-lock"
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a file, opened once per process (a forked worker opens its own:
+    the lock belongs to the open file, which a fork would share). The kernel releases it when
+    the process dies, so a killed writer never leaves the registry locked."""
+
+    def __init__(self, path: str | None) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        if self._path is None:
+            return
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's open file (closing this copy keeps the
+        parent's lock) and open a file of its own on first use."""
+        self.close()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _sqlite_cache(dbapi_connection: Any, _record: Any) -> None:
