@@ -88,12 +88,10 @@ _WITH_HISTORY = (
     .order_by(_DOCS.c.document_id, _CHANGES.c.seq)
 )
 _ONE_DOCUMENT = _WITH_HISTORY.where(_DOCS.c.document_id == sa.bindparam("document_id"))
-# Every document with this digest (one per issuer that registered it), oldest first, with its
-# history: one round trip.
-_BY_HASH = (
-    _WITH_HISTORY.where(_DOCS.c.sha256 == sa.bindparam("sha256"))
-    .order_by(None)
-    .order_by(_DOCS.c.registered_at_ms, _DOCS.c.document_id, _CHANGES.c.seq)
+_IDS_BY_HASH = (
+    sa.select(_DOCS.c.document_id)
+    .where(_DOCS.c.sha256 == sa.bindparam("sha256"))
+    .order_by(_DOCS.c.registered_at_ms, _DOCS.c.document_id)
 )
 
 _TREE_SIZE = sa.select(_HEAD.c.tree_size).where(_HEAD.c.id == 1)
@@ -146,7 +144,7 @@ class _Statements:
     def __init__(self, dialect: sa.Dialect) -> None:
         self._dialect = dialect
         self.one_document = CompiledStatement(_ONE_DOCUMENT, dialect)
-        self.by_hash = CompiledStatement(_BY_HASH, dialect)
+        self.ids_by_hash = CompiledStatement(_IDS_BY_HASH, dialect)
         self.tree_size = CompiledStatement(_TREE_SIZE, dialect)
         self.tree_size_for_update = CompiledStatement(_TREE_SIZE.with_for_update(), dialect)
         self.set_tree_size = CompiledStatement(_SET_TREE_SIZE, dialect)
@@ -890,10 +888,19 @@ class RegistryStore:
 
     def lookup_by_hash(self, sha256: bytes) -> list[Document]:
         rules.check_sha256(sha256)
-        found = _documents(
-            self._read(lambda cursor: self._sql.by_hash.rows(cursor, {"sha256": sha256}))
-        )
-        return list(found.values())  # in the query's order: registered_at, document_id
+
+        def rows(cursor: Any) -> tuple[list[str], list[Any]]:
+            ids = [
+                row.document_id for row in self._sql.ids_by_hash.rows(cursor, {"sha256": sha256})
+            ]
+            found: list[Any] = []
+            for document_id in ids:  # usually one: several only when issuers share a digest
+                found += self._sql.one_document.rows(cursor, {"document_id": document_id})
+            return ids, found
+
+        ids, found_rows = self._read(rows)
+        found = _documents(found_rows)
+        return [found[i] for i in ids if i in found]
 
     def list_documents(self, query: DocumentQuery, page_size: int, page_token: str) -> Page:
         size = rules.page_size(page_size)
