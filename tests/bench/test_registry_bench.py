@@ -4,9 +4,11 @@ Registrations/s (one per call, and batched) and lookups/s over gRPC against a re
 ``python -m egov_registry`` process, on SQLite and (when EGOV_TEST_POSTGRES_URL is set)
 PostgreSQL, at 10k documents (100k with EGOV_BENCH_LARGE=1); inclusion-proof time at 1M leaves.
 Each configuration runs with one serving process and with two (EGOV_REGISTRY_PROCESSES=2,
-figures ``..._2_processes``). Every client thread has its own connection, as separate clients
-would (one shared connection would reach only one of the workers). The load generator runs on
-the same two cores as the server, so the figures are pessimistic.
+figures ``..._2_processes``). Every client has its own connection, as separate clients would
+(one shared connection would reach only one of the workers), and the clients run in
+LOAD_PROCESSES processes (``egov_testing.load``: one Python process driving all of them spends
+much of its CPU on its own GIL). The load generator runs on the same two cores as the server,
+so the figures are pessimistic.
 Figures go to bench/results-registry.json.
 """
 
@@ -20,7 +22,6 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from egov_pki import merkle
 from egov_pki.identifiers import check_digit
 from egov_registry.storage.schema import migrate
 from egov_registry.storage.store import RegistryStore
+from egov_testing.load import run_clients
 from egov_testing.processes import start_service
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results-registry.json"
@@ -44,6 +46,7 @@ TOKEN = "bench-issuer"
 STATIC_TOKENS = {TOKEN: {"subject": "bench", "scopes": ["registry:issue"], "agency": AGENCY}}
 SIZES = [10_000, 100_000] if os.environ.get("EGOV_BENCH_LARGE") else [10_000]
 CLIENTS = 8
+LOAD_PROCESSES = 2
 
 _results: dict[str, Any] = {}
 
@@ -66,23 +69,50 @@ def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
-def _rate(count: int, work: Callable[[], None]) -> float:
-    started = time.perf_counter()
-    work()
-    return count / (time.perf_counter() - started)
+def _rate_of_clients(
+    job: Callable[[grpc.Channel, list[Any]], None], items: list[Any], address: str, clients: int
+) -> float:
+    """Items per second when ``clients`` clients share ``items`` out and run ``job`` on them."""
+    shares = [items[c::clients] for c in range(clients)]
+    return len(items) / run_clients(job, address, shares, processes=LOAD_PROCESSES)
 
 
-def _parallel(
-    items: list[Any], clients: int, job: Callable[[RegistryClient, list[Any]], None], address: str
-) -> None:
-    def run(share: list[Any]) -> None:
-        # A connection of its own (grpc shares one per address within a process otherwise).
-        channel = grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
-        with channel, RegistryClient(channel, token=TOKEN, deadline=60) as client:
-            job(client, share)
+# The clients' jobs: module-level, as the load processes import them by name.
 
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(run, [items[c::clients] for c in range(clients)]))
+
+def _client(channel: grpc.Channel) -> RegistryClient:
+    return RegistryClient(channel, token=TOKEN, deadline=60)
+
+
+def _register_batches(channel: grpc.Channel, share: list[Any]) -> None:
+    with _client(channel) as client:
+        for start in range(0, len(share), 500):
+            results = client.register_many(share[start : start + 500])
+            assert all(not isinstance(r, Exception) for r in results)
+
+
+def _register_each(channel: grpc.Channel, share: list[Any]) -> None:
+    with _client(channel) as client:
+        for item in share:
+            client.register_request(item)
+
+
+def _get_each(channel: grpc.Channel, share: list[str]) -> None:
+    with _client(channel) as client:
+        for document_id in share:
+            client.get_document(document_id)
+
+
+def _lookup_each(channel: grpc.Channel, share: list[bytes]) -> None:
+    with _client(channel) as client:
+        for digest in share:
+            assert client.lookup_by_hash(digest)
+
+
+def _verify_each(channel: grpc.Channel, share: list[str]) -> None:
+    with _client(channel) as client:
+        for document_id in share:
+            client.verify_document(document_id)
 
 
 @pytest.mark.parametrize("processes", [1, 2])
@@ -119,25 +149,14 @@ def test_registrations_and_lookups_over_grpc(
 
         # Batched: fill the registry to `size` with RegisterDocuments(500) from 4 clients.
         fill = requests("fill", size - 2_000)
-
-        def batched(client: RegistryClient, share: list[Any]) -> None:
-            for start in range(0, len(share), 500):
-                results = client.register_many(share[start : start + 500])
-                assert all(not isinstance(r, Exception) for r in results)
-
         figures["batched_registrations_per_s"] = round(
-            _rate(len(fill), lambda: _parallel(fill, 4, batched, address))
+            _rate_of_clients(_register_batches, fill, address, 4)
         )
 
         # One registration per call from 8 clients.
         single = requests("single", 2_000)
-
-        def one_by_one(client: RegistryClient, share: list[Any]) -> None:
-            for item in share:
-                client.register_request(item)
-
         figures["single_registrations_per_s"] = round(
-            _rate(len(single), lambda: _parallel(single, CLIENTS, one_by_one, address))
+            _rate_of_clients(_register_each, single, address, CLIENTS)
         )
 
         with RegistryClient(address) as client:
@@ -151,30 +170,15 @@ def test_registrations_and_lookups_over_grpc(
                 ).documents
             ]
         lookups = [random.Random(i).choice(sample) for i in range(5_000)]
-
-        def get(client: RegistryClient, share: list[str]) -> None:
-            for document_id in share:
-                client.get_document(document_id)
-
         figures["get_document_per_s"] = round(
-            _rate(len(lookups), lambda: _parallel(lookups, CLIENTS, get, address))
+            _rate_of_clients(_get_each, lookups, address, CLIENTS)
         )
         hashes = [_digest(f"fill {random.Random(i).randrange(len(fill))}") for i in range(5_000)]
-
-        def by_hash(client: RegistryClient, share: list[bytes]) -> None:
-            for digest in share:
-                assert client.lookup_by_hash(digest)
-
         figures["lookup_by_hash_per_s"] = round(
-            _rate(len(hashes), lambda: _parallel(hashes, CLIENTS, by_hash, address))
+            _rate_of_clients(_lookup_each, hashes, address, CLIENTS)
         )
-
-        def prove(client: RegistryClient, share: list[str]) -> None:
-            for document_id in share[:100]:
-                client.verify_document(document_id)
-
         figures["verified_documents_per_s"] = round(
-            _rate(CLIENTS * 100, lambda: _parallel(lookups, CLIENTS, prove, address))
+            _rate_of_clients(_verify_each, lookups[: CLIENTS * 100], address, CLIENTS)
         )
     suffix = "" if processes == 1 else f"_{processes}_processes"
     _results[f"grpc_{backend}_{size}{suffix}"] = figures
