@@ -232,6 +232,8 @@ class _RegistrationJob:
     outcomes: dict[int, RegistrationOutcome | EgovError] = field(default_factory=dict)
     error: EgovError | None = None
     done: bool = False
+    #: Set when the job is done, or when its caller is to commit the next group.
+    wake: threading.Event = field(default_factory=threading.Event)
 
 
 class _Appender:
@@ -376,6 +378,7 @@ class RegistryStore:
         self._idle_readers: list[Any] = []  # SQLite: DB-API read connections not in use
         self._queue_lock = threading.Lock()
         self._queue: list[_RegistrationJob] = []
+        self._leading = False  # a caller is committing a group (see _group_commit)
         self.public_key_der = log_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -401,6 +404,7 @@ class RegistryStore:
             self._file_lock.after_fork()
         self._queue_lock = threading.Lock()
         self._queue = []
+        self._leading = False
 
     def close(self) -> None:
         if self._file_lock is not None:
@@ -521,17 +525,47 @@ class RegistryStore:
                 pending.append((position, registration))
         if pending:
             job = _RegistrationJob(actor, pending)
-            with self._queue_lock:
-                self._queue.append(job)
-            with self._write_lock:
-                if not job.done:
-                    with self._queue_lock:
-                        jobs, self._queue = self._queue, []
-                    self._run_jobs(jobs)
+            self._group_commit(job)
             if job.error is not None:
                 raise job.error
             results.update(job.outcomes)
         return [results[position] for position in range(len(registrations))]
+
+    def _group_commit(self, job: _RegistrationJob) -> None:
+        """Queue ``job`` and return once it is committed (or failed).
+
+        One caller at a time commits: the first to arrive takes the queue (its own job and
+        whatever came while it waited) and commits it in one transaction, sets every other
+        job of that group done, and hands the lead to the oldest job queued meanwhile. The
+        others sleep until their job is done or it is their turn to lead: one wake-up each.
+        (Waiting on the writer lock instead, each waiter had to take the lock in turn only to
+        find its job done, and most groups were of one.)
+        """
+        with self._queue_lock:
+            self._queue.append(job)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            job.wake.wait()
+            if job.done:
+                return
+        jobs: list[_RegistrationJob] = []
+        successor: _RegistrationJob | None = None
+        try:
+            with self._queue_lock:
+                jobs, self._queue = self._queue, []
+            self._run_jobs(jobs)  # marks every job done, with its outcomes or its error
+        finally:
+            for other in jobs:
+                if other is not job:
+                    other.wake.set()
+            with self._queue_lock:
+                if self._queue:
+                    successor = self._queue[0]
+                else:
+                    self._leading = False
+            if successor is not None:
+                successor.wake.set()
 
     def _run_jobs(self, jobs: list[_RegistrationJob]) -> None:
         flat = [
