@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib
 import importlib.resources
+import os
+import threading
 import zlib
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
@@ -14,7 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["CompiledStatement", "make_engine", "migrations_dir", "upgrade_to_head"]
+__all__ = [
+    "CompiledStatement",
+    "WriterTurn",
+    "make_engine",
+    "migrations_dir",
+    "upgrade_to_head",
+]
 
 #: How long a SQLite writer waits for another writer's lock (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -52,6 +62,69 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+class WriterTurn:
+    """One writer at a time on a database: ``with turn:`` around a write transaction.
+
+    This process's threads take turns on a re-entrant lock. On a SQLite file the processes also
+    take turns, on a blocking ``flock`` of ``<database>.write-lock`` beside it: a waiting writer
+    starts the moment the previous one is done, where SQLite's busy handler would have it sleep
+    1, 2, 5, 10, ... up to 100 ms between tries (a second worker process then slowed writes
+    down). ``BEGIN IMMEDIATE`` still takes SQLite's own lock, which keeps other writers (tools,
+    migrations) out; on PostgreSQL only the in-process lock is taken. The kernel releases the
+    file lock of a process that dies. Re-entering in the thread that holds the turn does not
+    take the file lock again. A forked child calls :meth:`after_fork` before its first write
+    (``egov_common.forking.in_forked_children``): it must not take the parent's lock, nor
+    share the parent's open lock file, whose lock would then be both of theirs.
+    """
+
+    def __init__(self, url: str | sa.URL) -> None:
+        parsed = sa.make_url(url)
+        database = parsed.database or ""
+        on_file = (
+            parsed.get_backend_name() == "sqlite"
+            and database not in ("", ":memory:")
+            and not database.startswith("file:")
+        )
+        #: The lock file, or ``None`` (PostgreSQL, in-memory SQLite).
+        self.path = f"{database}.write-lock" if on_file else None
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        try:
+            if self._depth == 0 and self.path is not None:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock, and the parent's lock file forgotten (closing this
+        copy leaves the parent's lock alone); the child opens its own on its first write."""
+        self._lock = threading.RLock()
+        self._depth = 0
+        self.close()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
 
 
 def migrations_dir(migrations: str | Path) -> Path:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
-from egov_common.db import make_engine, upgrade_to_head
+from egov_common.db import WriterTurn, make_engine, upgrade_to_head
 
 
 def test_sqlite_engine_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
@@ -67,8 +70,13 @@ def test_a_compiled_statement_binds_by_name_keeps_literals_and_names_its_columns
     from egov_common.db import CompiledStatement, make_engine
 
     meta = sa.MetaData()
-    docs = sa.Table("docs", meta, sa.Column("id", sa.String, primary_key=True),
-                    sa.Column("status", sa.String), sa.Column("n", sa.Integer))
+    docs = sa.Table(
+        "docs",
+        meta,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("status", sa.String),
+        sa.Column("n", sa.Integer),
+    )
     engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
     meta.create_all(engine)
     insert = CompiledStatement(sa.insert(docs), engine.dialect)
@@ -81,12 +89,41 @@ def test_a_compiled_statement_binds_by_name_keeps_literals_and_names_its_columns
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        insert.execute_many(cursor, [{"id": "a", "status": "active", "n": 5},
-                                     {"id": "b", "status": "revoked", "n": 9},
-                                     {"id": "c", "status": "active", "n": 1}])
+        insert.execute_many(
+            cursor,
+            [
+                {"id": "a", "status": "active", "n": 5},
+                {"id": "b", "status": "revoked", "n": 9},
+                {"id": "c", "status": "active", "n": 1},
+            ],
+        )
         assert insert.execute(cursor, {"id": "d", "status": "active", "n": 7}) == 1
         rows = active.rows(cursor, {"min": 2})
     finally:
         raw.close()
         engine.dispose()
     assert sorted((r.id, r.n) for r in rows) == [("a", 5), ("d", 7)]  # 'active' stayed bound
+
+
+def test_writer_turn_locks_a_file_beside_a_sqlite_database_only(tmp_path: Path) -> None:
+    on_file = WriterTurn(f"sqlite:///{tmp_path / 'service.db'}")
+    assert on_file.path == f"{tmp_path / 'service.db'}.write-lock"
+    assert WriterTurn("sqlite://").path is None
+    assert WriterTurn("sqlite:///:memory:").path is None
+    assert WriterTurn("postgresql+psycopg://db.internal/registry").path is None
+
+
+def test_writer_turn_keeps_other_processes_out_until_released(tmp_path: Path) -> None:
+    turn = WriterTurn(f"sqlite:///{tmp_path / 'service.db'}")
+    other = os.open(f"{tmp_path / 'service.db'}.write-lock", os.O_RDWR | os.O_CREAT)
+    try:
+        with turn:
+            with turn:  # re-entered by the same thread: no second lock, no deadlock
+                pass
+            with pytest.raises(BlockingIOError):  # another process's writer must wait
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released with the outer turn
+        fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        os.close(other)
+        turn.close()

@@ -30,7 +30,7 @@ def _run_queued(keys, calls: list[Callable[[], object]], queued: int) -> list[ob
             results[i] = exc.reason
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    with repository._write_lock:
+    with repository._turn:
         for t in threads:
             t.start()
         deadline = time.monotonic() + 30

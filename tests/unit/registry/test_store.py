@@ -131,7 +131,7 @@ def test_writers_of_forked_processes_queue_on_one_file_lock(store: RegistryStore
     if pid == 0:  # the other process: hold the writer lock until told; never return into pytest
         code = 1
         try:
-            with store._file_lock:  # type: ignore[union-attr]
+            with store._turn:
                 os.write(held_write, b"!")
                 os.read(release_read, 1)
             code = 0

@@ -14,19 +14,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
-import fcntl
 import logging
-import os
 import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from egov_common.db import make_engine, upgrade_to_head
+from egov_common.db import WriterTurn, make_engine, upgrade_to_head
+from egov_common.forking import in_forked_children
 from egov_pki.identifiers import parse_identifier
 from sqlalchemy.engine import Connection, Engine
 
@@ -151,14 +149,10 @@ class KeysRepository:
         sqlite = hot_engine.dialect.name == "sqlite"
         # SQLite: take the write lock when the transaction starts, not at its first write.
         self._begin = "BEGIN IMMEDIATE" if sqlite else "BEGIN"
-        database = hot_engine.url.database or ""
-        on_file = sqlite and database not in ("", ":memory:") and not database.startswith("file:")
-        self._turn_path = f"{database}.write-lock" if on_file else None
-        self._turn_fd: tuple[int, int] | None = None  # (pid, fd): each process opens its own
-        self._turn_depth = 0
+        # One writer at a time: this process's threads, and the processes on a SQLite file.
+        self._turn = WriterTurn(hot_engine.url)
         self._statements: HotStatements | None = None
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
-        self._write_lock = threading.RLock()
         self._queue_lock = threading.Lock()
         self._queue: list[_Write] = []
         # (sequence, entry hash) of the head as this process's last commit left it; the next
@@ -174,14 +168,7 @@ class KeysRepository:
         # A worker forked by egov_common.server (EGOV_KEYS_PROCESSES > 1) must not use the
         # parent's pooled connections or locks: it drops them (without closing them under the
         # parent) and opens its own.
-        reference = weakref.ref(self)
-
-        def after_fork() -> None:
-            repository = reference()
-            if repository is not None:
-                repository._after_fork()
-
-        os.register_at_fork(after_in_child=after_fork)
+        in_forked_children(self, KeysRepository._after_fork)
 
     @classmethod
     def from_url(cls, url: str) -> KeysRepository:
@@ -199,9 +186,7 @@ class KeysRepository:
         return cls(make_engine(url), hot)
 
     def dispose(self) -> None:
-        if self._turn_fd is not None and self._turn_fd[0] == os.getpid():
-            os.close(self._turn_fd[1])
-        self._turn_fd = None
+        self._turn.close()
         idle, self._idle = self._idle, []
         for connection in idle:
             with contextlib.suppress(Exception):
@@ -210,18 +195,12 @@ class KeysRepository:
         self._hot.dispose()
 
     def _after_fork(self) -> None:
-        if self._turn_fd is not None:
-            # The parent's lock file description: this process opens its own.
-            with contextlib.suppress(OSError):
-                os.close(self._turn_fd[1])
-            self._turn_fd = None
-        self._turn_depth = 0
+        self._turn.after_fork()
         # The parent's connections are left alone: closing one here would end its session.
         _INHERITED.extend(self._idle)
         self._idle = []
         self._engine.dispose(close=False)
         self._hot.dispose(close=False)
-        self._write_lock = threading.RLock()
         self._queue_lock = threading.Lock()
         self._queue = []
         self._cache_lock = threading.Lock()
@@ -355,34 +334,9 @@ class KeysRepository:
             cursor.close()
 
     @contextlib.contextmanager
-    def _write_turn(self) -> Iterator[None]:
-        """This process's turn to write: its threads take turns on a lock and, on a SQLite
-        file, processes on a blocking file lock beside the database, which wakes the next
-        writer at once (SQLite's busy handler sleeps 1, 2, 5, 10, ... ms between tries)."""
-        with self._write_lock:
-            if self._turn_path is None or self._turn_depth:
-                self._turn_depth += 1
-                try:
-                    yield
-                finally:
-                    self._turn_depth -= 1
-                return
-            if self._turn_fd is None or self._turn_fd[0] != os.getpid():
-                fd = os.open(self._turn_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                self._turn_fd = (os.getpid(), fd)
-            fd = self._turn_fd[1]
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self._turn_depth = 1
-            try:
-                yield
-            finally:
-                self._turn_depth = 0
-                fcntl.flock(fd, fcntl.LOCK_UN)
-
-    @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
         """A SQLAlchemy transaction taking its turn with this process's other writes."""
-        with self._write_turn(), self._engine.begin() as conn:
+        with self._turn, self._engine.begin() as conn:
             yield conn
 
     def append_audit(self, event: AuditEvent, now: dt.datetime) -> AuditRecord:
@@ -395,7 +349,7 @@ class KeysRepository:
     def _submit(self, job: _Write) -> _Write:
         with self._queue_lock:
             self._queue.append(job)
-        with self._write_turn():
+        with self._turn:
             if not job.done:
                 with self._queue_lock:
                     batch, self._queue = self._queue, []

@@ -9,11 +9,8 @@ and a registration and its leaf commit together or not at all.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -23,7 +20,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from egov_common.clock import Clock
-from egov_common.db import CompiledStatement, make_engine
+from egov_common.db import CompiledStatement, WriterTurn, make_engine
 from egov_common.errors import (
     AlreadyExists,
     DataLoss,
@@ -34,6 +31,7 @@ from egov_common.errors import (
     NotFound,
     Unavailable,
 )
+from egov_common.forking import in_forked_children
 from egov_pki import merkle
 from egov_pki.merkle import NodeKey
 from sqlalchemy import exc as sa_exc
@@ -370,8 +368,7 @@ class RegistryStore:
             dbapi.IntegrityError,
         )
         self.log_id = merkle.log_id(log_key.public_key())
-        self._write_lock = threading.RLock()
-        self._file_lock = _FileLock(_sqlite_lock_path(database_url)) if self._sqlite else None
+        self._turn = WriterTurn(database_url)
         # (tree size, the nodes its next append needs) as of this process's last commit: saves
         # reading them again when no other process appended since.
         self._frontier: tuple[int, dict[NodeKey, bytes]] | None = None
@@ -385,30 +382,20 @@ class RegistryStore:
         # A worker forked by egov_common.server (EGOV_REGISTRY_PROCESSES > 1) must not use the
         # parent's pooled connections: it drops them (without closing them under the parent)
         # and opens its own; its appends are serialised with the others' by the database.
-        reference = weakref.ref(self)
-
-        def after_fork() -> None:
-            store = reference()
-            if store is not None:
-                store._after_fork()
-
-        os.register_at_fork(after_in_child=after_fork)
+        in_forked_children(self, RegistryStore._after_fork)
 
     def _after_fork(self) -> None:
         self._idle_readers = []  # the parent's: dropped, not closed
         self._read_engine.dispose(close=False)
         if self._write_engine is not self._read_engine:
             self._write_engine.dispose(close=False)
-        self._write_lock = threading.RLock()
-        if self._file_lock is not None:
-            self._file_lock.after_fork()
+        self._turn.after_fork()
         self._queue_lock = threading.Lock()
         self._queue = []
         self._leading = False
 
     def close(self) -> None:
-        if self._file_lock is not None:
-            self._file_lock.close()
+        self._turn.close()
         while self._idle_readers:
             self._idle_readers.pop().close()
         self._read_engine.dispose()
@@ -431,21 +418,10 @@ class RegistryStore:
 
     @contextmanager
     def _write_transaction(self) -> Iterator[Connection]:
-        """A write transaction of this process's one writer at a time; commits on normal exit.
-
-        SQLite: writers of every process on the file queue on a file lock first, so they wait
-        in the kernel and start the moment the previous one commits; SQLite's own busy handler
-        would have them sleep and poll (up to 100 ms a turn), which made a second process
-        slow registrations down instead of speeding them up. ``BEGIN IMMEDIATE`` still takes
-        SQLite's write lock, which is what keeps other writers (tools, migrations) out.
-        """
-        with self._write_lock:
-            if self._file_lock is None:
-                with self._write_engine.begin() as conn:
-                    yield conn
-            else:
-                with self._file_lock, self._write_engine.begin() as conn:
-                    yield conn
+        """A write transaction in this process's turn (``egov_common.db.WriterTurn``: one
+        writer at a time per process, and per SQLite file); commits on normal exit."""
+        with self._turn, self._write_engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def _locked_log(self) -> Iterator[_Appender]:
@@ -456,7 +432,7 @@ class RegistryStore:
         """
         head = self._sql.tree_size if self._sqlite else self._sql.tree_size_for_update
         try:
-            with self._write_lock:  # (re-entered by _write_transaction)
+            with self._turn:  # until the frontier is noted (re-entered by _write_transaction)
                 with self._write_transaction() as conn:
                     cursor = conn.connection.cursor()
                     try:
@@ -1166,45 +1142,6 @@ def _change_row(document_id: str, seq: int, change: StatusChange) -> dict[str, A
         "reason_text": change.reason_text,
         "superseded_by": change.superseded_by,
     }
-
-
-def _sqlite_lock_path(database_url: str) -> str | None:
-    """``<database file>.writer-lock`` beside a SQLite file; ``None`` for an in-memory one."""
-    database = sa.make_url(database_url).database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return database + ".writer-lock"
-
-
-class _FileLock:
-    """An exclusive ``flock`` on a file, opened once per process (a forked worker opens its own:
-    the lock belongs to the open file, which a fork would share). The kernel releases it when
-    the process dies, so a killed writer never leaves the registry locked."""
-
-    def __init__(self, path: str | None) -> None:
-        self._path = path
-        self._fd: int | None = None
-
-    def __enter__(self) -> None:
-        if self._path is None:
-            return
-        if self._fd is None:
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def after_fork(self) -> None:
-        """In a forked child: forget the parent's open file (closing this copy keeps the
-        parent's lock) and open a file of its own on first use."""
-        self.close()
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 def _sqlite_cache(dbapi_connection: Any, _record: Any) -> None:
