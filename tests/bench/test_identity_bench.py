@@ -56,12 +56,8 @@ REDIRECT = "http://127.0.0.1/cb"
 # Passes the password policy: not breached, and not containing the login name ("bench").
 PASSWORD = "lantern-" + secrets.token_urlsafe(12)
 #: configuration -> (separate processes, workers per process, PostgreSQL)
-SERVING = {
-    "1_process": (1, 1, False),
-    "2_process": (2, 1, False),
-    "2_workers": (1, 2, False),
-    "2_process_postgresql": (2, 1, True),
-}
+SERVING = {"1_process": (1, 1, False), "2_process": (2, 1, False), "2_workers": (1, 2, False),
+           "2_process_postgresql": (2, 1, True)}
 
 _results: dict[str, Any] = {}
 
@@ -72,11 +68,8 @@ def write_results() -> Iterator[None]:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     previous.update(_results)
-    previous["machine"] = {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
+    previous["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                           "platform": platform.platform()}
     RESULTS.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
 
 
@@ -145,50 +138,26 @@ class _Load:
 
 
 @contextlib.contextmanager
-def _serving(
-    tmp: Path,
-    processes: int,
-    workers: int,
-    admin: MachineKey,
-    machine: MachineKey,
-    database_url: str = "",
-) -> Iterator[list[ServiceProcess]]:
+def _serving(tmp: Path, processes: int, workers: int, admin: MachineKey, machine: MachineKey,
+             database_url: str = "") -> Iterator[list[ServiceProcess]]:
     bootstrap = tmp / "clients.json"
-    bootstrap.write_text(
-        json.dumps(
-            [
-                {
-                    "client_id": ADMIN,
-                    "grant_types": ["client_credentials"],
-                    "scopes": ["identity:admin", "identity:proofing"],
-                    "token_endpoint_auth_method": "private_key_jwt",
-                    "jwks_json": admin.jwks_json,
-                },
-                {
-                    "client_id": MACHINE,
-                    "grant_types": ["client_credentials"],
-                    "scopes": ["registry:issue", "keys:seal"],
-                    "agency": "TH-JUR:0994000165510",
-                    "token_endpoint_auth_method": "private_key_jwt",
-                    "jwks_json": machine.jwks_json,
-                },
-                {
-                    "client_id": PORTAL,
-                    "grant_types": ["authorization_code", "refresh_token"],
-                    "scopes": ["openid", "profile"],
-                    "redirect_uris": [REDIRECT],
-                },
-            ]
-        )
-    )
+    bootstrap.write_text(json.dumps([
+        {"client_id": ADMIN, "grant_types": ["client_credentials"],
+         "scopes": ["identity:admin", "identity:proofing"],
+         "token_endpoint_auth_method": "private_key_jwt", "jwks_json": admin.jwks_json},
+        {"client_id": MACHINE, "grant_types": ["client_credentials"],
+         "scopes": ["registry:issue", "keys:seal"], "agency": "TH-JUR:0994000165510",
+         "token_endpoint_auth_method": "private_key_jwt", "jwks_json": machine.jwks_json},
+        {"client_id": PORTAL, "grant_types": ["authorization_code", "refresh_token"],
+         "scopes": ["openid", "profile"], "redirect_uris": [REDIRECT]},
+    ]))
     issuer_port = free_port()
     env = {
         "EGOV_IDENTITY_KEK": base64.b64encode(secrets.token_bytes(32)).decode(),
         "EGOV_IDENTITY_DATABASE_URL": database_url or f"sqlite:///{tmp / 'identity.db'}",
         "EGOV_IDENTITY_BOOTSTRAP_CLIENTS_FILE": str(bootstrap),
         "EGOV_IDENTITY_ISSUER": f"http://127.0.0.1:{issuer_port}",
-        "EGOV_IDENTITY_POPULATION_SIZE": "20",
-        "EGOV_IDENTITY_POPULATION_SEED": "7",
+        "EGOV_IDENTITY_POPULATION_SIZE": "20", "EGOV_IDENTITY_POPULATION_SEED": "7",
         "EGOV_IDENTITY_LOG_LEVEL": "WARNING",
         "EGOV_IDENTITY_PROCESSES": str(workers),
     }
@@ -196,51 +165,40 @@ def _serving(
         procs = []
         for i in range(processes):
             (tmp / f"p{i}").mkdir(exist_ok=True)
-            procs.append(
-                stack.enter_context(start_service("egov_identity", env=env, data_dir=tmp / f"p{i}"))
-            )
+            procs.append(stack.enter_context(start_service(
+                "egov_identity", env=env, data_dir=tmp / f"p{i}")))
         yield procs
 
 
 def _enrol(client: IdentityClient, admin: MachineKey) -> str:
     token = client.client_credentials_token(ADMIN, admin, "identity:proofing")
-    citizen = next(
-        p for p in SyntheticPopulation(7, 20).people if p.identifier.startswith("TH-PID")
-    )
+    citizen = next(p for p in SyntheticPopulation(7, 20).people
+                   if p.identifier.startswith("TH-PID"))
     person_id, code = client.proof_citizen(token, citizen)
     from egov.identity.v1 import authentication_pb2 as auth_pb
-
     username = "bench"
-    client.call(
-        client.authn.SetPassword,
-        auth_pb.SetPasswordRequest(
-            person_id=person_id, enrolment_code=code, new_password=PASSWORD, username=username
-        ),
-    )
+    client.call(client.authn.SetPassword, auth_pb.SetPasswordRequest(
+        person_id=person_id, enrolment_code=code, new_password=PASSWORD, username=username))
     return username
 
 
 @pytest.mark.parametrize("serving", list(SERVING))
-def test_token_grants_per_second(
-    serving: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def test_token_grants_per_second(serving: str, tmp_path: Path,
+                                 request: pytest.FixtureRequest) -> None:
     processes, workers, postgresql = SERVING[serving]
     database_url = str(request.getfixturevalue("postgres_url")) if postgresql else ""
     admin, machine = MachineKey(), MachineKey()
     with _serving(tmp_path, processes, workers, admin, machine, database_url) as procs:
-        issuer = httpx.get(procs[0].http_url + "/.well-known/openid-configuration").json()["issuer"]
+        issuer = httpx.get(procs[0].http_url + "/.well-known/openid-configuration"
+                           ).json()["issuer"]
 
         def connect(slot: int) -> tuple[grpc.Channel, IdentityClient, httpx.Client]:
             proc = procs[slot % len(procs)]
             # A connection of its own (grpc shares one per address within a process otherwise).
             channel = grpc.insecure_channel(
-                proc.grpc_address, options=[("grpc.use_local_subchannel_pool", 1)]
-            )
-            return (
-                channel,
-                IdentityClient(channel, issuer=issuer),
-                httpx.Client(base_url=proc.http_url),
-            )
+                proc.grpc_address, options=[("grpc.use_local_subchannel_pool", 1)])
+            return (channel, IdentityClient(channel, issuer=issuer),
+                    httpx.Client(base_url=proc.http_url))
 
         setup_channel = grpc.insecure_channel(procs[0].grpc_address)
         setup = IdentityClient(setup_channel, issuer=issuer)
@@ -252,34 +210,20 @@ def test_token_grants_per_second(
             load.own()[0].client_credentials_token(MACHINE, machine, "registry:issue")
 
         def cc_http(_: int) -> None:
-            r = load.own()[1].post(
-                "/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": MACHINE,
-                    "scope": "keys:seal",
-                    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                    "client_assertion": machine.assertion(MACHINE, issuer + "/token"),
-                },
-            )
+            r = load.own()[1].post("/token", data={
+                "grant_type": "client_credentials", "client_id": MACHINE, "scope": "keys:seal",
+                "client_assertion_type":
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": machine.assertion(MACHINE, issuer + "/token")})
             assert r.status_code == 200, r.text
 
         out["client_credentials_grpc"] = load.rate(cc_grpc, name="client_credentials_grpc")
         out["client_credentials_http"] = load.rate(cc_http, name="client_credentials_http")
 
         # Refresh chains, one per thread slot (rotation makes each token single use).
-        chains = [
-            setup.login_and_get_tokens(
-                PORTAL,
-                REDIRECT,
-                username,
-                PASSWORD,
-                totp_secret=None,
-                scope="openid profile",
-                acr_values="",
-            ).refresh_token
-            for _ in range(THREADS)
-        ]
+        chains = [setup.login_and_get_tokens(
+            PORTAL, REDIRECT, username, PASSWORD, totp_secret=None, scope="openid profile",
+            acr_values="").refresh_token for _ in range(THREADS)]
         slots = list(range(THREADS))
         lock = threading.Lock()
 
@@ -289,14 +233,9 @@ def test_token_grants_per_second(
             try:
                 client, session = load.own()
                 if http:
-                    r = session.post(
-                        "/token",
-                        data={
-                            "grant_type": "refresh_token",
-                            "client_id": PORTAL,
-                            "refresh_token": chains[slot],
-                        },
-                    )
+                    r = session.post("/token", data={
+                        "grant_type": "refresh_token", "client_id": PORTAL,
+                        "refresh_token": chains[slot]})
                     assert r.status_code == 200, r.text
                     chains[slot] = r.json()["refresh_token"]
                 else:
@@ -310,27 +249,17 @@ def test_token_grants_per_second(
 
         # Code exchanges: codes minted first (not timed), then redeemed.
         from egov.identity.v1 import authentication_pb2 as auth_pb
-
-        login = setup.call(
-            setup.authn.Login,
-            auth_pb.LoginRequest(client_id=PORTAL, username=username, password=PASSWORD),
-        )
+        login = setup.call(setup.authn.Login, auth_pb.LoginRequest(
+            client_id=PORTAL, username=username, password=PASSWORD))
 
         def mint(n: int) -> list[tuple[str, str]]:
             codes = []
             for _ in range(n):
                 verifier, challenge = pkce_pair()
-                auth = setup.call(
-                    setup.oidc.Authorize,
-                    oidc_pb2.AuthorizeRequest(
-                        login_session_id=login.login_session_id,
-                        client_id=PORTAL,
-                        redirect_uri=REDIRECT,
-                        scope="openid profile",
-                        code_challenge=challenge,
-                        code_challenge_method="S256",
-                    ),
-                )
+                auth = setup.call(setup.oidc.Authorize, oidc_pb2.AuthorizeRequest(
+                    login_session_id=login.login_session_id, client_id=PORTAL,
+                    redirect_uri=REDIRECT, scope="openid profile", code_challenge=challenge,
+                    code_challenge_method="S256"))
                 codes.append((auth.code, verifier))
             return codes
 
@@ -341,59 +270,41 @@ def test_token_grants_per_second(
             code, verifier = codes.pop()
             load.own()[0].redeem_code(PORTAL, code, REDIRECT, verifier)
 
-        out["code_exchange_grpc"] = load.rate(exchange_grpc, n=exchanges, name="code_exchange_grpc")
+        out["code_exchange_grpc"] = load.rate(exchange_grpc, n=exchanges,
+                                              name="code_exchange_grpc")
         codes = mint(exchanges + THREADS * 2)
 
         def exchange_http(_: int) -> None:
             code, verifier = codes.pop()
-            r = load.own()[1].post(
-                "/token",
-                data={
-                    "grant_type": "authorization_code",
-                    "client_id": PORTAL,
-                    "code": code,
-                    "redirect_uri": REDIRECT,
-                    "code_verifier": verifier,
-                },
-            )
+            r = load.own()[1].post("/token", data={
+                "grant_type": "authorization_code", "client_id": PORTAL, "code": code,
+                "redirect_uri": REDIRECT, "code_verifier": verifier})
             assert r.status_code == 200, r.text
 
-        out["code_exchange_http"] = load.rate(exchange_http, n=exchanges, name="code_exchange_http")
+        out["code_exchange_http"] = load.rate(exchange_http, n=exchanges,
+                                              name="code_exchange_http")
         load.close()
         setup_channel.close()
     _results[f"grants_per_second_{serving}"] = {k: round(v, 1) for k, v in out.items()}
     _results[f"grants_per_server_cpu_second_{serving}"] = {
-        k: round(v, 1) for k, v in load.per_cpu.items()
-    }
+        k: round(v, 1) for k, v in load.per_cpu.items()}
 
 
 def test_id_token_verifications_per_second() -> None:
     import jwt
     from cryptography.hazmat.primitives.asymmetric import ec
     from jwt.algorithms import ECAlgorithm
-
     key = ec.generate_private_key(ec.SECP256R1())
     jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
     jwk.update(kid="k", alg="ES256", use="sig")
     verifier = TokenVerifier(StaticJwks({"keys": [jwk]}), issuer="https://id", audiences=["p"])
     now = int(time.time())
-    token = jwt.encode(
-        {
-            "iss": "https://id",
-            "sub": "s",
-            "aud": "p",
-            "iat": now,
-            "exp": now + 300,
-            "acr": "urn:egov:aal:2",
-        },
-        key,
-        algorithm="ES256",
-        headers={"kid": "k"},
-    )
+    token = jwt.encode({"iss": "https://id", "sub": "s", "aud": "p", "iat": now,
+                        "exp": now + 300, "acr": "urn:egov:aal:2"}, key, algorithm="ES256",
+                       headers={"kid": "k"})
     n = 3000
     start = time.perf_counter()
     for _ in range(n):
         verifier.verify(token)
     _results["id_token_verifications_per_second_1_thread"] = round(
-        n / (time.perf_counter() - start), 1
-    )
+        n / (time.perf_counter() - start), 1)

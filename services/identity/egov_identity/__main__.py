@@ -63,8 +63,7 @@ def identity_service(settings: IdentitySettings) -> IdentityService:
     sealed value does not open with the KEKs given. Registers nothing, creates no key."""
     settings.check_consistency()
     config = IdentityConfig(
-        issuer=settings.issuer_url(),
-        kek=settings.kek_bytes(),
+        issuer=settings.issuer_url(), kek=settings.kek_bytes(),
         previous_keks=settings.previous_kek_bytes(),
         ial_levels=settings.ial_level_names(),
         password_blocklist=settings.password_blocklist(),
@@ -72,32 +71,19 @@ def identity_service(settings: IdentitySettings) -> IdentityService:
         access_token_seconds=settings.access_token_seconds,
         id_token_seconds=settings.id_token_seconds,
         refresh_token_seconds=settings.refresh_token_seconds,
-        code_seconds=settings.code_seconds,
-        login_session_seconds=settings.login_session_seconds,
+        code_seconds=settings.code_seconds, login_session_seconds=settings.login_session_seconds,
         proofing_seconds=settings.proofing_seconds,
         ciba_expires_seconds=settings.ciba_expires_seconds,
         ciba_interval_seconds=settings.ciba_interval_seconds,
         key_rotation_seconds=settings.key_rotation_seconds,
         key_publish_ahead_seconds=settings.key_publish_ahead_seconds,
-        throttle=ThrottlePolicy(
-            settings.max_failures,
-            settings.client_max_failures,
-            settings.failure_window_seconds,
-            settings.lockout_seconds,
-        ),
-        argon2_time_cost=settings.argon2_time_cost,
-        argon2_memory_kib=settings.argon2_memory_kib,
-    )
+        throttle=ThrottlePolicy(settings.max_failures, settings.client_max_failures,
+                                settings.failure_window_seconds, settings.lockout_seconds),
+        argon2_time_cost=settings.argon2_time_cost, argon2_memory_kib=settings.argon2_memory_kib)
     upgrade_to_head(settings.database_url, MIGRATIONS)
     population = SyntheticPopulation(settings.population_seed, settings.population_size)
-    service = IdentityService(
-        config,
-        make_engine(settings.database_url),
-        SystemClock(),
-        registry=population,
-        companies=population,
-        kyc=population,
-    )
+    service = IdentityService(config, make_engine(settings.database_url), SystemClock(),
+                              registry=population, companies=population, kyc=population)
     try:
         service.check_sealed_values()
     except BaseException:
@@ -136,23 +122,18 @@ def bootstrap_clients(settings: IdentitySettings) -> list[m.Client]:
     clients = []
     for i, spec in enumerate(specs, 1):
         try:
-            clients.append(
-                m.Client(
-                    client_id=spec["client_id"],
-                    client_name=spec.get("client_name", ""),
-                    redirect_uris=tuple(spec.get("redirect_uris", ())),
-                    grant_types=tuple(spec.get("grant_types", ())),
-                    scopes=tuple(spec.get("scopes", ())),
-                    auth_method=spec.get("token_endpoint_auth_method", "none"),
-                    jwks_json=spec.get("jwks_json", ""),
-                    subject_type=m.SubjectType(spec.get("subject_type", "public")),
-                    sector_identifier=spec.get("sector_identifier", ""),
-                    agency=spec.get("agency", ""),
-                    id_token_signed_response_alg=spec.get(
-                        "id_token_signed_response_alg", DEFAULT_ID_TOKEN_ALGORITHM
-                    ),
-                )
-            )
+            clients.append(m.Client(
+                client_id=spec["client_id"], client_name=spec.get("client_name", ""),
+                redirect_uris=tuple(spec.get("redirect_uris", ())),
+                grant_types=tuple(spec.get("grant_types", ())),
+                scopes=tuple(spec.get("scopes", ())),
+                auth_method=spec.get("token_endpoint_auth_method", "none"),
+                jwks_json=spec.get("jwks_json", ""),
+                subject_type=m.SubjectType(spec.get("subject_type", "public")),
+                sector_identifier=spec.get("sector_identifier", ""),
+                agency=spec.get("agency", ""),
+                id_token_signed_response_alg=spec.get("id_token_signed_response_alg",
+                                                      DEFAULT_ID_TOKEN_ALGORITHM)))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             what = f"field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise SettingsError(variable, f"entry {i} is not a client: {what}") from None
@@ -169,10 +150,8 @@ def rewrap_kek(settings: IdentitySettings, batch_size: int) -> int:
     finally:
         engine.dispose()
     for count in report.counts:
-        line = (
-            f"{count.kind}: {count.resealed} re-sealed, {count.already_current} already "
-            f"under KEK {report.kek_id}"
-        )
+        line = (f"{count.kind}: {count.resealed} re-sealed, {count.already_current} already "
+                f"under KEK {report.kek_id}")
         if count.changed_meanwhile:
             line += f", {count.changed_meanwhile} changed by a serving process meanwhile"
         if count.failures:
@@ -181,15 +160,11 @@ def rewrap_kek(settings: IdentitySettings, batch_size: int) -> int:
     for failure in report.failures:
         print(f"cannot re-seal: {failure}", file=sys.stderr)
     if report.remaining:
-        print(
-            f"{report.remaining} value(s) still not under KEK {report.kek_id}: keep the "
-            "previous KEKs, fix what is named above (if anything) and run rewrap-kek again"
-        )
+        print(f"{report.remaining} value(s) still not under KEK {report.kek_id}: keep the "
+              "previous KEKs, fix what is named above (if anything) and run rewrap-kek again")
     else:
-        print(
-            f"every sealed value is under KEK {report.kek_id}; the previous KEKs may be "
-            "removed from EGOV_IDENTITY_PREVIOUS_KEKS"
-        )
+        print(f"every sealed value is under KEK {report.kek_id}; the previous KEKs may be "
+              "removed from EGOV_IDENTITY_PREVIOUS_KEKS")
     return 1 if report.failures else 0
 
 
@@ -204,18 +179,13 @@ def rotate_signing_key(settings: IdentitySettings, algs: list[str], retire_old: 
             if not old:
                 print(f"{alg}: there was no earlier key")
             elif retire_old:
-                print(
-                    f"{alg}: withdrawn from JWKS now: {old} (tokens they signed no longer "
-                    "verify once relying parties refresh their JWKS)"
-                )
+                print(f"{alg}: withdrawn from JWKS now: {old} (tokens they signed no longer "
+                      "verify once relying parties refresh their JWKS)")
             else:
                 until = dt.datetime.fromtimestamp(done.kept_until, dt.UTC).isoformat(
-                    timespec="seconds"
-                )
-                print(
-                    f"{alg}: no longer signing, published until {until} for the tokens "
-                    f"they signed: {old}"
-                )
+                    timespec="seconds")
+                print(f"{alg}: no longer signing, published until {until} for the tokens "
+                      f"they signed: {old}")
     finally:
         service.engine.dispose()
     return 0
@@ -224,31 +194,20 @@ def rotate_signing_key(settings: IdentitySettings, algs: list[str], retire_old: 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m egov_identity",
-        description="Serve identity (no subcommand), or run one operator task and exit.",
-    )
+        description="Serve identity (no subcommand), or run one operator task and exit.")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("migrate", help="bring the database to the latest schema")
     rewrap = commands.add_parser(
-        "rewrap-kek", help="re-seal every sealed value under EGOV_IDENTITY_KEK"
-    )
-    rewrap.add_argument(
-        "--batch-size", type=int, default=200, help="values per transaction (default 200)"
-    )
+        "rewrap-kek", help="re-seal every sealed value under EGOV_IDENTITY_KEK")
+    rewrap.add_argument("--batch-size", type=int, default=200,
+                        help="values per transaction (default 200)")
     rotate = commands.add_parser(
-        "rotate-signing-key", help="a new ID-token signing key signs from now on"
-    )
-    rotate.add_argument(
-        "--retire-old",
-        action="store_true",
-        help="withdraw the old keys from JWKS now: tokens they signed stop "
-        "verifying (a suspected key)",
-    )
-    rotate.add_argument(
-        "--alg",
-        choices=ALGORITHMS,
-        action="append",
-        help=f"only this algorithm (default: {' and '.join(ALGORITHMS)})",
-    )
+        "rotate-signing-key", help="a new ID-token signing key signs from now on")
+    rotate.add_argument("--retire-old", action="store_true",
+                        help="withdraw the old keys from JWKS now: tokens they signed stop "
+                             "verifying (a suspected key)")
+    rotate.add_argument("--alg", choices=ALGORITHMS, action="append",
+                        help=f"only this algorithm (default: {' and '.join(ALGORITHMS)})")
     return parser
 
 
@@ -295,29 +254,20 @@ def main(argv: list[str]) -> int:
         # After the fork (a thread does not cross it), and once per service: the deletes are
         # idempotent, but N workers would only repeat them.
         if number == 0:
-            threading.Thread(
-                target=_purge_periodically, args=(service, stop), name="purge", daemon=True
-            ).start()
+            threading.Thread(target=_purge_periodically, args=(service, stop), name="purge",
+                             daemon=True).start()
 
     def shutdown() -> None:
         stop.set()
         service.engine.dispose()
 
-    verifier = TokenVerifier(
-        service.keyring,
-        issuer=service.config.issuer,
-        audiences=["urn:egov:identity", service.config.issuer],
-    )
+    verifier = TokenVerifier(service.keyring, issuer=service.config.issuer,
+                             audiences=["urn:egov:identity", service.config.issuer])
     # No pooled connection crosses a fork: each worker (or this process) opens its own.
     service.engine.dispose()
-    serve(
-        settings,
-        grpc_services(service),
-        http_app=build_http_app(service),
-        token_verifier=BearerTokenVerifier(verifier),
-        on_worker_start=start_worker,
-        on_shutdown=shutdown,
-    )
+    serve(settings, grpc_services(service), http_app=build_http_app(service),
+          token_verifier=BearerTokenVerifier(verifier),
+          on_worker_start=start_worker, on_shutdown=shutdown)
     return 0
 
 

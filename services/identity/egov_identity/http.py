@@ -52,16 +52,9 @@ log = logging.getLogger(__name__)
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _OAUTH_ERRORS = {
-    "INVALID_GRANT",
-    "INVALID_CLIENT",
-    "UNSUPPORTED_GRANT_TYPE",
-    "INVALID_SCOPE",
-    "AUTHORIZATION_PENDING",
-    "SLOW_DOWN",
-    "EXPIRED_TOKEN",
-    "ACCESS_DENIED",
-    "UNAUTHORIZED_CLIENT",
-    "INVALID_REQUEST",
+    "INVALID_GRANT", "INVALID_CLIENT", "UNSUPPORTED_GRANT_TYPE", "INVALID_SCOPE",
+    "AUTHORIZATION_PENDING", "SLOW_DOWN", "EXPIRED_TOKEN", "ACCESS_DENIED",
+    "UNAUTHORIZED_CLIENT", "INVALID_REQUEST",
 }
 #: Reasons whose OAuth error is not their lower-cased name (RFC 6749 5.2, RFC 8693 2.2.2).
 _REASON_ERRORS = {
@@ -74,14 +67,8 @@ _QUIET_REASONS = {"AUTHORIZATION_PENDING", "SLOW_DOWN"}
 _MAX_FORM_BYTES = 64 * 1024
 
 #: Codes that mean the service failed (500) or is failing for a while (503), not the request.
-_FAULT_CODES = {
-    Code.INTERNAL,
-    Code.UNKNOWN,
-    Code.DATA_LOSS,
-    Code.UNIMPLEMENTED,
-    Code.CANCELLED,
-    Code.OK,
-}
+_FAULT_CODES = {Code.INTERNAL, Code.UNKNOWN, Code.DATA_LOSS, Code.UNIMPLEMENTED, Code.CANCELLED,
+                Code.OK}
 _UNAVAILABLE_CODES = {Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.ABORTED}
 #: Seconds a client is asked to wait when the failure does not say (a database fail-over).
 RETRY_AFTER_SECONDS = 30
@@ -99,10 +86,8 @@ class _Fault:
     @property
     def description(self) -> str:
         if self.status == 503:
-            return (
-                f"the identity service is temporarily unavailable; try again in "
-                f"{self.retry_after} seconds (reference {self.reference})"
-            )
+            return (f"the identity service is temporarily unavailable; try again in "
+                    f"{self.retry_after} seconds (reference {self.reference})")
         return f"the identity service failed; try again later (reference {self.reference})"
 
     @property
@@ -115,8 +100,7 @@ def _database_unreachable(exc: BaseException) -> bool:
         return True
     return isinstance(exc, sa.exc.DBAPIError) and (
         exc.connection_invalidated
-        or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
-    )
+        or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError))
 
 
 def _fault(exc: BaseException, endpoint: str) -> _Fault | None:
@@ -136,52 +120,32 @@ def _service_fault(exc: BaseException, endpoint: str) -> _Fault:
     if isinstance(exc, EgovError):
         unavailable = exc.code in _UNAVAILABLE_CODES
         retry = exc.metadata.get("retry_after", "") or str(RETRY_AFTER_SECONDS)
-        log.error(
-            "%s failed: %s",
-            endpoint,
-            exc.reason,
-            extra={**extra, "reason": exc.reason, "code": exc.code.value, "detail": exc.message},
-        )
+        log.error("%s failed: %s", endpoint, exc.reason, extra={
+            **extra, "reason": exc.reason, "code": exc.code.value, "detail": exc.message})
     elif isinstance(exc, sa.exc.SQLAlchemyError):
         unavailable = _database_unreachable(exc)
         reason = "DATABASE_UNAVAILABLE" if unavailable else "DATABASE_ERROR"
         retry = str(RETRY_AFTER_SECONDS)
         orig = getattr(exc, "orig", None)
-        log.error(
-            "%s failed: %s",
-            endpoint,
-            reason,
-            extra={
-                **extra,
-                "reason": reason,
-                "error": type(exc).__name__,
-                "driver_error": type(orig).__name__ if orig is not None else "",
-            },
-        )
+        log.error("%s failed: %s", endpoint, reason, extra={
+            **extra, "reason": reason, "error": type(exc).__name__,
+            "driver_error": type(orig).__name__ if orig is not None else ""})
     else:
         unavailable, retry = False, ""
-        log.error(
-            "%s failed: INTERNAL",
-            endpoint,
-            exc_info=exc,
-            extra={**extra, "reason": "INTERNAL", "error": type(exc).__name__},
-        )
+        log.error("%s failed: INTERNAL", endpoint, exc_info=exc,
+                  extra={**extra, "reason": "INTERNAL", "error": type(exc).__name__})
     if unavailable:
         return _Fault(503, "temporarily_unavailable", retry, reference)
     return _Fault(500, "server_error", "", reference)
 
 
 def _fault_json(fault: _Fault) -> JSONResponse:
-    return JSONResponse(
-        {"error": fault.error, "error_description": fault.description},
-        status_code=fault.status,
-        headers=fault.headers,
-    )
+    return JSONResponse({"error": fault.error, "error_description": fault.description},
+                        status_code=fault.status, headers=fault.headers)
 
 
-def _oauth_error(
-    exc: BaseException, endpoint: str, overrides: Mapping[str, tuple[str, int]] | None = None
-) -> JSONResponse:
+def _oauth_error(exc: BaseException, endpoint: str,
+                 overrides: Mapping[str, tuple[str, int]] | None = None) -> JSONResponse:
     """The JSON error of a token-style endpoint (RFC 6749 section 5.2). ``overrides`` maps a
     reason to the (error, status) an endpoint's own specification gives it."""
     fault = _fault(exc, endpoint)
@@ -211,18 +175,10 @@ def _oauth_error(
     if status == 429:
         headers["Retry-After"] = exc.metadata.get("retry_after", "") or str(RETRY_AFTER_SECONDS)
     level = logging.DEBUG if reason in _QUIET_REASONS else logging.INFO
-    log.log(
-        level,
-        "%s refused: %s",
-        endpoint,
-        reason,
-        extra={"endpoint": endpoint, "reason": reason, "error": error},
-    )
-    return JSONResponse(
-        {"error": error, "error_description": exc.message, "reason": reason},
-        status_code=status,
-        headers=headers,
-    )
+    log.log(level, "%s refused: %s", endpoint, reason,
+            extra={"endpoint": endpoint, "reason": reason, "error": error})
+    return JSONResponse({"error": error, "error_description": exc.message, "reason": reason},
+                        status_code=status, headers=headers)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -262,43 +218,24 @@ _MESSAGE_PAGE = """<!doctype html>
 <html lang="th"><head><meta charset="utf-8"><title>Digital ID</title></head>
 <body><h1>Digital ID</h1><p role="alert">{message}</p></body></html>"""
 
-_AUTHORIZE_PARAMS = (
-    "client_id",
-    "redirect_uri",
-    "scope",
-    "state",
-    "nonce",
-    "code_challenge",
-    "code_challenge_method",
-    "acr_values",
-    "claims",
-    "response_type",
-)
-_PAGE_HEADERS = {
-    **_NO_STORE,
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; form-action 'self'",
-}
+_AUTHORIZE_PARAMS = ("client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
+                     "code_challenge_method", "acr_values", "claims", "response_type")
+_PAGE_HEADERS = {**_NO_STORE, "X-Frame-Options": "DENY",
+                 "Content-Security-Policy": "default-src 'none'; form-action 'self'"}
 
 #: What the person reads at the login form (no reason codes, no internals).
 WRONG_CREDENTIALS = "Login name, password or code is wrong."
-ACCOUNT_LOCKED = (
-    "This account is temporarily locked after too many failed attempts. Try again in {wait}."
-)
-CLIENT_LOCKED = (
-    "Too many failed logins through this service. Logging in here is "
-    "temporarily locked; try again in {wait}."
-)
-CODE_REQUIRED = "This service needs the code from your authenticator app as well as your password."
-SERVICE_FAILED = (
-    "The login service failed. This is not a problem with what you typed; try "
-    "again later. If it keeps happening, contact the help desk with reference "
-    "{reference}."
-)
-SERVICE_UNAVAILABLE = (
-    "The login service is temporarily unavailable. Try again in "
-    "{seconds} seconds (reference {reference})."
-)
+ACCOUNT_LOCKED = ("This account is temporarily locked after too many failed attempts. "
+                  "Try again in {wait}.")
+CLIENT_LOCKED = ("Too many failed logins through this service. Logging in here is "
+                 "temporarily locked; try again in {wait}.")
+CODE_REQUIRED = ("This service needs the code from your authenticator app as well as your "
+                 "password.")
+SERVICE_FAILED = ("The login service failed. This is not a problem with what you typed; try "
+                  "again later. If it keeps happening, contact the help desk with reference "
+                  "{reference}.")
+SERVICE_UNAVAILABLE = ("The login service is temporarily unavailable. Try again in "
+                       "{seconds} seconds (reference {reference}).")
 UNKNOWN_CLIENT = "Unknown client or redirect URI."
 
 
@@ -308,14 +245,10 @@ def _fault_message(fault: _Fault) -> str:
     return SERVICE_FAILED.format(reference=fault.reference)
 
 
-def _message_page(
-    message: str, status: int, headers: Mapping[str, str] | None = None
-) -> HTMLResponse:
-    return HTMLResponse(
-        _MESSAGE_PAGE.format(message=html.escape(message)),
-        status_code=status,
-        headers={**_PAGE_HEADERS, **(headers or {})},
-    )
+def _message_page(message: str, status: int, headers: Mapping[str, str] | None = None
+                  ) -> HTMLResponse:
+    return HTMLResponse(_MESSAGE_PAGE.format(message=html.escape(message)), status_code=status,
+                        headers={**_PAGE_HEADERS, **(headers or {})})
 
 
 def build_http_app(service: IdentityService) -> Starlette:
@@ -326,83 +259,57 @@ def build_http_app(service: IdentityService) -> Starlette:
         return run_in_threadpool(fn, *args, **kwargs)
 
     async def discovery(_: Request) -> Response:
-        return JSONResponse(
-            {
-                "issuer": issuer,
-                "authorization_endpoint": f"{issuer}/authorize",
-                "token_endpoint": f"{issuer}/token",
-                "userinfo_endpoint": f"{issuer}/userinfo",
-                "jwks_uri": f"{issuer}/jwks",
-                "revocation_endpoint": f"{issuer}/revoke",
-                "introspection_endpoint": f"{issuer}/introspect",
-                "response_types_supported": ["code"],
-                "response_modes_supported": ["query"],
-                "grant_types_supported": sorted(m.GRANT_TYPES),
-                "subject_types_supported": ["public", "pairwise"],
-                # Exactly what a client may register as id_token_signed_response_alg.
-                "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
-                "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
-                "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],
-                "code_challenge_methods_supported": ["S256"],
-                "scopes_supported": sorted(m.PERSON_SCOPES),
-                "claims_supported": [
-                    "sub",
-                    "iss",
-                    "aud",
-                    "exp",
-                    "iat",
-                    "auth_time",
-                    "nonce",
-                    "acr",
-                    "amr",
-                    "at_hash",
-                    "name",
-                    "given_name",
-                    "family_name",
-                    "birthdate",
-                    "identifier",
-                    "verified_claims",
-                ],
-                "acr_values_supported": ["urn:egov:aal:1", "urn:egov:aal:2", "urn:egov:aal:3"],
-                "claims_parameter_supported": True,
-                "authorization_response_iss_parameter_supported": True,
-                "backchannel_token_delivery_modes_supported": ["poll"],
-                "backchannel_authentication_endpoint": f"{issuer}/bc-authorize",
-                "backchannel_user_code_parameter_supported": False,
-                "verified_claims_supported": True,
-                "trust_frameworks_supported": [TRUST_FRAMEWORK],
-                "evidence_supported": ["document", "electronic_record"],
-                "claims_in_verified_claims_supported": ["given_name", "family_name", "birthdate"],
-            },
-            headers={"Cache-Control": "public, max-age=300"},
-        )
+        return JSONResponse({
+            "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/authorize",
+            "token_endpoint": f"{issuer}/token",
+            "userinfo_endpoint": f"{issuer}/userinfo",
+            "jwks_uri": f"{issuer}/jwks",
+            "revocation_endpoint": f"{issuer}/revoke",
+            "introspection_endpoint": f"{issuer}/introspect",
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": sorted(m.GRANT_TYPES),
+            "subject_types_supported": ["public", "pairwise"],
+            # Exactly what a client may register as id_token_signed_response_alg.
+            "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
+            "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": sorted(m.PERSON_SCOPES),
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr",
+                                 "amr", "at_hash", "name", "given_name", "family_name",
+                                 "birthdate", "identifier", "verified_claims"],
+            "acr_values_supported": ["urn:egov:aal:1", "urn:egov:aal:2", "urn:egov:aal:3"],
+            "claims_parameter_supported": True,
+            "authorization_response_iss_parameter_supported": True,
+            "backchannel_token_delivery_modes_supported": ["poll"],
+            "backchannel_authentication_endpoint": f"{issuer}/bc-authorize",
+            "backchannel_user_code_parameter_supported": False,
+            "verified_claims_supported": True,
+            "trust_frameworks_supported": [TRUST_FRAMEWORK],
+            "evidence_supported": ["document", "electronic_record"],
+            "claims_in_verified_claims_supported": ["given_name", "family_name", "birthdate"],
+        }, headers={"Cache-Control": "public, max-age=300"})
 
     async def jwks(_: Request) -> Response:
         try:
             keys = await call(service.keyring.jwks)
         except Exception as exc:
             return _fault_json(_service_fault(exc, "/jwks"))
-        return JSONResponse(
-            keys, headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE_SECONDS}"}
-        )
+        return JSONResponse(keys, headers={
+            "Cache-Control": f"public, max-age={JWKS_MAX_AGE_SECONDS}"})
 
-    def login_page(
-        params: Mapping[str, str],
-        client_name: str,
-        error: str = "",
-        status: int = 200,
-        headers: Mapping[str, str] | None = None,
-    ) -> HTMLResponse:
+    def login_page(params: Mapping[str, str], client_name: str, error: str = "",
+                   status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
         hidden = "\n".join(
             f'<input type="hidden" name="{k}" value="{html.escape(params.get(k, ""))}">'
-            for k in _AUTHORIZE_PARAMS
-        )
+            for k in _AUTHORIZE_PARAMS)
         page = _LOGIN_PAGE.format(
-            client=html.escape(client_name),
-            hidden=hidden,
-            error=f'<p role="alert">{html.escape(error)}</p>' if error else "",
-        )
-        return HTMLResponse(page, status_code=status, headers={**_PAGE_HEADERS, **(headers or {})})
+            client=html.escape(client_name), hidden=hidden,
+            error=f'<p role="alert">{html.escape(error)}</p>' if error else "")
+        return HTMLResponse(page, status_code=status, headers={**_PAGE_HEADERS,
+                                                               **(headers or {})})
 
     def _check_client(params: Mapping[str, str]) -> m.Client:
         client = service.get_client(params.get("client_id", ""))
@@ -430,9 +337,8 @@ def build_http_app(service: IdentityService) -> Starlette:
             query["state"] = params["state"]
         uri = params["redirect_uri"]
         sep = "&" if urllib.parse.urlsplit(uri).query else "?"
-        return RedirectResponse(
-            uri + sep + urllib.parse.urlencode(query), status_code=302, headers=_NO_STORE
-        )
+        return RedirectResponse(uri + sep + urllib.parse.urlencode(query), status_code=302,
+                                headers=_NO_STORE)
 
     async def authorize_get(request: Request) -> Response:
         params = dict(request.query_params)
@@ -446,20 +352,14 @@ def build_http_app(service: IdentityService) -> Starlette:
     def login_failure(exc: Exception, form: Mapping[str, str], client: m.Client) -> Response:
         fault = _fault(exc, "/authorize")
         if fault is not None:
-            return login_page(
-                form, client.client_name, _fault_message(fault), fault.status, fault.headers
-            )
+            return login_page(form, client.client_name, _fault_message(fault), fault.status,
+                              fault.headers)
         assert isinstance(exc, EgovError)
         if exc.code is Code.RESOURCE_EXHAUSTED:
             wait = exc.metadata.get("retry_after", "") or str(RETRY_AFTER_SECONDS)
             text = CLIENT_LOCKED if exc.reason == "CLIENT_LOCKED" else ACCOUNT_LOCKED
-            return login_page(
-                form,
-                client.client_name,
-                text.format(wait=_minutes(wait)),
-                429,
-                {"Retry-After": wait},
-            )
+            return login_page(form, client.client_name, text.format(wait=_minutes(wait)), 429,
+                              {"Retry-After": wait})
         # CREDENTIALS_INVALID, whichever credential was wrong; and anything else the person
         # could have caused: one text, one status.
         return login_page(form, client.client_name, WRONG_CREDENTIALS, 401)
@@ -476,29 +376,18 @@ def build_http_app(service: IdentityService) -> Starlette:
             # Asked before the password is checked: the answer says nothing about it.
             return login_page(form, client.client_name, CODE_REQUIRED, 400)
         try:
-            session = await call(
-                service.login,
-                client.client_id,
-                form.get("username", ""),
-                form.get("password", ""),
-                form.get("totp_code", ""),
-            )
+            session = await call(service.login, client.client_id, form.get("username", ""),
+                                 form.get("password", ""), form.get("totp_code", ""))
         except Exception as exc:
             return login_failure(exc, form, client)
         try:
             result = await call(
-                service.authorize,
-                login_session_id=session.login_session_id,
-                client_id=client.client_id,
-                redirect_uri=form["redirect_uri"],
-                scope=form.get("scope", ""),
-                state=form.get("state", ""),
-                nonce=form.get("nonce", ""),
-                code_challenge=form.get("code_challenge", ""),
+                service.authorize, login_session_id=session.login_session_id,
+                client_id=client.client_id, redirect_uri=form["redirect_uri"],
+                scope=form.get("scope", ""), state=form.get("state", ""),
+                nonce=form.get("nonce", ""), code_challenge=form.get("code_challenge", ""),
                 code_challenge_method=form.get("code_challenge_method", ""),
-                acr_values=form.get("acr_values", ""),
-                claims=form.get("claims", ""),
-            )
+                acr_values=form.get("acr_values", ""), claims=form.get("claims", ""))
         except Exception as exc:
             # The client and redirect URI are verified: errors go back to the client (RFC 6749
             # section 4.1.2.1), faults as server_error / temporarily_unavailable.
@@ -506,50 +395,33 @@ def build_http_app(service: IdentityService) -> Starlette:
             if fault is not None:
                 return _redirect_error(form, fault.error, fault.description)
             assert isinstance(exc, EgovError)
-            error = {
-                "SCOPE_INVALID": "invalid_scope",
-                "ACR_NOT_MET": "access_denied",
-                "UNAUTHORIZED_CLIENT": "unauthorized_client",
-                "LOGIN_REQUIRED": "login_required",
-            }.get(exc.reason, "invalid_request")
-            log.info(
-                "/authorize refused: %s",
-                exc.reason,
-                extra={"endpoint": "/authorize", "reason": exc.reason, "error": error},
-            )
+            error = {"SCOPE_INVALID": "invalid_scope", "ACR_NOT_MET": "access_denied",
+                     "UNAUTHORIZED_CLIENT": "unauthorized_client",
+                     "LOGIN_REQUIRED": "login_required"}.get(exc.reason, "invalid_request")
+            log.info("/authorize refused: %s", exc.reason,
+                     extra={"endpoint": "/authorize", "reason": exc.reason, "error": error})
             return _redirect_error(form, error, exc.message)
         return RedirectResponse(result.redirect_to, status_code=302, headers=_NO_STORE)
 
     async def token(request: Request) -> Response:
         try:
             form = await _form(request)
-            tokens = await call(
-                service.token,
-                m.TokenRequest(
-                    grant_type=form.get("grant_type", ""),
-                    client_id=form.get("client_id", ""),
-                    client_assertion=form.get("client_assertion", ""),
-                    client_assertion_type=form.get("client_assertion_type", ""),
-                    code=form.get("code", ""),
-                    redirect_uri=form.get("redirect_uri", ""),
-                    code_verifier=form.get("code_verifier", ""),
-                    refresh_token=form.get("refresh_token", ""),
-                    scope=form.get("scope", ""),
-                    auth_req_id=form.get("auth_req_id", ""),
-                    subject_token=form.get("subject_token", ""),
-                    subject_token_type=form.get("subject_token_type", ""),
-                    act_for=form.get("act_for", ""),
-                    audience=form.get("audience", ""),
-                ),
-            )
+            tokens = await call(service.token, m.TokenRequest(
+                grant_type=form.get("grant_type", ""), client_id=form.get("client_id", ""),
+                client_assertion=form.get("client_assertion", ""),
+                client_assertion_type=form.get("client_assertion_type", ""),
+                code=form.get("code", ""), redirect_uri=form.get("redirect_uri", ""),
+                code_verifier=form.get("code_verifier", ""),
+                refresh_token=form.get("refresh_token", ""), scope=form.get("scope", ""),
+                auth_req_id=form.get("auth_req_id", ""),
+                subject_token=form.get("subject_token", ""),
+                subject_token_type=form.get("subject_token_type", ""),
+                act_for=form.get("act_for", ""), audience=form.get("audience", "")))
         except Exception as exc:
             return _oauth_error(exc, "/token")
-        body: dict[str, Any] = {
-            "access_token": tokens.access_token,
-            "token_type": tokens.token_type,
-            "expires_in": tokens.expires_in,
-            "scope": tokens.scope,
-        }
+        body: dict[str, Any] = {"access_token": tokens.access_token,
+                                "token_type": tokens.token_type,
+                                "expires_in": tokens.expires_in, "scope": tokens.scope}
         if tokens.refresh_token:
             body["refresh_token"] = tokens.refresh_token
         if tokens.id_token:
@@ -562,29 +434,27 @@ def build_http_app(service: IdentityService) -> Starlette:
         """RFC 6750 section 3: the challenge names the error; no error for a missing token."""
         challenge = f'Bearer realm="{_challenge_value(issuer)}"'
         if error:
-            challenge += f', error="{error}", error_description="{_challenge_value(description)}"'
+            challenge += (f', error="{error}", '
+                          f'error_description="{_challenge_value(description)}"')
         challenge += "".join(f', {k}="{_challenge_value(v)}"' for k, v in params.items())
         body = {"error": error, "error_description": description} if error else {}
-        return JSONResponse(
-            body, status_code=status, headers={**_NO_STORE, "WWW-Authenticate": challenge}
-        )
+        return JSONResponse(body, status_code=status,
+                            headers={**_NO_STORE, "WWW-Authenticate": challenge})
 
     async def userinfo(request: Request) -> Response:
         header = request.headers.get("authorization", "")
         scheme, _, from_header = header.partition(" ")
         from_header = from_header.strip() if scheme.lower() == "bearer" else ""
         from_body = ""
-        if request.method == "POST" and request.headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"
-        ):
+        if (request.method == "POST" and request.headers.get("content-type", "").startswith(
+                "application/x-www-form-urlencoded")):
             try:
                 from_body = (await _form(request)).get("access_token", "")
             except InvalidArgument:
                 return bearer_error("invalid_request", "request too large", 400)
         if from_header and from_body:
-            return bearer_error(
-                "invalid_request", "more than one method was used to send the access token", 400
-            )
+            return bearer_error("invalid_request", "more than one method was used to send the "
+                                "access token", 400)
         access_token = from_header or from_body
         if not access_token:
             return bearer_error("", "", 401)
@@ -595,11 +465,8 @@ def build_http_app(service: IdentityService) -> Starlette:
             if fault is not None:
                 return _fault_json(fault)
             assert isinstance(exc, EgovError)
-            log.info(
-                "/userinfo refused: %s",
-                exc.reason,
-                extra={"endpoint": "/userinfo", "reason": exc.reason},
-            )
+            log.info("/userinfo refused: %s", exc.reason,
+                     extra={"endpoint": "/userinfo", "reason": exc.reason})
             if exc.code is Code.PERMISSION_DENIED:
                 return bearer_error("insufficient_scope", exc.message, 403, scope="openid")
             if exc.code in (Code.UNAUTHENTICATED, Code.NOT_FOUND):
@@ -608,12 +475,9 @@ def build_http_app(service: IdentityService) -> Starlette:
         return JSONResponse(claims, headers=_NO_STORE)
 
     async def _client_from_form(form: Mapping[str, str]) -> m.Client:
-        client: m.Client = await call(
-            service.authenticate_client,
-            form.get("client_id", ""),
-            form.get("client_assertion", ""),
-            form.get("client_assertion_type", ""),
-        )
+        client: m.Client = await call(service.authenticate_client, form.get("client_id", ""),
+                                      form.get("client_assertion", ""),
+                                      form.get("client_assertion_type", ""))
         return client
 
     async def revoke(request: Request) -> Response:
@@ -644,43 +508,30 @@ def build_http_app(service: IdentityService) -> Starlette:
         """CIBA poll mode (OpenID CIBA Core 1.0 section 7)."""
         try:
             form = await _form(request)
-            start = await call(
-                service.backchannel_authenticate,
-                form.get("client_id", ""),
-                form.get("client_assertion", ""),
-                form.get("login_hint", ""),
-                form.get("binding_message", ""),
-                form.get("scope", ""),
-                form.get("acr_values", ""),
-            )
+            start = await call(service.backchannel_authenticate, form.get("client_id", ""),
+                               form.get("client_assertion", ""), form.get("login_hint", ""),
+                               form.get("binding_message", ""), form.get("scope", ""),
+                               form.get("acr_values", ""))
         except Exception as exc:
             return _oauth_error(exc, "/bc-authorize", ciba_errors)
-        return JSONResponse(
-            {
-                "auth_req_id": start.auth_req_id,
-                "expires_in": start.expires_in,
-                "interval": start.interval,
-            },
-            headers=_NO_STORE,
-        )
+        return JSONResponse({"auth_req_id": start.auth_req_id, "expires_in": start.expires_in,
+                             "interval": start.interval}, headers=_NO_STORE)
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
-        routes=[
-            Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
-            Route("/jwks", jwks, methods=["GET"]),
-            Route("/authorize", authorize_get, methods=["GET"]),
-            Route("/authorize", authorize_post, methods=["POST"]),
-            Route("/token", token, methods=["POST"]),
-            Route("/userinfo", userinfo, methods=["GET", "POST"]),
-            Route("/revoke", revoke, methods=["POST"]),
-            Route("/introspect", introspect, methods=["POST"]),
-            Route("/bc-authorize", backchannel_authenticate, methods=["POST"]),
-            Route("/healthz", health, methods=["GET"]),
-        ]
-    )
+    return Starlette(routes=[
+        Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
+        Route("/jwks", jwks, methods=["GET"]),
+        Route("/authorize", authorize_get, methods=["GET"]),
+        Route("/authorize", authorize_post, methods=["POST"]),
+        Route("/token", token, methods=["POST"]),
+        Route("/userinfo", userinfo, methods=["GET", "POST"]),
+        Route("/revoke", revoke, methods=["POST"]),
+        Route("/introspect", introspect, methods=["POST"]),
+        Route("/bc-authorize", backchannel_authenticate, methods=["POST"]),
+        Route("/healthz", health, methods=["GET"]),
+    ])
 
 
 __all__ = ["build_http_app"]

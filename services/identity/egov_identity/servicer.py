@@ -114,11 +114,9 @@ def _seconds(ts: Timestamp) -> float:
 def identifier_from_proto(party: party_pb2.PartyIdentifier, field: str) -> Identifier:
     namespace = _NS_FROM_PROTO.get(party.namespace)
     if namespace is None:
-        raise InvalidArgument(
-            "IDENTIFIER_INVALID",
-            "identifier namespace is required",
-            field_violations=(FieldViolation(f"{field}.namespace", "required"),),
-        )
+        raise InvalidArgument("IDENTIFIER_INVALID", "identifier namespace is required",
+                              field_violations=(FieldViolation(f"{field}.namespace",
+                                                               "required"),))
     return parse_identifier(f"{namespace.value}:{party.value}", field=field)
 
 
@@ -131,70 +129,46 @@ def _require_scope(*scopes: str) -> None:
     caller = current_caller()
     if any(caller.has_scope(s) for s in scopes):
         return
-    raise PermissionDenied(
-        "SCOPE_MISSING",
-        f"needs scope {' or '.join(scopes)}",
-        metadata={"required_scope": scopes[0]},
-    )
+    raise PermissionDenied("SCOPE_MISSING", f"needs scope {' or '.join(scopes)}",
+                           metadata={"required_scope": scopes[0]})
 
 
 def _attributes(p: proofing_pb.PersonAttributes) -> PersonAttributes:
     n = p.names
-    return PersonAttributes(
-        n.given_name_th, n.family_name_th, n.given_name_en, n.family_name_en, p.birth_date
-    )
+    return PersonAttributes(n.given_name_th, n.family_name_th, n.given_name_en,
+                            n.family_name_en, p.birth_date)
 
 
 def evidence_from_proto(e: proofing_pb.Evidence) -> Evidence:
     which = e.WhichOneof("kind")
     if which == "id_card_chip":
         c = e.id_card_chip
-        return IdCardChipEvidence(
-            c.national_id, _attributes(c.attributes), c.laser_code, c.expiry_date
-        )
+        return IdCardChipEvidence(c.national_id, _attributes(c.attributes), c.laser_code,
+                                  c.expiry_date)
     if which == "passport":
         p = e.passport
-        return PassportEvidence(
-            p.document_number,
-            p.issuing_country,
-            _attributes(p.attributes),
-            p.expiry_date,
-            p.chip_verified,
-        )
+        return PassportEvidence(p.document_number, p.issuing_country, _attributes(p.attributes),
+                                p.expiry_date, p.chip_verified)
     if which == "idp_kyc":
         return IdpKycEvidence(e.idp_kyc.provider, e.idp_kyc.assertion)
     if which == "in_person":
         i = e.in_person
-        return InPersonEvidence(i.officer_id, i.location, _attributes(i.attributes), i.photo_match)
-    raise InvalidArgument(
-        "EVIDENCE_MISSING",
-        "one kind of evidence is required",
-        field_violations=(FieldViolation("evidence", "required"),),
-    )
+        return InPersonEvidence(i.officer_id, i.location, _attributes(i.attributes),
+                                i.photo_match)
+    raise InvalidArgument("EVIDENCE_MISSING", "one kind of evidence is required",
+                          field_violations=(FieldViolation("evidence", "required"),))
 
 
 def session_to_proto(s: m.ProofingSession) -> proofing_pb.ProofingSession:
     return proofing_pb.ProofingSession(
-        session_id=s.session_id,
-        subject=identifier_to_proto(s.subject),
-        target_ial=s.target_ial,
-        state=_STATE[s.state],
-        evidence=[
-            proofing_pb.EvidenceResult(
-                kind=_KIND[r.kind],
-                outcome=_OUTCOME[r.outcome],
-                reason=r.reason,
-                source=r.source,
-                verified_at=_ts(r.verified_at),
-            )
-            for r in s.evidence
-        ],
-        achieved_ial=s.achieved_ial,
-        failure_reason=s.failure_reason,
-        created_at=_ts(s.created_at),
-        expires_at=_ts(s.expires_at),
-        person_id=s.person_id,
-    )
+        session_id=s.session_id, subject=identifier_to_proto(s.subject),
+        target_ial=s.target_ial, state=_STATE[s.state],
+        evidence=[proofing_pb.EvidenceResult(kind=_KIND[r.kind], outcome=_OUTCOME[r.outcome],
+                                             reason=r.reason, source=r.source,
+                                             verified_at=_ts(r.verified_at))
+                  for r in s.evidence],
+        achieved_ial=s.achieved_ial, failure_reason=s.failure_reason,
+        created_at=_ts(s.created_at), expires_at=_ts(s.expires_at), person_id=s.person_id)
 
 
 class ProofingServicer(proofing_grpc.ProofingServiceServicer):  # type: ignore[misc,unused-ignore]
@@ -209,21 +183,20 @@ class ProofingServicer(proofing_grpc.ProofingServiceServicer):  # type: ignore[m
 
     def SubmitEvidence(self, request: Any, context: grpc.ServicerContext) -> Any:
         _require_scope("identity:proofing")
-        session = self._s.submit_evidence(request.session_id, evidence_from_proto(request.evidence))
+        session = self._s.submit_evidence(request.session_id,
+                                          evidence_from_proto(request.evidence))
         return proofing_pb.SubmitEvidenceResponse(session=session_to_proto(session))
 
     def CompleteProofing(self, request: Any, context: grpc.ServicerContext) -> Any:
         _require_scope("identity:proofing")
         session = self._s.complete_proofing(request.session_id)
-        return proofing_pb.CompleteProofingResponse(
-            session=session_to_proto(session), enrolment_code=session.enrolment_code
-        )
+        return proofing_pb.CompleteProofingResponse(session=session_to_proto(session),
+                                                    enrolment_code=session.enrolment_code)
 
     def GetProofing(self, request: Any, context: grpc.ServicerContext) -> Any:
         _require_scope("identity:proofing")
         return proofing_pb.GetProofingResponse(
-            session=session_to_proto(self._s.get_proofing(request.session_id))
-        )
+            session=session_to_proto(self._s.get_proofing(request.session_id)))
 
 
 class AuthenticationServicer(auth_grpc.AuthenticationServiceServicer):  # type: ignore[misc,unused-ignore]
@@ -231,13 +204,10 @@ class AuthenticationServicer(auth_grpc.AuthenticationServiceServicer):  # type: 
         self._s = service
 
     def SetPassword(self, request: Any, context: grpc.ServicerContext) -> Any:
-        name = self._s.set_password(
-            request.person_id,
-            request.new_password,
-            enrolment_code=request.enrolment_code,
-            login_session_id=request.login_session_id,
-            username=request.username,
-        )
+        name = self._s.set_password(request.person_id, request.new_password,
+                                    enrolment_code=request.enrolment_code,
+                                    login_session_id=request.login_session_id,
+                                    username=request.username)
         return auth_pb.SetPasswordResponse(username=name)
 
     def EnrolTotp(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -248,53 +218,34 @@ class AuthenticationServicer(auth_grpc.AuthenticationServiceServicer):  # type: 
         return auth_pb.ConfirmTotpResponse()
 
     def RegisterDevice(self, request: Any, context: grpc.ServicerContext) -> Any:
-        device_id = self._s.register_device(
-            request.login_session_id, request.public_key_der, request.display_name
-        )
+        device_id = self._s.register_device(request.login_session_id, request.public_key_der,
+                                            request.display_name)
         return auth_pb.RegisterDeviceResponse(device_id=device_id)
 
     def Login(self, request: Any, context: grpc.ServicerContext) -> Any:
-        session = self._s.login(
-            request.client_id, request.username, request.password, request.totp_code
-        )
-        return auth_pb.LoginResponse(
-            login_session_id=session.login_session_id,
-            aal=str(session.aal),
-            amr=list(session.amr),
-            expires_at=_ts(session.expires_at),
-        )
+        session = self._s.login(request.client_id, request.username, request.password,
+                                request.totp_code)
+        return auth_pb.LoginResponse(login_session_id=session.login_session_id,
+                                     aal=str(session.aal), amr=list(session.amr),
+                                     expires_at=_ts(session.expires_at))
 
     def BackchannelAuthenticate(self, request: Any, context: grpc.ServicerContext) -> Any:
         start = self._s.backchannel_authenticate(
-            request.client_id,
-            request.client_assertion,
-            request.login_hint,
-            request.binding_message,
-            request.scope,
-            request.acr_values,
-        )
+            request.client_id, request.client_assertion, request.login_hint,
+            request.binding_message, request.scope, request.acr_values)
         return auth_pb.BackchannelAuthenticateResponse(
-            auth_req_id=start.auth_req_id, expires_in=start.expires_in, interval=start.interval
-        )
+            auth_req_id=start.auth_req_id, expires_in=start.expires_in, interval=start.interval)
 
     def ListPendingApprovals(self, request: Any, context: grpc.ServicerContext) -> Any:
         pending = self._s.list_pending_approvals(request.device_id, request.device_proof)
-        return auth_pb.ListPendingApprovalsResponse(
-            approvals=[
-                auth_pb.PendingApproval(
-                    auth_req_id=p.auth_req_id,
-                    client_name=p.client_name,
-                    binding_message=p.binding_message,
-                    expires_at=_ts(p.expires_at),
-                )
-                for p in pending
-            ]
-        )
+        return auth_pb.ListPendingApprovalsResponse(approvals=[
+            auth_pb.PendingApproval(auth_req_id=p.auth_req_id, client_name=p.client_name,
+                                    binding_message=p.binding_message,
+                                    expires_at=_ts(p.expires_at)) for p in pending])
 
     def DecideApproval(self, request: Any, context: grpc.ServicerContext) -> Any:
-        self._s.decide_approval(
-            request.device_id, request.auth_req_id, request.approve, request.device_proof
-        )
+        self._s.decide_approval(request.device_id, request.auth_req_id, request.approve,
+                                request.device_proof)
         return auth_pb.DecideApprovalResponse()
 
 
@@ -304,47 +255,28 @@ class OidcServicer(oidc_grpc.OidcServiceServicer):  # type: ignore[misc,unused-i
 
     def Authorize(self, request: Any, context: grpc.ServicerContext) -> Any:
         result = self._s.authorize(
-            login_session_id=request.login_session_id,
-            client_id=request.client_id,
-            redirect_uri=request.redirect_uri,
-            scope=request.scope,
-            state=request.state,
-            nonce=request.nonce,
-            code_challenge=request.code_challenge,
+            login_session_id=request.login_session_id, client_id=request.client_id,
+            redirect_uri=request.redirect_uri, scope=request.scope, state=request.state,
+            nonce=request.nonce, code_challenge=request.code_challenge,
             code_challenge_method=request.code_challenge_method,
-            acr_values=request.acr_values,
-            claims=request.claims,
-        )
+            acr_values=request.acr_values, claims=request.claims)
         return oidc_pb.AuthorizeResponse(code=result.code, redirect_to=result.redirect_to)
 
     def Token(self, request: Any, context: grpc.ServicerContext) -> Any:
-        tokens = self._s.token(
-            m.TokenRequest(
-                grant_type=request.grant_type,
-                client_id=request.client_id,
-                client_assertion=request.client_assertion,
-                client_assertion_type=request.client_assertion_type,
-                code=request.code,
-                redirect_uri=request.redirect_uri,
-                code_verifier=request.code_verifier,
-                refresh_token=request.refresh_token,
-                scope=request.scope,
-                auth_req_id=request.auth_req_id,
-                subject_token=request.subject_token,
-                subject_token_type=request.subject_token_type,
-                act_for=request.act_for,
-                audience=request.audience,
-            )
-        )
+        tokens = self._s.token(m.TokenRequest(
+            grant_type=request.grant_type, client_id=request.client_id,
+            client_assertion=request.client_assertion,
+            client_assertion_type=request.client_assertion_type, code=request.code,
+            redirect_uri=request.redirect_uri, code_verifier=request.code_verifier,
+            refresh_token=request.refresh_token, scope=request.scope,
+            auth_req_id=request.auth_req_id, subject_token=request.subject_token,
+            subject_token_type=request.subject_token_type, act_for=request.act_for,
+            audience=request.audience))
         return oidc_pb.TokenResponse(
-            access_token=tokens.access_token,
-            token_type=tokens.token_type,
-            expires_in=tokens.expires_in,
-            refresh_token=tokens.refresh_token,
-            id_token=tokens.id_token,
-            scope=tokens.scope,
-            issued_token_type=tokens.issued_token_type,
-        )
+            access_token=tokens.access_token, token_type=tokens.token_type,
+            expires_in=tokens.expires_in, refresh_token=tokens.refresh_token,
+            id_token=tokens.id_token, scope=tokens.scope,
+            issued_token_type=tokens.issued_token_type)
 
     def RevokeToken(self, request: Any, context: grpc.ServicerContext) -> Any:
         client = self._s.authenticate_client(request.client_id, request.client_assertion)
@@ -356,14 +288,12 @@ class OidcServicer(oidc_grpc.OidcServiceServicer):  # type: ignore[misc,unused-i
         if client.auth_method == "none":
             raise PermissionDenied("INVALID_CLIENT", "introspection needs client authentication")
         result = self._s.introspect(request.token)
-        return oidc_pb.IntrospectTokenResponse(
-            active=bool(result.get("active")), claims_json=json.dumps(result)
-        )
+        return oidc_pb.IntrospectTokenResponse(active=bool(result.get("active")),
+                                               claims_json=json.dumps(result))
 
     def GetUserInfo(self, request: Any, context: grpc.ServicerContext) -> Any:
         return oidc_pb.GetUserInfoResponse(
-            claims_json=json.dumps(self._s.userinfo(request.access_token), ensure_ascii=False)
-        )
+            claims_json=json.dumps(self._s.userinfo(request.access_token), ensure_ascii=False))
 
     def GetJwks(self, request: Any, context: grpc.ServicerContext) -> Any:
         return oidc_pb.GetJwksResponse(jwks_json=json.dumps(self._s.keyring.jwks()))
@@ -373,37 +303,23 @@ def client_from_proto(c: clients_pb.Client) -> m.Client:
     agency = ""
     if c.HasField("agency") and c.agency.value:
         agency = str(identifier_from_proto(c.agency, "client.agency"))
-    subject_type = {v: k for k, v in _SUBJECT_TYPE.items()}.get(
-        c.subject_type, m.SubjectType.PUBLIC
-    )
+    subject_type = {v: k for k, v in _SUBJECT_TYPE.items()}.get(c.subject_type,
+                                                                 m.SubjectType.PUBLIC)
     return m.Client(
-        client_id=c.client_id,
-        client_name=c.client_name,
-        redirect_uris=tuple(c.redirect_uris),
-        grant_types=tuple(c.grant_types),
-        scopes=tuple(c.scopes),
-        auth_method=c.token_endpoint_auth_method or "none",
-        jwks_json=c.jwks_json,
-        subject_type=subject_type,
-        sector_identifier=c.sector_identifier,
-        agency=agency,
-        id_token_signed_response_alg=c.id_token_signed_response_alg or "ES256",
-    )
+        client_id=c.client_id, client_name=c.client_name, redirect_uris=tuple(c.redirect_uris),
+        grant_types=tuple(c.grant_types), scopes=tuple(c.scopes),
+        auth_method=c.token_endpoint_auth_method or "none", jwks_json=c.jwks_json,
+        subject_type=subject_type, sector_identifier=c.sector_identifier, agency=agency,
+        id_token_signed_response_alg=c.id_token_signed_response_alg or "ES256")
 
 
 def client_to_proto(c: m.Client) -> clients_pb.Client:
     out = clients_pb.Client(
-        client_id=c.client_id,
-        client_name=c.client_name,
-        redirect_uris=list(c.redirect_uris),
-        grant_types=list(c.grant_types),
-        scopes=list(c.scopes),
-        token_endpoint_auth_method=c.auth_method,
-        jwks_json=c.jwks_json,
-        subject_type=_SUBJECT_TYPE[c.subject_type],
-        sector_identifier=c.sector_identifier,
-        id_token_signed_response_alg=c.id_token_signed_response_alg,
-    )
+        client_id=c.client_id, client_name=c.client_name, redirect_uris=list(c.redirect_uris),
+        grant_types=list(c.grant_types), scopes=list(c.scopes),
+        token_endpoint_auth_method=c.auth_method, jwks_json=c.jwks_json,
+        subject_type=_SUBJECT_TYPE[c.subject_type], sector_identifier=c.sector_identifier,
+        id_token_signed_response_alg=c.id_token_signed_response_alg)
     if c.agency:
         out.agency.CopyFrom(identifier_to_proto(c.agency))
     return out
@@ -421,33 +337,26 @@ class ClientServicer(clients_grpc.ClientServiceServicer):  # type: ignore[misc,u
     def GetClient(self, request: Any, context: grpc.ServicerContext) -> Any:
         _require_scope("identity:admin")
         return clients_pb.GetClientResponse(
-            client=client_to_proto(self._s.get_client(request.client_id))
-        )
+            client=client_to_proto(self._s.get_client(request.client_id)))
 
 
 def representation_to_proto(r: m.Representation) -> rep_pb.Representation:
     return rep_pb.Representation(
         representation_id=r.representation_id,
         juristic_person=identifier_to_proto(r.juristic_person),
-        representative=identifier_to_proto(r.representative),
-        role=r.role,
-        powers=list(r.powers),
-        valid_from=_ts(r.valid_from),
-        valid_until=_ts(r.valid_until),
-        granted_by=identifier_to_proto(r.granted_by),
-        evidence=r.evidence,
-        status=_REP_STATUS[r.status],
-    )
+        representative=identifier_to_proto(r.representative), role=r.role,
+        powers=list(r.powers), valid_from=_ts(r.valid_from), valid_until=_ts(r.valid_until),
+        granted_by=identifier_to_proto(r.granted_by), evidence=r.evidence,
+        status=_REP_STATUS[r.status])
 
 
 def juristic_to_proto(j: m.JuristicPerson) -> rep_pb.JuristicPerson:
     return rep_pb.JuristicPerson(
-        identifier=identifier_to_proto(j.identifier),
-        kind=_JUR_KIND[j.kind],
-        names=party_pb2.PartyNames(organization_name_th=j.name_th, organization_name_en=j.name_en),
+        identifier=identifier_to_proto(j.identifier), kind=_JUR_KIND[j.kind],
+        names=party_pb2.PartyNames(organization_name_th=j.name_th,
+                                   organization_name_en=j.name_en),
         directors=[identifier_to_proto(d) for d in j.directors],
-        registered_at=_ts(j.registered_at),
-    )
+        registered_at=_ts(j.registered_at))
 
 
 class RepresentationServicer(rep_grpc.RepresentationServiceServicer):  # type: ignore[misc,unused-ignore]
@@ -458,30 +367,25 @@ class RepresentationServicer(rep_grpc.RepresentationServiceServicer):  # type: i
         _require_scope("identity:admin")
         kind = {v: k for k, v in _JUR_KIND.items()}.get(request.kind, m.JuristicKind.COMPANY)
         person = self._s.register_juristic_person(
-            identifier_from_proto(request.identifier, "identifier"),
-            kind,
-            request.names.organization_name_th,
-            request.names.organization_name_en,
-            [identifier_from_proto(d, f"directors[{i}]") for i, d in enumerate(request.directors)],
-        )
+            identifier_from_proto(request.identifier, "identifier"), kind,
+            request.names.organization_name_th, request.names.organization_name_en,
+            [identifier_from_proto(d, f"directors[{i}]")
+             for i, d in enumerate(request.directors)])
         return rep_pb.RegisterJuristicPersonResponse(juristic_person=juristic_to_proto(person))
 
     def GetJuristicPerson(self, request: Any, context: grpc.ServicerContext) -> Any:
         ident = identifier_from_proto(request.identifier, "identifier")
         return rep_pb.GetJuristicPersonResponse(
-            juristic_person=juristic_to_proto(self._s.juristic_person(str(ident)))
-        )
+            juristic_person=juristic_to_proto(self._s.juristic_person(str(ident))))
 
     def GrantRepresentation(self, request: Any, context: grpc.ServicerContext) -> Any:
         rep = self._s.grant_representation(
             juristic_person=identifier_from_proto(request.juristic_person, "juristic_person"),
             representative=identifier_from_proto(request.representative, "representative"),
-            role=request.role,
-            powers=list(request.powers),
+            role=request.role, powers=list(request.powers),
             valid_from=_seconds(request.valid_from) if request.HasField("valid_from") else None,
             valid_until=_seconds(request.valid_until) if request.HasField("valid_until") else 0,
-            grantor_id_token=request.grantor_id_token,
-        )
+            grantor_id_token=request.grantor_id_token)
         return rep_pb.GrantRepresentationResponse(representation=representation_to_proto(rep))
 
     def RevokeRepresentation(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -490,30 +394,20 @@ class RepresentationServicer(rep_grpc.RepresentationServiceServicer):  # type: i
 
     def ListRepresentations(self, request: Any, context: grpc.ServicerContext) -> Any:
         _require_scope("identity:admin", "identity:representation")
-        jur = (
-            str(identifier_from_proto(request.juristic_person, "juristic_person"))
-            if request.HasField("juristic_person") and request.juristic_person.value
-            else ""
-        )
-        rep = (
-            str(identifier_from_proto(request.representative, "representative"))
-            if request.HasField("representative") and request.representative.value
-            else ""
-        )
+        jur = (str(identifier_from_proto(request.juristic_person, "juristic_person"))
+               if request.HasField("juristic_person") and request.juristic_person.value else "")
+        rep = (str(identifier_from_proto(request.representative, "representative"))
+               if request.HasField("representative") and request.representative.value else "")
         page, token = self._s.list_representations(
-            juristic_person=jur,
-            representative=rep,
-            page_size=request.page_size,
-            page_token=request.page_token,
-        )
+            juristic_person=jur, representative=rep, page_size=request.page_size,
+            page_token=request.page_token)
         return rep_pb.ListRepresentationsResponse(
-            representations=[representation_to_proto(r) for r in page], next_page_token=token
-        )
+            representations=[representation_to_proto(r) for r in page],
+            next_page_token=token)
 
 
 def grpc_services(service: IdentityService) -> list[GrpcService]:
     """Every identity gRPC service, ready for ``egov_common.server.serve``."""
-
     def full_name(module: Any, name: str) -> str:
         return str(module.DESCRIPTOR.services_by_name[name].full_name)
 
@@ -522,32 +416,18 @@ def grpc_services(service: IdentityService) -> list[GrpcService]:
         return lambda server: add(servicer, server)
 
     return [
-        GrpcService(
-            full_name(proofing_pb, "ProofingService"),
-            register(
-                proofing_grpc.add_ProofingServiceServicer_to_server, ProofingServicer(service)
-            ),
-        ),
-        GrpcService(
-            full_name(auth_pb, "AuthenticationService"),
-            register(
-                auth_grpc.add_AuthenticationServiceServicer_to_server,
-                AuthenticationServicer(service),
-            ),
-        ),
-        GrpcService(
-            full_name(oidc_pb, "OidcService"),
-            register(oidc_grpc.add_OidcServiceServicer_to_server, OidcServicer(service)),
-        ),
-        GrpcService(
-            full_name(clients_pb, "ClientService"),
-            register(clients_grpc.add_ClientServiceServicer_to_server, ClientServicer(service)),
-        ),
-        GrpcService(
-            full_name(rep_pb, "RepresentationService"),
-            register(
-                rep_grpc.add_RepresentationServiceServicer_to_server,
-                RepresentationServicer(service),
-            ),
-        ),
+        GrpcService(full_name(proofing_pb, "ProofingService"),
+                    register(proofing_grpc.add_ProofingServiceServicer_to_server,
+                             ProofingServicer(service))),
+        GrpcService(full_name(auth_pb, "AuthenticationService"),
+                    register(auth_grpc.add_AuthenticationServiceServicer_to_server,
+                             AuthenticationServicer(service))),
+        GrpcService(full_name(oidc_pb, "OidcService"),
+                    register(oidc_grpc.add_OidcServiceServicer_to_server, OidcServicer(service))),
+        GrpcService(full_name(clients_pb, "ClientService"),
+                    register(clients_grpc.add_ClientServiceServicer_to_server,
+                             ClientServicer(service))),
+        GrpcService(full_name(rep_pb, "RepresentationService"),
+                    register(rep_grpc.add_RepresentationServiceServicer_to_server,
+                             RepresentationServicer(service))),
     ]

@@ -76,47 +76,35 @@ class IdentitySettings(ServiceSettings):
             raise SettingsError(
                 f"{v}KEY_PUBLISH_AHEAD_SECONDS",
                 f"({ahead:g}) must be shorter than {v}KEY_ROTATION_SECONDS ({rotation:g}): the "
-                "next key is published that long before the current one stops signing",
-            )
+                "next key is published that long before the current one stops signing")
         if ahead < JWKS_MAX_AGE_SECONDS:
             raise SettingsError(
                 f"{v}KEY_PUBLISH_AHEAD_SECONDS",
                 f"({ahead:g}) must be at least {JWKS_MAX_AGE_SECONDS}, the max-age of /jwks: "
-                "relying parties would meet tokens signed with a key their cached JWKS lacks",
-            )
+                "relying parties would meet tokens signed with a key their cached JWKS lacks")
         if self.refresh_token_seconds < self.access_token_seconds:
             raise SettingsError(
                 f"{v}REFRESH_TOKEN_SECONDS",
                 f"({self.refresh_token_seconds}) must be at least {v}ACCESS_TOKEN_SECONDS "
                 f"({self.access_token_seconds}): a refresh token would expire before the "
-                "access token it renews",
-            )
+                "access token it renews")
         if self.ciba_interval_seconds >= self.ciba_expires_seconds:
             raise SettingsError(
                 f"{v}CIBA_INTERVAL_SECONDS",
                 f"({self.ciba_interval_seconds}) must be shorter than {v}CIBA_EXPIRES_SECONDS "
                 f"({self.ciba_expires_seconds}): a client could not poll before the request "
-                "expires",
-            )
+                "expires")
         if self.client_max_failures <= self.max_failures:
             raise SettingsError(
                 f"{v}CLIENT_MAX_FAILURES",
                 f"({self.client_max_failures}) must be greater than {v}MAX_FAILURES "
                 f"({self.max_failures}): one person's wrong passwords would lock every person "
-                "of that portal out",
-            )
+                "of that portal out")
         issuer = urllib.parse.urlsplit(self.issuer_url())
-        if (
-            issuer.scheme not in ("https", "http")
-            or not issuer.netloc
-            or issuer.query
-            or issuer.fragment
-        ):
-            raise SettingsError(
-                f"{v}ISSUER",
-                "must be an https URL without query or fragment "
-                "(OIDC Discovery 1.0 section 3; http only for development)",
-            )
+        if issuer.scheme not in ("https", "http") or not issuer.netloc or issuer.query \
+                or issuer.fragment:
+            raise SettingsError(f"{v}ISSUER", "must be an https URL without query or fragment "
+                                "(OIDC Discovery 1.0 section 3; http only for development)")
         self.ial_level_names()
 
     def ial_level_names(self) -> AssuranceLevels:
@@ -132,13 +120,11 @@ class IdentitySettings(ServiceSettings):
         try:
             return read_blocklist_file(self.password_blocklist_file)
         except OSError as exc:
-            raise SettingsError(
-                "EGOV_IDENTITY_PASSWORD_BLOCKLIST_FILE", f"cannot be read: {exc.strerror or exc}"
-            ) from None
+            raise SettingsError("EGOV_IDENTITY_PASSWORD_BLOCKLIST_FILE",
+                                f"cannot be read: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
-            raise SettingsError(
-                "EGOV_IDENTITY_PASSWORD_BLOCKLIST_FILE", "is not UTF-8 text"
-            ) from None
+            raise SettingsError("EGOV_IDENTITY_PASSWORD_BLOCKLIST_FILE",
+                                "is not UTF-8 text") from None
 
     def kek_bytes(self) -> bytes:
         """The current KEK; raises SettingsError naming the variable when malformed."""
@@ -158,9 +144,8 @@ class IdentitySettings(ServiceSettings):
     def previous_kek_bytes(self) -> tuple[bytes, ...]:
         """The previous KEKs in the order given; raises SettingsError naming the entry."""
         entries = [e.strip() for e in self.previous_keks.get_secret_value().split(",")]
-        return tuple(
-            _kek(e, f"EGOV_IDENTITY_PREVIOUS_KEKS entry {i}") for i, e in enumerate(entries, 1) if e
-        )
+        return tuple(_kek(e, f"EGOV_IDENTITY_PREVIOUS_KEKS entry {i}")
+                     for i, e in enumerate(entries, 1) if e)
 
     def pairwise_salt_bytes(self) -> bytes:
         raw = self.pairwise_salt.get_secret_value().strip()

@@ -32,7 +32,8 @@ from pathlib import Path
 
 from egov_identity.domain.password_policy import blocklist_entries
 
-OUTPUT = Path(__file__).resolve().parents[1] / "egov_identity" / "domain" / "common_passwords.json"
+OUTPUT = (Path(__file__).resolve().parents[1] / "egov_identity" / "domain"
+          / "common_passwords.json")
 
 #: Published as examples, hence tried first by anyone guessing.
 FAMOUS_EXAMPLES = (
@@ -61,13 +62,9 @@ def _zxcvbn_passwords(wheel: Path) -> list[str]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values, strict=True):
-                if (
-                    isinstance(key, ast.Constant)
-                    and key.value == "passwords"
-                    and isinstance(value, ast.Call)
-                    and isinstance(value.func, ast.Attribute)
-                    and isinstance(value.func.value, ast.Constant)
-                ):
+                if (isinstance(key, ast.Constant) and key.value == "passwords"
+                        and isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+                        and isinstance(value.func.value, ast.Constant)):
                     return str(value.func.value.value).split(",")
     raise SystemExit("zxcvbn wheel: no 'passwords' list in frequency_lists.py")
 
@@ -77,31 +74,25 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     django_wheel, zxcvbn_wheel = (Path(a) for a in argv)
-    lines = [*_django_passwords(django_wheel), *_zxcvbn_passwords(zxcvbn_wheel), *FAMOUS_EXAMPLES]
+    lines = [*_django_passwords(django_wheel), *_zxcvbn_passwords(zxcvbn_wheel),
+             *FAMOUS_EXAMPLES]
     entries = sorted(blocklist_entries(lines))
     document = {
         "description": "Common and breached passwords, folded as egov_identity.domain."
-        "password_policy.fold compares them; rebuilt by services/identity/tools/"
-        "build_password_blocklist.py.",
+                       "password_policy.fold compares them; rebuilt by services/identity/tools/"
+                       "build_password_blocklist.py.",
         "sources": [
-            {
-                "name": f"Django {django_wheel.name}: django/contrib/auth/common-passwords.txt.gz",
-                "origin": "the 20,000 most common passwords from breach corpora, compiled by "
-                "Royce Williams, https://gist.github.com/roycewilliams/"
-                "226886fd01572964e1431ac8afc999ce",
-                "license": "BSD-3-Clause (Django)",
-            },
-            {
-                "name": f"zxcvbn {zxcvbn_wheel.name}: frequency_lists.py 'passwords'",
-                "origin": "the 30,000 most frequent passwords of Mark Burnett's 10 million password "
-                "corpus (xato.net, 2015)",
-                "license": "MIT (zxcvbn-python)",
-            },
-            {
-                "name": "famous example passwords",
-                "origin": "; ".join(FAMOUS_EXAMPLES),
-                "license": "n/a",
-            },
+            {"name": f"Django {django_wheel.name}: django/contrib/auth/common-passwords.txt.gz",
+             "origin": "the 20,000 most common passwords from breach corpora, compiled by "
+                       "Royce Williams, https://gist.github.com/roycewilliams/"
+                       "226886fd01572964e1431ac8afc999ce",
+             "license": "BSD-3-Clause (Django)"},
+            {"name": f"zxcvbn {zxcvbn_wheel.name}: frequency_lists.py 'passwords'",
+             "origin": "the 30,000 most frequent passwords of Mark Burnett's 10 million password "
+                       "corpus (xato.net, 2015)",
+             "license": "MIT (zxcvbn-python)"},
+            {"name": "famous example passwords", "origin": "; ".join(FAMOUS_EXAMPLES),
+             "license": "n/a"},
         ],
         "entries": entries,
     }

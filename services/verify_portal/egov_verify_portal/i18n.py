@@ -368,3 +368,4 @@ class Translator:
         if n_bytes >= 1024:
             return f"{n_bytes / 1024:.0f} KB"
         return f"{n_bytes} ไบต์" if self.language == "th" else f"{n_bytes} bytes"
+

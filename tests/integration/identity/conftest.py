@@ -16,9 +16,8 @@ def admin_key() -> MachineKey:
 
 
 @pytest.fixture(scope="module")
-def identity(
-    tmp_path_factory: pytest.TempPathFactory, admin_key: MachineKey
-) -> Iterator[RunningIdentity]:
+def identity(tmp_path_factory: pytest.TempPathFactory, admin_key: MachineKey
+             ) -> Iterator[RunningIdentity]:
     tmp: Path = tmp_path_factory.mktemp("identity")
     with running_identity(base_env(tmp, admin_key, log_level="DEBUG"), data_dir=tmp) as running:
         yield running

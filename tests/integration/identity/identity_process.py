@@ -36,39 +36,19 @@ class RunningIdentity:
         return self.process.http_url
 
 
-def base_env(
-    tmp: Path,
-    admin_key: MachineKey,
-    *,
-    kek: str | None = None,
-    database_url: str | None = None,
-    log_level: str = "INFO",
-) -> dict[str, str]:
+def base_env(tmp: Path, admin_key: MachineKey, *, kek: str | None = None,
+             database_url: str | None = None, log_level: str = "INFO") -> dict[str, str]:
     bootstrap = tmp / "bootstrap-clients.json"
-    bootstrap.write_text(
-        json.dumps(
-            [
-                {
-                    "client_id": ADMIN_ID,
-                    "client_name": "Identity admin",
-                    "grant_types": ["client_credentials"],
-                    "scopes": ["identity:admin", "identity:proofing"],
-                    "token_endpoint_auth_method": "private_key_jwt",
-                    "jwks_json": admin_key.jwks_json,
-                },
-                {
-                    # RegisterClient cannot carry the algorithm yet (egov.identity.v1.Client has no field).
-                    "client_id": RS256_PORTAL_ID,
-                    "client_name": "Portal that verifies RS256",
-                    "grant_types": ["authorization_code"],
-                    "scopes": ["openid", "profile"],
-                    "redirect_uris": [REDIRECT],
-                    "token_endpoint_auth_method": "none",
-                    "id_token_signed_response_alg": "RS256",
-                },
-            ]
-        )
-    )
+    bootstrap.write_text(json.dumps([{
+        "client_id": ADMIN_ID, "client_name": "Identity admin",
+        "grant_types": ["client_credentials"],
+        "scopes": ["identity:admin", "identity:proofing"],
+        "token_endpoint_auth_method": "private_key_jwt", "jwks_json": admin_key.jwks_json}, {
+        # RegisterClient cannot carry the algorithm yet (egov.identity.v1.Client has no field).
+        "client_id": RS256_PORTAL_ID, "client_name": "Portal that verifies RS256",
+        "grant_types": ["authorization_code"], "scopes": ["openid", "profile"],
+        "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
+        "id_token_signed_response_alg": "RS256"}]))
     env = {
         "EGOV_IDENTITY_KEK": kek or base64.b64encode(secrets.token_bytes(32)).decode(),
         "EGOV_IDENTITY_BOOTSTRAP_CLIENTS_FILE": str(bootstrap),
@@ -85,15 +65,13 @@ def base_env(
 
 
 @contextlib.contextmanager
-def running_identity(
-    env: dict[str, str], data_dir: Path | None = None
-) -> Iterator[RunningIdentity]:
+def running_identity(env: dict[str, str], data_dir: Path | None = None
+                     ) -> Iterator[RunningIdentity]:
     with start_service("egov_identity", env=env, data_dir=data_dir) as process:
         channel = grpc.insecure_channel(process.grpc_address)
         try:
-            yield RunningIdentity(
-                process, IdentityClient(channel, issuer=process.http_url), channel
-            )
+            yield RunningIdentity(process, IdentityClient(channel, issuer=process.http_url),
+                                  channel)
         finally:
             channel.close()
 
@@ -108,26 +86,17 @@ def thai_citizens() -> list:  # type: ignore[type-arg]
     return [p for p in POPULATION.people if p.identifier.startswith("TH-PID")]
 
 
-def setup_citizen(
-    identity: RunningIdentity,
-    admin_key: MachineKey,
-    index: int = 0,
-    *,
-    register_portal: bool = True,
-) -> tuple[str, bytes]:
+def setup_citizen(identity: RunningIdentity, admin_key: MachineKey, index: int = 0,
+                  *, register_portal: bool = True) -> tuple[str, bytes]:
     """Register the portal (once), proof citizen ``index`` at IAL 2.3 and enrol password+TOTP.
     Returns (username, totp secret)."""
     c = identity.client
     admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin identity:proofing")
     if register_portal:
-        c.register_client(
-            admin,
-            client_id=PORTAL_ID,
-            client_name="Citizen Portal",
-            grant_types=["authorization_code", "refresh_token"],
-            scopes=["openid", "profile", "identifier", "verified_claims", "keys:sign"],
-            redirect_uris=[REDIRECT],
-        )
+        c.register_client(admin, client_id=PORTAL_ID, client_name="Citizen Portal",
+                          grant_types=["authorization_code", "refresh_token"],
+                          scopes=["openid", "profile", "identifier", "verified_claims",
+                                  "keys:sign"], redirect_uris=[REDIRECT])
     citizen = thai_citizens()[index]
     person_id, code = c.proof_citizen(admin, citizen, target_ial="2.3")
     username = f"citizen{index}"

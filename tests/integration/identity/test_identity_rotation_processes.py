@@ -63,56 +63,34 @@ def _kek_id(kek: str) -> str:
 def _command(env: dict[str, str], data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m egov_identity <args>`` with the server's settings; exits by itself."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    full = {
-        **os.environ,
-        **env,
-        "EGOV_IDENTITY_DATA_DIR": str(data_dir),
-        "EGOV_IDENTITY_GRPC_LISTEN": "127.0.0.1:0",
-        "EGOV_IDENTITY_HTTP_LISTEN": "127.0.0.1:0",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "egov_identity", *args],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    full = {**os.environ, **env, "EGOV_IDENTITY_DATA_DIR": str(data_dir),
+            "EGOV_IDENTITY_GRPC_LISTEN": "127.0.0.1:0", "EGOV_IDENTITY_HTTP_LISTEN": "127.0.0.1:0"}
+    return subprocess.run([sys.executable, "-m", "egov_identity", *args], env=full,
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def _verifier(identity: RunningIdentity, **jwks_options: object) -> TokenVerifier:
     """A relying party that knows only the JWKS URL of the running process."""
-    return TokenVerifier(
-        HttpJwks(identity.process.http_url + "/jwks", **jwks_options),  # type: ignore[arg-type]
-        issuer=ISSUER,
-        audiences=[PORTAL_ID],
-    )
+    return TokenVerifier(HttpJwks(identity.process.http_url + "/jwks", **jwks_options),  # type: ignore[arg-type]
+                         issuer=ISSUER, audiences=[PORTAL_ID])
 
 
 def _aal2_tokens(identity: RunningIdentity, username: str, secret: bytes) -> Tokens:
     return identity.client.login_and_get_tokens(
-        PORTAL_ID,
-        REDIRECT,
-        username,
-        PASSWORD,
-        totp_secret=secret,
-        scope="openid profile",
-        totp_at=time.time() + 30,
-    )  # enrolment spent the current step
+        PORTAL_ID, REDIRECT, username, PASSWORD, totp_secret=secret, scope="openid profile",
+        totp_at=time.time() + 30)  # enrolment spent the current step
 
 
 def test_tokens_and_totp_survive_a_kek_rotation_rewrap_and_dropping_the_old_kek(
-    database_url: str, tmp_path: Path
-) -> None:
+        database_url: str, tmp_path: Path) -> None:
     admin_key = MachineKey()
     kek_a, kek_b = _new_kek(), _new_kek()
-    env_a = {
-        **base_env(tmp_path, admin_key, kek=kek_a, database_url=database_url),
-        "EGOV_IDENTITY_ISSUER": ISSUER,
-    }
+    env_a = {**base_env(tmp_path, admin_key, kek=kek_a, database_url=database_url),
+             "EGOV_IDENTITY_ISSUER": ISSUER}
     with running_identity(env_a, tmp_path / "a") as identity:
         citizens = [setup_citizen(identity, admin_key, 0)]
-        citizens += [setup_citizen(identity, admin_key, i, register_portal=False) for i in (1, 2)]
+        citizens += [setup_citizen(identity, admin_key, i, register_portal=False)
+                     for i in (1, 2)]
         before = _aal2_tokens(identity, *citizens[0])
         assert _verifier(identity).verify(before.id_token).aal == 2
 
@@ -126,9 +104,8 @@ def test_tokens_and_totp_survive_a_kek_rotation_rewrap_and_dropping_the_old_kek(
         # rewrap-kek beside the serving process.
         rewrap = _command(env_b, tmp_path / "rewrap", "rewrap-kek", "--batch-size", "2")
         assert rewrap.returncode == 0, rewrap.stderr
-        counts = dict(
-            re.findall(r"^(signing keys|TOTP seeds): (\d+) re-sealed", rewrap.stdout, re.MULTILINE)
-        )
+        counts = dict(re.findall(r"^(signing keys|TOTP seeds): (\d+) re-sealed", rewrap.stdout,
+                                 re.MULTILINE))
         assert int(counts["signing keys"]) >= 2 and counts["TOTP seeds"] == "3"
         assert f"every sealed value is under KEK {_kek_id(kek_b)}" in rewrap.stdout
         again = _command(env_b, tmp_path / "rewrap", "rewrap-kek")
@@ -146,10 +123,8 @@ def test_tokens_and_totp_survive_a_kek_rotation_rewrap_and_dropping_the_old_kek(
         assert verifier.verify(during.id_token).subject
         after = _aal2_tokens(identity, *citizens[2])
         assert verifier.verify(after.id_token).aal == 2
-        claims = identity.client.call(
-            identity.client.oidc.GetUserInfo,
-            oidc_pb2.GetUserInfoRequest(access_token=after.access_token),
-        )
+        claims = identity.client.call(identity.client.oidc.GetUserInfo,
+                                      oidc_pb2.GetUserInfoRequest(access_token=after.access_token))
         assert claims.claims_json
 
     # A KEK that sealed nothing here: a clear refusal, no traceback, no key material.
@@ -170,26 +145,17 @@ def _poll(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> No
 
 
 def test_rotate_signing_key_signs_with_a_new_kid_and_retire_old_stops_old_tokens(
-    database_url: str, tmp_path: Path
-) -> None:
+        database_url: str, tmp_path: Path) -> None:
     admin_key = MachineKey()
-    env = {
-        **base_env(tmp_path, admin_key, database_url=database_url),
-        "EGOV_IDENTITY_ISSUER": ISSUER,
-    }
+    env = {**base_env(tmp_path, admin_key, database_url=database_url),
+           "EGOV_IDENTITY_ISSUER": ISSUER}
     with running_identity(env, tmp_path / "serve") as identity:
         username, _ = setup_citizen(identity, admin_key)
 
         def tokens() -> Tokens:
             return identity.client.login_and_get_tokens(
-                PORTAL_ID,
-                REDIRECT,
-                username,
-                PASSWORD,
-                totp_secret=None,
-                scope="openid profile",
-                acr_values="",
-            )
+                PORTAL_ID, REDIRECT, username, PASSWORD, totp_secret=None,
+                scope="openid profile", acr_values="")
 
         def kid(token: str) -> str:
             return str(jwt.get_unverified_header(token)["kid"])
@@ -200,9 +166,8 @@ def test_rotate_signing_key_signs_with_a_new_kid_and_retire_old_stops_old_tokens
 
         # A relying party's JWKS cache on a clock the test moves (5-minute cache).
         now = [0.0]
-        relying_party = _verifier(
-            identity, cache_seconds=300, min_refresh_seconds=10, monotonic=lambda: now[0]
-        )
+        relying_party = _verifier(identity, cache_seconds=300, min_refresh_seconds=10,
+                                  monotonic=lambda: now[0])
         first = tokens()
         relying_party.verify(first.id_token)
 
@@ -218,13 +183,13 @@ def test_rotate_signing_key_signs_with_a_new_kid_and_retire_old_stops_old_tokens
         relying_party.verify(second.id_token)
         relying_party.verify(first.id_token)  # old key still published
 
-        retired = _command(
-            env, tmp_path / "cli", "rotate-signing-key", "--retire-old", "--alg", "ES256"
-        )
+        retired = _command(env, tmp_path / "cli", "rotate-signing-key", "--retire-old",
+                           "--alg", "ES256")
         assert retired.returncode == 0, retired.stderr
         newest = re.search(r"ES256: new signing key (\S+),", retired.stdout)
         assert newest is not None and "RS256" not in retired.stdout
-        assert f"withdrawn from JWKS now: {kid(first.id_token)}, {new_kid[1]}" in (retired.stdout)
+        assert f"withdrawn from JWKS now: {kid(first.id_token)}, {new_kid[1]}" in (
+            retired.stdout)
         _poll(lambda: new_kid[1] not in published(), "the old keys leave the JWKS")
         assert newest[1] in published() and kid(first.id_token) not in published()
         third = tokens()
@@ -241,8 +206,6 @@ def test_rotate_signing_key_signs_with_a_new_kid_and_retire_old_stops_old_tokens
         assert relying_party.verify(third.id_token).subject
         # identity itself refuses the withdrawn key's access tokens at once.
         with pytest.raises(EgovError) as info:
-            identity.client.call(
-                identity.client.oidc.GetUserInfo,
-                oidc_pb2.GetUserInfoRequest(access_token=second.access_token),
-            )
+            identity.client.call(identity.client.oidc.GetUserInfo,
+                                 oidc_pb2.GetUserInfoRequest(access_token=second.access_token))
         assert info.value.reason == "TOKEN_KEY_UNKNOWN"

@@ -40,21 +40,16 @@ def _own_connection(address: str) -> grpc.Channel:
 
 
 def _log_lines(process: ServiceProcess) -> list[dict[str, object]]:
-    return [
-        json.loads(line)
-        for line in process.log_path.read_text().splitlines()
-        if line.startswith("{")
-    ]
+    return [json.loads(line) for line in process.log_path.read_text().splitlines()
+            if line.startswith("{")]
 
 
 def _worker_of(process: ServiceProcess, channel: grpc.Channel) -> int:
     """The worker serving ``channel``: the one whose request log line has our trace id."""
     trace_id = secrets.token_hex(16)
     oidc_grpc.OidcServiceStub(channel).GetJwks(
-        oidc_pb2.GetJwksRequest(),
-        timeout=10,
-        metadata=(("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01"),),
-    )
+        oidc_pb2.GetJwksRequest(), timeout=10,
+        metadata=(("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01"),))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         for line in _log_lines(process):
@@ -79,31 +74,20 @@ def _client_per_worker(process: ServiceProcess, issuer: str) -> list[IdentityCli
 
 
 def _client_credentials(client: IdentityClient, assertion: str) -> str:
-    response = client.call(
-        client.oidc.Token,
-        oidc_pb2.TokenRequest(
-            grant_type="client_credentials",
-            client_id=ADMIN_ID,
-            client_assertion=assertion,
-            client_assertion_type=CLIENT_ASSERTION_TYPE,
-            scope="identity:admin",
-        ),
-    )
+    response = client.call(client.oidc.Token, oidc_pb2.TokenRequest(
+        grant_type="client_credentials", client_id=ADMIN_ID, client_assertion=assertion,
+        client_assertion_type=CLIENT_ASSERTION_TYPE, scope="identity:admin"))
     return str(response.access_token)
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def test_two_workers_act_as_one_service(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+def test_two_workers_act_as_one_service(backend: str, tmp_path: Path,
+                                        request: pytest.FixtureRequest) -> None:
     admin_key = MachineKey()
     database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
-    env = {
-        **base_env(tmp_path, admin_key, database_url=database_url),
-        "EGOV_IDENTITY_PROCESSES": "2",
-    }
+    env = {**base_env(tmp_path, admin_key, database_url=database_url),
+           "EGOV_IDENTITY_PROCESSES": "2"}
     with running_identity(env, data_dir=tmp_path) as identity:
         a, b = _client_per_worker(identity.process, identity.issuer)
 
@@ -125,22 +109,13 @@ def test_two_workers_act_as_one_service(
 
         # A code minted on worker 0 is redeemed on worker 1, then refused on worker 0; the
         # replay revokes the refresh token it was exchanged for, on both.
-        login = a.call(
-            a.authn.Login,
-            auth_pb.LoginRequest(client_id=PORTAL_ID, username=username, password=PASSWORD),
-        )
+        login = a.call(a.authn.Login, auth_pb.LoginRequest(
+            client_id=PORTAL_ID, username=username, password=PASSWORD))
         verifier, challenge = pkce_pair()
-        code = a.call(
-            a.oidc.Authorize,
-            oidc_pb2.AuthorizeRequest(
-                login_session_id=login.login_session_id,
-                client_id=PORTAL_ID,
-                redirect_uri=REDIRECT,
-                scope="openid profile",
-                code_challenge=challenge,
-                code_challenge_method="S256",
-            ),
-        ).code
+        code = a.call(a.oidc.Authorize, oidc_pb2.AuthorizeRequest(
+            login_session_id=login.login_session_id, client_id=PORTAL_ID,
+            redirect_uri=REDIRECT, scope="openid profile", code_challenge=challenge,
+            code_challenge_method="S256")).code
         tokens = b.redeem_code(PORTAL_ID, code, REDIRECT, verifier)
         with pytest.raises(EgovError) as info:
             a.redeem_code(PORTAL_ID, code, REDIRECT, verifier)
@@ -151,21 +126,12 @@ def test_two_workers_act_as_one_service(
 
         # A refresh token rotated on worker 0 and replayed on worker 1 is refused, and the
         # replay revokes its successor too.
-        tokens = a.login_and_get_tokens(
-            PORTAL_ID,
-            REDIRECT,
-            username,
-            PASSWORD,
-            totp_secret=None,
-            scope="openid profile",
-            acr_values="",
-        )
+        tokens = a.login_and_get_tokens(PORTAL_ID, REDIRECT, username, PASSWORD,
+                                        totp_secret=None, scope="openid profile",
+                                        acr_values="")
         rotated = a.refresh(PORTAL_ID, tokens.refresh_token)
-        claims = json.loads(
-            b.call(
-                b.oidc.GetUserInfo, oidc_pb2.GetUserInfoRequest(access_token=rotated.access_token)
-            ).claims_json
-        )  # worker 1 accepts 0's token
+        claims = json.loads(b.call(b.oidc.GetUserInfo, oidc_pb2.GetUserInfoRequest(
+            access_token=rotated.access_token)).claims_json)  # worker 1 accepts 0's token
         assert claims["given_name"]
         with pytest.raises(EgovError) as info:
             b.refresh(PORTAL_ID, tokens.refresh_token)
@@ -175,18 +141,9 @@ def test_two_workers_act_as_one_service(
 
         # Concurrent grants on both workers, each thread on its own connection: every worker
         # uses database connections of its own (a shared one would garble the protocol).
-        chains = [
-            a.login_and_get_tokens(
-                PORTAL_ID,
-                REDIRECT,
-                username,
-                PASSWORD,
-                totp_secret=None,
-                scope="openid profile",
-                acr_values="",
-            ).refresh_token
-            for _ in range(8)
-        ]
+        chains = [a.login_and_get_tokens(PORTAL_ID, REDIRECT, username, PASSWORD,
+                                         totp_secret=None, scope="openid profile",
+                                         acr_values="").refresh_token for _ in range(8)]
 
         def grants(slot: int) -> int:
             channel = _own_connection(identity.process.grpc_address)
@@ -194,9 +151,8 @@ def test_two_workers_act_as_one_service(
                 client = IdentityClient(channel, issuer=identity.issuer)
                 token = chains[slot]
                 for _ in range(10):
-                    _client_credentials(
-                        client, admin_key.assertion(ADMIN_ID, identity.issuer + "/token")
-                    )
+                    _client_credentials(client, admin_key.assertion(
+                        ADMIN_ID, identity.issuer + "/token"))
                     token = client.refresh(PORTAL_ID, token).refresh_token
             return 20
 
@@ -207,10 +163,7 @@ def test_two_workers_act_as_one_service(
     lines = _log_lines(identity.process)
     assert {line.get("worker") for line in lines if line.get("message") == "serving"} == {0, 1}
     # The purge runs after the fork, in one worker only.
-    purges = [
-        line
-        for line in lines
-        if str(line.get("message", "")).startswith("purging expired records every")
-    ]
+    purges = [line for line in lines if str(line.get("message", "")).startswith(
+        "purging expired records every")]
     assert [line.get("worker") for line in purges] == [0]
     assert not [line for line in lines if line.get("level") in ("ERROR", "CRITICAL")]

@@ -27,20 +27,9 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
     clock = FixedClock(dt.datetime.now(dt.UTC) - dt.timedelta(seconds=150))
     population = SyntheticPopulation(seed=7, size=10)
     service = IdentityService(
-        IdentityConfig(
-            issuer=issuer,
-            kek=b"r" * 32,
-            key_rotation_seconds=3600,
-            key_publish_ahead_seconds=120,
-            argon2_memory_kib=8,
-            argon2_time_cost=1,
-        ),
-        make_engine(url),
-        clock,
-        registry=population,
-        companies=population,
-        kyc=population,
-    )
+        IdentityConfig(issuer=issuer, kek=b"r" * 32, key_rotation_seconds=3600,
+                       key_publish_ahead_seconds=120, argon2_memory_kib=8, argon2_time_cost=1),
+        make_engine(url), clock, registry=population, companies=population, kyc=population)
     server = HttpServer(build_http_app(service), f"127.0.0.1:{port}", grace_period=1)
     server.start()
     try:
@@ -52,9 +41,8 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def _id_token(service: IdentityService) -> str:
     now = int(service.now())
-    return service.keyring.sign(
-        {"iss": service.config.issuer, "sub": "p-1", "aud": "portal", "iat": now, "exp": now + 300}
-    )
+    return service.keyring.sign({"iss": service.config.issuer, "sub": "p-1", "aud": "portal",
+                                 "iat": now, "exp": now + 300})
 
 
 def test_pyjwkclient_verifies_tokens_before_and_after_rotation(served) -> None:  # type: ignore[no-untyped-def]
@@ -80,9 +68,5 @@ def test_pyjwkclient_verifies_tokens_before_and_after_rotation(served) -> None: 
     assert jwt.get_unverified_header(after)["kid"] == new_kid
     for token in (after, before):  # the old key stays published while its tokens live
         signing_key = cached.get_signing_key_from_jwt(token)
-        assert (
-            jwt.decode(token, signing_key.key, algorithms=["ES256"], audience="portal", leeway=200)[
-                "iss"
-            ]
-            == issuer
-        )
+        assert jwt.decode(token, signing_key.key, algorithms=["ES256"], audience="portal",
+                          leeway=200)["iss"] == issuer

@@ -31,9 +31,8 @@ from identity_process import (
     thai_citizens,
 )
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::DeprecationWarning", "ignore:authlib.jose module is deprecated"
-)
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning",
+                                        "ignore:authlib.jose module is deprecated")
 
 
 _next_index = iter(range(1, 100))
@@ -45,14 +44,14 @@ def portal(identity: RunningIdentity, admin_key: MachineKey) -> None:
 
 
 @pytest.fixture
-def citizen(identity: RunningIdentity, admin_key: MachineKey, portal: None) -> tuple[str, bytes]:
+def citizen(identity: RunningIdentity, admin_key: MachineKey, portal: None
+            ) -> tuple[str, bytes]:
     """A freshly proofed and enrolled citizen per test (each TOTP step counts once)."""
     return setup_citizen(identity, admin_key, index=next(_next_index), register_portal=False)
 
 
-def _authlib_code_flow(
-    identity: RunningIdentity, client_id: str, username: str, secret: bytes, scope: str
-) -> tuple[OAuth2Client, dict[str, Any], Any]:
+def _authlib_code_flow(identity: RunningIdentity, client_id: str, username: str,
+                       secret: bytes, scope: str) -> tuple[OAuth2Client, dict[str, Any], Any]:
     """Authlib as a portal: discovery, authorize with PKCE and nonce, the login form, token,
     then the ID token validated against the JWKS. Returns (client, token, claims)."""
     issuer = identity.issuer
@@ -60,61 +59,41 @@ def _authlib_code_flow(
     OpenIDProviderMetadata(metadata).validate()
     assert metadata["issuer"] == issuer
 
-    client = OAuth2Client(
-        client_id=client_id,
-        redirect_uri=REDIRECT,
-        scope=scope,
-        code_challenge_method="S256",
-        token_endpoint_auth_method="none",
-    )
+    client = OAuth2Client(client_id=client_id, redirect_uri=REDIRECT, scope=scope,
+                          code_challenge_method="S256", token_endpoint_auth_method="none")
     verifier = secrets.token_urlsafe(48)
     nonce = secrets.token_urlsafe(12)
-    url, state = client.create_authorization_url(
-        metadata["authorization_endpoint"],
-        nonce=nonce,
-        code_verifier=verifier,
-        acr_values="urn:egov:aal:2",
-    )
+    url, state = client.create_authorization_url(metadata["authorization_endpoint"],
+                                                 nonce=nonce, code_verifier=verifier,
+                                                 acr_values="urn:egov:aal:2")
     form_page = httpx.get(url)
     assert form_page.status_code == 200
     hidden = dict(re.findall(r'name="([a-z_]+)" value="([^"]*)"', form_page.text))
     import html as html_mod
-
     hidden = {k: html_mod.unescape(v) for k, v in hidden.items()}
-    response = httpx.post(
-        metadata["authorization_endpoint"],
-        data={**hidden, "username": username, "password": PASSWORD, "totp_code": next_totp(secret)},
-    )
+    response = httpx.post(metadata["authorization_endpoint"], data={
+        **hidden, "username": username, "password": PASSWORD, "totp_code": next_totp(secret)})
     assert response.status_code == 302, response.text
     location = response.headers["location"]
     assert location.startswith(REDIRECT)
     assert urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)["state"] == [state]
-    token = client.fetch_token(
-        metadata["token_endpoint"], authorization_response=location, code_verifier=verifier
-    )
+    token = client.fetch_token(metadata["token_endpoint"], authorization_response=location,
+                               code_verifier=verifier)
     jwks = JsonWebKey.import_key_set(httpx.get(metadata["jwks_uri"]).json())
     claims = authlib_jwt.decode(
-        token["id_token"],
-        jwks,
-        claims_cls=CodeIDToken,
+        token["id_token"], jwks, claims_cls=CodeIDToken,
         claims_options={"iss": {"essential": True, "value": issuer}},
-        claims_params={
-            "nonce": nonce,
-            "client_id": client_id,
-            "access_token": token["access_token"],
-        },
-    )
+        claims_params={"nonce": nonce, "client_id": client_id,
+                       "access_token": token["access_token"]})
     claims.validate(leeway=30)  # signature, iss, aud, exp, iat, nonce, at_hash
     return client, dict(token), claims
 
 
 def test_authlib_discovery_code_pkce_flow_and_id_token_validation(
-    identity: RunningIdentity, citizen: tuple[str, bytes]
-) -> None:
+        identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
     username, secret = citizen
-    client, token, claims = _authlib_code_flow(
-        identity, PORTAL_ID, username, secret, "openid profile verified_claims"
-    )
+    client, token, claims = _authlib_code_flow(identity, PORTAL_ID, username, secret,
+                                               "openid profile verified_claims")
     assert jwt.get_unverified_header(token["id_token"])["alg"] == "ES256"
     assert claims["acr"] == "urn:egov:aal:2"
     assert claims["verified_claims"]["verification"]["assurance_level"] == "2.3"
@@ -124,53 +103,38 @@ def test_authlib_discovery_code_pkce_flow_and_id_token_validation(
 
 
 def test_an_rs256_client_gets_an_rs256_id_token_that_verifies_through_jwks(
-    identity: RunningIdentity, citizen: tuple[str, bytes]
-) -> None:
+        identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
     username, secret = citizen
     metadata = httpx.get(f"{identity.issuer}/.well-known/openid-configuration").json()
     assert metadata["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
-    _, token, claims = _authlib_code_flow(
-        identity, RS256_PORTAL_ID, username, secret, "openid profile"
-    )  # Authlib verified it already
+    _, token, claims = _authlib_code_flow(identity, RS256_PORTAL_ID, username, secret,
+                                          "openid profile")  # Authlib verified it already
     assert claims["aud"] == RS256_PORTAL_ID
     id_token = token["id_token"]
     assert jwt.get_unverified_header(id_token)["alg"] == "RS256"
     # PyJWT as an unmodified relying party: the key found by kid in the published JWKS.
     signing_key = jwt.PyJWKClient(metadata["jwks_uri"]).get_signing_key_from_jwt(id_token)
     assert signing_key.key_type == "RSA"
-    verified = jwt.decode(
-        id_token,
-        signing_key.key,
-        algorithms=metadata["id_token_signing_alg_values_supported"],
-        audience=RS256_PORTAL_ID,
-        issuer=identity.issuer,
-        leeway=30,
-    )
+    verified = jwt.decode(id_token, signing_key.key,
+                          algorithms=metadata["id_token_signing_alg_values_supported"],
+                          audience=RS256_PORTAL_ID, issuer=identity.issuer, leeway=30)
     assert verified["sub"] == claims["sub"] and verified["acr"] == "urn:egov:aal:2"
     # Access tokens stay ES256 whatever the client's ID token choice.
     assert jwt.get_unverified_header(token["access_token"])["alg"] == "ES256"
 
 
 def test_set_password_over_grpc_refuses_a_breached_password_with_a_field_violation(
-    identity: RunningIdentity, admin_key: MachineKey, portal: None
-) -> None:
+        identity: RunningIdentity, admin_key: MachineKey, portal: None) -> None:
     from egov.identity.v1 import authentication_pb2 as auth_pb
-
     c = identity.client
     admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:proofing")
     person_id, code = c.proof_citizen(admin, thai_citizens()[next(_next_index)])
-    for password, reason in (
-        ("Password1234!", "PASSWORD_BREACHED"),
-        ("short one", "PASSWORD_TOO_SHORT"),
-        ("1234567890123456", "PASSWORD_REPETITIVE"),
-    ):
+    for password, reason in (("Password1234!", "PASSWORD_BREACHED"),
+                             ("short one", "PASSWORD_TOO_SHORT"),
+                             ("1234567890123456", "PASSWORD_REPETITIVE")):
         with pytest.raises(EgovError) as info:
-            c.call(
-                c.authn.SetPassword,
-                auth_pb.SetPasswordRequest(
-                    person_id=person_id, enrolment_code=code, new_password=password
-                ),
-            )
+            c.call(c.authn.SetPassword, auth_pb.SetPasswordRequest(
+                person_id=person_id, enrolment_code=code, new_password=password))
         assert (info.value.code, info.value.reason) == (Code.INVALID_ARGUMENT, reason)
         assert [v.field for v in info.value.field_violations] == ["new_password"]
         assert password not in str(info.value)
@@ -180,29 +144,20 @@ def test_set_password_over_grpc_refuses_a_breached_password_with_a_field_violati
 
 
 def test_tampered_id_token_is_refused_by_authlib_and_the_shared_verifier(
-    identity: RunningIdentity, citizen: tuple[str, bytes]
-) -> None:
+        identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
     username, secret = citizen
     tokens = identity.client.login_and_get_tokens(
-        PORTAL_ID,
-        REDIRECT,
-        username,
-        PASSWORD,
-        totp_secret=secret,
-        scope="openid",
-        totp_at=time.time() + 30,
-    )
+        PORTAL_ID, REDIRECT, username, PASSWORD, totp_secret=secret, scope="openid",
+        totp_at=time.time() + 30)
     header, payload, signature = tokens.id_token.split(".")
     import base64
     import json
-
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
     claims["sub"] = "someone-else"
     forged_payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     forged = f"{header}.{forged_payload}.{signature}"
-    verifier = TokenVerifier(
-        HttpJwks(identity.issuer + "/jwks"), issuer=identity.issuer, audiences=[PORTAL_ID]
-    )
+    verifier = TokenVerifier(HttpJwks(identity.issuer + "/jwks"), issuer=identity.issuer,
+                             audiences=[PORTAL_ID])
     assert verifier.verify(tokens.id_token).subject != "someone-else"
     with pytest.raises(EgovError) as info:
         verifier.verify(forged)
@@ -211,35 +166,26 @@ def test_tampered_id_token_is_refused_by_authlib_and_the_shared_verifier(
 
 def test_grpc_errors_carry_code_and_reason(identity: RunningIdentity) -> None:
     from egov.identity.v1 import proofing_pb2
-
     with pytest.raises(EgovError) as info:  # no token: no proofing
-        identity.client.call(
-            identity.client.proofing.GetProofing, proofing_pb2.GetProofingRequest(session_id="x")
-        )
+        identity.client.call(identity.client.proofing.GetProofing,
+                             proofing_pb2.GetProofingRequest(session_id="x"))
     assert info.value.code is Code.PERMISSION_DENIED
     assert info.value.reason == "SCOPE_MISSING"
 
 
 def test_agency_machine_client_gets_scoped_token_with_agency_claim(
-    identity: RunningIdentity, admin_key: MachineKey
-) -> None:
+        identity: RunningIdentity, admin_key: MachineKey) -> None:
     c = identity.client
     admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin")
     agency_key = MachineKey()
-    c.register_client(
-        admin,
-        client_id="dbd-backoffice",
-        client_name="DBD back office",
-        grant_types=["client_credentials"],
-        scopes=["registry:issue", "keys:seal"],
-        key=agency_key,
-        agency="TH-JUR:0994000165510",
-    )
+    c.register_client(admin, client_id="dbd-backoffice", client_name="DBD back office",
+                      grant_types=["client_credentials"],
+                      scopes=["registry:issue", "keys:seal"], key=agency_key,
+                      agency="TH-JUR:0994000165510")
     token = c.client_credentials_token("dbd-backoffice", agency_key, "registry:issue")
     # found the way other services find it: from the issuer's discovery document
-    verified = TokenVerifier(
-        HttpJwks.discover(identity.issuer), issuer=identity.issuer, audiences=["urn:egov:registry"]
-    ).verify(token)
+    verified = TokenVerifier(HttpJwks.discover(identity.issuer), issuer=identity.issuer,
+                             audiences=["urn:egov:registry"]).verify(token)
     assert verified.agency == "TH-JUR:0994000165510"
     assert verified.scopes == {"registry:issue"}
     with pytest.raises(EgovError) as info:  # a scope it was not registered for
@@ -248,56 +194,35 @@ def test_agency_machine_client_gets_scoped_token_with_agency_claim(
 
 
 def test_a_portal_registered_over_grpc_may_ask_for_rs256_id_tokens(
-    identity: RunningIdentity, admin_key: MachineKey
-) -> None:
+        identity: RunningIdentity, admin_key: MachineKey) -> None:
     from egov.identity.v1 import clients_pb2
-
     c = identity.client
     admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin")
-    registered = c.register_client(
-        admin,
-        client_id="rs256-portal",
-        client_name="RS256 portal",
-        grant_types=["authorization_code"],
-        scopes=["openid"],
-        redirect_uris=["https://rs.example/cb"],
-        id_token_alg="RS256",
-    )
+    registered = c.register_client(admin, client_id="rs256-portal", client_name="RS256 portal",
+                                   grant_types=["authorization_code"], scopes=["openid"],
+                                   redirect_uris=["https://rs.example/cb"], id_token_alg="RS256")
     assert registered.id_token_signed_response_alg == "RS256"
-    read = c.call(
-        c.clients.GetClient, clients_pb2.GetClientRequest(client_id="rs256-portal"), admin
-    ).client
+    read = c.call(c.clients.GetClient, clients_pb2.GetClientRequest(client_id="rs256-portal"),
+                  admin).client
     assert read.id_token_signed_response_alg == "RS256"
     with pytest.raises(EgovError) as info:
-        c.register_client(
-            admin,
-            client_id="hs256-portal",
-            client_name="HS256 portal",
-            grant_types=["authorization_code"],
-            scopes=["openid"],
-            redirect_uris=["https://hs.example/cb"],
-            id_token_alg="HS256",
-        )
+        c.register_client(admin, client_id="hs256-portal", client_name="HS256 portal",
+                          grant_types=["authorization_code"], scopes=["openid"],
+                          redirect_uris=["https://hs.example/cb"], id_token_alg="HS256")
     assert info.value.reason == "ID_TOKEN_ALG_UNSUPPORTED"
 
 
 def test_lockout_over_grpc_is_resource_exhausted_and_same_for_unknown_names(
-    identity: RunningIdentity, citizen: tuple[str, bytes]
-) -> None:
+        identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
     from egov.identity.v1 import authentication_pb2 as auth_pb
-
     username, _ = citizen
     outcomes: dict[str, list[tuple[Code, str]]] = {}
     for name in (username, "no-such-citizen"):
         seen = []
         for _ in range(6):
             with pytest.raises(EgovError) as info:
-                identity.client.call(
-                    identity.client.authn.Login,
-                    auth_pb.LoginRequest(
-                        client_id=f"lock-test-{name}", username=name, password="wrong wrong wrong"
-                    ),
-                )
+                identity.client.call(identity.client.authn.Login, auth_pb.LoginRequest(
+                    client_id=f"lock-test-{name}", username=name, password="wrong wrong wrong"))
             seen.append((info.value.code, info.value.reason))
         outcomes[name] = seen
     assert outcomes[username] == outcomes["no-such-citizen"]
@@ -306,8 +231,7 @@ def test_lockout_over_grpc_is_resource_exhausted_and_same_for_unknown_names(
 
 
 def test_no_national_id_number_in_the_service_log(
-    identity: RunningIdentity, citizen: tuple[str, bytes]
-) -> None:
+        identity: RunningIdentity, citizen: tuple[str, bytes]) -> None:
     log = identity.process.log_path.read_text()
     assert "proofing started" in log and "-xxxxx-xx-" in log  # logged, but masked
     for person in thai_citizens():

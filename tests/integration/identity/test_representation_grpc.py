@@ -21,22 +21,14 @@ from identity_process import (
 
 def _tokens(identity: RunningIdentity, admin_key: MachineKey, index: int):  # type: ignore[no-untyped-def]
     import time
-
     username, secret = setup_citizen(identity, admin_key, index=index, register_portal=False)
     return identity.client.login_and_get_tokens(
-        PORTAL_ID,
-        REDIRECT,
-        username,
-        PASSWORD,
-        totp_secret=secret,
-        scope="openid",
-        totp_at=time.time() + 30,
-    )
+        PORTAL_ID, REDIRECT, username, PASSWORD, totp_secret=secret, scope="openid",
+        totp_at=time.time() + 30)
 
 
-def test_director_grant_and_token_exchange(
-    identity: RunningIdentity, admin_key: MachineKey
-) -> None:
+def test_director_grant_and_token_exchange(identity: RunningIdentity,
+                                           admin_key: MachineKey) -> None:
     c = identity.client
     setup_citizen(identity, admin_key, index=0)  # registers the portal (idempotent setup)
     company = POPULATION.companies[0]
@@ -46,42 +38,26 @@ def test_director_grant_and_token_exchange(
     admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin")
     c.register_juristic_person(admin, company.identifier)
     biz = MachineKey()
-    c.register_client(
-        admin,
-        client_id="biz-portal",
-        client_name="Biz Portal",
-        grant_types=[GRANT_TOKEN_EXCHANGE],
-        scopes=["keys:sign", "identifier"],
-        key=biz,
-    )
+    c.register_client(admin, client_id="biz-portal", client_name="Biz Portal",
+                      grant_types=[GRANT_TOKEN_EXCHANGE], scopes=["keys:sign", "identifier"],
+                      key=biz)
 
     outsider_tokens = _tokens(identity, admin_key, outsider)
     with pytest.raises(EgovError) as info:
-        c.grant_representation(
-            outsider_tokens.id_token,
-            company.identifier,
-            people[outsider],
-            role="signatory",
-            powers=["sign"],
-        )
+        c.grant_representation(outsider_tokens.id_token, company.identifier,
+                               people[outsider], role="signatory", powers=["sign"])
     assert (info.value.code, info.value.reason) == (Code.PERMISSION_DENIED, "NOT_A_DIRECTOR")
 
     director_tokens = _tokens(identity, admin_key, director)
-    grant = c.grant_representation(
-        director_tokens.id_token,
-        company.identifier,
-        people[outsider],
-        role="authorised-signatory",
-        powers=["sign"],
-    )
+    grant = c.grant_representation(director_tokens.id_token, company.identifier,
+                                   people[outsider], role="authorised-signatory",
+                                   powers=["sign"])
     assert grant.status == 1  # ACTIVE
 
-    acting = c.act_for(
-        "biz-portal", biz, outsider_tokens.access_token, company.identifier, "keys:sign"
-    )
-    token = TokenVerifier(
-        HttpJwks(identity.issuer + "/jwks"), issuer=identity.issuer, audiences=["urn:egov:keys"]
-    ).verify(acting)
+    acting = c.act_for("biz-portal", biz, outsider_tokens.access_token, company.identifier,
+                       "keys:sign")
+    token = TokenVerifier(HttpJwks(identity.issuer + "/jwks"), issuer=identity.issuer,
+                          audiences=["urn:egov:keys"]).verify(acting)
     assert token.subject == company.identifier
     assert token.representation is not None and token.representation.powers == {"sign"}
     assert token.act is not None and token.act["identifier"] == people[outsider]

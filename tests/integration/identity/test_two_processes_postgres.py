@@ -25,68 +25,44 @@ pytestmark = pytest.mark.postgres
 
 
 def test_codes_and_refresh_tokens_are_single_use_across_processes(
-    postgres_url: str, tmp_path: Path
-) -> None:
+        postgres_url: str, tmp_path: Path) -> None:
     admin_key = MachineKey()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     env_a = base_env(tmp_path / "a", admin_key, database_url=postgres_url)
-    env_b = {
-        **env_a,
-        "EGOV_IDENTITY_BOOTSTRAP_CLIENTS_FILE": env_a["EGOV_IDENTITY_BOOTSTRAP_CLIENTS_FILE"],
-    }
+    env_b = {**env_a, "EGOV_IDENTITY_BOOTSTRAP_CLIENTS_FILE":
+             env_a["EGOV_IDENTITY_BOOTSTRAP_CLIENTS_FILE"]}
     with running_identity(env_a) as a:
         # Both processes must agree on the issuer: pin it to A's URL for B too.
         env_b["EGOV_IDENTITY_ISSUER"] = a.issuer
         with running_identity(env_b) as b:
             username, secret = setup_citizen(a, admin_key)
-            assert (
-                httpx.get(a.issuer + "/jwks").json()
-                == httpx.get(b.process.http_url + "/jwks").json()
-            )
+            assert httpx.get(a.issuer + "/jwks").json() == httpx.get(
+                b.process.http_url + "/jwks").json()
 
             # Code issued by A, redeemed on B once; a second redemption on A is refused.
-            login = a.client.call(
-                a.client.authn.Login,
-                auth_pb.LoginRequest(
-                    client_id=PORTAL_ID,
-                    username=username,
-                    password=PASSWORD,
-                    totp_code=next_totp(secret),
-                ),
-            )
+            login = a.client.call(a.client.authn.Login, auth_pb.LoginRequest(
+                client_id=PORTAL_ID, username=username, password=PASSWORD,
+                totp_code=next_totp(secret)))
             verifier, challenge = pkce_pair()
-            auth = a.client.call(
-                a.client.oidc.Authorize,
-                oidc_pb2.AuthorizeRequest(
-                    login_session_id=login.login_session_id,
-                    client_id=PORTAL_ID,
-                    redirect_uri=REDIRECT,
-                    scope="openid profile",
-                    code_challenge=challenge,
-                    code_challenge_method="S256",
-                    acr_values="2",
-                ),
-            )
+            auth = a.client.call(a.client.oidc.Authorize, oidc_pb2.AuthorizeRequest(
+                login_session_id=login.login_session_id, client_id=PORTAL_ID,
+                redirect_uri=REDIRECT, scope="openid profile", code_challenge=challenge,
+                code_challenge_method="S256", acr_values="2"))
             tokens = b.client.redeem_code(PORTAL_ID, auth.code, REDIRECT, verifier)
             with pytest.raises(EgovError) as info:
                 a.client.redeem_code(PORTAL_ID, auth.code, REDIRECT, verifier)
-            assert (info.value.code, info.value.reason) == (Code.INVALID_ARGUMENT, "INVALID_GRANT")
+            assert (info.value.code, info.value.reason) == (Code.INVALID_ARGUMENT,
+                                                            "INVALID_GRANT")
 
             # The replayed code revoked what it had produced, on both processes.
             with pytest.raises(EgovError):
                 b.client.refresh(PORTAL_ID, tokens.refresh_token)
 
             # Refresh rotated on A; the old token replayed on B is refused (and revokes).
-            tokens = b.client.login_and_get_tokens(
-                PORTAL_ID,
-                REDIRECT,
-                username,
-                PASSWORD,
-                totp_secret=None,
-                scope="openid profile",
-                acr_values="",
-            )
+            tokens = b.client.login_and_get_tokens(PORTAL_ID, REDIRECT, username, PASSWORD,
+                                                   totp_secret=None, scope="openid profile",
+                                                   acr_values="")
             rotated = a.client.refresh(PORTAL_ID, tokens.refresh_token)
             with pytest.raises(EgovError) as info:
                 b.client.refresh(PORTAL_ID, tokens.refresh_token)
@@ -96,10 +72,7 @@ def test_codes_and_refresh_tokens_are_single_use_across_processes(
 
             # Each accepts the other's tokens.
             for server, token in ((a, tokens.access_token), (b, rotated.access_token)):
-                claims = json.loads(
-                    server.client.call(
-                        server.client.oidc.GetUserInfo,
-                        oidc_pb2.GetUserInfoRequest(access_token=token),
-                    ).claims_json
-                )
+                claims = json.loads(server.client.call(
+                    server.client.oidc.GetUserInfo,
+                    oidc_pb2.GetUserInfoRequest(access_token=token)).claims_json)
                 assert claims["given_name"]

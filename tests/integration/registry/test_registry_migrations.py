@@ -73,7 +73,9 @@ def test_replicas_migrating_one_postgresql_together_take_turns(postgres_url: str
     import subprocess
     import sys
 
-    script = "import sys; from egov_registry.storage.schema import migrate; migrate(sys.argv[1])"
+    script = (
+        "import sys; from egov_registry.storage.schema import migrate; migrate(sys.argv[1])"
+    )
     runs = [
         subprocess.Popen([sys.executable, "-c", script, postgres_url], stderr=subprocess.PIPE)
         for _ in range(4)

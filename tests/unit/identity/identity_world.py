@@ -36,23 +36,13 @@ class World:
         self.clock.advance(seconds)
 
 
-def make_service(
-    url: str, clock: FixedClock, population: SyntheticPopulation, **overrides: Any
-) -> IdentityService:
+def make_service(url: str, clock: FixedClock, population: SyntheticPopulation,
+                 **overrides: Any) -> IdentityService:
     throttle = ThrottlePolicy(max_failures=3, client_max_failures=5)
-    config = IdentityConfig(
-        **{
-            "issuer": ISSUER,
-            "kek": b"k" * 32,
-            "argon2_time_cost": 1,
-            "argon2_memory_kib": 8,
-            "throttle": throttle,
-            **overrides,
-        }
-    )
-    return IdentityService(
-        config, make_engine(url), clock, registry=population, companies=population, kyc=population
-    )
+    config = IdentityConfig(**{"issuer": ISSUER, "kek": b"k" * 32, "argon2_time_cost": 1,
+                               "argon2_memory_kib": 8, "throttle": throttle, **overrides})
+    return IdentityService(config, make_engine(url), clock, registry=population,
+                           companies=population, kyc=population)
 
 
 @pytest.fixture
@@ -70,31 +60,21 @@ def world(sqlite_url: str, population: SyntheticPopulation) -> World:
 def chip_for(person: Any) -> IdCardChipEvidence:
     return IdCardChipEvidence(
         national_id=person.identifier.split(":", 1)[1],
-        attributes=PersonAttributes(
-            person.given_name_th,
-            person.family_name_th,
-            person.given_name_en,
-            person.family_name_en,
-            person.birth_date,
-        ),
-        laser_code=person.card_laser_code,
-        expiry_date=person.document_expiry,
-    )
+        attributes=PersonAttributes(person.given_name_th, person.family_name_th,
+                                    person.given_name_en, person.family_name_en,
+                                    person.birth_date),
+        laser_code=person.card_laser_code, expiry_date=person.document_expiry)
 
 
 def in_person_for(person: Any) -> InPersonEvidence:
-    return InPersonEvidence(
-        "officer-7",
-        "district-1001",
-        PersonAttributes(given_name_en=person.given_name_en, birth_date=person.birth_date),
-        True,
-    )
+    return InPersonEvidence("officer-7", "district-1001",
+                            PersonAttributes(given_name_en=person.given_name_en,
+                                             birth_date=person.birth_date), True)
 
 
 def proof_person(world: World, index: int = 0, ial: str = "2.3") -> tuple[Any, str, str]:
     """Proofs population person ``index`` at ``ial``; returns (source person, person_id, code)."""
     from egov_pki.identifiers import parse_identifier
-
     src = [p for p in world.population.people if p.identifier.startswith("TH-PID")][index]
     s = world.service
     session = s.start_proofing(parse_identifier(src.identifier), ial)
@@ -107,16 +87,15 @@ def proof_person(world: World, index: int = 0, ial: str = "2.3") -> tuple[Any, s
 PASSWORD = "lantern orbit velvet canyon"  # passes the password policy (not a famous one)
 
 
-def enrol_login(
-    world: World, index: int = 0, *, client_id: str = "portal"
-) -> tuple[Any, str, bytes]:
+def enrol_login(world: World, index: int = 0, *, client_id: str = "portal"
+                ) -> tuple[Any, str, bytes]:
     """Proof + password + TOTP; returns (source person, username, totp secret)."""
     import base64
     import urllib.parse
-
     src, person_id, code = proof_person(world, index)
     s = world.service
-    username = s.set_password(person_id, PASSWORD, enrolment_code=code, username=f"user{index}")
+    username = s.set_password(person_id, PASSWORD, enrolment_code=code,
+                              username=f"user{index}")
     session = s.login(client_id, username, PASSWORD)
     uri = s.enrol_totp(session.login_session_id)
     secret_b32 = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)["secret"][0]
@@ -139,59 +118,30 @@ class MachineKey:
         jwk.update(kid="k1", alg="ES256", use="sig")
         self.jwks_json = json.dumps({"keys": [jwk]})
 
-    def assertion(
-        self,
-        client_id: str,
-        audience: str = ISSUER + "/token",
-        now: Callable[[], float] = time.time,
-    ) -> str:
+    def assertion(self, client_id: str, audience: str = ISSUER + "/token",
+                  now: Callable[[], float] = time.time) -> str:
         t = int(now())
-        return jwt.encode(
-            {
-                "iss": client_id,
-                "sub": client_id,
-                "aud": audience,
-                "iat": t,
-                "exp": t + 60,
-                "jti": uuid.uuid4().hex,
-            },
-            self.key,
-            algorithm="ES256",
-            headers={"kid": "k1"},
-        )
+        return jwt.encode({"iss": client_id, "sub": client_id, "aud": audience, "iat": t,
+                           "exp": t + 60, "jti": uuid.uuid4().hex}, self.key,
+                          algorithm="ES256", headers={"kid": "k1"})
 
 
 def register_portal(world: World, client_id: str = "portal", **kw: Any) -> m.Client:
-    return world.service.register_client(
-        m.Client(
-            client_id=client_id,
-            client_name="Citizen Portal",
-            redirect_uris=("https://portal.test/cb",),
-            grant_types=(m.GRANT_AUTHORIZATION_CODE, m.GRANT_REFRESH_TOKEN),
-            scopes=("openid", "profile", "identifier", "verified_claims", "keys:sign"),
-            auth_method="none",
-            **kw,
-        )
-    )
+    return world.service.register_client(m.Client(
+        client_id=client_id, client_name="Citizen Portal",
+        redirect_uris=("https://portal.test/cb",),
+        grant_types=(m.GRANT_AUTHORIZATION_CODE, m.GRANT_REFRESH_TOKEN),
+        scopes=("openid", "profile", "identifier", "verified_claims", "keys:sign"),
+        auth_method="none", **kw))
 
 
-def register_machine(
-    world: World,
-    key: MachineKey,
-    client_id: str = "agency-app",
-    grant_types: tuple[str, ...] = (m.GRANT_CLIENT_CREDENTIALS,),
-    scopes: tuple[str, ...] = ("registry:issue", "keys:seal"),
-    agency: str = "",
-) -> m.Client:
-    return world.service.register_client(
-        m.Client(
-            client_id=client_id,
-            client_name="Agency back office",
-            redirect_uris=(),
-            grant_types=grant_types,
-            scopes=scopes,
-            auth_method="private_key_jwt",
-            jwks_json=key.jwks_json,
-            agency=agency,
-        )
-    )
+def register_machine(world: World, key: MachineKey, client_id: str = "agency-app",
+                     grant_types: tuple[str, ...] = (m.GRANT_CLIENT_CREDENTIALS,),
+                     scopes: tuple[str, ...] = ("registry:issue", "keys:seal"),
+                     agency: str = "") -> m.Client:
+    return world.service.register_client(m.Client(
+        client_id=client_id, client_name="Agency back office", redirect_uris=(),
+        grant_types=grant_types, scopes=scopes, auth_method="private_key_jwt",
+        jwks_json=key.jwks_json, agency=agency))
+
+

@@ -34,29 +34,17 @@ class Device:
         self.world = world
         self.key = ec.generate_private_key(ec.SECP256R1())
         der = self.key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         self.device_id = world.service.register_device(session_id, der, "phone")
 
     def proof(self, **claims: object) -> str:
-        return jwt.encode(
-            {
-                "aud": ISSUER,
-                "iat": int(self.world.service.now()),
-                "jti": uuid.uuid4().hex,
-                **claims,
-            },
-            self.key,
-            algorithm="ES256",
-        )
+        return jwt.encode({"aud": ISSUER, "iat": int(self.world.service.now()),
+                           "jti": uuid.uuid4().hex, **claims}, self.key, algorithm="ES256")
 
     def decide(self, auth_req_id: str, approve: bool) -> None:
         self.world.service.decide_approval(
-            self.device_id,
-            auth_req_id,
-            approve,
-            self.proof(auth_req_id=auth_req_id, approve=approve),
-        )
+            self.device_id, auth_req_id, approve,
+            self.proof(auth_req_id=auth_req_id, approve=approve))
 
 
 def _ciba_setup(world: World) -> tuple[MachineKey, Device, str]:
@@ -65,27 +53,20 @@ def _ciba_setup(world: World) -> tuple[MachineKey, Device, str]:
     session = world.service.login("portal", username, PASSWORD, current_totp(world, secret))
     device = Device(world, session.login_session_id)
     key = MachineKey()
-    register_machine(
-        world, key, client_id="kiosk", grant_types=(m.GRANT_CIBA,), scopes=("openid", "profile")
-    )
+    register_machine(world, key, client_id="kiosk", grant_types=(m.GRANT_CIBA,),
+                     scopes=("openid", "profile"))
     return key, device, username
 
 
 def _start(world: World, key: MachineKey, hint: str) -> m.CibaStart:
     return world.service.backchannel_authenticate(
-        "kiosk", key.assertion("kiosk", now=world.service.now), hint, "Code 42", "openid profile"
-    )
+        "kiosk", key.assertion("kiosk", now=world.service.now), hint, "Code 42", "openid profile")
 
 
 def _poll(world: World, key: MachineKey, auth_req_id: str) -> m.TokenResponse:
-    return world.service.token(
-        m.TokenRequest(
-            grant_type=m.GRANT_CIBA,
-            client_id="kiosk",
-            client_assertion=key.assertion("kiosk", now=world.service.now),
-            auth_req_id=auth_req_id,
-        )
-    )
+    return world.service.token(m.TokenRequest(
+        grant_type=m.GRANT_CIBA, client_id="kiosk",
+        client_assertion=key.assertion("kiosk", now=world.service.now), auth_req_id=auth_req_id))
 
 
 def test_ciba_approve_gives_aal2_tokens(world: World) -> None:
@@ -99,12 +80,8 @@ def test_ciba_approve_gives_aal2_tokens(world: World) -> None:
     device.decide(start.auth_req_id, True)
     world.advance(start.interval)
     tokens = _poll(world, key, start.auth_req_id)
-    verifier = TokenVerifier(
-        StaticJwks(world.service.keyring.jwks()),
-        issuer=ISSUER,
-        audiences=["kiosk"],
-        clock=world.service.now,
-    )
+    verifier = TokenVerifier(StaticJwks(world.service.keyring.jwks()), issuer=ISSUER,
+                             audiences=["kiosk"], clock=world.service.now)
     assert verifier.verify(tokens.id_token).aal == 2
     world.advance(start.interval)
     with pytest.raises(InvalidArgument):  # tokens only once
@@ -154,36 +131,22 @@ def test_ciba_for_unknown_person_looks_like_any_other_request(world: World) -> N
 
 # ---------------------------------------------------------------- representation
 
-
 def _person_tokens(world: World, index: int) -> tuple[str, m.TokenResponse]:
     import base64
     import hashlib
     import secrets
-
     src, username, secret = enrol_login(world, index)
     s = world.service
     session = s.login("portal", username, PASSWORD, current_totp(world, secret))
     verifier = secrets.token_urlsafe(48)
-    challenge = (
-        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    )
-    auth = s.authorize(
-        login_session_id=session.login_session_id,
-        client_id="portal",
-        redirect_uri="https://portal.test/cb",
-        scope="openid",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
-    return src.identifier, s.token(
-        m.TokenRequest(
-            grant_type="authorization_code",
-            client_id="portal",
-            code=auth.code,
-            redirect_uri="https://portal.test/cb",
-            code_verifier=verifier,
-        )
-    )
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()
+                                         ).rstrip(b"=").decode()
+    auth = s.authorize(login_session_id=session.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid",
+                       code_challenge=challenge, code_challenge_method="S256")
+    return src.identifier, s.token(m.TokenRequest(
+        grant_type="authorization_code", client_id="portal", code=auth.code,
+        redirect_uri="https://portal.test/cb", code_verifier=verifier))
 
 
 def _company_world(world: World):  # type: ignore[no-untyped-def]
@@ -192,32 +155,21 @@ def _company_world(world: World):  # type: ignore[no-untyped-def]
     thai = [p.identifier for p in world.population.people if p.identifier.startswith("TH-PID")]
     director_index = thai.index(company.directors[0])
     outsider_index = next(i for i, p in enumerate(thai) if p not in company.directors)
-    world.service.register_juristic_person(
-        parse_identifier(company.identifier), m.JuristicKind.COMPANY, "", "", []
-    )
+    world.service.register_juristic_person(parse_identifier(company.identifier),
+                                           m.JuristicKind.COMPANY, "", "", [])
     key = MachineKey()
-    register_machine(
-        world,
-        key,
-        client_id="biz-portal",
-        grant_types=(m.GRANT_TOKEN_EXCHANGE,),
-        scopes=("keys:sign", "identifier"),
-    )
+    register_machine(world, key, client_id="biz-portal", grant_types=(m.GRANT_TOKEN_EXCHANGE,),
+                     scopes=("keys:sign", "identifier"))
     return company, director_index, outsider_index, key
 
 
-def _exchange(world: World, key: MachineKey, access_token: str, company: str) -> m.TokenResponse:
-    return world.service.token(
-        m.TokenRequest(
-            grant_type=m.GRANT_TOKEN_EXCHANGE,
-            client_id="biz-portal",
-            client_assertion=key.assertion("biz-portal", now=world.service.now),
-            subject_token=access_token,
-            subject_token_type=m.TOKEN_TYPE_ACCESS,
-            act_for=company,
-            scope="keys:sign",
-        )
-    )
+def _exchange(world: World, key: MachineKey, access_token: str, company: str
+              ) -> m.TokenResponse:
+    return world.service.token(m.TokenRequest(
+        grant_type=m.GRANT_TOKEN_EXCHANGE, client_id="biz-portal",
+        client_assertion=key.assertion("biz-portal", now=world.service.now),
+        subject_token=access_token, subject_token_type=m.TOKEN_TYPE_ACCESS, act_for=company,
+        scope="keys:sign"))
 
 
 def test_director_grant_lets_the_representative_act_for_the_company(world: World) -> None:
@@ -227,21 +179,12 @@ def test_director_grant_lets_the_representative_act_for_the_company(world: World
     now = world.service.now()
     grant = world.service.grant_representation(
         juristic_person=parse_identifier(company.identifier),
-        representative=parse_identifier(rep_id),
-        role="authorised-signatory",
-        powers=["sign"],
-        valid_from=None,
-        valid_until=now + 3600,
-        grantor_id_token=director_tokens.id_token,
-    )
+        representative=parse_identifier(rep_id), role="authorised-signatory", powers=["sign"],
+        valid_from=None, valid_until=now + 3600, grantor_id_token=director_tokens.id_token)
     assert grant.status is m.RepresentationStatus.ACTIVE
     exchanged = _exchange(world, key, rep_tokens.access_token, company.identifier)
-    verifier = TokenVerifier(
-        StaticJwks(world.service.keyring.jwks()),
-        issuer=ISSUER,
-        audiences=["urn:egov:keys"],
-        clock=world.service.now,
-    )
+    verifier = TokenVerifier(StaticJwks(world.service.keyring.jwks()), issuer=ISSUER,
+                             audiences=["urn:egov:keys"], clock=world.service.now)
     token = verifier.verify(exchanged.access_token)
     assert token.subject == company.identifier
     assert token.representation is not None
@@ -257,13 +200,9 @@ def test_non_director_cannot_grant(world: World) -> None:
     with pytest.raises(PermissionDenied) as info:
         world.service.grant_representation(
             juristic_person=parse_identifier(company.identifier),
-            representative=parse_identifier(company.directors[1]),
-            role="x",
-            powers=["sign"],
-            valid_from=None,
-            valid_until=world.service.now() + 3600,
-            grantor_id_token=outsider_tokens.id_token,
-        )
+            representative=parse_identifier(company.directors[1]), role="x", powers=["sign"],
+            valid_from=None, valid_until=world.service.now() + 3600,
+            grantor_id_token=outsider_tokens.id_token)
     assert info.value.reason == "NOT_A_DIRECTOR"
 
 
@@ -282,13 +221,8 @@ def test_expired_and_revoked_grants_yield_no_token(world: World) -> None:
     s = world.service
     grant = s.grant_representation(
         juristic_person=parse_identifier(company.identifier),
-        representative=parse_identifier(rep_id),
-        role="signatory",
-        powers=["sign"],
-        valid_from=None,
-        valid_until=s.now() + 100,
-        grantor_id_token=director_tokens.id_token,
-    )
+        representative=parse_identifier(rep_id), role="signatory", powers=["sign"],
+        valid_from=None, valid_until=s.now() + 100, grantor_id_token=director_tokens.id_token)
     world.advance(101)
     _, rep_tokens = _person_tokens(world, outsider)
     with pytest.raises(PermissionDenied) as info:
@@ -299,13 +233,8 @@ def test_expired_and_revoked_grants_yield_no_token(world: World) -> None:
     _, director_tokens = _person_tokens(world, director)
     grant2 = s.grant_representation(
         juristic_person=parse_identifier(company.identifier),
-        representative=parse_identifier(rep_id),
-        role="signatory",
-        powers=["sign"],
-        valid_from=None,
-        valid_until=s.now() + 3600,
-        grantor_id_token=director_tokens.id_token,
-    )
+        representative=parse_identifier(rep_id), role="signatory", powers=["sign"],
+        valid_from=None, valid_until=s.now() + 3600, grantor_id_token=director_tokens.id_token)
     acting = _exchange(world, key, rep_tokens.access_token, company.identifier)
     assert s.introspect(acting.access_token)["active"] is True
     s.revoke_representation(grant2.representation_id, director_tokens.id_token)
@@ -321,42 +250,32 @@ def test_grant_without_sign_power_cannot_get_a_signing_token(world: World) -> No
     rep_id, rep_tokens = _person_tokens(world, outsider)
     world.service.grant_representation(
         juristic_person=parse_identifier(company.identifier),
-        representative=parse_identifier(rep_id),
-        role="clerk",
-        powers=["register-documents"],
-        valid_from=None,
-        valid_until=world.service.now() + 3600,
-        grantor_id_token=director_tokens.id_token,
-    )
+        representative=parse_identifier(rep_id), role="clerk", powers=["register-documents"],
+        valid_from=None, valid_until=world.service.now() + 3600,
+        grantor_id_token=director_tokens.id_token)
     with pytest.raises(PermissionDenied) as info:
         _exchange(world, key, rep_tokens.access_token, company.identifier)
     assert info.value.reason == "POWER_MISSING"
 
 
+
+
 def test_agency_registers_from_the_synthetic_register(world: World) -> None:
     agency = world.population.agencies[0]
     registered = world.service.register_juristic_person(
-        parse_identifier(agency.identifier), m.JuristicKind.AGENCY, "", "", []
-    )
+        parse_identifier(agency.identifier), m.JuristicKind.AGENCY, "", "", [])
     assert registered.kind is m.JuristicKind.AGENCY
     assert registered.directors == agency.directors
 
 
 def test_a_director_unknown_to_the_company_register_is_refused(world: World) -> None:
     company = world.population.companies[0]
-    stranger = next(
-        p.identifier
-        for p in world.population.people
-        if p.identifier.startswith("TH-PID") and p.identifier not in company.directors
-    )
+    stranger = next(p.identifier for p in world.population.people
+                    if p.identifier.startswith("TH-PID") and p.identifier not in company.directors)
     with pytest.raises(FailedPrecondition) as info:
-        world.service.register_juristic_person(
-            parse_identifier(company.identifier),
-            m.JuristicKind.COMPANY,
-            "",
-            "",
-            [parse_identifier(stranger)],
-        )
+        world.service.register_juristic_person(parse_identifier(company.identifier),
+                                               m.JuristicKind.COMPANY, "", "",
+                                               [parse_identifier(stranger)])
     assert info.value.reason == "NOT_IN_COMPANY_REGISTER"
 
 
@@ -368,13 +287,9 @@ def test_representations_are_listed_page_by_page(world: World) -> None:
     for role in ("a", "b", "c"):
         s.grant_representation(
             juristic_person=parse_identifier(company.identifier),
-            representative=parse_identifier(rep_id),
-            role=role,
-            powers=["sign"],
-            valid_from=None,
-            valid_until=s.now() + 3600,
-            grantor_id_token=director_tokens.id_token,
-        )
+            representative=parse_identifier(rep_id), role=role, powers=["sign"],
+            valid_from=None, valid_until=s.now() + 3600,
+            grantor_id_token=director_tokens.id_token)
     page1, token = s.list_representations(representative=rep_id, page_size=2)
     page2, last = s.list_representations(representative=rep_id, page_size=2, page_token=token)
     assert len(page1) == 2

@@ -32,17 +32,10 @@ def http(world: World) -> TestClient:
 
 
 def _authorize_params(challenge: str, **extra: str) -> dict[str, str]:
-    return {
-        "response_type": "code",
-        "client_id": "portal",
-        "redirect_uri": "https://portal.test/cb",
-        "scope": "openid",
-        "state": "s1",
-        "nonce": "n1",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **extra,
-    }
+    return {"response_type": "code", "client_id": "portal",
+            "redirect_uri": "https://portal.test/cb", "scope": "openid", "state": "s1",
+            "nonce": "n1", "code_challenge": challenge, "code_challenge_method": "S256",
+            **extra}
 
 
 def _pkce() -> tuple[str, str]:
@@ -62,28 +55,22 @@ def test_discovery_names_every_endpoint(http: TestClient) -> None:
 def test_unknown_redirect_uri_is_never_redirected_to(world: World, http: TestClient) -> None:
     register_portal(world)
     _, challenge = _pkce()
-    response = http.get(
-        "/authorize",
-        params=_authorize_params(challenge, redirect_uri="https://evil.test/cb"),
-        follow_redirects=False,
-    )
+    response = http.get("/authorize", params=_authorize_params(
+        challenge, redirect_uri="https://evil.test/cb"), follow_redirects=False)
     assert response.status_code == 400
     assert "location" not in response.headers
 
 
-def test_login_form_gives_no_hint_whether_the_account_exists(
-    world: World, http: TestClient
-) -> None:
+def test_login_form_gives_no_hint_whether_the_account_exists(world: World,
+                                                             http: TestClient) -> None:
     register_portal(world)
     _, username, _ = enrol_login(world)
     _, challenge = _pkce()
     pages = []
     for name in (username, "nobody-by-this-name"):
-        r = http.post(
-            "/authorize",
-            data={**_authorize_params(challenge), "username": name, "password": "wrong password"},
-            follow_redirects=False,
-        )
+        r = http.post("/authorize", data={**_authorize_params(challenge), "username": name,
+                                          "password": "wrong password"},
+                      follow_redirects=False)
         pages.append((r.status_code, r.text))
     assert pages[0] == pages[1]
     assert pages[0][0] == 401
@@ -93,26 +80,15 @@ def test_code_flow_over_http_and_oauth_error_codes(world: World, http: TestClien
     register_portal(world)
     _, username, secret = enrol_login(world)
     verifier, challenge = _pkce()
-    r = http.post(
-        "/authorize",
-        data={
-            **_authorize_params(challenge),
-            "username": username,
-            "password": PASSWORD,
-            "totp_code": current_totp(world, secret),
-        },
-        follow_redirects=False,
-    )
+    r = http.post("/authorize", data={**_authorize_params(challenge), "username": username,
+                                      "password": PASSWORD,
+                                      "totp_code": current_totp(world, secret)},
+                  follow_redirects=False)
     assert r.status_code == 302
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(r.headers["location"]).query)
     assert query["state"] == ["s1"] and query["iss"] == ["https://id.test"]
-    form = {
-        "grant_type": "authorization_code",
-        "client_id": "portal",
-        "code": query["code"][0],
-        "redirect_uri": "https://portal.test/cb",
-        "code_verifier": verifier,
-    }
+    form = {"grant_type": "authorization_code", "client_id": "portal", "code": query["code"][0],
+            "redirect_uri": "https://portal.test/cb", "code_verifier": verifier}
     ok = http.post("/token", data=form)
     assert ok.status_code == 200 and ok.headers["cache-control"] == "no-store"
     again = http.post("/token", data=form)
@@ -132,15 +108,10 @@ def test_introspection_needs_a_confidential_client(world: World, http: TestClien
     register_machine(world, key, client_id="rs")
     public = http.post("/introspect", data={"client_id": "portal", "token": "x"})
     assert (public.status_code, public.json()["error"]) == (401, "invalid_client")
-    r = http.post(
-        "/introspect",
-        data={
-            "client_id": "rs",
-            "token": "not-a-token",
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": key.assertion("rs", now=world.service.now),
-        },
-    )
+    r = http.post("/introspect", data={
+        "client_id": "rs", "token": "not-a-token",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": key.assertion("rs", now=world.service.now)})
     assert r.json() == {"active": False}
 
 

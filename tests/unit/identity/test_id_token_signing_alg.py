@@ -27,26 +27,14 @@ def _tokens(world: World, client_id: str) -> m.TokenResponse:
     s = world.service
     login = s.login(client_id, username, PASSWORD, current_totp(world, secret))
     verifier = secrets.token_urlsafe(48)
-    challenge = (
-        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    )
-    auth = s.authorize(
-        login_session_id=login.login_session_id,
-        client_id=client_id,
-        redirect_uri="https://portal.test/cb",
-        scope="openid profile",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
-    return s.token(
-        m.TokenRequest(
-            grant_type="authorization_code",
-            client_id=client_id,
-            code=auth.code,
-            redirect_uri="https://portal.test/cb",
-            code_verifier=verifier,
-        )
-    )
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()
+                                         ).rstrip(b"=").decode()
+    auth = s.authorize(login_session_id=login.login_session_id, client_id=client_id,
+                       redirect_uri="https://portal.test/cb", scope="openid profile",
+                       code_challenge=challenge, code_challenge_method="S256")
+    return s.token(m.TokenRequest(grant_type="authorization_code", client_id=client_id,
+                                  code=auth.code, redirect_uri="https://portal.test/cb",
+                                  code_verifier=verifier))
 
 
 def test_an_rs256_client_gets_rs256_id_tokens_and_the_rest_stays_es256(world: World) -> None:
@@ -69,9 +57,8 @@ def test_clients_get_es256_unless_they_ask(world: World) -> None:
 
 
 @pytest.mark.parametrize("alg", ["HS256", "none", "PS256", "es256"])
-def test_an_algorithm_that_cannot_be_produced_is_refused_at_registration(
-    world: World, alg: str
-) -> None:
+def test_an_algorithm_that_cannot_be_produced_is_refused_at_registration(world: World,
+                                                                         alg: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         register_portal(world, id_token_signed_response_alg=alg)
     assert info.value.reason == "ID_TOKEN_ALG_UNSUPPORTED"

@@ -70,19 +70,12 @@ def _v1_blob(kek: bytes, plaintext: bytes, context: str) -> bytes:
     return b"\x01" + nonce + AESGCM(kek).encrypt(nonce, plaintext, context.encode())
 
 
-def _service(
-    url: str,
-    clock: FixedClock,
-    population: SyntheticPopulation,
-    kek: bytes,
-    previous: tuple[bytes, ...] = (),
-) -> IdentityService:
-    config = IdentityConfig(
-        issuer=ISSUER, kek=kek, previous_keks=previous, argon2_time_cost=1, argon2_memory_kib=8
-    )
-    return IdentityService(
-        config, make_engine(url), clock, registry=population, companies=population, kyc=population
-    )
+def _service(url: str, clock: FixedClock, population: SyntheticPopulation, kek: bytes,
+             previous: tuple[bytes, ...] = ()) -> IdentityService:
+    config = IdentityConfig(issuer=ISSUER, kek=kek, previous_keks=previous,
+                            argon2_time_cost=1, argon2_memory_kib=8)
+    return IdentityService(config, make_engine(url), clock, registry=population,
+                           companies=population, kyc=population)
 
 
 def _restart(world: World, url: str, kek: bytes, previous: tuple[bytes, ...] = ()) -> World:
@@ -97,32 +90,20 @@ def _restart(world: World, url: str, kek: bytes, previous: tuple[bytes, ...] = (
     return World(service, world.clock, world.population)
 
 
-def _id_token(
-    world: World, username: str, secret: bytes | None = None, client_id: str = "portal"
-) -> m.TokenResponse:
+def _id_token(world: World, username: str, secret: bytes | None = None,
+              client_id: str = "portal") -> m.TokenResponse:
     s = world.service
-    login = s.login(client_id, username, PASSWORD, current_totp(world, secret) if secret else "")
+    login = s.login(client_id, username, PASSWORD,
+                    current_totp(world, secret) if secret else "")
     verifier = secrets.token_urlsafe(48)
-    challenge = (
-        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    )
-    auth = s.authorize(
-        login_session_id=login.login_session_id,
-        client_id=client_id,
-        redirect_uri="https://portal.test/cb",
-        scope="openid profile",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
-    return s.token(
-        m.TokenRequest(
-            grant_type="authorization_code",
-            client_id=client_id,
-            code=auth.code,
-            redirect_uri="https://portal.test/cb",
-            code_verifier=verifier,
-        )
-    )
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()
+                                         ).rstrip(b"=").decode()
+    auth = s.authorize(login_session_id=login.login_session_id, client_id=client_id,
+                       redirect_uri="https://portal.test/cb", scope="openid profile",
+                       code_challenge=challenge, code_challenge_method="S256")
+    return s.token(m.TokenRequest(grant_type="authorization_code", client_id=client_id,
+                                  code=auth.code, redirect_uri="https://portal.test/cb",
+                                  code_verifier=verifier))
 
 
 @pytest.fixture
@@ -133,7 +114,6 @@ def old_world(sqlite_url: str, population: SyntheticPopulation) -> World:
 
 
 # ---------------------------------------------------------------- the sealed-value format
-
 
 def test_a_sealed_value_names_its_kek_and_opens_under_a_previous_one() -> None:
     blob = SecretBox(OLD).seal(b"seed", "p-1")
@@ -182,9 +162,8 @@ def test_keks_appear_in_no_repr_and_no_settings_dump(monkeypatch: pytest.MonkeyP
     assert settings.kek_bytes() == NEW
     assert settings.previous_kek_bytes() == (OLD, STRANGER)
     shown = repr(settings) + settings.model_dump_json() + str(settings)
-    config = IdentityConfig(
-        issuer="https://id.test", kek=NEW, previous_keks=(OLD,), pairwise_salt=STRANGER
-    )
+    config = IdentityConfig(issuer="https://id.test", kek=NEW, previous_keks=(OLD,),
+                            pairwise_salt=STRANGER)
     shown += repr(config) + repr(SecretBox(NEW, [OLD]))
     for key in (NEW, OLD, STRANGER):
         assert _b64(key) not in shown and repr(key) not in shown
@@ -201,17 +180,11 @@ def test_a_malformed_previous_kek_names_its_entry(monkeypatch: pytest.MonkeyPatc
 
 # ---------------------------------------------------------------- the service across a rotation
 
-
 def test_tokens_totp_and_pairwise_subjects_survive_rotation_rewrap_and_dropping_the_old_kek(
-    old_world: World, sqlite_url: str
-) -> None:
+        old_world: World, sqlite_url: str) -> None:
     register_portal(old_world)
-    register_portal(
-        old_world,
-        "pairwise-portal",
-        subject_type=m.SubjectType.PAIRWISE,
-        sector_identifier="p.example",
-    )
+    register_portal(old_world, "pairwise-portal", subject_type=m.SubjectType.PAIRWISE,
+                    sector_identifier="p.example")
     _, username, secret = enrol_login(old_world)
     before = _id_token(old_world, username, secret)
     sub_before = _id_token(old_world, username, client_id="pairwise-portal")
@@ -236,14 +209,12 @@ def test_tokens_totp_and_pairwise_subjects_survive_rotation_rewrap_and_dropping_
     assert s.verify_id_token(before.id_token).subject
     assert s.login("portal", username, PASSWORD, current_totp(dropped, secret)).aal == 2
     after = _id_token(dropped, username, client_id="pairwise-portal")
-    assert (
-        s.verify_id_token(after.id_token).subject == s.verify_id_token(sub_before.id_token).subject
-    )  # same pairwise sub
+    assert (s.verify_id_token(after.id_token).subject
+            == s.verify_id_token(sub_before.id_token).subject)  # same pairwise sub
 
 
 def test_a_database_sealed_under_another_kek_refuses_to_start_with_the_kek_ids(
-    old_world: World, sqlite_url: str
-) -> None:
+        old_world: World, sqlite_url: str) -> None:
     register_portal(old_world)
     enrol_login(old_world)
     old_world.service.keyring.ensure(force=True)
@@ -255,55 +226,37 @@ def test_a_database_sealed_under_another_kek_refuses_to_start_with_the_kek_ids(
 
 
 def test_a_totp_seed_under_an_unknown_kek_fails_login_with_kek_unknown(
-    old_world: World, sqlite_url: str
-) -> None:
+        old_world: World, sqlite_url: str) -> None:
     register_portal(old_world)
     _, username, secret = enrol_login(old_world)
     s = old_world.service
     person_id = s.login("portal", username, PASSWORD).person_id
     old_world.advance(30)
     with s.engine.begin() as conn:  # a seed from elsewhere, sealed before KEK ids
-        conn.execute(
-            t.persons.update()
-            .where(t.persons.c.person_id == person_id)
-            .values(totp_secret_enc=_v1_blob(STRANGER, secret, person_id), totp_kek_id=None)
-        )
+        conn.execute(t.persons.update().where(t.persons.c.person_id == person_id).values(
+            totp_secret_enc=_v1_blob(STRANGER, secret, person_id), totp_kek_id=None))
     with pytest.raises(KekUnknown) as info:
         s.login("portal", username, PASSWORD, current_totp(old_world, secret))
     assert f"TOTP seed of person {person_id}" in info.value.message
 
 
 def test_rewrap_names_a_value_no_kek_opens_and_still_reseals_the_others(
-    old_world: World,
-    sqlite_url: str,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+        old_world: World, sqlite_url: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     register_portal(old_world)
     _, _, secret = enrol_login(old_world, 0)
     enrol_login(old_world, 1)
     s = old_world.service
     s.keyring.ensure(force=True)
     with s.engine.connect() as conn:
-        first_id = (
-            conn.execute(
-                sa.select(t.persons.c.person_id)
-                .where(t.persons.c.totp_secret_enc.is_not(None))
-                .order_by(t.persons.c.person_id)
-            )
-            .scalars()
-            .first()
-        )
+        first_id = conn.execute(sa.select(t.persons.c.person_id).where(
+            t.persons.c.totp_secret_enc.is_not(None)).order_by(t.persons.c.person_id)
+            ).scalars().first()
     assert first_id is not None
     with s.engine.begin() as conn:
-        conn.execute(
-            t.persons.update()
-            .where(t.persons.c.person_id == first_id)
-            .values(
-                totp_secret_enc=SecretBox(STRANGER).seal(secret, first_id),
-                totp_kek_id=kek_id(STRANGER),
-            )
-        )
+        conn.execute(t.persons.update().where(t.persons.c.person_id == first_id).values(
+            totp_secret_enc=SecretBox(STRANGER).seal(secret, first_id),
+            totp_kek_id=kek_id(STRANGER)))
     s.engine.dispose()
     monkeypatch.setenv("EGOV_IDENTITY_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("EGOV_IDENTITY_KEK", _b64(NEW))
@@ -336,11 +289,8 @@ def test_rewrap_leaves_a_value_a_serving_process_changed_meanwhile(old_world: Wo
         if context.startswith("p-") and not replaced:  # the person re-enrols TOTP meanwhile
             replaced.append(real_seal(b"fresh seed", context))
             with s.engine.begin() as conn:
-                conn.execute(
-                    t.persons.update()
-                    .where(t.persons.c.person_id == context)
-                    .values(totp_secret_enc=replaced[0], totp_kek_id=box.current_kek_id)
-                )
+                conn.execute(t.persons.update().where(t.persons.c.person_id == context)
+                             .values(totp_secret_enc=replaced[0], totp_kek_id=box.current_kek_id))
         return real_seal(plaintext, context)
 
     box.seal = seal_while_someone_reenrols  # type: ignore[method-assign]
@@ -348,9 +298,8 @@ def test_rewrap_leaves_a_value_a_serving_process_changed_meanwhile(old_world: Wo
     totp = next(c for c in report.counts if c.kind == "TOTP seeds")
     assert (totp.resealed, totp.changed_meanwhile, report.remaining) == (0, 1, 0)
     with s.engine.connect() as conn:
-        stored = conn.execute(
-            sa.select(t.persons.c.totp_secret_enc).where(t.persons.c.totp_secret_enc.is_not(None))
-        ).scalar_one()
+        stored = conn.execute(sa.select(t.persons.c.totp_secret_enc).where(
+            t.persons.c.totp_secret_enc.is_not(None))).scalar_one()
     assert stored == replaced[0]
 
 
@@ -362,73 +311,49 @@ def _upgrade(url: str, revision: str) -> None:
 
 
 def test_rows_written_before_kek_ids_open_after_the_migration_and_rewrap_records_them(
-    sqlite_url: str, population: SyntheticPopulation
-) -> None:
+        sqlite_url: str, population: SyntheticPopulation) -> None:
     """A database of the previous release: version 1 blobs, the pairwise key = the KEK."""
     _upgrade(sqlite_url, "0002")
     engine = make_engine(sqlite_url)
     now = dt.datetime.now(dt.UTC).timestamp()
     seed = secrets.token_bytes(20)
-    legacy_sub = "ps-" + hmac.new(OLD, b"p.example|p-legacy", hashlib.sha256).hexdigest()[:40]
+    legacy_sub = "ps-" + hmac.new(OLD, b"p.example|p-legacy",
+                                  hashlib.sha256).hexdigest()[:40]
     with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO persons (person_id, identifier, given_name_th, family_name_th, "
-                "given_name_en, family_name_en, birth_date, ial, verification_json, username, "
-                "totp_secret_enc, totp_confirmed, totp_last_step, created_at) VALUES "
-                "('p-legacy', 'TH-PID:1101700203451', '', '', '', '', '', '2.3', '{}', 'legacy', "
-                ":blob, 1, 0, :now)"
-            ),
-            {"blob": _v1_blob(OLD, seed, "p-legacy"), "now": now},
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO clients (client_id, client_name, redirect_uris_json, "
-                "grant_types_json, scopes_json, auth_method, jwks_json, subject_type, "
-                "sector_identifier, agency, created_at) VALUES ('pw', 'Pairwise', '[]', '[]', "
-                "'[]', 'none', '', 'pairwise', 'p.example', '', :now)"
-            ),
-            {"now": now},
-        )
-        conn.execute(
-            sa.text("INSERT INTO subject_aliases (sub, person_id) VALUES (:sub, 'p-legacy')"),
-            {"sub": legacy_sub},
-        )
+        conn.execute(sa.text(
+            "INSERT INTO persons (person_id, identifier, given_name_th, family_name_th, "
+            "given_name_en, family_name_en, birth_date, ial, verification_json, username, "
+            "totp_secret_enc, totp_confirmed, totp_last_step, created_at) VALUES "
+            "('p-legacy', 'TH-PID:1101700203451', '', '', '', '', '', '2.3', '{}', 'legacy', "
+            ":blob, 1, 0, :now)"), {"blob": _v1_blob(OLD, seed, "p-legacy"), "now": now})
+        conn.execute(sa.text(
+            "INSERT INTO clients (client_id, client_name, redirect_uris_json, "
+            "grant_types_json, scopes_json, auth_method, jwks_json, subject_type, "
+            "sector_identifier, agency, created_at) VALUES ('pw', 'Pairwise', '[]', '[]', "
+            "'[]', 'none', '', 'pairwise', 'p.example', '', :now)"), {"now": now})
+        conn.execute(sa.text("INSERT INTO subject_aliases (sub, person_id) VALUES "
+                             "(:sub, 'p-legacy')"), {"sub": legacy_sub})
     engine.dispose()
     upgrade_to_head(sqlite_url, MIGRATIONS)
 
     clock = FixedClock(dt.datetime.now(dt.UTC))
     config = IdentityConfig(issuer=ISSUER, kek=NEW, previous_keks=(OLD,))
-    service = IdentityService(
-        config,
-        make_engine(sqlite_url),
-        clock,
-        registry=population,
-        companies=population,
-        kyc=population,
-    )
+    service = IdentityService(config, make_engine(sqlite_url), clock, registry=population,
+                              companies=population, kyc=population)
     service.check_sealed_values()
     assert service.subject_for("p-legacy", service.get_client("pw")) == legacy_sub
     report = rewrap_sealed_values(service.engine, service.box)
     assert {c.kind: c.resealed for c in report.counts}["TOTP seeds"] == 1
     with service.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(t.persons.c.totp_secret_enc, t.persons.c.totp_kek_id).where(
-                t.persons.c.person_id == "p-legacy"
-            )
-        ).one()
+        row = conn.execute(sa.select(t.persons.c.totp_secret_enc, t.persons.c.totp_kek_id)
+                           .where(t.persons.c.person_id == "p-legacy")).one()
     assert row.totp_kek_id == kek_id(NEW) == SecretBox.kek_id_of(row.totp_secret_enc)
     assert SecretBox(NEW).open(row.totp_secret_enc, "p-legacy") == seed
     service.engine.dispose()
 
-    without_old = IdentityService(
-        IdentityConfig(issuer=ISSUER, kek=NEW),
-        make_engine(sqlite_url),
-        clock,
-        registry=population,
-        companies=population,
-        kyc=population,
-    )
+    without_old = IdentityService(IdentityConfig(issuer=ISSUER, kek=NEW),
+                                  make_engine(sqlite_url), clock, registry=population,
+                                  companies=population, kyc=population)
     without_old.check_sealed_values()
     assert without_old.subject_for("p-legacy", without_old.get_client("pw")) == legacy_sub
     without_old.engine.dispose()
@@ -436,21 +361,14 @@ def test_rows_written_before_kek_ids_open_after_the_migration_and_rewrap_records
 
 # ---------------------------------------------------------------- rotate-signing-key
 
-
 def _claims(world: World) -> dict[str, Any]:
     now = int(world.service.now())
-    return {
-        "iss": world.service.config.issuer,
-        "sub": "p-1",
-        "aud": "portal",
-        "iat": now,
-        "exp": now + 300,
-    }
+    return {"iss": world.service.config.issuer, "sub": "p-1", "aud": "portal", "iat": now,
+            "exp": now + 300}
 
 
 def test_rotate_immediately_signs_with_the_new_key_and_keeps_the_old_one_published(
-    world: World,
-) -> None:
+        world: World) -> None:
     register_portal(world)
     ring = world.service.keyring
     old_kid, _ = ring.signing_key()
@@ -481,11 +399,8 @@ def test_rotate_immediately_with_withdraw_makes_the_old_tokens_fail(world: World
 
 
 def test_rotate_signing_key_command_prints_the_new_kids(
-    sqlite_url: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+        sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EGOV_IDENTITY_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("EGOV_IDENTITY_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("EGOV_IDENTITY_KEK", _b64(NEW))
@@ -505,11 +420,8 @@ def test_rotate_signing_key_command_prints_the_new_kids(
 
 
 def test_rotate_signing_key_with_the_wrong_kek_refuses_and_creates_nothing(
-    sqlite_url: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+        sqlite_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EGOV_IDENTITY_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("EGOV_IDENTITY_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("EGOV_IDENTITY_KEK", _b64(OLD))
@@ -521,28 +433,17 @@ def test_rotate_signing_key_with_the_wrong_kek_refuses_and_creates_nothing(
     assert "KEK_UNKNOWN" in err and kek_id(OLD) in err and "Traceback" not in err
     engine = make_engine(sqlite_url)
     with engine.connect() as conn:
-        assert (
-            conn.execute(
-                sa.select(sa.func.count())
-                .select_from(t.signing_keys)
-                .where(t.signing_keys.c.private_key_kek_id == kek_id(STRANGER))
-            ).scalar_one()
-            == 0
-        )
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.signing_keys).where(
+            t.signing_keys.c.private_key_kek_id == kek_id(STRANGER))).scalar_one() == 0
     engine.dispose()
 
 
 def test_pairwise_subjects_from_an_unknown_key_stop_start_up_instead_of_changing(
-    old_world: World, sqlite_url: str
-) -> None:
+        old_world: World, sqlite_url: str) -> None:
     """Subjects handed out under a PAIRWISE_SALT that is no longer set (and no KEK given
     reproduces them): refusing is better than silently giving every person a new ``sub``."""
-    register_portal(
-        old_world,
-        "pairwise-portal",
-        subject_type=m.SubjectType.PAIRWISE,
-        sector_identifier="p.example",
-    )
+    register_portal(old_world, "pairwise-portal", subject_type=m.SubjectType.PAIRWISE,
+                    sector_identifier="p.example")
     lost_salt = secrets.token_bytes(32)
     sub = "ps-" + hmac.new(lost_salt, b"p.example|p-1", hashlib.sha256).hexdigest()[:40]
     with old_world.service.engine.begin() as conn:

@@ -31,50 +31,31 @@ from identity_world import (
 
 def _pkce() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
-    challenge = (
-        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    )
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()
+                                         ).rstrip(b"=").decode()
     return verifier, challenge
 
 
-def _code_flow(
-    world: World, *, scope: str = "openid profile verified_claims", acr: str = "2"
-) -> m.TokenResponse:
+def _code_flow(world: World, *, scope: str = "openid profile verified_claims",
+               acr: str = "2") -> m.TokenResponse:
     register_portal(world)
     _, username, secret = enrol_login(world)
     s = world.service
     login = s.login("portal", username, PASSWORD, current_totp(world, secret))
     verifier, challenge = _pkce()
-    auth = s.authorize(
-        login_session_id=login.login_session_id,
-        client_id="portal",
-        redirect_uri="https://portal.test/cb",
-        scope=scope,
-        state="st",
-        nonce="n-1",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-        acr_values=acr,
-    )
+    auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope=scope, state="st",
+                       nonce="n-1", code_challenge=challenge, code_challenge_method="S256",
+                       acr_values=acr)
     assert "state=st" in auth.redirect_to
-    return s.token(
-        m.TokenRequest(
-            grant_type="authorization_code",
-            client_id="portal",
-            code=auth.code,
-            redirect_uri="https://portal.test/cb",
-            code_verifier=verifier,
-        )
-    )
+    return s.token(m.TokenRequest(grant_type="authorization_code", client_id="portal",
+                                  code=auth.code, redirect_uri="https://portal.test/cb",
+                                  code_verifier=verifier))
 
 
 def _verifier(world: World, audience: str) -> TokenVerifier:
-    return TokenVerifier(
-        StaticJwks(world.service.keyring.jwks()),
-        issuer=ISSUER,
-        audiences=[audience],
-        clock=world.service.now,
-    )
+    return TokenVerifier(StaticJwks(world.service.keyring.jwks()), issuer=ISSUER,
+                         audiences=[audience], clock=world.service.now)
 
 
 def test_code_flow_yields_aal2_id_token_with_verified_claims(world: World) -> None:
@@ -95,31 +76,18 @@ def test_code_is_single_use(world: World) -> None:
     s = world.service
     login = s.login("portal", username, PASSWORD)
     verifier, challenge = _pkce()
-    auth = s.authorize(
-        login_session_id=login.login_session_id,
-        client_id="portal",
-        redirect_uri="https://portal.test/cb",
-        scope="openid",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
-    request = m.TokenRequest(
-        grant_type="authorization_code",
-        client_id="portal",
-        code=auth.code,
-        redirect_uri="https://portal.test/cb",
-        code_verifier=verifier,
-    )
+    auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid",
+                       code_challenge=challenge, code_challenge_method="S256")
+    request = m.TokenRequest(grant_type="authorization_code", client_id="portal", code=auth.code,
+                             redirect_uri="https://portal.test/cb", code_verifier=verifier)
     tokens = s.token(request)
     with pytest.raises(InvalidArgument) as info:
         s.token(request)
     assert info.value.reason == "INVALID_GRANT"
     with pytest.raises(InvalidArgument):  # the replay revoked what the code had produced
-        s.token(
-            m.TokenRequest(
-                grant_type="refresh_token", client_id="portal", refresh_token=tokens.refresh_token
-            )
-        )
+        s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                               refresh_token=tokens.refresh_token))
 
 
 def test_wrong_pkce_verifier_and_plain_method_are_refused(world: World) -> None:
@@ -129,33 +97,17 @@ def test_wrong_pkce_verifier_and_plain_method_are_refused(world: World) -> None:
     login = s.login("portal", username, PASSWORD)
     _, challenge = _pkce()
     with pytest.raises(InvalidArgument) as info:
-        s.authorize(
-            login_session_id=login.login_session_id,
-            client_id="portal",
-            redirect_uri="https://portal.test/cb",
-            scope="openid",
-            code_challenge=challenge,
-            code_challenge_method="plain",
-        )
+        s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                    redirect_uri="https://portal.test/cb", scope="openid",
+                    code_challenge=challenge, code_challenge_method="plain")
     assert info.value.reason == "PKCE_METHOD_UNSUPPORTED"
-    auth = s.authorize(
-        login_session_id=login.login_session_id,
-        client_id="portal",
-        redirect_uri="https://portal.test/cb",
-        scope="openid",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid",
+                       code_challenge=challenge, code_challenge_method="S256")
     with pytest.raises(InvalidArgument) as info:
-        s.token(
-            m.TokenRequest(
-                grant_type="authorization_code",
-                client_id="portal",
-                code=auth.code,
-                redirect_uri="https://portal.test/cb",
-                code_verifier=secrets.token_urlsafe(48),
-            )
-        )
+        s.token(m.TokenRequest(grant_type="authorization_code", client_id="portal",
+                               code=auth.code, redirect_uri="https://portal.test/cb",
+                               code_verifier=secrets.token_urlsafe(48)))
     assert info.value.reason == "INVALID_GRANT"
 
 
@@ -165,15 +117,10 @@ def test_aal1_login_cannot_satisfy_an_aal2_request(world: World) -> None:
     login = world.service.login("portal", username, PASSWORD)
     _, challenge = _pkce()
     with pytest.raises(PermissionDenied) as info:
-        world.service.authorize(
-            login_session_id=login.login_session_id,
-            client_id="portal",
-            redirect_uri="https://portal.test/cb",
-            scope="openid",
-            code_challenge=challenge,
-            code_challenge_method="S256",
-            acr_values="2",
-        )
+        world.service.authorize(login_session_id=login.login_session_id, client_id="portal",
+                                redirect_uri="https://portal.test/cb", scope="openid",
+                                code_challenge=challenge, code_challenge_method="S256",
+                                acr_values="2")
     assert info.value.reason == "ACR_NOT_MET"
 
 
@@ -183,48 +130,32 @@ def test_unregistered_redirect_uri_is_refused(world: World) -> None:
     login = world.service.login("portal", username, PASSWORD)
     _, challenge = _pkce()
     with pytest.raises(InvalidArgument) as info:
-        world.service.authorize(
-            login_session_id=login.login_session_id,
-            client_id="portal",
-            redirect_uri="https://portal.test/cb/evil",
-            scope="openid",
-            code_challenge=challenge,
-            code_challenge_method="S256",
-        )
+        world.service.authorize(login_session_id=login.login_session_id, client_id="portal",
+                                redirect_uri="https://portal.test/cb/evil", scope="openid",
+                                code_challenge=challenge, code_challenge_method="S256")
     assert info.value.reason == "REDIRECT_URI_MISMATCH"
 
 
 def test_refresh_rotates_and_reuse_revokes_the_family(world: World) -> None:
     first = _code_flow(world)
     s = world.service
-    second = s.token(
-        m.TokenRequest(
-            grant_type="refresh_token", client_id="portal", refresh_token=first.refresh_token
-        )
-    )
+    second = s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                                    refresh_token=first.refresh_token))
     assert second.refresh_token and second.refresh_token != first.refresh_token
     with pytest.raises(InvalidArgument) as info:  # the old one again: theft suspected
-        s.token(
-            m.TokenRequest(
-                grant_type="refresh_token", client_id="portal", refresh_token=first.refresh_token
-            )
-        )
+        s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                               refresh_token=first.refresh_token))
     assert info.value.reason == "INVALID_GRANT"
     with pytest.raises(InvalidArgument):  # and the legitimate new one died with its family
-        s.token(
-            m.TokenRequest(
-                grant_type="refresh_token", client_id="portal", refresh_token=second.refresh_token
-            )
-        )
+        s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                               refresh_token=second.refresh_token))
 
 
 def test_revoked_access_token_fails_userinfo_and_introspection(world: World) -> None:
     tokens = _code_flow(world)
     s = world.service
-    assert (
-        s.userinfo(tokens.access_token)["verified_claims"]["verification"]["assurance_level"]
-        == "2.3"
-    )
+    assert s.userinfo(tokens.access_token)["verified_claims"]["verification"][
+        "assurance_level"] == "2.3"
     assert s.introspect(tokens.access_token)["active"] is True
     s.revoke(s.get_client("portal"), tokens.access_token)
     assert s.introspect(tokens.access_token) == {"active": False}
@@ -237,15 +168,10 @@ def test_client_credentials_with_private_key_jwt_carry_agency_and_scopes(world: 
     key = MachineKey()
     register_machine(world, key, agency="TH-JUR:0994000165510")
     s = world.service
-    tokens = s.token(
-        m.TokenRequest(
-            grant_type="client_credentials",
-            client_id="agency-app",
-            client_assertion=key.assertion("agency-app", now=s.now),
-            client_assertion_type=m.CLIENT_ASSERTION_TYPE,
-            scope="keys:seal",
-        )
-    )
+    tokens = s.token(m.TokenRequest(grant_type="client_credentials", client_id="agency-app",
+                                    client_assertion=key.assertion("agency-app", now=s.now),
+                                    client_assertion_type=m.CLIENT_ASSERTION_TYPE,
+                                    scope="keys:seal"))
     token = _verifier(world, "urn:egov:keys").verify(tokens.access_token)
     assert token.agency == "TH-JUR:0994000165510"
     assert token.scopes == {"keys:seal"}
@@ -257,12 +183,9 @@ def test_replayed_client_assertion_is_refused(world: World) -> None:
     register_machine(world, key)
     s = world.service
     assertion = key.assertion("agency-app", now=s.now)
-    request = m.TokenRequest(
-        grant_type="client_credentials",
-        client_id="agency-app",
-        client_assertion=assertion,
-        client_assertion_type=m.CLIENT_ASSERTION_TYPE,
-    )
+    request = m.TokenRequest(grant_type="client_credentials", client_id="agency-app",
+                             client_assertion=assertion,
+                             client_assertion_type=m.CLIENT_ASSERTION_TYPE)
     s.token(request)
     with pytest.raises(Unauthenticated) as info:
         s.token(request)
@@ -272,19 +195,14 @@ def test_replayed_client_assertion_is_refused(world: World) -> None:
 def test_assertion_signed_by_another_key_is_refused(world: World) -> None:
     register_machine(world, MachineKey())
     with pytest.raises(Unauthenticated) as info:
-        world.service.token(
-            m.TokenRequest(
-                grant_type="client_credentials",
-                client_id="agency-app",
-                client_assertion=MachineKey().assertion("agency-app", now=world.service.now),
-            )
-        )
+        world.service.token(m.TokenRequest(
+            grant_type="client_credentials", client_id="agency-app",
+            client_assertion=MachineKey().assertion("agency-app", now=world.service.now)))
     assert info.value.reason == "INVALID_CLIENT"
 
 
 def test_lockout_after_configured_failures_looks_the_same_for_unknown_accounts(
-    world: World,
-) -> None:
+        world: World) -> None:
     register_portal(world)
     _, username, _ = enrol_login(world)
     s = world.service
@@ -297,10 +215,8 @@ def test_lockout_after_configured_failures_looks_the_same_for_unknown_accounts(
         with pytest.raises(ResourceExhausted) as locked:
             s.login("portal-" + name, name, PASSWORD)
         messages.add((locked.value.reason, locked.value.message))
-    assert messages == {
-        ("CREDENTIALS_INVALID", "login name, password or code is wrong"),
-        ("ACCOUNT_LOCKED", "too many failed attempts; try again later"),
-    }
+    assert messages == {("CREDENTIALS_INVALID", "login name, password or code is wrong"),
+                        ("ACCOUNT_LOCKED", "too many failed attempts; try again later")}
     world.advance(301)
     assert s.login("portal", username, PASSWORD).aal == 1
 
@@ -358,12 +274,10 @@ def test_key_rotation_publishes_next_key_before_it_signs(world: World) -> None:
 
 def test_pairwise_subjects_differ_per_sector_and_resolve_back(world: World) -> None:
     s = world.service
-    register_portal(
-        world, "portal-a", subject_type=m.SubjectType.PAIRWISE, sector_identifier="a.example"
-    )
-    register_portal(
-        world, "portal-b", subject_type=m.SubjectType.PAIRWISE, sector_identifier="b.example"
-    )
+    register_portal(world, "portal-a", subject_type=m.SubjectType.PAIRWISE,
+                    sector_identifier="a.example")
+    register_portal(world, "portal-b", subject_type=m.SubjectType.PAIRWISE,
+                    sector_identifier="b.example")
     _, person_id, _ = __import__("identity_world").proof_person(world)
     sub_a = s.subject_for(person_id, s.get_client("portal-a"))
     sub_b = s.subject_for(person_id, s.get_client("portal-b"))
@@ -378,16 +292,15 @@ def test_expired_single_use_records_are_purged(world: World) -> None:
     assert world.service.purge_expired() >= 2  # the used code and the refresh token at least
 
 
-def test_the_purge_removes_every_expired_row_in_batches_and_keeps_live_ones(world: World) -> None:
+def test_the_purge_removes_every_expired_row_in_batches_and_keeps_live_ones(
+        world: World) -> None:
     from egov_identity.storage import tables as t
-
     s = world.service
     now = s.now()
-    rows = [
-        {"issuer": "agency-app", "jti": f"old-{i}", "expires_at": now - 7200 - i}
-        for i in range(2345)
-    ]
-    rows += [{"issuer": "agency-app", "jti": f"live-{i}", "expires_at": now + 60} for i in range(7)]
+    rows = [{"issuer": "agency-app", "jti": f"old-{i}", "expires_at": now - 7200 - i}
+            for i in range(2345)]
+    rows += [{"issuer": "agency-app", "jti": f"live-{i}", "expires_at": now + 60}
+             for i in range(7)]
     with s.engine.begin() as conn:
         conn.execute(t.used_jtis.insert(), rows)
     assert s.purge_expired(batch=1000) >= 2345
@@ -398,48 +311,24 @@ def test_the_purge_removes_every_expired_row_in_batches_and_keeps_live_ones(worl
 
 
 def test_refresh_for_a_pairwise_client_and_a_refused_scope_does_not_burn_the_token(
-    world: World,
-) -> None:
+        world: World) -> None:
     s = world.service
     register_portal(world, subject_type=m.SubjectType.PAIRWISE, sector_identifier="p.example")
     _, username, _ = enrol_login(world)
     login = s.login("portal", username, PASSWORD)
     verifier, challenge = _pkce()
-    auth = s.authorize(
-        login_session_id=login.login_session_id,
-        client_id="portal",
-        redirect_uri="https://portal.test/cb",
-        scope="openid profile",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
-    first = s.token(
-        m.TokenRequest(
-            grant_type="authorization_code",
-            client_id="portal",
-            code=auth.code,
-            redirect_uri="https://portal.test/cb",
-            code_verifier=verifier,
-        )
-    )
+    auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid profile",
+                       code_challenge=challenge, code_challenge_method="S256")
+    first = s.token(m.TokenRequest(grant_type="authorization_code", client_id="portal",
+                                   code=auth.code, redirect_uri="https://portal.test/cb",
+                                   code_verifier=verifier))
     with pytest.raises(InvalidArgument) as info:
-        s.token(
-            m.TokenRequest(
-                grant_type="refresh_token",
-                client_id="portal",
-                refresh_token=first.refresh_token,
-                scope="openid keys:sign",
-            )
-        )
+        s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                               refresh_token=first.refresh_token, scope="openid keys:sign"))
     assert info.value.reason == "INVALID_SCOPE"
-    second = s.token(
-        m.TokenRequest(
-            grant_type="refresh_token",
-            client_id="portal",
-            refresh_token=first.refresh_token,
-            scope="openid",
-        )
-    )
+    second = s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                                    refresh_token=first.refresh_token, scope="openid"))
     sub = _verifier(world, "portal").verify(second.id_token).subject
     assert sub.startswith("ps-")
     assert second.scope == "openid"
@@ -460,9 +349,8 @@ def test_password_change_needs_the_persons_own_session(world: World) -> None:
     me = s.login("portal", username, PASSWORD)
     other = s.login("portal", other_name, PASSWORD)
     with pytest.raises(PermissionDenied):
-        s.set_password(
-            me.person_id, "another long password", login_session_id=other.login_session_id
-        )
+        s.set_password(me.person_id, "another long password", login_session_id=other.
+                       login_session_id)
     s.set_password(me.person_id, "another long password", login_session_id=me.login_session_id)
     assert s.login("portal", username, "another long password").person_id == me.person_id
     with pytest.raises(InvalidArgument) as info:

@@ -36,40 +36,24 @@ JWKS = {"keys": [_jwk(EC_KEY, "ec-1", "ES256"), _jwk(RSA_KEY, "rsa-1", "RS256")]
 
 def _claims(**overrides: Any) -> dict[str, Any]:
     claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "sub": "person-1",
-        "aud": AUDIENCE,
-        "iat": int(NOW) - 10,
-        "exp": int(NOW) + 300,
-        "scope": "openid keys:sign",
-        "acr": "urn:egov:aal:2",
+        "iss": ISSUER, "sub": "person-1", "aud": AUDIENCE, "iat": int(NOW) - 10,
+        "exp": int(NOW) + 300, "scope": "openid keys:sign", "acr": "urn:egov:aal:2",
         "auth_time": int(NOW) - 20,
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
 
-def _sign(
-    claims: dict[str, Any] | None = None,
-    *,
-    kid: str = "ec-1",
-    alg: str = "ES256",
-    key: Any = None,
-    headers: dict[str, Any] | None = None,
-) -> str:
+def _sign(claims: dict[str, Any] | None = None, *, kid: str = "ec-1", alg: str = "ES256",
+          key: Any = None, headers: dict[str, Any] | None = None) -> str:
     key = key if key is not None else (EC_KEY if alg == "ES256" else RSA_KEY)
-    return jwt.encode(
-        claims if claims is not None else _claims(),
-        key,
-        algorithm=alg,
-        headers={"kid": kid, **(headers or {})},
-    )
+    return jwt.encode(claims if claims is not None else _claims(), key, algorithm=alg,
+                      headers={"kid": kid, **(headers or {})})
 
 
 def _verifier(**kwargs: Any) -> TokenVerifier:
-    return TokenVerifier(
-        StaticJwks(JWKS), issuer=ISSUER, audiences=[AUDIENCE], clock=lambda: NOW, **kwargs
-    )
+    return TokenVerifier(StaticJwks(JWKS), issuer=ISSUER, audiences=[AUDIENCE],
+                         clock=lambda: NOW, **kwargs)
 
 
 def _b64(data: bytes) -> str:
@@ -98,13 +82,11 @@ def test_alg_none_is_refused() -> None:
 
 def test_hs256_signed_with_the_public_key_is_refused() -> None:
     pem = EC_KEY.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     header = _b64(json.dumps({"alg": "HS256", "kid": "ec-1"}).encode())
     payload = _b64(json.dumps(_claims()).encode())
     import hashlib
     import hmac
-
     sig = _b64(hmac.new(pem, f"{header}.{payload}".encode(), hashlib.sha256).digest())
     assert _reason(f"{header}.{payload}.{sig}") == "TOKEN_ALGORITHM_NOT_ALLOWED"
 
@@ -169,16 +151,9 @@ def test_token_type_restriction() -> None:
 
 
 def test_representation_claim_is_exposed() -> None:
-    claims = _claims(
-        act={"sub": "person-1"},
-        sub="company-1",
-        representation={
-            "juristic_person": "TH-JUR:0105536000315",
-            "role": "director",
-            "powers": ["sign"],
-            "grant_id": "g1",
-        },
-    )
+    claims = _claims(act={"sub": "person-1"}, sub="company-1", representation={
+        "juristic_person": "TH-JUR:0105536000315", "role": "director", "powers": ["sign"],
+        "grant_id": "g1"})
     token = _verifier().verify(_sign(claims))
     assert token.representation is not None
     assert token.representation.actor == "person-1"
@@ -189,10 +164,8 @@ GENUINE = _sign()
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(
-    st.integers(min_value=0, max_value=len(GENUINE) - 1),
-    st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."),
-)
+@given(st.integers(min_value=0, max_value=len(GENUINE) - 1), st.sampled_from(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."))
 def test_any_changed_character_never_verifies(position: int, replacement: str) -> None:
     if GENUINE[position] == replacement:
         return
@@ -204,21 +177,14 @@ def test_any_changed_character_never_verifies(position: int, replacement: str) -
     # base64url's last char may carry unused bits: the decoded bytes must then be identical
     header, payload, sig = tampered.split(".")
     g_header, g_payload, g_sig = GENUINE.split(".")
-
     def dec(s: str) -> bytes:
         return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
     assert (dec(header), dec(payload), dec(sig)) == (dec(g_header), dec(g_payload), dec(g_sig))
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    st.dictionaries(
-        st.text(max_size=8),
-        st.one_of(st.text(max_size=8), st.integers(), st.booleans(), st.none()),
-        max_size=6,
-    )
-)
+@given(st.dictionaries(st.text(max_size=8), st.one_of(st.text(max_size=8), st.integers(),
+                                                        st.booleans(), st.none()), max_size=6))
 def test_any_re_encoded_payload_with_the_old_signature_never_verifies(
     extra: dict[str, Any],
 ) -> None:
@@ -232,13 +198,8 @@ def test_any_re_encoded_payload_with_the_old_signature_never_verifies(
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    st.dictionaries(
-        st.sampled_from(["alg", "kid", "typ", "crit", "jku", "cty", "x"]),
-        st.one_of(st.text(max_size=6), st.integers(), st.none()),
-        max_size=4,
-    )
-)
+@given(st.dictionaries(st.sampled_from(["alg", "kid", "typ", "crit", "jku", "cty", "x"]),
+                       st.one_of(st.text(max_size=6), st.integers(), st.none()), max_size=4))
 def test_any_rewritten_header_with_the_old_signature_never_verifies(extra: dict[str, Any]) -> None:
     _header, payload, sig = GENUINE.split(".")
     header = _b64(json.dumps({"alg": "ES256", "kid": "ec-1", "typ": "JWT", **extra}).encode())
@@ -261,9 +222,8 @@ def test_http_jwks_refreshes_on_unknown_kid_at_most_once_per_interval() -> None:
 
     clock = [0.0]
     client = httpx.Client(transport=httpx.MockTransport(handler))
-    jwks = HttpJwks(
-        "https://id.test/jwks", client=client, monotonic=lambda: clock[0], min_refresh_seconds=10
-    )
+    jwks = HttpJwks("https://id.test/jwks", client=client,
+                    monotonic=lambda: clock[0], min_refresh_seconds=10)
     verifier = TokenVerifier(jwks, issuer=ISSUER, audiences=[AUDIENCE], clock=lambda: NOW)
     assert verifier.verify(_sign()).subject == "person-1"
     assert _reason(_sign(kid="rsa-1", alg="RS256"), verifier) == "TOKEN_KEY_UNKNOWN"
@@ -290,10 +250,8 @@ def test_http_jwks_discovers_the_key_set_from_the_issuers_metadata() -> None:
     jwks = HttpJwks.discover(ISSUER, client=httpx.Client(transport=httpx.MockTransport(handler)))
     verifier = TokenVerifier(jwks, issuer=ISSUER, audiences=[AUDIENCE], clock=lambda: NOW)
     assert verifier.verify(_sign()).subject == "person-1"
-    assert asked == [
-        ISSUER.rstrip("/") + "/.well-known/openid-configuration",
-        "https://keys.test/set",
-    ]
+    assert asked == [ISSUER.rstrip("/") + "/.well-known/openid-configuration",
+                     "https://keys.test/set"]
 
 
 def test_http_jwks_refuses_metadata_that_names_another_issuer() -> None:
@@ -303,9 +261,8 @@ def test_http_jwks_refuses_metadata_that_names_another_issuer() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/.well-known/openid-configuration":
-            return httpx.Response(
-                200, json={"issuer": "https://evil.test", "jwks_uri": "https://evil.test/jwks"}
-            )
+            return httpx.Response(200, json={"issuer": "https://evil.test",
+                                             "jwks_uri": "https://evil.test/jwks"})
         return httpx.Response(200, json=JWKS)
 
     jwks = HttpJwks.discover(ISSUER, client=httpx.Client(transport=httpx.MockTransport(handler)))
@@ -315,22 +272,16 @@ def test_http_jwks_refuses_metadata_that_names_another_issuer() -> None:
     assert info.value.reason == "JWKS_UNAVAILABLE"
 
 
+
+
 def test_bearer_verifier_turns_tokens_into_callers() -> None:
     from egov_common.auth import CallerKind
     from egov_pki.tokens import BearerTokenVerifier
 
     bearer = BearerTokenVerifier(_verifier())
-    machine = bearer(
-        _sign(
-            _claims(
-                sub="agency-app",
-                client_id="agency-app",
-                agency="TH-JUR:0994000165510",
-                scope="registry:issue",
-            )
-        ),
-        peer_service=None,
-    )
+    machine = bearer(_sign(_claims(sub="agency-app", client_id="agency-app",
+                                   agency="TH-JUR:0994000165510", scope="registry:issue")),
+                     peer_service=None)
     assert machine.kind is CallerKind.CLIENT
     assert machine.agency == "TH-JUR:0994000165510"
     assert machine.has_scope("registry:issue")

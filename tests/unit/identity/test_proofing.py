@@ -86,43 +86,26 @@ def test_wrong_laser_code_is_rejected(world: World) -> None:
 
 def _kyc(world: World, sub: str, **claims: object) -> str:
     now = int(world.clock.now().timestamp())
-    return jwt.encode(
-        {"iss": KYC_PROVIDER, "sub": sub, "aud": ISSUER, "iat": now, "exp": now + 300, **claims},
-        world.population.kyc_signing_key(),
-        algorithm="ES256",
-        headers={"kid": f"{KYC_PROVIDER}-1"},
-    )
+    return jwt.encode({"iss": KYC_PROVIDER, "sub": sub, "aud": ISSUER, "iat": now,
+                       "exp": now + 300, **claims}, world.population.kyc_signing_key(),
+                      algorithm="ES256", headers={"kid": f"{KYC_PROVIDER}-1"})
 
 
 def test_bank_kyc_assertion_reaches_2_1(world: World) -> None:
     src = _thai(world)
     s = _start(world, src, "2.1")
-    world.service.submit_evidence(
-        s.session_id,
-        IdpKycEvidence(
-            KYC_PROVIDER,
-            _kyc(world, src.identifier, given_name=src.given_name_en, birthdate=src.birth_date),
-        ),
-    )
+    world.service.submit_evidence(s.session_id, IdpKycEvidence(KYC_PROVIDER, _kyc(
+        world, src.identifier, given_name=src.given_name_en, birthdate=src.birth_date)))
     assert world.service.complete_proofing(s.session_id).achieved_ial == "2.1"
 
 
 def test_forged_kyc_assertion_is_rejected(world: World) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
-
     src = _thai(world)
     s = _start(world, src, "2.1")
-    forged = jwt.encode(
-        {
-            "sub": src.identifier,
-            "aud": ISSUER,
-            "iat": int(time.time()),
-            "exp": int(time.time()) + 300,
-        },
-        ec.generate_private_key(ec.SECP256R1()),
-        algorithm="ES256",
-        headers={"kid": f"{KYC_PROVIDER}-1"},
-    )
+    forged = jwt.encode({"sub": src.identifier, "aud": ISSUER, "iat": int(time.time()),
+                         "exp": int(time.time()) + 300}, ec.generate_private_key(ec.SECP256R1()),
+                        algorithm="ES256", headers={"kid": f"{KYC_PROVIDER}-1"})
     after = world.service.submit_evidence(s.session_id, IdpKycEvidence(KYC_PROVIDER, forged))
     assert after.evidence[-1].reason == "ASSERTION_INVALID"
 
@@ -131,20 +114,10 @@ def test_passport_with_chip_reaches_2_2(world: World) -> None:
     src = next(p for p in world.population.people if p.identifier.startswith("PASSPORT"))
     _, country, number = src.identifier.split(":")
     s = world.service.start_proofing(passport(country, number), "2.2")
-    world.service.submit_evidence(
-        s.session_id,
-        PassportEvidence(
-            number,
-            country,
-            PersonAttributes(
-                given_name_en=src.given_name_en,
-                family_name_en=src.family_name_en,
-                birth_date=src.birth_date,
-            ),
-            "2030-01-01",
-            True,
-        ),
-    )
+    world.service.submit_evidence(s.session_id, PassportEvidence(
+        number, country, PersonAttributes(given_name_en=src.given_name_en,
+                                          family_name_en=src.family_name_en,
+                                          birth_date=src.birth_date), "2030-01-01", True))
     assert world.service.complete_proofing(s.session_id).achieved_ial == "2.2"
 
 

@@ -43,14 +43,8 @@ def _b64(data: bytes) -> str:
 
 def _claims(world: World, **changes: Any) -> dict[str, Any]:
     now = int(world.service.now())
-    claims: dict[str, Any] = {
-        "iss": "agency-app",
-        "sub": "agency-app",
-        "aud": TOKEN_ENDPOINT,
-        "iat": now,
-        "exp": now + 60,
-        "jti": uuid.uuid4().hex,
-    }
+    claims: dict[str, Any] = {"iss": "agency-app", "sub": "agency-app", "aud": TOKEN_ENDPOINT,
+                              "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex}
     for name, value in changes.items():
         if value is None:
             claims.pop(name, None)
@@ -59,21 +53,15 @@ def _claims(world: World, **changes: Any) -> dict[str, Any]:
     return claims
 
 
-def _signed(
-    key: Any, claims: dict[str, Any], alg: str = "ES256", headers: dict[str, Any] | None = None
-) -> str:
+def _signed(key: Any, claims: dict[str, Any], alg: str = "ES256",
+            headers: dict[str, Any] | None = None) -> str:
     return jwt.encode(claims, key, algorithm=alg, headers={"kid": "k1", **(headers or {})})
 
 
 def _client_credentials(world: World, assertion: str) -> m.TokenResponse:
-    return world.service.token(
-        m.TokenRequest(
-            grant_type="client_credentials",
-            client_id="agency-app",
-            client_assertion=assertion,
-            client_assertion_type=m.CLIENT_ASSERTION_TYPE,
-        )
-    )
+    return world.service.token(m.TokenRequest(
+        grant_type="client_credentials", client_id="agency-app", client_assertion=assertion,
+        client_assertion_type=m.CLIENT_ASSERTION_TYPE))
 
 
 def _raw_jws(header: dict[str, Any] | str, payload: dict[str, Any] | str, key: Any) -> str:
@@ -82,8 +70,7 @@ def _raw_jws(header: dict[str, Any] | str, payload: dict[str, Any] | str, key: A
     body = payload if isinstance(payload, str) else json.dumps(payload)
     signing_input = f"{_b64(head.encode())}.{_b64(body.encode())}"
     signature = jwt.algorithms.ECAlgorithm(jwt.algorithms.ECAlgorithm.SHA256).sign(
-        signing_input.encode(), key
-    )
+        signing_input.encode(), key)
     return f"{signing_input}.{_b64(signature)}"
 
 
@@ -103,11 +90,8 @@ def _defects(world: World, key: MachineKey) -> dict[str, str]:
     return {
         "signed by another key": _signed(other, _claims(world)),
         "alg none": _b64(b'{"alg":"none","kid":"k1"}') + "." + body + ".",
-        "alg HS256 with the public key as secret": _b64(b'{"alg":"HS256","kid":"k1"}')
-        + "."
-        + body
-        + "."
-        + sig,
+        "alg HS256 with the public key as secret": _b64(
+            b'{"alg":"HS256","kid":"k1"}') + "." + body + "." + sig,
         "unknown kid": _signed(k, _claims(world), headers={"kid": "k9"}),
         "expired": _signed(k, _claims(world, iat=now - 600, exp=now - 120)),
         "lives too long": _signed(k, _claims(world, exp=now + 3600)),
@@ -122,11 +106,8 @@ def _defects(world: World, key: MachineKey) -> dict[str, str]:
         "exp a string": _signed(k, _claims(world, exp=str(now + 60))),
         "exp a boolean": _signed(k, _claims(world, exp=True)),
         "critical header": _signed(k, _claims(world), headers={"crit": ["exp"]}),
-        "duplicate claim": _raw_jws(
-            {"alg": "ES256", "kid": "k1"},
-            json.dumps(_claims(world))[:-1] + ', "sub": "agency-app"}',
-            k,
-        ),
+        "duplicate claim": _raw_jws({"alg": "ES256", "kid": "k1"}, json.dumps(
+            _claims(world))[:-1] + ', "sub": "agency-app"}', k),
         "payload not an object": _raw_jws({"alg": "ES256", "kid": "k1"}, "[1]", k),
         "padded base64": f"{head}{'=' * (-len(head) % 4) or '===='}.{body}.{sig}",
         "not base64url": f"{head}.{body.replace('-', '+')}+.{sig}",
@@ -144,9 +125,8 @@ def test_each_defective_client_assertion_is_refused_as_invalid_client(world: Wor
     register_machine(world, key)
     # Controls: the way the defective ones are made gives good assertions when nothing is wrong.
     assert _client_credentials(world, _signed(key.key, _claims(world)))
-    assert _client_credentials(
-        world, _raw_jws({"alg": "ES256", "kid": "k1"}, _claims(world), key.key)
-    )
+    assert _client_credentials(world, _raw_jws({"alg": "ES256", "kid": "k1"}, _claims(world),
+                                               key.key))
     defects = _defects(world, key)
     refused = []
     for name, assertion in defects.items():
@@ -179,41 +159,28 @@ def test_keys_are_chosen_by_kid_and_an_rs256_key_works(world: World) -> None:
     es_jwk.update(kid="es", alg="ES256")
     rs_jwk = json.loads(RSAAlgorithm.to_jwk(rs.public_key()))
     rs_jwk.update(kid="rs")  # no alg: the key type decides
-    world.service.register_client(
-        m.Client(
-            client_id="agency-app",
-            client_name="two keys",
-            redirect_uris=(),
-            grant_types=(m.GRANT_CLIENT_CREDENTIALS,),
-            scopes=("registry:issue",),
-            auth_method="private_key_jwt",
-            jwks_json=json.dumps({"keys": [es_jwk, rs_jwk]}),
-        )
-    )
+    world.service.register_client(m.Client(
+        client_id="agency-app", client_name="two keys", redirect_uris=(),
+        grant_types=(m.GRANT_CLIENT_CREDENTIALS,), scopes=("registry:issue",),
+        auth_method="private_key_jwt", jwks_json=json.dumps({"keys": [es_jwk, rs_jwk]})))
     assert _client_credentials(world, _signed(rs, _claims(world), "RS256", {"kid": "rs"}))
     assert _client_credentials(world, _signed(es, _claims(world), "ES256", {"kid": "es"}))
     no_kid = jwt.encode(_claims(world), es, algorithm="ES256")
     assert _client_credentials(world, no_kid)  # any registered key may verify it
-    for assertion in (
-        _signed(es, _claims(world), "ES256", {"kid": "rs"}),  # wrong key type
-        _signed(rs, _claims(world), "RS256", {"kid": "es"}),
-    ):  # JWK alg ES256
+    for assertion in (_signed(es, _claims(world), "ES256", {"kid": "rs"}),  # wrong key type
+                      _signed(rs, _claims(world), "RS256", {"kid": "es"})):  # JWK alg ES256
         with pytest.raises(Unauthenticated):
             _client_credentials(world, assertion)
 
 
-def test_a_changed_client_jwks_replaces_the_old_keys(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_changed_client_jwks_replaces_the_old_keys(world: World,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     old, new = MachineKey(), MachineKey()
     register_machine(world, old)
     assert _client_credentials(world, old.assertion("agency-app", now=world.service.now))
     with world.service.engine.begin() as conn:  # the registration is replaced
-        conn.execute(
-            t.clients.update()
-            .where(t.clients.c.client_id == "agency-app")
-            .values(jwks_json=new.jwks_json)
-        )
+        conn.execute(t.clients.update().where(t.clients.c.client_id == "agency-app")
+                     .values(jwks_json=new.jwks_json))
     monkeypatch.setattr(service_module, "CLIENT_CACHE_SECONDS", 0.0)
     with pytest.raises(Unauthenticated):
         _client_credentials(world, old.assertion("agency-app", now=world.service.now))
@@ -223,27 +190,19 @@ def test_a_changed_client_jwks_replaces_the_old_keys(
 def test_tokens_are_signed_as_pyjwt_signs_them(world: World) -> None:
     key = MachineKey()
     register_machine(world, key, agency="TH-JUR:0994000165510")
-    token = _client_credentials(
-        world, key.assertion("agency-app", now=world.service.now)
-    ).access_token
+    token = _client_credentials(world, key.assertion("agency-app", now=world.service.now)
+                                ).access_token
     kid, _ = world.service.keyring.signing_key("ES256")
     header, payload, _ = token.split(".")
-    assert (
-        base64.urlsafe_b64decode(header + "==")
-        == json.dumps({"alg": "ES256", "kid": kid, "typ": "at+jwt"}, separators=(",", ":")).encode()
-    )
+    assert base64.urlsafe_b64decode(header + "==") == json.dumps(
+        {"alg": "ES256", "kid": kid, "typ": "at+jwt"}, separators=(",", ":")).encode()
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     jwk = world.service.keyring.key(kid)
-    assert (
-        jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["ES256"], audience=claims["aud"])
-        == claims
-    )
-    verified = TokenVerifier(
-        StaticJwks(world.service.keyring.jwks()),
-        issuer=ISSUER,
-        audiences=["urn:egov:registry"],
-        clock=world.service.now,
-    ).verify(token)
+    assert jwt.decode(token, jwt.PyJWK(jwk).key, algorithms=["ES256"],
+                      audience=claims["aud"]) == claims
+    verified = TokenVerifier(StaticJwks(world.service.keyring.jwks()), issuer=ISSUER,
+                             audiences=["urn:egov:registry"], clock=world.service.now
+                             ).verify(token)
     assert verified.agency == "TH-JUR:0994000165510"
 
 
@@ -265,10 +224,8 @@ def _race(count: int, attempt: Callable[[], object]) -> tuple[list[object], list
 
     with ThreadPoolExecutor(count) as pool:
         outcomes = list(pool.map(run, range(count)))
-    return (
-        [o for o in outcomes if not isinstance(o, EgovError)],
-        [o for o in outcomes if isinstance(o, EgovError)],
-    )
+    return ([o for o in outcomes if not isinstance(o, EgovError)],
+            [o for o in outcomes if isinstance(o, EgovError)])
 
 
 def _first_tokens(world: World) -> tuple[str, str, str]:
@@ -278,78 +235,43 @@ def _first_tokens(world: World) -> tuple[str, str, str]:
     s = world.service
     login = s.login("portal", username, PASSWORD)
     verifier, challenge = _pkce()
-    auth = s.authorize(
-        login_session_id=login.login_session_id,
-        client_id="portal",
-        redirect_uri="https://portal.test/cb",
-        scope="openid profile",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid profile",
+                       code_challenge=challenge, code_challenge_method="S256")
     return auth.code, verifier, username
 
 
 def test_a_code_redeemed_concurrently_yields_tokens_once(world: World) -> None:
     code, verifier, _ = _first_tokens(world)
-    won, lost = _race(
-        6,
-        lambda: world.service.token(
-            m.TokenRequest(
-                grant_type="authorization_code",
-                client_id="portal",
-                code=code,
-                redirect_uri="https://portal.test/cb",
-                code_verifier=verifier,
-            )
-        ),
-    )
+    won, lost = _race(6, lambda: world.service.token(m.TokenRequest(
+        grant_type="authorization_code", client_id="portal", code=code,
+        redirect_uri="https://portal.test/cb", code_verifier=verifier)))
     assert len(won) == 1
     assert {(type(e), e.reason) for e in lost} == {(InvalidArgument, "INVALID_GRANT")}
     # The replays revoked the refresh token the winner got.
     tokens = won[0]
     assert isinstance(tokens, m.TokenResponse)
     with pytest.raises(InvalidArgument):
-        world.service.token(
-            m.TokenRequest(
-                grant_type="refresh_token", client_id="portal", refresh_token=tokens.refresh_token
-            )
-        )
+        world.service.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                                           refresh_token=tokens.refresh_token))
 
 
 def test_a_refresh_token_rotated_concurrently_rotates_once_and_revokes_the_family(
-    world: World,
-) -> None:
+        world: World) -> None:
     code, verifier, _ = _first_tokens(world)
     s = world.service
-    first = s.token(
-        m.TokenRequest(
-            grant_type="authorization_code",
-            client_id="portal",
-            code=code,
-            redirect_uri="https://portal.test/cb",
-            code_verifier=verifier,
-        )
-    )
-    won, lost = _race(
-        6,
-        lambda: s.token(
-            m.TokenRequest(
-                grant_type="refresh_token", client_id="portal", refresh_token=first.refresh_token
-            )
-        ),
-    )
+    first = s.token(m.TokenRequest(grant_type="authorization_code", client_id="portal",
+                                   code=code, redirect_uri="https://portal.test/cb",
+                                   code_verifier=verifier))
+    won, lost = _race(6, lambda: s.token(m.TokenRequest(
+        grant_type="refresh_token", client_id="portal", refresh_token=first.refresh_token)))
     assert len(won) == 1
     assert {e.reason for e in lost} == {"INVALID_GRANT"}
     successor = won[0]
     assert isinstance(successor, m.TokenResponse)
     with pytest.raises(InvalidArgument):  # reuse was detected: the family is gone
-        s.token(
-            m.TokenRequest(
-                grant_type="refresh_token",
-                client_id="portal",
-                refresh_token=successor.refresh_token,
-            )
-        )
+        s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                               refresh_token=successor.refresh_token))
     with s.engine.connect() as conn:
         rows = conn.execute(sa.select(t.refresh_tokens.c.revoked_at)).all()
     assert len(rows) == 2 and all(row.revoked_at is not None for row in rows)
@@ -359,29 +281,16 @@ def test_a_wrong_pkce_verifier_burns_the_code_without_tokens(world: World) -> No
     code, verifier, _ = _first_tokens(world)
     s = world.service
     with pytest.raises(InvalidArgument) as info:
-        s.token(
-            m.TokenRequest(
-                grant_type="authorization_code",
-                client_id="portal",
-                code=code,
-                redirect_uri="https://portal.test/cb",
-                code_verifier="x" * 43,
-            )
-        )
+        s.token(m.TokenRequest(grant_type="authorization_code", client_id="portal", code=code,
+                               redirect_uri="https://portal.test/cb", code_verifier="x" * 43))
     assert info.value.message == "PKCE verification failed"
     with pytest.raises(InvalidArgument) as info:
-        s.token(
-            m.TokenRequest(
-                grant_type="authorization_code",
-                client_id="portal",
-                code=code,
-                redirect_uri="https://portal.test/cb",
-                code_verifier=verifier,
-            )
-        )
+        s.token(m.TokenRequest(grant_type="authorization_code", client_id="portal", code=code,
+                               redirect_uri="https://portal.test/cb", code_verifier=verifier))
     assert info.value.message == "code was already used"
     with s.engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(t.refresh_tokens)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.refresh_tokens)
+                            ).scalar() == 0
 
 
 def test_database_errors_name_the_statement_but_never_its_values(world: World) -> None:

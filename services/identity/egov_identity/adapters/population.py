@@ -23,35 +23,18 @@ from jwt.algorithms import ECAlgorithm
 from egov_identity.adapters.sources import RegisteredCompany, RegisteredPerson
 
 _GIVEN = [
-    ("สมชาย", "Somchai"),
-    ("สมหญิง", "Somying"),
-    ("วิชัย", "Wichai"),
-    ("มาลี", "Malee"),
-    ("ประเสริฐ", "Prasert"),
-    ("สุดา", "Suda"),
-    ("อนุชา", "Anucha"),
-    ("พรทิพย์", "Pornthip"),
-    ("ธนพล", "Thanaphon"),
-    ("กมลวรรณ", "Kamonwan"),
-    ("ณัฐพล", "Nattaphon"),
-    ("ศิริพร", "Siriporn"),
+    ("สมชาย", "Somchai"), ("สมหญิง", "Somying"), ("วิชัย", "Wichai"), ("มาลี", "Malee"),
+    ("ประเสริฐ", "Prasert"), ("สุดา", "Suda"), ("อนุชา", "Anucha"), ("พรทิพย์", "Pornthip"),
+    ("ธนพล", "Thanaphon"), ("กมลวรรณ", "Kamonwan"), ("ณัฐพล", "Nattaphon"), ("ศิริพร", "Siriporn"),
 ]
 _FAMILY = [
-    ("ใจดี", "Jaidee"),
-    ("รักไทย", "Rakthai"),
-    ("ศรีสุข", "Srisuk"),
-    ("มั่นคง", "Mankong"),
-    ("วงศ์สวัสดิ์", "Wongsawat"),
-    ("บุญมา", "Boonma"),
-    ("แก้วใส", "Kaewsai"),
-    ("ทองดี", "Thongdee"),
+    ("ใจดี", "Jaidee"), ("รักไทย", "Rakthai"), ("ศรีสุข", "Srisuk"), ("มั่นคง", "Mankong"),
+    ("วงศ์สวัสดิ์", "Wongsawat"), ("บุญมา", "Boonma"), ("แก้วใส", "Kaewsai"), ("ทองดี", "Thongdee"),
 ]
 _COMPANY = [("เอแคม", "ACME"), ("สยามเทรด", "Siam Trade"), ("ไทยดิจิทัล", "Thai Digital")]
 
-_AGENCY = [
-    ("กรมพัฒนาธุรกิจการค้า", "Department of Business Development"),
-    ("กรมการปกครอง", "Department of Provincial Administration"),
-]
+_AGENCY = [("กรมพัฒนาธุรกิจการค้า", "Department of Business Development"),
+           ("กรมการปกครอง", "Department of Provincial Administration")]
 
 KYC_PROVIDER = "bank-synthetic"
 
@@ -72,8 +55,7 @@ class SyntheticPopulation:
         seen: set[str] = set()
         while len(out) < self._size:
             first12 = str(rng.choice("12345678")) + "".join(
-                str(rng.randrange(10)) for _ in range(11)
-            )
+                str(rng.randrange(10)) for _ in range(11))
             number = first12 + str(check_digit(first12))
             if number in seen:
                 continue
@@ -81,32 +63,19 @@ class SyntheticPopulation:
             given, family = rng.choice(_GIVEN), rng.choice(_FAMILY)
             birth = dt.date(1950, 1, 1) + dt.timedelta(days=rng.randrange(365 * 55))
             laser = f"JT{rng.randrange(10)}-{rng.randrange(10**7):07d}-{rng.randrange(100):02d}"
-            out.append(
-                RegisteredPerson(
-                    identifier=f"TH-PID:{number}",
-                    given_name_th=given[0],
-                    family_name_th=family[0],
-                    given_name_en=given[1],
-                    family_name_en=family[1],
-                    birth_date=birth.isoformat(),
-                    card_laser_code=laser,
-                    document_expiry="2031-12-31",
-                )
-            )
+            out.append(RegisteredPerson(
+                identifier=f"TH-PID:{number}", given_name_th=given[0], family_name_th=family[0],
+                given_name_en=given[1], family_name_en=family[1], birth_date=birth.isoformat(),
+                card_laser_code=laser, document_expiry="2031-12-31",
+            ))
         # Foreign residents with passports.
         for i in range(3):
             given, family = _GIVEN[i], _FAMILY[i]
-            out.append(
-                RegisteredPerson(
-                    identifier=f"PASSPORT:GBR:{rng.randrange(10**9):09d}",
-                    given_name_th="",
-                    family_name_th="",
-                    given_name_en=given[1],
-                    family_name_en=family[1],
-                    birth_date="1985-05-05",
-                    document_expiry="2030-01-01",
-                )
-            )
+            out.append(RegisteredPerson(
+                identifier=f"PASSPORT:GBR:{rng.randrange(10**9):09d}", given_name_th="",
+                family_name_th="", given_name_en=given[1], family_name_en=family[1],
+                birth_date="1985-05-05", document_expiry="2030-01-01",
+            ))
         return tuple(out)
 
     @cached_property
@@ -123,14 +92,11 @@ class SyntheticPopulation:
             name_th, name_en = _COMPANY[i % len(_COMPANY)]
             suffix = f" {i}" if i >= len(_COMPANY) else ""
             directors = tuple(p.identifier for p in rng.sample(thai, 2))
-            out.append(
-                RegisteredCompany(
-                    identifier=f"TH-JUR:{first12}{check_digit(first12)}",
-                    name_th=f"บริษัท {name_th}{suffix} จำกัด",
-                    name_en=f"{name_en}{suffix} Co., Ltd.",
-                    directors=directors,
-                )
-            )
+            out.append(RegisteredCompany(
+                identifier=f"TH-JUR:{first12}{check_digit(first12)}",
+                name_th=f"บริษัท {name_th}{suffix} จำกัด", name_en=f"{name_en}{suffix} Co., Ltd.",
+                directors=directors,
+            ))
         return tuple(out)
 
     @cached_property
@@ -142,14 +108,9 @@ class SyntheticPopulation:
         out = []
         for name_th, name_en in _AGENCY:
             first12 = "0994" + "".join(str(rng.randrange(10)) for _ in range(8))
-            out.append(
-                RegisteredCompany(
-                    identifier=f"TH-JUR:{first12}{check_digit(first12)}",
-                    name_th=name_th,
-                    name_en=name_en,
-                    directors=(rng.choice(thai).identifier,),
-                )
-            )
+            out.append(RegisteredCompany(
+                identifier=f"TH-JUR:{first12}{check_digit(first12)}", name_th=name_th,
+                name_en=name_en, directors=(rng.choice(thai).identifier,)))
         return tuple(out)
 
     # CivilRegistry
@@ -158,9 +119,8 @@ class SyntheticPopulation:
 
     # CompanyRegister
     def company(self, identifier: str) -> RegisteredCompany | None:
-        return next(
-            (c for c in (*self.companies, *self.agencies) if c.identifier == identifier), None
-        )
+        return next((c for c in (*self.companies, *self.agencies)
+                     if c.identifier == identifier), None)
 
     # KycProviders
     def kyc_signing_key(self) -> ec.EllipticCurvePrivateKey:

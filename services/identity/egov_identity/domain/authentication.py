@@ -34,9 +34,8 @@ class Passwords:
     """Argon2id hashing (RFC 9106 parameters from settings; OWASP minimum by default)."""
 
     def __init__(self, *, time_cost: int = 2, memory_kib: int = 19456, parallelism: int = 1):
-        self._hasher = PasswordHasher(
-            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism
-        )
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib,
+                                      parallelism=parallelism)
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
 
     def hash(self, password: str) -> str:
@@ -71,15 +70,9 @@ def totp_matching_step(secret: bytes, code: str, now: float, window: int = 1) ->
 
 def otpauth_uri(secret: bytes, account: str, issuer: str) -> str:
     label = urllib.parse.quote(f"{issuer}:{account}")
-    query = urllib.parse.urlencode(
-        {
-            "secret": base64.b32encode(secret).decode().rstrip("="),
-            "issuer": issuer,
-            "algorithm": "SHA1",
-            "digits": TOTP_DIGITS,
-            "period": TOTP_STEP_SECONDS,
-        }
-    )
+    query = urllib.parse.urlencode({
+        "secret": base64.b32encode(secret).decode().rstrip("="), "issuer": issuer,
+        "algorithm": "SHA1", "digits": TOTP_DIGITS, "period": TOTP_STEP_SECONDS})
     return f"otpauth://totp/{label}?{query}"
 
 
@@ -109,60 +102,35 @@ class Throttle:
     def check(self, key: str, now: float, reason: str) -> None:
         """Raise ``ResourceExhausted(reason)`` with ``retry_after`` while ``key`` is locked."""
         with self._engine.connect() as conn:
-            locked_until = conn.execute(
-                sa.select(login_throttle.c.locked_until).where(login_throttle.c.throttle_key == key)
-            ).scalar()
+            locked_until = conn.execute(sa.select(login_throttle.c.locked_until).where(
+                login_throttle.c.throttle_key == key)).scalar()
         if locked_until is not None and locked_until > now:
-            log.warning(
-                "locked out",
-                extra={"throttle": key.split(":", 1)[0], "key": key.split(":", 1)[1][:12]},
-            )
+            log.warning("locked out", extra={"throttle": key.split(":", 1)[0],
+                                             "key": key.split(":", 1)[1][:12]})
             raise ResourceExhausted(
-                reason,
-                "too many failed attempts; try again later",
-                metadata={"retry_after": str(int(locked_until - now) + 1)},
-            )
+                reason, "too many failed attempts; try again later",
+                metadata={"retry_after": str(int(locked_until - now) + 1)})
 
     def fail(self, key: str, now: float) -> None:
-        limit = (
-            self.policy.client_max_failures
-            if key.startswith("client:")
-            else self.policy.max_failures
-        )
+        limit = (self.policy.client_max_failures if key.startswith("client:")
+                 else self.policy.max_failures)
         t = login_throttle
         with self._engine.begin() as conn:
-            updated = conn.execute(
-                t.update()
-                .where(
-                    t.c.throttle_key == key,
-                    t.c.window_start > now - self.policy.window_seconds,
-                )
-                .values(failures=t.c.failures + 1)
-            ).rowcount
+            updated = conn.execute(t.update().where(
+                t.c.throttle_key == key, t.c.window_start > now - self.policy.window_seconds,
+            ).values(failures=t.c.failures + 1)).rowcount
             if not updated:
                 try:
                     with conn.begin_nested():
-                        conn.execute(
-                            t.insert().values(
-                                throttle_key=key, failures=1, window_start=now, locked_until=0.0
-                            )
-                        )
+                        conn.execute(t.insert().values(throttle_key=key, failures=1,
+                                                       window_start=now, locked_until=0.0))
                 except sa.exc.IntegrityError:
-                    conn.execute(
-                        t.update()
-                        .where(t.c.throttle_key == key)
-                        .values(failures=1, window_start=now)
-                    )
-            conn.execute(
-                t.update()
-                .where(
-                    t.c.throttle_key == key,
-                    t.c.failures >= limit,
-                )
-                .values(
-                    locked_until=now + self.policy.lockout_seconds, failures=0, window_start=now
-                )
-            )
+                    conn.execute(t.update().where(t.c.throttle_key == key).values(
+                        failures=1, window_start=now))
+            conn.execute(t.update().where(
+                t.c.throttle_key == key, t.c.failures >= limit,
+            ).values(locked_until=now + self.policy.lockout_seconds, failures=0,
+                     window_start=now))
 
     def reset(self, key: str) -> None:
         with self._engine.begin() as conn:

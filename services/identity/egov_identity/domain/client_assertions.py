@@ -36,25 +36,17 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import get_default_algorithms
 
-__all__ = [
-    "MAX_ASSERTION_CHARS",
-    "MAX_LIFETIME_SECONDS",
-    "ClientKey",
-    "ClientKeys",
-    "verify_assertion",
-]
+__all__ = ["MAX_ASSERTION_CHARS", "MAX_LIFETIME_SECONDS", "ClientKey", "ClientKeys",
+           "verify_assertion"]
 
 MAX_ASSERTION_CHARS = 8192
 #: How far ahead an assertion's ``exp`` may be (a long-lived assertion is a bearer credential).
 MAX_LIFETIME_SECONDS = 600
 
-_ALGORITHMS = {
-    name: impl for name, impl in get_default_algorithms().items() if name in ("ES256", "RS256")
-}
-_KEY_TYPES: dict[str, tuple[type, ...]] = {
-    "ES256": (ec.EllipticCurvePublicKey,),
-    "RS256": (rsa.RSAPublicKey,),
-}
+_ALGORITHMS = {name: impl for name, impl in get_default_algorithms().items()
+               if name in ("ES256", "RS256")}
+_KEY_TYPES: dict[str, tuple[type, ...]] = {"ES256": (ec.EllipticCurvePublicKey,),
+                                            "RS256": (rsa.RSAPublicKey,)}
 _B64URL = frozenset(string.ascii_letters + string.digits + "-_")
 
 
@@ -78,24 +70,15 @@ class ClientKeys:
                 public = public.public_key()  # a private JWK: only its public half verifies
             kid = jwk.get("kid")
             alg = jwk.get("alg")
-            keys.append(
-                ClientKey(
-                    kid if isinstance(kid, str) else None,
-                    alg if isinstance(alg, str) else None,
-                    public,
-                )
-            )
+            keys.append(ClientKey(kid if isinstance(kid, str) else None,
+                                  alg if isinstance(alg, str) else None, public))
         self.keys: tuple[ClientKey, ...] = tuple(keys)
 
     def candidates(self, kid: str | None, alg: str) -> list[ClientKey]:
         """The keys an assertion with this header may be signed with."""
-        return [
-            k
-            for k in self.keys
-            if (kid is None or k.kid == kid)
-            and (k.alg is None or k.alg == alg)
-            and isinstance(k.public_key, _KEY_TYPES[alg])
-        ]
+        return [k for k in self.keys
+                if (kid is None or k.kid == kid) and (k.alg is None or k.alg == alg)
+                and isinstance(k.public_key, _KEY_TYPES[alg])]
 
 
 def _segment(text: str, what: str) -> bytes:
@@ -138,22 +121,11 @@ def _date(claims: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
-def verify_assertion(
-    assertion: str,
-    keys: ClientKeys,
-    *,
-    client_id: str,
-    audiences: Sequence[str],
-    now: float,
-    leeway: float,
-) -> dict[str, Any]:
+def verify_assertion(assertion: str, keys: ClientKeys, *, client_id: str,
+                     audiences: Sequence[str], now: float, leeway: float) -> dict[str, Any]:
     """The claims of ``assertion`` once every check above passed."""
-    if (
-        not isinstance(assertion, str)
-        or not assertion
-        or len(assertion) > MAX_ASSERTION_CHARS
-        or not assertion.isascii()
-    ):
+    if (not isinstance(assertion, str) or not assertion or len(assertion) > MAX_ASSERTION_CHARS
+            or not assertion.isascii()):
         raise jwt.DecodeError("assertion missing or too large")
     parts = assertion.split(".")
     if len(parts) != 3:
@@ -200,11 +172,8 @@ def verify_assertion(
         raise jwt.InvalidIssuerError("assertion iss and sub must be the client id")
     aud = claims["aud"]
     aud_list = [aud] if isinstance(aud, str) else aud
-    if (
-        not isinstance(aud_list, list)
-        or not all(isinstance(a, str) for a in aud_list)
-        or not any(a in aud_list for a in audiences)
-    ):
+    if (not isinstance(aud_list, list) or not all(isinstance(a, str) for a in aud_list)
+            or not any(a in aud_list for a in audiences)):
         raise jwt.InvalidAudienceError("assertion is not for this token endpoint")
     if not isinstance(claims["jti"], str):
         raise jwt.InvalidTokenError("assertion jti is not a string")

@@ -41,37 +41,20 @@ class SealedColumn:
 
 
 SEALED_COLUMNS: tuple[SealedColumn, ...] = (
-    SealedColumn(
-        "signing keys",
-        t.signing_keys,
-        t.signing_keys.c.kid,
-        t.signing_keys.c.private_key_enc,
-        t.signing_keys.c.private_key_kek_id,
-        lambda kid: f"signing key {kid}",
-    ),
-    SealedColumn(
-        "TOTP seeds",
-        t.persons,
-        t.persons.c.person_id,
-        t.persons.c.totp_secret_enc,
-        t.persons.c.totp_kek_id,
-        lambda pid: f"TOTP seed of person {pid}",
-    ),
-    SealedColumn(
-        "service secrets",
-        t.service_secrets,
-        t.service_secrets.c.name,
-        t.service_secrets.c.value_enc,
-        t.service_secrets.c.kek_id,
-        lambda name: f"service secret {name}",
-    ),
+    SealedColumn("signing keys", t.signing_keys, t.signing_keys.c.kid,
+                 t.signing_keys.c.private_key_enc, t.signing_keys.c.private_key_kek_id,
+                 lambda kid: f"signing key {kid}"),
+    SealedColumn("TOTP seeds", t.persons, t.persons.c.person_id, t.persons.c.totp_secret_enc,
+                 t.persons.c.totp_kek_id, lambda pid: f"TOTP seed of person {pid}"),
+    SealedColumn("service secrets", t.service_secrets, t.service_secrets.c.name,
+                 t.service_secrets.c.value_enc, t.service_secrets.c.kek_id,
+                 lambda name: f"service secret {name}"),
 )
 
 
 def _not_under(column: SealedColumn, kek_id: str) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        column.blob.is_not(None), sa.or_(column.kek_id.is_(None), column.kek_id != kek_id)
-    )
+    return sa.and_(column.blob.is_not(None),
+                   sa.or_(column.kek_id.is_(None), column.kek_id != kek_id))
 
 
 @dataclass(slots=True)
@@ -103,13 +86,8 @@ class RewrapReport:
         return sum(c.remaining for c in self.counts)
 
 
-def rewrap_sealed_values(
-    engine: Engine,
-    box: SecretBox,
-    *,
-    batch_size: int = 200,
-    columns: Sequence[SealedColumn] = SEALED_COLUMNS,
-) -> RewrapReport:
+def rewrap_sealed_values(engine: Engine, box: SecretBox, *, batch_size: int = 200,
+                         columns: Sequence[SealedColumn] = SEALED_COLUMNS) -> RewrapReport:
     """Re-seal every value not under ``box``'s current KEK with it, ``batch_size`` rows per
     transaction. Values no KEK of ``box`` opens are reported in ``failures`` and left alone;
     the others are still re-sealed."""
@@ -119,8 +97,8 @@ def rewrap_sealed_values(
         count = RewrapCount(column.kind)
         with engine.connect() as conn:
             count.already_current = conn.execute(
-                sa.select(sa.func.count()).select_from(column.table).where(column.kek_id == current)
-            ).scalar_one()
+                sa.select(sa.func.count()).select_from(column.table).where(
+                    column.kek_id == current)).scalar_one()
         after: str | None = None
         while True:
             query = sa.select(column.key, column.blob).where(_not_under(column, current))
@@ -142,32 +120,21 @@ def rewrap_sealed_values(
                 updates.append((key, blob, box.seal(plaintext, key)))
             with engine.begin() as conn:
                 for key, old, new in updates:
-                    written = conn.execute(
-                        column.table.update()
-                        .where(column.key == key, column.blob == old)
-                        .values({column.blob.name: new, column.kek_id.name: current})
-                    ).rowcount
+                    written = conn.execute(column.table.update().where(
+                        column.key == key, column.blob == old).values(
+                        {column.blob.name: new, column.kek_id.name: current})).rowcount
                     if written:
                         count.resealed += 1
                     else:
                         count.changed_meanwhile += 1
         with engine.connect() as conn:
             count.remaining = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(column.table)
-                .where(_not_under(column, current))
-            ).scalar_one()
-        log.info(
-            "sealed values re-sealed under the current KEK",
-            extra={
-                "kind": column.kind,
-                "kek_id": current,
-                "resealed": count.resealed,
-                "already_current": count.already_current,
-                "remaining": count.remaining,
-                "failures": len(count.failures),
-            },
-        )
+                sa.select(sa.func.count()).select_from(column.table).where(
+                    _not_under(column, current))).scalar_one()
+        log.info("sealed values re-sealed under the current KEK", extra={
+            "kind": column.kind, "kek_id": current, "resealed": count.resealed,
+            "already_current": count.already_current, "remaining": count.remaining,
+            "failures": len(count.failures)})
         counts.append(count)
     return RewrapReport(current, tuple(counts))
 
@@ -179,35 +146,25 @@ class UnknownKekCount:
     rows: int
 
 
-def values_under_unknown_keks(
-    engine: Engine, box: SecretBox, columns: Sequence[SealedColumn] = SEALED_COLUMNS
-) -> list[UnknownKekCount]:
+def values_under_unknown_keks(engine: Engine, box: SecretBox,
+                              columns: Sequence[SealedColumn] = SEALED_COLUMNS
+                              ) -> list[UnknownKekCount]:
     """Values whose recorded KEK id is none of ``box``'s (an indexed query per kind; values
     sealed before KEK ids are not counted: only opening them tells)."""
     found = []
     with engine.connect() as conn:
         for column in columns:
-            rows = conn.execute(
-                sa.select(column.kek_id, sa.func.count())
-                .where(
-                    column.kek_id.is_not(None),
-                    column.kek_id.not_in(box.kek_ids),
-                    column.blob.is_not(None),
-                )
-                .group_by(column.kek_id)
-            ).all()
+            rows = conn.execute(sa.select(column.kek_id, sa.func.count()).where(
+                column.kek_id.is_not(None), column.kek_id.not_in(box.kek_ids),
+                column.blob.is_not(None)).group_by(column.kek_id)).all()
             found += [UnknownKekCount(column.kind, str(k), int(n)) for k, n in rows]
     return found
 
 
-def unrecorded_values(engine: Engine, columns: Sequence[SealedColumn] = SEALED_COLUMNS) -> int:
+def unrecorded_values(engine: Engine, columns: Sequence[SealedColumn] = SEALED_COLUMNS
+                      ) -> int:
     """How many values were sealed before KEK ids were recorded (rewrap-kek records them)."""
     with engine.connect() as conn:
-        return sum(
-            conn.execute(
-                sa.select(sa.func.count())
-                .select_from(column.table)
-                .where(column.blob.is_not(None), column.kek_id.is_(None))
-            ).scalar_one()
-            for column in columns
-        )
+        return sum(conn.execute(sa.select(sa.func.count()).select_from(column.table).where(
+            column.blob.is_not(None), column.kek_id.is_(None))).scalar_one()
+            for column in columns)

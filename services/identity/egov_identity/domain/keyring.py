@@ -47,10 +47,8 @@ DEFAULT_ID_TOKEN_ALGORITHM = "ES256"  # noqa: S105 - an algorithm name, not a se
 JWKS_MAX_AGE_SECONDS = 60
 #: PyJWT's signature implementations (raw ``r || s`` for ES256, PKCS#1 v1.5 for RS256), used
 #: directly: :meth:`KeyRing.sign` builds the JWS itself (see there).
-_SIGNERS: dict[str, Any] = {
-    "ES256": ECAlgorithm(ECAlgorithm.SHA256),
-    "RS256": RSAAlgorithm(RSAAlgorithm.SHA256),
-}
+_SIGNERS: dict[str, Any] = {"ES256": ECAlgorithm(ECAlgorithm.SHA256),
+                            "RS256": RSAAlgorithm(RSAAlgorithm.SHA256)}
 
 
 def _b64url(data: bytes) -> str:
@@ -83,16 +81,9 @@ class ImmediateRotation:
 class KeyRing:
     """Creates, rotates, publishes and uses the signing keys. Thread-safe."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        box: SecretBox,
-        clock: Clock,
-        *,
-        rotation_seconds: float,
-        publish_ahead_seconds: float,
-        max_token_lifetime_seconds: float,
-    ) -> None:
+    def __init__(self, engine: Engine, box: SecretBox, clock: Clock, *,
+                 rotation_seconds: float, publish_ahead_seconds: float,
+                 max_token_lifetime_seconds: float) -> None:
         if publish_ahead_seconds >= rotation_seconds:
             raise ValueError("publish_ahead_seconds must be shorter than rotation_seconds")
         self._engine = engine
@@ -121,27 +112,13 @@ class KeyRing:
 
     def _load(self) -> None:
         with self._engine.connect() as conn:
-            rows = (
-                conn.execute(sa.select(signing_keys).where(signing_keys.c.expires_at > self._now()))
-                .mappings()
-                .all()
-            )
+            rows = conn.execute(sa.select(signing_keys).where(
+                signing_keys.c.expires_at > self._now())).mappings().all()
         self._signing = {}
         self._keys = sorted(
-            (
-                SigningKey(
-                    r["kid"],
-                    r["alg"],
-                    r["generation"],
-                    json.loads(r["public_jwk_json"]),
-                    r["activates_at"],
-                    r["retires_at"],
-                    r["expires_at"],
-                )
-                for r in rows
-            ),
-            key=lambda k: (k.alg, k.generation),
-        )
+            (SigningKey(r["kid"], r["alg"], r["generation"], json.loads(r["public_jwk_json"]),
+                        r["activates_at"], r["retires_at"], r["expires_at"]) for r in rows),
+            key=lambda k: (k.alg, k.generation))
 
     def _new_row(self, alg: str, generation: int, activates_at: float) -> dict[str, Any]:
         kid = f"{alg.lower()}-{generation}-{secrets.token_hex(4)}"
@@ -153,23 +130,15 @@ class KeyRing:
             private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             public_jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
         public_jwk.update(kid=kid, alg=alg, use="sig")
-        der = private.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        der = private.private_bytes(serialization.Encoding.DER,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
         retires = activates_at + self._rotation
-        return dict(
-            kid=kid,
-            alg=alg,
-            generation=generation,
-            public_jwk_json=json.dumps(public_jwk, sort_keys=True),
-            private_key_enc=self._box.seal(der, kid),
-            private_key_kek_id=self._box.current_kek_id,
-            activates_at=activates_at,
-            retires_at=retires,
-            expires_at=retires + self._keep,
-        )
+        return dict(kid=kid, alg=alg, generation=generation,
+                    public_jwk_json=json.dumps(public_jwk, sort_keys=True),
+                    private_key_enc=self._box.seal(der, kid),
+                    private_key_kek_id=self._box.current_kek_id, activates_at=activates_at,
+                    retires_at=retires, expires_at=retires + self._keep)
 
     def _create(self, alg: str, generation: int, activates_at: float) -> None:
         row = self._new_row(alg, generation, activates_at)
@@ -178,15 +147,9 @@ class KeyRing:
                 conn.execute(signing_keys.insert().values(**row))
         except sa.exc.IntegrityError:
             return  # another process created this generation first: use theirs
-        log.info(
-            "signing key created",
-            extra={
-                "kid": row["kid"],
-                "alg": alg,
-                "activates_at": activates_at,
-                "kek_id": row["private_key_kek_id"],
-            },
-        )
+        log.info("signing key created", extra={"kid": row["kid"], "alg": alg,
+                                               "activates_at": activates_at,
+                                               "kek_id": row["private_key_kek_id"]})
 
     def ensure(self, *, force: bool = False, now: float | None = None) -> None:
         """Create the current and next keys when due; cheap when nothing is due (the database
@@ -228,29 +191,21 @@ class KeyRing:
             assert current is not None
             with self._engine.begin() as conn:
                 # Retire the current key when the next one activates.
-                conn.execute(
-                    signing_keys.update()
-                    .where(signing_keys.c.kid == current.kid)
-                    .values(retires_at=now + self._ahead, expires_at=now + self._ahead + self._keep)
-                )
-                conn.execute(
-                    signing_keys.delete().where(
-                        signing_keys.c.alg == "ES256",
-                        signing_keys.c.generation > current.generation,
-                    )
-                )
+                conn.execute(signing_keys.update().where(
+                    signing_keys.c.kid == current.kid).values(
+                    retires_at=now + self._ahead,
+                    expires_at=now + self._ahead + self._keep))
+                conn.execute(signing_keys.delete().where(
+                    signing_keys.c.alg == "ES256",
+                    signing_keys.c.generation > current.generation))
         self._create("ES256", current.generation + 1, now + self._ahead)
         with self._lock:
             self._load()
-            return next(
-                k.kid
-                for k in self._keys
-                if k.alg == "ES256" and k.generation == current.generation + 1
-            )
+            return next(k.kid for k in self._keys
+                        if k.alg == "ES256" and k.generation == current.generation + 1)
 
-    def rotate_immediately(
-        self, alg: str = "ES256", *, withdraw_old: bool = False
-    ) -> ImmediateRotation:
+    def rotate_immediately(self, alg: str = "ES256", *, withdraw_old: bool = False
+                           ) -> ImmediateRotation:
         """Replace the ``alg`` signing key now (operators: a suspected key). The new key is
         published and signs from now on; every older key of ``alg`` stops signing. With
         ``withdraw_old`` they also leave the JWKS at once, so the tokens they signed stop
@@ -263,34 +218,23 @@ class KeyRing:
         for attempt in range(3):
             now = self._now()
             with self._engine.connect() as conn:
-                rows = conn.execute(
-                    sa.select(
-                        signing_keys.c.kid,
-                        signing_keys.c.generation,
-                        signing_keys.c.activates_at,
-                        signing_keys.c.expires_at,
-                    ).where(signing_keys.c.alg == alg)
-                ).all()
+                rows = conn.execute(sa.select(
+                    signing_keys.c.kid, signing_keys.c.generation, signing_keys.c.activates_at,
+                    signing_keys.c.expires_at).where(signing_keys.c.alg == alg)).all()
             row = self._new_row(alg, max((r.generation for r in rows), default=-1) + 1, now)
             live = [r for r in rows if r.expires_at > now]
             signed = [r for r in live if r.activates_at <= now]
             ahead = [r.kid for r in live if r.activates_at > now]  # never signed: discard
-            expiry = {
-                r.kid: now if withdraw_old else min(r.expires_at, now + self._keep) for r in signed
-            }
+            expiry = {r.kid: now if withdraw_old else min(r.expires_at, now + self._keep)
+                      for r in signed}
             try:
                 with self._engine.begin() as conn:
                     for kid, expires_at in expiry.items():
-                        conn.execute(
-                            signing_keys.update()
-                            .where(signing_keys.c.kid == kid, signing_keys.c.retires_at > now)
-                            .values(retires_at=now)
-                        )
-                        conn.execute(
-                            signing_keys.update()
-                            .where(signing_keys.c.kid == kid)
-                            .values(expires_at=expires_at)
-                        )
+                        conn.execute(signing_keys.update().where(
+                            signing_keys.c.kid == kid,
+                            signing_keys.c.retires_at > now).values(retires_at=now))
+                        conn.execute(signing_keys.update().where(
+                            signing_keys.c.kid == kid).values(expires_at=expires_at))
                     if ahead:
                         conn.execute(signing_keys.delete().where(signing_keys.c.kid.in_(ahead)))
                     conn.execute(signing_keys.insert().values(**row))
@@ -299,23 +243,12 @@ class KeyRing:
                     raise
                 continue  # another process created a key of this generation meanwhile
             break
-        result = ImmediateRotation(
-            alg=alg,
-            new_kid=str(row["kid"]),
-            old_kids=tuple(sorted(expiry)),
-            withdrawn=withdraw_old,
-            kept_until=max(expiry.values(), default=now),
-        )
-        log.warning(
-            "signing key replaced immediately",
-            extra={
-                "alg": alg,
-                "kid": result.new_kid,
-                "old_kids": ",".join(result.old_kids),
-                "withdrawn_from_jwks": withdraw_old,
-                "kek_id": row["private_key_kek_id"],
-            },
-        )
+        result = ImmediateRotation(alg=alg, new_kid=str(row["kid"]),
+                                   old_kids=tuple(sorted(expiry)), withdrawn=withdraw_old,
+                                   kept_until=max(expiry.values(), default=now))
+        log.warning("signing key replaced immediately", extra={
+            "alg": alg, "kid": result.new_kid, "old_kids": ",".join(result.old_kids),
+            "withdrawn_from_jwks": withdraw_old, "kek_id": row["private_key_kek_id"]})
         with self._lock:
             self._load()
         return result
@@ -326,15 +259,11 @@ class KeyRing:
         :class:`~egov_identity.domain.secrets_box.KekUnknown` or
         :class:`~egov_identity.domain.secrets_box.SealedValueUnreadable` naming the kid."""
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(signing_keys.c.kid, signing_keys.c.private_key_enc).where(
-                    signing_keys.c.expires_at > self._now()
-                )
-            ).all()
+            rows = conn.execute(sa.select(signing_keys.c.kid, signing_keys.c.private_key_enc)
+                                .where(signing_keys.c.expires_at > self._now())).all()
         for kid, blob in rows:
             private = serialization.load_der_private_key(
-                self._box.open(blob, kid, what=f"signing key {kid}"), password=None
-            )
+                self._box.open(blob, kid, what=f"signing key {kid}"), password=None)
             with self._lock:
                 self._private[kid] = private
         return len(rows)
@@ -369,14 +298,11 @@ class KeyRing:
             private = self._private.get(current.kid)
         if private is None:
             with self._engine.connect() as conn:
-                blob = conn.execute(
-                    sa.select(signing_keys.c.private_key_enc).where(
-                        signing_keys.c.kid == current.kid
-                    )
-                ).scalar_one()
+                blob = conn.execute(sa.select(signing_keys.c.private_key_enc).where(
+                    signing_keys.c.kid == current.kid)).scalar_one()
             private = serialization.load_der_private_key(
-                self._box.open(blob, current.kid, what=f"signing key {current.kid}"), password=None
-            )
+                self._box.open(blob, current.kid, what=f"signing key {current.kid}"),
+                password=None)
         with self._lock:
             self._private[current.kid] = private
             if any(k is current for k in self._keys):  # not reloaded meanwhile
@@ -393,14 +319,12 @@ class KeyRing:
         kid, key = self.signing_key(alg)
         header = self._headers.get((kid, alg, typ))
         if header is None:
-            header = _b64url(
-                json.dumps(
-                    {"alg": alg, "kid": kid, "typ": typ}, separators=(",", ":"), sort_keys=True
-                ).encode()
-            )
+            header = _b64url(json.dumps({"alg": alg, "kid": kid, "typ": typ},
+                                        separators=(",", ":"), sort_keys=True).encode())
             if len(self._headers) > 64:
                 self._headers.clear()
             self._headers[(kid, alg, typ)] = header
-        signing_input = header + "." + _b64url(json.dumps(claims, separators=(",", ":")).encode())
+        signing_input = header + "." + _b64url(
+            json.dumps(claims, separators=(",", ":")).encode())
         signature = _SIGNERS[alg].sign(signing_input.encode("ascii"), key)
         return signing_input + "." + _b64url(signature)

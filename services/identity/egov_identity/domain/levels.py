@@ -33,8 +33,7 @@ class AssuranceLevels:
             return self.names.index(level)
         except ValueError:
             raise InvalidArgument(
-                "IAL_UNKNOWN",
-                "unknown identity assurance level",
+                "IAL_UNKNOWN", "unknown identity assurance level",
                 field_violations=(FieldViolation(field, f"one of {', '.join(self.names)}"),),
             ) from None
 
@@ -50,13 +49,6 @@ class AssuranceLevels:
         order), else ``None``; lets rules name Thai levels while a deployment trims the list."""
         if level in self.names:
             return level
-        below = (
-            [
-                n
-                for n in DEFAULT_IAL_LEVELS[: DEFAULT_IAL_LEVELS.index(level) + 1]
-                if n in self.names
-            ]
-            if level in DEFAULT_IAL_LEVELS
-            else []
-        )
+        below = [n for n in DEFAULT_IAL_LEVELS[: DEFAULT_IAL_LEVELS.index(level) + 1]
+                 if n in self.names] if level in DEFAULT_IAL_LEVELS else []
         return below[-1] if below else None

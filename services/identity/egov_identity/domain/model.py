@@ -12,21 +12,15 @@ GRANT_REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant type name, not a s
 GRANT_CLIENT_CREDENTIALS = "client_credentials"
 GRANT_CIBA = "urn:openid:params:grant-type:ciba"
 GRANT_TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
-GRANT_TYPES = frozenset(
-    {
-        GRANT_AUTHORIZATION_CODE,
-        GRANT_REFRESH_TOKEN,
-        GRANT_CLIENT_CREDENTIALS,
-        GRANT_CIBA,
-        GRANT_TOKEN_EXCHANGE,
-    }
-)
+GRANT_TYPES = frozenset({GRANT_AUTHORIZATION_CODE, GRANT_REFRESH_TOKEN, GRANT_CLIENT_CREDENTIALS,
+                         GRANT_CIBA, GRANT_TOKEN_EXCHANGE})
 TOKEN_TYPE_ACCESS = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
 TOKEN_TYPE_ID = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 #: Scopes about the person; anything else must look like ``<service>:<permission>``.
-PERSON_SCOPES = frozenset({"openid", "profile", "identifier", "verified_claims", "offline_access"})
+PERSON_SCOPES = frozenset({"openid", "profile", "identifier", "verified_claims",
+                           "offline_access"})
 #: Resource scope prefixes and the audience their tokens carry (``keys:sign`` -> urn:egov:keys).
 RESOURCE_AUDIENCES = {
     "identity": "urn:egov:identity",

@@ -65,31 +65,13 @@ _MIN_DISTINCT = 5
 #: Consecutive identifier characters that count as "contains the identifier".
 _IDENTIFIER_WINDOW = 6
 
-_LEET = str.maketrans(
-    {
-        "0": "o",
-        "1": "i",
-        "3": "e",
-        "4": "a",
-        "5": "s",
-        "7": "t",
-        "@": "a",
-        "$": "s",
-        "!": "i",
-        "|": "i",
-        "+": "t",
-    }
-)
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
+                       "$": "s", "!": "i", "|": "i", "+": "t"})
 _EDGES = re.compile(r"^[\W\d_]+|[\W\d_]+$")
 _SEPARATORS = re.compile(r"[\W_]+")
 #: Orders in which neighbours count as a sequence (digits wrap: ...8901...).
-_SEQUENCES: tuple[str, ...] = (
-    "0123456789",
-    "abcdefghijklmnopqrstuvwxyz",
-    "qwertyuiop",
-    "asdfghjkl",
-    "zxcvbnm",
-)
+_SEQUENCES: tuple[str, ...] = ("0123456789", "abcdefghijklmnopqrstuvwxyz", "qwertyuiop",
+                               "asdfghjkl", "zxcvbnm")
 
 
 def normalise(password: str) -> str:
@@ -130,11 +112,8 @@ def blocklist_entries(lines: Iterable[str]) -> frozenset[str]:
 @functools.lru_cache(maxsize=1)
 def shipped_blocklist() -> frozenset[str]:
     """The list shipped with the service (read once per process)."""
-    text = (
-        importlib.resources.files(__package__)
-        .joinpath("common_passwords.json")
-        .read_text(encoding="utf-8")
-    )
+    text = importlib.resources.files(__package__).joinpath("common_passwords.json").read_text(
+        encoding="utf-8")
     return frozenset(json.loads(text)["entries"])
 
 
@@ -158,9 +137,8 @@ class PasswordContext:
 
 
 def _refuse(reason: str, message: str, violation: str, **metadata: str) -> InvalidArgument:
-    return InvalidArgument(
-        reason, message, field_violations=(FieldViolation(FIELD, violation),), metadata=metadata
-    )
+    return InvalidArgument(reason, message, field_violations=(FieldViolation(FIELD, violation),),
+                           metadata=metadata)
 
 
 def _relation(a: str, b: str) -> int | None:
@@ -226,42 +204,23 @@ class PasswordPolicy:
         ``PASSWORD_REPETITIVE``, ``PASSWORD_BREACHED``, ``PASSWORD_CONTEXT``)."""
         normal = normalise(password)
         if len(normal) < MIN_LENGTH:
-            raise _refuse(
-                "PASSWORD_TOO_SHORT",
-                f"a password needs at least {MIN_LENGTH} "
-                "characters; a few unrelated words make a good one",
-                f"at least {MIN_LENGTH} characters",
-                min_length=str(MIN_LENGTH),
-            )
+            raise _refuse("PASSWORD_TOO_SHORT", f"a password needs at least {MIN_LENGTH} "
+                          "characters; a few unrelated words make a good one",
+                          f"at least {MIN_LENGTH} characters", min_length=str(MIN_LENGTH))
         if len(normal) > MAX_LENGTH:
-            raise _refuse(
-                "PASSWORD_TOO_LONG",
-                f"a password has at most {MAX_LENGTH} characters",
-                f"at most {MAX_LENGTH} characters",
-                max_length=str(MAX_LENGTH),
-            )
+            raise _refuse("PASSWORD_TOO_LONG", f"a password has at most {MAX_LENGTH} characters",
+                          f"at most {MAX_LENGTH} characters", max_length=str(MAX_LENGTH))
         pattern = _pattern(_folded_case(normal))
         if pattern:
-            raise _refuse(
-                "PASSWORD_REPETITIVE",
-                "the password is made of repeated or "
-                "consecutive characters (such as aaaa, abab, 1234 or qwerty)",
-                "not repetitive or sequential",
-                pattern=pattern,
-            )
+            raise _refuse("PASSWORD_REPETITIVE", "the password is made of repeated or "
+                          "consecutive characters (such as aaaa, abab, 1234 or qwerty)",
+                          "not repetitive or sequential", pattern=pattern)
         if self._blocked(fold(normal)) or self._blocked(_folded_case(normal)):
-            raise _refuse(
-                "PASSWORD_BREACHED",
-                "the password, or the same with digits or symbols "
-                "added, is among commonly used or breached passwords",
-                "not a common or breached password",
-            )
-        self._check_words(
-            normal,
-            self.service_words,
-            "service_name",
-            "the password contains the name of this service",
-        )
+            raise _refuse("PASSWORD_BREACHED", "the password, or the same with digits or symbols "
+                          "added, is among commonly used or breached passwords",
+                          "not a common or breached password")
+        self._check_words(normal, self.service_words, "service_name",
+                          "the password contains the name of this service")
         return normal
 
     def check_personal(self, password: str, context: PasswordContext) -> None:
@@ -269,39 +228,25 @@ class PasswordPolicy:
         shown the right to set this person's password, so that they cannot be used to guess
         a stranger's name or identifier. Raises ``InvalidArgument(PASSWORD_CONTEXT)``."""
         normal = normalise(password)
-        logins = [
-            part
-            for name in context.login_names
-            for part in (name, name[::-1], *re.split(r"[\W_]+", name))
-        ]
-        self._check_words(normal, logins, "login_name", "the password contains your login name")
+        logins = [part for name in context.login_names
+                  for part in (name, name[::-1], *re.split(r"[\W_]+", name))]
+        self._check_words(normal, logins, "login_name",
+                          "the password contains your login name")
         parts = [part for name in context.name_parts for part in name.split()]
         self._check_words(normal, parts, "name", "the password contains your name")
         plain = _alnum(normal)
         number = _alnum(context.identifier.rpartition(":")[2])
         if number:
-            windows = (
-                [number]
-                if len(number) <= _IDENTIFIER_WINDOW
-                else [
-                    number[i : i + _IDENTIFIER_WINDOW]
-                    for i in range(len(number) - _IDENTIFIER_WINDOW + 1)
-                ]
-            )
+            windows = ([number] if len(number) <= _IDENTIFIER_WINDOW else
+                       [number[i : i + _IDENTIFIER_WINDOW]
+                        for i in range(len(number) - _IDENTIFIER_WINDOW + 1)])
             if any(w in plain for w in windows):
-                raise _refuse(
-                    "PASSWORD_CONTEXT",
-                    "the password contains part of your identification number",
-                    "not your identification number",
-                    context="identifier",
-                )
+                raise _refuse("PASSWORD_CONTEXT", "the password contains part of your "
+                              "identification number", "not your identification number",
+                              context="identifier")
         if any(form in plain for form in _birth_date_forms(context.birth_date)):
-            raise _refuse(
-                "PASSWORD_CONTEXT",
-                "the password contains your birth date",
-                "not your birth date",
-                context="birth_date",
-            )
+            raise _refuse("PASSWORD_CONTEXT", "the password contains your birth date",
+                          "not your birth date", context="birth_date")
 
     @staticmethod
     def _check_words(normal: str, words: Iterable[str], context: str, message: str) -> None:
@@ -310,9 +255,5 @@ class PasswordPolicy:
         for word in words:
             key = _alnum(word)
             if len(key) >= _MIN_CORE and (key in plain or key in unleet):
-                raise _refuse(
-                    "PASSWORD_CONTEXT",
-                    message,
-                    "no words that point to you or to this service",
-                    context=context,
-                )
+                raise _refuse("PASSWORD_CONTEXT", message, "no words that point to you or to "
+                              "this service", context=context)

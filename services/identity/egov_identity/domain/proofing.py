@@ -105,25 +105,14 @@ class EvidenceResult:
     strength: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.value,
-            "outcome": self.outcome.value,
-            "reason": self.reason,
-            "source": self.source,
-            "verified_at": self.verified_at,
-            "strength": self.strength,
-        }
+        return {"kind": self.kind.value, "outcome": self.outcome.value, "reason": self.reason,
+                "source": self.source, "verified_at": self.verified_at,
+                "strength": self.strength}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EvidenceResult:
-        return cls(
-            EvidenceKind(data["kind"]),
-            EvidenceOutcome(data["outcome"]),
-            data["reason"],
-            data["source"],
-            float(data["verified_at"]),
-            data.get("strength", ""),
-        )
+        return cls(EvidenceKind(data["kind"]), EvidenceOutcome(data["outcome"]), data["reason"],
+                   data["source"], float(data["verified_at"]), data.get("strength", ""))
 
 
 class EvidenceVerifier(Protocol):
@@ -131,9 +120,8 @@ class EvidenceVerifier(Protocol):
 
     kind: EvidenceKind
 
-    def verify(
-        self, subject: Identifier, evidence: Evidence, now: dt.datetime
-    ) -> EvidenceResult: ...
+    def verify(self, subject: Identifier, evidence: Evidence, now: dt.datetime) -> EvidenceResult:
+        ...
 
 
 def _norm(text: str) -> str:
@@ -157,14 +145,8 @@ def compare_attributes(claimed: PersonAttributes, source: RegisteredPerson) -> s
     return ""
 
 
-def _result(
-    kind: EvidenceKind,
-    outcome: EvidenceOutcome,
-    reason: str,
-    source: str,
-    now: dt.datetime,
-    strength: str = "",
-) -> EvidenceResult:
+def _result(kind: EvidenceKind, outcome: EvidenceOutcome, reason: str, source: str,
+            now: dt.datetime, strength: str = "") -> EvidenceResult:
     return EvidenceResult(kind, outcome, reason, source, now.timestamp(), strength)
 
 
@@ -262,18 +244,14 @@ class IdpKycVerifier:
         return _result(self.kind, EvidenceOutcome.VERIFIED, "", src, now, "kyc")
 
 
-def _verify_kyc(
-    assertion: str, jwks: Mapping[str, Any], audience: str, now: dt.datetime
-) -> dict[str, Any]:
+def _verify_kyc(assertion: str, jwks: Mapping[str, Any], audience: str,
+                now: dt.datetime) -> dict[str, Any]:
     header = jwt.get_unverified_header(assertion)
     for jwk in jwks.get("keys", []):
         if jwk.get("kid") == header.get("kid"):
             key = jwt.PyJWK(jwk).key
             claims: dict[str, Any] = jwt.decode(
-                assertion,
-                key,
-                algorithms=["ES256", "RS256"],
-                audience=audience,
+                assertion, key, algorithms=["ES256", "RS256"], audience=audience,
                 options={"require": ["exp", "iat", "sub"], "verify_iat": False},
                 leeway=dt.timedelta(seconds=30),
             )
@@ -334,30 +312,15 @@ def evidence_summary(results: Sequence[EvidenceResult]) -> list[dict[str, Any]]:
             continue
         time = dt.datetime.fromtimestamp(r.verified_at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if r.kind is EvidenceKind.IDP_KYC:
-            out.append(
-                {
-                    "type": "electronic_record",
-                    "check_details": [{"check_method": "kbv", "organization": r.source}],
-                    "time": time,
-                }
-            )
+            out.append({"type": "electronic_record", "check_details": [
+                {"check_method": "kbv", "organization": r.source}], "time": time})
         elif r.kind is EvidenceKind.IN_PERSON:
-            out.append(
-                {
-                    "type": "document",
-                    "check_details": [{"check_method": "pvp"}, {"check_method": "vpip"}],
-                    "time": time,
-                }
-            )
+            out.append({"type": "document", "check_details": [
+                {"check_method": "pvp"}, {"check_method": "vpip"}], "time": time})
         else:
             doc = "idcard" if r.kind is EvidenceKind.ID_CARD_CHIP else "passport"
             method = "vcrypt" if r.strength in ("chip", "passport_chip") else "vpip"
-            out.append(
-                {
-                    "type": "document",
-                    "document_details": {"type": doc},
-                    "check_details": [{"check_method": method, "organization": r.source}],
-                    "time": time,
-                }
-            )
+            out.append({"type": "document", "document_details": {"type": doc},
+                        "check_details": [{"check_method": method, "organization": r.source}],
+                        "time": time})
     return out

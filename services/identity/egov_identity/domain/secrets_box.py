@@ -79,9 +79,8 @@ class SecretBox:
         """Encrypts under the current KEK, binding ``context`` as AAD."""
         nonce = secrets.token_bytes(_NONCE_BYTES)
         header = _V2 + bytes.fromhex(self._current)
-        return (
-            header + nonce + self._aeads[self._current].encrypt(nonce, plaintext, context.encode())
-        )
+        return header + nonce + self._aeads[self._current].encrypt(
+            nonce, plaintext, context.encode())
 
     def open(self, blob: bytes, context: str, *, what: str = "a sealed value") -> bytes:
         """The plaintext of ``blob`` sealed with ``context``; ``what`` names the value in errors
@@ -89,21 +88,19 @@ class SecretBox:
         :class:`SealedValueUnreadable`."""
         return self.open_with_id(blob, context, what=what)[0]
 
-    def open_with_id(
-        self, blob: bytes, context: str, *, what: str = "a sealed value"
-    ) -> tuple[bytes, str]:
+    def open_with_id(self, blob: bytes, context: str, *, what: str = "a sealed value"
+                     ) -> tuple[bytes, str]:
         """Like :meth:`open`, and also the id of the KEK that opened it."""
         version = blob[:1]
         if version == _V2 and len(blob) > 1 + _KEK_ID_BYTES + _NONCE_BYTES:
-            sealed_by = blob[1 : 1 + _KEK_ID_BYTES].hex()
+            sealed_by = blob[1:1 + _KEK_ID_BYTES].hex()
             aead = self._aeads.get(sealed_by)
             if aead is None:
                 raise self._unknown(what, sealed_by)
-            body = blob[1 + _KEK_ID_BYTES :]
+            body = blob[1 + _KEK_ID_BYTES:]
             try:
-                return aead.decrypt(
-                    body[:_NONCE_BYTES], body[_NONCE_BYTES:], context.encode()
-                ), sealed_by
+                return aead.decrypt(body[:_NONCE_BYTES], body[_NONCE_BYTES:],
+                                    context.encode()), sealed_by
             except InvalidTag:
                 raise self._unreadable(what, f"does not open under KEK {sealed_by}") from None
         if version == _V1 and len(blob) > 1 + _NONCE_BYTES:
@@ -119,31 +116,20 @@ class SecretBox:
     def kek_id_of(blob: bytes) -> str | None:
         """The KEK id a blob names; ``None`` for a version 1 blob (sealed before KEK ids)."""
         if blob[:1] == _V2 and len(blob) > 1 + _KEK_ID_BYTES:
-            return blob[1 : 1 + _KEK_ID_BYTES].hex()
+            return blob[1:1 + _KEK_ID_BYTES].hex()
         return None
 
     def _unknown(self, what: str, sealed_by: str) -> KekUnknown:
-        by = (
-            f"KEK {sealed_by}"
-            if sealed_by
-            else "a KEK recorded nowhere (sealed before KEK ids; none of the KEKs given opens it)"
-        )
-        message = (
-            f"{what} is sealed under {by}; this process has KEK "
-            f"{', '.join(self._aeads)}: give that KEK in EGOV_IDENTITY_KEK or "
-            f"EGOV_IDENTITY_PREVIOUS_KEKS"
-        )
-        log.error(
-            "sealed value under an unknown KEK",
-            extra={
-                "sealed_value": what,
-                "sealed_by": sealed_by or "unknown (version 1)",
-                "kek_ids": ",".join(self._aeads),
-            },
-        )
-        return KekUnknown(
-            "KEK_UNKNOWN", message, metadata={"kek_id": sealed_by} if sealed_by else None
-        )
+        by = (f"KEK {sealed_by}" if sealed_by else
+              "a KEK recorded nowhere (sealed before KEK ids; none of the KEKs given opens it)")
+        message = (f"{what} is sealed under {by}; this process has KEK "
+                   f"{', '.join(self._aeads)}: give that KEK in EGOV_IDENTITY_KEK or "
+                   f"EGOV_IDENTITY_PREVIOUS_KEKS")
+        log.error("sealed value under an unknown KEK", extra={
+            "sealed_value": what, "sealed_by": sealed_by or "unknown (version 1)",
+            "kek_ids": ",".join(self._aeads)})
+        return KekUnknown("KEK_UNKNOWN", message,
+                          metadata={"kek_id": sealed_by} if sealed_by else None)
 
     @staticmethod
     def _unreadable(what: str, problem: str) -> SealedValueUnreadable:

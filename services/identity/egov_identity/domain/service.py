@@ -142,14 +142,12 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+
 def _check_length(value: str, limit: int, field: str) -> None:
     """Refuse values longer than their column (PostgreSQL would fail the insert)."""
     if len(value) > limit:
-        raise InvalidArgument(
-            "FIELD_TOO_LONG",
-            f"{field} is longer than {limit} characters",
-            field_violations=(FieldViolation(field, f"<= {limit}"),),
-        )
+        raise InvalidArgument("FIELD_TOO_LONG", f"{field} is longer than {limit} characters",
+                              field_violations=(FieldViolation(field, f"<= {limit}"),))
 
 
 def _pairwise_sub(key: bytes, sector_identifier: str, person_id: str) -> str:
@@ -163,8 +161,7 @@ def _unknown_keks(found: Sequence[UnknownKekCount], box: SecretBox) -> KekUnknow
         "KEK_UNKNOWN",
         f"{what}; this process has KEK {', '.join(box.kek_ids)}: give the missing KEK in "
         f"EGOV_IDENTITY_KEK or EGOV_IDENTITY_PREVIOUS_KEKS",
-        metadata={"kek_ids": ",".join(sorted({c.kek_id for c in found}))},
-    )
+        metadata={"kek_ids": ",".join(sorted({c.kek_id for c in found}))})
 
 
 def _scopes(text: str) -> list[str]:
@@ -177,9 +174,8 @@ def _scopes(text: str) -> list[str]:
 
 def required_aal(acr_values: str) -> int:
     """The AAL that ``acr_values`` asks for (``urn:egov:aal:2`` or ``2``), at least 1."""
-    return max(
-        (int(v) for v in acr_values.replace("urn:egov:aal:", "").split() if v.isdigit()), default=1
-    )
+    return max((int(v) for v in acr_values.replace("urn:egov:aal:", "").split()
+                if v.isdigit()), default=1)
 
 
 def _audiences_for(scopes: Sequence[str]) -> list[str]:
@@ -195,42 +191,28 @@ def _audiences_for(scopes: Sequence[str]) -> list[str]:
 class IdentityService:
     """Every identity use case; see the module docstring."""
 
-    def __init__(
-        self,
-        config: IdentityConfig,
-        engine: Engine,
-        clock: Clock,
-        *,
-        registry: CivilRegistry,
-        companies: CompanyRegister,
-        kyc: KycProviders,
-    ) -> None:
+    def __init__(self, config: IdentityConfig, engine: Engine, clock: Clock, *,
+                 registry: CivilRegistry, companies: CompanyRegister,
+                 kyc: KycProviders) -> None:
         self.config = config
         self.engine = engine
         self.clock = clock
         self.box = SecretBox(config.kek, config.previous_keks)
         self.levels = config.ial_levels
         self.keyring = KeyRing(
-            engine,
-            self.box,
-            clock,
-            rotation_seconds=config.key_rotation_seconds,
+            engine, self.box, clock, rotation_seconds=config.key_rotation_seconds,
             publish_ahead_seconds=config.key_publish_ahead_seconds,
-            max_token_lifetime_seconds=max(config.access_token_seconds, config.id_token_seconds)
-            + 60,
-        )
-        self.passwords = Passwords(
-            time_cost=config.argon2_time_cost, memory_kib=config.argon2_memory_kib
-        )
+            max_token_lifetime_seconds=max(config.access_token_seconds,
+                                           config.id_token_seconds) + 60)
+        self.passwords = Passwords(time_cost=config.argon2_time_cost,
+                                   memory_kib=config.argon2_memory_kib)
         self.password_policy = PasswordPolicy(config.password_blocklist)
         self.throttle = Throttle(engine, config.throttle)
         self.companies = companies
         self.registry = registry
         verifiers: list[EvidenceVerifier] = [
-            IdCardChipVerifier(registry),
-            PassportVerifier(registry),
-            IdpKycVerifier(kyc, registry, config.issuer),
-            InPersonVerifier(registry),
+            IdCardChipVerifier(registry), PassportVerifier(registry),
+            IdpKycVerifier(kyc, registry, config.issuer), InPersonVerifier(registry),
         ]
         self.verifiers = {v.kind: v for v in verifiers}
         self.hot = HotPath(engine)
@@ -268,15 +250,9 @@ class IdentityService:
         opened = self.keyring.check_sealed()
         self.pairwise_key()
         legacy = unrecorded_values(self.engine)
-        log.info(
-            "sealed values checked",
-            extra={
-                "kek_id": self.box.current_kek_id,
-                "kek_ids": ",".join(self.box.kek_ids),
-                "signing_keys_opened": opened,
-                "sealed_before_kek_ids": legacy,
-            },
-        )
+        log.info("sealed values checked", extra={
+            "kek_id": self.box.current_kek_id, "kek_ids": ",".join(self.box.kek_ids),
+            "signing_keys_opened": opened, "sealed_before_kek_ids": legacy})
 
     def pairwise_key(self) -> bytes:
         """The HMAC key of pairwise subjects (OIDC Core 8.1). ``EGOV_IDENTITY_PAIRWISE_SALT``
@@ -295,22 +271,16 @@ class IdentityService:
         column = t.service_secrets.c
         for _ in range(2):
             with self.engine.connect() as conn:
-                blob = conn.execute(
-                    sa.select(column.value_enc).where(column.name == PAIRWISE_SALT)
-                ).scalar()
+                blob = conn.execute(sa.select(column.value_enc).where(
+                    column.name == PAIRWISE_SALT)).scalar()
             if blob is not None:
                 return self.box.open(blob, PAIRWISE_SALT, what=f"service secret {PAIRWISE_SALT}")
             salt = self._salt_of_issued_subjects()
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(
-                        t.service_secrets.insert().values(
-                            name=PAIRWISE_SALT,
-                            value_enc=self.box.seal(salt, PAIRWISE_SALT),
-                            kek_id=self.box.current_kek_id,
-                            created_at=self.now(),
-                        )
-                    )
+                    conn.execute(t.service_secrets.insert().values(
+                        name=PAIRWISE_SALT, value_enc=self.box.seal(salt, PAIRWISE_SALT),
+                        kek_id=self.box.current_kek_id, created_at=self.now()))
             except sa.exc.IntegrityError:
                 continue  # another process stored it first: use theirs
             log.info("pairwise subject key stored", extra={"kek_id": self.box.current_kek_id})
@@ -319,16 +289,10 @@ class IdentityService:
 
     def _salt_of_issued_subjects(self) -> bytes:
         with self.engine.connect() as conn:
-            aliases = conn.execute(
-                sa.select(t.subject_aliases.c.sub, t.subject_aliases.c.person_id).limit(50)
-            ).all()
-            sectors = list(
-                conn.execute(
-                    sa.select(t.clients.c.sector_identifier)
-                    .where(t.clients.c.subject_type == m.SubjectType.PAIRWISE.value)
-                    .distinct()
-                ).scalars()
-            )
+            aliases = conn.execute(sa.select(t.subject_aliases.c.sub,
+                                             t.subject_aliases.c.person_id).limit(50)).all()
+            sectors = list(conn.execute(sa.select(t.clients.c.sector_identifier).where(
+                t.clients.c.subject_type == m.SubjectType.PAIRWISE.value).distinct()).scalars())
         if not aliases:
             return secrets.token_bytes(32)
         for candidate in (self.config.kek, *self.config.previous_keks):
@@ -338,8 +302,7 @@ class IdentityService:
         raise Internal(
             "PAIRWISE_SALT_UNKNOWN",
             "pairwise subjects were issued under a key none of the KEKs given reproduces: set "
-            "EGOV_IDENTITY_PAIRWISE_SALT to it (base64; before KEK rotation it was the KEK)",
-        )
+            "EGOV_IDENTITY_PAIRWISE_SALT to it (base64; before KEK rotation it was the KEK)")
 
     def purge_expired(self, grace_seconds: float = 3600.0, batch: int = 1000) -> int:
         """Delete single-use records and keys well past expiry (any process may run it; the
@@ -348,25 +311,16 @@ class IdentityService:
         number of rows removed."""
         cutoff = self.now() - grace_seconds
         removed = 0
-        for table in (
-            t.used_jtis,
-            t.authorization_codes,
-            t.refresh_tokens,
-            t.login_sessions,
-            t.ciba_requests,
-            t.revoked_access_tokens,
-            t.signing_keys,
-        ):
+        for table in (t.used_jtis, t.authorization_codes, t.refresh_tokens,
+                      t.login_sessions, t.ciba_requests, t.revoked_access_tokens,
+                      t.signing_keys):
             expired = table.c.expires_at < cutoff
             while True:
                 with self.engine.begin() as conn:
                     # the expiry of the batch-th oldest expired row bounds this batch
                     bound = conn.execute(
-                        sa.select(table.c.expires_at)
-                        .where(expired)
-                        .order_by(table.c.expires_at)
-                        .offset(batch - 1)
-                        .limit(1)
+                        sa.select(table.c.expires_at).where(expired)
+                        .order_by(table.c.expires_at).offset(batch - 1).limit(1)
                     ).scalar()
                     done = bound is None
                     where = expired if done else table.c.expires_at <= bound
@@ -378,63 +332,39 @@ class IdentityService:
     # ------------------------------------------------------------------ proofing
     def start_proofing(self, subject: Identifier, target_ial: str) -> m.ProofingSession:
         if not subject.is_natural_person:
-            raise InvalidArgument(
-                "NAMESPACE_NOT_PERSON",
-                "proofing is for natural persons",
-                field_violations=(FieldViolation("subject", "TH-PID, PASSPORT"),),
-            )
+            raise InvalidArgument("NAMESPACE_NOT_PERSON", "proofing is for natural persons",
+                                  field_violations=(FieldViolation("subject", "TH-PID, PASSPORT"),))
         self.levels.rank(target_ial)
         now = self.now()
-        row = dict(
-            session_id=_new_id("prf"),
-            identifier=str(subject),
-            target_ial=target_ial,
-            state=ProofingState.OPEN.value,
-            evidence_json="[]",
-            attributes_json="{}",
-            achieved_ial="",
-            failure_reason="",
-            person_id="",
-            created_at=now,
-            expires_at=now + self.config.proofing_seconds,
-            version=0,
-        )
+        row = dict(session_id=_new_id("prf"), identifier=str(subject), target_ial=target_ial,
+                   state=ProofingState.OPEN.value, evidence_json="[]", attributes_json="{}",
+                   achieved_ial="", failure_reason="", person_id="", created_at=now,
+                   expires_at=now + self.config.proofing_seconds, version=0)
         with self.engine.begin() as conn:
             conn.execute(t.proofing_sessions.insert().values(**row))
-        log.info(
-            "proofing started", extra={"session_id": row["session_id"], "subject": subject.masked()}
-        )
+        log.info("proofing started", extra={"session_id": row["session_id"],
+                                            "subject": subject.masked()})
         return self.get_proofing(str(row["session_id"]))
 
     def _proofing_row(self, conn: sa.Connection, session_id: str) -> sa.RowMapping:
-        row = (
-            conn.execute(
-                sa.select(t.proofing_sessions).where(t.proofing_sessions.c.session_id == session_id)
-            )
-            .mappings()
-            .first()
-        )
+        row = conn.execute(sa.select(t.proofing_sessions).where(
+            t.proofing_sessions.c.session_id == session_id)).mappings().first()
         if row is None:
             raise NotFound("PROOFING_NOT_FOUND", "no such proofing session")
         return row
 
-    def _session_from_row(self, row: sa.RowMapping, enrolment_code: str = "") -> m.ProofingSession:
+    def _session_from_row(self, row: sa.RowMapping, enrolment_code: str = ""
+                          ) -> m.ProofingSession:
         state = ProofingState(row["state"])
         if state is ProofingState.OPEN and row["expires_at"] <= self.now():
             state = ProofingState.EXPIRED
         return m.ProofingSession(
-            session_id=row["session_id"],
-            subject=row["identifier"],
-            target_ial=row["target_ial"],
-            state=state,
-            evidence=tuple(EvidenceResult.from_json(e) for e in json.loads(row["evidence_json"])),
-            achieved_ial=row["achieved_ial"],
-            failure_reason=row["failure_reason"],
-            created_at=row["created_at"],
-            expires_at=row["expires_at"],
-            person_id=row["person_id"],
-            enrolment_code=enrolment_code,
-        )
+            session_id=row["session_id"], subject=row["identifier"], target_ial=row["target_ial"],
+            state=state, evidence=tuple(EvidenceResult.from_json(e)
+                                        for e in json.loads(row["evidence_json"])),
+            achieved_ial=row["achieved_ial"], failure_reason=row["failure_reason"],
+            created_at=row["created_at"], expires_at=row["expires_at"],
+            person_id=row["person_id"], enrolment_code=enrolment_code)
 
     def get_proofing(self, session_id: str) -> m.ProofingSession:
         with self.engine.connect() as conn:
@@ -454,26 +384,16 @@ class IdentityService:
         subject = parse_identifier(row["identifier"])
         verifier = self.verifiers[KIND_OF[type(evidence)]]
         result = verifier.verify(subject, evidence, self.clock.now())
-        log.info(
-            "evidence checked",
-            extra={
-                "session_id": session_id,
-                "kind": result.kind.value,
-                "outcome": result.outcome.value,
-                "reason": result.reason,
-            },
-        )
+        log.info("evidence checked", extra={"session_id": session_id, "kind": result.kind.value,
+                                            "outcome": result.outcome.value,
+                                            "reason": result.reason})
         results = [*json.loads(row["evidence_json"]), result.to_json()]
         with self.engine.begin() as conn:
-            updated = conn.execute(
-                t.proofing_sessions.update()
-                .where(
-                    t.proofing_sessions.c.session_id == session_id,
-                    t.proofing_sessions.c.version == row["version"],
-                    t.proofing_sessions.c.state == ProofingState.OPEN.value,
-                )
-                .values(evidence_json=json.dumps(results), version=row["version"] + 1)
-            ).rowcount
+            updated = conn.execute(t.proofing_sessions.update().where(
+                t.proofing_sessions.c.session_id == session_id,
+                t.proofing_sessions.c.version == row["version"],
+                t.proofing_sessions.c.state == ProofingState.OPEN.value,
+            ).values(evidence_json=json.dumps(results), version=row["version"] + 1)).rowcount
         if not updated:  # a concurrent submission won; the caller retries
             raise FailedPrecondition("PROOFING_CONCURRENT_UPDATE", "session changed; retry")
         return self.get_proofing(session_id)
@@ -492,96 +412,57 @@ class IdentityService:
             failure = "TARGET_IAL_NOT_REACHED"
         if failure:
             with self.engine.begin() as conn:
-                conn.execute(
-                    t.proofing_sessions.update()
-                    .where(t.proofing_sessions.c.session_id == session_id)
-                    .values(
-                        state=ProofingState.FAILED.value,
-                        failure_reason=failure,
-                        achieved_ial="" if mismatches else achieved,
-                    )
-                )
+                conn.execute(t.proofing_sessions.update().where(
+                    t.proofing_sessions.c.session_id == session_id).values(
+                    state=ProofingState.FAILED.value, failure_reason=failure,
+                    achieved_ial="" if mismatches else achieved))
             detail = mismatches[0].reason if mismatches else achieved
-            raise FailedPrecondition(
-                failure, "proofing failed", metadata={"detail": detail, "session_id": session_id}
-            )
+            raise FailedPrecondition(failure, "proofing failed",
+                                     metadata={"detail": detail, "session_id": session_id})
         person_id, code = self._record_proofed_person(row["identifier"], achieved, results)
         with self.engine.begin() as conn:
-            conn.execute(
-                t.proofing_sessions.update()
-                .where(t.proofing_sessions.c.session_id == session_id)
-                .values(
-                    state=ProofingState.COMPLETED.value, achieved_ial=achieved, person_id=person_id
-                )
-            )
+            conn.execute(t.proofing_sessions.update().where(
+                t.proofing_sessions.c.session_id == session_id).values(
+                state=ProofingState.COMPLETED.value, achieved_ial=achieved, person_id=person_id))
             row = self._proofing_row(conn, session_id)
         return self._session_from_row(row, enrolment_code=code)
 
-    def _record_proofed_person(
-        self, identifier: str, ial: str, results: Sequence[EvidenceResult]
-    ) -> tuple[str, str]:
+    def _record_proofed_person(self, identifier: str, ial: str,
+                               results: Sequence[EvidenceResult]) -> tuple[str, str]:
         source = self.registry.person(identifier)
         attrs = PersonAttributes(
             given_name_th=source.given_name_th if source else "",
             family_name_th=source.family_name_th if source else "",
             given_name_en=source.given_name_en if source else "",
             family_name_en=source.family_name_en if source else "",
-            birth_date=source.birth_date if source else "",
-        )
+            birth_date=source.birth_date if source else "")
         now = self.now()
-        verification = {
-            "trust_framework": TRUST_FRAMEWORK,
-            "assurance_level": ial,
-            "time": dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "evidence": evidence_summary(results),
-        }
+        verification = {"trust_framework": TRUST_FRAMEWORK, "assurance_level": ial,
+                        "time": dt.datetime.fromtimestamp(now, dt.UTC).strftime(
+                            "%Y-%m-%dT%H:%M:%SZ"),
+                        "evidence": evidence_summary(results)}
         code = secrets.token_urlsafe(18)
-        values = dict(
-            given_name_th=attrs.given_name_th,
-            family_name_th=attrs.family_name_th,
-            given_name_en=attrs.given_name_en,
-            family_name_en=attrs.family_name_en,
-            birth_date=attrs.birth_date,
-            verification_json=json.dumps(verification),
-            verified_at=now,
-            enrolment_code_hash=digest(code),
-        )
+        values = dict(given_name_th=attrs.given_name_th, family_name_th=attrs.family_name_th,
+                      given_name_en=attrs.given_name_en, family_name_en=attrs.family_name_en,
+                      birth_date=attrs.birth_date, verification_json=json.dumps(verification),
+                      verified_at=now, enrolment_code_hash=digest(code))
         with self.engine.begin() as conn:
-            existing = conn.execute(
-                sa.select(t.persons.c.person_id, t.persons.c.ial).where(
-                    t.persons.c.identifier == identifier
-                )
-            ).first()
+            existing = conn.execute(sa.select(t.persons.c.person_id, t.persons.c.ial).where(
+                t.persons.c.identifier == identifier)).first()
             if existing is None:
                 person_id = _new_id("p")
-                conn.execute(
-                    t.persons.insert().values(
-                        person_id=person_id,
-                        identifier=identifier,
-                        ial=ial,
-                        created_at=now,
-                        totp_confirmed=False,
-                        totp_last_step=0,
-                        **values,
-                    )
-                )
+                conn.execute(t.persons.insert().values(
+                    person_id=person_id, identifier=identifier, ial=ial, created_at=now,
+                    totp_confirmed=False, totp_last_step=0, **values))
             else:
                 person_id = existing.person_id
-                keep = (
-                    existing.ial
-                    if (
-                        existing.ial in self.levels.names
-                        and self.levels.rank(existing.ial) > self.levels.rank(ial)
-                    )
-                    else ial
-                )
+                keep = existing.ial if (existing.ial in self.levels.names and
+                                        self.levels.rank(existing.ial) > self.levels.rank(ial)
+                                        ) else ial
                 if keep != ial:
                     values.pop("verification_json")
-                conn.execute(
-                    t.persons.update()
-                    .where(t.persons.c.person_id == person_id)
-                    .values(ial=keep, **values)
-                )
+                conn.execute(t.persons.update().where(t.persons.c.person_id == person_id)
+                             .values(ial=keep, **values))
         return person_id, code
 
     def _person_in(self, db: HotConnection, person_id: str) -> m.Person:
@@ -599,27 +480,17 @@ class IdentityService:
     @staticmethod
     def _person_from_row(row: Mapping[Any, Any]) -> m.Person:
         return m.Person(
-            person_id=row["person_id"],
-            identifier=row["identifier"],
-            attributes=PersonAttributes(
-                row["given_name_th"],
-                row["family_name_th"],
-                row["given_name_en"],
-                row["family_name_en"],
-                row["birth_date"],
-            ),
-            ial=row["ial"],
-            verification=json.loads(row["verification_json"] or "{}"),
-            username=row["username"],
-        )
+            person_id=row["person_id"], identifier=row["identifier"],
+            attributes=PersonAttributes(row["given_name_th"], row["family_name_th"],
+                                        row["given_name_en"], row["family_name_en"],
+                                        row["birth_date"]),
+            ial=row["ial"], verification=json.loads(row["verification_json"] or "{}"),
+            username=row["username"])
 
     def person_by_identifier(self, identifier: str) -> m.Person | None:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(sa.select(t.persons).where(t.persons.c.identifier == identifier))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(sa.select(t.persons).where(
+                t.persons.c.identifier == identifier)).mappings().first()
         return self._person_from_row(row) if row else None
 
     # ------------------------------------------------------------------ clients
@@ -631,32 +502,22 @@ class IdentityService:
         _check_length(client.sector_identifier, 256, "client.sector_identifier")
         unknown = set(client.grant_types) - m.GRANT_TYPES
         if unknown or not client.grant_types:
-            raise InvalidArgument(
-                "GRANT_TYPE_UNKNOWN",
-                "unknown grant type",
-                field_violations=(FieldViolation("client.grant_types", "unknown or empty"),),
-            )
+            raise InvalidArgument("GRANT_TYPE_UNKNOWN", "unknown grant type",
+                                  field_violations=(FieldViolation("client.grant_types",
+                                                                   "unknown or empty"),))
         for scope in client.scopes:
             prefix, sep, rest = scope.partition(":")
-            if scope not in m.PERSON_SCOPES and not (
-                sep and prefix in m.RESOURCE_AUDIENCES and rest
-            ):
-                raise InvalidArgument(
-                    "SCOPE_UNKNOWN",
-                    "unknown scope",
-                    field_violations=(FieldViolation("client.scopes", scope),),
-                )
+            if scope not in m.PERSON_SCOPES and not (sep and prefix in m.RESOURCE_AUDIENCES
+                                                     and rest):
+                raise InvalidArgument("SCOPE_UNKNOWN", "unknown scope",
+                                      field_violations=(FieldViolation("client.scopes", scope),))
         for uri in client.redirect_uris:
             parsed = urllib.parse.urlsplit(uri)
             loopback = parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost")
             if not (parsed.scheme == "https" or loopback) or parsed.fragment or not parsed.netloc:
-                raise InvalidArgument(
-                    "REDIRECT_URI_INVALID",
-                    "redirect URIs must be https",
-                    field_violations=(
-                        FieldViolation("client.redirect_uris", "https, no fragment"),
-                    ),
-                )
+                raise InvalidArgument("REDIRECT_URI_INVALID", "redirect URIs must be https",
+                                      field_violations=(FieldViolation("client.redirect_uris",
+                                                                       "https, no fragment"),))
         if m.GRANT_AUTHORIZATION_CODE in client.grant_types and not client.redirect_uris:
             raise InvalidArgument("REDIRECT_URI_INVALID", "authorization code needs a redirect")
         if client.auth_method not in ("none", "private_key_jwt"):
@@ -666,29 +527,19 @@ class IdentityService:
                 if not ClientKeys(client.jwks_json).keys:
                     raise ValueError("empty")
             except Exception as exc:
-                raise InvalidArgument(
-                    "JWKS_INVALID",
-                    "client JWKS is not a valid key set",
-                    field_violations=(FieldViolation("client.jwks_json", "JWKS JSON"),),
-                ) from exc
-        elif set(client.grant_types) & {
-            m.GRANT_CLIENT_CREDENTIALS,
-            m.GRANT_CIBA,
-            m.GRANT_TOKEN_EXCHANGE,
-        }:
-            raise InvalidArgument(
-                "AUTH_METHOD_UNSUPPORTED", "this grant type needs private_key_jwt"
-            )
+                raise InvalidArgument("JWKS_INVALID", "client JWKS is not a valid key set",
+                                      field_violations=(FieldViolation("client.jwks_json",
+                                                                       "JWKS JSON"),)) from exc
+        elif set(client.grant_types) & {m.GRANT_CLIENT_CREDENTIALS, m.GRANT_CIBA,
+                                        m.GRANT_TOKEN_EXCHANGE}:
+            raise InvalidArgument("AUTH_METHOD_UNSUPPORTED",
+                                  "this grant type needs private_key_jwt")
         if client.id_token_signed_response_alg not in ID_TOKEN_ALGORITHMS:
             raise InvalidArgument(
-                "ID_TOKEN_ALG_UNSUPPORTED",
-                "id_token_signed_response_alg must be one of " + ", ".join(ID_TOKEN_ALGORITHMS),
-                field_violations=(
-                    FieldViolation(
-                        "client.id_token_signed_response_alg", " or ".join(ID_TOKEN_ALGORITHMS)
-                    ),
-                ),
-            )
+                "ID_TOKEN_ALG_UNSUPPORTED", "id_token_signed_response_alg must be one of "
+                + ", ".join(ID_TOKEN_ALGORITHMS),
+                field_violations=(FieldViolation("client.id_token_signed_response_alg",
+                                                 " or ".join(ID_TOKEN_ALGORITHMS)),))
         if client.subject_type is m.SubjectType.PAIRWISE and not client.sector_identifier:
             raise InvalidArgument("SECTOR_IDENTIFIER_INVALID", "pairwise needs a sector")
         if client.agency:
@@ -697,22 +548,15 @@ class IdentityService:
                 raise InvalidArgument("NAMESPACE_NOT_JURISTIC", "an agency is TH-JUR")
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    t.clients.insert().values(
-                        client_id=client.client_id,
-                        client_name=client.client_name,
-                        redirect_uris_json=json.dumps(list(client.redirect_uris)),
-                        grant_types_json=json.dumps(list(client.grant_types)),
-                        scopes_json=json.dumps(list(client.scopes)),
-                        auth_method=client.auth_method,
-                        jwks_json=client.jwks_json,
-                        subject_type=client.subject_type.value,
-                        sector_identifier=client.sector_identifier,
-                        agency=client.agency,
-                        id_token_signed_response_alg=client.id_token_signed_response_alg,
-                        created_at=self.now(),
-                    )
-                )
+                conn.execute(t.clients.insert().values(
+                    client_id=client.client_id, client_name=client.client_name,
+                    redirect_uris_json=json.dumps(list(client.redirect_uris)),
+                    grant_types_json=json.dumps(list(client.grant_types)),
+                    scopes_json=json.dumps(list(client.scopes)), auth_method=client.auth_method,
+                    jwks_json=client.jwks_json, subject_type=client.subject_type.value,
+                    sector_identifier=client.sector_identifier, agency=client.agency,
+                    id_token_signed_response_alg=client.id_token_signed_response_alg,
+                    created_at=self.now()))
         except sa.exc.IntegrityError:
             raise AlreadyExists("CLIENT_EXISTS", "a client with this id exists") from None
         return client
@@ -741,38 +585,28 @@ class IdentityService:
 
     def _load_client(self, client_id: str) -> m.Client:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(sa.select(t.clients).where(t.clients.c.client_id == client_id))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(sa.select(t.clients).where(
+                t.clients.c.client_id == client_id)).mappings().first()
         if row is None:
             raise NotFound("CLIENT_NOT_FOUND", "no such client")
         return m.Client(
-            client_id=row["client_id"],
-            client_name=row["client_name"],
+            client_id=row["client_id"], client_name=row["client_name"],
             redirect_uris=tuple(json.loads(row["redirect_uris_json"])),
             grant_types=tuple(json.loads(row["grant_types_json"])),
-            scopes=tuple(json.loads(row["scopes_json"])),
-            auth_method=row["auth_method"],
-            jwks_json=row["jwks_json"],
-            subject_type=m.SubjectType(row["subject_type"]),
-            sector_identifier=row["sector_identifier"],
-            agency=row["agency"],
-            id_token_signed_response_alg=row["id_token_signed_response_alg"],
-        )
+            scopes=tuple(json.loads(row["scopes_json"])), auth_method=row["auth_method"],
+            jwks_json=row["jwks_json"], subject_type=m.SubjectType(row["subject_type"]),
+            sector_identifier=row["sector_identifier"], agency=row["agency"],
+            id_token_signed_response_alg=row["id_token_signed_response_alg"])
 
-    def authenticate_client(
-        self, client_id: str, assertion: str = "", assertion_type: str = ""
-    ) -> m.Client:
+    def authenticate_client(self, client_id: str, assertion: str = "",
+                            assertion_type: str = "") -> m.Client:
         """RFC 7523 private_key_jwt (or a public client with no secret). Raises
         ``Unauthenticated(INVALID_CLIENT)``; repeated failures lock the client id."""
         now = self.now()
         if assertion and not client_id:
             try:
-                client_id = str(
-                    jwt.decode(assertion, options={"verify_signature": False}).get("iss", "")
-                )
+                client_id = str(jwt.decode(assertion, options={"verify_signature": False})
+                                .get("iss", ""))
             except jwt.PyJWTError:
                 client_id = ""
         try:
@@ -785,14 +619,8 @@ class IdentityService:
                 raise jwt.InvalidTokenError("assertion type")
             self._verify_client_assertion(client, assertion, now)
             return client
-        except (
-            NotFound,
-            jwt.PyJWTError,
-            ValueError,
-            KeyError,
-            StopIteration,
-            sa.exc.IntegrityError,
-        ):
+        except (NotFound, jwt.PyJWTError, ValueError, KeyError, StopIteration,
+                sa.exc.IntegrityError):
             # Only failures are throttled: a key-authenticated client cannot be guessed, and
             # checking on success would let an attacker lock a legitimate client out.
             self.throttle.check(client_key(client_id), now, "CLIENT_LOCKED")
@@ -803,27 +631,17 @@ class IdentityService:
         """See :mod:`~egov_identity.domain.client_assertions`; then the ``jti`` is recorded,
         so a replay fails on the primary key (``IntegrityError``), in any process."""
         claims = verify_assertion(
-            assertion,
-            self._client_keys(client),
-            client_id=client.client_id,
-            audiences=(self.config.issuer, self.config.token_endpoint),
-            now=now,
-            leeway=self.config.leeway_seconds,
-        )
+            assertion, self._client_keys(client), client_id=client.client_id,
+            audiences=(self.config.issuer, self.config.token_endpoint), now=now,
+            leeway=self.config.leeway_seconds)
         with self.hot.write() as db:  # jti single use (RFC 7523 section 3)
-            db.run(
-                self.hot.sql.insert_jti,
-                {
-                    "issuer": client.client_id[:128],
-                    "jti": claims["jti"][:128],
-                    "expires_at": float(claims["exp"]),
-                },
-            )
+            db.run(self.hot.sql.insert_jti, {
+                "issuer": client.client_id[:128], "jti": claims["jti"][:128],
+                "expires_at": float(claims["exp"])})
 
     # ------------------------------------------------------------------ subjects
-    def subject_for(
-        self, person_id: str, client: m.Client, conn: sa.Connection | None = None
-    ) -> str:
+    def subject_for(self, person_id: str, client: m.Client,
+                    conn: sa.Connection | None = None) -> str:
         """``sub`` for ``client``: the person id (public) or an HMAC per sector (pairwise,
         remembered so tokens presented back resolve to the person)."""
         if client.subject_type is m.SubjectType.PUBLIC:
@@ -832,15 +650,13 @@ class IdentityService:
         with contextlib.ExitStack() as stack:
             if conn is None:
                 conn = stack.enter_context(self.engine.begin())
-            known = conn.execute(
-                sa.select(t.subject_aliases.c.sub).where(t.subject_aliases.c.sub == sub)
-            ).first()
+            known = conn.execute(sa.select(t.subject_aliases.c.sub).where(
+                t.subject_aliases.c.sub == sub)).first()
             if known is None:
                 try:
                     with conn.begin_nested():
-                        conn.execute(
-                            t.subject_aliases.insert().values(sub=sub, person_id=person_id)
-                        )
+                        conn.execute(t.subject_aliases.insert().values(sub=sub,
+                                                                       person_id=person_id))
                 except sa.exc.IntegrityError:
                     pass  # another process recorded it first
         return sub
@@ -849,21 +665,13 @@ class IdentityService:
         if not sub.startswith("ps-"):
             return sub
         with self.engine.connect() as conn:
-            value = conn.execute(
-                sa.select(t.subject_aliases.c.person_id).where(t.subject_aliases.c.sub == sub)
-            ).scalar()
+            value = conn.execute(sa.select(t.subject_aliases.c.person_id).where(
+                t.subject_aliases.c.sub == sub)).scalar()
         return str(value) if value else None
 
     # ------------------------------------------------------------------ passwords, TOTP, login
-    def set_password(
-        self,
-        person_id: str,
-        new_password: str,
-        *,
-        enrolment_code: str = "",
-        login_session_id: str = "",
-        username: str = "",
-    ) -> str:
+    def set_password(self, person_id: str, new_password: str, *, enrolment_code: str = "",
+                     login_session_id: str = "", username: str = "") -> str:
         """Set the password (stored NFKC-normalised, Argon2id) and the login name; returns the
         login name. The password must pass :mod:`~egov_identity.domain.password_policy`: what
         needs nothing about the person is checked first, what does (name, identifier, birth
@@ -875,59 +683,39 @@ class IdentityService:
         try:
             password = self.password_policy.check(new_password)
         except InvalidArgument as exc:
-            log.info(
-                "password refused",
-                extra={"person_id": person_id, "reason": exc.reason, **exc.metadata},
-            )
+            log.info("password refused", extra={"person_id": person_id, "reason": exc.reason,
+                                                **exc.metadata})
             raise
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(sa.select(t.persons).where(t.persons.c.person_id == person_id))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(sa.select(t.persons).where(
+                t.persons.c.person_id == person_id)).mappings().first()
         if row is None:
             raise NotFound("PERSON_NOT_FOUND", "no such person")
         if login_session_id:
             session = self.login_session(login_session_id)
             if session.person_id != person_id:
                 raise PermissionDenied("ENROLMENT_CODE_INVALID", "not this person's session")
-        elif not (
-            enrolment_code
-            and row["enrolment_code_hash"]
-            and hmac.compare_digest(digest(enrolment_code), row["enrolment_code_hash"])
-        ):
+        elif not (enrolment_code and row["enrolment_code_hash"] and hmac.compare_digest(
+                digest(enrolment_code), row["enrolment_code_hash"])):
             raise PermissionDenied("ENROLMENT_CODE_INVALID", "enrolment code is not valid")
         name = (username or row["username"] or person_id).strip()
         _check_length(name, 128, "username")
         context = PasswordContext(
             login_names=tuple(n for n in (name, row["username"] or "") if n),
-            name_parts=tuple(
-                row[c] or ""
-                for c in ("given_name_en", "family_name_en", "given_name_th", "family_name_th")
-            ),
-            identifier=row["identifier"],
-            birth_date=row["birth_date"] or "",
-        )
+            name_parts=tuple(row[c] or "" for c in ("given_name_en", "family_name_en",
+                                                    "given_name_th", "family_name_th")),
+            identifier=row["identifier"], birth_date=row["birth_date"] or "")
         try:
             self.password_policy.check_personal(password, context)
         except InvalidArgument as exc:
-            log.info(
-                "password refused",
-                extra={"person_id": person_id, "reason": exc.reason, **exc.metadata},
-            )
+            log.info("password refused", extra={"person_id": person_id, "reason": exc.reason,
+                                                **exc.metadata})
             raise
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    t.persons.update()
-                    .where(t.persons.c.person_id == person_id)
-                    .values(
-                        username=name,
-                        password_hash=self.passwords.hash(password),
-                        enrolment_code_hash=None,
-                    )
-                )
+                conn.execute(t.persons.update().where(t.persons.c.person_id == person_id).values(
+                    username=name, password_hash=self.passwords.hash(password),
+                    enrolment_code_hash=None))
         except sa.exc.IntegrityError:
             raise AlreadyExists("USERNAME_TAKEN", "choose another login name") from None
         log.info("password set", extra={"person_id": person_id})
@@ -937,83 +725,55 @@ class IdentityService:
         session = self.login_session(login_session_id)
         secret = secrets.token_bytes(20)
         with self.engine.begin() as conn:
-            conn.execute(
-                t.persons.update()
-                .where(t.persons.c.person_id == session.person_id)
-                .values(
-                    totp_secret_enc=self.box.seal(secret, session.person_id),
-                    totp_kek_id=self.box.current_kek_id,
-                    totp_confirmed=False,
-                    totp_last_step=0,
-                )
-            )
+            conn.execute(t.persons.update().where(t.persons.c.person_id == session.person_id)
+                         .values(totp_secret_enc=self.box.seal(secret, session.person_id),
+                                 totp_kek_id=self.box.current_kek_id,
+                                 totp_confirmed=False, totp_last_step=0))
         person = self.person(session.person_id)
         return otpauth_uri(secret, person.username or person.person_id, "egov-trust")
 
     def confirm_totp(self, login_session_id: str, code: str) -> None:
         session = self.login_session(login_session_id)
         if not self._consume_totp(session.person_id, code, require_confirmed=False):
-            raise InvalidArgument(
-                "TOTP_INVALID",
-                "the code does not match",
-                field_violations=(FieldViolation("code", "current code"),),
-            )
+            raise InvalidArgument("TOTP_INVALID", "the code does not match",
+                                  field_violations=(FieldViolation("code", "current code"),))
         with self.engine.begin() as conn:
-            conn.execute(
-                t.persons.update()
-                .where(t.persons.c.person_id == session.person_id)
-                .values(totp_confirmed=True)
-            )
+            conn.execute(t.persons.update().where(t.persons.c.person_id == session.person_id)
+                         .values(totp_confirmed=True))
 
     def _consume_totp(self, person_id: str, code: str, *, require_confirmed: bool) -> bool:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t.persons.c.totp_secret_enc, t.persons.c.totp_confirmed).where(
-                    t.persons.c.person_id == person_id
-                )
-            ).first()
+            row = conn.execute(sa.select(t.persons.c.totp_secret_enc, t.persons.c.totp_confirmed)
+                               .where(t.persons.c.person_id == person_id)).first()
         if row is None or row.totp_secret_enc is None:
             return False
         if require_confirmed and not row.totp_confirmed:
             return False
-        seed = self.box.open(
-            row.totp_secret_enc, person_id, what=f"TOTP seed of person {person_id}"
-        )
+        seed = self.box.open(row.totp_secret_enc, person_id,
+                             what=f"TOTP seed of person {person_id}")
         step = totp_matching_step(seed, code, self.now())
         if step is None:
             return False
         with self.engine.begin() as conn:  # each code once (RFC 6238 section 5.2)
-            return bool(
-                conn.execute(
-                    t.persons.update()
-                    .where(
-                        t.persons.c.person_id == person_id,
-                        t.persons.c.totp_last_step < step,
-                    )
-                    .values(totp_last_step=step)
-                ).rowcount
-            )
+            return bool(conn.execute(t.persons.update().where(
+                t.persons.c.person_id == person_id, t.persons.c.totp_last_step < step,
+            ).values(totp_last_step=step)).rowcount)
 
-    def login(
-        self, client_id: str, username: str, password: str, totp_code: str = ""
-    ) -> m.LoginSession:
+    def login(self, client_id: str, username: str, password: str,
+              totp_code: str = "") -> m.LoginSession:
         """Password (+ TOTP for AAL2). Every failure is ``CREDENTIALS_INVALID``; locked names
         and clients get ``RESOURCE_EXHAUSTED`` (``ACCOUNT_LOCKED`` / ``CLIENT_LOCKED``)."""
         now = self.now()
         self.throttle.check(client_key(client_id), now, "CLIENT_LOCKED")
         self.throttle.check(account_key(username), now, "ACCOUNT_LOCKED")
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t.persons.c.person_id, t.persons.c.password_hash).where(
-                    t.persons.c.username == username.strip()
-                )
-            ).first()
+            row = conn.execute(sa.select(t.persons.c.person_id, t.persons.c.password_hash)
+                               .where(t.persons.c.username == username.strip())).first()
         # Stored NFKC-normalised; a hash made before normalisation still verifies as typed.
         typed = normalise(password)
         ok = self.passwords.verify(row.password_hash if row else None, typed) or (
-            typed != password
-            and self.passwords.verify(row.password_hash if row else None, password)
-        )
+            typed != password and self.passwords.verify(row.password_hash if row else None,
+                                                        password))
         aal, amr = 1, ["pwd"]
         if ok and row is not None and totp_code:
             ok = self._consume_totp(row.person_id, totp_code, require_confirmed=True)
@@ -1022,71 +782,39 @@ class IdentityService:
             self.throttle.fail(account_key(username), now)
             self.throttle.fail(client_key(client_id), now)
             # No login name in logs (it may be an identifier); the account key is a hash.
-            log.info(
-                "login failed",
-                extra={"client_id": client_id, "account": account_key(username)[8:20]},
-            )
+            log.info("login failed", extra={"client_id": client_id,
+                                            "account": account_key(username)[8:20]})
             raise Unauthenticated("CREDENTIALS_INVALID", "login name, password or code is wrong")
         self.throttle.reset(account_key(username))
-        log.info("login", extra={"client_id": client_id, "person_id": row.person_id, "aal": aal})
+        log.info("login", extra={"client_id": client_id, "person_id": row.person_id,
+                                 "aal": aal})
         return self._new_login_session(row.person_id, client_id, aal, amr, now)
 
-    def _new_login_session(
-        self, person_id: str, client_id: str, aal: int, amr: list[str], now: float
-    ) -> m.LoginSession:
+    def _new_login_session(self, person_id: str, client_id: str, aal: int, amr: list[str],
+                           now: float) -> m.LoginSession:
         session_id = secrets.token_urlsafe(32)
         expires = now + self.config.login_session_seconds
         with self.engine.begin() as conn:
-            conn.execute(
-                t.login_sessions.insert().values(
-                    session_hash=digest(session_id),
-                    person_id=person_id,
-                    client_id=client_id,
-                    aal=aal,
-                    amr_json=json.dumps(amr),
-                    auth_time=now,
-                    expires_at=expires,
-                )
-            )
+            conn.execute(t.login_sessions.insert().values(
+                session_hash=digest(session_id), person_id=person_id, client_id=client_id,
+                aal=aal, amr_json=json.dumps(amr), auth_time=now, expires_at=expires))
         return m.LoginSession(session_id, person_id, aal, tuple(amr), now, expires)
 
     def login_session(self, login_session_id: str) -> m.LoginSession:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(
-                    sa.select(t.login_sessions).where(
-                        t.login_sessions.c.session_hash == digest(login_session_id)
-                    )
-                )
-                .mappings()
-                .first()
-            )
+            row = conn.execute(sa.select(t.login_sessions).where(
+                t.login_sessions.c.session_hash == digest(login_session_id))).mappings().first()
         if row is None or row["expires_at"] <= self.now():
             raise Unauthenticated("LOGIN_REQUIRED", "log in first")
-        return m.LoginSession(
-            login_session_id,
-            row["person_id"],
-            row["aal"],
-            tuple(json.loads(row["amr_json"])),
-            row["auth_time"],
-            row["expires_at"],
-        )
+        return m.LoginSession(login_session_id, row["person_id"], row["aal"],
+                              tuple(json.loads(row["amr_json"])), row["auth_time"],
+                              row["expires_at"])
 
     # ------------------------------------------------------------------ authorize + code
-    def authorize(
-        self,
-        *,
-        login_session_id: str,
-        client_id: str,
-        redirect_uri: str,
-        scope: str,
-        state: str = "",
-        nonce: str = "",
-        code_challenge: str = "",
-        code_challenge_method: str = "",
-        acr_values: str = "",
-        claims: str = "",
-    ) -> m.AuthorizationResult:
+    def authorize(self, *, login_session_id: str, client_id: str, redirect_uri: str, scope: str,
+                  state: str = "", nonce: str = "", code_challenge: str = "",
+                  code_challenge_method: str = "", acr_values: str = "",
+                  claims: str = "") -> m.AuthorizationResult:
         try:
             client = self.get_client(client_id)
         except NotFound:
@@ -1114,30 +842,17 @@ class IdentityService:
         session = self.login_session(login_session_id)
         required = required_aal(acr_values)
         if session.aal < required:
-            raise PermissionDenied(
-                "ACR_NOT_MET",
-                "a stronger login is required",
-                metadata={"required_aal": str(required)},
-            )
+            raise PermissionDenied("ACR_NOT_MET", "a stronger login is required",
+                                   metadata={"required_aal": str(required)})
         code = secrets.token_urlsafe(32)
         now = self.now()
         with self.engine.begin() as conn:
-            conn.execute(
-                t.authorization_codes.insert().values(
-                    code_hash=digest(code),
-                    client_id=client_id,
-                    redirect_uri=redirect_uri,
-                    person_id=session.person_id,
-                    scope=" ".join(scopes),
-                    nonce=nonce,
-                    code_challenge=code_challenge,
-                    claims_json=claims,
-                    aal=session.aal,
-                    amr_json=json.dumps(list(session.amr)),
-                    auth_time=session.auth_time,
-                    expires_at=now + self.config.code_seconds,
-                )
-            )
+            conn.execute(t.authorization_codes.insert().values(
+                code_hash=digest(code), client_id=client_id, redirect_uri=redirect_uri,
+                person_id=session.person_id, scope=" ".join(scopes), nonce=nonce,
+                code_challenge=code_challenge, claims_json=claims, aal=session.aal,
+                amr_json=json.dumps(list(session.amr)), auth_time=session.auth_time,
+                expires_at=now + self.config.code_seconds))
         params = {"code": code, "iss": self.config.issuer}
         if state:
             params["state"] = state
@@ -1149,9 +864,8 @@ class IdentityService:
         grant = request.grant_type
         if grant not in m.GRANT_TYPES:
             raise InvalidArgument("UNSUPPORTED_GRANT_TYPE", "grant type not supported")
-        client = self.authenticate_client(
-            request.client_id, request.client_assertion, request.client_assertion_type
-        )
+        client = self.authenticate_client(request.client_id, request.client_assertion,
+                                          request.client_assertion_type)
         if grant not in client.grant_types:
             raise InvalidArgument("UNAUTHORIZED_CLIENT", "client may not use this grant type")
         if grant == m.GRANT_AUTHORIZATION_CODE:
@@ -1184,32 +898,20 @@ class IdentityService:
             redirect_ok = request.redirect_uri == row["redirect_uri"]
             expected = _b64url(hashlib.sha256(request.code_verifier.encode()).digest())
             pkce_ok = bool(request.code_verifier) and hmac.compare_digest(
-                expected, row["code_challenge"]
-            )
+                expected, row["code_challenge"])
             family_id = _new_id("fam")
             tokens: m.TokenResponse | None = None
             successor: dict[str, Any] | None = None
             if redirect_ok and pkce_ok:
                 tokens, successor = self._person_tokens(
-                    client,
-                    self._person_in(db, row["person_id"]),
-                    row["scope"].split(),
-                    aal=row["aal"],
-                    amr=json.loads(row["amr_json"]),
-                    auth_time=row["auth_time"],
-                    nonce=row["nonce"],
-                    claims_request=row["claims_json"],
-                    family_id=family_id,
-                )
+                    client, self._person_in(db, row["person_id"]), row["scope"].split(),
+                    aal=row["aal"], amr=json.loads(row["amr_json"]),
+                    auth_time=row["auth_time"], nonce=row["nonce"],
+                    claims_request=row["claims_json"], family_id=family_id)
             with db.transaction():
-                consumed = db.run(
-                    sql.consume_code,
-                    {
-                        "code_hash": code_hash,
-                        "now": now,
-                        "family_id": family_id if successor is not None else None,
-                    },
-                )
+                consumed = db.run(sql.consume_code, {
+                    "code_hash": code_hash, "now": now,
+                    "family_id": family_id if successor is not None else None})
                 if consumed == 1 and successor is not None:
                     db.run(sql.insert_refresh, successor)
             if consumed != 1:  # redeemed by another request since it was read
@@ -1253,18 +955,12 @@ class IdentityService:
                 scopes = asked
             if row["used_at"] is None:
                 tokens, successor = self._person_tokens(
-                    client,
-                    self._person_in(db, row["person_id"]),
-                    scopes,
-                    aal=row["aal"],
-                    amr=json.loads(row["amr_json"]),
-                    auth_time=row["auth_time"],
-                    nonce="",
-                    claims_request=row["claims_json"],
-                    family_id=row["family_id"],
-                )
+                    client, self._person_in(db, row["person_id"]), scopes, aal=row["aal"],
+                    amr=json.loads(row["amr_json"]), auth_time=row["auth_time"], nonce="",
+                    claims_request=row["claims_json"], family_id=row["family_id"])
                 with db.transaction():
-                    consumed = db.run(sql.consume_refresh, {"token_hash": token_hash, "now": now})
+                    consumed = db.run(sql.consume_refresh,
+                                      {"token_hash": token_hash, "now": now})
                     if consumed == 1 and successor is not None:
                         db.run(sql.insert_refresh, successor)
                 if consumed == 1:
@@ -1276,60 +972,44 @@ class IdentityService:
             # Reuse of a rotated token: someone holds a stolen copy. Revoke the whole family.
             with db.transaction():
                 db.run(sql.revoke_family, {"family_id": row["family_id"], "now": now})
-        log.warning(
-            "refresh token reuse detected; family revoked", extra={"client_id": client.client_id}
-        )
+        log.warning("refresh token reuse detected; family revoked",
+                    extra={"client_id": client.client_id})
         raise InvalidArgument("INVALID_GRANT", "refresh token was already used")
 
-    def _grant_client_credentials(
-        self, client: m.Client, request: m.TokenRequest
-    ) -> m.TokenResponse:
+    def _grant_client_credentials(self, client: m.Client,
+                                  request: m.TokenRequest) -> m.TokenResponse:
         allowed = [s for s in client.scopes if s not in m.PERSON_SCOPES]
         scopes = _scopes(request.scope) if request.scope else allowed
         if not scopes or not set(scopes) <= set(allowed):
             raise InvalidArgument("INVALID_SCOPE", "scope not allowed for this client")
         now = int(self.now())
         claims: dict[str, Any] = {
-            "iss": self.config.issuer,
-            "sub": client.client_id,
-            "aud": _audiences_for(scopes) or [self.config.issuer],
-            "iat": now,
-            "exp": now + self.config.access_token_seconds,
-            "jti": secrets.token_urlsafe(16),
-            "client_id": client.client_id,
-            "scope": " ".join(scopes),
-        }
+            "iss": self.config.issuer, "sub": client.client_id,
+            "aud": _audiences_for(scopes) or [self.config.issuer], "iat": now,
+            "exp": now + self.config.access_token_seconds, "jti": secrets.token_urlsafe(16),
+            "client_id": client.client_id, "scope": " ".join(scopes)}
         if client.agency:
             claims["agency"] = client.agency
         token = self.keyring.sign(claims, typ="at+jwt")
         return m.TokenResponse(token, self.config.access_token_seconds, " ".join(scopes))
 
-    def _userinfo_claims(
-        self, person: m.Person, client: m.Client, scopes: Sequence[str], want_verified: bool
-    ) -> dict[str, Any]:
+    def _userinfo_claims(self, person: m.Person, client: m.Client, scopes: Sequence[str],
+                         want_verified: bool) -> dict[str, Any]:
         claims: dict[str, Any] = {}
         a = person.attributes
         if "profile" in scopes:
-            claims.update(
-                {
-                    "name": f"{a.given_name_en} {a.family_name_en}".strip(),
-                    "given_name": a.given_name_en,
-                    "family_name": a.family_name_en,
-                    "given_name#th": a.given_name_th,
-                    "family_name#th": a.family_name_th,
-                    "birthdate": a.birth_date,
-                }
-            )
+            claims.update({
+                "name": f"{a.given_name_en} {a.family_name_en}".strip(),
+                "given_name": a.given_name_en, "family_name": a.family_name_en,
+                "given_name#th": a.given_name_th, "family_name#th": a.family_name_th,
+                "birthdate": a.birth_date})
         if "identifier" in scopes:
             claims["identifier"] = person.identifier
         if want_verified and person.verification:
             claims["verified_claims"] = {
                 "verification": person.verification,
-                "claims": {
-                    "given_name": a.given_name_en,
-                    "family_name": a.family_name_en,
-                    "birthdate": a.birth_date,
-                },
+                "claims": {"given_name": a.given_name_en, "family_name": a.family_name_en,
+                           "birthdate": a.birth_date},
             }
         return claims
 
@@ -1345,49 +1025,22 @@ class IdentityService:
             return False
         return isinstance(part, dict) and "verified_claims" in part
 
-    def _issue_person_tokens(
-        self,
-        client: m.Client,
-        person_id: str,
-        scopes: list[str],
-        *,
-        aal: int,
-        amr: list[str],
-        auth_time: float,
-        nonce: str,
-        claims_request: str,
-        family_id: str | None,
-    ) -> m.TokenResponse:
+    def _issue_person_tokens(self, client: m.Client, person_id: str, scopes: list[str], *,
+                             aal: int, amr: list[str], auth_time: float, nonce: str,
+                             claims_request: str, family_id: str | None) -> m.TokenResponse:
         """:meth:`_person_tokens`, with the refresh token stored."""
         tokens, refresh_row = self._person_tokens(
-            client,
-            self.person(person_id),
-            scopes,
-            aal=aal,
-            amr=amr,
-            auth_time=auth_time,
-            nonce=nonce,
-            claims_request=claims_request,
-            family_id=family_id,
-        )
+            client, self.person(person_id), scopes, aal=aal, amr=amr, auth_time=auth_time,
+            nonce=nonce, claims_request=claims_request, family_id=family_id)
         if refresh_row is not None:
             with self.hot.write() as db:
                 db.run(self.hot.sql.insert_refresh, refresh_row)
         return tokens
 
-    def _person_tokens(
-        self,
-        client: m.Client,
-        person: m.Person,
-        scopes: list[str],
-        *,
-        aal: int,
-        amr: list[str],
-        auth_time: float,
-        nonce: str,
-        claims_request: str,
-        family_id: str | None,
-    ) -> tuple[m.TokenResponse, dict[str, Any] | None]:
+    def _person_tokens(self, client: m.Client, person: m.Person, scopes: list[str], *,
+                       aal: int, amr: list[str], auth_time: float, nonce: str,
+                       claims_request: str, family_id: str | None
+                       ) -> tuple[m.TokenResponse, dict[str, Any] | None]:
         """The signed access (and, with ``openid``, ID) token of a person, and the row of the
         refresh token that comes with them, for the caller to store (``None`` when the client
         has no refresh grant): the tokens are only valid once it is stored."""
@@ -1395,83 +1048,48 @@ class IdentityService:
         now = int(self.now())
         sub = self.subject_for(person_id, client)
         access_claims: dict[str, Any] = {
-            "iss": self.config.issuer,
-            "sub": sub,
-            "aud": [self.config.issuer, *_audiences_for(scopes)],
-            "iat": now,
-            "exp": now + self.config.access_token_seconds,
-            "jti": secrets.token_urlsafe(16),
-            "client_id": client.client_id,
-            "scope": " ".join(scopes),
-            "auth_time": int(auth_time),
-            "acr": acr_for_aal(aal),
-            "amr": amr,
-        }
+            "iss": self.config.issuer, "sub": sub,
+            "aud": [self.config.issuer, *_audiences_for(scopes)], "iat": now,
+            "exp": now + self.config.access_token_seconds, "jti": secrets.token_urlsafe(16),
+            "client_id": client.client_id, "scope": " ".join(scopes),
+            "auth_time": int(auth_time), "acr": acr_for_aal(aal), "amr": amr}
         if "identifier" in scopes:
             access_claims["identifier"] = person.identifier
         if self._wants_verified(scopes, claims_request, "userinfo") and person.ial:
-            access_claims["verified_claims"] = {
-                "verification": {"trust_framework": TRUST_FRAMEWORK, "assurance_level": person.ial}
-            }
+            access_claims["verified_claims"] = {"verification": {
+                "trust_framework": TRUST_FRAMEWORK, "assurance_level": person.ial}}
         access_token = self.keyring.sign(access_claims, typ="at+jwt")
         id_token = ""
         if "openid" in scopes:
             digest_bytes = hashlib.sha256(access_token.encode()).digest()
             id_claims: dict[str, Any] = {
-                "iss": self.config.issuer,
-                "sub": sub,
-                "aud": client.client_id,
-                "azp": client.client_id,
-                "iat": now,
-                "exp": now + self.config.id_token_seconds,
-                "auth_time": int(auth_time),
-                "acr": acr_for_aal(aal),
-                "amr": amr,
-                "at_hash": _b64url(digest_bytes[:16]),
-            }
+                "iss": self.config.issuer, "sub": sub, "aud": client.client_id,
+                "azp": client.client_id, "iat": now, "exp": now + self.config.id_token_seconds,
+                "auth_time": int(auth_time), "acr": acr_for_aal(aal), "amr": amr,
+                "at_hash": _b64url(digest_bytes[:16])}
             if nonce:
                 id_claims["nonce"] = nonce
-            id_claims.update(
-                self._userinfo_claims(
-                    person, client, scopes, self._wants_verified(scopes, claims_request, "id_token")
-                )
-            )
+            id_claims.update(self._userinfo_claims(
+                person, client, scopes, self._wants_verified(scopes, claims_request, "id_token")))
             id_token = self.keyring.sign(id_claims, alg=client.id_token_signed_response_alg)
         refresh = ""
         refresh_row: dict[str, Any] | None = None
         if m.GRANT_REFRESH_TOKEN in client.grant_types:
             refresh = secrets.token_urlsafe(32)
             refresh_row = {
-                "token_hash": digest(refresh),
-                "family_id": family_id or _new_id("fam"),
-                "client_id": client.client_id,
-                "person_id": person_id,
-                "scope": " ".join(scopes),
-                "claims_json": claims_request,
-                "aal": aal,
-                "amr_json": json.dumps(amr),
-                "auth_time": auth_time,
-                "expires_at": now + self.config.refresh_token_seconds,
-                "used_at": None,
-                "revoked_at": None,
-            }
-        return m.TokenResponse(
-            access_token,
-            self.config.access_token_seconds,
-            " ".join(scopes),
-            refresh_token=refresh,
-            id_token=id_token,
-        ), refresh_row
+                "token_hash": digest(refresh), "family_id": family_id or _new_id("fam"),
+                "client_id": client.client_id, "person_id": person_id, "scope": " ".join(scopes),
+                "claims_json": claims_request, "aal": aal, "amr_json": json.dumps(amr),
+                "auth_time": auth_time, "expires_at": now + self.config.refresh_token_seconds,
+                "used_at": None, "revoked_at": None}
+        return m.TokenResponse(access_token, self.config.access_token_seconds, " ".join(scopes),
+                               refresh_token=refresh, id_token=id_token), refresh_row
 
     # ------------------------------------------------------------------ verification of own tokens
     def verifier(self, audiences: Sequence[str]) -> TokenVerifier:
-        return TokenVerifier(
-            StaticJwks(self.keyring.jwks()),
-            issuer=self.config.issuer,
-            audiences=audiences,
-            leeway_seconds=self.config.leeway_seconds,
-            clock=self.now,
-        )
+        return TokenVerifier(StaticJwks(self.keyring.jwks()), issuer=self.config.issuer,
+                             audiences=audiences, leeway_seconds=self.config.leeway_seconds,
+                             clock=self.now)
 
     def verify_access_token(self, token: str, audience: str | None = None) -> VerifiedToken:
         """Verify one of our access tokens and check it was not revoked."""
@@ -1480,11 +1098,8 @@ class IdentityService:
             raise Unauthenticated("TOKEN_TYPE_MISMATCH", "an access token is required")
         jti = verified.claims.get("jti")
         with self.engine.connect() as conn:
-            revoked = conn.execute(
-                sa.select(t.revoked_access_tokens.c.jti).where(
-                    t.revoked_access_tokens.c.jti == str(jti)
-                )
-            ).first()
+            revoked = conn.execute(sa.select(t.revoked_access_tokens.c.jti).where(
+                t.revoked_access_tokens.c.jti == str(jti))).first()
         if revoked is not None:
             raise Unauthenticated("TOKEN_REVOKED", "the token was revoked")
         return verified
@@ -1521,14 +1136,9 @@ class IdentityService:
         person = self._person_of(token)
         client = self.get_client(token.client_id or "")
         claims = {"sub": token.subject}
-        claims.update(
-            self._userinfo_claims(
-                person,
-                client,
-                sorted(token.scopes),
-                "verified_claims" in token.scopes or "verified_claims" in token.claims,
-            )
-        )
+        claims.update(self._userinfo_claims(
+            person, client, sorted(token.scopes),
+            "verified_claims" in token.scopes or "verified_claims" in token.claims))
         return claims
 
     def revoke(self, client: m.Client, token: str) -> None:
@@ -1536,31 +1146,23 @@ class IdentityService:
         now = self.now()
         r = t.refresh_tokens
         with self.engine.begin() as conn:
-            row = conn.execute(
-                sa.select(r.c.family_id, r.c.client_id).where(r.c.token_hash == digest(token))
-            ).first()
+            row = conn.execute(sa.select(r.c.family_id, r.c.client_id).where(
+                r.c.token_hash == digest(token))).first()
             if row is not None and row.client_id == client.client_id:
-                conn.execute(
-                    r.update()
-                    .where(r.c.family_id == row.family_id, r.c.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                )
+                conn.execute(r.update().where(r.c.family_id == row.family_id,
+                                              r.c.revoked_at.is_(None)).values(revoked_at=now))
                 return
         try:
-            verified = self.verifier(
-                [self.config.issuer, *m.RESOURCE_AUDIENCES.values(), client.client_id]
-            ).verify(token)
+            verified = self.verifier([self.config.issuer, *m.RESOURCE_AUDIENCES.values(),
+                                      client.client_id]).verify(token)
         except EgovError:
             return
         if verified.client_id != client.client_id:
             return
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    t.revoked_access_tokens.insert().values(
-                        jti=str(verified.claims.get("jti")), expires_at=verified.expires_at
-                    )
-                )
+                conn.execute(t.revoked_access_tokens.insert().values(
+                    jti=str(verified.claims.get("jti")), expires_at=verified.expires_at))
         except sa.exc.IntegrityError:
             pass
 
@@ -1569,23 +1171,16 @@ class IdentityService:
         now = self.now()
         r = t.refresh_tokens
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(sa.select(r).where(r.c.token_hash == digest(token))).mappings().first()
-            )
+            row = conn.execute(sa.select(r).where(r.c.token_hash == digest(token))
+                               ).mappings().first()
         if row is not None:
             if row["used_at"] or row["revoked_at"] or row["expires_at"] <= now:
                 return {"active": False}
-            return {
-                "active": True,
-                "token_type": "refresh_token",
-                "client_id": row["client_id"],
-                "scope": row["scope"],
-                "exp": int(row["expires_at"]),
-            }
+            return {"active": True, "token_type": "refresh_token", "client_id": row["client_id"],
+                    "scope": row["scope"], "exp": int(row["expires_at"])}
         try:
-            verified = self.verifier([self.config.issuer, *m.RESOURCE_AUDIENCES.values()]).verify(
-                token
-            )
+            verified = self.verifier([self.config.issuer, *m.RESOURCE_AUDIENCES.values()]
+                                     ).verify(token)
             if verified.token_type == "at+jwt":  # noqa: S105
                 self.verify_access_token(token, verified.audience[0])
         except EgovError:
@@ -1598,35 +1193,14 @@ class IdentityService:
             except NotFound:
                 return {"active": False}
         out: dict[str, Any] = {"active": True, "token_type": "access_token"}
-        out.update(
-            {
-                k: v
-                for k, v in verified.claims.items()
-                if k
-                in (
-                    "iss",
-                    "sub",
-                    "aud",
-                    "exp",
-                    "iat",
-                    "scope",
-                    "client_id",
-                    "acr",
-                    "amr",
-                    "auth_time",
-                    "agency",
-                    "act",
-                    "representation",
-                    "jti",
-                )
-            }
-        )
+        out.update({k: v for k, v in verified.claims.items() if k in (
+            "iss", "sub", "aud", "exp", "iat", "scope", "client_id", "acr", "amr", "auth_time",
+            "agency", "act", "representation", "jti")})
         return out
 
     # ------------------------------------------------------------------ devices, CIBA
-    def register_device(
-        self, login_session_id: str, public_key_der: bytes, display_name: str
-    ) -> str:
+    def register_device(self, login_session_id: str, public_key_der: bytes,
+                        display_name: str) -> str:
         session = self.login_session(login_session_id)
         if session.aal < 2:
             raise PermissionDenied("ACR_NOT_MET", "registering a device needs an AAL2 login")
@@ -1635,42 +1209,25 @@ class IdentityService:
             if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
                 raise ValueError("not P-256")
         except ValueError:
-            raise InvalidArgument(
-                "DEVICE_KEY_INVALID",
-                "an ECDSA P-256 public key is required",
-                field_violations=(FieldViolation("public_key_der", "P-256"),),
-            ) from None
+            raise InvalidArgument("DEVICE_KEY_INVALID", "an ECDSA P-256 public key is required",
+                                  field_violations=(FieldViolation("public_key_der", "P-256"),)
+                                  ) from None
         device_id = _new_id("dev")
         with self.engine.begin() as conn:
-            conn.execute(
-                t.devices.insert().values(
-                    device_id=device_id,
-                    person_id=session.person_id,
-                    public_key_der=public_key_der,
-                    display_name=display_name[:200],
-                    created_at=self.now(),
-                )
-            )
+            conn.execute(t.devices.insert().values(
+                device_id=device_id, person_id=session.person_id, public_key_der=public_key_der,
+                display_name=display_name[:200], created_at=self.now()))
         return device_id
 
-    def backchannel_authenticate(
-        self,
-        client_id: str,
-        client_assertion: str,
-        login_hint: str,
-        binding_message: str,
-        scope: str,
-        acr_values: str = "",
-    ) -> m.CibaStart:
+    def backchannel_authenticate(self, client_id: str, client_assertion: str, login_hint: str,
+                                 binding_message: str, scope: str,
+                                 acr_values: str = "") -> m.CibaStart:
         client = self.authenticate_client(client_id, client_assertion)
         if m.GRANT_CIBA not in client.grant_types:
             raise InvalidArgument("UNAUTHORIZED_CLIENT", "client may not use CIBA")
         if len(binding_message) > 64:
-            raise InvalidArgument(
-                "BINDING_MESSAGE_TOO_LONG",
-                "at most 64 characters",
-                field_violations=(FieldViolation("binding_message", "<= 64"),),
-            )
+            raise InvalidArgument("BINDING_MESSAGE_TOO_LONG", "at most 64 characters",
+                                  field_violations=(FieldViolation("binding_message", "<= 64"),))
         scopes = _scopes(scope)
         if "openid" not in scopes or not set(scopes) <= set(client.scopes):
             raise InvalidArgument("INVALID_SCOPE", "scope must include openid and be allowed")
@@ -1680,61 +1237,40 @@ class IdentityService:
         with self.engine.connect() as conn:
             if ":" in login_hint:
                 ident = str(parse_identifier(login_hint, field="login_hint"))
-                found = conn.execute(
-                    sa.select(t.persons.c.person_id).where(t.persons.c.identifier == ident)
-                ).scalar()
+                found = conn.execute(sa.select(t.persons.c.person_id).where(
+                    t.persons.c.identifier == ident)).scalar()
             else:
-                found = conn.execute(
-                    sa.select(t.persons.c.person_id).where(t.persons.c.username == login_hint)
-                ).scalar()
+                found = conn.execute(sa.select(t.persons.c.person_id).where(
+                    t.persons.c.username == login_hint)).scalar()
         person_id = str(found or "")  # unknown: never approvable, expires like any other
         now = self.now()
         auth_req_id = secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
-            conn.execute(
-                t.ciba_requests.insert().values(
-                    auth_req_id=auth_req_id,
-                    client_id=client.client_id,
-                    person_id=person_id,
-                    scope=" ".join(scopes),
-                    binding_message=binding_message,
-                    status="pending",
-                    interval=self.config.ciba_interval_seconds,
-                    last_poll_at=0.0,
-                    created_at=now,
-                    expires_at=now + self.config.ciba_expires_seconds,
-                )
-            )
-        return m.CibaStart(
-            auth_req_id, self.config.ciba_expires_seconds, self.config.ciba_interval_seconds
-        )
+            conn.execute(t.ciba_requests.insert().values(
+                auth_req_id=auth_req_id, client_id=client.client_id, person_id=person_id,
+                scope=" ".join(scopes), binding_message=binding_message, status="pending",
+                interval=self.config.ciba_interval_seconds, last_poll_at=0.0, created_at=now,
+                expires_at=now + self.config.ciba_expires_seconds))
+        return m.CibaStart(auth_req_id, self.config.ciba_expires_seconds,
+                           self.config.ciba_interval_seconds)
 
     def _verify_device_proof(self, device_id: str, proof: str) -> tuple[str, dict[str, Any]]:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(sa.select(t.devices).where(t.devices.c.device_id == device_id))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(sa.select(t.devices).where(t.devices.c.device_id == device_id)
+                               ).mappings().first()
         if row is None:
             raise Unauthenticated("DEVICE_PROOF_INVALID", "device proof is not valid")
         now = self.now()
         try:
             claims: dict[str, Any] = jwt.decode(
-                proof,
-                load_der_public_key(row["public_key_der"]),  # type: ignore[arg-type]
-                algorithms=["ES256"],
-                audience=self.config.issuer,
-                options={"require": ["iat", "jti", "aud"], "verify_iat": False},
-            )
+                proof, load_der_public_key(row["public_key_der"]),  # type: ignore[arg-type]
+                algorithms=["ES256"], audience=self.config.issuer,
+                options={"require": ["iat", "jti", "aud"], "verify_iat": False})
             if abs(now - float(claims["iat"])) > 60:
                 raise jwt.InvalidTokenError("stale")
             with self.engine.begin() as conn:
-                conn.execute(
-                    t.used_jtis.insert().values(
-                        issuer=device_id, jti=str(claims["jti"])[:128], expires_at=now + 120
-                    )
-                )
+                conn.execute(t.used_jtis.insert().values(
+                    issuer=device_id, jti=str(claims["jti"])[:128], expires_at=now + 120))
         except (jwt.PyJWTError, sa.exc.IntegrityError, ValueError):
             raise Unauthenticated("DEVICE_PROOF_INVALID", "device proof is not valid") from None
         return str(row["person_id"]), claims
@@ -1744,43 +1280,30 @@ class IdentityService:
         now = self.now()
         c = t.ciba_requests
         with self.engine.connect() as conn:
-            rows = (
-                conn.execute(
-                    sa.select(c, t.clients.c.client_name)
-                    .join(t.clients, t.clients.c.client_id == c.c.client_id)
-                    .where(
-                        c.c.person_id == person_id, c.c.status == "pending", c.c.expires_at > now
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return [
-            m.PendingApproval(
-                r["auth_req_id"], r["client_name"], r["binding_message"], r["expires_at"]
-            )
-            for r in rows
-        ]
+            rows = conn.execute(sa.select(c, t.clients.c.client_name).join(
+                t.clients, t.clients.c.client_id == c.c.client_id).where(
+                c.c.person_id == person_id, c.c.status == "pending", c.c.expires_at > now)
+            ).mappings().all()
+        return [m.PendingApproval(r["auth_req_id"], r["client_name"], r["binding_message"],
+                                  r["expires_at"]) for r in rows]
 
-    def decide_approval(self, device_id: str, auth_req_id: str, approve: bool, proof: str) -> None:
+    def decide_approval(self, device_id: str, auth_req_id: str, approve: bool,
+                        proof: str) -> None:
         person_id, claims = self._verify_device_proof(device_id, proof)
         if claims.get("auth_req_id") != auth_req_id or claims.get("approve") is not approve:
             raise Unauthenticated("DEVICE_PROOF_INVALID", "proof is for another decision")
         c = t.ciba_requests
         now = self.now()
         with self.engine.begin() as conn:
-            row = (
-                conn.execute(sa.select(c).where(c.c.auth_req_id == auth_req_id)).mappings().first()
-            )
+            row = conn.execute(sa.select(c).where(c.c.auth_req_id == auth_req_id)
+                               ).mappings().first()
             if row is None or row["person_id"] != person_id:
                 raise NotFound("AUTH_REQUEST_NOT_FOUND", "no such request")
             if row["expires_at"] <= now:
                 raise FailedPrecondition("AUTH_REQUEST_EXPIRED", "the request has expired")
-            done = conn.execute(
-                c.update()
-                .where(c.c.auth_req_id == auth_req_id, c.c.status == "pending")
-                .values(status="approved" if approve else "denied", auth_time=now)
-            ).rowcount
+            done = conn.execute(c.update().where(c.c.auth_req_id == auth_req_id,
+                                                 c.c.status == "pending").values(
+                status="approved" if approve else "denied", auth_time=now)).rowcount
         if not done:
             raise FailedPrecondition("AUTH_REQUEST_DECIDED", "the request was already decided")
 
@@ -1788,74 +1311,45 @@ class IdentityService:
         c = t.ciba_requests
         now = self.now()
         with self.engine.begin() as conn:
-            row = (
-                conn.execute(sa.select(c).where(c.c.auth_req_id == request.auth_req_id))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(sa.select(c).where(c.c.auth_req_id == request.auth_req_id)
+                               ).mappings().first()
             if row is None or row["client_id"] != client.client_id:
                 raise InvalidArgument("INVALID_GRANT", "unknown auth_req_id")
             if row["redeemed_at"] is not None:
                 raise InvalidArgument("INVALID_GRANT", "tokens were already issued")
             if row["expires_at"] <= now:
                 raise FailedPrecondition("EXPIRED_TOKEN", "the request has expired")
-            polled = conn.execute(
-                c.update()
-                .where(
-                    c.c.auth_req_id == request.auth_req_id, c.c.last_poll_at <= now - c.c.interval
-                )
-                .values(last_poll_at=now)
-            ).rowcount
+            polled = conn.execute(c.update().where(
+                c.c.auth_req_id == request.auth_req_id,
+                c.c.last_poll_at <= now - c.c.interval).values(last_poll_at=now)).rowcount
             if not polled:
                 # CIBA section 11: slow_down, and the client must add 5 s to its interval.
-                conn.execute(
-                    c.update()
-                    .where(c.c.auth_req_id == request.auth_req_id)
-                    .values(interval=c.c.interval + 5, last_poll_at=now)
-                )
+                conn.execute(c.update().where(c.c.auth_req_id == request.auth_req_id)
+                             .values(interval=c.c.interval + 5, last_poll_at=now))
         if not polled:
-            raise ResourceExhausted(
-                "SLOW_DOWN", "polling too fast", metadata={"interval": str(row["interval"] + 5)}
-            )
+            raise ResourceExhausted("SLOW_DOWN", "polling too fast",
+                                    metadata={"interval": str(row["interval"] + 5)})
         if row["status"] == "pending":
             raise FailedPrecondition("AUTHORIZATION_PENDING", "not yet approved")
         if row["status"] == "denied":
             raise FailedPrecondition("ACCESS_DENIED", "the person denied the request")
         with self.engine.begin() as conn:
-            redeemed = conn.execute(
-                c.update()
-                .where(c.c.auth_req_id == request.auth_req_id, c.c.redeemed_at.is_(None))
-                .values(redeemed_at=now)
-            ).rowcount
+            redeemed = conn.execute(c.update().where(
+                c.c.auth_req_id == request.auth_req_id, c.c.redeemed_at.is_(None)).values(
+                redeemed_at=now)).rowcount
         if not redeemed:
             raise InvalidArgument("INVALID_GRANT", "tokens were already issued")
         return self._issue_person_tokens(
-            client,
-            row["person_id"],
-            row["scope"].split(),
-            aal=2,
-            amr=["hwk", "user"],
-            auth_time=row["auth_time"],
-            nonce="",
-            claims_request="",
-            family_id=None,
-        )
+            client, row["person_id"], row["scope"].split(), aal=2, amr=["hwk", "user"],
+            auth_time=row["auth_time"], nonce="", claims_request="", family_id=None)
 
     # ------------------------------------------------------------------ juristic persons
-    def register_juristic_person(
-        self,
-        identifier: Identifier,
-        kind: m.JuristicKind,
-        name_th: str,
-        name_en: str,
-        directors: Sequence[Identifier],
-    ) -> m.JuristicPerson:
+    def register_juristic_person(self, identifier: Identifier, kind: m.JuristicKind,
+                                 name_th: str, name_en: str,
+                                 directors: Sequence[Identifier]) -> m.JuristicPerson:
         if identifier.namespace is not Namespace.TH_JUR:
-            raise InvalidArgument(
-                "NAMESPACE_NOT_JURISTIC",
-                "a juristic person is TH-JUR",
-                field_violations=(FieldViolation("identifier", "TH-JUR"),),
-            )
+            raise InvalidArgument("NAMESPACE_NOT_JURISTIC", "a juristic person is TH-JUR",
+                                  field_violations=(FieldViolation("identifier", "TH-JUR"),))
         registered = self.companies.company(str(identifier))
         if registered is None:
             raise FailedPrecondition("NOT_IN_COMPANY_REGISTER", "not in the company register")
@@ -1863,55 +1357,30 @@ class IdentityService:
         if not claimed:
             raise InvalidArgument("DIRECTORS_MISSING", "at least one director is required")
         if not set(claimed) <= set(registered.directors):
-            raise FailedPrecondition(
-                "NOT_IN_COMPANY_REGISTER", "a director is not registered for this company"
-            )
+            raise FailedPrecondition("NOT_IN_COMPANY_REGISTER",
+                                     "a director is not registered for this company")
         now = self.now()
-        person = m.JuristicPerson(
-            str(identifier),
-            kind,
-            name_th or registered.name_th,
-            name_en or registered.name_en,
-            tuple(claimed),
-            now,
-        )
+        person = m.JuristicPerson(str(identifier), kind, name_th or registered.name_th,
+                                  name_en or registered.name_en, tuple(claimed), now)
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    t.juristic_persons.insert().values(
-                        identifier=person.identifier,
-                        kind=kind.value,
-                        name_th=person.name_th,
-                        name_en=person.name_en,
-                        directors_json=json.dumps(claimed),
-                        registered_at=now,
-                    )
-                )
+                conn.execute(t.juristic_persons.insert().values(
+                    identifier=person.identifier, kind=kind.value, name_th=person.name_th,
+                    name_en=person.name_en, directors_json=json.dumps(claimed),
+                    registered_at=now))
         except sa.exc.IntegrityError:
             raise AlreadyExists("JURISTIC_PERSON_EXISTS", "already registered") from None
         return person
 
     def juristic_person(self, identifier: str) -> m.JuristicPerson:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(
-                    sa.select(t.juristic_persons).where(
-                        t.juristic_persons.c.identifier == identifier
-                    )
-                )
-                .mappings()
-                .first()
-            )
+            row = conn.execute(sa.select(t.juristic_persons).where(
+                t.juristic_persons.c.identifier == identifier)).mappings().first()
         if row is None:
             raise NotFound("JURISTIC_PERSON_NOT_FOUND", "no such juristic person")
-        return m.JuristicPerson(
-            row["identifier"],
-            m.JuristicKind(row["kind"]),
-            row["name_th"],
-            row["name_en"],
-            tuple(json.loads(row["directors_json"])),
-            row["registered_at"],
-        )
+        return m.JuristicPerson(row["identifier"], m.JuristicKind(row["kind"]), row["name_th"],
+                                row["name_en"], tuple(json.loads(row["directors_json"])),
+                                row["registered_at"])
 
     def _director_from_token(self, id_token: str, juristic: m.JuristicPerson) -> m.Person:
         verified = self.verify_id_token(id_token)
@@ -1922,127 +1391,71 @@ class IdentityService:
             raise PermissionDenied("NOT_A_DIRECTOR", "only a registered director may do this")
         return person
 
-    def grant_representation(
-        self,
-        *,
-        juristic_person: Identifier,
-        representative: Identifier,
-        role: str,
-        powers: Sequence[str],
-        valid_from: float | None,
-        valid_until: float,
-        grantor_id_token: str,
-    ) -> m.Representation:
+    def grant_representation(self, *, juristic_person: Identifier, representative: Identifier,
+                             role: str, powers: Sequence[str], valid_from: float | None,
+                             valid_until: float, grantor_id_token: str) -> m.Representation:
         juristic = self.juristic_person(str(juristic_person))
         grantor = self._director_from_token(grantor_id_token, juristic)
         _check_length(role, 64, "role")
         if not powers:
-            raise InvalidArgument(
-                "POWERS_MISSING",
-                "at least one power",
-                field_violations=(FieldViolation("powers", "non-empty"),),
-            )
+            raise InvalidArgument("POWERS_MISSING", "at least one power",
+                                  field_violations=(FieldViolation("powers", "non-empty"),))
         unknown = set(powers) - set(self.config.powers)
         if unknown:
-            raise InvalidArgument(
-                "POWER_UNKNOWN",
-                "unknown power",
-                field_violations=(FieldViolation("powers", sorted(unknown)[0]),),
-            )
+            raise InvalidArgument("POWER_UNKNOWN", "unknown power",
+                                  field_violations=(FieldViolation("powers", sorted(unknown)[0]),))
         start = valid_from or self.now()
         if valid_until <= start:
-            raise InvalidArgument(
-                "VALIDITY_INVALID",
-                "valid_until must be after valid_from",
-                field_violations=(FieldViolation("valid_until", "> from"),),
-            )
+            raise InvalidArgument("VALIDITY_INVALID", "valid_until must be after valid_from",
+                                  field_violations=(FieldViolation("valid_until", "> from"),))
         if self.person_by_identifier(str(representative)) is None:
             raise NotFound("PERSON_NOT_FOUND", "the representative is not a known person")
         rep_id = _new_id("rep")
         evidence = f"{self.companies.name}-directors-" + dt.datetime.fromtimestamp(
-            self.now(), dt.UTC
-        ).strftime("%Y-%m-%d")
+            self.now(), dt.UTC).strftime("%Y-%m-%d")
         with self.engine.begin() as conn:
-            conn.execute(
-                t.representations.insert().values(
-                    representation_id=rep_id,
-                    juristic_person=juristic.identifier,
-                    representative=str(representative),
-                    role=role,
-                    powers_json=json.dumps(list(powers)),
-                    valid_from=start,
-                    valid_until=valid_until,
-                    granted_by=grantor.identifier,
-                    evidence=evidence,
-                    revoked_at=None,
-                    created_at=self.now(),
-                )
-            )
+            conn.execute(t.representations.insert().values(
+                representation_id=rep_id, juristic_person=juristic.identifier,
+                representative=str(representative), role=role, powers_json=json.dumps(
+                    list(powers)), valid_from=start, valid_until=valid_until,
+                granted_by=grantor.identifier, evidence=evidence, revoked_at=None,
+                created_at=self.now()))
         return self.representation(rep_id)
 
     def _rep_from_row(self, row: sa.RowMapping) -> m.Representation:
         now = self.now()
-        status = (
-            m.RepresentationStatus.REVOKED
-            if row["revoked_at"] is not None
-            else m.RepresentationStatus.EXPIRED
-            if row["valid_until"] <= now
-            else m.RepresentationStatus.ACTIVE
-        )
+        status = (m.RepresentationStatus.REVOKED if row["revoked_at"] is not None else
+                  m.RepresentationStatus.EXPIRED if row["valid_until"] <= now else
+                  m.RepresentationStatus.ACTIVE)
         return m.Representation(
-            row["representation_id"],
-            row["juristic_person"],
-            row["representative"],
-            row["role"],
-            tuple(json.loads(row["powers_json"])),
-            row["valid_from"],
-            row["valid_until"],
-            row["granted_by"],
-            row["evidence"],
-            status,
-        )
+            row["representation_id"], row["juristic_person"], row["representative"],
+            row["role"], tuple(json.loads(row["powers_json"])), row["valid_from"],
+            row["valid_until"], row["granted_by"], row["evidence"], status)
 
     def representation(self, representation_id: str) -> m.Representation:
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(
-                    sa.select(t.representations).where(
-                        t.representations.c.representation_id == representation_id
-                    )
-                )
-                .mappings()
-                .first()
-            )
+            row = conn.execute(sa.select(t.representations).where(
+                t.representations.c.representation_id == representation_id)).mappings().first()
         if row is None:
             raise NotFound("REPRESENTATION_NOT_FOUND", "no such representation")
         return self._rep_from_row(row)
 
-    def revoke_representation(
-        self, representation_id: str, revoker_id_token: str
-    ) -> m.Representation:
+    def revoke_representation(self, representation_id: str,
+                              revoker_id_token: str) -> m.Representation:
         rep = self.representation(representation_id)
         self._director_from_token(revoker_id_token, self.juristic_person(rep.juristic_person))
         with self.engine.begin() as conn:
-            done = conn.execute(
-                t.representations.update()
-                .where(
-                    t.representations.c.representation_id == representation_id,
-                    t.representations.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=self.now())
+            done = conn.execute(t.representations.update().where(
+                t.representations.c.representation_id == representation_id,
+                t.representations.c.revoked_at.is_(None)).values(revoked_at=self.now())
             ).rowcount
         if not done:
             raise FailedPrecondition("REPRESENTATION_REVOKED", "already revoked")
         return self.representation(representation_id)
 
-    def list_representations(
-        self,
-        *,
-        juristic_person: str = "",
-        representative: str = "",
-        page_size: int = 20,
-        page_token: str = "",
-    ) -> tuple[list[m.Representation], str]:
+    def list_representations(self, *, juristic_person: str = "", representative: str = "",
+                             page_size: int = 20, page_token: str = ""
+                             ) -> tuple[list[m.Representation], str]:
         if not juristic_person and not representative:
             raise InvalidArgument("FILTER_MISSING", "filter by juristic person or representative")
         size = page_size if 0 < page_size <= 100 else 20
@@ -2063,7 +1476,8 @@ class IdentityService:
         page = [self._rep_from_row(row) for row in rows[:size]]
         return page, (str(offset + size) if len(rows) > size else "")
 
-    def _grant_token_exchange(self, client: m.Client, request: m.TokenRequest) -> m.TokenResponse:
+    def _grant_token_exchange(self, client: m.Client,
+                              request: m.TokenRequest) -> m.TokenResponse:
         if request.subject_token_type not in (m.TOKEN_TYPE_ACCESS, ""):
             raise InvalidArgument("INVALID_REQUEST", "subject_token_type must be access_token")
         if not request.act_for:
@@ -2077,67 +1491,38 @@ class IdentityService:
         now = self.now()
         r = t.representations
         with self.engine.connect() as conn:
-            rows = (
-                conn.execute(
-                    sa.select(r).where(
-                        r.c.juristic_person == juristic.identifier,
-                        r.c.representative == person.identifier,
-                    )
-                )
-                .mappings()
-                .all()
-            )
+            rows = conn.execute(sa.select(r).where(
+                r.c.juristic_person == juristic.identifier,
+                r.c.representative == person.identifier)).mappings().all()
         grants = [self._rep_from_row(row) for row in rows]
-        live = [
-            g
-            for g in grants
-            if g.status is m.RepresentationStatus.ACTIVE
-            and g.valid_from <= now + self.config.leeway_seconds
-            and g.granted_by in juristic.directors
-        ]
+        live = [g for g in grants if g.status is m.RepresentationStatus.ACTIVE
+                and g.valid_from <= now + self.config.leeway_seconds
+                and g.granted_by in juristic.directors]
         if not live:
             raise PermissionDenied("NOT_REPRESENTATIVE", "no valid representation grant")
         grant = live[0]
-        scopes = (
-            _scopes(request.scope)
-            if request.scope
-            else [s for s in client.scopes if s not in m.PERSON_SCOPES]
-        )
+        scopes = _scopes(request.scope) if request.scope else [
+            s for s in client.scopes if s not in m.PERSON_SCOPES]
         if not set(scopes) <= set(client.scopes):
             raise InvalidArgument("INVALID_SCOPE", "scope not allowed for this client")
         if any(s.endswith(":sign") for s in scopes) and "sign" not in grant.powers:
             raise PermissionDenied("POWER_MISSING", "the grant does not include 'sign'")
-        audience = (
-            [request.audience]
-            if request.audience
-            else (_audiences_for(scopes) or [self.config.issuer])
-        )
+        audience = [request.audience] if request.audience else (
+            _audiences_for(scopes) or [self.config.issuer])
         iat = int(now)
         lifetime = min(self.config.access_token_seconds, max(1, int(grant.valid_until - now)))
         actor: dict[str, Any] = {"sub": subject_token.subject}
         if "identifier" in client.scopes:
             actor["identifier"] = person.identifier
         claims: dict[str, Any] = {
-            "iss": self.config.issuer,
-            "sub": juristic.identifier,
-            "aud": audience,
-            "iat": iat,
-            "exp": iat + lifetime,
-            "jti": secrets.token_urlsafe(16),
-            "client_id": client.client_id,
-            "scope": " ".join(scopes),
-            "auth_time": int(subject_token.auth_time or iat),
-            "acr": subject_token.acr,
-            "amr": list(subject_token.amr),
-            "act": actor,
-            "representation": {
-                "juristic_person": juristic.identifier,
-                "role": grant.role,
-                "powers": list(grant.powers),
-                "grant_id": grant.representation_id,
-            },
-        }
+            "iss": self.config.issuer, "sub": juristic.identifier, "aud": audience, "iat": iat,
+            "exp": iat + lifetime, "jti": secrets.token_urlsafe(16),
+            "client_id": client.client_id, "scope": " ".join(scopes),
+            "auth_time": int(subject_token.auth_time or iat), "acr": subject_token.acr,
+            "amr": list(subject_token.amr), "act": actor,
+            "representation": {"juristic_person": juristic.identifier, "role": grant.role,
+                               "powers": list(grant.powers),
+                               "grant_id": grant.representation_id}}
         token = self.keyring.sign(claims, typ="at+jwt")
-        return m.TokenResponse(
-            token, lifetime, " ".join(scopes), issued_token_type=m.TOKEN_TYPE_ACCESS
-        )
+        return m.TokenResponse(token, lifetime, " ".join(scopes),
+                               issued_token_type=m.TOKEN_TYPE_ACCESS)

@@ -43,35 +43,22 @@ class Statements:
         r, c, p, j = t.refresh_tokens, t.authorization_codes, t.persons, t.used_jtis
         self.insert_jti = CompiledStatement(sa.insert(j), dialect)
         self.refresh_token = CompiledStatement(
-            sa.select(r).where(r.c.token_hash == _b("token_hash")), dialect
-        )
+            sa.select(r).where(r.c.token_hash == _b("token_hash")), dialect)
         # Consumed only while neither used nor revoked: a token revoked after it was read is
         # not rotated (RFC 9700 section 4.14.2).
         self.consume_refresh = CompiledStatement(
-            sa.update(r)
-            .where(
-                r.c.token_hash == _b("token_hash"), r.c.used_at.is_(None), r.c.revoked_at.is_(None)
-            )
-            .values(used_at=_b("now")),
-            dialect,
-        )
+            sa.update(r).where(r.c.token_hash == _b("token_hash"), r.c.used_at.is_(None),
+                               r.c.revoked_at.is_(None)).values(used_at=_b("now")), dialect)
         self.insert_refresh = CompiledStatement(sa.insert(r), dialect)
         self.revoke_family = CompiledStatement(
-            sa.update(r)
-            .where(r.c.family_id == _b("family_id"), r.c.revoked_at.is_(None))
-            .values(revoked_at=_b("now")),
-            dialect,
-        )
+            sa.update(r).where(r.c.family_id == _b("family_id"), r.c.revoked_at.is_(None))
+            .values(revoked_at=_b("now")), dialect)
         self.code = CompiledStatement(sa.select(c).where(c.c.code_hash == _b("code_hash")), dialect)
         self.consume_code = CompiledStatement(
-            sa.update(c)
-            .where(c.c.code_hash == _b("code_hash"), c.c.used_at.is_(None))
-            .values(used_at=_b("now"), family_id=_b("family_id")),
-            dialect,
-        )
+            sa.update(c).where(c.c.code_hash == _b("code_hash"), c.c.used_at.is_(None))
+            .values(used_at=_b("now"), family_id=_b("family_id")), dialect)
         self.person = CompiledStatement(
-            sa.select(p).where(p.c.person_id == _b("person_id")), dialect
-        )
+            sa.select(p).where(p.c.person_id == _b("person_id")), dialect)
 
 
 class HotConnection:
@@ -159,20 +146,14 @@ class HotPath:
         with self.connect() as connection, connection.transaction():
             yield connection
 
-    def wrapped(
-        self, exc: Exception, connection: Any, cursor: Any, statement: str | None
-    ) -> BaseException:
+    def wrapped(self, exc: Exception, connection: Any, cursor: Any, statement: str | None
+                ) -> BaseException:
         """``exc`` as the ``sqlalchemy.exc`` error SQLAlchemy itself would raise."""
         dbapi_connection = getattr(connection, "dbapi_connection", None)
-        disconnected = bool(self._dialect.is_disconnect(cast(Any, exc), dbapi_connection, cursor))
+        disconnected = bool(self._dialect.is_disconnect(cast(Any, exc), dbapi_connection,
+                                                        cursor))
         if disconnected and connection is not None:
             connection.invalidate(exc)  # the pool opens a new connection next time
         return sa.exc.DBAPIError.instance(
-            statement,
-            None,
-            exc,
-            self.driver_error,
-            hide_parameters=True,
-            connection_invalidated=disconnected,
-            dialect=self._dialect,
-        )
+            statement, None, exc, self.driver_error, hide_parameters=True,
+            connection_invalidated=disconnected, dialect=self._dialect)

@@ -76,7 +76,8 @@ clients = sa.Table(
     sa.Column("sector_identifier", sa.String(256), nullable=False, default=""),
     sa.Column("agency", sa.String(64), nullable=False, default=""),
     sa.Column("created_at", _ts, nullable=False),
-    sa.Column("id_token_signed_response_alg", sa.String(8), nullable=False, server_default="ES256"),
+    sa.Column("id_token_signed_response_alg", sa.String(8), nullable=False,
+              server_default="ES256"),
 )
 
 signing_keys = sa.Table(

@@ -12,7 +12,8 @@ target_metadata = metadata
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+    context.configure(connection=connection, target_metadata=target_metadata,
+                      render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -22,8 +23,7 @@ if connection is not None:
     _run(connection)
 else:
     engine = engine_from_config(
-        config.get_section(config.config_ini_section) or {},
-        prefix="sqlalchemy.",
+        config.get_section(config.config_ini_section) or {}, prefix="sqlalchemy.",
         poolclass=pool.NullPool,
     )
     with engine.connect() as conn:

@@ -29,9 +29,11 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("persons", schema=None) as batch_op:
         batch_op.add_column(sa.Column("totp_kek_id", sa.String(length=16), nullable=True))
-        batch_op.create_index(batch_op.f("ix_persons_totp_kek_id"), ["totp_kek_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_persons_totp_kek_id"), ["totp_kek_id"],
+                              unique=False)
     with op.batch_alter_table("signing_keys", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("private_key_kek_id", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("private_key_kek_id", sa.String(length=16),
+                                      nullable=True))
     op.create_table(
         "service_secrets",
         sa.Column("name", sa.String(length=64), nullable=False),

@@ -21,14 +21,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("clients", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "id_token_signed_response_alg",
-                sa.String(length=8),
-                nullable=False,
-                server_default="ES256",
-            )
-        )
+        batch_op.add_column(sa.Column("id_token_signed_response_alg", sa.String(length=8),
+                                      nullable=False, server_default="ES256"))
 
 
 def downgrade() -> None:
