@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from collections.abc import Callable
 
 import grpc
 from egov.signing.v1 import signing_pb2, signing_pb2_grpc
@@ -119,13 +120,9 @@ def _close(
     contexts.close()
 
 
-def main() -> None:
-    settings = load_settings_or_exit(SigningSettings, "SIGNING")
-    keep_large_buffers_out_of_the_heap()
-    # pyHanko logs a traceback for every signature it cannot validate; those failures are
-    # verdicts in our reports, and tracebacks could carry certificate subjects into the logs
-    for noisy in ("pyhanko", "pyhanko_certvalidator"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+def _build(settings: SigningSettings) -> tuple[SigningServicer, Callable[[], None]]:
+    """The servicer of one serving process and what closes it: its own channels to keys and
+    the registry (gRPC does not survive a fork), caches, HTTP session and spool directory."""
     keys_channel = open_channel(settings.keys_address, settings)
     registry_channel = open_channel(settings.registry_address, settings)
     trust = CachedTrustServiceInfo(keys_channel, service_token=settings.keys_token)
@@ -163,18 +160,44 @@ def main() -> None:
         spools=spools,
         after_large_document=release_free_memory,
     )
+    return servicer, lambda: _close(
+        keys_channel,
+        registry_channel,
+        spools=spools,
+        timestamper=timestamper,
+        contexts=contexts,
+    )
+
+
+def main() -> None:
+    settings = load_settings_or_exit(SigningSettings, "SIGNING")
+    keep_large_buffers_out_of_the_heap()
+    # pyHanko logs a traceback for every signature it cannot validate; those failures are
+    # verdicts in our reports, and tracebacks could carry certificate subjects into the logs
+    for noisy in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    # Each serving process (EGOV_SIGNING_PROCESSES workers, or this one) builds its own.
+    built: list[tuple[SigningServicer, Callable[[], None]]] = []
+
+    def start(_worker: int) -> None:
+        built.append(_build(settings))
+        # Everything imported and built so far lives as long as the process: keep it out of
+        # the cyclic collector's full passes (each walked ~120k objects, ~70 ms, every few
+        # hundred documents, as pyHanko and asn1crypto allocate heavily).
+        gc.freeze()
+
+    def shutdown() -> None:
+        for _, close in built:
+            close()
+
     service_name = signing_pb2.DESCRIPTOR.services_by_name["SigningService"].full_name
-    # Everything imported and built so far lives as long as the process: keep it out of the
-    # cyclic collector's full passes (each walked ~120k objects, ~70 ms, every few hundred
-    # documents, as pyHanko and asn1crypto allocate heavily).
-    gc.freeze()
     serve(
         settings,
         [
             GrpcService(
                 service_name,
                 lambda server: signing_pb2_grpc.add_SigningServiceServicer_to_server(
-                    servicer, server
+                    built[0][0], server
                 ),
             )
         ],
@@ -183,13 +206,8 @@ def main() -> None:
             jwks_url=settings.token_jwks_url,
             audience=settings.token_audience,
         ),
-        on_shutdown=lambda: _close(
-            keys_channel,
-            registry_channel,
-            spools=spools,
-            timestamper=timestamper,
-            contexts=contexts,
-        ),
+        on_worker_start=start,
+        on_shutdown=shutdown,
     )
 
 

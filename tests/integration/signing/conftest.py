@@ -6,7 +6,6 @@ as ``python -m egov_keys`` with software custody, signing as ``python -m egov_si
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +15,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "keys"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "signing"))
 
-from egov_testing.corpus import corpus_dir
 from egov_testing.processes import ServiceProcess, start_service
 from keys_world import AUDIENCE, ISSUER, LocalIdentity, new_kek
-from signing_testkit import signing_token
-
-# the shared third-party corpus (outside the repository); EGOV_TEST_PDF_CORPUS overrides
-CORPUS = corpus_dir()
+from signing_testkit import signing_env
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +46,8 @@ def keys_process(jwks_url: str) -> Iterator[ServiceProcess]:
 
 @pytest.fixture(scope="module")
 def signing_process(
-    keys_process: ServiceProcess, identity: LocalIdentity, tmp_path_factory: pytest.TempPathFactory
+    keys_process: ServiceProcess, identity: LocalIdentity
 ) -> Iterator[ServiceProcess]:
-    anchors = [str(p) for p in sorted((CORPUS / "trust").glob("*.pem"))] if CORPUS.exists() else []
-    env = {
-        "EGOV_KEYS_ADDRESS": keys_process.grpc_address,
-        "EGOV_REGISTRY_ADDRESS": "127.0.0.1:9",
-        "EGOV_SIGNING_KEYS_TOKEN": signing_token(identity),
-        "EGOV_SIGNING_MAX_DOCUMENT_BYTES": str(3 * 1024 * 1024),
-        "EGOV_SIGNING_TRUST_ANCHOR_FILES": json.dumps(anchors),
-    }
+    env = signing_env(keys_process.grpc_address, identity)
     with start_service("egov_signing", env=env, http=False) as service:
         yield service

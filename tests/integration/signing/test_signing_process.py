@@ -19,8 +19,9 @@ from egov_clients.signing import SigningClient, Stamp
 from egov_common.errors import EgovError
 from egov_common.status import error_info
 from egov_testing.corpus import corpus_dir
+from egov_testing.processes import start_service
 from keys_world import PERSON_ID
-from signing_testkit import create_person_credential, make_pdf
+from signing_testkit import create_person_credential, make_pdf, signing_env
 
 pytestmark = pytest.mark.slow
 
@@ -325,3 +326,33 @@ def test_only_digests_cross_to_the_real_keys_service(keys_process, credential, i
     for _, hashes in sent:
         assert all(len(h) == 32 and h not in pdf for h in hashes)
     assert b"confidential contract" in signed.pdf
+
+
+def test_two_worker_processes_sign_each_over_channels_of_their_own(
+    keys_process, identity, credential
+) -> None:  # type: ignore[no-untyped-def]
+    """EGOV_SIGNING_PROCESSES=2: every worker opens its own channels to keys after the fork
+    (a channel made before it would not work in the child), and both sign."""
+    env = {**signing_env(keys_process.grpc_address, identity), "EGOV_SIGNING_PROCESSES": "2"}
+    with start_service("egov_signing", env=env, http=False) as service:
+        for _ in range(12):  # connections of their own: the kernel spreads them over the workers
+            channel = grpc.insecure_channel(
+                service.grpc_address, options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            with channel, SigningClient(channel) as client:
+                signed = client.sign_document(
+                    make_pdf(pages=1),
+                    credential_id=credential.credential_id,
+                    authorization_proof=identity.person(),
+                    level="B-T",
+                )
+                reply = client.verify_document(signed.pdf, skip_registry=True)
+                indication = pb.Indication.Name(reply.report.indication)
+                assert indication == "INDICATION_TOTAL_PASSED", reply.summary
+        workers = {
+            json.loads(line).get("worker")
+            for line in service.log_tail(1_000_000).splitlines()
+            if line.startswith("{") and "SignDocument" in line
+        }
+        assert workers == {0, 1}
+        assert service.stop() == 0

@@ -345,3 +345,21 @@ def create_person_credential(
         ),
         timeout=30,
     ).credential
+
+
+def signing_env(keys_address: str, identity: Any) -> dict[str, str]:
+    """The variables of a ``python -m egov_signing`` process beside keys at ``keys_address``
+    (no registry; the shared corpus's trust anchors when it is there)."""
+    import json
+
+    from egov_testing.corpus import corpus_dir
+
+    trust = corpus_dir() / "trust"
+    anchors = [str(p) for p in sorted(trust.glob("*.pem"))] if trust.exists() else []
+    return {
+        "EGOV_KEYS_ADDRESS": keys_address,
+        "EGOV_REGISTRY_ADDRESS": "127.0.0.1:9",
+        "EGOV_SIGNING_KEYS_TOKEN": signing_token(identity),
+        "EGOV_SIGNING_MAX_DOCUMENT_BYTES": str(3 * 1024 * 1024),
+        "EGOV_SIGNING_TRUST_ANCHOR_FILES": json.dumps(anchors),
+    }
