@@ -44,7 +44,7 @@ def base_env(tmp: Path, admin_key: MachineKey, *, kek: str | None = None,
         "grant_types": ["client_credentials"],
         "scopes": ["identity:admin", "identity:proofing"],
         "token_endpoint_auth_method": "private_key_jwt", "jwks_json": admin_key.jwks_json}, {
-        # RegisterClient cannot carry the algorithm yet (egov.identity.v1.Client has no field).
+        # Asks for RS256 ID tokens (RegisterClient carries the same field).
         "client_id": RS256_PORTAL_ID, "client_name": "Portal that verifies RS256",
         "grant_types": ["authorization_code"], "scopes": ["openid", "profile"],
         "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",

@@ -34,7 +34,7 @@ def _run_queued(keys, calls: list[Callable[[], object]], queued: int) -> list[ob
         for t in threads:
             t.start()
         deadline = time.monotonic() + 30
-        while len(repository._queue) < queued:
+        while len(repository._group._queue) < queued:
             assert time.monotonic() < deadline, "the writes never queued"
             time.sleep(0.005)
     for t in threads:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from egov_common.db import WriterTurn, make_engine, upgrade_to_head
 from egov_common.forking import in_forked_children
+from egov_common.group_commit import GroupCommit
 from egov_pki.identifiers import parse_identifier
 from sqlalchemy.engine import Connection, Engine
 
@@ -153,8 +154,7 @@ class KeysRepository:
         self._turn = WriterTurn(hot_engine.url)
         self._statements: HotStatements | None = None
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
-        self._queue_lock = threading.Lock()
-        self._queue: list[_Write] = []
+        self._group: GroupCommit[_Write] = GroupCommit(self._run, turn=lambda: self._turn)
         # (sequence, entry hash) of the head as this process's last commit left it; the next
         # append moves it with one conditional UPDATE when no other process appended since.
         self._head: tuple[int, bytes] | None = None
@@ -201,8 +201,7 @@ class KeysRepository:
         self._idle = []
         self._engine.dispose(close=False)
         self._hot.dispose(close=False)
-        self._queue_lock = threading.Lock()
-        self._queue = []
+        self._group.after_fork()
         self._cache_lock = threading.Lock()
         self._head = None
 
@@ -347,35 +346,25 @@ class KeysRepository:
     # -- group commit ------------------------------------------------------------------------
 
     def _submit(self, job: _Write) -> _Write:
-        with self._queue_lock:
-            self._queue.append(job)
-        with self._turn:
-            if not job.done:
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._run(batch)
+        self._group.submit(job)  # returns once committed with the writes queued meanwhile
         if job.error is not None:
             raise job.error
         return job
 
     def _run(self, batch: list[_Write]) -> None:
         try:
-            try:
-                self._commit(batch)
-            except Exception as exc:
-                if len(batch) == 1:
-                    batch[0].error = exc
-                    return
-                # Whatever failed fails alone: every write is tried again in its own transaction.
-                for job in batch:
-                    try:
-                        self._commit([job])
-                    except Exception as single:
-                        job.error = single
-            self._purge_expired_sads(max(job.now for job in batch))
-        finally:
+            self._commit(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            # Whatever failed fails alone: every write is tried again in its own transaction.
             for job in batch:
-                job.done = True
+                try:
+                    self._commit([job])
+                except Exception as single:
+                    job.error = single
+        self._purge_expired_sads(max(job.now for job in batch))
 
     def _commit(self, jobs: list[_Write]) -> None:
         """Write ``jobs`` in one transaction. A connection found dead before the transaction
@@ -1102,7 +1091,6 @@ class _Write:
     won: bool = False
     record: AuditRecord | None = None
     error: Exception | None = None
-    done: bool = False
 
     def sort_key(self) -> tuple[int, str]:
         return self.kind, self.sad.sad_hash if self.sad is not None else ""

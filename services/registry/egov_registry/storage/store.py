@@ -32,6 +32,7 @@ from egov_common.errors import (
     Unavailable,
 )
 from egov_common.forking import in_forked_children
+from egov_common.group_commit import GroupCommit
 from egov_pki import merkle
 from egov_pki.merkle import NodeKey
 from sqlalchemy import exc as sa_exc
@@ -229,9 +230,6 @@ class _RegistrationJob:
     items: list[tuple[int, Registration]]
     outcomes: dict[int, RegistrationOutcome | EgovError] = field(default_factory=dict)
     error: EgovError | None = None
-    done: bool = False
-    #: Set when the job is done, or when its caller is to commit the next group.
-    wake: threading.Event = field(default_factory=threading.Event)
 
 
 class _Appender:
@@ -373,9 +371,9 @@ class RegistryStore:
         # reading them again when no other process appended since.
         self._frontier: tuple[int, dict[NodeKey, bytes]] | None = None
         self._idle_readers: list[Any] = []  # SQLite: DB-API read connections not in use
-        self._queue_lock = threading.Lock()
-        self._queue: list[_RegistrationJob] = []
-        self._leading = False  # a caller is committing a group (see _group_commit)
+        self._group: GroupCommit[_RegistrationJob] = GroupCommit(
+            self._run_jobs, turn=lambda: self._turn
+        )
         self.public_key_der = log_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -390,9 +388,7 @@ class RegistryStore:
         if self._write_engine is not self._read_engine:
             self._write_engine.dispose(close=False)
         self._turn.after_fork()
-        self._queue_lock = threading.Lock()
-        self._queue = []
-        self._leading = False
+        self._group.after_fork()
 
     def close(self) -> None:
         self._turn.close()
@@ -501,49 +497,14 @@ class RegistryStore:
                 pending.append((position, registration))
         if pending:
             job = _RegistrationJob(actor, pending)
-            self._group_commit(job)
+            self._group.submit(job)  # returns once committed with others queued meanwhile
             if job.error is not None:
                 raise job.error
             results.update(job.outcomes)
         return [results[position] for position in range(len(registrations))]
 
-    def _group_commit(self, job: _RegistrationJob) -> None:
-        """Queue ``job`` and return once it is committed (or failed).
-
-        One caller at a time commits: the first to arrive takes the queue (its own job and
-        whatever came while it waited) and commits it in one transaction, sets every other
-        job of that group done, and hands the lead to the oldest job queued meanwhile. The
-        others sleep until their job is done or it is their turn to lead: one wake-up each.
-        (Waiting on the writer lock instead, each waiter had to take the lock in turn only to
-        find its job done, and most groups were of one.)
-        """
-        with self._queue_lock:
-            self._queue.append(job)
-            lead = not self._leading
-            self._leading = True
-        if not lead:
-            job.wake.wait()
-            if job.done:
-                return
-        jobs: list[_RegistrationJob] = []
-        successor: _RegistrationJob | None = None
-        try:
-            with self._queue_lock:
-                jobs, self._queue = self._queue, []
-            self._run_jobs(jobs)  # marks every job done, with its outcomes or its error
-        finally:
-            for other in jobs:
-                if other is not job:
-                    other.wake.set()
-            with self._queue_lock:
-                if self._queue:
-                    successor = self._queue[0]
-                else:
-                    self._leading = False
-            if successor is not None:
-                successor.wake.set()
-
     def _run_jobs(self, jobs: list[_RegistrationJob]) -> None:
+        """Commit a group: every job gets its outcomes, or the group's error."""
         flat = [
             ((number, position), registration, job.actor)
             for number, job in enumerate(jobs)
@@ -562,9 +523,6 @@ class RegistryStore:
                 job.outcomes.clear()
                 job.error = Unavailable("STORAGE_BUSY", "the registration did not commit; retry")
             raise
-        finally:
-            for job in jobs:
-                job.done = True
 
     def _register_locked(
         self, log: _Appender, pending: list[tuple[_Slot, Registration, Actor]]
