@@ -198,7 +198,7 @@ class RegistryClient:
             if isinstance(channel, str)
             else channel
         )
-        self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
+        self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)  # type: ignore[no-untyped-call,unused-ignore]
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )
@@ -242,11 +242,12 @@ class RegistryClient:
     # -- documents --------------------------------------------------------------------------
 
     def reserve_document_id(self, issuer: str, document_type: str) -> pb.ReserveDocumentIdResponse:
-        return self._call(
+        reply: pb.ReserveDocumentIdResponse = self._call(
             self._stub.ReserveDocumentId,
             pb.ReserveDocumentIdRequest(issuer=party(issuer), document_type=document_type),
             retry=True,  # a lost answer only leaves an unused reservation behind
         )
+        return reply
 
     @staticmethod
     def registration(
@@ -290,7 +291,10 @@ class RegistryClient:
 
     def register_request(self, request: pb.RegisterDocumentRequest) -> pb.RegisterDocumentResponse:
         """Send a prepared request (keeps its idempotency key across retries)."""
-        return self._call(self._stub.RegisterDocument, request, retry=True)
+        reply: pb.RegisterDocumentResponse = self._call(
+            self._stub.RegisterDocument, request, retry=True
+        )
+        return reply
 
     def register_many(
         self, requests: Sequence[pb.RegisterDocumentRequest]
@@ -329,10 +333,11 @@ class RegistryClient:
         return list(reply.documents)
 
     def list_documents(self, request: pb.ListDocumentsRequest) -> pb.ListDocumentsResponse:
-        return self._call(self._stub.ListDocuments, request, retry=True)
+        reply: pb.ListDocumentsResponse = self._call(self._stub.ListDocuments, request, retry=True)
+        return reply
 
     def revoke(
-        self, document_id: str, reason: pb.RevocationReason.ValueType, reason_text: str = ""
+        self, document_id: str, reason: pb.RevocationReason, reason_text: str = ""
     ) -> pb.Document:
         """Revoke; a retry of the same revocation is answered with the revoked document."""
         reply: pb.RevokeDocumentResponse = self._call(
@@ -347,13 +352,14 @@ class RegistryClient:
     def supersede(
         self, document_id: str, new_document_id: str, reason_text: str = ""
     ) -> pb.SupersedeDocumentResponse:
-        return self._call(
+        reply: pb.SupersedeDocumentResponse = self._call(
             self._stub.SupersedeDocument,
             pb.SupersedeDocumentRequest(
                 document_id=document_id, new_document_id=new_document_id, reason_text=reason_text
             ),
             retry=True,
         )
+        return reply
 
     # -- the log, verified --------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -87,7 +88,7 @@ def _timestamp(when: dt.datetime | None) -> Timestamp | None:
 
 
 def _enum(
-    table: dict[int, Any], value: int, field: str, *, required: bool, default: Any = None
+    table: Mapping[Any, Any], value: int, field: str, *, required: bool, default: Any = None
 ) -> Any:
     if value == 0 and not required:
         return default
@@ -132,7 +133,7 @@ def _owner_out(owner: Identifier) -> party_pb2.PartyIdentifier:
     return party_pb2.PartyIdentifier(namespace=namespace, value=owner.value)
 
 
-class KeysServicer(keys_pb2_grpc.KeysServiceServicer):  # type: ignore[misc]
+class KeysServicer(keys_pb2_grpc.KeysServiceServicer):  # type: ignore[misc,unused-ignore]
     def __init__(self, credentials: CredentialService, trust: TrustServices) -> None:
         self._credentials = credentials
         self._trust = trust
@@ -151,9 +152,9 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):  # type: ignore[misc]
             max_signatures_per_authorization=credential.max_signatures,
             renewed_from=credential.renewed_from,
             renewed_by=credential.renewed_by,
-            revocation_reason=_REASON_OUT.get(credential.revocation_reason, 0)
+            revocation_reason=_REASON_OUT.get(credential.revocation_reason)
             if credential.revocation_reason
-            else 0,
+            else None,
             revoked_at=_timestamp(credential.revoked_at),
             certificate_serial=f"{credential.certificate_serial:x}",
         )

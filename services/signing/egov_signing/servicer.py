@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 import grpc
 from egov.signing.v1 import signing_pb2 as pb
@@ -247,11 +247,10 @@ def _sign_result(signed: SignedDocument) -> pb.SignResult:
     return result
 
 
-def _sub_indication(name: str | None) -> int:
+def _sub_indication(name: str | None) -> pb.SubIndication:
     if not name:
-        return int(pb.SUB_INDICATION_UNSPECIFIED)
-    value: int = getattr(pb, f"SUB_INDICATION_{name}", pb.SUB_INDICATION_UNSPECIFIED)
-    return value
+        return pb.SUB_INDICATION_UNSPECIFIED
+    return cast(pb.SubIndication, getattr(pb, f"SUB_INDICATION_{name}", 0))
 
 
 def _signature_pb(sig: SignatureReport, *, hard_fail: bool) -> pb.SignatureReport:
@@ -269,13 +268,14 @@ def _signature_pb(sig: SignatureReport, *, hard_fail: bool) -> pb.SignatureRepor
         valid=sig.valid,
         trusted=sig.trusted,
         coverage=_COVERAGE_PB.get(sig.coverage, pb.COVERAGE_UNSPECIFIED),
-        modification_level=int(
+        modification_level=cast(
+            pb.ModificationLevel,
             getattr(pb, f"MODIFICATION_LEVEL_{sig.modification_level}", 0)
             if sig.modification_level
-            else 0
+            else 0,
         ),
         docmdp_ok=bool(sig.docmdp_ok),
-        certification=sig.certification_level or 0,
+        certification=cast(pb.DocMdpPermission, sig.certification_level or 0),
         pades_level=_REPORT_LEVELS_PB.get(sig.pades_level, crypto_pb2.PADES_LEVEL_UNSPECIFIED),
         subfilter=sig.subfilter,
         digest_algorithm=sig.digest_algorithm,
@@ -343,7 +343,7 @@ def _report_pb(
     return out
 
 
-class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[misc]
+class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[misc,unused-ignore]
     def __init__(
         self,
         signing: PdfSigningService,
