@@ -33,14 +33,13 @@ protos-check: protos
 	@git diff --exit-code --stat -- $(PROTO_OUT) || { echo "generated code is stale: run 'make protos' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- $(PROTO_OUT))" || { git status --porcelain -- $(PROTO_OUT); echo "untracked generated files: run 'make protos' and commit"; exit 1; }
 
-# Every service's package, for mypy (strict, as for the libraries).
+# mypy (strict) checks every library and service package.
 SERVICES := identity keys registry signing verify_portal
 SERVICE_PATH := libs:libs/egov_protos:services/identity:services/keys:services/registry:services/signing:services/verify_portal
 
 lint: install
 	$(BIN)/ruff check libs services tests
-	$(BIN)/mypy libs/egov_common libs/egov_pki
-	MYPYPATH=$(SERVICE_PATH) $(BIN)/mypy $(addprefix -p egov_,$(SERVICES))
+	MYPYPATH=$(SERVICE_PATH) $(BIN)/mypy $(addprefix -p egov_,common pki clients testing $(SERVICES))
 	cd protos && ../$(BIN)/buf lint
 	$(BIN)/lint-imports
 

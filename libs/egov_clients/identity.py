@@ -201,8 +201,10 @@ class IdentityClient:
             sector_identifier=pairwise_sector, id_token_signed_response_alg=id_token_alg)
         if agency:
             client.agency.CopyFrom(party(agency))
-        return self.call(self.clients.RegisterClient,
-                         clients_pb.RegisterClientRequest(client=client), admin_token).client
+        reply: clients_pb.RegisterClientResponse = self.call(
+            self.clients.RegisterClient, clients_pb.RegisterClientRequest(client=client),
+            admin_token)
+        return reply.client
 
     # -------------------------------------------------------------- proofing and enrolment
     def proof_citizen(self, token: str, citizen: CitizenRecord, *, target_ial: str = "2.3",
@@ -292,13 +294,15 @@ class IdentityClient:
     def register_juristic_person(self, admin_token: str, identifier: str,
                                  directors: Iterable[str] = (), *, agency: bool = False
                                  ) -> rep_pb.JuristicPerson:
-        return self.call(self.representation.RegisterJuristicPerson,
-                         rep_pb.RegisterJuristicPersonRequest(
-                             identifier=party(identifier),
-                             kind=(rep_pb.JURISTIC_PERSON_KIND_AGENCY if agency
-                                   else rep_pb.JURISTIC_PERSON_KIND_COMPANY),
-                             directors=[party(d) for d in directors]),
-                         admin_token).juristic_person
+        reply: rep_pb.RegisterJuristicPersonResponse = self.call(
+            self.representation.RegisterJuristicPerson,
+            rep_pb.RegisterJuristicPersonRequest(
+                identifier=party(identifier),
+                kind=(rep_pb.JURISTIC_PERSON_KIND_AGENCY if agency
+                      else rep_pb.JURISTIC_PERSON_KIND_COMPANY),
+                directors=[party(d) for d in directors]),
+            admin_token)
+        return reply.juristic_person
 
     def grant_representation(self, director_id_token: str, juristic_person: str,
                              representative: str, *, role: str, powers: Sequence[str],
@@ -307,7 +311,9 @@ class IdentityClient:
             juristic_person=party(juristic_person), representative=party(representative),
             role=role, powers=list(powers), grantor_id_token=director_id_token)
         request.valid_until.FromSeconds(int(time.time()) + valid_seconds)
-        return self.call(self.representation.GrantRepresentation, request).representation
+        reply: rep_pb.GrantRepresentationResponse = self.call(
+            self.representation.GrantRepresentation, request)
+        return reply.representation
 
 
 class DeviceKey:

@@ -97,12 +97,12 @@ class KeysClient:
     def create_credential(
         self,
         owner: str,
-        kind: int,
+        kind: pb.CredentialKind,
         *,
         proof: str = "",
         names: party_pb2.PartyNames | None = None,
-        key_algorithm: int = crypto_pb2.KEY_ALGORITHM_ECDSA_P256,
-        key_backend: int = pb.KEY_BACKEND_UNSPECIFIED,
+        key_algorithm: crypto_pb2.KeyAlgorithm = crypto_pb2.KEY_ALGORITHM_ECDSA_P256,
+        key_backend: pb.KeyBackend = pb.KEY_BACKEND_UNSPECIFIED,
         idempotency_key: str | None = None,
     ) -> pb.Credential:
         """``kind``: ``pb.CREDENTIAL_KIND_*``. Retried once on UNAVAILABLE with the same key."""
@@ -115,15 +115,18 @@ class KeysClient:
             authorization_proof=proof,
             key_backend=key_backend,
         )
+        reply: pb.CreateCredentialResponse
         try:
-            return self._call(self._stub.CreateCredential, request).credential
+            reply = self._call(self._stub.CreateCredential, request)
         except Unavailable:  # one retry; the idempotency key makes it safe
-            return self._call(self._stub.CreateCredential, request).credential
+            reply = self._call(self._stub.CreateCredential, request)
+        return reply.credential
 
     def get_credential(self, credential_id: str) -> pb.Credential:
-        return self._call(
+        reply: pb.GetCredentialResponse = self._call(
             self._stub.GetCredential, pb.GetCredentialRequest(credential_id=credential_id)
-        ).credential
+        )
+        return reply.credential
 
     def list_credentials(self, owner: str, *, proof: str = "") -> list[pb.Credential]:
         out: list[pb.Credential] = []
@@ -141,14 +144,15 @@ class KeysClient:
                 return out
 
     def revoke_credential(
-        self, credential_id: str, reason: int, *, proof: str = ""
+        self, credential_id: str, reason: pb.CertificateRevocationReason, *, proof: str = ""
     ) -> pb.Credential:
-        return self._call(
+        reply: pb.RevokeCredentialResponse = self._call(
             self._stub.RevokeCredential,
             pb.RevokeCredentialRequest(
                 credential_id=credential_id, reason=reason, authorization_proof=proof
             ),
-        ).credential
+        )
+        return reply.credential
 
     def authorize(
         self,
@@ -191,7 +195,7 @@ class KeysClient:
                 sad=sad,
                 hashes=list(digests),
                 hash_algorithm=HASH_ALGORITHMS[hash_algorithm],
-                signature_algorithm=_SIGNATURE_ALGORITHMS.get(signature_algorithm, 0),
+                signature_algorithm=_SIGNATURE_ALGORITHMS.get(signature_algorithm),
             ),
         )
         return list(response.signatures)
@@ -233,4 +237,7 @@ class KeysClient:
         return TrustInfo(certificates, info.ocsp_url, info.tsa_url, info.tsa_policy_oid, crls)
 
     def verify_audit_log(self) -> pb.VerifyAuditLogResponse:
-        return self._call(self._stub.VerifyAuditLog, pb.VerifyAuditLogRequest())
+        reply: pb.VerifyAuditLogResponse = self._call(
+            self._stub.VerifyAuditLog, pb.VerifyAuditLogRequest()
+        )
+        return reply

@@ -198,7 +198,7 @@ class RegistryClient:
             if isinstance(channel, str)
             else channel
         )
-        self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)  # type: ignore[no-untyped-call,unused-ignore]
+        self._stub = registry_pb2_grpc.RegistryServiceStub(self._channel)
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token else ()
         )

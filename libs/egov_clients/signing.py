@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from egov.registry.v1 import registry_pb2  # noqa: F401 - registers types used by signing
@@ -157,7 +157,7 @@ def sign_options(
         reason=reason,
         location=location,
         contact_info=contact_info,
-        certification=certification or 0,
+        certification=cast(pb.DocMdpPermission, certification or 0),
     )
     if stamp is not None:
         options.stamp.CopyFrom(stamp.to_proto())

@@ -152,7 +152,10 @@ def citizen_signs(platform: Platform, work_dir: Path, *, citizen_index: int = 0)
 
 
 def agency_issues_certificate(
-    platform: Platform, *, subject: str = "", level: int = crypto_pb2.PADES_LEVEL_B_LTA
+    platform: Platform,
+    *,
+    subject: str = "",
+    level: crypto_pb2.PadesLevel = crypto_pb2.PADES_LEVEL_B_LTA,
 ) -> IssuedCertificate:
     """Story 2: the agency's e-seal signs a certificate at B-LTA with a Thai stamp and a QR
     code, registered in the registry; its inclusion proof is verified client-side."""

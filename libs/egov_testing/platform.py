@@ -666,7 +666,9 @@ class Platform:
         self,
         credential_id: str,
         proof: str,
-        reason: int = keys_pb2.CERTIFICATE_REVOCATION_REASON_KEY_COMPROMISE,
+        reason: keys_pb2.CertificateRevocationReason = (
+            keys_pb2.CERTIFICATE_REVOCATION_REASON_KEY_COMPROMISE
+        ),
     ) -> keys_pb2.Credential:
         stub = keys_pb2_grpc.KeysServiceStub(self.channel("KEYS"))
         reply = stub.RevokeCredential(

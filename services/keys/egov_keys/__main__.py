@@ -187,9 +187,7 @@ class _Worker:
     def register(self, server: grpc.Server) -> None:
         assert self._runtime is not None
         servicer = KeysServicer(self._runtime.credentials, self._runtime.trust)
-        keys_pb2_grpc.add_KeysServiceServicer_to_server(  # type: ignore[no-untyped-call,unused-ignore]
-            servicer, server
-        )
+        keys_pb2_grpc.add_KeysServiceServicer_to_server(servicer, server)
 
     def verify_bearer(self, token: str, *, peer_service: str | None) -> Caller:
         assert self._bearer is not None

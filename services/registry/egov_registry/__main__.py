@@ -45,9 +45,7 @@ def main(argv: list[str]) -> int:
     service_name = registry_pb2.DESCRIPTOR.services_by_name["RegistryService"].full_name
 
     def register(server: grpc.Server) -> None:
-        registry_pb2_grpc.add_RegistryServiceServicer_to_server(  # type: ignore[no-untyped-call,unused-ignore]
-            servicer, server
-        )
+        registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server)
 
     serve(
         settings,

@@ -196,7 +196,7 @@ def main() -> None:
         [
             GrpcService(
                 service_name,
-                lambda server: signing_pb2_grpc.add_SigningServiceServicer_to_server(  # type: ignore[no-untyped-call,unused-ignore]
+                lambda server: signing_pb2_grpc.add_SigningServiceServicer_to_server(
                     built[0][0], server
                 ),
             )

@@ -54,7 +54,7 @@ class GrpcKeysPort:
     def __init__(
         self, channel: grpc.Channel, *, service_token: str = "", deadline: float = 20.0
     ) -> None:
-        self._stub = keys_pb2_grpc.KeysServiceStub(channel)  # type: ignore[no-untyped-call,unused-ignore]
+        self._stub = keys_pb2_grpc.KeysServiceStub(channel)
         self._metadata = _metadata(service_token)
         self._deadline = deadline
 
@@ -152,7 +152,7 @@ class TrustServiceInfo:
 def fetch_trust_service_info(
     channel: grpc.Channel, *, service_token: str = "", deadline: float = 10.0
 ) -> TrustServiceInfo:
-    stub = keys_pb2_grpc.KeysServiceStub(channel)  # type: ignore[no-untyped-call,unused-ignore]
+    stub = keys_pb2_grpc.KeysServiceStub(channel)
     try:
         reply = stub.GetTrustServiceInfo(
             pb.GetTrustServiceInfoRequest(), timeout=deadline, metadata=_metadata(service_token)

@@ -70,7 +70,7 @@ class GrpcTrustServices:
     ) -> None:
         self._signing_channel = signing
         self._registry_channel = registry
-        self._signing = signing_pb2_grpc.SigningServiceStub(signing)  # type: ignore[no-untyped-call,unused-ignore]
+        self._signing = signing_pb2_grpc.SigningServiceStub(signing)
         self._registry = RegistryClient(registry, log_key=log_key_pem, deadline=timeout)
         self._timeout = timeout
         self._inclusion = InclusionChecker(self._registry)
