@@ -8,6 +8,7 @@ import importlib
 import importlib.resources
 import os
 import threading
+import time
 import zlib
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
@@ -68,18 +69,21 @@ class WriterTurn:
     """One writer at a time on a database: ``with turn:`` around a write transaction.
 
     This process's threads take turns on a re-entrant lock. On a SQLite file the processes also
-    take turns, on a blocking ``flock`` of ``<database>.write-lock`` beside it: a waiting writer
-    starts the moment the previous one is done, where SQLite's busy handler would have it sleep
-    1, 2, 5, 10, ... up to 100 ms between tries (a second worker process then slowed writes
-    down). ``BEGIN IMMEDIATE`` still takes SQLite's own lock, which keeps other writers (tools,
-    migrations) out; on PostgreSQL only the in-process lock is taken. The kernel releases the
-    file lock of a process that dies. Re-entering in the thread that holds the turn does not
-    take the file lock again. A forked child calls :meth:`after_fork` before its first write
-    (``egov_common.forking.in_forked_children``): it must not take the parent's lock, nor
-    share the parent's open lock file, whose lock would then be both of theirs.
+    take turns, on an exclusive ``flock`` of ``<database>.write-lock`` beside it, polled every
+    50 us to 1 ms while another process writes, where SQLite's busy handler would have the
+    writer sleep 1, 2, 5, 10, ... up to 100 ms between tries (a second worker process then slowed
+    writes down). ``BEGIN IMMEDIATE`` still takes SQLite's own lock, which keeps other writers
+    (tools, migrations) out; on PostgreSQL only the in-process lock is taken. Waiting for either
+    is bounded by ``timeout`` seconds, then ``sqlalchemy.exc.OperationalError`` (the database is
+    busy, as SQLite's own lock reports it), so a writer that hangs never ties up every thread of
+    the others. The kernel releases the file lock of a process that dies. Re-entering in the
+    thread that holds the turn does not take the file lock again. A forked child calls
+    :meth:`after_fork` before its first write (``egov_common.forking.in_forked_children``): it
+    must not take the parent's lock, nor share the parent's open lock file, whose lock would
+    then be both of theirs.
     """
 
-    def __init__(self, url: str | sa.URL) -> None:
+    def __init__(self, url: str | sa.URL, *, timeout: float = 30.0) -> None:
         parsed = sa.make_url(url)
         database = parsed.database or ""
         on_file = (
@@ -89,17 +93,20 @@ class WriterTurn:
         )
         #: The lock file, or ``None`` (PostgreSQL, in-memory SQLite).
         self.path = f"{database}.write-lock" if on_file else None
+        self.timeout = timeout
         self._lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
 
     def __enter__(self) -> None:
-        self._lock.acquire()
+        deadline = time.monotonic() + self.timeout
+        if not self._lock.acquire(timeout=self.timeout):
+            raise self._busy("another thread of this process")
         try:
             if self._depth == 0 and self.path is not None:
                 if self._fd is None:
                     self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                self._lock_file(self._fd, deadline)
         except BaseException:
             self._lock.release()
             raise
@@ -112,6 +119,25 @@ class WriterTurn:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._lock.release()
+
+    def _lock_file(self, fd: int, deadline: float) -> None:
+        pause = 0.00005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise self._busy("another process") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.001)
+
+    def _busy(self, holder: str) -> sa.exc.OperationalError:
+        return sa.exc.OperationalError(
+            "write turn",
+            None,
+            TimeoutError(f"{holder} held the write turn for more than {self.timeout:g} s"),
+        )
 
     def after_fork(self) -> None:
         """In a forked child: a fresh lock, and the parent's lock file forgotten (closing this

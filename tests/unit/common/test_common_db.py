@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,37 @@ def test_writer_turn_keeps_other_processes_out_until_released(tmp_path: Path) ->
     finally:
         os.close(other)
         turn.close()
+
+
+def test_writer_turn_gives_up_with_a_busy_error_instead_of_hanging(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    other = os.open(f"{tmp_path / 'service.db'}.write-lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)  # another process's writer that does not let go
+        with (
+            pytest.raises(sa.exc.OperationalError, match="another process"),
+            WriterTurn(url, timeout=0.2),
+        ):
+            pass
+    finally:
+        os.close(other)
+    turn = WriterTurn(url, timeout=0.2)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with turn:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(30)
+        with pytest.raises(sa.exc.OperationalError, match="another thread"), turn:
+            pass
+    finally:
+        release.set()
+        holder.join(30)
+    with turn:  # free again once the holder is done
+        pass
+    turn.close()

@@ -416,8 +416,13 @@ class RegistryStore:
     def _write_transaction(self) -> Iterator[Connection]:
         """A write transaction in this process's turn (``egov_common.db.WriterTurn``: one
         writer at a time per process, and per SQLite file); commits on normal exit."""
-        with self._turn, self._write_engine.begin() as conn:
-            yield conn
+        try:
+            with self._turn, self._write_engine.begin() as conn:
+                yield conn
+        except self._driver_busy as exc:
+            raise Unavailable(
+                "STORAGE_BUSY", "the registry database is busy; retry with the same key"
+            ) from exc
 
     @contextmanager
     def _locked_log(self) -> Iterator[_Appender]:
