@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from egov_common.executor import blocking
+
 __all__ = [
     "CompiledStatement",
     "WriterTurn",
@@ -100,8 +102,10 @@ class WriterTurn:
 
     def __enter__(self) -> None:
         deadline = time.monotonic() + self.timeout
-        if not self._lock.acquire(timeout=self.timeout):
-            raise self._busy("another thread of this process")
+        if not self._lock.acquire(blocking=False):
+            with blocking():  # waiting, not running: another call may run meanwhile
+                if not self._lock.acquire(timeout=self.timeout):
+                    raise self._busy("another thread of this process")
         try:
             if self._depth == 0 and self.path is not None:
                 if self._fd is None:
@@ -121,16 +125,22 @@ class WriterTurn:
             self._lock.release()
 
     def _lock_file(self, fd: int, deadline: float) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
         pause = 0.00005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise self._busy("another process") from None
-            time.sleep(pause)
-            pause = min(pause * 2, 0.001)
+        with blocking():  # another process writes: another call may run meanwhile
+            while True:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise self._busy("another process") from None
 
     def _busy(self, holder: str) -> sa.exc.OperationalError:
         return sa.exc.OperationalError(

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Generic, TypeVar
 
+from egov_common.executor import blocking
+
 __all__ = ["GroupCommit"]
 
 _J = TypeVar("_J")
@@ -65,7 +67,8 @@ class GroupCommit(Generic[_J]):
             lead = not self._leading
             self._leading = True
         if not lead:
-            entry.wake.wait()
+            with blocking():  # another call may run meanwhile and join the next group
+                entry.wake.wait()
             if entry.done:
                 return
         group: list[_Entry[_J]] = []

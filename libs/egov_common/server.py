@@ -56,6 +56,7 @@ from grpc_reflection.v1alpha import reflection
 from egov_common import tls
 from egov_common._interceptors import CallInterceptor
 from egov_common.auth import TokenVerifier
+from egov_common.executor import CallExecutor
 from egov_common.logging import setup_logging
 from egov_common.settings import ServiceSettings
 from egov_common.telemetry import Telemetry
@@ -136,7 +137,11 @@ def build_server(
     )
     chain.extend(interceptors)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="grpc"),
+        CallExecutor(
+            settings.max_workers,
+            max(settings.max_threads, settings.max_workers),
+            thread_name_prefix="grpc",
+        ),
         interceptors=chain,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),

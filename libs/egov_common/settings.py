@@ -100,8 +100,11 @@ class ServiceSettings(BaseSettings):
     max_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     #: Deadline for outgoing calls that have no incoming deadline to inherit.
     default_deadline: float = Field(default=30.0, gt=0)
-    #: Worker threads serving gRPC calls.
+    #: gRPC calls that run at once, each on a worker thread (``egov_common.executor``).
     max_workers: int = Field(default=16, gt=0)
+    #: Worker threads in all: above ``max_workers`` only while calls wait (``blocking()``,
+    #: e.g. for their group commit), when another call takes the waiting one's place.
+    max_threads: int = Field(default=64, gt=0)
     #: Processes serving gRPC (and HTTP) on the same ports (SO_REUSEPORT): a Python gRPC server
     #: uses one core, so N workers use up to N. 1 = this process serves (no worker processes).
     processes: int = Field(default=1, ge=1, le=64)

@@ -1,0 +1,100 @@
+"""CallExecutor: a bound on running calls, not on threads; a waiting call lends its place."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from egov_common.executor import CallExecutor, blocking
+
+
+class _Gauge:
+    """How many calls run at once (not counting those inside blocking())."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+def test_no_more_calls_run_at_once_than_max_workers() -> None:
+    executor = CallExecutor(max_workers=2, max_threads=8)
+    gauge = _Gauge()
+
+    def call(n: int) -> int:
+        with gauge:
+            time.sleep(0.005)
+        return n * n
+
+    results = [executor.submit(call, n) for n in range(40)]
+    assert [f.result(timeout=30) for f in results] == [n * n for n in range(40)]
+    assert gauge.most == 2
+    executor.shutdown()
+
+
+def test_a_waiting_call_lets_a_queued_call_run_in_its_place() -> None:
+    executor = CallExecutor(max_workers=1, max_threads=4)
+    release = threading.Event()
+
+    def waits() -> str:
+        with blocking():
+            assert release.wait(30)
+        return "waited"
+
+    def releases() -> str:
+        release.set()
+        return "released"
+
+    first = executor.submit(waits)
+    second = executor.submit(releases)  # only runs if the first lends its place while waiting
+    assert second.result(timeout=30) == "released"
+    assert first.result(timeout=30) == "waited"
+    executor.shutdown()
+
+
+def test_threads_stop_at_max_threads_and_the_rest_waits_its_turn() -> None:
+    executor = CallExecutor(max_workers=1, max_threads=2)
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def waits() -> None:
+        started.release()
+        with blocking():
+            assert release.wait(30)
+
+    calls = [executor.submit(waits) for _ in range(3)]
+    assert started.acquire(timeout=30) and started.acquire(timeout=30)
+    assert not started.acquire(timeout=0.3)  # the third has no thread while two wait
+    release.set()
+    for call in calls:
+        call.result(timeout=30)
+    executor.shutdown()
+
+
+def test_errors_reach_the_future_and_the_thread_goes_on() -> None:
+    executor = CallExecutor(max_workers=1, max_threads=1)
+
+    def fails() -> None:
+        raise ValueError("bad input")
+
+    with pytest.raises(ValueError, match="bad input"):
+        executor.submit(fails).result(timeout=30)
+    assert executor.submit(lambda: "next").result(timeout=30) == "next"
+    executor.shutdown()
+    with pytest.raises(RuntimeError):
+        executor.submit(lambda: None)
+
+
+def test_blocking_outside_an_executor_thread_does_nothing() -> None:
+    with blocking():
+        pass
