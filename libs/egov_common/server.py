@@ -86,6 +86,8 @@ class BuiltServer:
     port: int
     service_names: tuple[str, ...]
     host: str = "127.0.0.1"
+    #: The server's worker threads (ended by :meth:`drain`; their idle threads hold it alive).
+    executor: CallExecutor | None = None
 
     @property
     def address(self) -> str:
@@ -103,6 +105,8 @@ class BuiltServer:
         """NOT_SERVING everywhere, refuse new calls, wait up to ``grace`` s for in-flight ones."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False)
 
 
 def build_server(
@@ -136,12 +140,13 @@ def build_server(
         )
     )
     chain.extend(interceptors)
+    executor = CallExecutor(
+        settings.max_workers,
+        max(settings.max_threads, settings.max_workers),
+        thread_name_prefix="grpc",
+    )
     server = grpc.server(
-        CallExecutor(
-            settings.max_workers,
-            max(settings.max_threads, settings.max_workers),
-            thread_name_prefix="grpc",
-        ),
+        executor,
         interceptors=chain,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -176,7 +181,7 @@ def build_server(
     if port == 0:
         raise RuntimeError(f"cannot listen on {listen} (grpc_listen)")
     host = listen.rpartition(":")[0].strip("[]")
-    return BuiltServer(server, health_servicer, port, names, host)
+    return BuiltServer(server, health_servicer, port, names, host, executor)
 
 
 @dataclass

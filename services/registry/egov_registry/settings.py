@@ -12,11 +12,12 @@ __all__ = ["RegistrySettings"]
 
 
 class RegistrySettings(ServiceSettings):
-    #: Worker threads serving gRPC calls (the shared default is 16). The registry's calls are
-    #: short and CPU-bound (a point query, a group commit), and with more threads than this
-    #: they mostly wait for each other's GIL hand-offs: on two cores GetDocument ran at about
-    #: 5,200/s with 4 workers, 3,300/s with 16 (SQLite and PostgreSQL alike). Raise it only if
-    #: the database is slow to answer (a remote PostgreSQL), where calls wait on the network.
+    #: gRPC calls running at once (the shared default is 16; a call waiting for its group
+    #: commit does not count, see ``egov_common.executor``). The registry's calls are short
+    #: and CPU-bound (a point query, a group commit), and with more running they mostly wait
+    #: for each other's GIL hand-offs: on two cores GetDocument ran at about 5,200/s with 4,
+    #: 3,300/s with 16 (SQLite and PostgreSQL alike). Raise it only if the database is slow to
+    #: answer (a remote PostgreSQL), where calls wait on the network.
     max_workers: int = Field(default=4, gt=0)
     #: PEM file of the tree-head signing key (ECDSA P-256); created on first start when absent.
     #: Default ``<data_dir>/log-key.pem``. Several replicas must point at the same key.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import grpc
@@ -89,3 +90,20 @@ def test_calls_are_counted_by_method_and_code(
     }
     assert counts[(f"/{SERVICE}/Upper", "OK")] == 1
     assert counts[(f"/{SERVICE}/Upper", "INVALID_ARGUMENT")] == 1
+
+
+def test_draining_ends_the_worker_threads(built: BuiltServer) -> None:
+    before = set(threading.enumerate())
+    with grpc.insecure_channel(built.address) as channel:
+        upper = channel.unary_unary(
+            f"/{SERVICE}/Upper",
+            request_serializer=wrappers_pb2.StringValue.SerializeToString,
+            response_deserializer=wrappers_pb2.StringValue.FromString,
+        )
+        assert upper(wrappers_pb2.StringValue(value="a"), timeout=5).value == "A"
+    workers = [t for t in set(threading.enumerate()) - before if t.name.startswith("grpc-")]
+    assert workers  # the call ran on one, which stays idle for the next call
+    built.drain(grace=1)
+    for thread in workers:
+        thread.join(10)
+        assert not thread.is_alive()

@@ -95,6 +95,16 @@ def test_errors_reach_the_future_and_the_thread_goes_on() -> None:
         executor.submit(lambda: None)
 
 
-def test_blocking_outside_an_executor_thread_does_nothing() -> None:
-    with blocking():
-        pass
+def test_waiting_outside_the_executor_lends_none_of_its_places() -> None:
+    executor = CallExecutor(max_workers=1, max_threads=4)
+    release = threading.Event()
+    second_started = threading.Event()
+    first = executor.submit(release.wait, 30)  # holds the one place, without blocking()
+    second = executor.submit(second_started.set)
+    with blocking():  # this thread is not one of the executor's: nothing changes
+        assert not second_started.wait(0.3)
+    release.set()
+    assert first.result(timeout=30)
+    second.result(timeout=30)
+    assert second_started.is_set()
+    executor.shutdown()
