@@ -11,9 +11,9 @@ import threading
 import time
 import zlib
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -23,11 +23,14 @@ from egov_common.executor import blocking
 
 __all__ = [
     "CompiledStatement",
+    "HotConnections",
     "WriterTurn",
     "make_engine",
     "migrations_dir",
     "upgrade_to_head",
 ]
+
+_T = TypeVar("_T")
 
 #: How long a SQLite writer waits for another writer's lock (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -65,6 +68,95 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+class HotConnections:
+    """DB-API connections of ``engine`` kept checked out between hot-path calls.
+
+    A pool checkout and return cost more than a point query on SQLite, and on PostgreSQL the
+    return's rollback is a round trip: a connection that ended its work cleanly (no transaction
+    open) is kept for the next call instead, up to ``keep`` of them (list append and pop are
+    atomic). A connection that a driver error shows dead is invalidated with every kept one and
+    the pool's older ones (a database that went away took them all), as SQLAlchemy's own
+    ``Connection`` does; :meth:`read` then tries once more on a fresh one. A forked worker calls
+    :meth:`after_fork`: the parent's connections are dropped, never used nor closed (closing
+    one would end the parent's session).
+    """
+
+    def __init__(self, engine: Engine, *, keep: int = 8) -> None:
+        self.engine = engine
+        self.keep = keep
+        self.driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._idle: list[Any] = []
+
+    def lease(self) -> Any:
+        """A kept connection, else one from the pool (the pool's errors propagate)."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self.engine.raw_connection()
+
+    def give_back(self, connection: Any, *, clean: bool) -> None:
+        """Keep a connection that ended cleanly; return any other to the pool, which resets or
+        replaces it."""
+        if clean and len(self._idle) < self.keep:
+            self._idle.append(connection)
+        else:
+            connection.close()
+
+    def drop_if_dead(self, connection: Any, exc: BaseException) -> bool:
+        """True (and everything invalidated, see the class) when ``exc`` shows ``connection``
+        dead."""
+        dialect: Any = self.engine.dialect
+        if not isinstance(exc, self.driver_error) or not dialect.is_disconnect(
+            exc, connection.dbapi_connection, None
+        ):
+            return False
+        self.engine.pool._invalidate(connection, exc)  # the pool's older ones are replaced
+        idle, self._idle = self._idle, []
+        for kept in idle:
+            with contextlib.suppress(Exception):
+                kept.invalidate(exc)
+        return True
+
+    def read(self, work: Callable[[Any], _T]) -> _T:
+        """``work(cursor)`` on a kept or pooled connection, outside any transaction (a read,
+        or statements that commit on their own); on a connection found dead, once more on a
+        fresh one. Driver errors propagate as the driver raised them."""
+        for attempt in (1, 2):
+            connection = self.lease()
+            clean = False
+            try:
+                cursor = connection.cursor()
+                try:
+                    result = work(cursor)
+                finally:
+                    cursor.close()
+                clean = True
+                return result
+            except self.driver_error as exc:
+                if not self.drop_if_dead(connection, exc) or attempt == 2:
+                    raise
+            finally:
+                self.give_back(connection, clean=clean)
+        raise AssertionError("unreachable")
+
+    def after_fork(self) -> None:
+        _INHERITED.extend(self._idle)
+        self._idle = []
+        self.engine.dispose(close=False)
+
+    def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            with contextlib.suppress(Exception):
+                connection.close()
+        self.engine.dispose()
+
+
+#: Connections a forked worker inherited: never used, never closed (that would end the
+#: parent's session), kept referenced so no finalizer closes them either.
+_INHERITED: list[Any] = []
 
 
 class WriterTurn:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from egov_common.db import WriterTurn, make_engine, upgrade_to_head
+from egov_common.db import HotConnections, WriterTurn, make_engine, upgrade_to_head
 from egov_common.forking import in_forked_children
 from egov_common.group_commit import GroupCommit
 from egov_pki.identifiers import parse_identifier
@@ -163,8 +163,8 @@ class KeysRepository:
         self._cache_lock = threading.Lock()
         self._parsed: dict[str, tuple[tuple[Any, ...], Credential]] = {}
         # Hot-path connections kept checked out between calls (the pool's checkout and
-        # check-in cost more than a statement); list append and pop are atomic.
-        self._idle: list[Any] = []
+        # check-in cost more than a statement).
+        self._conns = HotConnections(hot_engine, keep=_IDLE_CONNECTIONS)
         # A worker forked by egov_common.server (EGOV_KEYS_PROCESSES > 1) must not use the
         # parent's pooled connections or locks: it drops them (without closing them under the
         # parent) and opens its own.
@@ -187,20 +187,14 @@ class KeysRepository:
 
     def dispose(self) -> None:
         self._turn.close()
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            with contextlib.suppress(Exception):
-                connection.close()
+        self._conns.close()
         self._engine.dispose()
-        self._hot.dispose()
 
     def _after_fork(self) -> None:
         self._turn.after_fork()
         # The parent's connections are left alone: closing one here would end its session.
-        _INHERITED.extend(self._idle)
-        self._idle = []
+        self._conns.after_fork()
         self._engine.dispose(close=False)
-        self._hot.dispose(close=False)
         self._group.after_fork()
         self._cache_lock = threading.Lock()
         self._head = None
@@ -224,58 +218,12 @@ class KeysRepository:
             )
         return exc
 
-    def _drop_if_dead(self, connection: Any, exc: Exception) -> bool:
-        """Invalidate a connection that ``exc`` shows dead (the pool opens a new one), and the
-        kept ones with it: a database that went away took them all."""
-        dialect: Any = self._hot.dialect
-        if isinstance(exc, self._dbapi_error) and dialect.is_disconnect(
-            exc, connection.dbapi_connection, None
-        ):
-            # As SQLAlchemy's own Connection does on a disconnect: every pooled connection as
-            # old as this one is replaced when next checked out.
-            self._hot.pool._invalidate(connection, exc)
-            idle, self._idle = self._idle, []
-            for kept in idle:
-                with contextlib.suppress(Exception):
-                    kept.invalidate(exc)
-            return True
-        return False
-
-    def _lease(self) -> Any:
-        """A hot-path connection: one kept from an earlier call, else one from the pool."""
-        try:
-            return self._idle.pop()
-        except IndexError:
-            return self._hot.raw_connection()
-
-    def _give_back(self, connection: Any, *, clean: bool) -> None:
-        """Keep a connection that ended its work cleanly (no transaction open); return any
-        other to the pool, which resets or replaces it."""
-        if clean and len(self._idle) < _IDLE_CONNECTIONS:
-            self._idle.append(connection)
-        else:
-            connection.close()
-
     def _read(self, work: Callable[[Any], _T]) -> _T:
-        """``work(cursor)`` on a hot-path connection; one found dead is replaced once."""
-        for attempt in (1, 2):
-            connection = self._lease()
-            clean = False
-            try:
-                cursor = connection.cursor()
-                try:
-                    result = work(cursor)
-                finally:
-                    cursor.close()
-                clean = True
-                return result
-            except self._dbapi_error as exc:
-                dead = self._drop_if_dead(connection, exc)
-                if not dead or attempt == 2:
-                    raise self._database_error(exc, "SELECT") from exc
-            finally:
-                self._give_back(connection, clean=clean)
-        raise AssertionError("unreachable")
+        """``work(cursor)`` on a hot-path connection (``HotConnections.read``)."""
+        try:
+            return self._conns.read(work)
+        except self._dbapi_error as exc:
+            raise self._database_error(exc, "SELECT") from exc
 
     # -- audit -------------------------------------------------------------------------------
 
@@ -370,9 +318,9 @@ class KeysRepository:
         """Write ``jobs`` in one transaction. A connection found dead before the transaction
         began (the database restarted) is replaced once: nothing was written on it."""
         try:
-            self._commit_on(self._lease(), jobs)
+            self._commit_on(self._conns.lease(), jobs)
         except _DeadBeforeBegin as dead:
-            self._commit_on(self._lease(), jobs, retry_of=dead.__cause__)
+            self._commit_on(self._conns.lease(), jobs, retry_of=dead.__cause__)
 
     def _commit_on(
         self, connection: Any, jobs: list[_Write], retry_of: BaseException | None = None
@@ -415,14 +363,14 @@ class KeysRepository:
             self._head = None
             with contextlib.suppress(Exception):
                 connection.rollback()
-            dead = self._drop_if_dead(connection, exc)
+            dead = self._conns.drop_if_dead(connection, exc)
             if dead and statement == self._begin and retry_of is None:
                 raise _DeadBeforeBegin() from exc
             if isinstance(exc, self._dbapi_error):
                 raise self._database_error(exc, statement) from exc
             raise
         finally:
-            self._give_back(connection, clean=clean)
+            self._conns.give_back(connection, clean=clean)
         if records:
             self._head = (records[-1].sequence, records[-1].entry_hash)
         audited = iter(records)
@@ -1071,10 +1019,6 @@ _AUDIT, _INSERT_SAD, _SPEND = range(3)
 
 #: Hot-path connections a process keeps between calls.
 _IDLE_CONNECTIONS = 8
-#: Connections a forked worker inherited: never used, never closed (that would end the
-#: parent's session), kept referenced so no finalizer closes them either.
-_INHERITED: list[Any] = []
-
 #: Parsed credentials kept per process (a row, ~2 KB, and its Credential each).
 _PARSED_CREDENTIALS = 4096
 

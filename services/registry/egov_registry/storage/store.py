@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from egov_common.clock import Clock
-from egov_common.db import CompiledStatement, WriterTurn, make_engine
+from egov_common.db import CompiledStatement, HotConnections, WriterTurn, make_engine
 from egov_common.errors import (
     AlreadyExists,
     DataLoss,
@@ -357,7 +357,6 @@ class RegistryStore:
         self._dialect = self._read_engine.dialect
         self._sql = _statements(self._dialect)
         dbapi = self._dialect.loaded_dbapi
-        self._driver_error: type[Exception] = dbapi.Error
         self._driver_unavailable: type[Exception] = dbapi.OperationalError
         self._driver_busy: tuple[type[BaseException], ...] = (
             sa_exc.OperationalError,
@@ -370,7 +369,7 @@ class RegistryStore:
         # (tree size, the nodes its next append needs) as of this process's last commit: saves
         # reading them again when no other process appended since.
         self._frontier: tuple[int, dict[NodeKey, bytes]] | None = None
-        self._idle_readers: list[Any] = []  # SQLite: DB-API read connections not in use
+        self._reads = HotConnections(self._read_engine)
         self._group: GroupCommit[_RegistrationJob] = GroupCommit(
             self._run_jobs, turn=lambda: self._turn
         )
@@ -383,8 +382,7 @@ class RegistryStore:
         in_forked_children(self, RegistryStore._after_fork)
 
     def _after_fork(self) -> None:
-        self._idle_readers = []  # the parent's: dropped, not closed
-        self._read_engine.dispose(close=False)
+        self._reads.after_fork()  # the parent's connections: dropped, not closed
         if self._write_engine is not self._read_engine:
             self._write_engine.dispose(close=False)
         self._turn.after_fork()
@@ -392,9 +390,7 @@ class RegistryStore:
 
     def close(self) -> None:
         self._turn.close()
-        while self._idle_readers:
-            self._idle_readers.pop().close()
-        self._read_engine.dispose()
+        self._reads.close()
         if self._write_engine is not self._read_engine:
             self._write_engine.dispose()
 
@@ -776,61 +772,14 @@ class RegistryStore:
     # -- reads -------------------------------------------------------------------------------
 
     def _read(self, work: Callable[[Any], _T]) -> _T:
-        """Run ``work(cursor)`` on a pooled connection; unreachable -> UNAVAILABLE (retryable)."""
-        if self._sqlite:
-            return self._read_sqlite(work)
+        """``work(cursor)`` on a kept or pooled read connection (``HotConnections``: one found
+        dead is replaced once); a database that cannot be reached is UNAVAILABLE (retryable)."""
         try:
-            connection = self._read_engine.raw_connection()
+            return self._reads.read(work)
         except (sa_exc.OperationalError, self._driver_unavailable) as exc:
             raise Unavailable(
                 "STORAGE_UNAVAILABLE", "the registry database cannot be reached; retry"
             ) from exc
-        try:
-            cursor = connection.cursor()
-            try:
-                return work(cursor)
-            finally:
-                cursor.close()
-        except self._driver_error as exc:
-            if self._dialect.is_disconnect(exc, connection.dbapi_connection, None):  # type: ignore[arg-type]
-                connection.invalidate(exc)  # the pool reconnects on the next checkout
-            if isinstance(exc, self._driver_unavailable):
-                raise Unavailable(
-                    "STORAGE_UNAVAILABLE", "the registry database cannot be reached; retry"
-                ) from exc
-            raise
-        finally:
-            connection.close()
-
-    def _read_sqlite(self, work: Callable[[Any], _T]) -> _T:
-        """``_read`` on SQLite: the DB-API connections of this process's readers are kept in a
-        free list (a SELECT there holds no transaction), which costs a fraction of a pool
-        checkout and return; one that failed is closed, not reused."""
-        try:
-            connection = self._idle_readers.pop()
-        except IndexError:
-            try:
-                connection = self._read_engine.raw_connection()
-                connection.detach()  # ours from now on: closed by us, never returned to the pool
-            except (sa_exc.OperationalError, self._driver_unavailable) as exc:
-                raise Unavailable(
-                    "STORAGE_UNAVAILABLE", "the registry database cannot be reached; retry"
-                ) from exc
-        try:
-            cursor = connection.cursor()
-            try:
-                result = work(cursor)
-            finally:
-                cursor.close()
-        except BaseException as exc:
-            connection.close()
-            if isinstance(exc, self._driver_unavailable):
-                raise Unavailable(
-                    "STORAGE_UNAVAILABLE", "the registry database cannot be read; retry"
-                ) from exc
-            raise
-        self._idle_readers.append(connection)
-        return result
 
     def get(self, document_id: str) -> Document:
         rules.check_document_id(document_id)
