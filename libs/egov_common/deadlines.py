@@ -1,4 +1,9 @@
-"""The deadline of the call being served, so outgoing calls inherit what is left of it."""
+"""The deadline of the call being served, so outgoing calls inherit what is left of it.
+
+It is the deadline as gRPC delivers it: the caller's timeout crosses the wire as a
+``grpc-timeout`` header that gRPC rounds up (to 100 ms for a 20 s timeout), so a server may see
+a little more time than the caller asked for.
+"""
 
 from __future__ import annotations
 
