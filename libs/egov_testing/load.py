@@ -1,4 +1,4 @@
-"""Load for benchmarks: clients in several processes, each client a thread with its connection.
+"""Load for benchmarks: Python clients in several processes, or h2load for a server's capacity.
 
 One Python process driving every client spends a good part of its CPU handing its own GIL from
 thread to thread (on two cores, a load generator of 8 threads in one process cost about a
@@ -10,22 +10,34 @@ caller's gRPC state, which does not survive one), each with its share of the cli
 client opens its own connection and waits for it to be ready; the clock starts when all are,
 and stops when the last has done its work. ``job(channel, items)`` runs in the client's thread
 and must be importable by name (a module-level function); it raises to fail the run.
+
+A Python gRPC client costs about as much CPU per call as the Python server it calls, so on a
+small machine Python clients measure themselves as much as the server. :func:`h2load_unary`
+drives the same kind of load (each connection one call at a time) from nghttp2's ``h2load``, a
+C load generator that takes a few percent of a core, to measure what the server can serve.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import queue
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from multiprocessing.synchronize import Barrier
+from pathlib import Path
 from typing import Any
 
 import grpc
 
-__all__ = ["LoadFailed", "run_clients"]
+__all__ = ["H2loadRun", "LoadFailed", "h2load_unary", "run_clients"]
 
 Job = Callable[[grpc.Channel, list[Any]], None]
 
@@ -131,3 +143,93 @@ def _client_process(
         for channel in channels:
             channel.close()
     results.put(("failed", "\n".join(errors)) if errors else ("ok", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class H2loadRun:
+    """What one :func:`h2load_unary` run measured."""
+
+    calls: int
+    seconds: float
+    mean_latency_ms: float
+
+    @property
+    def per_second(self) -> float:
+        return self.calls / self.seconds
+
+
+_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+
+
+def h2load_unary(
+    address: str,
+    method: str,
+    request: bytes,
+    response: bytes,
+    *,
+    calls: int,
+    connections: int,
+    metadata: Mapping[str, str] | None = None,
+    timeout: float = 600.0,
+) -> H2loadRun:
+    """Send ``calls`` identical unary gRPC calls to ``address`` (plaintext HTTP/2) with h2load:
+    ``connections`` connections, each with one call at a time.
+
+    ``method`` is ``/package.Service/Method``; ``request`` the serialized request message and
+    ``response`` the serialized response the server gives it (make the call once with a gRPC
+    client first). h2load sees HTTP statuses, not gRPC ones, so the run is checked by its
+    bytes: every call must have returned exactly ``response`` in its length-prefixed frame (a
+    failed gRPC call has no message). Raises :class:`LoadFailed` otherwise, and
+    FileNotFoundError when h2load (Debian's nghttp2-client) is not installed.
+    """
+    program = shutil.which("h2load")
+    if program is None:
+        raise FileNotFoundError("h2load is not installed (Debian package nghttp2-client)")
+    headers = {"content-type": "application/grpc", "te": "trailers", **(metadata or {})}
+    with tempfile.TemporaryDirectory(prefix="h2load-") as scratch:
+        body = Path(scratch) / "request"
+        body.write_bytes(_grpc_frame(request))
+        command = [program, "-n", str(calls), "-c", str(connections), "-m", "1", "-t", "1"]
+        command += ["-d", str(body)]
+        for name, value in headers.items():
+            command += ["-H", f"{name}: {value}"]
+        command.append(f"http://{address}{method}")
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    out = done.stdout
+    if done.returncode != 0:
+        raise LoadFailed(f"h2load exited with {done.returncode}:\n{out}{done.stderr}")
+    counts = _h2load_counts(out)
+    expected_bytes = calls * len(_grpc_frame(response))
+    if counts["succeeded"] != calls or counts["2xx"] != calls or counts["data"] != expected_bytes:
+        raise LoadFailed(
+            f"h2load: {counts}, expected {calls} calls answered with {expected_bytes} bytes of "
+            f"messages in all:\n{out}"
+        )
+    finished = re.search(r"^finished in ([\d.]+)(s|ms|us),", out, re.MULTILINE)
+    latency = re.search(r"^time for request:\s+\S+\s+\S+\s+([\d.]+)(s|ms|us)\s", out, re.MULTILINE)
+    if finished is None or latency is None:
+        raise LoadFailed(f"h2load's report was not understood:\n{out}")
+    return H2loadRun(
+        calls=calls,
+        seconds=float(finished[1]) * _UNITS[finished[2]],
+        mean_latency_ms=float(latency[1]) * _UNITS[latency[2]] * 1000,
+    )
+
+
+def _grpc_frame(message: bytes) -> bytes:
+    """A gRPC length-prefixed message, uncompressed."""
+    return b"\0" + struct.pack(">I", len(message)) + message
+
+
+def _h2load_counts(report: str) -> dict[str, int]:
+    """Calls succeeded, 2xx statuses and bytes of DATA received, from h2load's report."""
+    patterns = {
+        "succeeded": r"^requests: .*?(\d+) succeeded",
+        "2xx": r"^status codes: (\d+) 2xx",
+        "data": r"^traffic: .*\((\d+)\) data",
+    }
+    counts: dict[str, int] = {}
+    for name, pattern in patterns.items():
+        found = re.search(pattern, report, re.MULTILINE)
+        counts[name] = int(found[1]) if found else -1
+    return counts

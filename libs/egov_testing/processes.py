@@ -29,6 +29,7 @@ __all__ = [
     "env_prefix_for",
     "free_port",
     "start_service",
+    "tree_cpu_seconds",
 ]
 
 _LOG_TAIL_BYTES = 4000
@@ -209,6 +210,11 @@ class ServiceProcess:
     def wait(self, timeout: float | None = None) -> int:
         return self._process().wait(timeout=timeout)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far of the process and every live process under it (its
+        forked workers), from Linux's ``/proc``."""
+        return tree_cpu_seconds(self.pid)
+
     def kill(self) -> None:
         """SIGKILL now (crash tests)."""
         proc = self._process()
@@ -221,6 +227,31 @@ class ServiceProcess:
         if self._proc is None:
             raise RuntimeError(f"{self.module} was not started")
         return self._proc
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU time so far of process ``root`` and its live descendants (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(_stat_fields(int(entry))[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            children.setdefault(parent, []).append(int(entry))
+    ticks, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        with contextlib.suppress(OSError):
+            fields = _stat_fields(pid)
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """Fields of ``/proc/<pid>/stat`` after the command name (which may hold spaces)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 @contextlib.contextmanager

@@ -73,31 +73,12 @@ def write_results() -> Iterator[None]:
     RESULTS.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
 
 
-def _serving_pids(procs: list[ServiceProcess]) -> list[int]:
-    """The processes that serve: each started process and its forked workers (Linux /proc)."""
-    pids = []
-    for proc in procs:
-        pids.append(proc.pid)
-        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-        pids += [int(pid) for pid in children.read_text().split()]
-    return pids
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of the server processes (Linux /proc), in seconds."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class _Load:
     """Runs work on THREADS client threads (the same ones for every measurement); each thread
     has connections of its own."""
 
-    pids: list[int]
+    procs: list[ServiceProcess]  # their CPU (forked workers included) is the server's
     #: thread slot -> its gRPC channel, gRPC client and HTTP client
     connect: Callable[[int], tuple[grpc.Channel, IdentityClient, httpx.Client]]
     per_cpu: dict[str, float]
@@ -107,6 +88,9 @@ class _Load:
         self._lock = threading.Lock()
         self._opened: list[tuple[grpc.Channel, IdentityClient, httpx.Client]] = []
         self._pool = ThreadPoolExecutor(THREADS)
+
+    def _server_cpu(self) -> float:
+        return sum(proc.cpu_seconds() for proc in self.procs)
 
     def own(self) -> tuple[IdentityClient, httpx.Client]:
         """This thread's gRPC client and HTTP client (opened on its first request)."""
@@ -121,11 +105,11 @@ class _Load:
     def rate(self, work: Callable[[int], None], n: int = REQUESTS, name: str = "") -> float:
         """Requests/s end to end; also records grants per server CPU-second (``per_cpu``)."""
         list(self._pool.map(work, range(THREADS * 2)))  # warm-up: connections, caches
-        cpu = _cpu_seconds(self.pids)
+        cpu = self._server_cpu()
         start = time.perf_counter()
         list(self._pool.map(work, range(n)))
         rate = n / (time.perf_counter() - start)
-        used = _cpu_seconds(self.pids) - cpu
+        used = self._server_cpu() - cpu
         if name:
             self.per_cpu[name] = n / used if used > 0 else float("inf")
         return rate
@@ -203,7 +187,7 @@ def test_token_grants_per_second(serving: str, tmp_path: Path,
         setup_channel = grpc.insecure_channel(procs[0].grpc_address)
         setup = IdentityClient(setup_channel, issuer=issuer)
         username = _enrol(setup, admin)
-        load = _Load(_serving_pids(procs), connect, {})
+        load = _Load(procs, connect, {})
         out: dict[str, float] = {}
 
         def cc_grpc(_: int) -> None:

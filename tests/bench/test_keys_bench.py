@@ -95,26 +95,6 @@ def keys_workers(
         yield service
 
 
-def server_cpu_seconds(service) -> float:
-    """User + system CPU time so far of the service and every process under it (Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    total, todo = 0, [service.pid]
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def open_channels(service, count: int) -> list[grpc.Channel]:
     # Each its own TCP connection, so SO_REUSEPORT spreads them over the workers.
     return [
@@ -172,12 +152,12 @@ def sign_hash_rate(service, workers: int, identity, batch: int = 1) -> tuple[flo
         digests = [sha256(f"bench {i}.{j}".encode()) for j in range(batch)]
         stub = stubs[i % len(stubs)]
         work.append((i, digests, authorize(stub, identity, credential_id, digests, token)))
-    cpu = server_cpu_seconds(service)
+    cpu = service.cpu_seconds()
     start = time.perf_counter()
     with ThreadPoolExecutor(8 * workers) as pool:
         list(pool.map(lambda w: sign(stubs[w[0] % len(stubs)], credential_id, w[2], w[1]), work))
     rate = calls / (time.perf_counter() - start)
-    cpu_ms = (server_cpu_seconds(service) - cpu) * 1000 / calls
+    cpu_ms = (service.cpu_seconds() - cpu) * 1000 / calls
     for c in channels:
         c.close()
     return round(rate, 1), round(cpu_ms, 2)
@@ -240,7 +220,7 @@ def test_bench_latency_ocsp_and_tsa(identity, jwks_url, results, tmp_path):
         credential_id = create(stub, identity)
         token = identity.person()
         latencies = []
-        cpu = server_cpu_seconds(service)
+        cpu = service.cpu_seconds()
         for i in range(200):
             digest = sha256(f"latency {i}".encode())
             start = time.perf_counter()
@@ -251,7 +231,7 @@ def test_bench_latency_ocsp_and_tsa(identity, jwks_url, results, tmp_path):
                 [digest],
             )
             latencies.append((time.perf_counter() - start) * 1000)
-        cpu_ms = (server_cpu_seconds(service) - cpu) * 1000 / len(latencies)
+        cpu_ms = (service.cpu_seconds() - cpu) * 1000 / len(latencies)
         latencies.sort()
         results["authorize_sign_hash_ms"] = {
             "p50": round(statistics.median(latencies), 2),
@@ -282,12 +262,12 @@ def test_bench_latency_ocsp_and_tsa(identity, jwks_url, results, tmp_path):
                     r = client.post(path, content=body, headers={"content-type": content_type})
                     assert r.status_code == 200
 
-                cpu = server_cpu_seconds(service)
+                cpu = service.cpu_seconds()
                 start = time.perf_counter()
                 with ThreadPoolExecutor(8) as pool:
                     list(pool.map(one, range(n)))
                 per_second = round(n / (time.perf_counter() - start), 1)
-                return per_second, round((server_cpu_seconds(service) - cpu) * 1000 / n, 2)
+                return per_second, round((service.cpu_seconds() - cpu) * 1000 / n, 2)
 
         results["ocsp_responses_per_second"], results["server_cpu_ms_per_ocsp_response"] = rate(
             "/ocsp", request, "application/ocsp-request"

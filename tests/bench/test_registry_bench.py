@@ -9,6 +9,11 @@ figures ``..._2_processes``). Every client has its own connection, as separate c
 LOAD_PROCESSES processes (``egov_testing.load``: one Python process driving all of them spends
 much of its CPU on its own GIL). The load generator runs on the same two cores as the server,
 so the figures are pessimistic.
+The Python clients share the two cores with the server and cost about as much CPU per call as
+the server does, so their figures are bounded by the clients: ``health_check_per_s`` (calls that
+do nothing, same clients) is that bound. ``server_capacity`` measures the server alone under
+the same concurrency with h2load, a C load generator (``egov_testing.load.h2load_unary``),
+with the server's CPU per call.
 Figures go to bench/results-registry.json.
 """
 
@@ -29,6 +34,7 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
+from egov.registry.v1 import registry_pb2 as pb
 from egov_clients.registry import RegistryClient
 from egov_common.clock import SystemClock
 from egov_common.db import make_engine
@@ -36,8 +42,9 @@ from egov_pki import merkle
 from egov_pki.identifiers import check_digit
 from egov_registry.storage.schema import migrate
 from egov_registry.storage.store import RegistryStore
-from egov_testing.load import run_clients
-from egov_testing.processes import start_service
+from egov_testing.load import h2load_unary, run_clients
+from egov_testing.processes import ServiceProcess, start_service
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results-registry.json"
 AGENCY_NUMBER = "099400000001"
@@ -109,6 +116,13 @@ def _lookup_each(channel: grpc.Channel, share: list[bytes]) -> None:
             assert client.lookup_by_hash(digest)
 
 
+def _health_each(channel: grpc.Channel, share: list[Any]) -> None:
+    stub = health_pb2_grpc.HealthStub(channel)
+    request = health_pb2.HealthCheckRequest()
+    for _ in share:
+        stub.Check(request, timeout=60)
+
+
 def _verify_each(channel: grpc.Channel, share: list[str]) -> None:
     with _client(channel) as client:
         for document_id in share:
@@ -163,11 +177,7 @@ def test_registrations_and_lookups_over_grpc(
             assert client.get_signed_tree_head().tree_size == size
             sample = [
                 d.document_id
-                for d in client.list_documents(
-                    __import__(
-                        "egov.registry.v1.registry_pb2", fromlist=["x"]
-                    ).ListDocumentsRequest(page_size=500)
-                ).documents
+                for d in client.list_documents(pb.ListDocumentsRequest(page_size=500)).documents
             ]
         lookups = [random.Random(i).choice(sample) for i in range(5_000)]
         figures["get_document_per_s"] = round(
@@ -180,9 +190,57 @@ def test_registrations_and_lookups_over_grpc(
         figures["verified_documents_per_s"] = round(
             _rate_of_clients(_verify_each, lookups[: CLIENTS * 100], address, CLIENTS)
         )
+        figures["health_check_per_s"] = round(
+            _rate_of_clients(_health_each, list(range(10_000)), address, CLIENTS)
+        )
+        figures["server_capacity"] = _server_capacity(service, sample[0], hashes[0])
     suffix = "" if processes == 1 else f"_{processes}_processes"
     _results[f"grpc_{backend}_{size}{suffix}"] = figures
     print(backend, figures)
+
+
+def _server_capacity(
+    service: ServiceProcess, document_id: str, sha256: bytes
+) -> dict[str, float | str]:
+    """Lookups/s and server CPU per lookup with h2load as the CLIENTS clients (one call at a
+    time each); the calls that do nothing show what is left to the registry's own work."""
+    calls = 40_000
+    bearer = {"authorization": f"Bearer {TOKEN}"}
+    cases = {
+        "get_document": (
+            "/egov.registry.v1.RegistryService/GetDocument",
+            pb.GetDocumentRequest(document_id=document_id),
+        ),
+        "lookup_by_hash": (
+            "/egov.registry.v1.RegistryService/LookupByHash",
+            pb.LookupByHashRequest(sha256=sha256),
+        ),
+        "health_check": ("/grpc.health.v1.Health/Check", health_pb2.HealthCheckRequest()),
+    }
+    figures: dict[str, float | str] = {"client": f"h2load, {CLIENTS} connections"}
+    with grpc.insecure_channel(service.grpc_address) as channel:
+        for name, (method, message) in cases.items():
+            request = message.SerializeToString()
+            # The answer every call must give (h2load checks bytes, not gRPC statuses).
+            response = channel.unary_unary(method)(
+                request, metadata=tuple(bearer.items()), timeout=10
+            )
+            cpu = service.cpu_seconds()
+            run = h2load_unary(
+                service.grpc_address,
+                method,
+                request,
+                response,
+                calls=calls,
+                connections=CLIENTS,
+                metadata=bearer,
+            )
+            figures[f"{name}_per_s"] = round(run.per_second)
+            figures[f"server_cpu_ms_per_{name}"] = round(
+                (service.cpu_seconds() - cpu) * 1000 / calls, 3
+            )
+            figures[f"{name}_mean_latency_ms"] = round(run.mean_latency_ms, 2)
+    return figures
 
 
 def test_inclusion_proof_time_at_one_million_leaves(tmp_path: Path) -> None:

@@ -282,12 +282,6 @@ def _ours(
     return sign
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @pytest.mark.parametrize("level", ["B-B", "B-LTA"])
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sign_one_page_ours_vs_pyhanko(
@@ -297,7 +291,7 @@ def test_sign_one_page_ours_vs_pyhanko(
     roots = [c.certificate_der for c in trust_info.certificates if c.role == "root"]
     # where our side's time goes: the services are idle during pyHanko's rounds, so their CPU
     # over the whole pair is the CPU of our documents (the warm-up one included)
-    cpu_before = {name: _cpu_seconds(p.pid) for name, p in (("signing", signing), ("keys", keys))}
+    cpu_before = {name: p.cpu_seconds() for name, p in (("signing", signing), ("keys", keys))}
     baseline, ours = _pair(
         _pyhanko_stock(pem_files, level, trust_info.tsa_url, roots),
         _ours(signing, identity, credential_id, level),
@@ -306,7 +300,7 @@ def test_sign_one_page_ours_vs_pyhanko(
     )
     documents = n * ROUNDS + 1
     cpu = {
-        name: round(1000 * (_cpu_seconds(p.pid) - cpu_before[name]) / documents, 1)
+        name: round(1000 * (p.cpu_seconds() - cpu_before[name]) / documents, 1)
         for name, p in (("signing", signing), ("keys", keys))
     }
     cpu["client"] = ours["bench_process_cpu_ms_each"]
@@ -329,14 +323,14 @@ def test_verify_in_process_vs_grpc(signing, identity, credential_id, trust_info)
     roots = [c.certificate_der for c in trust_info.certificates if c.role == "root"]
     verifier = DocumentVerifier(TrustAnchors(roots), limits=DocumentLimits())
     client = SigningClient(signing.grpc_address)
-    signing_cpu = _cpu_seconds(signing.pid)
+    signing_cpu = signing.cpu_seconds()
     local, remote = _pair(
         lambda _: verifier.verify(pdf),
         lambda _: client.verify_document(pdf, skip_registry=True),
         N_VERIFY,
         1,
     )
-    service_cpu_ms = 1000 * (_cpu_seconds(signing.pid) - signing_cpu) / (N_VERIFY * ROUNDS + 1)
+    service_cpu_ms = 1000 * (signing.cpu_seconds() - signing_cpu) / (N_VERIFY * ROUNDS + 1)
     assert verifier.verify(pdf).indication.value == "TOTAL_PASSED"
     _results["verify_B-LTA"] = {
         "in_process": local,

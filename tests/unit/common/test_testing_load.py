@@ -1,7 +1,9 @@
-"""egov_testing.load: every share reaches the server from its own connection, failures surface."""
+"""egov_testing.load: every share reaches the server from its own connection, failures surface;
+h2load runs count only calls that returned the expected message."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator
 from concurrent import futures
@@ -9,7 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
-from egov_testing.load import LoadFailed, run_clients
+from egov_testing.load import LoadFailed, h2load_unary, run_clients
 
 METHOD = "/egov.test.v1.Count/Add"
 
@@ -42,6 +44,9 @@ class _Counter:
             self.peers.add(context.peer())
         return b""
 
+    def refuse(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, "refused")
+
 
 @pytest.fixture
 def counter() -> Iterator[tuple[_Counter, str]]:
@@ -50,8 +55,15 @@ def counter() -> Iterator[tuple[_Counter, str]]:
     handler = grpc.unary_unary_rpc_method_handler(
         counter.add, request_deserializer=_identity, response_serializer=_identity
     )
+    refuse = grpc.unary_unary_rpc_method_handler(
+        counter.refuse, request_deserializer=_identity, response_serializer=_identity
+    )
     server.add_generic_rpc_handlers(
-        [grpc.method_handlers_generic_handler("egov.test.v1.Count", {"Add": handler})]
+        [
+            grpc.method_handlers_generic_handler(
+                "egov.test.v1.Count", {"Add": handler, "Refuse": refuse}
+            )
+        ]
     )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -81,3 +93,36 @@ def test_a_failing_client_fails_the_run_with_its_traceback(
 def test_a_server_that_is_not_there_fails_the_run() -> None:
     with pytest.raises(LoadFailed):
         run_clients(_send_each, "127.0.0.1:1", [[1]], processes=1, connect_timeout=2)
+
+
+needs_h2load = pytest.mark.skipif(
+    shutil.which("h2load") is None,
+    reason="h2load is not installed (Debian nghttp2-client; .ci/install-system-packages)",
+)
+
+
+@needs_h2load
+def test_h2load_sends_every_call_and_times_the_run(counter: tuple[_Counter, str]) -> None:
+    received, address = counter
+    run = h2load_unary(address, METHOD, b"7", b"", calls=300, connections=3)
+    assert run.calls == 300
+    assert run.seconds > 0 and run.per_second > 0 and run.mean_latency_ms > 0
+    assert received.items == [7] * 300
+    assert len(received.peers) == 3
+
+
+@needs_h2load
+def test_h2load_fails_a_run_whose_calls_failed_in_grpc(counter: tuple[_Counter, str]) -> None:
+    # Every call is HTTP 200 (h2load's "succeeded"); only the missing messages tell.
+    _, address = counter
+    with pytest.raises(LoadFailed, match="expected 50 calls"):
+        h2load_unary(address, "/egov.test.v1.Count/Refuse", b"1", b"", calls=50, connections=2)
+
+
+@needs_h2load
+def test_h2load_fails_a_run_with_other_answers_than_expected(
+    counter: tuple[_Counter, str],
+) -> None:
+    _, address = counter
+    with pytest.raises(LoadFailed, match="expected 50 calls"):
+        h2load_unary(address, METHOD, b"1", b"an answer", calls=50, connections=2)
