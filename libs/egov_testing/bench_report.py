@@ -444,9 +444,16 @@ TARGETS: tuple[Target, ...] = (
            ("registry:grpc_sqlite_*.single_registrations_per_s",), 2000, "1/s"),
     Target("registry: registrations/s, batched, SQLite",
            ("registry:grpc_sqlite_*.batched_registrations_per_s",), 2000, "1/s"),
-    Target("registry: lookups/s (GetDocument or LookupByHash), SQLite",
+    Target("registry: lookups/s (GetDocument or LookupByHash), SQLite, Python clients",
            ("registry:grpc_sqlite_*.get_document_per_s",
             "registry:grpc_sqlite_*.lookup_by_hash_per_s"), 5000, "1/s"),
+    # The server alone: h2load as the clients (a few % of a core, where the Python clients
+    # take about as much CPU as the server). Two processes: one Python process uses one core.
+    Target("registry: lookups/s (GetDocument or LookupByHash), SQLite, server capacity "
+           "(2 processes, h2load clients)",
+           ("registry:grpc_sqlite_*_2_processes.server_capacity.get_document_per_s",
+            "registry:grpc_sqlite_*_2_processes.server_capacity.lookup_by_hash_per_s"),
+           5000, "1/s"),
     Target("registry: inclusion proof at 1M leaves, median",
            ("registry:proofs_1m_leaves_*.inclusion_proof_ms_median",), 5, "ms", at_least=False),
     Target("keys: SignHash calls/s, SoftHSM-wrapped P-256",

@@ -204,7 +204,7 @@ def _server_capacity(
 ) -> dict[str, float | str]:
     """Lookups/s and server CPU per lookup with h2load as the CLIENTS clients (one call at a
     time each); the calls that do nothing show what is left to the registry's own work."""
-    calls = 40_000
+    calls = 30_000
     bearer = {"authorization": f"Bearer {TOKEN}"}
     cases = {
         "get_document": (

@@ -83,8 +83,14 @@ def test_same_hash_twice_for_one_issuer_names_the_existing_document(
     assert refused.value.reason == "HASH_ALREADY_REGISTERED"
     assert refused.value.metadata["document_id"] == first.document_id
     # Another issuer may register the same bytes (e.g. a countersigned copy).
-    clients["other"].register(sha256=digest("x"), issuer=OTHER_AGENCY, document_type="permit")
-    assert len(clients["reader"].lookup_by_hash(digest("x"))) == 2
+    second = clients["other"].register(
+        sha256=digest("x"), issuer=OTHER_AGENCY, document_type="permit"
+    )
+    clients["issuer"].revoke(first.document_id, pb.REVOCATION_REASON_ISSUED_IN_ERROR, "typo")
+    found = clients["reader"].lookup_by_hash(digest("x"))
+    # Both, the older first, each with its whole history.
+    assert [d.document_id for d in found] == [first.document_id, second.document_id]
+    assert [len(d.history) for d in found] == [2, 1]
 
 
 def test_batch_registration_reports_each_item(clients: dict[str, RegistryClient]) -> None:

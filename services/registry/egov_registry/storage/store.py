@@ -92,6 +92,14 @@ _IDS_BY_HASH = (
     .where(_DOCS.c.sha256 == sa.bindparam("sha256"))
     .order_by(_DOCS.c.registered_at_ms, _DOCS.c.document_id)
 )
+# The same documents with their histories in one query (SQLite: the sha256 index, then the
+# history by primary key). PostgreSQL takes _IDS_BY_HASH and _ONE_DOCUMENT instead: until its
+# statistics exist (a registry filled in one go) it planned this join as a scan of every table.
+_BY_HASH = (
+    _WITH_HISTORY.where(_DOCS.c.sha256 == sa.bindparam("sha256"))
+    .order_by(None)
+    .order_by(_DOCS.c.registered_at_ms, _DOCS.c.document_id, _CHANGES.c.seq)
+)
 
 _TREE_SIZE = sa.select(_HEAD.c.tree_size).where(_HEAD.c.id == 1)
 _SET_TREE_SIZE = sa.update(_HEAD).where(_HEAD.c.id == 1).values(tree_size=sa.bindparam("size"))
@@ -144,6 +152,7 @@ class _Statements:
         self._dialect = dialect
         self.one_document = CompiledStatement(_ONE_DOCUMENT, dialect)
         self.ids_by_hash = CompiledStatement(_IDS_BY_HASH, dialect)
+        self.by_hash = CompiledStatement(_BY_HASH, dialect)
         self.tree_size = CompiledStatement(_TREE_SIZE, dialect)
         self.tree_size_for_update = CompiledStatement(_TREE_SIZE.with_for_update(), dialect)
         self.set_tree_size = CompiledStatement(_SET_TREE_SIZE, dialect)
@@ -809,7 +818,11 @@ class RegistryStore:
         return found[document_id]
 
     def lookup_by_hash(self, sha256: bytes) -> list[Document]:
+        """Documents with this digest (one per issuer that registered it), oldest first."""
         rules.check_sha256(sha256)
+        if self._sqlite:
+            by_hash = self._read(lambda cursor: self._sql.by_hash.rows(cursor, {"sha256": sha256}))
+            return list(_documents(by_hash).values())  # rows come in the documents' order
 
         def rows(cursor: Any) -> tuple[list[str], list[Any]]:
             ids = [
