@@ -138,6 +138,29 @@ def test_targets_say_when_some_configurations_miss_them(tmp_path: Path) -> None:
     assert rows["keys: SignHash calls/s, SoftHSM-wrapped P-256"]["met"] is None  # not measured
 
 
+def test_a_target_leaves_out_the_figures_it_excludes() -> None:
+    from egov_testing.bench_report import check_targets
+
+    numbers = {
+        "registry:grpc_sqlite_10000_2_processes.get_document_per_s": 3000.0,
+        "registry:grpc_sqlite_10000_2_processes.server_capacity.get_document_per_s": 5100.0,
+        "registry:grpc_sqlite_10000.server_capacity.get_document_per_s": 2500.0,
+    }
+    rows = check_targets(numbers)
+    python_clients, capacity = (
+        next(
+            row
+            for row in rows
+            if row["what"].startswith("registry: lookups/s") and words in row["what"]
+        )
+        for words in ("Python clients", "server capacity")
+    )
+    # The Python clients' row sees only their figure, not the h2load ones under it.
+    assert (python_clients["best"], python_clients["configurations"]) == (3000.0, 1)
+    # The capacity row counts two processes only (one process uses one core).
+    assert (capacity["best"], capacity["configurations"], capacity["met"]) == (5100.0, 1, "yes")
+
+
 def test_the_readme_part_between_the_markers_is_rewritten_and_nothing_else(tmp_path: Path) -> None:
     from egov_testing.bench_report import README_END, README_START, update_readme
 
