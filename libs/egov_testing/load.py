@@ -179,7 +179,7 @@ def h2load_unary(
     ``response`` the serialized response the server gives it (make the call once with a gRPC
     client first). h2load sees HTTP statuses, not gRPC ones, so the run is checked by its
     bytes: every call must have returned exactly ``response`` in its length-prefixed frame (a
-    failed gRPC call has no message). Raises :class:`LoadFailed` otherwise, and
+    failed gRPC call has no message). Raises :class:`LoadFailed` otherwise or past ``timeout``, and
     FileNotFoundError when h2load (Debian's nghttp2-client) is not installed.
     """
     program = shutil.which("h2load")
@@ -194,7 +194,10 @@ def h2load_unary(
         for name, value in headers.items():
             command += ["-H", f"{name}: {value}"]
         command.append(f"http://{address}{method}")
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise LoadFailed(f"h2load did not finish within {timeout:g} s") from exc
     out = done.stdout
     if done.returncode != 0:
         raise LoadFailed(f"h2load exited with {done.returncode}:\n{out}{done.stderr}")

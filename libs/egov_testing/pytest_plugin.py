@@ -2,6 +2,8 @@
 
 - ``postgres_url``: a fresh PostgreSQL database per test (random name, dropped afterwards with
   ``FORCE``), created on the server named by ``EGOV_TEST_POSTGRES_URL``; skips when unset.
+- ``drop_connections``: ends every other session on that database, as a restart or a failover
+  would, and returns how many it ended.
 - ``sqlite_url``: a SQLite file under ``tmp_path``.
 - ``service_ca``: a dev service CA of this test (``egov_testing.devpki.DevServiceCA``).
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,25 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture
+def drop_connections(postgres_url: str) -> Callable[[], int]:
+    """``drop()`` ends every session on the test's database but its own (pg_terminate_backend),
+    as a server restart or a failover would; returns how many it ended."""
+
+    def drop() -> int:
+        engine = sa.create_engine(postgres_url, poolclass=sa.NullPool)
+        try:
+            with engine.connect() as conn:
+                ended: int = conn.execute(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        return ended
+
+    return drop

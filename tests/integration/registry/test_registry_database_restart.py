@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
-import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ec
 from egov_common.clock import FixedClock
 from egov_registry.domain.model import Actor, Registration
@@ -15,20 +15,9 @@ AGENCY = "TH-JUR:0994000000014"
 ISSUER = Actor("back-office", frozenset({"registry:issue"}), AGENCY)
 
 
-def _drop_every_connection(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        ended = conn.execute(
-            sa.text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ).scalar_one()
-    engine.dispose()
-    assert ended >= 1
-
-
-def test_lookups_after_every_connection_was_dropped_are_answered(postgres_url: str) -> None:
+def test_lookups_after_every_connection_was_dropped_are_answered(
+    postgres_url: str, drop_connections: Callable[[], int]
+) -> None:
     migrate(postgres_url)
     store = RegistryStore(
         postgres_url, clock=FixedClock(), log_key=ec.generate_private_key(ec.SECP256R1())
@@ -39,7 +28,7 @@ def test_lookups_after_every_connection_was_dropped_are_answered(postgres_url: s
         (outcome,) = store.register(ISSUER, [registration])
         document_id = outcome.document.document_id  # type: ignore[union-attr]
         assert store.get(document_id).sha256 == digest  # a read connection is kept now
-        _drop_every_connection(postgres_url)
+        assert drop_connections() >= 1
         for _ in range(3):  # the kept connection is dead: replaced, not reported
             assert store.get(document_id).sha256 == digest
             assert [d.document_id for d in store.lookup_by_hash(digest)] == [document_id]

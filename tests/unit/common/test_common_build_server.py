@@ -66,15 +66,19 @@ def test_health_is_not_serving_until_ready_and_again_while_draining(built: Built
         assert _status(channel, SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+def _upper_stub(channel: grpc.Channel) -> grpc.UnaryUnaryMultiCallable:
+    return channel.unary_unary(
+        f"/{SERVICE}/Upper",
+        request_serializer=wrappers_pb2.StringValue.SerializeToString,
+        response_deserializer=wrappers_pb2.StringValue.FromString,
+    )
+
+
 def test_calls_are_counted_by_method_and_code(
     built: BuiltServer, reader: InMemoryMetricReader
 ) -> None:
     with grpc.insecure_channel(built.address) as channel:
-        upper = channel.unary_unary(
-            f"/{SERVICE}/Upper",
-            request_serializer=wrappers_pb2.StringValue.SerializeToString,
-            response_deserializer=wrappers_pb2.StringValue.FromString,
-        )
+        upper = _upper_stub(channel)
         assert upper(wrappers_pb2.StringValue(value="ok"), timeout=5).value == "OK"
         with pytest.raises(grpc.RpcError):
             upper(wrappers_pb2.StringValue(value=""), timeout=5)
@@ -95,11 +99,7 @@ def test_calls_are_counted_by_method_and_code(
 def test_draining_ends_the_worker_threads(built: BuiltServer) -> None:
     before = set(threading.enumerate())
     with grpc.insecure_channel(built.address) as channel:
-        upper = channel.unary_unary(
-            f"/{SERVICE}/Upper",
-            request_serializer=wrappers_pb2.StringValue.SerializeToString,
-            response_deserializer=wrappers_pb2.StringValue.FromString,
-        )
+        upper = _upper_stub(channel)
         assert upper(wrappers_pb2.StringValue(value="a"), timeout=5).value == "A"
     workers = [t for t in set(threading.enumerate()) - before if t.name.startswith("grpc-")]
     assert workers  # the call ran on one, which stays idle for the next call

@@ -425,9 +425,7 @@ class RegistryStore:
             with self._turn, self._write_engine.begin() as conn:
                 yield conn
         except self._driver_busy as exc:
-            raise Unavailable(
-                "STORAGE_BUSY", "the registry database is busy; retry with the same key"
-            ) from exc
+            raise _busy() from exc
 
     @contextmanager
     def _locked_log(self) -> Iterator[_Appender]:
@@ -458,9 +456,7 @@ class RegistryStore:
                 frontier = appender.frontier()
                 self._frontier = None if frontier is None else (appender.size, frontier)
         except self._driver_busy as exc:
-            raise Unavailable(
-                "STORAGE_BUSY", "the registry database is busy; retry with the same key"
-            ) from exc
+            raise _busy() from exc
 
     # -- reservations ----------------------------------------------------------------------
 
@@ -994,6 +990,11 @@ class RegistryStore:
                 .order_by(_LEAVES.c.leaf_index)
             )
         ]
+
+
+def _busy() -> Unavailable:
+    """The database is busy (another writer, SQLite's lock, a lost race): clients retry."""
+    return Unavailable("STORAGE_BUSY", "the registry database is busy; retry with the same key")
 
 
 def _documents(rows: Iterable[Any]) -> dict[str, Document]:
