@@ -2,6 +2,7 @@
 
 - ``postgres_url``: a fresh PostgreSQL database per test (random name, dropped afterwards with
   ``FORCE``), created on the server named by ``EGOV_TEST_POSTGRES_URL``; skips when unset.
+  ``fresh_postgres_database()`` makes one for a longer scope (a module's servers).
 - ``drop_connections``: ends every other session on that database, as a restart or a failover
   would, and returns how many it ended.
 - ``sqlite_url``: a SQLite file under ``tmp_path``.
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -35,9 +37,10 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'test.db'}"
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """URL of a new, empty PostgreSQL database of this test only; dropped after the test."""
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """URL of a new, empty PostgreSQL database on the server named by ``EGOV_TEST_POSTGRES_URL``
+    (a random name), dropped with ``FORCE`` when the block ends; skips the test when unset."""
     base = os.environ.get(POSTGRES_ENV)
     if not base:
         pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server to test against")
@@ -55,6 +58,13 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """URL of a new, empty PostgreSQL database of this test only; dropped after the test."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from egov_clients.registry import RegistryClient
 from egov_testing.processes import ServiceProcess, start_service
+from egov_testing.pytest_plugin import fresh_postgres_database
 from registry_testenv import (
     ISSUER_TOKEN,
     OTHER_ISSUER_TOKEN,
     READER_TOKEN,
     StartRegistry,
-    module_postgres_database,
     registry_env,
 )
 
@@ -87,7 +87,7 @@ def shared_clients(
         if request.param == "sqlite":
             url = f"sqlite:///{tmp / 'registry.db'}"
         else:
-            url = stack.enter_context(module_postgres_database())
+            url = stack.enter_context(fresh_postgres_database())
         service = stack.enter_context(
             start_service(
                 "egov_registry", registry_env(url, key_file), data_dir=tmp / "data", http=False

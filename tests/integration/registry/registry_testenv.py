@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -83,30 +81,3 @@ def all_log_entries(client: object) -> list[object]:
 
 
 StartRegistry = Callable[..., AbstractContextManager[ServiceProcess]]
-
-
-@contextlib.contextmanager
-def module_postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for a whole test module (as egov_testing's per-test one)."""
-    import secrets
-
-    import pytest
-    import sqlalchemy as sa
-    from egov_testing.pytest_plugin import POSTGRES_ENV
-
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set: no PostgreSQL server to test against")
-    server = sa.make_url(base)
-    name = f"egov_test_{secrets.token_hex(6)}"
-    admin = sa.create_engine(
-        server.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
-    )
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
