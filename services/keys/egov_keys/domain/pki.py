@@ -282,15 +282,7 @@ def make_issuing_ca(
         _base(name, key, root, serial, now - dt.timedelta(minutes=5), now + lifetime)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_ca_key_usage(), critical=True)
-        .add_extension(
-            x509.CertificatePolicies(
-                [
-                    x509.PolicyInformation(policy, None),
-                    x509.PolicyInformation(POLICY_ETSI_NCP_PLUS, None),
-                ]
-            ),
-            critical=False,
-        )
+        .add_extension(_qualified_policies(policy), critical=False)
     )
     builder = _revocation_pointers(builder, urls, root.name)
     cert = sign_certificate(builder, custody, root.key)
@@ -346,6 +338,13 @@ def make_tsa(
     return Authority("tsa", key, cert, issuer.name)
 
 
+def _qualified_policies(policy: x509.ObjectIdentifier) -> x509.CertificatePolicies:
+    """The kind of person (natural or legal) and ETSI's NCP+ (EN 319 411-1), both under it."""
+    return x509.CertificatePolicies(
+        [x509.PolicyInformation(policy, None), x509.PolicyInformation(POLICY_ETSI_NCP_PLUS, None)]
+    )
+
+
 def _signing_key_usage(*, non_repudiation: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=True,
@@ -383,15 +382,7 @@ def issue_end_entity(
         _base(subject, subject_key, ca, serial, not_before, not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_signing_key_usage(non_repudiation=True), critical=True)
-        .add_extension(
-            x509.CertificatePolicies(
-                [
-                    x509.PolicyInformation(policy, None),
-                    x509.PolicyInformation(POLICY_ETSI_NCP_PLUS, None),
-                ]
-            ),
-            critical=False,
-        )
+        .add_extension(_qualified_policies(policy), critical=False)
     )
     builder = _revocation_pointers(builder, urls, ca.name)
     return sign_certificate(builder, custody, ca.key)
