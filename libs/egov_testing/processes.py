@@ -30,6 +30,7 @@ __all__ = [
     "free_port",
     "start_service",
     "tree_cpu_seconds",
+    "worker_cpu_seconds",
 ]
 
 _LOG_TAIL_BYTES = 4000
@@ -215,6 +216,11 @@ class ServiceProcess:
         forked workers), from Linux's ``/proc``."""
         return tree_cpu_seconds(self.pid)
 
+    def worker_cpu_seconds(self) -> dict[int, float]:
+        """CPU time so far of each worker process (``EGOV_<SERVICE>_PROCESSES`` > 1: each live
+        child, with whatever runs under it), by pid; a single process: its own, by its pid."""
+        return worker_cpu_seconds(self.pid)
+
     def kill(self) -> None:
         """SIGKILL now (crash tests)."""
         proc = self._process()
@@ -231,6 +237,22 @@ class ServiceProcess:
 
 def tree_cpu_seconds(root: int) -> float:
     """User + system CPU time so far of process ``root`` and its live descendants (Linux)."""
+    return _subtree_ticks(root, _children()) / _TICKS
+
+
+def worker_cpu_seconds(root: int) -> dict[int, float]:
+    """CPU time so far of each live child of ``root`` with its descendants, by the child's pid;
+    ``{root: its own}`` when it has none (Linux)."""
+    children = _children()
+    workers = children.get(root) or [root]
+    return {pid: _subtree_ticks(pid, children) / _TICKS for pid in workers}
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> dict[int, list[int]]:
+    """The live processes' children, by parent pid."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -239,6 +261,11 @@ def tree_cpu_seconds(root: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue  # gone meanwhile
             children.setdefault(parent, []).append(int(entry))
+    return children
+
+
+def _subtree_ticks(root: int, children: dict[int, list[int]]) -> int:
+    """utime + stime, in clock ticks, of ``root`` and its descendants in ``children``."""
     ticks, todo = 0, [root]
     while todo:
         pid = todo.pop()
@@ -246,7 +273,7 @@ def tree_cpu_seconds(root: int) -> float:
         with contextlib.suppress(OSError):
             fields = _stat_fields(pid)
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return ticks
 
 
 def _stat_fields(pid: int) -> list[str]:
