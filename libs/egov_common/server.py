@@ -26,11 +26,14 @@ port in use are handled once, before any worker starts), then only supervises: S
 forwarded to every worker, which drains as above, and ``serve`` returns once all exited 0. If a
 worker exits on its own (crash, OOM kill), the parent stops the others and exits with status 1,
 so the orchestrator restarts the whole service instead of it serving at part capacity; workers
-get SIGTERM if the parent dies. Everything built before ``serve`` is inherited by every worker
-through ``fork``: it must hold no gRPC channel or server and no thread (grpc does not survive a
-fork; a thread keeps running only in the parent), and database pools must be left unused or
-disposed in the child (``RegistryStore`` does this itself). Start threads and open channels in
-``on_worker_start`` instead, which each worker (and a single process) runs before serving.
+get SIGTERM if the parent dies. The kernel picks a worker for each new connection at random
+(a hash of its addresses and ports), and a connection stays with its worker, so a client's
+calls are spread only as far as its connections are. Everything built before ``serve`` is
+inherited by every worker through ``fork``: it must hold no gRPC channel or server and no
+thread (grpc does not survive a fork; a thread keeps running only in the parent), and database
+pools must be left unused or disposed in the child (``RegistryStore`` does this itself).
+Start threads and open channels in ``on_worker_start`` instead, which each worker (and a single
+process) runs before serving.
 """
 
 from __future__ import annotations
