@@ -16,7 +16,9 @@ the same concurrency with h2load, a C load generator (``egov_testing.load.h2load
 with the server's CPU per call.
 With two processes, each phase also records the busiest worker's share of the server's CPU
 (``busiest_worker_share``): the kernel spreads connections, not calls, over the workers, so 8
-clients often load one worker more than the other (see ``_server_capacity``).
+clients often load one worker more than the other (see ``_server_capacity``). Phases of reads
+that were spread unevenly are made again with new connections, and reported by their most even
+run (``runs`` lists them all); registrations are not repeated, as they change the registry.
 Figures go to bench/results-registry.json.
 """
 
@@ -178,11 +180,28 @@ def test_registrations_and_lookups_over_grpc(
             ]
 
         busiest: dict[str, float] = {}
+        repeated: dict[str, list[list[float]]] = {}
 
-        def rate(name: str, job: Callable[..., None], items: list[Any], clients: int) -> None:
-            per_s, share = _rate_of_clients(job, items, service, clients)
+        def rate(
+            name: str,
+            job: Callable[..., None],
+            items: list[Any],
+            clients: int,
+            *,
+            reads: bool = False,
+        ) -> None:
+            """``{name}_per_s``; a phase of reads is made again, with new connections, while
+            its busiest worker's share is over EVEN_SHARE (as in _server_capacity)."""
+            runs = []
+            for _ in range(SPREAD_ATTEMPTS if reads and processes > 1 else 1):
+                runs.append(_rate_of_clients(job, items, service, clients))
+                if runs[-1][1] <= EVEN_SHARE:
+                    break
+            per_s, share = min(runs, key=lambda run: run[1])
             figures[f"{name}_per_s"] = round(per_s)
             busiest[name] = round(share, 2)
+            if len(runs) > 1:
+                repeated[name] = [[round(r), round(s, 2)] for r, s in runs]
 
         # Batched: fill the registry to `size` with RegisterDocuments(500) from 4 clients.
         fill = requests("fill", size - 2_000)
@@ -197,13 +216,15 @@ def test_registrations_and_lookups_over_grpc(
                 for d in client.list_documents(pb.ListDocumentsRequest(page_size=500)).documents
             ]
         lookups = [random.Random(i).choice(sample) for i in range(5_000)]
-        rate("get_document", _get_each, lookups, CLIENTS)
+        rate("get_document", _get_each, lookups, CLIENTS, reads=True)
         hashes = [_digest(f"fill {random.Random(i).randrange(len(fill))}") for i in range(5_000)]
-        rate("lookup_by_hash", _lookup_each, hashes, CLIENTS)
-        rate("verified_documents", _verify_each, lookups[: CLIENTS * 100], CLIENTS)
-        rate("health_check", _health_each, list(range(10_000)), CLIENTS)
+        rate("lookup_by_hash", _lookup_each, hashes, CLIENTS, reads=True)
+        rate("verified_documents", _verify_each, lookups[: CLIENTS * 100], CLIENTS, reads=True)
+        rate("health_check", _health_each, list(range(10_000)), CLIENTS, reads=True)
         if processes > 1:
             figures["busiest_worker_share"] = busiest
+        if repeated:
+            figures["runs"] = repeated  # (calls/s, busiest worker's share) of each run
         figures["server_capacity"] = _server_capacity(service, sample[0], hashes[0])
     suffix = "" if processes == 1 else f"_{processes}_processes"
     _results[f"grpc_{backend}_{size}{suffix}"] = figures
