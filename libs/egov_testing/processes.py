@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _LOG_TAIL_BYTES = 4000
+_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/<pid>/stat counts CPU time in these
 
 
 class ServiceFailedToStart(RuntimeError):
@@ -246,9 +247,6 @@ def worker_cpu_seconds(root: int) -> dict[int, float]:
     children = _children()
     workers = children.get(root) or [root]
     return {pid: _subtree_ticks(pid, children) / _TICKS for pid in workers}
-
-
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _children() -> dict[int, list[int]]:

@@ -32,8 +32,10 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 import pytest
@@ -47,7 +49,7 @@ from egov_pki import merkle
 from egov_pki.identifiers import check_digit
 from egov_registry.storage.schema import migrate
 from egov_registry.storage.store import RegistryStore
-from egov_testing.load import H2loadRun, h2load_unary, run_clients
+from egov_testing.load import h2load_unary, run_clients
 from egov_testing.processes import ServiceProcess, start_service
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -59,8 +61,8 @@ STATIC_TOKENS = {TOKEN: {"subject": "bench", "scopes": ["registry:issue"], "agen
 SIZES = [10_000, 100_000] if os.environ.get("EGOV_BENCH_LARGE") else [10_000]
 CLIENTS = 8
 LOAD_PROCESSES = 2
-#: A server-capacity run counts as evenly spread when no worker did more than this share of the
-#: server's work (see _server_capacity); 0.5 is a perfect split over two workers.
+#: A run counts as evenly spread when no worker did more than this share of the server's work
+#: (see _spread_runs); 0.5 is a perfect split over two workers.
 EVEN_SHARE = 0.6
 SPREAD_ATTEMPTS = 4
 
@@ -86,20 +88,51 @@ def _digest(text: str) -> bytes:
 
 
 def _rate_of_clients(
-    job: Callable[[grpc.Channel, list[Any]], None],
-    items: list[Any],
-    service: ServiceProcess,
-    clients: int,
-) -> tuple[float, float]:
-    """Items per second when ``clients`` clients share ``items`` out and run ``job`` on them,
-    and the busiest worker process's share of the server's CPU meanwhile (each client has a
-    connection of its own, which the kernel gives to a worker at random)."""
+    job: Callable[[grpc.Channel, list[Any]], None], items: list[Any], address: str, clients: int
+) -> float:
+    """Items per second when ``clients`` clients share ``items`` out and run ``job`` on them."""
     shares = [items[c::clients] for c in range(clients)]
-    before = service.worker_cpu_seconds()
-    seconds = run_clients(job, service.grpc_address, shares, processes=LOAD_PROCESSES)
-    after = service.worker_cpu_seconds()
-    spent = [after[pid] - before.get(pid, 0.0) for pid in after]
-    return len(items) / seconds, max(spent) / max(sum(spent), 1e-9)
+    return len(items) / run_clients(job, address, shares, processes=LOAD_PROCESSES)
+
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class _Run(Generic[_T]):
+    """One measurement, with what the server's workers spent on it."""
+
+    result: _T
+    server_cpu: float  # seconds, every worker
+    busiest_share: float  # the busiest worker's share of server_cpu
+
+
+def _spread_runs(
+    service: ServiceProcess, measure: Callable[[], _T], *, repeat: bool
+) -> list[_Run[_T]]:
+    """``measure()``, made again (at most SPREAD_ATTEMPTS runs in all, when ``repeat``) while
+    the service has several workers and the busiest of them did more than EVEN_SHARE of the
+    work. Every run, in order; the caller reports the most even one.
+
+    The kernel gives each new connection to a worker at random (SO_REUSEPORT) and a connection
+    stays with its worker: 8 connections split 4/4 over two workers only about a quarter of the
+    time, and at 6/2 one worker is saturated while the other idles. ``measure`` must open new
+    connections each time."""
+    runs: list[_Run[_T]] = []
+    for _ in range(SPREAD_ATTEMPTS if repeat else 1):
+        before = service.worker_cpu_seconds()
+        result = measure()
+        after = service.worker_cpu_seconds()
+        spent = [after[pid] - before.get(pid, 0.0) for pid in after]
+        total = sum(spent)
+        runs.append(_Run(result, total, max(spent) / total if total > 0 else 1.0))
+        if len(after) == 1 or runs[-1].busiest_share <= EVEN_SHARE:
+            break
+    return runs
+
+
+def _most_even(runs: list[_Run[_T]]) -> _Run[_T]:
+    return min(runs, key=lambda run: run.busiest_share)
 
 
 # The clients' jobs: module-level, as the load processes import them by name.
@@ -190,18 +223,15 @@ def test_registrations_and_lookups_over_grpc(
             *,
             reads: bool = False,
         ) -> None:
-            """``{name}_per_s``; a phase of reads is made again, with new connections, while
-            its busiest worker's share is over EVEN_SHARE (as in _server_capacity)."""
-            runs = []
-            for _ in range(SPREAD_ATTEMPTS if reads and processes > 1 else 1):
-                runs.append(_rate_of_clients(job, items, service, clients))
-                if runs[-1][1] <= EVEN_SHARE:
-                    break
-            per_s, share = min(runs, key=lambda run: run[1])
-            figures[f"{name}_per_s"] = round(per_s)
-            busiest[name] = round(share, 2)
+            """``{name}_per_s``; a phase of reads is made again while spread unevenly (a
+            registration cannot be: it changes the registry)."""
+            measure = partial(_rate_of_clients, job, items, address, clients)
+            runs = _spread_runs(service, measure, repeat=reads)
+            best = _most_even(runs)
+            figures[f"{name}_per_s"] = round(best.result)
+            busiest[name] = round(best.busiest_share, 2)
             if len(runs) > 1:
-                repeated[name] = [[round(r), round(s, 2)] for r, s in runs]
+                repeated[name] = [[round(r.result), round(r.busiest_share, 2)] for r in runs]
 
         # Batched: fill the registry to `size` with RegisterDocuments(500) from 4 clients.
         fill = requests("fill", size - 2_000)
@@ -225,23 +255,22 @@ def test_registrations_and_lookups_over_grpc(
             figures["busiest_worker_share"] = busiest
         if repeated:
             figures["runs"] = repeated  # (calls/s, busiest worker's share) of each run
-        figures["server_capacity"] = _server_capacity(service, sample[0], hashes[0])
+        figures["server_capacity"] = _server_capacity(
+            service, sample[0], hashes[0], several_workers=processes > 1
+        )
     suffix = "" if processes == 1 else f"_{processes}_processes"
     _results[f"grpc_{backend}_{size}{suffix}"] = figures
     print(backend, figures)
 
 
-def _server_capacity(service: ServiceProcess, document_id: str, sha256: bytes) -> dict[str, Any]:
+def _server_capacity(
+    service: ServiceProcess, document_id: str, sha256: bytes, *, several_workers: bool
+) -> dict[str, Any]:
     """Lookups/s and server CPU per lookup with h2load as the CLIENTS clients (one call at a
     time each); the calls that do nothing show what is left to the registry's own work.
 
-    With several worker processes the kernel gives each new connection to a worker at random
-    (SO_REUSEPORT), and a connection stays with its worker: 8 connections are split 4/4 over
-    two workers only about a quarter of the time, and at 6/2 one worker is saturated while the
-    other idles. Each run therefore records the busiest worker's share of the server's CPU, and
-    a run with a share above EVEN_SHARE is made again with new connections (at most
-    SPREAD_ATTEMPTS runs in all); the figures are the most evenly spread run's, and ``..._runs``
-    lists every run as (calls/s, busiest worker's share). One process is measured once.
+    Each case is measured by its most evenly spread run (:func:`_spread_runs`); with several
+    workers, ``..._runs`` lists every run as (calls/s, busiest worker's share).
     """
     calls = 30_000
     bearer = {"authorization": f"Bearer {TOKEN}"}
@@ -264,30 +293,26 @@ def _server_capacity(service: ServiceProcess, document_id: str, sha256: bytes) -
             response = channel.unary_unary(method)(
                 request, metadata=tuple(bearer.items()), timeout=10
             )
-            runs: list[tuple[H2loadRun, float, float]] = []  # (run, CPU s, busiest share)
-            for _ in range(SPREAD_ATTEMPTS if len(service.worker_cpu_seconds()) > 1 else 1):
-                before = service.worker_cpu_seconds()
-                run = h2load_unary(
-                    service.grpc_address,
-                    method,
-                    request,
-                    response,
-                    calls=calls,
-                    connections=CLIENTS,
-                    metadata=bearer,
-                )
-                after = service.worker_cpu_seconds()
-                spent = [after[pid] - before.get(pid, 0.0) for pid in after]
-                runs.append((run, sum(spent), max(spent) / max(sum(spent), 1e-9)))
-                if runs[-1][2] <= EVEN_SHARE:
-                    break
-            run, cpu, share = min(runs, key=lambda r: r[2])
-            figures[f"{name}_per_s"] = round(run.per_second)
-            figures[f"server_cpu_ms_per_{name}"] = round(cpu * 1000 / calls, 3)
-            figures[f"{name}_mean_latency_ms"] = round(run.mean_latency_ms, 2)
-            if share < 1.0:  # several workers
-                figures[f"{name}_busiest_worker_share"] = round(share, 2)
-                figures[f"{name}_runs"] = [[round(r.per_second), round(s, 2)] for r, _, s in runs]
+            measure = partial(
+                h2load_unary,
+                service.grpc_address,
+                method,
+                request,
+                response,
+                calls=calls,
+                connections=CLIENTS,
+                metadata=bearer,
+            )
+            runs = _spread_runs(service, measure, repeat=True)
+            best = _most_even(runs)
+            figures[f"{name}_per_s"] = round(best.result.per_second)
+            figures[f"server_cpu_ms_per_{name}"] = round(best.server_cpu * 1000 / calls, 3)
+            figures[f"{name}_mean_latency_ms"] = round(best.result.mean_latency_ms, 2)
+            if several_workers:
+                figures[f"{name}_busiest_worker_share"] = round(best.busiest_share, 2)
+                figures[f"{name}_runs"] = [
+                    [round(r.result.per_second), round(r.busiest_share, 2)] for r in runs
+                ]
     return figures
 
 

@@ -3,6 +3,9 @@ the benchmarks read it (Linux ``/proc``)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,9 +44,9 @@ def two_workers() -> Iterator[tuple[int, dict[str, int]]]:
     try:
         yield parent.pid, roles
     finally:
-        parent.kill()
-        for pid in roles.values():
-            subprocess.run(["kill", "-9", str(pid)], check=False)
+        for pid in (*roles.values(), parent.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         parent.wait()
 
 
