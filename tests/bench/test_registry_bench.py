@@ -116,8 +116,8 @@ def _spread_runs(
 
     The kernel gives each new connection to a worker at random (SO_REUSEPORT) and a connection
     stays with its worker: 8 connections split 4/4 over two workers only about a quarter of the
-    time, and at 6/2 one worker is saturated while the other idles. ``measure`` must open new
-    connections each time."""
+    time, and at 6/2 one worker is saturated while the other has little to do. ``measure`` must
+    open new connections each time."""
     runs: list[_Run[_T]] = []
     for _ in range(SPREAD_ATTEMPTS if repeat else 1):
         before = service.worker_cpu_seconds()
