@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import struct
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from egov_common.db import WriterTurn, make_engine, upgrade_to_head
+from egov_common.db import WalCheckpoints, WriterTurn, make_engine, upgrade_to_head
 
 
 def test_sqlite_engine_uses_wal_and_foreign_keys(tmp_path: Path) -> None:
@@ -162,3 +165,90 @@ def test_writer_turn_gives_up_with_a_busy_error_instead_of_hanging(tmp_path: Pat
     with turn:  # free again once the holder is done
         pass
     turn.close()
+
+
+def _wal_restarts(database: Path) -> int:
+    """How many times the WAL was started over: the checkpoint sequence in its header."""
+    with open(f"{database}-wal", "rb") as wal:
+        return int(struct.unpack(">I", wal.read(16)[12:16])[0])
+
+
+def _blob_table(url: str) -> sa.Engine:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)")
+    return engine
+
+
+def test_wal_checkpoints_start_the_wal_over_while_writers_never_pause(tmp_path: Path) -> None:
+    database = tmp_path / "service.db"
+    url = f"sqlite:///{database}"
+    creator = _blob_table(url)
+    turn = WriterTurn(url)
+    checkpoints = WalCheckpoints(url, turn, interval=0.02, size_limit=64 * 1024)
+    engine = make_engine(url)
+    checkpoints.attach(engine)
+    written = 0
+    try:
+        with engine.connect() as conn:  # commits no longer checkpoint on their own
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        first = _wal_restarts(database)
+        until = time.monotonic() + 1.0
+        while time.monotonic() < until:  # one writer after another, never a pause
+            with turn, engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO blobs (data) VALUES (?)", (os.urandom(8192),))
+            written += 1
+        # A checkpoint outside the turn never catches up with such writers, so the WAL would
+        # never start over; the one in the turn lets it, again and again.
+        assert _wal_restarts(database) - first >= 3
+        time.sleep(0.2)  # a checkpoint with nothing written meanwhile: the WAL is all copied
+        with turn, engine.begin() as conn:  # so this writer starts it over, cut back first
+            conn.exec_driver_sql("INSERT INTO blobs (data) VALUES (x'00')")
+        assert os.path.getsize(f"{database}-wal") <= 64 * 1024
+    finally:
+        checkpoints.close()
+        turn.close()
+        engine.dispose()
+    with creator.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM blobs").scalar() == written + 1
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    creator.dispose()
+
+
+def test_wal_checkpoints_never_create_a_database_that_was_removed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = tmp_path / "service.db"
+    url = f"sqlite:///{database}"
+    _blob_table(url).dispose()
+    turn = WriterTurn(url)
+    checkpoints = WalCheckpoints(url, turn, interval=0.02)
+    engine = make_engine(url)
+    checkpoints.attach(engine)
+    try:
+        with caplog.at_level(logging.WARNING, logger="egov_common.db"):
+            with engine.begin() as conn:  # the first write connection starts the thread
+                conn.exec_driver_sql("INSERT INTO blobs (data) VALUES (x'01')")
+            engine.dispose()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{database}{suffix}").unlink(missing_ok=True)
+            time.sleep(0.3)  # about 15 intervals
+        assert not database.exists()
+        failures = [r for r in caplog.records if "WAL checkpoint failed" in r.getMessage()]
+        assert len(failures) == 1  # once, not at every interval
+    finally:
+        checkpoints.close()
+        turn.close()
+
+
+def test_wal_checkpoints_leave_postgresql_and_memory_databases_alone() -> None:
+    turn = WriterTurn("sqlite://")
+    for url in ("sqlite://", "sqlite:///:memory:", "postgresql+psycopg://db.internal/registry"):
+        checkpoints = WalCheckpoints(url, turn)
+        assert checkpoints.path is None
+        engine = sa.create_engine("sqlite://")
+        checkpoints.attach(engine)
+        with engine.connect() as conn:  # SQLite's own default stays, and no thread starts
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        engine.dispose()
+        assert checkpoints._thread is None

@@ -1,12 +1,15 @@
-"""in_forked_children: a forked worker resets what it inherited, for objects still alive."""
+"""in_forked_children: a forked worker resets what it inherited, for objects still alive;
+held_during_forks: no fork while a background thread is inside a library's locks."""
 
 from __future__ import annotations
 
 import gc
 import os
+import threading
+import time
 from collections.abc import Callable
 
-from egov_common.forking import in_forked_children
+from egov_common.forking import held_during_forks, in_forked_children
 
 
 class _Pool:
@@ -52,3 +55,33 @@ def test_an_object_gone_before_the_fork_is_not_kept_alive_nor_reset() -> None:
     del pool
     gc.collect()
     assert _in_child(lambda: str(len(resets)).encode()) == b"0"
+
+
+class _Worker:
+    """A background thread's state: ``inside`` while it holds ``lock`` (inside a library)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.inside = False
+
+
+def test_no_fork_happens_while_a_thread_holds_the_lock_and_the_parent_gets_it_back() -> None:
+    worker = _Worker()
+    held_during_forks(worker, lambda w: w.lock)
+    entered = threading.Event()
+
+    def work() -> None:
+        with worker.lock:
+            worker.inside = True
+            entered.set()
+            time.sleep(0.3)
+            worker.inside = False
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    assert entered.wait(10)
+    # The fork waits for the thread to leave: the child never inherits it half-way through.
+    assert _in_child(lambda: str(worker.inside).encode()) == b"False"
+    thread.join(10)
+    assert worker.lock.acquire(timeout=1)  # released in the parent after the fork
+    worker.lock.release()

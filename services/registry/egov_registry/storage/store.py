@@ -20,7 +20,13 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from egov_common.clock import Clock
-from egov_common.db import CompiledStatement, HotConnections, WriterTurn, make_engine
+from egov_common.db import (
+    CompiledStatement,
+    HotConnections,
+    WalCheckpoints,
+    WriterTurn,
+    make_engine,
+)
 from egov_common.errors import (
     AlreadyExists,
     DataLoss,
@@ -353,12 +359,17 @@ class RegistryStore:
                 isolation_level="AUTOCOMMIT",
             )
         )
+        # SQLite: the WAL is copied back into the database by a thread of its own, not inside
+        # a registration's transaction and write turn.
+        self._turn = WriterTurn(database_url)
+        self._checkpoints = WalCheckpoints(database_url, self._turn)
         if self._sqlite:
             sa.event.listen(self._read_engine, "connect", _sqlite_cache)
             self._write_engine = make_engine(database_url)
             sa.event.listen(self._write_engine, "connect", _sqlite_cache)
             sa.event.listen(self._write_engine, "connect", _sqlite_manual_transactions)
             sa.event.listen(self._write_engine, "begin", _sqlite_begin_immediate)
+            self._checkpoints.attach(self._write_engine)
         else:
             self._write_engine = make_engine(
                 database_url, pool_pre_ping=False, pool_size=2, max_overflow=3
@@ -374,7 +385,6 @@ class RegistryStore:
             dbapi.IntegrityError,
         )
         self.log_id = merkle.log_id(log_key.public_key())
-        self._turn = WriterTurn(database_url)
         # (tree size, the nodes its next append needs) as of this process's last commit: saves
         # reading them again when no other process appended since.
         self._frontier: tuple[int, dict[NodeKey, bytes]] | None = None
@@ -395,9 +405,11 @@ class RegistryStore:
         if self._write_engine is not self._read_engine:
             self._write_engine.dispose(close=False)
         self._turn.after_fork()
+        self._checkpoints.after_fork()
         self._group.after_fork()
 
     def close(self) -> None:
+        self._checkpoints.close()
         self._turn.close()
         self._reads.close()
         if self._write_engine is not self._read_engine:
