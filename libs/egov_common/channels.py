@@ -6,12 +6,18 @@
 Calls without an explicit ``timeout`` get what is left of the incoming call's deadline
 (``egov_common.deadlines.remaining()``), or ``settings.default_deadline`` outside a call. With
 ``tls_mode=mtls`` the channel presents this service's certificate and trusts only the service CA.
+
+A peer may serve from several worker processes on one port (``EGOV_<NAME>_PROCESSES``): its
+kernel hands each new connection to one of them, and a gRPC connection keeps its worker. One
+connection would put all of this service's calls on one worker, so the channel holds
+``settings.peer_connections`` connections (:class:`SpreadChannel`) and gives them calls in turn.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import grpc
@@ -23,7 +29,7 @@ from egov_common.deadlines import remaining
 from egov_common.settings import ServiceSettings
 from egov_common.telemetry import Telemetry, global_tracing
 
-__all__ = ["DeadlineInterceptor", "open_channel"]
+__all__ = ["DeadlineInterceptor", "SpreadChannel", "open_channel"]
 
 
 class _CallDetails(NamedTuple):
@@ -121,25 +127,114 @@ class _TracingInterceptor(OpenTelemetryClientInterceptor):
         return invoker(request_or_iterator, self._with_context(metadata))
 
 
+class _InTurn:
+    """A multi-callable of each connection; every call (or ``with_call``, ``future``) goes to
+    the next one."""
+
+    def __init__(self, callables: Sequence[Any], turns: Iterator[int]) -> None:
+        self._callables = callables
+        self._turns = turns
+
+    def _next(self) -> Any:
+        return self._callables[next(self._turns) % len(self._callables)]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._next()(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._next(), name)
+
+
+class SpreadChannel(grpc.Channel):  # type: ignore[misc]
+    """Several channels to one address, each with a connection of its own, taking calls in
+    turn (see the module). Connectivity (``subscribe``, ``grpc.channel_ready_future``) is the
+    first channel's; :meth:`close` closes them all."""
+
+    def __init__(self, channels: Sequence[grpc.Channel]) -> None:
+        if not channels:
+            raise ValueError("a SpreadChannel needs at least one channel")
+        self.channels = list(channels)
+        self._turns = itertools.count()  # next() on it is atomic under the GIL
+
+    def _spread(self, kind: str, method: str, args: Any, kwargs: Any) -> _InTurn:
+        callables = [getattr(c, kind)(method, *args, **kwargs) for c in self.channels]
+        return _InTurn(callables, self._turns)
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._spread("unary_unary", method, args, kwargs)
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._spread("unary_stream", method, args, kwargs)
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._spread("stream_unary", method, args, kwargs)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._spread("stream_stream", method, args, kwargs)
+
+    def subscribe(self, callback: Callable[..., None], try_to_connect: bool = False) -> None:
+        self.channels[0].subscribe(callback, try_to_connect=try_to_connect)
+
+    def unsubscribe(self, callback: Callable[..., None]) -> None:
+        self.channels[0].unsubscribe(callback)
+
+    def close(self) -> None:
+        for channel in self.channels:
+            channel.close()
+
+    def __enter__(self) -> SpreadChannel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def open_channel(
     address: str,
     settings: ServiceSettings,
     *,
     telemetry: Telemetry | None = None,
     tls_material: tls.TlsMaterial | None = None,
+    connections: int | None = None,
 ) -> grpc.Channel:
     """A channel to ``address`` (``host:port``) using ``settings`` of the calling service.
 
     TLS follows ``settings.tls_mode`` (``tls_material`` overrides the material, e.g. for a test
     client); tracing uses ``telemetry``'s tracer provider, else the global one; message size
-    limits and the deadline rule are the server's. Close the channel when done.
+    limits and the deadline rule are the server's. ``connections`` (default
+    ``settings.peer_connections``) connections take the calls in turn (:class:`SpreadChannel`);
+    each connects on its first call. Close the channel when done.
     """
+    count = settings.peer_connections if connections is None else connections
+    if count < 1:
+        raise ValueError("connections must be at least 1")
+    material = tls_material
+    if material is None and settings.tls_mode == "mtls":
+        material = tls.material_for(settings)
+    if count == 1:
+        return _one_channel(address, settings, telemetry, material, ())
+    # Channels of one process with the same target and options share one connection unless
+    # each keeps its own subchannels.
+    own = (("grpc.use_local_subchannel_pool", 1),)
+    return SpreadChannel(
+        [_one_channel(address, settings, telemetry, material, own) for _ in range(count)]
+    )
+
+
+def _one_channel(
+    address: str,
+    settings: ServiceSettings,
+    telemetry: Telemetry | None,
+    material: tls.TlsMaterial | None,
+    extra_options: Sequence[tuple[str, Any]],
+) -> grpc.Channel:
+    """One connection: TLS with ``material`` (plaintext without), tracing, deadlines."""
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
+        *extra_options,
     ]
-    if settings.tls_mode == "mtls" or tls_material is not None:
-        material = tls_material or tls.material_for(settings)
+    if material is not None:
         channel = grpc.secure_channel(address, tls.client_credentials(material), options)
     else:
         channel = grpc.insecure_channel(address, options)

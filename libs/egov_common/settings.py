@@ -100,6 +100,9 @@ class ServiceSettings(BaseSettings):
     max_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     #: Deadline for outgoing calls that have no incoming deadline to inherit.
     default_deadline: float = Field(default=30.0, gt=0)
+    #: Connections to each peer service, taking outgoing calls in turn: a peer serving from
+    #: several processes has each connection served by one of them, chosen by its kernel.
+    peer_connections: int = Field(default=4, ge=1, le=32)
     #: gRPC calls that run at once, each on a worker thread (``egov_common.executor``).
     max_workers: int = Field(default=16, gt=0)
     #: Worker threads in all: above ``max_workers`` only while calls wait (``blocking()``,

@@ -77,6 +77,10 @@ class Echo:
         """Which process answered (the workers of EGOV_ECHO_PROCESSES > 1)."""
         return wrappers_pb2.Int64Value(value=os.getpid())
 
+    def peer(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> object:
+        """The caller's end of the connection the call came on (``ipv4:127.0.0.1:port``)."""
+        return wrappers_pb2.StringValue(value=context.peer())
+
     def remaining(self, request: empty_pb2.Empty, context: grpc.ServicerContext) -> object:
         left = remaining()
         return wrappers_pb2.DoubleValue(value=-1.0 if left is None else left)
@@ -118,6 +122,7 @@ def _handlers(echo: Echo) -> grpc.GenericRpcHandler:
             "WhoAmI": unary(echo.who_am_i, em),
             "Remaining": unary(echo.remaining, em),
             "Pid": unary(echo.pid, em),
+            "Peer": unary(echo.peer, em),
             "Relay": unary(echo.relay, dv),
             "Upload": grpc.stream_unary_rpc_method_handler(
                 echo.upload,

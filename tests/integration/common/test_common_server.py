@@ -156,6 +156,24 @@ def test_streams_pass_through_the_interceptors(channel: grpc.Channel) -> None:
     )
 
 
+def test_a_channel_of_several_connections_gives_them_calls_in_turn(echo: ServiceProcess) -> None:
+    with open_channel(echo.grpc_address, ServiceSettings(), connections=4) as spread:
+        grpc.channel_ready_future(spread).result(timeout=10)
+        peer = unary(spread, "Peer", wrappers_pb2.StringValue)
+        peers = [peer(empty_pb2.Empty(), timeout=5).value for _ in range(12)]
+        assert len(set(peers)) == 4  # four connections (four client ports)...
+        assert peers[4:] == peers[:4] * 2  # ...taking the calls in turn
+        _, call = peer.with_call(empty_pb2.Empty(), timeout=5)  # the rest of the interface
+        assert call.code() is grpc.StatusCode.OK
+        assert peer.future(empty_pb2.Empty(), timeout=5).result().value in peers
+        test_streams_pass_through_the_interceptors(spread)
+    with pytest.raises(ValueError):  # closing it closed every connection
+        peer(empty_pb2.Empty(), timeout=5)
+    with open_channel(echo.grpc_address, ServiceSettings(peer_connections=1)) as single:
+        peer = unary(single, "Peer", wrappers_pb2.StringValue)
+        assert len({peer(empty_pb2.Empty(), timeout=5).value for _ in range(4)}) == 1
+
+
 def test_caller_identity_comes_from_a_verified_bearer_token(channel: grpc.Channel) -> None:
     who = unary(channel, "WhoAmI", wrappers_pb2.StringValue)
     assert who(empty_pb2.Empty(), timeout=5).value == "anonymous:"

@@ -13,6 +13,8 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from egov_common.channels import open_channel
+from egov_common.settings import ServiceSettings
 from egov_testing.processes import ServiceFailedToStart, ServiceProcess, start_service
 from google.protobuf import empty_pb2, wrappers_pb2
 from test_common_server import echo_env, unary
@@ -59,6 +61,15 @@ def two_workers(tmp_path: Path) -> Iterator[ServiceProcess]:
     env = echo_env(EGOV_ECHO_PROCESSES="2")
     with start_service("echo_service", env, name="ECHO", data_dir=tmp_path, http=False) as svc:
         yield svc
+
+
+def test_a_service_channel_spreads_its_calls_over_the_workers(two_workers: ServiceProcess) -> None:
+    # 16 connections all handed to one of two workers: once in 32,768 runs.
+    with open_channel(two_workers.grpc_address, ServiceSettings(), connections=16) as channel:
+        pid = unary(channel, "Pid", wrappers_pb2.Int64Value)
+        answered = {pid(empty_pb2.Empty(), timeout=5).value for _ in range(32)}
+    assert len(answered) == 2
+    assert all(_parent_of(worker) == two_workers.pid for worker in answered)
 
 
 def test_two_workers_answer_on_one_port(two_workers: ServiceProcess) -> None:
