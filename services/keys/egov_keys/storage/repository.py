@@ -23,13 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from egov_common.db import (
-    HotConnections,
-    WalCheckpoints,
-    WriterTurn,
-    make_engine,
-    upgrade_to_head,
-)
+from egov_common.db import HotConnections, WriterTurn, make_engine, upgrade_to_head
 from egov_common.forking import in_forked_children
 from egov_common.group_commit import GroupCommit
 from egov_pki.identifiers import parse_identifier
@@ -158,11 +152,6 @@ class KeysRepository:
         self._begin = "BEGIN IMMEDIATE" if sqlite else "BEGIN"
         # One writer at a time: this process's threads, and the processes on a SQLite file.
         self._turn = WriterTurn(hot_engine.url)
-        # SQLite: the WAL is copied back into the database by a thread of its own, not inside a
-        # SignHash's transaction and write turn.
-        self._checkpoints = WalCheckpoints(hot_engine.url, self._turn)
-        for writer in {id(e): e for e in (engine, hot_engine)}.values():
-            self._checkpoints.attach(writer)
         self._statements: HotStatements | None = None
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._group: GroupCommit[_Write] = GroupCommit(self._run, turn=lambda: self._turn)
@@ -197,14 +186,12 @@ class KeysRepository:
         return cls(make_engine(url), hot)
 
     def dispose(self) -> None:
-        self._checkpoints.close()
         self._turn.close()
         self._conns.close()
         self._engine.dispose()
 
     def _after_fork(self) -> None:
         self._turn.after_fork()
-        self._checkpoints.after_fork()
         # The parent's connections are left alone: closing one here would end its session.
         self._conns.after_fork()
         self._engine.dispose(close=False)
