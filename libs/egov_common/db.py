@@ -41,6 +41,15 @@ _log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
+def _sqlite_file(url: str | sa.URL) -> str | None:
+    """The database file of a SQLite URL, else ``None`` (PostgreSQL, in-memory, URI)."""
+    parsed = sa.make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    return None if database.startswith("file:") else database
+
+
 def make_engine(url: str, **engine_kwargs: Any) -> Engine:
     """A SQLAlchemy engine for ``url``.
 
@@ -52,8 +61,8 @@ def make_engine(url: str, **engine_kwargs: Any) -> Engine:
     engine_kwargs.setdefault("hide_parameters", True)
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
+        database = _sqlite_file(parsed)
+        if database is not None:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
         connect_args.update(engine_kwargs.pop("connect_args", {}))
@@ -254,15 +263,6 @@ class WriterTurn:
             self._fd = None
 
 
-def _sqlite_file(url: str | sa.URL) -> str | None:
-    """The database file of a SQLite URL, else ``None`` (PostgreSQL, in-memory, URI)."""
-    parsed = sa.make_url(url)
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
-        return None
-    return None if database.startswith("file:") else database
-
-
 class WalCheckpoints:
     """A SQLite file's WAL checkpointed by a thread of its own, not by a committing writer.
 
@@ -340,10 +340,10 @@ class WalCheckpoints:
                                 timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
                                 isolation_level=None,
                             )
-                        _busy, frames, copied = self.checkpoint(connection)
+                        _busy, frames, copied = self._checkpoint(connection)
                         if (frames, copied) != last:  # written since: finish it in the turn
                             with self.turn:
-                                _busy, frames, copied = self.checkpoint(connection)
+                                _busy, frames, copied = self._checkpoint(connection)
                             last = (frames, copied)
                     failing = False
                 except (sqlite3.Error, sa.exc.OperationalError) as exc:
@@ -354,11 +354,11 @@ class WalCheckpoints:
             if connection is not None:
                 with self._inside:
                     with contextlib.suppress(sqlite3.Error):
-                        self.checkpoint(connection)
+                        self._checkpoint(connection)
                     connection.close()
 
     @staticmethod
-    def checkpoint(connection: sqlite3.Connection) -> tuple[int, int, int]:
+    def _checkpoint(connection: sqlite3.Connection) -> tuple[int, int, int]:
         """One ``PASSIVE`` checkpoint: (1 if it could not complete, frames in the WAL, frames
         copied into the database)."""
         row = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()

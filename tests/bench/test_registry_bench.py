@@ -64,6 +64,8 @@ CLIENTS = 8
 #: One-per-call registrations are also measured with this many clients (an issuer's back office
 #: with more calls in flight); the target is judged on CLIENTS.
 MANY_CLIENTS = 32
+#: Registrations in each run of one-per-call registrations.
+ONE_PER_CALL = 2_000
 LOAD_PROCESSES = 2
 #: A run counts as evenly spread when no worker did more than this share of the server's work
 #: (see _spread_runs); 0.5 is a perfect split over two workers.
@@ -245,22 +247,22 @@ def test_registrations_and_lookups_over_grpc(
 
         # Batched: fill the registry to `size` with RegisterDocuments(500) from 4 clients (once:
         # a second fill would double the registry).
-        fill = requests("fill", size - 4_000)
+        fill = requests("fill", size - 2 * ONE_PER_CALL)
         rate("batched_registrations", _register_batches, lambda: fill, 4, repeat=False)
         # One registration per call from 8 clients, then from MANY_CLIENTS: more calls waiting
         # together make bigger groups per commit. A run spread unevenly over two workers adds
-        # 2,000 more documents (``documents`` is the count the reads then met).
-        rate("single_registrations", _register_each, fresh("single", 2_000), CLIENTS)
+        # ONE_PER_CALL more documents (``documents`` is the count the reads then met).
+        rate("single_registrations", _register_each, fresh("single", ONE_PER_CALL), CLIENTS)
         rate(
             f"single_registrations_{MANY_CLIENTS}_clients",
             _register_each,
-            fresh("many", 2_000),
+            fresh("many", ONE_PER_CALL),
             MANY_CLIENTS,
         )
 
         with RegistryClient(address) as client:
             documents = client.get_signed_tree_head().tree_size
-            assert (documents - size) % 2_000 == 0 and documents >= size
+            assert (documents - size) % ONE_PER_CALL == 0 and documents >= size
             figures["documents"] = documents
             sample = [
                 d.document_id
