@@ -3,6 +3,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import struct
 import threading
 import time
@@ -213,6 +214,100 @@ def test_wal_checkpoints_start_the_wal_over_while_writers_never_pause(tmp_path: 
         assert conn.exec_driver_sql("SELECT count(*) FROM blobs").scalar() == written + 1
         assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
     creator.dispose()
+
+
+class _ScriptedWal:
+    """Stands in for SQLite's answers to ``PRAGMA wal_checkpoint(PASSIVE)``, in order, and
+    notes each pass as made in the writers' turn or outside it, and each sync of the file."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, answers: list[tuple[int, int, int]]):
+        self.answers = answers
+        self.events: list[str] = []
+        self.in_turn = False
+        monkeypatch.setattr(WalCheckpoints, "_checkpoint", staticmethod(self._pass))
+        monkeypatch.setattr(os, "fdatasync", lambda fd: self.events.append("sync"))
+
+    def _pass(self, _connection: object) -> tuple[int, int, int]:
+        self.events.append("turn" if self.in_turn else "pass")
+        return self.answers.pop(0)
+
+    def __enter__(self) -> None:
+        self.in_turn = True
+
+    def __exit__(self, *exc: object) -> None:
+        self.in_turn = False
+
+
+def _scripted_round(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    answers: list[tuple[int, int, int]],
+    last: tuple[int, int] | None = None,
+) -> tuple[list[str], tuple[int, int] | None]:
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    _blob_table(url).dispose()
+    wal = _ScriptedWal(monkeypatch, answers)
+    checkpoints = WalCheckpoints(url, wal)
+    after = checkpoints._round(sqlite3.connect(":memory:"), last)
+    assert wal.answers == []  # every scripted answer was asked for
+    return wal.events, after
+
+
+def test_wal_checkpoints_catch_up_outside_the_turn_before_the_short_pass_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Writers append 2,000 frames during the first pass, then 500, then 100: passes go on
+    # outside the turn until one copied few, and the database is synced before them, so the
+    # pass in the turn has only what came during the last one and its own syncs.
+    events, last = _scripted_round(
+        tmp_path,
+        monkeypatch,
+        [
+            (0, 10_000, 10_000),
+            (0, 12_000, 12_000),
+            (0, 12_500, 12_500),
+            (0, 12_600, 12_600),
+            (0, 12_650, 12_650),
+        ],
+    )
+    assert events == ["pass", "sync", "pass", "pass", "pass", "turn"]
+    assert last == (12_650, 12_650)
+
+
+def test_wal_checkpoints_stop_catching_up_when_writers_outpace_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = [(0, 10_000 * n, 10_000 * n) for n in range(1, 6)]
+    events, _ = _scripted_round(tmp_path, monkeypatch, answers)
+    assert events == ["pass", "sync"] + ["pass"] * WalCheckpoints.CATCH_UP_PASSES + ["turn"]
+
+
+def test_wal_checkpoints_go_to_the_turn_at_once_when_a_reader_holds_frames_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # busy: a reader's snapshot needs frames not yet copied; no pass outside can finish.
+    events, _ = _scripted_round(tmp_path, monkeypatch, [(1, 10_000, 8_000), (0, 10_000, 10_000)])
+    assert events == ["pass", "sync", "turn"]
+
+
+def test_wal_checkpoints_neither_sync_nor_take_the_turn_when_nothing_was_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events, last = _scripted_round(
+        tmp_path, monkeypatch, [(0, 12_650, 12_650)], last=(12_650, 12_650)
+    )
+    assert events == ["pass"]
+    assert last == (12_650, 12_650)
+
+
+def test_wal_checkpoints_count_frames_afresh_when_a_writer_started_the_wal_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The WAL started over between passes: 40 frames copied in the new WAL are few.
+    events, _ = _scripted_round(
+        tmp_path, monkeypatch, [(0, 10_000, 10_000), (0, 40, 40), (0, 60, 60)]
+    )
+    assert events == ["pass", "sync", "pass", "turn"]
 
 
 def test_wal_checkpoints_never_create_a_database_that_was_removed(
