@@ -237,12 +237,24 @@ class LoggedEntry:
 _Slot = tuple[int, int]
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A registration on its way to a group commit, with what it needs that no stored state
+    decides worked out beforehand: the write turn, which every other writer waits for, is no
+    place for it."""
+
+    position: int
+    registration: Registration
+    fingerprint: bytes
+    document_id: str  # the reserved id, or a new one (used if the registration is new)
+
+
 @dataclass
 class _RegistrationJob:
     """One caller's registrations waiting for a group commit."""
 
     actor: Actor
-    items: list[tuple[int, Registration]]
+    items: list[_Pending]
     outcomes: dict[int, RegistrationOutcome | EgovError] = field(default_factory=dict)
     error: EgovError | None = None
 
@@ -504,7 +516,7 @@ class RegistryStore:
         taken once per group rather than once per document.
         """
         results: dict[int, RegistrationOutcome | EgovError] = {}
-        pending: list[tuple[int, Registration]] = []
+        pending: list[_Pending] = []
         for position, registration in enumerate(registrations):
             try:
                 rules.validate_registration(registration)
@@ -512,7 +524,14 @@ class RegistryStore:
             except EgovError as error:
                 results[position] = error
             else:
-                pending.append((position, registration))
+                pending.append(
+                    _Pending(
+                        position,
+                        registration,
+                        rules.registration_fingerprint(registration),
+                        registration.document_id or rules.new_document_id(),
+                    )
+                )
         if pending:
             job = _RegistrationJob(actor, pending)
             self._group.submit(job)  # returns once committed with others queued meanwhile
@@ -524,9 +543,9 @@ class RegistryStore:
     def _run_jobs(self, jobs: list[_RegistrationJob]) -> None:
         """Commit a group: every job gets its outcomes, or the group's error."""
         flat = [
-            ((number, position), registration, job.actor)
+            ((number, item.position), item, job.actor)
             for number, job in enumerate(jobs)
-            for position, registration in job.items
+            for item in job.items
         ]
         try:
             with self._locked_log() as log:
@@ -543,10 +562,10 @@ class RegistryStore:
             raise
 
     def _register_locked(
-        self, log: _Appender, pending: list[tuple[_Slot, Registration, Actor]]
+        self, log: _Appender, pending: list[tuple[_Slot, _Pending, Actor]]
     ) -> Iterator[tuple[_Slot, RegistrationOutcome | EgovError]]:
         conn, now = log.conn, log.now_ms
-        regs = [r for _, r, _ in pending]
+        regs = [item.registration for _, item, _ in pending]
         wanted_keys = {(r.issuer, r.idempotency_key) for r in regs}
         cursor = conn.connection.cursor()
         try:
@@ -580,8 +599,8 @@ class RegistryStore:
         new_changes: list[dict[str, Any]] = []
         new_keys: list[dict[str, Any]] = []
         fresh: dict[str, Document] = {}
-        for position, reg, actor in pending:
-            fingerprint = rules.registration_fingerprint(reg)
+        for position, item, actor in pending:
+            reg, fingerprint = item.registration, item.fingerprint
             seen = known_keys.get((reg.issuer, reg.idempotency_key))
             if seen is not None:
                 if seen[0] != fingerprint:
@@ -615,9 +634,8 @@ class RegistryStore:
                 if problem is not None:
                     yield position, problem
                     continue
-                document_id = reg.document_id
-            else:
-                document_id = rules.new_document_id()
+            document_id = item.document_id
+            change = StatusChange(DocumentStatus.REGISTERED, now, log.size, actor.subject)
             document = Document(
                 document_id=document_id,
                 sha256=reg.sha256,
@@ -629,12 +647,10 @@ class RegistryStore:
                 valid_until_ms=reg.valid_until_ms,
                 metadata=dict(reg.metadata),
                 registered_at_ms=now,
-                history=(),
+                history=(change,),
             )
-            change = StatusChange(DocumentStatus.REGISTERED, now, log.size, actor.subject)
             leaf_index = log.append(rules.log_entry(document, change))
             assert leaf_index == change.leaf_index
-            document = replace(document, history=(change,))
             new_docs.append(_document_row(document))
             new_changes.append(_change_row(document_id, 0, change))
             new_keys.append(
