@@ -13,7 +13,7 @@ import threading
 import time
 import zlib
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -30,6 +30,7 @@ __all__ = [
     "WalCheckpoints",
     "WriterTurn",
     "make_engine",
+    "migration_transaction",
     "migrations_dir",
     "upgrade_to_head",
 ]
@@ -435,12 +436,9 @@ def upgrade_to_head(url: str, migrations: str | Path) -> None:
     """Run Alembic migrations of ``migrations`` (package name or folder) up to ``head``.
 
     No ``alembic.ini`` is needed. The database URL reaches ``env.py`` as
-    ``config.get_main_option("sqlalchemy.url")`` and, as an already configured engine, as
-    ``config.attributes["connection"]`` (use it when present: it carries the SQLite pragmas).
-
-    On PostgreSQL the upgrade runs under a transaction-scoped advisory lock named after the
-    migrations, so replicas (or a migration Job and a starting pod) take turns: the second one
-    finds the schema at head and does nothing. SQLite serialises writers on its own.
+    ``config.get_main_option("sqlalchemy.url")`` and, as an already configured connection inside
+    :func:`migration_transaction`, as ``config.attributes["connection"]`` (use it when present:
+    it carries the SQLite pragmas and the transaction).
     """
     from alembic import command
     from alembic.config import Config
@@ -450,16 +448,60 @@ def upgrade_to_head(url: str, migrations: str | Path) -> None:
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     engine = make_engine(url)
     try:
-        with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:key)"),
-                    {"key": _migration_lock_key(migrations)},
-                )
+        with migration_transaction(engine, str(migrations)) as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def migration_transaction(engine: Engine, name: str) -> Iterator[sa.Connection]:
+    """A connection for running migrations, all of them in one transaction, committed at the end.
+
+    On PostgreSQL the transaction holds an advisory lock named after ``name`` (the migrations),
+    so replicas (or a migration Job and a starting pod) take turns: the second one finds the
+    schema at head and does nothing.
+
+    On SQLite, ``BEGIN IMMEDIATE`` keeps other writers out and makes the migrations atomic
+    (SQLite's DDL is transactional). Foreign keys are not enforced statement by statement
+    meanwhile: changing a table there means building it anew and dropping the old one (Alembic's
+    batch mode), and dropping a table others refer to would fail. ``PRAGMA foreign_key_check``
+    runs before the commit instead, and any dangling reference rolls everything back
+    (``sqlalchemy.exc.IntegrityError``). SQLite only switches foreign keys off outside a
+    transaction, so this must be the connection's first work.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _migration_lock_key(name)}
+            )
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield connection
+            if sqlite:
+                dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if dangling:
+                    table, rowid, parent, _ = dangling[0]
+                    raise sa.exc.IntegrityError(
+                        "PRAGMA foreign_key_check",
+                        None,
+                        sqlite3.IntegrityError(
+                            f"{len(dangling)} rows refer to missing rows, the first in "
+                            f"{table} (rowid {rowid}) to {parent}; nothing was migrated"
+                        ),
+                    )
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            if sqlite:  # a connection broken meanwhile is closed below anyway
+                with contextlib.suppress(sa.exc.DBAPIError):
+                    connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 def _migration_lock_key(migrations: str | Path) -> int:

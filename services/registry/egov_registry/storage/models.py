@@ -2,6 +2,11 @@
 
 Only ``documents.status``/``superseded_by``/``supersedes`` change after insert, and each change
 is also an appended ``status_changes`` row and log leaf; the log tables are append-only.
+
+Every B-tree a registration touches is a page SQLite writes to its WAL at commit, inside the
+write turn, so the tables keep none they do not need (revision 0003): on SQLite the tables with
+a composite or text primary key are ``WITHOUT ROWID`` (the key is the table), ``leaf_index`` is
+the rowid, and each lookup path has one index, leading with the column it looks up.
 """
 
 from __future__ import annotations
@@ -31,21 +36,32 @@ class LogHead(Base):
     tree_size: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
 
 
+#: SQLite keeps the row in its primary key's B-tree, with no rowid table beside it.
+_NO_ROWID = {"sqlite_with_rowid": False}
+
+
 class LogNode(Base):
     """Hash of complete subtree ``level``/``idx``: leaves ``[idx*2^level, (idx+1)*2^level)``."""
 
     __tablename__ = "log_nodes"
+    __table_args__ = _NO_ROWID
     level: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
     idx: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32), nullable=False)
 
 
 class LogLeaf(Base):
-    """The exact bytes of each leaf (RFC 9162 leaf input)."""
+    """The exact bytes of each leaf (RFC 9162 leaf input). A document's leaves are found by its
+    ``status_changes`` (one per leaf), so ``document_id`` has no index here."""
 
     __tablename__ = "log_leaves"
-    leaf_index: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
-    document_id: Mapped[str] = mapped_column(sa.String(40), nullable=False, index=True)
+    # INTEGER on SQLite: the rowid itself (64-bit there), not a key index beside it.
+    leaf_index: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    document_id: Mapped[str] = mapped_column(sa.String(40), nullable=False)
     event_type: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     leaf_data: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False)
     appended_at_ms: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
@@ -54,7 +70,8 @@ class LogLeaf(Base):
 class DocumentRow(Base):
     __tablename__ = "documents"
     __table_args__ = (
-        sa.UniqueConstraint("issuer", "sha256"),
+        # Serves lookups by digest alone too (LookupByHash, the duplicate check).
+        sa.UniqueConstraint("sha256", "issuer"),
         sa.Index("ix_documents_registered", "registered_at_ms", "document_id"),
         sa.Index("ix_documents_issuer_registered", "issuer", "registered_at_ms", "document_id"),
         sa.Index(
@@ -64,7 +81,7 @@ class DocumentRow(Base):
         sa.Index("ix_documents_status_registered", "status", "registered_at_ms", "document_id"),
     )
     document_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    sha256: Mapped[bytes] = mapped_column(sa.LargeBinary(32), nullable=False, index=True)
+    sha256: Mapped[bytes] = mapped_column(sa.LargeBinary(32), nullable=False)
     issuer: Mapped[str] = mapped_column(sa.String(40), nullable=False)
     document_type: Mapped[str] = mapped_column(sa.String(64), nullable=False)
     subject: Mapped[str] = mapped_column(sa.String(64), nullable=False)
@@ -81,6 +98,7 @@ class StatusChangeRow(Base):
     """Append-only history; ``seq`` 0 is the registration."""
 
     __tablename__ = "status_changes"
+    __table_args__ = _NO_ROWID
     document_id: Mapped[str] = mapped_column(
         sa.String(40), sa.ForeignKey("documents.document_id"), primary_key=True
     )
@@ -95,11 +113,13 @@ class StatusChangeRow(Base):
 
 
 class IdempotencyKey(Base):
-    """A registration's idempotency key, scoped to the issuer, and what it asked for."""
+    """A registration's idempotency key, scoped to the issuer, and what it asked for. The key
+    leads the primary key: a batch's keys are looked up by key alone."""
 
     __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.PrimaryKeyConstraint("idempotency_key", "issuer"), _NO_ROWID)
     issuer: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(sa.String(200), primary_key=True, index=True)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
     fingerprint: Mapped[bytes] = mapped_column(sa.LargeBinary(32), nullable=False)
     document_id: Mapped[str] = mapped_column(
         sa.String(40), sa.ForeignKey("documents.document_id"), nullable=False

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
-from egov_common.db import make_engine
+from egov_common.db import make_engine, migration_transaction
 
 from egov_registry.storage.models import Base
+from egov_registry.storage.schema import MIGRATIONS
 
 config = context.config
 target_metadata = Base.metadata
@@ -19,8 +20,8 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
-    try:
-        with engine.begin() as conn:
+    try:  # as upgrade_to_head runs them (SQLite: one transaction, foreign keys checked at its end)
+        with migration_transaction(engine, MIGRATIONS) as conn:
             context.configure(connection=conn, target_metadata=target_metadata)
             with context.begin_transaction():
                 context.run_migrations()
