@@ -14,7 +14,8 @@ Public modules (import from these; names starting with ``_`` are internal):
 - ``tls``: dev service CA and mTLS credentials
 - ``telemetry``: ``setup`` (OpenTelemetry tracer and meter providers)
 - ``logging``: ``mask_identifier``, ``mask_text``, ``setup_logging``
-- ``db``: ``make_engine``, ``upgrade_to_head``, ``WriterTurn`` (one writer at a time),
+- ``db``: ``make_engine``, ``upgrade_to_head`` and ``migration_transaction`` (migrations in one
+  transaction), ``WriterTurn`` (one writer at a time),
   ``WalCheckpoints`` (SQLite WAL checkpoints off the commit path), ``HotConnections``
 - ``forking``: ``in_forked_children``, ``held_during_forks`` (for ``EGOV_<NAME>_PROCESSES`` > 1)
 - ``clock``: ``Clock``, ``SystemClock``, ``FixedClock``
