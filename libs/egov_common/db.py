@@ -283,9 +283,10 @@ class WalCheckpoints:
     2. if anything was written since the last time, one more in the writers' ``turn``: it copies
        only what they appended during the last pass of step 1, so the WAL is then fully copied
        and the next writer starts it over. Without that step writers that never pause would
-       keep the WAL growing (by 0.94 GB in 12 s at the registry's store). With one pass in
-       step 1 this one held the turn for 20-28 ms every interval under 8 registering threads
-       (copying some 2,000 frames); the catching up leaves it a few hundred at most.
+       keep the WAL growing (by 0.94 GB in 12 s at the registry's store). With a single pass
+       in step 1, and the database file left for this one to sync, it held the turn for 45-57
+       ms each interval under 8 threads registering at the registry's store; now 22-28 ms,
+       about half of it the two syncs that cannot leave it.
 
     The WAL file is cut back to ``size_limit`` bytes when it starts over
     (``journal_size_limit``). Each worker process runs its own thread once it writes,
