@@ -352,7 +352,7 @@ class WalCheckpoints:
                             )
                         last = self._round(connection, last)
                     failing = False
-                except (sqlite3.Error, sa.exc.OperationalError) as exc:
+                except (sqlite3.Error, sa.exc.OperationalError, OSError) as exc:
                     if not failing:  # once per run of failures, not every interval
                         _log.warning("WAL checkpoint failed, will retry: %s", exc)
                     failing = True

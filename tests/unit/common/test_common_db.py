@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -334,6 +335,42 @@ def test_wal_checkpoints_never_create_a_database_that_was_removed(
     finally:
         checkpoints.close()
         turn.close()
+
+
+def test_wal_checkpoints_survive_a_failed_sync_and_try_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = tmp_path / "service.db"
+    url = f"sqlite:///{database}"
+    _blob_table(url).dispose()
+    turn = WriterTurn(url)
+    checkpoints = WalCheckpoints(url, turn, interval=0.02)
+    engine = make_engine(url)
+    checkpoints.attach(engine)
+    failures = iter([True, True])  # the disk fails the first two syncs of the database file
+    real_sync = os.fdatasync
+
+    def flaky_sync(fd: int) -> None:
+        if next(failures, False):
+            raise OSError(errno.EIO, "Input/output error")
+        real_sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", flaky_sync)
+    try:
+        with caplog.at_level(logging.WARNING, logger="egov_common.db"):
+            with turn, engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO blobs (data) VALUES (x'01')")
+            first = _wal_restarts(database)
+            time.sleep(0.3)  # about 15 intervals: two fail, then one copies the whole WAL
+            with turn, engine.begin() as conn:  # so this writer starts the WAL over
+                conn.exec_driver_sql("INSERT INTO blobs (data) VALUES (x'02')")
+        assert _wal_restarts(database) > first
+        failed = [r for r in caplog.records if "WAL checkpoint failed" in r.getMessage()]
+        assert len(failed) == 1 and "Input/output error" in failed[0].getMessage()
+    finally:
+        checkpoints.close()
+        turn.close()
+        engine.dispose()
 
 
 def test_wal_checkpoints_leave_postgresql_and_memory_databases_alone() -> None:
