@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -8,6 +9,7 @@ import sqlite3
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,7 +53,7 @@ def test_upgrade_to_head_runs_migrations_from_a_folder(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_a_database_error_never_quotes_the_statements_parameters(tmp_path) -> None:
+def test_a_database_error_never_quotes_the_statements_parameters(tmp_path: Path) -> None:
     import sqlalchemy as sa
     from egov_common.db import make_engine
 
@@ -71,7 +73,9 @@ def test_a_database_error_never_quotes_the_statements_parameters(tmp_path) -> No
         engine.dispose()
 
 
-def test_a_compiled_statement_binds_by_name_keeps_literals_and_names_its_columns(tmp_path) -> None:
+def test_a_compiled_statement_binds_by_name_keeps_literals_and_names_its_columns(
+    tmp_path: Path,
+) -> None:
     import sqlalchemy as sa
     from egov_common.db import CompiledStatement, make_engine
 
@@ -180,6 +184,24 @@ def _blob_table(url: str) -> sa.Engine:
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB)")
     return engine
+
+
+@contextlib.contextmanager
+def _checkpointed(database: Path) -> Iterator[tuple[WriterTurn, sa.Engine]]:
+    """A SQLite file with a ``blobs`` table, a write engine whose WAL a checkpoint thread looks
+    after every 20 ms, and that thread's writer turn; all closed at the end."""
+    url = f"sqlite:///{database}"
+    _blob_table(url).dispose()
+    turn = WriterTurn(url)
+    checkpoints = WalCheckpoints(url, turn, interval=0.02)
+    engine = make_engine(url)
+    checkpoints.attach(engine)
+    try:
+        yield turn, engine
+    finally:
+        checkpoints.close()
+        turn.close()
+        engine.dispose()
 
 
 def test_wal_checkpoints_start_the_wal_over_while_writers_never_pause(tmp_path: Path) -> None:
@@ -315,13 +337,7 @@ def test_wal_checkpoints_never_create_a_database_that_was_removed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     database = tmp_path / "service.db"
-    url = f"sqlite:///{database}"
-    _blob_table(url).dispose()
-    turn = WriterTurn(url)
-    checkpoints = WalCheckpoints(url, turn, interval=0.02)
-    engine = make_engine(url)
-    checkpoints.attach(engine)
-    try:
+    with _checkpointed(database) as (_turn, engine):
         with caplog.at_level(logging.WARNING, logger="egov_common.db"):
             with engine.begin() as conn:  # the first write connection starts the thread
                 conn.exec_driver_sql("INSERT INTO blobs (data) VALUES (x'01')")
@@ -332,21 +348,12 @@ def test_wal_checkpoints_never_create_a_database_that_was_removed(
         assert not database.exists()
         failures = [r for r in caplog.records if "WAL checkpoint failed" in r.getMessage()]
         assert len(failures) == 1  # once, not at every interval
-    finally:
-        checkpoints.close()
-        turn.close()
 
 
 def test_wal_checkpoints_survive_a_failed_sync_and_try_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     database = tmp_path / "service.db"
-    url = f"sqlite:///{database}"
-    _blob_table(url).dispose()
-    turn = WriterTurn(url)
-    checkpoints = WalCheckpoints(url, turn, interval=0.02)
-    engine = make_engine(url)
-    checkpoints.attach(engine)
     failures = iter([True, True])  # the disk fails the first two syncs of the database file
     real_sync = os.fdatasync
 
@@ -356,7 +363,7 @@ def test_wal_checkpoints_survive_a_failed_sync_and_try_again(
         real_sync(fd)
 
     monkeypatch.setattr(os, "fdatasync", flaky_sync)
-    try:
+    with _checkpointed(database) as (turn, engine):
         with caplog.at_level(logging.WARNING, logger="egov_common.db"):
             with turn, engine.begin() as conn:
                 conn.exec_driver_sql("INSERT INTO blobs (data) VALUES (x'01')")
@@ -367,10 +374,6 @@ def test_wal_checkpoints_survive_a_failed_sync_and_try_again(
         assert _wal_restarts(database) > first
         failed = [r for r in caplog.records if "WAL checkpoint failed" in r.getMessage()]
         assert len(failed) == 1 and "Input/output error" in failed[0].getMessage()
-    finally:
-        checkpoints.close()
-        turn.close()
-        engine.dispose()
 
 
 def test_wal_checkpoints_leave_postgresql_and_memory_databases_alone() -> None:
