@@ -4,9 +4,10 @@ Only ``documents.status``/``superseded_by``/``supersedes`` change after insert, 
 is also an appended ``status_changes`` row and log leaf; the log tables are append-only.
 
 Every B-tree a registration touches is a page SQLite writes to its WAL at commit, inside the
-write turn, so the tables keep none they do not need (revision 0003): on SQLite the tables with
-a composite or text primary key are ``WITHOUT ROWID`` (the key is the table), ``leaf_index`` is
-the rowid, and each lookup path has one index, leading with the column it looks up.
+write turn, so the tables keep none they do not need (revision 0003): on SQLite ``log_nodes``,
+``status_changes`` and ``idempotency_keys`` are ``WITHOUT ROWID`` (the key is the table; their
+rows are small), ``leaf_index`` is the rowid, and each lookup path has one index, leading with
+the column it looks up. ``documents`` keeps its rowid: its rows are large, and its key random.
 """
 
 from __future__ import annotations
