@@ -98,9 +98,10 @@ _IDS_BY_HASH = (
     .where(_DOCS.c.sha256 == sa.bindparam("sha256"))
     .order_by(_DOCS.c.registered_at_ms, _DOCS.c.document_id)
 )
-# The same documents with their histories in one query (SQLite: the sha256 index, then the
-# history by primary key). PostgreSQL takes _IDS_BY_HASH and _ONE_DOCUMENT instead: until its
-# statistics exist (a registry filled in one go) it planned this join as a scan of every table.
+# The same documents with their histories in one query (SQLite: the digest/issuer unique key,
+# then the history by primary key). PostgreSQL takes _IDS_BY_HASH and _ONE_DOCUMENT instead:
+# until its statistics exist (a registry filled in one go) it planned this join as a scan of
+# every table.
 _BY_HASH = (
     _WITH_HISTORY.where(_DOCS.c.sha256 == sa.bindparam("sha256"))
     .order_by(None)
