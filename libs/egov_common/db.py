@@ -32,6 +32,7 @@ __all__ = [
     "make_engine",
     "migration_transaction",
     "migrations_dir",
+    "run_alembic_env",
     "upgrade_to_head",
 ]
 
@@ -452,6 +453,45 @@ def upgrade_to_head(url: str, migrations: str | Path) -> None:
         with migration_transaction(engine, str(migrations)) as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def run_alembic_env(target_metadata: sa.MetaData, migrations: str, **options: Any) -> None:
+    """The body of every service's Alembic ``env.py``, so each way in migrates alike.
+
+    Under :func:`upgrade_to_head` it runs on the connection handed over in
+    ``config.attributes["connection"]``. From the ``alembic`` command line it opens an engine on
+    ``sqlalchemy.url`` with :func:`make_engine` and runs inside :func:`migration_transaction`
+    (named ``migrations``, as ``upgrade_to_head`` names it, so both take the same PostgreSQL
+    lock). Offline (``--sql``) it renders the statements. ``options`` go to
+    ``context.configure`` (``render_as_batch`` and the like).
+    """
+    from alembic import context
+
+    config = context.config
+    if context.is_offline_mode():
+        context.configure(
+            url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
+            **options,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def run(connection: sa.Connection) -> None:
+        context.configure(connection=connection, target_metadata=target_metadata, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run(connection)
+        return
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
+    try:
+        with migration_transaction(engine, migrations) as own:
+            run(own)
     finally:
         engine.dispose()
 
