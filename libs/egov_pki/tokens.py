@@ -14,18 +14,27 @@ a JWT library's defaults (DESIGN.md, "Tokens fail closed"):
 
 Failures raise :class:`egov_common.errors.Unauthenticated` with a distinct reason (``TOKEN_*``);
 an unreachable JWKS when a key is needed raises ``Unavailable("JWKS_UNAVAILABLE")``.
+
+A client presents the same access token on every call until it expires, and the signature check
+costs more than the rest of a registry lookup, so a verifier remembers the tokens it verified
+(by their SHA-256, at most ``VERIFIED_TOKENS_REMEMBERED``). A remembered token is accepted again
+only while our JWKS still publishes the very key it was verified with, and its dates (``exp``,
+``nbf``, ``iat``, ``auth_time`` against ``max_age_seconds``) are checked against the clock on
+every call. A refused token is never remembered.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import httpx
@@ -66,6 +75,9 @@ _ALGORITHM_IMPL = {
     "RS256": RSAAlgorithm(RSAAlgorithm.SHA256),
 }
 _MIN_RSA_BITS = 2048
+#: Tokens a verifier remembers as verified (by SHA-256), so a client's next call with the same
+#: token costs no signature check. Each entry is a few hundred bytes.
+VERIFIED_TOKENS_REMEMBERED = 4096
 
 
 def acr_for_aal(aal: int) -> str:
@@ -113,6 +125,17 @@ class VerifiedToken:
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    """A verified token, with what must still hold when it comes again: the JWK it was verified
+    with is still our JWKS's key for its ``kid``, and its dates are valid at that moment."""
+
+    token: VerifiedToken
+    not_before: float | None
+    kid: str
+    jwk: Mapping[str, Any]
 
 
 class JwksSource(Protocol):
@@ -338,6 +361,8 @@ class TokenVerifier:
         self._clock = clock
         self._key_cache: dict[tuple[str, str, str], Any] = {}
         self._key_cache_lock = threading.Lock()
+        self._verified: dict[bytes, _Remembered] = {}
+        self._verified_lock = threading.Lock()
 
     def verify(self, token: str | bytes, *, max_age_seconds: float | None = None) -> VerifiedToken:
         """Verify ``token`` and return its claims.
@@ -358,6 +383,10 @@ class TokenVerifier:
             raise _refuse("TOKEN_TOO_LARGE", "token exceeds the size limit")
         if not token.isascii():
             raise _refuse("TOKEN_MALFORMED", "token is not ASCII")
+        digest = hashlib.sha256(token.encode("ascii")).digest()
+        recalled = self._recall(digest, max_age_seconds)
+        if recalled is not None:
+            return recalled
         parts = token.split(".")
         if len(parts) != 3:
             raise _refuse("TOKEN_MALFORMED", "token is not a JWS in compact form")
@@ -381,7 +410,7 @@ class TokenVerifier:
         if not isinstance(kid, str) or not kid or len(kid) > 128:
             raise _refuse("TOKEN_KEY_UNKNOWN", "token names no key id")
 
-        key = self._key_for(kid, alg)
+        jwk, key = self._key_for(kid, alg)
         signature = _b64decode(signature_b64)
         signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
         try:
@@ -392,9 +421,45 @@ class TokenVerifier:
             raise _refuse("TOKEN_SIGNATURE_INVALID", "token signature does not verify")
 
         claims = _json_object(_b64decode(payload_b64), "payload")
-        return self._check_claims(claims, typ, max_age_seconds)
+        verified = self._check_claims(claims, typ, max_age_seconds)
+        not_before = _numeric_date(claims, "nbf", required=False)
+        self._remember(digest, _Remembered(verified, not_before, kid, jwk))
+        return verified
 
-    def _key_for(self, kid: str, alg: str) -> Any:
+    def _recall(self, digest: bytes, max_age_seconds: float | None) -> VerifiedToken | None:
+        """The token verified before under this digest, if its key is still the one our JWKS
+        publishes for its ``kid``; its dates are checked against the clock again."""
+        remembered = self._verified.get(digest)
+        if remembered is None:
+            return None
+        if self._jwks.key(remembered.kid) != remembered.jwk:  # withdrawn or replaced since
+            with self._verified_lock:
+                self._verified.pop(digest, None)
+            return None
+        token = remembered.token
+        try:
+            self._check_dates(token.expires_at, token.issued_at, remembered.not_before,
+                              token.auth_time, max_age_seconds)
+        except Unauthenticated:
+            if self._clock() >= token.expires_at + self._leeway:
+                with self._verified_lock:
+                    self._verified.pop(digest, None)
+            raise
+        return token
+
+    def _remember(self, digest: bytes, remembered: _Remembered) -> None:
+        with self._verified_lock:
+            if len(self._verified) >= VERIFIED_TOKENS_REMEMBERED:
+                cutoff = self._clock() - self._leeway
+                self._verified = {
+                    d: r for d, r in self._verified.items() if r.token.expires_at > cutoff
+                }
+                if len(self._verified) >= VERIFIED_TOKENS_REMEMBERED:
+                    self._verified.clear()
+            self._verified[digest] = remembered
+
+    def _key_for(self, kid: str, alg: str) -> tuple[Mapping[str, Any], Any]:
+        """The JWK our JWKS publishes for ``kid``, and its public key for ``alg``."""
         jwk = self._jwks.key(kid)
         if jwk is None:
             raise _refuse("TOKEN_KEY_UNKNOWN", "token key id is not in the issuer's JWKS")
@@ -402,33 +467,23 @@ class TokenVerifier:
         with self._key_cache_lock:
             cached = self._key_cache.get(cache_key)
         if cached is not None:
-            return cached
+            return jwk, cached
         key = _public_key(jwk, alg)
         with self._key_cache_lock:
             if len(self._key_cache) > 64:
                 self._key_cache.clear()
             self._key_cache[cache_key] = key
-        return key
+        return jwk, key
 
     def _check_claims(
         self, claims: dict[str, Any], typ: str | None, max_age_seconds: float | None
     ) -> VerifiedToken:
-        now = self._clock()
         exp = _numeric_date(claims, "exp", required=True)
         iat = _numeric_date(claims, "iat", required=True)
         nbf = _numeric_date(claims, "nbf", required=False)
         auth_time = _numeric_date(claims, "auth_time", required=False)
         assert exp is not None and iat is not None
-        if now >= exp + self._leeway:
-            raise _refuse("TOKEN_EXPIRED", "token has expired")
-        if iat > now + self._leeway:
-            raise _refuse("TOKEN_ISSUED_IN_FUTURE", "token is issued in the future")
-        if nbf is not None and nbf > now + self._leeway:
-            raise _refuse("TOKEN_NOT_YET_VALID", "token is not valid yet")
-        if max_age_seconds is not None and (
-            auth_time is None or now - auth_time > max_age_seconds + self._leeway
-        ):
-            raise _refuse("TOKEN_AUTHENTICATION_TOO_OLD", "the login behind this token is too old")
+        self._check_dates(exp, iat, nbf, auth_time, max_age_seconds)
 
         iss = claims.get("iss")
         if not isinstance(iss, str):
@@ -482,8 +537,28 @@ class TokenVerifier:
             agency=_optional_str(claims, "agency"),
             act=act,
             representation=_representation(claims, act),
-            claims=claims,
+            claims=MappingProxyType(claims),  # shared by every call that presents this token
         )
+
+    def _check_dates(
+        self,
+        exp: float,
+        iat: float,
+        nbf: float | None,
+        auth_time: float | None,
+        max_age_seconds: float | None,
+    ) -> None:
+        now = self._clock()
+        if now >= exp + self._leeway:
+            raise _refuse("TOKEN_EXPIRED", "token has expired")
+        if iat > now + self._leeway:
+            raise _refuse("TOKEN_ISSUED_IN_FUTURE", "token is issued in the future")
+        if nbf is not None and nbf > now + self._leeway:
+            raise _refuse("TOKEN_NOT_YET_VALID", "token is not valid yet")
+        if max_age_seconds is not None and (
+            auth_time is None or now - auth_time > max_age_seconds + self._leeway
+        ):
+            raise _refuse("TOKEN_AUTHENTICATION_TOO_OLD", "the login behind this token is too old")
 
 
 def _optional_str(claims: Mapping[str, Any], name: str) -> str | None:

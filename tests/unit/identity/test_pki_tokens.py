@@ -26,7 +26,7 @@ RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 def _jwk(key: Any, kid: str, alg: str) -> dict[str, Any]:
     impl = ECAlgorithm if alg == "ES256" else RSAAlgorithm
-    jwk = json.loads(impl.to_jwk(key.public_key()))
+    jwk: dict[str, Any] = json.loads(impl.to_jwk(key.public_key()))
     jwk.update(kid=kid, alg=alg, use="sig")
     return jwk
 
@@ -63,7 +63,7 @@ def _b64(data: bytes) -> str:
 def _reason(token: str, verifier: TokenVerifier | None = None, **kwargs: Any) -> str:
     with pytest.raises(Unauthenticated) as info:
         (verifier or _verifier()).verify(token, **kwargs)
-    return info.value.reason
+    return str(info.value.reason)
 
 
 def test_genuine_es256_and_rs256_tokens_verify() -> None:
@@ -290,3 +290,113 @@ def test_bearer_verifier_turns_tokens_into_callers() -> None:
     assert person.is_service("signing")
     with pytest.raises(Unauthenticated):
         bearer(_sign(_claims(aud="elsewhere")), peer_service=None)
+
+
+class _Keys:
+    """A JWKS source whose keys the test changes, as identity's rotation would."""
+
+    def __init__(self) -> None:
+        self.by_kid: dict[str, dict[str, Any]] = {k["kid"]: k for k in JWKS["keys"]}
+
+    def key(self, kid: str) -> dict[str, Any] | None:
+        return self.by_kid.get(kid)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each ES256 signature the verifier checks, by signing input (the header and payload)."""
+    from egov_pki import tokens
+
+    algorithm = tokens._ALGORITHM_IMPL["ES256"]
+    checks: list[str] = []
+
+    def counted(message: bytes, key: Any, signature: bytes) -> bool:
+        checks.append(message.decode())
+        return bool(ECAlgorithm.verify(algorithm, message, key, signature))
+
+    monkeypatch.setattr(algorithm, "verify", counted)
+    return checks
+
+
+def test_a_token_presented_again_is_not_checked_again_but_its_claims_are(
+    signature_checks: list[str],
+) -> None:
+    verifier = _verifier()
+    token = _sign()
+    first = verifier.verify(token)
+    again = verifier.verify(token)
+
+    assert again == first
+    assert len(signature_checks) == 1
+    with pytest.raises(TypeError):  # one object serves every call: nobody may change it
+        again.claims["sub"] = "someone-else"
+
+
+def test_a_remembered_token_still_expires_and_still_answers_to_max_age(
+    signature_checks: list[str],
+) -> None:
+    clock = _Clock()
+    verifier = TokenVerifier(StaticJwks(JWKS), issuer=ISSUER, audiences=[AUDIENCE], clock=clock)
+    token = _sign(_claims(exp=int(NOW) + 60, auth_time=int(NOW) - 100))
+    assert verifier.verify(token).subject == "person-1"
+
+    assert _reason(token, verifier, max_age_seconds=5) == "TOKEN_AUTHENTICATION_TOO_OLD"
+    clock.now = NOW + 60 + 31  # past exp and the 30 s leeway
+    assert _reason(token, verifier) == "TOKEN_EXPIRED"
+    assert len(signature_checks) == 1  # the dates were checked again, the signature was not
+
+
+def test_a_remembered_token_fails_once_its_key_is_withdrawn_or_replaced() -> None:
+    keys = _Keys()
+    verifier = TokenVerifier(keys, issuer=ISSUER, audiences=[AUDIENCE], clock=lambda: NOW)
+    token = _sign()
+    verifier.verify(token)
+
+    withdrawn = keys.by_kid.pop("ec-1")
+    assert _reason(token, verifier) == "TOKEN_KEY_UNKNOWN"
+    keys.by_kid["ec-1"] = withdrawn
+    verifier.verify(token)
+    keys.by_kid["ec-1"] = _jwk(ec.generate_private_key(ec.SECP256R1()), "ec-1", "ES256")
+    assert _reason(token, verifier) == "TOKEN_SIGNATURE_INVALID"
+
+
+def test_a_refused_token_is_checked_in_full_every_time(signature_checks: list[str]) -> None:
+    verifier = _verifier()
+    forged = _sign(key=ec.generate_private_key(ec.SECP256R1()))
+    assert _reason(forged, verifier) == "TOKEN_SIGNATURE_INVALID"
+    assert _reason(forged, verifier) == "TOKEN_SIGNATURE_INVALID"
+    assert len(signature_checks) == 2
+
+
+def test_the_verifier_remembers_a_bounded_number_of_tokens_and_forgets_expired_ones_first(
+    signature_checks: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from egov_pki import tokens
+
+    monkeypatch.setattr(tokens, "VERIFIED_TOKENS_REMEMBERED", 4)
+    clock = _Clock()
+    verifier = TokenVerifier(StaticJwks(JWKS), issuer=ISSUER, audiences=[AUDIENCE], clock=clock)
+    lasting = _sign(_claims(exp=int(NOW) + 3600))
+    brief = [_sign(_claims(exp=int(NOW) + 60, jti=str(n))) for n in range(3)]
+    for token in [lasting, *brief]:
+        verifier.verify(token)
+    clock.now = NOW + 120  # the brief ones expired (and the leeway passed)
+
+    verifier.verify(_sign(_claims(exp=int(NOW) + 3600, jti="new")))  # makes room for itself
+    checks = len(signature_checks)
+    verifier.verify(lasting)
+    assert len(signature_checks) == checks  # still remembered
+
+    for n in range(4):  # over the bound with live tokens only: it starts afresh
+        verifier.verify(_sign(_claims(exp=int(NOW) + 3600, jti=f"more-{n}")))
+    checks = len(signature_checks)
+    verifier.verify(lasting)
+    assert len(signature_checks) == checks + 1
