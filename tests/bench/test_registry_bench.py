@@ -20,6 +20,9 @@ clients often load one worker more than the other (see ``_server_capacity``). Ph
 spread unevenly are made again with new connections (one-per-call registrations with new
 documents, so ``documents`` may end above the nominal size; the batched fill is made once), and
 reported by their most even run (``runs`` lists them all).
+Every client authenticates as an agency's back office would in production: with an access token
+from the identity service (ES256, client credentials), which the registry verifies against the
+JWKS it fetches over HTTP (here a stand-in issuer, ``keys_world.LocalIdentity``).
 Figures go to bench/results-registry.json.
 """
 
@@ -31,6 +34,7 @@ import os
 import platform
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -54,11 +58,15 @@ from egov_testing.load import h2load_unary, run_clients
 from egov_testing.processes import ServiceProcess, start_service
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "keys"))
+from keys_world import ISSUER, LocalIdentity
+
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results-registry.json"
 AGENCY_NUMBER = "099400000001"
 AGENCY = f"TH-JUR:{AGENCY_NUMBER}{check_digit(AGENCY_NUMBER)}"
-TOKEN = "bench-issuer"
-STATIC_TOKENS = {TOKEN: {"subject": "bench", "scopes": ["registry:issue"], "agency": AGENCY}}
+#: The stand-in issuer's key: the same in every load process, so each can mint its own tokens.
+ISSUER_KEY = ec.derive_private_key(0x5EED_0F_7E61_57E7, ec.SECP256R1())
+ISSUER_KEY_ID = "bench-1"
 SIZES = [10_000, 100_000] if os.environ.get("EGOV_BENCH_LARGE") else [10_000]
 CLIENTS = 8
 #: One-per-call registrations are also measured with this many clients (an issuer's back office
@@ -141,11 +149,31 @@ def _most_even(runs: list[_Run[_T]]) -> _Run[_T]:
     return min(runs, key=lambda run: run.busiest_share)
 
 
+@pytest.fixture(scope="module")
+def jwks_url() -> Iterator[str]:
+    with LocalIdentity(key=ISSUER_KEY, kid=ISSUER_KEY_ID).serve_jwks() as url:
+        yield url
+
+
 # The clients' jobs: module-level, as the load processes import them by name.
 
 
+def _access_token() -> str:
+    """An access token of the agency's back office (client credentials), valid for 5 minutes:
+    each client mints its own as it starts, as each back-office process would."""
+    return LocalIdentity(key=ISSUER_KEY, kid=ISSUER_KEY_ID).token(
+        sub="bench-back-office",
+        client_id="bench-back-office",
+        agency=AGENCY,
+        scope="registry:issue",
+        aud="urn:egov:registry",
+        acr=None,
+        auth_time=None,
+    )
+
+
 def _client(channel: grpc.Channel) -> RegistryClient:
-    return RegistryClient(channel, token=TOKEN, deadline=60)
+    return RegistryClient(channel, token=_access_token(), deadline=60)
 
 
 def _register_batches(channel: grpc.Channel, share: list[Any]) -> None:
@@ -190,7 +218,12 @@ def _verify_each(channel: grpc.Channel, share: list[str]) -> None:
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("size", SIZES)
 def test_registrations_and_lookups_over_grpc(
-    backend: str, size: int, processes: int, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str,
+    size: int,
+    processes: int,
+    jwks_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'bench.db'}"
@@ -198,7 +231,8 @@ def test_registrations_and_lookups_over_grpc(
         url = str(request.getfixturevalue("postgres_url"))
     env = {
         "EGOV_REGISTRY_DATABASE_URL": url,
-        "EGOV_REGISTRY_STATIC_TOKENS": json.dumps(STATIC_TOKENS),
+        "EGOV_REGISTRY_TOKEN_ISSUER": ISSUER,
+        "EGOV_REGISTRY_TOKEN_JWKS_URL": jwks_url,
         "EGOV_REGISTRY_LOG_LEVEL": "WARNING",
         "EGOV_REGISTRY_PROCESSES": str(processes),
     }
@@ -296,7 +330,7 @@ def _server_capacity(
     workers, ``..._runs`` lists every run as (calls/s, busiest worker's share).
     """
     calls = 30_000
-    bearer = {"authorization": f"Bearer {TOKEN}"}
+    bearer = {"authorization": f"Bearer {_access_token()}"}
     cases = {
         "get_document": (
             "/egov.registry.v1.RegistryService/GetDocument",
