@@ -233,6 +233,7 @@ class IdentityService:
         self.engine.dispose(close=False)
         self._pairwise_lock = threading.Lock()
         self.keyring.after_fork()
+        self.hot.after_fork()
 
     def now(self) -> float:
         return _now_ts(self.clock)

@@ -15,6 +15,11 @@ replayed ``jti``, ``OperationalError`` with ``connection_invalidated`` for a dat
 reach), naming the statement but never its parameters; a connection the database dropped is
 invalidated so the pool reconnects; a write commits only when its block returns, and is rolled
 back otherwise.
+
+On SQLite a write transaction runs in a :class:`~egov_common.db.WriterTurn`, as the keys' and the
+registry's do: every commit syncs the WAL, holding SQLite's write lock meanwhile, and a second
+worker process that found the lock taken would sleep in SQLite's busy handler (1, 2, 5, 10 ms
+...) instead of taking its turn as soon as the lock is free.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
 import sqlalchemy as sa
-from egov_common.db import CompiledStatement
+from egov_common.db import CompiledStatement, WriterTurn
 from sqlalchemy.engine import Engine
 
 from egov_identity.storage import tables as t
@@ -91,17 +96,20 @@ class HotConnection:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[HotConnection]:
-        """The block's statements commit together when it returns; otherwise none of them."""
-        try:
-            yield self
+        """The block's statements commit together when it returns; otherwise none of them.
+        On SQLite the block runs in the writers' turn (:attr:`HotPath.turn`)."""
+        turn = self._hot.turn
+        with turn if turn is not None else contextlib.nullcontext():
             try:
-                self._connection.commit()
-            except self._hot.driver_error as exc:
-                raise self._hot.wrapped(exc, self._connection, self._cursor, "COMMIT") from exc
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self._connection.rollback()
-            raise
+                yield self
+                try:
+                    self._connection.commit()
+                except self._hot.driver_error as exc:
+                    raise self._hot.wrapped(exc, self._connection, self._cursor, "COMMIT") from exc
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._connection.rollback()
+                raise
 
     def _close(self) -> None:
         with contextlib.suppress(Exception):
@@ -117,6 +125,14 @@ class HotPath:
         self._dialect = engine.dialect
         self.sql = Statements(engine.dialect)
         self.driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        #: Writers' turns on a SQLite database, ``None`` on PostgreSQL (its row locks suffice,
+        #: and one write at a time per process would only add waiting).
+        self.turn = WriterTurn(engine.url) if engine.dialect.name == "sqlite" else None
+
+    def after_fork(self) -> None:
+        """In a forked child: a turn of its own (see :meth:`WriterTurn.after_fork`)."""
+        if self.turn is not None:
+            self.turn.after_fork()
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[HotConnection]:
