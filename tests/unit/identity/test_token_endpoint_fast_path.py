@@ -296,9 +296,8 @@ def test_a_wrong_pkce_verifier_burns_the_code_without_tokens(world: World) -> No
 def test_database_errors_name_the_statement_but_never_its_values(world: World) -> None:
     hot = world.service.hot
     row = {"issuer": "agency-app", "jti": "jti-with-a-secret-value", "expires_at": 1.0}
-    with hot.write() as db:
-        db.run(hot.sql.insert_jti, row)
-    with pytest.raises(sa.exc.IntegrityError) as info, hot.write() as db:
-        db.run(hot.sql.insert_jti, row)
+    hot.commit(lambda db: db.run(hot.sql.insert_jti, row))
+    with pytest.raises(sa.exc.IntegrityError) as info:
+        hot.commit(lambda db: db.run(hot.sql.insert_jti, row))
     assert "INSERT INTO used_jtis" in str(info.value)
     assert "jti-with-a-secret-value" not in str(info.value)

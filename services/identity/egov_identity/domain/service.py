@@ -635,10 +635,10 @@ class IdentityService:
             assertion, self._client_keys(client), client_id=client.client_id,
             audiences=(self.config.issuer, self.config.token_endpoint), now=now,
             leeway=self.config.leeway_seconds)
-        with self.hot.write() as db:  # jti single use (RFC 7523 section 3)
-            db.run(self.hot.sql.insert_jti, {
-                "issuer": client.client_id[:128], "jti": claims["jti"][:128],
-                "expires_at": float(claims["exp"])})
+        used = {"issuer": client.client_id[:128], "jti": claims["jti"][:128],
+                "expires_at": float(claims["exp"])}
+        # jti single use (RFC 7523 section 3)
+        self.hot.commit(lambda db: db.run(self.hot.sql.insert_jti, used))
 
     # ------------------------------------------------------------------ subjects
     def subject_for(self, person_id: str, client: m.Client,
@@ -909,12 +909,15 @@ class IdentityService:
                     aal=row["aal"], amr=json.loads(row["amr_json"]),
                     auth_time=row["auth_time"], nonce=row["nonce"],
                     claims_request=row["claims_json"], family_id=family_id)
-            with db.transaction():
-                consumed = db.run(sql.consume_code, {
+            def redeem(write: HotConnection) -> int:
+                consumed = write.run(sql.consume_code, {
                     "code_hash": code_hash, "now": now,
                     "family_id": family_id if successor is not None else None})
                 if consumed == 1 and successor is not None:
-                    db.run(sql.insert_refresh, successor)
+                    write.run(sql.insert_refresh, successor)
+                return consumed
+
+            consumed = db.commit(redeem)
             if consumed != 1:  # redeemed by another request since it was read
                 latest = db.one(sql.code, {"code_hash": code_hash})
                 self._code_replayed(db, latest["family_id"] if latest else None, now)
@@ -927,8 +930,8 @@ class IdentityService:
     def _code_replayed(self, db: HotConnection, family_id: str | None, now: float) -> NoReturn:
         # RFC 6749 section 4.1.2: a code used twice revokes what it was exchanged for.
         if family_id:
-            with db.transaction():
-                db.run(self.hot.sql.revoke_family, {"family_id": family_id, "now": now})
+            revoke = {"family_id": family_id, "now": now}
+            db.commit(lambda write: write.run(self.hot.sql.revoke_family, revoke))
         raise InvalidArgument("INVALID_GRANT", "code was already used")
 
     def _grant_refresh(self, client: m.Client, request: m.TokenRequest) -> m.TokenResponse:
@@ -959,11 +962,14 @@ class IdentityService:
                     client, self._person_in(db, row["person_id"]), scopes, aal=row["aal"],
                     amr=json.loads(row["amr_json"]), auth_time=row["auth_time"], nonce="",
                     claims_request=row["claims_json"], family_id=row["family_id"])
-                with db.transaction():
-                    consumed = db.run(sql.consume_refresh,
-                                      {"token_hash": token_hash, "now": now})
+                def rotate(write: HotConnection) -> int:
+                    consumed = write.run(sql.consume_refresh,
+                                         {"token_hash": token_hash, "now": now})
                     if consumed == 1 and successor is not None:
-                        db.run(sql.insert_refresh, successor)
+                        write.run(sql.insert_refresh, successor)
+                    return consumed
+
+                consumed = db.commit(rotate)
                 if consumed == 1:
                     return tokens
                 # Used or revoked by another request since it was read.
@@ -971,8 +977,8 @@ class IdentityService:
                 if latest is None or latest["used_at"] is None:
                     raise InvalidArgument("INVALID_GRANT", "refresh token is revoked or expired")
             # Reuse of a rotated token: someone holds a stolen copy. Revoke the whole family.
-            with db.transaction():
-                db.run(sql.revoke_family, {"family_id": row["family_id"], "now": now})
+            revoke = {"family_id": row["family_id"], "now": now}
+            db.commit(lambda write: write.run(sql.revoke_family, revoke))
         log.warning("refresh token reuse detected; family revoked",
                     extra={"client_id": client.client_id})
         raise InvalidArgument("INVALID_GRANT", "refresh token was already used")
@@ -1034,8 +1040,8 @@ class IdentityService:
             client, self.person(person_id), scopes, aal=aal, amr=amr, auth_time=auth_time,
             nonce=nonce, claims_request=claims_request, family_id=family_id)
         if refresh_row is not None:
-            with self.hot.write() as db:
-                db.run(self.hot.sql.insert_refresh, refresh_row)
+            stored = refresh_row
+            self.hot.commit(lambda db: db.run(self.hot.sql.insert_refresh, stored))
         return tokens
 
     def _person_tokens(self, client: m.Client, person: m.Person, scopes: list[str], *,

@@ -13,28 +13,37 @@ connection for its reads and its write (one pool checkout, and on PostgreSQL one
 driver errors are raised as the matching ``sqlalchemy.exc`` class (``IntegrityError`` for a
 replayed ``jti``, ``OperationalError`` with ``connection_invalidated`` for a database out of
 reach), naming the statement but never its parameters; a connection the database dropped is
-invalidated so the pool reconnects; a write commits only when its block returns, and is rolled
-back otherwise.
+invalidated so the pool reconnects; a write (:meth:`HotConnection.commit`) has committed when it
+returns, and left nothing behind when it raised.
 
-On SQLite a write transaction runs in a :class:`~egov_common.db.WriterTurn`, as the keys' and the
-registry's do: every commit syncs the WAL, holding SQLite's write lock meanwhile, and a second
-worker process that found the lock taken would sleep in SQLite's busy handler (1, 2, 5, 10 ms
-...) instead of taking its turn as soon as the lock is free.
+Writes are committed in groups (:class:`~egov_common.group_commit.GroupCommit`), as the keys' and
+the registry's are: a commit syncs the database's log (on SQLite, the WAL) while holding the
+write lock, so grants waiting while another commits go in together, each in a savepoint of its
+own so that one failing (a replayed ``jti``) undoes only its own statements. On SQLite a group
+commits in a :class:`~egov_common.db.WriterTurn`: a second worker process that found SQLite's
+lock taken would otherwise sleep in its busy handler (1, 2, 5, 10 ms ...) instead of taking its
+turn as soon as the lock is free.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
-from typing import Any, cast
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar, cast
 
 import sqlalchemy as sa
 from egov_common.db import CompiledStatement, WriterTurn
+from egov_common.group_commit import GroupCommit
 from sqlalchemy.engine import Engine
 
 from egov_identity.storage import tables as t
 
 __all__ = ["HotConnection", "HotPath"]
+
+_T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 
 def _b(name: str) -> sa.BindParameter[Any]:
@@ -94,27 +103,47 @@ class HotConnection:
             raise self._hot.wrapped(exc, self._connection, self._cursor, statement.sql) from exc
         return int(self._cursor.rowcount)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[HotConnection]:
-        """The block's statements commit together when it returns; otherwise none of them.
-        On SQLite the block runs in the writers' turn (:attr:`HotPath.turn`)."""
-        turn = self._hot.turn
-        with turn if turn is not None else contextlib.nullcontext():
-            try:
-                yield self
-                try:
-                    self._connection.commit()
-                except self._hot.driver_error as exc:
-                    raise self._hot.wrapped(exc, self._connection, self._cursor, "COMMIT") from exc
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    self._connection.rollback()
-                raise
+    def commit(self, work: Callable[[HotConnection], _T]) -> _T:
+        """Run ``work``'s statements in a transaction that has committed when this returns (and
+        then return what ``work`` returned), or raise what ``work`` raised, none of its
+        statements kept. ``work`` gets the connection its group commits on, perhaps another
+        caller's, and must run only writes, with nothing but their row counts to go on: it may
+        run again after a failed group, alone."""
+        job = _Job(work, self)
+        self._hot.group.submit(job)
+        if job.error is not None:
+            raise job.error
+        return cast(_T, job.result)
+
+    def _control(self, statement: str) -> None:
+        try:
+            self._cursor.execute(statement)
+        except self._hot.driver_error as exc:
+            raise self._hot.wrapped(exc, self._connection, self._cursor, statement) from exc
+
+    def _commit_now(self) -> None:
+        try:
+            self._connection.commit()
+        except self._hot.driver_error as exc:
+            raise self._hot.wrapped(exc, self._connection, self._cursor, "COMMIT") from exc
 
     def _close(self) -> None:
         with contextlib.suppress(Exception):
             self._cursor.close()
         self._connection.close()  # back to the pool (which rolls back), or dropped if invalid
+
+
+class _Job(Generic[_T]):
+    """One caller's writes, and what became of them."""
+
+    __slots__ = ("connection", "error", "result", "thread", "work")
+
+    def __init__(self, work: Callable[[HotConnection], _T], connection: HotConnection) -> None:
+        self.work = work
+        self.connection = connection
+        self.thread = threading.get_ident()
+        self.result: _T | None = None
+        self.error: Exception | None = None
 
 
 class HotPath:
@@ -125,14 +154,73 @@ class HotPath:
         self._dialect = engine.dialect
         self.sql = Statements(engine.dialect)
         self.driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
-        #: Writers' turns on a SQLite database, ``None`` on PostgreSQL (its row locks suffice,
-        #: and one write at a time per process would only add waiting).
+        #: Writers' turns on a SQLite database, ``None`` on PostgreSQL (its row locks order the
+        #: writers of several processes; in one, a group commits at a time either way).
         self.turn = WriterTurn(engine.url) if engine.dialect.name == "sqlite" else None
+        self._begin = "BEGIN IMMEDIATE" if self.turn is not None else None
+        self.group: GroupCommit[_Job[Any]] = GroupCommit(self._commit_group, turn=self._turn)
+
+    def _turn(self) -> contextlib.AbstractContextManager[object]:
+        return self.turn if self.turn is not None else contextlib.nullcontext()
 
     def after_fork(self) -> None:
-        """In a forked child: a turn of its own (see :meth:`WriterTurn.after_fork`)."""
+        """In a forked child: a turn and a group of its own."""
         if self.turn is not None:
             self.turn.after_fork()
+        self.group.after_fork()
+
+    def _commit_group(self, jobs: list[_Job[Any]]) -> None:
+        """Commit ``jobs`` together; when that fails, each alone, so whatever failed fails
+        alone. Runs in the leader's thread, on its own connection (the other callers wait,
+        holding theirs)."""
+        mine = threading.get_ident()
+        leader = next((job.connection for job in jobs if job.thread == mine), jobs[0].connection)
+        try:
+            self._commit_jobs(leader, jobs)
+        except Exception as exc:
+            if len(jobs) == 1:
+                jobs[0].result, jobs[0].error = None, exc
+                return
+            # The transaction itself failed (a grant's own error stays in its savepoint).
+            log.warning("a group of grants failed to commit; committing each alone",
+                        extra={"grants": len(jobs), "error": type(exc).__name__})
+            for job in jobs:
+                try:
+                    self._commit_jobs(job.connection, [job])
+                except Exception as single:
+                    job.result, job.error = None, single
+
+    def _commit_jobs(self, db: HotConnection, jobs: list[_Job[Any]]) -> None:
+        """One transaction on ``db``: each job's outcome recorded in it; raises only when the
+        transaction itself failed (nothing of it kept)."""
+        try:
+            if self._begin is not None:
+                db._control(self._begin)
+            if len(jobs) == 1:
+                job = jobs[0]
+                job.result, job.error = None, None
+                try:
+                    job.result = job.work(db)
+                except Exception as exc:
+                    job.error = exc
+                    with contextlib.suppress(Exception):  # job.error says what went wrong
+                        db._connection.rollback()
+                    return
+            else:
+                for job in jobs:
+                    job.result, job.error = None, None
+                    db._control("SAVEPOINT one_grant")
+                    try:
+                        job.result = job.work(db)
+                    except Exception as exc:
+                        job.error = exc
+                        db._control("ROLLBACK TO SAVEPOINT one_grant")
+                    db._control("RELEASE SAVEPOINT one_grant")
+            db._commit_now()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                db._connection.rollback()
+            raise
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[HotConnection]:
@@ -156,11 +244,10 @@ class HotPath:
         with self.connect() as connection:
             return connection.one(statement, values)
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[HotConnection]:
-        """A connection whose statements in the block commit together, or not at all."""
-        with self.connect() as connection, connection.transaction():
-            yield connection
+    def commit(self, work: Callable[[HotConnection], _T]) -> _T:
+        """:meth:`HotConnection.commit` on a connection of its own."""
+        with self.connect() as connection:
+            return connection.commit(work)
 
     def wrapped(self, exc: Exception, connection: Any, cursor: Any, statement: str | None
                 ) -> BaseException:
