@@ -1,7 +1,7 @@
-"""The token endpoint's writes: committed in groups, where one grant's failure undoes only its
-own statements, and on SQLite in the writers' turn that other worker processes take, so a
-worker that finds another one committing waits for the turn, not in SQLite's busy handler
-(which sleeps 1, 2, 5, 10 ms ... between tries)."""
+"""The token endpoint's writes: on SQLite committed in groups, where one grant's failure undoes
+only its own statements, in the writers' turn that other worker processes take, so a worker
+that finds another one committing waits for the turn, not in SQLite's busy handler (which
+sleeps 1, 2, 5, 10 ms ... between tries); on PostgreSQL concurrently, each alone."""
 
 from __future__ import annotations
 
@@ -61,9 +61,9 @@ def test_a_write_waits_for_another_processs_turn_before_taking_sqlites_lock(
 
 @contextlib.contextmanager
 def _writers_held(url: str) -> Iterator[None]:
-    """Hold every writer back, as another worker's commit would: on SQLite its writers' turn;
-    on PostgreSQL a lock on the table that the first writer then waits for, with the rest
-    queued behind it."""
+    """Hold every writer back, as another worker's commit would: on SQLite its writers' turn,
+    so that the grants queue up and commit as one group; on PostgreSQL a lock on the table,
+    which the grants, committing each alone, wait for together."""
     if url.startswith("sqlite"):
         other_worker = WriterTurn(url)
         try:
@@ -106,7 +106,7 @@ def test_grants_committed_together_keep_their_writes_apart(
         except sa.exc.IntegrityError as exc:
             outcomes[index] = exc
 
-    # While another writer commits, the grants queue up and then commit in a group.
+    # While another writer commits, the grants wait, then commit (on SQLite in a group).
     with _writers_held(url):
         threads = [threading.Thread(target=present, args=(i,)) for i in range(len(jtis))]
         for thread in threads:
@@ -121,6 +121,6 @@ def test_grants_committed_together_keep_their_writes_apart(
     with engine.connect() as connection:
         stored = connection.execute(sa.select(t.used_jtis.c.jti)).scalars().all()
     assert sorted(stored) == ["a", "b", "c", "d", "replayed"]
-    # ... as one transaction: the replays' errors stayed in their savepoints.
+    # ... on SQLite as one transaction: the replays' errors stayed in their savepoints.
     assert "failed to commit" not in caplog.text
     engine.dispose()

@@ -16,13 +16,15 @@ reach), naming the statement but never its parameters; a connection the database
 invalidated so the pool reconnects; a write (:meth:`HotConnection.commit`) has committed when it
 returns, and left nothing behind when it raised.
 
-Writes are committed in groups (:class:`~egov_common.group_commit.GroupCommit`), as the keys' and
-the registry's are: a commit syncs the database's log (on SQLite, the WAL) while holding the
-write lock, so grants waiting while another commits go in together, each in a savepoint of its
-own so that one failing (a replayed ``jti``) undoes only its own statements. On SQLite a group
-commits in a :class:`~egov_common.db.WriterTurn`: a second worker process that found SQLite's
-lock taken would otherwise sleep in its busy handler (1, 2, 5, 10 ms ...) instead of taking its
-turn as soon as the lock is free.
+On SQLite, writes are committed in groups (:class:`~egov_common.group_commit.GroupCommit`), as
+the keys' and the registry's are: a commit syncs the WAL while holding the database's only write
+lock, so grants waiting while another commits go in together, each in a savepoint of its own so
+that one failing (a replayed ``jti``) undoes only its own statements. A group commits in a
+:class:`~egov_common.db.WriterTurn`: a second worker process that found SQLite's lock taken
+would otherwise sleep in its busy handler (1, 2, 5, 10 ms ...) instead of taking its turn as soon
+as the lock is free. On PostgreSQL each grant commits on its own connection, concurrently with
+the others: the server syncs concurrent commits together itself, and grouping them in one
+process only serialised them (10-30 % fewer grants, measured).
 """
 
 from __future__ import annotations
@@ -110,7 +112,10 @@ class HotConnection:
         caller's, and must run only writes, with nothing but their row counts to go on: it may
         run again after a failed group, alone."""
         job = _Job(work, self)
-        self._hot.group.submit(job)
+        if self._hot.turn is not None:
+            self._hot.group.submit(job)
+        else:
+            self._hot._commit_jobs(self, [job])
         if job.error is not None:
             raise job.error
         return cast(_T, job.result)
@@ -155,7 +160,7 @@ class HotPath:
         self.sql = Statements(engine.dialect)
         self.driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
         #: Writers' turns on a SQLite database, ``None`` on PostgreSQL (its row locks order the
-        #: writers of several processes; in one, a group commits at a time either way).
+        #: writers, who commit concurrently and alone).
         self.turn = WriterTurn(engine.url) if engine.dialect.name == "sqlite" else None
         self._begin = "BEGIN IMMEDIATE" if self.turn is not None else None
         self.group: GroupCommit[_Job[Any]] = GroupCommit(self._commit_group, turn=self._turn)
