@@ -7,6 +7,8 @@
   would, and returns how many it ended.
 - ``sqlite_url``: a SQLite file under ``tmp_path``.
 - ``service_ca``: a dev service CA of this test (``egov_testing.devpki.DevServiceCA``).
+- ``strace``: the path of ``strace``, for tests that watch a process's system calls (what makes a
+  write durable); skips where strace is missing or may not trace.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -87,3 +91,15 @@ def drop_connections(postgres_url: str) -> Callable[[], int]:
         return ended
 
     return drop
+
+
+@pytest.fixture(scope="session")
+def strace() -> str:
+    """The path of ``strace``; skips when it is not installed or ptrace is refused here."""
+    program = shutil.which("strace")
+    if program is None:
+        pytest.skip("strace is not installed (Debian package strace; .ci/install-system-packages)")
+    probe = subprocess.run([program, "-o", "/dev/null", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"strace cannot trace here (ptrace refused): {probe.stderr.strip()}")
+    return program

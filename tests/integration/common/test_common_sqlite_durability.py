@@ -9,13 +9,10 @@ true, in the order they happen.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-
-import pytest
 
 _WRITER = textwrap.dedent(
     """
@@ -38,18 +35,7 @@ _WRITER = textwrap.dedent(
 )
 
 
-def _strace() -> str:
-    program = shutil.which("strace")
-    if program is None:
-        pytest.skip("strace is not installed (Debian package strace; .ci/install-system-packages)")
-    probe = subprocess.run([program, "-o", "/dev/null", "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"strace cannot trace here (ptrace refused): {probe.stderr.strip()}")
-    return program
-
-
-def test_every_sqlite_commit_syncs_the_wal_before_it_returns(tmp_path: Path) -> None:
-    strace = _strace()
+def test_every_sqlite_commit_syncs_the_wal_before_it_returns(tmp_path: Path, strace: str) -> None:
     database = tmp_path / "store.db"
     acknowledged = tmp_path / "acknowledged"
     trace = tmp_path / "trace"

@@ -2,7 +2,11 @@
 
 Several registry processes on one database must sign with the same key, so they share the file
 (a mounted secret in production). Generation is race-free: the key is written to a temporary
-file and hard-linked into place; whoever loses the race loads the winner's key.
+file and hard-linked into place; whoever loses the race loads the winner's key. It is durable
+before the first tree head is signed with it: the file is synced before it is linked and the
+folder after, so a power cut cannot leave an empty key file behind, or a log whose signed heads
+no key on disk can sign again. The public key beside it (``<name>.pub.pem``, for relying
+parties) is written the same way, from the key that won.
 """
 
 from __future__ import annotations
@@ -31,18 +35,39 @@ def load_or_create_log_key(path: Path) -> ec.EllipticCurvePrivateKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".log-key-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
+        _write_durably(path, pem, mode=0o600, replace=False)
+        key = _load(path)
+        public = path.with_name(path.stem + ".pub.pem")
+        published = public_key_pem(key)
+        if not public.exists() or public.read_bytes() != published:  # the winner may be writing it
+            _write_durably(public, published, mode=0o644, replace=True)
+        return key
+    return _load(path)
+
+
+def _write_durably(path: Path, data: bytes, *, mode: int, replace: bool) -> None:
+    """``data`` at ``path``, whole and synced, with the folder's entry for it synced too. With
+    ``replace=False`` an existing file wins (its writer got there first) and is left alone."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(tmp, path)
+        else:
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)
-        finally:
+    finally:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        public = path.with_name(path.stem + ".pub.pem")
-        if not public.exists():
-            public.write_bytes(public_key_pem(_load(path)))
-    return _load(path)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _load(path: Path) -> ec.EllipticCurvePrivateKey:

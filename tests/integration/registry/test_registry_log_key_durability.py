@@ -1,0 +1,65 @@
+"""The tree-head key is on disk before the registry signs with it: strace watches a real process
+create it. A key lost to a power cut (an empty file after the crash, or no entry in the folder)
+would leave signed tree heads that no key on disk can sign again."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from egov_registry.adapters.log_key import load_or_create_log_key, public_key_pem
+
+_CREATE = "import sys; from pathlib import Path; " \
+    "from egov_registry.adapters.log_key import load_or_create_log_key; " \
+    "load_or_create_log_key(Path(sys.argv[1]))"
+
+
+def _events(trace: str, folder: Path) -> list[str]:
+    """The trace's syncs and moves of files in ``folder``, in order, by file name."""
+    events = []
+    for line in trace.splitlines():
+        sync = re.search(r"\bf(?:data)?sync\(\d+<([^>]*)>", line)
+        if sync is not None:
+            path = Path(sync.group(1))
+            if path == folder:
+                events.append("sync folder")
+            elif path.parent == folder:
+                events.append(f"sync {path.name.rsplit('-', 1)[0]}")  # a temporary file
+            continue
+        move = re.search(r"\b(link|linkat|rename|renameat2?)\(.*\"([^\"]+)\"\D*\)\s+=\s+0", line)
+        if move is not None and Path(move.group(2)).parent == folder:
+            events.append(f"move to {Path(move.group(2)).name}")
+    return events
+
+
+def test_a_new_log_key_is_synced_before_it_is_in_place_and_its_folder_after(
+    tmp_path: Path, strace: str
+) -> None:
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    path = folder / "log-key.pem"
+    trace = tmp_path / "trace"
+    done = subprocess.run(
+        [strace, "-f", "-y", "-o", str(trace), "-e",
+         "trace=fsync,fdatasync,link,linkat,rename,renameat,renameat2",
+         sys.executable, "-c", _CREATE, str(path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+    assert _events(trace.read_text(), folder) == [
+        "sync .log-key.pem",  # the private key's temporary file, whole
+        "move to log-key.pem",
+        "sync folder",
+        "sync .log-key.pub.pem",
+        "move to log-key.pub.pem",
+        "sync folder",
+    ]
+    key = load_or_create_log_key(path)
+    assert (folder / "log-key.pub.pem").read_bytes() == public_key_pem(key)
+    assert key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ) == path.read_bytes()
