@@ -29,7 +29,8 @@ def _events(trace: str, folder: Path) -> list[str]:
             elif path.parent == folder:
                 events.append(f"sync {path.name.rsplit('-', 1)[0]}")  # a temporary file
             continue
-        move = re.search(r"\b(link|linkat|rename|renameat2?)\(.*\"([^\"]+)\"\D*\)\s+=\s+0", line)
+        # link("tmp", "dst") or linkat(AT_FDCWD, "tmp", AT_FDCWD, "dst", 0): the last path
+        move = re.search(r"\b(link|linkat|rename|renameat2?)\(.*\"([^\"]+)\"[^\"]*\)\s+=\s+0", line)
         if move is not None and Path(move.group(2)).parent == folder:
             events.append(f"move to {Path(move.group(2)).name}")
     return events

@@ -112,7 +112,7 @@ class HotConnection:
         caller's, and must run only writes, with nothing but their row counts to go on: it may
         run again after a failed group, alone."""
         job = _Job(work, self)
-        if self._hot.turn is not None:
+        if self._hot.group is not None:
             self._hot.group.submit(job)
         else:
             self._hot._commit_jobs(self, [job])
@@ -159,20 +159,19 @@ class HotPath:
         self._dialect = engine.dialect
         self.sql = Statements(engine.dialect)
         self.driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
-        #: Writers' turns on a SQLite database, ``None`` on PostgreSQL (its row locks order the
-        #: writers, who commit concurrently and alone).
-        self.turn = WriterTurn(engine.url) if engine.dialect.name == "sqlite" else None
-        self._begin = "BEGIN IMMEDIATE" if self.turn is not None else None
-        self.group: GroupCommit[_Job[Any]] = GroupCommit(self._commit_group, turn=self._turn)
-
-    def _turn(self) -> contextlib.AbstractContextManager[object]:
-        return self.turn if self.turn is not None else contextlib.nullcontext()
+        #: On SQLite, the writers' turn and the group commit that takes it; ``None`` on
+        #: PostgreSQL, whose row locks order the writers, who commit concurrently and alone.
+        self.turn: WriterTurn | None = None
+        self.group: GroupCommit[_Job[Any]] | None = None
+        if engine.dialect.name == "sqlite":
+            turn = self.turn = WriterTurn(engine.url)
+            self.group = GroupCommit(self._commit_group, turn=lambda: turn)
 
     def after_fork(self) -> None:
         """In a forked child: a turn and a group of its own."""
-        if self.turn is not None:
+        if self.turn is not None and self.group is not None:
             self.turn.after_fork()
-        self.group.after_fork()
+            self.group.after_fork()
 
     def _commit_group(self, jobs: list[_Job[Any]]) -> None:
         """Commit ``jobs`` together; when that fails, each alone, so whatever failed fails
@@ -199,8 +198,8 @@ class HotPath:
         """One transaction on ``db``: each job's outcome recorded in it; raises only when the
         transaction itself failed (nothing of it kept)."""
         try:
-            if self._begin is not None:
-                db._control(self._begin)
+            if self.turn is not None:  # SQLite: the write lock now, in the turn
+                db._control("BEGIN IMMEDIATE")
             if len(jobs) == 1:
                 job = jobs[0]
                 job.result, job.error = None, None
