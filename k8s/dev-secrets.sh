@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates the Secrets the dev overlay references and does not generate itself: a dev service CA
 # with one mTLS certificate per service, the KEKs of keys and identity, the registry's tree-head
-# key and the verify portal's seal key. Existing Secrets are left alone (rotation: k8s/README.md).
+# key and its passphrase, and the verify portal's seal key. Existing Secrets are left alone (rotation: k8s/README.md).
 # Usage: k8s/dev-secrets.sh            create them in namespace egov-trust (current kubectl context)
 #        k8s/dev-secrets.sh --print    print them as YAML instead (no cluster needed)
 # Needs openssl and kubectl. Never use these for production: the CA key is thrown away here.
@@ -47,10 +47,15 @@ emit keys-kek generic keys-kek --from-file=kek=keys.kek
 openssl rand -base64 32 | tr -d '\n' > identity.kek
 emit identity-kek generic identity-kek --from-file=kek=identity.kek
 
-openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl pkcs8 -topk8 -nocrypt -out log-key.pem
-openssl ec -in log-key.pem -pubout -out log-key.pub.pem 2>/dev/null
+# The tree-head key is sealed under a passphrase kept in a Secret of its own.
+openssl rand -base64 32 | tr -d '\n' > log-key.passphrase
+openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl pkcs8 -topk8 -v2 aes-256-cbc \
+  -v2prf hmacWithSHA256 -passout file:log-key.passphrase -out log-key.pem
+openssl pkey -in log-key.pem -passin file:log-key.passphrase -pubout -out log-key.pub.pem
 emit registry-log-key generic registry-log-key \
   --from-file=log-key.pem=log-key.pem --from-file=log-key.pub.pem=log-key.pub.pem
+emit registry-log-key-passphrase generic registry-log-key-passphrase \
+  --from-file=passphrase=log-key.passphrase
 
 openssl rand -hex 32 | tr -d '\n' > seal.key
 emit verify-portal-seal-key generic verify-portal-seal-key --from-file=key=seal.key

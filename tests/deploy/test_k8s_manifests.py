@@ -114,7 +114,9 @@ def test_secrets_are_referenced_never_written_into_settings(overlay: str) -> Non
     objects = render(overlay)
     for config in of_kind(objects, "ConfigMap"):
         for key, value in config.get("data", {}).items():
-            assert not key.upper().endswith(("_PASSWORD", "_PIN", "_KEK", "_SECRET", "_TOKEN")), key
+            assert not key.upper().endswith(
+                ("_PASSWORD", "_PASSPHRASE", "_PIN", "_KEK", "_SECRET", "_TOKEN")
+            ), key
             assert "BEGIN" not in str(value), (
                 f"PEM material in ConfigMap {config['metadata']['name']}"
             )
@@ -124,7 +126,9 @@ def test_secrets_are_referenced_never_written_into_settings(overlay: str) -> Non
         for container in containers(workload):
             for item in container.get("env", []):
                 variable = item["name"]
-                sensitive = any(w in variable for w in ("DATABASE_URL", "KEK", "PIN", "PASSWORD"))
+                sensitive = any(
+                    w in variable for w in ("DATABASE_URL", "KEK", "PIN", "PASSWORD", "PASSPHRASE")
+                )
                 if sensitive and not variable.endswith("_FILE"):
                     assert "secretKeyRef" in item.get("valueFrom", {}), variable
     for name in STATEFUL:

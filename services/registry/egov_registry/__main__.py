@@ -1,4 +1,4 @@
-"""``python -m egov_registry``: migrate the database, load the log key, serve gRPC.
+"""``python -m egov_registry``: migrate the database, open the log key, serve gRPC.
 
 ``python -m egov_registry migrate`` only brings the database to the latest schema and exits (the
 migration Job that runs before a rollout).
@@ -12,7 +12,7 @@ import grpc
 from egov.registry.v1 import registry_pb2, registry_pb2_grpc
 from egov_common.clock import SystemClock
 from egov_common.server import GrpcService, serve
-from egov_common.settings import load_settings_or_exit
+from egov_common.settings import SettingsError, load_settings_or_exit
 
 from .adapters.callers import build_token_verifier
 from .adapters.log_key import load_or_create_log_key
@@ -24,17 +24,23 @@ from .storage.store import RegistryStore
 
 def main(argv: list[str]) -> int:
     settings = load_settings_or_exit(RegistrySettings, "REGISTRY")
-    migrate(settings.database_url)
     if argv == ["migrate"]:
+        migrate(settings.database_url)
         print("registry database is at the latest schema")
         return 0
     if argv:
         print("usage: python -m egov_registry [migrate]", file=sys.stderr)
         return 2
+    try:  # before migrating: a configuration error changes nothing
+        log_key = load_or_create_log_key(settings.log_key_path, settings.log_key_passphrase_bytes())
+    except SettingsError as exc:
+        print(f"egov registry: configuration error: {exc}", file=sys.stderr)
+        return 2
+    migrate(settings.database_url)
     store = RegistryStore(
         settings.database_url,
         clock=SystemClock(),
-        log_key=load_or_create_log_key(settings.log_key_path),
+        log_key=log_key,
         reservation_ttl_ms=int(settings.reservation_ttl * 1000),
     )
     servicer = RegistryServicer(

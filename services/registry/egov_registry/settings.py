@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from egov_common.settings import ServiceSettings
-from pydantic import Field
+from egov_common.settings import ServiceSettings, SettingsError
+from pydantic import Field, SecretStr
+
+from .adapters.log_key import MIN_PASSPHRASE_LENGTH
 
 __all__ = ["RegistrySettings"]
 
@@ -19,9 +21,15 @@ class RegistrySettings(ServiceSettings):
     #: 3,300/s with 16 (SQLite and PostgreSQL alike). Raise it only if the database is slow to
     #: answer (a remote PostgreSQL), where calls wait on the network.
     max_workers: int = Field(default=4, gt=0)
-    #: PEM file of the tree-head signing key (ECDSA P-256); created on first start when absent.
-    #: Default ``<data_dir>/log-key.pem``. Several replicas must point at the same key.
+    #: PEM file of the tree-head signing key (ECDSA P-256, encrypted PKCS#8); created on first
+    #: start when absent. Default ``<data_dir>/log-key.pem``. Several replicas must point at
+    #: the same key.
     log_key_file: Path | None = None
+    #: Passphrase of the key file (a random secret of at least 32 characters, such as
+    #: ``openssl rand -base64 32``), or a file holding it. Empty (development): generated into
+    #: ``log-key.passphrase`` beside the key.
+    log_key_passphrase: SecretStr = SecretStr("")
+    log_key_passphrase_file: Path | None = None
     #: How long a reserved document id stays usable, in seconds.
     reservation_ttl: float = Field(default=7 * 24 * 3600, gt=0)
     #: Base of the verification URL printed in QR codes; the document id is appended.
@@ -42,3 +50,27 @@ class RegistrySettings(ServiceSettings):
     @property
     def log_key_path(self) -> Path:
         return self.log_key_file or self.data_dir / "log-key.pem"
+
+    def log_key_passphrase_bytes(self) -> bytes | None:
+        """The configured passphrase, or None for the development file beside the key; raises
+        SettingsError naming the variable when it cannot be read or is too short."""
+        variable = "EGOV_REGISTRY_LOG_KEY_PASSPHRASE"
+        raw = self.log_key_passphrase.get_secret_value().strip()
+        if not raw and self.log_key_passphrase_file is not None:
+            variable += "_FILE"
+            try:
+                raw = self.log_key_passphrase_file.read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                problem = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise SettingsError(variable, f"cannot be read: {problem}") from None
+            if not raw:
+                raise SettingsError(variable, "names an empty file")
+        if not raw:
+            return None
+        if len(raw) < MIN_PASSPHRASE_LENGTH:
+            raise SettingsError(
+                variable,
+                f"must be a random secret of at least {MIN_PASSPHRASE_LENGTH} characters "
+                "(openssl rand -base64 32)",
+            )
+        return raw.encode()

@@ -1,6 +1,7 @@
 """The tree-head key is on disk before the registry signs with it: strace watches a real process
-create it. A key lost to a power cut (an empty file after the crash, or no entry in the folder)
-would leave signed tree heads that no key on disk can sign again."""
+create it (and, in development, the passphrase it is sealed under). A key lost to a power cut
+(an empty file after the crash, or no entry in the folder) would leave signed tree heads that no
+key on disk can sign again."""
 
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ def test_a_new_log_key_is_synced_before_it_is_in_place_and_its_folder_after(
     assert done.returncode == 0, done.stderr
 
     assert _events(trace.read_text(), folder) == [
+        "sync .log-key.passphrase",  # the development passphrase first: the key is sealed under it
+        "move to log-key.passphrase",
+        "sync folder",
         "sync .log-key.pem",  # the private key's temporary file, whole
         "move to log-key.pem",
         "sync folder",
@@ -61,6 +65,7 @@ def test_a_new_log_key_is_synced_before_it_is_in_place_and_its_folder_after(
     ]
     key = load_or_create_log_key(path)
     assert (folder / "log-key.pub.pem").read_bytes() == public_key_pem(key)
-    assert key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ) == path.read_bytes()
+    sealed = serialization.load_pem_private_key(
+        path.read_bytes(), password=(folder / "log-key.passphrase").read_bytes().strip()
+    )
+    assert sealed.private_numbers() == key.private_numbers()  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""The tree-head signing key: ECDSA P-256, from a configured PEM or generated on first start.
+"""The tree-head signing key: ECDSA P-256, from a configured file or generated on first start.
 
 Several registry processes on one database must sign with the same key, so they share the file
 (a mounted secret in production). Generation is race-free: the key is written to a temporary
@@ -7,42 +7,82 @@ before the first tree head is signed with it: the file is synced before it is li
 folder after, so a power cut cannot leave an empty key file behind, or a log whose signed heads
 no key on disk can sign again. The public key beside it (``<name>.pub.pem``, for relying
 parties) is written the same way, from the key that won.
+
+The key is encrypted at rest: an encrypted PKCS#8 PEM (PBES2: PBKDF2-HMAC-SHA256 and
+AES-256-CBC), which ``openssl pkey -passin`` also opens, under a passphrase given in the
+settings. The passphrase must be a random secret: PBKDF2's few rounds (2,048, as written by
+``cryptography``) do not protect a guessable one. Without a configured passphrase (development)
+one is generated into ``<name>.passphrase`` beside the key, written as durably. A key found
+unencrypted is sealed in place where its folder is writable, and refused where it is not (a
+mounted secret), with the ``openssl`` command that seals it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from egov_common.settings import SettingsError
 
-__all__ = ["load_or_create_log_key", "public_key_pem"]
+__all__ = ["MIN_PASSPHRASE_LENGTH", "load_or_create_log_key", "public_key_pem"]
+
+_log = logging.getLogger(__name__)
+
+#: Characters a configured passphrase must have at least: ``openssl rand -base64 32`` gives 44.
+MIN_PASSPHRASE_LENGTH = 32
+_KEY_FILE = "EGOV_REGISTRY_LOG_KEY_FILE"
+_PASSPHRASE = "EGOV_REGISTRY_LOG_KEY_PASSPHRASE"  # noqa: S105 - a variable's name
 
 
-def load_or_create_log_key(path: Path) -> ec.EllipticCurvePrivateKey:
-    """Load the PEM key at ``path``, creating it (mode 0600) when absent.
+def load_or_create_log_key(
+    path: Path, passphrase: bytes | None = None
+) -> ec.EllipticCurvePrivateKey:
+    """Open the encrypted key at ``path`` with ``passphrase``, creating both when absent.
 
-    Raises ``ValueError`` when the file holds something other than a P-256 private key.
+    ``passphrase=None`` uses (and creates) the development passphrase file beside the key.
+    Raises :class:`SettingsError` naming the variable to fix when the file is not a P-256
+    private key, the passphrase does not open it, or it is unencrypted and cannot be sealed.
     """
-    if not path.exists():
+    if not path.parent.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
+    variable = _PASSPHRASE
+    if passphrase is None:
+        passphrase = _development_passphrase(path)
+        variable = f"{_PASSPHRASE} (development passphrase file {_passphrase_path(path)})"
+    if not path.exists():
         key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        _write_durably(path, pem, mode=0o600, replace=False)
-        key = _load(path)
-        public = path.with_name(path.stem + ".pub.pem")
-        published = public_key_pem(key)
-        if not public.exists() or public.read_bytes() != published:  # the winner may be writing it
-            _write_durably(public, published, mode=0o644, replace=True)
-        return key
-    return _load(path)
+        _write_durably(path, _sealed(key, passphrase), mode=0o600, replace=False)
+    key = _load(path, passphrase, variable)
+    public = path.with_name(path.stem + ".pub.pem")
+    published = public_key_pem(key)
+    if not public.exists() or public.read_bytes() != published:  # the winner may be writing it
+        _write_durably(public, published, mode=0o644, replace=True)
+    return key
+
+
+def _passphrase_path(path: Path) -> Path:
+    return path.with_name(path.stem + ".passphrase")
+
+
+def _development_passphrase(path: Path) -> bytes:
+    file = _passphrase_path(path)
+    if not file.exists():
+        _write_durably(file, secrets.token_urlsafe(32).encode(), mode=0o600, replace=False)
+    return file.read_bytes().strip()
+
+
+def _sealed(key: ec.EllipticCurvePrivateKey, passphrase: bytes) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
 
 
 def _write_durably(path: Path, data: bytes, *, mode: int, replace: bool) -> None:
@@ -70,10 +110,35 @@ def _write_durably(path: Path, data: bytes, *, mode: int, replace: bool) -> None
         os.close(folder)
 
 
-def _load(path: Path) -> ec.EllipticCurvePrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+def _load(path: Path, passphrase: bytes, variable: str) -> ec.EllipticCurvePrivateKey:
+    data = path.read_bytes()
+    try:
+        key = serialization.load_pem_private_key(data, password=passphrase)
+    except TypeError:  # "Password was given but private key is not encrypted"
+        key = _seal_in_place(path, data, passphrase)
+    except ValueError:
+        if b"ENCRYPTED" in data:
+            raise SettingsError(variable, f"does not open the log key {path}") from None
+        raise SettingsError(_KEY_FILE, f"{path} is not a PEM private key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise ValueError(f"{path} is not an ECDSA P-256 private key")
+        raise SettingsError(_KEY_FILE, f"{path} is not an ECDSA P-256 private key")
+    return key
+
+
+def _seal_in_place(path: Path, data: bytes, passphrase: bytes) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(data, password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise SettingsError(_KEY_FILE, f"{path} is not an ECDSA P-256 private key")
+    try:
+        _write_durably(path, _sealed(key, passphrase), mode=0o600, replace=True)
+    except OSError as exc:
+        raise SettingsError(
+            _KEY_FILE,
+            f"{path} holds the log key unencrypted and cannot be sealed in place "
+            f"({exc.strerror or exc}); seal it with `openssl pkcs8 -topk8 -v2 aes-256-cbc "
+            f"-v2prf hmacWithSHA256 -passout env:{_PASSPHRASE}` and mount the result",
+        ) from None
+    _log.warning("log key %s was unencrypted: sealed it in place under the passphrase", path)
     return key
 
 
