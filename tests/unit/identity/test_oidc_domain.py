@@ -164,6 +164,40 @@ def test_revoked_access_token_fails_userinfo_and_introspection(world: World) -> 
     assert info.value.reason == "TOKEN_REVOKED"
 
 
+def test_an_access_token_presented_again_is_checked_once_and_still_revoked_and_expired(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from egov_pki import tokens as pki_tokens
+
+    algorithm = pki_tokens._ALGORITHM_IMPL["ES256"]
+    checks: list[bytes] = []
+    real_verify = type(algorithm).verify
+
+    def counted(message: bytes, key: object, signature: bytes) -> bool:
+        checks.append(message)
+        return bool(real_verify(algorithm, message, key, signature))
+
+    tokens = _code_flow(world)
+    s = world.service
+    monkeypatch.setattr(algorithm, "verify", counted)
+    for _ in range(3):
+        assert s.userinfo(tokens.access_token)["sub"]
+        assert s.introspect(tokens.access_token)["active"] is True
+    assert len(checks) <= 2  # once per audience set, not once per call
+
+    world.advance(s.config.access_token_seconds + s.config.leeway_seconds + 1)
+    with pytest.raises(Unauthenticated) as info:
+        s.userinfo(tokens.access_token)
+    assert info.value.reason == "TOKEN_EXPIRED"
+
+    fresh = s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                                   refresh_token=tokens.refresh_token))
+    assert s.userinfo(fresh.access_token)["sub"]
+    s.revoke(s.get_client("portal"), fresh.access_token)
+    with pytest.raises(Unauthenticated) as info:
+        s.userinfo(fresh.access_token)
+    assert info.value.reason == "TOKEN_REVOKED"
+
+
 def test_client_credentials_with_private_key_jwt_carry_agency_and_scopes(world: World) -> None:
     key = MachineKey()
     register_machine(world, key, agency="TH-JUR:0994000165510")

@@ -42,7 +42,7 @@ from egov_common.errors import (
 )
 from egov_common.forking import in_forked_children
 from egov_pki.identifiers import Identifier, Namespace, parse_identifier
-from egov_pki.tokens import StaticJwks, TokenVerifier, VerifiedToken, acr_for_aal
+from egov_pki.tokens import TokenVerifier, VerifiedToken, acr_for_aal
 from sqlalchemy.engine import Engine
 
 from egov_identity.adapters.sources import CivilRegistry, CompanyRegister, KycProviders
@@ -91,6 +91,8 @@ TRUST_FRAMEWORK = "th_digital_id"
 CLIENT_CACHE_SECONDS = 5.0
 #: ``service_secrets`` row holding the pairwise-subject HMAC key.
 PAIRWISE_SALT = "pairwise_salt"
+#: Verifiers of our own tokens kept, one per audience set (see IdentityService.verifier).
+_MAX_VERIFIERS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +224,7 @@ class IdentityService:
         self._client_keys_cache: dict[str, ClientKeys] = {}
         self._pairwise_lock = threading.Lock()
         self._pairwise_key: bytes = config.pairwise_salt
+        self._verifiers: dict[tuple[str, ...], TokenVerifier] = {}
         # A worker forked by egov_common.server (EGOV_IDENTITY_PROCESSES > 1) must not use the
         # parent's pooled connections or locks; see after_fork.
         in_forked_children(self, IdentityService.after_fork)
@@ -232,6 +235,7 @@ class IdentityService:
         what the database holds (clients, their keys, the signing keys) stay valid."""
         self.engine.dispose(close=False)
         self._pairwise_lock = threading.Lock()
+        self._verifiers = {}  # their locks may have been held at the fork
         self.keyring.after_fork()
         self.hot.after_fork()
 
@@ -1094,9 +1098,19 @@ class IdentityService:
 
     # ------------------------------------------------------------------ verification of own tokens
     def verifier(self, audiences: Sequence[str]) -> TokenVerifier:
-        return TokenVerifier(StaticJwks(self.keyring.jwks()), issuer=self.config.issuer,
-                             audiences=audiences, leeway_seconds=self.config.leeway_seconds,
-                             clock=self.now)
+        """The verifier of our own tokens for ``audiences``, kept from call to call so that it
+        remembers the tokens it verified (userinfo, introspection and token exchange see the
+        same token many times). It reads the keyring's keys at each call, so a remembered token
+        fails as soon as its key is no longer published; its dates are checked every time."""
+        key = tuple(audiences)
+        verifier = self._verifiers.get(key)
+        if verifier is None:
+            if len(self._verifiers) >= _MAX_VERIFIERS:  # audiences are clients: bounded anyway
+                self._verifiers.clear()
+            verifier = self._verifiers.setdefault(key, TokenVerifier(
+                self.keyring, issuer=self.config.issuer, audiences=audiences,
+                leeway_seconds=self.config.leeway_seconds, clock=self.now))
+        return verifier
 
     def verify_access_token(self, token: str, audience: str | None = None) -> VerifiedToken:
         """Verify one of our access tokens and check it was not revoked."""
