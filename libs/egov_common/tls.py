@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import ipaddress
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from egov_common.files import write_durably
 
 __all__ = [
     "TlsMaterial",
@@ -60,10 +61,15 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
+def _write_pair(key_path: Path, key_pem: bytes, cert_path: Path, cert_pem: bytes) -> None:
+    """The key, then its certificate, each whole and synced. A crash between the two leaves a
+    certificate of another key, which :func:`_pair_matches` turns away on the next start."""
+    write_durably(key_path, key_pem, mode=0o600, replace=True)
+    write_durably(cert_path, cert_pem, mode=0o644, replace=True)
+
+
+def _pair_matches(cert: x509.Certificate, key: Any) -> bool:
+    return isinstance(key, ec.EllipticCurvePrivateKey) and cert.public_key() == key.public_key()
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -110,12 +116,12 @@ def ensure_dev_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePriva
                 )
                 .sign(key, hashes.SHA256())
             )
-            _write_private(key_path, _key_pem(key))
-            cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            _write_pair(key_path, _key_pem(key), cert_path,
+                        cert.public_bytes(serialization.Encoding.PEM))
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-            raise ValueError(f"{key_path} is not an EC private key")
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey) or not _pair_matches(cert, loaded):
+            raise ValueError(f"{key_path} is not the EC private key of {cert_path}")
         return cert, loaded
 
 
@@ -131,7 +137,8 @@ def dev_material(ca_dir: Path, name: str, out_dir: Path) -> TlsMaterial:
         if cert_path.exists() and key_path.exists():
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
             fresh = cert.not_valid_after_utc - _RENEW_BEFORE > dt.datetime.now(dt.UTC)
-            if fresh and cert.issuer == ca_cert.subject:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            if fresh and cert.issuer == ca_cert.subject and _pair_matches(cert, key):
                 return TlsMaterial(ca_pem, cert_path.read_bytes(), key_path.read_bytes())
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
@@ -165,8 +172,7 @@ def dev_material(ca_dir: Path, name: str, out_dir: Path) -> TlsMaterial:
         )
         key_pem = _key_pem(key)
         cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-        _write_private(key_path, key_pem)
-        cert_path.write_bytes(cert_pem)
+        _write_pair(key_path, key_pem, cert_path, cert_pem)
         return TlsMaterial(ca_pem, cert_pem, key_pem)
 
 

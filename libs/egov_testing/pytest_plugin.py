@@ -9,6 +9,8 @@
 - ``service_ca``: a dev service CA of this test (``egov_testing.devpki.DevServiceCA``).
 - ``strace``: the path of ``strace``, for tests that watch a process's system calls (what makes a
   write durable); skips where strace is missing or may not trace.
+- ``durable_writes``: runs Python code in a process under strace and returns, in order, the
+  syncs and moves of files in one folder (``egov_common.files.write_durably``'s steps).
 """
 
 from __future__ import annotations
@@ -103,3 +105,45 @@ def strace() -> str:
     if probe.returncode != 0:
         pytest.skip(f"strace cannot trace here (ptrace refused): {probe.stderr.strip()}")
     return program
+
+
+@pytest.fixture
+def durable_writes(strace: str, tmp_path: Path) -> Callable[..., list[str]]:
+    """``run(code, *args, folder=...)``: run ``python -c code *args`` under strace and return
+    the syncs and moves of files in ``folder``, in order: ``"sync <name>"`` for a file (a
+    temporary file by the name it was made for: ``.<name>-XXXX`` reads ``.<name>``),
+    ``"sync folder"``, ``"move to <name>"`` for a link or rename into place."""
+    import re
+    import sys
+
+    def run(code: str, *args: str, folder: Path) -> list[str]:
+        trace = tmp_path / f"trace-{secrets.token_hex(4)}"
+        done = subprocess.run(
+            [strace, "-f", "-y", "-o", str(trace), "-e",
+             "trace=fsync,fdatasync,link,linkat,rename,renameat,renameat2",
+             sys.executable, "-c", code, *args],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        events = []
+        for line in trace.read_text().splitlines():
+            sync = re.search(r"\bf(?:data)?sync\(\d+<([^>]*)>", line)
+            if sync is not None:
+                path = Path(sync.group(1))
+                if path == folder:
+                    events.append("sync folder")
+                elif path.parent == folder:
+                    name = path.name
+                    if name.startswith("."):  # a temporary file: .<name>-<random>
+                        name = name.rsplit("-", 1)[0]
+                    events.append(f"sync {name}")
+                continue
+            # link("tmp", "dst") or linkat(AT_FDCWD, "tmp", AT_FDCWD, "dst", 0): the last path
+            move = re.search(
+                r"\b(link|linkat|rename|renameat2?)\(.*\"([^\"]+)\"[^\"]*\)\s+=\s+0", line
+            )
+            if move is not None and Path(move.group(2)).parent == folder:
+                events.append(f"move to {Path(move.group(2)).name}")
+        return events
+
+    return run

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import secrets
 import urllib.parse
 from pathlib import Path
 
+from egov_common.files import write_durably
 from egov_common.settings import ServiceSettings, SettingsError
 from pydantic import Field, SecretStr
 
@@ -133,10 +133,9 @@ class IdentitySettings(ServiceSettings):
         if not raw:
             path = self.data_dir / "kek"
             path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(base64.b64encode(secrets.token_bytes(32)).decode())
+            if not path.exists():  # on disk before anything is sealed under it
+                write_durably(path, base64.b64encode(secrets.token_bytes(32)),
+                              mode=0o600, replace=False)
             raw = path.read_text().strip()
             variable = f"EGOV_IDENTITY_KEK (development key file {path})"
         return _kek(raw, variable)

@@ -5,9 +5,7 @@ key on disk can sign again."""
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -18,41 +16,13 @@ _CREATE = "import sys; from pathlib import Path; " \
     "load_or_create_log_key(Path(sys.argv[1]))"
 
 
-def _events(trace: str, folder: Path) -> list[str]:
-    """The trace's syncs and moves of files in ``folder``, in order, by file name."""
-    events = []
-    for line in trace.splitlines():
-        sync = re.search(r"\bf(?:data)?sync\(\d+<([^>]*)>", line)
-        if sync is not None:
-            path = Path(sync.group(1))
-            if path == folder:
-                events.append("sync folder")
-            elif path.parent == folder:
-                events.append(f"sync {path.name.rsplit('-', 1)[0]}")  # a temporary file
-            continue
-        # link("tmp", "dst") or linkat(AT_FDCWD, "tmp", AT_FDCWD, "dst", 0): the last path
-        move = re.search(r"\b(link|linkat|rename|renameat2?)\(.*\"([^\"]+)\"[^\"]*\)\s+=\s+0", line)
-        if move is not None and Path(move.group(2)).parent == folder:
-            events.append(f"move to {Path(move.group(2)).name}")
-    return events
-
-
 def test_a_new_log_key_is_synced_before_it_is_in_place_and_its_folder_after(
-    tmp_path: Path, strace: str
+    tmp_path: Path, durable_writes: Callable[..., list[str]]
 ) -> None:
     folder = tmp_path / "keys"
     folder.mkdir()
     path = folder / "log-key.pem"
-    trace = tmp_path / "trace"
-    done = subprocess.run(
-        [strace, "-f", "-y", "-o", str(trace), "-e",
-         "trace=fsync,fdatasync,link,linkat,rename,renameat,renameat2",
-         sys.executable, "-c", _CREATE, str(path)],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-
-    assert _events(trace.read_text(), folder) == [
+    assert durable_writes(_CREATE, str(path), folder=folder) == [
         "sync .log-key.passphrase",  # the development passphrase first: the key is sealed under it
         "move to log-key.passphrase",
         "sync folder",

@@ -3,9 +3,9 @@
 Several registry processes on one database must sign with the same key, so they share the file
 (a mounted secret in production). Generation is race-free: the key is written to a temporary
 file and hard-linked into place; whoever loses the race loads the winner's key. It is durable
-before the first tree head is signed with it: the file is synced before it is linked and the
-folder after, so a power cut cannot leave an empty key file behind, or a log whose signed heads
-no key on disk can sign again. The public key beside it (``<name>.pub.pem``, for relying
+before the first tree head is signed with it (``egov_common.files.write_durably``), so a power
+cut cannot leave an empty key file behind, or a log whose signed heads no key on disk can sign
+again. The public key beside it (``<name>.pub.pem``, for relying
 parties) is written the same way, from the key that won.
 
 The key is encrypted at rest: an encrypted PKCS#8 PEM (PBES2: PBKDF2-HMAC-SHA256 and
@@ -19,15 +19,13 @@ mounted secret), with the ``openssl`` command that seals it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import secrets
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from egov_common.files import write_durably
 from egov_common.settings import SettingsError
 
 __all__ = ["MIN_PASSPHRASE_LENGTH", "load_or_create_log_key", "public_key_pem"]
@@ -57,12 +55,12 @@ def load_or_create_log_key(
         variable = f"{_PASSPHRASE} (development passphrase file {_passphrase_path(path)})"
     if not path.exists():
         key = ec.generate_private_key(ec.SECP256R1())
-        _write_durably(path, _sealed(key, passphrase), mode=0o600, replace=False)
+        write_durably(path, _sealed(key, passphrase), mode=0o600, replace=False)
     key = _load(path, passphrase, variable)
     public = path.with_name(path.stem + ".pub.pem")
     published = public_key_pem(key)
     if not public.exists() or public.read_bytes() != published:  # the winner may be writing it
-        _write_durably(public, published, mode=0o644, replace=True)
+        write_durably(public, published, mode=0o644, replace=True)
     return key
 
 
@@ -73,7 +71,7 @@ def _passphrase_path(path: Path) -> Path:
 def _development_passphrase(path: Path) -> bytes:
     file = _passphrase_path(path)
     if not file.exists():
-        _write_durably(file, secrets.token_urlsafe(32).encode(), mode=0o600, replace=False)
+        write_durably(file, secrets.token_urlsafe(32).encode(), mode=0o600, replace=False)
     return file.read_bytes().strip()
 
 
@@ -83,31 +81,6 @@ def _sealed(key: ec.EllipticCurvePrivateKey, passphrase: bytes) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     )
-
-
-def _write_durably(path: Path, data: bytes, *, mode: int, replace: bool) -> None:
-    """``data`` at ``path``, whole and synced, with the folder's entry for it synced too. With
-    ``replace=False`` an existing file wins (its writer got there first) and is left alone."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
 
 
 def _load(path: Path, passphrase: bytes, variable: str) -> ec.EllipticCurvePrivateKey:
@@ -130,7 +103,7 @@ def _seal_in_place(path: Path, data: bytes, passphrase: bytes) -> ec.EllipticCur
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise SettingsError(_KEY_FILE, f"{path} is not an ECDSA P-256 private key")
     try:
-        _write_durably(path, _sealed(key, passphrase), mode=0o600, replace=True)
+        write_durably(path, _sealed(key, passphrase), mode=0o600, replace=True)
     except OSError as exc:
         raise SettingsError(
             _KEY_FILE,
