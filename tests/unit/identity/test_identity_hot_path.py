@@ -121,6 +121,6 @@ def test_grants_committed_together_keep_their_writes_apart(
     with engine.connect() as connection:
         stored = connection.execute(sa.select(t.used_jtis.c.jti)).scalars().all()
     assert sorted(stored) == ["a", "b", "c", "d", "replayed"]
-    # ... on SQLite as one transaction: the replays' errors stayed in their savepoints.
-    assert "failed to commit" not in caplog.text
+    if backend == "sqlite":  # ... as one transaction: the replays' errors stayed in savepoints
+        assert "failed to commit" not in caplog.text
     engine.dispose()
