@@ -184,3 +184,25 @@ def test_a_passphrase_that_does_not_open_the_key_stops_start_up_before_migrating
         f"does not open the log key {path}\n"
     )
     assert not database.exists()
+
+
+def test_without_a_passphrase_a_read_only_folder_or_a_short_development_one_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "log-key.pem"
+    path.with_name("log-key.passphrase").write_text("short\n")
+    with pytest.raises(SettingsError, match="fewer than 32 characters"):
+        load_or_create_log_key(path)
+    assert not path.exists()
+
+    mounted = tmp_path / "mounted" / "log-key.pem"
+    mounted.parent.mkdir()
+    mounted.write_bytes(_plain_pem(ec.generate_private_key(ec.SECP256R1())))
+
+    def read_only(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(SettingsError, match=r"is not set and .* cannot be made") as refused:
+        load_or_create_log_key(mounted)
+    assert refused.value.variable == "EGOV_REGISTRY_LOG_KEY_PASSPHRASE"

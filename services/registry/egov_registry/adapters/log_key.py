@@ -70,9 +70,18 @@ def _passphrase_path(path: Path) -> Path:
 
 def _development_passphrase(path: Path) -> bytes:
     file = _passphrase_path(path)
-    if not file.exists():
-        write_durably(file, secrets.token_urlsafe(32).encode(), mode=0o600, replace=False)
-    return file.read_bytes().strip()
+    variable = f"{_PASSPHRASE} (development passphrase file {file})"
+    try:
+        if not file.exists():
+            write_durably(file, secrets.token_urlsafe(32).encode(), mode=0o600, replace=False)
+        passphrase = file.read_bytes().strip()
+    except OSError as exc:  # a read-only folder: a mounted secret wants a configured passphrase
+        raise SettingsError(
+            _PASSPHRASE, f"is not set and {file} cannot be made ({exc.strerror or exc})"
+        ) from None
+    if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+        raise SettingsError(variable, f"holds fewer than {MIN_PASSPHRASE_LENGTH} characters")
+    return passphrase
 
 
 def _sealed(key: ec.EllipticCurvePrivateKey, passphrase: bytes) -> bytes:
@@ -99,7 +108,10 @@ def _load(path: Path, passphrase: bytes, variable: str) -> ec.EllipticCurvePriva
 
 
 def _seal_in_place(path: Path, data: bytes, passphrase: bytes) -> ec.EllipticCurvePrivateKey:
-    key = serialization.load_pem_private_key(data, password=None)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (TypeError, ValueError):
+        raise SettingsError(_KEY_FILE, f"{path} is not a PEM private key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise SettingsError(_KEY_FILE, f"{path} is not an ECDSA P-256 private key")
     try:
