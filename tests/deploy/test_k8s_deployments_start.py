@@ -1,7 +1,8 @@
 """Each rendered Deployment starts as the cluster would start it: its container command and its
 environment (ConfigMaps, Secret references, mounted files), with only hosts, ports, Secret values
 and mounted directories replaced by local ones; then the pod's own readiness probe must pass
-(gRPC health SERVING, over mTLS where the probe uses it, or the portal's /healthz), and SIGTERM
+(gRPC health SERVING, over mTLS where the probe uses it, or the portal's /healthz), nothing may
+have been written into a Secret volume (read-only in the cluster), and SIGTERM
 must end the process cleanly within the pod's grace period. The migration Job of a stateful
 service runs first, as in the cluster."""
 
@@ -109,6 +110,8 @@ class LocalPod:
     named_ports: dict[str, int] = field(default_factory=dict)  # port name -> container port
     peers: dict[str, int] = field(default_factory=dict)  # remote host:port -> unused local port
     mounts: dict[str, Path] = field(default_factory=dict)  # mountPath -> local directory
+    #: Secret volumes, read-only in the cluster: local directory -> the files put there.
+    read_only: dict[Path, dict[str, bytes]] = field(default_factory=dict)
     #: What the node would provide besides the manifests (the HSM client's configuration).
     extra_env: dict[str, str] = field(default_factory=dict)
     #: Stands in for the database Secrets' URLs (their hosts are the cluster's).
@@ -131,6 +134,7 @@ class LocalPod:
                     if not target.exists():
                         target.write_bytes(files[item["key"]])
                         target.chmod(0o440)
+                self.read_only[local] = {p.name: p.read_bytes() for p in local.iterdir()}
 
     def hsm_client(self, local: Path) -> None:
         """The image volume of prod's keys holds the HSM vendor's PKCS#11 library; SoftHSM2
@@ -403,6 +407,10 @@ def test_deployment_starts_as_rendered_and_passes_its_readiness_probe(
             )
             time.sleep(0.2)
         assert probe_passes(container["livenessProbe"], pod, env)
+        for folder, files in pod.read_only.items():  # a Secret volume cannot be written to
+            assert {p.name: p.read_bytes() for p in folder.iterdir()} == files, (
+                f"{name} wrote into the read-only volume {folder.name}"
+            )
         for url in urls_peers_call(objects, name):
             local = _ADDRESS.sub(
                 lambda m: f"{m['scheme']}127.0.0.1:{pod.ports[int(m['port'])]}", url

@@ -101,7 +101,7 @@ def test_an_unencrypted_key_is_sealed_in_place_keeping_the_key(tmp_path: Path) -
     assert path.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
     assert path.stat().st_mode & 0o077 == 0
     assert _openssl_public(path, PASSPHRASE) == _public(key)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["log-key.pem", "log-key.pub.pem"]
+    assert [p.name for p in tmp_path.iterdir()] == ["log-key.pem"]  # no plaintext copy left
 
 
 def test_an_unencrypted_key_that_cannot_be_sealed_is_refused(
@@ -206,3 +206,29 @@ def test_without_a_passphrase_a_read_only_folder_or_a_short_development_one_is_r
     with pytest.raises(SettingsError, match=r"is not set and .* cannot be made") as refused:
         load_or_create_log_key(mounted)
     assert refused.value.variable == "EGOV_REGISTRY_LOG_KEY_PASSPHRASE"
+
+
+def test_a_sealed_key_in_a_read_only_folder_opens_without_writing_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the cluster mounts it: log-key.pem alone, in a read-only Secret volume."""
+    made = tmp_path / "made" / "log-key.pem"
+    key = load_or_create_log_key(made, PASSPHRASE)
+    mounted = tmp_path / "mounted" / "log-key.pem"
+    mounted.parent.mkdir()
+    mounted.write_bytes(made.read_bytes())
+
+    def read_only(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    assert _public(load_or_create_log_key(mounted, PASSPHRASE)) == _public(key)
+    assert [p.name for p in mounted.parent.iterdir()] == ["log-key.pem"]
+
+
+def test_a_key_path_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "log-key.pem"
+    path.mkdir()  # a folder where the file should be: a mount gone wrong
+    with pytest.raises(SettingsError, match="cannot be read") as refused:
+        load_or_create_log_key(path, PASSPHRASE)
+    assert refused.value.variable == "EGOV_REGISTRY_LOG_KEY_FILE"

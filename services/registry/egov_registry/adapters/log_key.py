@@ -53,10 +53,11 @@ def load_or_create_log_key(
     if passphrase is None:
         passphrase = _development_passphrase(path)
         variable = f"{_PASSPHRASE} (development passphrase file {_passphrase_path(path)})"
-    if not path.exists():
-        key = ec.generate_private_key(ec.SECP256R1())
-        write_durably(path, _sealed(key, passphrase), mode=0o600, replace=False)
-    key = _load(path, passphrase, variable)
+    if path.exists():  # perhaps a mounted secret, in a read-only folder: nothing is written
+        return _load(path, passphrase, variable)
+    key = ec.generate_private_key(ec.SECP256R1())
+    write_durably(path, _sealed(key, passphrase), mode=0o600, replace=False)
+    key = _load(path, passphrase, variable)  # another replica's, if it linked its key first
     public = path.with_name(path.stem + ".pub.pem")
     published = public_key_pem(key)
     if not public.exists() or public.read_bytes() != published:  # the winner may be writing it
@@ -93,7 +94,10 @@ def _sealed(key: ec.EllipticCurvePrivateKey, passphrase: bytes) -> bytes:
 
 
 def _load(path: Path, passphrase: bytes, variable: str) -> ec.EllipticCurvePrivateKey:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(_KEY_FILE, f"{path} cannot be read: {exc.strerror or exc}") from None
     try:
         key = serialization.load_pem_private_key(data, password=passphrase)
     except TypeError:  # "Password was given but private key is not encrypted"
