@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import hashlib
 import json
 import math
@@ -35,7 +36,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -100,9 +101,62 @@ class Representation:
     grant_id: str
 
 
+def _read_only(self: object, *args: object, **kwargs: object) -> NoReturn:
+    raise TypeError("a verified token's claims are read-only")
+
+
+class _FrozenObject(dict[str, Any]):
+    """A JSON object inside a verified token's claims. Every call that presents a remembered
+    token shares its claims, so nobody may change them; they stay a ``dict`` all the same, for
+    ``isinstance`` checks and ``json``. A copy (``dict(...)``, ``copy``) may be changed."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return {key: copy.deepcopy(value, memo) for key, value in self.items()}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return dict, (dict(self),)
+
+
+class _FrozenArray(list[Any]):
+    """A JSON array inside a verified token's claims: a ``list`` nobody may change."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = clear = extend = insert = pop = remove = reverse = sort = _read_only
+
+    def __copy__(self) -> list[Any]:
+        return list(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        return [copy.deepcopy(value, memo) for value in self]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return list, (list(self),)
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` (decoded JSON) with every object and array in it read-only."""
+    if isinstance(value, dict):
+        frozen = _FrozenObject()
+        for key, item in value.items():
+            dict.__setitem__(frozen, key, _frozen(item))
+        return frozen
+    if isinstance(value, list):
+        return _FrozenArray(_frozen(item) for item in value)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class VerifiedToken:
-    """A token whose signature and claims passed every check. ``claims`` is the raw payload."""
+    """A token whose signature and claims passed every check. ``claims`` is the raw payload,
+    read-only to its depth (one object serves every call that presents the token again)."""
 
     subject: str
     issuer: str
@@ -535,9 +589,10 @@ class TokenVerifier:
             ial=_ial(claims),
             identifier=_optional_str(claims, "identifier"),
             agency=_optional_str(claims, "agency"),
-            act=act,
+            act=_frozen(act),
             representation=_representation(claims, act),
-            claims=MappingProxyType(claims),  # shared by every call that presents this token
+            # Shared by every call that presents this token again: read-only to its depth.
+            claims=MappingProxyType({name: _frozen(value) for name, value in claims.items()}),
         )
 
     def _check_dates(

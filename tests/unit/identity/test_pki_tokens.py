@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from typing import Any
 
@@ -338,6 +339,47 @@ def test_a_token_presented_again_is_not_checked_again_but_its_claims_are(
     assert len(signature_checks) == 1
     with pytest.raises(TypeError):  # one object serves every call: nobody may change it
         again.claims["sub"] = "someone-else"
+
+
+def test_nested_claims_are_read_only_too_yet_still_json_objects_and_arrays() -> None:
+    nested = {
+        "verified_claims": {"verification": {"trust_framework": "th_digital_id",
+                                             "assurance_level": "2.3"},
+                            "claims": {"given_name": "Somchai"}},
+        "act": {"sub": "representative-1"},
+        "representation": {"juristic_person": "TH-JUR:0994000165510", "role": "director",
+                           "powers": ["sign"], "grant_id": "rep-1"},
+        "amr": ["pwd", "otp"],
+    }
+    verifier = _verifier()
+    token = _sign(_claims(**nested))
+    verified = verifier.verify(token)
+    verification = verified.claims["verified_claims"]["verification"]
+    powers = verified.claims["representation"]["powers"]
+    changes = [
+        lambda: verification.__setitem__("assurance_level", "3"),
+        lambda: verification.update(assurance_level="3"),
+        lambda: verification.pop("assurance_level"),
+        lambda: verified.claims["verified_claims"].clear(),
+        lambda: verified.act.__setitem__("sub", "someone-else"),  # type: ignore[union-attr]
+        lambda: powers.append("everything"),
+        lambda: powers.__setitem__(0, "everything"),
+        lambda: verified.claims["amr"].clear(),
+    ]
+    for change in changes:
+        with pytest.raises(TypeError, match="read-only"):
+            change()
+
+    again = verifier.verify(token)  # remembered: the same claims, unchanged
+    assert again.claims["verified_claims"]["verification"]["assurance_level"] == "2.3"
+    assert again.representation is not None and again.representation.powers == {"sign"}
+    assert isinstance(again.claims["verified_claims"], dict)
+    assert isinstance(powers, list)
+    assert json.loads(json.dumps(dict(again.claims)))["representation"] == \
+        nested["representation"]
+    thawed = copy.deepcopy(dict(again.claims))
+    thawed["verified_claims"]["verification"]["assurance_level"] = "3"  # a copy may change
+    assert again.claims["verified_claims"]["verification"]["assurance_level"] == "2.3"
 
 
 def test_a_remembered_token_still_expires_and_still_answers_to_max_age(
