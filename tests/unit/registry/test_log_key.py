@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from egov_common.settings import SettingsError
+from egov_common.settings import SettingsError, describe
 from egov_registry.adapters.log_key import load_or_create_log_key
 from egov_registry.settings import RegistrySettings
 
@@ -148,6 +148,7 @@ def test_the_passphrase_setting_is_a_long_secret_from_the_variable_or_its_file(
     assert RegistrySettings().log_key_passphrase_bytes() is None  # development file
     given = RegistrySettings(log_key_passphrase=PASSPHRASE.decode())
     assert given.log_key_passphrase_bytes() == PASSPHRASE
+    assert PASSPHRASE.decode() not in describe(given) + repr(given)  # the start-up log line
     file = tmp_path / "passphrase"
     file.write_text(PASSPHRASE.decode() + "\n")
     assert RegistrySettings(log_key_passphrase_file=file).log_key_passphrase_bytes() == PASSPHRASE
