@@ -457,6 +457,10 @@ TARGETS: tuple[Target, ...] = (
            ("registry:grpc_sqlite_*_2_processes.server_capacity.get_document_per_s",
             "registry:grpc_sqlite_*_2_processes.server_capacity.lookup_by_hash_per_s"),
            5000, "1/s"),
+    # The same with a C++ client that sends a new registration each call (grpc_replay).
+    Target("registry: registrations/s, one per call, SQLite, server capacity "
+           "(grpc_replay clients)",
+           ("registry:grpc_sqlite_*.server_capacity.registrations_per_s",), 2000, "1/s"),
     Target("registry: inclusion proof at 1M leaves, median",
            ("registry:proofs_1m_leaves_*.inclusion_proof_ms_median",), 5, "ms", at_least=False),
     Target("keys: SignHash calls/s, SoftHSM-wrapped P-256",

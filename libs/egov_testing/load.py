@@ -1,4 +1,5 @@
-"""Load for benchmarks: Python clients in several processes, or h2load for a server's capacity.
+"""Load for benchmarks: Python clients in several processes, or h2load and grpc_replay for a
+server's capacity.
 
 One Python process driving every client spends a good part of its CPU handing its own GIL from
 thread to thread (on two cores, a load generator of 8 threads in one process cost about a
@@ -15,11 +16,17 @@ A Python gRPC client costs about as much CPU per call as the Python server it ca
 small machine Python clients measure themselves as much as the server. :func:`h2load_unary`
 drives the same kind of load (each connection one call at a time) from nghttp2's ``h2load``, a
 C load generator that takes a few percent of a core, to measure what the server can serve.
+h2load sends one message again and again; :func:`replay_unary` sends a different one each call
+(a registration is made once), from ``grpc_replay`` (``grpc_replay.cc`` beside this module, a
+small C++ client on Debian's libgrpc++, built on first use).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
+import os
 import queue
 import re
 import shutil
@@ -37,7 +44,7 @@ from typing import Any
 
 import grpc
 
-__all__ = ["H2loadRun", "LoadFailed", "h2load_unary", "run_clients"]
+__all__ = ["LoadFailed", "LoadRun", "h2load_unary", "replay_unary", "run_clients"]
 
 Job = Callable[[grpc.Channel, list[Any]], None]
 
@@ -146,8 +153,9 @@ def _client_process(
 
 
 @dataclass(frozen=True, slots=True)
-class H2loadRun:
-    """What one :func:`h2load_unary` run measured."""
+class LoadRun:
+    """What one run of a C or C++ load generator (:func:`h2load_unary`, :func:`replay_unary`)
+    measured."""
 
     calls: int
     seconds: float
@@ -171,7 +179,7 @@ def h2load_unary(
     connections: int,
     metadata: Mapping[str, str] | None = None,
     timeout: float = 600.0,
-) -> H2loadRun:
+) -> LoadRun:
     """Send ``calls`` identical unary gRPC calls to ``address`` (plaintext HTTP/2) with h2load:
     ``connections`` connections, each with one call at a time.
 
@@ -212,11 +220,90 @@ def h2load_unary(
     latency = re.search(r"^time for request:\s+\S+\s+\S+\s+([\d.]+)(s|ms|us)\s", out, re.MULTILINE)
     if finished is None or latency is None:
         raise LoadFailed(f"h2load's report was not understood:\n{out}")
-    return H2loadRun(
+    return LoadRun(
         calls=calls,
         seconds=float(finished[1]) * _UNITS[finished[2]],
         mean_latency_ms=float(latency[1]) * _UNITS[latency[2]] * 1000,
     )
+
+
+def replay_unary(
+    address: str,
+    method: str,
+    requests: Sequence[bytes],
+    *,
+    connections: int,
+    metadata: Mapping[str, str] | None = None,
+    timeout: float = 600.0,
+) -> LoadRun:
+    """Send each of ``requests`` (serialized messages) once to ``address`` (plaintext) as a
+    unary call of ``method``, from ``connections`` connections with one call at a time each,
+    with ``grpc_replay``: the load of :func:`h2load_unary` where every call must differ (a
+    registration is made once), from a C++ client (Debian's libgrpc++) that takes little CPU.
+
+    Every call must succeed: raises :class:`LoadFailed` naming the first that did not, or past
+    ``timeout``; FileNotFoundError when the client cannot be built here (g++, pkg-config and
+    libgrpc++-dev missing).
+    """
+    program = _replay_program()
+    with tempfile.TemporaryDirectory(prefix="grpc-replay-") as scratch:
+        frames = Path(scratch) / "requests"
+        frames.write_bytes(b"".join(struct.pack(">I", len(r)) + r for r in requests))
+        command = [str(program), address, method, str(frames), str(connections)]
+        for name, value in (metadata or {}).items():
+            command += [name, value]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise LoadFailed(f"grpc_replay did not finish within {timeout:g} s") from exc
+    if done.returncode != 0:
+        raise LoadFailed(f"grpc_replay exited with {done.returncode}:\n{done.stderr}")
+    report = json.loads(done.stdout)
+    if report["calls"] != len(requests) or report["failed"]:
+        raise LoadFailed(
+            f"grpc_replay: {report['failed']} of {report['calls']} calls failed "
+            f"(of {len(requests)} sent), the first: {report['first_error']}"
+        )
+    return LoadRun(
+        calls=report["calls"], seconds=report["seconds"], mean_latency_ms=report["mean_latency_ms"]
+    )
+
+
+_REPLAY_SOURCE = Path(__file__).with_name("grpc_replay.cc")
+_replay_lock = threading.Lock()
+
+
+def _replay_program() -> Path:
+    """``grpc_replay``, built once per version of its source (kept in the temporary folder)."""
+    source = _REPLAY_SOURCE.read_bytes()
+    program = Path(tempfile.gettempdir()) / (
+        f"egov-grpc-replay-{hashlib.sha256(source).hexdigest()[:16]}"
+    )
+    with _replay_lock:
+        if program.exists():
+            return program
+        compiler, pkg_config = shutil.which("g++"), shutil.which("pkg-config")
+        flags = (
+            subprocess.run([pkg_config, "--cflags", "--libs", "grpc++"], capture_output=True,
+                           text=True, check=False)
+            if pkg_config is not None
+            else None
+        )
+        if compiler is None or flags is None or flags.returncode != 0:
+            raise FileNotFoundError(
+                "grpc_replay cannot be built: it needs g++, pkg-config and libgrpc++-dev "
+                "(Debian packages; .ci/install-system-packages)"
+            )
+        building = program.with_name(f"{program.name}.{os.getpid()}.tmp")
+        done = subprocess.run(
+            [compiler, "-O2", "-std=c++17", "-o", str(building), str(_REPLAY_SOURCE),
+             *flags.stdout.split()],
+            capture_output=True, text=True, timeout=300, check=False,
+        )
+        if done.returncode != 0:
+            raise LoadFailed(f"grpc_replay did not build:\n{done.stderr[-3000:]}")
+        os.replace(building, program)  # whole, or not there: another process may build too
+    return program
 
 
 def _grpc_frame(message: bytes) -> bytes:

@@ -13,7 +13,8 @@ The Python clients share the two cores with the server and cost about as much CP
 the server does, so their figures are bounded by the clients: ``health_check_per_s`` (calls that
 do nothing, same clients) is that bound. ``server_capacity`` measures the server alone under
 the same concurrency with h2load, a C load generator (``egov_testing.load.h2load_unary``),
-with the server's CPU per call.
+with the server's CPU per call, and one-per-call registrations with grpc_replay, a C++ client
+that sends a different message each call (``egov_testing.load.replay_unary``).
 With two processes, each phase also records the busiest worker's share of the server's CPU
 (``busiest_worker_share``): the kernel spreads connections, not calls, over the workers, so 8
 clients often load one worker more than the other (see ``_server_capacity``). Phases that were
@@ -54,7 +55,7 @@ from egov_pki import merkle
 from egov_pki.identifiers import check_digit
 from egov_registry.storage.schema import migrate
 from egov_registry.storage.store import RegistryStore
-from egov_testing.load import h2load_unary, run_clients
+from egov_testing.load import LoadRun, h2load_unary, replay_unary, run_clients
 from egov_testing.processes import ServiceProcess, start_service
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -74,6 +75,8 @@ CLIENTS = 8
 MANY_CLIENTS = 32
 #: Registrations in each run of one-per-call registrations.
 ONE_PER_CALL = 2_000
+#: Registrations in each run of grpc_replay's (the server's capacity).
+REPLAYED = 4_000
 LOAD_PROCESSES = 2
 #: A run counts as evenly spread when no worker did more than this share of the server's work
 #: (see _spread_runs); 0.5 is a perfect split over two workers.
@@ -324,7 +327,10 @@ def _server_capacity(
     service: ServiceProcess, document_id: str, sha256: bytes, *, several_workers: bool
 ) -> dict[str, Any]:
     """Lookups/s and server CPU per lookup with h2load as the CLIENTS clients (one call at a
-    time each); the calls that do nothing show what is left to the registry's own work.
+    time each); the calls that do nothing show what is left to the registry's own work. Then
+    registrations one per call from grpc_replay (h2load repeats one message, and a document is
+    registered once): each run registers REPLAYED new documents, so the registry ends above
+    its nominal size.
 
     Each case is measured by its most evenly spread run (:func:`_spread_runs`); with several
     workers, ``..._runs`` lists every run as (calls/s, busiest worker's share).
@@ -370,6 +376,39 @@ def _server_capacity(
                 figures[f"{name}_runs"] = [
                     [round(r.result.per_second), round(r.busiest_share, 2)] for r in runs
                 ]
+    runs_made = iter(range(SPREAD_ATTEMPTS))
+
+    def replay() -> LoadRun:
+        run = next(runs_made)
+        requests = [
+            RegistryClient.registration(
+                sha256=_digest(f"replayed {run} {i}"),
+                issuer=AGENCY,
+                document_type="permit",
+                idempotency_key=f"replayed-{run}-{i}",
+                metadata={"n": str(i)},
+            ).SerializeToString()
+            for i in range(REPLAYED)
+        ]
+        return replay_unary(
+            service.grpc_address,
+            "/egov.registry.v1.RegistryService/RegisterDocument",
+            requests,
+            connections=CLIENTS,
+            metadata=bearer,
+        )
+
+    runs = _spread_runs(service, replay, repeat=True)
+    best = _most_even(runs)
+    figures["registrations_client"] = f"grpc_replay, {CLIENTS} connections"
+    figures["registrations_per_s"] = round(best.result.per_second)
+    figures["server_cpu_ms_per_registration"] = round(best.server_cpu * 1000 / REPLAYED, 3)
+    figures["registrations_mean_latency_ms"] = round(best.result.mean_latency_ms, 2)
+    if several_workers:
+        figures["registrations_busiest_worker_share"] = round(best.busiest_share, 2)
+        figures["registrations_runs"] = [
+            [round(r.result.per_second), round(r.busiest_share, 2)] for r in runs
+        ]
     return figures
 
 

@@ -1,5 +1,6 @@
 """egov_testing.load: every share reaches the server from its own connection, failures surface;
-h2load runs count only calls that returned the expected message."""
+h2load runs count only calls that returned the expected message; grpc_replay sends each request
+once and fails a run with a failed call."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from egov_testing.load import LoadFailed, h2load_unary, run_clients
+from egov_testing.load import LoadFailed, h2load_unary, replay_unary, run_clients
 
 METHOD = "/egov.test.v1.Count/Add"
 
@@ -126,3 +127,38 @@ def test_h2load_fails_a_run_with_other_answers_than_expected(
     _, address = counter
     with pytest.raises(LoadFailed, match="expected 50 calls"):
         h2load_unary(address, METHOD, b"1", b"an answer", calls=50, connections=2)
+
+
+def _replay_available() -> str | None:
+    """Why grpc_replay cannot run here, or None."""
+    from egov_testing import load
+
+    try:
+        load._replay_program()
+    except FileNotFoundError as exc:
+        return str(exc)
+    return None
+
+
+needs_replay = pytest.mark.skipif(
+    _replay_available() is not None, reason=str(_replay_available())
+)
+
+
+@needs_replay
+def test_replay_sends_each_request_once_and_times_the_run(counter: tuple[_Counter, str]) -> None:
+    received, address = counter
+    requests = [str(i).encode() for i in range(500)]
+    run = replay_unary(address, METHOD, requests, connections=4, metadata={"x-bench": "1"})
+    assert run.calls == 500
+    assert run.seconds > 0 and run.per_second > 0 and run.mean_latency_ms > 0
+    assert sorted(received.items) == list(range(500))
+    assert len(received.peers) == 4
+
+
+@needs_replay
+def test_replay_fails_a_run_whose_calls_failed(counter: tuple[_Counter, str]) -> None:
+    _, address = counter
+    first = r"50 of 50 calls failed \(of 50 sent\), the first: call \d+: 9 refused"  # 9: its code
+    with pytest.raises(LoadFailed, match=first):
+        replay_unary(address, "/egov.test.v1.Count/Refuse", [b"1"] * 50, connections=2)
