@@ -40,10 +40,11 @@ def write_durably(path: Path, data: bytes, *, mode: int, replace: bool) -> bool:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    if placed:
-        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    # Also when another process placed its file first: what this one goes on to do with that
+    # file (seal data under a key in it) must not outlive the file's entry after a crash.
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
     return placed

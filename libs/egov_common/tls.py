@@ -135,11 +135,15 @@ def dev_material(ca_dir: Path, name: str, out_dir: Path) -> TlsMaterial:
     cert_path, key_path = out_dir / f"{name}.pem", out_dir / f"{name}.key"
     with _locked(out_dir):
         if cert_path.exists() and key_path.exists():
-            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-            fresh = cert.not_valid_after_utc - _RENEW_BEFORE > dt.datetime.now(dt.UTC)
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-            if fresh and cert.issuer == ca_cert.subject and _pair_matches(cert, key):
-                return TlsMaterial(ca_pem, cert_path.read_bytes(), key_path.read_bytes())
+            try:
+                cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+                key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            except ValueError:  # torn by a crash before writes were synced: issue anew
+                pass
+            else:
+                fresh = cert.not_valid_after_utc - _RENEW_BEFORE > dt.datetime.now(dt.UTC)
+                if fresh and cert.issuer == ca_cert.subject and _pair_matches(cert, key):
+                    return TlsMaterial(ca_pem, cert_path.read_bytes(), key_path.read_bytes())
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         cert = (

@@ -64,3 +64,15 @@ def test_a_certificate_left_from_another_key_is_issued_again(tmp_path: Path) -> 
     key = serialization.load_pem_private_key(again.key_pem, password=None)
     assert cert.public_key() == key.public_key()
     assert (certs / "registry.pem").read_bytes() == again.cert_pem
+
+
+def test_a_torn_certificate_or_key_is_issued_again(tmp_path: Path) -> None:
+    ca, certs = tmp_path / "ca", tmp_path / "certs"
+    first = tls.dev_material(ca, "registry", certs)
+    (certs / "registry.key").write_bytes(b"")  # written by a version that did not sync
+    second = tls.dev_material(ca, "registry", certs)
+    assert second.key_pem != first.key_pem
+    (certs / "registry.pem").write_bytes(second.cert_pem[:100])
+    third = tls.dev_material(ca, "registry", certs)
+    assert x509.load_pem_x509_certificate(third.cert_pem).public_key() == \
+        serialization.load_pem_private_key(third.key_pem, password=None).public_key()

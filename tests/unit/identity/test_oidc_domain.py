@@ -7,8 +7,10 @@ import hashlib
 import secrets
 import time
 
+import jwt
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric import ec
 from egov_common.errors import (
     InvalidArgument,
     PermissionDenied,
@@ -164,8 +166,8 @@ def test_revoked_access_token_fails_userinfo_and_introspection(world: World) -> 
     assert info.value.reason == "TOKEN_REVOKED"
 
 
-def test_an_access_token_presented_again_is_checked_once_and_still_revoked_and_expired(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def _count_signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """From now on, each ES256 signature checked, by its signing input."""
     from egov_pki import tokens as pki_tokens
 
     algorithm = pki_tokens._ALGORITHM_IMPL["ES256"]
@@ -176,13 +178,19 @@ def test_an_access_token_presented_again_is_checked_once_and_still_revoked_and_e
         checks.append(message)
         return bool(real_verify(algorithm, message, key, signature))
 
+    monkeypatch.setattr(algorithm, "verify", counted)
+    return checks
+
+
+def test_an_access_token_presented_again_is_checked_once_and_still_revoked_and_expired(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     tokens = _code_flow(world)
     s = world.service
-    monkeypatch.setattr(algorithm, "verify", counted)
+    checks = _count_signature_checks(monkeypatch)
     for _ in range(3):
         assert s.userinfo(tokens.access_token)["sub"]
         assert s.introspect(tokens.access_token)["active"] is True
-    assert len(checks) <= 2  # once per audience set, not once per call
+    assert len(checks) == 2  # once per audience set (two here), not once per call
 
     world.advance(s.config.access_token_seconds + s.config.leeway_seconds + 1)
     with pytest.raises(Unauthenticated) as info:
@@ -196,6 +204,25 @@ def test_an_access_token_presented_again_is_checked_once_and_still_revoked_and_e
     with pytest.raises(Unauthenticated) as info:
         s.userinfo(fresh.access_token)
     assert info.value.reason == "TOKEN_REVOKED"
+
+
+def test_forged_id_tokens_naming_many_audiences_do_not_make_verifiers_forget(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = _code_flow(world)
+    s = world.service
+    checks = _count_signature_checks(monkeypatch)
+    assert s.userinfo(tokens.access_token)["sub"]
+    kid = s.keyring.jwks()["keys"][0]["kid"]
+    forger = ec.generate_private_key(ec.SECP256R1())
+    for copies in range(1, 300):  # an unsigned 'aud' is the attacker's to write
+        forged = jwt.encode({"iss": ISSUER, "sub": "x", "aud": ["portal"] * copies,
+                             "iat": s.now(), "exp": s.now() + 60}, forger, algorithm="ES256",
+                            headers={"kid": kid})
+        with pytest.raises(Unauthenticated):
+            s.verify_id_token(forged)
+    before = len(checks)
+    assert s.userinfo(tokens.access_token)["sub"]
+    assert len(checks) == before  # still remembered: its verifier was kept
 
 
 def test_client_credentials_with_private_key_jwt_carry_agency_and_scopes(world: World) -> None:

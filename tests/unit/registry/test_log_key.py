@@ -182,7 +182,8 @@ def test_a_passphrase_that_does_not_open_the_key_stops_start_up_before_migrating
     err = capsys.readouterr().err
     assert err == (
         "egov registry: configuration error: EGOV_REGISTRY_LOG_KEY_PASSPHRASE: "
-        f"does not open the log key {path}\n"
+        f"does not open the log key {path} (a wrong passphrase, or a cipher other than PBES2 "
+        "with AES-256-CBC)\n"
     )
     assert not database.exists()
 
@@ -233,3 +234,30 @@ def test_a_key_path_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="cannot be read") as refused:
         load_or_create_log_key(path, PASSPHRASE)
     assert refused.value.variable == "EGOV_REGISTRY_LOG_KEY_FILE"
+
+
+def test_a_key_that_is_absent_where_none_can_be_made_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)  # a Secret volume without the key
+    with pytest.raises(SettingsError, match=r"does not exist and cannot be made \(Read-only") \
+            as refused:
+        load_or_create_log_key(tmp_path / "log-key.pem", PASSPHRASE)
+    assert refused.value.variable == "EGOV_REGISTRY_LOG_KEY_FILE"
+
+
+def test_an_unencrypted_key_behind_a_link_is_sealed_where_it_lies(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    target = tmp_path / "secrets" / "registry.pem"
+    target.parent.mkdir()
+    target.write_bytes(_plain_pem(key))
+    path = tmp_path / "log-key.pem"
+    path.symlink_to(target)
+
+    assert _public(load_or_create_log_key(path, PASSPHRASE)) == _public(key)
+    assert path.is_symlink()
+    assert target.read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert [p.name for p in target.parent.iterdir()] == ["registry.pem"]  # no plaintext left

@@ -224,7 +224,7 @@ class IdentityService:
         self._client_keys_cache: dict[str, ClientKeys] = {}
         self._pairwise_lock = threading.Lock()
         self._pairwise_key: bytes = config.pairwise_salt
-        self._verifiers: dict[tuple[str, ...], TokenVerifier] = {}
+        self._verifiers: dict[frozenset[str], TokenVerifier] = {}
         # A worker forked by egov_common.server (EGOV_IDENTITY_PROCESSES > 1) must not use the
         # parent's pooled connections or locks; see after_fork.
         in_forked_children(self, IdentityService.after_fork)
@@ -1102,11 +1102,14 @@ class IdentityService:
         remembers the tokens it verified (userinfo, introspection and token exchange see the
         same token many times). It reads the keyring's keys at each call, so a remembered token
         fails as soon as its key is no longer published; its dates are checked every time."""
-        key = tuple(audiences)
+        key = frozenset(audiences)
         verifier = self._verifiers.get(key)
         if verifier is None:
-            if len(self._verifiers) >= _MAX_VERIFIERS:  # audiences are clients: bounded anyway
-                self._verifiers.clear()
+            # Audience sets are ours and our clients' (at most one client each), so few; the
+            # oldest makes way for a new one all the same.
+            while len(self._verifiers) >= _MAX_VERIFIERS:
+                with contextlib.suppress(StopIteration, KeyError, RuntimeError):
+                    del self._verifiers[next(iter(self._verifiers))]
             verifier = self._verifiers.setdefault(key, TokenVerifier(
                 self.keyring, issuer=self.config.issuer, audiences=audiences,
                 leeway_seconds=self.config.leeway_seconds, clock=self.now))
@@ -1138,7 +1141,9 @@ class IdentityService:
                 known.append(self.get_client(a).client_id)
         if not known:
             raise Unauthenticated("TOKEN_AUDIENCE_MISMATCH", "not issued to a known client")
-        verified = self.verifier(known).verify(token)
+        # One known client as the audience is enough (the token must name one the verifier
+        # accepts), and keeps one verifier per client, whatever the unsigned 'aud' lists.
+        verified = self.verifier(known[:1]).verify(token)
         if verified.token_type == "at+jwt":  # noqa: S105
             raise Unauthenticated("TOKEN_TYPE_MISMATCH", "an ID token is required")
         return verified

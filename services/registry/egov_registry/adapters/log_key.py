@@ -47,22 +47,33 @@ def load_or_create_log_key(
     Raises :class:`SettingsError` naming the variable to fix when the file is not a P-256
     private key, the passphrase does not open it, or it is unencrypted and cannot be sealed.
     """
-    if not path.parent.is_dir():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    variable = _PASSPHRASE
-    if passphrase is None:
-        passphrase = _development_passphrase(path)
-        variable = f"{_PASSPHRASE} (development passphrase file {_passphrase_path(path)})"
     if path.exists():  # perhaps a mounted secret, in a read-only folder: nothing is written
-        return _load(path, passphrase, variable)
-    key = ec.generate_private_key(ec.SECP256R1())
-    write_durably(path, _sealed(key, passphrase), mode=0o600, replace=False)
-    key = _load(path, passphrase, variable)  # another replica's, if it linked its key first
-    public = path.with_name(path.stem + ".pub.pem")
-    published = public_key_pem(key)
-    if not public.exists() or public.read_bytes() != published:  # the winner may be writing it
-        write_durably(public, published, mode=0o644, replace=True)
+        return _load(path, *_passphrase_and_variable(path, passphrase))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        passphrase, variable = _passphrase_and_variable(path, passphrase)
+        key = ec.generate_private_key(ec.SECP256R1())
+        write_durably(path, _sealed(key, passphrase), mode=0o600, replace=False)
+        key = _load(path, passphrase, variable)  # another replica's, if it linked its key first
+        public = path.with_name(path.stem + ".pub.pem")
+        published = public_key_pem(key)
+        if not public.exists() or public.read_bytes() != published:  # the winner may write it
+            write_durably(public, published, mode=0o644, replace=True)
+    except OSError as exc:  # a mistyped path, or a Secret volume without the key
+        raise SettingsError(
+            _KEY_FILE, f"{path} does not exist and cannot be made ({exc.strerror or exc})"
+        ) from None
     return key
+
+
+def _passphrase_and_variable(path: Path, passphrase: bytes | None) -> tuple[bytes, str]:
+    """The passphrase, and the variable to name when it does not open the key."""
+    if passphrase is not None:
+        return passphrase, _PASSPHRASE
+    return (
+        _development_passphrase(path),
+        f"{_PASSPHRASE} (development passphrase file {_passphrase_path(path)})",
+    )
 
 
 def _passphrase_path(path: Path) -> Path:
@@ -104,7 +115,11 @@ def _load(path: Path, passphrase: bytes, variable: str) -> ec.EllipticCurvePriva
         key = _seal_in_place(path, data, passphrase)
     except ValueError:
         if b"ENCRYPTED" in data:
-            raise SettingsError(variable, f"does not open the log key {path}") from None
+            raise SettingsError(
+                variable,
+                f"does not open the log key {path} (a wrong passphrase, or a cipher other than "
+                "PBES2 with AES-256-CBC)",
+            ) from None
         raise SettingsError(_KEY_FILE, f"{path} is not a PEM private key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise SettingsError(_KEY_FILE, f"{path} is not an ECDSA P-256 private key")
@@ -118,8 +133,8 @@ def _seal_in_place(path: Path, data: bytes, passphrase: bytes) -> ec.EllipticCur
         raise SettingsError(_KEY_FILE, f"{path} is not a PEM private key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise SettingsError(_KEY_FILE, f"{path} is not an ECDSA P-256 private key")
-    try:
-        write_durably(path, _sealed(key, passphrase), mode=0o600, replace=True)
+    try:  # the file itself, not a link to it: a rename would leave the plaintext behind
+        write_durably(path.resolve(), _sealed(key, passphrase), mode=0o600, replace=True)
     except OSError as exc:
         raise SettingsError(
             _KEY_FILE,
