@@ -57,7 +57,7 @@ from keys_world import AUDIENCE, ISSUER, PERSON_ID, LocalIdentity, new_kek
 from signing_testkit import create_person_credential, make_pdf, signing_token
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results-signing.json"
-N_BB = int(os.environ.get("EGOV_BENCH_SIGNING_BB", "24"))
+N_BB = int(os.environ.get("EGOV_BENCH_SIGNING_BB", "72"))
 N_LTA = int(os.environ.get("EGOV_BENCH_SIGNING_LTA", "8"))
 N_VERIFY = int(os.environ.get("EGOV_BENCH_SIGNING_VERIFY", "20"))
 ROUNDS = int(os.environ.get("EGOV_BENCH_SIGNING_ROUNDS", "3"))
