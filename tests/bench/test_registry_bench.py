@@ -158,6 +158,20 @@ def jwks_url() -> Iterator[str]:
         yield url
 
 
+def _registrations(prefix: str, count: int) -> list[pb.RegisterDocumentRequest]:
+    """``count`` registrations of documents named by ``prefix`` (a new prefix, new documents)."""
+    return [
+        RegistryClient.registration(
+            sha256=_digest(f"{prefix} {i}"),
+            issuer=AGENCY,
+            document_type="permit",
+            idempotency_key=f"{prefix}-{i}",
+            metadata={"n": str(i)},
+        )
+        for i in range(count)
+    ]
+
+
 # The clients' jobs: module-level, as the load processes import them by name.
 
 
@@ -243,18 +257,6 @@ def test_registrations_and_lookups_over_grpc(
     with start_service("egov_registry", env, data_dir=tmp_path / "data", http=False) as service:
         address = service.grpc_address
 
-        def requests(prefix: str, count: int) -> list[Any]:
-            return [
-                RegistryClient.registration(
-                    sha256=_digest(f"{prefix} {i}"),
-                    issuer=AGENCY,
-                    document_type="permit",
-                    idempotency_key=f"{prefix}-{i}",
-                    metadata={"n": str(i)},
-                )
-                for i in range(count)
-            ]
-
         busiest: dict[str, float] = {}
         repeated: dict[str, list[list[float]]] = {}
 
@@ -280,11 +282,11 @@ def test_registrations_and_lookups_over_grpc(
         def fresh(prefix: str, count: int) -> Callable[[], list[Any]]:
             """``count`` registrations never made before, at each call."""
             calls = iter(range(SPREAD_ATTEMPTS))
-            return lambda: requests(f"{prefix}{next(calls)}", count)
+            return lambda: _registrations(f"{prefix}{next(calls)}", count)
 
         # Batched: fill the registry to `size` with RegisterDocuments(500) from 4 clients (once:
         # a second fill would double the registry).
-        fill = requests("fill", size - 2 * ONE_PER_CALL)
+        fill = _registrations("fill", size - 2 * ONE_PER_CALL)
         rate("batched_registrations", _register_batches, lambda: fill, 4, repeat=False)
         # One registration per call from 8 clients, then from MANY_CLIENTS: more calls waiting
         # together make bigger groups per commit. A run spread unevenly over two workers adds
@@ -379,17 +381,8 @@ def _server_capacity(
     runs_made = iter(range(SPREAD_ATTEMPTS))
 
     def replay() -> LoadRun:
-        run = next(runs_made)
-        requests = [
-            RegistryClient.registration(
-                sha256=_digest(f"replayed {run} {i}"),
-                issuer=AGENCY,
-                document_type="permit",
-                idempotency_key=f"replayed-{run}-{i}",
-                metadata={"n": str(i)},
-            ).SerializeToString()
-            for i in range(REPLAYED)
-        ]
+        made = _registrations(f"replayed{next(runs_made)}", REPLAYED)
+        requests = [request.SerializeToString() for request in made]
         return replay_unary(
             service.grpc_address,
             "/egov.registry.v1.RegistryService/RegisterDocument",
