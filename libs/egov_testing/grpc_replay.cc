@@ -7,6 +7,8 @@
 //
 // usage: grpc_replay ADDRESS METHOD FRAMES CONNECTIONS [HEADER-NAME HEADER-VALUE]...
 //   FRAMES: the requests, each as a 4-byte big-endian length and the serialised message.
+// Exit status: 0 every call succeeded; 4 some failed (the JSON line says how many, and the
+// first); 2 bad arguments or a FRAMES file that cannot be read whole; 3 no connection.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
@@ -23,18 +25,36 @@
 
 namespace {
 
-std::vector<std::string> ReadFrames(const char* path) {
+constexpr uint32_t kMaxFrame = 64u << 20;  // the registry's own message size limit
+
+// The frames of PATH, or false (with a reason on stderr) when it cannot be read whole.
+bool ReadFrames(const char* path, std::vector<std::string>* frames) {
   std::ifstream in(path, std::ios::binary);
-  std::vector<std::string> frames;
+  if (!in) {
+    std::fprintf(stderr, "cannot open %s\n", path);
+    return false;
+  }
   unsigned char prefix[4];
   while (in.read(reinterpret_cast<char*>(prefix), 4)) {
     const uint32_t size = (uint32_t{prefix[0]} << 24) | (uint32_t{prefix[1]} << 16) |
                           (uint32_t{prefix[2]} << 8) | uint32_t{prefix[3]};
+    if (size > kMaxFrame) {
+      std::fprintf(stderr, "frame %zu of %s is %u bytes, over %u\n", frames->size(), path, size,
+                   kMaxFrame);
+      return false;
+    }
     std::string frame(size, '\0');
-    if (!in.read(frame.data(), size)) break;
-    frames.push_back(std::move(frame));
+    if (!in.read(frame.data(), size)) {
+      std::fprintf(stderr, "frame %zu of %s is cut short\n", frames->size(), path);
+      return false;
+    }
+    frames->push_back(std::move(frame));
   }
-  return frames;
+  if (in.gcount() != 0) {
+    std::fprintf(stderr, "%s ends inside a length prefix\n", path);
+    return false;
+  }
+  return true;
 }
 
 std::string JsonString(const std::string& text) {
@@ -64,7 +84,8 @@ int main(int argc, char** argv) {
   }
   const std::string address = argv[1];
   const std::string method = argv[2];
-  const std::vector<std::string> frames = ReadFrames(argv[3]);
+  std::vector<std::string> frames;
+  if (!ReadFrames(argv[3], &frames)) return 2;
   const int connections = std::atoi(argv[4]);
   std::vector<std::pair<std::string, std::string>> headers;
   for (int i = 5; i + 1 < argc; i += 2) headers.emplace_back(argv[i], argv[i + 1]);
@@ -137,5 +158,5 @@ int main(int argc, char** argv) {
       "{\"calls\": %zu, \"failed\": %ld, \"seconds\": %.6f, \"mean_latency_ms\": %.4f, "
       "\"first_error\": %s}\n",
       frames.size(), failed.load(), seconds, mean_latency_ms, JsonString(first_error).c_str());
-  return 0;
+  return failed.load() == 0 ? 0 : 4;
 }

@@ -30,6 +30,7 @@ import os
 import queue
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import tempfile
@@ -44,7 +45,7 @@ from typing import Any
 
 import grpc
 
-__all__ = ["LoadFailed", "LoadRun", "h2load_unary", "replay_unary", "run_clients"]
+__all__ = ["LoadFailed", "LoadRun", "h2load_unary", "replay_program", "replay_unary", "run_clients"]
 
 Job = Callable[[grpc.Channel, list[Any]], None]
 
@@ -240,29 +241,34 @@ def replay_unary(
     unary call of ``method``, from ``connections`` connections with one call at a time each,
     with ``grpc_replay``: the load of :func:`h2load_unary` where every call must differ (a
     registration is made once), from a C++ client (Debian's libgrpc++) that takes little CPU.
+    ``metadata`` names are lower case, as gRPC's are.
 
     Every call must succeed: raises :class:`LoadFailed` naming the first that did not, or past
     ``timeout``; FileNotFoundError when the client cannot be built here (g++, pkg-config and
-    libgrpc++-dev missing).
+    libgrpc++-dev missing). :func:`replay_program` builds it ahead, outside a timed window.
     """
-    program = _replay_program()
+    headers = dict(metadata or {})
+    upper = [name for name in headers if name != name.lower()]
+    if upper:
+        raise ValueError(f"gRPC metadata names are lower case: {upper}")
+    program = replay_program()
     with tempfile.TemporaryDirectory(prefix="grpc-replay-") as scratch:
         frames = Path(scratch) / "requests"
         frames.write_bytes(b"".join(struct.pack(">I", len(r)) + r for r in requests))
         command = [str(program), address, method, str(frames), str(connections)]
-        for name, value in (metadata or {}).items():
+        for name, value in headers.items():
             command += [name, value]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             raise LoadFailed(f"grpc_replay did not finish within {timeout:g} s") from exc
-    if done.returncode != 0:
+    if done.returncode not in (0, 4):  # 4: calls failed, as its report says
         raise LoadFailed(f"grpc_replay exited with {done.returncode}:\n{done.stderr}")
     report = json.loads(done.stdout)
-    if report["calls"] != len(requests) or report["failed"]:
+    if done.returncode != 0 or report["calls"] != len(requests) or report["failed"]:
         raise LoadFailed(
             f"grpc_replay: {report['failed']} of {report['calls']} calls failed "
-            f"(of {len(requests)} sent), the first: {report['first_error']}"
+            f"(of {len(requests)} to send), the first: {report['first_error']}"
         )
     return LoadRun(
         calls=report["calls"], seconds=report["seconds"], mean_latency_ms=report["mean_latency_ms"]
@@ -273,36 +279,61 @@ _REPLAY_SOURCE = Path(__file__).with_name("grpc_replay.cc")
 _replay_lock = threading.Lock()
 
 
-def _replay_program() -> Path:
-    """``grpc_replay``, built once per version of its source (kept in the temporary folder)."""
-    source = _REPLAY_SOURCE.read_bytes()
-    program = Path(tempfile.gettempdir()) / (
-        f"egov-grpc-replay-{hashlib.sha256(source).hexdigest()[:16]}"
-    )
+def replay_program() -> Path:
+    """``grpc_replay``, built on first use and kept for this version of its source, compiler
+    and libgrpc++, in a folder of this user's only (``<tmp>/egov-grpc-replay-<uid>``, 0700: a
+    program another user could have put there is never run).
+
+    Raises FileNotFoundError when g++, pkg-config or libgrpc++-dev is missing, and
+    :class:`LoadFailed` when the folder is not this user's alone or the build fails.
+    """
+    compiler, pkg_config = shutil.which("g++"), shutil.which("pkg-config")
+
+    def grpc_package(*options: str) -> str | None:
+        assert pkg_config is not None
+        found = subprocess.run([pkg_config, *options, "grpc++"], capture_output=True, text=True,
+                               check=False, timeout=60)
+        return found.stdout.strip() if found.returncode == 0 else None
+
+    version = grpc_package("--modversion") if pkg_config is not None else None
+    flags = grpc_package("--cflags", "--libs") if version is not None else None
+    if compiler is None or version is None or flags is None:
+        raise FileNotFoundError(
+            "grpc_replay cannot be built: it needs g++, pkg-config and libgrpc++-dev "
+            "(Debian packages; .ci/install-system-packages)"
+        )
+    compiler_version = subprocess.run(
+        [compiler, "--version"], capture_output=True, text=True, check=False, timeout=60
+    ).stdout
+    build = hashlib.sha256(
+        b"\0".join(
+            part.encode() if isinstance(part, str) else part
+            for part in (_REPLAY_SOURCE.read_bytes(), version, flags, compiler_version)
+        )
+    ).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"egov-grpc-replay-{os.getuid()}"
     with _replay_lock:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(folder)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise LoadFailed(f"{folder} is not a folder of this user's alone: not run from there")
+        program = folder / f"grpc_replay-{build}"
         if program.exists():
             return program
-        compiler, pkg_config = shutil.which("g++"), shutil.which("pkg-config")
-        flags = (
-            subprocess.run([pkg_config, "--cflags", "--libs", "grpc++"], capture_output=True,
-                           text=True, check=False)
-            if pkg_config is not None
-            else None
-        )
-        if compiler is None or flags is None or flags.returncode != 0:
-            raise FileNotFoundError(
-                "grpc_replay cannot be built: it needs g++, pkg-config and libgrpc++-dev "
-                "(Debian packages; .ci/install-system-packages)"
+        building = folder / f"{program.name}.{os.getpid()}.tmp"
+        try:
+            done = subprocess.run(
+                [compiler, "-O2", "-std=c++17", "-o", str(building), str(_REPLAY_SOURCE),
+                 *flags.split()],
+                capture_output=True, text=True, timeout=300, check=False,
             )
-        building = program.with_name(f"{program.name}.{os.getpid()}.tmp")
-        done = subprocess.run(
-            [compiler, "-O2", "-std=c++17", "-o", str(building), str(_REPLAY_SOURCE),
-             *flags.stdout.split()],
-            capture_output=True, text=True, timeout=300, check=False,
-        )
-        if done.returncode != 0:
-            raise LoadFailed(f"grpc_replay did not build:\n{done.stderr[-3000:]}")
-        os.replace(building, program)  # whole, or not there: another process may build too
+            if done.returncode != 0:
+                raise LoadFailed(f"grpc_replay did not build:\n{done.stderr[-3000:]}")
+            os.replace(building, program)  # whole, or not there: another process may build too
+        except subprocess.TimeoutExpired as exc:
+            raise LoadFailed("grpc_replay did not build within 300 s") from exc
+        finally:
+            building.unlink(missing_ok=True)
     return program
 
 

@@ -5,14 +5,23 @@ once and fails a run with a failed call."""
 from __future__ import annotations
 
 import shutil
+import struct
+import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from egov_testing.load import LoadFailed, h2load_unary, replay_unary, run_clients
+from egov_testing.load import (
+    LoadFailed,
+    h2load_unary,
+    replay_program,
+    replay_unary,
+    run_clients,
+)
 
 METHOD = "/egov.test.v1.Count/Add"
 
@@ -37,12 +46,14 @@ class _Counter:
     def __init__(self) -> None:
         self.items: list[int] = []
         self.peers: set[str] = set()
+        self.metadata: list[dict[str, str]] = []
         self.lock = threading.Lock()
 
     def add(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         with self.lock:
             self.items.append(int(request))
             self.peers.add(context.peer())
+            self.metadata.append({m.key: str(m.value) for m in context.invocation_metadata()})
         return b""
 
     def refuse(self, request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -129,36 +140,53 @@ def test_h2load_fails_a_run_with_other_answers_than_expected(
         h2load_unary(address, METHOD, b"1", b"an answer", calls=50, connections=2)
 
 
-def _replay_available() -> str | None:
-    """Why grpc_replay cannot run here, or None."""
-    from egov_testing import load
-
+@pytest.fixture(scope="module")
+def replay() -> None:
+    """grpc_replay built, or the test skipped where it cannot be (a failed build fails it)."""
     try:
-        load._replay_program()
+        replay_program()
     except FileNotFoundError as exc:
-        return str(exc)
-    return None
+        pytest.skip(str(exc))
 
 
-needs_replay = pytest.mark.skipif(
-    _replay_available() is not None, reason=str(_replay_available())
-)
-
-
-@needs_replay
-def test_replay_sends_each_request_once_and_times_the_run(counter: tuple[_Counter, str]) -> None:
+@pytest.mark.usefixtures("replay")
+def test_replay_sends_each_request_once_with_its_metadata(counter: tuple[_Counter, str]) -> None:
     received, address = counter
     requests = [str(i).encode() for i in range(500)]
-    run = replay_unary(address, METHOD, requests, connections=4, metadata={"x-bench": "1"})
+    run = replay_unary(
+        address, METHOD, requests, connections=4, metadata={"authorization": "Bearer t-1"}
+    )
     assert run.calls == 500
     assert run.seconds > 0 and run.per_second > 0 and run.mean_latency_ms > 0
     assert sorted(received.items) == list(range(500))
     assert len(received.peers) == 4
+    assert all(m.get("authorization") == "Bearer t-1" for m in received.metadata)
 
 
-@needs_replay
+@pytest.mark.usefixtures("replay")
 def test_replay_fails_a_run_whose_calls_failed(counter: tuple[_Counter, str]) -> None:
     _, address = counter
-    first = r"50 of 50 calls failed \(of 50 sent\), the first: call \d+: 9 refused"  # 9: its code
+    first = r"50 of 50 calls failed \(of 50 to send\), the first: call \d+: 9 refused"  # 9: code
     with pytest.raises(LoadFailed, match=first):
         replay_unary(address, "/egov.test.v1.Count/Refuse", [b"1"] * 50, connections=2)
+
+
+@pytest.mark.usefixtures("replay")
+def test_replay_refuses_a_requests_file_cut_short(
+    counter: tuple[_Counter, str], tmp_path: Path
+) -> None:
+    received, address = counter
+    frames = tmp_path / "requests"
+    frames.write_bytes(struct.pack(">I", 1) + b"1" + struct.pack(">I", 5) + b"12")
+    done = subprocess.run(
+        [str(replay_program()), address, METHOD, str(frames), "1"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 2
+    assert "frame 1 of" in done.stderr and "cut short" in done.stderr
+    assert received.items == []  # nothing sent from a file it could not read whole
+
+
+def test_replay_refuses_metadata_names_grpc_would_abort_on() -> None:
+    with pytest.raises(ValueError, match="lower case"):
+        replay_unary("127.0.0.1:1", METHOD, [b"1"], connections=1, metadata={"Authorization": "x"})
