@@ -32,6 +32,7 @@ __all__ = [
     "load_settings",
     "load_settings_or_exit",
     "peer_address",
+    "secret_value",
 ]
 
 #: Default loopback ports per service: (gRPC, HTTP); ``None`` where the service has none.
@@ -53,6 +54,22 @@ class SettingsError(Exception):
         self.variable = variable
         self.problem = problem
         super().__init__(f"{variable}: {problem}")
+
+
+def secret_value(variable: str, value: pydantic.SecretStr, file: Path | None) -> tuple[str, str]:
+    """A secret given in ``variable`` or in the file its ``<variable>_FILE`` names (a mounted
+    Secret): (the variable it came from, the value, stripped; empty when neither is set).
+    Raises SettingsError naming ``<variable>_FILE`` when that file cannot be read as text."""
+    raw = value.get_secret_value().strip()
+    if not raw and file is not None:
+        variable += "_FILE"
+        try:
+            raw = file.read_text().strip()
+        except OSError as exc:
+            raise SettingsError(variable, f"cannot be read: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise SettingsError(variable, "cannot be read: not UTF-8 text") from None
+    return variable, raw
 
 
 def default_address(name: str) -> str:

@@ -277,6 +277,7 @@ def replay_unary(
 
 _REPLAY_SOURCE = Path(__file__).with_name("grpc_replay.cc")
 _replay_lock = threading.Lock()
+_replay_built: Path | None = None  # this process's, once found or built
 
 
 def replay_program() -> Path:
@@ -287,6 +288,9 @@ def replay_program() -> Path:
     Raises FileNotFoundError when g++, pkg-config or libgrpc++-dev is missing, and
     :class:`LoadFailed` when the folder is not this user's alone or the build fails.
     """
+    global _replay_built
+    if _replay_built is not None and _replay_built.exists():
+        return _replay_built  # not three more processes (pkg-config, g++) for every run
     compiler, pkg_config = shutil.which("g++"), shutil.which("pkg-config")
 
     def grpc_package(*options: str) -> str | None:
@@ -319,6 +323,7 @@ def replay_program() -> Path:
             raise LoadFailed(f"{folder} is not a folder of this user's alone: not run from there")
         program = folder / f"grpc_replay-{build}"
         if program.exists():
+            _replay_built = program
             return program
         building = folder / f"{program.name}.{os.getpid()}.tmp"
         try:
@@ -334,6 +339,7 @@ def replay_program() -> Path:
             raise LoadFailed("grpc_replay did not build within 300 s") from exc
         finally:
             building.unlink(missing_ok=True)
+        _replay_built = program
     return program
 
 

@@ -369,15 +369,8 @@ def _server_capacity(
                 metadata=bearer,
             )
             runs = _spread_runs(service, measure, repeat=True)
-            best = _most_even(runs)
-            figures[f"{name}_per_s"] = round(best.result.per_second)
-            figures[f"server_cpu_ms_per_{name}"] = round(best.server_cpu * 1000 / calls, 3)
-            figures[f"{name}_mean_latency_ms"] = round(best.result.mean_latency_ms, 2)
-            if several_workers:
-                figures[f"{name}_busiest_worker_share"] = round(best.busiest_share, 2)
-                figures[f"{name}_runs"] = [
-                    [round(r.result.per_second), round(r.busiest_share, 2)] for r in runs
-                ]
+            figures |= _capacity_figures(name, f"server_cpu_ms_per_{name}", runs, calls,
+                                         several_workers=several_workers)
     # Built, and every run's new registrations made, before any server CPU is counted.
     replay_program()
     batches = iter([
@@ -394,15 +387,27 @@ def _server_capacity(
             metadata={"authorization": f"Bearer {_access_token()}"},  # fresh: this phase is last
         )
 
-    runs = _spread_runs(service, replay, repeat=True)
-    best = _most_even(runs)
     figures["registrations_client"] = f"grpc_replay, {CLIENTS} connections"
-    figures["registrations_per_s"] = round(best.result.per_second)
-    figures["server_cpu_ms_per_registration"] = round(best.server_cpu * 1000 / REPLAYED, 3)
-    figures["registrations_mean_latency_ms"] = round(best.result.mean_latency_ms, 2)
+    figures |= _capacity_figures(
+        "registrations", "server_cpu_ms_per_registration",
+        _spread_runs(service, replay, repeat=True), REPLAYED, several_workers=several_workers,
+    )
+    return figures
+
+
+def _capacity_figures(
+    name: str, cpu_figure: str, runs: list[_Run[LoadRun]], calls: int, *, several_workers: bool
+) -> dict[str, Any]:
+    """The figures of a server-capacity case, from its most evenly spread run."""
+    best = _most_even(runs)
+    figures: dict[str, Any] = {
+        f"{name}_per_s": round(best.result.per_second),
+        cpu_figure: round(best.server_cpu * 1000 / calls, 3),
+        f"{name}_mean_latency_ms": round(best.result.mean_latency_ms, 2),
+    }
     if several_workers:
-        figures["registrations_busiest_worker_share"] = round(best.busiest_share, 2)
-        figures["registrations_runs"] = [
+        figures[f"{name}_busiest_worker_share"] = round(best.busiest_share, 2)
+        figures[f"{name}_runs"] = [
             [round(r.result.per_second), round(r.busiest_share, 2)] for r in runs
         ]
     return figures

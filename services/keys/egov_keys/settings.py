@@ -11,7 +11,7 @@ import base64
 from pathlib import Path
 from typing import Literal
 
-from egov_common.settings import ServiceSettings, SettingsError
+from egov_common.settings import ServiceSettings, SettingsError, secret_value
 from pydantic import Field, SecretStr
 
 __all__ = ["KeysSettings"]
@@ -87,7 +87,7 @@ class KeysSettings(ServiceSettings):
 
     def kek(self) -> bytes:
         """The software KEK; raises SettingsError naming the variable when absent or malformed."""
-        variable, raw = self._secret(
+        variable, raw = secret_value(
             "EGOV_KEYS_SOFTWARE_KEK", self.software_kek, self.software_kek_file
         )
         if not raw:
@@ -104,7 +104,7 @@ class KeysSettings(ServiceSettings):
         Raises SettingsError naming the variable and the entry (its id or position, never the
         key) when an entry is malformed, an id repeats, or an id is the current one.
         """
-        variable, raw = self._secret(
+        variable, raw = secret_value(
             "EGOV_KEYS_SOFTWARE_PREVIOUS_KEKS",
             self.software_previous_keks,
             self.software_previous_keks_file,
@@ -127,18 +127,6 @@ class KeysSettings(ServiceSettings):
                 raise SettingsError(variable, f"{kek_id!r} is given twice")
             keks[kek_id] = _aes256(variable, value, f"the KEK {kek_id!r} ")
         return keks
-
-    @staticmethod
-    def _secret(variable: str, value: SecretStr, file: Path | None) -> tuple[str, str]:
-        """(the variable the value came from, the value): the variable, else its ``_FILE``."""
-        raw = value.get_secret_value().strip()
-        if not raw and file is not None:
-            variable += "_FILE"
-            try:
-                raw = file.read_text().strip()
-            except OSError as exc:
-                raise SettingsError(variable, f"cannot be read: {exc.strerror}") from None
-        return variable, raw
 
     def pin(self) -> str:
         pin = self.pkcs11_pin.get_secret_value()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from egov_common.settings import ServiceSettings, SettingsError
+from egov_common.settings import ServiceSettings, SettingsError, secret_value
 from pydantic import Field, SecretStr
 
 from .adapters.log_key import MIN_PASSPHRASE_LENGTH
@@ -54,17 +54,12 @@ class RegistrySettings(ServiceSettings):
     def log_key_passphrase_bytes(self) -> bytes | None:
         """The configured passphrase, or None for the development file beside the key; raises
         SettingsError naming the variable when it cannot be read or is too short."""
-        variable = "EGOV_REGISTRY_LOG_KEY_PASSPHRASE"
-        raw = self.log_key_passphrase.get_secret_value().strip()
-        if not raw and self.log_key_passphrase_file is not None:
-            variable += "_FILE"
-            try:
-                raw = self.log_key_passphrase_file.read_text().strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                problem = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                raise SettingsError(variable, f"cannot be read: {problem}") from None
-            if not raw:
-                raise SettingsError(variable, "names an empty file")
+        variable, raw = secret_value(
+            "EGOV_REGISTRY_LOG_KEY_PASSPHRASE", self.log_key_passphrase,
+            self.log_key_passphrase_file,
+        )
+        if not raw and variable.endswith("_FILE"):
+            raise SettingsError(variable, "names an empty file")
         if not raw:
             return None
         if len(raw) < MIN_PASSPHRASE_LENGTH:

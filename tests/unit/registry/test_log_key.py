@@ -163,6 +163,9 @@ def test_the_passphrase_setting_is_a_long_secret_from_the_variable_or_its_file(
     assert empty.value.variable == "EGOV_REGISTRY_LOG_KEY_PASSPHRASE_FILE"
     with pytest.raises(SettingsError, match="cannot be read"):
         RegistrySettings(log_key_passphrase_file=tmp_path / "absent").log_key_passphrase_bytes()
+    file.write_bytes(b"\xff" * 40)
+    with pytest.raises(SettingsError, match="not UTF-8 text"):
+        RegistrySettings(log_key_passphrase_file=file).log_key_passphrase_bytes()
 
 
 def test_a_passphrase_that_does_not_open_the_key_stops_start_up_before_migrating(

@@ -67,21 +67,11 @@ def load_or_create_log_key(
 
 
 def _passphrase_and_variable(path: Path, passphrase: bytes | None) -> tuple[bytes, str]:
-    """The passphrase, and the variable to name when it does not open the key."""
+    """The passphrase, and the variable to name when it does not open the key: the configured
+    one, else the development passphrase file beside the key (made when absent)."""
     if passphrase is not None:
         return passphrase, _PASSPHRASE
-    return (
-        _development_passphrase(path),
-        f"{_PASSPHRASE} (development passphrase file {_passphrase_path(path)})",
-    )
-
-
-def _passphrase_path(path: Path) -> Path:
-    return path.with_name(path.stem + ".passphrase")
-
-
-def _development_passphrase(path: Path) -> bytes:
-    file = _passphrase_path(path)
+    file = path.with_name(path.stem + ".passphrase")
     variable = f"{_PASSPHRASE} (development passphrase file {file})"
     try:
         if not file.exists():
@@ -93,7 +83,7 @@ def _development_passphrase(path: Path) -> bytes:
         ) from None
     if len(passphrase) < MIN_PASSPHRASE_LENGTH:
         raise SettingsError(variable, f"holds fewer than {MIN_PASSPHRASE_LENGTH} characters")
-    return passphrase
+    return passphrase, variable
 
 
 def _sealed(key: ec.EllipticCurvePrivateKey, passphrase: bytes) -> bytes:
@@ -121,6 +111,10 @@ def _load(path: Path, passphrase: bytes, variable: str) -> ec.EllipticCurvePriva
                 "PBES2 with AES-256-CBC)",
             ) from None
         raise SettingsError(_KEY_FILE, f"{path} is not a PEM private key") from None
+    return _p256(key, path)
+
+
+def _p256(key: object, path: Path) -> ec.EllipticCurvePrivateKey:
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise SettingsError(_KEY_FILE, f"{path} is not an ECDSA P-256 private key")
     return key
@@ -128,11 +122,10 @@ def _load(path: Path, passphrase: bytes, variable: str) -> ec.EllipticCurvePriva
 
 def _seal_in_place(path: Path, data: bytes, passphrase: bytes) -> ec.EllipticCurvePrivateKey:
     try:
-        key = serialization.load_pem_private_key(data, password=None)
+        loaded = serialization.load_pem_private_key(data, password=None)
     except (TypeError, ValueError):
         raise SettingsError(_KEY_FILE, f"{path} is not a PEM private key") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise SettingsError(_KEY_FILE, f"{path} is not an ECDSA P-256 private key")
+    key = _p256(loaded, path)  # before sealing: a key refused is left as it was
     try:  # the file itself, not a link to it: a rename would leave the plaintext behind
         write_durably(path.resolve(), _sealed(key, passphrase), mode=0o600, replace=True)
     except OSError as exc:
