@@ -161,6 +161,8 @@ class LoadRun:
     calls: int
     seconds: float
     mean_latency_ms: float
+    #: The load generator's own CPU time, where it reports it (grpc_replay does).
+    client_cpu_seconds: float | None = None
 
     @property
     def per_second(self) -> float:
@@ -271,7 +273,10 @@ def replay_unary(
             f"(of {len(requests)} to send), the first: {report['first_error']}"
         )
     return LoadRun(
-        calls=report["calls"], seconds=report["seconds"], mean_latency_ms=report["mean_latency_ms"]
+        calls=report["calls"],
+        seconds=report["seconds"],
+        mean_latency_ms=report["mean_latency_ms"],
+        client_cpu_seconds=report["cpu_seconds"],
     )
 
 

@@ -405,6 +405,10 @@ def _capacity_figures(
         cpu_figure: round(best.server_cpu * 1000 / calls, 3),
         f"{name}_mean_latency_ms": round(best.result.mean_latency_ms, 2),
     }
+    if best.result.client_cpu_seconds is not None:  # what the client took of the same cores
+        figures[cpu_figure.replace("server_", "client_")] = round(
+            best.result.client_cpu_seconds * 1000 / calls, 3
+        )
     if several_workers:
         figures[f"{name}_busiest_worker_share"] = round(best.busiest_share, 2)
         figures[f"{name}_runs"] = [

@@ -8,6 +8,7 @@ import shutil
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -47,13 +48,21 @@ class _Counter:
         self.items: list[int] = []
         self.peers: set[str] = set()
         self.metadata: list[dict[str, str]] = []
+        self.in_flight: dict[str, int] = {}  # calls running now, by connection
+        self.most_in_flight = 0  # on one connection at once
         self.lock = threading.Lock()
 
     def add(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        peer = context.peer()
         with self.lock:
             self.items.append(int(request))
-            self.peers.add(context.peer())
+            self.peers.add(peer)
             self.metadata.append({m.key: str(m.value) for m in context.invocation_metadata()})
+            self.in_flight[peer] = self.in_flight.get(peer, 0) + 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight[peer])
+        time.sleep(0.0005)  # long enough for a second call on the connection to overlap
+        with self.lock:
+            self.in_flight[peer] -= 1
         return b""
 
     def refuse(self, request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -63,7 +72,7 @@ class _Counter:
 @pytest.fixture
 def counter() -> Iterator[tuple[_Counter, str]]:
     counter = _Counter()
-    server = grpc.server(futures.ThreadPoolExecutor(4))
+    server = grpc.server(futures.ThreadPoolExecutor(16))
     handler = grpc.unary_unary_rpc_method_handler(
         counter.add, request_deserializer=_identity, response_serializer=_identity
     )
@@ -158,8 +167,10 @@ def test_replay_sends_each_request_once_with_its_metadata(counter: tuple[_Counte
     )
     assert run.calls == 500
     assert run.seconds > 0 and run.per_second > 0 and run.mean_latency_ms > 0
+    assert run.client_cpu_seconds is not None and run.client_cpu_seconds > 0
     assert sorted(received.items) == list(range(500))
     assert len(received.peers) == 4
+    assert received.most_in_flight == 1  # one call at a time on each connection
     assert all(m.get("authorization") == "Bearer t-1" for m in received.metadata)
 
 
