@@ -11,11 +11,17 @@ for a transaction per commit; under concurrency :class:`GroupCommit` makes that 
 Waiting on the writer lock instead, each waiter had to take the lock in turn only to find its
 job done, and the next group's leader started only after that queue of wake-ups; at the
 registry's store with 8 callers most groups were of one.
+
+A group is one transaction, so one job that breaks it (a constraint another process's write
+now violates, a value the driver refuses) would fail every job of the group. Given ``failed``,
+a group whose commit raises is committed again one job at a time, in the same turn: whatever
+failed fails alone, and the others are committed as if they had come alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -26,6 +32,8 @@ from egov_common.executor import blocking
 __all__ = ["GroupCommit"]
 
 _J = TypeVar("_J")
+
+log = logging.getLogger("egov.group_commit")
 
 
 class _Entry(Generic[_J]):
@@ -45,6 +53,10 @@ class GroupCommit(Generic[_J]):
     that group were woken (``commit`` should have marked their jobs failed first). ``turn`` is
     held around taking the queue and committing (``egov_common.db.WriterTurn``), so jobs that
     queue while another writer has the turn join the next group.
+
+    With ``failed``, ``commit`` raising an ``Exception`` means its whole transaction failed
+    (nothing of it kept): each job is then committed alone, and ``failed(job, error)`` records
+    the error of a job whose own commit raises (see module). A group of one is not tried again.
     """
 
     def __init__(
@@ -52,8 +64,9 @@ class GroupCommit(Generic[_J]):
         commit: Callable[[list[_J]], None],
         *,
         turn: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+        failed: Callable[[_J, Exception], None] | None = None,
     ) -> None:
-        self._commit = commit
+        self._commit = commit if failed is None else self._each_alone_on_failure(commit, failed)
         self._turn = turn
         self._lock = threading.Lock()
         self._queue: list[_Entry[_J]] = []
@@ -92,6 +105,29 @@ class GroupCommit(Generic[_J]):
                     self._leading = False
             if successor is not None:
                 successor.wake.set()
+
+    @staticmethod
+    def _each_alone_on_failure(
+        commit: Callable[[list[_J]], None], failed: Callable[[_J, Exception], None]
+    ) -> Callable[[list[_J]], None]:
+        def commit_or_each_alone(jobs: list[_J]) -> None:
+            try:
+                commit(jobs)
+            except Exception as exc:
+                if len(jobs) == 1:
+                    failed(jobs[0], exc)
+                    return
+                log.warning(
+                    "a group failed to commit; committing each alone",
+                    extra={"jobs": len(jobs), "error": type(exc).__name__},
+                )
+                for job in jobs:
+                    try:
+                        commit([job])
+                    except Exception as alone:
+                        failed(job, alone)
+
+        return commit_or_each_alone
 
     def after_fork(self) -> None:
         """In a forked child: no queue, nobody leading, a fresh lock."""

@@ -36,6 +36,23 @@ class _Log:
             job.committed_in = group
 
 
+def _submit_queued(
+    group_commit: GroupCommit[_Job], turn: threading.RLock, jobs: list[_Job]
+) -> None:
+    """Submit ``jobs`` from threads while another writer holds ``turn``; let go once all are
+    queued (so they go in one group), and wait for them."""
+    with turn:
+        threads = [threading.Thread(target=group_commit.submit, args=(job,)) for job in jobs]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while len(group_commit._queue) < len(jobs):
+            assert time.monotonic() < deadline, "the jobs never queued"
+            time.sleep(0.002)
+    for thread in threads:
+        thread.join(30)
+
+
 def test_concurrent_jobs_commit_once_each_and_mostly_together() -> None:
     log = _Log()
     group_commit: GroupCommit[_Job] = GroupCommit(log.commit)
@@ -53,16 +70,7 @@ def test_jobs_queued_while_the_turn_is_taken_go_in_one_group() -> None:
     turn = threading.RLock()
     group_commit: GroupCommit[_Job] = GroupCommit(log.commit, turn=lambda: turn)
     jobs = [_Job(n) for n in range(6)]
-    with turn:  # another writer holds the turn
-        threads = [threading.Thread(target=group_commit.submit, args=(job,)) for job in jobs]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 30
-        while len(group_commit._queue) < len(jobs):
-            assert time.monotonic() < deadline, "the jobs never queued"
-            time.sleep(0.002)
-    for thread in threads:
-        thread.join(30)
+    _submit_queued(group_commit, turn, jobs)
     assert sorted(log.groups[0]) == list(range(6))
     assert len(log.groups) == 1
 
@@ -98,3 +106,46 @@ def test_a_turn_that_cannot_be_taken_leaves_nothing_queued() -> None:
         group_commit.submit(_Job(1))
     assert group_commit._queue == []
     assert log.groups == []
+
+
+class _Poisoned(_Log):
+    """A transaction that fails whenever it holds job 3, keeping nothing of the others."""
+
+    def commit(self, jobs: list[_Job]) -> None:
+        time.sleep(0.002)
+        self.groups.append([job.number for job in jobs])
+        if any(job.number == 3 for job in jobs):
+            raise ValueError("job 3 breaks its transaction")
+        for job in jobs:
+            job.committed_in = len(self.groups) - 1
+
+
+def _record_failure(job: _Job, error: Exception) -> None:
+    job.error = error
+
+
+def test_with_failed_a_broken_group_is_committed_again_each_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = _Poisoned()
+    turn = threading.RLock()
+    group_commit: GroupCommit[_Job] = GroupCommit(
+        log.commit, turn=lambda: turn, failed=_record_failure
+    )
+    jobs = [_Job(n) for n in range(6)]
+    _submit_queued(group_commit, turn, jobs)
+    assert sorted(log.groups[0]) == list(range(6))
+    assert sorted(map(tuple, log.groups[1:])) == [(n,) for n in range(6)]  # then each alone
+    assert [job.number for job in jobs if job.error is not None] == [3]
+    assert isinstance(jobs[3].error, ValueError)
+    assert all(job.committed_in is not None for job in jobs if job.number != 3)
+    assert "committing each alone" in caplog.text
+
+
+def test_with_failed_a_job_alone_is_not_tried_again() -> None:
+    log = _Poisoned()
+    group_commit: GroupCommit[_Job] = GroupCommit(log.commit, failed=_record_failure)
+    job = _Job(3)
+    group_commit.submit(job)  # does not raise: the error is the job's
+    assert log.groups == [[3]]
+    assert isinstance(job.error, ValueError)

@@ -30,7 +30,6 @@ process only serialised them (10-30 % fewer grants, measured).
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar, cast
@@ -45,7 +44,6 @@ from egov_identity.storage import tables as t
 __all__ = ["HotConnection", "HotPath"]
 
 _T = TypeVar("_T")
-log = logging.getLogger(__name__)
 
 
 def _b(name: str) -> sa.BindParameter[Any]:
@@ -150,6 +148,9 @@ class _Job(Generic[_T]):
         self.result: _T | None = None
         self.error: Exception | None = None
 
+    def fail(self, error: Exception) -> None:
+        self.result, self.error = None, error
+
 
 class HotPath:
     """Runs :class:`Statements` on ``engine``'s pooled connections."""
@@ -165,7 +166,7 @@ class HotPath:
         self.group: GroupCommit[_Job[Any]] | None = None
         if engine.dialect.name == "sqlite":
             turn = self.turn = WriterTurn(engine.url)
-            self.group = GroupCommit(self._commit_group, turn=lambda: turn)
+            self.group = GroupCommit(self._commit_group, turn=lambda: turn, failed=_Job.fail)
 
     def after_fork(self) -> None:
         """In a forked child: a turn and a group of its own."""
@@ -174,25 +175,12 @@ class HotPath:
             self.group.after_fork()
 
     def _commit_group(self, jobs: list[_Job[Any]]) -> None:
-        """Commit ``jobs`` together; when that fails, each alone, so whatever failed fails
-        alone. Runs in the leader's thread, on its own connection (the other callers wait,
-        holding theirs)."""
+        """Commit ``jobs`` together (when that raises, the group commit tries each alone, on
+        its own connection). Runs in the leader's thread, on its connection (the other callers
+        wait, holding theirs)."""
         mine = threading.get_ident()
         leader = next((job.connection for job in jobs if job.thread == mine), jobs[0].connection)
-        try:
-            self._commit_jobs(leader, jobs)
-        except Exception as exc:
-            if len(jobs) == 1:
-                jobs[0].result, jobs[0].error = None, exc
-                return
-            # The transaction itself failed (a grant's own error stays in its savepoint).
-            log.warning("a group of grants failed to commit; committing each alone",
-                        extra={"grants": len(jobs), "error": type(exc).__name__})
-            for job in jobs:
-                try:
-                    self._commit_jobs(job.connection, [job])
-                except Exception as single:
-                    job.result, job.error = None, single
+        self._commit_jobs(leader, jobs)
 
     def _commit_jobs(self, db: HotConnection, jobs: list[_Job[Any]]) -> None:
         """One transaction on ``db``: each job's outcome recorded in it; raises only when the

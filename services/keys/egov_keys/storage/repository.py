@@ -154,7 +154,9 @@ class KeysRepository:
         self._turn = WriterTurn(hot_engine.url)
         self._statements: HotStatements | None = None
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
-        self._group: GroupCommit[_Write] = GroupCommit(self._run, turn=lambda: self._turn)
+        self._group: GroupCommit[_Write] = GroupCommit(
+            self._run, turn=lambda: self._turn, failed=_Write.fail
+        )
         # (sequence, entry hash) of the head as this process's last commit left it; the next
         # append moves it with one conditional UPDATE when no other process appended since.
         self._head: tuple[int, bytes] | None = None
@@ -300,18 +302,9 @@ class KeysRepository:
         return job
 
     def _run(self, batch: list[_Write]) -> None:
-        try:
-            self._commit(batch)
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-                return
-            # Whatever failed fails alone: every write is tried again in its own transaction.
-            for job in batch:
-                try:
-                    self._commit([job])
-                except Exception as single:
-                    job.error = single
+        """Commit a group (the group commit tries each write alone when this raises), then
+        housekeeping."""
+        self._commit(batch)
         self._purge_expired_sads(max(job.now for job in batch))
 
     def _commit(self, jobs: list[_Write]) -> None:
@@ -1038,3 +1031,6 @@ class _Write:
 
     def sort_key(self) -> tuple[int, str]:
         return self.kind, self.sad.sad_hash if self.sad is not None else ""
+
+    def fail(self, error: Exception) -> None:
+        self.error = error
