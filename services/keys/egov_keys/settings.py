@@ -129,14 +129,7 @@ class KeysSettings(ServiceSettings):
         return keks
 
     def pin(self) -> str:
-        pin = self.pkcs11_pin.get_secret_value()
-        if not pin and self.pkcs11_pin_file is not None:
-            try:
-                pin = self.pkcs11_pin_file.read_text().strip()
-            except OSError as exc:
-                raise SettingsError(
-                    "EGOV_KEYS_PKCS11_PIN_FILE", f"cannot be read: {exc.strerror}"
-                ) from None
+        _, pin = secret_value("EGOV_KEYS_PKCS11_PIN", self.pkcs11_pin, self.pkcs11_pin_file)
         if not pin:
             raise SettingsError("EGOV_KEYS_PKCS11_PIN", "is required for the pkcs11 backend")
         return pin

@@ -487,6 +487,28 @@ def test_a_malformed_previous_kek_names_the_variable_and_entry_but_not_the_key(
     assert key not in str(info.value)
 
 
+def test_the_pkcs11_pin_is_read_like_every_other_secret(monkeypatch, tmp_path):
+    # From a mounted Secret, with the newline that `kubectl create secret --from-file` keeps.
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("4821\n")
+    monkeypatch.delenv("EGOV_KEYS_PKCS11_PIN", raising=False)
+    settings = settings_from_env(monkeypatch, pkcs11_pin_file=str(pin_file))
+    assert settings.pin() == "4821"
+    # The variable wins over the file, trimmed the same way.
+    assert settings_from_env(monkeypatch, pkcs11_pin=" 9913 ").pin() == "9913"
+
+    monkeypatch.delenv("EGOV_KEYS_PKCS11_PIN")
+    pin_file.unlink()
+    with pytest.raises(SettingsError) as info:
+        settings_from_env(monkeypatch).pin()
+    assert info.value.variable == "EGOV_KEYS_PKCS11_PIN_FILE"
+    monkeypatch.delenv("EGOV_KEYS_PKCS11_PIN_FILE")
+    with pytest.raises(SettingsError) as info:
+        settings_from_env(monkeypatch).pin()
+    assert info.value.variable == "EGOV_KEYS_PKCS11_PIN"
+    assert "required" in info.value.problem
+
+
 def test_rewrap_kek_with_the_pkcs11_backend_still_moves_the_software_blobs(
     start, identity, keys_env, capsys
 ):
