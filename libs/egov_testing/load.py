@@ -23,6 +23,7 @@ small C++ client on Debian's libgrpc++, built on first use).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -327,7 +328,9 @@ def replay_program() -> Path:
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
             raise LoadFailed(f"{folder} is not a folder of this user's alone: not run from there")
         program = folder / f"grpc_replay-{build}"
+        _remove_unused_builds(folder, keep=program)
         if program.exists():
+            os.utime(program)  # in use: not removed as unused by another checkout
             _replay_built = program
             return program
         building = folder / f"{program.name}.{os.getpid()}.tmp"
@@ -346,6 +349,21 @@ def replay_program() -> Path:
             building.unlink(missing_ok=True)
         _replay_built = program
     return program
+
+
+#: A build of another version of grpc_replay (another checkout's) not used for this long is
+#: removed when this one is looked for.
+_UNUSED_BUILD_SECONDS = 7 * 24 * 3600
+
+
+def _remove_unused_builds(folder: Path, *, keep: Path) -> None:
+    cutoff = time.time() - _UNUSED_BUILD_SECONDS
+    for other in folder.glob("grpc_replay-*"):
+        if other == keep:
+            continue
+        with contextlib.suppress(FileNotFoundError):  # another process's cleaning came first
+            if other.lstat().st_mtime < cutoff:
+                other.unlink()
 
 
 def _grpc_frame(message: bytes) -> bytes:

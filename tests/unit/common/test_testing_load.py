@@ -4,6 +4,7 @@ once and fails a run with a failed call."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import subprocess
@@ -201,3 +202,23 @@ def test_replay_refuses_a_requests_file_cut_short(
 def test_replay_refuses_metadata_names_grpc_would_abort_on() -> None:
     with pytest.raises(ValueError, match="lower case"):
         replay_unary("127.0.0.1:1", METHOD, [b"1"], connections=1, metadata={"Authorization": "x"})
+
+
+@pytest.mark.usefixtures("replay")
+def test_replay_removes_other_builds_left_unused_for_a_week(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built = replay_program()
+    stale, recent = built.with_name("grpc_replay-0stale"), built.with_name("grpc_replay-0recent")
+    for other in (stale, recent):
+        other.write_bytes(b"another checkout's build")
+    week_and_a_day = time.time() - 8 * 24 * 3600
+    os.utime(stale, (week_and_a_day, week_and_a_day))
+    monkeypatch.setattr("egov_testing.load._replay_built", None)  # looked for again
+    try:
+        assert replay_program() == built and built.exists()
+        assert not stale.exists()
+        assert recent.exists()  # another checkout may still run it
+    finally:
+        stale.unlink(missing_ok=True)
+        recent.unlink(missing_ok=True)
