@@ -14,7 +14,8 @@ the server does, so their figures are bounded by the clients: ``health_check_per
 do nothing, same clients) is that bound. ``server_capacity`` measures the server alone under
 the same concurrency with h2load, a C load generator (``egov_testing.load.h2load_unary``),
 with the server's CPU per call, and one-per-call registrations with grpc_replay, a C++ client
-that sends a different message each call (``egov_testing.load.replay_unary``).
+that sends a different message each call (``egov_testing.load.replay_unary``), from 8
+connections and from 32, with the client's CPU per call beside the server's.
 With two processes, each phase also records the busiest worker's share of the server's CPU
 (``busiest_worker_share``): the kernel spreads connections, not calls, over the workers, so 8
 clients often load one worker more than the other (see ``_server_capacity``). Phases that were
@@ -371,27 +372,31 @@ def _server_capacity(
             runs = _spread_runs(service, measure, repeat=True)
             figures |= _capacity_figures(name, f"server_cpu_ms_per_{name}", runs, calls,
                                          several_workers=several_workers)
-    # Built, and every run's new registrations made, before any server CPU is counted.
+    # Built before any server CPU is counted.
     replay_program()
-    batches = iter([
-        [r.SerializeToString() for r in _registrations(f"replayed{run}", REPLAYED)]
-        for run in range(SPREAD_ATTEMPTS)
-    ])
-
-    def replay() -> LoadRun:
-        return replay_unary(
-            service.grpc_address,
-            "/egov.registry.v1.RegistryService/RegisterDocument",
-            next(batches),
-            connections=CLIENTS,
-            metadata={"authorization": f"Bearer {_access_token()}"},  # fresh: this phase is last
-        )
-
     figures["registrations_client"] = f"grpc_replay, {CLIENTS} connections"
-    figures |= _capacity_figures(
-        "registrations", "server_cpu_ms_per_registration",
-        _spread_runs(service, replay, repeat=True), REPLAYED, several_workers=several_workers,
-    )
+    # CLIENTS connections, then MANY_CLIENTS: more calls waiting together, bigger groups.
+    for connections, suffix in ((CLIENTS, ""), (MANY_CLIENTS, f"_{MANY_CLIENTS}_connections")):
+        # Every run's new registrations made before its CPU is counted.
+        batches = iter([
+            [r.SerializeToString() for r in _registrations(f"replayed{suffix}{run}", REPLAYED)]
+            for run in range(SPREAD_ATTEMPTS)
+        ])
+
+        def replay(batches: Iterator[list[bytes]] = batches, connections: int = connections
+                   ) -> LoadRun:
+            return replay_unary(
+                service.grpc_address,
+                "/egov.registry.v1.RegistryService/RegisterDocument",
+                next(batches),
+                connections=connections,
+                metadata={"authorization": f"Bearer {_access_token()}"},  # fresh: phase is last
+            )
+
+        figures |= _capacity_figures(
+            f"registrations{suffix}", f"server_cpu_ms_per_registration{suffix}",
+            _spread_runs(service, replay, repeat=True), REPLAYED, several_workers=several_workers,
+        )
     return figures
 
 
