@@ -40,7 +40,7 @@ __all__ = [
 #: ``ErrorInfo.domain`` of every error this platform raises.
 ERROR_DOMAIN = "trust.egov"
 
-_REASON = re.compile(r"^[A-Z][A-Z0-9_]{0,62}[A-Z0-9]$")
+_REASON = re.compile(r"[A-Z][A-Z0-9_]{0,62}[A-Z0-9]")
 
 
 class Code(enum.StrEnum):
@@ -94,7 +94,7 @@ class EgovError(Exception):
         field_violations: Iterable[FieldViolation] = (),
         metadata: Mapping[str, str] | None = None,
     ) -> None:
-        if not _REASON.match(reason):
+        if not _REASON.fullmatch(reason):
             raise ValueError(f"error reason must be UPPER_SNAKE_CASE, got {reason!r}")
         self.reason = reason
         self.message = message or reason

@@ -38,9 +38,9 @@ class Namespace(enum.StrEnum):
     PASSPORT = "PASSPORT"  # passport: issuing state (ISO 3166-1 alpha-3) + document number
 
 
-_THIRTEEN_DIGITS = re.compile(r"^[0-9]{13}$")
-_COUNTRY = re.compile(r"^[A-Z]{3}$")
-_PASSPORT_NUMBER = re.compile(r"^[A-Z0-9]{5,9}$")
+_THIRTEEN_DIGITS = re.compile(r"[0-9]{13}")
+_COUNTRY = re.compile(r"[A-Z]{3}")
+_PASSPORT_NUMBER = re.compile(r"[A-Z0-9]{5,9}")
 
 
 def check_digit(first_twelve: str) -> int:
@@ -56,7 +56,7 @@ def check_digit(first_twelve: str) -> int:
 
 def is_valid_thai_number(number: str) -> bool:
     """True when ``number`` is 13 ASCII digits whose last digit is the mod-11 check digit."""
-    if not _THIRTEEN_DIGITS.match(number):
+    if not _THIRTEEN_DIGITS.fullmatch(number):
         return False
     return check_digit(number[:12]) == int(number[12])
 
@@ -106,7 +106,7 @@ def national_id(number: str, *, field: str = "national_id") -> Identifier:
     is accepted (type 0 exists: persons without Thai nationality); the namespace, not the first
     digit, says what the number is. Raises ``InvalidArgument`` (``IDENTIFIER_CHECKSUM_INVALID``
     or ``IDENTIFIER_MALFORMED``)."""
-    if not _THIRTEEN_DIGITS.match(number):
+    if not _THIRTEEN_DIGITS.fullmatch(number):
         raise _invalid(field, "IDENTIFIER_MALFORMED", "a Thai national ID is 13 digits")
     if not is_valid_thai_number(number):
         raise _invalid(field, "IDENTIFIER_CHECKSUM_INVALID", "check digit does not match")
@@ -118,7 +118,7 @@ def juristic_number(number: str, *, field: str = "juristic_number") -> Identifie
 
     Raises ``InvalidArgument`` (``IDENTIFIER_MALFORMED`` or ``IDENTIFIER_CHECKSUM_INVALID``).
     """
-    if not _THIRTEEN_DIGITS.match(number) or number[0] != "0":
+    if not _THIRTEEN_DIGITS.fullmatch(number) or number[0] != "0":
         raise _invalid(field, "IDENTIFIER_MALFORMED", "a juristic number is 13 digits starting 0")
     if not is_valid_thai_number(number):
         raise _invalid(field, "IDENTIFIER_CHECKSUM_INVALID", "check digit does not match")
@@ -131,7 +131,7 @@ def passport(country: str, number: str, *, field: str = "passport") -> Identifie
     Letters are upper-cased; raises ``InvalidArgument`` (``IDENTIFIER_MALFORMED``).
     """
     country, number = country.upper(), number.upper()
-    if not _COUNTRY.match(country) or not _PASSPORT_NUMBER.match(number):
+    if not _COUNTRY.fullmatch(country) or not _PASSPORT_NUMBER.fullmatch(number):
         raise _invalid(
             field, "IDENTIFIER_MALFORMED", "passport is a country code and 5-9 letters/digits"
         )

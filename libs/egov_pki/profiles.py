@@ -42,8 +42,8 @@ POLICY_ETSI_QCP_L = ObjectIdentifier("0.4.0.194112.1.1")
 ETSI_QCS_QCT_ESIGN = ObjectIdentifier("0.4.0.1862.1.6.1")
 ETSI_QCS_QCT_ESEAL = ObjectIdentifier("0.4.0.1862.1.6.2")
 
-_NATURAL = re.compile(r"^PNOTH-([0-9]{13})$")
-_LEGAL = re.compile(r"^NTRTH-([0-9]{13})$")
+_NATURAL = re.compile(r"PNOTH-([0-9]{13})")
+_LEGAL = re.compile(r"NTRTH-([0-9]{13})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +80,9 @@ def parse_subject(name: x509.Name) -> SubjectIdentity:
     serial = _first(name, NameOID.SERIAL_NUMBER)
     org_id = _first(name, NameOID.ORGANIZATION_IDENTIFIER)
     namespace, number = "", ""
-    if (m := _NATURAL.match(serial)) is not None:
+    if (m := _NATURAL.fullmatch(serial)) is not None:
         namespace, number = "TH-PID", m.group(1)
-    elif (m := _LEGAL.match(org_id)) is not None:
+    elif (m := _LEGAL.fullmatch(org_id)) is not None:
         namespace, number = "TH-JUR", m.group(1)
     return SubjectIdentity(
         common_name=_first(name, NameOID.COMMON_NAME),

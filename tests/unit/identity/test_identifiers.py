@@ -90,3 +90,14 @@ def test_the_namespace_not_the_first_digit_decides() -> None:
     assert national_id(number).namespace is Namespace.TH_PID
     assert juristic_number(number).namespace is Namespace.TH_JUR
     assert parse_identifier(f"TH-PID:{number}") != parse_identifier(f"TH-JUR:{number}")
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    ["TH-PID:1101700230708\n", "TH-JUR:0994000000014\n", "PASSPORT:THA:AA1234567\n"],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_identifier(identifier: str) -> None:
+    # A regular expression's `$` also matches before a final newline: the whole text must match.
+    assert parse_identifier(identifier.rstrip("\n"))
+    with pytest.raises(InvalidArgument):
+        parse_identifier(identifier)
