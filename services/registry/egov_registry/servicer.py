@@ -41,7 +41,13 @@ _STATUS_TO_PB = {
     DocumentStatus.REVOKED: pb.DOCUMENT_STATUS_REVOKED,
     DocumentStatus.SUPERSEDED: pb.DOCUMENT_STATUS_SUPERSEDED,
 }
-_STATUS_FROM_PB = {number: status for status, number in _STATUS_TO_PB.items()}
+_STATUS_FROM_PB: dict[int, DocumentStatus] = {
+    number: status for status, number in _STATUS_TO_PB.items()
+}
+_REASON_FROM_PB: dict[int, RevocationReason] = {
+    pb.RevocationReason.Value("REVOCATION_REASON_" + reason.value): reason
+    for reason in RevocationReason
+}
 _EVENT_TO_PB = {
     merkle.LogEventType.REGISTERED: pb.LOG_EVENT_TYPE_REGISTERED,
     merkle.LogEventType.REVOKED: pb.LOG_EVENT_TYPE_REVOKED,
@@ -49,12 +55,37 @@ _EVENT_TO_PB = {
 }
 
 
-def _ms(ts: timestamp_pb2.Timestamp) -> int:
-    return int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000
+def _ms(ts: timestamp_pb2.Timestamp, reason: str, field: str) -> int:
+    """A Timestamp in ms; INVALID_ARGUMENT ``reason`` for one outside Timestamp's own range."""
+    if not 0 <= ts.nanos <= 999_999_999:
+        raise InvalidArgument(
+            reason, "nanos must be 0 to 999,999,999",
+            field_violations=(FieldViolation(f"{field}.nanos", "out of range"),),
+        )
+    return rules.check_time(int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000, reason, field)
+
+
+def _ms_if_set(message: Any, field: str, reason: str) -> int | None:
+    return _ms(getattr(message, field), reason, field) if message.HasField(field) else None
 
 
 def _ts(ms: int) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(seconds=ms // 1000, nanos=(ms % 1000) * 1_000_000)
+
+
+def _status_filter(number: int) -> DocumentStatus | None:
+    """The ListDocuments status filter: None for none; INVALID_ARGUMENT for an unknown one
+    (ignoring it would list every status)."""
+    if number == pb.DOCUMENT_STATUS_UNSPECIFIED:
+        return None
+    status = _STATUS_FROM_PB.get(number)
+    if status is None:
+        raise InvalidArgument(
+            "STATUS_INVALID",
+            f"no document status numbered {number}",
+            field_violations=(FieldViolation("status", "unknown"),),
+        )
+    return status
 
 
 def _party_string(party: party_pb2.PartyIdentifier) -> tuple[str, str]:
@@ -142,8 +173,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
             document_type=request.document_type,
             subject=rules.normalise_subject(subject_ns, subject_value),
             signer_certificate_sha256=tuple(request.signer_certificate_sha256),
-            valid_from_ms=_ms(request.valid_from) if request.HasField("valid_from") else None,
-            valid_until_ms=_ms(request.valid_until) if request.HasField("valid_until") else None,
+            valid_from_ms=_ms_if_set(request, "valid_from", "VALIDITY_INVALID"),
+            valid_until_ms=_ms_if_set(request, "valid_until", "VALIDITY_INVALID"),
             metadata=dict(request.metadata),
         )
 
@@ -177,12 +208,7 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
         self, request: pb.ReserveDocumentIdRequest, context: grpc.ServicerContext
     ) -> pb.ReserveDocumentIdResponse:
         issuer = self._issuer(request.issuer)
-        if not rules.DOCUMENT_TYPE.match(request.document_type):
-            raise InvalidArgument(
-                "DOCUMENT_TYPE_INVALID",
-                "1 to 64 characters of [a-z0-9-]",
-                field_violations=(FieldViolation("document_type", "invalid"),),
-            )
+        rules.check_document_type(request.document_type)
         reservation = self._store.reserve(self._actor(), issuer, request.document_type)
         return pb.ReserveDocumentIdResponse(
             document_id=reservation.document_id,
@@ -245,13 +271,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
             issuer=self._issuer(request.issuer) if request.HasField("issuer") else "",
             document_type=request.document_type,
             subject=subject,
-            status=_STATUS_FROM_PB.get(request.status),
-            registered_after_ms=(
-                _ms(request.registered_after) if request.HasField("registered_after") else None
-            ),
-            registered_before_ms=(
-                _ms(request.registered_before) if request.HasField("registered_before") else None
-            ),
+            status=_status_filter(request.status),
+            registered_after_ms=_ms_if_set(request, "registered_after", "TIME_FILTER_INVALID"),
+            registered_before_ms=_ms_if_set(request, "registered_before", "TIME_FILTER_INVALID"),
         )
         page = self._store.list_documents(query, request.page_size, request.page_token)
         return pb.ListDocumentsResponse(
@@ -264,8 +286,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
     ) -> pb.RevokeDocumentResponse:
         reason = None
         if request.reason != pb.REVOCATION_REASON_UNSPECIFIED:
-            name = pb.RevocationReason.Name(request.reason).removeprefix("REVOCATION_REASON_")
-            reason = RevocationReason(name)
+            reason = _REASON_FROM_PB.get(request.reason)
+            if reason is None:
+                raise InvalidArgument(
+                    "REVOCATION_REASON_INVALID",
+                    f"no revocation reason numbered {request.reason}",
+                    field_violations=(FieldViolation("reason", "unknown"),),
+                )
         document = self._store.revoke(
             self._actor(), request.document_id, reason, request.reason_text
         )

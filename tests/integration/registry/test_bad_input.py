@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +14,8 @@ from egov.registry.v1 import registry_pb2 as pb
 from egov_clients.registry import RegistryClient, party
 from egov_common.errors import EgovError
 from egov_common.status import from_rpc_error
+from egov_registry.domain import rules
+from egov_registry.domain.model import DocumentQuery
 from registry_testenv import AGENCY, OTHER_AGENCY, digest
 
 
@@ -65,7 +69,23 @@ _BAD_REGISTRATIONS = [
     ("another agency's documents", "PERMISSION_DENIED", "NOT_ISSUER"),
     ("unreserved document id", "FAILED_PRECONDITION", "RESERVATION_NOT_FOUND"),
     ("malformed document id", "INVALID_ARGUMENT", "DOCUMENT_ID_MALFORMED"),
+    # What PostgreSQL cannot store is refused on SQLite too, before it reaches either.
+    ("NUL in the idempotency key", "INVALID_ARGUMENT", "IDEMPOTENCY_KEY_INVALID"),
+    ("NUL in metadata", "INVALID_ARGUMENT", "METADATA_INVALID"),
+    ("validity ends before the registration", "INVALID_ARGUMENT", "VALIDITY_INVALID"),
+    ("validity beyond year 9999", "INVALID_ARGUMENT", "VALIDITY_INVALID"),
+    ("validity with negative nanos", "INVALID_ARGUMENT", "VALIDITY_INVALID"),
+    # `$` of a regular expression also matches before a final newline.
+    ("document type with a trailing newline", "INVALID_ARGUMENT", "DOCUMENT_TYPE_INVALID"),
+    ("subject with a trailing newline", "INVALID_ARGUMENT", "SUBJECT_INVALID"),
+    ("document id with a trailing newline", "INVALID_ARGUMENT", "DOCUMENT_ID_MALFORMED"),
 ]
+
+
+def _with(client: RegistryClient, edit: Callable[[pb.RegisterDocumentRequest], None]) -> Any:
+    request = client.registration(sha256=digest("new"), issuer=AGENCY, document_type="p")
+    edit(request)
+    return _raw_register(client, request)
 
 
 def test_bad_registration_is_refused_and_nothing_written(
@@ -95,6 +115,22 @@ def test_bad_registration_is_refused_and_nothing_written(
         "another agency's documents": _register(issuer, issuer=OTHER_AGENCY),
         "unreserved document id": _register(issuer, document_id="DOC-" + "A" * 26),
         "malformed document id": _register(issuer, document_id="DOC-123"),
+        "NUL in the idempotency key": _register(issuer, idempotency_key="key\x00"),
+        "NUL in metadata": _register(issuer, metadata={"note": "a\x00b"}),
+        "validity ends before the registration": _register(
+            issuer, valid_until_ms=946_684_800_000  # 2000-01-01, and no valid_from: from now
+        ),
+        "validity beyond year 9999": _with(
+            issuer, lambda r: setattr(r.valid_from, "seconds", 10**16)
+        ),
+        "validity with negative nanos": _with(
+            issuer, lambda r: setattr(r.valid_until, "nanos", -5)
+        ),
+        "document type with a trailing newline": _register(issuer, document_type="permit\n"),
+        "subject with a trailing newline": _register(issuer, subject="TH-PID:1101700230708\n"),
+        "document id with a trailing newline": _register(
+            issuer, document_id=rules.new_document_id() + "\n"
+        ),
     }
 
     for case, code, reason in _BAD_REGISTRATIONS:
@@ -139,6 +175,69 @@ def test_wrong_issuer_cannot_revoke_and_nothing_changes(
     assert clients["reader"].get_signed_tree_head().tree_size == (
         existing.history[0].leaf_index + 1
     )
+
+
+def test_bad_list_filters_and_page_tokens_are_refused(clients: dict[str, RegistryClient]) -> None:
+    reader = clients["reader"]
+    document = clients["issuer"].register(
+        sha256=digest(secrets.token_hex(8)), issuer=AGENCY, document_type="p"
+    )
+    # A token of the right shape for "no filters", made by hand, with a time no clock reaches.
+    no_filters = rules._query_digest(DocumentQuery())
+    far = json.dumps([no_filters, 10**30, document.document_id]).encode()
+    nested = b"[" * 100_000
+    beyond = pb.ListDocumentsRequest()
+    beyond.registered_before.seconds = 10**17
+    cases = [
+        (pb.ListDocumentsRequest(status=99), "STATUS_INVALID"),
+        (beyond, "TIME_FILTER_INVALID"),
+        (pb.ListDocumentsRequest(page_token=_b64(far)), "PAGE_TOKEN_INVALID"),
+        (pb.ListDocumentsRequest(page_token=_b64(nested)), "PAGE_TOKEN_INVALID"),
+    ]
+    for request, reason in cases:
+        error = _refusal(lambda request=request: reader.list_documents(request))
+        assert (error.code.value, error.reason) == ("INVALID_ARGUMENT", reason)
+    error = _refusal(lambda: reader.get_document(document.document_id + "\n"))
+    assert (error.code.value, error.reason) == ("INVALID_ARGUMENT", "DOCUMENT_ID_MALFORMED")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_bad_revocations_are_refused_and_nothing_changes(
+    clients: dict[str, RegistryClient], existing: pb.Document
+) -> None:
+    issuer = clients["issuer"]
+    stub, md = issuer._stub, issuer._metadata
+    cases = [
+        (pb.RevokeDocumentRequest(document_id=existing.document_id, reason=99),
+         "REVOCATION_REASON_INVALID"),
+        (pb.RevokeDocumentRequest(document_id=existing.document_id,
+                                  reason=pb.REVOCATION_REASON_FRAUD, reason_text="a\x00b"),
+         "REASON_TEXT_INVALID"),
+    ]
+    for request, reason in cases:
+        error = _refusal(lambda request=request: stub.RevokeDocument(request, metadata=md))
+        assert (error.code.value, error.reason) == ("INVALID_ARGUMENT", reason)
+    assert clients["reader"].get_document(existing.document_id) == existing
+
+
+def test_one_bad_entry_of_a_batch_fails_alone(clients: dict[str, RegistryClient]) -> None:
+    issuer = clients["issuer"]
+    good, bad, nul = (
+        issuer.registration(sha256=digest(secrets.token_hex(8)), issuer=AGENCY, document_type="p")
+        for _ in range(3)
+    )
+    bad.valid_from.seconds = 10**16
+    nul.idempotency_key = "k\x00"
+    results = issuer.register_many([good, bad, nul])
+    assert isinstance(results[0], pb.RegisterDocumentResponse)
+    assert [(r.code.value, r.reason) for r in results[1:]] == [  # type: ignore[union-attr]
+        ("INVALID_ARGUMENT", "VALIDITY_INVALID"),
+        ("INVALID_ARGUMENT", "IDEMPOTENCY_KEY_INVALID"),
+    ]
+    assert issuer.lookup_by_hash(bad.sha256) == [] and issuer.lookup_by_hash(nul.sha256) == []
 
 
 def test_page_token_from_another_query_is_refused(

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from egov_common.clock import FixedClock
-from egov_common.errors import FailedPrecondition
+from egov_common.errors import FailedPrecondition, InvalidArgument
 from egov_pki import merkle
 from egov_pki.identifiers import check_digit
 from egov_registry.domain.model import Actor, DocumentStatus, Registration, RevocationReason
+from egov_registry.storage import store as store_module
 from egov_registry.storage.schema import migrate
 from egov_registry.storage.store import RegistryStore
 
@@ -80,6 +83,59 @@ def test_reservation_of_another_issuer_cannot_be_used(store: RegistryStore) -> N
     refused = _register(store, ISSUER, _registration(1, theirs.document_id))
     assert isinstance(refused, FailedPrecondition)
     assert refused.reason == "RESERVATION_OTHER_ISSUER"
+
+
+def test_reservation_for_another_document_type_cannot_be_used(store: RegistryStore) -> None:
+    reserved = store.reserve(ISSUER, AGENCY, "birth-certificate")
+    refused = _register(store, ISSUER, _registration(1, reserved.document_id))  # a "permit"
+    assert isinstance(refused, FailedPrecondition)
+    assert refused.reason == "RESERVATION_OTHER_TYPE"
+    assert store.tree_size() == 0
+
+
+def test_validity_without_a_start_must_end_after_the_registration(
+    store: RegistryStore, clock: FixedClock
+) -> None:
+    now_ms = int(clock.now().timestamp() * 1000)
+    ended = _register(store, ISSUER, replace(_registration(1), valid_until_ms=now_ms - 1))
+    assert isinstance(ended, InvalidArgument) and ended.reason == "VALIDITY_INVALID"
+    assert store.tree_size() == 0
+    later = _register(store, ISSUER, replace(_registration(2), valid_until_ms=now_ms + 1))
+    assert later.document.valid_from_ms == now_ms  # type: ignore[attr-defined]
+
+
+def test_a_registration_that_breaks_its_group_fails_alone(
+    store: RegistryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registration whose write the database refuses (say, a value PostgreSQL cannot store)
+    must not take the others of its group commit down with it, nor be offered as retryable."""
+    poisoned = _registration(3).sha256
+    original = store_module._document_row
+
+    def refuse_one(document):  # type: ignore[no-untyped-def]
+        if document.sha256 == poisoned:
+            raise ValueError("the database refused this row")
+        return original(document)
+
+    monkeypatch.setattr(store_module, "_document_row", refuse_one)
+    outcomes: dict[int, object] = {}
+    with ThreadPoolExecutor(6) as pool:
+        with store._turn:  # all six queue behind another writer, then go in one group
+            futures = [
+                pool.submit(_register, store, ISSUER, _registration(n)) for n in range(6)
+            ]
+            deadline = time.monotonic() + 30
+            while len(store._group._queue) < 6:
+                assert time.monotonic() < deadline, "the registrations never queued"
+                time.sleep(0.002)
+        for n, future in enumerate(futures):
+            try:
+                outcomes[n] = future.result(timeout=30)
+            except ValueError as error:
+                outcomes[n] = error
+    assert isinstance(outcomes.pop(3), ValueError)  # INTERNAL for that caller alone
+    assert all(not isinstance(o, Exception) for o in outcomes.values()), outcomes
+    assert store.tree_size() == 5
 
 
 def test_history_is_appended_never_overwritten(store: RegistryStore, clock: FixedClock) -> None:

@@ -25,7 +25,11 @@ __all__ = [
     "LIMITS",
     "Limits",
     "check_document_id",
+    "check_document_type",
     "check_sha256",
+    "check_text",
+    "check_time",
+    "check_valid_until",
     "decode_page_token",
     "encode_page_token",
     "log_entry",
@@ -40,8 +44,8 @@ __all__ = [
 #: The scope a caller needs to register, revoke or supersede documents of its own agency.
 ISSUE_SCOPE = "registry:issue"
 
-_DOCUMENT_ID = re.compile(r"^DOC-[0-9A-HJKMNP-TV-Z]{26}$")
-DOCUMENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_DOCUMENT_ID = re.compile(r"DOC-[0-9A-HJKMNP-TV-Z]{26}")
+DOCUMENT_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -60,6 +64,10 @@ class Limits:
 
 
 LIMITS = Limits()
+
+#: The range of google.protobuf.Timestamp (0001-01-01 to 9999-12-31 UTC), in ms since 1970.
+MIN_TIME_MS = -62_135_596_800_000
+MAX_TIME_MS = 253_402_300_799_999
 
 
 def _invalid(reason: str, field: str, message: str) -> InvalidArgument:
@@ -80,9 +88,30 @@ def new_document_id() -> str:
 
 
 def check_document_id(document_id: str, field: str = "document_id") -> str:
-    if not _DOCUMENT_ID.match(document_id):
+    if not _DOCUMENT_ID.fullmatch(document_id):
         raise _invalid("DOCUMENT_ID_MALFORMED", field, "expected DOC- and 26 base32 characters")
     return document_id
+
+
+def check_document_type(document_type: str, field: str = "document_type") -> str:
+    if not DOCUMENT_TYPE.fullmatch(document_type):
+        raise _invalid("DOCUMENT_TYPE_INVALID", field, "1 to 64 characters of [a-z0-9-]")
+    return document_type
+
+
+def check_text(text: str, reason: str, field: str) -> str:
+    """``text`` unless it holds a NUL character, which no PostgreSQL text column can store
+    (SQLite would, so the two backends would disagree): INVALID_ARGUMENT ``reason`` then."""
+    if "\x00" in text:
+        raise _invalid(reason, field, "must not contain NUL characters")
+    return text
+
+
+def check_time(ms: int, reason: str, field: str) -> int:
+    """``ms`` unless it falls outside what a protobuf Timestamp can hold (years 1 to 9999)."""
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise _invalid(reason, field, "a time from year 1 to 9999")
+    return ms
 
 
 def check_sha256(digest: bytes, field: str = "sha256") -> bytes:
@@ -145,21 +174,23 @@ def validate_registration(registration: Registration) -> None:
         )
     if len(key.encode()) > LIMITS.idempotency_key_bytes:
         raise _invalid("IDEMPOTENCY_KEY_INVALID", "idempotency_key", "at most 128 bytes")
+    check_text(key, "IDEMPOTENCY_KEY_INVALID", "idempotency_key")
     if registration.document_id:
         check_document_id(registration.document_id)
     check_sha256(registration.sha256)
-    if not DOCUMENT_TYPE.match(registration.document_type):
-        raise _invalid("DOCUMENT_TYPE_INVALID", "document_type", "1 to 64 characters of [a-z0-9-]")
+    check_document_type(registration.document_type)
     if len(registration.signer_certificate_sha256) > LIMITS.signer_certificates:
         raise _invalid("SIGNER_CERTIFICATES_INVALID", "signer_certificate_sha256", "at most 16")
     for index, fingerprint in enumerate(registration.signer_certificate_sha256):
         check_sha256(fingerprint, f"signer_certificate_sha256[{index}]")
-    if (
-        registration.valid_from_ms is not None
-        and registration.valid_until_ms is not None
-        and registration.valid_until_ms <= registration.valid_from_ms
+    for field, ms in (
+        ("valid_from", registration.valid_from_ms),
+        ("valid_until", registration.valid_until_ms),
     ):
-        raise _invalid("VALIDITY_INVALID", "valid_until", "valid_until must be after valid_from")
+        if ms is not None:
+            check_time(ms, "VALIDITY_INVALID", field)
+    if registration.valid_from_ms is not None:
+        check_valid_until(registration, registration.valid_from_ms)
     check_metadata(registration.metadata)
 
 
@@ -172,6 +203,8 @@ def check_metadata(metadata: Mapping[str, str]) -> None:
         if key_size == 0 or key_size > LIMITS.metadata_key_bytes:
             raise _invalid("METADATA_TOO_LARGE", f"metadata[{key[:64]}]", "keys are 1 to 64 bytes")
         total += key_size + len(value.encode())
+        check_text(key, "METADATA_INVALID", f"metadata[{key[:64]!r}]")
+        check_text(value, "METADATA_INVALID", f"metadata[{key[:64]!r}]")
     if total > LIMITS.metadata_total_bytes:
         raise _invalid("METADATA_TOO_LARGE", "metadata", "at most 8 KiB of keys and values")
 
@@ -179,7 +212,24 @@ def check_metadata(metadata: Mapping[str, str]) -> None:
 def check_reason_text(text: str) -> str:
     if len(text.encode()) > LIMITS.reason_text_bytes:
         raise _invalid("REASON_TEXT_TOO_LONG", "reason_text", "at most 1 KiB")
-    return text
+    return check_text(text, "REASON_TEXT_INVALID", "reason_text")
+
+
+def check_valid_until(registration: Registration, registered_at_ms: int) -> None:
+    """VALIDITY_INVALID when the document would end before it starts: ``valid_from`` defaults
+    to the registration time, so without it ``valid_until`` must come after that."""
+    if registration.valid_until_ms is None:
+        return
+    valid_from_ms = (
+        registered_at_ms if registration.valid_from_ms is None else registration.valid_from_ms
+    )
+    if registration.valid_until_ms <= valid_from_ms:
+        raise _invalid(
+            "VALIDITY_INVALID",
+            "valid_until",
+            "valid_until must be after valid_from"
+            + (" (the registration time)" if registration.valid_from_ms is None else ""),
+        )
 
 
 def registration_fingerprint(registration: Registration) -> bytes:
@@ -234,6 +284,10 @@ def log_entry(document: Document, change: StatusChange) -> merkle.LogEntry:
 
 # -- page tokens: bound to the query they came from ------------------------------------------
 
+#: The longest page token this registry makes, with room to spare (a 32-character digest, a
+#: time and a document id, as JSON in base64): anything longer was not made here.
+_PAGE_TOKEN_CHARS = 256
+
 
 def _query_digest(query: DocumentQuery) -> str:
     fields = [
@@ -262,16 +316,20 @@ def decode_page_token(query: DocumentQuery, token: str) -> tuple[int, str] | Non
     problem = _invalid(
         "PAGE_TOKEN_INVALID", "page_token", "not a page token of this query (filters changed?)"
     )
+    if len(token) > _PAGE_TOKEN_CHARS:
+        raise problem
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         digest, at_ms, document_id = json.loads(raw)
-    except (ValueError, TypeError, binascii.Error):
+    except (ValueError, TypeError, binascii.Error, RecursionError):
         raise problem from None
     if (
-        digest != _query_digest(query)
-        or not isinstance(at_ms, int)
+        not isinstance(digest, str)
+        or digest != _query_digest(query)
+        or type(at_ms) is not int  # not a bool either
+        or not MIN_TIME_MS <= at_ms <= MAX_TIME_MS
         or not isinstance(document_id, str)
-        or not _DOCUMENT_ID.match(document_id)
+        or not _DOCUMENT_ID.fullmatch(document_id)
     ):
         raise problem
     return at_ms, document_id

@@ -257,7 +257,13 @@ class _RegistrationJob:
     actor: Actor
     items: list[_Pending]
     outcomes: dict[int, RegistrationOutcome | EgovError] = field(default_factory=dict)
-    error: EgovError | None = None
+    error: BaseException | None = None
+
+    def fail(self, error: Exception) -> None:
+        """What a job whose commit alone raised gets: the error, which its caller raises (an
+        unexpected one is INTERNAL for that caller only)."""
+        self.outcomes.clear()
+        self.error = error
 
 
 class _Appender:
@@ -403,7 +409,7 @@ class RegistryStore:
         self._frontier: tuple[int, dict[NodeKey, bytes]] | None = None
         self._reads = HotConnections(self._read_engine)
         self._group: GroupCommit[_RegistrationJob] = GroupCommit(
-            self._run_jobs, turn=lambda: self._turn
+            self._run_jobs, turn=lambda: self._turn, failed=_RegistrationJob.fail
         )
         self.public_key_der = log_key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -552,10 +558,14 @@ class RegistryStore:
             with self._locked_log() as log:
                 for (number, position), outcome in self._register_locked(log, flat):
                     jobs[number].outcomes[position] = outcome
-        except EgovError as error:
+        except EgovError as error:  # the database is busy or out of reach: every job alike
             for job in jobs:
                 job.outcomes.clear()
                 job.error = error
+        except Exception:
+            for job in jobs:
+                job.outcomes.clear()
+            raise  # one job broke the transaction: the group commit tries each alone
         except BaseException:
             for job in jobs:
                 job.outcomes.clear()
@@ -630,6 +640,12 @@ class RegistryStore:
                     ),
                 )
                 continue
+            if reg.valid_from_ms is None:  # it starts now: the end must come after now
+                try:
+                    rules.check_valid_until(reg, now)
+                except EgovError as error:
+                    yield position, error
+                    continue
             if reg.document_id:
                 problem = self._reservation_problem(reg, reservations, used_ids, now)
                 if problem is not None:
@@ -686,6 +702,12 @@ class RegistryStore:
             return FailedPrecondition(
                 "RESERVATION_OTHER_ISSUER",
                 "the id was reserved for another issuer",
+                field_violations=field,
+            )
+        if reservation.document_type != reg.document_type:
+            return FailedPrecondition(
+                "RESERVATION_OTHER_TYPE",
+                f"the id was reserved for documents of type {reservation.document_type}",
                 field_violations=field,
             )
         if reg.document_id in used_ids:

@@ -124,7 +124,8 @@ class RegistryServiceServicer:
 
     def ReserveDocumentId(self, request, context):
         """Reserves a document id that can be printed into the PDF (and its QR code) before signing.
-        Errors: INVALID_ARGUMENT (ISSUER_INVALID), PERMISSION_DENIED (NOT_ISSUER).
+        Errors: INVALID_ARGUMENT (ISSUER_INVALID, DOCUMENT_TYPE_INVALID), PERMISSION_DENIED
+        (NOT_ISSUER).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -134,10 +135,13 @@ class RegistryServiceServicer:
         """Registers a signed document and appends its leaf to the log in one transaction.
         Idempotent by idempotency_key: a retry with the same key and payload returns the same
         document. Errors: INVALID_ARGUMENT (HASH_MALFORMED, ISSUER_INVALID, SUBJECT_INVALID,
-        METADATA_TOO_LARGE, VALIDITY_INVALID, IDEMPOTENCY_KEY_MISSING), PERMISSION_DENIED
+        DOCUMENT_TYPE_INVALID, DOCUMENT_ID_MALFORMED, METADATA_TOO_LARGE, METADATA_INVALID (a NUL
+        character), VALIDITY_INVALID (an end not after the start, or a time outside years
+        1-9999), IDEMPOTENCY_KEY_MISSING, IDEMPOTENCY_KEY_INVALID), PERMISSION_DENIED
         (NOT_ISSUER), ALREADY_EXISTS (HASH_ALREADY_REGISTERED: metadata names the existing
         document_id), FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED with another payload,
-        RESERVATION_EXPIRED, RESERVATION_NOT_FOUND, RESERVATION_OTHER_ISSUER).
+        RESERVATION_EXPIRED, RESERVATION_NOT_FOUND, RESERVATION_OTHER_ISSUER,
+        RESERVATION_OTHER_TYPE, RESERVATION_USED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -169,8 +173,9 @@ class RegistryServiceServicer:
 
     def ListDocuments(self, request, context):
         """Lists documents by issuer, type, subject, status and registration time, newest first,
-        in a stable order. Errors: INVALID_ARGUMENT (PAGE_TOKEN_INVALID: a token from another
-        query or a forged one; PAGE_SIZE_INVALID).
+        in a stable order. Errors: INVALID_ARGUMENT (PAGE_TOKEN_INVALID: a malformed token or
+        one from another query; PAGE_SIZE_INVALID; STATUS_INVALID: an unknown status;
+        TIME_FILTER_INVALID: a time outside years 1-9999).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -180,7 +185,8 @@ class RegistryServiceServicer:
         """Revokes a document; the history keeps the previous status. Idempotent for the same reason.
         Errors: NOT_FOUND (DOCUMENT_NOT_FOUND), PERMISSION_DENIED (NOT_ISSUER),
         FAILED_PRECONDITION (DOCUMENT_REVOKED, DOCUMENT_SUPERSEDED), INVALID_ARGUMENT
-        (REVOCATION_REASON_MISSING).
+        (REVOCATION_REASON_MISSING, REVOCATION_REASON_INVALID: an unknown reason,
+        REASON_TEXT_TOO_LONG, REASON_TEXT_INVALID: a NUL character).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -190,7 +196,7 @@ class RegistryServiceServicer:
         """Marks a document as superseded by a newer registered document of the same issuer; both
         are linked. Errors: NOT_FOUND (DOCUMENT_NOT_FOUND), PERMISSION_DENIED (NOT_ISSUER),
         FAILED_PRECONDITION (DOCUMENT_REVOKED, DOCUMENT_SUPERSEDED, SUPERSEDE_SELF,
-        SUPERSEDE_OTHER_ISSUER).
+        SUPERSEDE_OTHER_ISSUER), INVALID_ARGUMENT (REASON_TEXT_TOO_LONG, REASON_TEXT_INVALID).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
