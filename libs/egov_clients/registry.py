@@ -37,6 +37,7 @@ __all__ = [
     "LogVerificationError",
     "RegistryClient",
     "VerifiedDocument",
+    "deciding_entry",
     "document_log_entries",
     "party",
     "tree_head_from_proto",
@@ -108,6 +109,21 @@ def tree_head_from_proto(head: pb.SignedTreeHead) -> merkle.TreeHead:
         timestamp_ms=_ms(head.timestamp),
         signature=head.signature,
     )
+
+
+#: Document statuses, the most severe first (see deciding_entry).
+_SEVERITY = {
+    pb.DOCUMENT_STATUS_REVOKED: 0,
+    pb.DOCUMENT_STATUS_SUPERSEDED: 1,
+    pb.DOCUMENT_STATUS_REGISTERED: 2,
+}
+
+
+def deciding_entry(documents: Sequence[pb.Document]) -> pb.Document:
+    """The entry that speaks for a digest that several issuers registered (LookupByHash: one
+    entry per issuer, oldest first): the most severe status, so one issuer's revocation is
+    never hidden by another's entry; among equals the newest. ``documents`` is not empty."""
+    return min(reversed(documents), key=lambda d: _SEVERITY.get(d.status, len(_SEVERITY)))
 
 
 def document_log_entries(document: pb.Document) -> list[tuple[int, merkle.LogEntry]]:

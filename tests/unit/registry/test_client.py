@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 import pytest
 from egov.registry.v1 import registry_pb2 as pb
-from egov_clients.registry import RegistryClient
+from egov_clients.registry import RegistryClient, deciding_entry
 from egov_common.errors import InvalidArgument, Unavailable
 
 AGENCY = "TH-JUR:0994000000014"
@@ -89,3 +89,25 @@ def test_a_refusal_is_not_retried() -> None:
     with pytest.raises(InvalidArgument):
         _client(stub).register(sha256=b"\x01" * 32, issuer=AGENCY, document_type="p")
     assert len(stub.requests) == 1
+
+
+_R, _S = pb.DOCUMENT_STATUS_REGISTERED, pb.DOCUMENT_STATUS_SUPERSEDED
+_V = pb.DOCUMENT_STATUS_REVOKED
+
+
+@pytest.mark.parametrize(
+    ("statuses", "deciding"),
+    [
+        ((_V, _R), 0),  # an older revocation is not hidden by another issuer's newer entry
+        ((_R, _V), 1),
+        ((_S, _R), 0),  # superseded speaks before registered
+        ((_R, _S), 1),
+        ((_R, _R), 1),  # among equals the newest
+    ],
+)
+def test_the_most_severe_entry_for_a_digest_decides(
+    statuses: tuple[int, ...], deciding: int
+) -> None:
+    # LookupByHash as the registry answers it: one entry per issuer, oldest first.
+    documents = [pb.Document(document_id=f"DOC-{n}", status=s) for n, s in enumerate(statuses)]
+    assert deciding_entry(documents).document_id == f"DOC-{deciding}"

@@ -21,6 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+from egov.registry.v1 import registry_pb2
+from egov_signing.adapters import registry as registry_adapter
+from egov_signing.adapters.registry import RegistryStatus
 from egov_signing.adapters.revocation import AllowListFetcherBackend, RevocationCache
 from egov_signing.adapters.tsa import HttpTimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
@@ -289,3 +292,31 @@ def test_calls_to_keys_get_what_is_left_of_the_callers_deadline() -> None:
     assert 1.5 < seen[1] <= 2.0  # the caller's remaining budget
     assert seen[2] == 20.0  # never more than our cap
     assert seen[3] == 0.0  # already expired: fail at once
+
+
+class _RegistryWithEntries:
+    """LookupByHash as the registry answers it: one entry per issuer, oldest first."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.documents = [
+            registry_pb2.Document(document_id=f"DOC-{n}", status=status)
+            for n, status in enumerate(statuses)
+        ]
+
+    def lookup_by_hash(self, sha256: bytes) -> list[registry_pb2.Document]:
+        return list(self.documents)
+
+    def verify_document(self, document: registry_pb2.Document) -> None:
+        return None
+
+
+def test_one_issuers_revocation_is_not_hidden_by_another_issuers_entry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = _RegistryWithEntries(
+        registry_pb2.DOCUMENT_STATUS_REVOKED, registry_pb2.DOCUMENT_STATUS_REGISTERED
+    )
+    monkeypatch.setattr(registry_adapter, "RegistryClient", lambda *a, **k: registry)
+    result = registry_adapter.RegistryLookup(channel=None).check(b"\x00" * 32)  # type: ignore[arg-type]
+    assert result.status is RegistryStatus.REVOKED
+    assert result.document is not None and result.document.document_id == "DOC-0"

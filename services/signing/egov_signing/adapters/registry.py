@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import grpc
 from egov.registry.v1 import registry_pb2 as pb
-from egov_clients.registry import RegistryClient
+from egov_clients.registry import RegistryClient, deciding_entry
 from egov_common.errors import EgovError, Unavailable
 
 from ..domain.ports import Party, RegistrationSpec, ReservedDocumentId
@@ -133,7 +133,7 @@ class RegistryLookup:
             return RegistryCheckResult(RegistryStatus.NOT_CHECKED, problem=type(err).__name__)
         if not documents:
             return RegistryCheckResult(RegistryStatus.UNKNOWN)
-        document = documents[-1]
+        document = deciding_entry(documents)
         status = _STATUS.get(document.status, RegistryStatus.UNKNOWN)
         try:
             client.verify_document(document)

@@ -19,7 +19,7 @@ import grpc
 from egov.registry.v1 import registry_pb2
 from egov.signing.v1 import signing_pb2, signing_pb2_grpc
 from egov.type.v1 import crypto_pb2, party_pb2
-from egov_clients.registry import RegistryClient
+from egov_clients.registry import RegistryClient, deciding_entry
 from egov_common.clock import Clock, SystemClock
 from egov_common.errors import Code, EgovError
 from egov_common.logging import mask_identifier
@@ -117,9 +117,7 @@ class GrpcTrustServices:
             return RegistryFinding(status=RegistryStatus.UNAVAILABLE)
         if not documents:
             return RegistryFinding(status=RegistryStatus.NOT_REGISTERED)
-        # One entry per issuer at most; a revoked one among them decides.
-        documents.sort(key=lambda d: d.status != registry_pb2.DOCUMENT_STATUS_REVOKED)
-        return self._finding(documents[0])
+        return self._finding(deciding_entry(documents))
 
     def _finding(self, document: registry_pb2.Document) -> RegistryFinding:
         entry = _entry(document)
