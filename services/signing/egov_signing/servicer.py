@@ -109,6 +109,26 @@ def _ts(when: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+def _datetime(stamp: timestamp_pb2.Timestamp, field: str, reason: str) -> datetime:
+    """A request's timestamp as an aware UTC datetime; out of the range protobuf allows
+    (0001-01-01 to 9999-12-31, nanos 0 to 999 999 999) is InvalidArgument ``reason``."""
+    try:
+        when: datetime = stamp.ToDatetime(tzinfo=UTC)
+    except ValueError:
+        raise InvalidArgument(
+            reason,
+            f"{field} is not a valid timestamp",
+            field_violations=(
+                FieldViolation(
+                    field,
+                    "seconds from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, "
+                    "nanos from 0 to 999999999",
+                ),
+            ),
+        ) from None
+    return when
+
+
 def _bearer_token(context: grpc.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
@@ -174,10 +194,14 @@ def _registration(request: pb.RegistrationRequest, field: str) -> RegistrationSp
         if request.HasField("subject")
         else None,
         valid_from=(
-            request.valid_from.ToDatetime(tzinfo=UTC) if request.HasField("valid_from") else None
+            _datetime(request.valid_from, f"{field}.valid_from", "VALIDITY_INVALID")
+            if request.HasField("valid_from")
+            else None
         ),
         valid_until=(
-            request.valid_until.ToDatetime(tzinfo=UTC) if request.HasField("valid_until") else None
+            _datetime(request.valid_until, f"{field}.valid_until", "VALIDITY_INVALID")
+            if request.HasField("valid_until")
+            else None
         ),
         metadata=dict(request.metadata),
     )
@@ -445,7 +469,9 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
             options = _receive(request_iterator, self._limits, spool, options_required=False)
             options = options or pb.VerifyOptions()
             when = (
-                options.validation_time.ToDatetime(tzinfo=UTC)
+                _datetime(
+                    options.validation_time, "options.validation_time", "VALIDATION_TIME_INVALID"
+                )
                 if options.HasField("validation_time")
                 else None
             )

@@ -58,7 +58,7 @@ from .upload import UploadProblem, UploadRefused, read_upload
 log = logging.getLogger("egov_verify_portal")
 
 _PACKAGE = Path(__file__).parent
-_DOCUMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_DOCUMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _LANG_COOKIE = "lang"
 _SEALED_FORM_LIMIT = 4 * 1024 * 1024
 
@@ -202,7 +202,8 @@ class Portal:
             return self._rejected(request, language, rejected.reason)
         except PeerUnavailable:
             return self.error_page(request, language, t("error_unavailable"), 503)
-        if not report.signatures:
+        if report.main_signer is None:
+            # document time-stamps alone say nothing about who issued the document
             return self.error_page(request, language, t("error_no_signature"), 422)
         return self._report_page(request, language, report, expected_id)
 
@@ -243,7 +244,7 @@ class Portal:
         language = self.language(request)
         t = Translator(language)
         document_id = request.path_params["document_id"]
-        if not _DOCUMENT_ID.match(document_id):
+        if not _DOCUMENT_ID.fullmatch(document_id):
             return self.error_page(request, language, t("error_not_found", id=document_id), 404)
         try:
             finding = await run_in_threadpool(self.services.registry_entry, document_id)

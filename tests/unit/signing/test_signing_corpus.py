@@ -72,3 +72,12 @@ def test_corpus_file_gets_its_expected_verdict(entry: dict[str, Any], mode: Revo
         facts = expected["facts"]
         if "modification_level" in facts and sig.modification_level is not None:
             assert sig.modification_level == facts["modification_level"]
+
+
+def test_an_approval_signature_is_not_said_to_violate_a_certification() -> None:
+    entry = next(
+        e for e in _entries() if e["file"] == "form-update-override-appearance-stream-sneaky.pdf"
+    )
+    sig = _verify(entry, RevocationMode.HARD_FAIL).signatures[0]
+    assert (sig.sub_indication, sig.certification_level) == ("ILLEGAL_MODIFICATIONS", None)
+    assert sig.reasons[0] == "the document was changed after signing in a way that is not allowed"

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from egov_common.errors import EgovError, FailedPrecondition, InvalidArgument, Unauthenticated
 from egov_signing.domain.ports import Party, RegistrationSpec
-from egov_signing.domain.report import Indication, PadesLevel
+from egov_signing.domain.report import Indication, PadesLevel, document_verdict
 from egov_signing.domain.signing import (
     BatchItem,
     Level,
@@ -26,6 +26,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.dss import DocumentSecurityStore
 from signing_testkit import FakeRegistry, SigningPki, SoftwareKeys, make_pdf
 
 
@@ -289,6 +290,70 @@ def test_certification_no_changes_allows_lta_updates(pki: SigningPki, keys: Soft
     report = _verifier(pki).verify(signed.pdf)
     assert report.indication is Indication.TOTAL_PASSED
     assert report.signatures[0].docmdp_ok is True
+
+
+def test_a_later_document_time_stamp_after_no_changes_certification_passes(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    signed = _service(pki, keys).sign(
+        make_pdf(), SignOptions("cred-1", Level.B_LTA, certification=1)
+    )
+    out = io.BytesIO()
+    signers.PdfTimeStamper(pki.timestamper()).timestamp_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(signed.pdf)),
+        "sha256",
+        validation_context=pki.validation_context(),
+        output=out,
+    )
+    report = _verifier(pki).verify(out.getvalue())
+    assert document_verdict(report).indication is Indication.TOTAL_PASSED
+    assert report.signatures[0].pades_level is PadesLevel.B_LTA
+
+
+def test_title_rewritten_after_no_changes_certification_is_illegal(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    signed = _service(pki, keys).sign(
+        make_pdf(), SignOptions("cred-1", Level.B_LTA, certification=1)
+    )
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed.pdf))
+    writer.document_meta.title = "Forged title"
+    writer.update_root()
+    out = io.BytesIO()
+    writer.write(out)
+    report = _verifier(pki).verify(out.getvalue())
+    first = report.signatures[0]
+    assert first.modification_level == "LTA_UPDATES"  # pyHanko lets it through
+    assert (first.indication, first.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        "ILLEGAL_MODIFICATIONS",
+    )
+    assert "metadata was changed" in first.reasons[0]
+    assert "neither a DSS update nor a document time-stamp: 4" in first.reasons[0]
+    assert document_verdict(report).indication is Indication.TOTAL_FAILED
+
+
+def test_title_changed_along_with_a_dss_update_after_no_changes_certification_is_illegal(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    signed = _service(pki, keys).sign(make_pdf(), SignOptions("cred-1", Level.B_T, certification=1))
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed.pdf))
+    DocumentSecurityStore.supply_dss_in_writer(
+        writer,
+        PdfFileReader(io.BytesIO(signed.pdf)).embedded_signatures[0].pkcs7_content,
+        certs=[pki.asn1(pki.signer), pki.asn1(pki.root)],
+    )
+    writer.document_meta.title = "Forged title"
+    out = io.BytesIO()
+    writer.write(out)
+    report = _verifier(pki, RevocationMode.SOFT_FAIL).verify(out.getvalue())
+    (first,) = report.signatures
+    assert (first.indication, first.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        "ILLEGAL_MODIFICATIONS",
+    )
+    assert first.reasons[0].endswith("its metadata was changed afterwards: XMP title")
+    assert document_verdict(report).unsigned_content_after_last_signature
 
 
 def test_signing_a_signed_field_again_is_refused(pki: SigningPki, keys: SoftwareKeys) -> None:

@@ -123,3 +123,19 @@ def test_etsi_xml_follows_the_ts_119_102_2_schema_element_order(
     schema = _schema_module(monkeypatch)
     root = ET.fromstring(to_etsi_xml(_report(pki, keys)))
     assert _misplaced(root, schema.ValidationReportType, "ValidationReport") == []
+
+
+def test_etsi_xml_times_are_utc_whatever_zone_the_signer_wrote(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    report = _report(pki, keys)
+    bangkok = datetime(2026, 11, 25, 11, 50, tzinfo=timezone(timedelta(hours=7)))
+    signature = dataclasses.replace(report.signatures[0], claimed_signing_time=bangkok)
+    report = dataclasses.replace(report, signatures=(signature, *report.signatures[1:]))
+    root = ET.fromstring(to_etsi_xml(report))
+    time = root.findtext(
+        f"{E}SignatureValidationReport/{E}SignatureAttributes/{E}SigningTime/{E}Time"
+    )
+    assert time == "2026-11-25T04:50:00Z"

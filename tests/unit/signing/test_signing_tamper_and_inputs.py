@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from egov_common.errors import InvalidArgument
 from egov_signing.domain.pdf_input import DocumentLimits
-from egov_signing.domain.report import Indication
+from egov_signing.domain.report import Indication, SignatureKind, document_verdict
+from egov_signing.domain.report_formats import summary_text
 from egov_signing.domain.signing import Level, PdfSigningService, SignOptions
 from egov_signing.domain.verification import DocumentVerifier, RevocationMode, TrustAnchors
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import signers
 from signing_testkit import SigningPki, SoftwareKeys, make_pdf
 
 
@@ -240,3 +242,29 @@ def test_signature_dictionary_without_a_field_is_reported_and_fails(
         "FORMAT_FAILURE",
     )
     assert report.indication is Indication.TOTAL_FAILED
+
+
+def test_a_document_time_stamp_without_a_signature_does_not_pass(pki: SigningPki) -> None:
+    # anyone can have any PDF time-stamped: a time-stamp says when, never who issued it
+    out = io.BytesIO()
+    signers.PdfTimeStamper(pki.timestamper()).timestamp_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(make_pdf(text="Anything Mallory wants"))),
+        "sha256",
+        validation_context=pki.validation_context(),
+        output=out,
+    )
+    report = DocumentVerifier(
+        TrustAnchors([pki.root_pem]), revocation_mode=RevocationMode.SOFT_FAIL
+    ).verify(out.getvalue())
+    (stamp,) = report.signatures
+    assert (stamp.kind, stamp.indication) == (
+        SignatureKind.DOCUMENT_TIMESTAMP,
+        Indication.TOTAL_PASSED,
+    )
+    verdict = document_verdict(report)
+    assert (verdict.indication, verdict.sub_indication) == (
+        Indication.INDETERMINATE,
+        "NO_SIGNATURE",
+    )
+    assert "no signature" in verdict.reason
+    assert "The document has no digital signature" in summary_text(report, "en", verdict)

@@ -340,6 +340,17 @@ def test_a_pdf_without_signatures_says_there_is_nothing_to_verify(
     assert "has no electronic signature" in response.text
 
 
+def test_a_pdf_with_only_a_document_time_stamp_says_there_is_nothing_to_verify(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    stamp = signature(is_document_timestamp=True, signer_name="Public TSA")
+    services.next_report = report(Verdict.VALID, signatures=(stamp,))
+    response = upload(client, lang="en")
+    assert response.status_code == 422
+    assert "has no electronic signature" in response.text
+    assert 'data-verdict="valid"' not in response.text
+
+
 def test_an_unavailable_signing_service_is_a_message_and_the_portal_keeps_serving(
     client: TestClient, services: FakeTrustServices
 ) -> None:

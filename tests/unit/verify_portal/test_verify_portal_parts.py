@@ -15,6 +15,7 @@ import pytest
 from egov.registry.v1 import registry_pb2
 from egov.signing.v1 import signing_pb2
 from egov.type.v1 import crypto_pb2, party_pb2
+from egov_pki import merkle
 from egov_verify_portal.adapters import peers
 from egov_verify_portal.domain.report import RegistryFinding, RegistryStatus, Verdict
 from egov_verify_portal.domain.services import DocumentRejected, PeerUnavailable, RejectionReason
@@ -89,6 +90,15 @@ def test_a_passed_signature_maps_to_valid_with_trusted_time() -> None:
     assert sig.revocation_status == "GOOD"
 
 
+def test_a_document_time_stamp_alone_is_never_valid() -> None:
+    response = verify_response(kind=signing_pb2.SIGNATURE_KIND_DOCUMENT_TIMESTAMP)
+    result = peers._report(
+        response, "a.pdf", b"%PDF", RegistryFinding(RegistryStatus.NOT_REGISTERED), NOW
+    )
+    assert result.main_signer is None
+    assert result.verdict is Verdict.INDETERMINATE
+
+
 def test_a_hash_failure_maps_to_not_valid_with_its_sub_indication() -> None:
     response = verify_response(
         indication=signing_pb2.INDICATION_TOTAL_FAILED,
@@ -158,6 +168,36 @@ def test_a_revoked_registry_document_carries_its_reason_and_masks_the_subject() 
     assert entry.subject_reference == "TH-PID 1-1017-xxxxx-xx-8"
     assert entry.title == "สูติบัตร"
     assert entry.sha256_hex == "01" * 32
+
+
+class RegistryWithEntries:
+    """LookupByHash as the registry answers it: one entry per issuer, oldest first."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.documents = [
+            registry_pb2.Document(document_id=f"DOC-{n}", status=status)
+            for n, status in enumerate(statuses)
+        ]
+
+    def lookup_by_hash(self, sha256: bytes) -> list[registry_pb2.Document]:
+        return list(self.documents)
+
+    def verify_document(self, document: registry_pb2.Document) -> None:
+        raise merkle.MerkleProofError("not checked in this test")
+
+
+def test_one_issuers_revocation_is_not_hidden_by_another_issuers_entry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = RegistryWithEntries(
+        registry_pb2.DOCUMENT_STATUS_REGISTERED, registry_pb2.DOCUMENT_STATUS_REVOKED
+    )
+    monkeypatch.setattr(peers, "RegistryClient", lambda *a, **k: registry)
+    with grpc.insecure_channel("localhost:1") as unused:
+        services = peers.GrpcTrustServices(unused, unused, timeout=1.0)
+        finding = services._registry_for_hash(b"\x00" * 32)
+    assert finding.status is RegistryStatus.REVOKED
+    assert finding.entry is not None and finding.entry.document_id == "DOC-1"
 
 
 class FakeRpcError(grpc.RpcError, grpc.Call):  # type: ignore[misc]

@@ -134,28 +134,33 @@ class ValidationReport:
     notes: tuple[str, ...] = field(default=())
 
     @property
+    def has_signature(self) -> bool:
+        """At least one signature; document time-stamps alone say nothing about who issued it
+        (anyone can have any PDF time-stamped)."""
+        return any(s.kind is SignatureKind.SIGNATURE for s in self.signatures)
+
+    @property
     def indication(self) -> Indication:
-        """Worst indication of all signatures; a document without signatures cannot pass."""
-        if not self.signatures:
-            return Indication.INDETERMINATE
+        """Worst indication of all signatures and time-stamps; a document without signatures
+        (none at all, or document time-stamps only) cannot pass."""
         found = {s.indication for s in self.signatures}
         if Indication.TOTAL_FAILED in found:
             return Indication.TOTAL_FAILED
-        if Indication.INDETERMINATE in found:
+        if Indication.INDETERMINATE in found or not self.has_signature:
             return Indication.INDETERMINATE
         return Indication.TOTAL_PASSED
 
     @property
     def sub_indication(self) -> str | None:
-        if not self.signatures:
-            return "NO_SIGNATURE"
         worst = self.indication
         for sig in self.signatures:
             if sig.indication == worst:
                 return sig.sub_indication
-        return None
+        return "NO_SIGNATURE" if not self.has_signature else None
 
 
+#: pyHanko modification levels of validation material (DSS, document time-stamps); whether
+#: such an update is allowed after this signature (DocMDP P=1) is the signature's own verdict
 _AFTER_LAST_ALLOWED = {"NONE", "LTA_UPDATES"}
 
 
@@ -172,14 +177,22 @@ def document_verdict(
 ) -> DocumentVerdict:
     """The document's overall verdict: TOTAL_PASSED only when every signature passed, nothing
     but validation material follows the last signature, and the registry has not revoked it."""
+    last = report.signatures[-1] if report.signatures else None
     unsigned_after = (
-        bool(report.signatures)
+        last is not None
         and report.bytes_after_last_signature > 0
-        and (report.signatures[-1].modification_level not in _AFTER_LAST_ALLOWED)
+        and (
+            last.modification_level not in _AFTER_LAST_ALLOWED
+            # e.g. a metadata revision after a no-changes certification: pyHanko's level says
+            # LTA_UPDATES, but it is not validation material
+            or last.sub_indication == "ILLEGAL_MODIFICATIONS"
+        )
     )
     indication, sub = report.indication, report.sub_indication
     if not report.signatures:
         reason = "the document has no signature"
+    elif not report.has_signature and sub == "NO_SIGNATURE":
+        reason = "the document has only document time-stamps and no signature"
     elif indication is Indication.TOTAL_PASSED:
         reason = "every signature is intact, valid and trusted"
     else:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from egov_common.thai_dates import format_date
 
@@ -37,15 +38,24 @@ _POE_VALIDATION = "urn:etsi:019102:poetype:validation"
 _POE_PROVIDED = "urn:etsi:019102:poetype:provided"
 
 
+#: what XML 1.0 (2.2 Characters) cannot carry; ElementTree would write it and leave the
+#: document ill-formed
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
     node = ET.SubElement(parent, tag, attrs)
     if text is not None:
-        node.text = text
+        # text from the PDF (field names, signer names in certificates, reasons) is untrusted
+        node.text = _NOT_XML_CHAR.sub("\ufffd", text)
     return node
 
 
 def _iso(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """xs:dateTime in UTC; a time without zone (none should reach here) is taken as UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def to_etsi_xml(
@@ -189,7 +199,7 @@ def _lines(
             + ")",
         )
     )
-    if not report.signatures:
+    if not report.has_signature:
         out.append(("p", str(w["no_signature"])))
     elif overall is not report.indication:
         out.append(("p", verdict.reason))

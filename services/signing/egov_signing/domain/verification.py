@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import io
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -212,13 +213,20 @@ class DocumentVerifier:
             reports.append(await self._verify_one(ctx, name, sig_field))
         reports.extend(_unattached_signatures(reader, filled, scan))
         reports.sort(key=lambda r: (r.signed_revision is None, r.signed_revision or 0))
-        reports = [_enforce_no_changes_certification(reader, r) for r in reports]
+        stamped = {
+            r.signed_revision
+            for r in reports
+            if r.kind is SignatureKind.DOCUMENT_TIMESTAMP and r.signed_revision is not None
+        }
+        reports = [_enforce_no_changes_certification(reader, r, stamped) for r in reports]
         reports = _assign_pades_levels(reports, has_dss_revinfo=bool(ocsps or crls))
         revisions = reader.xrefs.total_revisions
         signed = [r.signed_revision for r in reports if r.signed_revision is not None]
         notes = []
         if not reports:
             notes.append("the document has no signature")
+        elif all(r.kind is SignatureKind.DOCUMENT_TIMESTAMP for r in reports):
+            notes.append("the document has document time-stamps only and no signature")
         return ValidationReport(
             document_sha256=scan.sha256.hex(),
             document_size=scan.size,
@@ -238,12 +246,13 @@ class DocumentVerifier:
     async def _verify_one(
         self, ctx: _SigContext, name: str, sig_field: generic.DictionaryObject
     ) -> SignatureReport:
+        label = _field_label(name)
         try:
             sig_obj = sig_field.get_object()["/V"].get_object()  # type: ignore[no-untyped-call]
             subfilter = str(sig_obj.get("/SubFilter", ""))
             declared_type = str(sig_obj.get("/Type", "/Sig"))
         except Exception as err:
-            return _format_failure(name, SignatureKind.SIGNATURE, "", f"unreadable: {err}")
+            return _format_failure(label, SignatureKind.SIGNATURE, "", f"unreadable: {err}")
         kind = (
             SignatureKind.DOCUMENT_TIMESTAMP
             if declared_type == "/DocTimeStamp"
@@ -257,7 +266,7 @@ class DocumentVerifier:
         bytes_after = _bytes_after_range(sig_obj, ctx.file_size)
         if subfilter not in allowed:
             return _format_failure(
-                name,
+                label,
                 kind,
                 subfilter,
                 f"unsupported SubFilter {subfilter or '(none)'} for {declared_type}",
@@ -269,14 +278,14 @@ class DocumentVerifier:
             raise
         except Exception as err:
             return _format_failure(
-                name,
+                label,
                 kind,
                 subfilter,
                 f"the signature container cannot be read: {err}",
                 bytes_after=bytes_after,
             )
         base = {
-            "field_name": name,
+            "field_name": label,
             "kind": kind,
             "subfilter": subfilter.lstrip("/"),
             "bytes_after_signed_range": bytes_after,
@@ -293,7 +302,7 @@ class DocumentVerifier:
             ).hexdigest()
         except Exception as err:
             return _format_failure(
-                name,
+                label,
                 kind,
                 subfilter,
                 f"no usable signer certificate: {err}",
@@ -373,10 +382,13 @@ async def _release(vc: ValidationContext) -> None:
 
 
 def _enforce_no_changes_certification(
-    reader: PdfFileReader, report: SignatureReport
+    reader: PdfFileReader, report: SignatureReport, timestamped_revisions: set[int]
 ) -> SignatureReport:
     """After DocMDP P=1 only DSS updates and document timestamps may follow (PAdES, EN 319 142-1
-    5.4): pyHanko accepts a new empty signature field there; we do not."""
+    5.4): every later revision must add a document time-stamp (one of
+    ``timestamped_revisions``) or change the DSS. pyHanko accepts a new empty signature field
+    there, and a revision that only rewrites document metadata (/Info, XMP: title, author ...)
+    as an "LTA update"; we accept neither."""
     if report.certification_level != 1 or report.signed_revision is None:
         return report
     if report.indication is Indication.TOTAL_FAILED:
@@ -394,13 +406,30 @@ def _enforce_no_changes_certification(
                 continue
             kind = str(value.get_object().get("/Type", "/Sig")) if value is not None else ""
             if kind != "/DocTimeStamp":
-                offending.append(name)
+                offending.append(_field_label(name))
+        metadata = _metadata_changed_since(reader, report.signed_revision)
+        neither = [
+            revision
+            for revision in range(report.signed_revision + 1, reader.xrefs.total_revisions)
+            if revision not in timestamped_revisions and not _dss_changed_in(reader, revision)
+        ]
     except PdfDecodeLimitError:
         raise
     except Exception as err:
         offending = [f"(unreadable later revision: {type(err).__name__})"]
-    if not offending:
+        metadata, neither = [], []
+    if not offending and not metadata and not neither:
         return report
+    what = []
+    if offending:
+        what.append(f"signature fields were added afterwards: {', '.join(offending)[:200]}")
+    if metadata:
+        what.append(f"its metadata was changed afterwards: {', '.join(metadata)[:200]}")
+    if neither:
+        what.append(
+            "a later revision is neither a DSS update nor a document time-stamp: "
+            + ", ".join(str(r) for r in neither[:10])
+        )
     return dataclasses.replace(
         report,
         indication=Indication.TOTAL_FAILED,
@@ -408,11 +437,87 @@ def _enforce_no_changes_certification(
         docmdp_ok=False,
         pades_level=PadesLevel.NONE,
         reasons=(
-            "the document was certified with no changes allowed, yet signature fields were "
-            f"added afterwards: {', '.join(offending)[:200]}",
+            "the document was certified with no changes allowed, yet " + "; ".join(what),
             *report.reasons,
         ),
     )
+
+
+#: what every PDF writer updates on an incremental save, a DSS update or a document time-stamp
+#: included (ISO 32000-1 14.3.3; XMP: xmp:ModifyDate, xmp:MetadataDate, pdf:Producer)
+_INFO_BOOKKEEPING = frozenset({"/ModDate", "/Producer"})
+_XMP_BOOKKEEPING = frozenset({"ModifyDate", "MetadataDate", "Producer"})
+
+
+def _metadata_changed_since(reader: PdfFileReader, revision: int) -> list[str]:
+    """Document metadata entries that some later revision changed, added or removed compared
+    with ``revision``, bookkeeping excepted ("/Title", "XMP title" ...). Each later revision is
+    compared on its own, so a change undone later still counts (as in pyHanko's analysis)."""
+    base = reader.get_historical_resolver(revision)
+    base_info, base_xmp = _document_info(base), _xmp_properties(base)
+    changed: list[str] = []
+    for later in range(revision + 1, reader.xrefs.total_revisions):
+        resolver = reader.get_historical_resolver(later)
+        info, xmp = _document_info(resolver), _xmp_properties(resolver)
+        for key in sorted(base_info.keys() | info.keys()):
+            if base_info.get(key) != info.get(key) and key not in changed:
+                changed.append(key)
+        for key in sorted(base_xmp.keys() | xmp.keys()):
+            if base_xmp.get(key) != xmp.get(key) and f"XMP {key}" not in changed:
+                changed.append(f"XMP {key}")
+    return changed
+
+
+def _dss_changed_in(reader: PdfFileReader, revision: int) -> bool:
+    """Whether ``revision`` adds to or changes the document security store."""
+    return _dss_entries(reader.get_historical_resolver(revision)) != _dss_entries(
+        reader.get_historical_resolver(revision - 1)
+    )
+
+
+def _dss_entries(resolver: Any) -> tuple[tuple[str, ...], ...] | None:
+    dss = resolver.root.get("/DSS")
+    if dss is None:
+        return None
+    dss = dss.get_object()
+    entries = []
+    for key in ("/Certs", "/OCSPs", "/CRLs"):
+        values = dss.get(key)
+        entries.append(tuple(repr(v) for v in values) if values is not None else ())
+    vri = dss.get("/VRI")
+    entries.append(tuple(sorted(str(k) for k in vri)) if vri is not None else ())
+    return tuple(entries)
+
+
+def _document_info(resolver: Any) -> dict[str, str]:
+    info = resolver.trailer_view.get("/Info")
+    if info is None:
+        return {}
+    info = info.get_object()
+    if not isinstance(info, generic.DictionaryObject):
+        return {"/Info": repr(info)}
+    return {
+        mask_text(str(key)): repr(info[key]) for key in info if str(key) not in _INFO_BOOKKEEPING
+    }
+
+
+def _xmp_properties(resolver: Any) -> dict[str, str]:
+    from pyhanko.pdf_utils.metadata.xmp_xml import parse_xmp
+
+    stream = resolver.root.get("/Metadata")
+    if stream is None:
+        return {}
+    data = stream.get_object().data
+    try:
+        roots = parse_xmp(io.BytesIO(data))
+    except Exception:  # unparsable XMP: any change of its bytes is a change
+        return {"metadata stream": hashlib.sha256(data).hexdigest()}
+    return {
+        name.local_name: repr(value)
+        for root in roots
+        for name, value in root
+        if name.local_name not in _XMP_BOOKKEEPING
+    }
 
 
 _MAX_OBJECTS_SCANNED = 50_000
@@ -484,7 +589,7 @@ def _signature_fields(
     try:
         for name, value, field_ref in enumerate_sig_fields(reader):
             if value is None:
-                empty.append(name)
+                empty.append(_field_label(name))
             else:
                 filled.append((name, field_ref))
     except PdfDecodeLimitError:
@@ -534,6 +639,28 @@ def _adobe_revinfo_archival(
     except Exception:  # noqa: S110 - malformed archival data only loses revocation info
         pass
     return ocsps, crls
+
+
+#: characters shown escaped in a field name: C0/C1 controls and what XML 1.0 cannot carry
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _field_label(name: object) -> str:
+    """A field's name (/T) as text a report can carry (UTF-8 in protobuf, XML 1.0): pyHanko
+    leaves a /T it cannot decode as bytes; undecodable parts become U+FFFD and control
+    characters are shown escaped (``\\x01``), so the name is still recognisable."""
+    if isinstance(name, bytes):
+        raw = bytes(name)
+        text = (
+            raw[2:].decode("utf-16-be", errors="replace")
+            if raw.startswith(b"\xfe\xff")
+            else raw.decode("latin-1")
+        )
+    else:
+        text = str(name)
+    text = _SURROGATE.sub("\ufffd", text)
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _bytes_after_range(sig_obj: generic.DictionaryObject, file_size: int) -> int:
@@ -605,7 +732,11 @@ def _report_from_status(
         indication, sub = Indication.TOTAL_FAILED, "ILLEGAL_MODIFICATIONS"
         reasons.append(
             "the document was changed after signing in a way that is not allowed"
-            + (" (certification/DocMDP violated)" if status.docmdp_ok is False else "")
+            + (
+                " (certification/DocMDP violated)"
+                if status.docmdp_ok is False and base.get("certification_level") is not None
+                else ""
+            )
         )
     elif status.trust_problem_indic is not None:
         indication, sub = _indication_for(status.trust_problem_indic)

@@ -137,12 +137,15 @@ class VerificationReport:
 
         A revoked registry entry makes the document not valid whatever its signatures say; a
         superseded one, an unreachable registry, or a registry claim whose inclusion proof
-        fails, means we cannot tell.
+        fails, means we cannot tell. Without a signature (document time-stamps only) the
+        document cannot be valid.
         """
         if self.registry.status is RegistryStatus.REVOKED:
             return Verdict.INVALID
         if self.signatures_verdict is not Verdict.VALID:
             return self.signatures_verdict
+        if self.main_signer is None:
+            return Verdict.INDETERMINATE
         if self.registry.status in (RegistryStatus.SUPERSEDED, RegistryStatus.UNAVAILABLE):
             # Fail closed: a registry that cannot be asked may hold a revocation.
             return Verdict.INDETERMINATE
