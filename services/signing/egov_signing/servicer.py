@@ -277,6 +277,18 @@ def _sub_indication(name: str | None) -> pb.SubIndication:
     return cast(pb.SubIndication, getattr(pb, f"SUB_INDICATION_{name}", 0))
 
 
+def _revocation_status(sig: SignatureReport, *, hard_fail: bool) -> pb.RevocationStatus:
+    # a path validated in hard-fail mode had revocation data for every certificate that
+    # declares a revocation service; one that declares none was never checked
+    if sig.revoked:
+        return pb.REVOCATION_STATUS_REVOKED
+    if sig.signer_revocation_service_declared is False:
+        return pb.REVOCATION_STATUS_NOT_CHECKED
+    if sig.trusted and hard_fail:
+        return pb.REVOCATION_STATUS_GOOD
+    return pb.REVOCATION_STATUS_UNKNOWN
+
+
 def _signature_pb(sig: SignatureReport, *, hard_fail: bool) -> pb.SignatureReport:
     out = pb.SignatureReport(
         field_name=sig.field_name,
@@ -304,13 +316,7 @@ def _signature_pb(sig: SignatureReport, *, hard_fail: bool) -> pb.SignatureRepor
         subfilter=sig.subfilter,
         digest_algorithm=sig.digest_algorithm,
         signature_algorithm=sig.signature_algorithm,
-        revocation_status=(
-            pb.REVOCATION_STATUS_REVOKED
-            if sig.revoked
-            else pb.REVOCATION_STATUS_GOOD
-            if sig.trusted and hard_fail
-            else pb.REVOCATION_STATUS_UNKNOWN
-        ),
+        revocation_status=_revocation_status(sig, hard_fail=hard_fail),
         chain=list(sig.certificate_path),
         signed_revision=sig.signed_revision or 0,
         revocation_reason=sig.revocation_reason,

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import shutil
 import subprocess
+from collections.abc import Callable
 
 import pytest
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
 from egov_common.errors import EgovError, FailedPrecondition, InvalidArgument, Unauthenticated
 from egov_signing.domain.ports import Party, RegistrationSpec
 from egov_signing.domain.report import Indication, PadesLevel, document_verdict
@@ -71,6 +80,80 @@ def test_each_level_passes_and_reaches_its_pades_level(
     assert first.signer is not None
     assert first.signer.identifier_masked == "PNOTH-1-2345-xxxxx-xx-1"
     assert report.indication is Indication.TOTAL_PASSED
+
+
+def _ocsp_good(pki: SigningPki, cert: x509.Certificate) -> asn1_ocsp.OCSPResponse:
+    now = dt.datetime.now(dt.UTC)
+    response = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            cert=cert,
+            issuer=pki.root,
+            algorithm=hashes.SHA1(),
+            cert_status=ocsp.OCSPCertStatus.GOOD,
+            this_update=now - dt.timedelta(minutes=5),
+            next_update=now + dt.timedelta(days=1),
+            revocation_time=None,
+            revocation_reason=None,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, pki.root)
+        .sign(pki.root_key, hashes.SHA256())
+    )
+    return asn1_ocsp.OCSPResponse.load(response.public_bytes(serialization.Encoding.DER))
+
+
+def _crl_der(crl: x509.CertificateRevocationList) -> asn1_crl.CertificateList:
+    return asn1_crl.CertificateList.load(crl.public_bytes(serialization.Encoding.DER))
+
+
+def _unrelated_crl() -> asn1_crl.CertificateList:
+    now = dt.datetime.now(dt.UTC)
+    return _crl_der(
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Some Unrelated CA")]))
+        .last_update(now)
+        .next_update(now + dt.timedelta(days=7))
+        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+    )
+
+
+RevocationData = Callable[
+    [SigningPki], tuple[list[asn1_crl.CertificateList], list[asn1_ocsp.OCSPResponse]]
+]
+
+
+@pytest.mark.parametrize(
+    ("revocation_data", "expected_level"),
+    [
+        pytest.param(lambda pki: ([_unrelated_crl()], []), PadesLevel.B_T, id="unrelated-crl"),
+        pytest.param(
+            lambda pki: ([], [_ocsp_good(pki, pki.tsa)]), PadesLevel.B_T, id="ocsp-for-another-cert"
+        ),
+        pytest.param(lambda pki: ([_crl_der(pki.crl)], []), PadesLevel.B_LT, id="issuer-crl"),
+        pytest.param(
+            lambda pki: ([], [_ocsp_good(pki, pki.signer)]), PadesLevel.B_LT, id="signer-ocsp"
+        ),
+    ],
+)
+def test_b_lt_needs_revocation_data_for_the_signer_in_the_dss(
+    pki: SigningPki,
+    keys: SoftwareKeys,
+    revocation_data: RevocationData,
+    expected_level: PadesLevel,
+) -> None:
+    signed = _service(pki, keys).sign(make_pdf(), SignOptions("cred-1", Level.B_T)).pdf
+    crls, ocsps = revocation_data(pki)
+    out = io.BytesIO(signed)
+    DocumentSecurityStore.add_dss(
+        out,
+        PdfFileReader(io.BytesIO(signed)).embedded_signatures[0].pkcs7_content,
+        crls=crls,
+        ocsps=ocsps,
+    )
+    sig = _verifier(pki, RevocationMode.SOFT_FAIL).verify(out.getvalue()).signatures[0]
+    assert sig.indication is Indication.TOTAL_PASSED, sig.reasons
+    # EN 319 142-1 B-LT: the DSS carries the validation data of this signature's certificate
+    assert sig.pades_level is expected_level
 
 
 def test_b_b_without_revocation_data_is_indeterminate_in_hard_fail(

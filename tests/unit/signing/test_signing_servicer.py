@@ -17,7 +17,7 @@ from google.protobuf import timestamp_pb2
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.fields import enumerate_sig_fields
-from signing_testkit import SigningPki, SoftwareKeys, make_pdf
+from signing_testkit import SigningPki, SoftwareKeys, make_pdf, make_pki
 
 
 class _Context:
@@ -97,3 +97,27 @@ def test_an_out_of_range_validation_time_is_invalid_argument(
     assert err.value.code is Code.INVALID_ARGUMENT
     assert err.value.reason == "VALIDATION_TIME_INVALID"
     assert [v.field for v in err.value.field_violations] == ["options.validation_time"]
+
+
+@pytest.mark.parametrize(
+    ("signer_crl", "expected"),
+    [
+        # checked against the embedded CRL of the issuing CA, in hard-fail mode
+        (True, "REVOCATION_STATUS_GOOD"),
+        # proto RevocationStatus: the certificate declares no revocation service
+        (False, "REVOCATION_STATUS_NOT_CHECKED"),
+    ],
+)
+def test_revocation_status_is_good_only_when_revocation_was_checked(
+    signer_crl: bool, expected: str
+) -> None:
+    pki = make_pki(signer_crl=signer_crl)
+    service = PdfSigningService(
+        SoftwareKeys(pki),
+        timestamper=pki.timestamper(),
+        validation_context_factory=pki.validation_context,
+    )
+    pdf = service.sign(make_pdf(), SignOptions("cred-1", Level.B_LT)).pdf
+    (sig,) = _verify(_servicer(pki, hard_fail=True), pdf).report.signatures
+    assert sig.indication == pb.INDICATION_TOTAL_PASSED, sig.reason
+    assert pb.RevocationStatus.Name(sig.revocation_status) == expected

@@ -93,6 +93,13 @@ class SignatureReport:
     valid: bool = False
     trusted: bool = False
     revoked: bool = False
+    #: the signer certificate names a CRL distribution point or an OCSP responder (RFC 5280
+    #: 4.2.1.13, 4.2.2.1): without either its revocation cannot be checked; None without a
+    #: usable signer certificate
+    signer_revocation_service_declared: bool | None = None
+    #: the document security store holds revocation data for the signer certificate: an OCSP
+    #: response for it or a CRL of its issuer (what PAdES B-LT needs, EN 319 142-1)
+    signer_revocation_data_in_dss: bool = False
     #: when revoked: the revocation time and the RFC 5280 reason name
     revoked_at: datetime | None = None
     revocation_reason: str = ""

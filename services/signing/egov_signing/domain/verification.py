@@ -52,6 +52,7 @@ from pyhanko.sign.validation.status import (
 )
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.api import FetcherBackend
+from pyhanko_certvalidator.util import get_declared_revinfo
 
 from . import aio
 from .pdf_input import (
@@ -219,7 +220,7 @@ class DocumentVerifier:
             if r.kind is SignatureKind.DOCUMENT_TIMESTAMP and r.signed_revision is not None
         }
         reports = [_enforce_no_changes_certification(reader, r, stamped) for r in reports]
-        reports = _assign_pades_levels(reports, has_dss_revinfo=bool(ocsps or crls))
+        reports = _assign_pades_levels(reports)
         revisions = reader.xrefs.total_revisions
         signed = [r.signed_revision for r in reports if r.signed_revision is not None]
         notes = []
@@ -297,6 +298,9 @@ class DocumentVerifier:
             )
             base["signer"] = _signer_identity(embedded.signer_cert)
             base["signer_certificate_der"] = embedded.signer_cert.dump()
+            base["signer_revocation_service_declared"] = _declares_revocation_service(
+                embedded.signer_cert
+            )
             base["signature_value_digest_sha256"] = hashlib.sha256(
                 embedded.signer_info["signature"].native
             ).hexdigest()
@@ -309,6 +313,12 @@ class DocumentVerifier:
                 bytes_after=bytes_after,
                 signed_revision=embedded.signed_revision,
             )
+        base["signer_revocation_data_in_dss"] = _has_revocation_data_for(
+            embedded.signer_cert,
+            (*embedded.other_embedded_certs, *ctx.dss_certs, *self._anchors.certificates),
+            ocsps=ctx.dss_ocsps,
+            crls=ctx.dss_crls,
+        )
         # Embedded revocation data first (what LT/LTA documents carry, and what the corpus
         # verdicts assume); on-line fetching from our own services only when that leaves the
         # signature undecided (the fetched answer knows at least as much).
@@ -806,10 +816,10 @@ def _signature_algorithm(status: Any) -> str:
         return ""
 
 
-def _assign_pades_levels(
-    reports: Sequence[SignatureReport], *, has_dss_revinfo: bool
-) -> list[SignatureReport]:
-    """EN 319 142-1 baseline levels, only for signatures that did not fail."""
+def _assign_pades_levels(reports: Sequence[SignatureReport]) -> list[SignatureReport]:
+    """EN 319 142-1 baseline levels, only for signatures that did not fail. B-LT needs the
+    validation data of this signature in the DSS: revocation data for its own signer
+    certificate, not merely any revocation data (that of another signer or CA says nothing)."""
     out: list[SignatureReport] = []
     for report in reports:
         if (
@@ -829,7 +839,7 @@ def _assign_pades_levels(
             and report.signed_revision is not None
             and r.signed_revision > report.signed_revision
         ]
-        if level is PadesLevel.B_T and has_dss_revinfo:
+        if level is PadesLevel.B_T and report.signer_revocation_data_in_dss:
             level = PadesLevel.B_LT
             if any(
                 r.kind is SignatureKind.DOCUMENT_TIMESTAMP
@@ -839,6 +849,63 @@ def _assign_pades_levels(
                 level = PadesLevel.B_LTA
         out.append(dataclasses.replace(report, pades_level=level))
     return out
+
+
+def _declares_revocation_service(cert: x509.Certificate) -> bool | None:
+    """Whether ``cert`` names a CRL distribution point or an OCSP responder (RFC 5280 4.2.1.13,
+    4.2.2.1), as pyhanko-certvalidator decides whether revocation must be checked; None when
+    the extensions cannot be read."""
+    try:
+        has_crl, has_ocsp = get_declared_revinfo(cert)
+    except Exception:
+        return None
+    return bool(has_crl or has_ocsp)
+
+
+def _has_revocation_data_for(
+    cert: x509.Certificate,
+    certificates: Iterable[x509.Certificate],
+    *,
+    ocsps: Iterable[asn1_ocsp.OCSPResponse],
+    crls: Iterable[asn1_crl.CertificateList],
+) -> bool:
+    """Whether ``ocsps`` or ``crls`` hold revocation data for ``cert``: a CRL issued by its
+    issuer (RFC 5280 5.1.2.3, by name), or an OCSP response whose CertID names its serial
+    number, its issuer's name and its issuer's key (RFC 6960 4.1.1). The issuer's key is looked
+    for among ``certificates`` (a certificate whose subject is ``cert``'s issuer). Presence is
+    all this says: whether the data is valid is the path validation's concern."""
+    try:
+        if any(crl.issuer == cert.issuer for crl in crls):
+            return True
+        issuer_keys = [c.public_key for c in certificates if c.subject == cert.issuer]
+        for response in ocsps:
+            for single in _single_responses(response):
+                cert_id = single["cert_id"]
+                if cert_id["serial_number"].native != cert.serial_number:
+                    continue
+                algorithm = cert_id["hash_algorithm"]["algorithm"].native
+                if cert_id["issuer_name_hash"].native != _digest(algorithm, cert.issuer.dump()):
+                    continue
+                key_hash = cert_id["issuer_key_hash"].native
+                if any(key_hash == _digest(algorithm, bytes(k["public_key"])) for k in issuer_keys):
+                    return True
+    except Exception:  # malformed revocation data covers nothing
+        return False
+    return False
+
+
+def _single_responses(response: asn1_ocsp.OCSPResponse) -> list[asn1_ocsp.SingleResponse]:
+    try:
+        return list(response.basic_ocsp_response["tbs_response_data"]["responses"])
+    except Exception:  # not a successful basic response: it names no certificate
+        return []
+
+
+def _digest(algorithm: str, data: bytes) -> bytes | None:
+    try:
+        return hashlib.new(algorithm, data).digest()
+    except ValueError:  # a hash hashlib does not know matches nothing
+        return None
 
 
 def _signer_identity(cert: x509.Certificate) -> SignerIdentity:
