@@ -416,6 +416,29 @@ def test_title_rewritten_after_no_changes_certification_is_illegal(
     assert document_verdict(report).indication is Indication.TOTAL_FAILED
 
 
+def test_title_rewritten_after_an_approval_signature_is_not_passed(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    signed = _service(pki, keys).sign(make_pdf(), SignOptions("cred-1", Level.B_LTA))
+    assert document_verdict(_verifier(pki).verify(signed.pdf)).indication is (
+        Indication.TOTAL_PASSED  # DSS and document time-stamp after the signature: fine
+    )
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed.pdf))
+    writer.document_meta.title = "Forged title"
+    writer.update_root()
+    out = io.BytesIO()
+    writer.write(out)
+    report = _verifier(pki).verify(out.getvalue())
+    assert report.signatures[0].indication is Indication.TOTAL_PASSED  # what it signed holds
+    # pyHanko's writer puts the title in the XMP metadata (and /Info, when there is one)
+    changed = report.metadata_changed_after_last_signature
+    assert changed and all("title" in entry.lower() for entry in changed), changed
+    verdict = document_verdict(report)
+    assert verdict.indication is Indication.INDETERMINATE
+    assert verdict.unsigned_content_after_last_signature
+    assert "metadata was changed after the last signature" in verdict.reason
+
+
 def test_title_changed_along_with_a_dss_update_after_no_changes_certification_is_illegal(
     pki: SigningPki, keys: SoftwareKeys
 ) -> None:

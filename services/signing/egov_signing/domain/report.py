@@ -138,6 +138,8 @@ class ValidationReport:
     bytes_after_last_signature: int
     #: empty signature fields (not signed) by name
     empty_signature_fields: tuple[str, ...] = ()
+    #: document metadata entries (/Title, XMP title ...) changed after the last signature
+    metadata_changed_after_last_signature: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -194,7 +196,7 @@ def document_verdict(
             # LTA_UPDATES, but it is not validation material
             or last.sub_indication == "ILLEGAL_MODIFICATIONS"
         )
-    )
+    ) or bool(report.metadata_changed_after_last_signature)
     indication, sub = report.indication, report.sub_indication
     if not report.signatures:
         reason = "the document has no signature"
@@ -211,4 +213,7 @@ def document_verdict(
     elif unsigned_after and indication is Indication.TOTAL_PASSED:
         indication, sub = Indication.INDETERMINATE, None
         reason = "content was appended after the last signature and no signature covers it"
+        if report.metadata_changed_after_last_signature:
+            changed = ", ".join(report.metadata_changed_after_last_signature)[:200]
+            reason = f"the document's metadata was changed after the last signature ({changed})"
     return DocumentVerdict(indication, sub, reason, unsigned_after)

@@ -223,6 +223,7 @@ class DocumentVerifier:
         reports = _assign_pades_levels(reports)
         revisions = reader.xrefs.total_revisions
         signed = [r.signed_revision for r in reports if r.signed_revision is not None]
+        metadata_after = _metadata_changed_after_last_signature(reader, reports)
         notes = []
         if not reports:
             notes.append("the document has no signature")
@@ -241,6 +242,7 @@ class DocumentVerifier:
                 min(r.bytes_after_signed_range for r in reports) if reports else scan.size
             ),
             empty_signature_fields=tuple(empty),
+            metadata_changed_after_last_signature=tuple(metadata_after),
             notes=tuple(notes),
         )
 
@@ -476,6 +478,28 @@ def _metadata_changed_since(reader: PdfFileReader, revision: int) -> list[str]:
             if base_xmp.get(key) != xmp.get(key) and f"XMP {key}" not in changed:
                 changed.append(f"XMP {key}")
     return changed
+
+
+def _metadata_changed_after_last_signature(
+    reader: PdfFileReader, reports: Sequence[SignatureReport]
+) -> list[str]:
+    """The document metadata (/Info, XMP; bookkeeping excepted) changed after the revision the
+    last signature signed. pyHanko's difference analysis accepts an /Info rewrite after an
+    approval signature as an "LTA update", yet the title a reader is shown is then one that no
+    signer signed (a document time-stamp covers it, but says nothing of who wrote it)."""
+    signed = [
+        r.signed_revision
+        for r in reports
+        if r.kind is SignatureKind.SIGNATURE and r.signed_revision is not None
+    ]
+    if not signed:
+        return []
+    try:
+        return _metadata_changed_since(reader, max(signed))
+    except PdfDecodeLimitError:
+        raise
+    except Exception as err:  # a later revision that cannot be read is not vouched for either
+        return [f"(unreadable later revision: {type(err).__name__})"]
 
 
 def _dss_changed_in(reader: PdfFileReader, revision: int) -> bool:
