@@ -393,18 +393,23 @@ def test_a_later_document_time_stamp_after_no_changes_certification_passes(
     assert report.signatures[0].pades_level is PadesLevel.B_LTA
 
 
+def _retitled(pdf: bytes, title: str) -> bytes:
+    """``pdf`` with a revision that changes only its title, as any PDF editor would."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    writer.document_meta.title = title
+    writer.update_root()
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 def test_title_rewritten_after_no_changes_certification_is_illegal(
     pki: SigningPki, keys: SoftwareKeys
 ) -> None:
     signed = _service(pki, keys).sign(
         make_pdf(), SignOptions("cred-1", Level.B_LTA, certification=1)
     )
-    writer = IncrementalPdfFileWriter(io.BytesIO(signed.pdf))
-    writer.document_meta.title = "Forged title"
-    writer.update_root()
-    out = io.BytesIO()
-    writer.write(out)
-    report = _verifier(pki).verify(out.getvalue())
+    report = _verifier(pki).verify(_retitled(signed.pdf, "Forged title"))
     first = report.signatures[0]
     assert first.modification_level == "LTA_UPDATES"  # pyHanko lets it through
     assert (first.indication, first.sub_indication) == (
@@ -423,12 +428,7 @@ def test_title_rewritten_after_an_approval_signature_is_not_passed(
     assert document_verdict(_verifier(pki).verify(signed.pdf)).indication is (
         Indication.TOTAL_PASSED  # DSS and document time-stamp after the signature: fine
     )
-    writer = IncrementalPdfFileWriter(io.BytesIO(signed.pdf))
-    writer.document_meta.title = "Forged title"
-    writer.update_root()
-    out = io.BytesIO()
-    writer.write(out)
-    report = _verifier(pki).verify(out.getvalue())
+    report = _verifier(pki).verify(_retitled(signed.pdf, "Forged title"))
     assert report.signatures[0].indication is Indication.TOTAL_PASSED  # what it signed holds
     # pyHanko's writer puts the title in the XMP metadata (and /Info, when there is one)
     changed = report.metadata_changed_after_last_signature
