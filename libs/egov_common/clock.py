@@ -1,4 +1,6 @@
-"""The one injectable source of time. Services take a :class:`Clock`; tests pass a fixed one."""
+"""The one injectable source of time. Services take a :class:`Clock`; tests pass a fixed one.
+
+:func:`request_time` reads a time a client sent (a protobuf Timestamp) as one."""
 
 from __future__ import annotations
 
@@ -6,7 +8,11 @@ import datetime as dt
 import threading
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "FixedClock", "SystemClock"]
+from google.protobuf import timestamp_pb2
+
+from egov_common.errors import FieldViolation, InvalidArgument
+
+__all__ = ["Clock", "FixedClock", "SystemClock", "request_time"]
 
 
 @runtime_checkable
@@ -21,6 +27,27 @@ class SystemClock:
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
+
+
+def request_time(stamp: timestamp_pb2.Timestamp, *, field: str, reason: str) -> dt.datetime:
+    """A Timestamp from a request as an aware UTC datetime. One outside what a Timestamp may
+    hold (0001-01-01 to 9999-12-31, nanos 0 to 999,999,999), which protobuf itself lets a
+    client send, is InvalidArgument ``reason`` naming ``field``."""
+    try:
+        when: dt.datetime = stamp.ToDatetime(tzinfo=dt.UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(
+            reason,
+            f"{field} is not a valid timestamp",
+            field_violations=(
+                FieldViolation(
+                    field,
+                    "seconds from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, "
+                    "nanos from 0 to 999999999",
+                ),
+            ),
+        ) from None
+    return when
 
 
 class FixedClock:

@@ -1,7 +1,7 @@
 // grpc_replay: sends pre-serialised unary gRPC requests, each exactly once, from N connections
-// with one call at a time each, and prints what happened (and the CPU it took) as one JSON line. It is the load
-// generator of `make bench` where every call must carry a different message (registrations:
-// a document is registered once), which h2load cannot send. Built and run by
+// with one call at a time each, and prints what happened (and the CPU it took) as one JSON
+// line. It is the load generator of `make bench` where every call must carry a different
+// message (registrations: a document is registered once), which h2load cannot send. Built and run by
 // egov_testing.load.replay_unary; written in C++ so that the client takes little of the CPU
 // the server under test runs on.
 //

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -10,6 +11,7 @@ from egov.registry.v1 import registry_pb2 as pb
 from egov.registry.v1 import registry_pb2_grpc
 from egov.type.v1 import errors_pb2, party_pb2
 from egov_common.auth import current_caller
+from egov_common.clock import request_time
 from egov_common.errors import EgovError, FieldViolation, InvalidArgument
 from egov_pki import merkle
 from google.protobuf import timestamp_pb2
@@ -55,18 +57,16 @@ _EVENT_TO_PB = {
 }
 
 
-def _ms(ts: timestamp_pb2.Timestamp, reason: str, field: str) -> int:
-    """A Timestamp in ms; INVALID_ARGUMENT ``reason`` for one outside Timestamp's own range."""
-    if not 0 <= ts.nanos <= 999_999_999:
-        raise InvalidArgument(
-            reason, "nanos must be 0 to 999,999,999",
-            field_violations=(FieldViolation(f"{field}.nanos", "out of range"),),
-        )
-    return rules.check_time(int(ts.seconds) * 1000 + int(ts.nanos) // 1_000_000, reason, field)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _ms_if_set(message: Any, field: str, reason: str) -> int | None:
-    return _ms(getattr(message, field), reason, field) if message.HasField(field) else None
+    """A request's Timestamp ``field`` in ms since 1970, None when unset; INVALID_ARGUMENT
+    ``reason`` for one outside what a Timestamp may hold."""
+    if not message.HasField(field):
+        return None
+    when = request_time(getattr(message, field), field=field, reason=reason)
+    return (when - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _ts(ms: int) -> timestamp_pb2.Timestamp:

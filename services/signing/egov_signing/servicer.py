@@ -12,6 +12,7 @@ from egov.signing.v1 import signing_pb2 as pb
 from egov.signing.v1 import signing_pb2_grpc
 from egov.type.v1 import crypto_pb2, errors_pb2, party_pb2
 from egov_common import deadlines
+from egov_common.clock import request_time
 from egov_common.errors import EgovError, FieldViolation, InvalidArgument
 from google.protobuf import timestamp_pb2
 
@@ -109,26 +110,6 @@ def _ts(when: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def _datetime(stamp: timestamp_pb2.Timestamp, field: str, reason: str) -> datetime:
-    """A request's timestamp as an aware UTC datetime; out of the range protobuf allows
-    (0001-01-01 to 9999-12-31, nanos 0 to 999 999 999) is InvalidArgument ``reason``."""
-    try:
-        when: datetime = stamp.ToDatetime(tzinfo=UTC)
-    except ValueError:
-        raise InvalidArgument(
-            reason,
-            f"{field} is not a valid timestamp",
-            field_violations=(
-                FieldViolation(
-                    field,
-                    "seconds from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, "
-                    "nanos from 0 to 999999999",
-                ),
-            ),
-        ) from None
-    return when
-
-
 def _bearer_token(context: grpc.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
@@ -194,12 +175,16 @@ def _registration(request: pb.RegistrationRequest, field: str) -> RegistrationSp
         if request.HasField("subject")
         else None,
         valid_from=(
-            _datetime(request.valid_from, f"{field}.valid_from", "VALIDITY_INVALID")
+            request_time(
+                request.valid_from, field=f"{field}.valid_from", reason="VALIDITY_INVALID"
+            )
             if request.HasField("valid_from")
             else None
         ),
         valid_until=(
-            _datetime(request.valid_until, f"{field}.valid_until", "VALIDITY_INVALID")
+            request_time(
+                request.valid_until, field=f"{field}.valid_until", reason="VALIDITY_INVALID"
+            )
             if request.HasField("valid_until")
             else None
         ),
@@ -475,8 +460,10 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
             options = _receive(request_iterator, self._limits, spool, options_required=False)
             options = options or pb.VerifyOptions()
             when = (
-                _datetime(
-                    options.validation_time, "options.validation_time", "VALIDATION_TIME_INVALID"
+                request_time(
+                    options.validation_time,
+                    field="options.validation_time",
+                    reason="VALIDATION_TIME_INVALID",
                 )
                 if options.HasField("validation_time")
                 else None

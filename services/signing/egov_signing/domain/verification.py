@@ -35,6 +35,7 @@ from egov_common.clock import Clock, SystemClock
 from egov_common.errors import InvalidArgument
 from egov_common.logging import mask_identifier, mask_text
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.metadata.xmp_xml import parse_xmp
 from pyhanko.pdf_utils.misc import PdfDecodeLimitError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESSubIndic
@@ -465,6 +466,8 @@ def _metadata_changed_since(reader: PdfFileReader, revision: int) -> list[str]:
     """Document metadata entries that some later revision changed, added or removed compared
     with ``revision``, bookkeeping excepted ("/Title", "XMP title" ...). Each later revision is
     compared on its own, so a change undone later still counts (as in pyHanko's analysis)."""
+    if revision + 1 >= reader.xrefs.total_revisions:
+        return []  # nothing follows it (most documents, verified on every call)
     base = reader.get_historical_resolver(revision)
     base_info, base_xmp = _document_info(base), _xmp_properties(base)
     changed: list[str] = []
@@ -536,8 +539,6 @@ def _document_info(resolver: Any) -> dict[str, str]:
 
 
 def _xmp_properties(resolver: Any) -> dict[str, str]:
-    from pyhanko.pdf_utils.metadata.xmp_xml import parse_xmp
-
     stream = resolver.root.get("/Metadata")
     if stream is None:
         return {}
