@@ -156,7 +156,6 @@ def _build(settings: SigningSettings) -> tuple[SigningServicer, Callable[[], Non
         registry=GrpcRegistryPort(registry_channel, token=settings.registry_token),
         registry_checker=RegistryLookup(registry_channel, log_key=log_key),
         max_batch_documents=settings.max_batch_documents,
-        hard_fail=settings.revocation_mode == "hard-fail",
         spools=spools,
         after_large_document=release_free_memory,
     )

@@ -24,6 +24,7 @@ from .domain.report import (
     DocumentVerdict,
     Indication,
     PadesLevel,
+    RevocationStatus,
     SignatureKind,
     SignatureReport,
     ValidationReport,
@@ -84,6 +85,12 @@ _COVERAGE_PB = {
     Coverage.ENTIRE_FILE: pb.COVERAGE_ENTIRE_FILE,
     Coverage.ENTIRE_REVISION: pb.COVERAGE_ENTIRE_REVISION,
     Coverage.PARTIAL: pb.COVERAGE_PARTIAL,
+}
+_REVOCATION_STATUS_PB = {
+    RevocationStatus.GOOD: pb.REVOCATION_STATUS_GOOD,
+    RevocationStatus.REVOKED: pb.REVOCATION_STATUS_REVOKED,
+    RevocationStatus.NOT_CHECKED: pb.REVOCATION_STATUS_NOT_CHECKED,
+    RevocationStatus.UNKNOWN: pb.REVOCATION_STATUS_UNKNOWN,
 }
 _REGISTRY_PB = {
     RegistryStatus.REGISTERED: pb.REGISTRY_CHECK_STATUS_REGISTERED,
@@ -262,19 +269,7 @@ def _sub_indication(name: str | None) -> pb.SubIndication:
     return cast(pb.SubIndication, getattr(pb, f"SUB_INDICATION_{name}", 0))
 
 
-def _revocation_status(sig: SignatureReport, *, hard_fail: bool) -> pb.RevocationStatus:
-    # a path validated in hard-fail mode had revocation data for every certificate that
-    # declares a revocation service; one that declares none was never checked
-    if sig.revoked:
-        return pb.REVOCATION_STATUS_REVOKED
-    if sig.signer_revocation_service_declared is False:
-        return pb.REVOCATION_STATUS_NOT_CHECKED
-    if sig.trusted and hard_fail:
-        return pb.REVOCATION_STATUS_GOOD
-    return pb.REVOCATION_STATUS_UNKNOWN
-
-
-def _signature_pb(sig: SignatureReport, *, hard_fail: bool) -> pb.SignatureReport:
+def _signature_pb(sig: SignatureReport) -> pb.SignatureReport:
     out = pb.SignatureReport(
         field_name=sig.field_name,
         kind=(
@@ -301,7 +296,7 @@ def _signature_pb(sig: SignatureReport, *, hard_fail: bool) -> pb.SignatureRepor
         subfilter=sig.subfilter,
         digest_algorithm=sig.digest_algorithm,
         signature_algorithm=sig.signature_algorithm,
-        revocation_status=_revocation_status(sig, hard_fail=hard_fail),
+        revocation_status=_REVOCATION_STATUS_PB[sig.revocation_status],
         chain=list(sig.certificate_path),
         signed_revision=sig.signed_revision or 0,
         revocation_reason=sig.revocation_reason,
@@ -332,8 +327,6 @@ def _report_pb(
     report: ValidationReport,
     registry: RegistryCheckResult,
     verdict: DocumentVerdict,
-    *,
-    hard_fail: bool,
 ) -> pb.ValidationReport:
     out = pb.ValidationReport(
         indication=_INDICATION_PB[verdict.indication],
@@ -342,7 +335,7 @@ def _report_pb(
         sha256=bytes.fromhex(report.document_sha256),
         size_bytes=report.document_size,
         revision_count=report.revisions,
-        signatures=[_signature_pb(s, hard_fail=hard_fail) for s in report.signatures],
+        signatures=[_signature_pb(s) for s in report.signatures],
         unsigned_content_after_last_signature=verdict.unsigned_content_after_last_signature,
         validation_time=_ts(report.validation_time),
         problems=list(report.notes),
@@ -368,7 +361,6 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
         registry: TokenBoundRegistry | None = None,
         registry_checker: RegistryChecker | None = None,
         max_batch_documents: int = 100,
-        hard_fail: bool = True,
         spools: SpoolDirectory | None = None,
         after_large_document: Callable[[], None] | None = None,
     ) -> None:
@@ -378,7 +370,6 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
         self._registry = registry
         self._checker = registry_checker
         self._max_batch = max_batch_documents
-        self._hard_fail = hard_fail
         self._spools = spools or SpoolDirectory()
         self._after_large = after_large_document
 
@@ -489,7 +480,7 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
             report, registry_revoked=registry.status is RegistryStatus.REVOKED
         )
         return pb.VerifyDocumentResponse(
-            report=_report_pb(report, registry, verdict, hard_fail=self._hard_fail),
+            report=_report_pb(report, registry, verdict),
             etsi_xml=to_etsi_xml(report) if options.include_etsi_xml else b"",
             summary=summary_text(report, language, verdict),
         )

@@ -418,7 +418,11 @@ def test_title_rewritten_after_no_changes_certification_is_illegal(
     )
     assert "metadata was changed" in first.reasons[0]
     assert "neither a DSS update nor a document time-stamp: 4" in first.reasons[0]
-    assert document_verdict(report).indication is Indication.TOTAL_FAILED
+    verdict = document_verdict(report)
+    assert verdict.indication is Indication.TOTAL_FAILED
+    # the title no signer signed is content after the last signature, whatever else failed
+    assert report.metadata_changed_after_last_signature
+    assert verdict.unsigned_content_after_last_signature
 
 
 def test_title_rewritten_after_an_approval_signature_is_not_passed(

@@ -32,7 +32,6 @@ def _servicer(pki: SigningPki, *, hard_fail: bool = False) -> SigningServicer:
         signing=None,  # type: ignore[arg-type]
         verifier=lambda: verifier,
         limits=DocumentLimits(),
-        hard_fail=hard_fail,
     )
 
 

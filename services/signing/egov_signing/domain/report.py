@@ -16,6 +16,7 @@ __all__ = [
     "DocumentVerdict",
     "Indication",
     "PadesLevel",
+    "RevocationStatus",
     "SignatureKind",
     "SignatureReport",
     "SignerIdentity",
@@ -53,6 +54,19 @@ class PadesLevel(enum.StrEnum):
     B_T = "B-T"
     B_LT = "B-LT"
     B_LTA = "B-LTA"
+
+
+class RevocationStatus(enum.StrEnum):
+    """What is known of the signer certificate's revocation at the validation time."""
+
+    #: checked against revocation data (hard-fail path validation) and not revoked
+    GOOD = "GOOD"
+    REVOKED = "REVOKED"
+    #: nothing could be checked: the certificate names no CRL distribution point and no OCSP
+    #: responder, or it is itself a trust anchor (trusted by configuration, never checked)
+    NOT_CHECKED = "NOT_CHECKED"
+    #: not established (soft-fail validation, or the path did not validate)
+    UNKNOWN = "UNKNOWN"
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,9 @@ class SignatureReport:
     #: 4.2.1.13, 4.2.2.1): without either its revocation cannot be checked; None without a
     #: usable signer certificate
     signer_revocation_service_declared: bool | None = None
+    #: the signer certificate is one of the configured trust anchors (no path above it)
+    signer_is_trust_anchor: bool = False
+    revocation_status: RevocationStatus = RevocationStatus.UNKNOWN
     #: the document security store holds revocation data for the signer certificate: an OCSP
     #: response for it or a CRL of its issuer (what PAdES B-LT needs, EN 319 142-1)
     signer_revocation_data_in_dss: bool = False

@@ -71,6 +71,7 @@ from .report import (
     Coverage,
     Indication,
     PadesLevel,
+    RevocationStatus,
     SignatureKind,
     SignatureReport,
     SignerIdentity,
@@ -108,6 +109,11 @@ class TrustAnchors:
         self.certificates: tuple[x509.Certificate, ...] = tuple(
             x509.Certificate.load(_pem_to_der(c)) for c in certificates
         )
+        self._encodings = frozenset(c.dump() for c in self.certificates)
+
+    def __contains__(self, cert: x509.Certificate) -> bool:
+        """Whether ``cert`` (the very certificate, by its DER) is one of the anchors."""
+        return cert.dump() in self._encodings
 
     @staticmethod
     def certificates_in(blob: bytes) -> list[bytes]:
@@ -304,6 +310,7 @@ class DocumentVerifier:
             base["signer_revocation_service_declared"] = _declares_revocation_service(
                 embedded.signer_cert
             )
+            base["signer_is_trust_anchor"] = embedded.signer_cert in self._anchors
             base["signature_value_digest_sha256"] = hashlib.sha256(
                 embedded.signer_info["signature"].native
             ).hexdigest()
@@ -327,8 +334,12 @@ class DocumentVerifier:
         # signature undecided (the fetched answer knows at least as much).
         report = await self._validate(ctx, embedded, kind, base, fetch=False)
         if report.indication is Indication.INDETERMINATE and self._fetcher_backend is not None:
-            return await self._validate(ctx, embedded, kind, base, fetch=True)
-        return report
+            report = await self._validate(ctx, embedded, kind, base, fetch=True)
+        if report.signer_is_trust_anchor:
+            report = _trust_anchor_signer(report, embedded.signer_cert, ctx.validation_time)
+        return dataclasses.replace(
+            report, revocation_status=_revocation_status(report, ctx.revocation_mode)
+        )
 
     async def _validate(
         self,
@@ -777,7 +788,7 @@ def _report_from_status(
         indication, sub = _indication_for(status.trust_problem_indic)
         reasons.append(f"certificate path: {sub}")
     else:
-        reasons.append("the signature is intact, valid and trusted")
+        reasons.append(_PASSED_REASON)
     if bool(getattr(status, "revoked", False)):
         reasons.append("the signer certificate is revoked")
 
@@ -822,6 +833,53 @@ def _report_from_status(
         signature_algorithm=_signature_algorithm(status),
         **base,
     )
+
+
+_PASSED_REASON = "the signature is intact, valid and trusted"
+
+
+def _trust_anchor_signer(
+    report: SignatureReport, cert: x509.Certificate, when: datetime
+) -> SignatureReport:
+    """A signer certificate that is itself a trust anchor: pyhanko-certvalidator checks neither
+    its validity period nor its revocation (RFC 5280 6.1: an anchor is trusted as configured,
+    and here there is no path above it). Its validity is checked here as any signer's is:
+    outside it the signature is INDETERMINATE/OUT_OF_BOUNDS_NO_POE (EN 319 102-1 5.2.7); its
+    revocation stays unchecked, and the report says so."""
+    if report.indication is Indication.TOTAL_FAILED:
+        return report
+    not_before, not_after = cert.not_valid_before, cert.not_valid_after
+    if not_before <= when <= not_after:
+        return dataclasses.replace(
+            report,
+            reasons=(
+                *report.reasons,
+                "the signer certificate is itself a trust anchor: its revocation is not checked",
+            ),
+        )
+    return dataclasses.replace(
+        report,
+        indication=Indication.INDETERMINATE,
+        sub_indication="OUT_OF_BOUNDS_NO_POE",
+        trusted=False,
+        reasons=(
+            "the signer certificate, a trust anchor, is not valid at the validation time"
+            f" (valid from {not_before:%Y-%m-%d %H:%M:%S}Z to {not_after:%Y-%m-%d %H:%M:%S}Z)",
+            *(reason for reason in report.reasons if reason != _PASSED_REASON),
+        ),
+    )
+
+
+def _revocation_status(report: SignatureReport, mode: RevocationMode) -> RevocationStatus:
+    """GOOD only where revocation was checked: a path validated in hard-fail mode had
+    revocation data for every certificate that names a revocation service."""
+    if report.revoked:
+        return RevocationStatus.REVOKED
+    if report.signer_is_trust_anchor or report.signer_revocation_service_declared is False:
+        return RevocationStatus.NOT_CHECKED
+    if report.trusted and mode is RevocationMode.HARD_FAIL:
+        return RevocationStatus.GOOD
+    return RevocationStatus.UNKNOWN
 
 
 def _revocation(status: Any) -> tuple[datetime | None, str]:
