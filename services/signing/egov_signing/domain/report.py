@@ -117,6 +117,9 @@ class SignatureReport:
     #: the document security store holds revocation data for the signer certificate: an OCSP
     #: response for it or a CRL of its issuer (what PAdES B-LT needs, EN 319 142-1)
     signer_revocation_data_in_dss: bool = False
+    #: every CA certificate of the validated path below the trust anchor that names a
+    #: revocation service has revocation data in the DSS as well; None when no path validated
+    authorities_revocation_data_in_dss: bool | None = None
     #: when revoked: the revocation time and the RFC 5280 reason name
     revoked_at: datetime | None = None
     revocation_reason: str = ""

@@ -325,7 +325,7 @@ class DocumentVerifier:
             )
         base["signer_revocation_data_in_dss"] = _has_revocation_data_for(
             embedded.signer_cert,
-            (*embedded.other_embedded_certs, *ctx.dss_certs, *self._anchors.certificates),
+            self._known_certificates(ctx, embedded),
             ocsps=ctx.dss_ocsps,
             crls=ctx.dss_crls,
         )
@@ -340,6 +340,13 @@ class DocumentVerifier:
         return dataclasses.replace(
             report, revocation_status=_revocation_status(report, ctx.revocation_mode)
         )
+
+    def _known_certificates(
+        self, ctx: _SigContext, embedded: EmbeddedPdfSignature
+    ) -> tuple[x509.Certificate, ...]:
+        """Where an OCSP response's issuer key may be found: the signature's certificates, the
+        DSS's and the anchors."""
+        return (*embedded.other_embedded_certs, *ctx.dss_certs, *self._anchors.certificates)
 
     async def _validate(
         self,
@@ -372,7 +379,18 @@ class DocumentVerifier:
             )
         finally:
             await _release(vc)
-        return _report_from_status(base, kind, status)
+        report = _report_from_status(base, kind, status)
+        if status.validation_path is None:
+            return report
+        known = self._known_certificates(ctx, embedded)
+        return dataclasses.replace(
+            report,
+            authorities_revocation_data_in_dss=all(
+                _has_revocation_data_for(authority, known, ocsps=ctx.dss_ocsps, crls=ctx.dss_crls)
+                for authority in _authorities_below_anchor(status.validation_path)
+                if _declares_revocation_service(authority) is not False
+            ),
+        )
 
     def _validation_context(
         self, ctx: _SigContext, embedded: EmbeddedPdfSignature, *, fetch: bool
@@ -902,7 +920,10 @@ def _signature_algorithm(status: Any) -> str:
 def _assign_pades_levels(reports: Sequence[SignatureReport]) -> list[SignatureReport]:
     """EN 319 142-1 baseline levels, only for signatures that did not fail. B-LT needs the
     validation data of this signature in the DSS: revocation data for its own signer
-    certificate, not merely any revocation data (that of another signer or CA says nothing)."""
+    certificate, not merely any revocation data (that of another signer or CA says nothing),
+    and for every CA certificate of its path that names a revocation service (data fetched on
+    line during this validation is not in the document; when no path validated, only the
+    signer's own data can be looked for)."""
     out: list[SignatureReport] = []
     for report in reports:
         if (
@@ -922,7 +943,11 @@ def _assign_pades_levels(reports: Sequence[SignatureReport]) -> list[SignatureRe
             and report.signed_revision is not None
             and r.signed_revision > report.signed_revision
         ]
-        if level is PadesLevel.B_T and report.signer_revocation_data_in_dss:
+        if (
+            level is PadesLevel.B_T
+            and report.signer_revocation_data_in_dss
+            and report.authorities_revocation_data_in_dss is not False
+        ):
             level = PadesLevel.B_LT
             if any(
                 r.kind is SignatureKind.DOCUMENT_TIMESTAMP
@@ -932,6 +957,15 @@ def _assign_pades_levels(reports: Sequence[SignatureReport]) -> list[SignatureRe
                 level = PadesLevel.B_LTA
         out.append(dataclasses.replace(report, pades_level=level))
     return out
+
+
+def _authorities_below_anchor(path: Any) -> list[x509.Certificate]:
+    """The CA certificates of a validated path between its trust anchor and its leaf."""
+    try:
+        certificates = list(path.iter_certs(include_root=False))
+    except Exception:  # a path pyhanko-certvalidator cannot walk vouches for nothing
+        return []
+    return certificates[:-1]
 
 
 def _declares_revocation_service(cert: x509.Certificate) -> bool | None:
