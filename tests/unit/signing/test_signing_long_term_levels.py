@@ -118,7 +118,8 @@ def _signature(pdf: bytes, pki: SigningPki, tiers: _ThreeTierPki) -> SignatureRe
 def test_the_whole_path_s_revocation_data_makes_b_lt(
     pki: SigningPki, three_tier: _ThreeTierPki
 ) -> None:
-    pdf = _with_dss(_b_t(pki, three_tier), three_tier, [three_tier.issuing_crl, three_tier.root_crl])
+    crls = [three_tier.issuing_crl, three_tier.root_crl]
+    pdf = _with_dss(_b_t(pki, three_tier), three_tier, crls)
     signature = _signature(pdf, pki, three_tier)
     assert signature.signer_revocation_data_in_dss
     assert signature.authorities_revocation_data_in_dss is True
