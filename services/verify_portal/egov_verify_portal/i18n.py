@@ -236,8 +236,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "revocation_REVOKED": ("ถูกเพิกถอน", "revoked"),
     "revocation_UNKNOWN": ("ไม่มีข้อมูลการเพิกถอนที่ใช้ได้", "no usable revocation information"),
     "revocation_NOT_CHECKED": (
-        "ไม่ได้ตรวจ (ใบรับรองไม่ระบุบริการตรวจสถานะ)",
-        "not checked (the certificate names no revocation service)",
+        "ไม่ได้ตรวจ (ใบรับรองไม่ระบุบริการตรวจสถานะ หรือเป็นใบรับรองที่เชื่อถือโดยตรง)",
+        "not checked (the certificate names no revocation service, or is itself trusted directly)",
     ),
     "time_zone": ("เวลาประเทศไทย", "Bangkok time, UTC+7"),
     "yes": ("ใช่", "yes"),
