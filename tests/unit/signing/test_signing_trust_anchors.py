@@ -119,6 +119,19 @@ def test_an_anchor_signer_outside_its_validity_is_out_of_bounds(
     assert document_verdict(report).indication is Indication.INDETERMINATE
 
 
+def test_a_root_ca_signing_a_document_itself_is_not_trusted(pki: SigningPki) -> None:
+    """A root CA's key signs certificates and CRLs (keyCertSign, cRLSign), never documents:
+    pyHanko waives the signer's key-usage check for an anchor; the verifier does not."""
+    pdf = _signed_by(pki.root, pki.root_key)
+    signature = _only_signature(pdf, [pki.root_pem])
+    assert (signature.indication, signature.sub_indication) == (
+        Indication.INDETERMINATE,
+        "CHAIN_CONSTRAINTS_FAILURE",
+    )
+    assert not signature.trusted
+    assert "key_cert_sign" in signature.reasons[0]
+
+
 def test_the_same_signer_not_configured_as_anchor_is_not_trusted(
     anchored: tuple[x509.Certificate, bytes], pki: SigningPki
 ) -> None:

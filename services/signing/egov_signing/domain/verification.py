@@ -859,13 +859,28 @@ _PASSED_REASON = "the signature is intact, valid and trusted"
 def _trust_anchor_signer(
     report: SignatureReport, cert: x509.Certificate, when: datetime
 ) -> SignatureReport:
-    """A signer certificate that is itself a trust anchor: pyhanko-certvalidator checks neither
-    its validity period nor its revocation (RFC 5280 6.1: an anchor is trusted as configured,
-    and here there is no path above it). Its validity is checked here as any signer's is:
-    outside it the signature is INDETERMINATE/OUT_OF_BOUNDS_NO_POE (EN 319 102-1 5.2.7); its
-    revocation stays unchecked, and the report says so."""
+    """A signer certificate that is itself a trust anchor: pyHanko checks neither its validity
+    period, nor its revocation, nor its key usage (RFC 5280 6.1: an anchor is trusted as
+    configured, and here there is no path above it; the corpus's verdicts trust such a signer
+    as configured). Two checks are made here all the same:
+
+    - a key usage extension that allows neither digitalSignature nor nonRepudiation (RFC 5280
+      4.2.1.3: a root CA's keyCertSign and cRLSign) says the key does not sign documents:
+      INDETERMINATE/CHAIN_CONSTRAINTS_FAILURE. (Without the extension nothing is restricted.)
+    - outside its validity period: INDETERMINATE/OUT_OF_BOUNDS_NO_POE (EN 319 102-1 5.2.7).
+
+    Its revocation stays unchecked, and the report says so."""
     if report.indication is Indication.TOTAL_FAILED:
         return report
+    usage = cert.key_usage_value
+    if usage is not None and not usage.native & {"digital_signature", "non_repudiation"}:
+        allowed = ", ".join(sorted(usage.native)) or "none"
+        return _untrusted(
+            report,
+            "CHAIN_CONSTRAINTS_FAILURE",
+            "the signer certificate, a trust anchor, does not sign documents"
+            f" (its key usage allows: {allowed})",
+        )
     not_before, not_after = cert.not_valid_before, cert.not_valid_after
     if not_before <= when <= not_after:
         return dataclasses.replace(
@@ -875,16 +890,22 @@ def _trust_anchor_signer(
                 "the signer certificate is itself a trust anchor: its revocation is not checked",
             ),
         )
+    return _untrusted(
+        report,
+        "OUT_OF_BOUNDS_NO_POE",
+        "the signer certificate, a trust anchor, is not valid at the validation time"
+        f" (valid from {not_before:%Y-%m-%d %H:%M:%S}Z to {not_after:%Y-%m-%d %H:%M:%S}Z)",
+    )
+
+
+def _untrusted(report: SignatureReport, sub_indication: str, reason: str) -> SignatureReport:
+    """``report`` made INDETERMINATE for a problem of its signer certificate."""
     return dataclasses.replace(
         report,
         indication=Indication.INDETERMINATE,
-        sub_indication="OUT_OF_BOUNDS_NO_POE",
+        sub_indication=sub_indication,
         trusted=False,
-        reasons=(
-            "the signer certificate, a trust anchor, is not valid at the validation time"
-            f" (valid from {not_before:%Y-%m-%d %H:%M:%S}Z to {not_after:%Y-%m-%d %H:%M:%S}Z)",
-            *(reason for reason in report.reasons if reason != _PASSED_REASON),
-        ),
+        reasons=(reason, *(r for r in report.reasons if r != _PASSED_REASON)),
     )
 
 
