@@ -14,18 +14,21 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import sqlalchemy.exc
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from egov_common import deadlines
 from egov_common.auth import Caller, CallerKind
 from egov_common.clock import Clock
 from egov_common.errors import (
+    DeadlineExceeded,
     EgovError,
     FailedPrecondition,
     FieldViolation,
@@ -35,6 +38,7 @@ from egov_common.errors import (
     Unauthenticated,
     Unavailable,
 )
+from egov_common.logging import mask_text
 from egov_pki.identifiers import Identifier
 from egov_pki.tokens import VerifiedToken
 
@@ -70,6 +74,8 @@ __all__ = ["CredentialPolicy", "CredentialService", "IssuedSad", "OwnerNames"]
 log = logging.getLogger("egov.keys.credentials")
 
 _SAD_PREFIX = "sad1."
+_CREDENTIAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_AUDIT_PAGE_TOKEN = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,12 +249,7 @@ class CredentialService:
         proof_token: str,
         backend: CustodyBackend | None,
     ) -> Credential:
-        if not idempotency_key or len(idempotency_key) > 128:
-            raise InvalidArgument(
-                "IDEMPOTENCY_KEY_MISSING",
-                "idempotency_key is required (1 to 128 characters)",
-                field_violations=(FieldViolation("idempotency_key", "required"),),
-            )
+        _check_idempotency_key(idempotency_key)
         natural = kind is OwnerKind.NATURAL_PERSON
         if natural != owner.is_natural_person:
             raise InvalidArgument(
@@ -301,6 +302,15 @@ class CredentialService:
 
     @staticmethod
     def _check_names(kind: OwnerKind, names: OwnerNames, proof: VerifiedToken | None) -> None:
+        # Control and invisible characters (NUL, new lines, bidi overrides, zero-width
+        # spaces) would let a certified name read as another's: str.isprintable() is False
+        # for every one of them, and True for Thai letters and marks.
+        if not all(name.isprintable() for name in astuple(names)):
+            raise InvalidArgument(
+                "NAMES_INVALID",
+                "names may hold no control or invisible characters",
+                field_violations=(FieldViolation("names", "control or invisible characters"),),
+            )
         if kind is OwnerKind.NATURAL_PERSON:
             if not (
                 (names.given_name_en and names.family_name_en)
@@ -490,7 +500,7 @@ class CredentialService:
         if page_token:
             try:
                 after = base64.urlsafe_b64decode(page_token.encode()).decode()
-                if not after.startswith("cred_"):
+                if not after.startswith("cred_") or not _plausible_id(after):
                     raise ValueError("not a credential id")
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 raise InvalidArgument(
@@ -545,12 +555,7 @@ class CredentialService:
         algorithm: KeyAlgorithm | None,
         proof_token: str,
     ) -> tuple[Credential, Credential]:
-        if not idempotency_key or len(idempotency_key) > 128:
-            raise InvalidArgument(
-                "IDEMPOTENCY_KEY_MISSING",
-                "idempotency_key is required (1 to 128 characters)",
-                field_violations=(FieldViolation("idempotency_key", "required"),),
-            )
+        _check_idempotency_key(idempotency_key)
         old = self._credential(credential_id)
         proof = self._proof(proof_token)
         now = self._clock.now()
@@ -629,7 +634,8 @@ class CredentialService:
                     "hashes": len(hashes),
                     "hash_algorithm": algorithm.value,
                     "binding": record.hashes_binding,
-                    "description": description[:200],
+                    # Client text: masked like a log line (the chain keeps it for good).
+                    "description": mask_text(description)[:200],
                 },
                 ensure_ascii=False,
             ),
@@ -689,6 +695,11 @@ class CredentialService:
                 }
             ),
         )
+        left = deadlines.remaining()
+        if left is not None and left <= 0:
+            # The caller has given up and would never receive the signatures: spending the SAD
+            # now would only take the owner's authorisation away from a retry.
+            raise DeadlineExceeded("DEADLINE_EXCEEDED", "the call's deadline passed before signing")
         with _audit_guard():
             spent = self._repo.spend_sad(record, event, now)
         if not spent:
@@ -793,13 +804,17 @@ class CredentialService:
         size = page_size or 100
         after = 0
         if page_token:
-            if not page_token.isdigit() or len(page_token) > 19:
+            # What we hand out: an audit sequence in ASCII digits (str.isdigit() also takes
+            # "²" and Arabic-Indic digits; 19 digits can overflow a 64-bit column).
+            if _AUDIT_PAGE_TOKEN.fullmatch(page_token) is None:
                 raise InvalidArgument(
                     "PAGE_TOKEN_INVALID",
                     "page_token is not from a previous response",
                     field_violations=(FieldViolation("page_token", "invalid"),),
                 )
             after = int(page_token)
+        if credential_id and not _plausible_id(credential_id):
+            return [], ""  # no credential has that id, so no entry names it
         page = self._repo.audit_records(
             after_sequence=after, credential_id=credential_id, limit=size + 1
         )
@@ -814,7 +829,19 @@ class CredentialService:
 
 
 def _plausible_id(credential_id: str) -> bool:
-    return 0 < len(credential_id) <= 64
+    # The shape of the ids we issue: anything else (a NUL, which PostgreSQL refuses in text,
+    # a trailing newline) names no credential and never reaches the database.
+    return _CREDENTIAL_ID.fullmatch(credential_id) is not None
+
+
+def _check_idempotency_key(key: str) -> None:
+    # Printable: a NUL, which PostgreSQL refuses in text, is a bad request, not a server error.
+    if not key or len(key) > 128 or not key.isprintable():
+        raise InvalidArgument(
+            "IDEMPOTENCY_KEY_MISSING",
+            "idempotency_key is required (1 to 128 printable characters)",
+            field_violations=(FieldViolation("idempotency_key", "required"),),
+        )
 
 
 def _credential_not_found() -> NotFound:

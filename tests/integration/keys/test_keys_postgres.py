@@ -168,3 +168,92 @@ def test_calls_go_on_after_the_database_drops_every_connection(
         assert keys.credentials.verify_audit(ADMIN).intact
     finally:
         keys.close()
+
+
+def test_a_nul_character_in_an_identifier_is_refused_with_its_reason(postgres_url, identity):
+    """PostgreSQL refuses a NUL in any text parameter: a request carrying one gets the reason
+    the contract names, never INTERNAL, and nothing is written."""
+    import base64
+
+    from egov_common.errors import EgovError
+    from egov_keys.domain.algorithms import HashAlgorithm
+    from egov_keys.domain.model import RevocationReason
+    from keys_world import ADMIN, ANON, SIGNING, build_keys
+    from test_keys_sole_control import create_person
+
+    keys = build_keys(postgres_url, identity)
+    try:
+        credential = create_person(keys, identity)
+        nul_id = credential.credential_id + "\x00"
+        hashes = [sha256(b"a")]
+        svc = keys.credentials
+        calls = {
+            "get": lambda: svc.get(nul_id),
+            "authorize": lambda: svc.authorize(
+                ANON,
+                credential_id=nul_id,
+                hashes=hashes,
+                hash_algorithm=HashAlgorithm.SHA256,
+                num_signatures=1,
+                proof_token=identity.person(),
+                description="",
+            ),
+            "sign": lambda: svc.sign_hash(
+                SIGNING,
+                credential_id=nul_id,
+                sad="sad1.x",
+                hashes=hashes,
+                hash_algorithm=HashAlgorithm.SHA256,
+                scheme=None,
+            ),
+            "revoke": lambda: svc.revoke(
+                ANON, nul_id, RevocationReason.KEY_COMPROMISE, identity.person()
+            ),
+            "renew": lambda: svc.renew(
+                ANON,
+                idempotency_key="renew-1",
+                credential_id=nul_id,
+                algorithm=None,
+                proof_token=identity.person(),
+            ),
+            "renew key": lambda: svc.renew(
+                ANON,
+                idempotency_key="renew\x00",
+                credential_id=credential.credential_id,
+                algorithm=None,
+                proof_token=identity.person(),
+            ),
+            "create key": lambda: create_person(keys, identity, key="create\x00"),
+            "list page": lambda: svc.list_credentials(
+                ANON,
+                owner=credential.owner,
+                proof_token=identity.person(),
+                status=None,
+                page_size=0,
+                page_token=base64.urlsafe_b64encode(b"cred_\x00").decode(),
+            ),
+        }
+        reasons = {}
+        for name, call in calls.items():
+            with pytest.raises(EgovError) as info:
+                call()
+            reasons[name] = f"{info.value.code.value}/{info.value.reason}"
+        assert reasons == {
+            "get": "NOT_FOUND/CREDENTIAL_NOT_FOUND",
+            "authorize": "NOT_FOUND/CREDENTIAL_NOT_FOUND",
+            "sign": "NOT_FOUND/CREDENTIAL_NOT_FOUND",
+            "revoke": "NOT_FOUND/CREDENTIAL_NOT_FOUND",
+            "renew": "NOT_FOUND/CREDENTIAL_NOT_FOUND",
+            "renew key": "INVALID_ARGUMENT/IDEMPOTENCY_KEY_MISSING",
+            "create key": "INVALID_ARGUMENT/IDEMPOTENCY_KEY_MISSING",
+            "list page": "INVALID_ARGUMENT/PAGE_TOKEN_INVALID",
+        }
+        # An audit query for such a credential finds nothing (there is none).
+        assert svc.audit_events(ADMIN, credential_id=nul_id, page_size=0, page_token="") == (
+            [],
+            "",
+        )
+        assert svc.get(credential.credential_id).status.value == "active"
+        assert svc.verify_audit(ADMIN).intact
+    finally:
+        keys.close()

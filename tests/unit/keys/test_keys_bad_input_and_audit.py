@@ -3,6 +3,7 @@ are never stored in clear."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from egov_common.auth import Caller, CallerKind
 from egov_common.errors import EgovError
 from egov_keys.domain.algorithms import HashAlgorithm
 from egov_keys.storage.repository import KeysRepository
-from keys_world import ADMIN, ANON, SIGNING, sha256
+from keys_world import ADMIN, ANON, PERSON_ID, SIGNING, sha256
 from test_keys_sole_control import authorize, create_person, reason_of
 
 
@@ -182,6 +183,39 @@ def test_audit_log_is_only_for_auditors(keys):
     )
     auditor = Caller(CallerKind.SERVICE, "auditor", peer_service="auditor")
     assert keys.credentials.verify_audit(auditor).intact
+
+
+def test_a_national_id_in_a_description_never_reaches_the_audit_log(keys, identity):
+    # The chain cannot be edited afterwards: an identifier written there stays for good.
+    credential = create_person(keys, identity)
+    dashed = f"{PERSON_ID[0]}-{PERSON_ID[1:5]}-{PERSON_ID[5:10]}-{PERSON_ID[10:12]}-{PERSON_ID[12]}"
+    keys.credentials.authorize(
+        ANON,
+        credential_id=credential.credential_id,
+        hashes=[sha256(b"a")],
+        hash_algorithm=HashAlgorithm.SHA256,
+        num_signatures=1,
+        proof_token=identity.person(),
+        description=f"consent form of {PERSON_ID} ({dashed})",
+    )
+    [entry] = [r for r in keys.repository.audit_records() if r.action == "sad.authorize"]
+    description = json.loads(entry.details_json)["description"]
+    assert description.startswith("consent form of ")
+    assert PERSON_ID not in description.replace("-", "")
+    assert PERSON_ID[5:10] not in description
+
+
+@pytest.mark.parametrize("token", ["9" * 19, "²", "١٢", "-1", "12 "])
+def test_an_audit_page_token_not_from_a_response_is_invalid_argument(keys, token):
+    # Beyond a 64-bit sequence, or digits int() reads differently: refused, never INTERNAL.
+    assert (
+        reason_of(
+            lambda: keys.credentials.audit_events(
+                ADMIN, credential_id="", page_size=0, page_token=token
+            )
+        )
+        == "INVALID_ARGUMENT/PAGE_TOKEN_INVALID"
+    )
 
 
 def test_operation_fails_when_audit_cannot_be_written(keys, identity, monkeypatch):

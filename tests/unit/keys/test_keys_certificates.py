@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -183,6 +184,32 @@ def test_person_credential_for_a_company_number_is_refused(keys, identity):
             backend=None,
         )
     assert info.value.reason == "OWNER_INVALID"
+
+
+@pytest.mark.parametrize("kind", [OwnerKind.NATURAL_PERSON, OwnerKind.LEGAL_PERSON])
+@pytest.mark.parametrize("bad", ["\x00", "\n", "\u202e", "\u200b"])
+def test_names_with_control_or_invisible_characters_are_not_certified(keys, identity, kind, bad):
+    # A NUL ends the name for C-string readers; a bidi override or an invisible character
+    # makes a subject read as someone else's. The CA never signs such a name.
+    if kind is OwnerKind.NATURAL_PERSON:
+        owner, proof = national_id(PERSON_ID), identity.person()
+        names = dataclasses.replace(PERSON_NAMES, given_name_en=f"Somchai{bad}Evil")
+    else:
+        owner, proof = juristic_number(COMPANY_ID), identity.representative()
+        names = dataclasses.replace(COMPANY_NAMES, organization_en=f"Bank of Thailand{bad} ACME")
+    with pytest.raises(InvalidArgument) as info:
+        keys.credentials.create(
+            ANON,
+            idempotency_key="names",
+            owner=owner,
+            kind=kind,
+            algorithm=KeyAlgorithm.ECDSA_P256,
+            names=names,
+            proof_token=proof,
+            backend=None,
+        )
+    assert info.value.reason == "NAMES_INVALID"
+    assert not [r for r in keys.repository.audit_records() if r.action == "credential.create"]
 
 
 def test_start_up_refuses_a_wrong_kek(keys, identity, sqlite_url):

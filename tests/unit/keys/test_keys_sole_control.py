@@ -9,6 +9,7 @@ import pytest
 from cryptography import x509
 from egov_common.auth import Caller, CallerKind
 from egov_common.clock import FixedClock
+from egov_common.deadlines import deadline_scope
 from egov_common.errors import EgovError
 from egov_keys.credentials import CredentialService
 from egov_keys.domain.algorithms import (
@@ -429,6 +430,19 @@ def test_a_client_token_named_like_the_signing_service_is_not_the_signing_servic
     assert reason_of(lambda: sign(keys.credentials, credential, sad, hashes, impostor)) == (
         "PERMISSION_DENIED/CALLER_NOT_ALLOWED"
     )
+
+
+def test_a_sign_hash_whose_caller_gave_up_does_not_burn_the_sad(keys, identity):
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    with deadline_scope(0):  # the caller's deadline has passed when keys comes to spend
+        assert reason_of(lambda: sign(keys.credentials, credential, sad, hashes)) == (
+            "DEADLINE_EXCEEDED/DEADLINE_EXCEEDED"
+        )
+    # Nobody received a signature, so the owner's authorisation is still there to use.
+    assert len(sign(keys.credentials, credential, sad, hashes)) == 1
+    assert audit_outcomes(keys, "signature.batch") == ["success"]
 
 
 def test_revocation_racing_a_sign_hash_wins(keys, identity, monkeypatch):

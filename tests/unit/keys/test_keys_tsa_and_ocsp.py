@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from asn1crypto import cms, core, tsp
+from asn1crypto import ocsp as asn1_ocsp
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -98,3 +101,50 @@ def test_ocsp_for_a_foreign_issuer_is_unauthorized(keys):
 
     answer = ocsp.load_der_ocsp_response(keys.trust.ocsp(request.public_bytes(Encoding.DER)).der)
     assert answer.response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
+
+
+@pytest.mark.parametrize("nonce", [-1, -128, -129, -(2**63)])
+def test_a_negative_nonce_is_echoed(keys, nonce):
+    # RFC 3161 2.4.2: the nonce is any INTEGER and comes back unchanged in the token.
+    answer = keys.trust.timestamp(timestamp_request(hashlib.sha256(b"x").digest(), nonce=nonce))
+    assert answer.granted
+    token = tsp.TimeStampResp.load(answer.der)["time_stamp_token"]
+    tst_der = token["content"]["encap_content_info"]["content"].parsed.dump()
+    tst = tsp.TSTInfo.load(tst_der)
+    assert tst["nonce"].native == nonce
+    assert tst.dump(force=True) == tst_der  # DER: the shortest two's complement encoding
+
+
+def test_a_timestamp_request_with_trailing_bytes_is_bad_data_format(keys):
+    request = timestamp_request(hashlib.sha256(b"x").digest())
+    assert status_of(keys.trust.timestamp(request + b"\x00").der) == (
+        "rejection",
+        {"bad_data_format"},
+    )
+
+
+def test_an_ocsp_request_with_a_repeated_extension_is_malformed(keys):
+    # A request for one of our certificates, so that the extensions are reached at all.
+    root = keys.trust.authority("root").certificate
+    ca = keys.trust.authority("natural-person").certificate
+    cert_id = ocsp.OCSPRequestBuilder().add_certificate(ca, root, hashes.SHA1()).build()
+    nonce = {"extn_id": "nonce", "critical": False, "extn_value": b"n" * 16}
+    request = asn1_ocsp.OCSPRequest(
+        {
+            "tbs_request": {
+                "request_list": [
+                    {
+                        "req_cert": {
+                            "hash_algorithm": {"algorithm": "sha1"},
+                            "issuer_name_hash": cert_id.issuer_name_hash,
+                            "issuer_key_hash": cert_id.issuer_key_hash,
+                            "serial_number": cert_id.serial_number,
+                        }
+                    }
+                ],
+                "request_extensions": [nonce, nonce],
+            }
+        }
+    )
+    answer = ocsp.load_der_ocsp_response(keys.trust.ocsp(request.dump()).der)
+    assert answer.response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST

@@ -115,6 +115,7 @@ def respond_ocsp(
     try:
         request = ocsp.load_der_ocsp_request(request_der)
         hash_algorithm = request.hash_algorithm
+        extensions = request.extensions  # parsed on access: a repeated extension fails here
     except Exception:  # any parse failure is the client's problem, answered per RFC 6960
         return ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
     if not isinstance(hash_algorithm, (hashes.SHA1, hashes.SHA256, hashes.SHA384, hashes.SHA512)):
@@ -151,7 +152,7 @@ def respond_ocsp(
         revocation_time=revoked_at,
         revocation_reason=reason,
     )
-    for extension in request.extensions:
+    for extension in extensions:
         if isinstance(extension.value, x509.OCSPNonce):
             # RFC 8954: echo the client's nonce (1 to 32 octets).
             if 1 <= len(extension.value.nonce) <= 32:

@@ -54,8 +54,8 @@ def issue_timestamp(
     now: dt.datetime,
 ) -> TimeStampAnswer:
     try:
-        request = tsp.TimeStampReq.load(request_der)
-        _ = request.native  # force a full parse: trailing garbage or bad types fail here
+        request = tsp.TimeStampReq.load(request_der, strict=True)  # nothing may trail it
+        _ = request.native  # force a full parse: bad types fail here
         imprint = request["message_imprint"]
         algorithm = imprint["hash_algorithm"]["algorithm"].native
         digest = imprint["hashed_message"].native
@@ -167,8 +167,10 @@ def _fixed_parts(tsa: Authority, policy_oid: str) -> _Fixed:
 
 
 def _integer(value: int) -> bytes:
-    """DER INTEGER of a non-negative ``value``."""
-    return _tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+    """DER INTEGER of ``value``: the shortest two's complement (a client's nonce may be
+    negative)."""
+    magnitude = value if value >= 0 else ~value
+    return _tlv(0x02, value.to_bytes(magnitude.bit_length() // 8 + 1, "big", signed=True))
 
 
 def _attribute(oid: str, value_der: bytes) -> bytes:

@@ -107,10 +107,11 @@ class KeysServiceServicer:
         a juristic person, or an agency service client with the `keys:seal` scope for an e-seal.
         Idempotent by idempotency_key. Errors: UNAUTHENTICATED (TOKEN_*), PERMISSION_DENIED
         (OWNER_MISMATCH, IAL_TOO_LOW, NOT_REPRESENTATIVE, SCOPE_MISSING), INVALID_ARGUMENT
-        (OWNER_INVALID, KEY_ALGORITHM_UNSUPPORTED, NAMES_MISSING, IDEMPOTENCY_KEY_MISSING,
-        KEY_BACKEND_UNAVAILABLE), FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED), PERMISSION_DENIED
-        (NAMES_MISMATCH, AAL_TOO_LOW, AUTH_TIME_TOO_OLD), UNAUTHENTICATED (PROOF_MISSING),
-        UNAVAILABLE (AUDIT_UNAVAILABLE: the audit entry could not be written, nothing was created).
+        (OWNER_INVALID, KEY_ALGORITHM_UNSUPPORTED, NAMES_MISSING, NAMES_INVALID: a control or
+        invisible character in a name, IDEMPOTENCY_KEY_MISSING, KEY_BACKEND_UNAVAILABLE),
+        FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED), PERMISSION_DENIED (NAMES_MISMATCH,
+        AAL_TOO_LOW, AUTH_TIME_TOO_OLD), UNAUTHENTICATED (PROOF_MISSING), UNAVAILABLE
+        (AUDIT_UNAVAILABLE: the audit entry could not be written, nothing was created).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -170,8 +171,9 @@ class KeysServiceServicer:
         NOT_FOUND (CREDENTIAL_NOT_FOUND), FAILED_PRECONDITION (CREDENTIAL_REVOKED,
         CREDENTIAL_RENEWED, CREDENTIAL_EXPIRED), INVALID_ARGUMENT (HASH_LENGTH_MISMATCH,
         HASHES_MISSING, ALGORITHM_MISMATCH, BATCH_TOO_LARGE), UNAVAILABLE (AUDIT_UNAVAILABLE: the
-        SAD is not spent; SIGNING_FAILED: the key backend failed after the SAD was spent).
-        A refused SAD (other hashes, other credential) is not burnt.
+        SAD is not spent; SIGNING_FAILED: the key backend failed after the SAD was spent),
+        DEADLINE_EXCEEDED (DEADLINE_EXCEEDED: the call's deadline passed first; the SAD is not
+        spent). A refused SAD (other hashes, other credential) is not burnt.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
