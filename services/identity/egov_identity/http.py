@@ -40,9 +40,12 @@ from egov_common.errors import (
 )
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import Message
 
 from egov_identity.domain import model as m
 from egov_identity.domain.keyring import ID_TOKEN_ALGORITHMS, JWKS_MAX_AGE_SECONDS
@@ -54,7 +57,7 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _OAUTH_ERRORS = {
     "INVALID_GRANT", "INVALID_CLIENT", "UNSUPPORTED_GRANT_TYPE", "INVALID_SCOPE",
     "AUTHORIZATION_PENDING", "SLOW_DOWN", "EXPIRED_TOKEN", "ACCESS_DENIED",
-    "UNAUTHORIZED_CLIENT", "INVALID_REQUEST",
+    "UNAUTHORIZED_CLIENT", "INVALID_REQUEST", "INVALID_TARGET",
 }
 #: Reasons whose OAuth error is not their lower-cased name (RFC 6749 5.2, RFC 8693 2.2.2).
 _REASON_ERRORS = {
@@ -65,6 +68,7 @@ _REASON_ERRORS = {
 #: Polling states of a CIBA client: expected every few seconds, not worth an INFO line.
 _QUIET_REASONS = {"AUTHORIZATION_PENDING", "SLOW_DOWN"}
 _MAX_FORM_BYTES = 64 * 1024
+_TOO_LARGE = "request too large"
 
 #: Codes that mean the service failed (500) or is failing for a while (503), not the request.
 _FAULT_CODES = {Code.INTERNAL, Code.UNKNOWN, Code.DATA_LOSS, Code.UNIMPLEMENTED, Code.CANCELLED,
@@ -182,11 +186,33 @@ def _oauth_error(exc: BaseException, endpoint: str,
 
 
 async def _form(request: Request) -> dict[str, str]:
-    length = int(request.headers.get("content-length") or 0)
-    if length > _MAX_FORM_BYTES:
-        raise InvalidArgument("INVALID_REQUEST", "request too large")
-    form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    """The text fields of the form in the body. ``InvalidArgument(INVALID_REQUEST)`` when the
+    body is larger than ``_MAX_FORM_BYTES`` (counted as it arrives: a chunked body has no
+    Content-Length) or is no form the parser reads (too many fields, a multipart body without
+    its boundary): the client's mistake, not the service's."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM_BYTES:
+            raise InvalidArgument("INVALID_REQUEST", _TOO_LARGE)
+
+    async def received() -> Message:
+        return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+    try:
+        form = await Request(request.scope, received).form()
+    except (HTTPException, MultiPartException):
+        raise InvalidArgument("INVALID_REQUEST", "the body is not a valid form") from None
+    return _text_fields({k: v for k, v in form.items() if isinstance(v, str)})
+
+
+def _text_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    """``fields`` unless one holds a NUL character, which no PostgreSQL text column stores:
+    ``InvalidArgument(INVALID_REQUEST)`` then (a fault of the service otherwise)."""
+    for name, value in fields.items():
+        if "\x00" in name or "\x00" in value:
+            raise InvalidArgument("INVALID_REQUEST", "a field holds a NUL character")
+    return dict(fields)
 
 
 def _challenge_value(text: str) -> str:
@@ -341,7 +367,10 @@ def build_http_app(service: IdentityService) -> Starlette:
                                 headers=_NO_STORE)
 
     async def authorize_get(request: Request) -> Response:
-        params = dict(request.query_params)
+        try:
+            params = _text_fields(request.query_params)
+        except InvalidArgument:
+            return _message_page(UNKNOWN_CLIENT, 400)
         client = await checked_client(params)
         if isinstance(client, Response):
             return client
@@ -367,8 +396,10 @@ def build_http_app(service: IdentityService) -> Starlette:
     async def authorize_post(request: Request) -> Response:
         try:
             form = await _form(request)
-        except InvalidArgument:
-            return _message_page("The request is too large.", 413)
+        except InvalidArgument as exc:
+            if exc.message == _TOO_LARGE:
+                return _message_page("The request is too large.", 413)
+            return _message_page("The request is not a valid form.", 400)
         client = await checked_client(form)
         if isinstance(client, Response):
             return client
@@ -450,8 +481,8 @@ def build_http_app(service: IdentityService) -> Starlette:
                 "application/x-www-form-urlencoded")):
             try:
                 from_body = (await _form(request)).get("access_token", "")
-            except InvalidArgument:
-                return bearer_error("invalid_request", "request too large", 400)
+            except InvalidArgument as exc:
+                return bearer_error("invalid_request", exc.message, 400)
         if from_header and from_body:
             return bearer_error("invalid_request", "more than one method was used to send the "
                                 "access token", 400)

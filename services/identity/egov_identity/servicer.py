@@ -44,9 +44,12 @@ from egov.identity.v1 import (
 )
 from egov.type.v1 import party_pb2
 from egov_common.auth import current_caller
+from egov_common.clock import request_time
 from egov_common.errors import FieldViolation, InvalidArgument, PermissionDenied
 from egov_common.server import GrpcService
 from egov_pki.identifiers import Identifier, Namespace, parse_identifier
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from egov_identity.domain import model as m
@@ -107,8 +110,10 @@ def _ts(seconds: float) -> Timestamp:
     return ts
 
 
-def _seconds(ts: Timestamp) -> float:
-    return float(ts.ToNanoseconds()) / 1e9
+def _seconds(ts: Timestamp, field: str) -> float:
+    """A time from a request; INVALID_ARGUMENT (VALIDITY_INVALID) naming ``field`` when it is
+    outside what a Timestamp may hold."""
+    return request_time(ts, field=field, reason="VALIDITY_INVALID").timestamp()
 
 
 def identifier_from_proto(party: party_pb2.PartyIdentifier, field: str) -> Identifier:
@@ -383,8 +388,10 @@ class RepresentationServicer(rep_grpc.RepresentationServiceServicer):  # type: i
             juristic_person=identifier_from_proto(request.juristic_person, "juristic_person"),
             representative=identifier_from_proto(request.representative, "representative"),
             role=request.role, powers=list(request.powers),
-            valid_from=_seconds(request.valid_from) if request.HasField("valid_from") else None,
-            valid_until=_seconds(request.valid_until) if request.HasField("valid_until") else 0,
+            valid_from=(_seconds(request.valid_from, "valid_from")
+                        if request.HasField("valid_from") else None),
+            valid_until=(_seconds(request.valid_until, "valid_until")
+                         if request.HasField("valid_until") else 0),
             grantor_id_token=request.grantor_id_token)
         return rep_pb.GrantRepresentationResponse(representation=representation_to_proto(rep))
 
@@ -406,6 +413,38 @@ class RepresentationServicer(rep_grpc.RepresentationServiceServicer):  # type: i
             next_page_token=token)
 
 
+def refuse_nul_characters(message: Message, prefix: str = "") -> None:
+    """Raise ``InvalidArgument(TEXT_INVALID)`` naming the first string field of ``message``
+    (nested messages included) that holds a NUL character: no PostgreSQL text column stores
+    one (the request would fail as INTERNAL there, and be stored as sent on SQLite)."""
+    for field, value in message.ListFields():
+        items = list(value) if field.is_repeated else [value]
+        for i, item in enumerate(items):
+            name = f"{prefix}{field.name}[{i}]" if field.is_repeated else prefix + field.name
+            if field.type == FieldDescriptor.TYPE_STRING and "\x00" in item:
+                raise InvalidArgument("TEXT_INVALID", f"{name} holds a NUL character",
+                                      field_violations=(FieldViolation(name, "no NUL"),))
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                refuse_nul_characters(item, name + ".")
+
+
+class _TextChecked:
+    """``servicer`` whose methods first pass the request to :func:`refuse_nul_characters`
+    (every identity RPC is unary), so that no method has to remember to."""
+
+    def __init__(self, servicer: Any) -> None:
+        self._servicer = servicer
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._servicer, name)
+
+        def checked(request: Message, context: grpc.ServicerContext) -> Any:
+            refuse_nul_characters(request)
+            return method(request, context)
+
+        return checked
+
+
 def grpc_services(service: IdentityService) -> list[GrpcService]:
     """Every identity gRPC service, ready for ``egov_common.server.serve``."""
     def full_name(module: Any, name: str) -> str:
@@ -413,7 +452,7 @@ def grpc_services(service: IdentityService) -> list[GrpcService]:
 
     def register(add: Any, servicer: Any) -> Callable[[grpc.Server], None]:
         # The generated add_*_to_server functions are untyped; typed here once.
-        return lambda server: add(servicer, server)
+        return lambda server: add(_TextChecked(servicer), server)
 
     return [
         GrpcService(full_name(proofing_pb, "ProofingService"),

@@ -61,3 +61,26 @@ def test_director_grant_and_token_exchange(identity: RunningIdentity,
     assert token.subject == company.identifier
     assert token.representation is not None and token.representation.powers == {"sign"}
     assert token.act is not None and token.act["identifier"] == people[outsider]
+
+
+@pytest.mark.parametrize(("field", "seconds", "nanos"), [
+    ("valid_until", 2**40, 0), ("valid_until", -2**40, 0), ("valid_from", 0, -1),
+    ("valid_from", 253402300800, 0)])
+def test_a_validity_time_no_timestamp_can_hold_is_invalid_argument(
+        identity: RunningIdentity, field: str, seconds: int, nanos: int) -> None:
+    """protobuf lets a client send any seconds and nanos; the service says which field is
+    wrong instead of failing with INTERNAL."""
+    from egov.identity.v1 import representation_pb2 as rep_pb
+    from egov_clients.identity import party
+    company = POPULATION.companies[0]
+    request = rep_pb.GrantRepresentationRequest(
+        juristic_person=party(company.identifier), representative=party(company.directors[0]),
+        role="signatory", powers=["sign"], grantor_id_token="not-checked-yet")
+    request.valid_until.FromSeconds(2_000_000_000)
+    getattr(request, field).seconds = seconds
+    getattr(request, field).nanos = nanos
+    c = identity.client
+    with pytest.raises(EgovError) as info:
+        c.call(c.representation.GrantRepresentation, request)
+    assert (info.value.code, info.value.reason) == (Code.INVALID_ARGUMENT, "VALIDITY_INVALID")
+    assert [v.field for v in info.value.field_violations] == [field]

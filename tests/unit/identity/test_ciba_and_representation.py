@@ -13,6 +13,7 @@ from egov_common.errors import (
     InvalidArgument,
     PermissionDenied,
     ResourceExhausted,
+    Unauthenticated,
 )
 from egov_identity.domain import model as m
 from egov_pki.identifiers import parse_identifier
@@ -298,3 +299,59 @@ def test_representations_are_listed_page_by_page(world: World) -> None:
     with pytest.raises(InvalidArgument) as info:
         s.list_representations(page_size=2)
     assert info.value.reason == "FILTER_MISSING"
+
+
+def test_token_exchange_refuses_an_audience_its_scopes_do_not_name(world: World) -> None:
+    """RFC 8693 section 2.2.2 invalid_target: the audience follows the granted scopes, so a
+    client cannot have a token minted for another client or another service."""
+    company, director, outsider, key = _company_world(world)
+    _, director_tokens = _person_tokens(world, director)
+    rep_id, rep_tokens = _person_tokens(world, outsider)
+    s = world.service
+    s.grant_representation(
+        juristic_person=parse_identifier(company.identifier),
+        representative=parse_identifier(rep_id), role="signatory", powers=["sign"],
+        valid_from=None, valid_until=s.now() + 3600, grantor_id_token=director_tokens.id_token)
+    for audience in ("portal", "urn:egov:registry"):
+        with pytest.raises(InvalidArgument) as info:
+            s.token(m.TokenRequest(
+                grant_type=m.GRANT_TOKEN_EXCHANGE, client_id="biz-portal",
+                client_assertion=key.assertion("biz-portal", now=s.now),
+                subject_token=rep_tokens.access_token, subject_token_type=m.TOKEN_TYPE_ACCESS,
+                act_for=company.identifier, scope="keys:sign", audience=audience))
+        assert info.value.reason == "INVALID_TARGET"
+    named = s.token(m.TokenRequest(
+        grant_type=m.GRANT_TOKEN_EXCHANGE, client_id="biz-portal",
+        client_assertion=key.assertion("biz-portal", now=s.now),
+        subject_token=rep_tokens.access_token, subject_token_type=m.TOKEN_TYPE_ACCESS,
+        act_for=company.identifier, scope="keys:sign", audience="urn:egov:keys"))
+    verifier = TokenVerifier(StaticJwks(s.keyring.jwks()), issuer=ISSUER,
+                             audiences=["urn:egov:keys"], clock=s.now)
+    assert verifier.verify(named.access_token).audience == ("urn:egov:keys",)
+
+
+@pytest.mark.parametrize("aud", [5, {"portal": 1}, None, True])
+def test_a_grantor_token_whose_audience_is_not_text_is_unauthenticated(
+        world: World, aud: object) -> None:
+    company, _director, outsider, _key = _company_world(world)
+    rep_id, _ = _person_tokens(world, outsider)
+    s = world.service
+    kid = s.keyring.jwks()["keys"][0]["kid"]
+    forged = jwt.encode({"iss": ISSUER, "sub": "x", "aud": aud, "iat": int(s.now()),
+                         "exp": int(s.now()) + 60}, ec.generate_private_key(ec.SECP256R1()),
+                        algorithm="ES256", headers={"kid": kid})
+    with pytest.raises(Unauthenticated):
+        s.grant_representation(
+            juristic_person=parse_identifier(company.identifier),
+            representative=parse_identifier(rep_id), role="signatory", powers=["sign"],
+            valid_from=None, valid_until=s.now() + 3600, grantor_id_token=forged)
+
+
+@pytest.mark.parametrize("page_token", ["9" * 30, "-1", "x"])
+def test_a_page_token_that_was_never_handed_out_is_invalid_argument(
+        world: World, page_token: str) -> None:
+    company = world.population.companies[0]
+    with pytest.raises(InvalidArgument) as info:
+        world.service.list_representations(juristic_person=company.identifier,
+                                           page_token=page_token)
+    assert info.value.reason == "PAGE_TOKEN_INVALID"

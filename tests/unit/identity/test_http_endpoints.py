@@ -91,15 +91,17 @@ def test_code_flow_over_http_and_oauth_error_codes(world: World, http: TestClien
             "redirect_uri": "https://portal.test/cb", "code_verifier": verifier}
     ok = http.post("/token", data=form)
     assert ok.status_code == 200 and ok.headers["cache-control"] == "no-store"
+    bearer = {"authorization": f"Bearer {ok.json()['access_token']}"}
+    assert http.get("/userinfo", headers=bearer).status_code == 200
+    assert http.get("/userinfo").status_code == 401
     again = http.post("/token", data=form)
     assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")
+    # The replay revoked what the code had yielded (RFC 6749 section 10.5).
+    assert http.get("/userinfo", headers=bearer).status_code == 401
     bad_client = http.post("/token", data={**form, "client_id": "who"})
     assert (bad_client.status_code, bad_client.json()["error"]) == (401, "invalid_client")
     unsupported = http.post("/token", data={"grant_type": "password", "client_id": "portal"})
     assert unsupported.json()["error"] == "unsupported_grant_type"
-    info = http.get("/userinfo", headers={"authorization": f"Bearer {ok.json()['access_token']}"})
-    assert info.status_code == 200
-    assert http.get("/userinfo").status_code == 401
 
 
 def test_introspection_needs_a_confidential_client(world: World, http: TestClient) -> None:

@@ -180,6 +180,20 @@ def test_a_login_that_needs_the_code_asks_for_it_without_checking_the_password(
     assert ok.status_code == 302 and "code=" in ok.headers["location"]
 
 
+def test_acr_values_that_name_no_aal_are_ignored_not_a_server_error(
+        world: World, http: TestClient) -> None:
+    """acr_values is a request (OIDC Core 3.1.2.1): "²" is a digit to str.isdigit but not to
+    int(), and 5000 digits are more than int() reads; neither names an AAL."""
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    _, challenge = _pkce()
+    for acr in ("\u00b2", "urn:egov:aal:\u0663", "9" * 5000):
+        r = http.post("/authorize", data=_login_form(challenge, username, PASSWORD,
+                                                     acr_values=acr),
+                      follow_redirects=False)
+        assert r.status_code == 302 and "code=" in r.headers["location"], acr
+
+
 def test_a_fault_during_login_is_a_service_failed_page_not_wrong_credentials(
         world: World, http: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     register_portal(world)
@@ -325,6 +339,30 @@ def test_token_endpoint_client_errors_keep_their_rfc_6749_codes(world: World,
                                                                      "unauthorized_client")
     missing = http.post("/token", data={})
     assert (missing.status_code, missing.json()["error"]) == (400, "unsupported_grant_type")
+
+
+def test_a_body_that_is_no_acceptable_form_is_invalid_request_not_a_server_error(
+        world: World, http: TestClient) -> None:
+    """Too many fields (3 KB of them), a multipart body without its boundary, and a body
+    larger than the limit sent chunked (no Content-Length to refuse it by) are the client's
+    mistakes: 400 invalid_request at every form endpoint, never 500."""
+    register_portal(world)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+
+    def chunked() -> Any:
+        yield b"grant_type=refresh_token&client_id=portal&refresh_token="
+        for _ in range(40):
+            yield b"x" * 32_768
+
+    bodies = [(b"a=&" * 1001, form), (b"grant_type=refresh_token",
+                                      {"content-type": "multipart/form-data"})]
+    for path in ("/token", "/revoke", "/introspect", "/bc-authorize"):
+        for body, headers in bodies:
+            r = http.post(path, content=body, headers=headers)
+            assert (r.status_code, r.json()["error"]) == (400, "invalid_request"), path
+    r = http.post("/token", content=chunked(), headers=form)
+    assert (r.status_code, r.json()["error"]) == (400, "invalid_request")
+    assert r.json()["error_description"] == "request too large"
 
 
 def test_a_locked_client_is_429_with_retry_after(world: World, http: TestClient) -> None:

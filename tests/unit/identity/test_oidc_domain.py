@@ -92,6 +92,32 @@ def test_code_is_single_use(world: World) -> None:
                                refresh_token=tokens.refresh_token))
 
 
+def test_a_replayed_code_revokes_the_access_token_it_was_exchanged_for(world: World) -> None:
+    """RFC 6749 sections 4.1.2 and 10.5: the code was stolen or leaked, so nothing it yielded
+    may go on being accepted, whether or not the client holds a refresh token."""
+    s = world.service
+    s.register_client(m.Client(  # no refresh grant: the access token is all the code yields
+        client_id="portal", client_name="Portal", redirect_uris=("https://portal.test/cb",),
+        grant_types=(m.GRANT_AUTHORIZATION_CODE,), scopes=("openid",), auth_method="none"))
+    _, username, _ = enrol_login(world)
+    login = s.login("portal", username, PASSWORD)
+    verifier, challenge = _pkce()
+    auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid",
+                       code_challenge=challenge, code_challenge_method="S256")
+    request = m.TokenRequest(grant_type="authorization_code", client_id="portal", code=auth.code,
+                             redirect_uri="https://portal.test/cb", code_verifier=verifier)
+    tokens = s.token(request)
+    assert s.userinfo(tokens.access_token)["sub"]
+    with pytest.raises(InvalidArgument) as info:
+        s.token(request)
+    assert info.value.reason == "INVALID_GRANT"
+    with pytest.raises(Unauthenticated) as revoked:
+        s.userinfo(tokens.access_token)
+    assert revoked.value.reason == "TOKEN_REVOKED"
+    assert s.introspect(tokens.access_token) == {"active": False}
+
+
 def test_wrong_pkce_verifier_and_plain_method_are_refused(world: World) -> None:
     register_portal(world)
     _, username, _ = enrol_login(world)
@@ -113,6 +139,32 @@ def test_wrong_pkce_verifier_and_plain_method_are_refused(world: World) -> None:
     assert info.value.reason == "INVALID_GRANT"
 
 
+def test_pkce_values_outside_the_rfc_7636_syntax_are_refused(world: World) -> None:
+    """RFC 7636 section 4.1: a verifier is 43 to 128 unreserved characters (a short one can be
+    guessed from the challenge); an S256 challenge is 43 base64url characters."""
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    s = world.service
+    login = s.login("portal", username, PASSWORD)
+    for challenge in ("!" * 43, _pkce()[1] + "A", _pkce()[1][:-1] + "\n"):
+        with pytest.raises(InvalidArgument) as info:
+            s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                        redirect_uri="https://portal.test/cb", scope="openid",
+                        code_challenge=challenge, code_challenge_method="S256")
+        assert info.value.reason == "PKCE_REQUIRED"
+    for verifier in ("a", "x" * 42, "x" * 129, "x" * 42 + "/", "x" * 42 + "\n"):
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()
+                                             ).rstrip(b"=").decode()
+        auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                           redirect_uri="https://portal.test/cb", scope="openid",
+                           code_challenge=challenge, code_challenge_method="S256")
+        with pytest.raises(InvalidArgument) as info:
+            s.token(m.TokenRequest(grant_type="authorization_code", client_id="portal",
+                                   code=auth.code, redirect_uri="https://portal.test/cb",
+                                   code_verifier=verifier))
+        assert info.value.reason == "INVALID_GRANT"
+
+
 def test_aal1_login_cannot_satisfy_an_aal2_request(world: World) -> None:
     register_portal(world)
     _, username, _ = enrol_login(world)
@@ -124,6 +176,48 @@ def test_aal1_login_cannot_satisfy_an_aal2_request(world: World) -> None:
                                 code_challenge=challenge, code_challenge_method="S256",
                                 acr_values="2")
     assert info.value.reason == "ACR_NOT_MET"
+
+
+def test_an_essential_acr_in_the_claims_parameter_is_met_or_the_request_fails(
+        world: World) -> None:
+    """OIDC Core 5.5.1.1 (discovery says claims_parameter_supported): an essential acr that
+    the login cannot meet is a failed authentication, not an ID token with a lower acr."""
+    import json
+    register_portal(world)
+    _, username, secret = enrol_login(world)
+    s = world.service
+    claims = json.dumps({"id_token": {"acr": {"essential": True,
+                                              "values": ["urn:egov:aal:2", "urn:egov:aal:3"]}}})
+    _, challenge = _pkce()
+    weak = s.login("portal", username, PASSWORD)
+    with pytest.raises(PermissionDenied) as info:
+        s.authorize(login_session_id=weak.login_session_id, client_id="portal",
+                    redirect_uri="https://portal.test/cb", scope="openid",
+                    code_challenge=challenge, code_challenge_method="S256", claims=claims)
+    assert info.value.reason == "ACR_NOT_MET"
+    strong = s.login("portal", username, PASSWORD, current_totp(world, secret))
+    verifier, challenge = _pkce()
+    auth = s.authorize(login_session_id=strong.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid",
+                       code_challenge=challenge, code_challenge_method="S256", claims=claims)
+    tokens = s.token(m.TokenRequest(grant_type="authorization_code", client_id="portal",
+                                    code=auth.code, redirect_uri="https://portal.test/cb",
+                                    code_verifier=verifier))
+    assert _verifier(world, "portal").verify(tokens.id_token).claims["acr"] == "urn:egov:aal:2"
+
+
+def test_a_claims_parameter_nested_too_deep_is_claims_invalid(world: World) -> None:
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    login = world.service.login("portal", username, PASSWORD)
+    _, challenge = _pkce()
+    for claims in ("[" * 100_000, '{"id_token": ' * 100_000):
+        with pytest.raises(InvalidArgument) as info:
+            world.service.authorize(login_session_id=login.login_session_id, client_id="portal",
+                                    redirect_uri="https://portal.test/cb", scope="openid",
+                                    code_challenge=challenge, code_challenge_method="S256",
+                                    claims=claims)
+        assert info.value.reason == "CLAIMS_INVALID"
 
 
 def test_unregistered_redirect_uri_is_refused(world: World) -> None:
@@ -151,6 +245,20 @@ def test_refresh_rotates_and_reuse_revokes_the_family(world: World) -> None:
     with pytest.raises(InvalidArgument):  # and the legitimate new one died with its family
         s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
                                refresh_token=second.refresh_token))
+
+
+def test_a_narrower_refresh_keeps_the_grant_for_the_next_one(world: World) -> None:
+    """RFC 6749 section 6: the scope asked for narrows this access token; the new refresh
+    token's scope MUST be identical to the one presented."""
+    first = _code_flow(world, scope="openid profile verified_claims")
+    s = world.service
+    narrow = s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                                    refresh_token=first.refresh_token, scope="openid"))
+    assert narrow.scope == "openid"
+    again = s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                                   refresh_token=narrow.refresh_token))
+    assert again.scope == "openid profile verified_claims"
+    assert s.userinfo(again.access_token)["family_name"]
 
 
 def test_revoked_access_token_fails_userinfo_and_introspection(world: World) -> None:

@@ -175,6 +175,7 @@ def verify_assertion(assertion: str, keys: ClientKeys, *, client_id: str,
     if (not isinstance(aud_list, list) or not all(isinstance(a, str) for a in aud_list)
             or not any(a in aud_list for a in audiences)):
         raise jwt.InvalidAudienceError("assertion is not for this token endpoint")
-    if not isinstance(claims["jti"], str):
-        raise jwt.InvalidTokenError("assertion jti is not a string")
+    if not isinstance(claims["jti"], str) or "\x00" in claims["jti"]:
+        # recorded as used: PostgreSQL stores no NUL in a text column
+        raise jwt.InvalidTokenError("assertion jti is not a string without NUL")
     return claims

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -93,6 +94,14 @@ CLIENT_CACHE_SECONDS = 5.0
 PAIRWISE_SALT = "pairwise_salt"
 #: Verifiers of our own tokens kept, one per audience set (see IdentityService.verifier).
 _MAX_VERIFIERS = 256
+#: A ListRepresentations page token: the offset of the page.
+_PAGE_TOKEN = re.compile(r"[0-9]{1,9}")
+#: An ``acr_values`` value that names an AAL (ASCII digits: str.isdigit also takes "²").
+_ACR_AAL = re.compile(r"(?:urn:egov:aal:)?([0-9]{1,3})")
+#: RFC 7636 section 4.1: 43 to 128 unreserved characters.
+_PKCE_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+#: RFC 7636 section 4.2: BASE64URL (unpadded) of a SHA-256 digest.
+_S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,9 +184,23 @@ def _scopes(text: str) -> list[str]:
 
 
 def required_aal(acr_values: str) -> int:
-    """The AAL that ``acr_values`` asks for (``urn:egov:aal:2`` or ``2``), at least 1."""
-    return max((int(v) for v in acr_values.replace("urn:egov:aal:", "").split()
-                if v.isdigit()), default=1)
+    """The AAL that ``acr_values`` asks for (``urn:egov:aal:2`` or ``2``), at least 1. A value
+    naming no AAL is ignored: acr_values is a request (OIDC Core 3.1.2.1)."""
+    named = (_ACR_AAL.fullmatch(v) for v in acr_values.split())
+    return max((int(found[1]) for found in named if found), default=1)
+
+
+def _essential_aal(claims: Mapping[str, Any]) -> int:
+    """The AAL an essential ``acr`` of the ID token in an OIDC ``claims`` request asks for (the
+    lowest of its values: any one will do, OIDC Core 5.5.1.1); 1 when there is none."""
+    acr = claims.get("id_token")
+    acr = acr.get("acr") if isinstance(acr, dict) else None
+    if not isinstance(acr, dict) or acr.get("essential") is not True:
+        return 1
+    values: list[Any] = acr["values"] if isinstance(acr.get("values"), list) else [
+        acr.get("value")]
+    return min((required_aal(v) for v in values if isinstance(v, str) and _ACR_AAL.fullmatch(v)),
+               default=1)
 
 
 def _audiences_for(scopes: Sequence[str]) -> list[str]:
@@ -610,10 +633,11 @@ class IdentityService:
         now = self.now()
         if assertion and not client_id:
             try:
-                client_id = str(jwt.decode(assertion, options={"verify_signature": False})
-                                .get("iss", ""))
+                iss = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
             except jwt.PyJWTError:
-                client_id = ""
+                iss = None
+            # Unverified: only a name a client could have (no NUL, which PostgreSQL refuses).
+            client_id = iss if isinstance(iss, str) and "\x00" not in iss else ""
         try:
             client = self.get_client(client_id)
             if client.auth_method == "none":
@@ -832,20 +856,22 @@ class IdentityService:
             raise InvalidArgument("PKCE_REQUIRED", "code_challenge is required")
         if code_challenge_method != "S256":
             raise InvalidArgument("PKCE_METHOD_UNSUPPORTED", "only S256 is supported")
-        if not (43 <= len(code_challenge) <= 128):
+        if not _S256_CHALLENGE.fullmatch(code_challenge):
             raise InvalidArgument("PKCE_REQUIRED", "code_challenge is malformed")
         scopes = _scopes(scope)
         if "openid" not in scopes or not set(scopes) <= set(client.scopes):
             raise InvalidArgument("SCOPE_INVALID", "scope must include openid and be allowed")
         _check_length(nonce, 256, "nonce")
+        claims_request: dict[str, Any] = {}
         if claims:
             try:
-                if not isinstance(json.loads(claims), dict):
+                claims_request = json.loads(claims)
+                if not isinstance(claims_request, dict):
                     raise ValueError
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep
                 raise InvalidArgument("CLAIMS_INVALID", "claims must be a JSON object") from None
         session = self.login_session(login_session_id)
-        required = required_aal(acr_values)
+        required = max(required_aal(acr_values), _essential_aal(claims_request))
         if session.aal < required:
             raise PermissionDenied("ACR_NOT_MET", "a stronger login is required",
                                    metadata={"required_aal": str(required)})
@@ -888,9 +914,9 @@ class IdentityService:
         refresh token it yields stored in ONE transaction, by a conditional UPDATE whose row
         count decides (two processes cannot both redeem a code). A wrong redirect URI or PKCE
         verifier burns the code too. Presenting a redeemed code again revokes the refresh
-        tokens it produced (section 4.1.2). The tokens are signed before that transaction, so
-        it holds the database's write lock for two statements only, and nothing is handed out
-        unless it commits."""
+        tokens and the access token it produced (sections 4.1.2 and 10.5). The tokens are
+        signed before that transaction, so it holds the database's write lock for two
+        statements only, and nothing is handed out unless it commits."""
         now = self.now()
         code_hash = digest(request.code)
         sql = self.hot.sql
@@ -899,12 +925,13 @@ class IdentityService:
             if row is None or row["client_id"] != client.client_id or row["expires_at"] <= now:
                 raise InvalidArgument("INVALID_GRANT", "code is invalid or expired")
             if row["used_at"] is not None:
-                self._code_replayed(db, row["family_id"], now)
+                self._code_replayed(db, row, now)
             redirect_ok = request.redirect_uri == row["redirect_uri"]
-            expected = _b64url(hashlib.sha256(request.code_verifier.encode()).digest())
-            pkce_ok = bool(request.code_verifier) and hmac.compare_digest(
-                expected, row["code_challenge"])
+            pkce_ok = bool(_PKCE_VERIFIER.fullmatch(request.code_verifier)) and hmac.compare_digest(
+                _b64url(hashlib.sha256(request.code_verifier.encode()).digest()),
+                row["code_challenge"])
             family_id = _new_id("fam")
+            access_jti = secrets.token_urlsafe(16)
             tokens: m.TokenResponse | None = None
             successor: dict[str, Any] | None = None
             if redirect_ok and pkce_ok:
@@ -912,30 +939,39 @@ class IdentityService:
                     client, self._person_in(db, row["person_id"]), row["scope"].split(),
                     aal=row["aal"], amr=json.loads(row["amr_json"]),
                     auth_time=row["auth_time"], nonce=row["nonce"],
-                    claims_request=row["claims_json"], family_id=family_id)
+                    claims_request=row["claims_json"], family_id=family_id, jti=access_jti)
             def redeem(write: HotConnection) -> int:
                 consumed = write.run(sql.consume_code, {
                     "code_hash": code_hash, "now": now,
-                    "family_id": family_id if successor is not None else None})
+                    "family_id": family_id if successor is not None else None,
+                    "access_jti": access_jti if tokens is not None else None})
                 if consumed == 1 and successor is not None:
                     write.run(sql.insert_refresh, successor)
                 return consumed
 
             consumed = db.commit(redeem)
             if consumed != 1:  # redeemed by another request since it was read
-                latest = db.one(sql.code, {"code_hash": code_hash})
-                self._code_replayed(db, latest["family_id"] if latest else None, now)
+                self._code_replayed(db, db.one(sql.code, {"code_hash": code_hash}), now)
         if not redirect_ok:
             raise InvalidArgument("INVALID_GRANT", "redirect URI differs")
         if tokens is None:
             raise InvalidArgument("INVALID_GRANT", "PKCE verification failed")
         return tokens
 
-    def _code_replayed(self, db: HotConnection, family_id: str | None, now: float) -> NoReturn:
-        # RFC 6749 section 4.1.2: a code used twice revokes what it was exchanged for.
-        if family_id:
-            revoke = {"family_id": family_id, "now": now}
+    def _code_replayed(self, db: HotConnection, code: Mapping[str, Any] | None,
+                       now: float) -> NoReturn:
+        # RFC 6749 sections 4.1.2 and 10.5: a code used twice revokes what it was exchanged
+        # for, the refresh token family and the access token.
+        if code is not None and code["family_id"]:
+            revoke = {"family_id": code["family_id"], "now": now}
             db.commit(lambda write: write.run(self.hot.sql.revoke_family, revoke))
+        if code is not None and code["access_jti"]:
+            # It expires no later than one lifetime from now; revoked once (a third
+            # presentation finds it revoked already).
+            revoked = {"jti": code["access_jti"],
+                       "expires_at": now + self.config.access_token_seconds}
+            with contextlib.suppress(sa.exc.IntegrityError):
+                db.commit(lambda write: write.run(self.hot.sql.revoke_access, revoked))
         raise InvalidArgument("INVALID_GRANT", "code was already used")
 
     def _grant_refresh(self, client: m.Client, request: m.TokenRequest) -> m.TokenResponse:
@@ -966,6 +1002,8 @@ class IdentityService:
                     client, self._person_in(db, row["person_id"]), scopes, aal=row["aal"],
                     amr=json.loads(row["amr_json"]), auth_time=row["auth_time"], nonce="",
                     claims_request=row["claims_json"], family_id=row["family_id"])
+                if successor is not None:  # RFC 6749 section 6: the grant's scope, not this one
+                    successor["scope"] = row["scope"]
                 def rotate(write: HotConnection) -> int:
                     consumed = write.run(sql.consume_refresh,
                                          {"token_hash": token_hash, "now": now})
@@ -1050,20 +1088,22 @@ class IdentityService:
 
     def _person_tokens(self, client: m.Client, person: m.Person, scopes: list[str], *,
                        aal: int, amr: list[str], auth_time: float, nonce: str,
-                       claims_request: str, family_id: str | None
+                       claims_request: str, family_id: str | None, jti: str = ""
                        ) -> tuple[m.TokenResponse, dict[str, Any] | None]:
         """The signed access (and, with ``openid``, ID) token of a person, and the row of the
         refresh token that comes with them, for the caller to store (``None`` when the client
-        has no refresh grant): the tokens are only valid once it is stored."""
+        has no refresh grant): the tokens are only valid once it is stored. ``jti``: the
+        access token's id (a fresh one when empty)."""
         person_id = person.person_id
         now = int(self.now())
         sub = self.subject_for(person_id, client)
         access_claims: dict[str, Any] = {
             "iss": self.config.issuer, "sub": sub,
             "aud": [self.config.issuer, *_audiences_for(scopes)], "iat": now,
-            "exp": now + self.config.access_token_seconds, "jti": secrets.token_urlsafe(16),
-            "client_id": client.client_id, "scope": " ".join(scopes),
-            "auth_time": int(auth_time), "acr": acr_for_aal(aal), "amr": amr}
+            "exp": now + self.config.access_token_seconds,
+            "jti": jti or secrets.token_urlsafe(16), "client_id": client.client_id,
+            "scope": " ".join(scopes), "auth_time": int(auth_time), "acr": acr_for_aal(aal),
+            "amr": amr}
         if "identifier" in scopes:
             access_claims["identifier"] = person.identifier
         if self._wants_verified(scopes, claims_request, "userinfo") and person.ial:
@@ -1134,7 +1174,10 @@ class IdentityService:
             aud = jwt.decode(token, options={"verify_signature": False}).get("aud")
         except jwt.PyJWTError:
             raise Unauthenticated("TOKEN_MALFORMED", "not a token") from None
-        auds = [aud] if isinstance(aud, str) else [a for a in aud or [] if isinstance(a, str)]
+        # Unverified yet: 'aud' may be anything JSON holds (RFC 7519 4.1.3 allows a string or
+        # an array of them; anything else names no client).
+        auds = [aud] if isinstance(aud, str) else (
+            [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else [])
         known = []
         for a in auds:
             with contextlib.suppress(NotFound):
@@ -1485,12 +1528,10 @@ class IdentityService:
         if not juristic_person and not representative:
             raise InvalidArgument("FILTER_MISSING", "filter by juristic person or representative")
         size = page_size if 0 < page_size <= 100 else 20
-        try:
-            offset = int(page_token) if page_token else 0
-            if offset < 0:
-                raise ValueError
-        except ValueError:
-            raise InvalidArgument("PAGE_TOKEN_INVALID", "bad page token") from None
+        # An offset we handed out; a longer number would overflow the database's integer.
+        if page_token and not _PAGE_TOKEN.fullmatch(page_token):
+            raise InvalidArgument("PAGE_TOKEN_INVALID", "bad page token")
+        offset = int(page_token) if page_token else 0
         r = t.representations
         q = sa.select(r).order_by(r.c.created_at, r.c.representation_id)
         if juristic_person:
@@ -1533,8 +1574,13 @@ class IdentityService:
             raise InvalidArgument("INVALID_SCOPE", "scope not allowed for this client")
         if any(s.endswith(":sign") for s in scopes) and "sign" not in grant.powers:
             raise PermissionDenied("POWER_MISSING", "the grant does not include 'sign'")
-        audience = [request.audience] if request.audience else (
-            _audiences_for(scopes) or [self.config.issuer])
+        audience = _audiences_for(scopes) or [self.config.issuer]
+        if request.audience:
+            # RFC 8693 section 2.2.2: only a service the granted scopes are for, never another
+            # client or a service the client holds no scope of.
+            if request.audience not in audience:
+                raise InvalidArgument("INVALID_TARGET", "the audience is not one the scope is for")
+            audience = [request.audience]
         iat = int(now)
         lifetime = min(self.config.access_token_seconds, max(1, int(grant.valid_until - now)))
         actor: dict[str, Any] = {"sub": subject_token.subject}

@@ -56,6 +56,7 @@ class Statements:
     def __init__(self, dialect: sa.Dialect) -> None:
         r, c, p, j = t.refresh_tokens, t.authorization_codes, t.persons, t.used_jtis
         self.insert_jti = CompiledStatement(sa.insert(j), dialect)
+        self.revoke_access = CompiledStatement(sa.insert(t.revoked_access_tokens), dialect)
         self.refresh_token = CompiledStatement(
             sa.select(r).where(r.c.token_hash == _b("token_hash")), dialect)
         # Consumed only while neither used nor revoked: a token revoked after it was read is
@@ -70,7 +71,8 @@ class Statements:
         self.code = CompiledStatement(sa.select(c).where(c.c.code_hash == _b("code_hash")), dialect)
         self.consume_code = CompiledStatement(
             sa.update(c).where(c.c.code_hash == _b("code_hash"), c.c.used_at.is_(None))
-            .values(used_at=_b("now"), family_id=_b("family_id")), dialect)
+            .values(used_at=_b("now"), family_id=_b("family_id"), access_jti=_b("access_jti")),
+            dialect)
         self.person = CompiledStatement(
             sa.select(p).where(p.c.person_id == _b("person_id")), dialect)
 

@@ -135,9 +135,10 @@ authorization_codes = sa.Table(
     sa.Column("auth_time", _ts, nullable=False),
     sa.Column("expires_at", _ts, nullable=False, index=True),
     sa.Column("used_at", _ts),
-    # The refresh-token family issued on redemption: revoked if the code is presented again
-    # (RFC 6749 section 4.1.2).
+    # The refresh-token family and the access token (its jti) issued on redemption: revoked if
+    # the code is presented again (RFC 6749 sections 4.1.2 and 10.5).
     sa.Column("family_id", sa.String(40)),
+    sa.Column("access_jti", sa.String(64)),
 )
 
 refresh_tokens = sa.Table(

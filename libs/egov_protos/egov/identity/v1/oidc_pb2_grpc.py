@@ -92,7 +92,7 @@ class OidcServiceServicer:
         client_credentials (private_key_jwt), urn:openid:params:grant-type:ciba, and
         urn:ietf:params:oauth:grant-type:token-exchange (RFC 8693, acting for a juristic person).
         Errors carry the OAuth error as reason: INVALID_ARGUMENT (INVALID_REQUEST, INVALID_GRANT,
-        UNSUPPORTED_GRANT_TYPE, INVALID_SCOPE), UNAUTHENTICATED (INVALID_CLIENT),
+        UNSUPPORTED_GRANT_TYPE, INVALID_SCOPE, INVALID_TARGET), UNAUTHENTICATED (INVALID_CLIENT),
         FAILED_PRECONDITION (AUTHORIZATION_PENDING, EXPIRED_TOKEN, ACCESS_DENIED),
         RESOURCE_EXHAUSTED (SLOW_DOWN), PERMISSION_DENIED (NOT_REPRESENTATIVE, POWER_MISSING).
         """
