@@ -355,3 +355,30 @@ def test_a_page_token_that_was_never_handed_out_is_invalid_argument(
         world.service.list_representations(juristic_person=company.identifier,
                                            page_token=page_token)
     assert info.value.reason == "PAGE_TOKEN_INVALID"
+
+
+def test_token_exchange_acts_under_the_grant_that_has_the_power_asked_for(world: World) -> None:
+    """A person may hold several grants for one company (a clerk's without 'sign', a
+    signatory's with it): a signing scope is served by the grant that has the power, whichever
+    the database returns first."""
+    company, director, outsider, key = _company_world(world)
+    _, director_tokens = _person_tokens(world, director)
+    rep_id, rep_tokens = _person_tokens(world, outsider)
+    s = world.service
+    for role, powers in (("clerk", ["register-documents"]), ("signatory", ["sign"]),
+                         ("sealer", ["seal"])):
+        s.grant_representation(
+            juristic_person=parse_identifier(company.identifier),
+            representative=parse_identifier(rep_id), role=role, powers=powers,
+            valid_from=None, valid_until=s.now() + 3600,
+            grantor_id_token=director_tokens.id_token)
+    exchanged = s.token(m.TokenRequest(
+        grant_type=m.GRANT_TOKEN_EXCHANGE, client_id="biz-portal",
+        client_assertion=key.assertion("biz-portal", now=s.now),
+        subject_token=rep_tokens.access_token, subject_token_type=m.TOKEN_TYPE_ACCESS,
+        act_for=company.identifier, scope="keys:sign"))
+    verifier = TokenVerifier(StaticJwks(s.keyring.jwks()), issuer=ISSUER,
+                             audiences=["urn:egov:keys"], clock=s.now)
+    claims = verifier.verify(exchanged.access_token).claims
+    assert claims["representation"]["role"] == "signatory"
+    assert claims["representation"]["powers"] == ["sign"]

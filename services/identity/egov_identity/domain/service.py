@@ -1560,20 +1560,25 @@ class IdentityService:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(r).where(
                 r.c.juristic_person == juristic.identifier,
-                r.c.representative == person.identifier)).mappings().all()
+                r.c.representative == person.identifier,
+            ).order_by(r.c.created_at, r.c.representation_id)).mappings().all()
         grants = [self._rep_from_row(row) for row in rows]
         live = [g for g in grants if g.status is m.RepresentationStatus.ACTIVE
                 and g.valid_from <= now + self.config.leeway_seconds
                 and g.granted_by in juristic.directors]
         if not live:
             raise PermissionDenied("NOT_REPRESENTATIVE", "no valid representation grant")
-        grant = live[0]
         scopes = _scopes(request.scope) if request.scope else [
             s for s in client.scopes if s not in m.PERSON_SCOPES]
         if not set(scopes) <= set(client.scopes):
             raise InvalidArgument("INVALID_SCOPE", "scope not allowed for this client")
-        if any(s.endswith(":sign") for s in scopes) and "sign" not in grant.powers:
-            raise PermissionDenied("POWER_MISSING", "the grant does not include 'sign'")
+        # The oldest live grant, or, for a signing scope, the oldest that has the power: a
+        # person may hold several grants for one company, with different powers.
+        if any(s.endswith(":sign") for s in scopes):
+            live = [g for g in live if "sign" in g.powers]
+            if not live:
+                raise PermissionDenied("POWER_MISSING", "no live grant includes 'sign'")
+        grant = live[0]
         audience = _audiences_for(scopes) or [self.config.issuer]
         if request.audience:
             # RFC 8693 section 2.2.2: only a service the granted scopes are for, never another
