@@ -65,7 +65,7 @@ from egov_keys.domain.model import (
     RevocationReason,
     SadRecord,
 )
-from egov_keys.domain.pki import OwnerKind, SubjectDetails, issue_end_entity
+from egov_keys.domain.pki import OwnerKind, SubjectDetails, issue_end_entity, subject_name
 from egov_keys.storage.repository import KeysRepository, StaleCredential
 from egov_keys.trust import TrustServices, new_serial
 
@@ -374,6 +374,14 @@ class CredentialService:
             names.organization_en,
             names.organization_th,
         )
+        try:  # before a key is made: a name the certificate cannot hold leaves no key behind
+            subject_name(details)
+        except ValueError as exc:  # X.520 bounds (64 characters for a name attribute)
+            raise InvalidArgument(
+                "NAMES_INVALID",
+                str(exc),
+                field_violations=(FieldViolation("names", str(exc)),),
+            ) from None
         credential_id = "cred_" + secrets.token_hex(16)
         key = custody.generate(f"owner-{credential_id}", algorithm, KeyRole.OWNER)
         now = self._clock.now()

@@ -212,6 +212,43 @@ def test_names_with_control_or_invisible_characters_are_not_certified(keys, iden
     assert not [r for r in keys.repository.audit_records() if r.action == "credential.create"]
 
 
+@pytest.mark.parametrize("kind", [OwnerKind.NATURAL_PERSON, OwnerKind.LEGAL_PERSON])
+def test_names_too_long_for_a_certificate_are_refused_before_a_key_is_made(
+    keys, identity, kind, monkeypatch
+):
+    # X.520 bounds a name attribute at 64 characters. Found only once the certificate was
+    # built, each such request left a generated key behind (a token object, in an HSM).
+    generated = []
+    for custody in keys.custodies.values():
+        original = custody.generate
+        monkeypatch.setattr(
+            custody,
+            "generate",
+            lambda *args, _original=original, **kwargs: generated.append(args)
+            or _original(*args, **kwargs),
+        )
+    if kind is OwnerKind.NATURAL_PERSON:
+        owner, proof = national_id(PERSON_ID), identity.person()
+        names = dataclasses.replace(PERSON_NAMES, family_name_en="J" * 65)
+    else:
+        owner, proof = juristic_number(COMPANY_ID), identity.representative()
+        names = dataclasses.replace(COMPANY_NAMES, organization_en="A" * 65)
+    with pytest.raises(InvalidArgument) as info:
+        keys.credentials.create(
+            ANON,
+            idempotency_key="long-names",
+            owner=owner,
+            kind=kind,
+            algorithm=KeyAlgorithm.ECDSA_P256,
+            names=names,
+            proof_token=proof,
+            backend=None,
+        )
+    assert info.value.reason == "NAMES_INVALID"
+    assert "64" in info.value.message
+    assert generated == []
+
+
 def test_start_up_refuses_a_wrong_kek(keys, identity, sqlite_url):
     from egov_common.errors import FailedPrecondition
     from keys_world import build_keys

@@ -108,10 +108,11 @@ class KeysServiceServicer:
         Idempotent by idempotency_key. Errors: UNAUTHENTICATED (TOKEN_*), PERMISSION_DENIED
         (OWNER_MISMATCH, IAL_TOO_LOW, NOT_REPRESENTATIVE, SCOPE_MISSING), INVALID_ARGUMENT
         (OWNER_INVALID, KEY_ALGORITHM_UNSUPPORTED, NAMES_MISSING, NAMES_INVALID: a control or
-        invisible character in a name, IDEMPOTENCY_KEY_MISSING, KEY_BACKEND_UNAVAILABLE),
-        FAILED_PRECONDITION (IDEMPOTENCY_KEY_REUSED), PERMISSION_DENIED (NAMES_MISMATCH,
-        AAL_TOO_LOW, AUTH_TIME_TOO_OLD), UNAUTHENTICATED (PROOF_MISSING), UNAVAILABLE
-        (AUDIT_UNAVAILABLE: the audit entry could not be written, nothing was created).
+        invisible character in a name, or one longer than a certificate holds,
+        IDEMPOTENCY_KEY_MISSING, KEY_BACKEND_UNAVAILABLE), FAILED_PRECONDITION
+        (IDEMPOTENCY_KEY_REUSED), PERMISSION_DENIED (NAMES_MISMATCH, AAL_TOO_LOW,
+        AUTH_TIME_TOO_OLD), UNAUTHENTICATED (PROOF_MISSING), UNAVAILABLE (AUDIT_UNAVAILABLE: the
+        audit entry could not be written, nothing was created).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
