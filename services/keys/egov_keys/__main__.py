@@ -1,9 +1,12 @@
-"""``python -m egov_keys`` serves; ``python -m egov_keys bootstrap`` creates the CA hierarchy;
-``python -m egov_keys migrate`` only brings the database to the latest schema (the migration
-Job); ``python -m egov_keys rewrap-kek`` re-seals software key blobs under the current KEK.
+"""``python -m egov_keys`` serves; ``python -m egov_keys bootstrap`` creates the CA hierarchy
+(and replaces a revoked OCSP signer or TSA); ``python -m egov_keys migrate`` only brings the
+database to the latest schema (the migration Job); ``python -m egov_keys rewrap-kek`` re-seals
+software key blobs under the current KEK; ``python -m egov_keys revoke-authority NAME --reason
+R`` revokes the certificate of an issuing CA, an OCSP signer or the TSA.
 
 Exit status: 0 done, 1 some key blob could not be re-wrapped, 2 usage or configuration error,
-3 cannot start (CA not bootstrapped, a key unusable with this configuration)."""
+3 cannot start (CA not bootstrapped, a key unusable with this configuration) or cannot revoke
+(an unknown authority, the root)."""
 
 from __future__ import annotations
 
@@ -22,14 +25,55 @@ from egov_common.settings import SettingsError, load_settings
 
 from egov_keys.adapters.identity import BearerCallerVerifier, IdentityProofVerifier, http_jwks
 from egov_keys.adapters.software_custody import SoftwareCustody
+from egov_keys.domain.model import RevocationReason
 from egov_keys.http import build_http_app
 from egov_keys.kek_rotation import rewrap_software_keys
-from egov_keys.runtime import KeysRuntime, bootstrap, build_runtime
+from egov_keys.runtime import KeysRuntime, bootstrap, build_runtime, trust_services
 from egov_keys.servicer import SERVICE_NAME, KeysServicer
 from egov_keys.settings import KeysSettings
 from egov_keys.storage.repository import KeysRepository, migrate
 
-USAGE = "usage: python -m egov_keys [bootstrap | migrate | rewrap-kek [--batch-size N]]"
+USAGE = (
+    "usage: python -m egov_keys [bootstrap | migrate | rewrap-kek [--batch-size N] | "
+    "revoke-authority NAME --reason REASON]"
+)
+
+
+def revoke_authority(settings: KeysSettings, argv: list[str]) -> int:
+    """Revoke an authority's certificate; say what follows (CRL, OCSP, replacement)."""
+    parser = argparse.ArgumentParser(prog="python -m egov_keys revoke-authority", add_help=False)
+    parser.add_argument("name")
+    parser.add_argument(
+        "--reason", required=True, choices=[reason.value for reason in RevocationReason]
+    )
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        return 2
+    migrate(settings.database_url)
+    repository = KeysRepository.from_url(settings.database_url)
+    try:
+        trust = trust_services(settings, repository, {}, SystemClock())
+        revoked = trust.revoke_authority(args.name, RevocationReason(args.reason), "operator")
+    except EgovError as exc:
+        print(f"revoke-authority: {exc.message}", file=sys.stderr)
+        return 3
+    finally:
+        repository.dispose()
+    if not revoked:
+        print(f"{args.name} was revoked already; nothing changed")
+        return 0
+    print(
+        f"{args.name} revoked ({args.reason}): its issuer's CRL and OCSP say so now, and the "
+        "running service stops using it within seconds"
+    )
+    if args.name.startswith("ocsp-") or args.name == "tsa":
+        print("run 'python -m egov_keys bootstrap' to make its replacement, which the running "
+              "service then takes up")
+    else:
+        print("an issuing CA is not replaced by bootstrap: its credentials can neither be issued "
+              "nor sign any more")
+    return 0
 
 
 def rewrap_kek(settings: KeysSettings, argv: list[str]) -> int:
@@ -96,6 +140,8 @@ def main(argv: list[str]) -> int:
             return 0
         if argv[:1] == ["rewrap-kek"]:
             return rewrap_kek(settings, argv[1:])
+        if argv[:1] == ["revoke-authority"]:
+            return revoke_authority(settings, argv[1:])
         if argv:
             print(USAGE, file=sys.stderr)
             return 2

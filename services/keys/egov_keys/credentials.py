@@ -189,6 +189,8 @@ class CredentialService:
         now = self._clock.now()
         if now >= credential.not_after or now < credential.not_before:
             raise FailedPrecondition("CREDENTIAL_EXPIRED", "the certificate is not valid now")
+        # Its issuing CA revoked (an operator's act): every signature would fail validation.
+        self._trust.require_unrevoked(credential.issuer)
 
     def chain(self, credential: Credential) -> list[bytes]:
         return [credential.certificate_der, *self._trust.chain_der(credential.issuer)]

@@ -19,7 +19,7 @@ from egov_keys.settings import KeysSettings
 from egov_keys.storage.repository import KeysRepository, migrate
 from egov_keys.trust import TrustConfig, TrustServices
 
-__all__ = ["KeysRuntime", "build_custodies", "build_runtime"]
+__all__ = ["KeysRuntime", "bootstrap", "build_custodies", "build_runtime", "trust_services"]
 
 log = logging.getLogger("egov.keys")
 
@@ -66,7 +66,7 @@ def build_custodies(settings: KeysSettings) -> dict[CustodyBackend, KeyCustody]:
     return custodies
 
 
-def _trust(
+def trust_services(
     settings: KeysSettings,
     repository: KeysRepository,
     custodies: dict[CustodyBackend, KeyCustody],
@@ -79,7 +79,13 @@ def _trust(
         dt.timedelta(seconds=settings.crl_lifetime_seconds),
         dt.timedelta(seconds=settings.ocsp_validity_seconds),
     )
-    return TrustServices(repository, custodies, config, clock)
+    return TrustServices(
+        repository,
+        custodies,
+        config,
+        clock,
+        revocation_recheck_seconds=settings.authority_recheck_seconds,
+    )
 
 
 def _require_known_keks(
@@ -102,7 +108,7 @@ def bootstrap(settings: KeysSettings, clock: Clock | None = None) -> list[str]:
             ensure_kek()
         # Before anything signs: a blob under a KEK we lack is named here, not a crypto error.
         _require_known_keks(repository, custodies)
-        trust = _trust(settings, repository, custodies, clock or SystemClock())
+        trust = trust_services(settings, repository, custodies, clock or SystemClock())
         for attempt in range(3):
             try:
                 return trust.bootstrap(backend)
@@ -141,7 +147,7 @@ def build_runtime(
     custodies = build_custodies(settings)
     try:
         _require_known_keks(repository, custodies)
-        trust = _trust(settings, repository, custodies, clock)
+        trust = trust_services(settings, repository, custodies, clock)
         trust.load()
         trust.self_test()
     except BaseException:

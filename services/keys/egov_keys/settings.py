@@ -73,6 +73,9 @@ class KeysSettings(ServiceSettings):
     certificate_lifetime_days: int = Field(default=730, gt=0)
     crl_lifetime_seconds: int = Field(default=86400, gt=60)
     ocsp_validity_seconds: int = Field(default=3600, gt=0)
+    #: How often a process reads again which authorities an operator revoked (and whether a
+    #: revoked OCSP signer or TSA has a replacement to use).
+    authority_recheck_seconds: float = Field(default=5.0, ge=0)
     tsa_policy_oid: str = "1.3.6.1.4.1.60417.1.3"
 
     def base_url(self) -> str:

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import logging
 import threading
+import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -18,10 +19,10 @@ from egov_common.errors import FailedPrecondition, NotFound
 from egov_keys.domain import pki
 from egov_keys.domain.algorithms import KeyAlgorithm, verify_digest_signature
 from egov_keys.domain.custody import CustodyBackend, KeyCustody, KeyReference, KeyRole
-from egov_keys.domain.model import AuditEvent
+from egov_keys.domain.model import AuditEvent, RevocationReason
 from egov_keys.domain.pki import Authority, CaRole, OwnerKind, TrustUrls
 from egov_keys.domain.revocation import CertificateState, OcspAnswer, build_crl, respond_ocsp
-from egov_keys.domain.tsa import TimeStampAnswer, issue_timestamp
+from egov_keys.domain.tsa import TimeStampAnswer, issue_timestamp, unavailable
 from egov_keys.storage.repository import CrlRow, KeysRepository
 
 __all__ = ["TrustConfig", "TrustServices", "new_serial"]
@@ -31,6 +32,8 @@ log = logging.getLogger("egov.keys.trust")
 ISSUING_CAS = (CaRole.NATURAL_PERSON, CaRole.LEGAL_PERSON)
 #: Every authority whose certificates an OCSP signer answers for.
 OCSP_SCOPES = (CaRole.ROOT, CaRole.NATURAL_PERSON, CaRole.LEGAL_PERSON)
+#: Between a revoked authority's name and its serial: the row it keeps once replaced.
+_RETIRED = "@"
 
 
 def new_serial() -> int:
@@ -65,6 +68,8 @@ class TrustServices:
         custodies: dict[CustodyBackend, KeyCustody],
         config: TrustConfig,
         clock: Clock,
+        *,
+        revocation_recheck_seconds: float = 5.0,
     ) -> None:
         self._repo = repository
         self._custodies = custodies
@@ -73,6 +78,11 @@ class TrustServices:
         self._authorities: dict[str, Authority] = {}
         self._crl_cache: dict[str, tuple[int, CrlRow]] = {}
         self._crl_lock = threading.Lock()
+        # Which loaded authorities are revoked, as last read (any process may revoke one).
+        self._recheck_seconds = revocation_recheck_seconds
+        self._revoked: frozenset[str] = frozenset()
+        self._revoked_read_at: float | None = None
+        self._revoked_lock = threading.Lock()
 
     @property
     def urls(self) -> TrustUrls:
@@ -111,6 +121,15 @@ class TrustServices:
         now = self._clock.now()
         org = self._config.organization
         urls = self._config.urls
+        for name in sorted(self._revoked_in(existing)):
+            if name in self._replaceable():
+                self._retire(existing.pop(name), now)
+            else:
+                log.warning(
+                    "%s is revoked: a revoked issuing CA is not replaced by bootstrap (its "
+                    "credentials can neither be issued nor sign)",
+                    name,
+                )
 
         def key_for(name: str, algorithm: KeyAlgorithm) -> KeyReference:
             # A fresh key id each attempt: a crashed bootstrap leaves at most an unused key.
@@ -201,12 +220,112 @@ class TrustServices:
         return created
 
     def _load(self) -> dict[str, Authority]:
+        """The authorities in use (a revoked one that was replaced keeps a retired row)."""
         return {
             name: Authority(
                 name, row.key, x509.load_der_x509_certificate(row.certificate_der), row.issuer
             )
             for name, row in self._repo.authorities().items()
+            if _RETIRED not in name
         }
+
+    @staticmethod
+    def _replaceable() -> tuple[str, ...]:
+        """Authorities that issue no certificates, so that bootstrap may replace a revoked one:
+        the OCSP signers and the TSA."""
+        return (*(f"ocsp-{ca.value}" for ca in OCSP_SCOPES), "tsa")
+
+    def _retire(self, authority: Authority, now: dt.datetime) -> None:
+        retired = f"{authority.name}{_RETIRED}{authority.certificate.serial_number:x}"
+        self._repo.retire_authority(
+            authority.name,
+            retired,
+            AuditEvent(
+                "ca.retire",
+                "bootstrap",
+                "",
+                "success",
+                json.dumps({"authority": authority.name, "retired_as": retired}),
+            ),
+            now,
+        )
+
+    # -- revoked authorities -------------------------------------------------------------------
+
+    def revoke_authority(self, name: str, reason: RevocationReason, actor: str) -> bool:
+        """Revoke an authority's certificate (an operator's act, ``python -m egov_keys
+        revoke-authority``): its issuer's CRL and OCSP say so at once, and every process stops
+        using it within ``revocation_recheck_seconds``. False when it was revoked already.
+
+        NotFound (AUTHORITY_NOT_FOUND) for a name we do not run; FailedPrecondition
+        (ROOT_NOT_REVOCABLE) for the root, which no CRL of ours can list: it is withdrawn from
+        relying parties' trust stores instead."""
+        authority = self._load().get(name)
+        if authority is None:
+            raise NotFound("AUTHORITY_NOT_FOUND", "no such certification authority")
+        if authority.issuer == authority.name:
+            raise FailedPrecondition(
+                "ROOT_NOT_REVOCABLE",
+                "the root is self-signed: withdraw it from relying parties' trust stores",
+            )
+        serial = authority.certificate.serial_number
+        event = AuditEvent(
+            "ca.revoke",
+            actor,
+            "",
+            "success",
+            json.dumps({"authority": name, "serial": f"{serial:x}", "reason": reason.value}),
+        )
+        revoked = self._repo.revoke_authority(
+            authority.issuer, serial, reason, event, self._clock.now()
+        )
+        with self._revoked_lock:
+            self._revoked_read_at = None
+        return revoked
+
+    def _revoked_in(self, authorities: dict[str, Authority]) -> frozenset[str]:
+        pairs = self._repo.revoked_authority_certificates()
+        return frozenset(
+            name
+            for name, authority in authorities.items()
+            if (authority.issuer, f"{authority.certificate.serial_number:x}") in pairs
+        )
+
+    def revoked_authorities(self) -> frozenset[str]:
+        """The names of the authorities in use whose certificates are revoked, read again at
+        most every ``revocation_recheck_seconds``. When one is, the hierarchy is read again
+        too: once ``bootstrap`` replaced a revoked OCSP signer or TSA, the new one is used."""
+        with self._revoked_lock:
+            read_at = self._revoked_read_at
+            if read_at is not None and time.monotonic() - read_at < self._recheck_seconds:
+                return self._revoked
+            revoked = self._revoked_in(self._authorities)
+            if revoked:
+                fresh = self._load()
+                replaced = [
+                    name
+                    for name in revoked
+                    if name in fresh
+                    and fresh[name].certificate != self._authorities[name].certificate
+                    and fresh[name].key.backend in self._custodies
+                ]
+                if replaced:
+                    log.warning("using the replacements of revoked %s", ", ".join(replaced))
+                    self._authorities = {
+                        **self._authorities,
+                        **{name: fresh[name] for name in replaced},
+                    }
+                    revoked = self._revoked_in(self._authorities)
+            self._revoked, self._revoked_read_at = revoked, time.monotonic()
+            return revoked
+
+    def require_unrevoked(self, name: str) -> None:
+        """FailedPrecondition (ISSUER_REVOKED) when authority ``name`` is revoked."""
+        if name in self.revoked_authorities():
+            raise FailedPrecondition(
+                "ISSUER_REVOKED",
+                f"the certificate of {name} is revoked: it issues and signs no more",
+            )
 
     def load(self) -> None:
         """Read the hierarchy from the database; FAILED_PRECONDITION when it is incomplete."""
@@ -258,6 +377,9 @@ class TrustServices:
         return dict(self._authorities)
 
     def issuing_ca(self, kind: OwnerKind) -> Authority:
+        """The CA that issues ``kind``'s credentials; FailedPrecondition (ISSUER_REVOKED) when
+        its certificate is revoked."""
+        self.require_unrevoked(kind.issuing_ca.value)
         return self.authority(kind.issuing_ca.value)
 
     def chain_der(self, issuer: str) -> list[bytes]:
@@ -339,8 +461,10 @@ class TrustServices:
     # -- OCSP, TSA -----------------------------------------------------------------------------
 
     def ocsp(self, request_der: bytes) -> OcspAnswer:
+        revoked = self.revoked_authorities()
         cas = [self.authority(role.value) for role in OCSP_SCOPES]
         responders = {role.value: self.authority(f"ocsp-{role.value}") for role in OCSP_SCOPES}
+        withdrawn = {scope for scope, responder in responders.items() if responder.name in revoked}
         custody = self._custody(responders[CaRole.ROOT.value])
 
         def lookup(issuer: str, serial: int) -> CertificateState | None:
@@ -357,9 +481,12 @@ class TrustServices:
             lookup,
             self._clock.now(),
             self._config.ocsp_validity,
+            withdrawn,
         )
 
     def timestamp(self, request_der: bytes) -> TimeStampAnswer:
+        if "tsa" in self.revoked_authorities():
+            return unavailable("the time-stamp authority's certificate is revoked")
         tsa = self.authority("tsa")
         return issue_timestamp(
             request_der, self._custody(tsa), tsa, self._config.tsa_policy_oid, self._clock.now()

@@ -33,6 +33,8 @@ class RevocationReason(enum.StrEnum):
     """RFC 5280 section 5.3.1 reasons a credential owner or operator may give."""
 
     KEY_COMPROMISE = "key_compromise"
+    #: an authority's own key (an issuing CA, the OCSP signer, the TSA): operators only
+    CA_COMPROMISE = "ca_compromise"
     AFFILIATION_CHANGED = "affiliation_changed"
     SUPERSEDED = "superseded"
     CESSATION_OF_OPERATION = "cessation_of_operation"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from asn1crypto import keys as asn1_keys
@@ -28,6 +28,7 @@ __all__ = [
 
 _REASONS = {
     RevocationReason.KEY_COMPROMISE: x509.ReasonFlags.key_compromise,
+    RevocationReason.CA_COMPROMISE: x509.ReasonFlags.ca_compromise,
     RevocationReason.AFFILIATION_CHANGED: x509.ReasonFlags.affiliation_changed,
     RevocationReason.SUPERSEDED: x509.ReasonFlags.superseded,
     RevocationReason.CESSATION_OF_OPERATION: x509.ReasonFlags.cessation_of_operation,
@@ -106,11 +107,14 @@ def respond_ocsp(
     lookup: Callable[[str, int], CertificateState | None],
     now: dt.datetime,
     validity: dt.timedelta,
+    withdrawn: Collection[str] = (),
 ) -> OcspAnswer:
     """Answer one RFC 6960 request (cryptography parses single-request OCSP only).
 
     The issuer is matched by name and key hash under the request's hash algorithm; a serial we
-    never issued under a CA we run is ``unknown``; a CA we do not run gets ``unauthorized``.
+    never issued under a CA we run is ``unknown``; a CA we do not run gets ``unauthorized``; a
+    CA whose responder is ``withdrawn`` (its certificate revoked, a new one not yet in use)
+    gets ``tryLater``: a response signed with a revoked responder's key proves nothing.
     """
     try:
         request = ocsp.load_der_ocsp_request(request_der)
@@ -127,6 +131,8 @@ def respond_ocsp(
         ):
             ca = candidate
             break
+    if ca is not None and ca.name in withdrawn:
+        return ocsp_error(ocsp.OCSPResponseStatus.TRY_LATER)
     if ca is None or ca.name not in responders:
         return ocsp_error(ocsp.OCSPResponseStatus.UNAUTHORIZED)
     responder = responders[ca.name]

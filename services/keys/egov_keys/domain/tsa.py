@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from egov_keys.domain.custody import KeyCustody
 from egov_keys.domain.pki import Authority
 
-__all__ = ["TimeStampAnswer", "issue_timestamp"]
+__all__ = ["TimeStampAnswer", "issue_timestamp", "unavailable"]
 
 _TST_INFO = "1.2.840.113549.1.9.16.1.4"  # id-ct-TSTInfo
 _IMPRINT_ALGORITHMS = {"sha256": 32, "sha384": 48, "sha512": 64}
@@ -31,6 +31,11 @@ class TimeStampAnswer:
         self.der = der
         self.granted = granted
         self.serial = serial
+
+
+def unavailable(text: str) -> TimeStampAnswer:
+    """A rejection for a reason of ours, not of the request (RFC 3161 systemFailure)."""
+    return _rejection("system_failure", text)
 
 
 def _rejection(fail_info: str, text: str) -> TimeStampAnswer:

@@ -483,6 +483,63 @@ class KeysRepository:
             for row in rows
         }
 
+    def revoke_authority(
+        self,
+        issuer: str,
+        serial: int,
+        reason: RevocationReason,
+        event: AuditEvent,
+        now: dt.datetime,
+    ) -> bool:
+        """Revoke the certificate of an authority (issued by ``issuer``), with its audit entry
+        and a new revocation epoch of ``issuer`` (its CRL is issued again), in one transaction.
+        False when it was revoked already (nothing written)."""
+        with self._transaction() as conn:
+            done = conn.execute(
+                sa.update(certificates)
+                .where(
+                    certificates.c.serial_hex == f"{serial:x}",
+                    certificates.c.issuer == issuer,
+                    certificates.c.credential_id.is_(None),
+                    certificates.c.status != CertificateStatus.REVOKED.value,
+                )
+                .values(
+                    status=CertificateStatus.REVOKED.value,
+                    revoked_at_us=to_us(now),
+                    revocation_reason=reason.value,
+                )
+            )
+            if done.rowcount != 1:
+                return False
+            self._append_in(conn, event, now)
+            conn.execute(
+                sa.update(authorities)
+                .where(authorities.c.name == issuer)
+                .values(revocation_epoch=authorities.c.revocation_epoch + 1)
+            )
+        return True
+
+    def revoked_authority_certificates(self) -> set[tuple[str, str]]:
+        """(issuer, hex serial) of every revoked certificate of an authority."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(certificates.c.issuer, certificates.c.serial_hex).where(
+                    certificates.c.credential_id.is_(None),
+                    certificates.c.status == CertificateStatus.REVOKED.value,
+                )
+            ).all()
+        return {(row.issuer, row.serial_hex) for row in rows}
+
+    def retire_authority(self, name: str, retired_name: str, event: AuditEvent, now: dt.datetime
+                         ) -> None:
+        """Keep a revoked authority's row under ``retired_name``, so that a new one can take
+        ``name`` (its certificate row, which CRL and OCSP answer from, stays as it is)."""
+        with self._transaction() as conn:
+            self._append_in(conn, event, now)
+            conn.execute(
+                sa.update(authorities).where(authorities.c.name == name).values(name=retired_name)
+            )
+
     def revocation_epoch(self, issuer: str) -> int:
         with self._engine.connect() as conn:
             value = conn.execute(

@@ -110,7 +110,8 @@ class KeysServiceServicer:
         (OWNER_INVALID, KEY_ALGORITHM_UNSUPPORTED, NAMES_MISSING, NAMES_INVALID: a control or
         invisible character in a name, or one longer than a certificate holds,
         IDEMPOTENCY_KEY_MISSING, KEY_BACKEND_UNAVAILABLE), FAILED_PRECONDITION
-        (IDEMPOTENCY_KEY_REUSED), PERMISSION_DENIED (NAMES_MISMATCH, AAL_TOO_LOW,
+        (IDEMPOTENCY_KEY_REUSED, ISSUER_REVOKED: the issuing CA's certificate was revoked by the
+        operator), PERMISSION_DENIED (NAMES_MISMATCH, AAL_TOO_LOW,
         AUTH_TIME_TOO_OLD), UNAUTHENTICATED (PROOF_MISSING), UNAVAILABLE (AUDIT_UNAVAILABLE: the
         audit entry could not be written, nothing was created).
         """
@@ -145,7 +146,7 @@ class KeysServiceServicer:
     def RenewCredential(self, request, context):
         """Issues a new key and certificate for the same owner; the old credential is kept (status
         RENEWED) for validation and can no longer sign. Errors as CreateCredential, and
-        FAILED_PRECONDITION (CREDENTIAL_REVOKED).
+        FAILED_PRECONDITION (CREDENTIAL_REVOKED, ISSUER_REVOKED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -157,7 +158,7 @@ class KeysServiceServicer:
         valid for minutes. Errors: NOT_FOUND (CREDENTIAL_NOT_FOUND), UNAUTHENTICATED (TOKEN_*),
         PERMISSION_DENIED (OWNER_MISMATCH, AAL_TOO_LOW, AUTH_TIME_TOO_OLD, NOT_REPRESENTATIVE,
         SCOPE_MISSING), FAILED_PRECONDITION (CREDENTIAL_REVOKED, CREDENTIAL_RENEWED,
-        CREDENTIAL_EXPIRED), INVALID_ARGUMENT (HASHES_MISSING, HASH_LENGTH_MISMATCH,
+        CREDENTIAL_EXPIRED, ISSUER_REVOKED), INVALID_ARGUMENT (HASHES_MISSING, HASH_LENGTH_MISMATCH,
         HASH_ALGORITHM_MISSING, NUM_SIGNATURES_MISMATCH, BATCH_TOO_LARGE), UNAUTHENTICATED
         (PROOF_MISSING), UNAVAILABLE (AUDIT_UNAVAILABLE).
         """
@@ -170,11 +171,11 @@ class KeysServiceServicer:
         call it. Errors: PERMISSION_DENIED (CALLER_NOT_ALLOWED), UNAUTHENTICATED (SAD_MISSING,
         SAD_INVALID, SAD_EXPIRED, SAD_ALREADY_USED, SAD_OTHER_CREDENTIAL, SAD_OTHER_HASHES),
         NOT_FOUND (CREDENTIAL_NOT_FOUND), FAILED_PRECONDITION (CREDENTIAL_REVOKED,
-        CREDENTIAL_RENEWED, CREDENTIAL_EXPIRED), INVALID_ARGUMENT (HASH_LENGTH_MISMATCH,
-        HASHES_MISSING, ALGORITHM_MISMATCH, BATCH_TOO_LARGE), UNAVAILABLE (AUDIT_UNAVAILABLE: the
-        SAD is not spent; SIGNING_FAILED: the key backend failed after the SAD was spent),
-        DEADLINE_EXCEEDED (DEADLINE_EXCEEDED: the call's deadline passed first; the SAD is not
-        spent). A refused SAD (other hashes, other credential) is not burnt.
+        CREDENTIAL_RENEWED, CREDENTIAL_EXPIRED, ISSUER_REVOKED), INVALID_ARGUMENT
+        (HASH_LENGTH_MISMATCH, HASHES_MISSING, ALGORITHM_MISMATCH, BATCH_TOO_LARGE), UNAVAILABLE
+        (AUDIT_UNAVAILABLE: the SAD is not spent; SIGNING_FAILED: the key backend failed after the
+        SAD was spent), DEADLINE_EXCEEDED (DEADLINE_EXCEEDED: the call's deadline passed first;
+        the SAD is not spent). A refused SAD (other hashes, other credential) is not burnt.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

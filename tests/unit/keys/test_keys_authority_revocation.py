@@ -1,0 +1,160 @@
+"""An operator revokes an authority's certificate (``python -m egov_keys revoke-authority``):
+its issuer's CRL and OCSP say so, the service stops using it, and ``bootstrap`` replaces a
+revoked OCSP signer or TSA, which the running service then takes up."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+
+import pytest
+from asn1crypto import tsp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
+from egov_common.errors import FailedPrecondition, NotFound
+from egov_keys.__main__ import main
+from egov_keys.domain.model import RevocationReason
+from egov_keys.runtime import KeysRuntime, bootstrap
+from keys_world import build_keys, sha256
+from test_keys_sole_control import authorize, create_person
+from test_keys_tsa_and_ocsp import status_of, timestamp_request
+
+CA_COMPROMISE = RevocationReason.CA_COMPROMISE
+
+
+@pytest.fixture
+def keys(sqlite_url, identity, clock):
+    """The keys runtime, reading revocations on every use (not every few seconds)."""
+    runtime = build_keys(sqlite_url, identity, clock, authority_recheck_seconds=0)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def _stamp(keys: KeysRuntime) -> tuple[str, set[str] | None]:
+    return status_of(keys.trust.timestamp(timestamp_request(hashlib.sha256(b"doc").digest())).der)
+
+
+def _ocsp(keys: KeysRuntime, cert: x509.Certificate, issuer: x509.Certificate):
+    request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()
+    return ocsp.load_der_ocsp_response(keys.trust.ocsp(request.public_bytes(Encoding.DER)).der)
+
+
+def test_a_revoked_tsa_is_listed_answered_revoked_and_stamps_no_more(keys):
+    tsa, root = keys.trust.authority("tsa").certificate, keys.trust.authority("root").certificate
+    assert _stamp(keys)[0] == "granted"
+
+    assert keys.trust.revoke_authority("tsa", CA_COMPROMISE, "operator")
+
+    crl = x509.load_der_x509_crl(keys.trust.crl("root"))
+    entry = crl.get_revoked_certificate_by_serial_number(tsa.serial_number)
+    assert entry is not None
+    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason is (
+        x509.ReasonFlags.ca_compromise
+    )
+    answer = _ocsp(keys, tsa, root)
+    assert answer.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert answer.certificate_status is ocsp.OCSPCertStatus.REVOKED
+    # RFC 3161: a token signed with a revoked key proves nothing; the TSA says it cannot serve.
+    assert _stamp(keys) == ("rejection", {"system_failure"})
+    [record] = [r for r in keys.repository.audit_records() if r.action == "ca.revoke"]
+    assert '"authority": "tsa"' in record.details_json
+    assert not keys.trust.revoke_authority("tsa", CA_COMPROMISE, "operator")  # once only
+
+
+def test_bootstrap_replaces_a_revoked_tsa_and_the_running_service_takes_it_up(keys):
+    old = keys.trust.authority("tsa").certificate
+    keys.trust.revoke_authority("tsa", CA_COMPROMISE, "operator")
+    assert _stamp(keys)[0] == "rejection"
+
+    assert bootstrap(keys.settings) == ["tsa"]
+
+    granted = keys.trust.timestamp(timestamp_request(hashlib.sha256(b"doc").digest()))
+    assert granted.granted
+    signer = tsp.TimeStampResp.load(granted.der)["time_stamp_token"]["content"]["certificates"][0]
+    new = keys.trust.authority("tsa").certificate
+    assert new.serial_number != old.serial_number
+    assert signer.chosen.serial_number == new.serial_number
+    # The revoked one stays revoked, on the CRL and in OCSP, under its retired name.
+    root = keys.trust.authority("root").certificate
+    assert _ocsp(keys, old, root).certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert _ocsp(keys, new, root).certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert f"tsa@{old.serial_number:x}" in keys.repository.authorities()
+    assert bootstrap(keys.settings) == []  # nothing more to replace
+
+
+def test_a_revoked_ocsp_signer_answers_try_later_until_it_is_replaced(keys, identity):
+    credential = create_person(keys, identity)
+    cert = x509.load_der_x509_certificate(credential.certificate_der)
+    issuer = keys.trust.authority("natural-person").certificate
+    keys.trust.revoke_authority("ocsp-natural-person", CA_COMPROMISE, "operator")
+
+    assert _ocsp(keys, cert, issuer).response_status is ocsp.OCSPResponseStatus.TRY_LATER
+    # The other scopes' signers answer as before.
+    root = keys.trust.authority("root").certificate
+    assert _ocsp(keys, issuer, root).certificate_status is ocsp.OCSPCertStatus.GOOD
+
+    assert bootstrap(keys.settings) == ["ocsp-natural-person"]
+    answer = _ocsp(keys, cert, issuer)
+    assert answer.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert answer.certificates[0] == keys.trust.authority("ocsp-natural-person").certificate
+
+
+def test_a_revoked_issuing_ca_issues_and_signs_no_more(keys, identity):
+    credential = create_person(keys, identity)
+    keys.trust.revoke_authority("natural-person", CA_COMPROMISE, "operator")
+
+    with pytest.raises(FailedPrecondition) as info:
+        create_person(keys, identity, key="after-revocation")
+    assert info.value.reason == "ISSUER_REVOKED"
+    with pytest.raises(FailedPrecondition) as info:
+        authorize(keys.credentials, identity, credential, [sha256(b"a")])
+    assert info.value.reason == "ISSUER_REVOKED"
+    # Listed on the root's CRL; bootstrap does not replace an issuing CA.
+    crl = x509.load_der_x509_crl(keys.trust.crl("root"))
+    serial = keys.trust.authority("natural-person").certificate.serial_number
+    assert crl.get_revoked_certificate_by_serial_number(serial) is not None
+    assert bootstrap(keys.settings) == []
+    assert "natural-person" in keys.trust.revoked_authorities()
+
+
+def test_the_root_and_unknown_authorities_cannot_be_revoked(keys):
+    with pytest.raises(FailedPrecondition) as refused:
+        keys.trust.revoke_authority("root", CA_COMPROMISE, "operator")
+    assert refused.value.reason == "ROOT_NOT_REVOCABLE"
+    with pytest.raises(NotFound) as unknown:
+        keys.trust.revoke_authority("no-such-ca", CA_COMPROMISE, "operator")
+    assert unknown.value.reason == "AUTHORITY_NOT_FOUND"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_the_revoke_authority_command_and_openssl_reading_the_crl(
+    keys, monkeypatch, sqlite_url, capsys, tmp_path
+):
+    monkeypatch.setenv("EGOV_KEYS_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("EGOV_KEYS_SOFTWARE_KEK", keys.settings.software_kek.get_secret_value())
+    serial = keys.trust.authority("tsa").certificate.serial_number
+
+    assert main(["revoke-authority", "tsa", "--reason", "key_compromise"]) == 0
+    assert "tsa revoked (key_compromise)" in capsys.readouterr().out
+    assert main(["revoke-authority", "tsa", "--reason", "key_compromise"]) == 0
+    assert "revoked already" in capsys.readouterr().out
+    assert main(["revoke-authority", "root", "--reason", "key_compromise"]) == 3
+    assert main(["revoke-authority", "tsa", "--reason", "because"]) == 2
+
+    crl = tmp_path / "root.crl"
+    crl.write_bytes(keys.trust.crl("root"))
+    text = subprocess.run(
+        ["openssl", "crl", "-inform", "DER", "-in", str(crl), "-noout", "-text"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    listed = {int(found, 16) for found in re.findall(r"Serial Number: ([0-9A-F]+)", text)}
+    assert serial in listed
+    assert "Key Compromise" in text
