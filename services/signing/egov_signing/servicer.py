@@ -60,6 +60,13 @@ _LEVELS = {
     crypto_pb2.PADES_LEVEL_B_LTA: Level.B_LTA,
 }
 _LEVELS_PB = {level: number for number, level in _LEVELS.items()}
+_CERTIFICATIONS = {
+    pb.DOC_MDP_PERMISSION_UNSPECIFIED: None,
+    pb.DOC_MDP_PERMISSION_NO_CHANGES: 1,
+    pb.DOC_MDP_PERMISSION_FORM_FILLING: 2,
+    pb.DOC_MDP_PERMISSION_ANNOTATIONS: 3,
+}
+_STAMP_LANGUAGES = ("th", "en")
 _REPORT_LEVELS_PB = {
     PadesLevel.B_B: crypto_pb2.PADES_LEVEL_B_B,
     PadesLevel.B_T: crypto_pb2.PADES_LEVEL_B_T,
@@ -213,16 +220,31 @@ def _sign_options(options: pb.SignOptions, caller_token: str, *, batch: bool) ->
             "a credential id is required",
             field_violations=(FieldViolation("options.credential_id", "required"),),
         )
+    if options.certification not in _CERTIFICATIONS:
+        raise InvalidArgument(
+            "CERTIFICATION_INVALID",
+            "unknown DocMDP permission",
+            field_violations=(
+                FieldViolation("options.certification", "NO_CHANGES, FORM_FILLING or ANNOTATIONS"),
+            ),
+        )
     stamp = None
     if options.HasField("stamp"):
         box = None
         if options.stamp.HasField("box"):
             b = options.stamp.box
             box = (b.x1, b.y1, b.x2, b.y2)
+        language = options.stamp.language or "th"
+        if language not in _STAMP_LANGUAGES:
+            raise InvalidArgument(
+                "STAMP_LANGUAGE_INVALID",
+                "the stamp's language is th or en",
+                field_violations=(FieldViolation("options.stamp.language", "th or en"),),
+            )
         stamp = StampSpec(
             page=options.stamp.page,
             box=box,
-            language=options.stamp.language or "th",
+            language=language,
             include_qr_code=options.stamp.include_qr_code,
         )
     registration = None
@@ -237,9 +259,11 @@ def _sign_options(options: pb.SignOptions, caller_token: str, *, batch: bool) ->
         reason=options.reason,
         location=options.location,
         contact_info=options.contact_info,
-        certification=int(options.certification) or None,
+        certification=_CERTIFICATIONS[options.certification],
         stamp=stamp,
         registration=registration,
+        # without the caller's token the registry would hear signing's own authority
+        registry_on_own_authority=not caller_token,
     )
 
 

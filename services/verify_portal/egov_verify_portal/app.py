@@ -245,7 +245,8 @@ class Portal:
         t = Translator(language)
         document_id = request.path_params["document_id"]
         if not _DOCUMENT_ID.fullmatch(document_id):
-            return self.error_page(request, language, t("error_not_found", id=document_id), 404)
+            # not an id at all: never repeat a visitor's words as the portal's own message
+            return self.error_page(request, language, t("error_page_not_found"), 404)
         try:
             finding = await run_in_threadpool(self.services.registry_entry, document_id)
         except DocumentNotFound:

@@ -31,10 +31,12 @@ SIGNER_ORG = "ACME จำกัด"
 CRL_URL = "http://127.0.0.1:9/crl/root.crl"
 
 
-def _name(cn: str, org: str = "", serial: str = "") -> x509.Name:
+def _name(cn: str, org: str = "", serial: str = "", org_id: str = "") -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "TH")]
     if org:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    if org_id:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, org_id))
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
     if serial:
         attrs.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, serial))
@@ -139,13 +141,22 @@ class SigningPki:
         )
 
 
-def make_pki(*, revoke_signer: bool = False, signer_crl: bool = True) -> SigningPki:
+def make_pki(
+    *, revoke_signer: bool = False, signer_crl: bool = True, seal_agency: str = ""
+) -> SigningPki:
+    """A root, a TSA and a signer: a natural person, or with ``seal_agency`` (a 13-digit
+    juristic number) an agency's e-seal (``organizationIdentifier`` ``NTRTH-<number>``)."""
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = _name("Test Root CA", "egov-trust tests")
     root = _cert(root_name, root_key, root_name, root_key, ca=True)
     signer_key = ec.generate_private_key(ec.SECP256R1())
+    signer_name = (
+        _name(SIGNER_ORG, SIGNER_ORG, org_id=f"NTRTH-{seal_agency}")
+        if seal_agency
+        else _name(SIGNER_CN, SIGNER_ORG, "PNOTH-1234567890121")
+    )
     signer = _cert(
-        _name(SIGNER_CN, SIGNER_ORG, "PNOTH-1234567890121"),
+        signer_name,
         signer_key,
         root_name,
         root_key,
@@ -239,9 +250,12 @@ class SoftwareKeys:
 class FakeRegistry:
     fail_register: bool = False
     registered: list[tuple[str, bytes]] = field(default_factory=list)
+    #: the issuer of every reservation asked for
+    reserved: list[str] = field(default_factory=list)
     _n: int = 0
 
     def reserve_document_id(self, spec: RegistrationSpec) -> ReservedDocumentId:
+        self.reserved.append(f"{spec.issuer.namespace}:{spec.issuer.value}")
         self._n += 1
         doc_id = f"DOC-{self._n:04d}"
         return ReservedDocumentId(doc_id, f"http://127.0.0.1:8080/verify/{doc_id}")

@@ -422,6 +422,26 @@ def test_an_unknown_document_id_is_a_not_found_page(client: TestClient) -> None:
     assert odd.status_code == 404 and "<script>" not in odd.text
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        # words of a visitor's choosing would read as the portal's own message
+        "/d/Call%2002-123-4567%20to%20unlock%20your%20ID",
+        "/verify/DOC%00",
+        "/d/" + "A" * 4000,
+    ],
+)
+def test_a_link_that_is_no_document_id_is_not_repeated_on_the_page(
+    client: TestClient, services: FakeTrustServices, path: str
+) -> None:
+    page = client.get(path + "?lang=en")
+    assert page.status_code == 404
+    shown = re.sub(r"<[^>]*>", "", page.text)  # what a visitor reads, not the links
+    assert "Page not found" in shown
+    assert "No document" not in shown
+    assert "unlock" not in shown and "\x00" not in shown and "A" * 200 not in shown
+
+
 def test_an_unreachable_registry_is_a_message(
     client: TestClient, services: FakeTrustServices
 ) -> None:

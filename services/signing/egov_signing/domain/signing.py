@@ -26,15 +26,25 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+import math
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, cast
 
 from asn1crypto import algos, tsp, x509
+from cryptography import x509 as crypto_x509
 from egov_common.clock import Clock, SystemClock
-from egov_common.errors import EgovError, FailedPrecondition, InvalidArgument
+from egov_common.errors import (
+    EgovError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+)
+from egov_pki.profiles import parse_subject
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfDecodeLimitError
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -90,6 +100,15 @@ FIELD_ALREADY_SIGNED = "FIELD_ALREADY_SIGNED"
 TSA_UNAVAILABLE = "TSA_UNAVAILABLE"
 REVOCATION_UNAVAILABLE = "REVOCATION_UNAVAILABLE"
 SIGNATURE_MISSING = "SIGNATURE_MISSING"
+FIELD_NAME_INVALID = "FIELD_NAME_INVALID"
+SIGNATURE_TEXT_INVALID = "SIGNATURE_TEXT_INVALID"
+STAMP_BOX_INVALID = "STAMP_BOX_INVALID"
+QR_CODE_NEEDS_REGISTRATION = "QR_CODE_NEEDS_REGISTRATION"
+ISSUER_NOT_SEAL_OWNER = "ISSUER_NOT_SEAL_OWNER"
+IDEMPOTENCY_KEY_REPEATED = "IDEMPOTENCY_KEY_REPEATED"
+
+#: longest signature field name accepted (it is shown in every validation report)
+MAX_FIELD_NAME_CHARS = 128
 
 _HASH = "sha256"
 #: read size when pyHanko digests a stream that is not in memory
@@ -111,7 +130,12 @@ class RegistrationStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class SignOptions:
-    """How to sign; ``certification`` is a DocMDP P value (1, 2, 3) or None for approval."""
+    """How to sign; ``certification`` is a DocMDP P value (1, 2, 3) or None for approval.
+
+    ``registry_on_own_authority``: the registry will hear signing's own authority, not the
+    caller's (the caller sent no token); a document is then registered only for the agency
+    whose e-seal signs it (the certificate's ``organizationIdentifier`` ``NTRTH-<number>``).
+    """
 
     credential_id: str
     level: Level
@@ -124,6 +148,7 @@ class SignOptions:
     stamp: StampSpec | None = None
     registration: RegistrationSpec | None = None
     description: str = ""
+    registry_on_own_authority: bool = False
 
 
 @dataclass(frozen=True)
@@ -252,6 +277,8 @@ class _ParsedCredential:
     key_algorithm: KeyAlgorithm
     mechanism: algos.SignedDigestAlgorithm
     chain_bytes: int
+    #: ``TH-JUR:<number>`` of an agency's e-seal certificate; empty for anyone else's
+    seal_agency: str = ""
     _cache: dict[str, bytes] = field(default_factory=dict, compare=False)
 
     def signing_certificate_v2(self) -> tsp.SigningCertificateV2:
@@ -270,6 +297,9 @@ class _ParsedCredential:
         if not chain:
             raise FailedPrecondition("CREDENTIAL_WITHOUT_CERTIFICATE", "credential has no chain")
         mech = "sha256_ecdsa" if credential.key_algorithm.is_ec else "sha256_rsa"
+        subject = parse_subject(
+            crypto_x509.load_der_x509_certificate(credential.certificate_chain[0]).subject
+        )
         return cls(
             credential_id=credential.credential_id,
             signer_cert=chain[0],
@@ -277,6 +307,7 @@ class _ParsedCredential:
             key_algorithm=credential.key_algorithm,
             mechanism=algos.SignedDigestAlgorithm({"algorithm": mech}),
             chain_bytes=sum(len(der) for der in credential.certificate_chain),
+            seal_agency=f"TH-JUR:{subject.number}" if subject.namespace == "TH-JUR" else "",
         )
 
 
@@ -369,12 +400,24 @@ class PdfSigningService:
     async def _sign_batch(
         self, items: Sequence[BatchItem], options: SignOptions, registry: RegistryPort | None
     ) -> list[DocumentOutcome]:
+        _check_options(options)
         credential = self._credential(options.credential_id)
         self._check_level(options.level)
         signer = RemoteKeySigner(credential)
         prepared: list[_Prepared | DocumentOutcome] = []
+        idempotency_keys: set[str] = set()
         for item in items:
             try:
+                if item.registration is not None:
+                    # a second document under one key could only be refused by the registry,
+                    # after its signature was made: refuse it before
+                    key = item.registration.idempotency_key
+                    if key in idempotency_keys:
+                        raise InvalidArgument(
+                            IDEMPOTENCY_KEY_REPEATED,
+                            "another document of this batch has the same idempotency key",
+                        )
+                    idempotency_keys.add(key)
                 prepared.append(await self._prepare(item, options, credential, signer, registry))
             except EgovError as err:
                 prepared.append(DocumentOutcome(item.client_reference, error=err))
@@ -439,12 +482,24 @@ class PdfSigningService:
 
     @staticmethod
     def _reserve(
-        spec: RegistrationSpec | None, registry: RegistryPort | None
+        spec: RegistrationSpec | None,
+        registry: RegistryPort | None,
+        options: SignOptions,
+        credential: _ParsedCredential,
     ) -> ReservedDocumentId | None:
         if spec is None:
             return None
         if registry is None:
             raise FailedPrecondition("REGISTRY_NOT_CONFIGURED", "no registry to register in")
+        issuer = f"{spec.issuer.namespace}:{spec.issuer.value}"
+        if options.registry_on_own_authority and issuer != credential.seal_agency:
+            # signing's own authority at the registry covers any agency; without the caller's
+            # token it is used only for the agency whose e-seal signs the document
+            raise PermissionDenied(
+                ISSUER_NOT_SEAL_OWNER,
+                "without the issuer's token a document is registered only for the agency "
+                "whose e-seal signs it",
+            )
         return registry.reserve_document_id(spec)
 
     async def _prepare(
@@ -455,9 +510,14 @@ class PdfSigningService:
         signer: RemoteKeySigner,
         registry: RegistryPort | None,
     ) -> _Prepared:
+        if options.stamp is not None and options.stamp.include_qr_code and not item.registration:
+            raise InvalidArgument(
+                QR_CODE_NEEDS_REGISTRATION,
+                "the stamp's QR code points at the registry entry: ask for registration too",
+            )
         reader = open_untrusted_pdf(item.pdf, self._limits)
         field_name, existing = _choose_field(reader, options.field_name)
-        reservation = self._reserve(item.registration, registry)
+        reservation = self._reserve(item.registration, registry, options, credential)
         signing_time = self._clock.now()
         level = options.level
         meta = PdfSignatureMetadata(
@@ -492,7 +552,7 @@ class PdfSigningService:
                 reason=options.reason,
                 language=stamp.language,
             )
-            with_qr = stamp.include_qr_code and reservation is not None
+            with_qr = reservation is not None and stamp.include_qr_code
             stamp_style_obj = stamp_style(
                 lines, language=stamp.language, with_qr=with_qr, font_path=self._font_path
             )
@@ -627,6 +687,56 @@ class PdfSigningService:
             verification_url=p.reservation.verification_url if p.reservation else "",
             registration_error=reg_error,
         )
+
+
+def _check_options(options: SignOptions) -> None:
+    """The caller's names and texts and the stamp's box, before anything else is done.
+
+    Raises InvalidArgument FIELD_NAME_INVALID, SIGNATURE_TEXT_INVALID or STAMP_BOX_INVALID.
+    """
+    name = options.field_name
+    if len(name) > MAX_FIELD_NAME_CHARS or _has_control_characters(name):
+        raise InvalidArgument(
+            FIELD_NAME_INVALID,
+            "the field name is too long or holds control characters",
+            field_violations=(
+                FieldViolation(
+                    "options.field_name",
+                    f"at most {MAX_FIELD_NAME_CHARS} characters, no control characters",
+                ),
+            ),
+        )
+    for field_name, text in (
+        ("reason", options.reason),
+        ("location", options.location),
+        ("contact_info", options.contact_info),
+    ):
+        # a line break would put a line of the caller's choosing into the visible stamp
+        if _has_control_characters(text):
+            raise InvalidArgument(
+                SIGNATURE_TEXT_INVALID,
+                f"{field_name} holds line breaks or control characters",
+                field_violations=(
+                    FieldViolation(f"options.{field_name}", "no line breaks or control characters"),
+                ),
+            )
+    box = options.stamp.box if options.stamp is not None else None
+    if box is not None and not (
+        all(math.isfinite(v) for v in box) and box[0] < box[2] and box[1] < box[3]
+    ):
+        raise InvalidArgument(
+            STAMP_BOX_INVALID,
+            "the stamp's box needs finite coordinates and an area",
+            field_violations=(
+                FieldViolation("options.stamp.box", "finite numbers with x1 < x2 and y1 < y2"),
+            ),
+        )
+
+
+def _has_control_characters(text: str) -> bool:
+    # Cc: C0/C1 controls (NUL, CR, LF, ESC, ...); Zl/Zp: Unicode line and paragraph separators.
+    # Format characters (Cf) stay: Thai text uses the zero-width space between words.
+    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text)
 
 
 def _signing_failure(err: Exception) -> EgovError:

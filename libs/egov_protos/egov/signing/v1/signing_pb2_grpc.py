@@ -62,11 +62,17 @@ class SigningServiceServicer:
         """Signs one PDF. The client sends `options` first, then the PDF in `chunk`s (at most 1 MiB
         each, the whole file at most the configured limit); the server answers with `result`
         first, then the signed PDF in `chunk`s. Errors: INVALID_ARGUMENT (OPTIONS_MISSING,
-        OPTIONS_NOT_FIRST, PDF_MALFORMED, PDF_ENCRYPTED, PDF_TOO_LARGE, PDF_TOO_MANY_PAGES,
-        FIELD_NOT_FOUND, FIELD_ALREADY_SIGNED, LEVEL_MISSING), the keys service's errors for
-        Authorize and SignHash as they are (e.g. UNAUTHENTICATED SAD_EXPIRED), UNAVAILABLE
-        (KEYS_UNAVAILABLE, TSA_UNAVAILABLE, REVOCATION_UNAVAILABLE). A registration failure is not
-        an error: the signed PDF comes back with registration_status UNREGISTERED and a reason.
+        OPTIONS_NOT_FIRST, PDF_EMPTY, PDF_MALFORMED, PDF_ENCRYPTED, PDF_TOO_LARGE,
+        PDF_TOO_MANY_PAGES, FIELD_NOT_FOUND, FIELD_ALREADY_SIGNED, LEVEL_MISSING,
+        CERTIFICATION_INVALID, FIELD_NAME_INVALID: longer than 128 characters or with control
+        characters, SIGNATURE_TEXT_INVALID: line breaks or control characters in reason, location or
+        contact_info, STAMP_BOX_INVALID, STAMP_LANGUAGE_INVALID, STAMP_PAGE_OUT_OF_RANGE,
+        QR_CODE_NEEDS_REGISTRATION), PERMISSION_DENIED (ISSUER_NOT_SEAL_OWNER: registration asked
+        without the caller's bearer token for an agency other than the one whose e-seal signs), the
+        keys service's errors for Authorize and SignHash as they are (e.g. UNAUTHENTICATED
+        SAD_EXPIRED), UNAVAILABLE (KEYS_UNAVAILABLE, TSA_UNAVAILABLE, REVOCATION_UNAVAILABLE). A
+        registration failure is not an error: the signed PDF comes back with registration_status
+        UNREGISTERED and a reason.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -74,9 +80,11 @@ class SigningServiceServicer:
 
     def SignDocuments(self, request, context):
         """Signs several PDFs with one credential under one authorisation (one SAD for all their
-        hashes). Each document succeeds or fails on its own. Errors for the whole call:
-        INVALID_ARGUMENT (BATCH_EMPTY, BATCH_TOO_LARGE, OPTIONS_MISSING) and the keys errors of
-        Authorize.
+        hashes). Each document succeeds or fails on its own (its error as for SignDocument, or
+        INVALID_ARGUMENT IDEMPOTENCY_KEY_REPEATED for a registration idempotency key an earlier
+        document of the batch has; such a document is not signed). Errors for the whole call:
+        INVALID_ARGUMENT (BATCH_EMPTY, BATCH_TOO_LARGE, OPTIONS_MISSING and the option errors of
+        SignDocument) and the keys errors of Authorize.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,277 @@
+"""SignDocument and SignDocuments called in-process: what a caller may ask for, and what is
+refused up front with its reason, before a hash goes to keys or an id is reserved."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+
+import pytest
+from egov.signing.v1 import signing_pb2 as pb
+from egov.type.v1 import crypto_pb2, party_pb2
+from egov_common.errors import Code, EgovError
+from egov_pki.identifiers import check_digit
+from egov_signing.domain.pdf_input import DocumentLimits
+from egov_signing.domain.signing import PdfSigningService
+from egov_signing.servicer import SigningServicer
+from signing_testkit import FakeRegistry, SigningPki, SoftwareKeys, make_pdf, make_pki
+
+SEAL_AGENCY = "099400000001" + str(check_digit("099400000001"))
+OTHER_AGENCY = "099400000002" + str(check_digit("099400000002"))
+
+
+class _Context:
+    def __init__(self, token: str = "") -> None:
+        self._token = token
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self._token}"),) if self._token else ()
+
+
+class _TokenBound:
+    """The servicer's registry: the fake registry, whatever token it is bound to."""
+
+    def __init__(self, registry: FakeRegistry) -> None:
+        self.registry = registry
+
+    def with_token(self, token: str) -> FakeRegistry:
+        return self.registry
+
+
+def _servicer(pki: SigningPki, keys: SoftwareKeys, registry: FakeRegistry) -> SigningServicer:
+    signing = PdfSigningService(
+        keys, timestamper=pki.timestamper(), validation_context_factory=pki.validation_context
+    )
+    return SigningServicer(
+        signing,
+        verifier=lambda: None,  # type: ignore[arg-type,return-value]
+        limits=DocumentLimits(),
+        registry=_TokenBound(registry),
+    )
+
+
+def _options(**fields: object) -> pb.SignOptions:
+    return pb.SignOptions(credential_id="cred-1", level=crypto_pb2.PADES_LEVEL_B_B, **fields)
+
+
+def _registration(agency: str = SEAL_AGENCY, key: str = "idem-1") -> pb.RegistrationRequest:
+    return pb.RegistrationRequest(
+        issuer=party_pb2.PartyIdentifier(
+            namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_JUR, value=agency
+        ),
+        document_type="certificate",
+        idempotency_key=key,
+    )
+
+
+def _sign(
+    servicer: SigningServicer, options: pb.SignOptions, *, token: str = ""
+) -> pb.SignResult:
+    requests = iter(
+        [pb.SignDocumentRequest(options=options), pb.SignDocumentRequest(chunk=make_pdf())]
+    )
+    responses = list(servicer.SignDocument(requests, _Context(token)))  # type: ignore[arg-type]
+    assert b"".join(r.chunk for r in responses[1:]).startswith(b"%PDF")
+    return responses[0].result
+
+
+def _refusal(
+    servicer: SigningServicer, options: pb.SignOptions, *, token: str = ""
+) -> EgovError:
+    with pytest.raises(EgovError) as err:
+        _sign(servicer, options, token=token)
+    return err.value
+
+
+def _asked_keys(keys: SoftwareKeys) -> list[str]:
+    return [kind for kind, _ in keys.received if kind in ("authorize", "sign_hash")]
+
+
+def test_an_unknown_certification_permission_is_invalid_argument(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    error = _refusal(_servicer(pki, keys, FakeRegistry()), _options(certification=7))  # type: ignore[arg-type]
+    assert (error.code, error.reason) == (Code.INVALID_ARGUMENT, "CERTIFICATION_INVALID")
+    assert [v.field for v in error.field_violations] == ["options.certification"]
+    assert _asked_keys(keys) == []
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        pb.Rectangle(x1=math.nan, y1=36, x2=300, y2=126),
+        pb.Rectangle(x1=36, y1=36, x2=math.inf, y2=126),
+        pb.Rectangle(),  # set, but all zero: nothing would be visible
+        pb.Rectangle(x1=36, y1=36, x2=36, y2=126),
+    ],
+)
+def test_a_stamp_box_without_a_finite_area_is_invalid_argument(
+    pki: SigningPki, keys: SoftwareKeys, box: pb.Rectangle
+) -> None:
+    options = _options(stamp=pb.VisibleStamp(box=box))
+    error = _refusal(_servicer(pki, keys, FakeRegistry()), options)
+    assert (error.code, error.reason) == (Code.INVALID_ARGUMENT, "STAMP_BOX_INVALID")
+    assert [v.field for v in error.field_violations] == ["options.stamp.box"]
+    assert _asked_keys(keys) == []
+
+
+def test_a_stamp_in_a_box_of_the_callers_choice_is_drawn(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    box = pb.Rectangle(x1=36, y1=36, x2=300, y2=126)
+    result = _sign(_servicer(pki, keys, FakeRegistry()), _options(stamp=pb.VisibleStamp(box=box)))
+    assert result.field_name == "Signature1"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        # a line break would add a line of the caller's choosing to the stamp
+        ("reason", "ตรวจแล้ว\nลงนามโดย นายกรัฐมนตรี", "SIGNATURE_TEXT_INVALID"),
+        ("reason", "ok\x00", "SIGNATURE_TEXT_INVALID"),
+        ("location", "กรุงเทพฯ\r\n", "SIGNATURE_TEXT_INVALID"),
+        ("contact_info", "\x1b[31m", "SIGNATURE_TEXT_INVALID"),
+        ("field_name", "Sig\n", "FIELD_NAME_INVALID"),
+        ("field_name", "Sig\x00nature", "FIELD_NAME_INVALID"),
+        ("field_name", "S" * 1000, "FIELD_NAME_INVALID"),
+    ],
+)
+def test_control_characters_in_names_and_texts_are_refused(
+    pki: SigningPki, keys: SoftwareKeys, field: str, value: str, reason: str
+) -> None:
+    options = _options(stamp=pb.VisibleStamp(), **{field: value})
+    error = _refusal(_servicer(pki, keys, FakeRegistry()), options)
+    assert (error.code, error.reason) == (Code.INVALID_ARGUMENT, reason)
+    assert [v.field for v in error.field_violations] == [f"options.{field}"]
+    assert _asked_keys(keys) == []
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils absent")
+def test_thai_texts_with_marks_and_spaces_are_signed_as_sent(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    servicer = _servicer(pki, keys, FakeRegistry())
+    options = _options(
+        stamp=pb.VisibleStamp(), reason="รับรองสำเนาถูกต้อง ๑๒๓", location="กรุงเทพฯ"
+    )
+    requests = iter(
+        [pb.SignDocumentRequest(options=options), pb.SignDocumentRequest(chunk=make_pdf())]
+    )
+    pdf = b"".join(r.chunk for r in servicer.SignDocument(requests, _Context()))  # type: ignore[arg-type]
+    text = subprocess.run(
+        ["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True
+    ).stdout.decode()
+    assert "เหตุผล รับรองสำเนาถูกต้อง ๑๒๓" in text
+
+
+def test_an_unknown_stamp_language_is_refused(pki: SigningPki, keys: SoftwareKeys) -> None:
+    options = _options(stamp=pb.VisibleStamp(language="fr"))
+    error = _refusal(_servicer(pki, keys, FakeRegistry()), options)
+    assert (error.code, error.reason) == (Code.INVALID_ARGUMENT, "STAMP_LANGUAGE_INVALID")
+    assert [v.field for v in error.field_violations] == ["options.stamp.language"]
+
+
+def test_a_qr_code_without_registration_is_refused_not_left_out(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    options = _options(stamp=pb.VisibleStamp(include_qr_code=True))
+    error = _refusal(_servicer(pki, keys, FakeRegistry()), options, token="issuer-token")
+    assert (error.code, error.reason) == (Code.INVALID_ARGUMENT, "QR_CODE_NEEDS_REGISTRATION")
+    assert _asked_keys(keys) == []
+
+
+def test_in_a_batch_a_qr_code_without_registration_fails_that_document_alone(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    registry = FakeRegistry()
+    request = pb.SignDocumentsRequest(
+        options=_options(stamp=pb.VisibleStamp(include_qr_code=True)),
+        documents=[
+            pb.BatchDocument(client_reference="with", pdf=make_pdf(), registration=_registration()),
+            pb.BatchDocument(client_reference="without", pdf=make_pdf()),
+        ],
+    )
+    response = _servicer(pki, keys, registry).SignDocuments(request, _Context("issuer-token"))  # type: ignore[arg-type]
+    with_qr, without = response.results
+    assert with_qr.result.registration_status == pb.REGISTRATION_STATUS_REGISTERED
+    assert with_qr.result.verification_url
+    assert without.error.reason == "QR_CODE_NEEDS_REGISTRATION" and not without.signed_pdf
+
+
+def test_without_a_callers_token_a_person_cannot_register_for_an_agency(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    # no token: the registry would hear signing's own (any-agency) authority
+    registry = FakeRegistry()
+    error = _refusal(_servicer(pki, keys, registry), _options(registration=_registration()))
+    assert (error.code, error.reason) == (Code.PERMISSION_DENIED, "ISSUER_NOT_SEAL_OWNER")
+    assert registry.reserved == [] and registry.registered == []
+    assert _asked_keys(keys) == []
+
+
+def test_without_a_callers_token_an_e_seal_registers_only_for_its_own_agency() -> None:
+    seal = make_pki(seal_agency=SEAL_AGENCY)
+    registry = FakeRegistry()
+    servicer = _servicer(seal, SoftwareKeys(seal), registry)
+    error = _refusal(servicer, _options(registration=_registration(OTHER_AGENCY)))
+    assert (error.code, error.reason) == (Code.PERMISSION_DENIED, "ISSUER_NOT_SEAL_OWNER")
+    assert registry.reserved == []
+    result = _sign(servicer, _options(registration=_registration(SEAL_AGENCY)))
+    assert result.registration_status == pb.REGISTRATION_STATUS_REGISTERED
+    assert registry.reserved == [f"TH-JUR:{SEAL_AGENCY}"]
+
+
+def test_with_a_callers_token_the_registry_decides_who_may_register(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    registry = FakeRegistry()
+    options = _options(registration=_registration(OTHER_AGENCY))
+    result = _sign(_servicer(pki, keys, registry), options, token="issuer-token")
+    assert result.registration_status == pb.REGISTRATION_STATUS_REGISTERED
+    assert registry.reserved == [f"TH-JUR:{OTHER_AGENCY}"]
+
+
+def test_in_a_tokenless_batch_a_document_for_another_agency_fails_alone() -> None:
+    seal = make_pki(seal_agency=SEAL_AGENCY)
+    registry = FakeRegistry()
+    request = pb.SignDocumentsRequest(
+        options=_options(),
+        documents=[
+            pb.BatchDocument(client_reference="own", pdf=make_pdf(), registration=_registration()),
+            pb.BatchDocument(
+                client_reference="other",
+                pdf=make_pdf(),
+                registration=_registration(OTHER_AGENCY, "idem-2"),
+            ),
+        ],
+    )
+    response = _servicer(seal, SoftwareKeys(seal), registry).SignDocuments(request, _Context())  # type: ignore[arg-type]
+    own, other = response.results
+    assert own.result.registration_status == pb.REGISTRATION_STATUS_REGISTERED
+    assert (other.error.code, other.error.reason) == ("PERMISSION_DENIED", "ISSUER_NOT_SEAL_OWNER")
+    assert registry.reserved == [f"TH-JUR:{SEAL_AGENCY}"]
+
+
+def test_a_batch_naming_one_idempotency_key_twice_signs_the_second_document_not(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    registry = FakeRegistry()
+    request = pb.SignDocumentsRequest(
+        options=_options(),
+        documents=[
+            pb.BatchDocument(client_reference=f"doc-{n}", pdf=make_pdf(), registration=reg)
+            for n, reg in enumerate([_registration(key="k"), _registration(key="k")])
+        ],
+    )
+    response = _servicer(pki, keys, registry).SignDocuments(request, _Context("issuer-token"))  # type: ignore[arg-type]
+    first, second = response.results
+    assert first.result.registration_status == pb.REGISTRATION_STATUS_REGISTERED
+    assert (second.error.code, second.error.reason) == (
+        "INVALID_ARGUMENT",
+        "IDEMPOTENCY_KEY_REPEATED",
+    )
+    assert not second.signed_pdf
+    (authorised,) = [hashes for kind, hashes in keys.received if kind == "authorize"]
+    assert len(authorised) == 1  # type: ignore[arg-type]
+    assert len(registry.reserved) == 1
