@@ -133,16 +133,20 @@ def document_log_entries(document: pb.Document) -> list[tuple[int, merkle.LogEnt
     server appends (``egov_pki.merkle.LogEntry``), so any edit of a stored document or history
     row yields a leaf that is not in the signed tree. ``supersedes`` is proven by the
     replaced document's SUPERSEDED leaf: verify that document to rely on it.
+    Raises :class:`LogVerificationError` for a document no log leaf can encode.
     """
     issuer = _party_string(document.issuer)
-    details = merkle.document_details_sha256(
-        document_type=document.document_type,
-        subject=_party_string(document.subject) if document.HasField("subject") else "",
-        signer_certificate_sha256=list(document.signer_certificate_sha256),
-        valid_from_ms=_ms(document.valid_from),
-        valid_until_ms=_ms(document.valid_until) if document.HasField("valid_until") else None,
-        metadata=dict(document.metadata),
-    )
+    try:
+        details = merkle.document_details_sha256(
+            document_type=document.document_type,
+            subject=_party_string(document.subject) if document.HasField("subject") else "",
+            signer_certificate_sha256=list(document.signer_certificate_sha256),
+            valid_from_ms=_ms(document.valid_from),
+            valid_until_ms=_ms(document.valid_until) if document.HasField("valid_until") else None,
+            metadata=dict(document.metadata),
+        )
+    except ValueError as exc:
+        raise LogVerificationError(f"the document cannot be in the log: {exc}") from None
     entries: list[tuple[int, merkle.LogEntry]] = []
     for position, change in enumerate(document.history):
         status = _STATUS.get(change.status, "")
@@ -162,6 +166,8 @@ def document_log_entries(document: pb.Document) -> list[tuple[int, merkle.LogEnt
             if status not in ("REVOKED", "SUPERSEDED"):
                 raise LogVerificationError(f"unexpected status change to {status or 'nothing'}")
             reason = ""
+            if change.reason not in pb.RevocationReason.values():
+                raise LogVerificationError(f"unknown revocation reason {change.reason}")
             if change.reason != pb.REVOCATION_REASON_UNSPECIFIED:
                 reason = pb.RevocationReason.Name(change.reason).removeprefix("REVOCATION_REASON_")
             entry = merkle.LogEntry(
@@ -175,6 +181,10 @@ def document_log_entries(document: pb.Document) -> list[tuple[int, merkle.LogEnt
                 reason=reason,
                 details_sha256=merkle.text_sha256(change.reason_text),
             )
+        try:
+            entry.encode()  # a date before 1970 or an oversized field: no leaf holds it
+        except ValueError as exc:
+            raise LogVerificationError(f"the document cannot be in the log: {exc}") from None
         entries.append((change.leaf_index, entry))
     if not entries:
         raise LogVerificationError("the document has no history")
@@ -403,24 +413,29 @@ class RegistryClient:
     def _advance(self, head: merkle.TreeHead) -> None:
         """Check ``head`` against the newest head seen so far; keep the newer one.
 
-        Thread-safe: the lock guards the remembered head only, never a call to the server.
+        Thread-safe: the lock guards the remembered head only, never a call to the server. A
+        head another call trusted meanwhile is checked against ``head`` too: otherwise two forks
+        that each extend the old head would both pass (a split view).
         """
-        with self._head_lock:
-            trusted = self._trusted_head
-            if trusted is None:
-                self._trusted_head = head
+        while True:
+            with self._head_lock:
+                trusted = self._trusted_head
+                if trusted is None:
+                    self._trusted_head = head
+                    return
+            if head.tree_size == trusted.tree_size:
+                if head.root_hash != trusted.root_hash:
+                    raise LogVerificationError("two signed roots for one tree size: the log forked")
+            else:
+                old, new = sorted((trusted, head), key=lambda h: h.tree_size)
+                if old.tree_size > 0:
+                    self._check_consistency(old, new)
+            with self._head_lock:
+                if self._trusted_head is not trusted:
+                    continue
+                if head.tree_size > trusted.tree_size:
+                    self._trusted_head = head
                 return
-        if head.tree_size == trusted.tree_size:
-            if head.root_hash != trusted.root_hash:
-                raise LogVerificationError("two signed roots for one tree size: the log forked")
-            return
-        old, new = (trusted, head) if trusted.tree_size < head.tree_size else (head, trusted)
-        if old.tree_size > 0:
-            self._check_consistency(old, new)
-        with self._head_lock:
-            current = self._trusted_head
-            if current is None or head.tree_size > current.tree_size:
-                self._trusted_head = head
 
     def _check_consistency(self, old: merkle.TreeHead, new: merkle.TreeHead) -> None:
         reply: pb.GetConsistencyProofResponse = self._call(

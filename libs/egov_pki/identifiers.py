@@ -6,7 +6,7 @@ Provincial Administration, juristic person number of the Department of Business 
 one mod-11 check digit: ``check = (11 - sum(d[i] * (13 - i) for i in 0..11) % 11) % 10``.
 
 String form (what tokens, databases and certificates store): ``"<namespace>:<value>"``, e.g.
-``TH-PID:1101700230705``, ``TH-JUR:0105536000315``, ``PASSPORT:GBR:123456789``.
+``TH-PID:1101700230708``, ``TH-JUR:0994000165455``, ``PASSPORT:GBR:123456789``.
 """
 
 from __future__ import annotations
@@ -128,10 +128,12 @@ def juristic_number(number: str, *, field: str = "juristic_number") -> Identifie
 def passport(country: str, number: str, *, field: str = "passport") -> Identifier:
     """A passport (``PASSPORT``): issuing state ISO 3166-1 alpha-3 + 5..9 letters/digits.
 
-    Letters are upper-cased; raises ``InvalidArgument`` (``IDENTIFIER_MALFORMED``).
+    ASCII letters are upper-cased; raises ``InvalidArgument`` (``IDENTIFIER_MALFORMED``).
     """
+    # ASCII first: str.upper() makes "S" of "ſ" and "FF" of "ﬀ", another person's number.
+    ascii_only = country.isascii() and number.isascii()
     country, number = country.upper(), number.upper()
-    if not _COUNTRY.fullmatch(country) or not _PASSPORT_NUMBER.fullmatch(number):
+    if not ascii_only or not _COUNTRY.fullmatch(country) or not _PASSPORT_NUMBER.fullmatch(number):
         raise _invalid(
             field, "IDENTIFIER_MALFORMED", "passport is a country code and 5-9 letters/digits"
         )

@@ -373,12 +373,12 @@ class TreeHead:
     signature: bytes = b""
 
     def signed_bytes(self) -> bytes:
-        """Context string || uint64 size || uint64 timestamp || root (big endian)."""
-        return (
-            _TREE_HEAD_CONTEXT
-            + struct.pack(">QQ", self.tree_size, self.timestamp_ms)
-            + self.root_hash
-        )
+        """Context string || uint64 size || uint64 timestamp || root (big endian).
+
+        Raises ``ValueError`` when the size or timestamp does not fit a uint64.
+        """
+        size, timestamp = _uint64(self.tree_size), _uint64(self.timestamp_ms)
+        return _TREE_HEAD_CONTEXT + size + timestamp + self.root_hash
 
 
 def log_id(public_key: ec.EllipticCurvePublicKey) -> bytes:
@@ -402,7 +402,11 @@ def verify_tree_head_signature(head: TreeHead, public_key: ec.EllipticCurvePubli
     if not isinstance(public_key.curve, ec.SECP256R1):
         raise MerkleProofError("the log key must be ECDSA P-256")
     try:
-        public_key.verify(head.signature, head.signed_bytes(), ec.ECDSA(hashes.SHA256()))
+        signed = head.signed_bytes()
+    except ValueError as exc:  # a negative size or date: no log signs such a head
+        raise MerkleProofError(f"tree head is malformed: {exc}") from None
+    try:
+        public_key.verify(head.signature, signed, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature as exc:
         raise MerkleProofError("tree head signature does not verify with the log key") from exc
 
@@ -446,13 +450,14 @@ class LogEntry:
         """Version byte, then length-prefixed (uint16) fields and a uint64 timestamp.
 
         ``details_sha256`` is :func:`document_details_sha256` for a registration and the
-        SHA-256 of the reason text for a status change.
+        SHA-256 of the reason text for a status change. Raises ``ValueError`` when a field does
+        not fit its encoding (a text over 65535 bytes, a timestamp before 1970).
         """
         parts = [_ENTRY_VERSION]
         for text in (self.document_id, self.issuer_agency, self.event_type.value, self.status):
             parts.append(_text(text))
         parts.append(_bytes(self.sha256))
-        parts.append(struct.pack(">Q", self.timestamp_ms))
+        parts.append(_uint64(self.timestamp_ms))
         parts.append(_text(self.related_document_id))
         parts.append(_text(self.reason))
         parts.append(_bytes(self.details_sha256))
@@ -474,14 +479,15 @@ def document_details_sha256(
     """SHA-256 over the registered fields a leaf does not carry itself, in a fixed layout.
 
     ``subject`` is the namespaced string form (``TH-PID:...``) or empty; metadata is sorted by
-    key; a missing ``valid_until_ms`` is encoded as -1.
+    key; a missing ``valid_until_ms`` is encoded as -1. Raises ``ValueError`` when a field does
+    not fit its encoding (over 65535 items or bytes, a date beyond an int64 of milliseconds).
     """
     parts = [_ENTRY_VERSION, _text(document_type), _text(subject)]
-    parts.append(struct.pack(">H", len(signer_certificate_sha256)))
+    parts.append(_uint16(len(signer_certificate_sha256)))
     parts.extend(_bytes(fp) for fp in signer_certificate_sha256)
     until = -1 if valid_until_ms is None else valid_until_ms
-    parts.append(struct.pack(">qq", valid_from_ms, until))
-    parts.append(struct.pack(">H", len(metadata)))
+    parts.append(_int64(valid_from_ms) + _int64(until))
+    parts.append(_uint16(len(metadata)))
     for key in sorted(metadata):
         parts.append(_text(key) + _text(metadata[key]))
     return hashlib.sha256(b"".join(parts)).digest()
@@ -492,10 +498,29 @@ def text_sha256(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
 
+def _packed(layout: str, value: int, what: str) -> bytes:
+    try:
+        return struct.pack(layout, value)
+    except struct.error:  # struct.error is no ValueError: callers expect one for bad input
+        raise ValueError(f"{what} {value} is out of range") from None
+
+
+def _uint16(value: int) -> bytes:
+    return _packed(">H", value, "count")
+
+
+def _uint64(value: int) -> bytes:
+    return _packed(">Q", value, "size or timestamp")
+
+
+def _int64(value: int) -> bytes:
+    return _packed(">q", value, "timestamp")
+
+
 def _bytes(value: bytes) -> bytes:
     if len(value) > 0xFFFF:
         raise ValueError("log entry field is longer than 65535 bytes")
-    return struct.pack(">H", len(value)) + value
+    return _uint16(len(value)) + value
 
 
 def _text(value: str) -> bytes:

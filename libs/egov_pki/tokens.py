@@ -76,6 +76,8 @@ _ALGORITHM_IMPL = {
     "RS256": RSAAlgorithm(RSAAlgorithm.SHA256),
 }
 _MIN_RSA_BITS = 2048
+#: A JWKS (or discovery document) larger than this is refused: ours holds a handful of keys.
+_DEFAULT_MAX_JWKS_BYTES = 64 * 1024
 #: Tokens a verifier remembers as verified (by SHA-256), so a client's next call with the same
 #: token costs no signature check. Each entry is a few hundred bytes.
 VERIFIED_TOKENS_REMEMBERED = 4096
@@ -200,7 +202,9 @@ class JwksSource(Protocol):
         ...
 
 
-def _index_jwks(jwks: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def _index_jwks(jwks: Any) -> dict[str, Mapping[str, Any]]:
+    if not isinstance(jwks, Mapping):
+        raise ValueError("JWKS is not a JSON object")
     keys = jwks.get("keys")
     if not isinstance(keys, list):
         raise ValueError("JWKS has no 'keys' array")
@@ -224,9 +228,11 @@ class StaticJwks:
 class HttpJwks:
     """The identity service's JWKS fetched over HTTP(S), cached.
 
-    The set is refreshed after ``cache_seconds``, and on an unknown ``kid`` at most once per
-    ``min_refresh_seconds`` (so a flood of made-up kids cannot hammer the identity service). A fetch
-    failure keeps the cached keys; with nothing usable it raises ``Unavailable``.
+    The set is refreshed after ``cache_seconds``, and on an unknown ``kid``; never more than once
+    per ``min_refresh_seconds`` (so neither a flood of made-up kids nor an identity service that is
+    down turns every request into a fetch). A fetch failure keeps the cached keys; with nothing
+    usable it raises ``Unavailable``. A fetch reads at most ``max_response_bytes`` and gives up
+    after ``timeout_seconds`` in all, however slowly the server answers.
 
     :meth:`discover` finds the JWKS URL the standard way, from the issuer's OpenID Provider
     metadata (``<issuer>/.well-known/openid-configuration``, whose ``issuer`` must equal ours).
@@ -247,6 +253,7 @@ class HttpJwks:
         cache_seconds: float = 300.0,
         min_refresh_seconds: float = 10.0,
         timeout_seconds: float = 5.0,
+        max_response_bytes: int = _DEFAULT_MAX_JWKS_BYTES,
         client: httpx.Client | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -254,20 +261,35 @@ class HttpJwks:
         self._issuer: str | None = None
         self._cache_seconds = cache_seconds
         self._min_refresh_seconds = min_refresh_seconds
+        self._timeout_seconds = timeout_seconds
+        self._max_response_bytes = max_response_bytes
         self._client = client or httpx.Client(timeout=timeout_seconds, follow_redirects=False)
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._keys: dict[str, Mapping[str, Any]] = {}
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
+        self._last_failure: Exception | None = None
 
-    def _discover_locked(self) -> str:
+    def _get_json(self, url: str, deadline: float) -> Any:
+        """The JSON body at ``url``, read in chunks: at most ``max_response_bytes``, and no later
+        than ``deadline`` (httpx's timeouts bound each read, not the whole response)."""
+        with self._client.stream("GET", url, headers={"accept": "application/json"}) as response:
+            response.raise_for_status()
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > self._max_response_bytes:
+                    raise ValueError(f"{url} answered more than {self._max_response_bytes} bytes")
+                if self._monotonic() > deadline:
+                    raise ValueError(f"{url} did not answer within {self._timeout_seconds} s")
+        return json.loads(bytes(body))
+
+    def _discover_locked(self, deadline: float) -> str:
         """OpenID Connect Discovery 1.0, section 4: the metadata's ``issuer`` is exactly ours."""
         assert self._issuer is not None
         metadata_url = self._issuer.rstrip("/") + "/.well-known/openid-configuration"
-        response = self._client.get(metadata_url, headers={"accept": "application/json"})
-        response.raise_for_status()
-        metadata = response.json()
+        metadata = self._get_json(metadata_url, deadline)
         if not isinstance(metadata, dict) or metadata.get("issuer") != self._issuer:
             raise ValueError("discovery document names another issuer")
         jwks_uri = metadata.get("jwks_uri")
@@ -276,16 +298,15 @@ class HttpJwks:
         return jwks_uri
 
     def _fetch_locked(self) -> None:
+        """Fetch the set; on any failure keep what we had (a garbage answer is no key set)."""
         self._last_attempt = self._monotonic()
+        deadline = self._last_attempt + self._timeout_seconds
         try:
             if not self._url:
-                self._url = self._discover_locked()
-            response = self._client.get(self._url, headers={"accept": "application/json"})
-            response.raise_for_status()
-            keys = _index_jwks(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
-            if self._fetched_at is None:
-                raise Unavailable("JWKS_UNAVAILABLE", "identity JWKS could not be fetched") from exc
+                self._url = self._discover_locked(deadline)
+            keys = _index_jwks(self._get_json(self._url, deadline))
+        except (httpx.HTTPError, ValueError, RecursionError) as exc:
+            self._last_failure = exc
             return
         self._keys = keys
         self._fetched_at = self._last_attempt
@@ -293,13 +314,21 @@ class HttpJwks:
     def key(self, kid: str) -> Mapping[str, Any] | None:
         with self._lock:
             now = self._monotonic()
-            if self._fetched_at is None or now - self._fetched_at > self._cache_seconds:
-                self._fetch_locked()
-            found = self._keys.get(kid)
-            if found is None and (
+            may_fetch = (
                 self._last_attempt is None
                 or now - self._last_attempt >= self._min_refresh_seconds
+            )
+            if may_fetch and (
+                self._fetched_at is None or now - self._fetched_at > self._cache_seconds
             ):
+                self._fetch_locked()
+                may_fetch = False
+            if self._fetched_at is None:
+                raise Unavailable(
+                    "JWKS_UNAVAILABLE", "identity JWKS could not be fetched"
+                ) from self._last_failure
+            found = self._keys.get(kid)
+            if found is None and may_fetch:
                 self._fetch_locked()
                 found = self._keys.get(kid)
             return found
@@ -343,9 +372,15 @@ def _numeric_date(claims: Mapping[str, Any], name: str, *, required: bool) -> fl
             raise _refuse("TOKEN_CLAIM_MISSING", f"token has no '{name}' claim")
         return None
     value = claims[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise _refuse("TOKEN_CLAIM_INVALID", f"'{name}' is not a numeric date")
-    return float(value)
+    try:
+        date = float(value)  # a JSON integer has no bound: 10**400 overflows
+    except OverflowError:
+        date = math.inf
+    if not math.isfinite(date):
+        raise _refuse("TOKEN_CLAIM_INVALID", f"'{name}' is not a numeric date")
+    return date
 
 
 def _public_key(jwk: Mapping[str, Any], alg: str) -> Any:
@@ -355,6 +390,9 @@ def _public_key(jwk: Mapping[str, Any], alg: str) -> Any:
         raise _refuse("TOKEN_ALGORITHM_NOT_ALLOWED", "token alg does not match the key's alg")
     if jwk.get("use", "sig") != "sig":
         raise _refuse("TOKEN_KEY_UNKNOWN", "key is not a signature key")
+    key_ops = jwk.get("key_ops", ["verify"])
+    if not isinstance(key_ops, list) or "verify" not in key_ops:  # RFC 7517 section 4.3
+        raise _refuse("TOKEN_KEY_UNKNOWN", "key is not for verifying signatures")
     if any(name in jwk for name in ("d", "p", "q", "k")):
         raise _refuse("TOKEN_KEY_UNKNOWN", "JWKS entry is not a public key")
     try:

@@ -101,3 +101,18 @@ def test_a_trailing_newline_is_not_part_of_a_valid_identifier(identifier: str) -
     assert parse_identifier(identifier.rstrip("\n"))
     with pytest.raises(InvalidArgument):
         parse_identifier(identifier)
+
+
+@pytest.mark.parametrize(
+    ("country", "number"),
+    [("GBR", "\u017f12345"), ("GBR", "\ufb001234"), ("GBR", "\u0131d12345"), ("\u017fWE", "12345")],
+    ids=["long-s", "ff-ligature", "dotless-i", "long-s-country"],
+)
+def test_non_ascii_letters_never_become_a_passport_number(country: str, number: str) -> None:
+    # str.upper() turns "ſ" into "S", "ﬀ" into "FF", "ı" into "I": a look-alike typed in (or
+    # sent) would be stored as another, perfectly ASCII, passport number.
+    with pytest.raises(InvalidArgument) as info:
+        passport(country, number)
+    assert info.value.reason == "IDENTIFIER_MALFORMED"
+    with pytest.raises(InvalidArgument):
+        parse_identifier(f"PASSPORT:{country}:{number}")

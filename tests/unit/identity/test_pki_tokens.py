@@ -442,3 +442,143 @@ def test_the_verifier_remembers_a_bounded_number_of_tokens_and_forgets_expired_o
     checks = len(signature_checks)
     verifier.verify(lasting)
     assert len(signature_checks) == checks + 1
+
+
+def test_a_date_too_large_for_a_float_is_an_invalid_claim_not_a_crash() -> None:
+    # JSON integers have no bound; float() of 10**400 raises OverflowError (an INTERNAL status)
+    assert _reason(_sign(_claims(exp=10**400))) == "TOKEN_CLAIM_INVALID"
+    assert _reason(_sign(_claims(nbf=-(10**400)))) == "TOKEN_CLAIM_INVALID"
+
+
+def test_a_key_whose_key_ops_exclude_verify_is_not_used_for_signatures() -> None:
+    # RFC 7517 section 4.3: a key published for other operations does not verify tokens
+    encrypting = {**_jwk(EC_KEY, "ec-1", "ES256"), "key_ops": ["encrypt", "wrapKey"]}
+    verifier = TokenVerifier(StaticJwks({"keys": [encrypting]}), issuer=ISSUER,
+                             audiences=[AUDIENCE], clock=lambda: NOW)
+    assert _reason(_sign(), verifier) == "TOKEN_KEY_UNKNOWN"
+    verifying = {**_jwk(EC_KEY, "ec-1", "ES256"), "key_ops": ["verify"]}
+    verifier = TokenVerifier(StaticJwks({"keys": [verifying]}), issuer=ISSUER,
+                             audiences=[AUDIENCE], clock=lambda: NOW)
+    assert verifier.verify(_sign()).subject == "person-1"
+
+
+class _JwksServer:
+    """Identity's JWKS endpoint as httpx sees it: answers ``body`` (or a status), counts fetches.
+
+    ``monotonic`` is the clock HttpJwks reads; a streamed body may advance it chunk by chunk.
+    """
+
+    def __init__(self, body: Any = None, status: int = 200) -> None:
+        self.body = JWKS if body is None else body
+        self.status = status
+        self.fetches = 0
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __call__(self, request: Any) -> Any:
+        import httpx
+
+        self.fetches += 1
+        if self.status != 200:
+            return httpx.Response(self.status)
+        if isinstance(self.body, bytes):
+            return httpx.Response(200, content=self.body)
+        if callable(self.body):
+            return httpx.Response(200, content=self.body())
+        return httpx.Response(200, json=self.body)
+
+    def verifier(self, **kwargs: Any) -> TokenVerifier:
+        import httpx
+        from egov_pki.tokens import HttpJwks
+
+        jwks = HttpJwks("https://id.test/jwks", monotonic=self.monotonic,
+                        client=httpx.Client(transport=httpx.MockTransport(self)), **kwargs)
+        return TokenVerifier(jwks, issuer=ISSUER, audiences=[AUDIENCE], clock=lambda: NOW)
+
+
+def _unavailable(verifier: TokenVerifier, token: str) -> str:
+    from egov_common.errors import Unavailable
+
+    with pytest.raises(Unavailable) as info:
+        verifier.verify(token)
+    return str(info.value.reason)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b"null", b'"keys"', b"42", b"[" * 100_000, b"\xff\xfe", b"{"],
+    ids=["array", "null", "string", "number", "deeply-nested", "not-utf8", "truncated"],
+)
+def test_a_garbage_jwks_is_unavailable_not_an_internal_error(body: bytes) -> None:
+    assert _unavailable(_JwksServer(body).verifier(), _sign()) == "JWKS_UNAVAILABLE"
+
+
+def test_a_garbage_jwks_refresh_keeps_the_keys_already_fetched() -> None:
+    server = _JwksServer()
+    verifier = server.verifier(cache_seconds=300)
+    assert verifier.verify(_sign()).subject == "person-1"
+    server.body = b"[]"
+    server.now = 301.0  # the cache is stale: the next call refreshes, and gets garbage
+    assert verifier.verify(_sign(_claims(jti="after"))).subject == "person-1"
+    assert server.fetches == 2
+
+
+def test_an_unreachable_jwks_is_not_fetched_again_on_every_request() -> None:
+    # Each fetch holds every verification up to the timeout: one per interval, not per request.
+    server = _JwksServer()
+    verifier = server.verifier(cache_seconds=300, min_refresh_seconds=10)
+    verifier.verify(_sign())
+    server.status = 503
+    server.now = 301.0
+    for n in range(5):
+        assert verifier.verify(_sign(_claims(jti=str(n)))).subject == "person-1"  # cached keys
+    assert server.fetches == 2
+    server.now = 312.0
+    verifier.verify(_sign(_claims(jti="later")))
+    assert server.fetches == 3
+
+
+def test_a_jwks_never_fetched_is_not_fetched_again_on_every_request() -> None:
+    server = _JwksServer(status=503)
+    verifier = server.verifier(min_refresh_seconds=10)
+    for n in range(5):
+        assert _unavailable(verifier, _sign(_claims(jti=str(n)))) == "JWKS_UNAVAILABLE"
+    assert server.fetches == 1
+    server.status = 200
+    server.now = 11.0
+    assert verifier.verify(_sign()).subject == "person-1"
+    assert server.fetches == 2
+
+
+def test_a_huge_jwks_is_refused_without_reading_it_all() -> None:
+    read: list[int] = []
+
+    def endless() -> Any:
+        yield b'{"keys": ' + json.dumps(JWKS["keys"]).encode()[:-1] + b", "
+        while len(read) < 100_000:  # a few MB of padding the verifier must not hold
+            read.append(1)
+            yield b'{"kid": "pad", "kty": "oct"}, ' * 32
+        yield b"{}]}"
+
+    server = _JwksServer(endless)
+    assert _unavailable(server.verifier(), _sign()) == "JWKS_UNAVAILABLE"
+    assert len(read) < 1000
+
+
+def test_a_jwks_that_trickles_in_gives_up_at_the_timeout() -> None:
+    # httpx's timeouts bound each read, not the response: a byte every few seconds would hold
+    # the JWKS lock, and every verification in the process, for as long as the server likes.
+    server = _JwksServer()
+    sent: list[int] = []
+
+    def trickle() -> Any:
+        for byte in json.dumps(JWKS).encode():
+            server.now += 1.0  # a second per byte, each well inside a read timeout
+            sent.append(byte)
+            yield bytes([byte])
+
+    server.body = trickle
+    assert _unavailable(server.verifier(timeout_seconds=5), _sign()) == "JWKS_UNAVAILABLE"
+    assert len(sent) <= 6
