@@ -23,7 +23,7 @@ import grpc
 from egov.keys.v1 import keys_pb2 as pb
 from egov.keys.v1 import keys_pb2_grpc
 from egov.type.v1 import crypto_pb2, party_pb2
-from egov_common.errors import Unavailable
+from egov_common.errors import Internal, Unavailable
 from egov_common.status import from_rpc_error
 
 __all__ = [
@@ -139,6 +139,9 @@ class KeysClient:
                 ),
             )
             out.extend(page.credentials)
+            if page.next_page_token and page.next_page_token == token:
+                # the same page again would never end the loop
+                raise Internal("PAGE_TOKEN_REPEATED", "the keys service repeated a page token")
             token = page.next_page_token
             if not token:
                 return out

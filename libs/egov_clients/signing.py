@@ -26,6 +26,7 @@ from egov.registry.v1 import registry_pb2  # noqa: F401 - registers types used b
 from egov.signing.v1 import signing_pb2 as pb
 from egov.signing.v1 import signing_pb2_grpc
 from egov.type.v1 import crypto_pb2, party_pb2
+from egov_common.errors import Internal
 from egov_common.status import from_rpc_error
 from google.protobuf import timestamp_pb2
 
@@ -227,7 +228,8 @@ class SigningClient:
                     parts.append(message.chunk)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
-        assert result is not None, "the server sent no result"
+        if result is None:  # a server that breaks the contract, not a signed document
+            raise Internal("RESULT_MISSING", "the signing service sent no result")
         return SignedPdf(b"".join(parts), result)
 
     def sign_documents(
