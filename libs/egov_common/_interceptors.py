@@ -84,7 +84,7 @@ class _Call:
         self.deadline_token: contextvars.Token[float | None] | None = None
         self.caller_token: contextvars.Token[Caller] | None = None
         self.otel_token: object = None
-        self.authorization: str | bytes | None = None
+        self.authorization: tuple[str | bytes, ...] = ()
 
 
 class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -185,12 +185,11 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def _start(self, info: _Method, context: grpc.ServicerContext) -> _Call:
         """Trace id and deadline of the call (never raises)."""
         call = _Call()
-        authorization: str | bytes | None = None
+        authorization: tuple[str | bytes, ...] = ()
         carrier: dict[str, str] | None = None
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
-                if authorization is None:
-                    authorization = value
+                authorization += (value,)
             elif key in _TRACE_KEYS and isinstance(value, str):
                 if carrier is None:
                     carrier = {}
@@ -259,7 +258,9 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             if call.otel_token is not None:
                 otel_context.detach(call.otel_token)  # type: ignore[arg-type]
 
-    def _identify(self, context: grpc.ServicerContext, authorization: str | bytes | None) -> Caller:
+    def _identify(
+        self, context: grpc.ServicerContext, authorization: tuple[str | bytes, ...]
+    ) -> Caller:
         peer_service = _peer_service(context) if self._check_peer else None
         token = _bearer_token(authorization)
         if token is not None:
@@ -361,10 +362,17 @@ def _peer_service(context: grpc.ServicerContext) -> str | None:
     return names[0].decode() if names else None
 
 
-def _bearer_token(value: str | bytes | None) -> str | None:
-    """The token of an ``authorization: Bearer <token>`` value; ``None`` without one."""
-    if value is None:
+def _bearer_token(values: tuple[str | bytes, ...]) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` header; ``None`` without one.
+
+    Several ``authorization`` headers are refused: which one counts would depend on who reads
+    them (a proxy, this server), so a caller could be one identity to one and another to the
+    other."""
+    if not values:
         return None
+    if len(values) > 1:
+        raise Unauthenticated("TOKEN_MALFORMED", "more than one authorization header")
+    (value,) = values
     text = value.decode() if isinstance(value, bytes) else value
     scheme, _, token = text.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

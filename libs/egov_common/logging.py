@@ -34,10 +34,12 @@ __all__ = [
 #: Trace id for log lines outside an OpenTelemetry span (set by the server per call).
 trace_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("egov_trace_id", default="")
 
-_THIRTEEN_DIGITS = re.compile(r"(?<!\d)(\d)-?(\d{4})-?(\d{5})-?(\d{2})-?(\d)(?!\d)")
+# Plain, or grouped 1-4-5-2-1 by dashes or spaces as printed on the ID card.
+_THIRTEEN_DIGITS = re.compile(r"(?<!\d)(\d)[- ]?(\d{4})[- ]?(\d{5})[- ]?(\d{2})[- ]?(\d)(?!\d)")
 _PLAIN = (str, int, float, bool)  # written as they are; anything else as str(value)
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
 _SHORTEST_IDENTIFIER = 13  # characters: shorter text cannot hold a 13-digit identifier
+_SMALLEST_IDENTIFIER = 10**12  # a smaller integer has fewer than 13 digits
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
@@ -59,7 +61,7 @@ def mask_identifier(identifier: str) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Mask every 13-digit identifier (plain or dashed) inside free text."""
+    """Mask every 13-digit identifier (plain, or grouped by dashes or spaces) in free text."""
     return _THIRTEEN_DIGITS.sub(lambda m: f"{m[1]}-{m[2]}-xxxxx-xx-{m[5]}", text)
 
 
@@ -72,18 +74,34 @@ def current_trace_id() -> str:
 
 
 class IdentifierMaskingFilter(logging.Filter):
-    """Rewrites a record's message and string extras with :func:`mask_text`."""
+    """Rewrites a record's message and extras with :func:`mask_text`: strings, integers that
+    hold an identifier, and anything else as the text the log line shows of it (``str``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            # Arguments that do not fit the format: a log call must not fail its caller, and
+            # logging's own report of the error would print the arguments unmasked.
+            message = f"{record.msg} (arguments that do not fit: {record.args!r})"
         masked = mask_text(message)
         if masked != message or record.args:
             record.msg, record.args = masked, None
         fields = record.__dict__
         for key in fields.keys() - _STANDARD_ATTRS:
             value = fields[key]
-            if isinstance(value, str) and len(value) >= _SHORTEST_IDENTIFIER:
-                fields[key] = mask_text(value)
+            if isinstance(value, str):
+                if len(value) >= _SHORTEST_IDENTIFIER:
+                    fields[key] = mask_text(value)
+            elif isinstance(value, bool | float) or value is None:
+                pass
+            elif isinstance(value, int):
+                if abs(value) >= _SMALLEST_IDENTIFIER and (text := str(value)) != (
+                    masked := mask_text(text)
+                ):
+                    fields[key] = masked
+            else:  # a dict, a list, an object: written as str(value), identifiers and all
+                fields[key] = mask_text(str(value))
         return True
 
 

@@ -6,7 +6,7 @@ One place for the signature stamp, the reports and the verify portal, so a docum
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, timezone
 
 __all__ = [
     "BANGKOK",
@@ -17,8 +17,9 @@ __all__ = [
     "in_bangkok",
 ]
 
+_UTC_OFFSET = timedelta(hours=7)
 #: Indochina Time, UTC+7 all year (no daylight saving).
-BANGKOK = timezone(timedelta(hours=7), "ICT")
+BANGKOK = timezone(_UTC_OFFSET, "ICT")
 #: B.E. = C.E. + 543.
 BUDDHIST_ERA_OFFSET = 543
 
@@ -53,16 +54,29 @@ ENGLISH_MONTHS = (
 
 
 def in_bangkok(value: datetime) -> datetime:
-    """``value`` in Bangkok time; a naive datetime is taken as UTC."""
+    """``value`` in Bangkok time; a naive datetime is taken as UTC.
+
+    Raises ``OverflowError`` when that is outside the years 1 to 9999 that ``datetime`` holds
+    (from 9999-12-31T17:00:00Z on; :func:`format_date` still names the day)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(BANGKOK)
+    try:
+        return value.astimezone(BANGKOK)
+    except OverflowError:  # it goes through UTC, which may be out of range where Bangkok is not
+        shift = _UTC_OFFSET - (value.utcoffset() or timedelta(0))
+        return (value.replace(tzinfo=None) + shift).replace(tzinfo=BANGKOK)
 
 
 def format_date(value: datetime, language: str) -> str:
     """The Bangkok calendar date: ``26 พฤศจิกายน 2569`` in Thai, ``26 November 2026`` otherwise
-    (month names fixed here, never from the process locale)."""
-    local = in_bangkok(value)
+    (month names fixed here, never from the process locale). Any aware or naive (UTC)
+    datetime has one, ``9999-12-31T23:59:59Z`` (a certificate that never expires, RFC 5280
+    4.1.2.5) too: ``1 January 10000``."""
+    try:
+        local = in_bangkok(value)
+        year, month, day = local.year, local.month, local.day
+    except OverflowError:  # the day after 9999-12-31 or before 0001-01-01
+        year, month, day = (MAXYEAR + 1, 1, 1) if value.year == MAXYEAR else (MINYEAR - 1, 12, 31)
     if language == "th":
-        return f"{local.day} {THAI_MONTHS[local.month - 1]} {local.year + BUDDHIST_ERA_OFFSET}"
-    return f"{local.day} {ENGLISH_MONTHS[local.month - 1]} {local.year}"
+        return f"{day} {THAI_MONTHS[month - 1]} {year + BUDDHIST_ERA_OFFSET}"
+    return f"{day} {ENGLISH_MONTHS[month - 1]} {year}"

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from egov_common import telemetry
-from egov_common.errors import InvalidArgument
+from egov_common.auth import Caller, CallerKind, current_caller
+from egov_common.errors import InvalidArgument, NotFound, Unauthenticated
 from egov_common.server import BuiltServer, GrpcService, build_server
 from egov_common.settings import ServiceSettings
+from egov_common.status import from_rpc_error
 from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -21,17 +23,43 @@ SERVICE = "egov.test.v1.Upper"
 def _upper(request: wrappers_pb2.StringValue, context: grpc.ServicerContext) -> object:
     if not request.value:
         raise InvalidArgument("TEXT_EMPTY", "text is empty")
+    if request.value.startswith("missing "):  # an error that quotes what it did not find
+        raise NotFound(
+            "TEXT_NOT_FOUND",
+            f"no text like {request.value}",
+            metadata={"text": request.value},
+        )
+    if request.value == "who":
+        caller = current_caller()
+        return wrappers_pb2.StringValue(value=f"{caller.kind.value}:{caller.subject}")
     return wrappers_pb2.StringValue(value=request.value.upper())
 
 
+def _file_not_found(request: wrappers_pb2.StringValue, context: grpc.ServicerContext) -> object:
+    # A name read from disk with surrogateescape: not text that UTF-8 can carry.
+    name = b"report-\xff.pdf".decode("utf-8", "surrogateescape")
+    raise NotFound("FILE_NOT_FOUND", f"no file {name}")
+
+
+def _verify_token(token: str, *, peer_service: str | None) -> Caller:
+    if token not in ("alice", "bob"):
+        raise Unauthenticated("TOKEN_INVALID", "token not accepted")
+    return Caller(CallerKind.PERSON, subject=token, peer_service=peer_service)
+
+
 def _register(server: grpc.Server) -> None:
+    missing = grpc.unary_unary_rpc_method_handler(
+        _file_not_found,
+        request_deserializer=wrappers_pb2.StringValue.FromString,
+        response_serializer=wrappers_pb2.StringValue.SerializeToString,
+    )
     handler = grpc.unary_unary_rpc_method_handler(
         _upper,
         request_deserializer=wrappers_pb2.StringValue.FromString,
         response_serializer=wrappers_pb2.StringValue.SerializeToString,
     )
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE, {"Upper": handler}),)
+        (grpc.method_handlers_generic_handler(SERVICE, {"Upper": handler, "File": missing}),)
     )
 
 
@@ -44,7 +72,9 @@ def reader() -> InMemoryMetricReader:
 def built(reader: InMemoryMetricReader) -> Iterator[BuiltServer]:
     tel = telemetry.setup("upper", metric_reader=reader, set_global=False)
     settings = ServiceSettings(service_name="upper", grpc_listen="127.0.0.1:0")
-    server = build_server(settings, [GrpcService(SERVICE, _register)], telemetry=tel)
+    server = build_server(
+        settings, [GrpcService(SERVICE, _register)], telemetry=tel, token_verifier=_verify_token
+    )
     server.start()
     yield server
     server.server.stop(None)
@@ -107,3 +137,47 @@ def test_draining_ends_the_worker_threads(built: BuiltServer) -> None:
     for thread in workers:
         thread.join(10)
         assert not thread.is_alive()
+
+
+def test_an_error_with_a_huge_text_still_arrives_with_its_code_and_reason(
+    built: BuiltServer,
+) -> None:
+    # 20 kB quoted into the message and metadata would make trailers that grpc refuses
+    # (RESOURCE_EXHAUSTED, the reason lost); the status is cut to fit instead.
+    with grpc.insecure_channel(built.address) as channel, pytest.raises(grpc.RpcError) as exc:
+        _upper_stub(channel)(wrappers_pb2.StringValue(value="missing " + "ก" * 20_000), timeout=5)
+    assert exc.value.code() is grpc.StatusCode.NOT_FOUND
+    error = from_rpc_error(exc.value)
+    assert error.reason == "TEXT_NOT_FOUND"
+    assert error.message.startswith("no text like missing ก")
+    assert error.metadata["text"].startswith("missing ก")
+
+
+def test_an_error_whose_text_is_not_utf8_still_arrives_with_its_code_and_reason(
+    built: BuiltServer,
+) -> None:
+    with grpc.insecure_channel(built.address) as channel, pytest.raises(grpc.RpcError) as exc:
+        channel.unary_unary(
+            f"/{SERVICE}/File",
+            request_serializer=wrappers_pb2.StringValue.SerializeToString,
+            response_deserializer=wrappers_pb2.StringValue.FromString,
+        )(wrappers_pb2.StringValue(), timeout=5)
+    assert exc.value.code() is grpc.StatusCode.NOT_FOUND  # not UNKNOWN
+    assert "Exception calling application" not in (exc.value.details() or "")
+    error = from_rpc_error(exc.value)
+    assert error.reason == "FILE_NOT_FOUND"
+    assert error.message.startswith("no file report-")
+
+
+def test_a_call_with_two_authorization_headers_is_refused(built: BuiltServer) -> None:
+    with grpc.insecure_channel(built.address) as channel:
+        upper = _upper_stub(channel)
+        who = wrappers_pb2.StringValue(value="who")
+        alice = ("authorization", "Bearer alice")
+        assert upper(who, metadata=(alice,), timeout=5).value == "person:alice"
+        # Which header would win depends on who reads it (a proxy, this server): neither does.
+        for headers in ((alice, ("authorization", "Bearer bob")), (alice, alice)):
+            with pytest.raises(grpc.RpcError) as exc:
+                upper(who, metadata=headers, timeout=5)
+            assert exc.value.code() is grpc.StatusCode.UNAUTHENTICATED
+            assert from_rpc_error(exc.value).reason == "TOKEN_MALFORMED"

@@ -5,6 +5,7 @@ import json
 import logging
 import re
 
+import pytest
 from egov_common.logging import mask_identifier, mask_text, setup_logging
 from hypothesis import given
 from hypothesis import strategies as st
@@ -54,3 +55,50 @@ def test_log_lines_are_json_with_service_and_masked_identifiers() -> None:
     assert line["message"] == "lookup for 1-2345-xxxxx-xx-1"
     assert line["subject"] == "3-1012-xxxxx-xx-3"
     assert "trace_id" in line
+
+
+def _log_line(message: str, *args: object, **extra: object) -> dict[str, object]:
+    """The line a service writes for ``log.info(message, *args, extra=extra)`` (and nothing
+    else sees the record: pytest's own capture would format it unmasked)."""
+    root = logging.getLogger()
+    others, root.handlers = root.handlers, []
+    stream = io.StringIO()
+    setup_logging("registry", "INFO", stream)
+    try:
+        logging.getLogger("t").info(message, *args, extra=extra)
+    finally:
+        root.handlers = others
+    line: dict[str, object] = json.loads(stream.getvalue().strip())
+    return line
+
+
+def test_identifiers_written_with_spaces_are_masked_too() -> None:
+    line = _log_line("card 1 1017 00230 70 8 read", holder="holder 3 1012 34567 89 3")
+    assert line["message"] == "card 1-1017-xxxxx-xx-8 read"
+    assert line["holder"] == "holder 3-1012-xxxxx-xx-3"
+    assert mask_text("1-1017 00230-70 8") == "1-1017-xxxxx-xx-8"
+
+
+def test_identifiers_in_numeric_and_nested_extras_are_masked() -> None:
+    line = _log_line(
+        "lookup",
+        subject=1101700230708,
+        request={"pid": "3101234567893", "names": ["a"]},
+        pids=["1101700230708", 3101234567893],
+        count=3,
+    )
+    assert line["subject"] == "1-1017-xxxxx-xx-8"
+    assert line["count"] == 3  # other numbers stay numbers
+    text = json.dumps(line)
+    assert not re.search(r"\d{13}", text)
+    assert "3-1012-xxxxx-xx-3" in str(line["request"])
+    assert "1-1017-xxxxx-xx-8" in str(line["pids"])
+
+
+def test_a_log_call_whose_arguments_do_not_fit_never_fails_the_caller(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    line = _log_line("looked up %d in %s", "1101700230708")  # wrong type, one argument short
+    assert "looked up" in str(line["message"])
+    assert "1-1017-xxxxx-xx-8" in str(line["message"])
+    assert "1101700230708" not in capsys.readouterr().err
