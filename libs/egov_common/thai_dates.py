@@ -13,6 +13,7 @@ __all__ = [
     "BUDDHIST_ERA_OFFSET",
     "ENGLISH_MONTHS",
     "THAI_MONTHS",
+    "format_clock",
     "format_date",
     "in_bangkok",
 ]
@@ -80,3 +81,15 @@ def format_date(value: datetime, language: str) -> str:
     if language == "th":
         return f"{day} {THAI_MONTHS[month - 1]} {year + BUDDHIST_ERA_OFFSET}"
     return f"{day} {ENGLISH_MONTHS[month - 1]} {year}"
+
+
+def format_clock(value: datetime) -> str:
+    """The Bangkok time of day, ``HH:MM:SS``, for any datetime :func:`format_date` names (a
+    time past 9999-12-31T17:00:00Z too, whose Bangkok day no ``datetime`` holds)."""
+    try:
+        local = in_bangkok(value)
+    except OverflowError:
+        utc = value if value.tzinfo is None else value.astimezone(UTC)
+        seconds = (utc.hour * 3600 + utc.minute * 60 + utc.second + 7 * 3600) % 86400
+        return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return local.strftime("%H:%M:%S")

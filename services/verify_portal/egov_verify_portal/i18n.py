@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from egov_common.thai_dates import format_date, in_bangkok
+from egov_common.thai_dates import format_clock, format_date
 
 LANGUAGES = ("th", "en")
 DEFAULT_LANGUAGE = "th"
@@ -354,7 +354,7 @@ class Translator:
         """Date and time to the second in Bangkok time, the zone named."""
         if value is None:
             return "-"
-        clock = in_bangkok(value).strftime("%H:%M:%S")
+        clock = format_clock(value)
         if self.language == "th":
             return f"{self.date(value)} เวลา {clock} น. ({self('time_zone')})"
         return f"{self.date(value)}, {clock} ({self('time_zone')})"

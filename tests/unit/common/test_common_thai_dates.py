@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from egov_common.thai_dates import format_date, in_bangkok
+from egov_common.thai_dates import format_clock, format_date, in_bangkok
 
 
 def test_the_thai_date_is_the_buddhist_era_year_with_the_thai_month() -> None:
@@ -39,3 +39,10 @@ def test_the_first_day_of_year_1_in_a_zone_east_of_bangkok_is_still_that_day() -
     manila = timezone(timedelta(hours=8))
     assert format_date(datetime(1, 1, 1, 0, 30, tzinfo=manila), "en") == "31 December 0"
     assert format_date(datetime(1, 1, 1, 1, 30, tzinfo=manila), "th") == "1 มกราคม 544"
+
+
+def test_the_time_of_day_of_the_last_hours_of_year_9999_is_bangkok_s_too() -> None:
+    # a certificate that never expires (RFC 5280: 99991231235959Z) is shown in full
+    never = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert (format_date(never, "en"), format_clock(never)) == ("1 January 10000", "06:59:59")
+    assert format_clock(datetime(2026, 11, 27, 17, 30, 5, tzinfo=UTC)) == "00:30:05"

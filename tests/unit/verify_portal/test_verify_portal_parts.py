@@ -267,6 +267,14 @@ def test_thai_dates_use_the_buddhist_era_and_bangkok_time() -> None:
     )
 
 
+def test_a_certificate_that_never_expires_is_shown_in_bangkok_time() -> None:
+    # RFC 5280 99991231235959Z: already the year 10000 (B.E. 10543) in Bangkok
+    never = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert Translator("th").datetime(never) == (
+        "1 มกราคม 10543 เวลา 06:59:59 น. (เวลาประเทศไทย)"
+    )
+
+
 @given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9000, 1, 1)))
 def test_the_thai_year_is_always_543_more_than_the_english_one(moment: datetime) -> None:
     th_year = int(Translator("th").date(moment).rsplit(" ", 1)[1])
