@@ -64,7 +64,7 @@ def secret_value(variable: str, value: pydantic.SecretStr, file: Path | None) ->
     if not raw and file is not None:
         variable += "_FILE"
         try:
-            raw = file.read_text().strip()
+            raw = file.read_text(encoding="utf-8").strip()  # whatever the locale
         except OSError as exc:
             raise SettingsError(variable, f"cannot be read: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
