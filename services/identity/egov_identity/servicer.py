@@ -379,6 +379,8 @@ class RepresentationServicer(rep_grpc.RepresentationServiceServicer):  # type: i
         return rep_pb.RegisterJuristicPersonResponse(juristic_person=juristic_to_proto(person))
 
     def GetJuristicPerson(self, request: Any, context: grpc.ServicerContext) -> Any:
+        # the directors' national ids are personal data, as much as ListRepresentations' are
+        _require_scope("identity:admin", "identity:representation")
         ident = identifier_from_proto(request.identifier, "identifier")
         return rep_pb.GetJuristicPersonResponse(
             juristic_person=juristic_to_proto(self._s.juristic_person(str(ident))))

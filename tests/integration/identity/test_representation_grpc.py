@@ -84,3 +84,24 @@ def test_a_validity_time_no_timestamp_can_hold_is_invalid_argument(
         c.call(c.representation.GrantRepresentation, request)
     assert (info.value.code, info.value.reason) == (Code.INVALID_ARGUMENT, "VALIDITY_INVALID")
     assert [v.field for v in info.value.field_violations] == [field]
+
+
+def test_a_juristic_persons_directors_are_read_only_with_a_representation_scope(
+        identity: RunningIdentity, admin_key: MachineKey) -> None:
+    """The directors' national ids are personal data: not for anonymous callers nor for a
+    client without identity:admin or identity:representation."""
+    from egov.identity.v1 import representation_pb2 as rep_pb
+    from egov_clients.identity import party
+    c = identity.client
+    company = POPULATION.companies[1]
+    admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin")
+    c.register_juristic_person(admin, company.identifier)
+    proofing = c.client_credentials_token(ADMIN_ID, admin_key, "identity:proofing")
+    request = rep_pb.GetJuristicPersonRequest(identifier=party(company.identifier))
+    for token in ("", proofing):
+        with pytest.raises(EgovError) as info:
+            c.call(c.representation.GetJuristicPerson, request, token)
+        assert (info.value.code, info.value.reason) == (Code.PERMISSION_DENIED, "SCOPE_MISSING")
+    read = c.call(c.representation.GetJuristicPerson, request, admin).juristic_person
+    assert [d.value for d in read.directors] == [
+        d.partition(":")[2] for d in company.directors]

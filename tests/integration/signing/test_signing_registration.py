@@ -186,6 +186,97 @@ def test_signings_own_registry_authority_does_not_register_a_persons_document(
     )
 
 
+def _agency_credential(keys_process, kind: int, proof: str, key: str) -> keys_pb2.Credential:  # type: ignore[no-untyped-def]
+    """A credential of AGENCY in the real keys service: its e-seal or its legal person's."""
+    from egov.keys.v1 import keys_pb2_grpc
+    from egov.type.v1 import party_pb2
+
+    channel = keys_process.open_channel()
+    try:
+        reply = keys_pb2_grpc.KeysServiceStub(channel).CreateCredential(
+            keys_pb2.CreateCredentialRequest(
+                idempotency_key=key,
+                owner=party_pb2.PartyIdentifier(
+                    namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_JUR,
+                    value=AGENCY.removeprefix("TH-JUR:"),
+                ),
+                kind=kind,  # type: ignore[arg-type]
+                names=party_pb2.PartyNames(organization_name_en="Agency One"),
+                authorization_proof=proof,
+            ),
+            timeout=30,
+        )
+    finally:
+        channel.close()
+    credential: keys_pb2.Credential = reply.credential
+    return credential
+
+
+@pytest.fixture
+def own_authority(keys_process, registry_process, identity) -> Iterator[SigningClient]:  # type: ignore[no-untyped-def]
+    """A caller without a token of its own, at a signing that holds its own registry authority
+    (here a token for AGENCY; over mTLS, any agency by the registry's TRUSTED_SERVICES)."""
+    env = {
+        "EGOV_KEYS_ADDRESS": keys_process.grpc_address,
+        "EGOV_REGISTRY_ADDRESS": registry_process.grpc_address,
+        "EGOV_SIGNING_KEYS_TOKEN": signing_token(identity),
+        "EGOV_SIGNING_REGISTRY_TOKEN": ISSUER_TOKEN,
+    }
+    with (
+        start_service("egov_signing", env=env, http=False) as service,
+        SigningClient(service.grpc_address) as anonymous,
+    ):
+        yield anonymous
+
+
+def test_signings_own_registry_authority_registers_for_the_agencys_own_e_seal(
+    keys_process, own_authority, identity
+) -> None:  # type: ignore[no-untyped-def]
+    seal_client = identity.agency_client(agency=AGENCY.removeprefix("TH-JUR:"))
+    seal = _agency_credential(
+        keys_process, keys_pb2.CREDENTIAL_KIND_ELECTRONIC_SEAL, seal_client, "it-reg-seal"
+    )
+    signed = own_authority.sign_document(
+        make_pdf(),
+        credential_id=seal.credential_id,
+        authorization_proof=seal_client,
+        level="B-B",
+        registration=registration(
+            issuer=AGENCY, document_type="certificate", idempotency_key="it-reg-8"
+        ),
+    )
+    assert signed.registered, signed.result.registration_error
+
+
+def test_signings_own_registry_authority_does_not_register_for_a_representative(
+    keys_process, registry_process, own_authority, identity
+) -> None:  # type: ignore[no-untyped-def]
+    # a representative of the agency with the sign power (no issuer role at the registry)
+    # signs with the agency's legal-person credential: its certificate names the agency as an
+    # e-seal's would, but signing's own registry authority is not lent to it
+    representative = identity.representative(company=AGENCY.removeprefix("TH-JUR:"))
+    legal_person = _agency_credential(
+        keys_process, keys_pb2.CREDENTIAL_KIND_LEGAL_PERSON, representative, "it-reg-legal"
+    )
+    with RegistryClient(registry_process.grpc_address) as registry:
+        before = registry.get_signed_tree_head().tree_size
+        with pytest.raises(EgovError) as err:
+            own_authority.sign_document(
+                make_pdf(),
+                credential_id=legal_person.credential_id,
+                authorization_proof=representative,
+                level="B-B",
+                registration=registration(
+                    issuer=AGENCY, document_type="certificate", idempotency_key="it-reg-7"
+                ),
+            )
+        assert (err.value.code.value, err.value.reason) == (
+            "PERMISSION_DENIED",
+            "ISSUER_NOT_SEAL_OWNER",
+        )
+        assert registry.get_signed_tree_head().tree_size == before
+
+
 def test_keys_down_is_unavailable_keys_unavailable() -> None:
     env = {"EGOV_KEYS_ADDRESS": "127.0.0.1:9", "EGOV_REGISTRY_ADDRESS": "127.0.0.1:9"}
     with (

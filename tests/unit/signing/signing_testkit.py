@@ -103,6 +103,8 @@ class SigningPki:
     tsa_key: rsa.RSAPrivateKey
     tsa: x509.Certificate
     crl: x509.CertificateRevocationList
+    #: what keys says the signer's credential is for (its CREDENTIAL_KIND_* name)
+    credential_kind: str = "NATURAL_PERSON"
 
     def der(self, cert: x509.Certificate) -> bytes:
         return cert.public_bytes(serialization.Encoding.DER)
@@ -142,10 +144,16 @@ class SigningPki:
 
 
 def make_pki(
-    *, revoke_signer: bool = False, signer_crl: bool = True, seal_agency: str = ""
+    *,
+    revoke_signer: bool = False,
+    signer_crl: bool = True,
+    seal_agency: str = "",
+    legal_person: bool = False,
 ) -> SigningPki:
     """A root, a TSA and a signer: a natural person, or with ``seal_agency`` (a 13-digit
-    juristic number) an agency's e-seal (``organizationIdentifier`` ``NTRTH-<number>``)."""
+    juristic number) an agency's e-seal (``organizationIdentifier`` ``NTRTH-<number>``); with
+    ``legal_person`` too, that juristic person's signature used by a representative instead
+    (the same certificate profile, another credential kind)."""
     root_key = ec.generate_private_key(ec.SECP256R1())
     root_name = _name("Test Root CA", "egov-trust tests")
     root = _cert(root_name, root_key, root_name, root_key, ca=True)
@@ -188,7 +196,10 @@ def make_pki(
             .build()
         )
     crl = crl_builder.sign(root_key, hashes.SHA256())
-    return SigningPki(root_key, root, signer_key, signer, tsa_key, tsa, crl)
+    kind = "NATURAL_PERSON"
+    if seal_agency:
+        kind = "LEGAL_PERSON" if legal_person else "ELECTRONIC_SEAL"
+    return SigningPki(root_key, root, signer_key, signer, tsa_key, tsa, crl, kind)
 
 
 @dataclass
@@ -207,6 +218,7 @@ class SoftwareKeys:
             credential_id,
             (self.pki.der(self.pki.signer), self.pki.der(self.pki.root)),
             KeyAlgorithm.ECDSA_P256,
+            electronic_seal=self.pki.credential_kind == "ELECTRONIC_SEAL",
         )
 
     def authorize(

@@ -222,6 +222,19 @@ def test_without_a_callers_token_an_e_seal_registers_only_for_its_own_agency() -
     assert registry.reserved == [f"TH-JUR:{SEAL_AGENCY}"]
 
 
+def test_without_a_callers_token_a_representatives_signature_registers_nothing() -> None:
+    # a legal-person certificate names its company as an e-seal's names its agency, but its
+    # representative holds no issuer role: signing's own (any-agency) registry authority is
+    # lent to an agency's e-seal only
+    company = make_pki(seal_agency=SEAL_AGENCY, legal_person=True)
+    registry = FakeRegistry()
+    keys = SoftwareKeys(company)
+    error = _refusal(_servicer(company, keys, registry), _options(registration=_registration()))
+    assert (error.code, error.reason) == (Code.PERMISSION_DENIED, "ISSUER_NOT_SEAL_OWNER")
+    assert registry.reserved == [] and registry.registered == []
+    assert _asked_keys(keys) == []
+
+
 def test_with_a_callers_token_the_registry_decides_who_may_register(
     pki: SigningPki, keys: SoftwareKeys
 ) -> None:

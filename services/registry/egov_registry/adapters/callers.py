@@ -15,6 +15,7 @@ from egov_common.auth import Caller, CallerKind, TokenVerifier
 from egov_common.errors import Unauthenticated
 
 from ..domain.model import Actor
+from ..domain.rules import ISSUE_POWER
 
 __all__ = ["StaticTokenVerifier", "actor_for", "build_token_verifier"]
 
@@ -70,11 +71,24 @@ def build_token_verifier(
 
 
 def actor_for(caller: Caller, trusted_services: Mapping[str, Mapping[str, Any]]) -> Actor:
-    """The domain's view of a caller; mTLS services get the scopes settings grant them."""
+    """The domain's view of a caller; mTLS services get the scopes settings grant them.
+
+    A grant goes only to the service its certificate names (``peer_service``): a ``service``
+    caller made from a bearer token (a development static token) proves no certificate. A
+    person acting for a company (a representation token) acts for it here only if the grant
+    has the power to register its documents.
+    """
     scopes = set(caller.scopes)
     agency = caller.agency or ""
+    representation = caller.claims.get("representation")
+    if isinstance(representation, Mapping) and ISSUE_POWER not in representation.get("powers", ()):
+        agency = ""
     any_agency = False
-    if caller.kind is CallerKind.SERVICE and caller.subject in trusted_services:
+    if (
+        caller.kind is CallerKind.SERVICE
+        and caller.peer_service == caller.subject
+        and caller.subject in trusted_services
+    ):
         grant = trusted_services[caller.subject]
         scopes.update(grant.get("scopes", ()))
         granted_agency = str(grant.get("agency", ""))

@@ -21,6 +21,7 @@ from egov_pki.identifiers import Namespace, parse_identifier
 from .model import Actor, Document, DocumentQuery, Registration, StatusChange
 
 __all__ = [
+    "ISSUE_POWER",
     "ISSUE_SCOPE",
     "LIMITS",
     "Limits",
@@ -43,6 +44,8 @@ __all__ = [
 
 #: The scope a caller needs to register, revoke or supersede documents of its own agency.
 ISSUE_SCOPE = "registry:issue"
+#: The power (identity's representation grants) a person acting for an agency needs as well.
+ISSUE_POWER = "register-documents"
 
 _DOCUMENT_ID = re.compile(r"DOC-[0-9A-HJKMNP-TV-Z]{26}")
 DOCUMENT_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")

@@ -78,6 +78,7 @@ class GrpcKeysPort:
             credential_id=credential.credential_id,
             certificate_chain=tuple(credential.certificate_chain),
             key_algorithm=_KEY_ALGORITHMS.get(credential.key_algorithm, KeyAlgorithm.ECDSA_P256),
+            electronic_seal=credential.kind == pb.CREDENTIAL_KIND_ELECTRONIC_SEAL,
         )
 
     def authorize(

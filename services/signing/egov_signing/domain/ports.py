@@ -47,6 +47,9 @@ class SigningCredential:
     #: DER certificates, signer first, root last
     certificate_chain: tuple[bytes, ...]
     key_algorithm: KeyAlgorithm
+    #: An agency's e-seal (keys' CREDENTIAL_KIND_ELECTRONIC_SEAL). Its certificate looks like a
+    #: legal person's, which a representative uses: only keys knows which of the two it is.
+    electronic_seal: bool = False
 
 
 @dataclass(frozen=True)

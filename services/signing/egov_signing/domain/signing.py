@@ -134,7 +134,9 @@ class SignOptions:
 
     ``registry_on_own_authority``: the registry will hear signing's own authority, not the
     caller's (the caller sent no token); a document is then registered only for the agency
-    whose e-seal signs it (the certificate's ``organizationIdentifier`` ``NTRTH-<number>``).
+    whose e-seal signs it (a credential keys calls an e-seal, the agency named by its
+    certificate's ``organizationIdentifier`` ``NTRTH-<number>``), never for a legal person's
+    signature, whose certificate names its company alike but whose representative is no issuer.
     """
 
     credential_id: str
@@ -307,7 +309,11 @@ class _ParsedCredential:
             key_algorithm=credential.key_algorithm,
             mechanism=algos.SignedDigestAlgorithm({"algorithm": mech}),
             chain_bytes=sum(len(der) for der in credential.certificate_chain),
-            seal_agency=f"TH-JUR:{subject.number}" if subject.namespace == "TH-JUR" else "",
+            seal_agency=(
+                f"TH-JUR:{subject.number}"
+                if credential.electronic_seal and subject.namespace == "TH-JUR"
+                else ""
+            ),
         )
 
 

@@ -84,7 +84,9 @@ class RepresentationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetJuristicPerson(self, request, context):
-        """Reads a juristic person. Errors: NOT_FOUND (JURISTIC_PERSON_NOT_FOUND).
+        """Reads a juristic person with its directors. Needs scope `identity:admin` or
+        `identity:representation` (the directors' identifiers are personal data).
+        Errors: NOT_FOUND (JURISTIC_PERSON_NOT_FOUND), PERMISSION_DENIED (SCOPE_MISSING).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
