@@ -300,7 +300,7 @@ def test_registrations_and_lookups_over_grpc(
             MANY_CLIENTS,
         )
 
-        with RegistryClient(address) as client:
+        with RegistryClient(address, token=_access_token()) as client:  # the agency lists its own
             documents = client.get_signed_tree_head().tree_size
             assert (documents - size) % ONE_PER_CALL == 0 and documents >= size
             figures["documents"] = documents

@@ -267,8 +267,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
         subject = ""
         if request.HasField("subject"):
             subject = rules.normalise_subject(*_party_string(request.subject))
+        issuer = self._issuer(request.issuer) if request.HasField("issuer") else ""
         query = DocumentQuery(
-            issuer=self._issuer(request.issuer) if request.HasField("issuer") else "",
+            issuer=rules.listing_issuer(self._actor(), issuer),
             document_type=request.document_type,
             subject=subject,
             status=_status_filter(request.status),

@@ -12,6 +12,7 @@ from egov_clients.registry import RegistryClient
 from egov_testing.processes import ServiceProcess, start_service
 from egov_testing.pytest_plugin import fresh_postgres_database
 from registry_testenv import (
+    AUDITOR_TOKEN,
     ISSUER_TOKEN,
     OTHER_ISSUER_TOKEN,
     READER_TOKEN,
@@ -67,6 +68,7 @@ def clients(registry: ServiceProcess, log_key: bytes) -> Iterator[dict[str, Regi
                 ("issuer", ISSUER_TOKEN),
                 ("other", OTHER_ISSUER_TOKEN),
                 ("reader", READER_TOKEN),
+                ("auditor", AUDITOR_TOKEN),
                 ("anonymous", None),
             )
         }
@@ -102,6 +104,7 @@ def shared_clients(
                 ("issuer", ISSUER_TOKEN),
                 ("other", OTHER_ISSUER_TOKEN),
                 ("reader", READER_TOKEN),
+                ("auditor", AUDITOR_TOKEN),
                 ("anonymous", None),
             )
         }

@@ -25,6 +25,7 @@ OTHER_AGENCY = f"TH-JUR:{agency_number(2)}"
 ISSUER_TOKEN = "issuer-token-agency-1"
 OTHER_ISSUER_TOKEN = "issuer-token-agency-2"
 READER_TOKEN = "reader-token"
+AUDITOR_TOKEN = "auditor-token"
 STATIC_TOKENS = {
     ISSUER_TOKEN: {
         "subject": "agency-1-backoffice",
@@ -37,6 +38,7 @@ STATIC_TOKENS = {
         "agency": OTHER_AGENCY,
     },
     READER_TOKEN: {"subject": "relying-party", "scopes": ["registry:read"]},
+    AUDITOR_TOKEN: {"subject": "auditor", "scopes": ["registry:audit"]},
 }
 
 

@@ -178,7 +178,7 @@ def test_wrong_issuer_cannot_revoke_and_nothing_changes(
 
 
 def test_bad_list_filters_and_page_tokens_are_refused(clients: dict[str, RegistryClient]) -> None:
-    reader = clients["reader"]
+    reader, auditor = clients["reader"], clients["auditor"]
     document = clients["issuer"].register(
         sha256=digest(secrets.token_hex(8)), issuer=AGENCY, document_type="p"
     )
@@ -195,7 +195,7 @@ def test_bad_list_filters_and_page_tokens_are_refused(clients: dict[str, Registr
         (pb.ListDocumentsRequest(page_token=_b64(nested)), "PAGE_TOKEN_INVALID"),
     ]
     for request, reason in cases:
-        error = _refusal(lambda request=request: reader.list_documents(request))
+        error = _refusal(lambda request=request: auditor.list_documents(request))
         assert (error.code.value, error.reason) == ("INVALID_ARGUMENT", reason)
     error = _refusal(lambda: reader.get_document(document.document_id + "\n"))
     assert (error.code.value, error.reason) == ("INVALID_ARGUMENT", "DOCUMENT_ID_MALFORMED")

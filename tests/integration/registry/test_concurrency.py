@@ -9,7 +9,14 @@ from egov.registry.v1 import registry_pb2 as pb
 from egov_clients.registry import RegistryClient
 from egov_pki import merkle
 from egov_testing.processes import ServiceProcess
-from registry_testenv import AGENCY, ISSUER_TOKEN, all_log_entries, digest, local_root
+from registry_testenv import (
+    AGENCY,
+    AUDITOR_TOKEN,
+    ISSUER_TOKEN,
+    all_log_entries,
+    digest,
+    local_root,
+)
 
 CLIENTS = 8
 DOCUMENTS = 2_000
@@ -63,7 +70,7 @@ def test_parallel_registrations_with_retries_keep_one_consistent_log(
     assert len(document_for_key) == DOCUMENTS
     assert len(set(document_for_key.values())) == DOCUMENTS
 
-    with RegistryClient(registry.grpc_address, log_key=log_key) as auditor:
+    with RegistryClient(registry.grpc_address, log_key=log_key, token=AUDITOR_TOKEN) as auditor:
         final = auditor.get_signed_tree_head()
         assert final.tree_size == DOCUMENTS
         entries = all_log_entries(auditor)

@@ -196,7 +196,7 @@ def test_list_documents_filters_and_pages_in_a_stable_order(
     seen: list[str] = []
     token = ""
     while True:
-        page = clients["reader"].list_documents(
+        page = clients["auditor"].list_documents(
             pb.ListDocumentsRequest(
                 issuer=party(AGENCY), registered_after=since, page_size=3, page_token=token
             )
@@ -209,12 +209,41 @@ def test_list_documents_filters_and_pages_in_a_stable_order(
 
     def ids(**filters: object) -> set[str]:
         request = pb.ListDocumentsRequest(registered_after=since, **filters)  # type: ignore[arg-type]
-        page = clients["reader"].list_documents(request)
+        page = clients["auditor"].list_documents(request)
         return {d.document_id for d in page.documents}
 
     assert ids(document_type="list-permit", issuer=party(AGENCY)) == {mine[1], mine[3], mine[5]}
     assert ids(subject=party(SUBJECT)) == set(mine[:4])
     assert ids(status=pb.DOCUMENT_STATUS_REVOKED) == {mine[1]}
+
+
+def test_a_listing_is_for_auditors_and_for_an_issuer_s_own_documents(
+    clients: dict[str, RegistryClient],
+) -> None:
+    """Who holds which documents (a subject's national id) is not open: a relying party finds
+    a document by its id or hash, an issuer lists its own agency's, an auditor everything."""
+    mine = clients["issuer"].register(
+        sha256=digest("listing mine"), issuer=AGENCY, document_type="permit", subject=SUBJECT
+    )
+    theirs = clients["other"].register(
+        sha256=digest("listing theirs"), issuer=OTHER_AGENCY, document_type="permit"
+    )
+    everything = pb.ListDocumentsRequest(page_size=500)
+    by_subject = pb.ListDocumentsRequest(subject=party(SUBJECT))
+    for name in ("anonymous", "reader"):
+        for request in (everything, by_subject):
+            with pytest.raises(PermissionDenied) as refused:
+                clients[name].list_documents(request)
+            assert refused.value.reason == "LISTING_NOT_ALLOWED"
+        assert clients[name].get_document(mine.document_id).document_id == mine.document_id
+
+    own = {d.document_id for d in clients["issuer"].list_documents(everything).documents}
+    assert mine.document_id in own and theirs.document_id not in own
+    with pytest.raises(PermissionDenied) as refused:
+        clients["issuer"].list_documents(pb.ListDocumentsRequest(issuer=party(OTHER_AGENCY)))
+    assert refused.value.reason == "NOT_ISSUER"
+    audited = {d.document_id for d in clients["auditor"].list_documents(everything).documents}
+    assert {mine.document_id, theirs.document_id} <= audited
 
 
 def test_log_serves_heads_proofs_and_entries(clients: dict[str, RegistryClient]) -> None:

@@ -21,6 +21,7 @@ from egov_pki.identifiers import Namespace, parse_identifier
 from .model import Actor, Document, DocumentQuery, Registration, StatusChange
 
 __all__ = [
+    "AUDIT_SCOPE",
     "ISSUE_POWER",
     "ISSUE_SCOPE",
     "LIMITS",
@@ -46,6 +47,8 @@ __all__ = [
 ISSUE_SCOPE = "registry:issue"
 #: The power (identity's representation grants) a person acting for an agency needs as well.
 ISSUE_POWER = "register-documents"
+#: The scope that lists every agency's documents (an auditor, a supervising body).
+AUDIT_SCOPE = "registry:audit"
 
 _DOCUMENT_ID = re.compile(r"DOC-[0-9A-HJKMNP-TV-Z]{26}")
 DOCUMENT_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -166,6 +169,29 @@ def require_issuer(actor: Actor, issuer: str) -> None:
             "the caller is not an issuer for this agency",
             metadata={"required_scope": ISSUE_SCOPE},
         )
+
+
+def listing_issuer(actor: Actor, issuer: str) -> str:
+    """The issuer filter ``actor`` may list with, ``issuer`` asked for ("" for any).
+
+    Listing reveals who holds which documents (subjects' national ids, metadata), unlike a
+    lookup by id or hash, which needs the document in hand: an auditor (``registry:audit``)
+    lists everything; an issuer lists its own agency's documents (its agency when ``issuer``
+    is empty; another agency is NOT_ISSUER); anyone else gets PERMISSION_DENIED
+    (LISTING_NOT_ALLOWED)."""
+    if AUDIT_SCOPE in actor.scopes:
+        return issuer
+    if ISSUE_SCOPE in actor.scopes and (actor.agency or actor.any_agency):
+        if issuer or actor.any_agency:
+            require_issuer(actor, issuer or actor.agency)
+            return issuer
+        return f"{Namespace.TH_JUR.value}:{_agency_number(actor.agency)}"
+    raise PermissionDenied(
+        "LISTING_NOT_ALLOWED",
+        f"listing documents needs scope {AUDIT_SCOPE}, or {ISSUE_SCOPE} for the issuing agency;"
+        " a document is looked up by its id or its SHA-256",
+        metadata={"required_scope": AUDIT_SCOPE},
+    )
 
 
 def validate_registration(registration: Registration) -> None:

@@ -173,9 +173,12 @@ class RegistryServiceServicer:
 
     def ListDocuments(self, request, context):
         """Lists documents by issuer, type, subject, status and registration time, newest first,
-        in a stable order. Errors: INVALID_ARGUMENT (PAGE_TOKEN_INVALID: a malformed token or
-        one from another query; PAGE_SIZE_INVALID; STATUS_INVALID: an unknown status;
-        TIME_FILTER_INVALID: a time outside years 1-9999).
+        in a stable order. Not open like the lookups (a listing shows who holds which
+        documents): scope `registry:audit` lists every agency's, an issuer (`registry:issue`) its
+        own agency's (the issuer filter defaults to it). Errors: PERMISSION_DENIED
+        (LISTING_NOT_ALLOWED; NOT_ISSUER: another agency's), INVALID_ARGUMENT (PAGE_TOKEN_INVALID:
+        a malformed token or one from another query; PAGE_SIZE_INVALID; STATUS_INVALID: an unknown
+        status; TIME_FILTER_INVALID: a time outside years 1-9999).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
