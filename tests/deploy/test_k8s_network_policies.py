@@ -209,7 +209,9 @@ def test_policies_allow_exactly_the_calls_the_settings_make(overlay: str) -> Non
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_portals_reach_identity_signing_registry_over_grpc_only(overlay: str) -> None:
+def test_portals_reach_identity_keys_signing_registry_over_grpc_only(overlay: str) -> None:
+    """Keys for credentials (story 1's "has a signing credential issued"); its SignHash is
+    signing's alone, by EGOV_KEYS_SIGN_CALLERS, not by the network."""
     c = cluster(overlay)
     reachable = {
         (target, port)
@@ -217,7 +219,12 @@ def test_portals_reach_identity_signing_registry_over_grpc_only(overlay: str) ->
         for port in c.container_ports[target].values()
         if c.can_connect(PORTAL, c.pods[target], port)
     }
-    assert reachable == {("identity", 50051), ("signing", 50054), ("registry", 50053)}
+    assert reachable == {
+        ("identity", 50051),
+        ("keys", 50052),
+        ("signing", 50054),
+        ("registry", 50053),
+    }
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
