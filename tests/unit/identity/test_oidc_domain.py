@@ -534,3 +534,25 @@ def test_enrolment_code_works_once(world: World) -> None:
     with pytest.raises(PermissionDenied) as info:
         s.set_password(person_id, "a different password", enrolment_code=code)
     assert info.value.reason == "ENROLMENT_CODE_INVALID"
+
+
+def test_an_admin_scope_never_goes_into_a_token_that_speaks_for_a_person(world: World) -> None:
+    """identity:admin, keys:admin administer a service: a machine client's own, by client
+    credentials. A person who logs in through a client that also holds one gets none of it."""
+    world.service.register_client(m.Client(
+        client_id="console", client_name="Operations console",
+        redirect_uris=("https://console.test/cb",),
+        grant_types=(m.GRANT_AUTHORIZATION_CODE,),
+        scopes=("openid", "profile", "identity:admin", "keys:admin"), auth_method="none"))
+    _, username, secret = enrol_login(world, client_id="console")
+    s = world.service
+    login = s.login("console", username, PASSWORD, current_totp(world, secret))
+    _, challenge = _pkce()
+    for scope in ("openid identity:admin", "openid profile keys:admin"):
+        with pytest.raises(InvalidArgument) as info:
+            s.authorize(login_session_id=login.login_session_id, client_id="console",
+                        redirect_uri="https://console.test/cb", scope=scope, state="st",
+                        nonce="n-1", code_challenge=challenge, code_challenge_method="S256",
+                        acr_values="2")
+        assert info.value.reason == "SCOPE_INVALID"
+        assert "machine client" in info.value.message

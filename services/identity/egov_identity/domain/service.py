@@ -203,6 +203,19 @@ def _essential_aal(claims: Mapping[str, Any]) -> int:
                default=1)
 
 
+def _refuse_admin_scopes(scopes: Sequence[str], reason: str) -> None:
+    """An admin scope (``identity:admin``, ``keys:admin``) administers a service: a machine
+    client's own, by client credentials, never in a token that speaks for a person, whatever
+    scopes the client holds. InvalidArgument ``reason`` otherwise."""
+    admin = [s for s in scopes if _is_admin_scope(s)]
+    if admin:
+        raise InvalidArgument(reason, f"{admin[0]} is a machine client's scope, not a person's")
+
+
+def _is_admin_scope(scope: str) -> bool:
+    return scope.endswith(":admin")
+
+
 def _audiences_for(scopes: Sequence[str]) -> list[str]:
     out: list[str] = []
     for s in scopes:
@@ -861,6 +874,7 @@ class IdentityService:
         scopes = _scopes(scope)
         if "openid" not in scopes or not set(scopes) <= set(client.scopes):
             raise InvalidArgument("SCOPE_INVALID", "scope must include openid and be allowed")
+        _refuse_admin_scopes(scopes, "SCOPE_INVALID")
         _check_length(nonce, 256, "nonce")
         claims_request: dict[str, Any] = {}
         if claims:
@@ -1300,6 +1314,7 @@ class IdentityService:
         scopes = _scopes(scope)
         if "openid" not in scopes or not set(scopes) <= set(client.scopes):
             raise InvalidArgument("INVALID_SCOPE", "scope must include openid and be allowed")
+        _refuse_admin_scopes(scopes, "INVALID_SCOPE")
         if not login_hint:
             raise InvalidArgument("LOGIN_HINT_INVALID", "login_hint is required")
         person_id = ""
@@ -1569,9 +1584,10 @@ class IdentityService:
         if not live:
             raise PermissionDenied("NOT_REPRESENTATIVE", "no valid representation grant")
         scopes = _scopes(request.scope) if request.scope else [
-            s for s in client.scopes if s not in m.PERSON_SCOPES]
+            s for s in client.scopes if s not in m.PERSON_SCOPES and not _is_admin_scope(s)]
         if not set(scopes) <= set(client.scopes):
             raise InvalidArgument("INVALID_SCOPE", "scope not allowed for this client")
+        _refuse_admin_scopes(scopes, "INVALID_SCOPE")  # the token speaks for a person too
         # The oldest live grant, or, for a signing scope, the oldest that has the power: a
         # person may hold several grants for one company, with different powers.
         if any(s.endswith(":sign") for s in scopes):
