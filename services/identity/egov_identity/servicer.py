@@ -8,8 +8,8 @@ Errors are ``EgovError`` from the domain; egov_common's interceptor turns them i
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import grpc
 from egov.identity.v1 import (
@@ -304,12 +304,28 @@ class OidcServicer(oidc_grpc.OidcServiceServicer):  # type: ignore[misc,unused-i
         return oidc_pb.GetJwksResponse(jwks_json=json.dumps(self._s.keyring.jwks()))
 
 
+_E = TypeVar("_E")
+
+
+def _from_enum(mapping: Mapping[_E, int], number: int, default: _E, field: str) -> _E:
+    """The domain value of enum ``number`` (``default`` when unset); INVALID_ARGUMENT
+    (ENUM_VALUE_UNKNOWN) for a number the contract does not define: a typo must not become the
+    default (a PAIRWISE client silently PUBLIC would show every client the same subject)."""
+    if number == 0:
+        return default
+    for value, known in mapping.items():
+        if known == number:
+            return value
+    raise InvalidArgument("ENUM_VALUE_UNKNOWN", f"{field} has no value {number}",
+                          field_violations=(FieldViolation(field, "unknown value"),))
+
+
 def client_from_proto(c: clients_pb.Client) -> m.Client:
     agency = ""
     if c.HasField("agency") and c.agency.value:
         agency = str(identifier_from_proto(c.agency, "client.agency"))
-    subject_type = {v: k for k, v in _SUBJECT_TYPE.items()}.get(c.subject_type,
-                                                                 m.SubjectType.PUBLIC)
+    subject_type = _from_enum(_SUBJECT_TYPE, c.subject_type, m.SubjectType.PUBLIC,
+                              "client.subject_type")
     return m.Client(
         client_id=c.client_id, client_name=c.client_name, redirect_uris=tuple(c.redirect_uris),
         grant_types=tuple(c.grant_types), scopes=tuple(c.scopes),
@@ -370,7 +386,7 @@ class RepresentationServicer(rep_grpc.RepresentationServiceServicer):  # type: i
 
     def RegisterJuristicPerson(self, request: Any, context: grpc.ServicerContext) -> Any:
         _require_scope("identity:admin")
-        kind = {v: k for k, v in _JUR_KIND.items()}.get(request.kind, m.JuristicKind.COMPANY)
+        kind = _from_enum(_JUR_KIND, request.kind, m.JuristicKind.COMPANY, "kind")
         person = self._s.register_juristic_person(
             identifier_from_proto(request.identifier, "identifier"), kind,
             request.names.organization_name_th, request.names.organization_name_en,

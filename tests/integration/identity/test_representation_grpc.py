@@ -105,3 +105,27 @@ def test_a_juristic_persons_directors_are_read_only_with_a_representation_scope(
     read = c.call(c.representation.GetJuristicPerson, request, admin).juristic_person
     assert [d.value for d in read.directors] == [
         d.partition(":")[2] for d in company.directors]
+
+
+def test_an_enum_number_the_contract_does_not_define_is_refused_not_defaulted(
+        identity: RunningIdentity, admin_key: MachineKey) -> None:
+    """A typo in an admin's request must not become the default: a client meant to be PAIRWISE
+    silently PUBLIC would show every client the same subject identifier."""
+    from egov.identity.v1 import clients_pb2 as clients_pb
+    from egov.identity.v1 import representation_pb2 as rep_pb
+    from egov_clients.identity import party
+    c = identity.client
+    admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin")
+    company = POPULATION.companies[0]  # refused: nothing is registered
+    requests = [
+        (c.representation.RegisterJuristicPerson,
+         rep_pb.RegisterJuristicPersonRequest(identifier=party(company.identifier), kind=7)),
+        (c.clients.RegisterClient, clients_pb.RegisterClientRequest(client=clients_pb.Client(
+            client_id="typo-portal", client_name="Typo", redirect_uris=["https://t.test/cb"],
+            grant_types=["authorization_code"], scopes=["openid"], subject_type=9))),
+    ]
+    for method, request in requests:
+        with pytest.raises(EgovError) as info:
+            c.call(method, request, admin)
+        assert (info.value.code, info.value.reason) == (
+            Code.INVALID_ARGUMENT, "ENUM_VALUE_UNKNOWN")

@@ -55,7 +55,8 @@ class ClientServiceServicer:
 
     def RegisterClient(self, request, context):
         """Registers a client. Errors: INVALID_ARGUMENT (REDIRECT_URI_INVALID, GRANT_TYPE_UNKNOWN,
-        SCOPE_UNKNOWN, JWKS_INVALID, SECTOR_IDENTIFIER_INVALID, ID_TOKEN_ALG_UNSUPPORTED),
+        SCOPE_UNKNOWN, JWKS_INVALID, SECTOR_IDENTIFIER_INVALID, ID_TOKEN_ALG_UNSUPPORTED,
+        ENUM_VALUE_UNKNOWN: a subject_type number the contract does not define),
         ALREADY_EXISTS (CLIENT_EXISTS), PERMISSION_DENIED (SCOPE_MISSING).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

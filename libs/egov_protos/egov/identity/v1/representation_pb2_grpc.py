@@ -76,7 +76,8 @@ class RepresentationServiceServicer:
         """Registers a juristic person with its registered directors, as checked against the
         company register (an authoritative-source adapter). Needs scope `identity:admin`.
         Errors: INVALID_ARGUMENT (IDENTIFIER_INVALID, CHECKSUM_INVALID, NAMESPACE_NOT_JURISTIC,
-        DIRECTORS_MISSING), ALREADY_EXISTS (JURISTIC_PERSON_EXISTS), FAILED_PRECONDITION
+        DIRECTORS_MISSING, ENUM_VALUE_UNKNOWN: a kind number the contract does not define),
+        ALREADY_EXISTS (JURISTIC_PERSON_EXISTS), FAILED_PRECONDITION
         (NOT_IN_COMPANY_REGISTER), PERMISSION_DENIED (SCOPE_MISSING).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
