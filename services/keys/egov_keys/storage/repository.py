@@ -495,28 +495,9 @@ class KeysRepository:
         and a new revocation epoch of ``issuer`` (its CRL is issued again), in one transaction.
         False when it was revoked already (nothing written)."""
         with self._transaction() as conn:
-            done = conn.execute(
-                sa.update(certificates)
-                .where(
-                    certificates.c.serial_hex == f"{serial:x}",
-                    certificates.c.issuer == issuer,
-                    certificates.c.credential_id.is_(None),
-                    certificates.c.status != CertificateStatus.REVOKED.value,
-                )
-                .values(
-                    status=CertificateStatus.REVOKED.value,
-                    revoked_at_us=to_us(now),
-                    revocation_reason=reason.value,
-                )
-            )
-            if done.rowcount != 1:
+            if not _revoke_certificate_in(conn, issuer, serial, reason, now, authority=True):
                 return False
             self._append_in(conn, event, now)
-            conn.execute(
-                sa.update(authorities)
-                .where(authorities.c.name == issuer)
-                .values(revocation_epoch=authorities.c.revocation_epoch + 1)
-            )
         return True
 
     def revoked_authority_certificates(self) -> set[tuple[str, str]]:
@@ -723,19 +704,8 @@ class KeysRepository:
             )
             if done.rowcount != 1:
                 raise StaleCredential(credential.credential_id)
-            conn.execute(
-                sa.update(certificates)
-                .where(certificates.c.serial_hex == f"{credential.certificate_serial:x}")
-                .values(
-                    status=CertificateStatus.REVOKED.value,
-                    revoked_at_us=to_us(now),
-                    revocation_reason=reason.value,
-                )
-            )
-            conn.execute(
-                sa.update(authorities)
-                .where(authorities.c.name == credential.issuer)
-                .values(revocation_epoch=authorities.c.revocation_epoch + 1)
+            _revoke_certificate_in(
+                conn, credential.issuer, credential.certificate_serial, reason, now
             )
         return True
 
@@ -954,6 +924,44 @@ def _credential_values(c: Credential) -> dict[str, object]:
         "renewed_from": c.renewed_from,
         "renewed_by": c.renewed_by,
     }
+
+
+def _revoke_certificate_in(
+    conn: Connection,
+    issuer: str,
+    serial: int,
+    reason: RevocationReason,
+    now: dt.datetime,
+    *,
+    authority: bool = False,
+) -> bool:
+    """Revoke certificate ``serial`` of ``issuer`` (with ``authority``, only an authority's own
+    certificate) and give ``issuer`` a new revocation epoch, so that its CRL is issued again.
+    False when there was no such certificate not yet revoked (nothing changed)."""
+    where = [
+        certificates.c.serial_hex == f"{serial:x}",
+        certificates.c.issuer == issuer,
+        certificates.c.status != CertificateStatus.REVOKED.value,
+    ]
+    if authority:
+        where.append(certificates.c.credential_id.is_(None))
+    done = conn.execute(
+        sa.update(certificates)
+        .where(*where)
+        .values(
+            status=CertificateStatus.REVOKED.value,
+            revoked_at_us=to_us(now),
+            revocation_reason=reason.value,
+        )
+    )
+    if done.rowcount != 1:
+        return False
+    conn.execute(
+        sa.update(authorities)
+        .where(authorities.c.name == issuer)
+        .values(revocation_epoch=authorities.c.revocation_epoch + 1)
+    )
+    return True
 
 
 def _credential(row: sa.Row[tuple[object, ...]] | Mapping[str, Any]) -> Credential:
