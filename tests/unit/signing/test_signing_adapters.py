@@ -26,6 +26,7 @@ from egov_signing.adapters import registry as registry_adapter
 from egov_signing.adapters.registry import RegistryStatus
 from egov_signing.adapters.revocation import AllowListFetcherBackend, RevocationCache
 from egov_signing.adapters.tsa import HttpTimeStamper
+from egov_testing.fake_registry import RegistryWithEntries
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator.authority import AuthorityWithCert
 from signing_testkit import SigningPki
@@ -294,26 +295,10 @@ def test_calls_to_keys_get_what_is_left_of_the_callers_deadline() -> None:
     assert seen[3] == 0.0  # already expired: fail at once
 
 
-class _RegistryWithEntries:
-    """LookupByHash as the registry answers it: one entry per issuer, oldest first."""
-
-    def __init__(self, *statuses: int) -> None:
-        self.documents = [
-            registry_pb2.Document(document_id=f"DOC-{n}", status=status)
-            for n, status in enumerate(statuses)
-        ]
-
-    def lookup_by_hash(self, sha256: bytes) -> list[registry_pb2.Document]:
-        return list(self.documents)
-
-    def verify_document(self, document: registry_pb2.Document) -> None:
-        return None
-
-
 def test_one_issuers_revocation_is_not_hidden_by_another_issuers_entry(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    registry = _RegistryWithEntries(
+    registry = RegistryWithEntries(
         registry_pb2.DOCUMENT_STATUS_REVOKED, registry_pb2.DOCUMENT_STATUS_REGISTERED
     )
     monkeypatch.setattr(registry_adapter, "RegistryClient", lambda *a, **k: registry)

@@ -15,7 +15,7 @@ import pytest
 from egov.registry.v1 import registry_pb2
 from egov.signing.v1 import signing_pb2
 from egov.type.v1 import crypto_pb2, party_pb2
-from egov_pki import merkle
+from egov_testing.fake_registry import RegistryWithEntries
 from egov_verify_portal.adapters import peers
 from egov_verify_portal.domain.report import RegistryFinding, RegistryStatus, Verdict
 from egov_verify_portal.domain.services import DocumentRejected, PeerUnavailable, RejectionReason
@@ -170,27 +170,13 @@ def test_a_revoked_registry_document_carries_its_reason_and_masks_the_subject() 
     assert entry.sha256_hex == "01" * 32
 
 
-class RegistryWithEntries:
-    """LookupByHash as the registry answers it: one entry per issuer, oldest first."""
-
-    def __init__(self, *statuses: int) -> None:
-        self.documents = [
-            registry_pb2.Document(document_id=f"DOC-{n}", status=status)
-            for n, status in enumerate(statuses)
-        ]
-
-    def lookup_by_hash(self, sha256: bytes) -> list[registry_pb2.Document]:
-        return list(self.documents)
-
-    def verify_document(self, document: registry_pb2.Document) -> None:
-        raise merkle.MerkleProofError("not checked in this test")
-
-
 def test_one_issuers_revocation_is_not_hidden_by_another_issuers_entry(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     registry = RegistryWithEntries(
-        registry_pb2.DOCUMENT_STATUS_REGISTERED, registry_pb2.DOCUMENT_STATUS_REVOKED
+        registry_pb2.DOCUMENT_STATUS_REGISTERED,
+        registry_pb2.DOCUMENT_STATUS_REVOKED,
+        proofs_verify=False,
     )
     monkeypatch.setattr(peers, "RegistryClient", lambda *a, **k: registry)
     with grpc.insecure_channel("localhost:1") as unused:
