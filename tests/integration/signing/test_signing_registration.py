@@ -163,23 +163,12 @@ def test_reservation_needs_an_issuer_token(signing, credential, identity) -> Non
 
 
 def test_signings_own_registry_authority_does_not_register_a_persons_document(
-    keys_process, registry_process, credential, identity
+    own_authority, credential, identity
 ) -> None:  # type: ignore[no-untyped-def]
-    # signing holds its own registry authority (here a token for AGENCY; over mTLS, any agency
-    # by the registry's TRUSTED_SERVICES): a caller without a token of its own must not borrow
-    # it to register a citizen's document as issued by the agency
-    env = {
-        "EGOV_KEYS_ADDRESS": keys_process.grpc_address,
-        "EGOV_REGISTRY_ADDRESS": registry_process.grpc_address,
-        "EGOV_SIGNING_KEYS_TOKEN": signing_token(identity),
-        "EGOV_SIGNING_REGISTRY_TOKEN": ISSUER_TOKEN,
-    }
-    with (
-        start_service("egov_signing", env=env, http=False) as own_authority,
-        SigningClient(own_authority.grpc_address) as anonymous,
-        pytest.raises(EgovError) as err,
-    ):
-        _sign(anonymous, credential, identity, "it-reg-6")
+    # a caller without a token of its own must not borrow signing's registry authority to
+    # register a citizen's document as issued by the agency
+    with pytest.raises(EgovError) as err:
+        _sign(own_authority, credential, identity, "it-reg-6")
     assert (err.value.code.value, err.value.reason) == (
         "PERMISSION_DENIED",
         "ISSUER_NOT_SEAL_OWNER",

@@ -72,17 +72,24 @@ def test_code_flow_yields_aal2_id_token_with_verified_claims(world: World) -> No
     assert access.subject == id_token.subject
 
 
-def test_code_is_single_use(world: World) -> None:
-    register_portal(world)
-    _, username, _ = enrol_login(world)
+def _code_request(world: World, username: str) -> m.TokenRequest:
+    """The token request that redeems a fresh code of ``username`` (an AAL1 login, scope
+    openid) at the "portal" client."""
     s = world.service
     login = s.login("portal", username, PASSWORD)
     verifier, challenge = _pkce()
     auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
                        redirect_uri="https://portal.test/cb", scope="openid",
                        code_challenge=challenge, code_challenge_method="S256")
-    request = m.TokenRequest(grant_type="authorization_code", client_id="portal", code=auth.code,
-                             redirect_uri="https://portal.test/cb", code_verifier=verifier)
+    return m.TokenRequest(grant_type="authorization_code", client_id="portal", code=auth.code,
+                          redirect_uri="https://portal.test/cb", code_verifier=verifier)
+
+
+def test_code_is_single_use(world: World) -> None:
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    s = world.service
+    request = _code_request(world, username)
     tokens = s.token(request)
     with pytest.raises(InvalidArgument) as info:
         s.token(request)
@@ -100,13 +107,7 @@ def test_a_replayed_code_revokes_the_access_token_it_was_exchanged_for(world: Wo
         client_id="portal", client_name="Portal", redirect_uris=("https://portal.test/cb",),
         grant_types=(m.GRANT_AUTHORIZATION_CODE,), scopes=("openid",), auth_method="none"))
     _, username, _ = enrol_login(world)
-    login = s.login("portal", username, PASSWORD)
-    verifier, challenge = _pkce()
-    auth = s.authorize(login_session_id=login.login_session_id, client_id="portal",
-                       redirect_uri="https://portal.test/cb", scope="openid",
-                       code_challenge=challenge, code_challenge_method="S256")
-    request = m.TokenRequest(grant_type="authorization_code", client_id="portal", code=auth.code,
-                             redirect_uri="https://portal.test/cb", code_verifier=verifier)
+    request = _code_request(world, username)
     tokens = s.token(request)
     assert s.userinfo(tokens.access_token)["sub"]
     with pytest.raises(InvalidArgument) as info:

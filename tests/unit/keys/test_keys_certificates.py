@@ -186,17 +186,17 @@ def test_person_credential_for_a_company_number_is_refused(keys, identity):
     assert info.value.reason == "OWNER_INVALID"
 
 
-@pytest.mark.parametrize("kind", [OwnerKind.NATURAL_PERSON, OwnerKind.LEGAL_PERSON])
-@pytest.mark.parametrize("bad", ["\x00", "\n", "\u202e", "\u200b"])
-def test_names_with_control_or_invisible_characters_are_not_certified(keys, identity, kind, bad):
-    # A NUL ends the name for C-string readers; a bidi override or an invisible character
-    # makes a subject read as someone else's. The CA never signs such a name.
+def _refused_names(
+    keys, identity, kind: OwnerKind, person_name: str, organization: str
+) -> pytest.ExceptionInfo[InvalidArgument]:
+    """Have a credential of ``kind`` made with ``person_name`` as the person's given name, or
+    ``organization`` as the company's English name; the InvalidArgument it must raise."""
     if kind is OwnerKind.NATURAL_PERSON:
         owner, proof = national_id(PERSON_ID), identity.person()
-        names = dataclasses.replace(PERSON_NAMES, given_name_en=f"Somchai{bad}Evil")
+        names = dataclasses.replace(PERSON_NAMES, given_name_en=person_name)
     else:
         owner, proof = juristic_number(COMPANY_ID), identity.representative()
-        names = dataclasses.replace(COMPANY_NAMES, organization_en=f"Bank of Thailand{bad} ACME")
+        names = dataclasses.replace(COMPANY_NAMES, organization_en=organization)
     with pytest.raises(InvalidArgument) as info:
         keys.credentials.create(
             ANON,
@@ -208,6 +208,15 @@ def test_names_with_control_or_invisible_characters_are_not_certified(keys, iden
             proof_token=proof,
             backend=None,
         )
+    return info
+
+
+@pytest.mark.parametrize("kind", [OwnerKind.NATURAL_PERSON, OwnerKind.LEGAL_PERSON])
+@pytest.mark.parametrize("bad", ["\x00", "\n", "\u202e", "\u200b"])
+def test_names_with_control_or_invisible_characters_are_not_certified(keys, identity, kind, bad):
+    # A NUL ends the name for C-string readers; a bidi override or an invisible character
+    # makes a subject read as someone else's. The CA never signs such a name.
+    info = _refused_names(keys, identity, kind, f"Somchai{bad}Evil", f"Bank of Thailand{bad} ACME")
     assert info.value.reason == "NAMES_INVALID"
     assert not [r for r in keys.repository.audit_records() if r.action == "credential.create"]
 
@@ -227,23 +236,7 @@ def test_names_too_long_for_a_certificate_are_refused_before_a_key_is_made(
             lambda *args, _original=original, **kwargs: generated.append(args)
             or _original(*args, **kwargs),
         )
-    if kind is OwnerKind.NATURAL_PERSON:
-        owner, proof = national_id(PERSON_ID), identity.person()
-        names = dataclasses.replace(PERSON_NAMES, family_name_en="J" * 65)
-    else:
-        owner, proof = juristic_number(COMPANY_ID), identity.representative()
-        names = dataclasses.replace(COMPANY_NAMES, organization_en="A" * 65)
-    with pytest.raises(InvalidArgument) as info:
-        keys.credentials.create(
-            ANON,
-            idempotency_key="long-names",
-            owner=owner,
-            kind=kind,
-            algorithm=KeyAlgorithm.ECDSA_P256,
-            names=names,
-            proof_token=proof,
-            backend=None,
-        )
+    info = _refused_names(keys, identity, kind, "J" * 65, "A" * 65)
     assert info.value.reason == "NAMES_INVALID"
     assert "64" in info.value.message
     assert generated == []
