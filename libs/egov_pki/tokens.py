@@ -46,6 +46,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 __all__ = [
     "AAL_BY_ACR",
+    "ACCESS_TOKEN_TYPE",
     "ALLOWED_ALGORITHMS",
     "BearerTokenVerifier",
     "HttpJwks",
@@ -59,6 +60,8 @@ __all__ = [
 
 #: Signature algorithms a token may use; anything else (``none``, ``HS256``...) is refused.
 ALLOWED_ALGORITHMS: tuple[str, ...] = ("ES256", "RS256")
+#: The header ``typ`` of identity's access tokens (RFC 9068, section 2.1); ID tokens say ``JWT``.
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a media type, not a secret)
 
 #: ``acr`` values the identity service issues, by authenticator assurance level.
 AAL_BY_ACR: Mapping[str, int] = {
@@ -230,9 +233,12 @@ class HttpJwks:
 
     The set is refreshed after ``cache_seconds``, and on an unknown ``kid``; never more than once
     per ``min_refresh_seconds`` (so neither a flood of made-up kids nor an identity service that is
-    down turns every request into a fetch). A fetch failure keeps the cached keys; with nothing
-    usable it raises ``Unavailable``. A fetch reads at most ``max_response_bytes`` and gives up
-    after ``timeout_seconds`` in all, however slowly the server answers.
+    down turns every request into a fetch). A fetch failure keeps the cached keys, but only for
+    ``max_stale_seconds`` after the last good fetch: a key identity has withdrawn (rotated out, or
+    compromised) is not trusted for ever by a service that can no longer reach identity to learn
+    so. With nothing usable it raises ``Unavailable`` (``JWKS_UNAVAILABLE``, or ``JWKS_STALE``).
+    A fetch reads at most ``max_response_bytes`` and gives up after ``timeout_seconds`` in all,
+    however slowly the server answers.
 
     :meth:`discover` finds the JWKS URL the standard way, from the issuer's OpenID Provider
     metadata (``<issuer>/.well-known/openid-configuration``, whose ``issuer`` must equal ours).
@@ -252,6 +258,7 @@ class HttpJwks:
         *,
         cache_seconds: float = 300.0,
         min_refresh_seconds: float = 10.0,
+        max_stale_seconds: float = 3600.0,
         timeout_seconds: float = 5.0,
         max_response_bytes: int = _DEFAULT_MAX_JWKS_BYTES,
         client: httpx.Client | None = None,
@@ -261,6 +268,7 @@ class HttpJwks:
         self._issuer: str | None = None
         self._cache_seconds = cache_seconds
         self._min_refresh_seconds = min_refresh_seconds
+        self._max_stale_seconds = max(max_stale_seconds, cache_seconds)
         self._timeout_seconds = timeout_seconds
         self._max_response_bytes = max_response_bytes
         self._client = client or httpx.Client(timeout=timeout_seconds, follow_redirects=False)
@@ -327,11 +335,23 @@ class HttpJwks:
                 raise Unavailable(
                     "JWKS_UNAVAILABLE", "identity JWKS could not be fetched"
                 ) from self._last_failure
+            if now - self._fetched_at > self._max_stale_seconds:
+                raise Unavailable(
+                    "JWKS_STALE",
+                    f"identity JWKS not refreshed for over {self._max_stale_seconds:.0f} s",
+                ) from self._last_failure
             found = self._keys.get(kid)
             if found is None and may_fetch:
                 self._fetch_locked()
                 found = self._keys.get(kid)
             return found
+
+
+def _media_type(typ: str) -> str:
+    """A header ``typ`` as the media type it names: case-insensitive, ``application/`` implied
+    (RFC 7515, section 4.1.9), so ``at+jwt`` and ``application/AT+JWT`` are one type."""
+    lowered = typ.lower()
+    return lowered.removeprefix("application/") if "/" in lowered else lowered
 
 
 def _refuse(reason: str, message: str) -> Unauthenticated:
@@ -449,7 +469,9 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._max_bytes = max_token_bytes
         self._algorithms = frozenset(allowed_algorithms)
-        self._token_types = frozenset(token_types) if token_types is not None else None
+        self._token_types = (
+            frozenset(_media_type(t) for t in token_types) if token_types is not None else None
+        )
         self._clock = clock
         self._key_cache: dict[tuple[str, str, str], Any] = {}
         self._key_cache_lock = threading.Lock()
@@ -496,7 +518,9 @@ class TokenVerifier:
         typ = header.get("typ")
         if typ is not None and not isinstance(typ, str):
             raise _refuse("TOKEN_MALFORMED", "token typ is not a string")
-        if self._token_types is not None and typ not in self._token_types:
+        if self._token_types is not None and (
+            typ is None or _media_type(typ) not in self._token_types
+        ):
             raise _refuse("TOKEN_TYPE_MISMATCH", "token type is not accepted here")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid or len(kid) > 128:

@@ -180,6 +180,7 @@ def _access_token() -> str:
     """An access token of the agency's back office (client credentials), valid for 5 minutes:
     each client mints its own as it starts, as each back-office process would."""
     return LocalIdentity(key=ISSUER_KEY, kid=ISSUER_KEY_ID).token(
+        typ="at+jwt",
         sub="bench-back-office",
         client_id="bench-back-office",
         agency=AGENCY,

@@ -486,6 +486,7 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             start_registry(base / "registry", **registry_env) as registry,
         ):
             keys_token = identity.token(
+                typ="at+jwt",
                 sub="signing",
                 client_id="signing",
                 aud="urn:egov:keys",

@@ -26,7 +26,8 @@ def keys_env(jwks_url: str, **extra: str) -> dict[str, str]:
 def signing_metadata(identity: LocalIdentity) -> tuple[tuple[str, str], ...]:
     """Bearer metadata of the OAuth client ``signing`` (tests without mTLS)."""
     token = identity.token(
-        sub="signing", client_id="signing", aud="urn:egov:keys", acr=None, auth_time=None
+        typ="at+jwt", sub="signing", client_id="signing", aud="urn:egov:keys", acr=None,
+        auth_time=None,
     )
     return (("authorization", f"Bearer {token}"),)
 

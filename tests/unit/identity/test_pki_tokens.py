@@ -540,6 +540,25 @@ def test_an_unreachable_jwks_is_not_fetched_again_on_every_request() -> None:
     assert server.fetches == 3
 
 
+def test_cached_keys_stop_being_trusted_once_identity_has_been_unreachable_too_long() -> None:
+    # identity may have withdrawn a compromised key meanwhile; a service that cannot learn so
+    # must not go on trusting it for ever. It answers UNAVAILABLE until a refresh succeeds.
+    server = _JwksServer()
+    verifier = server.verifier(cache_seconds=300, min_refresh_seconds=10, max_stale_seconds=3600)
+    token = _sign()
+    verifier.verify(token)
+    server.status = 503
+    server.now = 3599.0
+    assert verifier.verify(token).subject == "person-1"  # remembered, its key still cached
+    assert verifier.verify(_sign(_claims(jti="new"))).subject == "person-1"
+    server.now = 3601.0
+    assert _unavailable(verifier, token) == "JWKS_STALE"
+    assert _unavailable(verifier, _sign(_claims(jti="newer"))) == "JWKS_STALE"
+    server.status = 200
+    server.now = 3612.0
+    assert verifier.verify(token).subject == "person-1"
+
+
 def test_a_jwks_never_fetched_is_not_fetched_again_on_every_request() -> None:
     server = _JwksServer(status=503)
     verifier = server.verifier(min_refresh_seconds=10)

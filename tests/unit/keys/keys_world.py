@@ -70,7 +70,9 @@ class LocalIdentity:
         jwk.update(kid=self.kid, alg="ES256", use="sig")
         return {"keys": [jwk]}
 
-    def token(self, sub: str = "user-1", **claims: Any) -> str:
+    def token(self, sub: str = "user-1", *, typ: str = "JWT", **claims: Any) -> str:
+        """An ID token by default; ``typ="at+jwt"`` for an access token (RFC 9068), the only
+        kind a service takes as a bearer token."""
         now = self.now()
         payload: dict[str, Any] = {
             "iss": ISSUER,
@@ -83,7 +85,8 @@ class LocalIdentity:
         }
         payload.update(claims)
         payload = {k: v for k, v in payload.items() if v is not None}
-        return jwt.encode(payload, self.key, algorithm="ES256", headers={"kid": self.kid})
+        return jwt.encode(payload, self.key, algorithm="ES256",
+                          headers={"kid": self.kid, "typ": typ})
 
     def person(self, number: str = PERSON_ID, *, ial: str = "2.3", **claims: Any) -> str:
         return self.token(
@@ -96,7 +99,8 @@ class LocalIdentity:
         )
 
     def representative(self, company: str = COMPANY_ID, powers: tuple[str, ...] = ("sign",)) -> str:
-        return self.token(
+        return self.token(  # identity's token exchange issues access tokens
+            typ="at+jwt",
             sub="sub-rep",
             identifier=f"TH-PID:{OTHER_PERSON_ID}",
             act={"sub": "sub-rep"},
@@ -110,6 +114,7 @@ class LocalIdentity:
 
     def agency_client(self, agency: str = AGENCY_ID, scope: str = "keys:seal") -> str:
         return self.token(
+            typ="at+jwt",
             sub="agency-client",
             client_id="agency-client",
             agency=f"TH-JUR:{agency}",

@@ -336,6 +336,7 @@ def make_pdf(pages: int = 1, text: str = "Hello egov-trust", image_bytes: int = 
 def signing_token(identity: Any, lifetime: int = 3600) -> str:
     """signing's own bearer token towards keys when there is no mTLS (keys' LocalIdentity)."""
     token: str = identity.token(
+        typ="at+jwt",
         sub="signing",
         client_id="signing",
         aud="urn:egov:keys",

@@ -43,7 +43,7 @@ from egov_common.errors import (
 )
 from egov_common.forking import in_forked_children
 from egov_pki.identifiers import Identifier, Namespace, parse_identifier
-from egov_pki.tokens import TokenVerifier, VerifiedToken, acr_for_aal
+from egov_pki.tokens import ACCESS_TOKEN_TYPE, TokenVerifier, VerifiedToken, acr_for_aal
 from sqlalchemy.engine import Engine
 
 from egov_identity.adapters.sources import CivilRegistry, CompanyRegister, KycProviders
@@ -1053,7 +1053,7 @@ class IdentityService:
             "client_id": client.client_id, "scope": " ".join(scopes)}
         if client.agency:
             claims["agency"] = client.agency
-        token = self.keyring.sign(claims, typ="at+jwt")
+        token = self.keyring.sign(claims, typ=ACCESS_TOKEN_TYPE)
         return m.TokenResponse(token, self.config.access_token_seconds, " ".join(scopes))
 
     def _userinfo_claims(self, person: m.Person, client: m.Client, scopes: Sequence[str],
@@ -1123,7 +1123,7 @@ class IdentityService:
         if self._wants_verified(scopes, claims_request, "userinfo") and person.ial:
             access_claims["verified_claims"] = {"verification": {
                 "trust_framework": TRUST_FRAMEWORK, "assurance_level": person.ial}}
-        access_token = self.keyring.sign(access_claims, typ="at+jwt")
+        access_token = self.keyring.sign(access_claims, typ=ACCESS_TOKEN_TYPE)
         id_token = ""
         if "openid" in scopes:
             digest_bytes = hashlib.sha256(access_token.encode()).digest()
@@ -1172,7 +1172,7 @@ class IdentityService:
     def verify_access_token(self, token: str, audience: str | None = None) -> VerifiedToken:
         """Verify one of our access tokens and check it was not revoked."""
         verified = self.verifier([audience or self.config.issuer]).verify(token)
-        if verified.token_type != "at+jwt":  # noqa: S105
+        if verified.token_type != ACCESS_TOKEN_TYPE:
             raise Unauthenticated("TOKEN_TYPE_MISMATCH", "an access token is required")
         jti = verified.claims.get("jti")
         with self.engine.connect() as conn:
@@ -1201,7 +1201,7 @@ class IdentityService:
         # One known client as the audience is enough (the token must name one the verifier
         # accepts), and keeps one verifier per client, whatever the unsigned 'aud' lists.
         verified = self.verifier(known[:1]).verify(token)
-        if verified.token_type == "at+jwt":  # noqa: S105
+        if verified.token_type == ACCESS_TOKEN_TYPE:
             raise Unauthenticated("TOKEN_TYPE_MISMATCH", "an ID token is required")
         return verified
 
@@ -1264,7 +1264,7 @@ class IdentityService:
         try:
             verified = self.verifier([self.config.issuer, *m.RESOURCE_AUDIENCES.values()]
                                      ).verify(token)
-            if verified.token_type == "at+jwt":  # noqa: S105
+            if verified.token_type == ACCESS_TOKEN_TYPE:
                 self.verify_access_token(token, verified.audience[0])
         except EgovError:
             return {"active": False}
@@ -1616,6 +1616,6 @@ class IdentityService:
             "representation": {"juristic_person": juristic.identifier, "role": grant.role,
                                "powers": list(grant.powers),
                                "grant_id": grant.representation_id}}
-        token = self.keyring.sign(claims, typ="at+jwt")
+        token = self.keyring.sign(claims, typ=ACCESS_TOKEN_TYPE)
         return m.TokenResponse(token, lifetime, " ".join(scopes),
                                issued_token_type=m.TOKEN_TYPE_ACCESS)

@@ -9,7 +9,13 @@
 from __future__ import annotations
 
 from egov_common.auth import Caller, CallerKind
-from egov_pki.tokens import HttpJwks, JwksSource, TokenVerifier, VerifiedToken
+from egov_pki.tokens import (
+    ACCESS_TOKEN_TYPE,
+    HttpJwks,
+    JwksSource,
+    TokenVerifier,
+    VerifiedToken,
+)
 
 __all__ = ["BearerCallerVerifier", "IdentityProofVerifier", "http_jwks"]
 
@@ -24,9 +30,17 @@ class IdentityProofVerifier:
 
     def __init__(self, jwks: JwksSource, issuer: str, audiences: tuple[str, ...]) -> None:
         self._verifier = TokenVerifier(jwks, issuer=issuer, audiences=audiences)
+        self._access_tokens = TokenVerifier(
+            jwks, issuer=issuer, audiences=audiences, token_types=(ACCESS_TOKEN_TYPE,)
+        )
 
     def verify(self, token: str) -> VerifiedToken:
         return self._verifier.verify(token)
+
+    def verify_access_token(self, token: str) -> VerifiedToken:
+        """Only an RFC 9068 access token (``typ`` ``at+jwt``): an ID token tells a portal who
+        logged in and is never a credential for calling a service (OIDC Core, section 2)."""
+        return self._access_tokens.verify(token)
 
 
 class BearerCallerVerifier:
@@ -36,7 +50,7 @@ class BearerCallerVerifier:
         self._proofs = proofs
 
     def __call__(self, token: str, *, peer_service: str | None) -> Caller:
-        verified = self._proofs.verify(token)
+        verified = self._proofs.verify_access_token(token)
         is_client = verified.client_id is not None and verified.client_id == verified.subject
         return Caller(
             kind=CallerKind.CLIENT if is_client or verified.agency else CallerKind.PERSON,

@@ -40,12 +40,15 @@ class StaticTokenVerifier:
 
 
 def _jwt_verifier(issuer: str, jwks_url: str, audience: str) -> TokenVerifier:
-    """identity's access tokens through the shared fail-closed verifier of egov_pki.tokens."""
-    from egov_pki.tokens import BearerTokenVerifier, HttpJwks
+    """identity's access tokens (never its ID tokens) through the shared fail-closed verifier
+    of egov_pki.tokens."""
+    from egov_pki.tokens import ACCESS_TOKEN_TYPE, BearerTokenVerifier, HttpJwks
     from egov_pki.tokens import TokenVerifier as JwtVerifier
 
     jwks = HttpJwks(jwks_url) if jwks_url else HttpJwks.discover(issuer)
-    return BearerTokenVerifier(JwtVerifier(jwks, issuer=issuer, audiences=[audience]))
+    return BearerTokenVerifier(JwtVerifier(
+        jwks, issuer=issuer, audiences=[audience], token_types=[ACCESS_TOKEN_TYPE]
+    ))
 
 
 class _FirstThatKnows:

@@ -20,11 +20,13 @@ class _ForwardedToken:
 
 class _VerifiedToken:
     def __init__(self, issuer: str, jwks_url: str, audience: str) -> None:
-        from egov_pki.tokens import HttpJwks
+        from egov_pki.tokens import ACCESS_TOKEN_TYPE, HttpJwks
         from egov_pki.tokens import TokenVerifier as JwtVerifier
 
         jwks = HttpJwks(jwks_url) if jwks_url else HttpJwks.discover(issuer)
-        self._verifier = JwtVerifier(jwks, issuer=issuer, audiences=[audience])
+        self._verifier = JwtVerifier(
+            jwks, issuer=issuer, audiences=[audience], token_types=[ACCESS_TOKEN_TYPE]
+        )
 
     def __call__(self, token: str, *, peer_service: str | None) -> Caller:
         verified = self._verifier.verify(token)
