@@ -528,9 +528,10 @@ class CredentialService:
         self, caller: Caller, credential_id: str, reason: RevocationReason, proof_token: str
     ) -> Credential:
         credential = self._credential(credential_id)
-        proof = self._proof(proof_token)
-        now = self._clock.now()
-        actor = self._prove(caller, credential, Purpose.MANAGE, proof, now)
+        with self._refusals_audited("certificate.revoke", caller, credential_id):
+            proof = self._proof(proof_token)
+            now = self._clock.now()
+            actor = self._prove(caller, credential, Purpose.MANAGE, proof, now)
         if credential.status is CredentialStatus.REVOKED:
             raise FailedPrecondition("CREDENTIAL_REVOKED", "the credential is already revoked")
         event = AuditEvent(
@@ -567,9 +568,10 @@ class CredentialService:
     ) -> tuple[Credential, Credential]:
         _check_idempotency_key(idempotency_key)
         old = self._credential(credential_id)
-        proof = self._proof(proof_token)
-        now = self._clock.now()
-        actor = self._prove(caller, old, Purpose.ISSUE, proof, now)
+        with self._refusals_audited("credential.renew", caller, credential_id):
+            proof = self._proof(proof_token)
+            now = self._clock.now()
+            actor = self._prove(caller, old, Purpose.ISSUE, proof, now)
         algorithm = algorithm or old.key.algorithm
         fingerprint = hashlib.sha256(
             json.dumps(["renew", credential_id, algorithm.value]).encode()
@@ -619,10 +621,11 @@ class CredentialService:
                 field_violations=(FieldViolation("num_signatures", "must equal len(hashes)"),),
             )
         credential = self._credential(credential_id)
-        self._require_usable(credential)
-        proof = self._proof(proof_token)
-        now = self._clock.now()
-        actor = self._prove(caller, credential, Purpose.SIGN, proof, now)
+        with self._refusals_audited("sad.authorize", caller, credential_id):
+            self._require_usable(credential)
+            proof = self._proof(proof_token)
+            now = self._clock.now()
+            actor = self._prove(caller, credential, Purpose.SIGN, proof, now)
         sad = _SAD_PREFIX + secrets.token_urlsafe(32)
         expires = now + self._policy.sad_lifetime
         record = SadRecord(
@@ -683,7 +686,8 @@ class CredentialService:
                 "the signature algorithm does not fit the key",
                 field_violations=(FieldViolation("signature_algorithm", "does not fit key"),),
             )
-        self._require_usable(credential)
+        with self._refusals_audited("signature.batch", caller, credential_id):
+            self._require_usable(credential)
         now = self._clock.now()
         refusal = self._sad_refusal(record, credential_id, hashes, algorithm, now)
         actor = caller_label(caller)
@@ -782,6 +786,21 @@ class CredentialService:
         if now >= record.expires_at:
             return Unauthenticated("SAD_EXPIRED", "the SAD has expired")
         return None
+
+    @contextmanager
+    def _refusals_audited(self, action: str, caller: Caller, credential_id: str) -> Iterator[None]:
+        """Audit a refusal to act on an existing credential: a proof that does not verify or
+        does not speak for the owner, or a credential no longer usable. Failed attempts at a
+        key are what an investigation of its misuse looks for first (EN 419 241-1 has a
+        signing server log failed authentications). Refusals before the credential is found
+        name nothing to attach them to, and an unreachable identity is no refusal."""
+        try:
+            yield
+        except (Unauthenticated, PermissionDenied, FailedPrecondition) as refusal:
+            self._audit_refusal(
+                action, caller_label(caller), credential_id, refusal, self._clock.now()
+            )
+            raise
 
     def _audit_refusal(
         self, action: str, actor: str, credential_id: str, error: EgovError, now: dt.datetime

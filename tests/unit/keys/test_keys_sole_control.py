@@ -245,6 +245,50 @@ def test_authorize_needs_the_owners_fresh_aal2_login(keys, identity, clock: Fixe
         )
         == "UNAUTHENTICATED/PROOF_MISSING"
     )
+    # Every failed attempt is in the credential's audit trail; no SAD came of any of them.
+    assert audit_outcomes(keys, "sad.authorize") == [
+        "failure:AAL_TOO_LOW",
+        "failure:AUTH_TIME_TOO_OLD",
+        "failure:OWNER_MISMATCH",
+        "failure:TOKEN_EXPIRED",
+        "failure:TOKEN_SIGNATURE_INVALID",
+        "failure:PROOF_MISSING",
+    ]
+    refused = [r for r in keys.repository.audit_records() if r.action == "sad.authorize"]
+    assert {r.credential_id for r in refused} == {credential.credential_id}
+    assert all(PERSON_ID not in r.actor for r in refused)  # no national id in the trail
+
+
+def test_attempts_to_revoke_or_renew_another_persons_credential_are_audited(keys, identity):
+    from egov_keys.domain.model import RevocationReason
+
+    credential = create_person(keys, identity)
+    stranger = identity.person(OTHER_PERSON_ID)
+    assert reason_of(
+        lambda: keys.credentials.revoke(
+            ANON, credential.credential_id, RevocationReason.KEY_COMPROMISE, stranger
+        )
+    ) == "PERMISSION_DENIED/OWNER_MISMATCH"
+    assert reason_of(
+        lambda: keys.credentials.renew(
+            ANON,
+            idempotency_key="renew-1",
+            credential_id=credential.credential_id,
+            algorithm=None,
+            proof_token=stranger,
+        )
+    ) == "PERMISSION_DENIED/OWNER_MISMATCH"
+    assert audit_outcomes(keys, "certificate.revoke") == ["failure:OWNER_MISMATCH"]
+    assert audit_outcomes(keys, "credential.renew") == ["failure:OWNER_MISMATCH"]
+    assert keys.credentials.get(credential.credential_id).status.value == "active"
+    # an unknown credential names nothing to attach a failure to: NOT_FOUND, nothing written
+    before = len(keys.repository.audit_records())
+    assert reason_of(
+        lambda: keys.credentials.revoke(
+            ANON, "cred-unknown", RevocationReason.KEY_COMPROMISE, stranger
+        )
+    ).startswith("NOT_FOUND/")
+    assert len(keys.repository.audit_records()) == before
 
 
 def test_natural_person_credential_needs_ial_2_3(keys, identity):
@@ -352,6 +396,8 @@ def test_revoked_credential_cannot_be_authorised_or_sign(keys, identity):
     assert reason_of(lambda: authorize(keys.credentials, identity, credential, hashes)) == (
         "FAILED_PRECONDITION/CREDENTIAL_REVOKED"
     )
+    assert audit_outcomes(keys, "sad.authorize")[-1] == "failure:CREDENTIAL_REVOKED"
+    assert audit_outcomes(keys, "signature.batch")[-1] == "failure:CREDENTIAL_REVOKED"
 
 
 def test_renewed_credential_keeps_its_certificate_but_cannot_sign(keys, identity):
