@@ -11,6 +11,7 @@ import grpc
 from egov.signing.v1 import signing_pb2 as pb
 from egov.signing.v1 import signing_pb2_grpc
 from egov.type.v1 import crypto_pb2, errors_pb2, party_pb2
+from egov_clients import registration_rules
 from egov_common import deadlines
 from egov_common.clock import request_time
 from egov_common.errors import EgovError, FieldViolation, InvalidArgument
@@ -175,13 +176,9 @@ def _party(identifier: party_pb2.PartyIdentifier, field: str) -> Party:
 
 
 def _registration(request: pb.RegistrationRequest, field: str) -> RegistrationSpec:
-    if not request.idempotency_key:
-        raise InvalidArgument(
-            "IDEMPOTENCY_KEY_MISSING",
-            "registration needs an idempotency key",
-            field_violations=(FieldViolation(f"{field}.idempotency_key", "required"),),
-        )
-    return RegistrationSpec(
+    """The registration asked for, checked as the registry will check it (its own rules), so
+    that one it would refuse is refused before the owner's authorisation is spent on signing."""
+    spec = RegistrationSpec(
         issuer=_party(request.issuer, f"{field}.issuer"),
         document_type=request.document_type,
         idempotency_key=request.idempotency_key,
@@ -204,6 +201,27 @@ def _registration(request: pb.RegistrationRequest, field: str) -> RegistrationSp
         ),
         metadata=dict(request.metadata),
     )
+    registration_rules.normalise_issuer(
+        spec.issuer.namespace, spec.issuer.value, f"{field}.issuer"
+    )
+    if spec.subject is not None:
+        registration_rules.normalise_subject(
+            spec.subject.namespace, spec.subject.value, f"{field}.subject"
+        )
+    registration_rules.check_registration_fields(
+        idempotency_key=spec.idempotency_key,
+        document_type=spec.document_type,
+        metadata=spec.metadata,
+        valid_from_ms=_ms(spec.valid_from),
+        valid_until_ms=_ms(spec.valid_until),
+        registered_at_ms=_ms(datetime.now(UTC)),
+        prefix=f"{field}.",
+    )
+    return spec
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
 
 
 def _sign_options(options: pb.SignOptions, caller_token: str, *, batch: bool) -> SignOptions:

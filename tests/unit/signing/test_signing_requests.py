@@ -15,6 +15,7 @@ from egov_pki.identifiers import check_digit
 from egov_signing.domain.pdf_input import DocumentLimits
 from egov_signing.domain.signing import PdfSigningService
 from egov_signing.servicer import SigningServicer
+from google.protobuf import timestamp_pb2
 from signing_testkit import FakeRegistry, SigningPki, SoftwareKeys, make_pdf, make_pki
 
 SEAL_AGENCY = "099400000001" + str(check_digit("099400000001"))
@@ -197,6 +198,56 @@ def test_in_a_batch_a_qr_code_without_registration_fails_that_document_alone(
     assert with_qr.result.registration_status == pb.REGISTRATION_STATUS_REGISTERED
     assert with_qr.result.verification_url
     assert without.error.reason == "QR_CODE_NEEDS_REGISTRATION" and not without.signed_pdf
+
+
+def _past() -> timestamp_pb2.Timestamp:
+    return timestamp_pb2.Timestamp(seconds=1_600_000_000)  # 2020
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "field"),
+    [
+        ({"idempotency_key": ""}, "IDEMPOTENCY_KEY_MISSING", "idempotency_key"),
+        ({"idempotency_key": "k" * 129}, "IDEMPOTENCY_KEY_INVALID", "idempotency_key"),
+        ({"idempotency_key": "k\x00"}, "IDEMPOTENCY_KEY_INVALID", "idempotency_key"),
+        ({"document_type": "Birth Certificate"}, "DOCUMENT_TYPE_INVALID", "document_type"),
+        ({"metadata": {f"k{n}": "v" for n in range(33)}}, "METADATA_TOO_LARGE", "metadata"),
+        ({"metadata": {"note": "x" * 9000}}, "METADATA_TOO_LARGE", "metadata"),
+        ({"metadata": {"note": "a\x00b"}}, "METADATA_INVALID", "metadata['note']"),
+        ({"valid_until": "past"}, "VALIDITY_INVALID", "valid_until"),
+        ({"issuer": party_pb2.PartyIdentifier(
+            namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value="1101700230708")},
+         "ISSUER_INVALID", "issuer"),
+        ({"subject": party_pb2.PartyIdentifier(
+            namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value="1101700230700")},
+         "SUBJECT_INVALID", "subject"),
+    ],
+    ids=["no-key", "long-key", "nul-key", "type", "entries", "size", "nul-value",
+         "ends-before-registration", "issuer-not-juristic", "subject-check-digit"],
+)
+def test_a_registration_the_registry_would_refuse_is_refused_before_anything_is_signed(
+    pki: SigningPki, keys: SoftwareKeys, change: dict[str, object], reason: str, field: str
+) -> None:
+    # Found after signing, the registry's refusal would leave a signed, unregistered PDF and
+    # the owner's authorisation spent: the same rules are checked first, with the same reason.
+    registration = _registration()
+    for name, value in change.items():
+        if name == "metadata":
+            registration.metadata.update(value)  # type: ignore[arg-type]
+        elif name == "valid_until":
+            registration.valid_until.CopyFrom(_past())
+        elif isinstance(value, party_pb2.PartyIdentifier):
+            getattr(registration, name).CopyFrom(value)
+        else:
+            setattr(registration, name, value)
+    registry = FakeRegistry()
+    error = _refusal(
+        _servicer(pki, keys, registry), _options(registration=registration), token="issuer-token"
+    )
+    assert (error.code, error.reason) == (Code.INVALID_ARGUMENT, reason)
+    assert [v.field for v in error.field_violations] == [f"options.registration.{field}"]
+    assert _asked_keys(keys) == []
+    assert registry.reserved == [] and registry.registered == []
 
 
 def test_without_a_callers_token_a_person_cannot_register_for_an_agency(

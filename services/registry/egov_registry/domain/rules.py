@@ -1,7 +1,9 @@
 """Registry rules: input limits, who may issue, log leaves, idempotency fingerprints, page tokens.
 
 Every check raises an ``EgovError`` with the reason a client switches on; nothing here touches
-storage, so the storage layer calls these before it writes anything.
+storage, so the storage layer calls these before it writes anything. The checks of a
+registration's own fields live in ``egov_clients.registration_rules``, where clients that must
+check a registration before spending anything on it (signing) find the same ones.
 """
 
 from __future__ import annotations
@@ -12,11 +14,26 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from egov_common.errors import FieldViolation, InvalidArgument, PermissionDenied
+from egov_clients.registration_rules import (
+    LIMITS,
+    MAX_TIME_MS,
+    MIN_TIME_MS,
+    Limits,
+    check_document_type,
+    check_idempotency_key,
+    check_metadata,
+    check_text,
+    check_time,
+    check_validity,
+    normalise_issuer,
+    normalise_subject,
+)
+from egov_clients.registration_rules import invalid as _invalid
+from egov_common.errors import PermissionDenied
 from egov_pki import merkle
-from egov_pki.identifiers import Namespace, parse_identifier
+from egov_pki.identifiers import Namespace
 
 from .model import Actor, Document, DocumentQuery, Registration, StatusChange
 
@@ -25,9 +42,12 @@ __all__ = [
     "ISSUE_POWER",
     "ISSUE_SCOPE",
     "LIMITS",
+    "MAX_TIME_MS",
+    "MIN_TIME_MS",
     "Limits",
     "check_document_id",
     "check_document_type",
+    "check_metadata",
     "check_sha256",
     "check_text",
     "check_time",
@@ -51,33 +71,7 @@ ISSUE_POWER = "register-documents"
 AUDIT_SCOPE = "registry:audit"
 
 _DOCUMENT_ID = re.compile(r"DOC-[0-9A-HJKMNP-TV-Z]{26}")
-DOCUMENT_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-class Limits:
-    """Size limits of DESIGN.md / registry.proto."""
-
-    idempotency_key_bytes = 128
-    metadata_entries = 32
-    metadata_key_bytes = 64
-    metadata_total_bytes = 8 * 1024
-    reason_text_bytes = 1024
-    signer_certificates = 16
-    batch_size = 500
-    page_size_default = 50
-    page_size_max = 500
-
-
-LIMITS = Limits()
-
-#: The range of google.protobuf.Timestamp (0001-01-01 to 9999-12-31 UTC), in ms since 1970.
-MIN_TIME_MS = -62_135_596_800_000
-MAX_TIME_MS = 253_402_300_799_999
-
-
-def _invalid(reason: str, field: str, message: str) -> InvalidArgument:
-    return InvalidArgument(reason, message, field_violations=(FieldViolation(field, message),))
 
 
 def new_document_id() -> str:
@@ -99,51 +93,10 @@ def check_document_id(document_id: str, field: str = "document_id") -> str:
     return document_id
 
 
-def check_document_type(document_type: str, field: str = "document_type") -> str:
-    if not DOCUMENT_TYPE.fullmatch(document_type):
-        raise _invalid("DOCUMENT_TYPE_INVALID", field, "1 to 64 characters of [a-z0-9-]")
-    return document_type
-
-
-def check_text(text: str, reason: str, field: str) -> str:
-    """``text`` unless it holds a NUL character, which no PostgreSQL text column can store
-    (SQLite would, so the two backends would disagree): INVALID_ARGUMENT ``reason`` then."""
-    if "\x00" in text:
-        raise _invalid(reason, field, "must not contain NUL characters")
-    return text
-
-
-def check_time(ms: int, reason: str, field: str) -> int:
-    """``ms`` unless it falls outside what a protobuf Timestamp can hold (years 1 to 9999)."""
-    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
-        raise _invalid(reason, field, "a time from year 1 to 9999")
-    return ms
-
-
 def check_sha256(digest: bytes, field: str = "sha256") -> bytes:
     if len(digest) != 32:
         raise _invalid("HASH_MALFORMED", field, f"SHA-256 is 32 bytes, got {len(digest)}")
     return digest
-
-
-def normalise_issuer(namespace: str, value: str, field: str = "issuer") -> str:
-    """``TH-JUR:<number>`` for a valid juristic number; ISSUER_INVALID otherwise."""
-    if namespace != Namespace.TH_JUR.value:
-        raise _invalid("ISSUER_INVALID", field, "the issuer must be a TH-JUR identifier")
-    try:
-        return str(parse_identifier(f"{namespace}:{value}", field=field))
-    except InvalidArgument as exc:
-        raise _invalid("ISSUER_INVALID", field, exc.message) from None
-
-
-def normalise_subject(namespace: str, value: str, field: str = "subject") -> str:
-    """Namespaced subject string, or empty when no subject is given."""
-    if not namespace and not value:
-        return ""
-    try:
-        return str(parse_identifier(f"{namespace}:{value}", field=field))
-    except InvalidArgument as exc:
-        raise _invalid("SUBJECT_INVALID", field, exc.message) from None
 
 
 def _agency_number(agency: str) -> str:
@@ -196,14 +149,7 @@ def listing_issuer(actor: Actor, issuer: str) -> str:
 
 def validate_registration(registration: Registration) -> None:
     """Field checks that need no storage. Raises INVALID_ARGUMENT with the first problem."""
-    key = registration.idempotency_key
-    if not key:
-        raise _invalid(
-            "IDEMPOTENCY_KEY_MISSING", "idempotency_key", "an idempotency key is required"
-        )
-    if len(key.encode()) > LIMITS.idempotency_key_bytes:
-        raise _invalid("IDEMPOTENCY_KEY_INVALID", "idempotency_key", "at most 128 bytes")
-    check_text(key, "IDEMPOTENCY_KEY_INVALID", "idempotency_key")
+    check_idempotency_key(registration.idempotency_key)
     if registration.document_id:
         check_document_id(registration.document_id)
     check_sha256(registration.sha256)
@@ -212,30 +158,8 @@ def validate_registration(registration: Registration) -> None:
         raise _invalid("SIGNER_CERTIFICATES_INVALID", "signer_certificate_sha256", "at most 16")
     for index, fingerprint in enumerate(registration.signer_certificate_sha256):
         check_sha256(fingerprint, f"signer_certificate_sha256[{index}]")
-    for field, ms in (
-        ("valid_from", registration.valid_from_ms),
-        ("valid_until", registration.valid_until_ms),
-    ):
-        if ms is not None:
-            check_time(ms, "VALIDITY_INVALID", field)
-    if registration.valid_from_ms is not None:
-        check_valid_until(registration, registration.valid_from_ms)
+    check_validity(registration.valid_from_ms, registration.valid_until_ms, None)
     check_metadata(registration.metadata)
-
-
-def check_metadata(metadata: Mapping[str, str]) -> None:
-    if len(metadata) > LIMITS.metadata_entries:
-        raise _invalid("METADATA_TOO_LARGE", "metadata", "at most 32 entries")
-    total = 0
-    for key, value in metadata.items():
-        key_size = len(key.encode())
-        if key_size == 0 or key_size > LIMITS.metadata_key_bytes:
-            raise _invalid("METADATA_TOO_LARGE", f"metadata[{key[:64]}]", "keys are 1 to 64 bytes")
-        total += key_size + len(value.encode())
-        check_text(key, "METADATA_INVALID", f"metadata[{key[:64]!r}]")
-        check_text(value, "METADATA_INVALID", f"metadata[{key[:64]!r}]")
-    if total > LIMITS.metadata_total_bytes:
-        raise _invalid("METADATA_TOO_LARGE", "metadata", "at most 8 KiB of keys and values")
 
 
 def check_reason_text(text: str) -> str:
@@ -245,20 +169,9 @@ def check_reason_text(text: str) -> str:
 
 
 def check_valid_until(registration: Registration, registered_at_ms: int) -> None:
-    """VALIDITY_INVALID when the document would end before it starts: ``valid_from`` defaults
-    to the registration time, so without it ``valid_until`` must come after that."""
-    if registration.valid_until_ms is None:
-        return
-    valid_from_ms = (
-        registered_at_ms if registration.valid_from_ms is None else registration.valid_from_ms
-    )
-    if registration.valid_until_ms <= valid_from_ms:
-        raise _invalid(
-            "VALIDITY_INVALID",
-            "valid_until",
-            "valid_until must be after valid_from"
-            + (" (the registration time)" if registration.valid_from_ms is None else ""),
-        )
+    """VALIDITY_INVALID when the document would end before the registration time, its
+    ``valid_from`` when none was given."""
+    check_validity(registration.valid_from_ms, registration.valid_until_ms, registered_at_ms)
 
 
 def registration_fingerprint(registration: Registration) -> bytes:
