@@ -128,7 +128,10 @@ def test_revoked_registry_entry_fails_the_document(
 def test_failed_registration_still_returns_the_signed_pdf_as_unregistered(
     client, credential, identity
 ) -> None:
-    signed = _sign(client, credential, identity, "it-reg-4", subject="TH-PID:1234567890123")
+    # What only the registry can know, after signing: the idempotency key names a registration
+    # of another PDF already (a client that reused a key for a new document).
+    assert _sign(client, credential, identity, "it-reg-4").registered
+    signed = _sign(client, credential, identity, "it-reg-4")
     assert pb.RegistrationStatus.Name(signed.result.registration_status) == (
         "REGISTRATION_STATUS_UNREGISTERED"
     )
