@@ -67,12 +67,11 @@ def revoke_authority(settings: KeysSettings, argv: list[str]) -> int:
         f"{args.name} revoked ({args.reason}): its issuer's CRL and OCSP say so now, and the "
         "running service stops using it within seconds"
     )
-    if args.name.startswith("ocsp-") or args.name == "tsa":
-        print("run 'python -m egov_keys bootstrap' to make its replacement, which the running "
-              "service then takes up")
-    else:
-        print("an issuing CA is not replaced by bootstrap: its credentials can neither be issued "
-              "nor sign any more")
+    print("run 'python -m egov_keys bootstrap' to make its replacement, which the running "
+          "service then takes up")
+    if not (args.name.startswith("ocsp-") or args.name == "tsa"):
+        print("its credentials sign no more; their owners renew them under the replacement "
+              "(RenewCredential)")
     return 0
 
 

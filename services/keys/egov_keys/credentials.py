@@ -193,7 +193,10 @@ class CredentialService:
         self._trust.require_unrevoked(credential.issuer)
 
     def chain(self, credential: Credential) -> list[bytes]:
-        return [credential.certificate_der, *self._trust.chain_der(credential.issuer)]
+        return [
+            credential.certificate_der,
+            *self._trust.chain_der(credential.issuer, issued_der=credential.certificate_der),
+        ]
 
     def _check_hashes(
         self, hashes: Sequence[bytes], hash_algorithm: HashAlgorithm | None, field: str = "hashes"

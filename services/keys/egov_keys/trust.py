@@ -76,6 +76,8 @@ class TrustServices:
         self._config = config
         self._clock = clock
         self._authorities: dict[str, Authority] = {}
+        # Revoked authorities replaced by bootstrap, read when a chain runs through one.
+        self._retired: dict[str, Authority] = {}
         self._crl_cache: dict[str, tuple[int, CrlRow]] = {}
         self._crl_lock = threading.Lock()
         # Which loaded authorities are revoked, as last read (any process may revoke one).
@@ -121,13 +123,17 @@ class TrustServices:
         now = self._clock.now()
         org = self._config.organization
         urls = self._config.urls
-        for name in sorted(self._revoked_in(existing)):
-            if name in self._replaceable():
-                self._retire(existing.pop(name), now)
-            else:
+        # A revoked issuing CA first: retiring it re-points its OCSP signer at the retired row.
+        issuing = {ca.value for ca in ISSUING_CAS}
+        for name in sorted(self._revoked_in(existing), key=lambda n: (n not in issuing, n)):
+            self._retire(existing.pop(name), now)
+            with self._crl_lock:
+                self._crl_cache.pop(name, None)
+            if name in issuing:
                 log.warning(
-                    "%s is revoked: a revoked issuing CA is not replaced by bootstrap (its "
-                    "credentials can neither be issued nor sign)",
+                    "%s is revoked: a new %s CA replaces it; its credentials stay refused "
+                    "(ISSUER_REVOKED) and their owners renew them under the new one",
+                    name,
                     name,
                 )
 
@@ -216,7 +222,8 @@ class TrustServices:
                     dt.timedelta(days=5 * 365),
                 )
             )
-        self._authorities = existing
+        with self._revoked_lock:
+            self._authorities, self._revoked_read_at = existing, None
         return created
 
     def _load(self) -> dict[str, Authority]:
@@ -228,12 +235,6 @@ class TrustServices:
             for name, row in self._repo.authorities().items()
             if _RETIRED not in name
         }
-
-    @staticmethod
-    def _replaceable() -> tuple[str, ...]:
-        """Authorities that issue no certificates, so that bootstrap may replace a revoked one:
-        the OCSP signers and the TSA."""
-        return (*(f"ocsp-{ca.value}" for ca in OCSP_SCOPES), "tsa")
 
     def _retire(self, authority: Authority, now: dt.datetime) -> None:
         retired = f"{authority.name}{_RETIRED}{authority.certificate.serial_number:x}"
@@ -284,12 +285,25 @@ class TrustServices:
         return revoked
 
     def _revoked_in(self, authorities: dict[str, Authority]) -> frozenset[str]:
+        """The names among ``authorities`` whose certificate is revoked, or whose issuer's is
+        (an issuing CA's OCSP signer certifies nothing once its CA is revoked)."""
         pairs = self._repo.revoked_authority_certificates()
-        return frozenset(
+        revoked = {
             name
             for name, authority in authorities.items()
             if (authority.issuer, f"{authority.certificate.serial_number:x}") in pairs
-        )
+        }
+        while True:
+            certified_by_revoked = {
+                name
+                for name, authority in authorities.items()
+                if name not in revoked
+                and authority.issuer != name
+                and (authority.issuer in revoked or _RETIRED in authority.issuer)
+            }
+            if not certified_by_revoked:
+                return frozenset(revoked)
+            revoked |= certified_by_revoked
 
     def revoked_authorities(self) -> frozenset[str]:
         """The names of the authorities in use whose certificates are revoked, read again at
@@ -315,13 +329,17 @@ class TrustServices:
                         **self._authorities,
                         **{name: fresh[name] for name in replaced},
                     }
+                    with self._crl_lock:  # a cached CRL of a replaced CA is signed by its old key
+                        for name in replaced:
+                            self._crl_cache.pop(name, None)
                     revoked = self._revoked_in(self._authorities)
             self._revoked, self._revoked_read_at = revoked, time.monotonic()
             return revoked
 
     def require_unrevoked(self, name: str) -> None:
-        """FailedPrecondition (ISSUER_REVOKED) when authority ``name`` is revoked."""
-        if name in self.revoked_authorities():
+        """FailedPrecondition (ISSUER_REVOKED) when authority ``name`` is revoked (a retired one
+        was revoked before bootstrap replaced it)."""
+        if _RETIRED in name or name in self.revoked_authorities():
             raise FailedPrecondition(
                 "ISSUER_REVOKED",
                 f"the certificate of {name} is revoked: it issues and signs no more",
@@ -341,7 +359,8 @@ class TrustServices:
                     "KEY_BACKEND_UNAVAILABLE",
                     f"{authority.name} key is in {authority.key.backend.value}, not configured",
                 )
-        self._authorities = authorities
+        with self._revoked_lock:
+            self._authorities, self._revoked_read_at = authorities, None
 
     def self_test(self) -> None:
         """Sign and verify with every authority key: a wrong KEK, PIN or token fails start-up
@@ -368,12 +387,16 @@ class TrustServices:
                 ) from None
 
     def authority(self, name: str) -> Authority:
+        """The authority in use under ``name``: after bootstrap replaced a revoked one (in any
+        process), the replacement from the next check of revocations on."""
+        self.revoked_authorities()
         found = self._authorities.get(name)
         if found is None:
             raise NotFound("AUTHORITY_NOT_FOUND", "no such certification authority")
         return found
 
     def authorities(self) -> dict[str, Authority]:
+        self.revoked_authorities()
         return dict(self._authorities)
 
     def issuing_ca(self, kind: OwnerKind) -> Authority:
@@ -382,17 +405,53 @@ class TrustServices:
         self.require_unrevoked(kind.issuing_ca.value)
         return self.authority(kind.issuing_ca.value)
 
-    def chain_der(self, issuer: str) -> list[bytes]:
-        """Certificates from ``issuer`` up to and including the root (DER)."""
+    def _in_chain(self, name: str) -> Authority:
+        """An authority in use or, for what a replaced one issued, its retired row."""
+        found = self._authorities.get(name) or self._retired.get(name)
+        if found is None and _RETIRED in name:
+            row = self._repo.authorities().get(name)
+            if row is not None:
+                found = Authority(
+                    name, row.key, x509.load_der_x509_certificate(row.certificate_der), row.issuer
+                )
+                self._retired[name] = found
+        if found is None:
+            raise NotFound("AUTHORITY_NOT_FOUND", "no such certification authority")
+        return found
+
+    def chain_der(self, issuer: str, *, issued_der: bytes | None = None) -> list[bytes]:
+        """Certificates from ``issuer`` up to and including the root (DER). With ``issued_der``,
+        a certificate ``issuer`` issued: when this process still holds the CA that a replacement
+        has taken over from (another process ran bootstrap, and the revocations were last read
+        before), it reads them again now rather than chain the certificate to the wrong key."""
+        if issued_der is not None and not self._issued_by(issued_der, self._in_chain(issuer)):
+            with self._revoked_lock:
+                self._revoked_read_at = None
+            self.revoked_authorities()
         out: list[bytes] = []
         name = issuer
         for _ in range(5):
-            authority = self.authority(name)
+            authority = self._in_chain(name)
             out.append(authority.certificate.public_bytes(Encoding.DER))
             if authority.issuer == authority.name:
                 break
             name = authority.issuer
         return out
+
+    @staticmethod
+    def _issued_by(issued_der: bytes, authority: Authority) -> bool:
+        """Whether the certificate names ``authority``'s key as its issuer's (RFC 5280
+        authority key identifier; True when it names none)."""
+        try:
+            aki = (
+                x509.load_der_x509_certificate(issued_der)
+                .extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+                .value.key_identifier
+            )
+        except (ValueError, x509.ExtensionNotFound):
+            return True
+        own = x509.SubjectKeyIdentifier.from_public_key(authority.certificate.public_key())
+        return aki is None or aki == own.digest
 
     def certificate_der(self, name: str) -> bytes:
         return self.authority(name).certificate.public_bytes(Encoding.DER)
@@ -407,6 +466,7 @@ class TrustServices:
         passed; shared by every process through the database (CRL numbers only go up)."""
         if name not in (CaRole.ROOT.value, *(ca.value for ca in ISSUING_CAS)):
             raise NotFound("CRL_NOT_FOUND", "no CRL for that name")
+        self.revoked_authorities()  # takes up a replaced CA, whose old CRL must not be served
         ca = self.authority(name)
         now = self._clock.now()
         epoch = self._repo.revocation_epoch(name)
@@ -452,7 +512,10 @@ class TrustServices:
         raise FailedPrecondition("CRL_CONTENTION", "could not publish a CRL")
 
     def refresh_crl(self, name: str) -> None:
-        """Regenerate ``name``'s CRL now (after a revocation)."""
+        """Regenerate ``name``'s CRL now (after a revocation). A retired CA publishes none:
+        it is revoked, so is everything it issued."""
+        if _RETIRED in name:
+            return
         try:
             self.crl(name)
         except Exception:  # the next fetch regenerates it; revocation itself already committed

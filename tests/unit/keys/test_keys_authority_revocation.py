@@ -1,6 +1,6 @@
 """An operator revokes an authority's certificate (``python -m egov_keys revoke-authority``):
 its issuer's CRL and OCSP say so, the service stops using it, and ``bootstrap`` replaces a
-revoked OCSP signer or TSA, which the running service then takes up."""
+revoked OCSP signer, TSA or issuing CA, which the running service then takes up."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from egov_common.errors import FailedPrecondition, NotFound
 from egov_keys.__main__ import main
 from egov_keys.domain.model import RevocationReason
 from egov_keys.runtime import KeysRuntime, bootstrap
-from keys_world import build_keys, sha256
+from keys_world import ANON, build_keys, sha256
 from test_keys_sole_control import authorize, create_person
 from test_keys_tsa_and_ocsp import status_of, timestamp_request
 
@@ -107,6 +107,8 @@ def test_a_revoked_ocsp_signer_answers_try_later_until_it_is_replaced(keys, iden
 
 def test_a_revoked_issuing_ca_issues_and_signs_no_more(keys, identity):
     credential = create_person(keys, identity)
+    cert = x509.load_der_x509_certificate(credential.certificate_der)
+    issuer = keys.trust.authority("natural-person").certificate
     keys.trust.revoke_authority("natural-person", CA_COMPROMISE, "operator")
 
     with pytest.raises(FailedPrecondition) as info:
@@ -115,12 +117,77 @@ def test_a_revoked_issuing_ca_issues_and_signs_no_more(keys, identity):
     with pytest.raises(FailedPrecondition) as info:
         authorize(keys.credentials, identity, credential, [sha256(b"a")])
     assert info.value.reason == "ISSUER_REVOKED"
-    # Listed on the root's CRL; bootstrap does not replace an issuing CA.
+    # Listed on the root's CRL; its OCSP signer, certified by it, answers for it no more.
     crl = x509.load_der_x509_crl(keys.trust.crl("root"))
-    serial = keys.trust.authority("natural-person").certificate.serial_number
-    assert crl.get_revoked_certificate_by_serial_number(serial) is not None
-    assert bootstrap(keys.settings) == []
-    assert "natural-person" in keys.trust.revoked_authorities()
+    assert crl.get_revoked_certificate_by_serial_number(issuer.serial_number) is not None
+    assert _ocsp(keys, cert, issuer).response_status is ocsp.OCSPResponseStatus.TRY_LATER
+    assert {"natural-person", "ocsp-natural-person"} <= keys.trust.revoked_authorities()
+
+
+def test_bootstrap_replaces_a_revoked_issuing_ca_and_its_credentials_are_renewed_under_the_new(
+    keys, identity, sqlite_url, clock
+):
+    # A second process, running since before the compromise, must take the new CA up as well.
+    other = build_keys(
+        sqlite_url,
+        identity,
+        clock,
+        authority_recheck_seconds=0,
+        software_kek=keys.settings.software_kek.get_secret_value(),
+    )
+    try:
+        credential = create_person(keys, identity)
+        old_ca = keys.trust.authority("natural-person").certificate
+        old_crl = x509.load_der_x509_crl(other.trust.crl("natural-person"))  # cached there
+        keys.trust.revoke_authority("natural-person", CA_COMPROMISE, "operator")
+
+        assert bootstrap(keys.settings) == ["natural-person", "ocsp-natural-person"]
+
+        for runtime in (keys, other):
+            new_ca = runtime.trust.authority("natural-person").certificate
+            assert new_ca.serial_number != old_ca.serial_number
+            assert new_ca.public_key() != old_ca.public_key()
+            # the old CA's credentials stay refused, and keep their own chain
+            with pytest.raises(FailedPrecondition) as info:
+                authorize(runtime.credentials, identity, credential, [sha256(b"a")])
+            assert info.value.reason == "ISSUER_REVOKED"
+            chain = runtime.credentials.chain(runtime.credentials.get(credential.credential_id))
+            assert x509.load_der_x509_certificate(chain[1]) == old_ca
+            # the CRL under the CA's name is the new CA's, not the one cached before
+            crl = x509.load_der_x509_crl(runtime.trust.crl("natural-person"))
+            assert crl.issuer == new_ca.subject
+            assert crl.is_signature_valid(new_ca.public_key())
+            assert not crl.is_signature_valid(old_ca.public_key())
+            assert old_crl.is_signature_valid(old_ca.public_key())
+
+        # the owner renews: a new key, certified by the new CA, that signs and is GOOD in OCSP
+        new, old = keys.credentials.renew(
+            ANON,
+            idempotency_key="renew-after-compromise",
+            credential_id=credential.credential_id,
+            algorithm=None,
+            proof_token=identity.person(),
+        )
+        assert old.status.value == "renewed"
+        new_cert = x509.load_der_x509_certificate(new.certificate_der)
+        new_ca = keys.trust.authority("natural-person").certificate
+        assert new_cert.issuer == new_ca.subject
+        new_cert.verify_directly_issued_by(new_ca)
+        assert x509.load_der_x509_certificate(keys.credentials.chain(new)[1]) == new_ca
+        answer = _ocsp(keys, new_cert, new_ca)
+        assert answer.certificate_status is ocsp.OCSPCertStatus.GOOD
+        assert answer.certificates[0] == keys.trust.authority("ocsp-natural-person").certificate
+        sad = authorize(keys.credentials, identity, new, [sha256(b"a")])
+        assert sad
+        # the root's CRL still lists the old CA; nothing is left to replace
+        root_crl = x509.load_der_x509_crl(keys.trust.crl("root"))
+        assert root_crl.get_revoked_certificate_by_serial_number(old_ca.serial_number)
+        assert bootstrap(keys.settings) == []
+        retired = [r for r in keys.repository.audit_records() if r.action == "ca.retire"]
+        assert {r.details_json.count("natural-person") > 0 for r in retired} == {True}
+        assert len(retired) == 2
+    finally:
+        other.close()
 
 
 def test_the_root_and_unknown_authorities_cannot_be_revoked(keys):

@@ -514,12 +514,25 @@ class KeysRepository:
     def retire_authority(self, name: str, retired_name: str, event: AuditEvent, now: dt.datetime
                          ) -> None:
         """Keep a revoked authority's row under ``retired_name``, so that a new one can take
-        ``name`` (its certificate row, which CRL and OCSP answer from, stays as it is)."""
+        ``name``. What it issued goes with it, in the same transaction: the certificates and
+        credentials it issued, its CRLs and the authorities it certified (an issuing CA's OCSP
+        signer) name ``retired_name`` as their issuer from then on, so that none of it is taken
+        for the new authority's (its certificate row, which the issuer's CRL and OCSP answer
+        from, stays as it is)."""
         with self._transaction() as conn:
             self._append_in(conn, event, now)
             conn.execute(
                 sa.update(authorities).where(authorities.c.name == name).values(name=retired_name)
             )
+            conn.execute(
+                sa.update(authorities)
+                .where(authorities.c.issuer == name, authorities.c.name != retired_name)
+                .values(issuer=retired_name)
+            )
+            for table in (certificates, credentials, crls):
+                conn.execute(
+                    sa.update(table).where(table.c.issuer == name).values(issuer=retired_name)
+                )
 
     def revocation_epoch(self, issuer: str) -> int:
         with self._engine.connect() as conn:
