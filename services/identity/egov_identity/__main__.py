@@ -38,7 +38,7 @@ from egov_common.errors import AlreadyExists, EgovError
 from egov_common.logging import setup_logging
 from egov_common.server import serve
 from egov_common.settings import SettingsError, load_settings_or_exit
-from egov_pki.tokens import BearerTokenVerifier, TokenVerifier
+from egov_pki.tokens import ACCESS_TOKEN_TYPE, BearerTokenVerifier, TokenVerifier
 
 from egov_identity.adapters.population import SyntheticPopulation
 from egov_identity.domain import model as m
@@ -261,14 +261,22 @@ def main(argv: list[str]) -> int:
         stop.set()
         service.engine.dispose()
 
-    verifier = TokenVerifier(service.keyring, issuer=service.config.issuer,
-                             audiences=["urn:egov:identity", service.config.issuer])
     # No pooled connection crosses a fork: each worker (or this process) opens its own.
     service.engine.dispose()
     serve(settings, grpc_services(service), http_app=build_http_app(service),
-          token_verifier=BearerTokenVerifier(verifier),
+          token_verifier=bearer_verifier(service),
           on_worker_start=start_worker, on_shutdown=shutdown)
     return 0
+
+
+def bearer_verifier(service: IdentityService) -> BearerTokenVerifier:
+    """The callers of identity's gRPC services, from their bearer tokens: identity's own access
+    tokens for identity, never its ID tokens (OIDC Core section 2, RFC 9068 section 4)."""
+    return BearerTokenVerifier(TokenVerifier(
+        service.keyring, issuer=service.config.issuer,
+        audiences=["urn:egov:identity", service.config.issuer],
+        token_types=[ACCESS_TOKEN_TYPE],
+    ))
 
 
 if __name__ == "__main__":

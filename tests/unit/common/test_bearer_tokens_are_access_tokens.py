@@ -102,3 +102,34 @@ def test_a_citizens_id_token_naming_the_service_is_no_bearer_token(
     with pytest.raises(Unauthenticated) as refused:
         build(jwks_url)(id_token, peer_service=None)
     assert refused.value.reason == "TOKEN_TYPE_MISMATCH"
+
+
+def test_identity_takes_its_own_access_tokens_as_bearer_tokens_never_its_id_tokens(
+    sqlite_url: str,
+) -> None:
+    import datetime as dt
+    import time
+
+    from egov_common.clock import FixedClock
+    from egov_common.db import upgrade_to_head
+    from egov_identity.__main__ import bearer_verifier
+    from egov_identity.adapters.population import SyntheticPopulation
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "identity"))
+    from identity_world import ISSUER as IDENTITY_ISSUER
+    from identity_world import make_service
+
+    upgrade_to_head(sqlite_url, "egov_identity.storage.migrations")
+    clock = FixedClock(dt.datetime.now(dt.UTC))
+    service = make_service(sqlite_url, clock, SyntheticPopulation(seed=7, size=2))
+    now = int(time.time())
+    claims = {
+        "iss": IDENTITY_ISSUER, "sub": "agency-app", "aud": ["urn:egov:identity"], "iat": now,
+        "exp": now + 300, "jti": "j-1", "client_id": "agency-app", "scope": "identity:admin",
+    }
+    verify = bearer_verifier(service)
+    caller = verify(service.keyring.sign(claims, typ="at+jwt"), peer_service=None)
+    assert caller.subject == "agency-app" and "identity:admin" in caller.scopes
+    with pytest.raises(Unauthenticated) as refused:
+        verify(service.keyring.sign(claims), peer_service=None)  # typ JWT, as its ID tokens
+    assert refused.value.reason == "TOKEN_TYPE_MISMATCH"
