@@ -236,7 +236,9 @@ class HttpJwks:
     down turns every request into a fetch). A fetch failure keeps the cached keys, but only for
     ``max_stale_seconds`` after the last good fetch: a key identity has withdrawn (rotated out, or
     compromised) is not trusted for ever by a service that can no longer reach identity to learn
-    so. With nothing usable it raises ``Unavailable`` (``JWKS_UNAVAILABLE``, or ``JWKS_STALE``).
+    so. With nothing usable it raises ``Unavailable`` (``JWKS_UNAVAILABLE``, or ``JWKS_STALE``);
+    so it does for a ``kid`` it does not hold while its last fetch failed, since identity may
+    have published that key meanwhile (a key replaced at once): the token may be good.
     A fetch reads at most ``max_response_bytes`` and gives up after ``timeout_seconds`` in all,
     however slowly the server answers.
 
@@ -278,6 +280,7 @@ class HttpJwks:
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
         self._last_failure: Exception | None = None
+        self._last_fetch_failed = False
 
     def _get_json(self, url: str, deadline: float) -> Any:
         """The JSON body at ``url``, read in chunks: at most ``max_response_bytes``, and no later
@@ -315,9 +318,11 @@ class HttpJwks:
             keys = _index_jwks(self._get_json(self._url, deadline))
         except (httpx.HTTPError, ValueError, RecursionError) as exc:
             self._last_failure = exc
+            self._last_fetch_failed = True
             return
         self._keys = keys
         self._fetched_at = self._last_attempt
+        self._last_fetch_failed = False
 
     def key(self, kid: str) -> Mapping[str, Any] | None:
         with self._lock:
@@ -344,6 +349,10 @@ class HttpJwks:
             if found is None and may_fetch:
                 self._fetch_locked()
                 found = self._keys.get(kid)
+            if found is None and self._last_fetch_failed:
+                raise Unavailable(
+                    "JWKS_UNAVAILABLE", "identity JWKS could not be fetched to find the token's key"
+                ) from self._last_failure
             return found
 
 

@@ -32,6 +32,8 @@ import logging
 import sys
 import threading
 
+from egov_common.auth import Caller
+from egov_common.auth import TokenVerifier as AuthTokenVerifier
 from egov_common.clock import SystemClock
 from egov_common.db import make_engine, upgrade_to_head
 from egov_common.errors import AlreadyExists, EgovError
@@ -269,14 +271,22 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def bearer_verifier(service: IdentityService) -> BearerTokenVerifier:
+def bearer_verifier(service: IdentityService) -> AuthTokenVerifier:
     """The callers of identity's gRPC services, from their bearer tokens: identity's own access
-    tokens for identity, never its ID tokens (OIDC Core section 2, RFC 9068 section 4)."""
-    return BearerTokenVerifier(TokenVerifier(
+    tokens for identity, never its ID tokens (OIDC Core section 2, RFC 9068 section 4), and
+    never one revoked at ``/revoke`` (identity, unlike other services, knows at once)."""
+    verify = BearerTokenVerifier(TokenVerifier(
         service.keyring, issuer=service.config.issuer,
         audiences=["urn:egov:identity", service.config.issuer],
         token_types=[ACCESS_TOKEN_TYPE],
     ))
+
+    def caller(token: str, *, peer_service: str | None) -> Caller:
+        found = verify(token, peer_service=peer_service)
+        service.refuse_revoked(found.claims.get("jti"))
+        return found
+
+    return caller
 
 
 if __name__ == "__main__":

@@ -244,6 +244,12 @@ _MESSAGE_PAGE = """<!doctype html>
 <html lang="th"><head><meta charset="utf-8"><title>Digital ID</title></head>
 <body><h1>Digital ID</h1><p role="alert">{message}</p></body></html>"""
 
+#: What a client may sign its ``private_key_jwt`` assertions with (client_assertions.py).
+_CLIENT_ASSERTION_ALGS = ("ES256", "RS256")
+#: Request objects, which this provider does not support: OIDC Core 6.1 and 6.2 errors.
+_REQUEST_OBJECT_ERRORS = {"request": "request_not_supported",
+                          "request_uri": "request_uri_not_supported"}
+
 _AUTHORIZE_PARAMS = ("client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
                      "code_challenge_method", "acr_values", "claims", "response_type")
 _PAGE_HEADERS = {**_NO_STORE, "X-Frame-Options": "DENY",
@@ -300,7 +306,17 @@ def build_http_app(service: IdentityService) -> Starlette:
             # Exactly what a client may register as id_token_signed_response_alg.
             "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGORITHMS),
             "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
-            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "RS256"],
+            "token_endpoint_auth_signing_alg_values_supported": list(_CLIENT_ASSERTION_ALGS),
+            # Left out, both would default to client_secret_basic (RFC 8414 section 2).
+            "revocation_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+            "revocation_endpoint_auth_signing_alg_values_supported": list(
+                _CLIENT_ASSERTION_ALGS),
+            "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "introspection_endpoint_auth_signing_alg_values_supported": list(
+                _CLIENT_ASSERTION_ALGS),
+            # No request objects; request_uri would default to supported (Discovery 1.0 3).
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": sorted(m.PERSON_SCOPES),
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr",
@@ -376,6 +392,10 @@ def build_http_app(service: IdentityService) -> Starlette:
             return client
         if params.get("response_type") != "code":
             return _redirect_error(params, "unsupported_response_type", "only code is supported")
+        for parameter, error in _REQUEST_OBJECT_ERRORS.items():
+            if parameter in params:  # ignored, it would not be the request the client signed
+                return _redirect_error(params, error, f"the {parameter} parameter is not "
+                                       "supported")
         return login_page(params, client.client_name)
 
     def login_failure(exc: Exception, form: Mapping[str, str], client: m.Client) -> Response:

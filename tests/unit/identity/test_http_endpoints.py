@@ -52,6 +52,41 @@ def test_discovery_names_every_endpoint(http: TestClient) -> None:
     assert algs == {"ES256", "RS256"}
 
 
+def test_discovery_says_how_to_authenticate_at_revocation_and_introspection(
+        http: TestClient) -> None:
+    # Read as an unmodified client library reads it: a member left out means its default,
+    # client_secret_basic for both endpoints (RFC 8414 section 2) and request_uri supported
+    # (OIDC Discovery 1.0 section 3), none of which this provider accepts.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from authlib.oidc.discovery import OpenIDProviderMetadata
+    meta = OpenIDProviderMetadata(http.get("/.well-known/openid-configuration").json())
+    meta.validate()
+    assert meta.revocation_endpoint_auth_methods_supported == ["none", "private_key_jwt"]
+    assert meta.introspection_endpoint_auth_methods_supported == ["private_key_jwt"]
+    for endpoint in ("token", "revocation", "introspection"):
+        assert meta[f"{endpoint}_endpoint_auth_signing_alg_values_supported"] == [
+            "ES256", "RS256"]
+    assert meta.request_parameter_supported is False
+    assert meta.request_uri_parameter_supported is False
+
+
+@pytest.mark.parametrize(("parameter", "error"), [
+    ("request", "request_not_supported"), ("request_uri", "request_uri_not_supported")])
+def test_a_request_object_is_refused_not_ignored(world: World, http: TestClient,
+                                                  parameter: str, error: str) -> None:
+    # OIDC Core 6.1 and 6.2: an OP without request objects MUST say so; ignoring one would log
+    # the person in for the outer parameters, not those the client signed.
+    register_portal(world)
+    _, challenge = _pkce()
+    r = http.get("/authorize", params=_authorize_params(
+        challenge, **{parameter: "eyJhbGciOiJub25lIn0.e30."}), follow_redirects=False)
+    assert r.status_code == 302
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(r.headers["location"]).query)
+    assert query["error"] == [error]
+    assert query["state"] == ["s1"] and query["iss"] == ["https://id.test"]
+
+
 def test_unknown_redirect_uri_is_never_redirected_to(world: World, http: TestClient) -> None:
     register_portal(world)
     _, challenge = _pkce()

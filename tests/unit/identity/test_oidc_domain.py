@@ -275,6 +275,47 @@ def test_revoked_access_token_fails_userinfo_and_introspection(world: World) -> 
     assert info.value.reason == "TOKEN_REVOKED"
 
 
+def test_a_revoked_access_token_is_no_bearer_token_at_identitys_own_grpc_services(
+        world: World) -> None:
+    # /revoke answered 200 and introspection says inactive: identity, which holds the list of
+    # revoked tokens, must not go on taking the token for admin calls until it expires.
+    from egov_identity.__main__ import bearer_verifier
+    key = MachineKey()
+    register_machine(world, key, scopes=("identity:admin",))
+    s = world.service
+    token = s.token(m.TokenRequest(
+        grant_type="client_credentials", client_id="agency-app",
+        client_assertion=key.assertion("agency-app", now=s.now))).access_token
+    verify = bearer_verifier(s)
+    assert verify(token, peer_service=None).scopes == {"identity:admin"}
+    s.revoke(s.get_client("agency-app"), token)
+    assert s.introspect(token) == {"active": False}
+    with pytest.raises(Unauthenticated) as info:
+        verify(token, peer_service=None)
+    assert info.value.reason == "TOKEN_REVOKED"
+
+
+def test_introspection_reports_only_access_tokens_active(world: World) -> None:
+    # An ID token whose audience happens to be one of identity's own (a client registered as
+    # urn:egov:registry) verifies against introspection's audiences; it is still no access
+    # token, and was never looked up in the revocation list.
+    register_portal(world, client_id="urn:egov:registry")
+    _, username, secret = enrol_login(world, client_id="urn:egov:registry")
+    s = world.service
+    login = s.login("urn:egov:registry", username, PASSWORD, current_totp(world, secret))
+    verifier, challenge = _pkce()
+    auth = s.authorize(login_session_id=login.login_session_id, client_id="urn:egov:registry",
+                       redirect_uri="https://portal.test/cb", scope="openid",
+                       code_challenge=challenge, code_challenge_method="S256")
+    tokens = s.token(m.TokenRequest(grant_type="authorization_code",
+                                    client_id="urn:egov:registry", code=auth.code,
+                                    redirect_uri="https://portal.test/cb",
+                                    code_verifier=verifier))
+    assert s.verify_id_token(tokens.id_token).audience == ("urn:egov:registry",)
+    assert s.introspect(tokens.access_token)["active"] is True
+    assert s.introspect(tokens.id_token) == {"active": False}
+
+
 def _count_signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """From now on, each ES256 signature checked, by its signing input."""
     from egov_pki import tokens as pki_tokens

@@ -559,6 +559,28 @@ def test_cached_keys_stop_being_trusted_once_identity_has_been_unreachable_too_l
     assert verifier.verify(token).subject == "person-1"
 
 
+def test_a_new_kid_while_identity_is_unreachable_is_unavailable_not_an_unknown_key() -> None:
+    # identity replaced its signing key (rotate-signing-key signs with the new one at once) and
+    # this service cannot reach it to learn the new key: the token may well be good, so the
+    # answer is "try again" (UNAVAILABLE), not "your token is bad" (a portal logs out).
+    server = _JwksServer({"keys": [JWKS["keys"][0]]})
+    verifier = server.verifier(cache_seconds=300, min_refresh_seconds=10)
+    assert verifier.verify(_sign()).subject == "person-1"
+    server.status = 503
+    server.now = 20.0
+    rotated = _sign(kid="rsa-1", alg="RS256")
+    assert _unavailable(verifier, rotated) == "JWKS_UNAVAILABLE"
+    assert _unavailable(verifier, rotated) == "JWKS_UNAVAILABLE"  # throttled: no new fetch
+    assert server.fetches == 2
+    assert verifier.verify(_sign(_claims(jti="old key"))).subject == "person-1"
+    server.status, server.body = 200, JWKS
+    server.now = 31.0
+    assert verifier.verify(rotated).subject == "person-1"
+    # Once identity answered, a kid its set does not hold is unknown again.
+    assert _reason(_sign(kid="attacker", key=ec.generate_private_key(ec.SECP256R1())),
+                   verifier) == "TOKEN_KEY_UNKNOWN"
+
+
 def test_a_jwks_never_fetched_is_not_fetched_again_on_every_request() -> None:
     server = _JwksServer(status=503)
     verifier = server.verifier(min_refresh_seconds=10)

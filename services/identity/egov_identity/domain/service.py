@@ -1174,13 +1174,18 @@ class IdentityService:
         verified = self.verifier([audience or self.config.issuer]).verify(token)
         if verified.token_type != ACCESS_TOKEN_TYPE:
             raise Unauthenticated("TOKEN_TYPE_MISMATCH", "an access token is required")
-        jti = verified.claims.get("jti")
+        self.refuse_revoked(verified.claims.get("jti"))
+        return verified
+
+    def refuse_revoked(self, jti: object) -> None:
+        """``Unauthenticated(TOKEN_REVOKED)`` when the access token with this ``jti`` was
+        revoked (RFC 7009). Identity keeps the list, so everything of identity that takes an
+        access token (userinfo, introspection, token exchange, its gRPC services) asks it."""
         with self.engine.connect() as conn:
             revoked = conn.execute(sa.select(t.revoked_access_tokens.c.jti).where(
                 t.revoked_access_tokens.c.jti == str(jti))).first()
         if revoked is not None:
             raise Unauthenticated("TOKEN_REVOKED", "the token was revoked")
-        return verified
 
     def verify_id_token(self, token: str) -> VerifiedToken:
         """Verify one of our ID tokens, for any registered client as audience."""
@@ -1264,8 +1269,9 @@ class IdentityService:
         try:
             verified = self.verifier([self.config.issuer, *m.RESOURCE_AUDIENCES.values()]
                                      ).verify(token)
-            if verified.token_type == ACCESS_TOKEN_TYPE:
-                self.verify_access_token(token, verified.audience[0])
+            # An ID token is no access token, whatever its audience (a client id may be one
+            # of ours): verify_access_token refuses it, and checks the revocation list.
+            self.verify_access_token(token, verified.audience[0])
         except EgovError:
             return {"active": False}
         rep = verified.representation
