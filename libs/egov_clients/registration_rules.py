@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 from egov_common.errors import FieldViolation, InvalidArgument
 from egov_pki.identifiers import Namespace, parse_identifier
@@ -31,9 +32,11 @@ __all__ = [
     "check_text",
     "check_time",
     "check_validity",
+    "epoch_ms",
     "invalid",
     "normalise_issuer",
     "normalise_subject",
+    "registration_subject",
 ]
 
 DOCUMENT_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -41,6 +44,8 @@ DOCUMENT_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 #: The range of google.protobuf.Timestamp (0001-01-01 to 9999-12-31 UTC), in ms since 1970.
 MIN_TIME_MS = -62_135_596_800_000
 MAX_TIME_MS = 253_402_300_799_999
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Limits:
@@ -72,6 +77,14 @@ def check_text(text: str, reason: str, field: str) -> str:
     return text
 
 
+def epoch_ms(when: datetime) -> int:
+    """``when`` (timezone-aware) in whole milliseconds since 1970, rounded down: what the
+    registry stores of a request's Timestamp. Exact integer arithmetic: a float
+    ``timestamp() * 1000`` is off by one millisecond for some times (before 1970, or far
+    ahead) and rounds the last microsecond of year 9999 up into year 10000."""
+    return (when - _EPOCH) // timedelta(milliseconds=1)
+
+
 def check_time(ms: int, reason: str, field: str) -> int:
     """``ms`` unless it falls outside what a protobuf Timestamp can hold (years 1 to 9999)."""
     if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
@@ -97,13 +110,16 @@ def check_metadata(metadata: Mapping[str, str], field: str = "metadata") -> None
     if len(metadata) > LIMITS.metadata_entries:
         raise invalid("METADATA_TOO_LARGE", field, "at most 32 entries")
     total = 0
-    for key, value in metadata.items():
+    # in key order: a map's order is the sender's, so two senders (signing checking first, the
+    # registry) would otherwise name different entries of one registration
+    for key, value in sorted(metadata.items()):
+        entry = f"{field}[{key[:64]!r}]"
         key_size = len(key.encode())
         if key_size == 0 or key_size > LIMITS.metadata_key_bytes:
-            raise invalid("METADATA_TOO_LARGE", f"{field}[{key[:64]}]", "keys are 1 to 64 bytes")
+            raise invalid("METADATA_TOO_LARGE", entry, "keys are 1 to 64 bytes")
         total += key_size + len(value.encode())
-        check_text(key, "METADATA_INVALID", f"{field}[{key[:64]!r}]")
-        check_text(value, "METADATA_INVALID", f"{field}[{key[:64]!r}]")
+        check_text(key, "METADATA_INVALID", entry)
+        check_text(value, "METADATA_INVALID", entry)
     if total > LIMITS.metadata_total_bytes:
         raise invalid("METADATA_TOO_LARGE", field, "at most 8 KiB of keys and values")
 
@@ -152,6 +168,15 @@ def normalise_subject(namespace: str, value: str, field: str = "subject") -> str
         raise invalid("SUBJECT_INVALID", field, exc.message) from None
 
 
+def registration_subject(namespace: str, value: str, *, given: bool, field: str = "subject") -> str:
+    """The subject of a registration (``namespace`` empty when the request left it
+    unspecified): empty when none is ``given``; SUBJECT_INVALID when one is given without a
+    namespace (``<field>.namespace``) or with an invalid value (``<field>``)."""
+    if given and not namespace:
+        raise invalid("SUBJECT_INVALID", f"{field}.namespace", "the subject needs a namespace")
+    return normalise_subject(namespace, value, field)
+
+
 def check_registration_fields(
     *,
     idempotency_key: str,
@@ -163,8 +188,12 @@ def check_registration_fields(
     prefix: str = "",
 ) -> None:
     """The checks of a registration's own fields that need no storage and no digest, in the
-    order the registry makes them; the first problem is raised."""
+    order the registry makes them; the first problem is raised. With ``registered_at_ms``,
+    last, an end before that time when no start is given (the registry checks that at the
+    registration's time, after the fields)."""
     check_idempotency_key(idempotency_key, prefix + "idempotency_key")
     check_document_type(document_type, prefix + "document_type")
-    check_validity(valid_from_ms, valid_until_ms, registered_at_ms, prefix)
+    check_validity(valid_from_ms, valid_until_ms, None, prefix)
     check_metadata(metadata, prefix + "metadata")
+    if registered_at_ms is not None:
+        check_validity(valid_from_ms, valid_until_ms, registered_at_ms, prefix)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -57,16 +56,12 @@ _EVENT_TO_PB = {
 }
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _ms_if_set(message: Any, field: str, reason: str) -> int | None:
     """A request's Timestamp ``field`` in ms since 1970, None when unset; INVALID_ARGUMENT
     ``reason`` for one outside what a Timestamp may hold."""
     if not message.HasField(field):
         return None
-    when = request_time(getattr(message, field), field=field, reason=reason)
-    return (when - _EPOCH) // timedelta(milliseconds=1)
+    return rules.epoch_ms(request_time(getattr(message, field), field=field, reason=reason))
 
 
 def _ts(ms: int) -> timestamp_pb2.Timestamp:
@@ -158,20 +153,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
         )
 
     def _registration(self, request: pb.RegisterDocumentRequest) -> Registration:
-        subject_ns, subject_value = _party_string(request.subject)
-        if request.HasField("subject") and not subject_ns:
-            raise InvalidArgument(
-                "SUBJECT_INVALID",
-                "the subject needs a namespace",
-                field_violations=(FieldViolation("subject.namespace", "unspecified"),),
-            )
         return Registration(
             idempotency_key=request.idempotency_key,
             document_id=request.document_id,
             sha256=request.sha256,
             issuer=self._issuer(request.issuer),
             document_type=request.document_type,
-            subject=rules.normalise_subject(subject_ns, subject_value),
+            subject=rules.registration_subject(
+                *_party_string(request.subject), given=request.HasField("subject")
+            ),
             signer_certificate_sha256=tuple(request.signer_certificate_sha256),
             valid_from_ms=_ms_if_set(request, "valid_from", "VALIDITY_INVALID"),
             valid_until_ms=_ms_if_set(request, "valid_until", "VALIDITY_INVALID"),

@@ -164,50 +164,37 @@ def _pdf_chunks(document: BinaryIO) -> Iterator[pb.SignDocumentResponse]:
         yield pb.SignDocumentResponse(chunk=chunk)
 
 
-def _party(identifier: party_pb2.PartyIdentifier, field: str) -> Party:
-    namespace = _NAMESPACES.get(identifier.namespace)
-    if namespace is None or not identifier.value:
-        raise InvalidArgument(
-            "PARTY_INVALID",
-            f"{field} needs a namespace and a value",
-            field_violations=(FieldViolation(field, "namespace and value required"),),
-        )
-    return Party(namespace, identifier.value)
+def _party_string(identifier: party_pb2.PartyIdentifier) -> tuple[str, str]:
+    """(namespace, value); the namespace empty when unspecified or unknown, as the registry
+    reads it."""
+    return _NAMESPACES.get(identifier.namespace, ""), identifier.value
+
+
+def _party(identifier: str) -> Party:
+    namespace, _, value = identifier.partition(":")
+    return Party(namespace, value)
 
 
 def _registration(request: pb.RegistrationRequest, field: str) -> RegistrationSpec:
-    """The registration asked for, checked as the registry will check it (its own rules), so
-    that one it would refuse is refused before the owner's authorisation is spent on signing."""
+    """The registration asked for, checked as the registry will check it (its own rules, in
+    its order, with its reasons), so that one it would refuse is refused before the owner's
+    authorisation is spent on signing. Identifiers come back in the registry's normal form."""
+    prefix = f"{field}."
+    issuer = registration_rules.normalise_issuer(*_party_string(request.issuer), prefix + "issuer")
+    subject = registration_rules.registration_subject(
+        *_party_string(request.subject),
+        given=request.HasField("subject"),
+        field=prefix + "subject",
+    )
     spec = RegistrationSpec(
-        issuer=_party(request.issuer, f"{field}.issuer"),
+        issuer=_party(issuer),
         document_type=request.document_type,
         idempotency_key=request.idempotency_key,
-        subject=_party(request.subject, f"{field}.subject")
-        if request.HasField("subject")
-        else None,
-        valid_from=(
-            request_time(
-                request.valid_from, field=f"{field}.valid_from", reason="VALIDITY_INVALID"
-            )
-            if request.HasField("valid_from")
-            else None
-        ),
-        valid_until=(
-            request_time(
-                request.valid_until, field=f"{field}.valid_until", reason="VALIDITY_INVALID"
-            )
-            if request.HasField("valid_until")
-            else None
-        ),
+        subject=_party(subject) if subject else None,
+        valid_from=_time_if_set(request, "valid_from", prefix),
+        valid_until=_time_if_set(request, "valid_until", prefix),
         metadata=dict(request.metadata),
     )
-    registration_rules.normalise_issuer(
-        spec.issuer.namespace, spec.issuer.value, f"{field}.issuer"
-    )
-    if spec.subject is not None:
-        registration_rules.normalise_subject(
-            spec.subject.namespace, spec.subject.value, f"{field}.subject"
-        )
     registration_rules.check_registration_fields(
         idempotency_key=spec.idempotency_key,
         document_type=spec.document_type,
@@ -215,13 +202,19 @@ def _registration(request: pb.RegistrationRequest, field: str) -> RegistrationSp
         valid_from_ms=_ms(spec.valid_from),
         valid_until_ms=_ms(spec.valid_until),
         registered_at_ms=_ms(datetime.now(UTC)),
-        prefix=f"{field}.",
+        prefix=prefix,
     )
     return spec
 
 
+def _time_if_set(request: pb.RegistrationRequest, name: str, prefix: str) -> datetime | None:
+    if not request.HasField(name):
+        return None
+    return request_time(getattr(request, name), field=prefix + name, reason="VALIDITY_INVALID")
+
+
 def _ms(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1000)
+    return None if moment is None else registration_rules.epoch_ms(moment)
 
 
 def _sign_options(options: pb.SignOptions, caller_token: str, *, batch: bool) -> SignOptions:
@@ -285,8 +278,13 @@ def _sign_options(options: pb.SignOptions, caller_token: str, *, batch: bool) ->
     )
 
 
-def _item_error(error: EgovError) -> errors_pb2.ItemError:
-    return errors_pb2.ItemError(code=error.code.value, reason=error.reason, message=error.message)
+def _item_error(error: EgovError, *, with_fields: bool = False) -> errors_pb2.ItemError:
+    """``error`` as one item's outcome; ``with_fields``: the request fields at fault (an
+    ItemError has no BadRequest of its own) named in the message."""
+    message = error.message
+    if with_fields and error.field_violations:
+        message += " (" + ", ".join(v.field for v in error.field_violations) + ")"
+    return errors_pb2.ItemError(code=error.code.value, reason=error.reason, message=message)
 
 
 def _sign_result(signed: SignedDocument) -> pb.SignResult:
@@ -466,16 +464,33 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
             )
         options = _sign_options(request.options, _bearer_token(context), batch=True)
         items: list[BatchItem] = []
+        refused: dict[int, EgovError] = {}
         for n, doc in enumerate(request.documents):
-            registration = (
-                _registration(doc.registration, f"documents[{n}].registration")
-                if doc.HasField("registration")
-                else None
-            )
-            items.append(BatchItem(doc.client_reference, doc.pdf, registration))
-        outcomes = self._signing.sign_batch(items, options, registry=self._registry_for(context))
+            try:
+                registration = (
+                    _registration(doc.registration, f"documents[{n}].registration")
+                    if doc.HasField("registration")
+                    else None
+                )
+            except EgovError as error:
+                # that document alone fails, before anything of it is reserved or signed
+                refused[n] = error
+            else:
+                items.append(BatchItem(doc.client_reference, doc.pdf, registration))
+        outcomes = iter(
+            self._signing.sign_batch(items, options, registry=self._registry_for(context))
+        )
         results = []
-        for outcome in outcomes:
+        for n, doc in enumerate(request.documents):
+            if n in refused:
+                results.append(
+                    pb.BatchResult(
+                        client_reference=doc.client_reference,
+                        error=_item_error(refused[n], with_fields=True),
+                    )
+                )
+                continue
+            outcome = next(outcomes)
             result = pb.BatchResult(client_reference=outcome.client_reference)
             if outcome.signed is not None:
                 result.result.CopyFrom(_sign_result(outcome.signed))

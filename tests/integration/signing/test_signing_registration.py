@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from egov.keys.v1 import keys_pb2
@@ -139,6 +140,28 @@ def test_failed_registration_still_returns_the_signed_pdf_as_unregistered(
     assert signed.pdf.startswith(b"%PDF")
     reply = client.verify_document(signed.pdf, skip_registry=True)
     assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_PASSED"
+
+
+def test_validity_is_registered_to_the_millisecond_asked_for(
+    client, registry_process, credential, identity
+) -> None:
+    # a record dated before 1970 (a float timestamp lost a millisecond of it) and "valid for
+    # ever" as Python spells it (which signing refused as beyond year 9999): the registry
+    # holds what the issuer asked, as if asked directly
+    valid_from = datetime(1935, 10, 11, 6, 35, 6, 732000, tzinfo=UTC)
+    signed = _sign(
+        client,
+        credential,
+        identity,
+        "it-reg-9",
+        valid_from=valid_from,
+        valid_until=datetime.max.replace(tzinfo=UTC),
+    )
+    assert signed.registered, signed.result.registration_error
+    with RegistryClient(registry_process.grpc_address, token=ISSUER_TOKEN) as registry:
+        document = registry.get_document(signed.result.document_id)
+    assert document.valid_from.ToDatetime(tzinfo=UTC) == valid_from
+    assert document.valid_until.ToMilliseconds() == 253_402_300_799_999  # 9999-12-31 23:59:59.999
 
 
 def test_batch_signs_under_one_authorisation_and_fails_bad_documents_alone(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from egov_common.errors import InvalidArgument, PermissionDenied
 from egov_pki.identifiers import check_digit
@@ -94,6 +96,18 @@ def test_invalid_registrations_name_the_problem(overrides: dict[str, object], re
     assert refused.value.field_violations
 
 
+def test_the_metadata_entry_named_does_not_depend_on_the_order_it_was_sent_in() -> None:
+    # signing checks a registration before the registry does, from a map of its own whose
+    # order is not the registry's: both must name the same entry, quoted as any key is
+    entries = [("b]x", "v\x00"), ("a\n" + "k" * 64, "v")]
+    named = set()
+    for ordered in (entries, entries[::-1]):
+        with pytest.raises(InvalidArgument) as refused:
+            rules.check_metadata(dict(ordered))
+        named.add((refused.value.reason, refused.value.field_violations[0].field))
+    assert named == {("METADATA_TOO_LARGE", "metadata[" + repr(("a\n" + "k" * 64)[:64]) + "]")}
+
+
 def test_metadata_at_the_limits_is_accepted() -> None:
     rules.validate_registration(_registration(metadata={f"k{i:02d}": "v" * 200 for i in range(32)}))
 
@@ -103,6 +117,21 @@ def test_fingerprint_ignores_the_key_but_not_the_payload() -> None:
     assert rules.registration_fingerprint(_registration(idempotency_key="other")) == base
     assert rules.registration_fingerprint(_registration(metadata={"a": "b"})) != base
     assert rules.registration_fingerprint(_registration(sha256=b"\x02" * 32)) != base
+
+
+@given(ms=st.integers(rules.MIN_TIME_MS, rules.MAX_TIME_MS), micros=st.integers(0, 999))
+def test_a_time_is_the_millisecond_it_falls_in(ms: int, micros: int) -> None:
+    # what signing checks and sends must be what the registry stores for the same Timestamp:
+    # the millisecond, exactly (a float timestamp() is off by one for some of them)
+    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms, microseconds=micros)
+    assert rules.epoch_ms(when) == ms
+
+
+def test_the_last_instant_a_timestamp_holds_is_in_range() -> None:
+    end = datetime.max.replace(tzinfo=UTC)
+    assert rules.check_time(rules.epoch_ms(end), "VALIDITY_INVALID", "valid_until") == (
+        rules.MAX_TIME_MS
+    )
 
 
 def test_new_document_ids_are_well_formed_and_distinct() -> None:

@@ -221,9 +221,27 @@ def _past() -> timestamp_pb2.Timestamp:
         ({"subject": party_pb2.PartyIdentifier(
             namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID, value="1101700230700")},
          "SUBJECT_INVALID", "subject"),
+        # the registry's reasons and fields for parties without a namespace or a value too
+        ({"issuer": party_pb2.PartyIdentifier()}, "ISSUER_INVALID", "issuer"),
+        ({"issuer": party_pb2.PartyIdentifier(value=SEAL_AGENCY)}, "ISSUER_INVALID", "issuer"),
+        ({"issuer": party_pb2.PartyIdentifier(namespace=99, value=SEAL_AGENCY)},  # type: ignore[arg-type]
+         "ISSUER_INVALID", "issuer"),
+        ({"issuer": party_pb2.PartyIdentifier(namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_JUR)},
+         "ISSUER_INVALID", "issuer"),
+        ({"subject": party_pb2.PartyIdentifier(value="1101700230708")},
+         "SUBJECT_INVALID", "subject.namespace"),
+        ({"subject": party_pb2.PartyIdentifier()}, "SUBJECT_INVALID", "subject.namespace"),
+        ({"subject": party_pb2.PartyIdentifier(namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_PID)},
+         "SUBJECT_INVALID", "subject"),
+        # the registry finds an end already past only after the fields: its first problem
+        ({"valid_until": "past", "metadata": {"note": "a\x00b"}},
+         "METADATA_INVALID", "metadata['note']"),
     ],
     ids=["no-key", "long-key", "nul-key", "type", "entries", "size", "nul-value",
-         "ends-before-registration", "issuer-not-juristic", "subject-check-digit"],
+         "ends-before-registration", "issuer-not-juristic", "subject-check-digit",
+         "issuer-empty", "issuer-without-namespace", "issuer-unknown-namespace",
+         "issuer-without-value", "subject-without-namespace", "subject-empty",
+         "subject-without-value", "ended-and-bad-metadata"],
 )
 def test_a_registration_the_registry_would_refuse_is_refused_before_anything_is_signed(
     pki: SigningPki, keys: SoftwareKeys, change: dict[str, object], reason: str, field: str
@@ -246,6 +264,77 @@ def test_a_registration_the_registry_would_refuse_is_refused_before_anything_is_
     )
     assert (error.code, error.reason) == (Code.INVALID_ARGUMENT, reason)
     assert [v.field for v in error.field_violations] == [f"options.registration.{field}"]
+    assert _asked_keys(keys) == []
+    assert registry.reserved == [] and registry.registered == []
+
+
+@pytest.mark.parametrize(
+    "nanos",
+    [999_999_999, 999_999_000],  # protobuf's Timestamp maximum; Python's datetime.max
+    ids=["timestamp-max", "datetime-max"],
+)
+def test_a_validity_ending_at_the_last_instant_a_timestamp_holds_is_registered(
+    pki: SigningPki, keys: SoftwareKeys, nanos: int
+) -> None:
+    # "valid for ever" as a client library spells it: the registry takes it (its last
+    # millisecond), so signing must not refuse it as out of range
+    registration = _registration()
+    registration.valid_until.CopyFrom(timestamp_pb2.Timestamp(seconds=253_402_300_799, nanos=nanos))
+    registry = FakeRegistry()
+    result = _sign(
+        _servicer(pki, keys, registry), _options(registration=registration), token="issuer-token"
+    )
+    assert result.registration_status == pb.REGISTRATION_STATUS_REGISTERED
+    assert len(registry.registered) == 1
+
+
+def test_in_a_batch_a_registration_the_registry_would_refuse_fails_that_document_alone(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    # one document's bad registration must not cost the others their signatures (each
+    # document of a batch succeeds or fails on its own), nor be signed itself
+    bad = _registration(key="idem-2")
+    bad.document_type = "Birth Certificate"
+    registry = FakeRegistry()
+    request = pb.SignDocumentsRequest(
+        options=_options(),
+        documents=[
+            pb.BatchDocument(client_reference="a", pdf=make_pdf(), registration=_registration()),
+            pb.BatchDocument(client_reference="bad", pdf=make_pdf(), registration=bad),
+            pb.BatchDocument(
+                client_reference="c", pdf=make_pdf(), registration=_registration(key="idem-3")
+            ),
+        ],
+    )
+    response = _servicer(pki, keys, registry).SignDocuments(request, _Context("issuer-token"))  # type: ignore[arg-type]
+    assert [r.client_reference for r in response.results] == ["a", "bad", "c"]
+    first, refused, last = response.results
+    assert first.result.registration_status == pb.REGISTRATION_STATUS_REGISTERED
+    assert last.result.registration_status == pb.REGISTRATION_STATUS_REGISTERED
+    assert (refused.error.code, refused.error.reason) == (
+        "INVALID_ARGUMENT",
+        "DOCUMENT_TYPE_INVALID",
+    )
+    assert "documents[1].registration.document_type" in refused.error.message
+    assert not refused.signed_pdf and not refused.HasField("result")
+    (authorised,) = [hashes for kind, hashes in keys.received if kind == "authorize"]
+    assert len(authorised) == 2  # type: ignore[arg-type]
+    assert len(registry.reserved) == 2 and len(registry.registered) == 2
+
+
+def test_in_a_batch_whose_every_registration_is_refused_nothing_is_authorised(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    bad = _registration()
+    bad.metadata["note"] = "a\x00b"
+    registry = FakeRegistry()
+    request = pb.SignDocumentsRequest(
+        options=_options(),
+        documents=[pb.BatchDocument(client_reference="bad", pdf=make_pdf(), registration=bad)],
+    )
+    response = _servicer(pki, keys, registry).SignDocuments(request, _Context("issuer-token"))  # type: ignore[arg-type]
+    (refused,) = response.results
+    assert (refused.client_reference, refused.error.reason) == ("bad", "METADATA_INVALID")
     assert _asked_keys(keys) == []
     assert registry.reserved == [] and registry.registered == []
 

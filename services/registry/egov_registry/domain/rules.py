@@ -27,8 +27,10 @@ from egov_clients.registration_rules import (
     check_text,
     check_time,
     check_validity,
+    epoch_ms,
     normalise_issuer,
     normalise_subject,
+    registration_subject,
 )
 from egov_clients.registration_rules import invalid as _invalid
 from egov_common.errors import PermissionDenied
@@ -54,11 +56,13 @@ __all__ = [
     "check_valid_until",
     "decode_page_token",
     "encode_page_token",
+    "epoch_ms",
     "log_entry",
     "new_document_id",
     "normalise_issuer",
     "normalise_subject",
     "registration_fingerprint",
+    "registration_subject",
     "require_issuer",
     "validate_registration",
 ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import grpc
 from egov.registry.v1 import registry_pb2 as pb
+from egov_clients.registration_rules import epoch_ms
 from egov_clients.registry import RegistryClient, deciding_entry
 from egov_common.errors import EgovError, Unavailable
 
@@ -76,8 +77,8 @@ class GrpcRegistryPort:
             idempotency_key=spec.idempotency_key,
             document_id=document_id,
             signer_certificate_sha256=list(signer_certificate_sha256),
-            valid_from_ms=int(spec.valid_from.timestamp() * 1000) if spec.valid_from else None,
-            valid_until_ms=int(spec.valid_until.timestamp() * 1000) if spec.valid_until else None,
+            valid_from_ms=epoch_ms(spec.valid_from) if spec.valid_from else None,
+            valid_until_ms=epoch_ms(spec.valid_until) if spec.valid_until else None,
             metadata=dict(spec.metadata),
         )
 
