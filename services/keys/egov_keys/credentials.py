@@ -66,7 +66,7 @@ from egov_keys.domain.model import (
     SadRecord,
 )
 from egov_keys.domain.pki import OwnerKind, SubjectDetails, issue_end_entity, subject_name
-from egov_keys.storage.repository import KeysRepository, StaleCredential
+from egov_keys.storage.repository import KeysRepository, StaleAuthority, StaleCredential
 from egov_keys.trust import TrustServices, new_serial
 
 __all__ = ["CredentialPolicy", "CredentialService", "IssuedSad", "OwnerNames"]
@@ -450,6 +450,7 @@ class CredentialService:
                         fingerprint,
                         event,
                         now,
+                        issuer_key_id=ca.key.key_id,
                         renews=renews.credential_id if renews else "",
                     )
                 return credential
@@ -457,13 +458,20 @@ class CredentialService:
                 raise FailedPrecondition(
                     "CREDENTIAL_RENEWED", "the credential changed state meanwhile"
                 ) from None
+            except StaleAuthority:
+                # Bootstrap replaced the CA this process still held (its key revoked): certify
+                # the same key again under the CA in service now, if there is one yet.
+                self._trust.reread()
+                ca = self._trust.issuing_ca(kind)
+                continue
             except sqlalchemy.exc.IntegrityError:
                 winner = self._repo.credential_by_idempotency_key(idempotency_key)
                 if winner is not None:
                     return self._replay(winner, fingerprint)
                 if attempt == 2:
                     raise
-        raise AssertionError("unreachable")
+        # Only when the issuing CA was replaced at every attempt.
+        raise Unavailable("CA_BEING_REPLACED", "the issuing CA is being replaced: try again")
 
     def get(self, credential_id: str) -> Credential:
         return self._credential(credential_id)

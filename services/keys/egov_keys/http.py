@@ -14,7 +14,7 @@ import binascii
 import logging
 import urllib.parse
 
-from egov_common.errors import NotFound
+from egov_common.errors import NotFound, Unavailable
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -63,6 +63,8 @@ def build_http_app(trust: TrustServices) -> Starlette:
             der = await run_in_threadpool(trust.crl, request.path_params["name"])
         except NotFound:
             return PlainTextResponse("not found", status_code=404)
+        except Unavailable:  # the CA is being replaced (bootstrap): its CRL follows shortly
+            return PlainTextResponse("unavailable", status_code=503, headers={"retry-after": "5"})
         return Response(
             der, media_type="application/pkix-crl", headers={"cache-control": "public, max-age=300"}
         )

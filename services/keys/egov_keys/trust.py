@@ -14,7 +14,7 @@ import time
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from egov_common.clock import Clock
-from egov_common.errors import FailedPrecondition, NotFound
+from egov_common.errors import FailedPrecondition, NotFound, Unavailable
 
 from egov_keys.domain import pki
 from egov_keys.domain.algorithms import KeyAlgorithm, verify_digest_signature
@@ -23,7 +23,7 @@ from egov_keys.domain.model import AuditEvent, RevocationReason
 from egov_keys.domain.pki import Authority, CaRole, OwnerKind, TrustUrls
 from egov_keys.domain.revocation import CertificateState, OcspAnswer, build_crl, respond_ocsp
 from egov_keys.domain.tsa import TimeStampAnswer, issue_timestamp, unavailable
-from egov_keys.storage.repository import CrlRow, KeysRepository
+from egov_keys.storage.repository import CrlRow, KeysRepository, StaleAuthority
 
 __all__ = ["TrustConfig", "TrustServices", "new_serial"]
 
@@ -115,7 +115,8 @@ class TrustServices:
     def bootstrap(self, backend: CustodyBackend) -> list[str]:
         """Create whatever part of the hierarchy is missing (idempotent); returns what it made.
 
-        Keys are generated in ``backend`` (token objects in a PKCS#11 token).
+        Keys are generated in ``backend`` (token objects in a PKCS#11 token); a certificate is
+        signed where its issuer's key is (a root kept in software signs a CA made in a token).
         """
         custody = self._custodies[backend]
         created: list[str] = []
@@ -184,7 +185,7 @@ class TrustServices:
             if role.value not in existing:
                 store(
                     pki.make_issuing_ca(
-                        custody,
+                        self._custody(root),
                         root,
                         role,
                         key_for(role.value, KeyAlgorithm.ECDSA_P256),
@@ -200,7 +201,7 @@ class TrustServices:
             if name not in existing:
                 store(
                     pki.make_ocsp_signer(
-                        custody,
+                        self._custody(existing[role.value]),
                         existing[role.value],
                         key_for(name, KeyAlgorithm.ECDSA_P256),
                         org,
@@ -212,7 +213,7 @@ class TrustServices:
         if "tsa" not in existing:
             store(
                 pki.make_tsa(
-                    custody,
+                    self._custody(root),
                     root,
                     key_for("tsa", KeyAlgorithm.ECDSA_P256),
                     org,
@@ -286,20 +287,26 @@ class TrustServices:
 
     def _revoked_in(self, authorities: dict[str, Authority]) -> frozenset[str]:
         """The names among ``authorities`` whose certificate is revoked, or whose issuer's is
-        (an issuing CA's OCSP signer certifies nothing once its CA is revoked)."""
-        pairs = self._repo.revoked_authority_certificates()
-        revoked = {
-            name
-            for name, authority in authorities.items()
-            if (authority.issuer, f"{authority.certificate.serial_number:x}") in pairs
-        }
+        (an issuing CA's OCSP signer certifies nothing once its CA is revoked), or whose issuer
+        was retired. The issuer is the one stored now: an OCSP signer read before bootstrap
+        replaced its CA names the new CA here, and only the database knows better."""
+        stored = self._repo.authority_certificates()
+        issuers: dict[str, str] = {}
+        revoked: set[str] = set()
+        for name, authority in authorities.items():
+            issuer, is_revoked = stored.get(
+                f"{authority.certificate.serial_number:x}", (authority.issuer, False)
+            )
+            issuers[name] = issuer
+            if is_revoked:
+                revoked.add(name)
         while True:
             certified_by_revoked = {
                 name
-                for name, authority in authorities.items()
+                for name, issuer in issuers.items()
                 if name not in revoked
-                and authority.issuer != name
-                and (authority.issuer in revoked or _RETIRED in authority.issuer)
+                and issuer != name
+                and (issuer in revoked or _RETIRED in issuer)
             }
             if not certified_by_revoked:
                 return frozenset(revoked)
@@ -335,6 +342,14 @@ class TrustServices:
                     revoked = self._revoked_in(self._authorities)
             self._revoked, self._revoked_read_at = revoked, time.monotonic()
             return revoked
+
+    def reread(self) -> None:
+        """Read revocations and replacements now, not at the next check: this process met
+        something (a certificate, the database's key of a name) of an authority replaced
+        since it last read them."""
+        with self._revoked_lock:
+            self._revoked_read_at = None
+        self.revoked_authorities()
 
     def require_unrevoked(self, name: str) -> None:
         """FailedPrecondition (ISSUER_REVOKED) when authority ``name`` is revoked (a retired one
@@ -425,9 +440,7 @@ class TrustServices:
         has taken over from (another process ran bootstrap, and the revocations were last read
         before), it reads them again now rather than chain the certificate to the wrong key."""
         if issued_der is not None and not self._issued_by(issued_der, self._in_chain(issuer)):
-            with self._revoked_lock:
-                self._revoked_read_at = None
-            self.revoked_authorities()
+            self.reread()
         out: list[bytes] = []
         name = issuer
         for _ in range(5):
@@ -466,18 +479,31 @@ class TrustServices:
         passed; shared by every process through the database (CRL numbers only go up)."""
         if name not in (CaRole.ROOT.value, *(ca.value for ca in ISSUING_CAS)):
             raise NotFound("CRL_NOT_FOUND", "no CRL for that name")
-        self.revoked_authorities()  # takes up a replaced CA, whose old CRL must not be served
-        ca = self.authority(name)
+        for _ in range(2):
+            ca = self.authority(name)
+            state = self._repo.issuer_state(name)
+            if state is not None and state[0] == ca.key.key_id:
+                try:
+                    return self._current_crl(ca, state[1])
+                except StaleAuthority:
+                    pass  # replaced while this CRL was being made: it is not stored
+            # Bootstrap replaced the CA this process holds (in any process, since this one last
+            # read the hierarchy): neither its cached CRL nor a new one under its key will do.
+            self.reread()
+        raise Unavailable(
+            "CA_BEING_REPLACED", f"{name} is being replaced: its CRL is published again shortly"
+        )
+
+    def _current_crl(self, ca: Authority, epoch: int) -> bytes:
         now = self._clock.now()
-        epoch = self._repo.revocation_epoch(name)
         with self._crl_lock:
-            cached = self._crl_cache.get(name)
+            cached = self._crl_cache.get(ca.name)
             if cached is None or not self._fresh(cached[1], epoch, now):
-                latest = self._repo.latest_crl(name)
+                latest = self._repo.latest_crl(ca.name)
                 if latest is None or not self._fresh(latest, epoch, now):
                     latest = self._issue_crl(ca, (latest.number if latest else 0) + 1, epoch, now)
-                self._crl_cache[name] = (epoch, latest)
-            return self._crl_cache[name][1].der
+                self._crl_cache[ca.name] = (epoch, latest)
+            return self._crl_cache[ca.name][1].der
 
     def _fresh(self, crl: CrlRow, epoch: int, now: dt.datetime) -> bool:
         half_life = (crl.next_update - crl.this_update) / 2
@@ -502,7 +528,7 @@ class TrustServices:
                 "success",
                 json.dumps({"authority": ca.name, "crl_number": number, "revoked": len(revoked)}),
             )
-            if self._repo.store_crl(row, event, now):
+            if self._repo.store_crl(row, ca.key.key_id, event, now):
                 return row
             # Another process issued this number first: use theirs if it is current.
             latest = self._repo.latest_crl(ca.name)
@@ -528,7 +554,6 @@ class TrustServices:
         cas = [self.authority(role.value) for role in OCSP_SCOPES]
         responders = {role.value: self.authority(f"ocsp-{role.value}") for role in OCSP_SCOPES}
         withdrawn = {scope for scope, responder in responders.items() if responder.name in revoked}
-        custody = self._custody(responders[CaRole.ROOT.value])
 
         def lookup(issuer: str, serial: int) -> CertificateState | None:
             row = self._repo.certificate_status(issuer, serial)
@@ -538,7 +563,7 @@ class TrustServices:
 
         return respond_ocsp(
             request_der,
-            custody,
+            self._custody,
             cas,
             responders,
             lookup,

@@ -13,11 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 import sqlalchemy as sa
+import test_keys_sole_control as sole_control
+from cryptography import x509
 from egov.keys.v1 import keys_pb2, keys_pb2_grpc
 from egov_common.status import from_rpc_error
+from egov_keys.domain.model import RevocationReason
+from egov_keys.runtime import bootstrap
 from egov_testing.processes import start_service
 from keys_grpc import authorize, create_person_credential, keys_env, sign_request, signing_metadata
-from keys_world import sha256
+from keys_world import ANON, LocalIdentity, build_keys, fixed_clock, sha256
+from test_keys_sole_control import create_person
 
 pytestmark = pytest.mark.postgres
 
@@ -256,4 +261,52 @@ def test_a_nul_character_in_an_identifier_is_refused_with_its_reason(postgres_ur
         assert svc.get(credential.credential_id).status.value == "active"
         assert svc.verify_audit(ADMIN).intact
     finally:
+        keys.close()
+
+
+def test_a_ca_replaced_twice_on_postgres_and_a_replica_that_held_the_old_one(postgres_url):
+    """Bootstrap replaces the natural-person CA twice (two retired rows of one name, the longest
+    names within the columns); a replica that read the hierarchy before each replacement and
+    would read it again only in a minute issues under the new CA and publishes no CRL made with
+    the replaced key."""
+    clock = fixed_clock()
+    identity = LocalIdentity(now=lambda: clock.now().timestamp())
+    keys = build_keys(postgres_url, identity, clock, authority_recheck_seconds=0)
+    replica = build_keys(
+        postgres_url,
+        identity,
+        clock,
+        authority_recheck_seconds=60,
+        software_kek=keys.settings.software_kek.get_secret_value(),
+    )
+    try:
+        credential = create_person(keys, identity, key="first")
+        cas = [keys.trust.authority("natural-person").certificate]
+        for round_ in range(2):
+            replica.trust.authority("root")  # it reads revocations now, and not for a minute
+            keys.trust.revoke_authority("natural-person", RevocationReason.CA_COMPROMISE, "op")
+            assert bootstrap(keys.settings) == ["natural-person", "ocsp-natural-person"]
+            cas.append(keys.trust.authority("natural-person").certificate)
+            crl = x509.load_der_x509_crl(replica.trust.crl("natural-person"))
+            assert crl.is_signature_valid(cas[-1].public_key())
+            credential, _ = replica.credentials.renew(
+                ANON,
+                idempotency_key=f"renew-{round_}",
+                credential_id=credential.credential_id,
+                algorithm=None,
+                proof_token=identity.person(),
+            )
+            cert = x509.load_der_x509_certificate(credential.certificate_der)
+            cert.verify_directly_issued_by(cas[-1])
+
+        retired = [name for name in keys.repository.authorities() if "@" in name]
+        assert len(retired) == 4  # two CAs, two OCSP signers
+        root_crl = x509.load_der_x509_crl(keys.trust.crl("root"))
+        assert [
+            bool(root_crl.get_revoked_certificate_by_serial_number(ca.serial_number)) for ca in cas
+        ] == [True, True, False]
+        sad = sole_control.authorize(keys.credentials, identity, credential, [sha256(b"a")])
+        assert sole_control.sign(keys.credentials, credential, sad, [sha256(b"a")])
+    finally:
+        replica.close()
         keys.close()

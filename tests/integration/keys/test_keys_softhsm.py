@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,7 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import load_der_private_key
+from cryptography.hazmat.primitives.serialization import Encoding, load_der_private_key
 from egov.keys.v1 import keys_pb2, keys_pb2_grpc
 from egov_keys.domain.algorithms import HashAlgorithm, SignatureScheme, verify_digest_signature
 from egov_testing.processes import start_service
@@ -358,3 +359,91 @@ def test_unwrapped_owner_keys_stay_in_the_token_briefly(softhsm_env):
         "forked worker signed",
         "with 0 s 0",
     ]
+
+
+def _keys_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "egov_keys", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+        check=False,
+    )
+
+
+def _openssl(*args: str) -> str:
+    done = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_a_revoked_software_ca_is_replaced_in_the_hsm_after_the_move_to_pkcs11(
+    softhsm_env, jwks_url, identity, tmp_path
+):
+    """The hierarchy was bootstrapped with software keys; the service now runs with the token
+    (and the software KEK for the older keys). A compromised natural-person CA is replaced in
+    the token: its certificate is signed by the root's software key, and the new OCSP signer's
+    answers by its token key, while the root's OCSP signer stays in software."""
+    software = {
+        **keys_env(jwks_url),
+        "EGOV_KEYS_DATABASE_URL": f"sqlite:///{tmp_path / 'keys.db'}",
+        "EGOV_KEYS_AUTO_BOOTSTRAP": "false",
+        "EGOV_KEYS_AUTHORITY_RECHECK_SECONDS": "0",
+    }
+    assert _keys_command(software, "bootstrap").returncode == 0
+    env = {**softhsm_env, **software, "EGOV_KEYS_KEY_BACKEND": "pkcs11"}
+    with start_service("egov_keys", env=env) as service:
+        revoked = _keys_command(
+            env, "revoke-authority", "natural-person", "--reason", "ca_compromise"
+        )
+        assert revoked.returncode == 0, revoked.stderr[-3000:]
+        replaced = _keys_command(env, "bootstrap")
+        assert replaced.returncode == 0, replaced.stderr[-3000:]
+        assert "natural-person, ocsp-natural-person" in replaced.stdout
+        labels = {line.split()[0].rsplit("-", 1)[0] for line in token_private_key_labels(env)}
+        assert {"natural-person", "ocsp-natural-person"} <= labels
+
+        stub = keys_pb2_grpc.KeysServiceStub(service.open_channel())
+        chain = create_person_credential(stub, identity, "after-the-move").certificate_chain
+        pem = tmp_path / "pem"
+        pem.mkdir()
+        for name, der in zip(("leaf", "ca", "root"), chain, strict=True):
+            cert = x509.load_der_x509_certificate(der)
+            (pem / f"{name}.pem").write_bytes(cert.public_bytes(Encoding.PEM))
+        with urllib.request.urlopen(f"{service.http_url}/crl/natural-person.crl") as response:
+            (pem / "ca.crl").write_bytes(response.read())
+        assert "verify OK" in _openssl(
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            str(pem / "ca.crl"),
+            "-CAfile",
+            str(pem / "ca.pem"),
+            "-noout",
+        )
+        _openssl(
+            "verify",
+            "-CAfile",
+            str(pem / "root.pem"),
+            "-untrusted",
+            str(pem / "ca.pem"),
+            str(pem / "leaf.pem"),
+        )
+        answer = _openssl(
+            "ocsp",
+            "-issuer",
+            str(pem / "ca.pem"),
+            "-cert",
+            str(pem / "leaf.pem"),
+            "-url",
+            f"{service.http_url}/ocsp",
+            "-CAfile",
+            str(pem / "root.pem"),
+            "-verify_other",
+            str(pem / "ca.pem"),
+        )
+        assert "Response verify OK" in answer
+        assert f"{pem / 'leaf.pem'}: good" in answer

@@ -15,12 +15,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
-from egov_common.errors import FailedPrecondition, NotFound
+from egov_common.errors import FailedPrecondition, NotFound, Unavailable
 from egov_keys.__main__ import main
+from egov_keys.domain import pki
 from egov_keys.domain.model import RevocationReason
+from egov_keys.http import build_http_app
 from egov_keys.runtime import KeysRuntime, bootstrap
 from keys_world import ANON, build_keys, sha256
-from test_keys_sole_control import authorize, create_person
+from test_keys_http_and_listing import _Client
+from test_keys_sole_control import authorize, create_person, sign
 from test_keys_tsa_and_ocsp import status_of, timestamp_request
 
 CA_COMPROMISE = RevocationReason.CA_COMPROMISE
@@ -188,6 +191,133 @@ def test_bootstrap_replaces_a_revoked_issuing_ca_and_its_credentials_are_renewed
         assert len(retired) == 2
     finally:
         other.close()
+
+
+@pytest.fixture
+def serving(keys, identity, sqlite_url, clock):
+    """Another process on the same database, serving since before the compromise: it reads
+    revocations every minute, and last read them just now."""
+    runtime = build_keys(
+        sqlite_url,
+        identity,
+        clock,
+        authority_recheck_seconds=60,
+        software_kek=keys.settings.software_kek.get_secret_value(),
+    )
+    try:
+        runtime.trust.authority("root")
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def _replace_natural_person_ca(keys: KeysRuntime) -> tuple[x509.Certificate, x509.Certificate]:
+    """Revoke the natural-person CA and bootstrap its replacement: (old, new) certificates."""
+    old = keys.trust.authority("natural-person").certificate
+    keys.trust.revoke_authority("natural-person", CA_COMPROMISE, "operator")
+    assert bootstrap(keys.settings) == ["natural-person", "ocsp-natural-person"]
+    return old, keys.trust.authority("natural-person").certificate
+
+
+def test_no_process_serves_a_crl_signed_by_the_replaced_ca_key_as_the_new_cas(
+    keys, serving, identity, sqlite_url, clock
+):
+    # One more process that had fetched the CRL before, and holds it in its cache.
+    cached = build_keys(
+        sqlite_url,
+        identity,
+        clock,
+        authority_recheck_seconds=60,
+        software_kek=keys.settings.software_kek.get_secret_value(),
+    )
+    try:
+        cached.trust.crl("natural-person")
+        old, new = _replace_natural_person_ca(keys)
+
+        # ``serving`` is asked first: a CRL it made with the old key would be stored, and then
+        # served by every process, under the new CA's name until half its life had passed.
+        for runtime in (serving, cached, keys):
+            crl = x509.load_der_x509_crl(runtime.trust.crl("natural-person"))
+            assert crl.is_signature_valid(new.public_key())
+            assert not crl.is_signature_valid(old.public_key())
+        latest = keys.repository.latest_crl("natural-person")
+        assert latest is not None
+        assert x509.load_der_x509_crl(latest.der).is_signature_valid(new.public_key())
+    finally:
+        cached.close()
+
+
+def test_a_process_that_still_holds_the_replaced_ca_issues_under_the_new_one(
+    keys, serving, identity
+):
+    _, new = _replace_natural_person_ca(keys)
+
+    credential = create_person(serving, identity, key="issued-meanwhile")
+
+    # Certified by the new CA, not by the compromised key under the new CA's name.
+    cert = x509.load_der_x509_certificate(credential.certificate_der)
+    cert.verify_directly_issued_by(new)
+    assert credential.issuer == "natural-person"
+    chain = keys.credentials.chain(keys.credentials.get(credential.credential_id))
+    assert x509.load_der_x509_certificate(chain[1]) == new
+    sad = authorize(keys.credentials, identity, credential, [sha256(b"a")])
+    assert sign(keys.credentials, credential, sad, [sha256(b"a")])
+
+
+def test_the_old_ocsp_signer_answers_for_no_new_ca_when_bootstrap_stopped_halfway(
+    keys, identity, monkeypatch
+):
+    old_signer = keys.trust.authority("ocsp-natural-person").certificate
+    keys.trust.revoke_authority("natural-person", CA_COMPROMISE, "operator")
+    make_ocsp_signer = pki.make_ocsp_signer
+
+    def token_gone(custody, ca, *args, **kwargs):
+        if ca.name == "natural-person":
+            raise RuntimeError("the HSM went away")
+        return make_ocsp_signer(custody, ca, *args, **kwargs)
+
+    with monkeypatch.context() as patched:  # the new CA is made, its OCSP signer is not
+        patched.setattr(pki, "make_ocsp_signer", token_gone)
+        with pytest.raises(RuntimeError):
+            bootstrap(keys.settings)
+    credential = create_person(keys, identity)
+    cert = x509.load_der_x509_certificate(credential.certificate_der)
+    new_ca = keys.trust.authority("natural-person").certificate
+
+    # The old signer is certified by the retired CA: its answers would prove nothing.
+    assert "ocsp-natural-person" in keys.trust.revoked_authorities()
+    assert _ocsp(keys, cert, new_ca).response_status is ocsp.OCSPResponseStatus.TRY_LATER
+
+    assert bootstrap(keys.settings) == ["ocsp-natural-person"]
+    answer = _ocsp(keys, cert, new_ca)
+    assert answer.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert answer.certificates[0] != old_signer
+    assert answer.certificates[0] == keys.trust.authority("ocsp-natural-person").certificate
+
+
+def test_the_crl_of_a_ca_being_replaced_is_unavailable_not_a_server_error(keys, monkeypatch):
+    keys.trust.revoke_authority("natural-person", CA_COMPROMISE, "operator")
+    with monkeypatch.context() as patched:  # the old CA is retired, the new one not yet made
+        patched.setattr(pki, "make_issuing_ca", _raise_token_gone)
+        with pytest.raises(RuntimeError):
+            bootstrap(keys.settings)
+
+    with pytest.raises(Unavailable) as info:
+        keys.trust.crl("natural-person")
+    assert info.value.reason == "CA_BEING_REPLACED"
+    client = _Client(build_http_app(keys.trust))
+    assert client.get("/crl/natural-person.crl").status_code == 503
+    assert client.get("/crl/root.crl").status_code == 200
+
+    assert bootstrap(keys.settings) == ["natural-person", "ocsp-natural-person"]
+    crl = client.get("/crl/natural-person.crl")
+    assert crl.status_code == 200
+    new = keys.trust.authority("natural-person").certificate
+    assert x509.load_der_x509_crl(crl.content).is_signature_valid(new.public_key())
+
+
+def _raise_token_gone(*args, **kwargs):
+    raise RuntimeError("the HSM went away")
 
 
 def test_the_root_and_unknown_authorities_cannot_be_revoked(keys):

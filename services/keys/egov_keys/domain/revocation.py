@@ -101,7 +101,7 @@ def ocsp_error(status: ocsp.OCSPResponseStatus) -> OcspAnswer:
 
 def respond_ocsp(
     request_der: bytes,
-    custody: KeyCustody,
+    custody_of: Callable[[Authority], KeyCustody],
     cas: Sequence[Authority],
     responders: dict[str, Authority],
     lookup: Callable[[str, int], CertificateState | None],
@@ -115,6 +115,8 @@ def respond_ocsp(
     never issued under a CA we run is ``unknown``; a CA we do not run gets ``unauthorized``; a
     CA whose responder is ``withdrawn`` (its certificate revoked, a new one not yet in use)
     gets ``tryLater``: a response signed with a revoked responder's key proves nothing.
+    ``custody_of`` gives the custody that holds a responder's key (responders made at different
+    times may live in different backends).
     """
     try:
         request = ocsp.load_der_ocsp_request(request_der)
@@ -165,7 +167,7 @@ def respond_ocsp(
                 builder = builder.add_extension(extension.value, critical=False)
             else:
                 return ocsp_error(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-    der = sign_ocsp_response(builder, custody, responder.key, responder.certificate)
+    der = sign_ocsp_response(builder, custody_of(responder), responder.key, responder.certificate)
     return OcspAnswer(der, label)
 
 

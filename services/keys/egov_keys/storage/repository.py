@@ -64,6 +64,8 @@ __all__ = [
     "CrlRow",
     "KeyTable",
     "KeysRepository",
+    "StaleAuthority",
+    "StaleCredential",
     "StoredKey",
     "migrate",
 ]
@@ -500,16 +502,19 @@ class KeysRepository:
             self._append_in(conn, event, now)
         return True
 
-    def revoked_authority_certificates(self) -> set[tuple[str, str]]:
-        """(issuer, hex serial) of every revoked certificate of an authority."""
+    def authority_certificates(self) -> dict[str, tuple[str, bool]]:
+        """Hex serial -> (issuer as stored now, revoked?) of every certificate of an authority:
+        a process that read an authority before bootstrap retired its issuer learns it here."""
         with self._engine.connect() as conn:
             rows = conn.execute(
-                sa.select(certificates.c.issuer, certificates.c.serial_hex).where(
-                    certificates.c.credential_id.is_(None),
-                    certificates.c.status == CertificateStatus.REVOKED.value,
-                )
+                sa.select(
+                    certificates.c.issuer, certificates.c.serial_hex, certificates.c.status
+                ).where(certificates.c.credential_id.is_(None))
             ).all()
-        return {(row.issuer, row.serial_hex) for row in rows}
+        return {
+            row.serial_hex: (row.issuer, row.status == CertificateStatus.REVOKED.value)
+            for row in rows
+        }
 
     def retire_authority(self, name: str, retired_name: str, event: AuditEvent, now: dt.datetime
                          ) -> None:
@@ -534,12 +539,17 @@ class KeysRepository:
                     sa.update(table).where(table.c.issuer == name).values(issuer=retired_name)
                 )
 
-    def revocation_epoch(self, issuer: str) -> int:
+    def issuer_state(self, issuer: str) -> tuple[str, int] | None:
+        """The key id of the authority named ``issuer`` and its revocation epoch; None while no
+        authority has that name (bootstrap retired a revoked one and has not made its
+        replacement yet)."""
         with self._engine.connect() as conn:
-            value = conn.execute(
-                sa.select(authorities.c.revocation_epoch).where(authorities.c.name == issuer)
-            ).scalar_one()
-        return int(value)
+            row = conn.execute(
+                sa.select(authorities.c.key_id, authorities.c.revocation_epoch).where(
+                    authorities.c.name == issuer
+                )
+            ).one_or_none()
+        return None if row is None else (str(row.key_id), int(row.revocation_epoch))
 
     # -- certificates, CRLs --------------------------------------------------------------------
 
@@ -581,12 +591,16 @@ class KeysRepository:
             bytes(row.crl_der),
         )
 
-    def store_crl(self, crl: CrlRow, event: AuditEvent, now: dt.datetime) -> bool:
-        """Store a CRL with its audit entry; False when another process stored this CRL number
-        first (use theirs; nothing is audited)."""
+    def store_crl(
+        self, crl: CrlRow, issuer_key_id: str, event: AuditEvent, now: dt.datetime
+    ) -> bool:
+        """Store a CRL signed with ``issuer_key_id`` with its audit entry; False when another
+        process stored this CRL number first (use theirs; nothing is audited). StaleAuthority
+        when its issuer's name holds another key now (nothing written)."""
         try:
             with self._transaction() as conn:
                 self._append_in(conn, event, now)
+                _require_issuer_key_in(conn, crl.issuer, issuer_key_id)
                 conn.execute(
                     sa.insert(crls).values(
                         issuer=crl.issuer,
@@ -611,14 +625,18 @@ class KeysRepository:
         event: AuditEvent,
         now: dt.datetime,
         *,
+        issuer_key_id: str,
         renews: str = "",
     ) -> None:
-        """Store a new credential and its certificate; with ``renews``, mark that one RENEWED.
+        """Store a new credential and its certificate, signed with ``issuer_key_id``; with
+        ``renews``, mark that one RENEWED.
 
-        Raises ``sqlalchemy.exc.IntegrityError`` when the idempotency key or the serial is taken.
+        Raises ``sqlalchemy.exc.IntegrityError`` when the idempotency key or the serial is taken,
+        StaleAuthority when the issuer's name holds another key now (nothing written).
         """
         with self._transaction() as conn:
             self._append_in(conn, event, now)
+            _require_issuer_key_in(conn, credential.issuer, issuer_key_id)
             conn.execute(
                 sa.insert(credentials).values(
                     **_credential_values(credential),
@@ -887,6 +905,22 @@ class _DeadBeforeBegin(Exception):
 
 class StaleCredential(Exception):
     """The credential changed state between read and write."""
+
+
+class StaleAuthority(Exception):
+    """The authority a certificate or CRL was signed by no longer holds its name: bootstrap
+    replaced it (in any process) after this process last read the hierarchy."""
+
+
+def _require_issuer_key_in(conn: Connection, issuer: str, key_id: str) -> None:
+    """StaleAuthority unless the authority named ``issuer`` holds ``key_id``. Called after the
+    transaction's audit append, which holds the head row until commit: a retirement, which
+    appends too, commits entirely before or after this transaction."""
+    held = conn.execute(
+        sa.select(authorities.c.key_id).where(authorities.c.name == issuer)
+    ).scalar_one_or_none()
+    if held != key_id:
+        raise StaleAuthority(issuer)
 
 
 def _audit(row: sa.Row[tuple[object, ...]]) -> AuditRecord:
