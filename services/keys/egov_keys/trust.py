@@ -501,7 +501,16 @@ class TrustServices:
             if cached is None or not self._fresh(cached[1], epoch, now):
                 latest = self._repo.latest_crl(ca.name)
                 if latest is None or not self._fresh(latest, epoch, now):
-                    latest = self._issue_crl(ca, (latest.number if latest else 0) + 1, epoch, now)
+                    # A CA that replaced a revoked one under its name (and its issuer name)
+                    # numbers on from its predecessors': RFC 5280 5.2.3 has CRL numbers only go
+                    # up for an issuer, and a validator caching by name would take a lower
+                    # number for an older CRL.
+                    last = (
+                        latest.number
+                        if latest
+                        else self._repo.highest_retired_crl_number(ca.name + _RETIRED)
+                    )
+                    latest = self._issue_crl(ca, last + 1, epoch, now)
                 self._crl_cache[ca.name] = (epoch, latest)
             return self._crl_cache[ca.name][1].der
 

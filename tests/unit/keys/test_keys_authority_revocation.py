@@ -48,6 +48,10 @@ def _ocsp(keys: KeysRuntime, cert: x509.Certificate, issuer: x509.Certificate):
     return ocsp.load_der_ocsp_response(keys.trust.ocsp(request.public_bytes(Encoding.DER)).der)
 
 
+def _crl_number(crl: x509.CertificateRevocationList) -> int:
+    return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+
 def test_a_revoked_tsa_is_listed_answered_revoked_and_stamps_no_more(keys):
     tsa, root = keys.trust.authority("tsa").certificate, keys.trust.authority("root").certificate
     assert _stamp(keys)[0] == "granted"
@@ -162,6 +166,8 @@ def test_bootstrap_replaces_a_revoked_issuing_ca_and_its_credentials_are_renewed
             assert crl.is_signature_valid(new_ca.public_key())
             assert not crl.is_signature_valid(old_ca.public_key())
             assert old_crl.is_signature_valid(old_ca.public_key())
+            # numbered on from the old CA's: a validator caching by issuer name takes it as newer
+            assert _crl_number(crl) > _crl_number(old_crl)
 
         # the owner renews: a new key, certified by the new CA, that signs and is GOOD in OCSP
         new, old = keys.credentials.renew(

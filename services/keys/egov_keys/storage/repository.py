@@ -591,6 +591,18 @@ class KeysRepository:
             bytes(row.crl_der),
         )
 
+    def highest_retired_crl_number(self, retired_prefix: str) -> int:
+        """The highest CRL number the retired authorities whose names start with
+        ``retired_prefix`` published (0 for none): a CA that replaced them under their name
+        numbers its CRLs on from there."""
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.max(crls.c.crl_number)).where(
+                    crls.c.issuer.startswith(retired_prefix, autoescape=True)
+                )
+            ).scalar_one_or_none()
+        return int(value or 0)
+
     def store_crl(
         self, crl: CrlRow, issuer_key_id: str, event: AuditEvent, now: dt.datetime
     ) -> bool:
