@@ -267,10 +267,17 @@ class RegistryClient:
 
     # -- documents --------------------------------------------------------------------------
 
-    def reserve_document_id(self, issuer: str, document_type: str) -> pb.ReserveDocumentIdResponse:
+    def reserve_document_id(
+        self, issuer: str, document_type: str, idempotency_key: str = ""
+    ) -> pb.ReserveDocumentIdResponse:
+        """A document id to print before signing. With the idempotency key the registration
+        will carry, ALREADY_EXISTS (ALREADY_REGISTERED, metadata ``document_id``) when it is
+        registered already: a retry of a signing whose answer was lost."""
         reply: pb.ReserveDocumentIdResponse = self._call(
             self._stub.ReserveDocumentId,
-            pb.ReserveDocumentIdRequest(issuer=party(issuer), document_type=document_type),
+            pb.ReserveDocumentIdRequest(
+                issuer=party(issuer), document_type=document_type, idempotency_key=idempotency_key
+            ),
             retry=True,  # a lost answer only leaves an unused reservation behind
         )
         return reply

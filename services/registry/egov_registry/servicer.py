@@ -199,7 +199,9 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
     ) -> pb.ReserveDocumentIdResponse:
         issuer = self._issuer(request.issuer)
         rules.check_document_type(request.document_type)
-        reservation = self._store.reserve(self._actor(), issuer, request.document_type)
+        reservation = self._store.reserve(
+            self._actor(), issuer, request.document_type, request.idempotency_key
+        )
         return pb.ReserveDocumentIdResponse(
             document_id=reservation.document_id,
             expires_at=_ts(reservation.expires_at_ms),

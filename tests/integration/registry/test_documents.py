@@ -74,6 +74,34 @@ def test_same_key_with_another_payload_is_refused(clients: dict[str, RegistryCli
     assert refused.value.metadata["document_id"] == first.document_id
 
 
+def test_a_reservation_under_a_registered_idempotency_key_names_the_registered_document(
+    clients: dict[str, RegistryClient],
+) -> None:
+    # A signing service reserves with the key its registration will carry: a retry of a signing
+    # whose answer was lost learns that the document is registered before signing it again.
+    from egov_common.errors import InvalidArgument
+
+    issuer = clients["issuer"]
+    assert issuer.reserve_document_id(AGENCY, "permit", idempotency_key="k-reserve").document_id
+    first = issuer.register(
+        sha256=digest("reserved and registered"), issuer=AGENCY, document_type="permit",
+        idempotency_key="k-reserve",
+    )
+    before = _size(issuer)
+    with pytest.raises(AlreadyExists) as refused:
+        issuer.reserve_document_id(AGENCY, "permit", idempotency_key="k-reserve")
+    assert refused.value.reason == "ALREADY_REGISTERED"
+    assert refused.value.metadata["document_id"] == first.document_id
+    with pytest.raises(InvalidArgument) as invalid:
+        issuer.reserve_document_id(AGENCY, "permit", idempotency_key="k" * 129)
+    assert invalid.value.reason == "IDEMPOTENCY_KEY_INVALID"
+    # the key is the issuer's own: another agency's issuer may use it; nothing was logged
+    assert clients["other"].reserve_document_id(
+        OTHER_AGENCY, "permit", idempotency_key="k-reserve"
+    ).document_id
+    assert _size(issuer) == before
+
+
 def test_same_hash_twice_for_one_issuer_names_the_existing_document(
     clients: dict[str, RegistryClient],
 ) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -126,20 +128,53 @@ def test_revoked_registry_entry_fails_the_document(
     assert "revoked" in reply.report.reason
 
 
-def test_failed_registration_still_returns_the_signed_pdf_as_unregistered(
+def test_a_retried_signing_whose_answer_was_lost_is_refused_naming_the_registered_document(
     client, credential, identity
 ) -> None:
-    # What only the registry can know, after signing: the idempotency key names a registration
-    # of another PDF already (a client that reused a key for a new document).
-    assert _sign(client, credential, identity, "it-reg-4").registered
-    signed = _sign(client, credential, identity, "it-reg-4")
-    assert pb.RegistrationStatus.Name(signed.result.registration_status) == (
-        "REGISTRATION_STATUS_UNREGISTERED"
+    first = _sign(client, credential, identity, "it-reg-4")
+    assert first.registered
+    with pytest.raises(EgovError) as refused:  # before anything is authorised or signed again
+        _sign(client, credential, identity, "it-reg-4")
+    assert (refused.value.code.value, refused.value.reason) == (
+        "ALREADY_EXISTS",
+        "ALREADY_REGISTERED",
     )
-    assert signed.result.registration_error.reason
-    assert signed.pdf.startswith(b"%PDF")
-    reply = client.verify_document(signed.pdf, skip_registry=True)
-    assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_PASSED"
+    assert refused.value.metadata["document_id"] == first.result.document_id
+
+
+def test_two_signings_racing_with_one_key_register_one_document_and_lose_neither(
+    client, credential, identity
+) -> None:
+    # Both may reserve before either registers: then the registry refuses the second digest
+    # after signing, and its signed PDF still comes back, UNREGISTERED, with the reason. One
+    # that reserves after the first registered is refused before signing, as a retry is.
+    barrier = threading.Barrier(2)
+
+    def sign() -> object:
+        barrier.wait()
+        try:
+            return _sign(client, credential, identity, "it-reg-race")
+        except EgovError as error:
+            return error
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(lambda _: sign(), range(2)))
+    signed = [o for o in outcomes if not isinstance(o, EgovError)]
+    registered = [o for o in signed if o.registered]  # type: ignore[attr-defined]
+    assert len(registered) == 1
+    for other in outcomes:
+        if other is registered[0]:
+            continue
+        if isinstance(other, EgovError):
+            assert other.reason == "ALREADY_REGISTERED"
+            assert other.metadata["document_id"] == registered[0].result.document_id
+        else:
+            assert pb.RegistrationStatus.Name(other.result.registration_status) == (  # type: ignore[attr-defined]
+                "REGISTRATION_STATUS_UNREGISTERED"
+            )
+            assert other.result.registration_error.reason == "IDEMPOTENCY_KEY_REUSED"  # type: ignore[attr-defined]
+            reply = client.verify_document(other.pdf, skip_registry=True)  # type: ignore[attr-defined]
+            assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_PASSED"
 
 
 def test_validity_is_registered_to_the_millisecond_asked_for(

@@ -264,9 +264,20 @@ class FakeRegistry:
     registered: list[tuple[str, bytes]] = field(default_factory=list)
     #: the issuer of every reservation asked for
     reserved: list[str] = field(default_factory=list)
+    #: idempotency key -> the document registered under it
+    keys: dict[str, str] = field(default_factory=dict)
     _n: int = 0
 
     def reserve_document_id(self, spec: RegistrationSpec) -> ReservedDocumentId:
+        # as the registry: a key it registered a document under is ALREADY_REGISTERED
+        done = self.keys.get(spec.idempotency_key)
+        if done is not None:
+            from egov_common.errors import AlreadyExists
+
+            raise AlreadyExists(
+                "ALREADY_REGISTERED", f"{done} is registered under this idempotency key already",
+                metadata={"document_id": done},
+            )
         self.reserved.append(f"{spec.issuer.namespace}:{spec.issuer.value}")
         self._n += 1
         doc_id = f"DOC-{self._n:04d}"
@@ -285,6 +296,7 @@ class FakeRegistry:
 
             raise Unavailable("REGISTRY_UNAVAILABLE", "registry down")
         self.registered.append((document_id, sha256))
+        self.keys[spec.idempotency_key] = document_id
 
 
 def make_pdf(pages: int = 1, text: str = "Hello egov-trust", image_bytes: int = 0) -> bytes:

@@ -339,6 +339,25 @@ def test_in_a_batch_whose_every_registration_is_refused_nothing_is_authorised(
     assert registry.reserved == [] and registry.registered == []
 
 
+def test_a_retried_signing_whose_registration_went_through_is_refused_before_signing(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    # The first answer was lost: signing again would make a second PDF whose registration the
+    # registry refuses (its key is taken), and the caller would still not know the first.
+    registry = FakeRegistry()
+    servicer = _servicer(pki, keys, registry)
+    options = _options(registration=_registration(key="k-retry"))
+    first = _sign(servicer, options, token="issuer-token")
+    assert first.registration_status == pb.REGISTRATION_STATUS_REGISTERED
+    asked = len(_asked_keys(keys))
+
+    error = _refusal(servicer, options, token="issuer-token")
+    assert (error.code, error.reason) == (Code.ALREADY_EXISTS, "ALREADY_REGISTERED")
+    assert error.metadata["document_id"] == first.document_id
+    assert len(_asked_keys(keys)) == asked  # nothing authorised or signed again
+    assert len(registry.reserved) == 1 and len(registry.registered) == 1
+
+
 def test_without_a_callers_token_a_person_cannot_register_for_an_agency(
     pki: SigningPki, keys: SoftwareKeys
 ) -> None:

@@ -49,6 +49,7 @@ __all__ = [
     "Limits",
     "check_document_id",
     "check_document_type",
+    "check_idempotency_key",
     "check_metadata",
     "check_sha256",
     "check_text",

@@ -93,6 +93,10 @@ _WITH_HISTORY = (
     .order_by(_DOCS.c.document_id, _CHANGES.c.seq)
 )
 _ONE_DOCUMENT = _WITH_HISTORY.where(_DOCS.c.document_id == sa.bindparam("document_id"))
+_KEY_DOCUMENT = sa.select(_KEYS.c.document_id).where(
+    _KEYS.c.idempotency_key == sa.bindparam("idempotency_key"),
+    _KEYS.c.issuer == sa.bindparam("issuer"),
+)
 _IDS_BY_HASH = (
     sa.select(_DOCS.c.document_id)
     .where(_DOCS.c.sha256 == sa.bindparam("sha256"))
@@ -158,6 +162,7 @@ class _Statements:
     def __init__(self, dialect: sa.Dialect) -> None:
         self._dialect = dialect
         self.one_document = CompiledStatement(_ONE_DOCUMENT, dialect)
+        self.key_document = CompiledStatement(_KEY_DOCUMENT, dialect)
         self.ids_by_hash = CompiledStatement(_IDS_BY_HASH, dialect)
         self.by_hash = CompiledStatement(_BY_HASH, dialect)
         self.tree_size = CompiledStatement(_TREE_SIZE, dialect)
@@ -491,8 +496,26 @@ class RegistryStore:
 
     # -- reservations ----------------------------------------------------------------------
 
-    def reserve(self, actor: Actor, issuer: str, document_type: str) -> Reservation:
+    def reserve(
+        self, actor: Actor, issuer: str, document_type: str, idempotency_key: str = ""
+    ) -> Reservation:
+        """A new reserved id. With the idempotency key the registration will carry:
+        ALREADY_EXISTS (ALREADY_REGISTERED, metadata ``document_id``) when this issuer registered
+        a document under it already, so that a client retrying a signing whose answer it lost
+        does not sign the document again only to have its registration refused."""
         rules.require_issuer(actor, issuer)
+        if idempotency_key:
+            rules.check_idempotency_key(idempotency_key)
+            params = {"idempotency_key": idempotency_key, "issuer": issuer}
+            rows = self._read(lambda cursor: self._sql.key_document.rows(cursor, params))
+            if rows:
+                document_id = str(rows[0][0])
+                raise AlreadyExists(
+                    "ALREADY_REGISTERED",
+                    f"{document_id} is registered under this idempotency key already",
+                    field_violations=(FieldViolation("idempotency_key", "registered"),),
+                    metadata={"document_id": document_id},
+                )
         now = self._now_ms()
         reservation = Reservation(
             rules.new_document_id(), issuer, document_type, now + self._reservation_ttl_ms

@@ -38,7 +38,9 @@ class GrpcRegistryPort:
 
     def reserve_document_id(self, spec: RegistrationSpec) -> ReservedDocumentId:
         try:
-            reply = self._client().reserve_document_id(_party(spec.issuer), spec.document_type)
+            reply = self._client().reserve_document_id(
+                _party(spec.issuer), spec.document_type, spec.idempotency_key
+            )
         except EgovError as err:
             raise _registry_error(err) from None
         return ReservedDocumentId(reply.document_id, reply.verification_url)

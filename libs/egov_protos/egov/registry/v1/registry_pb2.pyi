@@ -113,12 +113,14 @@ class Document(_message.Message):
     def __init__(self, document_id: _Optional[str] = ..., sha256: _Optional[bytes] = ..., issuer: _Optional[_Union[_party_pb2.PartyIdentifier, _Mapping]] = ..., document_type: _Optional[str] = ..., subject: _Optional[_Union[_party_pb2.PartyIdentifier, _Mapping]] = ..., signer_certificate_sha256: _Optional[_Iterable[bytes]] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., status: _Optional[_Union[DocumentStatus, str]] = ..., registered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., history: _Optional[_Iterable[_Union[StatusChange, _Mapping]]] = ..., supersedes: _Optional[str] = ..., superseded_by: _Optional[str] = ..., verification_url: _Optional[str] = ...) -> None: ...
 
 class ReserveDocumentIdRequest(_message.Message):
-    __slots__ = ("issuer", "document_type")
+    __slots__ = ("issuer", "document_type", "idempotency_key")
     ISSUER_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     issuer: _party_pb2.PartyIdentifier
     document_type: str
-    def __init__(self, issuer: _Optional[_Union[_party_pb2.PartyIdentifier, _Mapping]] = ..., document_type: _Optional[str] = ...) -> None: ...
+    idempotency_key: str
+    def __init__(self, issuer: _Optional[_Union[_party_pb2.PartyIdentifier, _Mapping]] = ..., document_type: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class ReserveDocumentIdResponse(_message.Message):
     __slots__ = ("document_id", "expires_at", "verification_url")

@@ -124,8 +124,12 @@ class RegistryServiceServicer:
 
     def ReserveDocumentId(self, request, context):
         """Reserves a document id that can be printed into the PDF (and its QR code) before signing.
-        Errors: INVALID_ARGUMENT (ISSUER_INVALID, DOCUMENT_TYPE_INVALID), PERMISSION_DENIED
-        (NOT_ISSUER).
+        With the idempotency key the registration will use, a document already registered under
+        it (for this issuer) is ALREADY_EXISTS ALREADY_REGISTERED, with its id in the error's
+        metadata (document_id): a client retrying a signing whose answer it lost learns so before
+        anything is signed again. Errors: INVALID_ARGUMENT (ISSUER_INVALID, DOCUMENT_TYPE_INVALID,
+        IDEMPOTENCY_KEY_INVALID), PERMISSION_DENIED (NOT_ISSUER), ALREADY_EXISTS
+        (ALREADY_REGISTERED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

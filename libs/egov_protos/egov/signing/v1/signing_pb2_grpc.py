@@ -70,9 +70,11 @@ class SigningServiceServicer:
         QR_CODE_NEEDS_REGISTRATION), PERMISSION_DENIED (ISSUER_NOT_SEAL_OWNER: registration asked
         without the caller's bearer token for an agency other than the one whose e-seal signs), the
         keys service's errors for Authorize and SignHash as they are (e.g. UNAUTHENTICATED
-        SAD_EXPIRED), UNAVAILABLE (KEYS_UNAVAILABLE, TSA_UNAVAILABLE, REVOCATION_UNAVAILABLE). A
-        registration failure is not an error: the signed PDF comes back with registration_status
-        UNREGISTERED and a reason.
+        SAD_EXPIRED), the registry's errors for ReserveDocumentId as they are (ALREADY_EXISTS
+        ALREADY_REGISTERED: a retry whose document is registered already), UNAVAILABLE
+        (KEYS_UNAVAILABLE, TSA_UNAVAILABLE, REVOCATION_UNAVAILABLE). A registration failure after
+        signing is not an error: the signed PDF comes back with registration_status UNREGISTERED
+        and a reason.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
