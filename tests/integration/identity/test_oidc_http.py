@@ -193,6 +193,38 @@ def test_agency_machine_client_gets_scoped_token_with_agency_claim(
     assert info.value.reason == "INVALID_SCOPE"
 
 
+def test_an_unmodified_authlib_machine_client_authenticates_with_private_key_jwt(
+        identity: RunningIdentity, admin_key: MachineKey) -> None:
+    # authlib signs each client assertion valid for an hour (its default, not configurable on
+    # PrivateKeyJWT) and uses it at once: taken, since its iat is fresh; its jti only once.
+    from authlib.oauth2.rfc7523 import PrivateKeyJWT
+    from cryptography.hazmat.primitives import serialization
+    from joserfc.jwk import ECKey
+
+    c = identity.client
+    admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin")
+    key = MachineKey()
+    c.register_client(admin, client_id="authlib-backoffice", client_name="authlib back office",
+                      grant_types=["client_credentials"], scopes=["registry:issue"], key=key,
+                      agency="TH-JUR:0994000165510")
+    metadata = OpenIDProviderMetadata(
+        httpx.get(identity.issuer + "/.well-known/openid-configuration").json())
+    assert "private_key_jwt" in metadata["token_endpoint_auth_methods_supported"]
+    pem = key.private_key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+    token_endpoint = metadata["token_endpoint"]
+    with OAuth2Client(client_id="authlib-backoffice", client_secret=ECKey.import_key(pem),
+                      token_endpoint_auth_method=PrivateKeyJWT(token_endpoint, alg="ES256",
+                                                               headers={"kid": key.kid}),
+                      scope="registry:issue") as client:
+        token = client.fetch_token(token_endpoint, grant_type="client_credentials")
+    verified = TokenVerifier(HttpJwks.discover(identity.issuer), issuer=identity.issuer,
+                             audiences=["urn:egov:registry"]).verify(token["access_token"])
+    assert verified.subject == "authlib-backoffice"
+    assert verified.agency == "TH-JUR:0994000165510"
+
+
 def test_a_portal_registered_over_grpc_may_ask_for_rs256_id_tokens(
         identity: RunningIdentity, admin_key: MachineKey) -> None:
     from egov.identity.v1 import clients_pb2

@@ -94,7 +94,11 @@ def _defects(world: World, key: MachineKey) -> dict[str, str]:
             b'{"alg":"HS256","kid":"k1"}') + "." + body + "." + sig,
         "unknown kid": _signed(k, _claims(world), headers={"kid": "k9"}),
         "expired": _signed(k, _claims(world, iat=now - 600, exp=now - 120)),
-        "lives too long": _signed(k, _claims(world, exp=now + 3600)),
+        "lives too long": _signed(k, _claims(world, exp=now + 3700)),
+        "issued over 10 minutes ago": _signed(k, _claims(world, iat=now - 700, exp=now + 600)),
+        "issued in the future": _signed(k, _claims(world, iat=now + 600, exp=now + 900)),
+        "over 10 minutes without iat": _signed(k, _claims(world, iat=None, exp=now + 900)),
+        "iat a string": _signed(k, _claims(world, iat=str(now))),
         "not yet valid": _signed(k, _claims(world, nbf=now + 600)),
         "for another audience": _signed(k, _claims(world, aud="https://elsewhere/token")),
         "audience list without ours": _signed(k, _claims(world, aud=["a", "b"])),
@@ -138,6 +142,28 @@ def test_each_defective_client_assertion_is_refused_as_invalid_client(world: Wor
             refused.append(name)
     assert refused == list(defects)
     assert _client_credentials(world, key.assertion("agency-app", now=world.service.now))
+
+
+def test_an_hour_long_assertion_is_taken_once_and_only_while_its_iat_is_fresh(
+    world: World,
+) -> None:
+    # What client libraries send (authlib: exp an hour ahead). Its jti is remembered for the
+    # 10 minutes it can be used, not the hour it claims.
+    key = MachineKey()
+    register_machine(world, key)
+    now = int(world.service.now())
+    assertion = _signed(key.key, _claims(world, exp=now + 3600))
+    assert _client_credentials(world, assertion)
+    with pytest.raises(Unauthenticated):
+        _client_credentials(world, assertion)  # replayed
+    with world.service.engine.connect() as conn:
+        kept = conn.execute(sa.select(sa.func.max(t.used_jtis.c.expires_at))).scalar_one()
+    assert kept == now + 600
+    stale = _signed(key.key, _claims(world, iat=now, exp=now + 3600))
+    world.advance(600 + world.service.config.leeway_seconds + 1)
+    world.service.throttle.reset(f"client:{hashlib.sha256(b'agency-app').hexdigest()}")
+    with pytest.raises(Unauthenticated):
+        _client_credentials(world, stale)  # never used, but issued over 10 minutes ago
 
 
 def test_refused_assertions_lock_the_client_out(world: World) -> None:

@@ -11,8 +11,12 @@ against it, with one pass over the token:
   the key type (ES256 needs P-256); ``kid``, when given, selects the key; no ``crit`` or
   unencoded (``b64``) payloads;
 - ``iss`` and ``sub`` are the client id, ``aud`` names the issuer or the token endpoint, ``jti``
-  is a string, ``exp`` is a number not past (with leeway) and at most 10 minutes ahead, ``nbf``
-  (when given) is not in the future.
+  is a string, ``exp`` is a number not past (with leeway) and at most an hour ahead, ``nbf``
+  (when given) is not in the future;
+- an assertion is used within :data:`MAX_AGE_SECONDS` of its ``iat``, or, without ``iat``, its
+  ``exp`` is at most that far ahead. Client libraries sign assertions valid for an hour (authlib
+  does, unasked) and send each once at once; bounding the use by ``iat`` keeps the window in
+  which a ``jti`` must be remembered (:func:`replay_window_end`) at 10 minutes all the same.
 
 The single use of ``jti`` is the caller's (it needs the database). Failures raise
 ``jwt.InvalidTokenError`` subclasses, which the service answers with ``INVALID_CLIENT``.
@@ -36,12 +40,14 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import get_default_algorithms
 
-__all__ = ["MAX_ASSERTION_CHARS", "MAX_LIFETIME_SECONDS", "ClientKey", "ClientKeys",
-           "verify_assertion"]
+__all__ = ["MAX_AGE_SECONDS", "MAX_ASSERTION_CHARS", "MAX_LIFETIME_SECONDS", "ClientKey",
+           "ClientKeys", "replay_window_end", "verify_assertion"]
 
 MAX_ASSERTION_CHARS = 8192
 #: How far ahead an assertion's ``exp`` may be (a long-lived assertion is a bearer credential).
-MAX_LIFETIME_SECONDS = 600
+MAX_LIFETIME_SECONDS = 3600
+#: How long after its ``iat`` an assertion may be used (without ``iat``: its whole lifetime).
+MAX_AGE_SECONDS = 600
 
 _ALGORITHMS = {name: impl for name, impl in get_default_algorithms().items()
                if name in ("ES256", "RS256")}
@@ -121,6 +127,14 @@ def _date(claims: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
+def replay_window_end(claims: dict[str, Any]) -> float:
+    """Until when the assertion with these (verified) claims would be taken again: its ``jti``
+    must be remembered that long, and no longer."""
+    exp = float(claims["exp"])
+    iat = claims.get("iat")
+    return exp if iat is None else min(exp, float(iat) + MAX_AGE_SECONDS)
+
+
 def verify_assertion(assertion: str, keys: ClientKeys, *, client_id: str,
                      audiences: Sequence[str], now: float, leeway: float) -> dict[str, Any]:
     """The claims of ``assertion`` once every check above passed."""
@@ -165,6 +179,14 @@ def verify_assertion(assertion: str, keys: ClientKeys, *, client_id: str,
         raise jwt.ExpiredSignatureError("assertion has expired")
     if exp > now + MAX_LIFETIME_SECONDS:
         raise jwt.InvalidTokenError("assertion lives too long")
+    iat = _date(claims, "iat")
+    if iat is None:
+        if exp > now + MAX_AGE_SECONDS:
+            raise jwt.InvalidTokenError("an assertion without iat lives at most 10 minutes")
+    elif iat > now + leeway:
+        raise jwt.ImmatureSignatureError("assertion is issued in the future")
+    elif iat + MAX_AGE_SECONDS <= now - leeway:
+        raise jwt.ExpiredSignatureError("assertion was issued more than 10 minutes ago")
     nbf = _date(claims, "nbf")
     if nbf is not None and nbf > now + leeway:
         raise jwt.ImmatureSignatureError("assertion is not yet valid")

@@ -57,7 +57,7 @@ from egov_identity.domain.authentication import (
     otpauth_uri,
     totp_matching_step,
 )
-from egov_identity.domain.client_assertions import ClientKeys, verify_assertion
+from egov_identity.domain.client_assertions import ClientKeys, replay_window_end, verify_assertion
 from egov_identity.domain.kek_rotation import (
     UnknownKekCount,
     unrecorded_values,
@@ -677,7 +677,7 @@ class IdentityService:
             audiences=(self.config.issuer, self.config.token_endpoint), now=now,
             leeway=self.config.leeway_seconds)
         used = {"issuer": client.client_id[:128], "jti": claims["jti"][:128],
-                "expires_at": float(claims["exp"])}
+                "expires_at": replay_window_end(claims)}
         # jti single use (RFC 7523 section 3)
         self.hot.commit(lambda db: db.run(self.hot.sql.insert_jti, used))
 
