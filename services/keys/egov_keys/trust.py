@@ -85,6 +85,7 @@ class TrustServices:
         self._revoked: frozenset[str] = frozenset()
         self._revoked_read_at: float | None = None
         self._revoked_lock = threading.Lock()
+        self._unusable_replacements: set[str] = set()
 
     @property
     def urls(self) -> TrustUrls:
@@ -323,13 +324,22 @@ class TrustServices:
             revoked = self._revoked_in(self._authorities)
             if revoked:
                 fresh = self._load()
-                replaced = [
+                renewed = [
                     name
                     for name in revoked
                     if name in fresh
                     and fresh[name].certificate != self._authorities[name].certificate
-                    and fresh[name].key.backend in self._custodies
                 ]
+                replaced = [n for n in renewed if fresh[n].key.backend in self._custodies]
+                for name in sorted(set(renewed) - set(replaced) - self._unusable_replacements):
+                    # once per replacement: this process goes on refusing what needs it
+                    self._unusable_replacements.add(name)
+                    log.error(
+                        "the replacement of revoked %s has its key in %s, which this process "
+                        "is not configured with: it stays refused here until it is",
+                        name,
+                        fresh[name].key.backend.value,
+                    )
                 if replaced:
                     log.warning("using the replacements of revoked %s", ", ".join(replaced))
                     self._authorities = {

@@ -361,3 +361,25 @@ def test_the_revoke_authority_command_and_openssl_reading_the_crl(
     listed = {int(found, 16) for found in re.findall(r"Serial Number: ([0-9A-F]+)", text)}
     assert serial in listed
     assert "Key Compromise" in text
+
+
+def test_a_replacement_whose_key_backend_this_process_lacks_is_named_once_in_the_log(
+    keys, sqlite_url, caplog
+):
+    import logging
+
+    import sqlalchemy as sa
+
+    keys.trust.revoke_authority("tsa", CA_COMPROMISE, "operator")
+    assert bootstrap(keys.settings) == ["tsa"]
+    # as if bootstrap had made the new TSA key in an HSM this process is not configured with
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE authorities SET backend = 'pkcs11' WHERE name = 'tsa'"))
+    engine.dispose()
+    with caplog.at_level(logging.ERROR, logger="egov.keys.trust"):
+        for _ in range(3):
+            assert "tsa" in keys.trust.revoked_authorities()
+    assert _stamp(keys)[0] == "rejection"  # still refused here, not signed with either key
+    named = [r for r in caplog.records if "replacement of revoked tsa" in r.getMessage()]
+    assert len(named) == 1 and "pkcs11" in named[0].getMessage()
