@@ -99,6 +99,10 @@ def _defects(world: World, key: MachineKey) -> dict[str, str]:
         "issued in the future": _signed(k, _claims(world, iat=now + 600, exp=now + 900)),
         "over 10 minutes without iat": _signed(k, _claims(world, iat=None, exp=now + 900)),
         "iat a string": _signed(k, _claims(world, iat=str(now))),
+        # JSON integers have no bound: one beyond a float is refused, not a server error
+        "iat too large for a float": _signed(k, _claims(world, iat=10**400)),
+        "exp too large for a float": _signed(k, _claims(world, exp=10**400)),
+        "nbf too large for a float": _signed(k, _claims(world, nbf=-(10**400))),
         "not yet valid": _signed(k, _claims(world, nbf=now + 600)),
         "for another audience": _signed(k, _claims(world, aud="https://elsewhere/token")),
         "audience list without ours": _signed(k, _claims(world, aud=["a", "b"])),

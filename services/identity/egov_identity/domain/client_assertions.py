@@ -122,9 +122,16 @@ def _date(claims: dict[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise jwt.DecodeError(f"assertion '{name}' is not a number")
-    return float(value)
+    try:
+        # a JSON integer has no bound: one beyond a float's range raises OverflowError
+        number = float(value)
+    except OverflowError:
+        raise jwt.DecodeError(f"assertion '{name}' is out of range") from None
+    if not math.isfinite(number):
+        raise jwt.DecodeError(f"assertion '{name}' is not a number")
+    return number
 
 
 def replay_window_end(claims: dict[str, Any]) -> float:
