@@ -280,10 +280,15 @@ def _sign_options(options: pb.SignOptions, caller_token: str, *, batch: bool) ->
 
 def _item_error(error: EgovError, *, with_fields: bool = False) -> errors_pb2.ItemError:
     """``error`` as one item's outcome; ``with_fields``: the request fields at fault (an
-    ItemError has no BadRequest of its own) named in the message."""
+    ItemError has no BadRequest of its own) named in the message. So is the document the
+    registry's error names in its metadata (an ItemError has none): a signing that lost the race
+    for its idempotency key learns which document the key registered."""
     message = error.message
     if with_fields and error.field_violations:
         message += " (" + ", ".join(v.field for v in error.field_violations) + ")"
+    document_id = error.metadata.get("document_id", "")
+    if document_id and document_id not in message:
+        message += f" (document_id {document_id})"
     return errors_pb2.ItemError(code=error.code.value, reason=error.reason, message=message)
 
 

@@ -173,6 +173,8 @@ def test_two_signings_racing_with_one_key_register_one_document_and_lose_neither
                 "REGISTRATION_STATUS_UNREGISTERED"
             )
             assert other.result.registration_error.reason == "IDEMPOTENCY_KEY_REUSED"  # type: ignore[attr-defined]
+            # the registered document is named: its id is what the caller needs of it
+            assert registered[0].result.document_id in other.result.registration_error.message  # type: ignore[attr-defined]
             reply = client.verify_document(other.pdf, skip_registry=True)  # type: ignore[attr-defined]
             assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_PASSED"
 

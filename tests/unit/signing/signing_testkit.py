@@ -295,6 +295,16 @@ class FakeRegistry:
             from egov_common.errors import Unavailable
 
             raise Unavailable("REGISTRY_UNAVAILABLE", "registry down")
+        taken = self.keys.get(spec.idempotency_key)
+        if taken is not None and taken != document_id:
+            # as the registry (its message as it is): another signing registered under the key
+            from egov_common.errors import FailedPrecondition
+
+            raise FailedPrecondition(
+                "IDEMPOTENCY_KEY_REUSED",
+                "this idempotency key was used for a different registration",
+                metadata={"document_id": taken},
+            )
         self.registered.append((document_id, sha256))
         self.keys[spec.idempotency_key] = document_id
 

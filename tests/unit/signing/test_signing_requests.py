@@ -358,6 +358,70 @@ def test_a_retried_signing_whose_registration_went_through_is_refused_before_sig
     assert len(registry.reserved) == 1 and len(registry.registered) == 1
 
 
+class _RacedRegistry(FakeRegistry):
+    """Another signing with the same key registers its document between this one's
+    reservation and its registration (a client retrying before the first answer came)."""
+
+    def reserve_document_id(self, spec):  # type: ignore[no-untyped-def]
+        reserved = super().reserve_document_id(spec)
+        self.keys[spec.idempotency_key] = "DOC-RACED"
+        return reserved
+
+
+def test_a_signing_that_lost_the_race_for_its_key_names_the_registered_document(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    # The registry names the document in its error's metadata, which an ItemError has no
+    # place for: without the id in the message the caller holds an unregistered PDF and
+    # cannot tell which document its key registered.
+    registry = _RacedRegistry()
+    servicer = _servicer(pki, keys, registry)
+    result = _sign(servicer, _options(registration=_registration(key="k-race")), token="t")
+    assert result.registration_status == pb.REGISTRATION_STATUS_UNREGISTERED
+    assert result.registration_error.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert "DOC-RACED" in result.registration_error.message
+
+    registry = _RacedRegistry()
+    response = _servicer(pki, keys, registry).SignDocuments(  # type: ignore[arg-type]
+        pb.SignDocumentsRequest(
+            options=_options(),
+            documents=[
+                pb.BatchDocument(
+                    client_reference="a", pdf=make_pdf(), registration=_registration(key="k-b")
+                )
+            ],
+        ),
+        _Context("t"),
+    )
+    (raced,) = response.results
+    assert raced.result.registration_error.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert "DOC-RACED" in raced.result.registration_error.message
+
+
+def test_in_a_batch_a_document_registered_already_fails_alone_naming_it(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    registry = FakeRegistry(keys={"k-done": "DOC-DONE"})
+    request = pb.SignDocumentsRequest(
+        options=_options(),
+        documents=[
+            pb.BatchDocument(
+                client_reference="done", pdf=make_pdf(), registration=_registration(key="k-done")
+            ),
+            pb.BatchDocument(
+                client_reference="new", pdf=make_pdf(), registration=_registration(key="k-new")
+            ),
+        ],
+    )
+    response = _servicer(pki, keys, registry).SignDocuments(request, _Context("t"))  # type: ignore[arg-type]
+    done, new = response.results
+    assert (done.error.code, done.error.reason) == ("ALREADY_EXISTS", "ALREADY_REGISTERED")
+    assert "DOC-DONE" in done.error.message and not done.signed_pdf
+    assert new.result.registration_status == pb.REGISTRATION_STATUS_REGISTERED
+    (authorised,) = [hashes for kind, hashes in keys.received if kind == "authorize"]
+    assert len(authorised) == 1  # type: ignore[arg-type]
+
+
 def test_without_a_callers_token_a_person_cannot_register_for_an_agency(
     pki: SigningPki, keys: SoftwareKeys
 ) -> None:
