@@ -1,18 +1,20 @@
 """``python -m egov_keys`` serves; ``python -m egov_keys bootstrap`` creates the CA hierarchy
-(and replaces a revoked OCSP signer or TSA); ``python -m egov_keys migrate`` only brings the
-database to the latest schema (the migration Job); ``python -m egov_keys rewrap-kek`` re-seals
-software key blobs under the current KEK; ``python -m egov_keys revoke-authority NAME --reason
-R`` revokes the certificate of an issuing CA, an OCSP signer or the TSA.
+(and replaces a revoked issuing CA, OCSP signer or TSA); ``python -m egov_keys migrate`` only
+brings the database to the latest schema (the migration Job); ``python -m egov_keys rewrap-kek``
+re-seals software key blobs under the current KEK; ``python -m egov_keys revoke-authority NAME
+--reason R`` revokes the certificate of an issuing CA, an OCSP signer or the TSA.
 
 Exit status: 0 done, 1 some key blob could not be re-wrapped, 2 usage or configuration error,
-3 cannot start (CA not bootstrapped, a key unusable with this configuration) or cannot revoke
-(an unknown authority, the root)."""
+3 cannot start (CA not bootstrapped, a key unusable with this configuration), cannot revoke
+(an unknown authority, the root), or a bootstrap that stopped part way (what it made is kept;
+run it again)."""
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
 import sys
+import traceback
 from typing import Any
 
 import grpc
@@ -126,13 +128,28 @@ def rewrap_kek(settings: KeysSettings, argv: list[str]) -> int:
     return 0
 
 
+def _bootstrap(settings: KeysSettings) -> int:
+    try:
+        created = bootstrap(settings)
+    except (SettingsError, EgovError):
+        raise
+    except Exception:  # an HSM gone, the database lost: each authority made so far is kept
+        traceback.print_exc()
+        print(
+            "bootstrap stopped part way: what it made is kept, and running it again makes the "
+            "rest (until then a replaced authority's name answers CA_BEING_REPLACED)",
+            file=sys.stderr,
+        )
+        return 3
+    print("created: " + (", ".join(created) if created else "nothing (already there)"))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     try:
         settings = load_settings(KeysSettings, "KEYS")
         if argv[:1] == ["bootstrap"]:
-            created = bootstrap(settings)
-            print("created: " + (", ".join(created) if created else "nothing (already there)"))
-            return 0
+            return _bootstrap(settings)
         if argv == ["migrate"]:
             migrate(settings.database_url)
             print("keys database is at the latest schema")
