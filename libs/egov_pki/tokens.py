@@ -280,7 +280,6 @@ class HttpJwks:
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
         self._last_failure: Exception | None = None
-        self._last_fetch_failed = False
 
     def _get_json(self, url: str, deadline: float) -> Any:
         """The JSON body at ``url``, read in chunks: at most ``max_response_bytes``, and no later
@@ -318,11 +317,10 @@ class HttpJwks:
             keys = _index_jwks(self._get_json(self._url, deadline))
         except (httpx.HTTPError, ValueError, RecursionError) as exc:
             self._last_failure = exc
-            self._last_fetch_failed = True
             return
         self._keys = keys
         self._fetched_at = self._last_attempt
-        self._last_fetch_failed = False
+        self._last_failure = None
 
     def key(self, kid: str) -> Mapping[str, Any] | None:
         with self._lock:
@@ -349,7 +347,7 @@ class HttpJwks:
             if found is None and may_fetch:
                 self._fetch_locked()
                 found = self._keys.get(kid)
-            if found is None and self._last_fetch_failed:
+            if found is None and self._last_failure is not None:  # the last fetch failed
                 raise Unavailable(
                     "JWKS_UNAVAILABLE", "identity JWKS could not be fetched to find the token's key"
                 ) from self._last_failure
