@@ -173,15 +173,24 @@ def test_grpc_errors_carry_code_and_reason(identity: RunningIdentity) -> None:
     assert info.value.reason == "SCOPE_MISSING"
 
 
+def _agency_machine_client(identity: RunningIdentity, admin_key: MachineKey, client_id: str,
+                           scopes: list[str]) -> MachineKey:
+    """An agency's back office registered by the admin (client credentials, private_key_jwt):
+    its key."""
+    c = identity.client
+    admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin")
+    key = MachineKey()
+    c.register_client(admin, client_id=client_id, client_name=f"{client_id} of DBD",
+                      grant_types=["client_credentials"], scopes=scopes, key=key,
+                      agency="TH-JUR:0994000165510")
+    return key
+
+
 def test_agency_machine_client_gets_scoped_token_with_agency_claim(
         identity: RunningIdentity, admin_key: MachineKey) -> None:
     c = identity.client
-    admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin")
-    agency_key = MachineKey()
-    c.register_client(admin, client_id="dbd-backoffice", client_name="DBD back office",
-                      grant_types=["client_credentials"],
-                      scopes=["registry:issue", "keys:seal"], key=agency_key,
-                      agency="TH-JUR:0994000165510")
+    agency_key = _agency_machine_client(identity, admin_key, "dbd-backoffice",
+                                        ["registry:issue", "keys:seal"])
     token = c.client_credentials_token("dbd-backoffice", agency_key, "registry:issue")
     # found the way other services find it: from the issuer's discovery document
     verified = TokenVerifier(HttpJwks.discover(identity.issuer), issuer=identity.issuer,
@@ -196,17 +205,13 @@ def test_agency_machine_client_gets_scoped_token_with_agency_claim(
 def test_an_unmodified_authlib_machine_client_authenticates_with_private_key_jwt(
         identity: RunningIdentity, admin_key: MachineKey) -> None:
     # authlib signs each client assertion valid for an hour (its default, not configurable on
-    # PrivateKeyJWT) and uses it at once: taken, since its iat is fresh; its jti only once.
+    # PrivateKeyJWT) and uses it at once: taken, since its iat is fresh (a replay of its jti is
+    # refused: test_token_endpoint_fast_path.py).
     from authlib.oauth2.rfc7523 import PrivateKeyJWT
     from cryptography.hazmat.primitives import serialization
     from joserfc.jwk import ECKey
 
-    c = identity.client
-    admin = c.client_credentials_token(ADMIN_ID, admin_key, "identity:admin")
-    key = MachineKey()
-    c.register_client(admin, client_id="authlib-backoffice", client_name="authlib back office",
-                      grant_types=["client_credentials"], scopes=["registry:issue"], key=key,
-                      agency="TH-JUR:0994000165510")
+    key = _agency_machine_client(identity, admin_key, "authlib-backoffice", ["registry:issue"])
     metadata = OpenIDProviderMetadata(
         httpx.get(identity.issuer + "/.well-known/openid-configuration").json())
     assert "private_key_jwt" in metadata["token_endpoint_auth_methods_supported"]

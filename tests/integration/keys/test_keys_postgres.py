@@ -21,8 +21,8 @@ from egov_keys.domain.model import RevocationReason
 from egov_keys.runtime import bootstrap
 from egov_testing.processes import start_service
 from keys_grpc import authorize, create_person_credential, keys_env, sign_request, signing_metadata
-from keys_world import ANON, LocalIdentity, build_keys, fixed_clock, sha256
-from test_keys_sole_control import create_person
+from keys_world import ANON, LocalIdentity, another_process, build_keys, fixed_clock, sha256
+from test_keys_sole_control import create_person, renew
 
 pytestmark = pytest.mark.postgres
 
@@ -134,7 +134,7 @@ def test_calls_go_on_after_the_database_drops_every_connection(
     replaced on first use, and Authorize and SignHash go on without a failed call."""
     from egov_keys.domain.algorithms import HashAlgorithm
     from egov_keys.domain.model import AuditEvent
-    from keys_world import ADMIN, ANON, SIGNING, build_keys
+    from keys_world import ADMIN, SIGNING, build_keys
     from test_keys_sole_control import create_person
 
     keys = build_keys(postgres_url, identity)
@@ -183,7 +183,7 @@ def test_a_nul_character_in_an_identifier_is_refused_with_its_reason(postgres_ur
     from egov_common.errors import EgovError
     from egov_keys.domain.algorithms import HashAlgorithm
     from egov_keys.domain.model import RevocationReason
-    from keys_world import ADMIN, ANON, SIGNING, build_keys
+    from keys_world import ADMIN, SIGNING, build_keys
     from test_keys_sole_control import create_person
 
     keys = build_keys(postgres_url, identity)
@@ -221,13 +221,7 @@ def test_a_nul_character_in_an_identifier_is_refused_with_its_reason(postgres_ur
                 algorithm=None,
                 proof_token=identity.person(),
             ),
-            "renew key": lambda: svc.renew(
-                ANON,
-                idempotency_key="renew\x00",
-                credential_id=credential.credential_id,
-                algorithm=None,
-                proof_token=identity.person(),
-            ),
+            "renew key": lambda: renew(svc, credential, "renew\x00", identity.person()),
             "create key": lambda: create_person(keys, identity, key="create\x00"),
             "list page": lambda: svc.list_credentials(
                 ANON,
@@ -272,13 +266,7 @@ def test_a_ca_replaced_twice_on_postgres_and_a_replica_that_held_the_old_one(pos
     clock = fixed_clock()
     identity = LocalIdentity(now=lambda: clock.now().timestamp())
     keys = build_keys(postgres_url, identity, clock, authority_recheck_seconds=0)
-    replica = build_keys(
-        postgres_url,
-        identity,
-        clock,
-        authority_recheck_seconds=60,
-        software_kek=keys.settings.software_kek.get_secret_value(),
-    )
+    replica = another_process(keys, identity, clock, authority_recheck_seconds=60)
     try:
         credential = create_person(keys, identity, key="first")
         cas = [keys.trust.authority("natural-person").certificate]
@@ -289,12 +277,8 @@ def test_a_ca_replaced_twice_on_postgres_and_a_replica_that_held_the_old_one(pos
             cas.append(keys.trust.authority("natural-person").certificate)
             crl = x509.load_der_x509_crl(replica.trust.crl("natural-person"))
             assert crl.is_signature_valid(cas[-1].public_key())
-            credential, _ = replica.credentials.renew(
-                ANON,
-                idempotency_key=f"renew-{round_}",
-                credential_id=credential.credential_id,
-                algorithm=None,
-                proof_token=identity.person(),
+            credential, _ = renew(
+                replica.credentials, credential, f"renew-{round_}", identity.person()
             )
             cert = x509.load_der_x509_certificate(credential.certificate_der)
             cert.verify_directly_issued_by(cas[-1])

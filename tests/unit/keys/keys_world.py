@@ -174,6 +174,19 @@ def build_keys(
     return build_runtime(keys_settings(database_url, **overrides), proofs, clock)
 
 
+def another_process(
+    keys: KeysRuntime, identity: LocalIdentity, clock: FixedClock | None = None, **overrides: Any
+) -> KeysRuntime:
+    """A second keys process on ``keys``'s database, with the same KEK (callers close it)."""
+    return build_keys(
+        keys.settings.database_url,
+        identity,
+        clock,
+        software_kek=keys.settings.software_kek.get_secret_value(),
+        **overrides,
+    )
+
+
 def fixed_clock() -> FixedClock:
     return FixedClock(dt.datetime.now(dt.UTC))
 

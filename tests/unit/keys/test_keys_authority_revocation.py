@@ -21,9 +21,9 @@ from egov_keys.domain import pki
 from egov_keys.domain.model import RevocationReason
 from egov_keys.http import build_http_app
 from egov_keys.runtime import KeysRuntime, bootstrap
-from keys_world import ANON, build_keys, sha256
+from keys_world import another_process, build_keys, sha256
 from test_keys_http_and_listing import _Client
-from test_keys_sole_control import authorize, create_person, sign
+from test_keys_sole_control import authorize, create_person, renew, sign
 from test_keys_tsa_and_ocsp import status_of, timestamp_request
 
 CA_COMPROMISE = RevocationReason.CA_COMPROMISE
@@ -135,13 +135,7 @@ def test_bootstrap_replaces_a_revoked_issuing_ca_and_its_credentials_are_renewed
     keys, identity, sqlite_url, clock
 ):
     # A second process, running since before the compromise, must take the new CA up as well.
-    other = build_keys(
-        sqlite_url,
-        identity,
-        clock,
-        authority_recheck_seconds=0,
-        software_kek=keys.settings.software_kek.get_secret_value(),
-    )
+    other = another_process(keys, identity, clock, authority_recheck_seconds=0)
     try:
         credential = create_person(keys, identity)
         old_ca = keys.trust.authority("natural-person").certificate
@@ -170,13 +164,7 @@ def test_bootstrap_replaces_a_revoked_issuing_ca_and_its_credentials_are_renewed
             assert _crl_number(crl) > _crl_number(old_crl)
 
         # the owner renews: a new key, certified by the new CA, that signs and is GOOD in OCSP
-        new, old = keys.credentials.renew(
-            ANON,
-            idempotency_key="renew-after-compromise",
-            credential_id=credential.credential_id,
-            algorithm=None,
-            proof_token=identity.person(),
-        )
+        new, old = renew(keys.credentials, credential, "renew-after-compromise", identity.person())
         assert old.status.value == "renewed"
         new_cert = x509.load_der_x509_certificate(new.certificate_der)
         new_ca = keys.trust.authority("natural-person").certificate
@@ -203,13 +191,7 @@ def test_bootstrap_replaces_a_revoked_issuing_ca_and_its_credentials_are_renewed
 def serving(keys, identity, sqlite_url, clock):
     """Another process on the same database, serving since before the compromise: it reads
     revocations every minute, and last read them just now."""
-    runtime = build_keys(
-        sqlite_url,
-        identity,
-        clock,
-        authority_recheck_seconds=60,
-        software_kek=keys.settings.software_kek.get_secret_value(),
-    )
+    runtime = another_process(keys, identity, clock, authority_recheck_seconds=60)
     try:
         runtime.trust.authority("root")
         yield runtime
@@ -229,13 +211,7 @@ def test_no_process_serves_a_crl_signed_by_the_replaced_ca_key_as_the_new_cas(
     keys, serving, identity, sqlite_url, clock
 ):
     # One more process that had fetched the CRL before, and holds it in its cache.
-    cached = build_keys(
-        sqlite_url,
-        identity,
-        clock,
-        authority_recheck_seconds=60,
-        software_kek=keys.settings.software_kek.get_secret_value(),
-    )
+    cached = another_process(keys, identity, clock, authority_recheck_seconds=60)
     try:
         cached.trust.crl("natural-person")
         old, new = _replace_natural_person_ca(keys)

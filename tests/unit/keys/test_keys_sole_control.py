@@ -75,6 +75,19 @@ def authorize(
     ).sad
 
 
+def renew(
+    svc: CredentialService, credential: Credential, key: str, token: str
+) -> tuple[Credential, Credential]:
+    """The owner (``token``) renews ``credential`` with the same algorithm: (new, previous)."""
+    return svc.renew(
+        ANON,
+        idempotency_key=key,
+        credential_id=credential.credential_id,
+        algorithm=None,
+        proof_token=token,
+    )
+
+
 def sign(
     svc: CredentialService,
     credential: Credential,
@@ -270,13 +283,7 @@ def test_attempts_to_revoke_or_renew_another_persons_credential_are_audited(keys
         )
     ) == "PERMISSION_DENIED/OWNER_MISMATCH"
     assert reason_of(
-        lambda: keys.credentials.renew(
-            ANON,
-            idempotency_key="renew-1",
-            credential_id=credential.credential_id,
-            algorithm=None,
-            proof_token=stranger,
-        )
+        lambda: renew(keys.credentials, credential, "renew-1", stranger)
     ) == "PERMISSION_DENIED/OWNER_MISMATCH"
     assert audit_outcomes(keys, "certificate.revoke") == ["failure:OWNER_MISMATCH"]
     assert audit_outcomes(keys, "credential.renew") == ["failure:OWNER_MISMATCH"]
@@ -402,13 +409,7 @@ def test_revoked_credential_cannot_be_authorised_or_sign(keys, identity):
 
 def test_renewed_credential_keeps_its_certificate_but_cannot_sign(keys, identity):
     old = create_person(keys, identity)
-    new, previous = keys.credentials.renew(
-        ANON,
-        idempotency_key="renew-1",
-        credential_id=old.credential_id,
-        algorithm=None,
-        proof_token=identity.person(),
-    )
+    new, previous = renew(keys.credentials, old, "renew-1", identity.person())
     assert previous.status.value == "renewed" and previous.renewed_by == new.credential_id
     assert new.renewed_from == old.credential_id
     assert new.certificate_serial != old.certificate_serial
@@ -418,13 +419,7 @@ def test_renewed_credential_keeps_its_certificate_but_cannot_sign(keys, identity
     assert reason_of(lambda: authorize(keys.credentials, identity, old, [sha256(b"a")])) == (
         "FAILED_PRECONDITION/CREDENTIAL_RENEWED"
     )
-    again, _ = keys.credentials.renew(
-        ANON,
-        idempotency_key="renew-1",
-        credential_id=old.credential_id,
-        algorithm=None,
-        proof_token=identity.person(),
-    )
+    again, _ = renew(keys.credentials, old, "renew-1", identity.person())
     assert again.credential_id == new.credential_id
 
 
