@@ -64,6 +64,7 @@ _REASON_ERRORS = {
     "POWER_MISSING": "invalid_scope",
     "NOT_REPRESENTATIVE": "invalid_grant",
     "TOKEN_SUBJECT_UNKNOWN": "invalid_grant",
+    "TOKEN_CLIENT_MISMATCH": "invalid_grant",  # RFC 7009 2.1: another client's token
 }
 #: Polling states of a CIBA client: expected every few seconds, not worth an INFO line.
 _QUIET_REASONS = {"AUTHORIZATION_PENDING", "SLOW_DOWN"}
@@ -547,7 +548,7 @@ def build_http_app(service: IdentityService) -> Starlette:
             client = await _client_from_form(form)
             if client.auth_method == "none":
                 raise InvalidArgument("INVALID_CLIENT", "introspection needs client auth")
-            result = await call(service.introspect, form.get("token", ""))
+            result = await call(service.introspect, client, form.get("token", ""))
         except Exception as exc:
             return _oauth_error(exc, "/introspect")
         return JSONResponse(result, headers=_NO_STORE)

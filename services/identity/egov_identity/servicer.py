@@ -292,7 +292,7 @@ class OidcServicer(oidc_grpc.OidcServiceServicer):  # type: ignore[misc,unused-i
         client = self._s.authenticate_client(request.client_id, request.client_assertion)
         if client.auth_method == "none":
             raise PermissionDenied("INVALID_CLIENT", "introspection needs client authentication")
-        result = self._s.introspect(request.token)
+        result = self._s.introspect(client, request.token)
         return oidc_pb.IntrospectTokenResponse(active=bool(result.get("active")),
                                                claims_json=json.dumps(result))
 

@@ -237,9 +237,9 @@ def test_expired_and_revoked_grants_yield_no_token(world: World) -> None:
         representative=parse_identifier(rep_id), role="signatory", powers=["sign"],
         valid_from=None, valid_until=s.now() + 3600, grantor_id_token=director_tokens.id_token)
     acting = _exchange(world, key, rep_tokens.access_token, company.identifier)
-    assert s.introspect(acting.access_token)["active"] is True
+    assert s.introspect(s.get_client("biz-portal"), acting.access_token)["active"] is True
     s.revoke_representation(grant2.representation_id, director_tokens.id_token)
-    assert s.introspect(acting.access_token) == {"active": False}  # at its next check
+    assert s.introspect(s.get_client("biz-portal"), acting.access_token) == {"active": False}  # at its next check
     with pytest.raises(PermissionDenied) as info:
         _exchange(world, key, rep_tokens.access_token, company.identifier)
     assert info.value.reason == "NOT_REPRESENTATIVE"

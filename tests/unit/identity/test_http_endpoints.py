@@ -23,6 +23,7 @@ with warnings.catch_warnings():  # starlette prefers httpx2; httpx is what is pi
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from egov_identity.domain import model as m
 from egov_identity.http import build_http_app
 
 
@@ -156,3 +157,107 @@ def test_revoking_an_unknown_token_succeeds_silently(world: World, http: TestCli
     register_portal(world)
     r = http.post("/revoke", data={"client_id": "portal", "token": "unknown"})
     assert r.status_code == 200
+
+
+def _machine_form(key: MachineKey, client_id: str, world: World, **fields: str
+                  ) -> dict[str, str]:
+    return {"client_id": client_id,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": key.assertion(client_id, now=world.service.now), **fields}
+
+
+def _client_credentials_token(world: World, http: TestClient, key: MachineKey,
+                              client_id: str) -> str:
+    r = http.post("/token", data=_machine_form(key, client_id, world,
+                                               grant_type="client_credentials"))
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
+
+
+def _portal_tokens(world: World) -> m.TokenResponse:
+    """The tokens of a person's login at the (public) portal, with a refresh token."""
+    s = world.service
+    _, username, secret = enrol_login(world)
+    login = s.login("portal", username, PASSWORD, current_totp(world, secret))
+    verifier, challenge = _pkce()
+    code = s.authorize(login_session_id=login.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid",
+                       code_challenge=challenge, code_challenge_method="S256").code
+    return s.token(m.TokenRequest(grant_type="authorization_code", client_id="portal",
+                                  code=code, redirect_uri="https://portal.test/cb",
+                                  code_verifier=verifier))
+
+
+def test_a_client_introspects_only_its_own_tokens_and_those_meant_for_it(
+        world: World, http: TestClient) -> None:
+    # RFC 7662 section 4: no token scanning. Another back office learns nothing of the token,
+    # as of one that does not exist; the resource server it is meant for (registered under
+    # its audience name) and the client it was issued to see it active.
+    keys = {name: MachineKey() for name in ("agency-app", "other-app", "urn:egov:registry")}
+    for name, key in keys.items():
+        register_machine(world, key, client_id=name)
+    token = _client_credentials_token(world, http, keys["agency-app"], "agency-app")
+
+    def introspect(client_id: str) -> dict[str, object]:
+        r = http.post("/introspect", data=_machine_form(keys[client_id], client_id, world,
+                                                        token=token))
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    own = introspect("agency-app")
+    assert own["active"] is True
+    assert own["client_id"] == "agency-app"
+    assert own["token_type"] == "Bearer"  # RFC 7662 2.2 after RFC 6749 5.1
+    assert introspect("urn:egov:registry")["active"] is True
+    assert introspect("other-app") == {"active": False}
+
+
+def test_refresh_tokens_introspect_only_for_their_client(world: World) -> None:
+    register_portal(world)
+    key = MachineKey()
+    other = register_machine(world, key, client_id="other-app")
+    s = world.service
+    tokens = _portal_tokens(world)
+    own = s.introspect(s.get_client("portal"), tokens.refresh_token)
+    assert own["active"] is True
+    assert own["client_id"] == "portal"
+    assert "token_type" not in own  # RFC 6749 5.1 types access tokens only
+    assert s.introspect(other, tokens.refresh_token) == {"active": False}
+
+
+def test_revoking_another_clients_token_is_refused_and_revokes_nothing(
+        world: World, http: TestClient) -> None:
+    # RFC 7009 section 2.1: the server checks the token was issued to the client asking, and
+    # refuses the request if not; RFC 6749 5.2 names such a grant invalid_grant.
+    keys = {name: MachineKey() for name in ("agency-app", "other-app")}
+    for name, key in keys.items():
+        register_machine(world, key, client_id=name)
+    token = _client_credentials_token(world, http, keys["agency-app"], "agency-app")
+    r = http.post("/revoke", data=_machine_form(keys["other-app"], "other-app", world,
+                                                token=token))
+    assert (r.status_code, r.json()["error"], r.json()["reason"]) == (
+        400, "invalid_grant", "TOKEN_CLIENT_MISMATCH")
+    still = http.post("/introspect", data=_machine_form(keys["agency-app"], "agency-app", world,
+                                                        token=token))
+    assert still.json()["active"] is True
+    # Its own client may revoke it.
+    r = http.post("/revoke", data=_machine_form(keys["agency-app"], "agency-app", world,
+                                                token=token))
+    assert r.status_code == 200
+    gone = http.post("/introspect", data=_machine_form(keys["agency-app"], "agency-app", world,
+                                                       token=token))
+    assert gone.json() == {"active": False}
+
+
+def test_revoking_another_clients_refresh_token_keeps_the_family(world: World,
+                                                                 http: TestClient) -> None:
+    register_portal(world)
+    key = MachineKey()
+    register_machine(world, key, client_id="other-app")
+    tokens = _portal_tokens(world)
+    r = http.post("/revoke", data=_machine_form(key, "other-app", world,
+                                                token=tokens.refresh_token))
+    assert (r.status_code, r.json()["error"]) == (400, "invalid_grant")
+    refreshed = http.post("/token", data={"grant_type": "refresh_token", "client_id": "portal",
+                                          "refresh_token": tokens.refresh_token})
+    assert refreshed.status_code == 200, refreshed.text

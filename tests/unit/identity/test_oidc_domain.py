@@ -116,7 +116,7 @@ def test_a_replayed_code_revokes_the_access_token_it_was_exchanged_for(world: Wo
     with pytest.raises(Unauthenticated) as revoked:
         s.userinfo(tokens.access_token)
     assert revoked.value.reason == "TOKEN_REVOKED"
-    assert s.introspect(tokens.access_token) == {"active": False}
+    assert s.introspect(s.get_client("portal"), tokens.access_token) == {"active": False}
 
 
 def test_wrong_pkce_verifier_and_plain_method_are_refused(world: World) -> None:
@@ -267,9 +267,9 @@ def test_revoked_access_token_fails_userinfo_and_introspection(world: World) -> 
     s = world.service
     assert s.userinfo(tokens.access_token)["verified_claims"]["verification"][
         "assurance_level"] == "2.3"
-    assert s.introspect(tokens.access_token)["active"] is True
+    assert s.introspect(s.get_client("portal"), tokens.access_token)["active"] is True
     s.revoke(s.get_client("portal"), tokens.access_token)
-    assert s.introspect(tokens.access_token) == {"active": False}
+    assert s.introspect(s.get_client("portal"), tokens.access_token) == {"active": False}
     with pytest.raises(Unauthenticated) as info:
         s.userinfo(tokens.access_token)
     assert info.value.reason == "TOKEN_REVOKED"
@@ -289,7 +289,7 @@ def test_a_revoked_access_token_is_no_bearer_token_at_identitys_own_grpc_service
     verify = bearer_verifier(s)
     assert verify(token, peer_service=None).scopes == {"identity:admin"}
     s.revoke(s.get_client("agency-app"), token)
-    assert s.introspect(token) == {"active": False}
+    assert s.introspect(s.get_client("agency-app"), token) == {"active": False}
     with pytest.raises(Unauthenticated) as info:
         verify(token, peer_service=None)
     assert info.value.reason == "TOKEN_REVOKED"
@@ -312,8 +312,8 @@ def test_introspection_reports_only_access_tokens_active(world: World) -> None:
                                     redirect_uri="https://portal.test/cb",
                                     code_verifier=verifier))
     assert s.verify_id_token(tokens.id_token).audience == ("urn:egov:registry",)
-    assert s.introspect(tokens.access_token)["active"] is True
-    assert s.introspect(tokens.id_token) == {"active": False}
+    assert s.introspect(s.get_client("urn:egov:registry"), tokens.access_token)["active"] is True
+    assert s.introspect(s.get_client("urn:egov:registry"), tokens.id_token) == {"active": False}
 
 
 def _count_signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
@@ -339,7 +339,7 @@ def test_an_access_token_presented_again_is_checked_once_and_still_revoked_and_e
     checks = _count_signature_checks(monkeypatch)
     for _ in range(3):
         assert s.userinfo(tokens.access_token)["sub"]
-        assert s.introspect(tokens.access_token)["active"] is True
+        assert s.introspect(s.get_client("portal"), tokens.access_token)["active"] is True
     assert len(checks) == 2  # once per audience set (two here), not once per call
 
     world.advance(s.config.access_token_seconds + s.config.leeway_seconds + 1)

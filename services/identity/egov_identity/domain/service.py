@@ -153,6 +153,12 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def _not_your_token() -> PermissionDenied:
+    """A client asked to revoke another client's token (RFC 7009 section 2.1). At the
+    endpoint it is ``invalid_grant``: RFC 6749 section 5.2 names a grant "issued to another
+    client" so."""
+    return PermissionDenied("TOKEN_CLIENT_MISMATCH", "the token was issued to another client")
+
 
 def _check_length(value: str, limit: int, field: str) -> None:
     """Refuse values longer than their column (PostgreSQL would fail the insert)."""
@@ -1230,13 +1236,17 @@ class IdentityService:
         return claims
 
     def revoke(self, client: m.Client, token: str) -> None:
-        """RFC 7009: refresh tokens (the whole family) and access tokens (by jti)."""
+        """RFC 7009: refresh tokens (the whole family) and access tokens (by jti). A token
+        issued to another client is refused (section 2.1), and stays valid; a token that is
+        not ours, or no longer valid, is nothing to revoke (section 2.2)."""
         now = self.now()
         r = t.refresh_tokens
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(r.c.family_id, r.c.client_id).where(
                 r.c.token_hash == digest(token))).first()
-            if row is not None and row.client_id == client.client_id:
+            if row is not None:
+                if row.client_id != client.client_id:
+                    raise _not_your_token()
                 conn.execute(r.update().where(r.c.family_id == row.family_id,
                                               r.c.revoked_at.is_(None)).values(revoked_at=now))
                 return
@@ -1246,7 +1256,7 @@ class IdentityService:
         except EgovError:
             return
         if verified.client_id != client.client_id:
-            return
+            raise _not_your_token()
         try:
             with self.engine.begin() as conn:
                 conn.execute(t.revoked_access_tokens.insert().values(
@@ -1254,18 +1264,25 @@ class IdentityService:
         except sa.exc.IntegrityError:
             pass
 
-    def introspect(self, token: str) -> dict[str, Any]:
-        """RFC 7662 for access tokens (JWT) and refresh tokens (opaque)."""
+    def introspect(self, caller: m.Client, token: str) -> dict[str, Any]:
+        """RFC 7662 for access tokens (JWT) and refresh tokens (opaque). ``caller`` learns only
+        of tokens it may know (section 4, against token scanning): those issued to it, and
+        access tokens whose audience it is (a resource server registered under its audience
+        name, such as ``urn:egov:registry``). Of any other token it learns ``active: false``,
+        as of one that does not exist (section 2.2)."""
         now = self.now()
         r = t.refresh_tokens
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(r).where(r.c.token_hash == digest(token))
                                ).mappings().first()
         if row is not None:
-            if row["used_at"] or row["revoked_at"] or row["expires_at"] <= now:
+            if (row["used_at"] or row["revoked_at"] or row["expires_at"] <= now
+                    or row["client_id"] != caller.client_id):
                 return {"active": False}
-            return {"active": True, "token_type": "refresh_token", "client_id": row["client_id"],
-                    "scope": row["scope"], "exp": int(row["expires_at"])}
+            # No token_type: RFC 7662 takes it from RFC 6749 section 5.1, which types access
+            # tokens only.
+            return {"active": True, "client_id": row["client_id"], "scope": row["scope"],
+                    "exp": int(row["expires_at"])}
         try:
             verified = self.verifier([self.config.issuer, *m.RESOURCE_AUDIENCES.values()]
                                      ).verify(token)
@@ -1274,6 +1291,8 @@ class IdentityService:
             self.verify_access_token(token, verified.audience[0])
         except EgovError:
             return {"active": False}
+        if caller.client_id != verified.client_id and caller.client_id not in verified.audience:
+            return {"active": False}
         rep = verified.representation
         if rep is not None:  # a grant revoked or expired since: the token stops being active
             try:
@@ -1281,7 +1300,7 @@ class IdentityService:
                     return {"active": False}
             except NotFound:
                 return {"active": False}
-        out: dict[str, Any] = {"active": True, "token_type": "access_token"}
+        out: dict[str, Any] = {"active": True, "token_type": "Bearer"}  # RFC 6750
         out.update({k: v for k, v in verified.claims.items() if k in (
             "iss", "sub", "aud", "exp", "iat", "scope", "client_id", "acr", "amr", "auth_time",
             "agency", "act", "representation", "jti")})
