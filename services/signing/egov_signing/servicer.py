@@ -194,6 +194,7 @@ def _registration(request: pb.RegistrationRequest, field: str) -> RegistrationSp
         valid_from=_time_if_set(request, "valid_from", prefix),
         valid_until=_time_if_set(request, "valid_until", prefix),
         metadata=dict(request.metadata),
+        request_field=field,
     )
     registration_rules.check_registration_fields(
         idempotency_key=spec.idempotency_key,

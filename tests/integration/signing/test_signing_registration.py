@@ -140,6 +140,10 @@ def test_a_retried_signing_whose_answer_was_lost_is_refused_naming_the_registere
         "ALREADY_REGISTERED",
     )
     assert refused.value.metadata["document_id"] == first.result.document_id
+    # named as the caller sent it, not as signing passed it on to the registry
+    assert [v.field for v in refused.value.field_violations] == [
+        "options.registration.idempotency_key"
+    ]
 
 
 def test_two_signings_racing_with_one_key_register_one_document_and_lose_neither(

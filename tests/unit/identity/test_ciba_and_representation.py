@@ -239,7 +239,8 @@ def test_expired_and_revoked_grants_yield_no_token(world: World) -> None:
     acting = _exchange(world, key, rep_tokens.access_token, company.identifier)
     assert s.introspect(s.get_client("biz-portal"), acting.access_token)["active"] is True
     s.revoke_representation(grant2.representation_id, director_tokens.id_token)
-    assert s.introspect(s.get_client("biz-portal"), acting.access_token) == {"active": False}  # at its next check
+    biz_portal = s.get_client("biz-portal")
+    assert s.introspect(biz_portal, acting.access_token) == {"active": False}  # at its next check
     with pytest.raises(PermissionDenied) as info:
         _exchange(world, key, rep_tokens.access_token, company.identifier)
     assert info.value.reason == "NOT_REPRESENTATIVE"

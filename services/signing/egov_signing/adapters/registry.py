@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 from egov.registry.v1 import registry_pb2 as pb
+from egov.signing.v1 import signing_pb2
 from egov_clients.registration_rules import epoch_ms
 from egov_clients.registry import RegistryClient, deciding_entry
-from egov_common.errors import EgovError, Unavailable
+from egov_common.errors import EgovError, FieldViolation, Unavailable
 
 from ..domain.ports import Party, RegistrationSpec, ReservedDocumentId
 
@@ -42,7 +43,7 @@ class GrpcRegistryPort:
                 _party(spec.issuer), spec.document_type, spec.idempotency_key
             )
         except EgovError as err:
-            raise _registry_error(err) from None
+            raise _registry_error(err, spec) from None
         return ReservedDocumentId(reply.document_id, reply.verification_url)
 
     def register(
@@ -61,7 +62,7 @@ class GrpcRegistryPort:
                 signer_certificate_sha256=signer_certificate_sha256,
             )
         except EgovError as err:
-            raise _registry_error(err) from None
+            raise _registry_error(err, spec) from None
 
     def _register(
         self,
@@ -85,11 +86,31 @@ class GrpcRegistryPort:
         )
 
 
-def _registry_error(err: EgovError) -> EgovError:
-    """The registry's own refusal as it is; a transport failure as REGISTRY_UNAVAILABLE."""
+#: The fields of a registration in a signing request, which the registry's request shares.
+_REGISTRATION_FIELDS = frozenset(signing_pb2.RegistrationRequest.DESCRIPTOR.fields_by_name)
+
+
+def _registry_error(err: EgovError, spec: RegistrationSpec) -> EgovError:
+    """The registry's own refusal, its fields named as the signing request has them
+    (``idempotency_key`` is ``options.registration.idempotency_key`` to the caller); a
+    transport failure as REGISTRY_UNAVAILABLE."""
     if err.reason in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
         return Unavailable("REGISTRY_UNAVAILABLE", "the registry cannot be reached")
-    return err
+    if not spec.request_field or not err.field_violations:
+        return err
+    return type(err)(
+        err.reason,
+        err.message,
+        field_violations=[_request_violation(v, spec.request_field) for v in err.field_violations],
+        metadata=err.metadata,
+    )
+
+
+def _request_violation(violation: FieldViolation, request_field: str) -> FieldViolation:
+    root = violation.field.partition(".")[0].partition("[")[0]
+    if root not in _REGISTRATION_FIELDS:  # sha256, document_id: signing's, not the caller's
+        return violation
+    return replace(violation, field=f"{request_field}.{violation.field}")
 
 
 class RegistryStatus(enum.StrEnum):

@@ -109,6 +109,9 @@ class RegistrationSpec:
     valid_from: datetime | None = None
     valid_until: datetime | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: Where the signing request carried it (``options.registration``), so that the registry's
+    #: refusal of one of its fields names the field of the request the caller sent.
+    request_field: str = ""
 
 
 @dataclass(frozen=True)
