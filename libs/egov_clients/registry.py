@@ -64,7 +64,11 @@ class LogVerificationError(merkle.MerkleProofError):
 
 @dataclass(frozen=True, slots=True)
 class VerifiedDocument:
-    """A document whose every status change was found in a tree head signed by the log key."""
+    """A document whose every status change shown was found in a tree head signed by the log
+    key. What a log proves is that the changes shown are in it, not that none is missing: a
+    registry leaving out a later revocation is caught by whoever audits the whole log
+    (:meth:`RegistryClient.audit_log`, or the issuer, who holds the revocation's proof), not
+    by this check alone."""
 
     document: pb.Document
     tree_head: merkle.TreeHead
@@ -150,9 +154,16 @@ def document_log_entries(document: pb.Document) -> list[tuple[int, merkle.LogEnt
     entries: list[tuple[int, merkle.LogEntry]] = []
     for position, change in enumerate(document.history):
         status = _STATUS.get(change.status, "")
+        if position > 0 and change.leaf_index <= document.history[position - 1].leaf_index:
+            raise LogVerificationError("the document's status changes are not in log order")
         if position == 0:
             if status != "REGISTERED":
                 raise LogVerificationError("a document's history must start with REGISTERED")
+            # No REGISTERED leaf records these: shown there, they would pass unproven.
+            if change.superseded_by or change.reason or change.reason_text:
+                raise LogVerificationError("the registration shows what no registration logs")
+            if _ms(document.registered_at) != _ms(change.changed_at):
+                raise LogVerificationError("registered_at differs from the logged registration")
             entry = merkle.LogEntry(
                 document_id=document.document_id,
                 sha256=document.sha256,
@@ -165,6 +176,8 @@ def document_log_entries(document: pb.Document) -> list[tuple[int, merkle.LogEnt
         else:
             if status not in ("REVOKED", "SUPERSEDED"):
                 raise LogVerificationError(f"unexpected status change to {status or 'nothing'}")
+            if bool(change.superseded_by) != (status == "SUPERSEDED"):
+                raise LogVerificationError("only a supersession names the document replacing it")
             reason = ""
             if change.reason not in pb.RevocationReason.values():
                 raise LogVerificationError(f"unknown revocation reason {change.reason}")
@@ -190,7 +203,10 @@ def document_log_entries(document: pb.Document) -> list[tuple[int, merkle.LogEnt
         raise LogVerificationError("the document has no history")
     if document.status != document.history[-1].status:
         raise LogVerificationError("the document's status is not its last status change")
-    replaced_by = next((c.superseded_by for c in document.history if c.superseded_by), "")
+    replaced_by = next(
+        (c.superseded_by for c in document.history if c.status == pb.DOCUMENT_STATUS_SUPERSEDED),
+        "",
+    )
     if document.superseded_by != replaced_by:
         raise LogVerificationError("superseded_by differs from the logged supersession")
     return entries
@@ -354,15 +370,26 @@ class RegistryClient:
         return results
 
     def get_document(self, document_id: str) -> pb.Document:
+        """The document with this id. :class:`LogVerificationError` when the registry answers
+        with another one (what it answers is proven by :meth:`verify_document`, which proves
+        the document shown, whichever it is)."""
         reply: pb.GetDocumentResponse = self._call(
             self._stub.GetDocument, pb.GetDocumentRequest(document_id=document_id), retry=True
         )
+        if reply.document.document_id != document_id:
+            raise LogVerificationError("the registry answered with another document")
         return reply.document
 
     def lookup_by_hash(self, sha256: bytes) -> list[pb.Document]:
+        """The documents registered with this digest, one per issuer.
+        :class:`LogVerificationError` when the registry answers with a document of another
+        digest (each document's leaves commit to its own digest, so proving it would not
+        catch that)."""
         reply: pb.LookupByHashResponse = self._call(
             self._stub.LookupByHash, pb.LookupByHashRequest(sha256=sha256), retry=True
         )
+        if any(document.sha256 != sha256 for document in reply.documents):
+            raise LogVerificationError("the registry answered with a document of another digest")
         return list(reply.documents)
 
     def list_documents(self, request: pb.ListDocumentsRequest) -> pb.ListDocumentsResponse:
@@ -407,6 +434,8 @@ class RegistryClient:
     def _checked_head(self, head: pb.SignedTreeHead) -> merkle.TreeHead:
         """Signature by the pinned key, and consistency with the last head this client saw."""
         tree_head = tree_head_from_proto(head)
+        if tree_head.tree_size == 0 and tree_head.root_hash != merkle.empty_root():
+            raise LogVerificationError("an empty tree's root must be SHA-256 of nothing")
         key = self._key()
         if head.log_id and head.log_id != merkle.log_id(key):
             raise LogVerificationError("the tree head names another log")

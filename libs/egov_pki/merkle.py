@@ -432,8 +432,9 @@ class LogEntry:
 
     The encoding commits to every field, so a relying party that recomputes it from the
     document it was shown and finds it in a signed tree has proof of that event.
-    ``related_document_id`` is the replacement (SUPERSEDED) or the replaced document
-    (REGISTERED as a new version); ``reason`` is the revocation reason code.
+    ``related_document_id`` is the replacement (SUPERSEDED), empty otherwise: a new version's
+    REGISTERED leaf does not name the document it replaces, whose SUPERSEDED leaf proves the
+    link; ``reason`` is the revocation reason code.
     """
 
     document_id: str

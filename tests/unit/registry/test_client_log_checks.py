@@ -36,6 +36,7 @@ def _document(n: int, *, revoked: bool = False) -> pb.Document:
     document.valid_from.FromMilliseconds(T0_MS)
     registered = document.history.add(status=pb.DOCUMENT_STATUS_REGISTERED)
     registered.changed_at.FromMilliseconds(T0_MS + n)
+    document.registered_at.FromMilliseconds(T0_MS + n)
     if revoked:
         document.status = pb.DOCUMENT_STATUS_REVOKED
         revocation = document.history.add(
@@ -253,3 +254,98 @@ def test_two_heads_checked_at_the_same_time_are_checked_against_each_other() -> 
     client._stub = SplitView()  # type: ignore[assignment]
     with pytest.raises(LogVerificationError, match="rewritten"):
         client.get_signed_tree_head()
+
+
+def _superseded(registry: _FakeRegistry, document_id: str, by: str) -> pb.Document:
+    """``document_id`` as the registry would show it superseded by ``by`` (not in the log)."""
+    shown = _shown(registry, document_id)
+    shown.status = pb.DOCUMENT_STATUS_SUPERSEDED
+    shown.superseded_by = by
+    change = shown.history.add(status=pb.DOCUMENT_STATUS_SUPERSEDED, superseded_by=by)
+    change.changed_at.FromMilliseconds(T0_MS + 2000)
+    change.leaf_index = 4
+    return shown
+
+
+@pytest.mark.parametrize(
+    ("lie", "message"),
+    [
+        pytest.param(
+            lambda d: d.registered_at.FromMilliseconds(T0_MS - 86_400_000),
+            "registered_at",
+            id="registered-at-not-the-logged-time",
+        ),
+        pytest.param(
+            lambda d: (setattr(d.history[0], "superseded_by", "DOC-3"),
+                       setattr(d, "superseded_by", "DOC-3")),
+            "what no registration logs",
+            id="superseded-by-on-the-registration",
+        ),
+        pytest.param(
+            lambda d: setattr(d.history[0], "reason_text", "withdrawn"),
+            "what no registration logs",
+            id="reason-on-the-registration",
+        ),
+        pytest.param(
+            lambda d: setattr(d.history[1], "leaf_index", 0),
+            "log order",
+            id="changes-out-of-log-order",
+        ),
+    ],
+)
+def test_what_no_leaf_of_the_document_records_is_refused(
+    registry: _FakeRegistry, lie: Callable[[pb.Document], object], message: str
+) -> None:
+    # Fields the shown document carries beside its leaves: a registry could set them at will,
+    # and the verify portal shows them as proven.
+    shown = _shown(registry, "DOC-2")
+    lie(shown)
+    with pytest.raises(LogVerificationError, match=message):
+        _client(registry).verify_document(shown)
+
+
+def test_superseded_by_comes_from_the_supersession_only() -> None:
+    registry = _FakeRegistry([_document(1), _document(2, revoked=True), _document(3)])
+    revoked_with_a_successor = _shown(registry, "DOC-2")
+    revoked_with_a_successor.history[1].superseded_by = "DOC-3"
+    revoked_with_a_successor.superseded_by = "DOC-3"
+    with pytest.raises(LogVerificationError, match="only a supersession"):
+        _client(registry).verify_document(revoked_with_a_successor)
+    superseded = _superseded(registry, "DOC-1", by="DOC-3")
+    superseded.superseded_by = "DOC-2"  # not the one its SUPERSEDED change names
+    with pytest.raises(LogVerificationError, match="superseded_by"):
+        _client(registry).verify_document(superseded)
+
+
+def test_an_answer_about_another_document_is_refused(registry: _FakeRegistry) -> None:
+    # Asked for DOC-2 (revoked), the registry shows DOC-1 (registered), a genuine entry whose
+    # proofs all verify: only the question tells it is the wrong answer.
+    registry.GetDocument = lambda request, **_: pb.GetDocumentResponse(  # type: ignore[method-assign]
+        document=registry.documents["DOC-1"])
+    with pytest.raises(LogVerificationError, match="another document"):
+        _client(registry).verify_document("DOC-2")
+
+
+def test_a_lookup_answered_with_another_digests_document_is_refused(
+    registry: _FakeRegistry,
+) -> None:
+    registry.LookupByHash = lambda request, **_: pb.LookupByHashResponse(  # type: ignore[attr-defined]
+        documents=[registry.documents["DOC-1"]])
+    client = _client(registry)
+    assert client.lookup_by_hash(bytes([1]) * 32)[0].document_id == "DOC-1"
+    with pytest.raises(LogVerificationError, match="another digest"):
+        client.lookup_by_hash(bytes([0xEE]) * 32)
+
+
+def test_an_empty_tree_head_with_another_root_is_refused(registry: _FakeRegistry) -> None:
+    # RFC 9162 2.1.1: the hash of an empty list is SHA-256 of the empty string; a signed head of
+    # size 0 with any other root is no head of this log's (and no consistency proof checks it).
+    head = registry.signed_head(0)
+    head.root_hash = bytes(32)
+    head.signature = merkle.sign_tree_head(
+        merkle.TreeHead(0, bytes(32), T0_MS + 5000), LOG_KEY
+    ).signature
+    registry.GetSignedTreeHead = lambda request, **_: pb.GetSignedTreeHeadResponse(  # type: ignore[method-assign]
+        tree_head=head)
+    with pytest.raises(LogVerificationError, match="empty tree"):
+        _client(registry).get_signed_tree_head()

@@ -501,3 +501,18 @@ def test_an_unreachable_registry_makes_a_well_signed_document_cannot_tell(
     page = upload(client, lang="en")
     assert 'data-verdict="indeterminate"' in page.text
     assert "the registry cannot be asked right now" in page.text
+
+
+def test_the_qr_link_page_of_an_answer_about_another_document_shows_only_the_failed_check(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    # The registry answered for another document (the client refused it): nothing of that
+    # answer is shown, only that the registry's answer did not check out.
+    services.documents["DOC-01TEST"] = RegistryFinding(
+        RegistryStatus.UNAVAILABLE, proof=ProofCheck.FAILED, proof_detail="another document"
+    )
+    page = client.get("/d/DOC-01TEST?lang=en")
+    assert page.status_code == 200
+    assert "proof-failed" in page.text
+    assert "registry-unavailable" in page.text
+    assert "registered_hash" not in page.text and "ab" * 32 not in page.text

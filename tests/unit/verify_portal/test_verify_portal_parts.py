@@ -15,9 +15,15 @@ import pytest
 from egov.registry.v1 import registry_pb2
 from egov.signing.v1 import signing_pb2
 from egov.type.v1 import crypto_pb2, party_pb2
+from egov_clients.registry import LogVerificationError
 from egov_testing.fake_registry import RegistryWithEntries
 from egov_verify_portal.adapters import peers
-from egov_verify_portal.domain.report import RegistryFinding, RegistryStatus, Verdict
+from egov_verify_portal.domain.report import (
+    ProofCheck,
+    RegistryFinding,
+    RegistryStatus,
+    Verdict,
+)
 from egov_verify_portal.domain.services import DocumentRejected, PeerUnavailable, RejectionReason
 from egov_verify_portal.domain.summary_pdf import render_summary
 from egov_verify_portal.i18n import Translator
@@ -436,3 +442,28 @@ def test_settings_name_the_variable_that_is_wrong(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SettingsError) as bad:
         load_settings(VerifyPortalSettings, "VERIFY_PORTAL")
     assert bad.value.variable == "EGOV_VERIFY_PORTAL_REPORT_SEAL_KEY"
+
+
+class RegistryAnsweringAnotherQuestion:
+    """A registry whose answers the client refuses (about another digest or document)."""
+
+    def lookup_by_hash(self, sha256: bytes) -> list[registry_pb2.Document]:
+        raise LogVerificationError("the registry answered with a document of another digest")
+
+    def get_document(self, document_id: str) -> registry_pb2.Document:
+        raise LogVerificationError("the registry answered with another document")
+
+
+def test_a_registry_answer_about_another_document_shows_nothing_of_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(peers, "RegistryClient", lambda *a, **k: RegistryAnsweringAnotherQuestion())
+    with grpc.insecure_channel("localhost:1") as unused:
+        services = peers.GrpcTrustServices(unused, unused, timeout=1.0)
+        by_hash = services._registry_for_hash(b"\x00" * 32)
+        by_id = services.registry_entry("DOC-2")
+    for finding in (by_hash, by_id):
+        assert finding.entry is None
+        assert finding.status is RegistryStatus.UNAVAILABLE  # a verdict of VALID is not reached
+        assert finding.proof is ProofCheck.FAILED
+        assert "another" in finding.proof_detail

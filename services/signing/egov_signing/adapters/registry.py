@@ -11,7 +11,7 @@ import grpc
 from egov.registry.v1 import registry_pb2 as pb
 from egov.signing.v1 import signing_pb2
 from egov_clients.registration_rules import epoch_ms
-from egov_clients.registry import RegistryClient, deciding_entry
+from egov_clients.registry import LogVerificationError, RegistryClient, deciding_entry
 from egov_common.errors import EgovError, FieldViolation, Unavailable
 
 from ..domain.ports import Party, RegistrationSpec, ReservedDocumentId
@@ -153,6 +153,10 @@ class RegistryLookup:
             documents = client.lookup_by_hash(sha256)
         except EgovError as err:
             return RegistryCheckResult(RegistryStatus.NOT_CHECKED, problem=err.reason)
+        except LogVerificationError as err:  # an answer about another digest
+            return RegistryCheckResult(
+                RegistryStatus.NOT_CHECKED, problem=f"registry answer refused: {err}"
+            )
         except Exception as err:
             return RegistryCheckResult(RegistryStatus.NOT_CHECKED, problem=type(err).__name__)
         if not documents:

@@ -19,7 +19,7 @@ import grpc
 from egov.registry.v1 import registry_pb2
 from egov.signing.v1 import signing_pb2, signing_pb2_grpc
 from egov.type.v1 import crypto_pb2, party_pb2
-from egov_clients.registry import RegistryClient, deciding_entry
+from egov_clients.registry import LogVerificationError, RegistryClient, deciding_entry
 from egov_common.clock import Clock, SystemClock
 from egov_common.errors import Code, EgovError
 from egov_common.logging import mask_identifier
@@ -27,6 +27,7 @@ from egov_common.status import from_rpc_error
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ..domain.report import (
+    ProofCheck,
     RegistryEntry,
     RegistryFinding,
     RegistryStatus,
@@ -99,6 +100,8 @@ class GrpcTrustServices:
             if error.code in (Code.NOT_FOUND, Code.INVALID_ARGUMENT):
                 raise DocumentNotFound(document_id) from None
             raise PeerUnavailable(f"registry: {error}") from None
+        except LogVerificationError as error:  # the answer was about another document
+            return _refused_answer(error)
         return self._finding(document)
 
     def peers_ready(self) -> dict[str, bool]:
@@ -115,6 +118,8 @@ class GrpcTrustServices:
         except EgovError as error:
             log.warning("registry lookup failed: %s", error)
             return RegistryFinding(status=RegistryStatus.UNAVAILABLE)
+        except LogVerificationError as error:  # the answer was about another digest
+            return _refused_answer(error)
         if not documents:
             return RegistryFinding(status=RegistryStatus.NOT_REGISTERED)
         return self._finding(deciding_entry(documents))
@@ -129,6 +134,15 @@ class GrpcTrustServices:
             proof_detail=check.detail,
             tree_size=check.tree_size,
         )
+
+
+def _refused_answer(error: LogVerificationError) -> RegistryFinding:
+    """The registry answered another question than the one asked: nothing of it is shown,
+    and the log check is FAILED, as for an answer whose proof does not verify."""
+    log.warning("registry answer refused: %s", error)
+    return RegistryFinding(
+        status=RegistryStatus.UNAVAILABLE, proof=ProofCheck.FAILED, proof_detail=str(error)
+    )
 
 
 def _verify_requests(pdf: bytes, language: str) -> Iterator[signing_pb2.VerifyDocumentRequest]:
