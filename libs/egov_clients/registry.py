@@ -212,6 +212,26 @@ def document_log_entries(document: pb.Document) -> list[tuple[int, merkle.LogEnt
     return entries
 
 
+_EVENT_TYPES = {
+    pb.LOG_EVENT_TYPE_REGISTERED: merkle.LogEventType.REGISTERED,
+    pb.LOG_EVENT_TYPE_REVOKED: merkle.LogEventType.REVOKED,
+    pb.LOG_EVENT_TYPE_SUPERSEDED: merkle.LogEventType.SUPERSEDED,
+}
+
+
+def _check_labels(entry: pb.LogEntry) -> None:
+    """``entry``'s document id and event type are what its leaf records."""
+    try:
+        leaf = merkle.LogEntry.decode(entry.leaf_data)
+    except ValueError as exc:
+        raise LogVerificationError(f"leaf {entry.leaf_index} is no log entry: {exc}") from None
+    event = _EVENT_TYPES.get(entry.event_type)
+    if (entry.document_id, event) != (leaf.document_id, leaf.event_type):
+        raise LogVerificationError(
+            f"leaf {entry.leaf_index} is labelled with what it does not record"
+        )
+
+
 class RegistryClient:
     """Registry calls with deadlines, safe retries and client-side log verification.
 
@@ -221,6 +241,10 @@ class RegistryClient:
     ``log_key``: the registry's tree-head public key (PEM, DER or key object), pinned out of
     band; when None, the key from ``GetLogInfo`` is trusted on first use (development only).
     ``token``: bearer token for issuer calls. ``deadline``: seconds per call.
+    ``max_head_age``: seconds; a document's status is proven only against a tree head signed
+    at most this long ago, so that a stale head replayed from before a revocation is refused
+    (None: no limit). ``clock_skew``: seconds the registry's clock may be ahead of ours, or
+    a later head's behind an earlier one's. ``clock``: now, in seconds since the epoch.
     """
 
     def __init__(
@@ -233,7 +257,13 @@ class RegistryClient:
         max_attempts: int = 6,
         backoff: float = 0.05,
         sleep: Callable[[float], None] = time.sleep,
+        max_head_age: float | None = 300.0,
+        clock_skew: float = 60.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._max_head_age_ms = None if max_head_age is None else int(max_head_age * 1000)
+        self._skew_ms = int(clock_skew * 1000)
+        self._clock = clock
         self._owns_channel = isinstance(channel, str)
         self._channel = (
             grpc.insecure_channel(channel, options=[("grpc.use_local_subchannel_pool", 1)])
@@ -436,6 +466,8 @@ class RegistryClient:
         tree_head = tree_head_from_proto(head)
         if tree_head.tree_size == 0 and tree_head.root_hash != merkle.empty_root():
             raise LogVerificationError("an empty tree's root must be SHA-256 of nothing")
+        if tree_head.timestamp_ms > self._now_ms() + self._skew_ms:
+            raise LogVerificationError("the tree head is dated in the future")
         key = self._key()
         if head.log_id and head.log_id != merkle.log_id(key):
             raise LogVerificationError("the tree head names another log")
@@ -464,6 +496,10 @@ class RegistryClient:
                     raise LogVerificationError("two signed roots for one tree size: the log forked")
             else:
                 old, new = sorted((trusted, head), key=lambda h: h.tree_size)
+                # RFC 6962 3.5: a larger tree is never older (the registry signs a head of an
+                # earlier size with the time that size was reached).
+                if old.timestamp_ms > new.timestamp_ms + self._skew_ms:
+                    raise LogVerificationError("a larger tree head is dated before a smaller one")
                 if old.tree_size > 0:
                     self._check_consistency(old, new)
             with self._head_lock:
@@ -488,12 +524,30 @@ class RegistryClient:
         except merkle.MerkleProofError as exc:
             raise LogVerificationError(f"the log was rewritten: {exc}") from None
 
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
     def get_signed_tree_head(self) -> merkle.TreeHead:
         """The latest tree head, verified (signature; consistent with earlier heads seen)."""
         reply: pb.GetSignedTreeHeadResponse = self._call(
             self._stub.GetSignedTreeHead, pb.GetSignedTreeHeadRequest(), retry=True
         )
         return self._checked_head(reply.tree_head)
+
+    def current_tree_head(self) -> merkle.TreeHead:
+        """The tree head to prove a status against: the latest, verified and no older than
+        ``max_head_age``, or the larger head this client trusted already (a registry that
+        answers with a head from before one it showed earlier hides nothing that way)."""
+        head = self.get_signed_tree_head()
+        age_ms = self._now_ms() - head.timestamp_ms
+        if self._max_head_age_ms is not None and age_ms > self._max_head_age_ms:
+            raise LogVerificationError(
+                f"the registry's latest tree head is {age_ms // 1000} s old: a stale head "
+                "may be from before a revocation (or this machine's clock is wrong)"
+            )
+        with self._head_lock:
+            trusted = self._trusted_head
+        return trusted if trusted is not None and trusted.tree_size > head.tree_size else head
 
     def verify_consistency(self, old: merkle.TreeHead, new: merkle.TreeHead) -> None:
         """Check that ``new`` extends ``old`` (both must carry valid signatures)."""
@@ -544,13 +598,16 @@ class RegistryClient:
         """What an auditor does: download every entry and recompute the signed root.
 
         Raises :class:`LogVerificationError` when the entries do not hash to the signed head,
-        when an index is missing or repeated, or (as every head does) when the head is not
-        consistent with the newest head this client verified before.
+        when an index is missing or repeated, when an entry is labelled with another document
+        or event than its leaf records (or its leaf is no log entry), or (as every head does)
+        when the head is not consistent with the newest head this client verified before.
         """
         head = self.get_signed_tree_head()
         entries = self.log_entries(0, head.tree_size)
         if [e.leaf_index for e in entries] != list(range(head.tree_size)):
             raise LogVerificationError("the log's entries are not numbered 0..size-1")
+        for entry in entries:
+            _check_labels(entry)
         nodes: dict[merkle.NodeKey, bytes] = {}
         for entry in entries:
             nodes.update(
@@ -564,12 +621,13 @@ class RegistryClient:
     def verify_document(self, document: str | pb.Document) -> VerifiedDocument:
         """Fetch (if given an id) and prove every status change of a document.
 
-        Raises :class:`LogVerificationError` when any leaf, proof, signature or consistency
-        check fails, and ``EgovError`` (e.g. NOT_FOUND DOCUMENT_NOT_FOUND) from the server.
+        Raises :class:`LogVerificationError` when any leaf, proof, signature, consistency or
+        freshness check fails (:meth:`current_tree_head`), and ``EgovError`` (e.g. NOT_FOUND
+        DOCUMENT_NOT_FOUND) from the server.
         """
         shown = self.get_document(document) if isinstance(document, str) else document
         entries = document_log_entries(shown)
-        head = self.get_signed_tree_head()
+        head = self.current_tree_head()
         for leaf_index, entry in entries:
             if not 0 <= leaf_index < head.tree_size:
                 raise LogVerificationError(f"leaf {leaf_index} is beyond the signed tree")

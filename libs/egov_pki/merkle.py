@@ -467,6 +467,52 @@ class LogEntry:
     def leaf_hash(self) -> bytes:
         return leaf_hash(self.encode())
 
+    @classmethod
+    def decode(cls, data: bytes) -> LogEntry:
+        """The entry :meth:`encode` made ``data`` of. ``ValueError`` for anything else: another
+        version, a field cut short, an unknown event type, text that is not UTF-8, or bytes
+        left over (each leaf has exactly one reading)."""
+        reader = _Reader(data)
+        if reader.take(1) != _ENTRY_VERSION:
+            raise ValueError("not a version 1 log entry")
+        document_id, issuer, event_type, status = (reader.text() for _ in range(4))
+        sha256 = reader.field()
+        (timestamp_ms,) = struct.unpack(">Q", reader.take(8))
+        related, reason = reader.text(), reader.text()
+        details = reader.field()
+        if not reader.done():
+            raise ValueError("bytes after the log entry")
+        entry = cls(document_id, sha256, issuer, LogEventType(event_type), status, timestamp_ms,
+                    related, reason, details)
+        if entry.encode() != data:  # pragma: no cover - the layout has one reading
+            raise ValueError("the log entry does not encode back to itself")
+        return entry
+
+
+class _Reader:
+    """Reads :meth:`LogEntry.encode`'s layout, refusing to read beyond its end."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._at = 0
+
+    def take(self, n: int) -> bytes:
+        if self._at + n > len(self._data):
+            raise ValueError("the log entry is cut short")
+        chunk = self._data[self._at : self._at + n]
+        self._at += n
+        return chunk
+
+    def field(self) -> bytes:
+        (length,) = struct.unpack(">H", self.take(2))
+        return self.take(length)
+
+    def text(self) -> str:
+        return self.field().decode("utf-8")  # UnicodeDecodeError is a ValueError
+
+    def done(self) -> bool:
+        return self._at == len(self._data)
+
 
 def document_details_sha256(
     *,

@@ -108,6 +108,15 @@ class _FakeRegistry:
             ),
         )
 
+    def GetLogEntries(self, request: pb.GetLogEntriesRequest, **_: Any) -> pb.GetLogEntriesResponse:
+        entries = []
+        for index in range(request.start, min(request.end, len(self.leaves))):
+            leaf = merkle.LogEntry.decode(self.leaves[index])
+            event = pb.LogEventType.Value(f"LOG_EVENT_TYPE_{leaf.event_type.value}")
+            entries.append(pb.LogEntry(leaf_index=index, event_type=event,
+                                       leaf_data=self.leaves[index], document_id=leaf.document_id))
+        return pb.GetLogEntriesResponse(entries=entries)
+
     def GetConsistencyProof(
         self, request: pb.GetConsistencyProofRequest, **_: Any
     ) -> pb.GetConsistencyProofResponse:
@@ -117,9 +126,17 @@ class _FakeRegistry:
         return pb.GetConsistencyProofResponse(proof=proof)
 
 
-def _client(registry: _FakeRegistry) -> RegistryClient:
+#: The relying party's clock: a minute after the fake registry signed its heads.
+NOW_MS = T0_MS + 65_000
+
+
+def _client(registry: _FakeRegistry, *, now_ms: int = NOW_MS) -> RegistryClient:
     client = RegistryClient(
-        "127.0.0.1:1", log_key=LOG_KEY.public_key(), max_attempts=1, sleep=lambda _: None
+        "127.0.0.1:1",
+        log_key=LOG_KEY.public_key(),
+        max_attempts=1,
+        sleep=lambda _: None,
+        clock=lambda: now_ms / 1000,
     )
     client._stub = registry  # type: ignore[assignment]
     return client
@@ -349,3 +366,82 @@ def test_an_empty_tree_head_with_another_root_is_refused(registry: _FakeRegistry
         tree_head=head)
     with pytest.raises(LogVerificationError, match="empty tree"):
         _client(registry).get_signed_tree_head()
+
+
+def _serve_head(registry: _FakeRegistry, size: int, timestamp_ms: int) -> None:
+    registry.GetSignedTreeHead = lambda request, **_: pb.GetSignedTreeHeadResponse(  # type: ignore[method-assign]
+        tree_head=registry.signed_head(size, timestamp_ms=timestamp_ms))
+
+
+def test_a_stale_tree_head_proves_no_status(registry: _FakeRegistry) -> None:
+    # Captured before DOC-2's revocation and replayed: the head of 2 leaves and the document
+    # as it was. Every signature and proof is genuine; only the head's age gives it away.
+    before = _shown(registry, "DOC-2")
+    before.status = pb.DOCUMENT_STATUS_REGISTERED
+    del before.history[1]
+    _serve_head(registry, 2, T0_MS)
+    with pytest.raises(LogVerificationError, match="s old"):
+        _client(registry, now_ms=T0_MS + 301_000).verify_document(before)
+    assert _client(registry, now_ms=T0_MS + 299_000).verify_document(before)  # within 5 min
+
+
+def test_a_tree_head_dated_in_the_future_is_refused(registry: _FakeRegistry) -> None:
+    _serve_head(registry, 4, NOW_MS + 61_000)  # beyond a minute of clock skew
+    with pytest.raises(LogVerificationError, match="future"):
+        _client(registry).get_signed_tree_head()
+
+
+def test_a_larger_tree_dated_before_a_smaller_one_is_refused(registry: _FakeRegistry) -> None:
+    # An earlier size signed with a later date than the current tree: the pair a registry
+    # would need to pass a pre-revocation view off as fresh.
+    client = _client(registry)
+    _serve_head(registry, 4, T0_MS)
+    client.get_signed_tree_head()
+    _serve_head(registry, 2, T0_MS + 61_000)
+    with pytest.raises(LogVerificationError, match="dated before"):
+        client.get_signed_tree_head()
+
+
+def test_a_status_is_proven_in_the_largest_tree_the_client_trusts(
+    registry: _FakeRegistry,
+) -> None:
+    client = _client(registry)
+    client.verify_document("DOC-3")  # the client trusts the head of 4 leaves
+    _serve_head(registry, 2, T0_MS + 1000)  # then the registry answers with an earlier one
+    asked: list[int] = []
+    genuine = registry.GetInclusionProof
+
+    def recorded(request: pb.GetInclusionProofRequest, **_: Any) -> pb.GetInclusionProofResponse:
+        asked.append(request.tree_size)
+        return genuine(request)
+
+    registry.GetInclusionProof = recorded  # type: ignore[method-assign]
+    verified = client.verify_document("DOC-1")
+    assert verified.tree_head.tree_size == 4 and asked == [4]
+
+
+def test_an_audit_refuses_entries_labelled_with_what_their_leaf_does_not_record(
+    registry: _FakeRegistry,
+) -> None:
+    head, entries = _client(registry).audit_log()
+    assert head.tree_size == len(entries) == 4
+    genuine = registry.GetLogEntries
+
+    def mislabelled(request: pb.GetLogEntriesRequest, **_: Any) -> pb.GetLogEntriesResponse:
+        reply = genuine(request)
+        reply.entries[2].document_id = "DOC-999"  # DOC-2's revocation, shown as another's
+        return reply
+
+    registry.GetLogEntries = mislabelled  # type: ignore[method-assign]
+    with pytest.raises(LogVerificationError, match="leaf 2 is labelled"):
+        _client(registry).audit_log()
+
+
+def test_a_leaf_has_exactly_one_reading(registry: _FakeRegistry) -> None:
+    for leaf in registry.leaves:
+        assert merkle.LogEntry.decode(leaf).encode() == leaf
+    leaf = registry.leaves[2]
+    assert merkle.LogEntry.decode(leaf).event_type is merkle.LogEventType.REVOKED
+    for broken in (leaf + b"\x00", leaf[:-1], b"\x02" + leaf[1:], b""):
+        with pytest.raises(ValueError):
+            merkle.LogEntry.decode(broken)

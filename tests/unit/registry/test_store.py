@@ -229,3 +229,24 @@ def test_unreachable_database_is_unavailable_so_clients_retry() -> None:
         assert write.value.reason == "STORAGE_BUSY"
     finally:
         store.close()
+
+
+def test_a_head_of_an_earlier_size_is_dated_when_that_size_was_reached(
+    store: RegistryStore, clock: FixedClock
+) -> None:
+    # Dated now, an earlier head would pass for the current one and hide what came after it
+    # (a revocation) from a relying party that checks a head's age.
+    _register(store, ISSUER, _registration(1))
+    first_ms = int(clock.now().timestamp() * 1000)
+    clock.advance(3600)
+    _register(store, ISSUER, _registration(2))
+    clock.advance(3600)
+    now_ms = int(clock.now().timestamp() * 1000)
+    assert store.signed_tree_head().timestamp_ms == now_ms
+    assert store.signed_tree_head(1).timestamp_ms == first_ms
+    _, _, head = store.inclusion_proof(leaf_index=0, tree_size=1)
+    assert (head.tree_size, head.timestamp_ms) == (1, first_ms)
+    _, head = store.consistency_proof(1, 1)
+    assert head.timestamp_ms == first_ms
+    _, head = store.consistency_proof(1, 2)
+    assert head.timestamp_ms == now_ms

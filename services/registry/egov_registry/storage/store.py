@@ -966,8 +966,23 @@ class RegistryStore:
         current = self.tree_size()
         size = self._check_size(tree_size or current, current, "tree_size", allow_zero=True)
         with self._reader() as conn:
-            root = self._root(conn, size)
-        return merkle.sign_tree_head(merkle.TreeHead(size, root, self._now_ms()), self._log_key)
+            return self._signed_head(conn, size, current)
+
+    def _signed_head(self, conn: Connection, size: int, current: int) -> merkle.TreeHead:
+        """The head of the first ``size`` leaves, dated now if that is the whole tree, else
+        when its last leaf was appended: a head of an earlier size dated now would look as
+        fresh as the current one to a relying party, and hide every change since (RFC 6962
+        3.5 has a head's timestamp no older than its leaves, and heads grow in time)."""
+        root = self._root(conn, size)
+        if size == current:
+            when = self._now_ms()
+        else:
+            when = int(
+                conn.execute(
+                    sa.select(_LEAVES.c.appended_at_ms).where(_LEAVES.c.leaf_index == size - 1)
+                ).scalar_one()
+            )
+        return merkle.sign_tree_head(merkle.TreeHead(size, root, when), self._log_key)
 
     @staticmethod
     def _root(conn: Connection, size: int) -> bytes:
@@ -1021,8 +1036,7 @@ class RegistryStore:
                 )
             entry = self._entries(conn, leaf_index, leaf_index + 1)[0]
             path = merkle.inclusion_proof(leaf_index, size, lambda k: _fetch_nodes(conn, k))
-            root = self._root(conn, size)
-        head = merkle.sign_tree_head(merkle.TreeHead(size, root, self._now_ms()), self._log_key)
+            head = self._signed_head(conn, size, current)
         return entry, path, head
 
     def consistency_proof(
@@ -1033,8 +1047,7 @@ class RegistryStore:
         first = self._check_size(first_size, second, "first_tree_size")
         with self._reader() as conn:
             proof = merkle.consistency_proof(first, second, lambda k: _fetch_nodes(conn, k))
-            root = self._root(conn, second)
-        head = merkle.sign_tree_head(merkle.TreeHead(second, root, self._now_ms()), self._log_key)
+            head = self._signed_head(conn, second, current)
         return proof, head
 
     def log_entries(self, start: int, end: int) -> list[LoggedEntry]:
