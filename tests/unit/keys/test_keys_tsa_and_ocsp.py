@@ -4,6 +4,7 @@ protocol response, never an exception."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from asn1crypto import cms, core, tsp
@@ -49,6 +50,32 @@ def test_token_echoes_nonce_and_policy_with_unique_serials(keys):
     assert tst["nonce"].native == 424242
     assert tst["policy"].dotted == keys.trust.tsa_policy_oid
     assert tst["message_imprint"]["hashed_message"].native == hashlib.sha256(b"x").digest()
+
+
+def test_every_token_is_audited_with_what_it_stamped_before_it_is_given(keys, monkeypatch):
+    digest = hashlib.sha256(b"contract").digest()
+    answer = keys.trust.timestamp(timestamp_request(digest, nonce=7))
+    tst = tsp.TimeStampResp.load(answer.der)["time_stamp_token"]["content"][
+        "encap_content_info"
+    ]["content"].parsed
+    [record] = [r for r in keys.repository.audit_records() if r.action == "timestamp.issue"]
+    details = json.loads(record.details_json)
+    assert int(details["serial"], 16) == tst["serial_number"].native == answer.serial
+    assert details["imprint"] == digest.hex() and details["imprint_algorithm"] == "sha256"
+    assert details["policy"] == tst["policy"].dotted
+    assert details["gen_time"] == tst["gen_time"].native.strftime("%Y%m%d%H%M%SZ")
+    assert (record.actor, record.outcome) == ("tsa", "success")
+    # A rejected request stamps nothing, so leaves no record.
+    keys.trust.timestamp(timestamp_request(b"\x00" * 31))
+    assert len([r for r in keys.repository.audit_records() if r.action == "timestamp.issue"]) == 1
+
+    def audit_down(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keys.repository, "append_audit", audit_down)
+    refused = keys.trust.timestamp(timestamp_request(digest))
+    assert not refused.granted
+    assert status_of(refused.der) == ("rejection", {"system_failure"})
 
 
 def test_bad_timestamp_requests_are_rejected_with_rfc_3161_failure_info(keys):

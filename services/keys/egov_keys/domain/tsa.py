@@ -27,10 +27,16 @@ _IMPRINT_ALGORITHMS = {"sha256": 32, "sha384": 48, "sha512": 64}
 
 
 class TimeStampAnswer:
-    def __init__(self, der: bytes, granted: bool, serial: int | None) -> None:
+    """A TimeStampResp; for a granted one, ``record`` is what the TSA keeps of the token
+    (serial, time, imprint, policy: RFC 3161 2.4.2's TSTInfo without the nonce)."""
+
+    def __init__(
+        self, der: bytes, granted: bool, serial: int | None, record: dict[str, str] | None = None
+    ) -> None:
         self.der = der
         self.granted = granted
         self.serial = serial
+        self.record = record or {}
 
 
 def unavailable(text: str) -> TimeStampAnswer:
@@ -132,7 +138,14 @@ def issue_timestamp(
     )
     content_info = _tlv(0x30, _SIGNED_DATA_OID + _tlv(0xA0, signed_data))
     granted = _tlv(0x30, b"\x02\x01\x00")  # PKIStatusInfo { status granted }
-    return TimeStampAnswer(_tlv(0x30, granted + content_info), True, serial)
+    record = {
+        "serial": f"{serial:x}",
+        "gen_time": gen_time.decode("ascii"),
+        "policy": policy_oid,
+        "imprint_algorithm": algorithm,
+        "imprint": digest.hex(),
+    }
+    return TimeStampAnswer(_tlv(0x30, granted + content_info), True, serial, record)
 
 
 @dataclass(frozen=True, slots=True)
