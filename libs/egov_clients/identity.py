@@ -306,13 +306,17 @@ class IdentityClient:
 
     def grant_representation(self, director_id_token: str, juristic_person: str,
                              representative: str, *, role: str, powers: Sequence[str],
+                             portal_token: str,
                              valid_seconds: int = 86400) -> rep_pb.Representation:
+        """A director's grant, through the portal the director logged in to: ``portal_token``
+        is an access token issued to that portal (its own, or the director's), the client the
+        ID token is for."""
         request = rep_pb.GrantRepresentationRequest(
             juristic_person=party(juristic_person), representative=party(representative),
             role=role, powers=list(powers), grantor_id_token=director_id_token)
         request.valid_until.FromSeconds(int(time.time()) + valid_seconds)
         reply: rep_pb.GrantRepresentationResponse = self.call(
-            self.representation.GrantRepresentation, request)
+            self.representation.GrantRepresentation, request, portal_token)
         return reply.representation
 
 

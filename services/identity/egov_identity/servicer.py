@@ -138,6 +138,13 @@ def _require_scope(*scopes: str) -> None:
                            metadata={"required_scope": scopes[0]})
 
 
+def _caller_client_id() -> str | None:
+    """The OAuth client whose access token authenticated the call (a client's own token or
+    a person's token issued to it); None for an anonymous or service caller."""
+    client_id = current_caller().claims.get("client_id")
+    return client_id if isinstance(client_id, str) and client_id else None
+
+
 def _attributes(p: proofing_pb.PersonAttributes) -> PersonAttributes:
     n = p.names
     return PersonAttributes(n.given_name_th, n.family_name_th, n.given_name_en,
@@ -410,11 +417,12 @@ class RepresentationServicer(rep_grpc.RepresentationServiceServicer):  # type: i
                         if request.HasField("valid_from") else None),
             valid_until=(_seconds(request.valid_until, "valid_until")
                          if request.HasField("valid_until") else 0),
-            grantor_id_token=request.grantor_id_token)
+            grantor_id_token=request.grantor_id_token, caller_client_id=_caller_client_id())
         return rep_pb.GrantRepresentationResponse(representation=representation_to_proto(rep))
 
     def RevokeRepresentation(self, request: Any, context: grpc.ServicerContext) -> Any:
-        rep = self._s.revoke_representation(request.representation_id, request.revoker_id_token)
+        rep = self._s.revoke_representation(request.representation_id, request.revoker_id_token,
+                                            _caller_client_id())
         return rep_pb.RevokeRepresentationResponse(representation=representation_to_proto(rep))
 
     def ListRepresentations(self, request: Any, context: grpc.ServicerContext) -> Any:

@@ -96,7 +96,8 @@ def setup_citizen(identity: RunningIdentity, admin_key: MachineKey, index: int =
         c.register_client(admin, client_id=PORTAL_ID, client_name="Citizen Portal",
                           grant_types=["authorization_code", "refresh_token"],
                           scopes=["openid", "profile", "identifier", "verified_claims",
-                                  "keys:sign"], redirect_uris=[REDIRECT])
+                                  "keys:sign", "identity:representation"],
+                          redirect_uris=[REDIRECT])
     citizen = thai_citizens()[index]
     person_id, code = c.proof_citizen(admin, citizen, target_ial="2.3")
     username = f"citizen{index}"

@@ -45,17 +45,22 @@ def test_director_grant_and_token_exchange(identity: RunningIdentity,
     outsider_tokens = _tokens(identity, admin_key, outsider)
     with pytest.raises(EgovError) as info:
         c.grant_representation(outsider_tokens.id_token, company.identifier,
-                               people[outsider], role="signatory", powers=["sign"])
+                               people[outsider], role="signatory", powers=["sign"],
+                               portal_token=outsider_tokens.access_token)
     assert (info.value.code, info.value.reason) == (Code.PERMISSION_DENIED, "NOT_A_DIRECTOR")
 
     director_tokens = _tokens(identity, admin_key, director)
+    with pytest.raises(EgovError) as info:  # no portal vouches for the call: anyone's could
+        c.grant_representation(director_tokens.id_token, company.identifier, people[outsider],
+                               role="signatory", powers=["sign"], portal_token="")
+    assert (info.value.code, info.value.reason) == (Code.UNAUTHENTICATED, "TOKEN_MISSING")
     grant = c.grant_representation(director_tokens.id_token, company.identifier,
                                    people[outsider], role="authorised-signatory",
-                                   powers=["sign"])
+                                   powers=["sign"], portal_token=director_tokens.access_token)
     assert grant.status == 1  # ACTIVE
 
     acting = c.act_for("biz-portal", biz, outsider_tokens.access_token, company.identifier,
-                       "keys:sign")
+                       "keys:sign identifier")
     token = TokenVerifier(HttpJwks(identity.issuer + "/jwks"), issuer=identity.issuer,
                           audiences=["urn:egov:keys"]).verify(acting)
     assert token.subject == company.identifier

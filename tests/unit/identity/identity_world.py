@@ -126,22 +126,25 @@ class MachineKey:
                           algorithm="ES256", headers={"kid": "k1"})
 
 
-def register_portal(world: World, client_id: str = "portal", **kw: Any) -> m.Client:
+PORTAL_SCOPES = ("openid", "profile", "identifier", "verified_claims", "keys:sign")
+
+
+def register_portal(world: World, client_id: str = "portal",
+                    scopes: tuple[str, ...] = PORTAL_SCOPES, **kw: Any) -> m.Client:
     return world.service.register_client(m.Client(
         client_id=client_id, client_name="Citizen Portal",
         redirect_uris=("https://portal.test/cb",),
         grant_types=(m.GRANT_AUTHORIZATION_CODE, m.GRANT_REFRESH_TOKEN),
-        scopes=("openid", "profile", "identifier", "verified_claims", "keys:sign"),
-        auth_method="none", **kw))
+        scopes=scopes, auth_method="none", **kw))
 
 
 def register_machine(world: World, key: MachineKey, client_id: str = "agency-app",
                      grant_types: tuple[str, ...] = (m.GRANT_CLIENT_CREDENTIALS,),
                      scopes: tuple[str, ...] = ("registry:issue", "keys:seal"),
-                     agency: str = "") -> m.Client:
+                     agency: str = "", **kw: Any) -> m.Client:
     return world.service.register_client(m.Client(
         client_id=client_id, client_name="Agency back office", redirect_uris=(),
         grant_types=grant_types, scopes=scopes, auth_method="private_key_jwt",
-        jwks_json=key.jwks_json, agency=agency))
+        jwks_json=key.jwks_json, agency=agency, **kw))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import jwt
 import pytest
@@ -21,6 +22,7 @@ from egov_pki.tokens import StaticJwks, TokenVerifier
 from identity_world import (
     ISSUER,
     PASSWORD,
+    PORTAL_SCOPES,
     MachineKey,
     World,
     current_totp,
@@ -132,26 +134,29 @@ def test_ciba_for_unknown_person_looks_like_any_other_request(world: World) -> N
 
 # ---------------------------------------------------------------- representation
 
-def _person_tokens(world: World, index: int) -> tuple[str, m.TokenResponse]:
+def _person_tokens(world: World, index: int, client_id: str = "portal"
+                   ) -> tuple[str, m.TokenResponse]:
     import base64
     import hashlib
     import secrets
     src, username, secret = enrol_login(world, index)
     s = world.service
-    session = s.login("portal", username, PASSWORD, current_totp(world, secret))
+    session = s.login(client_id, username, PASSWORD, current_totp(world, secret))
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()
                                          ).rstrip(b"=").decode()
-    auth = s.authorize(login_session_id=session.login_session_id, client_id="portal",
+    auth = s.authorize(login_session_id=session.login_session_id, client_id=client_id,
                        redirect_uri="https://portal.test/cb", scope="openid",
                        code_challenge=challenge, code_challenge_method="S256")
     return src.identifier, s.token(m.TokenRequest(
-        grant_type="authorization_code", client_id="portal", code=auth.code,
+        grant_type="authorization_code", client_id=client_id, code=auth.code,
         redirect_uri="https://portal.test/cb", code_verifier=verifier))
 
 
-def _company_world(world: World):  # type: ignore[no-untyped-def]
-    register_portal(world)
+def _company_world(world: World,  # type: ignore[no-untyped-def]
+                   biz_scopes: tuple[str, ...] = ("keys:sign", "identifier"), **biz: Any):
+    # The portal the directors log in to manages representations for them.
+    register_portal(world, scopes=(*PORTAL_SCOPES, "identity:representation"))
     company = world.population.companies[0]
     thai = [p.identifier for p in world.population.people if p.identifier.startswith("TH-PID")]
     director_index = thai.index(company.directors[0])
@@ -160,17 +165,17 @@ def _company_world(world: World):  # type: ignore[no-untyped-def]
                                            m.JuristicKind.COMPANY, "", "", [])
     key = MachineKey()
     register_machine(world, key, client_id="biz-portal", grant_types=(m.GRANT_TOKEN_EXCHANGE,),
-                     scopes=("keys:sign", "identifier"))
+                     scopes=biz_scopes, **biz)
     return company, director_index, outsider_index, key
 
 
-def _exchange(world: World, key: MachineKey, access_token: str, company: str
-              ) -> m.TokenResponse:
+def _exchange(world: World, key: MachineKey, access_token: str, company: str,
+              scope: str = "keys:sign") -> m.TokenResponse:
     return world.service.token(m.TokenRequest(
         grant_type=m.GRANT_TOKEN_EXCHANGE, client_id="biz-portal",
         client_assertion=key.assertion("biz-portal", now=world.service.now),
         subject_token=access_token, subject_token_type=m.TOKEN_TYPE_ACCESS, act_for=company,
-        scope="keys:sign"))
+        scope=scope))
 
 
 def test_director_grant_lets_the_representative_act_for_the_company(world: World) -> None:
@@ -181,9 +186,11 @@ def test_director_grant_lets_the_representative_act_for_the_company(world: World
     grant = world.service.grant_representation(
         juristic_person=parse_identifier(company.identifier),
         representative=parse_identifier(rep_id), role="authorised-signatory", powers=["sign"],
-        valid_from=None, valid_until=now + 3600, grantor_id_token=director_tokens.id_token)
+        valid_from=None, valid_until=now + 3600, grantor_id_token=director_tokens.id_token,
+        caller_client_id="portal")
     assert grant.status is m.RepresentationStatus.ACTIVE
-    exchanged = _exchange(world, key, rep_tokens.access_token, company.identifier)
+    exchanged = _exchange(world, key, rep_tokens.access_token, company.identifier,
+                          "keys:sign identifier")
     verifier = TokenVerifier(StaticJwks(world.service.keyring.jwks()), issuer=ISSUER,
                              audiences=["urn:egov:keys"], clock=world.service.now)
     token = verifier.verify(exchanged.access_token)
@@ -191,6 +198,10 @@ def test_director_grant_lets_the_representative_act_for_the_company(world: World
     assert token.representation is not None
     assert token.representation.powers == {"sign"}
     assert token.act is not None and token.act["identifier"] == rep_id
+    # The national id only when asked for (the identifier scope), not whenever allowed.
+    plain = verifier.verify(_exchange(world, key, rep_tokens.access_token,
+                                      company.identifier).access_token)
+    assert plain.act is not None and "identifier" not in plain.act
     listed, _ = world.service.list_representations(juristic_person=company.identifier)
     assert [r.representation_id for r in listed] == [grant.representation_id]
 
@@ -203,7 +214,8 @@ def test_non_director_cannot_grant(world: World) -> None:
             juristic_person=parse_identifier(company.identifier),
             representative=parse_identifier(company.directors[1]), role="x", powers=["sign"],
             valid_from=None, valid_until=world.service.now() + 3600,
-            grantor_id_token=outsider_tokens.id_token)
+            grantor_id_token=outsider_tokens.id_token,
+        caller_client_id="portal")
     assert info.value.reason == "NOT_A_DIRECTOR"
 
 
@@ -223,7 +235,8 @@ def test_expired_and_revoked_grants_yield_no_token(world: World) -> None:
     grant = s.grant_representation(
         juristic_person=parse_identifier(company.identifier),
         representative=parse_identifier(rep_id), role="signatory", powers=["sign"],
-        valid_from=None, valid_until=s.now() + 100, grantor_id_token=director_tokens.id_token)
+        valid_from=None, valid_until=s.now() + 100, grantor_id_token=director_tokens.id_token,
+        caller_client_id="portal")
     world.advance(101)
     _, rep_tokens = _person_tokens(world, outsider)
     with pytest.raises(PermissionDenied) as info:
@@ -235,10 +248,11 @@ def test_expired_and_revoked_grants_yield_no_token(world: World) -> None:
     grant2 = s.grant_representation(
         juristic_person=parse_identifier(company.identifier),
         representative=parse_identifier(rep_id), role="signatory", powers=["sign"],
-        valid_from=None, valid_until=s.now() + 3600, grantor_id_token=director_tokens.id_token)
+        valid_from=None, valid_until=s.now() + 3600, grantor_id_token=director_tokens.id_token,
+        caller_client_id="portal")
     acting = _exchange(world, key, rep_tokens.access_token, company.identifier)
     assert s.introspect(s.get_client("biz-portal"), acting.access_token)["active"] is True
-    s.revoke_representation(grant2.representation_id, director_tokens.id_token)
+    s.revoke_representation(grant2.representation_id, director_tokens.id_token, "portal")
     biz_portal = s.get_client("biz-portal")
     assert s.introspect(biz_portal, acting.access_token) == {"active": False}  # at its next check
     with pytest.raises(PermissionDenied) as info:
@@ -254,7 +268,8 @@ def test_grant_without_sign_power_cannot_get_a_signing_token(world: World) -> No
         juristic_person=parse_identifier(company.identifier),
         representative=parse_identifier(rep_id), role="clerk", powers=["register-documents"],
         valid_from=None, valid_until=world.service.now() + 3600,
-        grantor_id_token=director_tokens.id_token)
+        grantor_id_token=director_tokens.id_token,
+        caller_client_id="portal")
     with pytest.raises(PermissionDenied) as info:
         _exchange(world, key, rep_tokens.access_token, company.identifier)
     assert info.value.reason == "POWER_MISSING"
@@ -291,7 +306,8 @@ def test_representations_are_listed_page_by_page(world: World) -> None:
             juristic_person=parse_identifier(company.identifier),
             representative=parse_identifier(rep_id), role=role, powers=["sign"],
             valid_from=None, valid_until=s.now() + 3600,
-            grantor_id_token=director_tokens.id_token)
+            grantor_id_token=director_tokens.id_token,
+        caller_client_id="portal")
     page1, token = s.list_representations(representative=rep_id, page_size=2)
     page2, last = s.list_representations(representative=rep_id, page_size=2, page_token=token)
     assert len(page1) == 2
@@ -312,7 +328,8 @@ def test_token_exchange_refuses_an_audience_its_scopes_do_not_name(world: World)
     s.grant_representation(
         juristic_person=parse_identifier(company.identifier),
         representative=parse_identifier(rep_id), role="signatory", powers=["sign"],
-        valid_from=None, valid_until=s.now() + 3600, grantor_id_token=director_tokens.id_token)
+        valid_from=None, valid_until=s.now() + 3600, grantor_id_token=director_tokens.id_token,
+        caller_client_id="portal")
     for audience in ("portal", "urn:egov:registry"):
         with pytest.raises(InvalidArgument) as info:
             s.token(m.TokenRequest(
@@ -345,7 +362,8 @@ def test_a_grantor_token_whose_audience_is_not_text_is_unauthenticated(
         s.grant_representation(
             juristic_person=parse_identifier(company.identifier),
             representative=parse_identifier(rep_id), role="signatory", powers=["sign"],
-            valid_from=None, valid_until=s.now() + 3600, grantor_id_token=forged)
+            valid_from=None, valid_until=s.now() + 3600, grantor_id_token=forged,
+        caller_client_id="portal")
 
 
 @pytest.mark.parametrize("page_token", ["9" * 30, "-1", "x"])
@@ -372,7 +390,8 @@ def test_token_exchange_acts_under_the_grant_that_has_the_power_asked_for(world:
             juristic_person=parse_identifier(company.identifier),
             representative=parse_identifier(rep_id), role=role, powers=powers,
             valid_from=None, valid_until=s.now() + 3600,
-            grantor_id_token=director_tokens.id_token)
+            grantor_id_token=director_tokens.id_token,
+        caller_client_id="portal")
     exchanged = s.token(m.TokenRequest(
         grant_type=m.GRANT_TOKEN_EXCHANGE, client_id="biz-portal",
         client_assertion=key.assertion("biz-portal", now=s.now),
@@ -383,3 +402,79 @@ def test_token_exchange_acts_under_the_grant_that_has_the_power_asked_for(world:
     claims = verifier.verify(exchanged.access_token).claims
     assert claims["representation"]["role"] == "signatory"
     assert claims["representation"]["powers"] == ["sign"]
+
+
+def _grant(world: World, company: str, representative: str, director_id_token: str,
+           powers: list[str], caller_client_id: str | None = "portal") -> m.Representation:
+    s = world.service
+    return s.grant_representation(
+        juristic_person=parse_identifier(company), representative=parse_identifier(representative),
+        role="staff", powers=powers, valid_from=None, valid_until=s.now() + 3600,
+        grantor_id_token=director_id_token, caller_client_id=caller_client_id)
+
+
+def test_a_directors_id_token_grants_only_through_the_portal_it_was_issued_to(
+        world: World) -> None:
+    # Any relying party the director logged in to holds an ID token of theirs; with it, it must
+    # not make anyone a signatory of the company.
+    company, director, outsider, _ = _company_world(world)
+    register_portal(world, client_id="unrelated-rp")  # a relying party, not for representation
+    s = world.service
+    rep_id, _ = _person_tokens(world, outsider)
+    _, at_portal = _person_tokens(world, director)
+    _, elsewhere = _person_tokens(world, director, "unrelated-rp")
+    refusals = [
+        (elsewhere.id_token, None, Unauthenticated, "TOKEN_MISSING"),
+        (elsewhere.id_token, "unrelated-rp", PermissionDenied, "CLIENT_NOT_ALLOWED"),
+        (elsewhere.id_token, "portal", Unauthenticated, "TOKEN_AUDIENCE_MISMATCH"),
+        # the portal's access token of the director is no ID token (nor meant for the portal)
+        (at_portal.access_token, "portal", Unauthenticated, "TOKEN_AUDIENCE_MISMATCH"),
+    ]
+    for id_token, caller, error, reason in refusals:
+        with pytest.raises(error) as info:
+            _grant(world, company.identifier, rep_id, id_token, ["sign"], caller)
+        assert info.value.reason == reason, (caller, reason)
+    grant = _grant(world, company.identifier, rep_id, at_portal.id_token, ["sign"])
+    with pytest.raises(Unauthenticated) as info:
+        s.revoke_representation(grant.representation_id, elsewhere.id_token, "portal")
+    assert info.value.reason == "TOKEN_AUDIENCE_MISMATCH"
+    assert s.representation(grant.representation_id).status is m.RepresentationStatus.ACTIVE
+
+
+@pytest.mark.parametrize(("powers", "scope", "refused"), [
+    (["register-documents"], "keys:seal", "seal"),
+    (["sign"], "registry:issue", "register-documents"),
+    (["seal"], "keys:sign", "sign"),
+    (["sign", "seal"], "keys:sign keys:seal", None),
+])
+def test_each_scope_needs_its_power_in_the_grant(world: World, powers: list[str], scope: str,
+                                                 refused: str | None) -> None:
+    company, director, outsider, key = _company_world(
+        world, ("keys:sign", "keys:seal", "registry:issue"))
+    _, director_tokens = _person_tokens(world, director)
+    rep_id, rep_tokens = _person_tokens(world, outsider)
+    _grant(world, company.identifier, rep_id, director_tokens.id_token, powers)
+    if refused is None:
+        assert _exchange(world, key, rep_tokens.access_token, company.identifier, scope)
+        return
+    with pytest.raises(PermissionDenied) as info:
+        _exchange(world, key, rep_tokens.access_token, company.identifier, scope)
+    assert info.value.reason == "POWER_MISSING" and refused in info.value.message
+
+
+def test_a_pairwise_client_sees_the_representative_under_its_own_subject(world: World) -> None:
+    company, director, outsider, key = _company_world(
+        world, ("keys:sign",), subject_type=m.SubjectType.PAIRWISE,
+        sector_identifier="https://biz.example")
+    s = world.service
+    _, director_tokens = _person_tokens(world, director)
+    rep_id, rep_tokens = _person_tokens(world, outsider)
+    _grant(world, company.identifier, rep_id, director_tokens.id_token, ["sign"])
+    exchanged = _exchange(world, key, rep_tokens.access_token, company.identifier)
+    verifier = TokenVerifier(StaticJwks(s.keyring.jwks()), issuer=ISSUER,
+                             audiences=["urn:egov:keys"], clock=s.now)
+    act = verifier.verify(exchanged.access_token).act
+    person_id = s.person_by_identifier(rep_id).person_id  # type: ignore[union-attr]
+    assert act is not None
+    assert act["sub"] == s.subject_for(person_id, s.get_client("biz-portal"))
+    assert act["sub"] != person_id and "identifier" not in act

@@ -222,6 +222,20 @@ def _is_admin_scope(scope: str) -> bool:
     return scope.endswith(":admin")
 
 
+def _powers_for(scopes: Sequence[str]) -> set[str]:
+    """The powers a representation grant must hold for a token with ``scopes``: signing for
+    a ``*:sign`` scope, sealing for a ``*:seal`` scope, registering for a ``registry:`` scope."""
+    needed = set()
+    for scope in scopes:
+        if scope.endswith(":sign"):
+            needed.add("sign")
+        elif scope.endswith(":seal"):
+            needed.add("seal")
+        if scope.startswith("registry:"):
+            needed.add("register-documents")
+    return needed
+
+
 def _audiences_for(scopes: Sequence[str]) -> list[str]:
     out: list[str] = []
     for s in scopes:
@@ -1491,8 +1505,26 @@ class IdentityService:
                                 row["name_en"], tuple(json.loads(row["directors_json"])),
                                 row["registered_at"])
 
-    def _director_from_token(self, id_token: str, juristic: m.JuristicPerson) -> m.Person:
-        verified = self.verify_id_token(id_token)
+    def _director_from_token(self, id_token: str, juristic: m.JuristicPerson,
+                             caller_client_id: str | None) -> m.Person:
+        """The director whose fresh AAL2 ID token ``caller_client_id`` presents. An ID token
+        is for its audience alone (OIDC Core 3.1.3.7): only the client the director logged in
+        to may present it, and only a client registered for representations
+        (``identity:representation`` among its scopes) may manage them at all. Otherwise any
+        relying party the director ever logged in to could grant in the director's name."""
+        if not caller_client_id:
+            raise Unauthenticated("TOKEN_MISSING",
+                                  "the director's portal must call with its access token")
+        try:
+            caller = self.get_client(caller_client_id)
+        except NotFound:
+            raise PermissionDenied("CLIENT_NOT_ALLOWED", "an unknown client") from None
+        if "identity:representation" not in caller.scopes:
+            raise PermissionDenied("CLIENT_NOT_ALLOWED",
+                                   "this client is not registered to manage representations")
+        verified = self.verifier([caller.client_id]).verify(id_token)
+        if verified.token_type == ACCESS_TOKEN_TYPE:
+            raise Unauthenticated("TOKEN_TYPE_MISMATCH", "an ID token is required")
         if (verified.aal or 0) < 2 or (verified.auth_time or 0) < self.now() - 900:
             raise PermissionDenied("ACR_NOT_MET", "a fresh AAL2 login is required")
         person = self._person_of(verified)
@@ -1502,9 +1534,10 @@ class IdentityService:
 
     def grant_representation(self, *, juristic_person: Identifier, representative: Identifier,
                              role: str, powers: Sequence[str], valid_from: float | None,
-                             valid_until: float, grantor_id_token: str) -> m.Representation:
+                             valid_until: float, grantor_id_token: str,
+                             caller_client_id: str | None) -> m.Representation:
         juristic = self.juristic_person(str(juristic_person))
-        grantor = self._director_from_token(grantor_id_token, juristic)
+        grantor = self._director_from_token(grantor_id_token, juristic, caller_client_id)
         _check_length(role, 64, "role")
         if not powers:
             raise InvalidArgument("POWERS_MISSING", "at least one power",
@@ -1549,10 +1582,11 @@ class IdentityService:
             raise NotFound("REPRESENTATION_NOT_FOUND", "no such representation")
         return self._rep_from_row(row)
 
-    def revoke_representation(self, representation_id: str,
-                              revoker_id_token: str) -> m.Representation:
+    def revoke_representation(self, representation_id: str, revoker_id_token: str,
+                              caller_client_id: str | None) -> m.Representation:
         rep = self.representation(representation_id)
-        self._director_from_token(revoker_id_token, self.juristic_person(rep.juristic_person))
+        self._director_from_token(revoker_id_token, self.juristic_person(rep.juristic_person),
+                                  caller_client_id)
         with self.engine.begin() as conn:
             done = conn.execute(t.representations.update().where(
                 t.representations.c.representation_id == representation_id,
@@ -1613,12 +1647,13 @@ class IdentityService:
         if not set(scopes) <= set(client.scopes):
             raise InvalidArgument("INVALID_SCOPE", "scope not allowed for this client")
         _refuse_admin_scopes(scopes, "INVALID_SCOPE")  # the token speaks for a person too
-        # The oldest live grant, or, for a signing scope, the oldest that has the power: a
-        # person may hold several grants for one company, with different powers.
-        if any(s.endswith(":sign") for s in scopes):
-            live = [g for g in live if "sign" in g.powers]
-            if not live:
-                raise PermissionDenied("POWER_MISSING", "no live grant includes 'sign'")
+        # The oldest live grant that holds every power the scopes need: a person may hold
+        # several grants for one company, with different powers.
+        needed = _powers_for(scopes)
+        live = [g for g in live if needed <= set(g.powers)]
+        if not live:
+            raise PermissionDenied(
+                "POWER_MISSING", f"no live grant includes {', '.join(sorted(needed))}")
         grant = live[0]
         audience = _audiences_for(scopes) or [self.config.issuer]
         if request.audience:
@@ -1629,8 +1664,10 @@ class IdentityService:
             audience = [request.audience]
         iat = int(now)
         lifetime = min(self.config.access_token_seconds, max(1, int(grant.valid_until - now)))
-        actor: dict[str, Any] = {"sub": subject_token.subject}
-        if "identifier" in client.scopes:
+        # The person as this client knows them (a pairwise client gets its own subject, not
+        # the one another client's token carried), and the national id only when asked for.
+        actor: dict[str, Any] = {"sub": self.subject_for(person.person_id, client)}
+        if "identifier" in scopes:
             actor["identifier"] = person.identifier
         claims: dict[str, Any] = {
             "iss": self.config.issuer, "sub": juristic.identifier, "aud": audience, "iat": iat,

@@ -95,18 +95,22 @@ class RepresentationServiceServicer:
 
     def GrantRepresentation(self, request, context):
         """A director grants a person a role and powers. The grantor proves themself with a fresh
-        AAL2 ID token. Errors: UNAUTHENTICATED (TOKEN_*), PERMISSION_DENIED (NOT_A_DIRECTOR),
-        NOT_FOUND (JURISTIC_PERSON_NOT_FOUND, PERSON_NOT_FOUND), INVALID_ARGUMENT
-        (POWERS_MISSING, POWER_UNKNOWN, VALIDITY_INVALID).
+        AAL2 ID token, which only the portal it was issued to may present: the call carries an
+        access token of that client (its own or the director's), and the client is registered
+        with scope `identity:representation`. Errors: UNAUTHENTICATED (TOKEN_MISSING, TOKEN_*),
+        PERMISSION_DENIED (CLIENT_NOT_ALLOWED, NOT_A_DIRECTOR, ACR_NOT_MET), NOT_FOUND
+        (JURISTIC_PERSON_NOT_FOUND, PERSON_NOT_FOUND), INVALID_ARGUMENT (POWERS_MISSING,
+        POWER_UNKNOWN, VALIDITY_INVALID).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeRepresentation(self, request, context):
-        """Revokes a grant; tokens exchanged under it stop being accepted at their next check.
-        Errors: NOT_FOUND (REPRESENTATION_NOT_FOUND), PERMISSION_DENIED (NOT_A_DIRECTOR),
-        FAILED_PRECONDITION (REPRESENTATION_REVOKED).
+        """Revokes a grant; tokens exchanged under it stop being accepted at their next check. The
+        director's ID token is presented as for GrantRepresentation. Errors: NOT_FOUND
+        (REPRESENTATION_NOT_FOUND), UNAUTHENTICATED (TOKEN_MISSING, TOKEN_*), PERMISSION_DENIED
+        (CLIENT_NOT_ALLOWED, NOT_A_DIRECTOR), FAILED_PRECONDITION (REPRESENTATION_REVOKED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
