@@ -24,6 +24,7 @@ __all__ = [
     "LIMITS",
     "MAX_TIME_MS",
     "MIN_TIME_MS",
+    "NO_TIME_MS",
     "Limits",
     "check_document_type",
     "check_idempotency_key",
@@ -63,6 +64,11 @@ class Limits:
 
 
 LIMITS = Limits()
+
+
+#: What a registration's fingerprint and its log leaf write for a validity time not given; a
+#: given time of exactly this millisecond would read back as none, so none may be given.
+NO_TIME_MS = -1
 
 
 def invalid(reason: str, field: str, message: str) -> InvalidArgument:
@@ -136,6 +142,12 @@ def check_validity(
     for name, ms in (("valid_from", valid_from_ms), ("valid_until", valid_until_ms)):
         if ms is not None:
             check_time(ms, "VALIDITY_INVALID", prefix + name)
+            if ms == NO_TIME_MS:
+                raise invalid(
+                    "VALIDITY_INVALID",
+                    prefix + name,
+                    "1969-12-31T23:59:59.999Z is reserved: the log encodes 'no time' so",
+                )
     if valid_until_ms is None:
         return
     start = registered_at_ms if valid_from_ms is None else valid_from_ms

@@ -29,6 +29,7 @@ from egov.registry.v1 import registry_pb2 as pb
 from egov.registry.v1 import registry_pb2_grpc
 from egov.type.v1 import party_pb2
 from egov_common.errors import Code, EgovError, error_for_code
+from egov_common.settings import ServiceSettings
 from egov_common.status import from_rpc_error
 from egov_pki import merkle
 from google.protobuf import timestamp_pb2
@@ -232,6 +233,16 @@ def _check_labels(entry: pb.LogEntry) -> None:
         )
 
 
+#: A client's own connection: its own subchannel, and messages as large as the registry sends
+#: (a batch of 500 registrations or a page of 500 documents with full metadata is over gRPC's
+#: default 4 MiB; the registry's limit is ServiceSettings.max_message_bytes).
+_OWN_CHANNEL_OPTIONS = [
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.max_receive_message_length", ServiceSettings.model_fields["max_message_bytes"].default),
+    ("grpc.max_send_message_length", ServiceSettings.model_fields["max_message_bytes"].default),
+]
+
+
 class RegistryClient:
     """Registry calls with deadlines, safe retries and client-side log verification.
 
@@ -266,7 +277,7 @@ class RegistryClient:
         self._clock = clock
         self._owns_channel = isinstance(channel, str)
         self._channel = (
-            grpc.insecure_channel(channel, options=[("grpc.use_local_subchannel_pool", 1)])
+            grpc.insecure_channel(channel, options=_OWN_CHANNEL_OPTIONS)
             if isinstance(channel, str)
             else channel
         )

@@ -532,7 +532,7 @@ def document_details_sha256(
     parts = [_ENTRY_VERSION, _text(document_type), _text(subject)]
     parts.append(_uint16(len(signer_certificate_sha256)))
     parts.extend(_bytes(fp) for fp in signer_certificate_sha256)
-    until = -1 if valid_until_ms is None else valid_until_ms
+    until = -1 if valid_until_ms is None else valid_until_ms  # registration_rules.NO_TIME_MS
     parts.append(_int64(valid_from_ms) + _int64(until))
     parts.append(_uint16(len(metadata)))
     for key in sorted(metadata):

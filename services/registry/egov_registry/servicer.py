@@ -260,6 +260,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
         if request.HasField("subject"):
             subject = rules.normalise_subject(*_party_string(request.subject))
         issuer = self._issuer(request.issuer) if request.HasField("issuer") else ""
+        if request.document_type:  # PostgreSQL would fail on a NUL; no document has it
+            rules.check_document_type(request.document_type)
         query = DocumentQuery(
             issuer=rules.listing_issuer(self._actor(), issuer),
             document_type=request.document_type,

@@ -191,6 +191,8 @@ def test_bad_list_filters_and_page_tokens_are_refused(clients: dict[str, Registr
     cases = [
         (pb.ListDocumentsRequest(status=99), "STATUS_INVALID"),
         (beyond, "TIME_FILTER_INVALID"),
+        # a NUL no PostgreSQL text holds: refused alike on both backends, not INTERNAL there
+        (pb.ListDocumentsRequest(document_type="permit\x00"), "DOCUMENT_TYPE_INVALID"),
         (pb.ListDocumentsRequest(page_token=_b64(far)), "PAGE_TOKEN_INVALID"),
         (pb.ListDocumentsRequest(page_token=_b64(nested)), "PAGE_TOKEN_INVALID"),
     ]

@@ -306,3 +306,22 @@ def test_demo_story_reserves_registers_proves_and_revokes(
     summary = demo(address, token=ISSUER_TOKEN, issuer=AGENCY)
     assert summary["status_after_revocation"] == "DOCUMENT_STATUS_REVOKED"
     assert summary["tree_size"] == summary["registered_tree_size"] + 1
+
+
+def test_a_full_batch_with_full_metadata_comes_back_to_a_client_of_its_own(
+    clients: dict[str, RegistryClient],
+) -> None:
+    # 500 registrations with 8 KiB of metadata each are within every limit, and their answer
+    # is over gRPC's default 4 MiB: a client that could not receive it would never learn what
+    # was committed, however often it retried.
+    issuer = clients["issuer"]
+    metadata = {f"k{i:02d}": "x" * 250 for i in range(32)}  # 32 x (3 + 250) bytes < 8 KiB
+    requests = [
+        RegistryClient.registration(
+            sha256=digest(f"big-batch-{n}"), issuer=AGENCY, document_type="p", metadata=metadata
+        )
+        for n in range(500)
+    ]
+    results = issuer.register_many(requests)
+    assert all(isinstance(r, pb.RegisterDocumentResponse) for r in results)
+    assert len({r.document.document_id for r in results}) == 500  # type: ignore[union-attr]

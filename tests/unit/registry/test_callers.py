@@ -109,3 +109,17 @@ def test_a_representative_issues_for_the_company_only_with_the_register_document
         require_issuer(actor_for(_representation_caller(["sign"]), {}), AGENCY)
     assert refused.value.reason == "NOT_ISSUER"
     require_issuer(actor_for(_representation_caller(["register-documents"]), {}), AGENCY)
+
+
+def test_a_person_acting_for_the_agency_is_named_in_the_history() -> None:
+    # A representation token's sub is the agency; who acted is its act (RFC 8693 4.1).
+    claims = {
+        "act": {"sub": "p-officer-7"},
+        "representation": {"juristic_person": AGENCY, "powers": ["register-documents"]},
+    }
+    actor = actor_for(
+        Caller(CallerKind.PERSON, AGENCY, frozenset({"registry:issue"}), AGENCY, claims=claims),
+        {},
+    )
+    assert actor.subject == f"{AGENCY} acted for by p-officer-7"
+    assert actor.agency == AGENCY

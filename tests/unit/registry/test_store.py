@@ -250,3 +250,80 @@ def test_a_head_of_an_earlier_size_is_dated_when_that_size_was_reached(
     assert head.timestamp_ms == first_ms
     _, head = store.consistency_proof(1, 2)
     assert head.timestamp_ms == now_ms
+
+
+def _revoke_after_read(store: RegistryStore, document_id: str, statement_holds: str) -> list[str]:
+    """Revoke ``document_id`` (in another thread, as another caller would) right after the
+    store's first read whose SQL holds ``statement_holds``; the statements seen, for checks."""
+    seen: list[str] = []
+
+    def after(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+        if statement_holds in statement and len([s for s in seen if statement_holds in s]) == 1:
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(store.revoke, ISSUER, document_id, RevocationReason.FRAUD, "").result()
+
+    import sqlalchemy as sa
+
+    sa.event.listen(store._read_engine, "after_cursor_execute", after)
+    return seen
+
+
+def test_an_inclusion_proof_by_document_is_found_while_the_document_changes(
+    store: RegistryStore,
+) -> None:
+    # A revocation committed between reading the tree size and the document's latest leaf made
+    # the leaf lie beyond the size read: NOT_FOUND for a document that exists.
+    document = _register(store, ISSUER, _registration(1)).document  # type: ignore[attr-defined]
+    seen = _revoke_after_read(store, document.document_id, "log_head")
+    entry, _, head = store.inclusion_proof(document_id=document.document_id)
+    assert any("log_head" in s for s in seen)  # the revocation did come in between
+    assert entry.leaf_index < head.tree_size
+    assert store.get(document.document_id).status is DocumentStatus.REVOKED
+
+
+def test_a_listing_by_status_leaves_out_a_document_whose_status_changed_meanwhile(
+    store: RegistryStore,
+) -> None:
+    from egov_registry.domain.model import DocumentQuery
+
+    first = _register(store, ISSUER, _registration(1)).document  # type: ignore[attr-defined]
+    _register(store, ISSUER, _registration(2))
+    _revoke_after_read(store, first.document_id, "ORDER BY")
+    page = store.list_documents(
+        DocumentQuery(issuer=AGENCY, status=DocumentStatus.REGISTERED), 10, ""
+    )
+    assert store.get(first.document_id).status is DocumentStatus.REVOKED
+    assert [d.status for d in page.documents] == [DocumentStatus.REGISTERED]
+    assert first.document_id not in [d.document_id for d in page.documents]
+
+
+def test_the_millisecond_that_stands_for_no_validity_time_cannot_be_given(
+    store: RegistryStore,
+) -> None:
+    # Given, it would read back as "no end" in the log and in the idempotency fingerprint: a
+    # retry adding it would pass as the same registration.
+    for field in ("valid_from_ms", "valid_until_ms"):
+        outcome = _register(store, ISSUER, replace(_registration(3), **{field: -1}))
+        assert isinstance(outcome, InvalidArgument) and outcome.reason == "VALIDITY_INVALID"
+        assert outcome.field_violations[0].field == field.removesuffix("_ms")
+    assert store.tree_size() == 0
+
+
+def test_a_supersession_is_by_a_newer_document_and_retried_only_as_it_was(
+    store: RegistryStore, clock: FixedClock
+) -> None:
+    older = _register(store, ISSUER, _registration(1)).document  # type: ignore[attr-defined]
+    clock.advance(5)
+    newer = _register(store, ISSUER, _registration(2)).document  # type: ignore[attr-defined]
+    with pytest.raises(FailedPrecondition) as info:
+        store.supersede(ISSUER, newer.document_id, older.document_id, "")
+    assert info.value.reason == "NEW_DOCUMENT_NOT_ELIGIBLE" and "before" in info.value.message
+    store.supersede(ISSUER, older.document_id, newer.document_id, "new address")
+    size = store.tree_size()
+    again, _ = store.supersede(ISSUER, older.document_id, newer.document_id, "new address")
+    assert again.history[-1].reason_text == "new address" and store.tree_size() == size
+    with pytest.raises(FailedPrecondition) as info:  # not silently taken as the same call
+        store.supersede(ISSUER, older.document_id, newer.document_id, "another reason")
+    assert info.value.reason == "DOCUMENT_SUPERSEDED"
+    assert store.get(older.document_id).history[-1].reason_text == "new address"

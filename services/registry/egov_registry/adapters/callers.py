@@ -98,6 +98,11 @@ def actor_for(caller: Caller, trusted_services: Mapping[str, Mapping[str, Any]])
         any_agency = granted_agency == "*"
         agency = agency or ("" if any_agency else granted_agency)
     subject = caller.subject or caller.kind.value
+    act = caller.claims.get("act")
+    if isinstance(act, Mapping) and isinstance(act.get("sub"), str):
+        # A person acting for the agency (RFC 8693 act): the history names who acted, by the
+        # subject identity gave (never the national id).
+        subject = f"{subject} acted for by {act['sub']}"
     if caller.peer_service and caller.kind is not CallerKind.SERVICE:
         subject = f"{subject} via {caller.peer_service}"
     return Actor(subject=subject, scopes=frozenset(scopes), agency=agency, any_agency=any_agency)

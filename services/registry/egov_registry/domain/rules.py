@@ -20,6 +20,7 @@ from egov_clients.registration_rules import (
     LIMITS,
     MAX_TIME_MS,
     MIN_TIME_MS,
+    NO_TIME_MS,
     Limits,
     check_document_type,
     check_idempotency_key,
@@ -185,7 +186,9 @@ def registration_fingerprint(registration: Registration) -> bytes:
         document_type=registration.document_type,
         subject=registration.subject,
         signer_certificate_sha256=registration.signer_certificate_sha256,
-        valid_from_ms=-1 if registration.valid_from_ms is None else registration.valid_from_ms,
+        valid_from_ms=(
+            NO_TIME_MS if registration.valid_from_ms is None else registration.valid_from_ms
+        ),
         valid_until_ms=registration.valid_until_ms,
         metadata=registration.metadata,
     )

@@ -802,8 +802,12 @@ class RegistryStore:
                 raise FailedPrecondition(
                     "SUPERSEDE_OTHER_ISSUER", "the new document belongs to another issuer"
                 )
-            if old.status is DocumentStatus.SUPERSEDED and old.superseded_by == new_document_id:
-                return old, new  # a retry
+            if (
+                old.status is DocumentStatus.SUPERSEDED
+                and old.superseded_by == new_document_id
+                and old.history[-1].reason_text == reason_text
+            ):
+                return old, new  # a retry (with another reason text it is not: refused below)
             if old.status is not DocumentStatus.REGISTERED:
                 reason = (
                     "DOCUMENT_REVOKED"
@@ -815,6 +819,12 @@ class RegistryStore:
                 raise FailedPrecondition(
                     "NEW_DOCUMENT_NOT_ELIGIBLE",
                     "the new document is not in force or already replaces another",
+                    metadata={"document_id": new_document_id},
+                )
+            if new.registered_at_ms < old.registered_at_ms:
+                raise FailedPrecondition(
+                    "NEW_DOCUMENT_NOT_ELIGIBLE",
+                    "the new document was registered before the one it would replace",
                     metadata={"document_id": new_document_id},
                 )
             change = StatusChange(
@@ -937,8 +947,11 @@ class RegistryStore:
         with self._reader() as conn:
             ids = list(conn.execute(select).scalars())
             found = self._load_documents(conn, ids[:size])
-        documents = tuple(found[i] for i in ids[:size])
-        token = rules.encode_page_token(query, documents[-1]) if len(ids) > size else ""
+        page = [found[i] for i in ids[:size]]
+        token = rules.encode_page_token(query, page[-1]) if len(ids) > size else ""
+        # The documents are read after their ids: one whose status changed in between (a
+        # revocation) no longer matches a status filter, and is left out of the page.
+        documents = tuple(d for d in page if query.status is None or d.status is query.status)
         return Page(documents, token)
 
     def _load_documents(self, conn: Connection, ids: Sequence[str]) -> dict[str, Document]:
@@ -957,9 +970,11 @@ class RegistryStore:
 
     def tree_size(self) -> int:
         with self._reader() as conn:
-            return int(
-                conn.execute(sa.select(_HEAD.c.tree_size).where(_HEAD.c.id == 1)).scalar_one()
-            )
+            return self._size(conn)
+
+    @staticmethod
+    def _size(conn: Connection) -> int:
+        return int(conn.execute(sa.select(_HEAD.c.tree_size).where(_HEAD.c.id == 1)).scalar_one())
 
     def signed_tree_head(self, tree_size: int = 0) -> merkle.TreeHead:
         """Signed head of the current tree, or of an earlier ``tree_size`` (>= 1)."""
@@ -1004,7 +1019,6 @@ class RegistryStore:
     def inclusion_proof(
         self, *, document_id: str = "", leaf_index: int | None = None, tree_size: int = 0
     ) -> tuple[LoggedEntry, list[bytes], merkle.TreeHead]:
-        current = self.tree_size()
         with self._reader() as conn:
             if document_id:
                 rules.check_document_id(document_id)
@@ -1019,6 +1033,9 @@ class RegistryStore:
                         "no document with this id",
                         field_violations=(FieldViolation("document_id", "not found"),),
                     )
+            # The size after the leaf: read first, a change committed between the two reads
+            # (a revocation) would be a leaf beyond the size read.
+            current = self._size(conn)
             if leaf_index is None or not 0 <= leaf_index < current:
                 raise NotFound(
                     "LEAF_NOT_FOUND",

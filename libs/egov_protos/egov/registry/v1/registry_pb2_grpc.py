@@ -201,9 +201,12 @@ class RegistryServiceServicer:
 
     def SupersedeDocument(self, request, context):
         """Marks a document as superseded by a newer registered document of the same issuer; both
-        are linked. Errors: NOT_FOUND (DOCUMENT_NOT_FOUND), PERMISSION_DENIED (NOT_ISSUER),
+        are linked. A retry (same new document, same reason text) returns both as they are.
+        Errors: NOT_FOUND (DOCUMENT_NOT_FOUND), PERMISSION_DENIED (NOT_ISSUER),
         FAILED_PRECONDITION (DOCUMENT_REVOKED, DOCUMENT_SUPERSEDED, SUPERSEDE_SELF,
-        SUPERSEDE_OTHER_ISSUER), INVALID_ARGUMENT (REASON_TEXT_TOO_LONG, REASON_TEXT_INVALID).
+        SUPERSEDE_OTHER_ISSUER, NEW_DOCUMENT_NOT_ELIGIBLE: the new document is not in force,
+        replaces another already, or was registered before the old one), INVALID_ARGUMENT
+        (REASON_TEXT_TOO_LONG, REASON_TEXT_INVALID).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
