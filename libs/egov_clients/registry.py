@@ -579,7 +579,14 @@ class RegistryClient:
             retry=True,
         )
         head = self._checked_head(reply.tree_head)
-        if reply.entry.leaf_index != leaf_index or reply.entry.leaf_data != leaf_data:
+        # The registry shows a leaf's data only to auditors (anyone else gets its hash); either
+        # must be of what the document says. The proof below is checked against our own hash.
+        shown = reply.entry.leaf_data or leaf_data
+        if (
+            reply.entry.leaf_index != leaf_index
+            or shown != leaf_data
+            or (reply.entry.leaf_hash and reply.entry.leaf_hash != merkle.leaf_hash(leaf_data))
+        ):
             raise LogVerificationError(f"leaf {leaf_index} is not what the document says")
         try:
             merkle.verify_inclusion(
@@ -608,6 +615,8 @@ class RegistryClient:
     def audit_log(self) -> tuple[merkle.TreeHead, list[pb.LogEntry]]:
         """What an auditor does: download every entry and recompute the signed root.
 
+        With a token of scope ``registry:audit`` the entries carry their leaves' data, which
+        is what is hashed; without one, only their leaf hashes (enough to recompute the root).
         Raises :class:`LogVerificationError` when the entries do not hash to the signed head,
         when an index is missing or repeated, when an entry is labelled with another document
         or event than its leaf records (or its leaf is no log entry), or (as every head does)
@@ -617,13 +626,16 @@ class RegistryClient:
         entries = self.log_entries(0, head.tree_size)
         if [e.leaf_index for e in entries] != list(range(head.tree_size)):
             raise LogVerificationError("the log's entries are not numbered 0..size-1")
-        for entry in entries:
-            _check_labels(entry)
         nodes: dict[merkle.NodeKey, bytes] = {}
         for entry in entries:
-            nodes.update(
-                merkle.append_nodes(entry.leaf_index, merkle.leaf_hash(entry.leaf_data), nodes)
-            )
+            if entry.leaf_data:
+                _check_labels(entry)
+                hashed = merkle.leaf_hash(entry.leaf_data)
+            elif len(entry.leaf_hash) == merkle.HASH_SIZE:
+                hashed = entry.leaf_hash
+            else:
+                raise LogVerificationError(f"leaf {entry.leaf_index} has neither data nor hash")
+            nodes.update(merkle.append_nodes(entry.leaf_index, hashed, nodes))
         root = merkle.range_hash(0, head.tree_size, nodes) if entries else merkle.empty_root()
         if root != head.root_hash:
             raise LogVerificationError("the log's entries do not hash to the signed root")

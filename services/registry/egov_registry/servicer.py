@@ -184,13 +184,22 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
         )
 
     @staticmethod
-    def _entry(entry: LoggedEntry) -> pb.LogEntry:
+    def _entry(entry: LoggedEntry, *, whole: bool = True) -> pb.LogEntry:
+        """The entry; not ``whole``, only its index and leaf hash (see GetLogEntries)."""
+        if not whole:
+            return pb.LogEntry(leaf_index=entry.leaf_index, leaf_hash=entry.leaf_hash)
         return pb.LogEntry(
             leaf_index=entry.leaf_index,
             event_type=_EVENT_TO_PB[entry.event_type],
             leaf_data=entry.leaf_data,
             document_id=entry.document_id,
+            leaf_hash=entry.leaf_hash,
         )
+
+    def _sees_leaves(self) -> bool:
+        """Whether the caller may read leaves' data: an auditor. Their document ids would list
+        every document, and GetDocument shows anyone holding an id its subject and metadata."""
+        return rules.AUDIT_SCOPE in self._actor().scopes
 
     # -- RPCs ----------------------------------------------------------------------------------
 
@@ -335,7 +344,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
             tree_size=request.tree_size,
         )
         return pb.GetInclusionProofResponse(
-            entry=self._entry(entry),
+            # by document id the caller holds the id already; by index it may be fishing
+            entry=self._entry(entry, whole=target == "document_id" or self._sees_leaves()),
             audit_path=path,
             tree_head=self._tree_head(head, self._store.log_id),
         )
@@ -354,7 +364,8 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):  # type: igno
         self, request: pb.GetLogEntriesRequest, context: grpc.ServicerContext
     ) -> pb.GetLogEntriesResponse:
         entries = self._store.log_entries(request.start, request.end)
-        return pb.GetLogEntriesResponse(entries=[self._entry(e) for e in entries])
+        whole = self._sees_leaves()
+        return pb.GetLogEntriesResponse(entries=[self._entry(e, whole=whole) for e in entries])
 
 
 def _item_error(error: EgovError) -> errors_pb2.ItemError:

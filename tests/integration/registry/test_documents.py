@@ -6,6 +6,7 @@ import pytest
 from egov.registry.v1 import registry_pb2 as pb
 from egov_clients.registry import RegistryClient, party
 from egov_common.errors import AlreadyExists, FailedPrecondition, PermissionDenied
+from egov_pki import merkle
 from registry_testenv import AGENCY, ISSUER_TOKEN, OTHER_AGENCY, digest, thai_number
 
 
@@ -284,13 +285,22 @@ def test_log_serves_heads_proofs_and_entries(clients: dict[str, RegistryClient])
     for old in heads[:-1]:
         reader.verify_consistency(old, heads[-1])
 
-    stub_entries = reader._stub.GetLogEntries(
-        pb.GetLogEntriesRequest(start=before, end=before + 6)
-    ).entries
-    assert [e.leaf_index for e in stub_entries] == list(range(before, before + 6))
-    for entry in stub_entries:
+    audited = clients["auditor"].log_entries(before, before + 6)
+    assert [e.leaf_index for e in audited] == list(range(before, before + 6))
+    for entry in audited:
         reader.verify_leaf(entry.leaf_index, entry.leaf_data)
-    assert {e.event_type for e in stub_entries} == {pb.LOG_EVENT_TYPE_REGISTERED}
+    assert {e.event_type for e in audited} == {pb.LOG_EVENT_TYPE_REGISTERED}
+
+    # Anyone else gets the leaves' hashes: every root can be recomputed, but the log lists no
+    # document ids to look each document up by (with its subject and metadata).
+    public = reader.log_entries(before, before + 6)
+    assert [e.leaf_hash for e in public] == [merkle.leaf_hash(e.leaf_data) for e in audited]
+    assert {(e.document_id, e.leaf_data, e.event_type) for e in public} == {
+        ("", b"", pb.LOG_EVENT_TYPE_UNSPECIFIED)
+    }
+    by_index = reader._stub.GetInclusionProof(pb.GetInclusionProofRequest(leaf_index=before))
+    assert (by_index.entry.document_id, by_index.entry.leaf_data) == ("", b"")
+    assert reader.audit_log()[0].tree_size >= before + 6
 
     info = reader._stub.GetLogInfo(pb.GetLogInfoRequest())
     assert info.signature_algorithm == "ecdsa-p256-sha256"

@@ -10,6 +10,7 @@ from egov.registry.v1 import registry_pb2 as pb
 from egov_clients.registry import RegistryClient
 from registry_testenv import (
     AGENCY,
+    AUDITOR_TOKEN,
     ISSUER_TOKEN,
     StartRegistry,
     all_log_entries,
@@ -48,7 +49,7 @@ def test_two_workers_share_one_log(start_registry: StartRegistry, key_file: Path
         with ThreadPoolExecutor(CLIENTS) as pool:
             documents = [d for share in pool.map(run, range(CLIENTS)) for d in share]
 
-        with RegistryClient(registry.grpc_address, log_key=log_key) as client:
+        with RegistryClient(registry.grpc_address, log_key=log_key, token=AUDITOR_TOKEN) as client:
             head = client.get_signed_tree_head()
             assert head.tree_size == CLIENTS * PER_CLIENT
             leaves = sorted(d.history[0].leaf_index for d in documents)

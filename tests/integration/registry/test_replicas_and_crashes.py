@@ -15,6 +15,7 @@ from egov_pki import merkle
 from egov_testing.processes import start_service
 from registry_testenv import (
     AGENCY,
+    AUDITOR_TOKEN,
     ISSUER_TOKEN,
     StartRegistry,
     all_log_entries,
@@ -63,7 +64,7 @@ def test_two_registry_processes_on_one_postgresql_keep_one_log(
 
         heads = []
         for address in addresses:
-            with RegistryClient(address, log_key=log_key) as auditor:
+            with RegistryClient(address, log_key=log_key, token=AUDITOR_TOKEN) as auditor:
                 heads.append(auditor.get_signed_tree_head())
                 entries = all_log_entries(auditor)
                 assert [e.leaf_index for e in entries] == list(range(len(registered)))
@@ -128,9 +129,10 @@ def test_registrations_acknowledged_before_a_sigkill_survive_exactly_once(
     with (
         start_registry() as revived,
         RegistryClient(revived.grpc_address, log_key=log_key, token=ISSUER_TOKEN) as client,
+        RegistryClient(revived.grpc_address, log_key=log_key, token=AUDITOR_TOKEN) as auditor,
     ):
-        head = client.get_signed_tree_head()
-        entries = all_log_entries(client)
+        head = auditor.get_signed_tree_head()
+        entries = all_log_entries(auditor)
         assert [e.leaf_index for e in entries] == list(range(head.tree_size))
         assert local_root([e.leaf_data for e in entries]) == head.root_hash
         in_log = [e.document_id for e in entries]

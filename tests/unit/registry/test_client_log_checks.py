@@ -445,3 +445,38 @@ def test_a_leaf_has_exactly_one_reading(registry: _FakeRegistry) -> None:
     for broken in (leaf + b"\x00", leaf[:-1], b"\x02" + leaf[1:], b""):
         with pytest.raises(ValueError):
             merkle.LogEntry.decode(broken)
+
+
+def test_without_leaf_data_an_audit_and_a_proof_go_by_the_leaf_hashes(
+    registry: _FakeRegistry,
+) -> None:
+    # What the registry shows a caller who is no auditor: no document ids, only hashes.
+    genuine_entries, genuine_proof = registry.GetLogEntries, registry.GetInclusionProof
+
+    def hashes_only(request: pb.GetLogEntriesRequest, **_: Any) -> pb.GetLogEntriesResponse:
+        return pb.GetLogEntriesResponse(entries=[
+            pb.LogEntry(leaf_index=e.leaf_index, leaf_hash=merkle.leaf_hash(e.leaf_data))
+            for e in genuine_entries(request).entries])
+
+    def proof_without_data(request: pb.GetInclusionProofRequest,
+                           **_: Any) -> pb.GetInclusionProofResponse:
+        reply = genuine_proof(request)
+        reply.entry.leaf_hash = merkle.leaf_hash(reply.entry.leaf_data)
+        reply.entry.leaf_data = b""
+        return reply
+
+    registry.GetLogEntries = hashes_only  # type: ignore[method-assign]
+    registry.GetInclusionProof = proof_without_data  # type: ignore[method-assign]
+    client = _client(registry)
+    head, entries = client.audit_log()
+    assert head.tree_size == 4 and not any(e.leaf_data for e in entries)
+    assert client.verify_document("DOC-2")
+
+    def wrong_hash(request: pb.GetLogEntriesRequest, **_: Any) -> pb.GetLogEntriesResponse:
+        reply = hashes_only(request)
+        reply.entries[1].leaf_hash = bytes(32)
+        return reply
+
+    registry.GetLogEntries = wrong_hash  # type: ignore[method-assign]
+    with pytest.raises(LogVerificationError, match="signed root"):
+        _client(registry).audit_log()

@@ -239,6 +239,11 @@ class LoggedEntry:
     event_type: merkle.LogEventType
     leaf_data: bytes
 
+    @property
+    def leaf_hash(self) -> bytes:
+        """Of the stored bytes, as read: an edited row hashes to a leaf not in the tree."""
+        return merkle.leaf_hash(self.leaf_data)
+
 
 _Slot = tuple[int, int]
 

@@ -318,16 +318,18 @@ class GetSignedTreeHeadResponse(_message.Message):
     def __init__(self, tree_head: _Optional[_Union[SignedTreeHead, _Mapping]] = ...) -> None: ...
 
 class LogEntry(_message.Message):
-    __slots__ = ("leaf_index", "event_type", "leaf_data", "document_id")
+    __slots__ = ("leaf_index", "event_type", "leaf_data", "document_id", "leaf_hash")
     LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     LEAF_DATA_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HASH_FIELD_NUMBER: _ClassVar[int]
     leaf_index: int
     event_type: LogEventType
     leaf_data: bytes
     document_id: str
-    def __init__(self, leaf_index: _Optional[int] = ..., event_type: _Optional[_Union[LogEventType, str]] = ..., leaf_data: _Optional[bytes] = ..., document_id: _Optional[str] = ...) -> None: ...
+    leaf_hash: bytes
+    def __init__(self, leaf_index: _Optional[int] = ..., event_type: _Optional[_Union[LogEventType, str]] = ..., leaf_data: _Optional[bytes] = ..., document_id: _Optional[str] = ..., leaf_hash: _Optional[bytes] = ...) -> None: ...
 
 class GetInclusionProofRequest(_message.Message):
     __slots__ = ("document_id", "leaf_index", "tree_size")

@@ -227,7 +227,8 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetInclusionProof(self, request, context):
-        """An inclusion proof (RFC 9162 section 2.1.3) for a leaf in a tree of a given size.
+        """An inclusion proof (RFC 9162 section 2.1.3) for a leaf in a tree of a given size. By
+        leaf index, the entry is redacted as in GetLogEntries.
         Errors: NOT_FOUND (DOCUMENT_NOT_FOUND, LEAF_NOT_FOUND), INVALID_ARGUMENT
         (TREE_SIZE_INVALID).
         """
@@ -244,8 +245,10 @@ class RegistryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetLogEntries(self, request, context):
-        """Log entries by index, for auditors and monitors.
-        Errors: INVALID_ARGUMENT (RANGE_INVALID).
+        """Log entries by index, for auditors and monitors. Anyone gets each leaf's hash, enough to
+        recompute every root; only a caller with scope `registry:audit` gets the leaves' data
+        (their document ids would otherwise list every document, whose subject and metadata
+        GetDocument shows to whoever holds its id). Errors: INVALID_ARGUMENT (RANGE_INVALID).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
