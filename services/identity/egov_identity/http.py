@@ -553,8 +553,10 @@ def build_http_app(service: IdentityService) -> Starlette:
             return _oauth_error(exc, "/introspect")
         return JSONResponse(result, headers=_NO_STORE)
 
-    #: OpenID CIBA Core 1.0 section 13.
-    ciba_errors = {"BINDING_MESSAGE_TOO_LONG": ("invalid_binding_message", 400)}
+    #: OpenID CIBA Core 1.0 section 13 (access_denied: the OP refuses before anyone is asked).
+    ciba_errors = {"BINDING_MESSAGE_TOO_LONG": ("invalid_binding_message", 400),
+                   "BINDING_MESSAGE_INVALID": ("invalid_binding_message", 400),
+                   "ACR_NOT_MET": ("access_denied", 403)}
 
     async def backchannel_authenticate(request: Request) -> Response:
         """CIBA poll mode (OpenID CIBA Core 1.0 section 7)."""

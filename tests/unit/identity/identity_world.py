@@ -90,19 +90,23 @@ PASSWORD = "lantern orbit velvet canyon"  # passes the password policy (not a fa
 def enrol_login(world: World, index: int = 0, *, client_id: str = "portal"
                 ) -> tuple[Any, str, bytes]:
     """Proof + password + TOTP; returns (source person, username, totp secret)."""
-    import base64
-    import urllib.parse
     src, person_id, code = proof_person(world, index)
     s = world.service
     username = s.set_password(person_id, PASSWORD, enrolment_code=code,
                               username=f"user{index}")
     session = s.login(client_id, username, PASSWORD)
-    uri = s.enrol_totp(session.login_session_id)
-    secret_b32 = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query)["secret"][0]
-    secret = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    secret = totp_secret(s.enrol_totp(session.login_session_id))
     s.confirm_totp(session.login_session_id, current_totp(world, secret))
     world.advance(30)
     return src, username, secret
+
+
+def totp_secret(otpauth_uri: str) -> bytes:
+    """The seed of an ``otpauth://`` URI, as an authenticator app reads it."""
+    import base64
+    import urllib.parse
+    secret_b32 = urllib.parse.parse_qs(urllib.parse.urlsplit(otpauth_uri).query)["secret"][0]
+    return base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
 
 
 def current_totp(world: World, secret: bytes) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import jwt
@@ -15,6 +17,7 @@ from egov_common.errors import (
     PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
+    Unavailable,
 )
 from egov_identity.domain import model as m
 from egov_pki.identifiers import parse_identifier
@@ -27,8 +30,10 @@ from identity_world import (
     World,
     current_totp,
     enrol_login,
+    proof_person,
     register_machine,
     register_portal,
+    totp_secret,
 )
 
 
@@ -130,6 +135,143 @@ def test_ciba_for_unknown_person_looks_like_any_other_request(world: World) -> N
     with pytest.raises(FailedPrecondition) as info:
         _poll(world, key, start.auth_req_id)
     assert info.value.reason == "AUTHORIZATION_PENDING"
+
+
+def test_ciba_refuses_an_acr_it_cannot_meet(world: World) -> None:
+    """An approval on the device is AAL2: a client asking for AAL3 is refused at once, as
+    Authorize refuses it, rather than handed an AAL2 token it did not ask for."""
+    key, device, username = _ciba_setup(world)
+    s = world.service
+    with pytest.raises(PermissionDenied) as info:
+        s.backchannel_authenticate("kiosk", key.assertion("kiosk", now=s.now), username,
+                                   "Code 42", "openid", acr_values="urn:egov:aal:3")
+    assert info.value.reason == "ACR_NOT_MET"
+    assert info.value.metadata["required_aal"] == "3"
+    assert device_sees(world, device) == []
+    start = s.backchannel_authenticate("kiosk", key.assertion("kiosk", now=s.now), username,
+                                       "Code 42", "openid", acr_values="urn:egov:aal:2")
+    device.decide(start.auth_req_id, True)
+    verifier = TokenVerifier(StaticJwks(s.keyring.jwks()), issuer=ISSUER,
+                             audiences=["kiosk"], clock=s.now)
+    assert verifier.verify(_poll(world, key, start.auth_req_id).id_token).aal == 2
+
+
+def device_sees(world: World, device: Device) -> list[str]:
+    pending = world.service.list_pending_approvals(device.device_id, device.proof())
+    return [p.binding_message for p in pending]
+
+
+@pytest.mark.parametrize("message", [
+    "Pay 10 THB\nto shop 7", "Code 42\r", "Code\t42", "Code 42\x1b[2J", "Code\x0042",
+    "Pay \u202e00001 THB\u202c", "Code \u2067 42", "Code\u200f42", "Code\u200b42",
+    "Pay\u2028100", "Code \ue000",
+])
+def test_a_binding_message_that_could_spoof_the_device_screen_is_refused(
+        world: World, message: str) -> None:
+    """CIBA Core 7.1: plain text the person compares by eye. Line breaks, controls (terminal
+    escapes), direction overrides and isolates, invisible characters could show the person
+    something other than what the client displays (section 13 invalid_binding_message)."""
+    key, device, username = _ciba_setup(world)
+    s = world.service
+    with pytest.raises(InvalidArgument) as info:
+        s.backchannel_authenticate("kiosk", key.assertion("kiosk", now=s.now), username,
+                                   message, "openid")
+    assert info.value.reason == "BINDING_MESSAGE_INVALID"
+    assert info.value.field_violations[0].field == "binding_message"
+    assert device_sees(world, device) == []
+
+
+def test_a_thai_binding_message_reaches_the_device_as_sent(world: World) -> None:
+    key, device, username = _ciba_setup(world)
+    s = world.service
+    message = "ชำระเงิน ๑๐ บาท ที่ร้านค้า ๗ รหัส 42 ฿"
+    s.backchannel_authenticate("kiosk", key.assertion("kiosk", now=s.now), username, message,
+                               "openid")
+    assert device_sees(world, device) == [message]
+
+
+def test_proofing_the_owner_revokes_what_a_squatter_bound_to_their_national_id(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """A squatter proofed someone's national id at IAL 1.1 (no evidence) and bound a password,
+    TOTP and a CIBA device. Once the owner proofs at 2.3 (the same person record), only what
+    the owner binds afterwards counts: the squatter's password, TOTP, device, login sessions,
+    refresh tokens and approvals are gone, and no log line names the national id."""
+    caplog.set_level(logging.DEBUG, logger="egov_identity")
+    register_portal(world)
+    key = MachineKey()
+    register_machine(world, key, client_id="kiosk", grant_types=(m.GRANT_CIBA,),
+                     scopes=("openid", "identifier"))
+    s = world.service
+    owner = [p for p in world.population.people if p.identifier.startswith("TH-PID")][3]
+    squat = s.complete_proofing(s.start_proofing(parse_identifier(owner.identifier),
+                                                 "1.1").session_id)
+    s.set_password(squat.person_id, "quartz meadow harbor violin",
+                   enrolment_code=squat.enrolment_code, username="squat")
+    first = s.login("portal", "squat", "quartz meadow harbor violin")
+    squat_totp = totp_secret(s.enrol_totp(first.login_session_id))
+    s.confirm_totp(first.login_session_id, current_totp(world, squat_totp))
+    world.advance(30)
+    squat_aal2 = s.login("portal", "squat", "quartz meadow harbor violin",
+                         current_totp(world, squat_totp))
+    squat_device = Device(world, squat_aal2.login_session_id)
+    squat_refresh = _code_tokens(world, squat_aal2).refresh_token
+    approved = s.backchannel_authenticate("kiosk", key.assertion("kiosk", now=s.now),
+                                          owner.identifier, "Code 7", "openid identifier")
+    squat_device.decide(approved.auth_req_id, True)
+    world.advance(30)
+
+    _, person_id, code = proof_person(world, 3)  # the owner, at the desk: chip + in person
+
+    assert person_id == squat.person_id and s.person(person_id).ial == "2.3"
+    with pytest.raises(Unauthenticated) as info:
+        s.login("portal", "squat", "quartz meadow harbor violin", current_totp(world, squat_totp))
+    assert info.value.reason == "CREDENTIALS_INVALID"
+    with pytest.raises(Unauthenticated) as info:
+        s.enrol_totp(squat_aal2.login_session_id)
+    assert info.value.reason == "LOGIN_REQUIRED"
+    with pytest.raises(Unauthenticated) as info:
+        squat_device.decide(approved.auth_req_id, True)
+    assert info.value.reason == "DEVICE_PROOF_INVALID"
+    with pytest.raises(InvalidArgument) as info:
+        s.token(m.TokenRequest(grant_type=m.GRANT_REFRESH_TOKEN, client_id="portal",
+                               refresh_token=squat_refresh))
+    assert info.value.reason == "INVALID_GRANT"
+    with pytest.raises(FailedPrecondition) as info:  # approved by the squatter's device
+        _poll(world, key, approved.auth_req_id)
+    assert info.value.reason == "ACCESS_DENIED"
+
+    # The owner binds their own: password with the code, TOTP with that password alone.
+    s.set_password(person_id, PASSWORD, enrolment_code=code, username="owner")
+    login = s.login("portal", "owner", PASSWORD)
+    owner_totp = totp_secret(s.enrol_totp(login.login_session_id))
+    s.confirm_totp(login.login_session_id, current_totp(world, owner_totp))
+    world.advance(30)
+    owner_device = Device(world, s.login("portal", "owner", PASSWORD,
+                                         current_totp(world, owner_totp)).login_session_id)
+    start = s.backchannel_authenticate("kiosk", key.assertion("kiosk", now=s.now),
+                                       owner.identifier, "Code 8", "openid")
+    assert device_sees(world, owner_device) == ["Code 8"]
+    number = owner.identifier.split(":")[1]
+    logged = [r for r in caplog.records if number in r.getMessage() or number in repr(r.__dict__)]
+    assert logged == [] and any(r.getMessage() == "authenticators revoked by proofing"
+                                for r in caplog.records)
+    assert start.auth_req_id
+
+
+def _code_tokens(world: World, session: m.LoginSession) -> m.TokenResponse:
+    import base64
+    import hashlib
+    import secrets
+    s = world.service
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()
+                                         ).rstrip(b"=").decode()
+    auth = s.authorize(login_session_id=session.login_session_id, client_id="portal",
+                       redirect_uri="https://portal.test/cb", scope="openid",
+                       code_challenge=challenge, code_challenge_method="S256")
+    return s.token(m.TokenRequest(
+        grant_type="authorization_code", client_id="portal", code=auth.code,
+        redirect_uri="https://portal.test/cb", code_verifier=verifier))
 
 
 # ---------------------------------------------------------------- representation
@@ -478,3 +620,73 @@ def test_a_pairwise_client_sees_the_representative_under_its_own_subject(world: 
     assert act is not None
     assert act["sub"] == s.subject_for(person_id, s.get_client("biz-portal"))
     assert act["sub"] != person_id and "identifier" not in act
+
+
+class _CompanyRegister:
+    """The company register as it stands today: the population's, with a company's directors
+    changed since it was registered, or out of reach."""
+
+    def __init__(self, world: World, directors: tuple[str, ...] | None = None,
+                 reachable: bool = True) -> None:
+        self.name = world.population.name
+        self._population = world.population
+        self._directors = directors
+        self._reachable = reachable
+
+    def company(self, identifier: str) -> Any:
+        if not self._reachable:
+            raise ConnectionError("connection refused")
+        found = self._population.company(identifier)
+        if found is None or self._directors is None:
+            return found
+        return replace(found, directors=self._directors)
+
+
+def test_a_director_who_left_the_register_can_no_longer_grant_or_revoke(world: World) -> None:
+    """Who is a director is the company register's answer on the day, not the list stored at
+    RegisterJuristicPerson: a director who resigned since can neither grant nor revoke."""
+    company, director, outsider, _key = _company_world(world)
+    s = world.service
+    _, director_tokens = _person_tokens(world, director)
+    rep_id, _ = _person_tokens(world, outsider)
+    grant = _grant(world, company.identifier, rep_id, director_tokens.id_token, ["sign"])
+    s.companies = _CompanyRegister(world, directors=company.directors[1:])  # resigned
+    with pytest.raises(PermissionDenied) as info:
+        _grant(world, company.identifier, rep_id, director_tokens.id_token, ["sign"])
+    assert info.value.reason == "NOT_A_DIRECTOR"
+    with pytest.raises(PermissionDenied) as info:
+        s.revoke_representation(grant.representation_id, director_tokens.id_token, "portal")
+    assert info.value.reason == "NOT_A_DIRECTOR"
+    assert s.representation(grant.representation_id).status is m.RepresentationStatus.ACTIVE
+    assert s.juristic_person(company.identifier).directors == company.directors[1:]
+
+
+def test_a_director_appointed_after_registration_grants(world: World) -> None:
+    company, director, outsider, _key = _company_world(world)
+    s = world.service
+    rep_id, _ = _person_tokens(world, director)
+    appointed_id, appointed_tokens = _person_tokens(world, outsider)
+    s.companies = _CompanyRegister(world, directors=(*company.directors, appointed_id))
+    grant = _grant(world, company.identifier, rep_id, appointed_tokens.id_token, ["sign"])
+    assert grant.granted_by == appointed_id
+    assert appointed_id in s.juristic_person(company.identifier).directors
+
+
+def test_grant_and_revoke_are_unavailable_while_the_register_cannot_be_asked(
+        world: World) -> None:
+    """A stale director list does not decide: no register, no grant and no revocation."""
+    company, director, outsider, _key = _company_world(world)
+    s = world.service
+    _, director_tokens = _person_tokens(world, director)
+    rep_id, _ = _person_tokens(world, outsider)
+    grant = _grant(world, company.identifier, rep_id, director_tokens.id_token, ["sign"])
+    s.companies = _CompanyRegister(world, reachable=False)
+    with pytest.raises(Unavailable) as info:
+        _grant(world, company.identifier, rep_id, director_tokens.id_token, ["seal"])
+    assert info.value.reason == "COMPANY_REGISTER_UNAVAILABLE"
+    with pytest.raises(Unavailable) as info:
+        s.revoke_representation(grant.representation_id, director_tokens.id_token, "portal")
+    assert info.value.reason == "COMPANY_REGISTER_UNAVAILABLE"
+    listed, _ = s.list_representations(juristic_person=company.identifier)
+    assert [(r.representation_id, r.status) for r in listed] == [
+        (grant.representation_id, m.RepresentationStatus.ACTIVE)]

@@ -452,6 +452,17 @@ def test_backchannel_errors_use_ciba_codes(world: World, http: TestClient,
     long = http.post("/bc-authorize", data={
         **form, "client_assertion": key.assertion("ciba-portal", now=world.service.now)})
     assert (long.status_code, long.json()["error"]) == (400, "invalid_binding_message")
+    spoofing = http.post("/bc-authorize", data={
+        **form, "binding_message": "Pay 10 THB\u202e00001",
+        "client_assertion": key.assertion("ciba-portal", now=world.service.now)})
+    assert (spoofing.status_code, spoofing.json()["error"], spoofing.json()["reason"]) == (
+        400, "invalid_binding_message", "BINDING_MESSAGE_INVALID")
+    # Section 13: the OP denies a request it cannot serve before anyone is asked (403).
+    aal3 = http.post("/bc-authorize", data={
+        **form, "binding_message": "ok", "acr_values": "urn:egov:aal:3",
+        "client_assertion": key.assertion("ciba-portal", now=world.service.now)})
+    assert (aal3.status_code, aal3.json()["error"], aal3.json()["reason"]) == (
+        403, "access_denied", "ACR_NOT_MET")
     _database_gone(world, sqlite_url)
     down = http.post("/bc-authorize", data={
         **form, "binding_message": "ok",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
-from egov_common.db import make_engine, upgrade_to_head
+from egov_common.db import make_engine, migrations_dir, upgrade_to_head
+from egov_identity.storage import tables as t
 from egov_identity.storage.tables import metadata
 
 
@@ -16,3 +20,27 @@ def test_migrations_match_the_tables_and_rerun_is_a_no_op(sqlite_url: str) -> No
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_a_person_with_a_confirmed_authenticator_before_0007_starts_bound(
+        sqlite_url: str) -> None:
+    """Migration 0007: whoever had confirmed TOTP keeps needing AAL2 to replace it."""
+    config = Config()
+    config.set_main_option("script_location",
+                           str(migrations_dir("egov_identity.storage.migrations")))
+    config.set_main_option("sqlalchemy.url", sqlite_url)
+    command.upgrade(config, "0006")
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        for person_id, confirmed in (("p-confirmed", True), ("p-pending", False)):
+            conn.execute(sa.text(
+                "INSERT INTO persons (person_id, identifier, given_name_th, family_name_th, "
+                "given_name_en, family_name_en, birth_date, ial, verification_json, "
+                "totp_confirmed, totp_last_step, created_at) VALUES (:p, :i, '', '', '', '', "
+                "'', '2.3', '{}', :c, 0, 0)"),
+                {"p": person_id, "i": f"TH-PID:{person_id}", "c": confirmed})
+    upgrade_to_head(sqlite_url, "egov_identity.storage.migrations")
+    with engine.connect() as conn:
+        bound = dict(conn.execute(sa.select(t.persons.c.person_id, t.persons.c.totp_bound)).all())
+    engine.dispose()
+    assert bound == {"p-confirmed": True, "p-pending": False}

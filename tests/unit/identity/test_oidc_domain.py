@@ -28,6 +28,7 @@ from identity_world import (
     enrol_login,
     register_machine,
     register_portal,
+    totp_secret,
 )
 
 
@@ -465,6 +466,43 @@ def test_totp_code_cannot_be_replayed(world: World) -> None:
     assert s.login("portal", username, PASSWORD, code).aal == 2
     with pytest.raises(Unauthenticated):
         s.login("portal", username, PASSWORD, code)
+
+
+def test_a_password_alone_cannot_replace_a_bound_authenticator(world: World) -> None:
+    """NIST SP 800-63B 6.1.2.1: binding another authenticator needs a login at the AAL of the
+    one bound. Whoever has only the password gets ACR_NOT_MET from EnrolTotp and ConfirmTotp,
+    and the person's own authenticator keeps working."""
+    register_portal(world)
+    _, username, secret = enrol_login(world)
+    s = world.service
+    password_only = s.login("portal", username, PASSWORD)
+    with pytest.raises(PermissionDenied) as info:
+        s.enrol_totp(password_only.login_session_id)
+    assert info.value.reason == "ACR_NOT_MET"
+    assert info.value.metadata["required_aal"] == "2"
+    with pytest.raises(PermissionDenied) as info:
+        s.confirm_totp(password_only.login_session_id, current_totp(world, secret))
+    assert info.value.reason == "ACR_NOT_MET"
+    assert s.login("portal", username, PASSWORD, current_totp(world, secret)).aal == 2
+
+
+def test_an_aal2_login_replaces_the_authenticator_and_the_password_alone_never_can(
+        world: World) -> None:
+    register_portal(world)
+    _, username, old = enrol_login(world)
+    s = world.service
+    aal2 = s.login("portal", username, PASSWORD, current_totp(world, old))
+    new = totp_secret(s.enrol_totp(aal2.login_session_id))
+    # While the new one waits for its first code, a password-only login still cannot bind one.
+    password_only = s.login("portal", username, PASSWORD)
+    with pytest.raises(PermissionDenied) as info:
+        s.enrol_totp(password_only.login_session_id)
+    assert info.value.reason == "ACR_NOT_MET"
+    s.confirm_totp(aal2.login_session_id, current_totp(world, new))
+    world.advance(30)
+    with pytest.raises(Unauthenticated):
+        s.login("portal", username, PASSWORD, current_totp(world, old))
+    assert s.login("portal", username, PASSWORD, current_totp(world, new)).aal == 2
 
 
 def test_key_rotation_publishes_next_key_before_it_signs(world: World) -> None:

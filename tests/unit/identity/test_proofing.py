@@ -7,7 +7,12 @@ from dataclasses import replace
 
 import jwt
 import pytest
-from egov_common.errors import FailedPrecondition, InvalidArgument
+from egov_common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+)
 from egov_identity.adapters.population import KYC_PROVIDER
 from egov_identity.domain.levels import AssuranceLevels
 from egov_identity.domain.proofing import (
@@ -18,7 +23,17 @@ from egov_identity.domain.proofing import (
     ProofingState,
 )
 from egov_pki.identifiers import parse_identifier, passport
-from identity_world import ISSUER, World, chip_for, in_person_for
+from identity_world import (
+    ISSUER,
+    PASSWORD,
+    World,
+    chip_for,
+    current_totp,
+    enrol_login,
+    in_person_for,
+    proof_person,
+    register_portal,
+)
 
 
 def _thai(world: World, i: int = 0):  # type: ignore[no-untyped-def]
@@ -159,3 +174,43 @@ def test_expired_session_is_refused(world: World) -> None:
     with pytest.raises(FailedPrecondition) as info:
         world.service.submit_evidence(s.session_id, chip_for(src))
     assert info.value.reason == "PROOFING_EXPIRED"
+
+
+@pytest.mark.parametrize(("target", "evidence"), [("1.1", False), ("2.2", True)])
+def test_proofing_below_the_persons_ial_is_refused_and_changes_nothing(
+        world: World, target: str, evidence: bool) -> None:
+    """A national id and the identity:proofing scope are all an IAL 1.1 proofing needs: it must
+    not hand out an enrolment code that resets the password of a person proofed at 2.3."""
+    register_portal(world)
+    src, username, secret = enrol_login(world)
+    s = world.service
+    session = _start(world, src, target)
+    if evidence:
+        s.submit_evidence(session.session_id, chip_for(src))
+    with pytest.raises(FailedPrecondition) as info:
+        s.complete_proofing(session.session_id)
+    assert info.value.reason == "IAL_BELOW_CURRENT"
+    assert info.value.metadata["required_ial"] == "2.3"
+    after = s.get_proofing(session.session_id)
+    assert after.state is ProofingState.FAILED
+    assert (after.failure_reason, after.enrolment_code) == ("IAL_BELOW_CURRENT", "")
+    person = s.person_by_identifier(src.identifier)
+    assert person is not None and (person.ial, person.username) == ("2.3", username)
+    assert s.login("portal", username, PASSWORD, current_totp(world, secret)).aal == 2
+
+
+def test_proofing_again_at_the_persons_ial_recovers_the_account(world: World) -> None:
+    """SP 800-63B 6.1.2.3: a person who lost their authenticators proofs again, at their IAL or
+    above; the new enrolment code sets a new password, and the old one stops working."""
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    s = world.service
+    _, person_id, code = proof_person(world, 0)
+    assert code and s.person(person_id).ial == "2.3"
+    with pytest.raises(Unauthenticated) as info:
+        s.login("portal", username, PASSWORD)
+    assert info.value.reason == "CREDENTIALS_INVALID"
+    assert s.set_password(person_id, "quartz meadow harbor violin", enrolment_code=code) == username
+    with pytest.raises(PermissionDenied):
+        s.set_password(person_id, "quartz meadow harbor violin", enrolment_code=code)
+    assert s.login("portal", username, "quartz meadow harbor violin").aal == 1

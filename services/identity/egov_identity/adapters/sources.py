@@ -41,6 +41,11 @@ class CivilRegistry(Protocol):
 
 
 class CompanyRegister(Protocol):
+    """Looks up juristic persons and their directors (DBD). Asked at registration and again
+    at every grant and revocation of a representation: ``company`` raises ``OSError`` (a
+    connection refused or timed out) or ``egov_common.errors.Unavailable`` when the register
+    cannot be asked, and returns ``None`` only when it has no such company."""
+
     name: str
 
     def company(self, identifier: str) -> RegisteredCompany | None: ...

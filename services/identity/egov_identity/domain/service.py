@@ -19,6 +19,7 @@ import re
 import secrets
 import threading
 import time
+import unicodedata
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from egov_common.clock import Clock
 from egov_common.errors import (
     AlreadyExists,
+    DeadlineExceeded,
     EgovError,
     FailedPrecondition,
     FieldViolation,
@@ -40,13 +42,19 @@ from egov_common.errors import (
     PermissionDenied,
     ResourceExhausted,
     Unauthenticated,
+    Unavailable,
 )
 from egov_common.forking import in_forked_children
 from egov_pki.identifiers import Identifier, Namespace, parse_identifier
 from egov_pki.tokens import ACCESS_TOKEN_TYPE, TokenVerifier, VerifiedToken, acr_for_aal
 from sqlalchemy.engine import Engine
 
-from egov_identity.adapters.sources import CivilRegistry, CompanyRegister, KycProviders
+from egov_identity.adapters.sources import (
+    CivilRegistry,
+    CompanyRegister,
+    KycProviders,
+    RegisteredCompany,
+)
 from egov_identity.domain import model as m
 from egov_identity.domain.authentication import (
     Passwords,
@@ -98,6 +106,13 @@ _MAX_VERIFIERS = 256
 _PAGE_TOKEN = re.compile(r"[0-9]{1,9}")
 #: An ``acr_values`` value that names an AAL (ASCII digits: str.isdigit also takes "²").
 _ACR_AAL = re.compile(r"(?:urn:egov:aal:)?([0-9]{1,3})")
+#: The AAL of a CIBA approval: the registered device's key plus the person's consent on it.
+CIBA_AAL = 2
+#: Unicode categories a CIBA binding message may not hold (CIBA Core 7.1: plain text the person
+#: compares by eye): controls (line breaks, terminal escapes), format characters (direction
+#: overrides and isolates, zero-width ones), surrogates, private use, unassigned, and line and
+#: paragraph separators. Thai letters, vowel and tone marks and digits are none of these.
+_NOT_PLAIN_TEXT = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 #: RFC 7636 section 4.1: 43 to 128 unreserved characters.
 _PKCE_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 #: RFC 7636 section 4.2: BASE64URL (unpadded) of a SHA-256 digest.
@@ -160,6 +175,12 @@ def _not_your_token() -> PermissionDenied:
     return PermissionDenied("TOKEN_CLIENT_MISMATCH", "the token was issued to another client")
 
 
+def _rebinding_needs_aal2() -> PermissionDenied:
+    return PermissionDenied(
+        "ACR_NOT_MET", "replacing the authenticator needs a login with it (AAL2)",
+        metadata={"required_aal": "2"})
+
+
 def _check_length(value: str, limit: int, field: str) -> None:
     """Refuse values longer than their column (PostgreSQL would fail the insert)."""
     if len(value) > limit:
@@ -179,6 +200,10 @@ def _unknown_keks(found: Sequence[UnknownKekCount], box: SecretBox) -> KekUnknow
         f"{what}; this process has KEK {', '.join(box.kek_ids)}: give the missing KEK in "
         f"EGOV_IDENTITY_KEK or EGOV_IDENTITY_PREVIOUS_KEKS",
         metadata={"kek_ids": ",".join(sorted({c.kek_id for c in found}))})
+
+
+def _plain_text(text: str) -> bool:
+    return not any(unicodedata.category(ch) in _NOT_PLAIN_TEXT for ch in text)
 
 
 def _scopes(text: str) -> list[str]:
@@ -460,27 +485,41 @@ class IdentityService:
         return self.get_proofing(session_id)
 
     def complete_proofing(self, session_id: str) -> m.ProofingSession:
+        """Closes the session with the IAL its evidence reached and records the person, with a
+        new enrolment code (shown once) that sets a password. For a person already recorded
+        this is account recovery (NIST SP 800-63B 6.1.2.3), at their IAL or above only; every
+        authenticator bound before is revoked (see :meth:`_record_proofed_person`). Raises
+        ``FailedPrecondition`` (``PROOFING_CLOSED``, ``PROOFING_EXPIRED``,
+        ``EVIDENCE_CONFLICT``, ``TARGET_IAL_NOT_REACHED``, ``IAL_BELOW_CURRENT`` with metadata
+        ``required_ial``), ``NotFound(PROOFING_NOT_FOUND)``."""
         with self.engine.connect() as conn:
             row = self._open_session(conn, session_id)
         results = [EvidenceResult.from_json(e) for e in json.loads(row["evidence_json"])]
         mismatches = [r for r in results if r.outcome is EvidenceOutcome.MISMATCH]
         strengths = {r.strength for r in results if r.outcome is EvidenceOutcome.VERIFIED}
         achieved = self.levels.cap(ial_from_strengths(strengths)) or self.levels.names[0]
-        failure = ""
+        failure: FailedPrecondition | None = None
         if mismatches:
-            failure = "EVIDENCE_CONFLICT"
+            failure = FailedPrecondition("EVIDENCE_CONFLICT", "proofing failed",
+                                         metadata={"detail": mismatches[0].reason})
         elif self.levels.rank(achieved) < self.levels.rank(row["target_ial"]):
-            failure = "TARGET_IAL_NOT_REACHED"
-        if failure:
+            failure = FailedPrecondition("TARGET_IAL_NOT_REACHED", "proofing failed",
+                                         metadata={"detail": achieved})
+        else:
+            try:
+                person_id, code = self._record_proofed_person(row["identifier"], achieved,
+                                                              results)
+            except FailedPrecondition as below:  # nothing of the person was changed
+                failure = FailedPrecondition(below.reason, below.message,
+                                             metadata={**below.metadata, "detail": achieved})
+        if failure is not None:
             with self.engine.begin() as conn:
                 conn.execute(t.proofing_sessions.update().where(
                     t.proofing_sessions.c.session_id == session_id).values(
-                    state=ProofingState.FAILED.value, failure_reason=failure,
+                    state=ProofingState.FAILED.value, failure_reason=failure.reason,
                     achieved_ial="" if mismatches else achieved))
-            detail = mismatches[0].reason if mismatches else achieved
-            raise FailedPrecondition(failure, "proofing failed",
-                                     metadata={"detail": detail, "session_id": session_id})
-        person_id, code = self._record_proofed_person(row["identifier"], achieved, results)
+            raise FailedPrecondition(failure.reason, failure.message,
+                                     metadata={**failure.metadata, "session_id": session_id})
         with self.engine.begin() as conn:
             conn.execute(t.proofing_sessions.update().where(
                 t.proofing_sessions.c.session_id == session_id).values(
@@ -490,6 +529,15 @@ class IdentityService:
 
     def _record_proofed_person(self, identifier: str, ial: str,
                                results: Sequence[EvidenceResult]) -> tuple[str, str]:
+        """Records the person proofed at ``ial``; returns (person id, enrolment code).
+
+        A person already recorded is recovering the account or raising their IAL; whoever
+        proofed before may not have been them (a national id is all IAL 1.1 takes). So a
+        proofing below their IAL changes nothing and raises ``FailedPrecondition
+        (IAL_BELOW_CURRENT)`` (metadata ``required_ial``): its code would reset the password
+        of a better-proofed person. At or above it, every authenticator bound before is
+        revoked (:meth:`_revoke_authenticators`): only what is bound with the new code counts.
+        """
         source = self.registry.person(identifier)
         attrs = PersonAttributes(
             given_name_th=source.given_name_th if source else "",
@@ -507,9 +555,12 @@ class IdentityService:
                       given_name_en=attrs.given_name_en, family_name_en=attrs.family_name_en,
                       birth_date=attrs.birth_date, verification_json=json.dumps(verification),
                       verified_at=now, enrolment_code_hash=digest(code))
+        revoked: dict[str, int] | None = None
         with self.engine.begin() as conn:
+            # Locked (PostgreSQL) until the IAL is compared and written: a concurrent proofing
+            # must not slip a lower one in between.
             existing = conn.execute(sa.select(t.persons.c.person_id, t.persons.c.ial).where(
-                t.persons.c.identifier == identifier)).first()
+                t.persons.c.identifier == identifier).with_for_update()).first()
             if existing is None:
                 person_id = _new_id("p")
                 conn.execute(t.persons.insert().values(
@@ -517,14 +568,49 @@ class IdentityService:
                     totp_confirmed=False, totp_last_step=0, **values))
             else:
                 person_id = existing.person_id
-                keep = existing.ial if (existing.ial in self.levels.names and
-                                        self.levels.rank(existing.ial) > self.levels.rank(ial)
-                                        ) else ial
-                if keep != ial:
-                    values.pop("verification_json")
+                # A level this deployment no longer lists counts as the highest one below it.
+                current = self.levels.cap(existing.ial)
+                if current is not None and self.levels.rank(ial) < self.levels.rank(current):
+                    raise FailedPrecondition(
+                        "IAL_BELOW_CURRENT", f"this person is proofed at IAL {current}: only a "
+                        f"proofing at that level or above recovers the account",
+                        metadata={"required_ial": current})
                 conn.execute(t.persons.update().where(t.persons.c.person_id == person_id)
-                             .values(ial=keep, **values))
+                             .values(ial=ial, **values))
+                revoked = self._revoke_authenticators(conn, person_id, now)
+        if revoked is not None:
+            log.info("authenticators revoked by proofing",
+                     extra={"person_id": person_id, "ial": ial, **revoked})
         return person_id, code
+
+    @staticmethod
+    def _revoke_authenticators(conn: sa.Connection, person_id: str,
+                               now: float) -> dict[str, int]:
+        """Within the proofing's transaction: the password, the TOTP seed (bound or not), the
+        CIBA devices, the open login sessions, the refresh tokens, unredeemed codes, and CIBA
+        requests not yet redeemed (an approval from a revoked device must not yield tokens).
+        The login name stays. Access tokens already issued live out their minutes. Returns how
+        many of each, for the log."""
+        p = t.persons.c
+        conn.execute(t.persons.update().where(p.person_id == person_id).values(
+            password_hash=None, totp_secret_enc=None, totp_kek_id=None, totp_confirmed=False,
+            totp_bound=False, totp_last_step=0))
+        r, c = t.refresh_tokens.c, t.ciba_requests.c
+        return {
+            "devices": conn.execute(t.devices.delete().where(
+                t.devices.c.person_id == person_id)).rowcount,
+            "login_sessions": conn.execute(t.login_sessions.delete().where(
+                t.login_sessions.c.person_id == person_id)).rowcount,
+            "refresh_tokens": conn.execute(t.refresh_tokens.update().where(
+                r.person_id == person_id, r.revoked_at.is_(None)).values(
+                revoked_at=now)).rowcount,
+            "authorization_codes": conn.execute(t.authorization_codes.delete().where(
+                t.authorization_codes.c.person_id == person_id,
+                t.authorization_codes.c.used_at.is_(None))).rowcount,
+            "ciba_requests": conn.execute(t.ciba_requests.update().where(
+                c.person_id == person_id, c.redeemed_at.is_(None),
+                c.status.in_(("pending", "approved"))).values(status="denied")).rowcount,
+        }
 
     def _person_in(self, db: HotConnection, person_id: str) -> m.Person:
         row = db.one(self.hot.sql.person, {"person_id": person_id})
@@ -783,25 +869,53 @@ class IdentityService:
         log.info("password set", extra={"person_id": person_id})
         return name
 
+    @staticmethod
+    def _may_bind_totp(session: m.LoginSession) -> sa.ColumnElement[bool]:
+        """The condition on the person's row under which ``session`` may enrol or confirm a
+        TOTP authenticator. Once one is bound, binding another needs a login with it (AAL2,
+        NIST SP 800-63B 6.1.2.1): the password alone must not replace it. Whoever lost it
+        recovers the account by proofing again (see :meth:`complete_proofing`)."""
+        person = t.persons.c.person_id == session.person_id
+        return person if session.aal >= 2 else sa.and_(person, sa.not_(t.persons.c.totp_bound))
+
     def enrol_totp(self, login_session_id: str) -> str:
+        """A new TOTP seed for the session's person (the otpauth URI, shown once); it counts
+        once :meth:`confirm_totp` has seen a code of it. Raises ``Unauthenticated
+        (LOGIN_REQUIRED)``, ``PermissionDenied(ACR_NOT_MET)`` when an authenticator is bound
+        and the session is not AAL2."""
         session = self.login_session(login_session_id)
         secret = secrets.token_bytes(20)
         with self.engine.begin() as conn:
-            conn.execute(t.persons.update().where(t.persons.c.person_id == session.person_id)
-                         .values(totp_secret_enc=self.box.seal(secret, session.person_id),
-                                 totp_kek_id=self.box.current_kek_id,
-                                 totp_confirmed=False, totp_last_step=0))
+            enrolled = conn.execute(t.persons.update().where(self._may_bind_totp(session))
+                                    .values(totp_secret_enc=self.box.seal(secret,
+                                                                          session.person_id),
+                                            totp_kek_id=self.box.current_kek_id,
+                                            totp_confirmed=False, totp_last_step=0)).rowcount
+        if not enrolled:
+            raise _rebinding_needs_aal2()
         person = self.person(session.person_id)
         return otpauth_uri(secret, person.username or person.person_id, "egov-trust")
 
     def confirm_totp(self, login_session_id: str, code: str) -> None:
+        """Binds the seed of :meth:`enrol_totp` with a current code of it. Raises
+        ``Unauthenticated(LOGIN_REQUIRED)``, ``PermissionDenied(ACR_NOT_MET)`` as
+        :meth:`enrol_totp`, ``InvalidArgument(TOTP_INVALID)``."""
         session = self.login_session(login_session_id)
+        with self.engine.connect() as conn:
+            allowed = conn.execute(sa.select(t.persons.c.person_id).where(
+                self._may_bind_totp(session))).first()
+        if allowed is None:  # before the code is tried: no oracle for codes either
+            raise _rebinding_needs_aal2()
         if not self._consume_totp(session.person_id, code, require_confirmed=False):
             raise InvalidArgument("TOTP_INVALID", "the code does not match",
                                   field_violations=(FieldViolation("code", "current code"),))
         with self.engine.begin() as conn:
-            conn.execute(t.persons.update().where(t.persons.c.person_id == session.person_id)
-                         .values(totp_confirmed=True))
+            bound = conn.execute(t.persons.update().where(self._may_bind_totp(session))
+                                 .values(totp_confirmed=True, totp_bound=True)).rowcount
+        if not bound:
+            raise _rebinding_needs_aal2()
+        log.info("authenticator bound", extra={"person_id": session.person_id,
+                                               "aal": session.aal})
 
     def _consume_totp(self, person_id: str, code: str, *, require_confirmed: bool) -> bool:
         with self.engine.connect() as conn:
@@ -1350,10 +1464,21 @@ class IdentityService:
         if len(binding_message) > 64:
             raise InvalidArgument("BINDING_MESSAGE_TOO_LONG", "at most 64 characters",
                                   field_violations=(FieldViolation("binding_message", "<= 64"),))
+        if not _plain_text(binding_message):
+            raise InvalidArgument(
+                "BINDING_MESSAGE_INVALID",
+                "plain text only: no line breaks, control, direction or invisible characters",
+                field_violations=(FieldViolation("binding_message", "plain text"),))
         scopes = _scopes(scope)
         if "openid" not in scopes or not set(scopes) <= set(client.scopes):
             raise InvalidArgument("INVALID_SCOPE", "scope must include openid and be allowed")
         _refuse_admin_scopes(scopes, "INVALID_SCOPE")
+        # As Authorize: a request for more than the approval on a device gives is refused now,
+        # before the person is asked, not answered with a weaker token.
+        required = required_aal(acr_values)
+        if required > CIBA_AAL:
+            raise PermissionDenied("ACR_NOT_MET", f"a back-channel approval is AAL{CIBA_AAL}",
+                                   metadata={"required_aal": str(required)})
         if not login_hint:
             raise InvalidArgument("LOGIN_HINT_INVALID", "login_hint is required")
         person_id = ""
@@ -1463,7 +1588,7 @@ class IdentityService:
         if not redeemed:
             raise InvalidArgument("INVALID_GRANT", "tokens were already issued")
         return self._issue_person_tokens(
-            client, row["person_id"], row["scope"].split(), aal=2, amr=["hwk", "user"],
+            client, row["person_id"], row["scope"].split(), aal=CIBA_AAL, amr=["hwk", "user"],
             auth_time=row["auth_time"], nonce="", claims_request="", family_id=None)
 
     # ------------------------------------------------------------------ juristic persons
@@ -1473,9 +1598,7 @@ class IdentityService:
         if identifier.namespace is not Namespace.TH_JUR:
             raise InvalidArgument("NAMESPACE_NOT_JURISTIC", "a juristic person is TH-JUR",
                                   field_violations=(FieldViolation("identifier", "TH-JUR"),))
-        registered = self.companies.company(str(identifier))
-        if registered is None:
-            raise FailedPrecondition("NOT_IN_COMPANY_REGISTER", "not in the company register")
+        registered = self._registered_company(str(identifier))
         claimed = [str(d) for d in directors] or list(registered.directors)
         if not claimed:
             raise InvalidArgument("DIRECTORS_MISSING", "at least one director is required")
@@ -1495,6 +1618,40 @@ class IdentityService:
             raise AlreadyExists("JURISTIC_PERSON_EXISTS", "already registered") from None
         return person
 
+    def _registered_company(self, identifier: str) -> RegisteredCompany:
+        """The company register's entry for ``identifier`` today. Raises
+        ``FailedPrecondition(NOT_IN_COMPANY_REGISTER)`` when it has none, and
+        ``Unavailable(COMPANY_REGISTER_UNAVAILABLE)`` when it cannot be asked (see
+        :class:`~egov_identity.adapters.sources.CompanyRegister`)."""
+        try:
+            registered = self.companies.company(identifier)
+        except (OSError, Unavailable, DeadlineExceeded) as exc:
+            log.warning("company register unavailable", extra={
+                "source": self.companies.name, "error": type(exc).__name__})
+            raise Unavailable("COMPANY_REGISTER_UNAVAILABLE",
+                              "the company register cannot be reached; try again later"
+                              ) from None
+        if registered is None:
+            raise FailedPrecondition("NOT_IN_COMPANY_REGISTER", "not in the company register")
+        return registered
+
+    def _directors_today(self, juristic: m.JuristicPerson) -> m.JuristicPerson:
+        """``juristic`` with the directors the company register lists today, stored in place
+        of the earlier list when it changed (token exchange honours grants of those only). A
+        director who resigned since registration must not grant or revoke; one appointed
+        since may. Raises as :meth:`_registered_company`: never the stored list instead."""
+        directors = tuple(self._registered_company(juristic.identifier).directors)
+        if directors != juristic.directors:
+            with self.engine.begin() as conn:
+                conn.execute(t.juristic_persons.update().where(
+                    t.juristic_persons.c.identifier == juristic.identifier).values(
+                    directors_json=json.dumps(list(directors))))
+            log.info("directors updated from the company register", extra={
+                "juristic_person": parse_identifier(juristic.identifier).masked(),
+                "directors": len(directors),
+                "before": len(juristic.directors)})
+        return replace(juristic, directors=directors)
+
     def juristic_person(self, identifier: str) -> m.JuristicPerson:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(t.juristic_persons).where(
@@ -1511,7 +1668,8 @@ class IdentityService:
         is for its audience alone (OIDC Core 3.1.3.7): only the client the director logged in
         to may present it, and only a client registered for representations
         (``identity:representation`` among its scopes) may manage them at all. Otherwise any
-        relying party the director ever logged in to could grant in the director's name."""
+        relying party the director ever logged in to could grant in the director's name. A
+        director is one the company register lists today (:meth:`_directors_today`)."""
         if not caller_client_id:
             raise Unauthenticated("TOKEN_MISSING",
                                   "the director's portal must call with its access token")
@@ -1528,6 +1686,8 @@ class IdentityService:
         if (verified.aal or 0) < 2 or (verified.auth_time or 0) < self.now() - 900:
             raise PermissionDenied("ACR_NOT_MET", "a fresh AAL2 login is required")
         person = self._person_of(verified)
+        # Asked only now: an unauthenticated caller does not make us query the register.
+        juristic = self._directors_today(juristic)
         if person.identifier not in juristic.directors:
             raise PermissionDenied("NOT_A_DIRECTOR", "only a registered director may do this")
         return person

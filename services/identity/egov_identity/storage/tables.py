@@ -42,6 +42,9 @@ persons = sa.Table(
     sa.Column("totp_kek_id", sa.String(16), index=True),
     sa.Column("totp_confirmed", sa.Boolean, nullable=False, default=False),
     sa.Column("totp_last_step", sa.BigInteger, nullable=False, default=0),
+    # A TOTP authenticator was confirmed and not revoked by proofing since: binding another
+    # needs an AAL2 login (stays set while its replacement waits for its first code).
+    sa.Column("totp_bound", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", _ts, nullable=False),
 )
 

@@ -100,15 +100,18 @@ class AuthenticationServiceServicer:
 
     def EnrolTotp(self, request, context):
         """Starts TOTP enrolment: returns a new secret (otpauth URI) to confirm with a first code.
-        Errors: UNAUTHENTICATED (LOGIN_REQUIRED).
+        Once the person has confirmed an authenticator, replacing it needs an AAL2 login (NIST
+        SP 800-63B 6.1.2.1); a lost one is recovered by proofing again. Errors: UNAUTHENTICATED
+        (LOGIN_REQUIRED), PERMISSION_DENIED (ACR_NOT_MET; metadata required_aal).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ConfirmTotp(self, request, context):
-        """Confirms TOTP enrolment with a code from the authenticator app.
-        Errors: UNAUTHENTICATED (LOGIN_REQUIRED), INVALID_ARGUMENT (TOTP_INVALID).
+        """Confirms TOTP enrolment with a code from the authenticator app; an AAL2 login, as for
+        EnrolTotp, once an authenticator is bound. Errors: UNAUTHENTICATED (LOGIN_REQUIRED),
+        PERMISSION_DENIED (ACR_NOT_MET), INVALID_ARGUMENT (TOTP_INVALID).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -134,8 +137,10 @@ class AuthenticationServiceServicer:
     def BackchannelAuthenticate(self, request, context):
         """CIBA: a portal (client) asks for a person's approval on their device.
         Errors: UNAUTHENTICATED (CLIENT_AUTH_FAILED), INVALID_ARGUMENT (LOGIN_HINT_INVALID,
-        BINDING_MESSAGE_TOO_LONG), RESOURCE_EXHAUSTED (CLIENT_LOCKED). An unknown person is not
-        revealed: the request simply never gets approved and expires.
+        BINDING_MESSAGE_TOO_LONG, BINDING_MESSAGE_INVALID), PERMISSION_DENIED (ACR_NOT_MET:
+        acr_values asks for more than AAL2; metadata required_aal), RESOURCE_EXHAUSTED
+        (CLIENT_LOCKED). An unknown person is not revealed: the request simply never gets approved
+        and expires.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -88,8 +88,11 @@ class ProofingServiceServicer:
 
     def CompleteProofing(self, request, context):
         """Closes the session and computes the IAL reached; the person's record keeps the evidence
-        summary for verified_claims. Errors: NOT_FOUND (PROOFING_NOT_FOUND), FAILED_PRECONDITION
-        (PROOFING_CLOSED, EVIDENCE_CONFLICT, TARGET_IAL_NOT_REACHED).
+        summary for verified_claims. Proofing a person already recorded is account recovery: it
+        must reach their IAL (IAL_BELOW_CURRENT otherwise, nothing changed), and it revokes their
+        password, TOTP, devices, login sessions and refresh tokens. Errors: NOT_FOUND
+        (PROOFING_NOT_FOUND), FAILED_PRECONDITION (PROOFING_CLOSED, EVIDENCE_CONFLICT,
+        TARGET_IAL_NOT_REACHED, IAL_BELOW_CURRENT; metadata required_ial).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

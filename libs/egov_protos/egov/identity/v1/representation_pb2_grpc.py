@@ -97,10 +97,12 @@ class RepresentationServiceServicer:
         """A director grants a person a role and powers. The grantor proves themself with a fresh
         AAL2 ID token, which only the portal it was issued to may present: the call carries an
         access token of that client (its own or the director's), and the client is registered
-        with scope `identity:representation`. Errors: UNAUTHENTICATED (TOKEN_MISSING, TOKEN_*),
-        PERMISSION_DENIED (CLIENT_NOT_ALLOWED, NOT_A_DIRECTOR, ACR_NOT_MET), NOT_FOUND
-        (JURISTIC_PERSON_NOT_FOUND, PERSON_NOT_FOUND), INVALID_ARGUMENT (POWERS_MISSING,
-        POWER_UNKNOWN, VALIDITY_INVALID).
+        with scope `identity:representation`. A director is one the company register lists at
+        the time of the call (the stored list is updated to it). Errors: UNAUTHENTICATED
+        (TOKEN_MISSING, TOKEN_*), PERMISSION_DENIED (CLIENT_NOT_ALLOWED, NOT_A_DIRECTOR,
+        ACR_NOT_MET), NOT_FOUND (JURISTIC_PERSON_NOT_FOUND, PERSON_NOT_FOUND), INVALID_ARGUMENT
+        (POWERS_MISSING, POWER_UNKNOWN, VALIDITY_INVALID), FAILED_PRECONDITION
+        (NOT_IN_COMPANY_REGISTER), UNAVAILABLE (COMPANY_REGISTER_UNAVAILABLE: retry later).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -108,9 +110,11 @@ class RepresentationServiceServicer:
 
     def RevokeRepresentation(self, request, context):
         """Revokes a grant; tokens exchanged under it stop being accepted at their next check. The
-        director's ID token is presented as for GrantRepresentation. Errors: NOT_FOUND
-        (REPRESENTATION_NOT_FOUND), UNAUTHENTICATED (TOKEN_MISSING, TOKEN_*), PERMISSION_DENIED
-        (CLIENT_NOT_ALLOWED, NOT_A_DIRECTOR), FAILED_PRECONDITION (REPRESENTATION_REVOKED).
+        director's ID token is presented as for GrantRepresentation, and the director is checked
+        against the company register the same way. Errors: NOT_FOUND (REPRESENTATION_NOT_FOUND),
+        UNAUTHENTICATED (TOKEN_MISSING, TOKEN_*), PERMISSION_DENIED (CLIENT_NOT_ALLOWED,
+        NOT_A_DIRECTOR, ACR_NOT_MET), FAILED_PRECONDITION (REPRESENTATION_REVOKED,
+        NOT_IN_COMPANY_REGISTER), UNAVAILABLE (COMPANY_REGISTER_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
