@@ -35,6 +35,7 @@ __all__ = [
     "PDF_MALFORMED",
     "PDF_TOO_LARGE",
     "PDF_TOO_MANY_PAGES",
+    "PDF_TOO_MANY_REVISIONS",
     "PDF_TOO_MANY_SIGNATURES",
     "VERIFICATION_DEADLINE_EXCEEDED",
     "Deadline",
@@ -55,6 +56,7 @@ PDF_ENCRYPTED = "PDF_ENCRYPTED"
 PDF_TOO_LARGE = "PDF_TOO_LARGE"
 PDF_TOO_MANY_PAGES = "PDF_TOO_MANY_PAGES"
 PDF_TOO_MANY_SIGNATURES = "PDF_TOO_MANY_SIGNATURES"
+PDF_TOO_MANY_REVISIONS = "PDF_TOO_MANY_REVISIONS"
 PDF_DECOMPRESSION_LIMIT = "PDF_DECOMPRESSION_LIMIT"
 VERIFICATION_DEADLINE_EXCEEDED = "VERIFICATION_DEADLINE_EXCEEDED"
 
@@ -147,6 +149,14 @@ class DocumentLimits:
     max_decoded_bytes: int = 128 * _MIB
     #: wall-clock budget for one verification or signing of one document
     deadline_seconds: float = 60.0
+    #: revisions (incremental updates) of a document to verify: pyHanko's difference analysis
+    #: and the metadata comparison take time that grows with their square
+    max_revisions: int = 500
+    #: certificates the certificate path search may try to extend a path from, per signature
+    #: (same-named certificates multiply the candidate paths: K per level give K**levels)
+    max_path_candidates: int = 100
+    #: indirect objects read in the search for signature dictionaries that no field uses
+    max_objects_scanned: int = 50_000
 
     def decode_limits(self) -> DecodeLimits:
         return DecodeLimits(

@@ -154,13 +154,22 @@ class ValidationReport:
     signatures: tuple[SignatureReport, ...]
     #: revisions appended after the last signed revision (not covered by any signature)
     unsigned_revisions_after_last_signature: int
-    #: bytes after the end of the last signature's /ByteRange
+    #: bytes after the end of the last signature's /ByteRange (a document time-stamp is not a
+    #: signature: it covers what precedes it but approves none of it); the file's size when
+    #: there is no signature
     bytes_after_last_signature: int
     #: empty signature fields (not signed) by name
     empty_signature_fields: tuple[str, ...] = ()
     #: document metadata entries (/Title, XMP title ...) changed after the last signature
     metadata_changed_after_last_signature: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    #: bytes at the end of the file after the last revision the PDF reader found (after its
+    #: %%EOF line), whitespace aside: content that no revision accounts for, which this verifier
+    #: did not read and other readers may show (an update appended without %%EOF)
+    bytes_after_last_revision: int = 0
+    #: checks that could not be completed (a limit was reached), each with its reason: what
+    #: they would have looked for is not known to be absent
+    incomplete_checks: tuple[str, ...] = ()
 
     @property
     def has_signature(self) -> bool:
@@ -201,22 +210,43 @@ class DocumentVerdict:
     unsigned_content_after_last_signature: bool
 
 
+def _last_signature(report: ValidationReport) -> SignatureReport | None:
+    """The signature (not a document time-stamp) of the latest revision, if any."""
+    signatures = [
+        s
+        for s in report.signatures
+        if s.kind is SignatureKind.SIGNATURE and s.signed_revision is not None
+    ]
+    return max(signatures, key=lambda s: s.signed_revision or 0) if signatures else None
+
+
 def document_verdict(
     report: ValidationReport, *, registry_revoked: bool = False
 ) -> DocumentVerdict:
     """The document's overall verdict: TOTAL_PASSED only when every signature passed, nothing
-    but validation material follows the last signature, and the registry has not revoked it."""
-    last = report.signatures[-1] if report.signatures else None
+    but validation material follows the last signature, the file holds nothing after its last
+    revision, every check could be completed, and the registry has not revoked it.
+
+    What follows the last signature is judged from that signature, not from a later document
+    time-stamp: a time-stamp proves that the bytes it covers existed at its time, and nothing
+    about who made them, so it covers changes after the last signature without approving them
+    (pyHanko's modification level of the last signature takes in every later revision, the
+    time-stamps' included)."""
+    last = _last_signature(report)
     unsigned_after = (
-        last is not None
-        and report.bytes_after_last_signature > 0
-        and (
-            last.modification_level not in _AFTER_LAST_ALLOWED
-            # e.g. a metadata revision after a no-changes certification: pyHanko's level says
-            # LTA_UPDATES, but it is not validation material
-            or last.sub_indication == "ILLEGAL_MODIFICATIONS"
+        (
+            last is not None
+            and report.bytes_after_last_signature > 0
+            and (
+                last.modification_level not in _AFTER_LAST_ALLOWED
+                # e.g. a metadata revision after a no-changes certification: pyHanko's level
+                # says LTA_UPDATES, but it is not validation material
+                or last.sub_indication == "ILLEGAL_MODIFICATIONS"
+            )
         )
-    ) or bool(report.metadata_changed_after_last_signature)
+        or bool(report.metadata_changed_after_last_signature)
+        or report.bytes_after_last_revision > 0
+    )
     indication, sub = report.indication, report.sub_indication
     if not report.signatures:
         reason = "the document has no signature"
@@ -230,10 +260,27 @@ def document_verdict(
     if registry_revoked and indication is not Indication.TOTAL_FAILED:
         indication, sub = Indication.TOTAL_FAILED, "REVOKED"
         reason = "the issuer revoked this document in the registry"
+    elif report.bytes_after_last_revision > 0 and indication is Indication.TOTAL_PASSED:
+        # As for content appended after the last signature, and more so: bytes no revision
+        # accounts for (ISO 32000-1 7.5.5: a file ends with its last revision's %%EOF) were not
+        # read here, yet another reader may show them (an update appended without %%EOF).
+        # INDETERMINATE, not TOTAL_FAILED: the signatures themselves verify, and some writers
+        # pad files with junk; what a reader shows cannot be said to be what was signed.
+        indication, sub = Indication.INDETERMINATE, None
+        reason = (
+            f"the file holds {report.bytes_after_last_revision} bytes after the end of its"
+            " last revision (no %%EOF closes them): other PDF readers may show content there"
+            " that no signature covers and that was not verified"
+        )
     elif unsigned_after and indication is Indication.TOTAL_PASSED:
         indication, sub = Indication.INDETERMINATE, None
         reason = "content was appended after the last signature and no signature covers it"
         if report.metadata_changed_after_last_signature:
             changed = ", ".join(report.metadata_changed_after_last_signature)[:200]
             reason = f"the document's metadata was changed after the last signature ({changed})"
+    elif report.incomplete_checks and indication is Indication.TOTAL_PASSED:
+        # EN 319 102-1 INDETERMINATE: the information available does not allow the document
+        # to be said to pass (nor to fail)
+        indication, sub = Indication.INDETERMINATE, None
+        reason = f"a check could not be completed: {report.incomplete_checks[0]}"
     return DocumentVerdict(indication, sub, reason, unsigned_after)

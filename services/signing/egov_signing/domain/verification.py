@@ -5,9 +5,16 @@ stricter than its defaults (DESIGN.md "Verification fails closed"):
 
 - every filled signature field appears in the report, including one whose SubFilter is unknown or
   whose CMS cannot be parsed (TOTAL_FAILED / FORMAT_FAILURE);
-- a /ByteRange that does not cover its whole revision is a FORMAT_FAILURE, and bytes after the
-  last signed revision are reported rather than folded into "covers the entire file";
-- an exception inside pyHanko becomes a verdict with a reason, never an error status.
+- a /ByteRange that is not the standard [0 a b c] around its /Contents is a FORMAT_FAILURE
+  before anything is hashed, one that does not cover its whole revision is one too, and bytes
+  after the last signed revision are reported rather than folded into "covers the entire file";
+- bytes after the last revision the reader found (an update appended without %%EOF) are
+  reported, and the document cannot pass (report.document_verdict);
+- a trust anchor that is not a CA certificate vouches for its own signatures only;
+- an exception inside pyHanko becomes a verdict with a reason, never an error status;
+- the work is bounded: revisions (DocumentLimits.max_revisions), candidate certificates in the
+  path search (max_path_candidates), objects read in the search for stray signature
+  dictionaries (max_objects_scanned), and the deadline is checked inside each of those loops.
 
 Mapping to ETSI EN 319 102-1 indications, first match wins (same order as the third-party corpus
 in shared/testdata): HASH_FAILURE, SIG_CRYPTO_FAILURE, FORMAT_FAILURE (unreadable CMS or partial
@@ -23,16 +30,16 @@ import hashlib
 import io
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
+from asn1crypto import cms, x509
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
-from asn1crypto import x509
 from egov_common.clock import Clock, SystemClock
-from egov_common.errors import InvalidArgument
+from egov_common.errors import DeadlineExceeded, InvalidArgument
 from egov_common.logging import mask_identifier, mask_text
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.metadata.xmp_xml import parse_xmp
@@ -52,11 +59,14 @@ from pyhanko.sign.validation.status import (
     SignatureCoverageLevel,
 )
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.authority import AuthorityWithCert, TrustAnchor
 from pyhanko_certvalidator.fetchers.api import FetcherBackend
+from pyhanko_certvalidator.registry import SimpleTrustManager
 from pyhanko_certvalidator.util import get_declared_revinfo
 
 from . import aio
 from .pdf_input import (
+    PDF_TOO_MANY_REVISIONS,
     PDF_TOO_MANY_SIGNATURES,
     Deadline,
     DocumentLimits,
@@ -110,6 +120,11 @@ class TrustAnchors:
             x509.Certificate.load(_pem_to_der(c)) for c in certificates
         )
         self._encodings = frozenset(c.dump() for c in self.certificates)
+        #: anchors that are not CA certificates (an e-seal trusted directly): trusted for
+        #: their own signatures, never as the issuer of another certificate
+        self.non_ca: tuple[x509.Certificate, ...] = tuple(
+            c for c in self.certificates if not _may_issue_certificates(c)
+        )
 
     def __contains__(self, cert: x509.Certificate) -> bool:
         """Whether ``cert`` (the very certificate, by its DER) is one of the anchors."""
@@ -140,6 +155,7 @@ class _SigContext:
     dss_certs: tuple[x509.Certificate, ...]
     dss_ocsps: tuple[asn1_ocsp.OCSPResponse, ...]
     dss_crls: tuple[asn1_crl.CertificateList, ...]
+    deadline: Deadline
 
 
 class DocumentVerifier:
@@ -175,8 +191,10 @@ class DocumentVerifier:
         """Validate every signature of ``pdf`` at ``validation_time`` (default: now).
 
         Raises InvalidArgument (NOT_A_PDF, PDF_MALFORMED, PDF_ENCRYPTED, PDF_TOO_LARGE,
-        PDF_TOO_MANY_PAGES, PDF_TOO_MANY_SIGNATURES, PDF_DECOMPRESSION_LIMIT) for a document that
-        cannot be examined and DeadlineExceeded past the configured deadline; every problem with
+        PDF_TOO_MANY_PAGES, PDF_TOO_MANY_REVISIONS, PDF_TOO_MANY_SIGNATURES,
+        PDF_DECOMPRESSION_LIMIT) for a document that cannot be examined and DeadlineExceeded
+        past the configured deadline (checked inside every loop whose length the document
+        decides, pyHanko's certificate path search included); every problem with
         a signature itself is a verdict in the report. ``deadline_seconds`` (e.g. what is left of
         the caller's gRPC deadline) shortens the configured budget. ``pdf`` may be a seekable
         stream (a spooled upload): it is read in pieces, never whole.
@@ -188,15 +206,36 @@ class DocumentVerifier:
         deadline.check()
         stream = as_stream(pdf)
         reader = open_untrusted_pdf(stream, self._limits)
+        if reader.xrefs.total_revisions > self._limits.max_revisions:
+            # pyHanko's difference analysis and the metadata comparison take time that grows
+            # with the square of the revisions: refused before either starts
+            raise InvalidArgument(
+                PDF_TOO_MANY_REVISIONS,
+                f"the PDF has more than {self._limits.max_revisions} revisions"
+                " (incremental updates)",
+                metadata={"max_revisions": str(self._limits.max_revisions)},
+            )
         # digest, size and the raw /ByteRange count in one chunked pass
         scan = scan_document(stream, b"/ByteRange")
+        trailing = _bytes_after_last_revision(stream, scan.size)
         when = validation_time or self._clock.now()
         try:
-            return aio.run(
+            report = aio.run(
                 self._verify(reader, scan, when, revocation_mode or self._revocation_mode, deadline)
             )
         except PdfDecodeLimitError as err:
             raise decompression_refused(err) from err
+        if not trailing:
+            return report
+        return dataclasses.replace(
+            report,
+            bytes_after_last_revision=trailing,
+            notes=(
+                *report.notes,
+                f"{trailing} bytes follow the end of the last revision (no %%EOF closes them):"
+                " they were not read",
+            ),
+        )
 
     async def _verify(
         self,
@@ -214,28 +253,39 @@ class DocumentVerifier:
                 metadata={"max_signatures": str(self._limits.max_signatures)},
             )
         certs, ocsps, crls = _read_dss(reader)
-        ctx = _SigContext(reader, scan.size, when, mode, certs, ocsps, crls)
+        ctx = _SigContext(reader, scan.size, when, mode, certs, ocsps, crls, deadline)
         reports: list[SignatureReport] = []
         for name, sig_field in filled:
             deadline.check()
             reports.append(await self._verify_one(ctx, name, sig_field))
-        reports.extend(_unattached_signatures(reader, filled, scan))
+        unattached, unattached_incomplete = _unattached_signatures(
+            reader, filled, scan, max_objects=self._limits.max_objects_scanned, deadline=deadline
+        )
+        reports.extend(unattached)
         reports.sort(key=lambda r: (r.signed_revision is None, r.signed_revision or 0))
         stamped = {
             r.signed_revision
             for r in reports
             if r.kind is SignatureKind.DOCUMENT_TIMESTAMP and r.signed_revision is not None
         }
-        reports = [_enforce_no_changes_certification(reader, r, stamped) for r in reports]
+        reports = [_enforce_no_changes_certification(reader, r, stamped, deadline) for r in reports]
         reports = _assign_pades_levels(reports)
         revisions = reader.xrefs.total_revisions
         signed = [r.signed_revision for r in reports if r.signed_revision is not None]
-        metadata_after = _metadata_changed_after_last_signature(reader, reports)
+        # a document time-stamp covers what precedes it but approves none of it
+        approvals = [
+            r
+            for r in reports
+            if r.kind is SignatureKind.SIGNATURE and r.signed_revision is not None
+        ]
+        metadata_after = _metadata_changed_after_last_signature(reader, reports, deadline)
+        incomplete = [unattached_incomplete] if unattached_incomplete else []
         notes = []
         if not reports:
             notes.append("the document has no signature")
         elif all(r.kind is SignatureKind.DOCUMENT_TIMESTAMP for r in reports):
             notes.append("the document has document time-stamps only and no signature")
+        notes.extend(incomplete)
         return ValidationReport(
             document_sha256=scan.sha256.hex(),
             document_size=scan.size,
@@ -246,11 +296,12 @@ class DocumentVerifier:
                 revisions - 1 - max(signed) if signed else revisions
             ),
             bytes_after_last_signature=(
-                min(r.bytes_after_signed_range for r in reports) if reports else scan.size
+                min(r.bytes_after_signed_range for r in approvals) if approvals else scan.size
             ),
             empty_signature_fields=tuple(empty),
             metadata_changed_after_last_signature=tuple(metadata_after),
             notes=tuple(notes),
+            incomplete_checks=tuple(incomplete),
         )
 
     async def _verify_one(
@@ -280,6 +331,16 @@ class DocumentVerifier:
                 kind,
                 subfilter,
                 f"unsupported SubFilter {subfilter or '(none)'} for {declared_type}",
+                bytes_after=bytes_after,
+            )
+        problem = _byte_range_problem(sig_obj, ctx.reader.stream, ctx.file_size)
+        if problem is not None:
+            return _format_failure(
+                label,
+                kind,
+                subfilter,
+                "the /ByteRange is not of the standard form [0 a b c] around the signature's"
+                f" /Contents (ISO 32000-1 12.8.1): {problem}; nothing was hashed",
                 bytes_after=bytes_after,
             )
         try:
@@ -333,13 +394,53 @@ class DocumentVerifier:
         # verdicts assume); on-line fetching from our own services only when that leaves the
         # signature undecided (the fetched answer knows at least as much).
         report = await self._validate(ctx, embedded, kind, base, fetch=False)
-        if report.indication is Indication.INDETERMINATE and self._fetcher_backend is not None:
+        if (
+            report.indication is Indication.INDETERMINATE
+            and self._fetcher_backend is not None
+            # more data cannot make fewer candidate paths
+            and not report.reasons[0].startswith(_PATH_SEARCH_STOPPED)
+        ):
             report = await self._validate(ctx, embedded, kind, base, fetch=True)
         if report.signer_is_trust_anchor:
             report = _trust_anchor_signer(report, embedded.signer_cert, ctx.validation_time)
+        elif self._anchors.non_ca and not report.certificate_path:
+            report = self._issued_by_non_ca_anchor(report, embedded)
         return dataclasses.replace(
             report, revocation_status=_revocation_status(report, ctx.revocation_mode)
         )
+
+    def _issued_by_non_ca_anchor(
+        self, report: SignatureReport, embedded: EmbeddedPdfSignature
+    ) -> SignatureReport:
+        """Why no path was found, when the signature's certificates lead to a trust anchor that
+        is not a CA certificate: the path builder does not take such an anchor for an issuer
+        (see :class:`_PathTrustManager`), so its key holder cannot make certificates the
+        verifier trusts; say so rather than "no chain found"."""
+        if report.indication is not Indication.INDETERMINATE:
+            return report
+        try:
+            candidates = [embedded.signer_cert, *embedded.other_embedded_certs]
+        except Exception:  # the signer certificate was read before: nothing more to say
+            return report
+        for index, cert in enumerate(candidates):
+            if cert in self._anchors:
+                continue
+            anchor = next((a for a in self._anchors.non_ca if _names_issuer(a, cert)), None)
+            if anchor is None:
+                continue
+            which = (
+                "the signer certificate"
+                if index == 0
+                else f"the certificate '{_display_name(cert.subject)}' the signature carries"
+            )
+            return _untrusted(
+                report,
+                "CHAIN_CONSTRAINTS_FAILURE",
+                f"{which} was issued by the trust anchor '{_display_name(anchor.subject)}',"
+                " which is not a CA certificate: a trust anchor that is not a CA vouches only"
+                " for its own signatures (RFC 5280 4.2.1.9)",
+            )
+        return report
 
     def _known_certificates(
         self, ctx: _SigContext, embedded: EmbeddedPdfSignature
@@ -357,15 +458,46 @@ class DocumentVerifier:
         *,
         fetch: bool,
     ) -> SignatureReport:
-        vc = self._validation_context(ctx, embedded, fetch=fetch)
+        try:
+            vc = self._validation_context(ctx, embedded, fetch=fetch)
+        except DeadlineExceeded:
+            raise
+        except Exception as err:
+            # the DSS's revocation data was loaded already: what fails here is the signature's
+            # own (a signed attribute: the CMS does not conform, EN 319 102-1 FORMAT_FAILURE)
+            return SignatureReport(
+                indication=Indication.TOTAL_FAILED,
+                sub_indication="FORMAT_FAILURE",
+                reasons=(
+                    mask_text(
+                        "the revocation data in the signature's adbe-revocationInfoArchival"
+                        " attribute cannot be read (ISO 32000-1 12.8.3.3):"
+                        f" {type(err).__name__}: {str(err)[:200]}"
+                    ),
+                ),
+                **base,
+            )
         status: PdfSignatureStatus | DocumentTimestampStatus
         try:
             if kind is SignatureKind.DOCUMENT_TIMESTAMP:
                 status = await async_validate_pdf_timestamp(embedded, vc)
             else:
                 status = await async_validate_pdf_signature(embedded, vc, vc)
-        except PdfDecodeLimitError:
+        except (PdfDecodeLimitError, DeadlineExceeded):
             raise
+        except _PathSearchLimitReached as err:
+            # EN 319 102-1 CERTIFICATE_CHAIN_GENERAL_FAILURE: the set of certificates
+            # available for path validation produced an error (here: too many candidates)
+            return SignatureReport(
+                indication=Indication.INDETERMINATE,
+                sub_indication="CERTIFICATE_CHAIN_GENERAL_FAILURE",
+                reasons=(
+                    f"{_PATH_SEARCH_STOPPED} after {err.candidates} candidate issuer"
+                    " certificates: the certificates the signature and the document carry"
+                    " allow too many paths",
+                ),
+                **base,
+            )
         except Exception as err:
             sub = getattr(err, "ades_subindication", None)
             indication, sub_name = (
@@ -400,7 +532,11 @@ class DocumentVerifier:
         ocsps.extend(archived[0])
         crls.extend(archived[1])
         kwargs: dict[str, Any] = {
-            "trust_roots": list(self._anchors.certificates),
+            "trust_manager": _PathTrustManager(
+                self._anchors.certificates,
+                max_candidates=self._limits.max_path_candidates,
+                deadline=ctx.deadline,
+            ),
             "other_certs": list(ctx.dss_certs),
             "ocsps": ocsps,
             "crls": crls,
@@ -411,6 +547,89 @@ class DocumentVerifier:
         if fetch and self._fetcher_backend is not None:
             kwargs["fetcher_backend"] = self._fetcher_backend
         return ValidationContext(**kwargs)
+
+
+_PATH_SEARCH_STOPPED = "the certificate path search stopped"
+
+
+class _PathSearchLimitReached(Exception):
+    """The certificate path search examined ``candidates`` certificates and was stopped."""
+
+    def __init__(self, candidates: int) -> None:
+        super().__init__(f"more than {candidates} candidate issuer certificates")
+        self.candidates = candidates
+
+
+class _PathTrustManager(SimpleTrustManager):
+    """The trust anchors as pyhanko-certvalidator's path builder sees them, with two rules of
+    ours:
+
+    - an anchor that is not a CA certificate (RFC 5280 4.2.1.9: without basicConstraints cA
+      its key must not verify certificate signatures; an e-seal trusted directly) is offered
+      as nobody's issuer: it still validates its own signatures (the path builder takes a
+      signer that is itself an anchor as a path of its own), never a certificate its key
+      holder issued;
+    - the path builder asks for the anchors that may have issued a certificate once for every
+      certificate it tries to extend a path from: each ask checks the verification deadline
+      and counts against ``max_candidates``. Same-named certificates multiply the candidate
+      paths (8 per level over 6 levels: 262,144 paths, each validated, each failure kept), so
+      beyond the limit the search stops with :class:`_PathSearchLimitReached`.
+    """
+
+    def __init__(
+        self,
+        anchors: Iterable[x509.Certificate],
+        *,
+        max_candidates: int,
+        deadline: Deadline,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        for anchor in anchors:
+            self._register_root(anchor)
+        self._max_candidates = max_candidates
+        self._candidates = 0
+        self._deadline = deadline
+
+    def find_potential_issuers(self, cert: x509.Certificate) -> Iterator[TrustAnchor]:
+        self._deadline.check()
+        self._candidates += 1
+        if self._candidates > self._max_candidates:
+            raise _PathSearchLimitReached(self._max_candidates)
+        for anchor in super().find_potential_issuers(cert):
+            authority = anchor.authority
+            if isinstance(authority, AuthorityWithCert) and not _may_issue_certificates(
+                authority.certificate
+            ):
+                continue
+            yield anchor
+
+
+def _may_issue_certificates(cert: x509.Certificate) -> bool:
+    """Whether ``cert``'s key may sign certificates: a CA certificate (basicConstraints cA,
+    RFC 5280 4.2.1.9) whose key usage, if stated, includes keyCertSign (4.2.1.3). A version 1
+    or 2 certificate has no extensions to say so (the old form of self-signed roots): it
+    counts as a CA, as anchors always have."""
+    try:
+        if cert["tbs_certificate"]["version"].native in ("v1", "v2"):
+            return True
+        if not cert.ca:
+            return False
+        usage = cert.key_usage_value
+        return usage is None or "key_cert_sign" in usage.native
+    except Exception:  # extensions that cannot be read grant nothing
+        return False
+
+
+def _names_issuer(issuer: x509.Certificate, cert: x509.Certificate) -> bool:
+    """Whether ``issuer`` is named as ``cert``'s issuer: by name, and by key identifier when
+    both state one (RFC 5280 4.2.1.1)."""
+    try:
+        if issuer.subject != cert.issuer:
+            return False
+        wanted, have = cert.authority_key_identifier, issuer.key_identifier
+        return wanted is None or have is None or wanted == have
+    except Exception:
+        return False
 
 
 async def _release(vc: ValidationContext) -> None:
@@ -424,7 +643,10 @@ async def _release(vc: ValidationContext) -> None:
 
 
 def _enforce_no_changes_certification(
-    reader: PdfFileReader, report: SignatureReport, timestamped_revisions: set[int]
+    reader: PdfFileReader,
+    report: SignatureReport,
+    timestamped_revisions: set[int],
+    deadline: Deadline,
 ) -> SignatureReport:
     """After DocMDP P=1 only DSS updates and document timestamps may follow (PAdES, EN 319 142-1
     5.4): every later revision must add a document time-stamp (one of
@@ -449,13 +671,13 @@ def _enforce_no_changes_certification(
             kind = str(value.get_object().get("/Type", "/Sig")) if value is not None else ""
             if kind != "/DocTimeStamp":
                 offending.append(_field_label(name))
-        metadata = _metadata_changed_since(reader, report.signed_revision)
-        neither = [
-            revision
-            for revision in range(report.signed_revision + 1, reader.xrefs.total_revisions)
-            if revision not in timestamped_revisions and not _dss_changed_in(reader, revision)
-        ]
-    except PdfDecodeLimitError:
+        metadata = _metadata_changed_since(reader, report.signed_revision, deadline)
+        neither = []
+        for revision in range(report.signed_revision + 1, reader.xrefs.total_revisions):
+            deadline.check()
+            if revision not in timestamped_revisions and not _dss_changed_in(reader, revision):
+                neither.append(revision)
+    except (PdfDecodeLimitError, DeadlineExceeded):
         raise
     except Exception as err:
         offending = [f"(unreadable later revision: {type(err).__name__})"]
@@ -491,16 +713,19 @@ _INFO_BOOKKEEPING = frozenset({"/ModDate", "/Producer"})
 _XMP_BOOKKEEPING = frozenset({"ModifyDate", "MetadataDate", "Producer"})
 
 
-def _metadata_changed_since(reader: PdfFileReader, revision: int) -> list[str]:
+def _metadata_changed_since(reader: PdfFileReader, revision: int, deadline: Deadline) -> list[str]:
     """Document metadata entries that some later revision changed, added or removed compared
     with ``revision``, bookkeeping excepted ("/Title", "XMP title" ...). Each later revision is
-    compared on its own, so a change undone later still counts (as in pyHanko's analysis)."""
+    compared on its own, so a change undone later still counts (as in pyHanko's analysis).
+    Each costs time in proportion to the revisions (pyHanko resolves an object by looking
+    through them): DocumentLimits.max_revisions bounds the whole, the deadline each step."""
     if revision + 1 >= reader.xrefs.total_revisions:
         return []  # nothing follows it (most documents, verified on every call)
     base = reader.get_historical_resolver(revision)
     base_info, base_xmp = _document_info(base), _xmp_properties(base)
     changed: list[str] = []
     for later in range(revision + 1, reader.xrefs.total_revisions):
+        deadline.check()
         resolver = reader.get_historical_resolver(later)
         info, xmp = _document_info(resolver), _xmp_properties(resolver)
         for key in sorted(base_info.keys() | info.keys()):
@@ -513,7 +738,7 @@ def _metadata_changed_since(reader: PdfFileReader, revision: int) -> list[str]:
 
 
 def _metadata_changed_after_last_signature(
-    reader: PdfFileReader, reports: Sequence[SignatureReport]
+    reader: PdfFileReader, reports: Sequence[SignatureReport], deadline: Deadline
 ) -> list[str]:
     """The document metadata (/Info, XMP; bookkeeping excepted) changed after the revision the
     last signature signed. pyHanko's difference analysis accepts an /Info rewrite after an
@@ -527,8 +752,8 @@ def _metadata_changed_after_last_signature(
     if not signed:
         return []
     try:
-        return _metadata_changed_since(reader, max(signed))
-    except PdfDecodeLimitError:
+        return _metadata_changed_since(reader, max(signed), deadline)
+    except (PdfDecodeLimitError, DeadlineExceeded):
         raise
     except Exception as err:  # a later revision that cannot be read is not vouched for either
         return [f"(unreadable later revision: {type(err).__name__})"]
@@ -584,24 +809,29 @@ def _xmp_properties(resolver: Any) -> dict[str, str]:
     }
 
 
-_MAX_OBJECTS_SCANNED = 50_000
-
-
 def _unattached_signatures(
     reader: PdfFileReader,
     filled: list[tuple[str, generic.DictionaryObject]],
     scan: DocumentScan,
-) -> list[SignatureReport]:
-    """Signature dictionaries (/ByteRange and /Contents) that no signature field uses.
+    *,
+    max_objects: int,
+    deadline: Deadline,
+) -> tuple[list[SignatureReport], str | None]:
+    """Signature dictionaries (/ByteRange and /Contents) that no signature field uses, and why
+    the search could not be completed, if it could not.
 
     A viewer does not show them and pyHanko does not see them; they still claim to sign the
     document, so each is reported and fails (DESIGN.md: every signature dictionary appears).
+    An object that cannot be read is skipped and the search goes on (one bad xref offset must
+    not hide the others); a search that could not be made (more than ``max_objects``
+    objects, unreadable cross-reference data) is reported as such, never as "none found".
     """
     used: set[tuple[int, int]] = set()
     for _, field_obj in filled:
         value = field_obj.get_object().raw_get("/V")  # type: ignore[no-untyped-call]
         if isinstance(value, generic.IndirectObject):
             used.add((value.idnum, value.generation))
+    what = "the search for signature dictionaries that no field uses"
     try:
         # Fast path: no object streams (where a dictionary could hide compressed) and no more
         # /ByteRange keys in the raw file than signature fields: nothing is unattached.
@@ -610,16 +840,26 @@ def _unattached_signatures(
             for revision in range(reader.xrefs.total_revisions)
         )
         if not compressed and scan.count <= len(used):
-            return []
+            return [], None
         refs: set[generic.Reference] = set()
         for revision in range(reader.xrefs.total_revisions):
             refs |= reader.xrefs.explicit_refs_in_revision(revision)
-        if len(refs) > _MAX_OBJECTS_SCANNED:
-            return []
-        found = []
-        for ref in sorted(refs, key=lambda r: (r.idnum, r.generation)):
-            if (ref.idnum, ref.generation) in used:
-                continue
+    except PdfDecodeLimitError:
+        raise
+    except Exception as err:
+        return [], (
+            f"{what} could not be made: the cross-reference data cannot be read"
+            f" ({type(err).__name__})"
+        )
+    if len(refs) > max_objects:
+        return [], f"{what} was not made: the file has {len(refs)} objects, more than {max_objects}"
+    found = []
+    for count, ref in enumerate(sorted(refs, key=lambda r: (r.idnum, r.generation))):
+        if count % 256 == 0:
+            deadline.check()
+        if (ref.idnum, ref.generation) in used:
+            continue
+        try:
             obj = reader.get_object(ref)  # type: ignore[no-untyped-call]
             if isinstance(obj, generic.StreamObject) or not isinstance(
                 obj, generic.DictionaryObject
@@ -627,10 +867,10 @@ def _unattached_signatures(
                 continue
             if "/ByteRange" in obj and "/Contents" in obj:
                 found.append((ref, obj))
-    except PdfDecodeLimitError:
-        raise
-    except Exception:  # an object we cannot read is not evidence of a hidden signature
-        return []
+        except PdfDecodeLimitError:
+            raise
+        except Exception:  # noqa: S112 - this object is unreadable, the others are not
+            continue
     return [
         _format_failure(
             f"(no field) object {ref.idnum} {ref.generation}",
@@ -642,7 +882,7 @@ def _unattached_signatures(
             bytes_after=_bytes_after_range(obj, scan.size),
         )
         for ref, obj in found
-    ]
+    ], None
 
 
 def _signature_fields(
@@ -687,21 +927,23 @@ def _read_dss(
 def _adobe_revinfo_archival(
     embedded: EmbeddedPdfSignature,
 ) -> tuple[list[asn1_ocsp.OCSPResponse], list[asn1_crl.CertificateList]]:
-    """Revocation data in the signed ``adbe-revocationInfoArchival`` attribute.
-
-    ISO 32000-1 12.8.3.3.
-    """
+    """Revocation data in the signed ``adbe-revocationInfoArchival`` attribute (ISO 32000-1
+    12.8.3.3). Raises ValueError when the attribute is there and cannot be read: it is a
+    signed attribute, so the signature itself is malformed (the caller's FORMAT_FAILURE)."""
     ocsps: list[asn1_ocsp.OCSPResponse] = []
     crls: list[asn1_crl.CertificateList] = []
+    attrs = embedded.signer_info["signed_attrs"]
+    if not isinstance(attrs, cms.CMSAttributes):  # no signed attributes at all
+        return ocsps, crls
     try:
-        for attr in embedded.signer_info["signed_attrs"]:
+        for attr in attrs:
             if attr["type"].native != "adobe_revocation_info_archival":
                 continue
             for value in attr["values"]:
                 crls.extend(value["crl"] or ())
                 ocsps.extend(value["ocsp"] or ())
-    except Exception:  # noqa: S110 - malformed archival data only loses revocation info
-        pass
+    except Exception as err:
+        raise ValueError(f"{type(err).__name__}: {err}") from err
     return ocsps, crls
 
 
@@ -725,6 +967,86 @@ def _field_label(name: object) -> str:
         text = str(name)
     text = _SURROGATE.sub("\ufffd", text)
     return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+#: PDF white-space (ISO 32000-1 7.2.2)
+_PDF_WHITESPACE = b"\x00\t\n\x0c\r "
+#: the %%EOF marker at the start of a line, and the line end after it
+_EOF_LINE = re.compile(rb"(?:^|(?<=[\r\n]))%%EOF(?:\r\n|\r|\n)?")
+#: pyHanko looks for the last %%EOF line in the final 1 KiB of the file; twice that is read
+_TAIL_BYTES = 2048
+
+
+def _bytes_after_last_revision(stream: BinaryIO, size: int) -> int:
+    """Bytes after the line with the %%EOF marker that ends the last revision the reader found
+    (white-space alone counts for nothing). pyHanko, reading backwards from the end, takes the
+    last line that starts with %%EOF (ISO 32000-1 7.5.5); poppler and others look for the last
+    startxref instead, so an update appended without %%EOF is read by them and not by
+    pyHanko. Anything after that line belongs to no revision the verifier read."""
+    window = min(size, _TAIL_BYTES)
+    position = stream.tell()
+    try:
+        stream.seek(size - window)
+        tail = stream.read(window)
+    finally:
+        stream.seek(position)
+    ends = [
+        match.end()
+        for match in _EOF_LINE.finditer(tail)
+        # the window's first byte starts a line only when it is the file's first byte
+        if match.start() > 0 or window == size
+    ]
+    if not ends:  # the reader found one, or it would not have opened the file
+        return window
+    rest = tail[ends[-1] :]
+    return len(rest) if rest.strip(_PDF_WHITESPACE) else 0
+
+
+def _byte_range_problem(
+    sig_obj: generic.DictionaryObject, stream: BinaryIO, file_size: int
+) -> str | None:
+    """What makes the signature's /ByteRange other than the standard [0 a b c]: two ranges,
+    the first from the file's start, the gap between them exactly the /Contents string with
+    its delimiters, the second within the file (ISO 32000-1 12.8.1; PAdES, EN 319 142-1, takes
+    no other form); None when it is standard. Checked before anything is hashed: pyHanko
+    hashes any list of ranges as it comes, and 40,000 ranges over the whole file hash it
+    40,000 times with no deadline in between."""
+    try:
+        raw = sig_obj.raw_get("/ByteRange")
+    except KeyError:
+        return "it is missing"
+    if not isinstance(raw, generic.ArrayObject):
+        return "it is not an array"
+    if len(raw) != 4:
+        return f"it has {len(raw)} numbers, not 4"
+    values = [raw.raw_get(i) for i in range(4)]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "its entries are not all integers"
+    start, first_length, second_start, second_length = (int(v) for v in values)
+    if start != 0:
+        return "it does not start at byte 0"
+    if first_length <= 0 or second_length <= 0:
+        return "one of its ranges is empty"
+    if second_start < first_length:
+        return "its second range starts before the end of the first"
+    if second_start + second_length > file_size:
+        return "it goes past the end of the file"
+    contents = sig_obj.get("/Contents")  # absent: None
+    if not isinstance(contents, generic.ByteStringObject | generic.TextStringObject):
+        return None  # no signature container: the caller says so, nothing is hashed
+    # the hexadecimal string, two digits a byte, and its < > delimiters
+    gap = 2 * len(contents.original_bytes) + 2
+    position = stream.tell()
+    try:
+        stream.seek(first_length)
+        opening = stream.read(1)
+        stream.seek(second_start - 1)
+        closing = stream.read(1)
+    finally:
+        stream.seek(position)
+    if second_start - first_length != gap or (opening, closing) != (b"<", b">"):
+        return "the gap between its ranges is not the signature's /Contents"
+    return None
 
 
 def _bytes_after_range(sig_obj: generic.DictionaryObject, file_size: int) -> int:

@@ -97,8 +97,8 @@ class SigningServiceServicer:
         document's registry status. The client sends `options` first (or not at all), then the
         PDF in `chunk`s. A PDF that fails validation is a report, not an error. Errors:
         INVALID_ARGUMENT (PDF_MALFORMED, PDF_ENCRYPTED, PDF_TOO_LARGE, PDF_TOO_MANY_PAGES,
-        PDF_TOO_MANY_SIGNATURES, PDF_EMPTY, OPTIONS_NOT_FIRST, VALIDATION_TIME_INVALID: outside
-        the years 1-9999), DEADLINE_EXCEEDED.
+        PDF_TOO_MANY_SIGNATURES, PDF_TOO_MANY_REVISIONS, PDF_EMPTY, OPTIONS_NOT_FIRST,
+        VALIDATION_TIME_INVALID: outside the years 1-9999), DEADLINE_EXCEEDED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
