@@ -7,7 +7,8 @@ import io
 import json
 import shutil
 import subprocess
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -188,6 +189,38 @@ def test_revoked_signer_fails(client, keys_stub, identity) -> None:  # type: ign
     sig = reply.report.signatures[0]
     assert pb.RevocationStatus.Name(sig.revocation_status) == "REVOCATION_STATUS_REVOKED"
     assert sig.HasField("revoked_at") and sig.revocation_reason
+
+
+def test_a_signature_time_stamped_before_its_signer_was_revoked_passes(  # type: ignore[no-untyped-def]
+    client, keys_stub, identity
+) -> None:
+    fresh = create_person_credential(keys_stub, identity, "signing-it-revoked-later", PERSON_ID)
+    pdf = client.sign_document(
+        make_pdf(),
+        credential_id=fresh.credential_id,
+        authorization_proof=identity.person(),
+        level="B-T",
+    ).pdf
+    # revocation times have whole seconds: revoke in a later second than the time-stamp's
+    stamped = datetime.now(UTC).replace(microsecond=0)
+    deadline = time.monotonic() + 5
+    while datetime.now(UTC).replace(microsecond=0) <= stamped and time.monotonic() < deadline:
+        time.sleep(0.05)
+    keys_stub.RevokeCredential(
+        keys_pb2.RevokeCredentialRequest(
+            credential_id=fresh.credential_id,
+            reason=keys_pb2.CERTIFICATE_REVOCATION_REASON_KEY_COMPROMISE,
+            authorization_proof=identity.person(),
+        ),
+        timeout=30,
+    )
+    reply = client.verify_document(pdf, skip_registry=True)
+    # EN 319 102-1 5.5: the trusted signature time-stamp precedes the revocation (keys' OCSP
+    # answer, fetched while verifying)
+    assert pb.Indication.Name(reply.report.indication) == "INDICATION_TOTAL_PASSED", reply.summary
+    sig = reply.report.signatures[0]
+    assert pb.RevocationStatus.Name(sig.revocation_status) == "REVOCATION_STATUS_REVOKED"
+    assert "proof of existence" in sig.reason, sig.reason
 
 
 def test_corpus_file_verifies_over_grpc_at_its_validation_time(client) -> None:

@@ -50,8 +50,10 @@ def _cert(
     issuer_key: ec.EllipticCurvePrivateKey,
     *,
     ca: bool,
-    eku: x509.ObjectIdentifier | None = None,
+    eku: x509.ObjectIdentifier | Sequence[x509.ObjectIdentifier] | None = None,
     crl: bool = False,
+    eku_critical: bool = True,
+    non_repudiation: bool = True,
 ) -> x509.Certificate:
     b = (
         x509.CertificateBuilder()
@@ -75,11 +77,12 @@ def _cert(
         )
     else:
         b = b.add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            x509.KeyUsage(True, non_repudiation, False, False, False, False, False, False, False),
             critical=True,
         )
     if eku is not None:
-        b = b.add_extension(x509.ExtendedKeyUsage([eku]), critical=True)
+        purposes = [eku] if isinstance(eku, x509.ObjectIdentifier) else list(eku)
+        b = b.add_extension(x509.ExtendedKeyUsage(purposes), critical=eku_critical)
     if crl:
         b = b.add_extension(
             x509.CRLDistributionPoints(

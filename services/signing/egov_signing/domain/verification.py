@@ -11,10 +11,18 @@ stricter than its defaults (DESIGN.md "Verification fails closed"):
 - bytes after the last revision the reader found (an update appended without %%EOF) are
   reported, and the document cannot pass (report.document_verdict);
 - a trust anchor that is not a CA certificate vouches for its own signatures only;
+- a signer certificate whose extendedKeyUsage names no document-signing purpose (a TSA's or an
+  OCSP responder's) signs no document (CHAIN_CONSTRAINTS_FAILURE);
 - an exception inside pyHanko becomes a verdict with a reason, never an error status;
 - the work is bounded: revisions (DocumentLimits.max_revisions), candidate certificates in the
   path search (max_path_candidates), objects read in the search for stray signature
   dictionaries (max_objects_scanned), and the deadline is checked inside each of those loops.
+
+pyHanko's PDF validator checks revocation at the validation time only; a signer certificate it
+finds revoked is judged again by the signature's proof of existence (EN 319 102-1 5.5, 5.6):
+pyHanko's validation with time, on the same trust anchors and revocation data, passes a
+signature whose trusted time-stamp precedes the revocation, unless the revocation data dates the
+key's compromise (invalidityDate) at or before the time-stamp.
 
 Mapping to ETSI EN 319 102-1 indications, first match wins (same order as the third-party corpus
 in shared/testdata): HASH_FAILURE, SIG_CRYPTO_FAILURE, FORMAT_FAILURE (unreadable CMS or partial
@@ -32,7 +40,7 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from asn1crypto import cms, x509
@@ -45,14 +53,21 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.metadata.xmp_xml import parse_xmp
 from pyhanko.pdf_utils.misc import PdfDecodeLimitError
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESSubIndic
+from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESPassed, AdESSubIndic
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation import dss as pyhanko_dss
+from pyhanko.sign.validation.ades import ades_with_time_validation
 from pyhanko.sign.validation.pdf_embedded import (
     EmbeddedPdfSignature,
     async_validate_pdf_signature,
     async_validate_pdf_timestamp,
 )
+from pyhanko.sign.validation.policy_decl import (
+    RevinfoOnlineFetchingRule,
+    RevocationInfoGatheringSpec,
+    SignatureValidationSpec,
+)
+from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import (
     DocumentTimestampStatus,
     PdfSignatureStatus,
@@ -60,7 +75,10 @@ from pyhanko.sign.validation.status import (
 )
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.authority import AuthorityWithCert, TrustAnchor
-from pyhanko_certvalidator.fetchers.api import FetcherBackend
+from pyhanko_certvalidator.context import CertValidationPolicySpec, ValidationDataHandlers
+from pyhanko_certvalidator.errors import InvalidCertificateError
+from pyhanko_certvalidator.fetchers.api import FetcherBackend, Fetchers
+from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.registry import SimpleTrustManager
 from pyhanko_certvalidator.util import get_declared_revinfo
 
@@ -405,9 +423,10 @@ class DocumentVerifier:
             report = _trust_anchor_signer(report, embedded.signer_cert, ctx.validation_time)
         elif self._anchors.non_ca and not report.certificate_path:
             report = self._issued_by_non_ca_anchor(report, embedded)
-        return dataclasses.replace(
-            report, revocation_status=_revocation_status(report, ctx.revocation_mode)
-        )
+        # what revocation checking found stands whatever the key's purposes are
+        revocation_status = _revocation_status(report, ctx.revocation_mode)
+        report = _refuse_other_key_purposes(report, embedded.signer_cert)
+        return dataclasses.replace(report, revocation_status=revocation_status)
 
     def _issued_by_non_ca_anchor(
         self, report: SignatureReport, embedded: EmbeddedPdfSignature
@@ -478,11 +497,15 @@ class DocumentVerifier:
                 **base,
             )
         status: PdfSignatureStatus | DocumentTimestampStatus
+        past: _PastValidation | None = None
         try:
             if kind is SignatureKind.DOCUMENT_TIMESTAMP:
                 status = await async_validate_pdf_timestamp(embedded, vc)
             else:
                 status = await async_validate_pdf_signature(embedded, vc, vc)
+                if _revoked_with_trusted_time_stamp(status):
+                    # pyHanko's validator above checks revocation at the validation time only
+                    past = await self._validate_with_time(ctx, embedded, vc)
         except (PdfDecodeLimitError, DeadlineExceeded):
             raise
         except _PathSearchLimitReached as err:
@@ -512,6 +535,8 @@ class DocumentVerifier:
         finally:
             await _release(vc)
         report = _report_from_status(base, kind, status)
+        if isinstance(status, PdfSignatureStatus) and report.sub_indication == _REVOKED_NO_POE:
+            report = _judged_by_proof_of_existence(report, status, past)
         if status.validation_path is None:
             return report
         known = self._known_certificates(ctx, embedded)
@@ -522,6 +547,71 @@ class DocumentVerifier:
                 for authority in _authorities_below_anchor(status.validation_path)
                 if _declares_revocation_service(authority) is not False
             ),
+        )
+
+    async def _validate_with_time(
+        self, ctx: _SigContext, embedded: EmbeddedPdfSignature, vc: ValidationContext
+    ) -> _PastValidation:
+        """pyHanko's validation of a signature with time (EN 319 102-1 5.5,
+        ``ades_with_time_validation``) for a signature whose signer certificate ``vc`` found
+        revoked: whether its trusted signature time-stamp proves it existed before the
+        revocation. It uses the same trust anchors (and rules on them), the same validation
+        time and the very revocation data ``vc`` gathered (its revocation manager, with what
+        it fetched), and fetches nothing more."""
+        spec = SignatureValidationSpec(
+            cert_validation_policy=CertValidationPolicySpec(
+                trust_manager=_PathTrustManager(
+                    self._anchors.certificates,
+                    max_candidates=self._limits.max_path_candidates,
+                    deadline=ctx.deadline,
+                ),
+                revinfo_policy=vc.revinfo_policy,
+                time_tolerance=vc.time_tolerance,
+                algorithm_usage_policy=vc.algorithm_policy,
+            ),
+            revinfo_gathering_policy=RevocationInfoGatheringSpec(
+                online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY,
+                fetcher_backend=_NoFetching(),
+            ),
+            key_usage_settings=_DOCUMENT_SIGNING_KEY_USAGE,
+        )
+        handlers = ValidationDataHandlers(
+            revinfo_manager=vc.revinfo_manager,
+            poe_manager=vc.revinfo_manager.poe_manager,
+            cert_registry=vc.certificate_registry,
+        )
+        timing = ValidationTimingInfo(
+            validation_time=ctx.validation_time,
+            best_signature_time=ctx.validation_time,
+            point_in_time_validation=True,
+        )
+        compromised = _key_compromised_since(embedded.signer_cert, vc)
+        try:
+            result = await ades_with_time_validation(
+                embedded.signed_data,
+                spec,
+                timing_info=timing,
+                raw_digest=embedded.compute_digest(),
+                validation_data_handlers=handlers,
+            )
+        except (PdfDecodeLimitError, DeadlineExceeded):
+            raise
+        except Exception as err:  # no verdict from it: the revocation stands
+            return _PastValidation(
+                passed=False,
+                proof_of_existence=None,
+                compromised_since=compromised,
+                detail=f"{type(err).__name__}: {str(err)[:200]}",
+            )
+        passed = result.ades_subindic is AdESPassed.OK
+        detail = getattr(result.ades_subindic, "name", str(result.ades_subindic))
+        if result.failure_msg:
+            detail = f"{detail}: {result.failure_msg[:200]}"
+        return _PastValidation(
+            passed=passed,
+            proof_of_existence=result.best_signature_time if passed else None,
+            compromised_since=compromised,
+            detail=detail,
         )
 
     def _validation_context(
@@ -550,6 +640,158 @@ class DocumentVerifier:
 
 
 _PATH_SEARCH_STOPPED = "the certificate path search stopped"
+_REVOKED_NO_POE = AdESIndeterminate.REVOKED_NO_POE.name
+
+
+@dataclass(frozen=True)
+class _PastValidation:
+    """What pyHanko's validation with time said of a signature whose signer certificate is
+    revoked."""
+
+    #: AdES PASSED: the signature's proof of existence precedes the revocation
+    passed: bool
+    #: the best signature time pyHanko established (its trusted signature time-stamp), when
+    #: it passed
+    proof_of_existence: datetime | None
+    #: the earliest key-compromise date (invalidityDate) the revocation data states, if any
+    compromised_since: datetime | None
+    #: pyHanko's sub-indication and message, for the report
+    detail: str
+
+
+class _NoFetching(FetcherBackend):
+    """A fetcher backend that reaches nothing: the validation with time works on revocation
+    data already gathered, and pyHanko provisions a network backend of its own when a
+    specification names none."""
+
+    def get_fetchers(self) -> Fetchers:
+        raise RuntimeError("the validation with time fetches nothing")
+
+    async def close(self) -> None:
+        return None
+
+
+def _revoked_with_trusted_time_stamp(status: PdfSignatureStatus) -> bool:
+    """Whether the signer certificate (not a CA's) was found revoked and the signature carries
+    a signature time-stamp that validated: the case where the time-stamp may prove the
+    signature existed before the revocation (EN 319 102-1 5.5)."""
+    details = status.revocation_details
+    tst = status.timestamp_validity
+    return (
+        status.trust_problem_indic is AdESIndeterminate.REVOKED_NO_POE
+        and details is not None
+        and not details.ca_revoked
+        and tst is not None
+        and bool(tst.intact and tst.valid and tst.trusted)
+    )
+
+
+def _key_compromised_since(cert: x509.Certificate, vc: ValidationContext) -> datetime | None:
+    """The earliest invalidityDate (RFC 5280 5.3.2: since when the key is known or suspected
+    to be compromised) that the revocation data ``vc`` gathered states for ``cert``: in a CRL
+    entry of its issuer or an OCSP single response for it. pyhanko-certvalidator reads the
+    revocation date only; a date here earlier than the proof of existence means the key may
+    have been someone else's when the signature was made."""
+    dates: list[datetime] = []
+    try:
+        for crl in vc.crls:
+            if crl.issuer != cert.issuer:
+                continue
+            for entry in crl["tbs_cert_list"]["revoked_certificates"] or ():
+                if entry["user_certificate"].native == cert.serial_number:
+                    invalidity = entry.invalidity_date_value
+                    if invalidity is not None:
+                        dates.append(invalidity.native)
+        issuer_name_hashes = {
+            algorithm: _digest(algorithm, cert.issuer.dump()) for algorithm in ("sha1", "sha256")
+        }
+        for response in vc.ocsps:
+            for single in _single_responses(response):
+                cert_id = single["cert_id"]
+                algorithm = cert_id["hash_algorithm"]["algorithm"].native
+                if (
+                    cert_id["serial_number"].native != cert.serial_number
+                    or issuer_name_hashes.get(algorithm) != cert_id["issuer_name_hash"].native
+                ):
+                    continue
+                invalidity = single.invalidity_date_value
+                if invalidity is not None:
+                    dates.append(invalidity.native)
+    except Exception as err:  # unreadable revocation data states no date
+        _log.info("unreadable revocation entry ignored", extra={"error": type(err).__name__})
+    return min(dates) if dates else None
+
+
+def _utc(when: datetime) -> str:
+    return f"{when.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+
+
+def _judged_by_proof_of_existence(
+    report: SignatureReport, status: PdfSignatureStatus, past: _PastValidation | None
+) -> SignatureReport:
+    """A signature whose signer certificate is revoked (INDETERMINATE/REVOKED_NO_POE from the
+    validation at the validation time), judged by its proof of existence (EN 319 102-1 5.5,
+    5.6): TOTAL_PASSED when pyHanko's validation with time passed, i.e. a trusted signature
+    time-stamp earlier than the revocation, and the revocation data does not say the key was
+    compromised at or before that time; otherwise it stays REVOKED_NO_POE, with the reason."""
+    details = status.revocation_details
+    if details is None:
+        return report
+    revoked_at = details.revocation_date
+    try:
+        why = str(details.revocation_reason.native or "").replace("_", " ")
+    except Exception:  # informative only
+        why = ""
+    revoked = f"the signer certificate was revoked at {_utc(revoked_at)}" + (
+        f" ({why})" if why else ""
+    )
+    tst = status.timestamp_validity
+    stamped = tst.timestamp if tst is not None and past is not None else None
+    if past is None or stamped is None:
+        return _still_revoked(
+            report,
+            f"{revoked}, and nothing proves the signature existed before: it has no trusted"
+            " signature time-stamp",
+        )
+    poe = past.proof_of_existence or stamped
+    if poe >= revoked_at:
+        return _still_revoked(
+            report,
+            f"{revoked}, at or before the signature's proof of existence at {_utc(poe)} (its"
+            " signature time-stamp): nothing proves it was made before the revocation",
+        )
+    if past.compromised_since is not None and past.compromised_since <= poe:
+        return _still_revoked(
+            report,
+            f"{revoked}, and its issuer states the key was compromised since"
+            f" {_utc(past.compromised_since)}, at or before the signature's proof of existence"
+            f" at {_utc(poe)}",
+        )
+    if not past.passed:
+        return _still_revoked(
+            report,
+            f"{revoked}, after the signature's time-stamp at {_utc(poe)}, but the validation"
+            f" at that time did not pass ({past.detail})",
+        )
+    return dataclasses.replace(
+        report,
+        indication=Indication.TOTAL_PASSED,
+        sub_indication=None,
+        trusted=True,
+        reasons=(
+            f"{revoked}, after the signature's proof of existence at {_utc(poe)} (its trusted"
+            " signature time-stamp): the signature was made while the certificate was valid"
+            " (ETSI EN 319 102-1 5.5)",
+            _PASSED_AT_POE_REASON,
+        ),
+    )
+
+
+def _still_revoked(report: SignatureReport, reason: str) -> SignatureReport:
+    return dataclasses.replace(
+        report,
+        reasons=(mask_text(reason), *(r for r in report.reasons if r != _SIGNER_REVOKED)),
+    )
 
 
 class _PathSearchLimitReached(Exception):
@@ -1130,7 +1372,7 @@ def _report_from_status(
     else:
         reasons.append(_PASSED_REASON)
     if bool(getattr(status, "revoked", False)):
-        reasons.append("the signer certificate is revoked")
+        reasons.append(_SIGNER_REVOKED)
 
     tst_time: datetime | None = None
     tst_trusted = False
@@ -1176,6 +1418,10 @@ def _report_from_status(
 
 
 _PASSED_REASON = "the signature is intact, valid and trusted"
+_PASSED_AT_POE_REASON = (
+    "the signature is intact and valid, and its certificate path was trusted when it was made"
+)
+_SIGNER_REVOKED = "the signer certificate is revoked"
 
 
 def _trust_anchor_signer(
@@ -1220,6 +1466,87 @@ def _trust_anchor_signer(
     )
 
 
+#: Key purposes (RFC 5280 4.2.1.12) that let a certificate whose extendedKeyUsage extension is
+#: present sign documents, as PAdES validators accept them: anyExtendedKeyUsage;
+#: emailProtection (S/MIME signing certificates: Adobe Acrobat accepts them for PDF, and the
+#: corpus's signers carry it beside clientAuth); id-kp-documentSigning (RFC 9336); Adobe
+#: Authentic Documents Trust; Microsoft document signing. A certificate without the extension
+#: is not restricted (ours have none: keys' profiles set keyUsage nonRepudiation and
+#: digitalSignature only). timeStamping, OCSPSigning, clientAuth, serverAuth, codeSigning alone
+#: name other uses of the key.
+_DOCUMENT_SIGNING_PURPOSES = frozenset(
+    x509.KeyPurposeId(oid).native
+    for oid in (
+        "2.5.29.37.0",  # anyExtendedKeyUsage
+        "1.3.6.1.5.5.7.3.4",  # id-kp-emailProtection
+        "1.3.6.1.5.5.7.3.36",  # id-kp-documentSigning
+        "1.2.840.113583.1.1.5",  # Adobe Authentic Documents Trust
+        "1.3.6.1.4.1.311.10.3.12",  # Microsoft document signing
+    )
+)
+#: pyHanko's key usage rule for PDF signers (PdfSignatureStatus.key_usage: nonRepudiation)
+#: with our key purposes; an extension that is absent, or anyExtendedKeyUsage, restricts
+#: nothing (``explicit_extd_key_usage_required=False``). pyHanko's PDF validator cannot be
+#: given the purposes itself: it rebuilds the constraints it is given and then requires the
+#: extension in every certificate, so the verifier applies them after it.
+_DOCUMENT_SIGNING_KEY_USAGE = KeyUsageConstraints(
+    key_usage=frozenset(PdfSignatureStatus.key_usage),
+    extd_key_usage=_DOCUMENT_SIGNING_PURPOSES,
+    explicit_extd_key_usage_required=False,
+)
+_DOCUMENT_SIGNING_PURPOSES_ONLY = dataclasses.replace(_DOCUMENT_SIGNING_KEY_USAGE, key_usage=None)
+
+
+def _refuse_other_key_purposes(report: SignatureReport, cert: x509.Certificate) -> SignatureReport:
+    """A signature that would pass, by a certificate whose key may not sign documents:
+    INDETERMINATE/CHAIN_CONSTRAINTS_FAILURE (EN 319 102-1 5.2.6: the chain does not meet the
+    constraints on the signer's certificate). pyHanko's KeyUsageConstraints decide: the key
+    purposes (extendedKeyUsage, RFC 5280 4.2.1.12) of every signer, and the key usage of a
+    signer with a path above it (pyHanko checked it already where the path validated at the
+    validation time, and did not where the certificate is revoked and a proof of existence
+    passed the signature; a trust anchor's key usage is :func:`_trust_anchor_signer`'s)."""
+    if report.kind is not SignatureKind.SIGNATURE or report.indication is not (
+        Indication.TOTAL_PASSED
+    ):
+        return report
+    constraints = (
+        _DOCUMENT_SIGNING_PURPOSES_ONLY
+        if report.signer_is_trust_anchor
+        else _DOCUMENT_SIGNING_KEY_USAGE
+    )
+    try:
+        constraints.validate(cert)
+        return report
+    except InvalidCertificateError:
+        pass
+    except Exception as err:  # an extension that cannot be read allows nothing
+        return _untrusted(
+            report,
+            "CHAIN_CONSTRAINTS_FAILURE",
+            f"the signer certificate's key usage extensions cannot be read ({type(err).__name__})",
+        )
+    try:
+        _DOCUMENT_SIGNING_PURPOSES_ONLY.validate(cert)
+    except InvalidCertificateError:
+        purposes = ", ".join(sorted(str(p) for p in cert.extended_key_usage_value.native))
+        return _untrusted(
+            report,
+            "CHAIN_CONSTRAINTS_FAILURE",
+            f"the signer certificate's extended key usage ({purposes}) does not allow signing"
+            " documents (RFC 5280 4.2.1.12; accepted: "
+            + ", ".join(sorted(_DOCUMENT_SIGNING_PURPOSES))
+            + ")",
+        )
+    usage = cert.key_usage_value
+    allowed = ", ".join(sorted(usage.native)) if usage is not None else "none"
+    return _untrusted(
+        report,
+        "CHAIN_CONSTRAINTS_FAILURE",
+        f"the signer certificate's key usage ({allowed}) does not include non_repudiation,"
+        " which a document signature needs",
+    )
+
+
 def _untrusted(report: SignatureReport, sub_indication: str, reason: str) -> SignatureReport:
     """``report`` made INDETERMINATE for a problem of its signer certificate."""
     return dataclasses.replace(
@@ -1227,7 +1554,10 @@ def _untrusted(report: SignatureReport, sub_indication: str, reason: str) -> Sig
         indication=Indication.INDETERMINATE,
         sub_indication=sub_indication,
         trusted=False,
-        reasons=(reason, *(r for r in report.reasons if r != _PASSED_REASON)),
+        reasons=(
+            reason,
+            *(r for r in report.reasons if r not in (_PASSED_REASON, _PASSED_AT_POE_REASON)),
+        ),
     )
 
 
