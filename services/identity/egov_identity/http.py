@@ -1,9 +1,10 @@
 """OIDC HTTP endpoints beside gRPC, so unmodified OpenID Connect clients work.
 
 ``/.well-known/openid-configuration`` (OIDC Discovery 1.0), ``/jwks`` (RFC 7517), ``/authorize``
-(a minimal login form: password + TOTP), ``/token`` (RFC 6749, PKCE RFC 7636, RFC 7523 client
-assertions, RFC 8693 token exchange, CIBA poll), ``/userinfo``, ``/revoke`` (RFC 7009),
-``/introspect`` (RFC 7662). Every handler translates and delegates to
+(the authorization request by GET or POST, checked alike before the login form is shown and when
+it comes back with the login; a minimal login form: password + TOTP), ``/token`` (RFC 6749, PKCE
+RFC 7636, RFC 7523 client assertions, RFC 8693 token exchange, CIBA poll), ``/userinfo``,
+``/revoke`` (RFC 7009), ``/introspect`` (RFC 7662). Every handler translates and delegates to
 :class:`~egov_identity.domain.service.IdentityService`.
 
 Errors say what they are, and nothing more:
@@ -38,6 +39,7 @@ from egov_common.errors import (
     InvalidArgument,
     NotFound,
 )
+from egov_pki.tokens import acr_for_aal
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -49,7 +51,8 @@ from starlette.types import Message
 
 from egov_identity.domain import model as m
 from egov_identity.domain.keyring import ID_TOKEN_ALGORITHMS, JWKS_MAX_AGE_SECONDS
-from egov_identity.domain.service import TRUST_FRAMEWORK, IdentityService, required_aal
+from egov_identity.domain.levels import AAL_LEVELS
+from egov_identity.domain.service import TRUST_FRAMEWORK, IdentityService
 
 log = logging.getLogger(__name__)
 
@@ -232,14 +235,29 @@ def _minutes(seconds: str) -> str:
 _LOGIN_PAGE = """<!doctype html>
 <html lang="th"><head><meta charset="utf-8"><title>Digital ID login</title></head>
 <body><h1>เข้าสู่ระบบ Digital ID / Digital ID login</h1>
-<p>{client}</p>{error}
+<p>{client}</p>
+<p>{receives}</p>{error}
 <form method="post" action="authorize">
 {hidden}
 <label>Login name <input name="username" autocomplete="username"></label>
 <label>Password <input name="password" type="password" autocomplete="current-password"></label>
-<label>Authenticator code <input name="totp_code" inputmode="numeric"></label>
+{code}
 <button type="submit">Log in</button>
 </form></body></html>"""
+_CODE_FIELD = ('<label>Authenticator code <input name="totp_code" inputmode="numeric" '
+               'autocomplete="one-time-code"></label>')
+_CODE_FIELD_REQUIRED = ('<label>Authenticator code (this service needs it) <input '
+                        'name="totp_code" inputmode="numeric" autocomplete="one-time-code" '
+                        'required></label>')
+#: What the person is told the client receives with each scope: logging in at the form that
+#: says so is the consent (OIDC Core 3.1.2.1, prompt=consent).
+_SCOPE_TEXTS = {
+    "openid": "that you logged in, under an identifier for you at this service",
+    "profile": "your name and date of birth",
+    "identifier": "your national identification number",
+    "verified_claims": "how your identity was verified",
+    "offline_access": "access while you are not using the service",
+}
 
 _MESSAGE_PAGE = """<!doctype html>
 <html lang="th"><head><meta charset="utf-8"><title>Digital ID</title></head>
@@ -251,10 +269,26 @@ _CLIENT_ASSERTION_ALGS = ("ES256", "RS256")
 _REQUEST_OBJECT_ERRORS = {"request": "request_not_supported",
                           "request_uri": "request_uri_not_supported"}
 
+#: The authorization request's parameters the login form carries back (as hidden fields).
 _AUTHORIZE_PARAMS = ("client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
                      "code_challenge_method", "acr_values", "claims", "response_type")
+#: Fields of the login form that no authorization request has: a POST with either is the login
+#: form, one with neither is an authorization request sent by POST (OIDC Core 3.1.2.1).
+_LOGIN_FIELDS = ("username", "password")
+#: Errors of the domain's refusals (RFC 6749 section 4.1.2.1, OIDC Core 3.1.2.6); any other
+#: reason is invalid_request.
+_AUTHORIZE_ERRORS = {"SCOPE_INVALID": "invalid_scope", "ACR_NOT_MET": "access_denied",
+                     "UNAUTHORIZED_CLIENT": "unauthorized_client",
+                     "LOGIN_REQUIRED": "login_required"}
+#: Headers of every page of the login. No page may be framed (clickjacking): X-Frame-Options
+#: (RFC 7034) and CSP frame-ancestors. default-src 'none': the pages load nothing; base-uri
+#: 'none': no <base> may move the form's relative action. No form-action: Chromium applies it
+#: to the redirects that follow the form's submission too (the 302 to the client's redirect URI
+#: and whatever the client answers with, to any origin), so form-action 'self' stopped every
+#: login before it reached the client, and no list of origins would hold.
 _PAGE_HEADERS = {**_NO_STORE, "X-Frame-Options": "DENY",
-                 "Content-Security-Policy": "default-src 'none'; form-action 'self'"}
+                 "Content-Security-Policy": "default-src 'none'; base-uri 'none'; "
+                                            "frame-ancestors 'none'"}
 
 #: What the person reads at the login form (no reason codes, no internals).
 WRONG_CREDENTIALS = "Login name, password or code is wrong."
@@ -276,6 +310,56 @@ def _fault_message(fault: _Fault) -> str:
     if fault.status == 503:
         return SERVICE_UNAVAILABLE.format(seconds=fault.retry_after, reference=fault.reference)
     return SERVICE_FAILED.format(reference=fault.reference)
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """An authorization request the endpoint refuses: the error for the client (RFC 6749
+    section 4.1.2.1, OIDC Core 3.1.2.6), the reason for the log, and what is wrong."""
+
+    error: str
+    reason: str
+    description: str
+
+
+def _request_refusal(params: Mapping[str, str]) -> _Refusal | None:
+    """What the authorization endpoint itself refuses in a request, before the domain checks
+    the rest (:meth:`IdentityService.authorization_request`); ``None`` when it refuses
+    nothing."""
+    response_type = params.get("response_type", "")
+    if not response_type:
+        return _Refusal("invalid_request", "RESPONSE_TYPE_MISSING", "response_type is required")
+    if response_type != "code":
+        return _Refusal("unsupported_response_type", "RESPONSE_TYPE_UNSUPPORTED",
+                        "only code is supported")
+    for parameter, error in _REQUEST_OBJECT_ERRORS.items():
+        if parameter in params:  # ignored, it would not be the request the client signed
+            return _Refusal(error, error.upper(), f"the {parameter} parameter is not supported")
+    # Discovery says response_modes_supported ["query"]: a client that asked for the answer
+    # posted or in the fragment would not look for it in the query.
+    if (params.get("response_mode") or "query") != "query":
+        return _Refusal("invalid_request", "RESPONSE_MODE_UNSUPPORTED",
+                        "response_mode is not supported: only query is")
+    prompt = params.get("prompt", "").split()
+    if "none" in prompt and len(set(prompt)) > 1:  # OIDC Core 3.1.2.1
+        return _Refusal("invalid_request", "PROMPT_INVALID",
+                        "prompt=none cannot be combined with other values")
+    return None
+
+
+def _receives(request: m.AuthorizationRequest) -> str:
+    """What the client will receive, in words, for the login form (the consent of
+    ``prompt=consent``)."""
+    items = []
+    for scope in request.scopes:
+        service, _, permission = scope.partition(":")
+        if scope in _SCOPE_TEXTS:
+            items.append(_SCOPE_TEXTS[scope])
+        elif permission:
+            items.append(f"permission to {permission} with the {service} service in your name")
+    if request.wants_verified_claims and "verified_claims" not in request.scopes:
+        items.append(_SCOPE_TEXTS["verified_claims"])
+    return f"{request.client.client_name} will receive: {'; '.join(items)}."
 
 
 def _message_page(message: str, status: int, headers: Mapping[str, str] | None = None
@@ -323,7 +407,7 @@ def build_http_app(service: IdentityService) -> Starlette:
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr",
                                  "amr", "at_hash", "name", "given_name", "family_name",
                                  "birthdate", "identifier", "verified_claims"],
-            "acr_values_supported": ["urn:egov:aal:1", "urn:egov:aal:2", "urn:egov:aal:3"],
+            "acr_values_supported": [acr_for_aal(aal) for aal in AAL_LEVELS],
             "claims_parameter_supported": True,
             "authorization_response_iss_parameter_supported": True,
             "backchannel_token_delivery_modes_supported": ["poll"],
@@ -343,13 +427,17 @@ def build_http_app(service: IdentityService) -> Starlette:
         return JSONResponse(keys, headers={
             "Cache-Control": f"public, max-age={JWKS_MAX_AGE_SECONDS}"})
 
-    def login_page(params: Mapping[str, str], client_name: str, error: str = "",
+    def login_page(params: Mapping[str, str], request: m.AuthorizationRequest, error: str = "",
                    status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
+        """The login form for ``request``: it says what the client will receive and asks for
+        the authenticator code when the request needs AAL2, however it said so."""
         hidden = "\n".join(
             f'<input type="hidden" name="{k}" value="{html.escape(params.get(k, ""))}">'
             for k in _AUTHORIZE_PARAMS)
         page = _LOGIN_PAGE.format(
-            client=html.escape(client_name), hidden=hidden,
+            client=html.escape(request.client.client_name),
+            receives=html.escape(_receives(request)), hidden=hidden,
+            code=_CODE_FIELD_REQUIRED if request.required_aal >= 2 else _CODE_FIELD,
             error=f'<p role="alert">{html.escape(error)}</p>' if error else "")
         return HTMLResponse(page, status_code=status, headers={**_PAGE_HEADERS,
                                                                **(headers or {})})
@@ -383,36 +471,81 @@ def build_http_app(service: IdentityService) -> Starlette:
         return RedirectResponse(uri + sep + urllib.parse.urlencode(query), status_code=302,
                                 headers=_NO_STORE)
 
+    def refuse(params: Mapping[str, str], error: str, description: str,
+               reason: str) -> Response:
+        log.info("/authorize refused: %s", reason,
+                 extra={"endpoint": "/authorize", "reason": reason, "error": error})
+        return _redirect_error(params, error, description)
+
+    def refused(exc: Exception, params: Mapping[str, str]) -> Response:
+        """``exc`` raised for a request whose client and redirect URI are verified: back to
+        the client (RFC 6749 section 4.1.2.1), faults as server_error /
+        temporarily_unavailable."""
+        fault = _fault(exc, "/authorize")
+        if fault is not None:
+            return _redirect_error(params, fault.error, fault.description)
+        assert isinstance(exc, EgovError)
+        return refuse(params, _AUTHORIZE_ERRORS.get(exc.reason, "invalid_request"),
+                      exc.message, exc.reason)
+
+    async def authorization_request(params: Mapping[str, str]
+                                    ) -> m.AuthorizationRequest | Response:
+        """The authorization request in ``params`` (a GET's query or a POSTed form), checked
+        one way whether it is to show the login form or comes back with the login; or the
+        answer that refuses it: a page while the client and redirect URI are not verified, a
+        redirect to the client after."""
+        client = await checked_client(params)
+        if isinstance(client, Response):
+            return client
+        refusal = _request_refusal(params)
+        if refusal is not None:
+            return refuse(params, refusal.error, refusal.description, refusal.reason)
+        try:
+            request: m.AuthorizationRequest = await call(
+                service.authorization_request, client_id=client.client_id,
+                redirect_uri=params["redirect_uri"], scope=params.get("scope", ""),
+                state=params.get("state", ""), nonce=params.get("nonce", ""),
+                code_challenge=params.get("code_challenge", ""),
+                code_challenge_method=params.get("code_challenge_method", ""),
+                acr_values=params.get("acr_values", ""), claims=params.get("claims", ""))
+        except Exception as exc:
+            return refused(exc, params)
+        if "none" in params.get("prompt", "").split():
+            # OIDC Core 3.1.2.6: no page may be shown, and no login session outlives its
+            # request here, so nobody is logged in already. login, consent and select_account
+            # are met by the form: every login is a fresh one, names its account, and the
+            # form says what the client will receive.
+            return refuse(params, "login_required", "the person must log in",
+                          "LOGIN_REQUIRED")
+        return request
+
+    async def login_form(params: Mapping[str, str]) -> Response:
+        checked = await authorization_request(params)
+        if isinstance(checked, Response):
+            return checked
+        return login_page(params, checked)
+
     async def authorize_get(request: Request) -> Response:
         try:
             params = _text_fields(request.query_params)
         except InvalidArgument:
             return _message_page(UNKNOWN_CLIENT, 400)
-        client = await checked_client(params)
-        if isinstance(client, Response):
-            return client
-        if params.get("response_type") != "code":
-            return _redirect_error(params, "unsupported_response_type", "only code is supported")
-        for parameter, error in _REQUEST_OBJECT_ERRORS.items():
-            if parameter in params:  # ignored, it would not be the request the client signed
-                return _redirect_error(params, error, f"the {parameter} parameter is not "
-                                       "supported")
-        return login_page(params, client.client_name)
+        return await login_form(params)
 
-    def login_failure(exc: Exception, form: Mapping[str, str], client: m.Client) -> Response:
+    def login_failure(exc: Exception, form: Mapping[str, str],
+                      request: m.AuthorizationRequest) -> Response:
         fault = _fault(exc, "/authorize")
         if fault is not None:
-            return login_page(form, client.client_name, _fault_message(fault), fault.status,
-                              fault.headers)
+            return login_page(form, request, _fault_message(fault), fault.status, fault.headers)
         assert isinstance(exc, EgovError)
         if exc.code is Code.RESOURCE_EXHAUSTED:
             wait = exc.metadata.get("retry_after", "") or str(RETRY_AFTER_SECONDS)
             text = CLIENT_LOCKED if exc.reason == "CLIENT_LOCKED" else ACCOUNT_LOCKED
-            return login_page(form, client.client_name, text.format(wait=_minutes(wait)), 429,
+            return login_page(form, request, text.format(wait=_minutes(wait)), 429,
                               {"Retry-After": wait})
         # CREDENTIALS_INVALID, whichever credential was wrong; and anything else the person
         # could have caused: one text, one status.
-        return login_page(form, client.client_name, WRONG_CREDENTIALS, 401)
+        return login_page(form, request, WRONG_CREDENTIALS, 401)
 
     async def authorize_post(request: Request) -> Response:
         try:
@@ -421,38 +554,24 @@ def build_http_app(service: IdentityService) -> Starlette:
             if exc.message == _TOO_LARGE:
                 return _message_page("The request is too large.", 413)
             return _message_page("The request is not a valid form.", 400)
-        client = await checked_client(form)
-        if isinstance(client, Response):
-            return client
-        if required_aal(form.get("acr_values", "")) >= 2 and not form.get("totp_code"):
+        if not any(name in form for name in _LOGIN_FIELDS):
+            return await login_form(form)  # the authorization request itself, by POST
+        checked = await authorization_request(form)
+        if isinstance(checked, Response):
+            return checked
+        if checked.required_aal >= 2 and not form.get("totp_code"):
             # Asked before the password is checked: the answer says nothing about it.
-            return login_page(form, client.client_name, CODE_REQUIRED, 400)
+            return login_page(form, checked, CODE_REQUIRED, 400)
         try:
-            session = await call(service.login, client.client_id, form.get("username", ""),
-                                 form.get("password", ""), form.get("totp_code", ""))
+            session = await call(service.login, checked.client.client_id,
+                                 form.get("username", ""), form.get("password", ""),
+                                 form.get("totp_code", ""))
         except Exception as exc:
-            return login_failure(exc, form, client)
+            return login_failure(exc, form, checked)
         try:
-            result = await call(
-                service.authorize, login_session_id=session.login_session_id,
-                client_id=client.client_id, redirect_uri=form["redirect_uri"],
-                scope=form.get("scope", ""), state=form.get("state", ""),
-                nonce=form.get("nonce", ""), code_challenge=form.get("code_challenge", ""),
-                code_challenge_method=form.get("code_challenge_method", ""),
-                acr_values=form.get("acr_values", ""), claims=form.get("claims", ""))
+            result = await call(service.issue_code, session.login_session_id, checked)
         except Exception as exc:
-            # The client and redirect URI are verified: errors go back to the client (RFC 6749
-            # section 4.1.2.1), faults as server_error / temporarily_unavailable.
-            fault = _fault(exc, "/authorize")
-            if fault is not None:
-                return _redirect_error(form, fault.error, fault.description)
-            assert isinstance(exc, EgovError)
-            error = {"SCOPE_INVALID": "invalid_scope", "ACR_NOT_MET": "access_denied",
-                     "UNAUTHORIZED_CLIENT": "unauthorized_client",
-                     "LOGIN_REQUIRED": "login_required"}.get(exc.reason, "invalid_request")
-            log.info("/authorize refused: %s", exc.reason,
-                     extra={"endpoint": "/authorize", "reason": exc.reason, "error": error})
-            return _redirect_error(form, error, exc.message)
+            return refused(exc, form)
         return RedirectResponse(result.redirect_to, status_code=302, headers=_NO_STORE)
 
     async def token(request: Request) -> Response:

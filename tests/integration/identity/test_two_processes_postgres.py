@@ -15,6 +15,7 @@ from identity_process import (
     PASSWORD,
     PORTAL_ID,
     REDIRECT,
+    RunningIdentity,
     base_env,
     next_totp,
     running_identity,
@@ -64,15 +65,22 @@ def test_codes_and_refresh_tokens_are_single_use_across_processes(
                                                    totp_secret=None, scope="openid profile",
                                                    acr_values="")
             rotated = a.client.refresh(PORTAL_ID, tokens.refresh_token)
+
+            def userinfo(server: RunningIdentity, token: str) -> dict[str, str]:
+                return dict(json.loads(server.client.call(
+                    server.client.oidc.GetUserInfo,
+                    oidc_pb2.GetUserInfoRequest(access_token=token)).claims_json))
+
+            # Each accepts the other's tokens.
+            for server, token in ((a, tokens.access_token), (b, rotated.access_token)):
+                assert userinfo(server, token)["given_name"]
             with pytest.raises(EgovError) as info:
                 b.client.refresh(PORTAL_ID, tokens.refresh_token)
             assert info.value.reason == "INVALID_GRANT"
             with pytest.raises(EgovError):
                 a.client.refresh(PORTAL_ID, rotated.refresh_token)
-
-            # Each accepts the other's tokens.
-            for server, token in ((a, tokens.access_token), (b, rotated.access_token)):
-                claims = json.loads(server.client.call(
-                    server.client.oidc.GetUserInfo,
-                    oidc_pb2.GetUserInfoRequest(access_token=token)).claims_json)
-                assert claims["given_name"]
+            # The reuse revoked the family's access tokens too, on both processes.
+            for server, token in ((a, rotated.access_token), (b, tokens.access_token)):
+                with pytest.raises(EgovError) as info:
+                    userinfo(server, token)
+                assert info.value.reason == "TOKEN_REVOKED"

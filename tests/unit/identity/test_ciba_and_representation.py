@@ -156,6 +156,20 @@ def test_ciba_refuses_an_acr_it_cannot_meet(world: World) -> None:
     assert verifier.verify(_poll(world, key, start.auth_req_id).id_token).aal == 2
 
 
+def test_ciba_takes_acr_values_as_a_list_of_acceptable_levels(world: World) -> None:
+    """OIDC Core 3.1.2.1 (CIBA Core 7.1 takes acr_values from it): "AAL2 or AAL3" is met by an
+    approval on the device (AAL2), and the token says AAL2."""
+    key, device, username = _ciba_setup(world)
+    s = world.service
+    start = s.backchannel_authenticate("kiosk", key.assertion("kiosk", now=s.now), username,
+                                       "Code 42", "openid",
+                                       acr_values="urn:egov:aal:3 urn:egov:aal:2")
+    device.decide(start.auth_req_id, True)
+    verifier = TokenVerifier(StaticJwks(s.keyring.jwks()), issuer=ISSUER,
+                             audiences=["kiosk"], clock=s.now)
+    assert verifier.verify(_poll(world, key, start.auth_req_id).id_token).aal == 2
+
+
 def device_sees(world: World, device: Device) -> list[str]:
     pending = world.service.list_pending_approvals(device.device_id, device.proof())
     return [p.binding_message for p in pending]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
+import json
+import re
 import secrets
 import urllib.parse
 import warnings
+from typing import Any
 
+import jwt
 import pytest
 from identity_world import (
     PASSWORD,
@@ -261,3 +266,298 @@ def test_revoking_another_clients_refresh_token_keeps_the_family(world: World,
     refreshed = http.post("/token", data={"grant_type": "refresh_token", "client_id": "portal",
                                           "refresh_token": tokens.refresh_token})
     assert refreshed.status_code == 200, refreshed.text
+
+
+# ------------------------------------------------------------------ the authorization endpoint
+
+def _redirect_query(response: Any) -> dict[str, list[str]]:
+    """The query of a redirect back to the portal (failing on anything else)."""
+    assert response.status_code == 302, (response.status_code, response.text[:300])
+    location = response.headers["location"]
+    assert location.startswith("https://portal.test/cb?"), location
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
+
+
+def _hidden_fields(page: str) -> dict[str, str]:
+    """What the login form sends back unseen, as a browser reads it."""
+    return {name: html.unescape(value) for name, value in re.findall(
+        r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', page)}
+
+
+def _csp(response: Any) -> dict[str, str]:
+    directives = (d.split() for d in response.headers["content-security-policy"].split(";"))
+    return {d[0]: " ".join(d[1:]) for d in directives if d}
+
+
+def _code_input(page: str) -> str:
+    found = re.search(r'<input name="totp_code"[^>]*>', page)
+    assert found, page
+    return found.group(0)
+
+
+def _exchange(http: TestClient, code: str, verifier: str) -> dict[str, Any]:
+    r = http.post("/token", data={"grant_type": "authorization_code", "client_id": "portal",
+                                  "code": code, "redirect_uri": "https://portal.test/cb",
+                                  "code_verifier": verifier})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _acr(id_token: str) -> str:
+    return str(jwt.decode(id_token, options={"verify_signature": False})["acr"])
+
+
+def test_login_pages_forbid_framing_but_not_where_the_login_redirects_to(
+        world: World, http: TestClient) -> None:
+    """Chromium applies CSP form-action to the redirects that follow a form's submission: with
+    form-action 'self' it blocked the 302 to the portal after a good login, so the login never
+    reached the portal in Chrome or Edge. (The portal may redirect again from its callback, to
+    any origin, in the same navigation: no list of origins would do.) Clickjacking protection
+    stays: no page of the login may be framed."""
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    _, challenge = _pkce()
+    pages = {
+        "login form": http.get("/authorize", params=_authorize_params(challenge)),
+        "form again": http.post("/authorize", data={**_authorize_params(challenge),
+                                                    "username": username,
+                                                    "password": "not the password"}),
+        "message page": http.get("/authorize", params=_authorize_params(
+            challenge, redirect_uri="https://evil.test/cb")),
+    }
+    assert [r.status_code for r in pages.values()] == [200, 401, 400]
+    for what, page in pages.items():
+        csp = _csp(page)
+        assert "form-action" not in csp, what
+        assert csp["default-src"] == "'none'" and csp["frame-ancestors"] == "'none'", what
+        assert page.headers["x-frame-options"] == "DENY", what
+    assert '<form method="post" action="authorize">' in pages["login form"].text
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_prompt_none_is_login_required_without_a_login_form(world: World, http: TestClient,
+                                                            method: str) -> None:
+    """OIDC Core 3.1.2.1 and 3.1.2.6: prompt=none shows no page; this provider keeps no login
+    session from one request to the next, so nobody is ever logged in already."""
+    register_portal(world)
+    _, challenge = _pkce()
+    params = _authorize_params(challenge, prompt="none")
+    r = (http.get("/authorize", params=params, follow_redirects=False) if method == "GET"
+         else http.post("/authorize", data=params, follow_redirects=False))
+    query = _redirect_query(r)
+    assert query["error"] == ["login_required"]
+    assert query["state"] == ["s1"] and query["iss"] == ["https://id.test"]
+    assert "code" not in query
+
+
+def test_prompt_none_with_another_value_is_invalid_request(world: World,
+                                                           http: TestClient) -> None:
+    register_portal(world)
+    _, challenge = _pkce()
+    query = _redirect_query(http.get("/authorize", params=_authorize_params(
+        challenge, prompt="none login"), follow_redirects=False))
+    assert query["error"] == ["invalid_request"]
+
+
+@pytest.mark.parametrize("prompt", ["login", "consent", "select_account", "login consent"])
+def test_prompt_login_consent_and_select_account_are_met_by_the_login_form(
+        world: World, http: TestClient, prompt: str) -> None:
+    """Every login here is a fresh one (login), the person names the account by its login name
+    (select_account), and the form says what the portal will receive, which logging in grants
+    (consent): the login form meets each, and the login goes through."""
+    register_portal(world)
+    _, username, secret = enrol_login(world)
+    verifier, challenge = _pkce()
+    page = http.get("/authorize", params=_authorize_params(
+        challenge, prompt=prompt, scope="openid profile identifier"))
+    assert page.status_code == 200 and 'role="alert"' not in page.text
+    assert "Citizen Portal will receive" in page.text
+    assert "your name and date of birth" in page.text
+    assert "your national identification number" in page.text
+    r = http.post("/authorize", data={**_hidden_fields(page.text), "username": username,
+                                      "password": PASSWORD,
+                                      "totp_code": current_totp(world, secret)},
+                  follow_redirects=False)
+    assert _exchange(http, _redirect_query(r)["code"][0], verifier)["id_token"]
+
+
+def test_an_authorization_request_posted_by_the_portal_shows_the_login_form(
+        world: World, http: TestClient) -> None:
+    """OIDC Core 3.1.2.1: the endpoint MUST take the request by POST as well as by GET. A
+    portal's auto-submitted form carries no credentials: it is no failed login, and more of
+    them than the portal's lock-out allows lock nothing."""
+    register_portal(world)
+    _, username, secret = enrol_login(world)
+    verifier, challenge = _pkce()
+    for _ in range(6):  # the portal is locked after 5 failed logins
+        page = http.post("/authorize", data=_authorize_params(challenge),
+                         follow_redirects=False)
+        assert page.status_code == 200 and 'role="alert"' not in page.text
+        assert 'name="password"' in page.text
+    hidden = _hidden_fields(page.text)
+    assert hidden["code_challenge"] == challenge and hidden["state"] == "s1"
+    r = http.post("/authorize", data={**hidden, "username": username, "password": PASSWORD,
+                                      "totp_code": current_totp(world, secret)},
+                  follow_redirects=False)
+    assert _redirect_query(r)["state"] == ["s1"]
+    assert _exchange(http, _redirect_query(r)["code"][0], verifier)["access_token"]
+
+
+@pytest.mark.parametrize(("extra", "error"), [
+    ({"response_type": "token"}, "unsupported_response_type"),
+    ({"response_type": ""}, "invalid_request"),
+    ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
+    ({"request_uri": "https://portal.test/request/1"}, "request_uri_not_supported"),
+    ({"response_mode": "form_post"}, "invalid_request"),
+    ({"scope": "openid identity:admin"}, "invalid_scope"),
+    ({"scope": "profile"}, "invalid_scope"),
+    ({"code_challenge_method": "plain"}, "invalid_request"),
+    ({"code_challenge": ""}, "invalid_request"),
+    ({"claims": "[1, 2]"}, "invalid_request"),
+    ({"prompt": "none"}, "login_required"),
+])
+def test_a_request_is_checked_the_same_before_the_form_and_with_the_login(
+        world: World, http: TestClient, extra: dict[str, str], error: str) -> None:
+    """One check for both ways in (RFC 6749 4.1.2.1, OIDC Core 3.1.2.6): what the GET refuses
+    before the person types anything, the login form's POST refuses too, with the same error
+    and without trying the credentials (the code typed stays unused)."""
+    register_portal(world)
+    _, username, secret = enrol_login(world)
+    verifier, challenge = _pkce()
+    params = _authorize_params(challenge, **extra)
+    before = _redirect_query(http.get("/authorize", params=params, follow_redirects=False))
+    totp = current_totp(world, secret)
+    login = _redirect_query(http.post("/authorize", data={
+        **params, "username": username, "password": PASSWORD, "totp_code": totp},
+        follow_redirects=False))
+    assert before["error"] == login["error"] == [error]
+    assert "code" not in login and login["state"] == ["s1"]
+    ok = http.post("/authorize", data={**_authorize_params(challenge), "username": username,
+                                       "password": PASSWORD, "totp_code": totp},
+                   follow_redirects=False)
+    assert _exchange(http, _redirect_query(ok)["code"][0], verifier)["access_token"]
+
+
+@pytest.mark.parametrize("mode", ["form_post", "fragment", "query.jwt", "web_message"])
+def test_a_response_mode_other_than_query_is_refused_not_ignored(world: World, http: TestClient,
+                                                                 mode: str) -> None:
+    """Discovery says response_modes_supported ["query"]: a portal that asked for its answer
+    posted or in the fragment would not find a code in the query, so it is told at once."""
+    register_portal(world)
+    _, challenge = _pkce()
+    query = _redirect_query(http.get("/authorize", params=_authorize_params(
+        challenge, response_mode=mode), follow_redirects=False))
+    assert query["error"] == ["invalid_request"]
+    assert "response_mode" in query["error_description"][0]
+    page = http.get("/authorize", params=_authorize_params(challenge, response_mode="query"))
+    assert page.status_code == 200 and 'name="password"' in page.text
+
+
+def test_discovery_lists_only_the_acr_values_a_login_reaches(http: TestClient) -> None:
+    """A password reaches AAL1, a password and an authenticator code (or a CIBA approval) AAL2;
+    no login path reaches AAL3 (OIDC Discovery 1.0 section 3: the values supported)."""
+    meta = http.get("/.well-known/openid-configuration").json()
+    assert meta["acr_values_supported"] == ["urn:egov:aal:1", "urn:egov:aal:2"]
+
+
+@pytest.mark.parametrize("extra", [
+    {"acr_values": "urn:egov:aal:3"},
+    {"claims": json.dumps({"id_token": {"acr": {"essential": True,
+                                                "values": ["urn:egov:aal:3"]}}})},
+])
+def test_a_request_only_aal3_meets_is_refused_before_the_login_form(
+        world: World, http: TestClient, extra: dict[str, str]) -> None:
+    register_portal(world)
+    _, challenge = _pkce()
+    query = _redirect_query(http.get("/authorize", params=_authorize_params(challenge, **extra),
+                                     follow_redirects=False))
+    assert query["error"] == ["access_denied"] and query["state"] == ["s1"]
+
+
+@pytest.mark.parametrize("acr_values", ["urn:egov:aal:1 urn:egov:aal:2",
+                                        "urn:egov:aal:2 urn:egov:aal:1"])
+def test_acr_values_lists_what_is_acceptable_so_a_password_meets_aal1_or_aal2(
+        world: World, http: TestClient, acr_values: str) -> None:
+    """OIDC Core 3.1.2.1: acr_values are the classes the portal accepts, in order of
+    preference, not a minimum: a password alone meets "AAL1 or AAL2", and the ID token says
+    what the login reached."""
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    verifier, challenge = _pkce()
+    page = http.get("/authorize", params=_authorize_params(challenge, acr_values=acr_values))
+    assert page.status_code == 200 and "required" not in _code_input(page.text)
+    r = http.post("/authorize", data={**_hidden_fields(page.text), "username": username,
+                                      "password": PASSWORD, "totp_code": ""},
+                  follow_redirects=False)
+    tokens = _exchange(http, _redirect_query(r)["code"][0], verifier)
+    assert _acr(tokens["id_token"]) == "urn:egov:aal:1"
+
+
+@pytest.mark.parametrize("extra", [
+    {"acr_values": "urn:egov:aal:2"},
+    {"claims": json.dumps({"id_token": {"acr": {"essential": True,
+                                                "values": ["urn:egov:aal:2"]}}})},
+    {"claims": json.dumps({"id_token": {"acr": {"essential": True,
+                                                "value": "urn:egov:aal:2"}}}),
+     "acr_values": "urn:egov:aal:1"},
+])
+def test_the_form_asks_for_the_code_whichever_way_the_request_needs_aal2(
+        world: World, http: TestClient, extra: dict[str, str]) -> None:
+    """An essential acr in the claims parameter (OIDC Core 5.5.1.1) is a requirement as much
+    as acr_values naming AAL2 alone: the form asks for the authenticator code, and a login
+    without it is asked again (not counted as a failure, the password not checked) rather than
+    sent back to the portal with access_denied."""
+    register_portal(world)
+    _, username, secret = enrol_login(world)
+    verifier, challenge = _pkce()
+    page = http.get("/authorize", params=_authorize_params(challenge, **extra))
+    assert page.status_code == 200 and "required" in _code_input(page.text)
+    hidden = _hidden_fields(page.text)
+    for _ in range(4):  # more than the 3 failures that lock the account
+        again = http.post("/authorize", data={**hidden, "username": username,
+                                              "password": "anything at all", "totp_code": ""},
+                          follow_redirects=False)
+        assert again.status_code == 400 and "location" not in again.headers
+        assert "authenticator app" in again.text
+    r = http.post("/authorize", data={**hidden, "username": username, "password": PASSWORD,
+                                      "totp_code": current_totp(world, secret)},
+                  follow_redirects=False)
+    tokens = _exchange(http, _redirect_query(r)["code"][0], verifier)
+    assert _acr(tokens["id_token"]) == "urn:egov:aal:2"
+
+
+def test_revoking_a_refresh_token_revokes_the_access_tokens_of_its_grant(
+        world: World, http: TestClient) -> None:
+    """RFC 7009 section 2.1: revoking a refresh token should invalidate the access tokens of
+    the same grant: the one of the login and those of every refresh since. Another login's
+    tokens stay valid."""
+    register_portal(world)
+    s = world.service
+    first = _portal_tokens(world)
+    refreshed = http.post("/token", data={"grant_type": "refresh_token", "client_id": "portal",
+                                          "refresh_token": first.refresh_token}).json()
+    _, other_name, _ = enrol_login(world, 1)
+    other_login = s.login("portal", other_name, PASSWORD)
+    other_verifier, other_challenge = _pkce()
+    other_code = s.authorize(login_session_id=other_login.login_session_id,
+                             client_id="portal", redirect_uri="https://portal.test/cb",
+                             scope="openid", code_challenge=other_challenge,
+                             code_challenge_method="S256").code
+    other = _exchange(http, other_code, other_verifier)
+
+    def userinfo(access_token: str) -> int:
+        return http.get("/userinfo", headers={"authorization": f"Bearer {access_token}"}
+                        ).status_code
+
+    assert [userinfo(t) for t in (first.access_token, refreshed["access_token"])] == [200, 200]
+    r = http.post("/revoke", data={"client_id": "portal",
+                                   "token": refreshed["refresh_token"]})
+    assert r.status_code == 200
+    for access_token in (first.access_token, refreshed["access_token"]):
+        gone = http.get("/userinfo", headers={"authorization": f"Bearer {access_token}"})
+        assert gone.status_code == 401
+        assert 'error="invalid_token"' in gone.headers["www-authenticate"]
+    assert userinfo(other["access_token"]) == 200
+    again = http.post("/token", data={"grant_type": "refresh_token", "client_id": "portal",
+                                      "refresh_token": other["refresh_token"]})
+    assert again.status_code == 200

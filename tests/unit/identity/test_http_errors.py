@@ -257,10 +257,10 @@ def test_a_fault_after_login_goes_back_to_the_client_as_server_error(
     register_portal(world)
     _, username, secret = enrol_login(world)
 
-    def broken(**_: Any) -> m.AuthorizationResult:
+    def broken(*_: Any) -> m.AuthorizationResult:
         raise RuntimeError("disk full while writing /var/lib/secret-path")
 
-    monkeypatch.setattr(world.service, "authorize", broken)
+    monkeypatch.setattr(world.service, "issue_code", broken)
     _, challenge = _pkce()
     with caplog.at_level(logging.INFO, logger="egov_identity"):
         r = http.post("/authorize", data=_login_form(challenge, username, PASSWORD,

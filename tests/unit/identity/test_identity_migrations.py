@@ -44,3 +44,44 @@ def test_a_person_with_a_confirmed_authenticator_before_0007_starts_bound(
         bound = dict(conn.execute(sa.select(t.persons.c.person_id, t.persons.c.totp_bound)).all())
     engine.dispose()
     assert bound == {"p-confirmed": True, "p-pending": False}
+
+
+def test_migration_0008_records_the_access_token_of_each_refresh_token_and_downgrades(
+        sqlite_url: str) -> None:
+    """Migration 0008: refresh_tokens.access_jti (indexed), the access token issued with each
+    refresh token, so that revoking the family revokes those access tokens (RFC 7009 2.1).
+    Refresh tokens issued before have none and keep working; downgrading drops the column and
+    keeps the tokens."""
+    config = Config()
+    config.set_main_option("script_location",
+                           str(migrations_dir("egov_identity.storage.migrations")))
+    config.set_main_option("sqlalchemy.url", sqlite_url)
+    command.upgrade(config, "0007")
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, person_id, scope, "
+            "claims_json, aal, amr_json, auth_time, expires_at) VALUES ('h-before', "
+            "'fam-1', 'portal', 'p-1', 'openid', '', 2, '[]', 0, 10)"))
+
+    def columns() -> dict[str, list[str]]:
+        inspector = sa.inspect(engine)
+        return {"columns": [c["name"] for c in inspector.get_columns("refresh_tokens")],
+                "indexes": [i["name"] or "" for i in inspector.get_indexes("refresh_tokens")]}
+
+    upgrade_to_head(sqlite_url, "egov_identity.storage.migrations")
+    after = columns()
+    assert "access_jti" in after["columns"]
+    assert "ix_refresh_tokens_access_jti" in after["indexes"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(t.refresh_tokens.c.access_jti)).scalars().all() == [None]
+    command.downgrade(config, "0007")
+    before = columns()
+    assert "access_jti" not in before["columns"]
+    assert "ix_refresh_tokens_access_jti" not in before["indexes"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT token_hash FROM refresh_tokens")
+                            ).scalars().all() == ["h-before"]
+    upgrade_to_head(sqlite_url, "egov_identity.storage.migrations")
+    assert columns() == after
+    engine.dispose()

@@ -120,6 +120,40 @@ def test_a_replayed_code_revokes_the_access_token_it_was_exchanged_for(world: Wo
     assert s.introspect(s.get_client("portal"), tokens.access_token) == {"active": False}
 
 
+def test_a_code_replayed_after_it_expired_still_revokes_what_it_yielded(world: World) -> None:
+    """RFC 6749 section 4.1.2: a code used twice is a leaked code, whenever the second use
+    comes; an expired code presented again revokes the refresh token and the access token it
+    was exchanged for, as a fresh one does."""
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    s = world.service
+    request = _code_request(world, username)
+    tokens = s.token(request)
+    world.advance(s.config.code_seconds + 30)  # the code expired; the access token has not
+    with pytest.raises(InvalidArgument) as info:
+        s.token(request)
+    assert info.value.reason == "INVALID_GRANT"
+    with pytest.raises(Unauthenticated) as revoked:
+        s.userinfo(tokens.access_token)
+    assert revoked.value.reason == "TOKEN_REVOKED"
+    with pytest.raises(InvalidArgument):
+        s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                               refresh_token=tokens.refresh_token))
+
+
+def test_an_expired_code_never_used_yields_nothing_and_revokes_nothing(world: World) -> None:
+    register_portal(world)
+    _, username, _ = enrol_login(world)
+    s = world.service
+    earlier = s.token(_code_request(world, username))
+    late = _code_request(world, username)
+    world.advance(s.config.code_seconds + 1)
+    with pytest.raises(InvalidArgument) as info:
+        s.token(late)
+    assert info.value.reason == "INVALID_GRANT"
+    assert s.userinfo(earlier.access_token)["sub"]
+
+
 def test_wrong_pkce_verifier_and_plain_method_are_refused(world: World) -> None:
     register_portal(world)
     _, username, _ = enrol_login(world)
@@ -208,6 +242,38 @@ def test_an_essential_acr_in_the_claims_parameter_is_met_or_the_request_fails(
     assert _verifier(world, "portal").verify(tokens.id_token).claims["acr"] == "urn:egov:aal:2"
 
 
+@pytest.mark.parametrize(("acr_values", "claims", "aal"), [
+    ("", "", 1),
+    ("urn:egov:aal:2", "", 2),
+    ("2", "", 2),
+    ("urn:egov:aal:1 urn:egov:aal:2", "", 1),
+    ("urn:egov:aal:2 urn:egov:aal:1", "", 1),
+    ("urn:other:gold urn:egov:aal:2", "", 2),
+    ("urn:other:gold", "", 1),
+    ("", '{"id_token": {"acr": {"essential": true, "values": ["urn:egov:aal:2"]}}}', 2),
+    ("", '{"id_token": {"acr": {"essential": true, "value": "urn:egov:aal:2"}}}', 2),
+    ("", '{"id_token": {"acr": {"values": ["urn:egov:aal:2"]}}}', 1),
+    ("", '{"id_token": {"acr": {"essential": true,'
+         ' "values": ["urn:egov:aal:2", "urn:egov:aal:1"]}}}', 1),
+    ("urn:egov:aal:1 urn:egov:aal:2",
+     '{"id_token": {"acr": {"essential": true, "values": ["urn:egov:aal:2"]}}}', 2),
+    ("urn:egov:aal:2",
+     '{"id_token": {"acr": {"essential": true, "values": ["urn:egov:aal:1"]}}}', 2),
+])
+def test_acr_values_and_an_essential_acr_are_read_alike_as_lists_of_acceptable_levels(
+        world: World, acr_values: str, claims: str, aal: int) -> None:
+    """OIDC Core 3.1.2.1 and 5.5.1.1: either names the classes the client accepts, any one of
+    them will do; so the login must reach the lowest AAL named, and both ways of asking at
+    once mean both are met. A value naming no AAL is someone else's class: ignored."""
+    register_portal(world)
+    _, challenge = _pkce()
+    request = world.service.authorization_request(
+        client_id="portal", redirect_uri="https://portal.test/cb", scope="openid",
+        code_challenge=challenge, code_challenge_method="S256", acr_values=acr_values,
+        claims=claims)
+    assert request.required_aal == aal
+
+
 def test_a_claims_parameter_nested_too_deep_is_claims_invalid(world: World) -> None:
     register_portal(world)
     _, username, _ = enrol_login(world)
@@ -247,6 +313,24 @@ def test_refresh_rotates_and_reuse_revokes_the_family(world: World) -> None:
     with pytest.raises(InvalidArgument):  # and the legitimate new one died with its family
         s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
                                refresh_token=second.refresh_token))
+
+
+def test_a_reused_refresh_token_revokes_the_access_tokens_of_its_family_too(
+        world: World) -> None:
+    """RFC 9700 section 4.14.2: a rotated refresh token presented again means someone holds a
+    stolen copy; what the family yielded stops being accepted, access tokens included."""
+    first = _code_flow(world)
+    s = world.service
+    second = s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                                    refresh_token=first.refresh_token))
+    with pytest.raises(InvalidArgument):
+        s.token(m.TokenRequest(grant_type="refresh_token", client_id="portal",
+                               refresh_token=first.refresh_token))
+    for access_token in (first.access_token, second.access_token):
+        with pytest.raises(Unauthenticated) as info:
+            s.userinfo(access_token)
+        assert info.value.reason == "TOKEN_REVOKED"
+        assert s.introspect(s.get_client("portal"), access_token) == {"active": False}
 
 
 def test_a_narrower_refresh_keeps_the_grant_for_the_next_one(world: World) -> None:

@@ -9,8 +9,12 @@ from egov_common.errors import FieldViolation, InvalidArgument
 
 #: Thai Digital ID standard (ETDA): IAL 1.1 < 1.2 < 1.3 < 2.1 < 2.2 < 2.3 < 3.
 DEFAULT_IAL_LEVELS: tuple[str, ...] = ("1.1", "1.2", "1.3", "2.1", "2.2", "2.3", "3")
-#: Authenticator assurance levels.
-AAL_LEVELS: tuple[int, ...] = (1, 2, 3)
+#: Authenticator assurance levels a login here reaches (NIST SP 800-63B): AAL1 with a password,
+#: AAL2 with a password and an authenticator code (TOTP) or with a CIBA approval on a registered
+#: device. AAL3 needs a hardware-based authenticator resistant to verifier impersonation
+#: (section 4.3), which no login path offers: discovery lists these, and a request that only
+#: AAL3 would meet is refused before anyone is asked to log in.
+AAL_LEVELS: tuple[int, ...] = (1, 2)
 
 
 @dataclass(frozen=True, slots=True)

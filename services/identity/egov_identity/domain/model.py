@@ -92,6 +92,24 @@ class LoginSession:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """An authorization request checked before anyone logs in (OIDC Core 3.1.2.2), with what
+    the login must reach and what the client will receive."""
+
+    client: Client
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    state: str
+    nonce: str
+    code_challenge: str  # S256
+    claims: str  # the claims parameter as the client sent it (JSON), kept with the code
+    #: The AAL the login must reach (see ``egov_identity.domain.service.required_aal``).
+    required_aal: int
+    #: verified_claims asked for, by scope or in the claims parameter.
+    wants_verified_claims: bool
+
+
+@dataclass(frozen=True, slots=True)
 class AuthorizationResult:
     code: str
     redirect_to: str

@@ -72,7 +72,7 @@ from egov_identity.domain.kek_rotation import (
     values_under_unknown_keks,
 )
 from egov_identity.domain.keyring import ID_TOKEN_ALGORITHMS, KeyRing
-from egov_identity.domain.levels import AssuranceLevels
+from egov_identity.domain.levels import AAL_LEVELS, AssuranceLevels
 from egov_identity.domain.password_policy import PasswordContext, PasswordPolicy, normalise
 from egov_identity.domain.proofing import (
     KIND_OF,
@@ -214,24 +214,35 @@ def _scopes(text: str) -> list[str]:
     return seen
 
 
-def required_aal(acr_values: str) -> int:
-    """The AAL that ``acr_values`` asks for (``urn:egov:aal:2`` or ``2``), at least 1. A value
-    naming no AAL is ignored: acr_values is a request (OIDC Core 3.1.2.1)."""
-    named = (_ACR_AAL.fullmatch(v) for v in acr_values.split())
-    return max((int(found[1]) for found in named if found), default=1)
+def required_aal(acr_values: str = "", claims: Mapping[str, Any] | None = None) -> int:
+    """The AAL a login must reach for a request naming authentication context classes in
+    ``acr_values`` (space-separated, OIDC Core 3.1.2.1) and/or as an essential ``acr`` of the
+    ID token in the parsed ``claims`` parameter (``value`` or ``values``, OIDC Core 5.5.1.1).
+
+    Either way the values are the classes the client accepts, in order of preference, not a
+    minimum: any one of them will do, so a login must reach the lowest AAL they name
+    (``urn:egov:aal:N`` or ``N``), and the ID token says what it reached. The client accepts
+    no class it did not list, so a login below all of them is refused (``ACR_NOT_MET``), not
+    answered with another. Asked both ways, both must be met: the higher of the two. A value
+    naming no AAL is another framework's class and is ignored; 1 when nothing names one."""
+    return max(_lowest_aal(acr_values.split()), _lowest_aal(_essential_acr(claims or {})))
 
 
-def _essential_aal(claims: Mapping[str, Any]) -> int:
-    """The AAL an essential ``acr`` of the ID token in an OIDC ``claims`` request asks for (the
-    lowest of its values: any one will do, OIDC Core 5.5.1.1); 1 when there is none."""
+def _lowest_aal(values: Sequence[str]) -> int:
+    named = (_ACR_AAL.fullmatch(v) for v in values)
+    return max(1, min((int(found[1]) for found in named if found), default=1))
+
+
+def _essential_acr(claims: Mapping[str, Any]) -> list[str]:
+    """The values of an essential ``acr`` of the ID token in a ``claims`` request (none when
+    it is voluntary or absent: voluntary is what acr_values says already)."""
     acr = claims.get("id_token")
     acr = acr.get("acr") if isinstance(acr, dict) else None
     if not isinstance(acr, dict) or acr.get("essential") is not True:
-        return 1
+        return []
     values: list[Any] = acr["values"] if isinstance(acr.get("values"), list) else [
         acr.get("value")]
-    return min((required_aal(v) for v in values if isinstance(v, str) and _ACR_AAL.fullmatch(v)),
-               default=1)
+    return [v for v in values if isinstance(v, str)]
 
 
 def _refuse_admin_scopes(scopes: Sequence[str], reason: str) -> None:
@@ -589,8 +600,9 @@ class IdentityService:
         """Within the proofing's transaction: the password, the TOTP seed (bound or not), the
         CIBA devices, the open login sessions, the refresh tokens, unredeemed codes, and CIBA
         requests not yet redeemed (an approval from a revoked device must not yield tokens).
-        The login name stays. Access tokens already issued live out their minutes. Returns how
-        many of each, for the log."""
+        The login name stays. Access tokens issued with those refresh tokens are refused by
+        identity from now on (:meth:`refuse_revoked`); the others live out their minutes.
+        Returns how many of each, for the log."""
         p = t.persons.c
         conn.execute(t.persons.update().where(p.person_id == person_id).values(
             password_hash=None, totp_secret_enc=None, totp_kek_id=None, totp_confirmed=False,
@@ -987,10 +999,19 @@ class IdentityService:
                               row["expires_at"])
 
     # ------------------------------------------------------------------ authorize + code
-    def authorize(self, *, login_session_id: str, client_id: str, redirect_uri: str, scope: str,
-                  state: str = "", nonce: str = "", code_challenge: str = "",
-                  code_challenge_method: str = "", acr_values: str = "",
-                  claims: str = "") -> m.AuthorizationResult:
+    def authorization_request(self, *, client_id: str, redirect_uri: str, scope: str,
+                              state: str = "", nonce: str = "", code_challenge: str = "",
+                              code_challenge_method: str = "", acr_values: str = "",
+                              claims: str = "") -> m.AuthorizationRequest:
+        """Checks an authorization request before anyone logs in, so that nobody is asked to
+        log in for a request that cannot succeed (OIDC Core 3.1.2.2); the authorization
+        endpoint checks the request this way before it shows the login form and again when
+        the login comes back with it. Raises ``InvalidArgument`` (``CLIENT_UNKNOWN``,
+        ``REDIRECT_URI_MISMATCH``, ``UNAUTHORIZED_CLIENT``, ``PKCE_REQUIRED``,
+        ``PKCE_METHOD_UNSUPPORTED``, ``SCOPE_INVALID``, ``FIELD_TOO_LONG``,
+        ``CLAIMS_INVALID``) and ``PermissionDenied(ACR_NOT_MET)`` (metadata ``required_aal``)
+        when no login here reaches what it asks for
+        (:data:`~egov_identity.domain.levels.AAL_LEVELS`)."""
         try:
             client = self.get_client(client_id)
         except NotFound:
@@ -1018,25 +1039,52 @@ class IdentityService:
                     raise ValueError
             except (ValueError, RecursionError):  # RecursionError: nested too deep
                 raise InvalidArgument("CLAIMS_INVALID", "claims must be a JSON object") from None
-        session = self.login_session(login_session_id)
-        required = max(required_aal(acr_values), _essential_aal(claims_request))
-        if session.aal < required:
-            raise PermissionDenied("ACR_NOT_MET", "a stronger login is required",
+        required = required_aal(acr_values, claims_request)
+        if required > max(AAL_LEVELS):
+            raise PermissionDenied("ACR_NOT_MET", f"no login here reaches AAL{required}",
                                    metadata={"required_aal": str(required)})
+        return m.AuthorizationRequest(
+            client=client, redirect_uri=redirect_uri, scopes=tuple(scopes), state=state,
+            nonce=nonce, code_challenge=code_challenge, claims=claims, required_aal=required,
+            wants_verified_claims=any(self._wants_verified(scopes, claims, where)
+                                      for where in ("id_token", "userinfo")))
+
+    def issue_code(self, login_session_id: str,
+                   request: m.AuthorizationRequest) -> m.AuthorizationResult:
+        """The code for ``request`` (from :meth:`authorization_request`) after the login of
+        ``login_session_id``, and where to send the person with it. Raises
+        ``Unauthenticated(LOGIN_REQUIRED)``, ``PermissionDenied(ACR_NOT_MET)`` (metadata
+        ``required_aal``) when the login did not reach what the request needs."""
+        session = self.login_session(login_session_id)
+        if session.aal < request.required_aal:
+            raise PermissionDenied("ACR_NOT_MET", "a stronger login is required",
+                                   metadata={"required_aal": str(request.required_aal)})
         code = secrets.token_urlsafe(32)
         now = self.now()
         with self.engine.begin() as conn:
             conn.execute(t.authorization_codes.insert().values(
-                code_hash=digest(code), client_id=client_id, redirect_uri=redirect_uri,
-                person_id=session.person_id, scope=" ".join(scopes), nonce=nonce,
-                code_challenge=code_challenge, claims_json=claims, aal=session.aal,
-                amr_json=json.dumps(list(session.amr)), auth_time=session.auth_time,
-                expires_at=now + self.config.code_seconds))
+                code_hash=digest(code), client_id=request.client.client_id,
+                redirect_uri=request.redirect_uri, person_id=session.person_id,
+                scope=" ".join(request.scopes), nonce=request.nonce,
+                code_challenge=request.code_challenge, claims_json=request.claims,
+                aal=session.aal, amr_json=json.dumps(list(session.amr)),
+                auth_time=session.auth_time, expires_at=now + self.config.code_seconds))
         params = {"code": code, "iss": self.config.issuer}
-        if state:
-            params["state"] = state
-        sep = "&" if urllib.parse.urlsplit(redirect_uri).query else "?"
-        return m.AuthorizationResult(code, redirect_uri + sep + urllib.parse.urlencode(params))
+        if request.state:
+            params["state"] = request.state
+        sep = "&" if urllib.parse.urlsplit(request.redirect_uri).query else "?"
+        return m.AuthorizationResult(code, request.redirect_uri + sep
+                                     + urllib.parse.urlencode(params))
+
+    def authorize(self, *, login_session_id: str, client_id: str, redirect_uri: str, scope: str,
+                  state: str = "", nonce: str = "", code_challenge: str = "",
+                  code_challenge_method: str = "", acr_values: str = "",
+                  claims: str = "") -> m.AuthorizationResult:
+        """:meth:`authorization_request` then :meth:`issue_code` (gRPC ``Authorize``)."""
+        return self.issue_code(login_session_id, self.authorization_request(
+            client_id=client_id, redirect_uri=redirect_uri, scope=scope, state=state,
+            nonce=nonce, code_challenge=code_challenge,
+            code_challenge_method=code_challenge_method, acr_values=acr_values, claims=claims))
 
     # ------------------------------------------------------------------ token endpoint
     def token(self, request: m.TokenRequest) -> m.TokenResponse:
@@ -1070,10 +1118,12 @@ class IdentityService:
         sql = self.hot.sql
         with self.hot.connect() as db:
             row = db.one(sql.code, {"code_hash": code_hash})
-            if row is None or row["client_id"] != client.client_id or row["expires_at"] <= now:
+            if row is None or row["client_id"] != client.client_id:
                 raise InvalidArgument("INVALID_GRANT", "code is invalid or expired")
-            if row["used_at"] is not None:
+            if row["used_at"] is not None:  # a replay whenever it comes, expired or not
                 self._code_replayed(db, row, now)
+            if row["expires_at"] <= now:
+                raise InvalidArgument("INVALID_GRANT", "code is invalid or expired")
             redirect_ok = request.redirect_uri == row["redirect_uri"]
             pkce_ok = bool(_PKCE_VERIFIER.fullmatch(request.code_verifier)) and hmac.compare_digest(
                 _b64url(hashlib.sha256(request.code_verifier.encode()).digest()),
@@ -1280,7 +1330,7 @@ class IdentityService:
                 "client_id": client.client_id, "person_id": person_id, "scope": " ".join(scopes),
                 "claims_json": claims_request, "aal": aal, "amr_json": json.dumps(amr),
                 "auth_time": auth_time, "expires_at": now + self.config.refresh_token_seconds,
-                "used_at": None, "revoked_at": None}
+                "used_at": None, "revoked_at": None, "access_jti": access_claims["jti"]}
         return m.TokenResponse(access_token, self.config.access_token_seconds, " ".join(scopes),
                                refresh_token=refresh, id_token=id_token), refresh_row
 
@@ -1313,12 +1363,19 @@ class IdentityService:
 
     def refuse_revoked(self, jti: object) -> None:
         """``Unauthenticated(TOKEN_REVOKED)`` when the access token with this ``jti`` was
-        revoked (RFC 7009). Identity keeps the list, so everything of identity that takes an
-        access token (userinfo, introspection, token exchange, its gRPC services) asks it."""
+        revoked (RFC 7009): revoked itself, or issued with a refresh token since revoked (its
+        family revoked at ``/revoke``, on reuse, on a replayed code or by a proofing that
+        recovered the account; RFC 7009 section 2.1). Identity keeps both, so everything of
+        identity that takes an access token (userinfo, introspection, token exchange, its
+        gRPC services) asks it."""
+        jti = str(jti)
+        revoked, refresh = t.revoked_access_tokens.c, t.refresh_tokens.c
         with self.engine.connect() as conn:
-            revoked = conn.execute(sa.select(t.revoked_access_tokens.c.jti).where(
-                t.revoked_access_tokens.c.jti == str(jti))).first()
-        if revoked is not None:
+            found = conn.execute(sa.select(sa.or_(
+                sa.exists().where(revoked.jti == jti),
+                sa.exists().where(refresh.access_jti == jti, refresh.revoked_at.is_not(None)),
+            ))).scalar()
+        if found:
             raise Unauthenticated("TOKEN_REVOKED", "the token was revoked")
 
     def verify_id_token(self, token: str) -> VerifiedToken:
@@ -1364,9 +1421,11 @@ class IdentityService:
         return claims
 
     def revoke(self, client: m.Client, token: str) -> None:
-        """RFC 7009: refresh tokens (the whole family) and access tokens (by jti). A token
-        issued to another client is refused (section 2.1), and stays valid; a token that is
-        not ours, or no longer valid, is nothing to revoke (section 2.2)."""
+        """RFC 7009: a refresh token revokes its whole family and with it every access token
+        issued with one of them (section 2.1: the access tokens of the same grant; see
+        :meth:`refuse_revoked`); an access token is revoked by its jti. A token issued to
+        another client is refused (section 2.1), and stays valid; a token that is not ours,
+        or no longer valid, is nothing to revoke (section 2.2)."""
         now = self.now()
         r = t.refresh_tokens
         with self.engine.begin() as conn:

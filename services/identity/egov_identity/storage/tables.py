@@ -159,6 +159,9 @@ refresh_tokens = sa.Table(
     sa.Column("expires_at", _ts, nullable=False, index=True),
     sa.Column("used_at", _ts),
     sa.Column("revoked_at", _ts),
+    # The jti of the access token issued with this refresh token: revoking the family revokes
+    # it too (RFC 7009 section 2.1). NULL for refresh tokens issued before migration 0008.
+    sa.Column("access_jti", sa.String(64), index=True),
 )
 
 revoked_access_tokens = sa.Table(
