@@ -354,6 +354,9 @@ def test_director_grant_lets_the_representative_act_for_the_company(world: World
     assert token.representation is not None
     assert token.representation.powers == {"sign"}
     assert token.act is not None and token.act["identifier"] == rep_id
+    # the company register's names, which keys certifies for the company's credentials
+    juristic = world.service.juristic_person(company.identifier)
+    assert token.claims["representation"]["organization_name#th"] == juristic.name_th != ""
     # The national id only when asked for (the identifier scope), not whenever allowed.
     plain = verifier.verify(_exchange(world, key, rep_tokens.access_token,
                                       company.identifier).access_token)

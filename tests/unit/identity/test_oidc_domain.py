@@ -69,6 +69,13 @@ def test_code_flow_yields_aal2_id_token_with_verified_claims(world: World) -> No
     assert id_token.claims["nonce"] == "n-1"
     assert id_token.claims["amr"] == ["pwd", "otp", "mfa"]
     assert "identifier" not in id_token.claims  # not asked for
+    # The civil registry's names in both languages, as keys certifies only verified names.
+    person = world.service.person(
+        world.service.person_id_for_subject(id_token.subject))  # type: ignore[arg-type]
+    names = id_token.claims["verified_claims"]["claims"]
+    assert (names["given_name#th"], names["family_name#th"]) == (
+        person.attributes.given_name_th, person.attributes.family_name_th)
+    assert names["given_name#th"] and names["given_name"] == person.attributes.given_name_en
     access = world.service.verify_access_token(tokens.access_token)
     assert access.subject == id_token.subject
 

@@ -1253,10 +1253,14 @@ class IdentityService:
         if "identifier" in scopes:
             claims["identifier"] = person.identifier
         if want_verified and person.verification:
+            # The civil registry's names in both languages (Thai as OIDC Core 5.2 language
+            # tags): keys certifies only names verified here, and a Thai citizen's are Thai.
+            verified = {"given_name": a.given_name_en, "family_name": a.family_name_en,
+                        "given_name#th": a.given_name_th, "family_name#th": a.family_name_th,
+                        "birthdate": a.birth_date}
             claims["verified_claims"] = {
                 "verification": person.verification,
-                "claims": {"given_name": a.given_name_en, "family_name": a.family_name_en,
-                           "birthdate": a.birth_date},
+                "claims": {k: v for k, v in verified.items() if v},
             }
         return claims
 
@@ -1896,7 +1900,12 @@ class IdentityService:
             "amr": list(subject_token.amr), "act": actor,
             "representation": {"juristic_person": juristic.identifier, "role": grant.role,
                                "powers": list(grant.powers),
-                               "grant_id": grant.representation_id}}
+                               "grant_id": grant.representation_id,
+                               # the company register's names: what keys may certify
+                               **({"organization_name": juristic.name_en}
+                                  if juristic.name_en else {}),
+                               **({"organization_name#th": juristic.name_th}
+                                  if juristic.name_th else {})}}
         token = self.keyring.sign(claims, typ=ACCESS_TOKEN_TYPE)
         return m.TokenResponse(token, lifetime, " ".join(scopes),
                                issued_token_type=m.TOKEN_TYPE_ACCESS)
