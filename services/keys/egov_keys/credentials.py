@@ -18,7 +18,7 @@ import re
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 
 import sqlalchemy.exc
 from cryptography import x509
@@ -65,27 +65,18 @@ from egov_keys.domain.model import (
     RevocationReason,
     SadRecord,
 )
+from egov_keys.domain.names import CertifiedNames, OwnerNames, certified_names
 from egov_keys.domain.pki import OwnerKind, SubjectDetails, issue_end_entity, subject_name
 from egov_keys.storage.repository import KeysRepository, StaleAuthority, StaleCredential
 from egov_keys.trust import TrustServices, new_serial
 
-__all__ = ["CredentialPolicy", "CredentialService", "IssuedSad", "OwnerNames"]
+__all__ = ["CredentialPolicy", "CredentialService", "CredentialView", "IssuedSad", "OwnerNames"]
 
 log = logging.getLogger("egov.keys.credentials")
 
 _SAD_PREFIX = "sad1."
 _CREDENTIAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _AUDIT_PAGE_TOKEN = re.compile(r"[0-9]{1,18}")
-
-
-@dataclass(frozen=True, slots=True)
-class OwnerNames:
-    given_name_th: str = ""
-    family_name_th: str = ""
-    given_name_en: str = ""
-    family_name_en: str = ""
-    organization_th: str = ""
-    organization_en: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +89,20 @@ class CredentialPolicy:
     sign_callers: frozenset[str]
     audit_callers: frozenset[str]
     default_backend: CustodyBackend
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialView:
+    """A credential as one caller may see it.
+
+    ``complete`` False: a natural person's credential read by someone who is neither its owner
+    nor a service that needs it (the signing service, an auditor). The owner's national id (or
+    passport number) is personal data: such a caller gets it masked, and no certificate chain
+    (the certificate's serialNumber is ``PNOTH-<national id>``).
+    """
+
+    credential: Credential
+    complete: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +287,6 @@ class CredentialService:
         )
         if existing is not None:
             return self._replay(existing, fingerprint)
-        self._check_names(kind, names, proof)
         return self._issue(
             caller,
             actor,
@@ -291,7 +295,7 @@ class CredentialService:
             owner,
             kind,
             algorithm,
-            names,
+            certified_names(kind, names, proof),
             backend,
             proof,
             renews=None,
@@ -305,47 +309,6 @@ class CredentialService:
             )
         return credential
 
-    @staticmethod
-    def _check_names(kind: OwnerKind, names: OwnerNames, proof: VerifiedToken | None) -> None:
-        # Control and invisible characters (NUL, new lines, bidi overrides, zero-width
-        # spaces) would let a certified name read as another's: str.isprintable() is False
-        # for every one of them, and True for Thai letters and marks.
-        if not all(name.isprintable() for name in astuple(names)):
-            raise InvalidArgument(
-                "NAMES_INVALID",
-                "names may hold no control or invisible characters",
-                field_violations=(FieldViolation("names", "control or invisible characters"),),
-            )
-        if kind is OwnerKind.NATURAL_PERSON:
-            if not (
-                (names.given_name_en and names.family_name_en)
-                or (names.given_name_th and names.family_name_th)
-            ):
-                raise InvalidArgument(
-                    "NAMES_MISSING",
-                    "a given and a family name are required",
-                    field_violations=(FieldViolation("names", "given and family name"),),
-                )
-            # Names verified by identity, where the token carries them, must match the request.
-            claims = proof.claims.get("verified_claims", {}) if proof is not None else {}
-            verified = claims.get("claims", {}) if isinstance(claims, dict) else {}
-            if isinstance(verified, dict):
-                for claim, options in (
-                    ("given_name", (names.given_name_en, names.given_name_th)),
-                    ("family_name", (names.family_name_en, names.family_name_th)),
-                ):
-                    value = verified.get(claim)
-                    if isinstance(value, str) and value and value not in options:
-                        raise PermissionDenied(
-                            "NAMES_MISMATCH", "names differ from the verified identity"
-                        )
-        elif not (names.organization_en or names.organization_th):
-            raise InvalidArgument(
-                "NAMES_MISSING",
-                "an organisation name is required",
-                field_violations=(FieldViolation("names", "organization name"),),
-            )
-
     def _issue(
         self,
         caller: Caller,
@@ -355,7 +318,7 @@ class CredentialService:
         owner: Identifier,
         kind: OwnerKind,
         algorithm: KeyAlgorithm,
-        names: OwnerNames,
+        certified: CertifiedNames,
         backend: CustodyBackend,
         proof: VerifiedToken | None,
         renews: Credential | None,
@@ -369,6 +332,7 @@ class CredentialService:
                 field_violations=(FieldViolation("key_backend", "not configured"),),
             ) from None
         ca = self._trust.issuing_ca(kind)
+        names = certified.names
         details = SubjectDetails(
             kind,
             owner,
@@ -439,6 +403,8 @@ class CredentialService:
                         "issuer": ca.name,
                         "serial": f"{serial:x}",
                         "renewed_from": renews.credential_id if renews else "",
+                        # Requested names identity verified no claim for: not certified.
+                        "names_omitted": list(certified.omitted),
                     }
                 ),
             )
@@ -475,6 +441,24 @@ class CredentialService:
 
     def get(self, credential_id: str) -> Credential:
         return self._credential(credential_id)
+
+    def view(self, caller: Caller, credential_id: str) -> CredentialView:
+        """GetCredential: the credential, complete only for those who may see its owner.
+
+        Complete for: a juristic person's or agency's credential (register data, no personal
+        data); the signing service and other SignHash callers (signing needs the certificate
+        chain); auditors (``AUDIT_CALLERS``, the admin scope); the owner calling with their own
+        access token (its ``identifier``, or the ``sub`` that had the credential issued).
+        Raises NotFound (CREDENTIAL_NOT_FOUND).
+        """
+        credential = self._credential(credential_id)
+        complete = (
+            credential.kind is not OwnerKind.NATURAL_PERSON
+            or _caller_listed(caller, self._policy.sign_callers)
+            or self._is_auditor(caller)
+            or _is_owner(caller, credential)
+        )
+        return CredentialView(credential, complete)
 
     def list_credentials(
         self,
@@ -595,7 +579,9 @@ class CredentialService:
         if old.status is CredentialStatus.RENEWED:
             raise FailedPrecondition("CREDENTIAL_RENEWED", "the credential was renewed already")
         subject = x509.load_der_x509_certificate(old.certificate_der).subject
-        names = _names_from_subject(subject)
+        with self._refusals_audited("credential.renew", caller, credential_id):
+            # Names are checked again: the renewal proof must still verify them.
+            certified = certified_names(old.kind, _names_from_subject(subject), proof)
         new = self._issue(
             caller,
             actor,
@@ -604,7 +590,7 @@ class CredentialService:
             old.owner,
             old.kind,
             algorithm,
-            names,
+            certified,
             old.key.backend,
             proof,
             renews=old,
@@ -678,7 +664,7 @@ class CredentialService:
         hash_algorithm: HashAlgorithm | None,
         scheme: SignatureScheme | None,
     ) -> list[bytes]:
-        self._require_sign_caller(caller)
+        self._require_sign_caller(caller, credential_id)
         if not sad:
             raise Unauthenticated("SAD_MISSING", "no Signature Activation Data was given")
         algorithm = self._check_hashes(hashes, hash_algorithm)
@@ -770,9 +756,17 @@ class CredentialService:
             )
             raise Unavailable("SIGNING_FAILED", "the key backend failed to sign") from None
 
-    def _require_sign_caller(self, caller: Caller) -> None:
-        if not _caller_listed(caller, self._policy.sign_callers):
-            raise PermissionDenied("CALLER_NOT_ALLOWED", "only the signing service may sign")
+    def _require_sign_caller(self, caller: Caller, credential_id: str) -> None:
+        if _caller_listed(caller, self._policy.sign_callers):
+            return
+        refusal = PermissionDenied("CALLER_NOT_ALLOWED", "only the signing service may sign")
+        # An attempt on an existing credential is audited like every other refusal (the SAD
+        # stays unspent); one on no credential names nothing to attach it to.
+        if _plausible_id(credential_id) and self._repo.credential(credential_id) is not None:
+            self._audit_refusal(
+                "signature.batch", caller_label(caller), credential_id, refusal, self._clock.now()
+            )
+        raise refusal
 
     @staticmethod
     def _sad_refusal(
@@ -825,10 +819,13 @@ class CredentialService:
 
     # -- audit ---------------------------------------------------------------------------------
 
+    def _is_auditor(self, caller: Caller) -> bool:
+        return self._policy.assurance.admin_scope in caller.scopes or _caller_listed(
+            caller, self._policy.audit_callers
+        )
+
     def _require_auditor(self, caller: Caller) -> None:
-        if self._policy.assurance.admin_scope in caller.scopes:
-            return
-        if not _caller_listed(caller, self._policy.audit_callers):
+        if not self._is_auditor(caller):
             raise PermissionDenied("CALLER_NOT_ALLOWED", "the caller may not read the audit log")
 
     def audit_events(
@@ -864,8 +861,10 @@ class CredentialService:
 
     def verify_audit(self, caller: Caller) -> ChainVerdict:
         self._require_auditor(caller)
-        head_sequence, head_hash = self._repo.audit_head()
-        return verify_chain(self._repo.iter_audit(), head_sequence, head_hash)
+        # Head and entries from one snapshot: calls appending meanwhile are no tampering, and
+        # entries removed from the end still leave the chain short of the head.
+        with self._repo.audit_snapshot() as ((head_sequence, head_hash), entries):
+            return verify_chain(entries, head_sequence, head_hash)
 
 
 def _plausible_id(credential_id: str) -> bool:
@@ -905,6 +904,17 @@ def _caller_listed(caller: Caller, allowed: frozenset[str]) -> bool:
     if caller.kind is CallerKind.CLIENT and caller.subject:
         names.add(f"client:{caller.subject}")
     return bool(names & allowed)
+
+
+def _is_owner(caller: Caller, credential: Credential) -> bool:
+    """The caller is the credential's owner: a person calling with their own access token."""
+    if caller.kind is not CallerKind.PERSON:
+        return False
+    identifier = caller.claims.get("identifier")
+    subject = caller.claims.get("sub")
+    return identifier == str(credential.owner) or (
+        bool(credential.created_by) and subject == credential.created_by
+    )
 
 
 def _names_from_subject(subject: x509.Name) -> OwnerNames:

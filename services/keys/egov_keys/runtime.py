@@ -61,6 +61,11 @@ def build_custodies(settings: KeysSettings) -> dict[CustodyBackend, KeyCustody]:
             settings.pkcs11_token_label,
             settings.pin(),
             settings.pkcs11_kek_label,
+            previous_kek_labels=[
+                label.strip()
+                for label in settings.pkcs11_previous_kek_labels.split(",")
+                if label.strip()
+            ],
             unwrapped_key_seconds=settings.pkcs11_unwrapped_key_seconds,
         )
     return custodies
@@ -94,6 +99,15 @@ def _require_known_keks(
     software = custodies.get(CustodyBackend.SOFTWARE)
     if isinstance(software, SoftwareCustody):
         require_known_keks(repository, software)
+
+
+def _check_keks(custodies: dict[CustodyBackend, KeyCustody]) -> None:
+    """A PKCS#11 KEK that would let owner keys out of the token stops start-up
+    (``KEK_UNWRAP_TEMPLATE_MISSING``)."""
+    for custody in custodies.values():
+        check_kek = getattr(custody, "check_kek", None)
+        if check_kek is not None:
+            check_kek()
 
 
 def bootstrap(settings: KeysSettings, clock: Clock | None = None) -> list[str]:
@@ -147,6 +161,7 @@ def build_runtime(
     custodies = build_custodies(settings)
     try:
         _require_known_keks(repository, custodies)
+        _check_keks(custodies)
         trust = trust_services(settings, repository, custodies, clock)
         trust.load()
         trust.self_test()
@@ -159,6 +174,7 @@ def build_runtime(
             min_ial_issue=settings.min_ial_issue,
             ial_order=tuple(v.strip() for v in settings.ial_order.split(",") if v.strip()),
             max_auth_age=dt.timedelta(seconds=settings.max_auth_age_seconds),
+            max_manage_auth_age=dt.timedelta(seconds=settings.max_manage_auth_age_seconds),
             seal_scope=settings.seal_scope,
             admin_scope=settings.admin_scope,
         ),

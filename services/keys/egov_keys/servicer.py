@@ -11,6 +11,7 @@ from egov.keys.v1 import keys_pb2, keys_pb2_grpc
 from egov.type.v1 import crypto_pb2, party_pb2
 from egov_common.auth import current_caller
 from egov_common.errors import FieldViolation, InvalidArgument
+from egov_common.logging import mask_identifier
 from egov_pki.identifiers import Identifier, juristic_number, national_id, parse_identifier
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -124,13 +125,14 @@ def _owner(owner: party_pb2.PartyIdentifier, field: str = "owner") -> Identifier
     )
 
 
-def _owner_out(owner: Identifier) -> party_pb2.PartyIdentifier:
+def _owner_out(owner: Identifier, *, masked: bool = False) -> party_pb2.PartyIdentifier:
     namespace = {
         "TH-PID": party_pb2.IDENTIFIER_NAMESPACE_TH_PID,
         "TH-JUR": party_pb2.IDENTIFIER_NAMESPACE_TH_JUR,
         "PASSPORT": party_pb2.IDENTIFIER_NAMESPACE_PASSPORT,
     }[owner.namespace.value]
-    return party_pb2.PartyIdentifier(namespace=namespace, value=owner.value)
+    value = mask_identifier(owner.value) if masked else owner.value
+    return party_pb2.PartyIdentifier(namespace=namespace, value=value)
 
 
 class KeysServicer(keys_pb2_grpc.KeysServiceServicer):  # type: ignore[misc,unused-ignore]
@@ -138,15 +140,18 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):  # type: ignore[misc,unus
         self._credentials = credentials
         self._trust = trust
 
-    def _credential_out(self, credential: Credential) -> keys_pb2.Credential:
+    def _credential_out(
+        self, credential: Credential, *, complete: bool = True
+    ) -> keys_pb2.Credential:
+        """``complete`` False (CredentialView): the owner masked, no certificate chain."""
         return keys_pb2.Credential(
             credential_id=credential.credential_id,
-            owner=_owner_out(credential.owner),
+            owner=_owner_out(credential.owner, masked=not complete),
             kind=_KIND_OUT[credential.kind],
             key_algorithm=_KEY_ALG_OUT[credential.key.algorithm],
             key_backend=_BACKEND_OUT[credential.key.backend],
             status=_STATUS_OUT[self._credentials.effective_status(credential)],
-            certificate_chain=self._credentials.chain(credential),
+            certificate_chain=self._credentials.chain(credential) if complete else [],
             not_before=_timestamp(credential.not_before),
             not_after=_timestamp(credential.not_after),
             max_signatures_per_authorization=credential.max_signatures,
@@ -213,8 +218,10 @@ class KeysServicer(keys_pb2_grpc.KeysServiceServicer):  # type: ignore[misc,unus
     def GetCredential(
         self, request: keys_pb2.GetCredentialRequest, context: grpc.ServicerContext
     ) -> keys_pb2.GetCredentialResponse:
-        credential = self._credentials.get(request.credential_id)
-        return keys_pb2.GetCredentialResponse(credential=self._credential_out(credential))
+        view = self._credentials.view(current_caller(), request.credential_id)
+        return keys_pb2.GetCredentialResponse(
+            credential=self._credential_out(view.credential, complete=view.complete)
+        )
 
     def RevokeCredential(
         self, request: keys_pb2.RevokeCredentialRequest, context: grpc.ServicerContext

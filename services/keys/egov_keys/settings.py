@@ -43,6 +43,9 @@ class KeysSettings(ServiceSettings):
     pkcs11_pin: SecretStr = SecretStr("")
     pkcs11_pin_file: Path | None = None
     pkcs11_kek_label: str = "egov-keys-kek"
+    #: Comma-separated labels of KEKs that ``pkcs11_kek_label`` replaced: they still unwrap the
+    #: owner keys they wrapped (under the service's own strict template), never wrap new ones.
+    pkcs11_previous_kek_labels: str = ""
     #: How long an owner key unwrapped into the token session stays there for further
     #: signatures (each still needs its own SAD); 0 unwraps and destroys it per signature.
     pkcs11_unwrapped_key_seconds: float = Field(default=30.0, ge=0, le=300)
@@ -58,7 +61,10 @@ class KeysSettings(ServiceSettings):
     min_ial_issue: str = "2.3"
     #: Comma-separated IAL order, lowest first.
     ial_order: str = "1.1,1.2,1.3,2.1,2.2,2.3,3"
+    #: How old the owner's login may be to sign (Authorize) or to be issued or renew a credential.
     max_auth_age_seconds: int = Field(default=600, gt=0)
+    #: How old the owner's login may be to revoke a credential or list credentials.
+    max_manage_auth_age_seconds: int = Field(default=600, gt=0)
     seal_scope: str = "keys:seal"
     admin_scope: str = "keys:admin"
 

@@ -294,3 +294,38 @@ def test_a_ca_replaced_twice_on_postgres_and_a_replica_that_held_the_old_one(pos
     finally:
         replica.close()
         keys.close()
+
+
+def test_verifying_the_log_while_another_process_appends_finds_it_intact(
+    postgres_url, identity
+):
+    """VerifyAuditLog reads the head and the entries in one REPEATABLE READ snapshot: what
+    another replica appends meanwhile is neither tampering nor checked."""
+    import egov_keys.credentials
+    from keys_world import ADMIN
+
+    keys = build_keys(postgres_url, identity)
+    other = another_process(keys, identity)
+    try:
+        credential = create_person(keys, identity)
+        verify_chain = egov_keys.credentials.verify_chain
+        heads: list[int] = []
+
+        def verify_while_the_other_appends(entries, head_sequence, head_hash):
+            for i in range(3):
+                sole_control.authorize(
+                    other.credentials, identity, credential, [sha256(f"{i}".encode())]
+                )
+            heads.append(head_sequence)
+            return verify_chain(entries, head_sequence, head_hash)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(egov_keys.credentials, "verify_chain", verify_while_the_other_appends)
+            verdict = keys.credentials.verify_audit(ADMIN)
+        assert verdict.intact, verdict.problem
+        assert verdict.entries_checked == heads[0]
+        after = keys.credentials.verify_audit(ADMIN)
+        assert after.intact and after.entries_checked == heads[0] + 3
+    finally:
+        other.close()
+        keys.close()

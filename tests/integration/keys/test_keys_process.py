@@ -397,3 +397,23 @@ def test_pyhanko_timestamper_accepts_our_tsa(stub, keys_process):
     assert status["intact"] and status["valid"]
     assert status["trust_problem_indic"] is None  # path to our root, revocation checked
     assert status["validation_path"] is not None
+
+
+def test_get_credential_masks_the_owner_for_callers_who_do_not_need_it(stub, identity, as_signing):
+    credential = create(stub, identity, "grpc-get")
+    request = keys_pb2.GetCredentialRequest(credential_id=credential.credential_id)
+    anonymous = stub.GetCredential(request, timeout=30).credential
+    assert anonymous.owner.value == f"{PERSON_ID[0]}-{PERSON_ID[1:5]}-xxxxx-xx-{PERSON_ID[-1]}"
+    assert list(anonymous.certificate_chain) == []
+    # The signing service (what it needs to sign: the chain) and the owner's own access token.
+    owner_token = identity.token(
+        sub="sub-0708",
+        typ="at+jwt",
+        aud="urn:egov:keys",
+        client_id="citizen-portal",
+        identifier=f"TH-PID:{PERSON_ID}",
+    )
+    for metadata in (as_signing, (("authorization", f"Bearer {owner_token}"),)):
+        seen = stub.GetCredential(request, metadata=metadata, timeout=30).credential
+        assert seen.owner.value == PERSON_ID
+        assert list(seen.certificate_chain) == list(credential.certificate_chain)

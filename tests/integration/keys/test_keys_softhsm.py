@@ -447,3 +447,153 @@ def test_a_revoked_software_ca_is_replaced_in_the_hsm_after_the_move_to_pkcs11(
         )
         assert "Response verify OK" in answer
         assert f"{pem / 'leaf.pem'}: good" in answer
+
+
+_ATTACK_SCRIPT = """
+import sys
+import pkcs11
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkcs11.constants import DEFAULT
+from egov_keys.adapters.pkcs11_custody import Pkcs11Custody
+from egov_keys.domain.algorithms import KeyAlgorithm
+from egov_keys.domain.custody import KeyRole
+
+module, pin = sys.argv[1], sys.argv[2]
+custody = Pkcs11Custody(module, "egov-test", pin, "kek")
+custody.ensure_kek()
+keys = [custody.generate(f"owner-{a.value}", a, KeyRole.OWNER)
+        for a in (KeyAlgorithm.ECDSA_P256, KeyAlgorithm.RSA_3072)]
+custody.close()
+
+# Someone else with the PIN and the blobs from the database, in a session of their own.
+with pkcs11.lib(module).get_token(token_label="egov-test").open(user_pin=pin, rw=True) as s:
+    kek = s.get_key(label="kek", key_type=KeyType.AES)
+    print("kek", *(kek[a] for a in (Attribute.SENSITIVE, Attribute.EXTRACTABLE,
+                                     Attribute.MODIFIABLE, Attribute.COPYABLE)))
+    base = {a: DEFAULT for a in (Attribute.ENCRYPT, Attribute.VERIFY, Attribute.WRAP,
+                                 Attribute.DERIVE, Attribute.DECRYPT, Attribute.UNWRAP)}
+    asks = {
+        "readable": {Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True},
+        "extractable": {Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: True},
+        "template left out": {},
+    }
+    for key in keys:
+        key_type = KeyType.EC if key.algorithm.is_ec else KeyType.RSA
+        for name, template in asks.items():
+            try:
+                kek.unwrap_key(ObjectClass.PRIVATE_KEY, key_type, key.blob,
+                               mechanism=Mechanism.AES_KEY_WRAP_PAD, store=False,
+                               capabilities=MechanismFlag.SIGN, template={**base, **template})
+                print(key.algorithm.value, name, "unwrapped")
+            except pkcs11.PKCS11Error as exc:
+                print(key.algorithm.value, name, "refused")
+"""
+
+
+def test_the_kek_unwraps_owner_keys_only_as_sensitive_non_extractable_keys(softhsm_env):
+    # Whoever holds the PIN and a wrapped blob used to be able to unwrap it as an extractable,
+    # non-sensitive object and read the private key: the KEK had no CKA_UNWRAP_TEMPLATE.
+    result = subprocess.run(
+        [sys.executable, "-c", _ATTACK_SCRIPT, MODULE, PIN],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **softhsm_env},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        "kek True False False False",  # sensitive, not extractable, not modifiable nor copyable
+        "ECDSA_P256 readable refused",
+        "ECDSA_P256 extractable refused",
+        "ECDSA_P256 template left out refused",
+        "RSA_3072 readable refused",
+        "RSA_3072 extractable refused",
+        "RSA_3072 template left out refused",
+    ]
+
+
+_OLD_KEK_SCRIPT = """
+import sys
+import pkcs11
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag
+from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
+from egov_common.errors import FailedPrecondition
+from egov_keys.adapters.pkcs11_custody import Pkcs11Custody
+from egov_keys.domain.algorithms import (
+    HashAlgorithm, KeyAlgorithm, SignatureScheme, verify_digest_signature)
+from egov_keys.domain.custody import CustodyBackend, KeyReference, KeyRole
+
+module, pin = sys.argv[1], sys.argv[2]
+# A KEK and an owner key as the service made them before the unwrap template.
+with pkcs11.lib(module).get_token(token_label="egov-test").open(user_pin=pin, rw=True) as s:
+    old = s.generate_key(KeyType.AES, 256, label="old-kek", store=True,
+                         capabilities=MechanismFlag.WRAP | MechanismFlag.UNWRAP,
+                         template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False})
+    params = s.create_domain_parameters(
+        KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True)
+    pub, priv = params.generate_keypair(
+        store=False, private_template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: True,
+                                       Attribute.SIGN: True})
+    before = KeyReference("owner-before", CustodyBackend.PKCS11, KeyAlgorithm.ECDSA_P256,
+                          KeyRole.OWNER, encode_ec_public_key(pub),
+                          old.wrap_key(priv, mechanism=Mechanism.AES_KEY_WRAP_PAD))
+pkcs11.lib(module).finalize()
+
+stale = Pkcs11Custody(module, "egov-test", pin, "old-kek")
+try:
+    stale.check_kek()
+    print("old KEK accepted")
+except FailedPrecondition as exc:
+    print("old KEK refused", exc.reason)
+stale.close()
+
+# The operator's way out: a new KEK, the old one kept to unwrap what it wrapped.
+custody = Pkcs11Custody(module, "egov-test", pin, "new-kek", previous_kek_labels=["old-kek"])
+custody.ensure_kek()
+digest = HashAlgorithm.SHA256.digest(b"payload")
+after = custody.generate("owner-after", KeyAlgorithm.ECDSA_P256, KeyRole.OWNER)
+for key in (before, after):
+    signature = custody.sign_digest(key, digest, HashAlgorithm.SHA256, SignatureScheme.ECDSA)
+    verify_digest_signature(key.public_key(), signature, digest, HashAlgorithm.SHA256,
+                            SignatureScheme.ECDSA)
+    print(key.key_id, "signs")
+custody.close()
+only_new = Pkcs11Custody(module, "egov-test", pin, "new-kek", unwrapped_key_seconds=0)
+try:
+    only_new.sign_digest(before, digest, HashAlgorithm.SHA256, SignatureScheme.ECDSA)
+    print("old blob opened without the old KEK")
+except pkcs11.PKCS11Error:
+    print("old blob needs the old KEK")
+only_new.close()
+"""
+
+
+def test_a_kek_without_the_unwrap_template_is_refused_and_can_be_replaced(
+    softhsm_env, jwks_url, tmp_path
+):
+    result = subprocess.run(
+        [sys.executable, "-c", _OLD_KEK_SCRIPT, MODULE, PIN],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **softhsm_env},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        "old KEK refused KEK_UNWRAP_TEMPLATE_MISSING",
+        "owner-before signs",
+        "owner-after signs",
+        "old blob needs the old KEK",
+    ]
+    # The service does not start on such a KEK: bootstrap (and start-up) exit 3 naming it.
+    env = {
+        **keys_env(jwks_url),
+        **softhsm_env,
+        "EGOV_KEYS_DATABASE_URL": f"sqlite:///{tmp_path / 'keys.db'}",
+        "EGOV_KEYS_PKCS11_KEK_LABEL": "old-kek",
+    }
+    refused = _keys_command(env, "bootstrap")
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert "KEK_UNWRAP_TEMPLATE_MISSING" in refused.stderr

@@ -310,7 +310,9 @@ def test_signings_own_registry_authority_does_not_register_for_a_representative(
     # a representative of the agency with the sign power (no issuer role at the registry)
     # signs with the agency's legal-person credential: its certificate names the agency as an
     # e-seal's would, but signing's own registry authority is not lent to it
-    representative = identity.representative(company=AGENCY.removeprefix("TH-JUR:"))
+    representative = identity.representative(
+        company=AGENCY.removeprefix("TH-JUR:"), names={"organization_name": "Agency One"}
+    )
     legal_person = _agency_credential(
         keys_process, keys_pb2.CREDENTIAL_KIND_LEGAL_PERSON, representative, "it-reg-legal"
     )

@@ -45,7 +45,27 @@ OTHER_PERSON_ID = thai_number("310050012345")
 COMPANY_ID = thai_number("010553601234")
 AGENCY_ID = thai_number("099400015999")
 PERSON_NAMES = OwnerNames("สมชาย", "ใจดี", "Somchai", "Jaidee")
+#: What identity verifies of the person and puts in an ID token's verified_claims.claims: the
+#: English names and the birth date (identity's _userinfo_claims).
+VERIFIED_NAMES: dict[str, str] = {
+    "given_name": "Somchai",
+    "family_name": "Jaidee",
+    "birthdate": "1980-01-01",
+}
+#: The same with the Thai names, language-tagged (OIDC Core 5.2), as keys reads them once
+#: identity verifies them.
+VERIFIED_NAMES_TH: dict[str, str] = {
+    **VERIFIED_NAMES,
+    "given_name#th": "สมชาย",
+    "family_name#th": "ใจดี",
+}
 COMPANY_NAMES = OwnerNames(organization_th="บริษัท เอซีเอ็มอี จำกัด", organization_en="ACME Co., Ltd.")
+#: The company's names in the representation claim, as keys reads them once identity puts them
+#: there (identity's representation tokens carry no names today).
+COMPANY_CLAIMS: dict[str, str] = {
+    "organization_name": "ACME Co., Ltd.",
+    "organization_name#th": "บริษัท เอซีเอ็มอี จำกัด",
+}
 AGENCY_NAMES = OwnerNames(
     organization_th="กรมการปกครอง", organization_en="Department of Provincial Administration"
 )
@@ -88,18 +108,37 @@ class LocalIdentity:
         return jwt.encode(payload, self.key, algorithm="ES256",
                           headers={"kid": self.kid, "typ": typ})
 
-    def person(self, number: str = PERSON_ID, *, ial: str = "2.3", **claims: Any) -> str:
+    def person(
+        self,
+        number: str = PERSON_ID,
+        *,
+        ial: str = "2.3",
+        verified_names: dict[str, str] | None = None,
+        **claims: Any,
+    ) -> str:
+        """The person's ID token with verified_claims as identity writes it (``verified_names``:
+        its ``claims`` member; :data:`VERIFIED_NAMES` by default)."""
         return self.token(
             sub=f"sub-{number[-4:]}",
             identifier=f"TH-PID:{number}",
             verified_claims={
-                "verification": {"trust_framework": "th_dopa", "assurance_level": ial}
+                "verification": {"trust_framework": "th_dopa", "assurance_level": ial},
+                "claims": VERIFIED_NAMES if verified_names is None else verified_names,
             },
             **claims,
         )
 
-    def representative(self, company: str = COMPANY_ID, powers: tuple[str, ...] = ("sign",)) -> str:
-        return self.token(  # identity's token exchange issues access tokens
+    def representative(
+        self,
+        company: str = COMPANY_ID,
+        powers: tuple[str, ...] = ("sign",),
+        *,
+        names: dict[str, str] | None = None,
+        **claims: Any,
+    ) -> str:
+        """A representation token as identity's token exchange issues it (an access token);
+        ``names``: organisation name claims to add to its representation claim."""
+        return self.token(
             typ="at+jwt",
             sub="sub-rep",
             identifier=f"TH-PID:{OTHER_PERSON_ID}",
@@ -109,7 +148,9 @@ class LocalIdentity:
                 "role": "director",
                 "powers": list(powers),
                 "grant_id": "grant-1",
+                **(names or {}),
             },
+            **claims,
         )
 
     def agency_client(self, agency: str = AGENCY_ID, scope: str = "keys:seal") -> str:

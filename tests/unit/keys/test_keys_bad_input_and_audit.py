@@ -308,3 +308,70 @@ def test_a_key_blob_moved_to_another_credential_does_not_sign(keys, identity, sq
     )
     outcomes = [r.outcome for r in keys.repository.audit_records() if r.action == "signature.batch"]
     assert outcomes[-1] == "failure:SIGNING_FAILED"
+
+
+def test_verifying_the_log_while_other_calls_append_finds_it_intact(keys, identity, monkeypatch):
+    # The head and the entries are read from one snapshot: an entry committed by another call
+    # after the head was read is no tampering (it used to be reported as "chain does not end
+    # at the recorded head").
+    import egov_keys.credentials
+
+    credential = create_person(keys, identity)
+    verify_chain = egov_keys.credentials.verify_chain
+    appended = []
+
+    def verify_while_someone_appends(entries, head_sequence, head_hash):
+        authorize(keys.credentials, identity, credential, [sha256(b"meanwhile")])
+        appended.append(keys.repository.audit_head()[0])
+        return verify_chain(entries, head_sequence, head_hash)
+
+    monkeypatch.setattr(egov_keys.credentials, "verify_chain", verify_while_someone_appends)
+    verdict = keys.credentials.verify_audit(ADMIN)
+    assert verdict.intact, verdict.problem
+    assert verdict.entries_checked == appended[0] - 1  # up to the head it read, not beyond
+    monkeypatch.undo()
+    assert keys.credentials.verify_audit(ADMIN).entries_checked == appended[0]
+
+
+def test_an_entry_written_behind_the_heads_back_is_reported(keys, identity, sqlite_url):
+    # An entry past the recorded head that no append wrote (the head row did not move) is
+    # tampering, however well it links and hashes.
+    from egov_keys.domain.audit import entry_hash
+    from egov_keys.storage.repository import to_us
+
+    create_person(keys, identity)
+    last = keys.repository.audit_records()[-1]
+    forged = {
+        "sequence": last.sequence + 1,
+        "occurred_at_us": to_us(last.occurred_at),
+        "action": "signature.batch",
+        "actor": "service:signing",
+        "credential_id": last.credential_id,
+        "outcome": "success",
+        "details_json": "{}",
+        "previous_hash": last.entry_hash,
+    }
+    forged["entry_hash"] = entry_hash(
+        last.entry_hash,
+        last.sequence + 1,
+        last.occurred_at,
+        "signature.batch",
+        "service:signing",
+        last.credential_id,
+        "success",
+        "{}",
+    )
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO audit_log (sequence, occurred_at_us, action, actor, credential_id,"
+                " outcome, details_json, previous_hash, entry_hash) VALUES (:sequence,"
+                " :occurred_at_us, :action, :actor, :credential_id, :outcome, :details_json,"
+                " :previous_hash, :entry_hash)"
+            ),
+            forged,
+        )
+    verdict = keys.credentials.verify_audit(ADMIN)
+    assert not verdict.intact
+    assert verdict.problem == "chain does not end at the recorded head"

@@ -20,10 +20,13 @@ from keys_world import (
     AGENCY_ID,
     AGENCY_NAMES,
     ANON,
+    COMPANY_CLAIMS,
     COMPANY_ID,
     COMPANY_NAMES,
     PERSON_ID,
     PERSON_NAMES,
+    VERIFIED_NAMES,
+    VERIFIED_NAMES_TH,
 )
 
 openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
@@ -35,9 +38,11 @@ def pem(ders: list[bytes]) -> bytes:
 
 def issue(keys, identity, kind: OwnerKind):
     if kind is OwnerKind.NATURAL_PERSON:
-        owner, names, proof = national_id(PERSON_ID), PERSON_NAMES, identity.person()
+        owner, names = national_id(PERSON_ID), PERSON_NAMES
+        proof = identity.person(verified_names=VERIFIED_NAMES_TH)
     elif kind is OwnerKind.LEGAL_PERSON:
-        owner, names, proof = juristic_number(COMPANY_ID), COMPANY_NAMES, identity.representative()
+        owner, names = juristic_number(COMPANY_ID), COMPANY_NAMES
+        proof = identity.representative(names=COMPANY_CLAIMS)
     else:
         owner, names, proof = juristic_number(AGENCY_ID), AGENCY_NAMES, identity.agency_client()
     return keys.credentials.create(
@@ -191,11 +196,16 @@ def _refused_names(
 ) -> pytest.ExceptionInfo[InvalidArgument]:
     """Have a credential of ``kind`` made with ``person_name`` as the person's given name, or
     ``organization`` as the company's English name; the InvalidArgument it must raise."""
+    # identity verified these names: what refuses them is their form.
     if kind is OwnerKind.NATURAL_PERSON:
-        owner, proof = national_id(PERSON_ID), identity.person()
+        owner = national_id(PERSON_ID)
+        proof = identity.person(verified_names={**VERIFIED_NAMES, "given_name": person_name})
         names = dataclasses.replace(PERSON_NAMES, given_name_en=person_name)
     else:
-        owner, proof = juristic_number(COMPANY_ID), identity.representative()
+        owner = juristic_number(COMPANY_ID)
+        proof = identity.representative(
+            names={**COMPANY_CLAIMS, "organization_name": organization}
+        )
         names = dataclasses.replace(COMPANY_NAMES, organization_en=organization)
     with pytest.raises(InvalidArgument) as info:
         keys.credentials.create(

@@ -104,3 +104,61 @@ def test_credentials_are_listed_for_their_owner_page_by_page(keys, identity):
         )
         == "INVALID_ARGUMENT/PAGE_TOKEN_INVALID"
     )
+
+
+def test_get_credential_shows_a_persons_national_id_only_to_those_who_need_it(keys, identity):
+    from egov.keys.v1 import keys_pb2
+    from egov_common.auth import Caller, CallerKind, caller_scope
+    from egov_keys.servicer import KeysServicer
+    from keys_world import ADMIN, SIGNING
+
+    servicer = KeysServicer(keys.credentials, keys.trust)
+    credential = create_person(keys, identity)
+
+    def get(caller: Caller) -> keys_pb2.Credential:
+        request = keys_pb2.GetCredentialRequest(credential_id=credential.credential_id)
+        with caller_scope(caller):
+            return servicer.GetCredential(request, None).credential
+
+    masked = f"{PERSON_ID[0]}-{PERSON_ID[1:5]}-xxxxx-xx-{PERSON_ID[-1]}"
+    stranger = Caller(
+        CallerKind.PERSON, "citizen-portal", claims={"sub": "sub-9999", "identifier": "TH-PID:x"}
+    )
+    portal = Caller(CallerKind.CLIENT, "citizen-portal", frozenset({"keys:sign"}))
+    for caller in (ANON, stranger, portal):
+        seen = get(caller)
+        assert seen.owner.value == masked
+        assert list(seen.certificate_chain) == []  # its serialNumber is PNOTH-<national id>
+        # What the rest of the credential says stays visible.
+        assert seen.status == keys_pb2.CREDENTIAL_STATUS_ACTIVE
+        assert seen.certificate_serial == f"{credential.certificate_serial:x}"
+    owner_by_identifier = Caller(
+        CallerKind.PERSON, "citizen-portal", claims={"identifier": f"TH-PID:{PERSON_ID}"}
+    )
+    owner_by_sub = Caller(
+        CallerKind.PERSON, "citizen-portal", claims={"sub": credential.created_by}
+    )
+    auditor = Caller(CallerKind.SERVICE, "auditor", peer_service="auditor")
+    for caller in (SIGNING, ADMIN, auditor, owner_by_identifier, owner_by_sub):
+        seen = get(caller)
+        assert seen.owner.value == PERSON_ID
+        assert list(seen.certificate_chain) == keys.credentials.chain(credential)
+    # A juristic person's number is register data: its credentials are shown whole.
+    from egov_keys.domain.algorithms import KeyAlgorithm
+    from egov_keys.domain.pki import OwnerKind
+    from egov_pki.identifiers import juristic_number
+    from keys_world import AGENCY_ID, AGENCY_NAMES
+
+    seal = keys.credentials.create(
+        ANON,
+        idempotency_key="seal",
+        owner=juristic_number(AGENCY_ID),
+        kind=OwnerKind.ELECTRONIC_SEAL,
+        algorithm=KeyAlgorithm.ECDSA_P256,
+        names=AGENCY_NAMES,
+        proof_token=identity.agency_client(),
+        backend=None,
+    )
+    credential = seal
+    assert get(ANON).owner.value == AGENCY_ID
+    assert len(get(ANON).certificate_chain) == 3

@@ -26,6 +26,7 @@ from keys_world import (
     AGENCY_ID,
     AGENCY_NAMES,
     ANON,
+    COMPANY_CLAIMS,
     COMPANY_ID,
     COMPANY_NAMES,
     OTHER_PERSON_ID,
@@ -326,7 +327,7 @@ def test_representative_with_sign_power_signs_for_the_company(keys, identity):
         kind=OwnerKind.LEGAL_PERSON,
         algorithm=KeyAlgorithm.ECDSA_P256,
         names=COMPANY_NAMES,
-        proof_token=identity.representative(),
+        proof_token=identity.representative(names=COMPANY_CLAIMS),
         backend=None,
     )
     subject = x509.load_der_x509_certificate(credential.certificate_der).subject
@@ -510,3 +511,201 @@ def test_revocation_racing_a_sign_hash_wins(keys, identity, monkeypatch):
         "FAILED_PRECONDITION/CREDENTIAL_REVOKED"
     )
     assert "success" not in audit_outcomes(keys, "signature.batch")
+
+
+def test_a_sign_hash_from_a_caller_not_allowed_is_audited(keys, identity):
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    sad = authorize(keys.credentials, identity, credential, hashes)
+    intruder = Caller(CallerKind.SERVICE, "registry", peer_service="registry")
+    assert reason_of(lambda: sign(keys.credentials, credential, sad, hashes, intruder)) == (
+        "PERMISSION_DENIED/CALLER_NOT_ALLOWED"
+    )
+    [refused] = [r for r in keys.repository.audit_records() if r.action == "signature.batch"]
+    assert (refused.outcome, refused.actor, refused.credential_id) == (
+        "failure:CALLER_NOT_ALLOWED",
+        "service:registry",
+        credential.credential_id,
+    )
+    # The SAD is not spent: the signing service still signs with it.
+    assert len(sign(keys.credentials, credential, sad, hashes)) == 1
+    # An attempt on no credential has nothing to attach to: refused alike, nothing written.
+    before = len(keys.repository.audit_records())
+    assert reason_of(
+        lambda: keys.credentials.sign_hash(
+            intruder,
+            credential_id="cred_unknown",
+            sad=sad,
+            hashes=hashes,
+            hash_algorithm=SHA256,
+            scheme=None,
+        )
+    ) == "PERMISSION_DENIED/CALLER_NOT_ALLOWED"
+    assert len(keys.repository.audit_records()) == before
+
+
+def test_revoking_or_listing_needs_a_recent_login(keys, identity, clock: FixedClock):
+    from egov_keys.domain.model import RevocationReason
+
+    credential = create_person(keys, identity)
+    day_old = identity.person(auth_time=clock.now().timestamp() - 86400)
+    assert reason_of(
+        lambda: keys.credentials.revoke(
+            ANON, credential.credential_id, RevocationReason.KEY_COMPROMISE, day_old
+        )
+    ) == "PERMISSION_DENIED/AUTH_TIME_TOO_OLD"
+    assert reason_of(
+        lambda: keys.credentials.list_credentials(
+            ANON,
+            owner=national_id(PERSON_ID),
+            proof_token=day_old,
+            status=None,
+            page_size=0,
+            page_token="",
+        )
+    ) == "PERMISSION_DENIED/AUTH_TIME_TOO_OLD"
+    no_auth_time = identity.person(auth_time=None)
+    assert reason_of(
+        lambda: keys.credentials.revoke(
+            ANON, credential.credential_id, RevocationReason.KEY_COMPROMISE, no_auth_time
+        )
+    ) == "PERMISSION_DENIED/AUTH_TIME_TOO_OLD"
+    assert audit_outcomes(keys, "certificate.revoke") == ["failure:AUTH_TIME_TOO_OLD"] * 2
+    assert keys.credentials.get(credential.credential_id).status.value == "active"
+    # A login within MAX_MANAGE_AUTH_AGE_SECONDS (600 s by default) revokes.
+    recent = identity.person(auth_time=clock.now().timestamp() - 300)
+    keys.credentials.revoke(
+        ANON, credential.credential_id, RevocationReason.KEY_COMPROMISE, recent
+    )
+    assert keys.credentials.get(credential.credential_id).status.value == "revoked"
+
+
+def test_the_manage_login_age_is_its_own_setting(sqlite_url, identity, clock: FixedClock):
+    from keys_world import build_keys
+
+    keys = build_keys(sqlite_url, identity, clock, max_manage_auth_age_seconds=2 * 86400)
+    try:
+        create_person(keys, identity)
+        day_old = identity.person(auth_time=clock.now().timestamp() - 86400)
+        page, _ = keys.credentials.list_credentials(
+            ANON,
+            owner=national_id(PERSON_ID),
+            proof_token=day_old,
+            status=None,
+            page_size=0,
+            page_token="",
+        )
+        assert len(page) == 1
+        # Signing keeps its own, shorter limit.
+        assert reason_of(
+            lambda: authorize(keys.credentials, identity, page[0], [sha256(b"a")], day_old)
+        ) == "PERMISSION_DENIED/AUTH_TIME_TOO_OLD"
+    finally:
+        keys.close()
+
+
+def test_an_access_token_is_no_proof_of_a_person(keys, identity):
+    from egov_keys.domain.model import RevocationReason
+
+    credential = create_person(keys, identity)
+    hashes = [sha256(b"a")]
+    # identity's access token of the same person for keys: any client the person used holds
+    # one, so it proves nothing about who is at the keyboard now.
+    access = identity.token(
+        sub=credential.created_by,
+        typ="at+jwt",
+        aud="urn:egov:keys",
+        identifier=f"TH-PID:{PERSON_ID}",
+        client_id="some-portal",
+        verified_claims={"verification": {"trust_framework": "th_dopa", "assurance_level": "2.3"}},
+    )
+    mismatch = "UNAUTHENTICATED/TOKEN_TYPE_MISMATCH"
+    assert reason_of(lambda: authorize(keys.credentials, identity, credential, hashes, access)) == (
+        mismatch
+    )
+    assert reason_of(
+        lambda: keys.credentials.revoke(
+            ANON, credential.credential_id, RevocationReason.KEY_COMPROMISE, access
+        )
+    ) == mismatch
+    assert reason_of(lambda: renew(keys.credentials, credential, "r", access)) == mismatch
+    assert reason_of(
+        lambda: keys.credentials.create(
+            ANON,
+            idempotency_key="with-access-token",
+            owner=national_id(PERSON_ID),
+            kind=OwnerKind.NATURAL_PERSON,
+            algorithm=KeyAlgorithm.ECDSA_P256,
+            names=PERSON_NAMES,
+            proof_token=access,
+            backend=None,
+        )
+    ) == mismatch
+    # A token of another type, or of none, is refused by the verifier itself.
+    for typ in ("logout+jwt", None):
+        other = identity.token(sub=credential.created_by, identifier=f"TH-PID:{PERSON_ID}")
+        if typ is None:
+            import jwt
+
+            claims = jwt.decode(other, options={"verify_signature": False})
+            other = jwt.encode(  # PyJWT writes typ JWT unless told None
+                claims, identity.key, algorithm="ES256", headers={"kid": identity.kid, "typ": None}
+            )
+        else:
+            other = identity.token(sub=credential.created_by, typ=typ,
+                                   identifier=f"TH-PID:{PERSON_ID}")
+        assert reason_of(
+            lambda token=other: authorize(keys.credentials, identity, credential, hashes, token)
+        ) == mismatch
+    assert audit_outcomes(keys, "sad.authorize") == ["failure:TOKEN_TYPE_MISMATCH"] * 3
+    sad = authorize(keys.credentials, identity, credential, hashes)  # the ID token still does
+    assert len(sign(keys.credentials, credential, sad, hashes)) == 1
+
+
+def test_juristic_and_seal_proofs_must_be_access_tokens(keys, identity):
+    company = keys.credentials.create(
+        ANON,
+        idempotency_key="acme",
+        owner=juristic_number(COMPANY_ID),
+        kind=OwnerKind.LEGAL_PERSON,
+        algorithm=KeyAlgorithm.ECDSA_P256,
+        names=COMPANY_NAMES,
+        proof_token=identity.representative(names=COMPANY_CLAIMS),
+        backend=None,
+    )
+    seal = keys.credentials.create(
+        ANON,
+        idempotency_key="seal",
+        owner=juristic_number(AGENCY_ID),
+        kind=OwnerKind.ELECTRONIC_SEAL,
+        algorithm=KeyAlgorithm.ECDSA_P256,
+        names=AGENCY_NAMES,
+        proof_token=identity.agency_client(),
+        backend=None,
+    )
+    hashes = [sha256(b"a")]
+    # The same claims in an ID token (typ JWT): identity issues neither kind that way.
+    representation_id_token = identity.token(
+        sub="sub-rep",
+        identifier=f"TH-PID:{OTHER_PERSON_ID}",
+        act={"sub": "sub-rep"},
+        representation={
+            "juristic_person": f"TH-JUR:{COMPANY_ID}",
+            "role": "director",
+            "powers": ["sign"],
+            "grant_id": "grant-1",
+        },
+    )
+    agency_id_token = identity.token(
+        sub="agency-client",
+        client_id="agency-client",
+        agency=f"TH-JUR:{AGENCY_ID}",
+        scope="keys:seal",
+        aud="urn:egov:keys",
+    )
+    for credential, token in ((company, representation_id_token), (seal, agency_id_token)):
+        assert reason_of(
+            lambda c=credential, t=token: authorize(keys.credentials, identity, c, hashes, t)
+        ) == "UNAUTHENTICATED/TOKEN_TYPE_MISMATCH"
+    sad = authorize(keys.credentials, identity, company, hashes, identity.representative())
+    assert len(sign(keys.credentials, company, sad, hashes)) == 1

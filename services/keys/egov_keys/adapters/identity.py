@@ -25,11 +25,21 @@ def http_jwks(url: str, issuer: str) -> HttpJwks:
     return HttpJwks(url) if url else HttpJwks.discover(issuer)
 
 
+#: What an ``authorization_proof`` may be: an ID token (``typ`` JWT, a person's own proof) or
+#: an access token (a representation token, an agency client's token); which one a credential
+#: needs is the domain's decision (``authorize_owner``). Anything else, a token without ``typ``
+#: among them, is refused here with ``TOKEN_TYPE_MISMATCH``.
+PROOF_TOKEN_TYPES = ("JWT", ACCESS_TOKEN_TYPE)
+
+
 class IdentityProofVerifier:
-    """Signature, issuer, audience, expiry: everything but the keys-specific policy."""
+    """Signature, issuer, audience, expiry, token type: everything but the keys-specific
+    policy."""
 
     def __init__(self, jwks: JwksSource, issuer: str, audiences: tuple[str, ...]) -> None:
-        self._verifier = TokenVerifier(jwks, issuer=issuer, audiences=audiences)
+        self._verifier = TokenVerifier(
+            jwks, issuer=issuer, audiences=audiences, token_types=PROOF_TOKEN_TYPES
+        )
         self._access_tokens = TokenVerifier(
             jwks, issuer=issuer, audiences=audiences, token_types=(ACCESS_TOKEN_TYPE,)
         )

@@ -1,11 +1,17 @@
 """Who may create, use and revoke a credential (sole control, DESIGN.md "keys").
 
-- natural person: the owner's own ID token from identity; ``acr`` >= AAL2 and a recent
-  ``auth_time`` to sign; IAL >= 2.3 (configurable) to have a credential issued;
-- juristic person: a representative's token whose representation (RFC 8693 ``act``) is for that
-  company and carries the ``sign`` power;
+- natural person: the owner's own ID token from identity (never an access token: an access
+  token is for calling a service, and any client the person used holds one); ``acr`` >= AAL2
+  and a recent ``auth_time`` to sign, to manage (revoke, list) and to be issued a credential;
+  IAL >= 2.3 (configurable) to have a credential issued;
+- juristic person: a representative's token (identity's token exchange issues it as an access
+  token) whose representation (RFC 8693 ``act``) is for that company and carries the ``sign``
+  power, with the same AAL and login age;
 - agency e-seal: the agency's service client (access token or mTLS caller) with the seal scope,
-  for its own agency.
+  for its own agency;
+- an operator's client with the admin scope (an access token, or the caller) may manage any.
+
+A proof of the wrong type is refused with ``TOKEN_TYPE_MISMATCH``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Protocol
 from egov_common.auth import Caller, CallerKind
 from egov_common.errors import PermissionDenied, Unauthenticated
 from egov_pki.identifiers import Identifier
-from egov_pki.tokens import VerifiedToken
+from egov_pki.tokens import ACCESS_TOKEN_TYPE, VerifiedToken
 
 from egov_keys.domain.pki import OwnerKind
 
@@ -39,8 +45,10 @@ class AssurancePolicy:
     #: IAL needed to have a natural-person credential issued (ordered by ``ial_order``).
     min_ial_issue: str = "2.3"
     ial_order: tuple[str, ...] = ("1.1", "1.2", "1.3", "2.1", "2.2", "2.3", "3")
-    #: How old the login behind a signing authorisation may be.
+    #: How old the login behind a signing authorisation (or an issuance) may be.
     max_auth_age: dt.timedelta = dt.timedelta(minutes=10)
+    #: How old the login behind a revocation or a listing of credentials may be.
+    max_manage_auth_age: dt.timedelta = dt.timedelta(minutes=10)
     sign_power: str = "sign"
     seal_scope: str = "keys:seal"
     admin_scope: str = "keys:admin"
@@ -73,6 +81,35 @@ def _same_party(claimed: str | None, owner: Identifier) -> bool:
     return claimed == str(owner) or claimed == owner.value
 
 
+def _media_type(typ: str | None) -> str:
+    """A header ``typ`` as the media type it names (RFC 7515, section 4.1.9: case-insensitive,
+    ``application/`` implied)."""
+    lowered = (typ or "").lower()
+    return lowered.removeprefix("application/")
+
+
+def _is_access_token(proof: VerifiedToken) -> bool:
+    return _media_type(proof.token_type) == ACCESS_TOKEN_TYPE
+
+
+def _is_id_token(proof: VerifiedToken) -> bool:
+    # identity signs its ID tokens with ``typ`` JWT (RFC 7519, section 5.1).
+    return _media_type(proof.token_type) == "jwt"
+
+
+def _type_mismatch(wanted: str) -> Unauthenticated:
+    return Unauthenticated("TOKEN_TYPE_MISMATCH", f"the proof must be {wanted}")
+
+
+def _require_recent_login(proof: VerifiedToken, max_age: dt.timedelta, now: dt.datetime) -> None:
+    if proof.auth_time is None:
+        raise PermissionDenied("AUTH_TIME_TOO_OLD", "the token carries no auth_time")
+    age = now.timestamp() - proof.auth_time
+    if age > max_age.total_seconds() or age < -_CLOCK_SKEW_SECONDS:
+        # A login "in the future" is as untrustworthy as a stale one.
+        raise PermissionDenied("AUTH_TIME_TOO_OLD", "the login is not recent enough")
+
+
 def authorize_owner(
     *,
     owner: Identifier,
@@ -94,6 +131,8 @@ def authorize_owner(
     """
     if kind is OwnerKind.ELECTRONIC_SEAL:
         if proof is not None:
+            if not _is_access_token(proof):
+                raise _type_mismatch("the agency client's access token")
             scopes, agency = proof.scopes, proof.agency
             who = f"client:{proof.client_id or proof.subject}"
         else:
@@ -111,17 +150,17 @@ def authorize_owner(
         if purpose == Purpose.MANAGE and policy.admin_scope in caller.scopes:
             return caller_label(caller)
         raise Unauthenticated("PROOF_MISSING", "an ID or representation token is required")
-    if purpose == Purpose.MANAGE and policy.admin_scope in proof.scopes:
+    if purpose == Purpose.MANAGE and policy.admin_scope in proof.scopes and _is_access_token(proof):
         return f"client:{proof.client_id or proof.subject}"
+    if kind is OwnerKind.NATURAL_PERSON and not _is_id_token(proof):
+        raise _type_mismatch("the owner's ID token")
     if (proof.aal or 0) < policy.min_aal:
         raise PermissionDenied("AAL_TOO_LOW", f"authentication below AAL{policy.min_aal}")
-    if purpose in (Purpose.SIGN, Purpose.ISSUE):
-        if proof.auth_time is None:
-            raise PermissionDenied("AUTH_TIME_TOO_OLD", "the token carries no auth_time")
-        age = now.timestamp() - proof.auth_time
-        if age > policy.max_auth_age.total_seconds() or age < -_CLOCK_SKEW_SECONDS:
-            # A login "in the future" is as untrustworthy as a stale one.
-            raise PermissionDenied("AUTH_TIME_TOO_OLD", "the login is not recent enough")
+    _require_recent_login(
+        proof,
+        policy.max_manage_auth_age if purpose == Purpose.MANAGE else policy.max_auth_age,
+        now,
+    )
     if kind is OwnerKind.NATURAL_PERSON:
         same = _same_party(proof.identifier, owner) or (
             purpose != Purpose.ISSUE
@@ -139,6 +178,9 @@ def authorize_owner(
     rep = proof.representation
     if rep is None or not _same_party(rep.juristic_person, owner):
         raise PermissionDenied("NOT_REPRESENTATIVE", "the token does not act for this company")
+    if not _is_access_token(proof):
+        # identity's token exchange issues representation tokens as access tokens only.
+        raise _type_mismatch("a representation token from identity's token exchange")
     if policy.sign_power not in rep.powers:
         raise PermissionDenied("NOT_REPRESENTATIVE", "the representation lacks the sign power")
     return f"representative:{rep.grant_id or 'grant'}"

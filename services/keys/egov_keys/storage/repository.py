@@ -414,14 +414,47 @@ class KeysRepository:
         with self._engine.connect() as conn:
             return [_audit(row) for row in conn.execute(query)]
 
-    def iter_audit(self, batch: int = 1000) -> Iterator[AuditRecord]:
-        after = 0
-        while True:
-            page = self.audit_records(after_sequence=after, limit=batch)
-            yield from page
-            if len(page) < batch:
-                return
-            after = page[-1].sequence
+    @contextlib.contextmanager
+    def audit_snapshot(
+        self, batch: int = 1000
+    ) -> Iterator[tuple[tuple[int, bytes], Iterator[AuditRecord]]]:
+        """The head (sequence, entry hash) and every entry, read in one read-only transaction
+        that sees a single snapshot of the database: appends committed meanwhile are in
+        neither, so the entries end at that head unless someone tampered with the log. The
+        entries are read ``batch`` at a time while the block runs.
+
+        PostgreSQL: REPEATABLE READ, whose snapshot is taken at the first statement. SQLite (WAL):
+        a read transaction sees the database as of its first read until it ends.
+        """
+        sqlite = self._hot.dialect.name == "sqlite"
+        begin = "BEGIN" if sqlite else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        # An autocommit connection of the hot pool: the transaction is exactly ours.
+        with self._hot.connect() as conn:
+            conn.exec_driver_sql(begin)
+            try:
+                row = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).one()
+                head = (int(row.sequence), bytes(row.entry_hash))
+
+                def entries() -> Iterator[AuditRecord]:
+                    after = 0
+                    while True:
+                        page = [
+                            _audit(r)
+                            for r in conn.execute(
+                                sa.select(audit_log)
+                                .where(audit_log.c.sequence > after)
+                                .order_by(audit_log.c.sequence)
+                                .limit(batch)
+                            )
+                        ]
+                        yield from page
+                        if len(page) < batch:
+                            return
+                        after = page[-1].sequence
+
+                yield head, entries()
+            finally:
+                conn.exec_driver_sql("ROLLBACK")  # it read only
 
     # -- authorities ---------------------------------------------------------------------------
 

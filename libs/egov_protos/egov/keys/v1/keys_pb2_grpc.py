@@ -105,15 +105,18 @@ class KeysServiceServicer:
         """Creates a key and certificate for an owner. The caller proves the owner: a natural person's
         fresh ID token (IAL >= 2.3 by default), a representative's token with the `sign` power for
         a juristic person, or an agency service client with the `keys:seal` scope for an e-seal.
-        Idempotent by idempotency_key. Errors: UNAUTHENTICATED (TOKEN_*), PERMISSION_DENIED
+        Idempotent by idempotency_key. Errors: UNAUTHENTICATED (TOKEN_*, TOKEN_TYPE_MISMATCH: an
+        access token where an ID token is the proof, or the reverse), PERMISSION_DENIED
         (OWNER_MISMATCH, IAL_TOO_LOW, NOT_REPRESENTATIVE, SCOPE_MISSING), INVALID_ARGUMENT
         (OWNER_INVALID, KEY_ALGORITHM_UNSUPPORTED, NAMES_MISSING, NAMES_INVALID: a control or
         invisible character in a name, or one longer than a certificate holds,
         IDEMPOTENCY_KEY_MISSING, KEY_BACKEND_UNAVAILABLE), FAILED_PRECONDITION
         (IDEMPOTENCY_KEY_REUSED, ISSUER_REVOKED: the issuing CA's certificate was revoked by the
-        operator), PERMISSION_DENIED (NAMES_MISMATCH, AAL_TOO_LOW,
-        AUTH_TIME_TOO_OLD), UNAUTHENTICATED (PROOF_MISSING), UNAVAILABLE (AUDIT_UNAVAILABLE: the
-        audit entry could not be written, nothing was created).
+        operator), PERMISSION_DENIED (NAMES_MISMATCH: a name differs from the one identity
+        verified in its language; NAMES_UNVERIFIED: identity verified none of the names asked
+        for, e.g. a company's name, which representation tokens do not carry; both name the
+        fields in BadRequest; AAL_TOO_LOW, AUTH_TIME_TOO_OLD), UNAUTHENTICATED (PROOF_MISSING),
+        UNAVAILABLE (AUDIT_UNAVAILABLE: the audit entry could not be written, nothing was created).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -121,14 +124,18 @@ class KeysServiceServicer:
 
     def ListCredentials(self, request, context):
         """Lists an owner's credentials. Errors: INVALID_ARGUMENT (OWNER_INVALID, PAGE_TOKEN_INVALID),
-        PERMISSION_DENIED (OWNER_MISMATCH).
+        PERMISSION_DENIED (OWNER_MISMATCH, AAL_TOO_LOW, AUTH_TIME_TOO_OLD: the owner's login is
+        older than keys' MAX_MANAGE_AUTH_AGE_SECONDS), UNAUTHENTICATED (TOKEN_*, PROOF_MISSING).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCredential(self, request, context):
-        """One credential with its certificate chain. Errors: NOT_FOUND (CREDENTIAL_NOT_FOUND).
+        """One credential with its certificate chain. A natural person's credential is whole only for
+        its owner (calling with their own access token), the signing service and auditors; anyone
+        else gets the owner's identifier masked ("1-2345-xxxxx-xx-1") and no certificate chain
+        (its subject holds the national id). Errors: NOT_FOUND (CREDENTIAL_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,7 +144,9 @@ class KeysServiceServicer:
     def RevokeCredential(self, request, context):
         """Revokes a credential's certificate (it appears on the CRL and in OCSP at once) and
         destroys nothing: old signatures stay verifiable. Errors: NOT_FOUND (CREDENTIAL_NOT_FOUND),
-        PERMISSION_DENIED (OWNER_MISMATCH), FAILED_PRECONDITION (CREDENTIAL_REVOKED).
+        PERMISSION_DENIED (OWNER_MISMATCH, AAL_TOO_LOW, AUTH_TIME_TOO_OLD: the owner's login is
+        older than keys' MAX_MANAGE_AUTH_AGE_SECONDS), UNAUTHENTICATED (TOKEN_*, PROOF_MISSING),
+        FAILED_PRECONDITION (CREDENTIAL_REVOKED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -145,7 +154,8 @@ class KeysServiceServicer:
 
     def RenewCredential(self, request, context):
         """Issues a new key and certificate for the same owner; the old credential is kept (status
-        RENEWED) for validation and can no longer sign. Errors as CreateCredential, and
+        RENEWED) for validation and can no longer sign. The old certificate's names are checked
+        again against the proof, as in CreateCredential. Errors as CreateCredential, and
         FAILED_PRECONDITION (CREDENTIAL_REVOKED, ISSUER_REVOKED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -175,7 +185,8 @@ class KeysServiceServicer:
         (HASH_LENGTH_MISMATCH, HASHES_MISSING, ALGORITHM_MISMATCH, BATCH_TOO_LARGE), UNAVAILABLE
         (AUDIT_UNAVAILABLE: the SAD is not spent; SIGNING_FAILED: the key backend failed after the
         SAD was spent), DEADLINE_EXCEEDED (DEADLINE_EXCEEDED: the call's deadline passed first;
-        the SAD is not spent). A refused SAD (other hashes, other credential) is not burnt.
+        the SAD is not spent). A refused SAD (other hashes, other credential) is not burnt. A
+        refusal on an existing credential (CALLER_NOT_ALLOWED too) is an audit entry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -196,7 +207,8 @@ class KeysServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def VerifyAuditLog(self, request, context):
-        """Recomputes the audit hash chain and reports the first entry that does not link.
+        """Recomputes the audit hash chain and reports the first entry that does not link. The log is
+        read as of one moment: entries appended while it runs are not checked, and are no fault.
         Errors: PERMISSION_DENIED (CALLER_NOT_ALLOWED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
