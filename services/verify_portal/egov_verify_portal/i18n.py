@@ -188,6 +188,14 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "ระบบตรวจสอบขัดข้องชั่วคราว โปรดลองใหม่ภายหลัง",
         "The verification service is unavailable right now. Please try again later.",
     ),
+    "error_busy": (
+        "ขณะนี้มีผู้ตรวจสอบเอกสารจำนวนมาก โปรดลองใหม่อีกครั้งในอีกสักครู่",
+        "Many documents are being checked right now. Please try again in a moment.",
+    ),
+    "error_timeout": (
+        "การอัปโหลดหยุดชะงักหรือช้าเกินไป โปรดลองอัปโหลดใหม่",
+        "The upload stalled or was too slow. Please try again.",
+    ),
     "error_not_found": ("ไม่พบเอกสารเลขที่ {id} ในทะเบียน", "No document {id} in the registry"),
     "error_page_not_found": ("ไม่พบหน้าที่ต้องการ", "Page not found"),
     "error_report_expired": (

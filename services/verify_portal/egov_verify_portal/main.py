@@ -42,6 +42,9 @@ def build(settings: VerifyPortalSettings, telemetry: Telemetry | None = None) ->
         report_ttl=timedelta(seconds=settings.report_ttl),
         fonts=SummaryFonts(str(settings.font_regular), str(settings.font_bold)),
         public_url=settings.public_url,
+        max_uploads_in_flight=settings.max_uploads_in_flight,
+        body_read_timeout=settings.body_read_timeout,
+        upload_deadline=settings.upload_deadline,
     )
     return create_app(services, config)
 

@@ -22,7 +22,9 @@ from typing import Any, TypeVar
 
 from .domain.report import VerificationReport
 
-_VERSION = b"v1"
+# v2: the report carries the document it was compared with (expected_document_id); a v1
+# token's comparison travelled unsealed beside it, so v1 tokens are refused.
+_VERSION = b"v2"
 _T = TypeVar("_T")
 
 

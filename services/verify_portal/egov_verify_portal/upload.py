@@ -1,14 +1,18 @@
 """Read an uploaded PDF from a request body while it streams, enforcing the size limit.
 
-The file never touches the disk and the body is never read past the limit (plus a bounded
-drain so that browsers still get the error page instead of a reset connection). Accepted
-bodies: ``multipart/form-data`` with a part named ``file`` (the HTML form) or a bare
-``application/pdf`` body (scripts and ``curl --data-binary``).
+The file never touches the disk (a citizen's document is not written anywhere, not even to a
+temporary file) and the body is never read past the limit (plus a bounded drain so that
+browsers still get the error page instead of a reset connection), nor waited for longer than
+the timeouts: a client that stops sending is refused and what it sent is dropped. Accepted
+bodies: ``multipart/form-data`` with exactly one file part named ``file`` (the HTML form) or a
+bare ``application/pdf`` body (scripts and ``curl --data-binary``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -28,6 +32,8 @@ class UploadProblem(enum.StrEnum):
     TOO_LARGE = "too_large"
     NOT_PDF = "not_pdf"
     BAD_REQUEST = "bad_request"
+    #: The client stopped sending the body (or sent it too slowly): answered 408.
+    TIMED_OUT = "timed_out"
 
 
 class UploadRefused(Exception):
@@ -56,8 +62,13 @@ async def read_upload(
     body: AsyncIterator[bytes],
     *,
     max_file_bytes: int,
+    idle_timeout: float | None = None,
+    deadline: float | None = None,
 ) -> UploadedPdf:
     """Read the PDF out of a request body.
+
+    ``idle_timeout``: seconds the body may go without a byte; ``deadline``: seconds the whole
+    body may take (both unlimited when None). Past either, ``UploadRefused(TIMED_OUT)``.
 
     Raises ``UploadRefused`` for a missing file, a body over the limit (judged on the
     declared ``Content-Length`` first, then on the bytes as they arrive), a non-PDF, or a
@@ -72,6 +83,8 @@ async def read_upload(
             raise UploadRefused(UploadProblem.BAD_REQUEST) from None
         if declared > body_limit:
             raise UploadRefused(UploadProblem.TOO_LARGE)
+    if idle_timeout is not None or deadline is not None:
+        body = _timed(body, idle_timeout, deadline)
 
     if media_type in (b"application/pdf", b"application/octet-stream"):
         content = await _read_bare(body, max_file_bytes)
@@ -88,6 +101,28 @@ async def read_upload(
     return upload
 
 
+async def _timed(
+    body: AsyncIterator[bytes], idle_timeout: float | None, deadline: float | None
+) -> AsyncIterator[bytes]:
+    """``body``'s chunks, or ``UploadRefused(TIMED_OUT)`` once the client is too slow."""
+    end = None if deadline is None else time.monotonic() + deadline
+    chunks = aiter(body)
+    while True:
+        wait = idle_timeout
+        if end is not None:
+            left = end - time.monotonic()
+            wait = left if wait is None else min(wait, left)
+        if wait is not None and wait <= 0:
+            raise UploadRefused(UploadProblem.TIMED_OUT)
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), wait)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UploadRefused(UploadProblem.TIMED_OUT) from None
+        yield chunk
+
+
 async def _read_bare(body: AsyncIterator[bytes], max_file_bytes: int) -> bytes:
     buffer = bytearray()
     async for chunk in body:
@@ -99,7 +134,11 @@ async def _read_bare(body: AsyncIterator[bytes], max_file_bytes: int) -> bytes:
 
 
 class _FormCollector:
-    """Callbacks for the streaming multipart parser: one file part, a few short fields."""
+    """Callbacks for the streaming multipart parser: one file part, a few short fields.
+
+    A second file part makes the form malformed (``second_file``): files are never joined,
+    and which of two files a visitor meant is not for the portal to guess.
+    """
 
     def __init__(self, max_file_bytes: int) -> None:
         self.max_file_bytes = max_file_bytes
@@ -107,6 +146,7 @@ class _FormCollector:
         self.file = bytearray()
         self.fields: dict[str, str] = {}
         self.too_large = False
+        self.second_file = False
         self._header_field = bytearray()
         self._header_value = bytearray()
         self._part_name = ""
@@ -133,12 +173,20 @@ class _FormCollector:
         self._header_field = bytearray()
         self._header_value = bytearray()
 
-    def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._part_name == "file" and self._part_file_name is not None:
+    def on_headers_finished(self) -> None:
+        if self._is_file_part():
             if self.file_name is None:
                 self.file_name = self._part_file_name
-            elif self.file_name != self._part_file_name:
-                return  # only the first file part counts
+            else:
+                self.second_file = True
+
+    def _is_file_part(self) -> bool:
+        return self._part_name == "file" and self._part_file_name is not None
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._is_file_part():
+            if self.second_file:
+                return
             self.file += data[start:end]
             if len(self.file) > self.max_file_bytes:
                 self.too_large = True
@@ -162,6 +210,7 @@ async def _read_form(
             "on_header_field": collector.on_header_field,
             "on_header_value": collector.on_header_value,
             "on_header_end": collector.on_header_end,
+            "on_headers_finished": collector.on_headers_finished,
             "on_part_data": collector.on_part_data,
             "on_part_end": collector.on_part_end,
         },
@@ -176,6 +225,8 @@ async def _read_form(
                 parser.write(chunk)
             except MultipartParseError:
                 raise UploadRefused(UploadProblem.BAD_REQUEST) from None
+            if collector.second_file:
+                raise UploadRefused(UploadProblem.BAD_REQUEST)
         if collector.too_large:
             await _drain(body, max_file_bytes)
             raise UploadRefused(UploadProblem.TOO_LARGE)
@@ -189,6 +240,20 @@ async def _read_form(
     return UploadedPdf(file_name=name, content=bytes(collector.file), fields=collector.fields)
 
 
+async def discard_upload(
+    body: AsyncIterator[bytes],
+    *,
+    max_file_bytes: int,
+    idle_timeout: float | None = None,
+    deadline: float | None = None,
+) -> None:
+    """Read and drop (a bounded amount of) a body the portal will not verify, so that the
+    client reads the answer instead of a reset connection; nothing of it is kept."""
+    if idle_timeout is not None or deadline is not None:
+        body = _timed(body, idle_timeout, deadline)
+    await _drain(body, max_file_bytes)
+
+
 async def _drain(body: AsyncIterator[bytes], max_file_bytes: int) -> None:
     """Read and drop a bounded amount of the rest so the browser reads our answer.
 
@@ -196,7 +261,10 @@ async def _drain(body: AsyncIterator[bytes], max_file_bytes: int) -> None:
     connection error instead of the page; past three times the limit we stop being polite.
     """
     budget = 3 * max_file_bytes
-    async for chunk in body:
-        budget -= len(chunk)
-        if budget <= 0:
-            return
+    try:
+        async for chunk in body:
+            budget -= len(chunk)
+            if budget <= 0:
+                return
+    except UploadRefused:  # the client stopped sending: answer now
+        return

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
+import subprocess
+from datetime import timedelta
+from html import unescape
 
 import pytest
+from egov.registry.v1 import registry_pb2
+from egov.type.v1 import party_pb2
+from egov_common.clock import FixedClock
+from egov_verify_portal.adapters import peers
+from egov_verify_portal.app import PortalConfig, create_app
 from egov_verify_portal.domain.report import ProofCheck, RegistryFinding, RegistryStatus, Verdict
 from egov_verify_portal.domain.services import DocumentRejected, PeerUnavailable, RejectionReason
 from starlette.testclient import TestClient
 from verify_portal_fixtures import (
+    DOC_ID,
+    FONTS,
     MAX_UPLOAD,
     MINIMAL_PDF,
+    NEWER_ID,
+    NOW,
     SIGNER_TH,
+    UNKNOWN_ID,
     FakeTrustServices,
     registered,
     report,
@@ -76,8 +90,8 @@ def test_every_response_carries_the_security_headers(client: TestClient, path: s
 def test_pages_have_no_inline_script_or_style_and_load_nothing_external(
     client: TestClient, services: FakeTrustServices
 ) -> None:
-    services.documents["DOC-01TEST"] = registered()
-    pages = [client.get("/").text, upload(client).text, client.get("/d/DOC-01TEST").text]
+    services.documents[DOC_ID] = registered()
+    pages = [client.get("/").text, upload(client).text, client.get(f"/d/{DOC_ID}").text]
     for html in pages:
         assert "<style" not in html
         assert " style=" not in html
@@ -188,11 +202,11 @@ def test_a_superseded_entry_links_to_the_newer_version(
     client: TestClient, services: FakeTrustServices
 ) -> None:
     services.next_report = report(
-        registry=registered(RegistryStatus.SUPERSEDED, superseded_by="DOC-02NEWER")
+        registry=registered(RegistryStatus.SUPERSEDED, superseded_by=NEWER_ID)
     )
     page = upload(client, lang="en")
     assert 'data-verdict="indeterminate"' in page.text
-    assert 'href="/d/DOC-02NEWER"' in page.text
+    assert f'href="/d/{NEWER_ID}"' in page.text
     assert "Superseded by a newer version" in page.text
 
 
@@ -218,7 +232,7 @@ def test_a_registered_document_shows_its_checked_inclusion_proof(
     page = upload(client, lang="en")
     assert "Registered" in page.text
     assert "inclusion proof checked: it verifies" in page.text
-    assert 'href="/d/DOC-01TEST"' in page.text
+    assert f'href="/d/{DOC_ID}"' in page.text
 
 
 def test_the_report_page_switches_language_without_uploading_again(
@@ -386,11 +400,11 @@ def test_unknown_pages_and_wrong_methods_get_a_page(client: TestClient) -> None:
 def test_the_qr_link_page_shows_the_registry_entry_and_invites_an_upload(
     client: TestClient, services: FakeTrustServices
 ) -> None:
-    services.documents["DOC-01TEST"] = registered()
-    page = client.get("/d/DOC-01TEST")
+    services.documents[DOC_ID] = registered()
+    page = client.get(f"/d/{DOC_ID}")
     assert page.status_code == 200
     for text in (
-        "DOC-01TEST",
+        DOC_ID,
         "กรมพัฒนาธุรกิจการค้า",
         "business-registration",
         "ab" * 32,
@@ -398,26 +412,26 @@ def test_the_qr_link_page_shows_the_registry_entry_and_invites_an_upload(
     ):
         assert text in page.text
     assert "25 พฤศจิกายน 2569" in page.text
-    assert 'name="expected_document_id" value="DOC-01TEST"' in page.text
+    assert f'name="expected_document_id" value="{DOC_ID}"' in page.text
     assert 'action="/verify?lang=th"' in page.text
 
 
 def test_the_qr_link_page_of_a_revoked_document_shows_revoked_and_why(
     client: TestClient, services: FakeTrustServices
 ) -> None:
-    services.documents["DOC-01TEST"] = registered(
+    services.documents[DOC_ID] = registered(
         RegistryStatus.REVOKED, revocation_reason="forged papers", revocation_reason_code="FRAUD"
     )
-    page = client.get("/d/DOC-01TEST?lang=en")
+    page = client.get(f"/d/{DOC_ID}?lang=en")
     assert "Revoked" in page.text
     assert "forged papers (obtained by fraud)" in page.text
     assert "registry-revoked" in page.text
 
 
 def test_an_unknown_document_id_is_a_not_found_page(client: TestClient) -> None:
-    page = client.get("/d/DOC-NOPE?lang=en")
+    page = client.get(f"/d/{UNKNOWN_ID}?lang=en")
     assert page.status_code == 404
-    assert "No document DOC-NOPE in the registry" in page.text
+    assert f"No document {UNKNOWN_ID} in the registry" in page.text
     odd = client.get("/d/%3Cscript%3E")
     assert odd.status_code == 404 and "<script>" not in odd.text
 
@@ -446,7 +460,7 @@ def test_an_unreachable_registry_is_a_message(
     client: TestClient, services: FakeTrustServices
 ) -> None:
     services.registry_down = True
-    page = client.get("/d/DOC-01TEST?lang=en")
+    page = client.get(f"/d/{DOC_ID}?lang=en")
     assert page.status_code == 503
     assert "registry cannot be reached" in page.text
 
@@ -455,8 +469,8 @@ def test_comparing_the_registered_copy_says_it_matches(
     client: TestClient, services: FakeTrustServices
 ) -> None:
     services.next_report = report(registry=registered())
-    page = upload(client, expected_document_id="DOC-01TEST", lang="en")
-    assert "Your file is the registered document DOC-01TEST" in page.text
+    page = upload(client, expected_document_id=DOC_ID, lang="en")
+    assert f"Your file is the registered document {DOC_ID}" in page.text
     assert 'data-verdict="valid"' in page.text
 
 
@@ -464,8 +478,8 @@ def test_comparing_another_file_says_it_is_not_the_registered_document(
     client: TestClient, services: FakeTrustServices
 ) -> None:
     services.next_report = report()  # validly signed, but not this registry entry
-    page = upload(client, expected_document_id="DOC-01TEST", lang="en")
-    assert "Your file is NOT the registered document DOC-01TEST" in page.text
+    page = upload(client, expected_document_id=DOC_ID, lang="en")
+    assert f"Your file is NOT the registered document {DOC_ID}" in page.text
     assert 'data-verdict="invalid"' in page.text
 
 
@@ -508,11 +522,267 @@ def test_the_qr_link_page_of_an_answer_about_another_document_shows_only_the_fai
 ) -> None:
     # The registry answered for another document (the client refused it): nothing of that
     # answer is shown, only that the registry's answer did not check out.
-    services.documents["DOC-01TEST"] = RegistryFinding(
+    services.documents[DOC_ID] = RegistryFinding(
         RegistryStatus.UNAVAILABLE, proof=ProofCheck.FAILED, proof_detail="another document"
     )
-    page = client.get("/d/DOC-01TEST?lang=en")
+    page = client.get(f"/d/{DOC_ID}?lang=en")
     assert page.status_code == 200
     assert "proof-failed" in page.text
     assert "registry-unavailable" in page.text
     assert "registered_hash" not in page.text and "ab" * 32 not in page.text
+
+
+# ---- the QR flow's comparison: sealed, validated, one verdict --------------------------------
+
+
+def compare_line(html: str) -> str:
+    match = re.search(r'<p class="compare[^"]*"[^>]*>(.*?)</p>', html, re.S)
+    return re.sub(r"<[^>]*>|\s+", " ", match.group(1)).strip() if match else ""
+
+
+def verdict_of(html: str) -> str:
+    match = re.search(r'data-verdict="(\w+)"', html)
+    assert match, "no verdict on the page"
+    return match.group(1)
+
+
+def test_the_expected_document_travels_in_the_seal_not_in_a_form_field(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report(registry=registered())  # registered as DOC_ID
+    page = upload(client, expected_document_id=NEWER_ID, lang="en")
+    assert verdict_of(page.text) == "invalid"
+    assert f"NOT the registered document {NEWER_ID}" in compare_line(page.text)
+    assert 'name="expected_document_id"' not in page.text  # the sealed form has no such field
+    token = sealed_token(page.text)
+    # re-shown without the field: still the comparison the first page made
+    again = client.post("/report", data={"report": token, "lang": "en"})
+    assert verdict_of(again.text) == "invalid"
+    assert f"NOT the registered document {NEWER_ID}" in compare_line(again.text)
+    # a field posted beside the seal changes nothing
+    other = client.post(
+        "/report", data={"report": token, "lang": "en", "expected_document_id": DOC_ID}
+    )
+    assert verdict_of(other.text) == "invalid"
+    assert f"NOT the registered document {NEWER_ID}" in compare_line(other.text)
+
+
+def test_another_site_cannot_put_its_words_on_a_genuine_report(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report(registry=registered())
+    token = sealed_token(upload(client, lang="en").text)
+    words = f"{DOC_ID}. FRAUD ALERT: this certificate was forged. Call +66 2 000 0000 now"
+    page = client.post(
+        "/report", data={"report": token, "lang": "en", "expected_document_id": words}
+    )
+    assert page.status_code == 200
+    assert verdict_of(page.text) == "valid"
+    assert compare_line(page.text) == ""
+    assert "FRAUD" not in page.text and "+66" not in page.text
+
+
+@pytest.mark.parametrize(
+    "expected",
+    [
+        f"{DOC_ID}. FRAUD ALERT: call +66 2 000 0000",
+        "DOC-01TEST",
+        DOC_ID.lower(),
+        "<script>alert(1)</script>",
+    ],
+)
+def test_an_expected_document_id_not_of_the_registry_s_form_is_refused_unrepeated(
+    client: TestClient, services: FakeTrustServices, expected: str
+) -> None:
+    services.next_report = report(registry=registered())
+    page = upload(client, expected_document_id=expected, lang="en")
+    assert page.status_code == 400
+    assert "The upload was not understood" in page.text
+    assert expected not in page.text and "FRAUD" not in page.text
+    assert services.received == []
+
+
+def pdf_text(pdf: bytes) -> list[str]:
+    if shutil.which("pdftotext") is None:
+        pytest.skip("poppler-utils (pdftotext) not installed")
+    out = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True)
+    return [line.strip() for line in out.stdout.decode().splitlines() if line.strip()]
+
+
+def test_the_summary_and_the_xml_give_the_page_s_verdict_for_another_file(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report(registry=registered())  # well signed, registered as DOC_ID
+    page = upload(client, expected_document_id=NEWER_ID, lang="en")
+    assert verdict_of(page.text) == "invalid"
+    token = sealed_token(page.text)
+    lines = pdf_text(client.post("/report.pdf", data={"report": token, "lang": "en"}).content)
+    assert "Not valid" in lines and "Valid" not in lines
+    assert f"Your file is NOT the registered document {NEWER_ID}" in lines
+    assert any("the uploaded file is not the registered document" in line for line in lines)
+    xml = client.post("/report.xml", data={"report": token}).content
+    assert b'verdict="invalid"' in xml and b'is_expected_document="no"' in xml
+    assert b"http://uri.etsi.org/19102" in xml  # the signing service's report, unchanged
+
+
+def test_the_summary_of_the_registered_copy_says_it_is_the_one(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report(registry=registered())
+    token = sealed_token(upload(client, expected_document_id=DOC_ID, lang="en").text)
+    lines = pdf_text(client.post("/report.pdf", data={"report": token, "lang": "en"}).content)
+    assert "Valid" in lines
+    assert f"Your file is the registered document {DOC_ID}" in lines
+    xml = client.post("/report.xml", data={"report": token}).content
+    assert b'verdict="valid"' in xml and b'is_expected_document="yes"' in xml
+
+
+def test_an_unreachable_registry_cannot_say_the_file_is_another_one(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.next_report = report(registry=RegistryFinding(status=RegistryStatus.UNAVAILABLE))
+    page = upload(client, expected_document_id=DOC_ID, lang="en")
+    assert verdict_of(page.text) == "indeterminate"
+    assert compare_line(page.text) == ""
+
+
+# ---- links, headers, forms --------------------------------------------------------------------
+
+
+def lang_links(html: str) -> list[str]:
+    return re.findall(r'<a class="lang-switch" href="([^"]*)"', html)
+
+
+@pytest.mark.parametrize("path", ["//evil.example/x", "/d//evil.example", "/%2F%2Fevil.example"])
+def test_the_language_link_stays_on_the_page_whatever_path_a_link_made_up(
+    client: TestClient, path: str
+) -> None:
+    page = client.get("https://testserver" + path)
+    assert page.status_code == 404
+    assert lang_links(page.text) == ["?lang=en"]
+    assert "evil.example" not in page.text
+
+
+def test_the_language_link_of_a_page_switches_that_page(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.documents[DOC_ID] = registered()
+    assert lang_links(client.get(f"/d/{DOC_ID}").text) == ["?lang=en"]
+    assert lang_links(client.get("/?lang=en").text) == ["?lang=th"]
+
+
+def test_over_https_every_response_asks_for_https_only_and_the_cookie_is_secure(
+    client: TestClient,
+) -> None:
+    for path in ("/?lang=en", "/static/portal.css", "/nowhere", "/healthz"):
+        response = client.get(path)
+        assert response.headers["strict-transport-security"] == "max-age=31536000"
+    cookie = client.get("/?lang=th").headers["set-cookie"]
+    assert "lang=th" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_plain_http_without_a_public_https_url_asks_nothing_of_the_browser(
+    services: FakeTrustServices,
+) -> None:
+    config = PortalConfig(
+        max_upload_bytes=MAX_UPLOAD,
+        seal_key=b"k" * 32,
+        report_ttl=timedelta(hours=1),
+        fonts=FONTS,
+        public_url="http://localhost:8080",
+    )
+    with TestClient(create_app(services, config, FixedClock(NOW))) as plain:
+        response = plain.get("/?lang=en")
+    assert "strict-transport-security" not in response.headers
+    assert "Secure" not in response.headers["set-cookie"]
+
+
+def test_a_tls_connection_alone_is_enough_for_hsts(services: FakeTrustServices) -> None:
+    config = PortalConfig(
+        max_upload_bytes=MAX_UPLOAD, seal_key=b"k" * 32, report_ttl=timedelta(hours=1), fonts=FONTS
+    )
+    app = create_app(services, config, FixedClock(NOW))
+    with TestClient(app, base_url="https://portal.example") as tls:
+        assert tls.get("/").headers["strict-transport-security"] == "max-age=31536000"
+
+
+def test_two_files_in_one_form_are_refused_not_joined(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    response = client.post(
+        "/verify?lang=en",
+        files=[
+            ("file", ("a.pdf", MINIMAL_PDF, "application/pdf")),
+            ("file", ("b.pdf", b"EXTRA-BYTES-APPENDED", "application/pdf")),
+        ],
+    )
+    assert response.status_code == 400
+    assert "The upload was not understood" in response.text
+    same_name = client.post(
+        "/verify?lang=en",
+        files=[
+            ("file", ("a.pdf", MINIMAL_PDF, "application/pdf")),
+            ("file", ("a.pdf", b"EXTRA-BYTES-APPENDED", "application/pdf")),
+        ],
+    )
+    assert same_name.status_code == 400
+    assert services.received == []
+
+
+# ---- what the registry says, as the public sees it -----------------------------------------
+
+
+def test_the_qr_link_page_of_a_refused_answer_keeps_the_id_asked_for(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    services.documents[DOC_ID] = RegistryFinding(
+        RegistryStatus.UNAVAILABLE, proof=ProofCheck.FAILED, proof_detail="another document"
+    )
+    page = client.get(f"/d/{DOC_ID}?lang=en")
+    title = re.search(r"<title>(.*?)</title>", page.text)
+    assert title and title.group(1).startswith(f"{DOC_ID} - ")
+    form = re.search(r'<form class="upload".*?</form>', page.text, re.S)
+    assert form and f'name="expected_document_id" value="{DOC_ID}"' in form.group(0)
+    assert DOC_ID in re.sub(r"<[^>]*>", "", page.text.split("<main", 1)[1])
+
+
+def test_national_ids_the_registry_holds_in_free_text_are_not_shown(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    document = registry_pb2.Document(
+        document_id=DOC_ID,
+        document_type="birth-certificate",
+        status=registry_pb2.DOCUMENT_STATUS_REVOKED,
+        sha256=b"\x01" * 32,
+        issuer=party_pb2.PartyIdentifier(
+            namespace=party_pb2.IDENTIFIER_NAMESPACE_TH_JUR, value="0994000000013"
+        ),
+        metadata={
+            "title": "Birth certificate of Somchai Jaidee, national id 1101700203451",
+            "issuer_name": "District office (clerk 3-1005-01234-56-7)",
+        },
+        history=[
+            registry_pb2.StatusChange(
+                status=registry_pb2.DOCUMENT_STATUS_REVOKED,
+                reason=registry_pb2.REVOCATION_REASON_ISSUED_IN_ERROR,
+                reason_text="re-issued; holder 1 1017 00230 70 8 asked",
+            )
+        ],
+    )
+    finding = RegistryFinding(
+        status=RegistryStatus.REVOKED, entry=peers._entry(document), proof=ProofCheck.VERIFIED
+    )
+    services.documents[DOC_ID] = finding
+    services.next_report = report(registry=finding)
+    qr_page = client.get(f"/d/{DOC_ID}?lang=en").text
+    report_page = upload(client, lang="en").text
+    summary = " ".join(
+        pdf_text(client.post("/report.pdf", data={"report": sealed_token(report_page)}).content)
+    )
+    for shown in (unescape(qr_page), unescape(report_page), summary):
+        digits = re.sub(r"[- ]", "", shown)
+        for national_id in ("1101700203451", "3100501234567", "1101700230708"):
+            assert national_id not in digits
+        assert "1-1017-xxxxx-xx-8" in shown  # the revocation reason's, masked as in logs
+    assert "1-1017-xxxxx-xx-1" in unescape(qr_page)  # the title's
+    assert "0994000000013" in qr_page  # an agency's juristic number is public

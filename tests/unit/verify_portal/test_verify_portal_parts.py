@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import re
 import shutil
 import subprocess
+import unicodedata
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+import uharfbuzz
 from egov.registry.v1 import registry_pb2
 from egov.signing.v1 import signing_pb2
 from egov.type.v1 import crypto_pb2, party_pb2
@@ -19,20 +22,33 @@ from egov_clients.registry import LogVerificationError
 from egov_testing.fake_registry import RegistryWithEntries
 from egov_verify_portal.adapters import peers
 from egov_verify_portal.domain.report import (
+    MAX_SHOWN_CHARS,
     ProofCheck,
     RegistryFinding,
     RegistryStatus,
     Verdict,
+    clipped,
 )
 from egov_verify_portal.domain.services import DocumentRejected, PeerUnavailable, RejectionReason
-from egov_verify_portal.domain.summary_pdf import render_summary
+from egov_verify_portal.domain.summary_pdf import MARGIN, _Page, break_lines, render_summary
 from egov_verify_portal.i18n import Translator
 from egov_verify_portal.seal import SealBroken, open_report, seal_report
 from egov_verify_portal.upload import UploadProblem, UploadRefused, read_upload
 from google.protobuf import timestamp_pb2
 from hypothesis import given
 from hypothesis import strategies as st
-from verify_portal_fixtures import FONTS, NOW, SIGNER_TH, registered, report, signature
+from pyhanko.pdf_utils.writer import PdfFileWriter
+from starlette.testclient import TestClient
+from verify_portal_fixtures import (
+    FONTS,
+    MINIMAL_PDF,
+    NOW,
+    SIGNER_TH,
+    FakeTrustServices,
+    registered,
+    report,
+    signature,
+)
 
 
 def ts(value: datetime) -> timestamp_pb2.Timestamp:
@@ -467,3 +483,149 @@ def test_a_registry_answer_about_another_document_shows_nothing_of_it(
         assert finding.status is RegistryStatus.UNAVAILABLE  # a verdict of VALID is not reached
         assert finding.proof is ProofCheck.FAILED
         assert "another" in finding.proof_detail
+
+
+# ---- long texts from certificates and the registry --------------------------------------------
+
+
+class ShapingMeter:
+    """Counts the characters HarfBuzz shapes, and stops a run that shapes too many."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.characters = 0
+        self._shape = uharfbuzz.shape
+
+    def __call__(self, font: object, buffer: uharfbuzz.Buffer, *args: object) -> None:
+        self.characters += len(buffer)
+        if self.characters > self.budget:
+            raise AssertionError(f"shaped more than {self.budget} characters")
+        self._shape(font, buffer, *args)
+
+
+@pytest.mark.parametrize("text", ["A" * 3000, "ก่" * 1500, ("word " * 600).strip()])
+def test_long_text_is_wrapped_in_time_proportional_to_its_length(
+    monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    meter = ShapingMeter(budget=3 * len(text))
+    monkeypatch.setattr(uharfbuzz, "shape", meter)
+    writer = PdfFileWriter(stream_xrefs=False)
+    page = _Page(writer, FONTS)
+    try:
+        page.footer = True  # draw every line, as the footer does
+        page.wrapped(text, size=9.5, x=MARGIN + 170)
+    finally:
+        page.close()
+    # measured once, then each line shaped once to be drawn
+    assert meter.characters <= 2 * len(text)
+
+
+@given(
+    words=st.lists(st.text(alphabet="AWi ก่้ำ", min_size=0, max_size=40), max_size=30),
+    limit=st.floats(min_value=5.0, max_value=400.0),
+)
+def test_lines_fit_the_width_and_keep_every_character(words: list[str], limit: float) -> None:
+    text = " ".join(words)
+    widths = [0.0 if unicodedata.category(c).startswith("M") else 7.0 for c in text]
+    lines = break_lines(text, widths, limit)
+    # only spaces are dropped, where a line was broken
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    position = 0
+    for line in lines:
+        start = text.index(line, position)
+        assert text[position:start].strip(" ") == ""
+        position = start + len(line)
+        width = sum(widths[start:position])
+        one_letter = sum(1 for c in line if not unicodedata.category(c).startswith("M")) <= 1
+        assert width <= limit or one_letter
+        # a line never starts with a vowel or tone mark torn from its letter
+        if line and unicodedata.category(line[0]).startswith("M"):
+            assert start == 0 or text[start - 1] == " "
+
+
+def test_certificate_and_registry_texts_are_cut_to_a_bounded_length() -> None:
+    long_name = "สมชาย" + "ก" * 3000
+    response = verify_response()
+    signer = response.report.signatures[0].signer
+    signer.name, signer.organization, signer.issuer = long_name, "O" * 3000, "I" * 3000
+    response.report.signatures[0].reason = "R" * 3000
+    response.report.problems.append("P" * 3000)
+    document = registry_pb2.Document(
+        document_id="DOC-1",
+        document_type="T" * 3000,
+        status=registry_pb2.DOCUMENT_STATUS_SUPERSEDED,
+        superseded_by="../../report.pdf",
+        metadata={"title": "ท" * 3000, "issuer_name": "N" * 3000},
+    )
+    entry = peers._entry(document)
+    sig = peers._report(
+        response, "a.pdf", b"%PDF", RegistryFinding(RegistryStatus.SUPERSEDED, entry), NOW
+    ).signatures[0]
+    for shown in (
+        sig.signer_name,
+        sig.signer_organisation,
+        sig.certificate_issuer,
+        sig.reason,
+        entry.title,
+        entry.document_type,
+        entry.issuer,
+    ):
+        assert len(shown) <= MAX_SHOWN_CHARS and shown.endswith("…")
+    assert sig.signer_name.startswith("สมชาย")
+    assert entry.superseded_by == ""  # a link the registry wrote must be a document id
+
+
+def test_the_page_and_the_summary_show_the_same_cut_name(
+    client: TestClient, services: FakeTrustServices
+) -> None:
+    response = verify_response()
+    response.report.signatures[0].signer.name = "Somchai " + "A" * 3000
+    services.next_report = peers._report(
+        response, "a.pdf", b"%PDF", RegistryFinding(RegistryStatus.NOT_REGISTERED), NOW
+    )
+    page = client.post(
+        "/verify?lang=en", files={"file": ("a.pdf", MINIMAL_PDF, "application/pdf")}
+    )
+    cut = services.next_report.signatures[0].signer_name
+    assert cut in page.text and "A" * MAX_SHOWN_CHARS not in page.text
+    token = re.search(r'name="report" value="([^"]+)"', page.text)
+    assert token
+    pdf = client.post("/report.pdf", data={"report": token.group(1), "lang": "en"}).content
+    if shutil.which("pdftotext") is None:
+        pytest.skip("poppler-utils (pdftotext) not installed")
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True)
+    shown = re.sub(r"\s+", "", text.stdout.decode())
+    assert cut.replace(" ", "") in shown and "A" * MAX_SHOWN_CHARS not in shown
+
+
+def test_a_cut_never_tears_a_thai_mark_from_its_letter() -> None:
+    text = "ก" * 198 + "ก่" + "ข" * 10
+    cut = clipped(text)
+    assert len(cut) <= MAX_SHOWN_CHARS and cut.endswith("…")
+    assert not unicodedata.category(cut[-2]).startswith("M") or cut[-3] == "ก"
+    assert clipped("short") == "short"
+
+
+# ---- the comparison in the seal, one file per form --------------------------------------------
+
+
+def test_the_sealed_report_carries_the_document_it_was_compared_with() -> None:
+    compared = dataclasses.replace(
+        report(registry=registered()), expected_document_id="DOC-01JD8W3K5Q7R9T2V4X6Z8B0C2N"
+    )
+    opened = open_report(seal_report(compared, KEY, now=NOW, ttl=timedelta(hours=1)), KEY, now=NOW)
+    assert opened.expected_document_id == compared.expected_document_id
+    assert opened.matches_expected is False
+    assert opened.verdict is Verdict.INVALID
+
+
+def test_a_second_file_part_is_a_bad_request() -> None:
+    for second_name in ("a.pdf", "b.pdf"):
+        body = _form(
+            "b",
+            ("file", "a.pdf", b"%PDF-1.7 first"),
+            ("file", second_name, b"EXTRA-BYTES-APPENDED"),
+        )
+        with pytest.raises(UploadRefused) as refused:
+            _read("multipart/form-data; boundary=b", body, limit=1000)
+        assert refused.value.problem is UploadProblem.BAD_REQUEST

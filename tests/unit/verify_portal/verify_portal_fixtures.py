@@ -34,6 +34,10 @@ FONTS = SummaryFonts(
 NOW = datetime(2026, 11, 25, 5, 0, tzinfo=UTC)
 SIGNER_TH = "สมชาย ใจดี"
 MINIMAL_PDF = b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+# Document ids of the registry's form: DOC- and 26 Crockford base32 characters.
+DOC_ID = "DOC-01JD8W3K5Q7R9T2V4X6Z8B0C1M"
+NEWER_ID = "DOC-01JD8W3K5Q7R9T2V4X6Z8B0C2N"
+UNKNOWN_ID = "DOC-01JD8W3K5Q7R9T2V4X6Z8B0C3P"
 
 
 def signature(verdict: Verdict = Verdict.VALID, **changes: object) -> SignatureFinding:
@@ -69,7 +73,7 @@ def signature(verdict: Verdict = Verdict.VALID, **changes: object) -> SignatureF
 
 def entry(status: RegistryStatus = RegistryStatus.REGISTERED, **changes: object) -> RegistryEntry:
     base = RegistryEntry(
-        document_id="DOC-01TEST",
+        document_id=DOC_ID,
         issuer="กรมพัฒนาธุรกิจการค้า (TH-JUR 0994000000000)",
         document_type="business-registration",
         title="หนังสือรับรองการจดทะเบียน",
@@ -160,7 +164,10 @@ def client(services: FakeTrustServices) -> Iterator[TestClient]:
         public_url="https://verify.example.go.th",
     )
     app = create_app(services, config, FixedClock(NOW))
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    # over HTTPS, as in production (the language cookie is Secure there)
+    with TestClient(
+        app, base_url="https://testserver", raise_server_exceptions=False
+    ) as test_client:
         yield test_client
 
 
@@ -173,11 +180,14 @@ def upload(
 
 
 __all__ = [
+    "DOC_ID",
     "FONTS",
     "MAX_UPLOAD",
     "MINIMAL_PDF",
+    "NEWER_ID",
     "NOW",
     "SIGNER_TH",
+    "UNKNOWN_ID",
     "DocumentRejected",
     "FakeTrustServices",
     "Path",

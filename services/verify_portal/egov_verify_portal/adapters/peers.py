@@ -4,16 +4,25 @@ One ``VerifyDocument`` call (with the ETSI XML) validates the signatures; the re
 directly (``LookupByHash`` / ``GetDocument``) and its inclusion proof for the document's
 current status is checked here, in the portal's back end, so a relying party need not trust
 the registry server's word.
+
+One page has one deadline: every call made for it (signing, and each registry call of the
+lookup and of the proof check) gets what is left of ``timeout`` seconds from the page's start,
+and none is retried, so a hung peer costs a visitor ``timeout`` seconds, not a multiple of it.
+
+Text from certificates and from the registry is shown to anyone: it is cut to
+``MAX_SHOWN_CHARS`` here, and identifiers in the registry's free text are masked here.
 """
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from egov.registry.v1 import registry_pb2
@@ -21,8 +30,9 @@ from egov.signing.v1 import signing_pb2, signing_pb2_grpc
 from egov.type.v1 import crypto_pb2, party_pb2
 from egov_clients.registry import LogVerificationError, RegistryClient, deciding_entry
 from egov_common.clock import Clock, SystemClock
+from egov_common.deadlines import deadline_scope, remaining
 from egov_common.errors import Code, EgovError
-from egov_common.logging import mask_identifier
+from egov_common.logging import mask_identifier, mask_text
 from egov_common.status import from_rpc_error
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -34,6 +44,8 @@ from ..domain.report import (
     SignatureFinding,
     Verdict,
     VerificationReport,
+    clipped,
+    is_document_id,
 )
 from ..domain.services import (
     DocumentNotFound,
@@ -57,8 +69,51 @@ _REJECTIONS = {
 }
 
 
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: Any
+    compression: Any
+
+
+class _ClientCallDetails(_CallDetails, grpc.ClientCallDetails):  # type: ignore[misc]
+    pass
+
+
+class PageDeadline(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Cuts each call's timeout to what is left of the page's deadline (``deadline_scope``).
+
+    ``RegistryClient`` gives every call its own full deadline; the proof check makes several
+    calls one after the other, which together must still fit in the page's time.
+    """
+
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
+    ) -> Any:
+        left = remaining()
+        timeout: float | None = details.timeout
+        if left is not None:
+            timeout = max(left, 0.0) if timeout is None else max(min(timeout, left), 0.0)
+        return continuation(
+            _ClientCallDetails(
+                details.method,
+                timeout,
+                details.metadata,
+                details.credentials,
+                getattr(details, "wait_for_ready", None),
+                getattr(details, "compression", None),
+            ),
+            request,
+        )
+
+
 class GrpcTrustServices:
-    """``TrustServices`` over two gRPC channels (opened by the caller, e.g. egov_common)."""
+    """``TrustServices`` over two gRPC channels (opened by the caller, e.g. egov_common).
+
+    ``timeout``: seconds one page may spend on its peers in all (see the module docstring).
+    """
 
     def __init__(
         self,
@@ -72,7 +127,13 @@ class GrpcTrustServices:
         self._signing_channel = signing
         self._registry_channel = registry
         self._signing = signing_pb2_grpc.SigningServiceStub(signing)
-        self._registry = RegistryClient(registry, log_key=log_key_pem, deadline=timeout)
+        # No retries: a retry of a call that ran out of time would find no time left.
+        self._registry = RegistryClient(
+            grpc.intercept_channel(registry, PageDeadline()),
+            log_key=log_key_pem,
+            deadline=timeout,
+            max_attempts=1,
+        )
         self._timeout = timeout
         self._inclusion = InclusionChecker(self._registry)
         self._clock = clock or SystemClock()
@@ -82,27 +143,31 @@ class GrpcTrustServices:
 
     def verify(self, pdf: bytes, file_name: str, *, language: str) -> VerificationReport:
         digest = hashlib.sha256(pdf).digest()
-        registry_future = self._pool.submit(self._registry_for_hash, digest)
-        try:
-            response = self._signing.VerifyDocument(
-                _verify_requests(pdf, language), timeout=self._timeout
-            )
-        except grpc.RpcError as err:
-            registry_future.cancel()
-            raise _signing_error(err) from None
-        registry = registry_future.result()
+        with deadline_scope(self._timeout):
+            # the lookup runs beside the signing call, under the same page deadline
+            lookup = contextvars.copy_context()
+            registry_future = self._pool.submit(lookup.run, self._registry_for_hash, digest)
+            try:
+                response = self._signing.VerifyDocument(
+                    _verify_requests(pdf, language), timeout=_time_left()
+                )
+            except grpc.RpcError as err:
+                registry_future.cancel()
+                raise _signing_error(err) from None
+            registry = _registry_result(registry_future)
         return _report(response, file_name, pdf, registry, self._clock.now())
 
     def registry_entry(self, document_id: str) -> RegistryFinding:
-        try:
-            document = self._registry.get_document(document_id)
-        except EgovError as error:
-            if error.code in (Code.NOT_FOUND, Code.INVALID_ARGUMENT):
-                raise DocumentNotFound(document_id) from None
-            raise PeerUnavailable(f"registry: {error}") from None
-        except LogVerificationError as error:  # the answer was about another document
-            return _refused_answer(error)
-        return self._finding(document)
+        with deadline_scope(self._timeout):
+            try:
+                document = self._registry.get_document(document_id)
+            except EgovError as error:
+                if error.code in (Code.NOT_FOUND, Code.INVALID_ARGUMENT):
+                    raise DocumentNotFound(document_id) from None
+                raise PeerUnavailable(f"registry: {error}") from None
+            except LogVerificationError as error:  # the answer was about another document
+                return _refused_answer(error)
+            return self._finding(document)
 
     def peers_ready(self) -> dict[str, bool]:
         return {
@@ -134,6 +199,28 @@ class GrpcTrustServices:
             proof_detail=check.detail,
             tree_size=check.tree_size,
         )
+
+
+def _time_left() -> float:
+    """Seconds left of the page's deadline (inside ``deadline_scope``)."""
+    return max(remaining() or 0.0, 0.0)
+
+
+def _registry_result(future: Future[RegistryFinding]) -> RegistryFinding:
+    """The lookup's finding; unavailable if it did not finish in the page's time (its calls
+    end by then, but it may still be queued behind other pages' lookups)."""
+    try:
+        # a moment more than the calls' own deadline, for the proof check's arithmetic
+        return future.result(timeout=_time_left() + 1.0)
+    except FutureTimeout:
+        future.cancel()
+        log.warning("registry lookup did not finish in the page's time")
+        return RegistryFinding(status=RegistryStatus.UNAVAILABLE)
+
+
+def _shown_registry_text(text: str) -> str:
+    """Free text written by an issuer (titles, reasons, names): identifiers masked, cut."""
+    return clipped(mask_text(text))
 
 
 def _refused_answer(error: LogVerificationError) -> RegistryFinding:
@@ -202,7 +289,7 @@ def _party(party: party_pb2.PartyIdentifier) -> str:
     namespace = _enum_name(party_pb2.IdentifierNamespace, party.namespace, "IDENTIFIER_NAMESPACE_")
     label = namespace.replace("_", "-")
     value = party.value if namespace == "TH_JUR" else mask_identifier(party.value)
-    return f"{label} {value}".strip()
+    return clipped(f"{label} {value}".strip())
 
 
 def _common_name(name: str) -> str:
@@ -229,17 +316,17 @@ def _signature(sig: signing_pb2.SignatureReport) -> SignatureFinding:
         signing_pb2.RevocationStatus, sig.revocation_status, "REVOCATION_STATUS_"
     )
     if revocation == "REVOKED" and sig.revocation_reason:
-        revocation = f"REVOKED ({sig.revocation_reason})"
+        revocation = f"REVOKED ({clipped(sig.revocation_reason)})"
     return SignatureFinding(
         field_name=sig.field_name,
         is_document_timestamp=sig.kind == signing_pb2.SIGNATURE_KIND_DOCUMENT_TIMESTAMP,
         verdict=Verdict.from_indication(indication),
         indication=indication,
         sub_indication=sub,
-        reason=sig.reason,
-        signer_name=sig.signer.name,
-        signer_organisation=sig.signer.organization,
-        signer_identifier_masked=sig.signer.masked_identifier,
+        reason=clipped(sig.reason),
+        signer_name=clipped(sig.signer.name),
+        signer_organisation=clipped(sig.signer.organization),
+        signer_identifier_masked=clipped(sig.signer.masked_identifier),
         signed_at=trusted_time or _time(sig, "claimed_signing_time"),
         time_is_trusted=trusted_time is not None,
         covers_whole_document=coverage == "ENTIRE_FILE",
@@ -247,8 +334,8 @@ def _signature(sig: signing_pb2.SignatureReport) -> SignatureFinding:
         modifications=modification,
         modifications_allowed=modification in _ALLOWED_MODIFICATIONS
         and sub != "ILLEGAL_MODIFICATIONS",
-        certificate_subject=sig.signer.name,
-        certificate_issuer=issuer,
+        certificate_subject=clipped(sig.signer.name),
+        certificate_issuer=clipped(issuer),
         certificate_valid_from=None,
         certificate_valid_until=None,
         certificate_trusted=sig.trusted,
@@ -277,11 +364,11 @@ def _report(
         checked_at=_time(report, "validation_time") or now,
         signatures_verdict=Verdict.from_indication(indication),
         signatures_indication=indication,
-        signatures_sub_indication=sub or report.reason,
+        signatures_sub_indication=sub or clipped(report.reason),
         signatures=tuple(_signature(s) for s in report.signatures),
         registry=registry,
         etsi_xml=bytes(response.etsi_xml),
-        notes=tuple(report.problems),
+        notes=tuple(clipped(problem) for problem in report.problems),
         unsigned_content_after_last_signature=report.unsigned_content_after_last_signature,
     )
 
@@ -302,21 +389,25 @@ def _entry(document: registry_pb2.Document) -> RegistryEntry:
             revoked_at = _time(change, "changed_at")
             break
     metadata = dict(document.metadata)
-    issuer_name = metadata.get("issuer_name_th") or metadata.get("issuer_name", "")
+    # Whatever an issuer wrote is shown to anyone who has the link: no identifier in clear.
+    issuer_name = mask_text(metadata.get("issuer_name_th") or metadata.get("issuer_name", ""))
     issuer_id = _party(document.issuer)
+    issuer = f"{issuer_name} ({issuer_id})" if issuer_name and issuer_id else issuer_name
+    superseded_by = document.superseded_by
     return RegistryEntry(
-        document_id=document.document_id,
-        issuer=f"{issuer_name} ({issuer_id})" if issuer_name else issuer_id,
-        document_type=document.document_type,
-        title=metadata.get("title_th") or metadata.get("title", ""),
+        document_id=clipped(document.document_id),
+        issuer=clipped(issuer or issuer_id),
+        document_type=_shown_registry_text(document.document_type),
+        title=_shown_registry_text(metadata.get("title_th") or metadata.get("title", "")),
         subject_reference=_party(document.subject),
         sha256_hex=document.sha256.hex(),
         registered_at=_time(document, "registered_at"),
         valid_from=_time(document, "valid_from"),
         valid_until=_time(document, "valid_until"),
         status=status,
-        revocation_reason=reason,
+        revocation_reason=_shown_registry_text(reason),
         revocation_reason_code=reason_code,
         revoked_at=revoked_at,
-        superseded_by=document.superseded_by,
+        # a link on the page: only an id of the registry's own form
+        superseded_by=superseded_by if is_document_id(superseded_by) else "",
     )

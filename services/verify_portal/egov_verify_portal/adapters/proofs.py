@@ -5,7 +5,9 @@ proofs for every status change of the document, tree-head signatures by the log 
 consistency with the heads this process saw before); this module turns its verdict into the
 portal's ``ProofCheck``. One client per process remembers the newest verified tree head, so a
 registry that shows different visitors different logs is caught; a lock keeps that memory
-consistent under concurrent requests.
+consistent under concurrent requests. A page waits for the lock only as long as its deadline
+(``egov_common.deadlines``) allows: behind a hung registry, the pages queued for the lock end
+in time too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 from egov.registry.v1 import registry_pb2
 from egov_clients.registry import RegistryClient
+from egov_common.deadlines import remaining
 from egov_common.errors import EgovError
 from egov_pki import merkle
 
@@ -38,13 +41,18 @@ class InclusionChecker:
 
     def check(self, document: registry_pb2.Document) -> ProofOutcome:
         """Never raises: an unreachable registry is NOT_AVAILABLE, a bad proof FAILED."""
+        left = remaining()
+        if not self._lock.acquire(timeout=-1 if left is None else max(left, 0.0)):
+            log.warning("log proof for %s not available: out of time", document.document_id)
+            return ProofOutcome(ProofCheck.NOT_AVAILABLE, "DEADLINE_EXCEEDED")
         try:
-            with self._lock:
-                verified = self._client.verify_document(document)
+            verified = self._client.verify_document(document)
         except merkle.MerkleProofError as exc:
             log.warning("log proof for %s FAILED: %s", document.document_id, exc)
             return ProofOutcome(ProofCheck.FAILED, str(exc))
         except EgovError as exc:
             log.warning("log proof for %s not available: %s", document.document_id, exc)
             return ProofOutcome(ProofCheck.NOT_AVAILABLE, exc.reason)
+        finally:
+            self._lock.release()
         return ProofOutcome(ProofCheck.VERIFIED, "", verified.tree_head.tree_size)

@@ -8,8 +8,35 @@ registry says what was issued. These values are the portal's view of their answe
 from __future__ import annotations
 
 import enum
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
+
+#: The registry's document ids: ``DOC-`` and 26 Crockford base32 characters (the registry's
+#: ``domain.rules.check_document_id``; the portal may not import another service).
+DOCUMENT_ID = re.compile(r"DOC-[0-9A-HJKMNP-TV-Z]{26}")
+#: Longest text from a certificate or the registry that the page and the summary show.
+MAX_SHOWN_CHARS = 200
+_ELLIPSIS = "…"
+
+
+def is_document_id(text: str) -> bool:
+    """True if ``text`` is a document id as the registry issues them."""
+    return DOCUMENT_ID.fullmatch(text) is not None
+
+
+def clipped(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in an ellipsis when cut.
+
+    The cut never separates a Thai vowel or tone mark (a combining mark) from its letter.
+    """
+    if len(text) <= limit:
+        return text
+    cut = max(limit - len(_ELLIPSIS), 1)
+    while cut > 1 and unicodedata.category(text[cut]).startswith("M"):
+        cut -= 1
+    return text[:cut].rstrip() + _ELLIPSIS
 
 
 class Verdict(enum.StrEnum):
@@ -130,17 +157,36 @@ class VerificationReport:
     notes: tuple[str, ...] = field(default=())
     #: Bytes follow the last signed revision and no signature covers them.
     unsigned_content_after_last_signature: bool = False
+    #: The registry document the visitor expects this file to be (the QR page's comparison),
+    #: a well-formed id (``is_document_id``) or empty. Sealed with the rest of the report, so
+    #: the downloads and the re-shown page compare the same way the first page did.
+    expected_document_id: str = ""
+
+    @property
+    def matches_expected(self) -> bool | None:
+        """Whether the file is the registered document ``expected_document_id``.
+
+        None when no document was expected, or when the registry could not be asked (then
+        the verdict is "cannot tell" anyway).
+        """
+        if not self.expected_document_id:
+            return None
+        entry = self.registry.entry
+        if entry is None and self.registry.status is RegistryStatus.UNAVAILABLE:
+            return None
+        return entry is not None and entry.document_id == self.expected_document_id
 
     @property
     def verdict(self) -> Verdict:
-        """The overall answer: the signatures' verdict, overruled by the registry.
+        """The overall answer, the one the page, the XML and the PDF summary all show.
 
-        A revoked registry entry makes the document not valid whatever its signatures say; a
-        superseded one, an unreachable registry, or a registry claim whose inclusion proof
-        fails, means we cannot tell. Without a signature (document time-stamps only) the
-        document cannot be valid.
+        The signatures' verdict, overruled by the registry: a revoked registry entry makes
+        the document not valid whatever its signatures say, and so does a file that is not
+        the registered document the visitor expected; a superseded entry, an unreachable
+        registry, or a registry claim whose inclusion proof fails, means we cannot tell.
+        Without a signature (document time-stamps only) the document cannot be valid.
         """
-        if self.registry.status is RegistryStatus.REVOKED:
+        if self.registry.status is RegistryStatus.REVOKED or self.matches_expected is False:
             return Verdict.INVALID
         if self.signatures_verdict is not Verdict.VALID:
             return self.signatures_verdict
@@ -160,3 +206,28 @@ class VerificationReport:
     def main_signer(self) -> SignatureFinding | None:
         """The first real signature (not a document time-stamp), if any."""
         return next((s for s in self.signatures if not s.is_document_timestamp), None)
+
+
+def etsi_xml_with_verdict(report: VerificationReport) -> bytes:
+    """The signing service's ETSI TS 119 102-2 report with the portal's verdict in a comment.
+
+    That report judges the signatures only; the verdict the page and the PDF summary show
+    also weighs the registry and the comparison with the expected document. The comment
+    goes before the root element (after the XML declaration), so the report itself is
+    unchanged; it holds only enumerated values and a well-formed document id.
+    """
+    said = [f'verdict="{report.verdict.value}"', f'registry="{report.registry.status.value}"']
+    if report.matches_expected is not None:
+        said.append(f'expected_document_id="{report.expected_document_id}"')
+        said.append(f'is_expected_document="{"yes" if report.matches_expected else "no"}"')
+    comment = (
+        "<!-- egov-trust verify portal: "
+        + " ".join(said)
+        + "; the validation report below judges the signatures only -->"
+    ).encode()
+    xml = report.etsi_xml
+    if xml.startswith(b"<?xml"):
+        declaration_end = xml.find(b"?>") + 2
+        if declaration_end > 1:
+            return xml[:declaration_end] + b"\n" + comment + xml[declaration_end:]
+    return comment + b"\n" + xml

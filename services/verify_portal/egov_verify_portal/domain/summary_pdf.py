@@ -5,14 +5,19 @@
 Built with pyHanko's own PDF writer and OpenType glyph accumulator (already a dependency for
 PAdES), so no second PDF library is needed: the TLWG Thai font is subset and embedded, text is
 shaped (Thai vowels and tone marks stack correctly) and carries ActualText so it can be copied.
+
+Long text is measured once and broken at the measured widths, so drawing costs time in
+proportion to its length; the text itself is already cut to a bounded length where it enters
+the portal (``adapters.peers``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 
+import uharfbuzz as hb
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
 from pyhanko.pdf_utils.generic import pdf_name
@@ -67,10 +72,24 @@ class _Page:
         for handle in self._handles:
             handle.close()
 
-    def width_of(self, text: str, font: str, size: float) -> float:
+    def advances(self, text: str, font: str, size: float) -> list[float]:
+        """The width in points of each character of ``text``, shaped as one run.
+
+        A cluster's width (a Thai letter with its vowel and tone marks) is its first
+        character's; the others are 0 wide, so a line is never cut inside a cluster.
+        """
+        widths = [0.0] * len(text)
+        if not text:
+            return widths
         engine = self.fonts[font]
-        engine.font_size = size  # type: ignore[assignment]
-        return float(engine.shape(text, with_actual_text=False).x_advance) * size
+        buffer = hb.Buffer()
+        buffer.add_str(text)  # clusters are character indices
+        buffer.guess_segment_properties()
+        hb.shape(engine.hb_font, buffer, engine.features)
+        scale = size / engine.units_per_em
+        for info, position in zip(buffer.glyph_infos, buffer.glyph_positions, strict=True):
+            widths[info.cluster] += position.x_advance * scale
+        return widths
 
     def text(
         self,
@@ -99,23 +118,8 @@ class _Page:
 
     def wrapped(self, text: str, *, font: str = "R", size: float = 10, x: float = MARGIN) -> None:
         """Text broken at spaces to fit the page width (long unbroken runs are split)."""
-        limit = A4[0] - MARGIN - x
-        line = ""
-        for word in text.split(" "):
-            candidate = f"{line} {word}" if line else word
-            if self.width_of(candidate, font, size) <= limit:
-                line = candidate
-                continue
-            if line:
-                self.text(line, font=font, size=size, x=x)
-            line = word
-            while self.width_of(line, font, size) > limit and len(line) > 1:
-                cut = len(line)
-                while cut > 1 and self.width_of(line[:cut], font, size) > limit:
-                    cut -= 1
-                self.text(line[:cut], font=font, size=size, x=x)
-                line = line[cut:]
-        if line:
+        widths = self.advances(text, font, size)
+        for line in break_lines(text, widths, A4[0] - MARGIN - x):
             self.text(line, font=font, size=size, x=x)
 
     def field(self, label: str, value: str, *, x: float = MARGIN, size: float = 9.5) -> None:
@@ -152,6 +156,40 @@ class _Page:
         self.writer.insert_page(page)
 
 
+def break_lines(text: str, widths: Sequence[float], limit: float) -> list[str]:
+    """``text`` in lines at most ``limit`` wide, broken at spaces; a word wider than a line
+    is split between characters. ``widths``: each character's width (``_Page.advances``).
+
+    Each character is looked at a bounded number of times: linear in the text's length.
+    """
+    lines: list[str] = []
+    line_start = line_end = 0  # the line being filled is text[line_start:line_end]
+    line_width = 0.0
+    start = 0
+    for word in text.split(" "):
+        end = start + len(word)
+        word_width = sum(widths[start:end])
+        if line_end > line_start:
+            joined = line_width + widths[start - 1] + word_width  # with the space before it
+            if joined <= limit:
+                line_end, line_width = end, joined
+                start = end + 1
+                continue
+            lines.append(text[line_start:line_end])
+        while word_width > limit and end - start > 1:
+            cut, run = start + 1, widths[start]  # at least one character per line
+            while cut < end and (run + widths[cut] <= limit or widths[cut] == 0):
+                run += widths[cut]
+                cut += 1
+            lines.append(text[start:cut])
+            start, word_width = cut, word_width - run
+        line_start, line_end, line_width = start, end, word_width
+        start = end + 1
+    if line_end > line_start:
+        lines.append(text[line_start:line_end])
+    return lines
+
+
 def render_summary(
     report: VerificationReport,
     translator: Translator,
@@ -186,6 +224,9 @@ def _draw(page: _Page, report: VerificationReport, t: Translator, portal_url: st
     page.text(t("verdict_" + verdict.value), font="B", size=18, x=MARGIN + 44, rgb=(1, 1, 1))
     page.y -= 12
     page.wrapped(_explanation(report, t), size=10)
+    if report.matches_expected is not None:
+        key = "hash_matches" if report.matches_expected else "hash_differs"
+        page.wrapped(t(key, id=report.expected_document_id), font="B", size=10)
     page.rule()
 
     page.field(t("file_name"), report.file_name)
@@ -265,6 +306,8 @@ def overall_reason(report: VerificationReport, words: Callable[[str, str], str])
             return words(sig.sub_indication, sig.reason) if sig.sub_indication else sig.reason
     if report.signatures_verdict is not Verdict.VALID:
         return words(report.signatures_sub_indication, report.signatures_indication)
+    if report.matches_expected is False:
+        return words("HASH_DIFFERS", "")
     if registry.status is RegistryStatus.SUPERSEDED:
         return words("DOCUMENT_SUPERSEDED", "")
     if registry.status is RegistryStatus.UNAVAILABLE:
