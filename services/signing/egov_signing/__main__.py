@@ -158,6 +158,7 @@ def _build(settings: SigningSettings) -> tuple[SigningServicer, Callable[[], Non
         max_batch_documents=settings.max_batch_documents,
         spools=spools,
         after_large_document=release_free_memory,
+        max_message_bytes=settings.max_message_bytes,
     )
     return servicer, lambda: _close(
         keys_channel,
@@ -168,13 +169,23 @@ def _build(settings: SigningSettings) -> tuple[SigningServicer, Callable[[], Non
     )
 
 
+def quiet_libraries() -> None:
+    """Levels for the libraries' own loggers, set once at start-up.
+
+    pyHanko logs a traceback for every signature it cannot validate; those failures are
+    verdicts in our reports, and tracebacks could carry certificate subjects into the logs.
+    fontTools logs some 40 INFO lines per visible stamp while it subsets the font, one of them
+    naming every glyph drawn: the letters of the signer's name and of the reason.
+    """
+    for noisy in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+
+
 def main() -> None:
     settings = load_settings_or_exit(SigningSettings, "SIGNING")
     keep_large_buffers_out_of_the_heap()
-    # pyHanko logs a traceback for every signature it cannot validate; those failures are
-    # verdicts in our reports, and tracebacks could carry certificate subjects into the logs
-    for noisy in ("pyhanko", "pyhanko_certvalidator"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quiet_libraries()
     # Each serving process (EGOV_SIGNING_PROCESSES workers, or this one) builds its own.
     built: list[tuple[SigningServicer, Callable[[], None]]] = []
 

@@ -293,6 +293,14 @@ def _item_error(error: EgovError, *, with_fields: bool = False) -> errors_pb2.It
     return errors_pb2.ItemError(code=error.code.value, reason=error.reason, message=message)
 
 
+def _answer_bytes_refused(request: pb.SignDocumentsRequest, refused: dict[int, EgovError]) -> int:
+    """What the results of documents refused before signing take of the answer (at most)."""
+    return sum(
+        256 + len(request.documents[n].client_reference.encode()) + len(error.message.encode())
+        for n, error in refused.items()
+    )
+
+
 def _sign_result(signed: SignedDocument) -> pb.SignResult:
     result = pb.SignResult(
         sha256=signed.sha256,
@@ -409,6 +417,7 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
         max_batch_documents: int = 100,
         spools: SpoolDirectory | None = None,
         after_large_document: Callable[[], None] | None = None,
+        max_message_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self._signing = signing
         self._verifier = verifier
@@ -418,6 +427,8 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
         self._max_batch = max_batch_documents
         self._spools = spools or SpoolDirectory()
         self._after_large = after_large_document
+        # gRPC refuses to send a larger answer, after everything in it was signed
+        self._max_answer = max_message_bytes
 
     def _done_with(self, spool: Spool) -> None:
         spool.close()
@@ -484,7 +495,12 @@ class SigningServicer(signing_pb2_grpc.SigningServiceServicer):  # type: ignore[
             else:
                 items.append(BatchItem(doc.client_reference, doc.pdf, registration))
         outcomes = iter(
-            self._signing.sign_batch(items, options, registry=self._registry_for(context))
+            self._signing.sign_batch(
+                items,
+                options,
+                registry=self._registry_for(context),
+                max_answer_bytes=self._max_answer - _answer_bytes_refused(request, refused),
+            )
         )
         results = []
         for n, doc in enumerate(request.documents):

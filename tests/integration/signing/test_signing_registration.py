@@ -344,3 +344,91 @@ def test_keys_down_is_unavailable_keys_unavailable() -> None:
     ):
         c.sign_document(make_pdf(), credential_id="cred-x", level="B-B")
     assert (err.value.code.value, err.value.reason) == ("UNAVAILABLE", "KEYS_UNAVAILABLE")
+
+
+def test_a_tokenless_caller_without_the_seals_proof_cannot_probe_its_idempotency_keys(
+    keys_process, registry_process, own_authority, identity
+) -> None:  # type: ignore[no-untyped-def]
+    # Signing's own registry authority covers any agency: used before keys accepted the
+    # caller for the e-seal, a reservation under the agency's idempotency key would name the
+    # document registered under it (the registry refuses that caller the same question).
+    seal_client = identity.agency_client(agency=AGENCY.removeprefix("TH-JUR:"))
+    seal = _agency_credential(
+        keys_process, keys_pb2.CREDENTIAL_KIND_ELECTRONIC_SEAL, seal_client, "it-reg-seal-2"
+    )
+
+    def sign(proof: str, key: str):  # type: ignore[no-untyped-def]
+        return own_authority.sign_document(
+            make_pdf(),
+            credential_id=seal.credential_id,
+            authorization_proof=proof,
+            level="B-B",
+            registration=registration(
+                issuer=AGENCY, document_type="certificate", idempotency_key=key
+            ),
+        )
+
+    registered = sign(seal_client, "it-reg-10")
+    assert registered.registered, registered.result.registration_error
+    with RegistryClient(registry_process.grpc_address) as registry:
+        before = registry.get_signed_tree_head().tree_size
+    for guess in ("it-reg-10", "it-reg-11"):
+        with pytest.raises(EgovError) as err:
+            sign("", guess)
+        assert (err.value.code.value, err.value.reason) == ("PERMISSION_DENIED", "SCOPE_MISSING")
+        assert "document_id" not in err.value.metadata
+        assert registered.result.document_id not in err.value.message
+    with RegistryClient(registry_process.grpc_address) as registry:
+        assert registry.get_signed_tree_head().tree_size == before
+
+
+def test_a_batch_whose_answer_exceeds_the_message_size_is_refused_before_signing(
+    keys_process, registry_process, client, credential, identity
+) -> None:  # type: ignore[no-untyped-def]
+    # gRPC refuses to send an answer over the message size: found only then, every document
+    # of the batch was signed and registered and the caller had none of them. The estimate
+    # covers what B-LTA appends after signing (keys' OCSP answers and certificates in the DSS,
+    # the document time-stamp).
+    def batch(prefix: str) -> list[BatchDocument]:
+        return [
+            BatchDocument(
+                f"doc-{n}",
+                make_pdf(image_bytes=150_000),
+                registration(
+                    issuer=AGENCY, document_type="certificate", idempotency_key=f"{prefix}-{n}"
+                ),
+            )
+            for n in range(3)
+        ]
+
+    options = {
+        "credential_id": credential.credential_id,
+        "level": "B-LTA",
+        "stamp": Stamp(language="th", include_qr_code=True),
+    }
+    results = client.sign_documents(
+        batch("it-batch-a"), authorization_proof=identity.person(), **options
+    )
+    assert all(r.result.registration_status == pb.REGISTRATION_STATUS_REGISTERED for r in results)
+    answer_bytes = pb.SignDocumentsResponse(results=results).ByteSize()
+
+    env = {
+        "EGOV_KEYS_ADDRESS": keys_process.grpc_address,
+        "EGOV_REGISTRY_ADDRESS": registry_process.grpc_address,
+        "EGOV_SIGNING_KEYS_TOKEN": signing_token(identity),
+        # 5 % less than that answer took (its size varies by a few bytes between signings)
+        "EGOV_SIGNING_MAX_MESSAGE_BYTES": str(answer_bytes * 19 // 20),
+    }
+    with (
+        start_service("egov_signing", env=env, http=False) as smaller,
+        SigningClient(smaller.grpc_address, token=ISSUER_TOKEN) as small_client,
+        RegistryClient(registry_process.grpc_address) as registry,
+    ):
+        before = registry.get_signed_tree_head().tree_size
+        with pytest.raises(EgovError) as err:
+            small_client.sign_documents(
+                batch("it-batch-b"), authorization_proof=identity.person(), **options
+            )
+        assert (err.value.code.value, err.value.reason) == ("INVALID_ARGUMENT", "BATCH_TOO_LARGE")
+        assert int(err.value.metadata["min_calls"]) >= 2
+        assert registry.get_signed_tree_head().tree_size == before

@@ -355,6 +355,55 @@ def make_pdf(pages: int = 1, text: str = "Hello egov-trust", image_bytes: int = 
     return bytes(out)
 
 
+def with_empty_signature_field(pdf: bytes, name: str, box: tuple[int, int, int, int]) -> bytes:
+    """``pdf`` with an empty, visible signature field ``name`` on its first page."""
+    import io
+
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    fields.append_signature_field(writer, fields.SigFieldSpec(name, on_page=0, box=box))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def with_text_field(pdf: bytes, name: str, value: str) -> bytes:
+    """``pdf`` with a filled text field (``/FT /Tx``) ``name`` on its first page."""
+    import io
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    page_ref = writer.root["/Pages"]["/Kids"].raw_get(0)
+    widget = generic.DictionaryObject(
+        {
+            generic.NameObject("/Type"): generic.NameObject("/Annot"),
+            generic.NameObject("/Subtype"): generic.NameObject("/Widget"),
+            generic.NameObject("/FT"): generic.NameObject("/Tx"),
+            generic.NameObject("/T"): generic.TextStringObject(name),
+            generic.NameObject("/V"): generic.TextStringObject(value),
+            generic.NameObject("/Rect"): generic.ArrayObject(
+                [generic.NumberObject(v) for v in (36, 700, 236, 720)]
+            ),
+            generic.NameObject("/P"): page_ref,
+        }
+    )
+    ref = writer.add_object(widget)
+    page = page_ref.get_object()
+    page[generic.NameObject("/Annots")] = generic.ArrayObject([ref])
+    writer.update_container(page)
+    writer.root[generic.NameObject("/AcroForm")] = generic.DictionaryObject(
+        {generic.NameObject("/Fields"): generic.ArrayObject([ref])}
+    )
+    writer.update_root()
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 # -- helpers for tests that run the real keys service (integration, bench) --------------------
 
 

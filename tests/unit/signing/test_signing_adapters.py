@@ -8,10 +8,12 @@ import asyncio
 import datetime as dt
 import http.server
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import grpc
 import pytest
 import requests
 from asn1crypto import tsp
@@ -21,11 +23,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
-from egov.registry.v1 import registry_pb2
+from egov.registry.v1 import registry_pb2, registry_pb2_grpc
+from egov_common.deadlines import deadline_scope
+from egov_common.errors import Code, EgovError
 from egov_signing.adapters import registry as registry_adapter
-from egov_signing.adapters.registry import RegistryStatus
+from egov_signing.adapters.registry import GrpcRegistryPort, RegistryStatus
 from egov_signing.adapters.revocation import AllowListFetcherBackend, RevocationCache
 from egov_signing.adapters.tsa import HttpTimeStamper
+from egov_signing.domain.ports import Party, RegistrationSpec
 from egov_testing.fake_registry import RegistryWithEntries
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator.authority import AuthorityWithCert
@@ -305,3 +310,79 @@ def test_one_issuers_revocation_is_not_hidden_by_another_issuers_entry(
     result = registry_adapter.RegistryLookup(channel=None).check(b"\x00" * 32)  # type: ignore[arg-type]
     assert result.status is RegistryStatus.REVOKED
     assert result.document is not None and result.document.document_id == "DOC-0"
+
+
+class _FlakyRegistry(registry_pb2_grpc.RegistryServiceServicer):  # type: ignore[misc]
+    """Answers ReserveDocumentId after ``failures[key]`` UNAVAILABLEs (for ever: -1); records the
+    time each attempt had."""
+
+    def __init__(self, failures: dict[str, int]) -> None:
+        self.failures = failures
+        self.time_remaining: list[float] = []
+
+    def ReserveDocumentId(self, request, context):  # type: ignore[no-untyped-def]
+        self.time_remaining.append(context.time_remaining())
+        left = self.failures.get(request.idempotency_key, 0)
+        if left:
+            self.failures[request.idempotency_key] = left - 1
+            context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        return registry_pb2.ReserveDocumentIdResponse(
+            document_id="DOC-1", verification_url="http://127.0.0.1:8080/verify/DOC-1"
+        )
+
+
+@pytest.fixture
+def flaky_registry() -> Iterator[tuple[_FlakyRegistry, grpc.Channel]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    servicer = _FlakyRegistry({"down": -1, "down-twice": 2})
+    server = grpc.server(ThreadPoolExecutor(max_workers=4))
+    registry_pb2_grpc.add_RegistryServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield servicer, channel
+    finally:
+        channel.close()
+        server.stop(None)
+
+
+def _reservation(key: str) -> RegistrationSpec:
+    return RegistrationSpec(Party("TH-JUR", "0105500000001"), "certificate", key)
+
+
+def test_registry_calls_get_what_is_left_of_the_callers_deadline(
+    flaky_registry: tuple[_FlakyRegistry, grpc.Channel],
+) -> None:
+    # A fixed 10 s per attempt, 6 attempts, would keep the registry registering for a caller
+    # who gave SignDocument 1 s and has given up.
+    servicer, channel = flaky_registry
+    port = GrpcRegistryPort(channel)
+    assert port.reserve_document_id(_reservation("up")).document_id == "DOC-1"
+    assert servicer.time_remaining[-1] > 9.0  # no caller deadline: our own 10 s
+
+    servicer.time_remaining.clear()
+    started = time.monotonic()
+    with deadline_scope(1.0), pytest.raises(EgovError) as err:
+        port.reserve_document_id(_reservation("down"))
+    assert (err.value.code, err.value.reason) == (Code.UNAVAILABLE, "REGISTRY_UNAVAILABLE")
+    assert time.monotonic() - started < 1.5
+    # each attempt had half of what was left at most (gRPC rounds the timeout it sends up a
+    # little), and the retries stopped while the caller was still there
+    assert len(servicer.time_remaining) >= 2 and max(servicer.time_remaining) <= 0.6
+
+    # within a deadline with room for them, retries still happen
+    servicer.time_remaining.clear()
+    with deadline_scope(30.0):
+        assert port.reserve_document_id(_reservation("down-twice")).document_id == "DOC-1"
+    assert len(servicer.time_remaining) == 3
+
+    servicer.time_remaining.clear()
+    with deadline_scope(-1.0), pytest.raises(EgovError) as err:
+        port.reserve_document_id(_reservation("up"))
+    assert (err.value.code, err.value.reason) == (
+        Code.DEADLINE_EXCEEDED,
+        "SIGNING_DEADLINE_EXCEEDED",
+    )
+    assert servicer.time_remaining == []  # the registry was not asked

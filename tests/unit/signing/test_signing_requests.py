@@ -10,13 +10,20 @@ import subprocess
 import pytest
 from egov.signing.v1 import signing_pb2 as pb
 from egov.type.v1 import crypto_pb2, party_pb2
-from egov_common.errors import Code, EgovError
+from egov_common.errors import Code, EgovError, PermissionDenied
 from egov_pki.identifiers import check_digit
 from egov_signing.domain.pdf_input import DocumentLimits
-from egov_signing.domain.signing import PdfSigningService
+from egov_signing.domain.signing import Level, PdfSigningService, SignOptions
 from egov_signing.servicer import SigningServicer
 from google.protobuf import timestamp_pb2
-from signing_testkit import FakeRegistry, SigningPki, SoftwareKeys, make_pdf, make_pki
+from signing_testkit import (
+    FakeRegistry,
+    SigningPki,
+    SoftwareKeys,
+    make_pdf,
+    make_pki,
+    with_text_field,
+)
 
 SEAL_AGENCY = "099400000001" + str(check_digit("099400000001"))
 OTHER_AGENCY = "099400000002" + str(check_digit("099400000002"))
@@ -40,20 +47,29 @@ class _TokenBound:
         return self.registry
 
 
-def _servicer(pki: SigningPki, keys: SoftwareKeys, registry: FakeRegistry) -> SigningServicer:
+def _servicer(
+    pki: SigningPki,
+    keys: SoftwareKeys,
+    registry: FakeRegistry,
+    *,
+    max_message_bytes: int | None = None,
+) -> SigningServicer:
     signing = PdfSigningService(
         keys, timestamper=pki.timestamper(), validation_context_factory=pki.validation_context
     )
+    size = {} if max_message_bytes is None else {"max_message_bytes": max_message_bytes}
     return SigningServicer(
         signing,
         verifier=lambda: None,  # type: ignore[arg-type,return-value]
         limits=DocumentLimits(),
         registry=_TokenBound(registry),
+        **size,
     )
 
 
 def _options(**fields: object) -> pb.SignOptions:
-    return pb.SignOptions(credential_id="cred-1", level=crypto_pb2.PADES_LEVEL_B_B, **fields)
+    fields.setdefault("level", crypto_pb2.PADES_LEVEL_B_B)
+    return pb.SignOptions(credential_id="cred-1", **fields)  # type: ignore[arg-type]
 
 
 def _registration(agency: str = SEAL_AGENCY, key: str = "idem-1") -> pb.RegistrationRequest:
@@ -67,10 +83,17 @@ def _registration(agency: str = SEAL_AGENCY, key: str = "idem-1") -> pb.Registra
 
 
 def _sign(
-    servicer: SigningServicer, options: pb.SignOptions, *, token: str = ""
+    servicer: SigningServicer,
+    options: pb.SignOptions,
+    *,
+    token: str = "",
+    pdf: bytes | None = None,
 ) -> pb.SignResult:
     requests = iter(
-        [pb.SignDocumentRequest(options=options), pb.SignDocumentRequest(chunk=make_pdf())]
+        [
+            pb.SignDocumentRequest(options=options),
+            pb.SignDocumentRequest(chunk=make_pdf() if pdf is None else pdf),
+        ]
     )
     responses = list(servicer.SignDocument(requests, _Context(token)))  # type: ignore[arg-type]
     assert b"".join(r.chunk for r in responses[1:]).startswith(b"%PDF")
@@ -78,10 +101,14 @@ def _sign(
 
 
 def _refusal(
-    servicer: SigningServicer, options: pb.SignOptions, *, token: str = ""
+    servicer: SigningServicer,
+    options: pb.SignOptions,
+    *,
+    token: str = "",
+    pdf: bytes | None = None,
 ) -> EgovError:
     with pytest.raises(EgovError) as err:
-        _sign(servicer, options, token=token)
+        _sign(servicer, options, token=token, pdf=pdf)
     return err.value
 
 
@@ -511,3 +538,222 @@ def test_a_batch_naming_one_idempotency_key_twice_signs_the_second_document_not(
     (authorised,) = [hashes for kind, hashes in keys.received if kind == "authorize"]
     assert len(authorised) == 1  # type: ignore[arg-type]
     assert len(registry.reserved) == 1
+
+
+# -- a caller without a token of its own: keys accepts its proof before signing's registry
+# -- authority is used for it
+
+
+class _RefusingKeys(SoftwareKeys):
+    """keys refusing the caller's proof for the credential (here: no token, no proof)."""
+
+    def authorize(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.received.append(("authorize", "refused"))
+        raise PermissionDenied("SCOPE_MISSING", "the caller lacks the seal scope")
+
+
+@pytest.mark.parametrize("key", ["agency-order-41", "agency-order-42"], ids=["new", "registered"])
+def test_a_tokenless_caller_without_the_seals_proof_learns_nothing_of_the_registry(
+    key: str,
+) -> None:
+    # Signing's own registry authority covers any agency: reserving for a caller that keys
+    # has not accepted would answer ALREADY_REGISTERED with the id of the document the agency
+    # registered under the key (which the registry itself refuses that caller), or leave a
+    # reservation behind for a wrong guess.
+    seal = make_pki(seal_agency=SEAL_AGENCY)
+    registry = FakeRegistry(keys={"agency-order-42": "DOC-SECRET-9999"})
+    keys = _RefusingKeys(seal)
+    error = _refusal(_servicer(seal, keys, registry), _options(registration=_registration(key=key)))
+    assert (error.code, error.reason) == (Code.PERMISSION_DENIED, "SCOPE_MISSING")
+    assert "document_id" not in error.metadata and "DOC-SECRET" not in error.message
+    assert registry.reserved == [] and registry.registered == []
+    assert _asked_keys(keys) == ["authorize"]  # that refusal only: nothing was signed
+
+
+def test_a_tokenless_e_seal_signing_retried_after_a_lost_answer_is_refused_before_signing() -> (
+    None
+):
+    seal = make_pki(seal_agency=SEAL_AGENCY)
+    keys = SoftwareKeys(seal)
+    registry = FakeRegistry()
+    servicer = _servicer(seal, keys, registry)
+    options = _options(authorization_proof="agency-client-token", registration=_registration())
+    first = _sign(servicer, options)
+    assert first.registration_status == pb.REGISTRATION_STATUS_REGISTERED
+    signed = [kind for kind, _ in keys.received].count("sign_hash")
+
+    error = _refusal(servicer, options)
+    assert (error.code, error.reason) == (Code.ALREADY_EXISTS, "ALREADY_REGISTERED")
+    assert error.metadata["document_id"] == first.document_id
+    assert [kind for kind, _ in keys.received].count("sign_hash") == signed
+    assert len(registry.reserved) == 1 and len(registry.registered) == 1
+
+
+def _certified(pki: SigningPki, permission: int, pdf: bytes | None = None) -> bytes:
+    signing = PdfSigningService(SoftwareKeys(pki))
+    return signing.sign(
+        pdf or make_pdf(), SignOptions("cred-1", Level.B_B, certification=permission)
+    ).pdf
+
+
+@pytest.mark.parametrize(
+    ("document", "change", "code", "reason"),
+    [
+        ("certified-p1", {}, Code.FAILED_PRECONDITION, "DOCUMENT_CERTIFIED_NO_CHANGES"),
+        ("certified-p2", {"stamp": pb.VisibleStamp()}, Code.FAILED_PRECONDITION,
+         "DOCUMENT_CERTIFIED_NO_NEW_STAMP"),
+        ("certified-p3", {"stamp": pb.VisibleStamp()}, Code.FAILED_PRECONDITION,
+         "DOCUMENT_CERTIFIED_NO_NEW_STAMP"),
+        ("certified-p2", {"certification": pb.DOC_MDP_PERMISSION_FORM_FILLING},
+         Code.FAILED_PRECONDITION, "CERTIFICATION_NOT_FIRST"),
+        ("plain", {"stamp": pb.VisibleStamp(page=5)}, Code.INVALID_ARGUMENT,
+         "STAMP_PAGE_OUT_OF_RANGE"),
+        ("text-field", {"field_name": "Remarks"}, Code.FAILED_PRECONDITION,
+         "FIELD_NOT_A_SIGNATURE_FIELD"),
+    ],
+)
+def test_what_the_document_alone_refuses_is_refused_before_a_document_id_is_reserved(
+    pki: SigningPki,
+    keys: SoftwareKeys,
+    document: str,
+    change: dict[str, object],
+    code: Code,
+    reason: str,
+) -> None:
+    pdf = {
+        "certified-p1": lambda: _certified(pki, 1),
+        "certified-p2": lambda: _certified(pki, 2),
+        "certified-p3": lambda: _certified(pki, 3),
+        "plain": make_pdf,
+        "text-field": lambda: with_text_field(make_pdf(), "Remarks", "ok"),
+    }[document]()
+    registry = FakeRegistry()
+    options = _options(registration=_registration(), **change)
+    error = _refusal(_servicer(pki, keys, registry), options, token="issuer-token", pdf=pdf)
+    assert (error.code, error.reason) == (code, reason)
+    assert registry.reserved == [] and _asked_keys(keys) == []
+
+
+# -- names and texts
+
+
+@pytest.mark.parametrize(
+    ("field", "reason"),
+    [
+        ("reason", "REASON_TOO_LONG"),
+        ("location", "LOCATION_TOO_LONG"),
+        ("contact_info", "CONTACT_INFO_TOO_LONG"),
+    ],
+)
+def test_signature_texts_longer_than_256_characters_are_refused_naming_the_field(
+    pki: SigningPki, keys: SoftwareKeys, field: str, reason: str
+) -> None:
+    # a 7 MB reason took 13 s of CPU and 1 GiB to shape into the stamp
+    servicer = _servicer(pki, keys, FakeRegistry())
+    error = _refusal(servicer, _options(stamp=pb.VisibleStamp(), **{field: "ก" * 257}))
+    assert (error.code, error.reason) == (Code.INVALID_ARGUMENT, reason)
+    assert [v.field for v in error.field_violations] == [f"options.{field}"]
+    assert _asked_keys(keys) == []
+    result = _sign(servicer, _options(stamp=pb.VisibleStamp(), **{field: "ก" * 256}))
+    assert result.field_name == "Signature1"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("reason", "\u202eevorppa", "SIGNATURE_TEXT_INVALID"),  # right-to-left override
+        ("location", "\u2066กรุงเทพฯ\u2069", "SIGNATURE_TEXT_INVALID"),  # isolates
+        ("contact_info", "\u200fme@example.org", "SIGNATURE_TEXT_INVALID"),  # RLM
+        ("reason", "\ufeffok", "SIGNATURE_TEXT_INVALID"),  # BOM
+        ("field_name", "Sig\u202egnp.exe", "FIELD_NAME_INVALID"),
+        ("field_name", "Signature\u200b1", "FIELD_NAME_INVALID"),  # looks like Signature1
+    ],
+    ids=["rlo", "isolates", "rlm", "bom", "name-rlo", "name-zwsp"],
+)
+def test_bidi_and_format_characters_in_names_and_texts_are_refused(
+    pki: SigningPki, keys: SoftwareKeys, field: str, value: str, reason: str
+) -> None:
+    options = _options(stamp=pb.VisibleStamp(language="en"), **{field: value})
+    error = _refusal(_servicer(pki, keys, FakeRegistry()), options)
+    assert (error.code, error.reason) == (Code.INVALID_ARGUMENT, reason)
+    assert [v.field for v in error.field_violations] == [f"options.{field}"]
+    assert _asked_keys(keys) == []
+
+
+def test_a_thai_reason_with_zero_width_spaces_between_words_is_signed(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    options = _options(stamp=pb.VisibleStamp(), reason="รับรอง\u200bสำเนา\u200bถูกต้อง")
+    assert _sign(_servicer(pki, keys, FakeRegistry()), options).field_name == "Signature1"
+
+
+def test_the_default_field_name_is_one_no_field_of_the_form_has(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    # a text field named Signature1 made the default name clash (pyHanko refused the form)
+    pdf = with_text_field(make_pdf(), "Signature1", "hello")
+    result = _sign(_servicer(pki, keys, FakeRegistry()), _options(), pdf=pdf)
+    assert result.field_name == "Signature2"
+
+
+# -- a SignDocuments answer must fit in one message
+
+
+def _batch(n: int, **options: object) -> pb.SignDocumentsRequest:
+    return pb.SignDocumentsRequest(
+        options=_options(**options),
+        documents=[
+            pb.BatchDocument(
+                client_reference=f"doc-{i}",
+                pdf=make_pdf(image_bytes=30_000),
+                registration=_registration(key=f"idem-{i}"),
+            )
+            for i in range(n)
+        ],
+    )
+
+
+def test_a_batch_whose_answer_would_not_fit_in_a_message_is_refused_before_signing(
+    pki: SigningPki,
+) -> None:
+    # gRPC refuses to send an answer over the message size: found then, every document was
+    # signed and registered, and the caller got none of them
+    options = {
+        "level": crypto_pb2.PADES_LEVEL_B_LTA,
+        "stamp": pb.VisibleStamp(include_qr_code=True),
+    }
+    answer = _servicer(pki, SoftwareKeys(pki), FakeRegistry()).SignDocuments(  # type: ignore[arg-type]
+        _batch(3, **options), _Context("t")
+    )
+    size = answer.ByteSize()
+
+    keys, registry = SoftwareKeys(pki), FakeRegistry()
+    servicer = _servicer(pki, keys, registry, max_message_bytes=size - 1)
+    with pytest.raises(EgovError) as err:
+        servicer.SignDocuments(_batch(3, **options), _Context("t"))  # type: ignore[arg-type]
+    assert (err.value.code, err.value.reason) == (Code.INVALID_ARGUMENT, "BATCH_TOO_LARGE")
+    assert int(err.value.metadata["max_answer_bytes"]) <= size - 1
+    assert int(err.value.metadata["min_calls"]) >= 2
+    assert "split the batch" in err.value.message
+    assert _asked_keys(keys) == [] and registry.registered == []
+
+    # the estimate is an upper bound, not a wild one
+    fits = _servicer(pki, SoftwareKeys(pki), FakeRegistry(), max_message_bytes=size * 13 // 10)
+    answer = fits.SignDocuments(_batch(3, **options), _Context("t"))  # type: ignore[arg-type]
+    assert all(
+        r.result.registration_status == pb.REGISTRATION_STATUS_REGISTERED for r in answer.results
+    )
+
+
+def test_a_batch_whose_documents_alone_exceed_the_answer_is_refused_before_any_reservation(
+    pki: SigningPki, keys: SoftwareKeys
+) -> None:
+    request = _batch(3)
+    registry = FakeRegistry()
+    servicer = _servicer(
+        pki, keys, registry, max_message_bytes=sum(len(d.pdf) for d in request.documents)
+    )
+    with pytest.raises(EgovError) as err:
+        servicer.SignDocuments(request, _Context("t"))  # type: ignore[arg-type]
+    assert err.value.reason == "BATCH_TOO_LARGE"
+    assert registry.reserved == [] and _asked_keys(keys) == []

@@ -4,7 +4,8 @@ look a document up by digest for the validation report."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import grpc
@@ -12,9 +13,11 @@ from egov.registry.v1 import registry_pb2 as pb
 from egov.signing.v1 import signing_pb2
 from egov_clients.registration_rules import epoch_ms
 from egov_clients.registry import LogVerificationError, RegistryClient, deciding_entry
-from egov_common.errors import EgovError, FieldViolation, Unavailable
+from egov_common.deadlines import remaining
+from egov_common.errors import DeadlineExceeded, EgovError, FieldViolation, Unavailable
 
 from ..domain.ports import Party, RegistrationSpec, ReservedDocumentId
+from ..domain.signing import SIGNING_DEADLINE_EXCEEDED
 
 __all__ = ["GrpcRegistryPort", "RegistryCheckResult", "RegistryLookup", "RegistryStatus"]
 
@@ -23,19 +26,68 @@ def _party(p: Party) -> str:
     return f"{p.namespace}:{p.value}"
 
 
-class GrpcRegistryPort:
-    """RegistryPort over the registry client library (retries with the idempotency key)."""
+#: Seconds per attempt, and attempts, of a reservation or registration (retried with the same
+#: idempotency key on UNAVAILABLE and the like).
+CALL_SECONDS = 10.0
+ATTEMPTS = 6
 
-    def __init__(self, channel: grpc.Channel, *, token: str = "") -> None:
+
+class GrpcRegistryPort:
+    """RegistryPort over the registry client library (retries with the idempotency key).
+
+    Within a call being served, an attempt gets at most half of what is left of that call's
+    deadline (so that a failed one leaves room for a retry), and is retried only while a whole
+    attempt still fits in it: the registry must not go on registering for a caller who has
+    given up."""
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        *,
+        token: str = "",
+        time_left: Callable[[], float | None] = remaining,
+    ) -> None:
         self._channel = channel
         self._token = token
+        self._time_left = time_left
 
     def with_token(self, token: str) -> GrpcRegistryPort:
         """The same port acting with the caller's bearer token (the issuer's own authority)."""
-        return GrpcRegistryPort(self._channel, token=token or self._token)
+        return GrpcRegistryPort(
+            self._channel, token=token or self._token, time_left=self._time_left
+        )
 
     def _client(self) -> RegistryClient:
-        return RegistryClient(self._channel, token=self._token or None)
+        left = self._time_left()
+        if left is None:
+            return RegistryClient(
+                self._channel,
+                token=self._token or None,
+                deadline=CALL_SECONDS,
+                max_attempts=ATTEMPTS,
+            )
+        if left <= 0:
+            raise DeadlineExceeded(
+                SIGNING_DEADLINE_EXCEEDED, "the caller's deadline passed before the registry call"
+            )
+        per_attempt = min(CALL_SECONDS, left / 2)
+        return RegistryClient(
+            self._channel,
+            token=self._token or None,
+            deadline=per_attempt,
+            max_attempts=ATTEMPTS,
+            sleep=self._sleep_within_deadline(per_attempt),
+        )
+
+    def _sleep_within_deadline(self, per_attempt: float) -> Callable[[float], None]:
+        def sleep(seconds: float) -> None:
+            left = self._time_left()
+            if left is not None and left < seconds + per_attempt:
+                # the next attempt would outlive the caller's deadline: the last error stands
+                raise _NoTimeForRetry
+            time.sleep(seconds)
+
+        return sleep
 
     def reserve_document_id(self, spec: RegistrationSpec) -> ReservedDocumentId:
         try:
@@ -44,6 +96,8 @@ class GrpcRegistryPort:
             )
         except EgovError as err:
             raise _registry_error(err, spec) from None
+        except _NoTimeForRetry:
+            raise _out_of_time() from None
         return ReservedDocumentId(reply.document_id, reply.verification_url)
 
     def register(
@@ -63,6 +117,8 @@ class GrpcRegistryPort:
             )
         except EgovError as err:
             raise _registry_error(err, spec) from None
+        except _NoTimeForRetry:
+            raise _out_of_time() from None
 
     def _register(
         self,
@@ -84,6 +140,16 @@ class GrpcRegistryPort:
             valid_until_ms=epoch_ms(spec.valid_until) if spec.valid_until else None,
             metadata=dict(spec.metadata),
         )
+
+
+class _NoTimeForRetry(Exception):
+    """A retry would outlive the caller's deadline."""
+
+
+def _out_of_time() -> Unavailable:
+    return Unavailable(
+        "REGISTRY_UNAVAILABLE", "the registry did not answer within the caller's deadline"
+    )
 
 
 #: The fields of a registration in a signing request, which the registry's request shares.

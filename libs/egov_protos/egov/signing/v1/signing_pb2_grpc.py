@@ -61,20 +61,36 @@ class SigningServiceServicer:
     def SignDocument(self, request_iterator, context):
         """Signs one PDF. The client sends `options` first, then the PDF in `chunk`s (at most 1 MiB
         each, the whole file at most the configured limit); the server answers with `result`
-        first, then the signed PDF in `chunk`s. Errors: INVALID_ARGUMENT (OPTIONS_MISSING,
-        OPTIONS_NOT_FIRST, PDF_EMPTY, PDF_MALFORMED, PDF_ENCRYPTED, PDF_TOO_LARGE,
-        PDF_TOO_MANY_PAGES, FIELD_NOT_FOUND, FIELD_ALREADY_SIGNED, LEVEL_MISSING,
-        CERTIFICATION_INVALID, FIELD_NAME_INVALID: longer than 128 characters or with control
-        characters, SIGNATURE_TEXT_INVALID: line breaks or control characters in reason, location or
-        contact_info, STAMP_BOX_INVALID, STAMP_LANGUAGE_INVALID, STAMP_PAGE_OUT_OF_RANGE,
-        QR_CODE_NEEDS_REGISTRATION), PERMISSION_DENIED (ISSUER_NOT_SEAL_OWNER: registration asked
-        without the caller's bearer token for an agency other than the one whose e-seal signs), the
-        keys service's errors for Authorize and SignHash as they are (e.g. UNAUTHENTICATED
-        SAD_EXPIRED), the registry's errors for ReserveDocumentId as they are (ALREADY_EXISTS
-        ALREADY_REGISTERED: a retry whose document is registered already), UNAVAILABLE
-        (KEYS_UNAVAILABLE, TSA_UNAVAILABLE, REVOCATION_UNAVAILABLE). A registration failure after
-        signing is not an error: the signed PDF comes back with registration_status UNREGISTERED
-        and a reason.
+        first, then the signed PDF in `chunk`s. Everything the request and the document alone
+        decide is refused before a document id is reserved or keys is asked. Errors:
+        INVALID_ARGUMENT (OPTIONS_MISSING, OPTIONS_NOT_FIRST, PDF_EMPTY, PDF_MALFORMED,
+        PDF_ENCRYPTED, PDF_TOO_LARGE, PDF_TOO_MANY_PAGES, PDF_CANNOT_BE_SIGNED, LEVEL_MISSING,
+        CERTIFICATION_INVALID, FIELD_NAME_INVALID: longer than 128 characters or with control or
+        format (e.g. bidi) characters, SIGNATURE_TEXT_INVALID: line breaks, control or format
+        characters (the zero-width space excepted) in reason, location or contact_info,
+        REASON_TOO_LONG, LOCATION_TOO_LONG, CONTACT_INFO_TOO_LONG: more than 256 characters,
+        STAMP_BOX_INVALID, STAMP_LANGUAGE_INVALID, STAMP_PAGE_OUT_OF_RANGE,
+        QR_CODE_NEEDS_REGISTRATION), FAILED_PRECONDITION (FIELD_ALREADY_SIGNED,
+        FIELD_NOT_A_SIGNATURE_FIELD: field_name names a form field of another type,
+        DOCUMENT_CERTIFIED_NO_CHANGES: a certification signature with DocMDP P=1,
+        DOCUMENT_CERTIFIED_NO_NEW_STAMP: a certification with P=2 or 3 and a visible stamp in a new
+        field (sign an existing empty field, or invisibly), CERTIFICATION_NOT_FIRST: certification
+        asked for a document signed already; at B-LT and B-LTA, where signing checks the signer's
+        certificate before keys is asked, CREDENTIAL_REVOKED, ISSUER_REVOKED and CREDENTIAL_EXPIRED
+        as keys would say them, and SIGNER_CERTIFICATE_INVALID: no valid path to a trusted root),
+        PERMISSION_DENIED (ISSUER_NOT_SEAL_OWNER: registration asked without the caller's bearer
+        token for an agency other than the one whose e-seal signs), the keys service's errors for
+        Authorize and SignHash as they are (e.g. UNAUTHENTICATED SAD_EXPIRED; without the caller's
+        bearer token and with registration, keys judges the authorization_proof before anything is
+        reserved: e.g. UNAUTHENTICATED PROOF_MISSING, PERMISSION_DENIED SCOPE_MISSING), the
+        registry's errors for ReserveDocumentId as they are (ALREADY_EXISTS ALREADY_REGISTERED: a
+        retry whose document is registered already), UNAVAILABLE (KEYS_UNAVAILABLE,
+        TSA_UNAVAILABLE: checked before keys is asked from B-T on, REVOCATION_UNAVAILABLE: the
+        OCSP/CRL data could not be had), DEADLINE_EXCEEDED (SIGNING_DEADLINE_EXCEEDED: the call's
+        deadline passed before a reservation, the authorisation, the signature or the
+        registration; a document signed by then is not registered, its reserved id stays unused).
+        A registration failure after signing is not an error: the signed PDF comes back with
+        registration_status UNREGISTERED and a reason.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,8 +101,13 @@ class SigningServiceServicer:
         hashes). Each document succeeds or fails on its own (its error as for SignDocument, or
         INVALID_ARGUMENT IDEMPOTENCY_KEY_REPEATED for a registration idempotency key an earlier
         document of the batch has; such a document is not signed). Errors for the whole call:
-        INVALID_ARGUMENT (BATCH_EMPTY, BATCH_TOO_LARGE, OPTIONS_MISSING and the option errors of
-        SignDocument) and the keys errors of Authorize.
+        INVALID_ARGUMENT (BATCH_EMPTY, BATCH_TOO_LARGE: more documents than the server takes,
+        metadata max_documents, or signed documents that would not fit in one answer of the
+        server's maximum message size, estimated before anything is authorised, signed or
+        registered, metadata max_answer_bytes, estimated_answer_bytes and min_calls, the fewest
+        calls to split the batch over; a document too large for any answer is signed with
+        SignDocument, which streams; OPTIONS_MISSING and the option errors of SignDocument), the
+        keys errors of Authorize, and DEADLINE_EXCEEDED SIGNING_DEADLINE_EXCEEDED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
