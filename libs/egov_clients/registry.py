@@ -5,9 +5,11 @@
                                document_type="business-registration")
     proof = client.verify_document(document.document_id)   # raises LogVerificationError
 
-Every call has a deadline. ``register``/``register_many`` retry on UNAVAILABLE (and on
+Every call has a deadline, never later than the deadline of the call being served when there
+is one (``egov_common.deadlines``). ``register``/``register_many`` retry on UNAVAILABLE (and on
 DEADLINE_EXCEEDED, since the server may have committed) with the SAME idempotency key, so a
-retry can never create a second document. Tree heads are checked against the pinned log key,
+retry can never create a second document; no retry is made that would start after the
+deadline of the call being served. Tree heads are checked against the pinned log key,
 inclusion proofs against the head, the leaf against the document the server showed, and each new
 head against the last one this client saw (consistency proof): the server is not trusted.
 Errors from the server arrive as ``egov_common.errors.EgovError`` subclasses with their reason.
@@ -28,7 +30,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from egov.registry.v1 import registry_pb2 as pb
 from egov.registry.v1 import registry_pb2_grpc
 from egov.type.v1 import party_pb2
-from egov_common.errors import Code, EgovError, error_for_code
+from egov_common.deadlines import remaining
+from egov_common.errors import Code, DeadlineExceeded, EgovError, error_for_code
 from egov_common.settings import ServiceSettings
 from egov_common.status import from_rpc_error
 from egov_pki import merkle
@@ -311,16 +314,28 @@ class RegistryClient:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _call(self, method: Callable[..., T], request: Any, *, retry: bool = False) -> T:
+        """``method(request)`` with this client's deadline, cut to what is left of the deadline
+        of the call being served (if any); retried (``retry``) while that deadline allows."""
         attempt = 0
         while True:
             attempt += 1
+            left = remaining()
+            if left is not None and left <= 0:
+                raise DeadlineExceeded(
+                    "DEADLINE_EXCEEDED", "no time left for a registry call before the deadline"
+                )
+            timeout = self._deadline if left is None else min(self._deadline, left)
             try:
-                return method(request, timeout=self._deadline, metadata=self._metadata)
+                return method(request, timeout=timeout, metadata=self._metadata)
             except grpc.RpcError as err:
                 error = from_rpc_error(err)
                 if not retry or error.code not in _RETRYABLE or attempt >= self._max_attempts:
                     raise error from None
-            self._sleep(self._backoff * 2 ** (attempt - 1) * (0.5 + secrets.randbelow(1000) / 1000))
+            pause = self._backoff * 2 ** (attempt - 1) * (0.5 + secrets.randbelow(1000) / 1000)
+            left = remaining()
+            if left is not None and pause >= left:
+                raise error from None  # the next attempt would start after the deadline
+            self._sleep(pause)
 
     # -- documents --------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
+from concurrent import futures
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,23 +25,31 @@ import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
+from egov_common._incoming import IncomingCall, incoming_var
 from egov_common.auth import ANONYMOUS, Caller, CallerKind, TokenVerifier, caller_var
 from egov_common.deadlines import deadline_var
 from egov_common.errors import (
+    Cancelled,
     DeadlineExceeded,
     EgovError,
     Internal,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
+    Unimplemented,
 )
+from egov_common.executor import CallExecutor
 from egov_common.logging import current_trace_id, trace_id_var
 from egov_common.status import from_rpc_error, to_grpc_status
+from egov_common.streams import ClientStream, StreamIdleWatch
 from egov_common.telemetry import RpcMetrics
+from egov_common.tls import peer_service
 
 log = logging.getLogger("egov.rpc")
 
 _NO_DEADLINE = 10 * 365 * 24 * 3600.0
 _INFRA_PREFIX = "/grpc."  # health and reflection: logged at DEBUG, no caller identity
+_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 #: Metadata keys the trace context travels in (W3C trace context and baggage).
 _TRACE_KEYS = frozenset({"traceparent", "tracestate", "baggage"})
 _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
@@ -69,9 +78,12 @@ class _Call:
         "authorization",
         "caller_token",
         "deadline_token",
+        "incoming",
+        "incoming_token",
         "otel_token",
         "outcome",
         "started",
+        "stream",
         "trace_id",
         "trace_token",
     )
@@ -85,6 +97,9 @@ class _Call:
         self.caller_token: contextvars.Token[Caller] | None = None
         self.otel_token: object = None
         self.authorization: tuple[str | bytes, ...] = ()
+        self.incoming: IncomingCall | None = None
+        self.incoming_token: contextvars.Token[IncomingCall | None] | None = None
+        self.stream: ClientStream[Any] | None = None
 
 
 class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -95,11 +110,23 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
        span: log lines carry the caller's trace id and outgoing calls propagate it; a call
        without one gets a fresh trace id. Otherwise the OpenTelemetry server span's id is used;
     2. deadline: ``egov_common.deadlines.remaining()`` reflects the caller's deadline;
-    3. caller identity: ``egov_common.auth.current_caller()`` (mTLS peer CN, bearer token);
+    3. caller identity: ``egov_common.auth.current_caller()`` (mTLS peer: the service its
+       certificate's DNS SANs name, ``egov_common.tls.peer_service``; bearer token);
        ``check_peer_certificate=False`` (a plaintext server) skips the TLS peer lookup;
     4. errors: ``EgovError`` -> ``google.rpc.Status`` with ErrorInfo/BadRequest; an unexpected
-       exception -> INTERNAL with reason ``INTERNAL`` and only the trace id as detail;
+       exception -> INTERNAL with reason ``INTERNAL`` and only the trace id as detail; a call
+       its client cancelled or let expire -> CANCELLED / DEADLINE_EXCEEDED (not a fault of
+       ours, nor a peer's); a method left to the generated base servicer -> UNIMPLEMENTED;
     5. one log line and the RPC metrics per call (method, code, reason, duration, peer kind).
+
+    Around that, with the server's ``executor`` and ``infrastructure_pool``: a call that would
+    wait behind ``max_queued_calls`` queued ones is refused at once (RESOURCE_EXHAUSTED,
+    ``SERVER_BUSY``; by :meth:`admission`, first in the chain) on the infrastructure pool, where
+    health checks run too, so neither waits for a worker; a client stream is read through
+    ``egov_common.streams`` (ended only by the client's half-close, and cut after
+    ``stream_idle_timeout`` seconds without a message); and
+    calls made through ``egov_common.channels`` while serving are cancelled when the call ends
+    before its servicer does (``egov_common._incoming``).
     """
 
     def __init__(
@@ -109,13 +136,25 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         *,
         propagate_trace: bool = False,
         check_peer_certificate: bool = True,
+        executor: CallExecutor | None = None,
+        max_queued_calls: int | None = None,
+        infrastructure_pool: futures.ThreadPoolExecutor | None = None,
+        stream_idle_timeout: float | None = None,
     ) -> None:
         self._token_verifier = token_verifier
         self._metrics = rpc_metrics
         self._propagate_trace = propagate_trace
         self._check_peer = check_peer_certificate
-        # method -> (the handler grpc found, our wrapper of it): built on a method's first call.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._executor = executor if max_queued_calls is not None else None
+        self._max_queued = max_queued_calls if max_queued_calls is not None else 0
+        self._infrastructure_pool = infrastructure_pool
+        self._idle_watch = StreamIdleWatch(stream_idle_timeout) if stream_idle_timeout else None
+        # method -> (the handler grpc found, our wrapper of it, the refusal when busy): built on
+        # a method's first call.
+        self._wrapped: dict[
+            str,
+            tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler, grpc.RpcMethodHandler | None],
+        ] = {}
 
     def intercept_service(
         self,
@@ -127,15 +166,71 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             return None
         method: str = handler_call_details.method
         cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
+        if cached is None or cached[0] is not handler:
+            cached = self._prepare(method, handler)
+            self._wrapped[method] = cached
+        return cached[1]
+
+    def admission(self) -> grpc.ServerInterceptor:
+        """The interceptor to put first in the server's chain (outside tracing, whose wrapper
+        would lose the refusal's thread pool): it answers calls with SERVER_BUSY while
+        ``max_queued_calls`` calls wait for a worker."""
+        return _Admission(self)
+
+    def busy(self) -> bool:
+        """Whether a call now would wait behind ``max_queued_calls`` others. Read on grpc's
+        polling thread, the only one that queues calls: exact for the call it admits."""
+        return self._executor is not None and not self._executor.has_room(self._max_queued)
+
+    def refusal(self, method: str) -> grpc.RpcMethodHandler | None:
+        """The SERVER_BUSY answer for ``method`` (None: never refused, e.g. health checks)."""
+        cached = self._wrapped.get(method)
+        return None if cached is None else cached[2]
+
+    def _prepare(
+        self, method: str, handler: grpc.RpcMethodHandler
+    ) -> tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler, grpc.RpcMethodHandler | None]:
+        """(handler, its wrapper, the refusal to answer instead while the server is busy)."""
         infrastructure = method.startswith(_INFRA_PREFIX)
         info = _Method(method, infrastructure, logging.DEBUG if infrastructure else logging.INFO)
-        wrapped = self._wrap(handler, info)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        inner = _behavior(handler)
+        if getattr(inner, "experimental_non_blocking", False):
+            # Callback style (health Watch): it returns at once and runs on its own pool; our
+            # wrapper would turn it into a stream that holds a worker for as long as it lasts.
+            return handler, handler, None
+        pool = getattr(inner, "experimental_thread_pool", None)
+        if method == _HEALTH_CHECK and self._infrastructure_pool is not None:
+            pool = self._infrastructure_pool  # answered however busy the workers are
+        wrapped = self._wrap(handler, info, pool)
+        if pool is not None or self._executor is None or self._infrastructure_pool is None:
+            return handler, wrapped, None
+        return handler, wrapped, self._refusal(info)
 
-    def _wrap(self, handler: grpc.RpcMethodHandler, info: _Method) -> grpc.RpcMethodHandler:
+    def _refusal(self, info: _Method) -> grpc.RpcMethodHandler:
+        """A handler that refuses the call as SERVER_BUSY without reading its request.
+
+        Client-streaming whatever the method (the wire is the same): gRPC then calls it without
+        waiting for a request message, on the infrastructure pool, so a refusal never waits."""
+        start, record = self._start, self._finish
+
+        def refuse(request_iterator: Any, context: grpc.ServicerContext) -> Any:
+            call = start(info, context)
+            try:
+                self._abort(
+                    context,
+                    call.outcome,
+                    ResourceExhausted("SERVER_BUSY", "the server is busy; try again shortly"),
+                )
+            finally:
+                record(info, call, context)
+
+        refuse.experimental_thread_pool = self._infrastructure_pool  # type: ignore[attr-defined]
+        handler: grpc.RpcMethodHandler = grpc.stream_unary_rpc_method_handler(refuse)
+        return handler
+
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler, info: _Method, pool: futures.Executor | None = None
+    ) -> grpc.RpcMethodHandler:
         """The same handler with every call (including its whole response stream) in scope."""
         if handler.request_streaming and handler.response_streaming:
             inner, factory = handler.stream_stream, grpc.stream_stream_rpc_method_handler
@@ -146,6 +241,17 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         else:
             inner, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
         start, admit, failed, finish = self._start, self._admit, self._failed, self._finish
+        if handler.request_streaming:  # reflection's streams too: an idle one holds a thread
+            watch = self._idle_watch
+
+            def arguments(request: Any, context: grpc.ServicerContext, call: _Call) -> Any:
+                call.stream = ClientStream(request, context, watch)
+                return call.stream
+
+        else:
+
+            def arguments(request: Any, context: grpc.ServicerContext, call: _Call) -> Any:
+                return request
 
         if handler.response_streaming:
 
@@ -153,7 +259,7 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 call = start(info, context)
                 try:
                     admit(info, call, context)
-                    yield from inner(request, context)
+                    yield from inner(arguments(request, context, call), context)
                 except Exception as exc:
                     failed(info, call, context, exc)
                     raise
@@ -166,13 +272,15 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 call = start(info, context)
                 try:
                     admit(info, call, context)
-                    return inner(request, context)
+                    return inner(arguments(request, context, call), context)
                 except Exception as exc:
                     failed(info, call, context, exc)
                     raise
                 finally:
                     finish(info, call, context)
 
+        if pool is not None:
+            behavior.experimental_thread_pool = pool  # type: ignore[attr-defined]
         wrapped: grpc.RpcMethodHandler = factory(
             behavior,
             request_deserializer=handler.request_deserializer,
@@ -215,6 +323,9 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         call.trace_token = trace_id_var.set(call.trace_id)
         call.deadline_token = deadline_var.set(_deadline(context))
         call.authorization = authorization
+        if not info.infrastructure:
+            call.incoming = IncomingCall(context)
+            call.incoming_token = incoming_var.set(call.incoming)
         return call
 
     def _admit(self, info: _Method, call: _Call, context: grpc.ServicerContext) -> None:
@@ -231,6 +342,12 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         """Map ``exc`` to the call's status (raising grpc's abort), or return to re-raise it."""
         if isinstance(exc, EgovError):
             self._abort(context, call.outcome, exc)
+        elif isinstance(exc, grpc.RpcError | grpc.FutureCancelledError) and (
+            not context.is_active()
+        ):
+            # The client cancelled or ran out of time, and its request stream (a bare RpcError)
+            # or a call to a peer (cancelled with it, egov_common._incoming) failed because of it.
+            self._abort(context, call.outcome, _ended_by_client(context))
         elif isinstance(exc, grpc.RpcError):
             self._abort(context, call.outcome, _from_upstream(info.name, exc))
         else:
@@ -238,6 +355,13 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             if type(exc) is Exception and code not in (None, grpc.StatusCode.OK):
                 call.outcome.code = code.name  # the servicer called context.abort()
                 return
+            if isinstance(exc, NotImplementedError) and code is grpc.StatusCode.UNIMPLEMENTED:
+                # the generated base servicer: an RPC of the .proto this service does not serve
+                self._abort(
+                    context,
+                    call.outcome,
+                    Unimplemented("METHOD_NOT_IMPLEMENTED", "this method is not implemented"),
+                )
             log.exception("unexpected error serving %s", info.name)
             self._abort(
                 context,
@@ -247,8 +371,14 @@ class CallInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def _finish(self, info: _Method, call: _Call, context: grpc.ServicerContext) -> None:
         try:
+            if call.stream is not None:
+                call.stream.close()
+            if call.incoming is not None:
+                call.incoming.served()
             self._record(info, context, call)
         finally:
+            if call.incoming_token is not None:
+                incoming_var.reset(call.incoming_token)
             if call.caller_token is not None:
                 caller_var.reset(call.caller_token)
             if call.deadline_token is not None:
@@ -328,6 +458,38 @@ def _time_remaining(context: grpc.ServicerContext) -> float | None:
     return None if left is None or left > _NO_DEADLINE else left
 
 
+class _Admission(grpc.ServerInterceptor):  # type: ignore[misc]
+    """See :meth:`CallInterceptor.admission`."""
+
+    def __init__(self, calls: CallInterceptor) -> None:
+        self._calls = calls
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)  # also prepares the refusal
+        if handler is None or not self._calls.busy():
+            return handler
+        refusal = self._calls.refusal(handler_call_details.method)
+        return handler if refusal is None else refusal
+
+
+def _ended_by_client(context: grpc.ServicerContext) -> EgovError:
+    """Why a call that is no longer active ended: its deadline passed, or its client left."""
+    remaining = _time_remaining(context)
+    if remaining is not None and remaining <= 0:
+        return DeadlineExceeded("DEADLINE_EXCEEDED", "the call's deadline passed")
+    return Cancelled("CLIENT_CANCELLED", "the client cancelled the call")
+
+
+def _behavior(handler: grpc.RpcMethodHandler) -> Any:
+    if handler.request_streaming:
+        return handler.stream_stream if handler.response_streaming else handler.stream_unary
+    return handler.unary_stream if handler.response_streaming else handler.unary_unary
+
+
 def _context_code(context: grpc.ServicerContext) -> grpc.StatusCode | None:
     try:
         code: grpc.StatusCode | None = context.code()
@@ -355,11 +517,8 @@ def _from_upstream(method: str, upstream: grpc.RpcError) -> EgovError:
 
 
 def _peer_service(context: grpc.ServicerContext) -> str | None:
-    auth = context.auth_context()
-    if auth.get("transport_security_type") != [b"ssl"]:
-        return None
-    names = auth.get("x509_common_name")
-    return names[0].decode() if names else None
+    """The mTLS caller's service name: the one its certificate's DNS SANs name (``tls``)."""
+    return peer_service(context.auth_context())
 
 
 def _bearer_token(values: tuple[str | bytes, ...]) -> str | None:

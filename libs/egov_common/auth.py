@@ -1,10 +1,12 @@
 """Who is calling: a :class:`Caller` per gRPC call, read with :func:`current_caller`.
 
 The server sets it before the servicer runs, from the mTLS peer certificate of the internal
-service CA (kind ``service``, subject = the certificate's CN, the service name) and from a bearer
-token in ``authorization`` metadata verified by the service's :class:`TokenVerifier` (kind
-``person`` or ``client``; ``peer_service`` keeps the service that forwarded it). Otherwise the
-caller is anonymous. Authorisation (who may call what) is the servicer's decision.
+service CA (kind ``service``, subject = the service name its DNS subjectAltNames carry, as
+cert-manager writes them: ``egov_common.tls.service_name``; a certificate naming no single
+service gives no service identity) and from a bearer token in ``authorization`` metadata
+verified by the service's :class:`TokenVerifier` (kind ``person`` or ``client``;
+``peer_service`` keeps the service that forwarded it). Otherwise the caller is anonymous.
+Authorisation (who may call what) is the servicer's decision.
 """
 
 from __future__ import annotations

@@ -4,8 +4,16 @@
     keys = keys_pb2_grpc.KeysServiceStub(channel)
 
 Calls without an explicit ``timeout`` get what is left of the incoming call's deadline
-(``egov_common.deadlines.remaining()``), or ``settings.default_deadline`` outside a call. With
-``tls_mode=mtls`` the channel presents this service's certificate and trusts only the service CA.
+(``egov_common.deadlines.remaining()``), or ``settings.default_deadline`` outside a call; an
+explicit ``timeout`` is cut to what is left of the incoming deadline (a peer never works for a
+caller that has given up). Calls made while serving a call are cancelled when that call is
+(its client cancelled, or its deadline passed) before its servicer is done: the peers stop
+working for nobody (``egov_common._incoming``). To be cancellable, a blocking unary call made
+while serving is made as a future and waited for (gRPC gives no handle on a blocking call);
+that costs the calling service about 0.3 ms of CPU per call (a hand-off to the channel's
+thread), measured on the development machine.
+With ``tls_mode=mtls`` the channel presents this service's certificate and trusts only the
+service CA.
 
 A peer may serve from several worker processes on one port (``EGOV_<NAME>_PROCESSES``): its
 kernel hands each new connection to one of them, and a gRPC connection keeps its worker. One
@@ -25,6 +33,7 @@ from opentelemetry import propagate
 from opentelemetry.instrumentation.grpc._client import OpenTelemetryClientInterceptor
 
 from egov_common import tls
+from egov_common._incoming import incoming_var
 from egov_common.deadlines import remaining
 from egov_common.settings import ServiceSettings
 from egov_common.telemetry import Telemetry, global_tracing
@@ -51,16 +60,20 @@ class DeadlineInterceptor(
     grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
     grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
 ):
-    """Gives calls without a timeout the incoming call's remaining time, else a default."""
+    """Gives calls the incoming call's remaining time (at most; the whole of it when they have
+    no timeout of their own), else their own timeout or a default."""
 
     def __init__(self, default_timeout: float) -> None:
         self._default = default_timeout
 
     def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
         timeout: float | None = details.timeout
-        if timeout is None:
-            left = remaining()
-            timeout = self._default if left is None else max(left, 0.0)
+        left = remaining()
+        if left is not None:
+            left = max(left, 0.0)
+            timeout = left if timeout is None else min(timeout, left)
+        elif timeout is None:
+            timeout = self._default
         return _ClientCallDetails(
             details.method,
             timeout,
@@ -95,6 +108,119 @@ class DeadlineInterceptor(
         request_iterator: Iterator[Any],
     ) -> Any:
         return continuation(self._details(details), request_iterator)
+
+
+class _CancelledWithIncoming(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]
+):
+    """Hands each call made while serving to the incoming call, which cancels it if it ends
+    first. The innermost interceptor: it sees gRPC's own call objects (the tracing one may
+    wrap a response stream in a generator that cannot be cancelled)."""
+
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
+    ) -> Any:
+        return _tracked(continuation(details, request))
+
+    def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
+    ) -> Any:
+        return _tracked(continuation(details, request))
+
+    def intercept_stream_unary(
+        self,
+        continuation: Callable[..., Any],
+        details: grpc.ClientCallDetails,
+        request_iterator: Iterator[Any],
+    ) -> Any:
+        return _tracked(continuation(details, request_iterator))
+
+    def intercept_stream_stream(
+        self,
+        continuation: Callable[..., Any],
+        details: grpc.ClientCallDetails,
+        request_iterator: Iterator[Any],
+    ) -> Any:
+        return _tracked(continuation(details, request_iterator))
+
+
+def _tracked(call: Any) -> Any:
+    """``call``, handed to the incoming call being served (if any) while it is in flight."""
+    incoming = incoming_var.get()
+    if incoming is not None and not call.done():  # a blocking call comes back done
+        incoming.track(call)
+    return call
+
+
+class _CancellableWhileServing:
+    """A unary-response multicallable whose blocking calls, made while serving a call, are
+    futures waited for: then the incoming call can cancel them (see the module)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if incoming_var.get() is None:
+            return self._inner(request, *args, **kwargs)
+        return _result(self._inner.future(request, *args, **kwargs))
+
+    def with_call(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if incoming_var.get() is None:
+            return self._inner.with_call(request, *args, **kwargs)
+        future = self._inner.future(request, *args, **kwargs)
+        return _result(future), future
+
+    def future(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._inner.future(request, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _result(future: Any) -> Any:
+    """What the blocking call would have answered or raised: a cancelled call raises itself
+    (a ``grpc.RpcError`` with code CANCELLED), not ``grpc.FutureCancelledError``."""
+    try:
+        return future.result()
+    except grpc.FutureCancelledError:
+        raise future from None
+
+
+class _ServingChannel(grpc.Channel):  # type: ignore[misc]
+    """A channel whose unary-response calls are :class:`_CancellableWhileServing`."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._channel = channel
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _CancellableWhileServing(self._channel.unary_unary(method, *args, **kwargs))
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return _CancellableWhileServing(self._channel.stream_unary(method, *args, **kwargs))
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.unary_stream(method, *args, **kwargs)
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._channel.stream_stream(method, *args, **kwargs)
+
+    def subscribe(self, callback: Callable[..., None], try_to_connect: bool = False) -> None:
+        self._channel.subscribe(callback, try_to_connect=try_to_connect)
+
+    def unsubscribe(self, callback: Callable[..., None]) -> None:
+        self._channel.unsubscribe(callback)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> _ServingChannel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class _TracingInterceptor(OpenTelemetryClientInterceptor):
@@ -254,5 +380,8 @@ def _one_channel(
     exporting = (lambda: telemetry.tracing) if telemetry is not None else global_tracing
     tracing = _TracingInterceptor(tracer, exporting)
     # The deadline interceptor runs first so the client span sees the effective timeout.
+    channel = grpc.intercept_channel(channel, _CancelledWithIncoming())
     traced = intercept_channel(channel, tracing)  # type: ignore[no-untyped-call]
-    return grpc.intercept_channel(traced, DeadlineInterceptor(settings.default_deadline))
+    return _ServingChannel(
+        grpc.intercept_channel(traced, DeadlineInterceptor(settings.default_deadline))
+    )

@@ -71,6 +71,24 @@ class CallExecutor(futures.Executor):
         self._started: list[threading.Thread] = []
         self._shutdown = False
 
+    @property
+    def queued_calls(self) -> int:
+        """Calls submitted and waiting for a thread (not counting those that run or wait in
+        ``blocking()``)."""
+        return len(self._queue)
+
+    def has_room(self, max_queued: int) -> bool:
+        """Whether a call submitted now would run at once or wait behind fewer than
+        ``max_queued`` others (read without the lock: a hint, exact for the submitter)."""
+        queued = len(self._queue)
+        if queued < max_queued:
+            return True
+        return (
+            queued == 0
+            and self._running < self.max_workers
+            and (bool(self._idle) or self._threads < self.max_threads)
+        )
+
     # -- the Executor interface --------------------------------------------------------------
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future[Any]:

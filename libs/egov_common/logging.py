@@ -34,8 +34,16 @@ __all__ = [
 #: Trace id for log lines outside an OpenTelemetry span (set by the server per call).
 trace_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("egov_trace_id", default="")
 
-# Plain, or grouped 1-4-5-2-1 by dashes or spaces as printed on the ID card.
+# Plain, or grouped 1-4-5-2-1 by dashes or spaces as printed on the ID card, and not part of a
+# longer run of digits...
 _THIRTEEN_DIGITS = re.compile(r"(?<!\d)(\d)[- ]?(\d{4})[- ]?(\d{5})[- ]?(\d{2})[- ]?(\d)(?!\d)")
+# ...except right after an escape that ends in a digit (a URL's ``%20``, a JSON or Python
+# ``\u0020`` / ``\x20``): there the identifier starts after the escape. (A second pattern, run
+# only on text with an escape, keeps the common case as fast as before.)
+_AFTER_ESCAPE = re.compile(
+    r"(?:(?<=%[0-9A-Fa-f]{2})|(?<=\\x[0-9A-Fa-f]{2})|(?<=\\u[0-9A-Fa-f]{4}))"
+    r"(\d)[- ]?(\d{4})[- ]?(\d{5})[- ]?(\d{2})[- ]?(\d)(?!\d)"
+)
 _PLAIN = (str, int, float, bool)  # written as they are; anything else as str(value)
 _to_json = json.JSONEncoder(ensure_ascii=False).encode
 _SHORTEST_IDENTIFIER = 13  # characters: shorter text cannot hold a 13-digit identifier
@@ -61,8 +69,16 @@ def mask_identifier(identifier: str) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Mask every 13-digit identifier (plain, or grouped by dashes or spaces) in free text."""
-    return _THIRTEEN_DIGITS.sub(lambda m: f"{m[1]}-{m[2]}-xxxxx-xx-{m[5]}", text)
+    """Mask every 13-digit identifier (plain, or grouped by dashes or spaces) in free text,
+    also one right after a URL (``%20``) or JSON (``\\u0020``) escape."""
+    masked = _THIRTEEN_DIGITS.sub(_masked, text)
+    if "%" in masked or "\\" in masked:
+        masked = _AFTER_ESCAPE.sub(_masked, masked)
+    return masked
+
+
+def _masked(match: re.Match[str]) -> str:
+    return f"{match[1]}-{match[2]}-xxxxx-xx-{match[5]}"
 
 
 def current_trace_id() -> str:

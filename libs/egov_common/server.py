@@ -16,7 +16,17 @@
 sizes, mTLS when ``tls_mode=mtls``, the interceptors of ``egov_common._interceptors``, OpenTelemetry
 spans) and optionally an ASGI app on ``settings.http_listen`` with uvicorn in a thread. On SIGTERM
 or SIGINT every service turns NOT_SERVING, new calls are refused, in-flight calls get
-``settings.grace_period`` seconds to finish, ``on_shutdown`` runs, and ``serve`` returns.
+``settings.grace_period`` seconds to finish, ``on_shutdown`` runs, and ``serve`` returns. An
+address it cannot listen on stops it with one log line naming the variable and exit status 3
+(:data:`EXIT_CANNOT_LISTEN`; a malformed setting is status 2, ``load_settings_or_exit``).
+
+Under load: calls run on ``settings.max_workers`` worker threads (``egov_common.executor``);
+health checks have two threads of their own, so a server whose workers are all busy still
+answers its probes; a call that would wait behind ``settings.max_queued_calls`` queued calls is
+refused at once (RESOURCE_EXHAUSTED, reason ``SERVER_BUSY``); and a client stream that sends
+nothing for ``settings.stream_idle_timeout`` seconds is ended (``egov_common.streams``), so
+idle clients cannot hold the workers. Client-streaming servicers read requests that end only
+on the client's half-close (a cancelled upload raises instead of looking complete).
 
 Several processes (``settings.processes`` = N > 1, ``EGOV_<SERVICE>_PROCESSES``): a Python gRPC
 server uses one core, so ``serve`` forks N workers that each do all of the above on the same gRPC
@@ -61,13 +71,37 @@ from egov_common._interceptors import CallInterceptor
 from egov_common.auth import TokenVerifier
 from egov_common.executor import CallExecutor
 from egov_common.logging import setup_logging
-from egov_common.settings import ServiceSettings
+from egov_common.settings import ServiceSettings, env_name
 from egov_common.telemetry import Telemetry
 from egov_common.telemetry import setup as setup_telemetry
 
-__all__ = ["BuiltServer", "GrpcService", "HttpServer", "build_server", "serve"]
+__all__ = [
+    "EXIT_CANNOT_LISTEN",
+    "BuiltServer",
+    "GrpcService",
+    "HttpServer",
+    "ListenError",
+    "build_server",
+    "serve",
+]
 
 log = logging.getLogger("egov.server")
+
+#: Exit status of :func:`serve` when an address cannot be listened on (in use, not local).
+EXIT_CANNOT_LISTEN = 3
+#: Threads of the pool that answers health checks and refuses calls while the server is busy.
+_INFRASTRUCTURE_THREADS = 2
+
+
+class ListenError(RuntimeError):
+    """An address cannot be listened on; ``setting`` is the field (``grpc_listen``)."""
+
+    def __init__(self, listen: str, setting: str, problem: str = "") -> None:
+        self.listen = listen
+        self.setting = setting
+        self.problem = problem
+        detail = f": {problem}" if problem else ""
+        super().__init__(f"cannot listen on {listen} ({setting}){detail}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +125,8 @@ class BuiltServer:
     host: str = "127.0.0.1"
     #: The server's worker threads (ended by :meth:`drain`; their idle threads hold it alive).
     executor: CallExecutor | None = None
+    #: The threads that answer health checks and refuse calls while busy (ended by drain).
+    infrastructure_pool: futures.ThreadPoolExecutor | None = None
 
     @property
     def address(self) -> str:
@@ -110,6 +146,8 @@ class BuiltServer:
         self.server.stop(grace).wait()
         if self.executor is not None:
             self.executor.shutdown(wait=False)
+        if self.infrastructure_pool is not None:
+            self.infrastructure_pool.shutdown(wait=False)
 
 
 def build_server(
@@ -126,28 +164,35 @@ def build_server(
     ``interceptors`` run inside the standard ones (after tracing, identity and error mapping).
     ``reuse_port``: share the port with the other workers of ``serve`` (SO_REUSEPORT); never
     otherwise, so a second server on a port in use fails instead of silently sharing it.
-    Raises ``RuntimeError`` when ``settings.grpc_listen`` cannot be bound.
+    Raises :class:`ListenError` (a ``RuntimeError``) when ``settings.grpc_listen`` cannot be
+    bound.
     """
     tracing = telemetry is not None and telemetry.tracing
-    chain: list[grpc.ServerInterceptor] = []
-    if tracing:
-        assert telemetry is not None
-        chain.append(telemetry.server_interceptor())
-    chain.append(
-        CallInterceptor(
-            token_verifier,
-            telemetry.rpc_metrics if telemetry is not None and telemetry.metrics else None,
-            # No exporter: no span per call, only the caller's trace context carried through.
-            propagate_trace=not tracing,
-            check_peer_certificate=settings.tls_mode == "mtls",
-        )
-    )
-    chain.extend(interceptors)
     executor = CallExecutor(
         settings.max_workers,
         max(settings.max_threads, settings.max_workers),
         thread_name_prefix="grpc",
     )
+    infrastructure_pool = futures.ThreadPoolExecutor(
+        max_workers=_INFRASTRUCTURE_THREADS, thread_name_prefix="grpc-infra"
+    )
+    calls = CallInterceptor(
+        token_verifier,
+        telemetry.rpc_metrics if telemetry is not None and telemetry.metrics else None,
+        # No exporter: no span per call, only the caller's trace context carried through.
+        propagate_trace=not tracing,
+        check_peer_certificate=settings.tls_mode == "mtls",
+        executor=executor,
+        max_queued_calls=settings.max_queued_calls,
+        infrastructure_pool=infrastructure_pool,
+        stream_idle_timeout=settings.stream_idle_timeout,
+    )
+    chain: list[grpc.ServerInterceptor] = [calls.admission()]
+    if tracing:
+        assert telemetry is not None
+        chain.append(telemetry.server_interceptor())
+    chain.append(calls)
+    chain.extend(interceptors)
     server = grpc.server(
         executor,
         interceptors=chain,
@@ -160,8 +205,7 @@ def build_server(
         ],
     )
     health_servicer = health.HealthServicer(
-        experimental_non_blocking=True,
-        experimental_thread_pool=futures.ThreadPoolExecutor(max_workers=1),
+        experimental_non_blocking=True, experimental_thread_pool=infrastructure_pool
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = tuple(service.name for service in services)
@@ -173,18 +217,32 @@ def build_server(
         (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     listen = settings.grpc_listen
+    if settings.tls_mode == "mtls":
+        credentials = tls.server_credentials(tls.material_for(settings))
     try:
         if settings.tls_mode == "mtls":
-            credentials = tls.server_credentials(tls.material_for(settings))
             port = server.add_secure_port(listen, credentials)
         else:
             port = server.add_insecure_port(listen)
     except RuntimeError as exc:
-        raise RuntimeError(f"cannot listen on {listen} (grpc_listen): {exc}") from None
+        raise ListenError(listen, "grpc_listen", _bind_problem(listen, str(exc))) from None
     if port == 0:
-        raise RuntimeError(f"cannot listen on {listen} (grpc_listen)")
+        raise ListenError(listen, "grpc_listen", _bind_problem(listen, ""))
     host = listen.rpartition(":")[0].strip("[]")
-    return BuiltServer(server, health_servicer, port, names, host, executor)
+    return BuiltServer(
+        server, health_servicer, port, names, host, executor, infrastructure_pool
+    )
+
+
+def _bind_problem(listen: str, reported: str) -> str:
+    """Why ``listen`` cannot be bound, in the operating system's words when it says (gRPC's
+    own message only says to turn on its debug logs)."""
+    host, _, port = listen.rpartition(":")
+    try:
+        _bound_socket(host.strip("[]"), int(port), reuse_port=False).close()
+    except (OSError, ValueError) as exc:
+        return str(exc)
+    return reported
 
 
 @dataclass
@@ -259,10 +317,46 @@ def serve(
     > 1 the work is done by that many forked workers (see the module docstring); a worker that
     exits on its own makes ``serve`` raise ``SystemExit(1)`` after stopping the others.
     ``on_worker_start(n)`` runs in each worker (n = 0, 1, ...; 0 in a single process) before
-    it serves; ``on_shutdown`` runs in each worker after it drained.
+    it serves; ``on_shutdown`` runs in each worker after it drained. An address that cannot
+    be listened on ends it with one error line naming the variable and ``SystemExit(3)``
+    (:data:`EXIT_CANNOT_LISTEN`), not a traceback.
     """
     service_name = settings.service_name or "egov"
     setup_logging(service_name, settings.log_level)
+    try:
+        _serve(
+            settings,
+            services,
+            http_app=http_app,
+            on_shutdown=on_shutdown,
+            token_verifier=token_verifier,
+            interceptors=interceptors,
+            telemetry=telemetry,
+            on_worker_start=on_worker_start,
+        )
+    except ListenError as exc:
+        variable = env_name(type(settings), service_name, exc.setting)
+        log.error(
+            "cannot listen on %s (%s)%s",
+            exc.listen,
+            variable,
+            f": {exc.problem}" if exc.problem else "",
+            extra={"setting": variable},
+        )
+        raise SystemExit(EXIT_CANNOT_LISTEN) from None
+
+
+def _serve(
+    settings: ServiceSettings,
+    services: Sequence[GrpcService],
+    *,
+    http_app: Any,
+    on_shutdown: Callable[[], None] | None,
+    token_verifier: TokenVerifier | None,
+    interceptors: Sequence[grpc.ServerInterceptor],
+    telemetry: Telemetry | None,
+    on_worker_start: Callable[[int], None] | None,
+) -> None:
     if settings.processes > 1:
         if telemetry is not None:
             raise RuntimeError("with processes > 1 every worker sets up its own telemetry")
@@ -336,10 +430,19 @@ def _serve_in_process(
         if http_app is not None:
             if not settings.http_listen:
                 raise RuntimeError("an HTTP app needs http_listen")
+            if worker is None:  # (a worker's port is held for it by its parent)
+                _check_can_listen(settings.http_listen, "http_listen")
             http = HttpServer(
                 http_app, settings.http_listen, settings.grace_period, reuse_port=worker is not None
             )
-            http.start()
+            try:
+                http.start()
+            except RuntimeError as exc:
+                problem = str(exc)
+                _, found, reason = problem.partition(f"{settings.http_listen} (http_listen): ")
+                raise ListenError(
+                    settings.http_listen, "http_listen", reason if found else problem
+                ) from None
         if built is not None:
             built.set_serving()
         log.info(
@@ -362,6 +465,16 @@ def _serve_in_process(
             on_shutdown()
         log.info("stopped")
         telemetry.shutdown()
+
+
+def _check_can_listen(listen: str, setting: str) -> None:
+    """Raise :class:`ListenError` with the operating system's reason when ``listen`` cannot be
+    bound now (uvicorn would only say that it did not start)."""
+    host, _, port = listen.rpartition(":")
+    try:
+        _bound_socket(host.strip("[]"), int(port), reuse_port=False).close()
+    except OSError as exc:
+        raise ListenError(listen, setting, str(exc)) from None
 
 
 def _bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -409,7 +522,7 @@ class _Supervisor:
         try:
             sock = _bound_socket(host.strip("[]"), int(port), reuse_port=True)
         except OSError as exc:
-            raise RuntimeError(f"cannot listen on {listen} ({what}): {exc}") from None
+            raise ListenError(listen, what, str(exc)) from None
         return f"{host}:{sock.getsockname()[1]}", sock
 
     def run(self, serve_worker: Callable[[int, ServiceSettings], None]) -> None:
@@ -488,6 +601,9 @@ class _Supervisor:
             code = 0
         except SystemExit as exc:
             code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+        except ListenError as exc:
+            log.error("worker %d: %s", number, exc)
+            code = EXIT_CANNOT_LISTEN
         except BaseException:
             log.exception("worker %d failed", number)
         finally:

@@ -88,9 +88,23 @@ def peer_address(peer: str) -> Any:
 
 def _check_host_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected host:port, got {value!r}")
+    # ASCII digits only: str.isdigit() also takes Thai or Arabic-Indic digits, which int()
+    # reads but the socket layer does not.
+    if (
+        not sep
+        or not host
+        or not (port.isascii() and port.isdigit())
+        or not 0 <= int(port) <= 65535
+    ):
+        raise ValueError(f"expected host:port, the port 0 to 65535 in ASCII digits, got {value!r}")
     return value
+
+
+#: Longest duration setting (seconds): longer is a mistake, and grpc or uvicorn overflow on
+#: values far above it (``inf``, ``1e10``) long after start-up.
+_MAX_SECONDS = 3600.0
+#: gRPC's message size limits are C ints.
+_MAX_MESSAGE_BYTES = 2**31 - 1
 
 
 class ServiceSettings(BaseSettings):
@@ -111,20 +125,32 @@ class ServiceSettings(BaseSettings):
     #: Directory for the service's files (SQLite database, dev TLS material).
     data_dir: Path = Path(".data")
     log_level: str = "INFO"
-    #: How long in-flight calls may run after SIGTERM before the server stops hard.
-    grace_period: float = Field(default=10.0, ge=0)
-    #: Largest gRPC message accepted or sent; larger ones fail with RESOURCE_EXHAUSTED.
-    max_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
-    #: Deadline for outgoing calls that have no incoming deadline to inherit.
-    default_deadline: float = Field(default=30.0, gt=0)
+    #: How long in-flight calls may run after SIGTERM before the server stops hard (at most
+    #: an hour).
+    grace_period: float = Field(default=10.0, ge=0, le=_MAX_SECONDS, allow_inf_nan=False)
+    #: Largest gRPC message accepted or sent; larger ones fail with RESOURCE_EXHAUSTED. At most
+    #: 2**31 - 1 (gRPC's limit).
+    max_message_bytes: int = Field(default=8 * 1024 * 1024, gt=0, le=_MAX_MESSAGE_BYTES)
+    #: Deadline for outgoing calls that have no incoming deadline to inherit (at most an hour).
+    default_deadline: float = Field(default=30.0, gt=0, le=_MAX_SECONDS, allow_inf_nan=False)
     #: Connections to each peer service, taking outgoing calls in turn: a peer serving from
     #: several processes has each connection served by one of them, chosen by its kernel.
     peer_connections: int = Field(default=4, ge=1, le=32)
     #: gRPC calls that run at once, each on a worker thread (``egov_common.executor``).
-    max_workers: int = Field(default=16, gt=0)
+    max_workers: int = Field(default=16, gt=0, le=1024)
     #: Worker threads in all: above ``max_workers`` only while calls wait (``blocking()``,
     #: e.g. for their group commit), when another call takes the waiting one's place.
-    max_threads: int = Field(default=64, gt=0)
+    max_threads: int = Field(default=64, gt=0, le=4096)
+    #: Calls that may wait for a worker while every worker is taken. One more is refused at
+    #: once with RESOURCE_EXHAUSTED (reason ``SERVER_BUSY``) instead of queueing without bound;
+    #: health checks are never queued behind calls (they have threads of their own).
+    max_queued_calls: int = Field(default=256, ge=0, le=100_000)
+    #: Seconds a client-streaming call may go without sending its next message (or its end)
+    #: while the servicer waits for it; then the call is ended (CANCELLED, logged with reason
+    #: ``CLIENT_STREAM_IDLE``) and its worker freed. At most an hour.
+    stream_idle_timeout: float = Field(
+        default=30.0, gt=0, le=_MAX_SECONDS, allow_inf_nan=False
+    )
     #: Processes serving gRPC (and HTTP) on the same ports (SO_REUSEPORT): a Python gRPC server
     #: uses one core, so N workers use up to N. 1 = this process serves (no worker processes).
     processes: int = Field(default=1, ge=1, le=64)

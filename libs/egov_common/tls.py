@@ -2,9 +2,10 @@
 
 Development: :func:`ensure_dev_ca` creates an ECDSA P-256 CA in a directory on first run (file
 locked, so services starting together agree on one CA) and :func:`dev_material` issues a service
-certificate (CN and DNS SAN = the service name, plus ``localhost``/``127.0.0.1``). Production
-mounts the three PEM files named by the ``tls_*_file`` settings. A server in ``mtls`` mode
-requires a client certificate issued by the same CA.
+certificate (DNS SAN and CN = the service name, plus ``localhost``/``127.0.0.1``). Production
+mounts the three PEM files named by the ``tls_*_file`` settings (cert-manager's layout: the
+service name in the DNS SANs). A server in ``mtls`` mode requires a client certificate issued by
+the same CA, and takes the caller's service name from it with :func:`peer_service`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import ipaddress
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,9 @@ __all__ = [
     "dev_material",
     "ensure_dev_ca",
     "material_for",
+    "peer_service",
     "server_credentials",
+    "service_name",
 ]
 
 _CA_CERT = "ca.pem"
@@ -191,6 +195,57 @@ def material_for(settings: Any) -> TlsMaterial:
             raise ValueError("tls_ca_file, tls_cert_file and tls_key_file go together")
         return TlsMaterial(*(Path(f).read_bytes() for f in files))
     return dev_material(settings.service_ca_dir, settings.service_name, settings.data_dir / "tls")
+
+
+#: A service name as a DNS label (RFC 1123; a Kubernetes Service name).
+_SERVICE_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+#: DNS names the dev CA and ``k8s/dev-secrets.sh`` add for loopback clients (probes).
+_NO_SERVICE = frozenset({"localhost"})
+
+
+def service_name(
+    dns_names: Sequence[str], *, has_subject_alt_name: bool, common_names: Sequence[str] = ()
+) -> str | None:
+    """The one service a certificate of the service CA names, or ``None``.
+
+    RFC 6125 (6.4.4): the identity is in the subjectAltName DNS names, as cert-manager writes
+    them: ``signing``, ``signing.egov-trust.svc`` and ``signing.egov-trust.svc.cluster.local``
+    all name ``signing`` (the first label); ``localhost`` names none. Every other name must
+    name the same service: a certificate naming two (or a wildcard) has no service identity,
+    rather than one chosen by the order of its names. The subject CN counts only when the
+    certificate has no subjectAltName at all, and then only a single CN.
+    """
+    if has_subject_alt_name:
+        names = [name.lower().rstrip(".") for name in dns_names]
+    elif len(common_names) == 1:
+        names = [common_names[0].lower().rstrip(".")]
+    else:
+        return None
+    labels = {name.partition(".")[0] for name in names if name not in _NO_SERVICE}
+    if len(labels) != 1:
+        return None
+    (label,) = labels
+    return label if _SERVICE_LABEL.fullmatch(label) else None
+
+
+def peer_service(auth_context: Mapping[str, Sequence[bytes]]) -> str | None:
+    """The service name of a gRPC call's mTLS peer (``context.auth_context()``), or ``None``
+    (plaintext, or a certificate naming no single service: see :func:`service_name`)."""
+    if auth_context.get("transport_security_type") != [b"ssl"]:
+        return None
+    if auth_context.get("x509_subject_alternative_name"):
+        dns_names = [name.decode() for name in auth_context.get("peer_dns", ())]
+        return service_name(dns_names, has_subject_alt_name=True)
+    # No subjectAltName: the subject's CNs, every one (gRPC reports only the first).
+    pem = auth_context.get("x509_pem_cert")
+    if not pem:
+        return None
+    try:
+        subject = x509.load_pem_x509_certificate(pem[0]).subject
+    except ValueError:
+        return None
+    names = [str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return service_name((), has_subject_alt_name=False, common_names=names)
 
 
 def server_credentials(material: TlsMaterial) -> grpc.ServerCredentials:

@@ -31,6 +31,7 @@ import copy
 import hashlib
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -242,6 +243,11 @@ class HttpJwks:
     A fetch reads at most ``max_response_bytes`` and gives up after ``timeout_seconds`` in all,
     however slowly the server answers.
 
+    One fetch at a time (single flight), made by the check that found it due, without a lock
+    held: meanwhile every other check whose key is cached (and not stale) goes on with it, and
+    a check whose answer depends on the fetch (a kid not cached, nothing fetched yet, keys
+    stale) waits for that fetch and decides on its result, without fetching again.
+
     :meth:`discover` finds the JWKS URL the standard way, from the issuer's OpenID Provider
     metadata (``<issuer>/.well-known/openid-configuration``, whose ``issuer`` must equal ours).
     """
@@ -276,6 +282,9 @@ class HttpJwks:
         self._client = client or httpx.Client(timeout=timeout_seconds, follow_redirects=False)
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        self._fetched = threading.Condition(self._lock)  # notified when a fetch ends
+        #: (pid, thread id) of the fetch in flight; a pid other than ours: forked mid-fetch.
+        self._fetching: tuple[int, int] | None = None
         self._keys: dict[str, Mapping[str, Any]] = {}
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
@@ -295,7 +304,7 @@ class HttpJwks:
                     raise ValueError(f"{url} did not answer within {self._timeout_seconds} s")
         return json.loads(bytes(body))
 
-    def _discover_locked(self, deadline: float) -> str:
+    def _discover(self, deadline: float) -> str:
         """OpenID Connect Discovery 1.0, section 4: the metadata's ``issuer`` is exactly ours."""
         assert self._issuer is not None
         metadata_url = self._issuer.rstrip("/") + "/.well-known/openid-configuration"
@@ -307,20 +316,47 @@ class HttpJwks:
             raise ValueError("discovery document has no jwks_uri")
         return jwks_uri
 
-    def _fetch_locked(self) -> None:
-        """Fetch the set; on any failure keep what we had (a garbage answer is no key set)."""
-        self._last_attempt = self._monotonic()
-        deadline = self._last_attempt + self._timeout_seconds
+    def _fetch_in_flight_locked(self) -> bool:
+        return self._fetching is not None and self._fetching[0] == os.getpid()
+
+    def _fetch(self, started: float, url: str) -> None:
+        """Fetch the set, the lock NOT held, as the one fetch in flight (the caller marked it,
+        under the lock); on any failure keep what we had (a garbage answer is no key set)."""
+        deadline = started + self._timeout_seconds
+        keys: dict[str, Mapping[str, Any]] | None = None
+        failure: Exception | None = None
         try:
-            if not self._url:
-                self._url = self._discover_locked(deadline)
-            keys = _index_jwks(self._get_json(self._url, deadline))
+            if not url:
+                url = self._discover(deadline)
+            keys = _index_jwks(self._get_json(url, deadline))
         except (httpx.HTTPError, ValueError, RecursionError) as exc:
-            self._last_failure = exc
+            failure = exc
+        finally:
+            with self._lock:
+                if keys is not None:
+                    self._url = url
+                    self._keys = keys
+                    self._fetched_at = started
+                    self._last_failure = None
+                elif failure is not None:
+                    self._last_failure = failure
+                self._fetching = None
+                self._fetched.notify_all()
+
+    def _fetch_or_wait_locked(self) -> None:
+        """Make the fetch (the lock released meanwhile), or wait for the one in flight."""
+        if self._fetch_in_flight_locked():
+            while self._fetch_in_flight_locked():
+                self._fetched.wait()
             return
-        self._keys = keys
-        self._fetched_at = self._last_attempt
-        self._last_failure = None
+        self._fetching = (os.getpid(), threading.get_ident())
+        started = self._last_attempt = self._monotonic()
+        url = self._url
+        self._lock.release()
+        try:
+            self._fetch(started, url)
+        finally:
+            self._lock.acquire()
 
     def key(self, kid: str) -> Mapping[str, Any] | None:
         with self._lock:
@@ -329,11 +365,19 @@ class HttpJwks:
                 self._last_attempt is None
                 or now - self._last_attempt >= self._min_refresh_seconds
             )
+            cached = self._usable_locked(kid, now)
             if may_fetch and (
                 self._fetched_at is None or now - self._fetched_at > self._cache_seconds
             ):
-                self._fetch_locked()
+                if cached is not None and self._fetch_in_flight_locked():
+                    return cached  # another check is refreshing: go on with the key we have
+                self._fetch_or_wait_locked()
                 may_fetch = False
+                now = self._monotonic()
+            elif cached is None and self._fetch_in_flight_locked():
+                self._fetch_or_wait_locked()  # its result decides this check
+                may_fetch = False
+                now = self._monotonic()
             if self._fetched_at is None:
                 raise Unavailable(
                     "JWKS_UNAVAILABLE", "identity JWKS could not be fetched"
@@ -345,13 +389,19 @@ class HttpJwks:
                 ) from self._last_failure
             found = self._keys.get(kid)
             if found is None and may_fetch:
-                self._fetch_locked()
+                self._fetch_or_wait_locked()
                 found = self._keys.get(kid)
             if found is None and self._last_failure is not None:  # the last fetch failed
                 raise Unavailable(
                     "JWKS_UNAVAILABLE", "identity JWKS could not be fetched to find the token's key"
                 ) from self._last_failure
             return found
+
+    def _usable_locked(self, kid: str, now: float) -> Mapping[str, Any] | None:
+        """The cached key for ``kid`` if the cache may still be trusted (not stale)."""
+        if self._fetched_at is None or now - self._fetched_at > self._max_stale_seconds:
+            return None
+        return self._keys.get(kid)
 
 
 def _media_type(typ: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -279,6 +280,37 @@ def test_malformed_setting_stops_start_up_naming_the_variable(tmp_path: Path) ->
     )
     assert result.returncode == 2
     assert "EGOV_ECHO_ECHO_LIMIT" in result.stderr
+
+
+@pytest.mark.parametrize("variable", ["EGOV_ECHO_GRPC_LISTEN", "EGOV_ECHO_HTTP_LISTEN"])
+def test_a_port_in_use_stops_start_up_with_one_line_naming_the_variable(
+    tmp_path: Path, variable: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        env = {
+            **os.environ,
+            **echo_env(),
+            "EGOV_ECHO_DATA_DIR": str(tmp_path),
+            "EGOV_ECHO_GRPC_LISTEN": "127.0.0.1:0",
+            "EGOV_ECHO_HTTP_LISTEN": "127.0.0.1:0",
+            variable: address,
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "echo_service"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    (line,) = [json.loads(ln) for ln in result.stderr.splitlines() if "cannot listen" in ln]
+    assert line["level"] == "ERROR"
+    assert line["message"].startswith(f"cannot listen on {address} ({variable}): ")
+    assert "in use" in line["message"]  # the operating system's reason
 
 
 def test_without_an_exporter_the_callers_trace_id_reaches_logs_and_outgoing_calls(

@@ -108,3 +108,30 @@ def test_waiting_outside_the_executor_lends_none_of_its_places() -> None:
     second.result(timeout=30)
     assert second_started.is_set()
     executor.shutdown()
+
+
+def test_room_for_a_call_is_a_free_worker_or_a_place_in_the_queue() -> None:
+    # the server refuses a call (SERVER_BUSY) when the executor has no room for it
+    executor = CallExecutor(max_workers=1, max_threads=1)
+    gate = threading.Event()
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        gate.wait(10)
+
+    try:
+        assert executor.has_room(0)  # a free worker: the call runs at once, queueing nothing
+        running = executor.submit(hold)
+        assert started.wait(10)
+        assert not executor.has_room(0)
+        assert executor.has_room(1)
+        queued = executor.submit(lambda: None)
+        assert executor.queued_calls == 1
+        assert not executor.has_room(1)
+        assert executor.has_room(2)
+    finally:
+        gate.set()
+    running.result(timeout=10)
+    queued.result(timeout=10)
+    executor.shutdown()

@@ -102,3 +102,38 @@ def test_a_log_call_whose_arguments_do_not_fit_never_fails_the_caller(
     assert "looked up" in str(line["message"])
     assert "1-1017-xxxxx-xx-8" in str(line["message"])
     assert "1101700230708" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("q=%201234567890121", "q=%201-2345-xxxxx-xx-1"),  # URL-escaped space, then the id
+        ("/search?q=%2C1234567890121&x=1", "/search?q=%2C1-2345-xxxxx-xx-1&x=1"),
+        ('{"q": "\\u00201234567890121"}', '{"q": "\\u00201-2345-xxxxx-xx-1"}'),  # JSON escape
+    ],
+)
+def test_an_identifier_right_after_an_escape_ending_in_a_digit_is_masked(
+    text: str, masked: str
+) -> None:
+    assert mask_text(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["12345678901234", "%2012345678901234", "order 99912345678901212", "1234567890121999"],
+)
+def test_a_longer_digit_run_is_no_identifier_and_stays(text: str) -> None:
+    assert mask_text(text) == text
+
+
+@given(
+    st.sampled_from(["", "q=", "%20", "%2c", "%0A", "%7E", "\\u0020", "\\x20", "id:"]),
+    _thirteen_digits,
+    st.text(" xyz.&", max_size=5),
+)
+def test_an_identifier_after_any_escape_never_keeps_its_digits(
+    before: str, pid: str, after: str
+) -> None:
+    masked = mask_text(before + pid + after)
+    assert pid not in masked
+    assert masked.endswith(f"{pid[0]}-{pid[1:5]}-xxxxx-xx-{pid[12]}{after}")

@@ -66,3 +66,44 @@ def test_malformed_variable_is_named(
         load_settings(_SigningSettings, "SIGNING")
     assert exc.value.variable == variable
     assert variable in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        # each of these was accepted and crashed (or failed every call) later, far from the cause
+        ("EGOV_SIGNING_GRACE_PERIOD", "inf"),
+        ("EGOV_SIGNING_GRACE_PERIOD", "1e400"),
+        ("EGOV_SIGNING_GRACE_PERIOD", "nan"),
+        ("EGOV_SIGNING_DEFAULT_DEADLINE", "inf"),
+        ("EGOV_SIGNING_DEFAULT_DEADLINE", "1e10"),
+        ("EGOV_SIGNING_MAX_MESSAGE_BYTES", "4294967296"),
+        ("EGOV_SIGNING_MAX_WORKERS", "100000000000"),
+        ("EGOV_SIGNING_MAX_THREADS", "100000000000"),
+        ("EGOV_SIGNING_MAX_QUEUED_CALLS", "-1"),
+        ("EGOV_SIGNING_STREAM_IDLE_TIMEOUT", "0"),
+        ("EGOV_SIGNING_STREAM_IDLE_TIMEOUT", "inf"),
+        ("EGOV_SIGNING_GRPC_LISTEN", "127.0.0.1:٥٠٠٥١"),  # Arabic-Indic digits: isdigit() is True
+        ("EGOV_SIGNING_GRPC_LISTEN", "127.0.0.1:²"),
+        ("EGOV_SIGNING_HTTP_LISTEN", "127.0.0.1:๘๐๘๐"),  # Thai digits
+    ],
+)
+def test_a_value_that_would_fail_later_is_refused_at_start_up_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv("EGOV_SIGNING_HSM_SLOT", "1")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as exc:
+        load_settings(_SigningSettings, "SIGNING")
+    assert exc.value.variable == variable
+
+
+def test_the_largest_accepted_values_are_usable() -> None:
+    settings = ServiceSettings(
+        grace_period=3600,
+        default_deadline=3600,
+        max_message_bytes=2**31 - 1,
+        stream_idle_timeout=3600,
+        grpc_listen="[::1]:65535",
+    )
+    assert settings.max_message_bytes == 2**31 - 1

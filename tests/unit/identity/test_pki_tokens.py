@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import threading
 from typing import Any
 
 import jwt
@@ -623,3 +624,80 @@ def test_a_jwks_that_trickles_in_gives_up_at_the_timeout() -> None:
     server.body = trickle
     assert _unavailable(server.verifier(timeout_seconds=5), _sign()) == "JWKS_UNAVAILABLE"
     assert len(sent) <= 6
+
+
+class _HangingJwksServer:
+    """Identity's JWKS endpoint that answers the first fetch and hangs on the next ones until
+    released (bounded: a hang never outlasts the test)."""
+
+    def __init__(self) -> None:
+        self.body: Any = JWKS
+        self.fetches = 0
+        self.now = 0.0
+        self.hanging = threading.Event()  # a fetch is in progress, waiting for ``release``
+        self.release = threading.Event()
+        self.answered = threading.Event()  # the hanging fetch got its answer
+
+    def __call__(self, request: Any) -> Any:
+        import httpx
+
+        self.fetches += 1
+        if self.fetches > 1:
+            self.hanging.set()
+            self.release.wait(10)
+            self.answered.set()
+        return httpx.Response(200, json=self.body)
+
+    def jwks(self) -> Any:
+        import httpx
+        from egov_pki.tokens import HttpJwks
+
+        return HttpJwks("https://id.test/jwks", monotonic=lambda: self.now, cache_seconds=300,
+                        min_refresh_seconds=10, timeout_seconds=30,
+                        client=httpx.Client(transport=httpx.MockTransport(self)))
+
+
+def _in_thread(target: Any) -> tuple[threading.Thread, list[Any]]:
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(target()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def test_a_hanging_refresh_does_not_hold_up_checks_whose_key_is_cached() -> None:
+    # identity stops answering: one thread waits for the refresh, the others go on with the
+    # keys they have (still within max_stale_seconds)
+    server = _HangingJwksServer()
+    jwks = server.jwks()
+    key = jwks.key("ec-1")
+    assert key is not None
+    server.now = 301.0  # the cache is due for a refresh
+    refreshing, _ = _in_thread(lambda: jwks.key("ec-1"))
+    assert server.hanging.wait(10)
+    try:
+        assert jwks.key("ec-1") == key
+        assert jwks.key("rsa-1") is not None
+        assert not server.answered.is_set()  # answered while the refresh still hangs
+    finally:
+        server.release.set()
+    refreshing.join(10)
+    assert server.fetches == 2  # one refresh, not one per check
+
+
+def test_a_check_that_needs_the_refresh_waits_for_the_one_in_flight() -> None:
+    # a kid the cache does not hold: the answer depends on the refresh under way, so the
+    # check waits for it (fail closed) instead of refusing the token or fetching again
+    server = _HangingJwksServer()
+    server.body = {"keys": [JWKS["keys"][0]]}
+    jwks = server.jwks()
+    assert jwks.key("ec-1") is not None
+    server.body = JWKS  # identity publishes rsa-1
+    server.now = 301.0
+    refreshing, _ = _in_thread(lambda: jwks.key("ec-1"))
+    assert server.hanging.wait(10)
+    waiting, found = _in_thread(lambda: jwks.key("rsa-1"))
+    server.release.set()
+    waiting.join(10)
+    refreshing.join(10)
+    assert found == [JWKS["keys"][1]]
+    assert server.fetches == 2

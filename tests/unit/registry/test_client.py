@@ -8,7 +8,8 @@ import grpc
 import pytest
 from egov.registry.v1 import registry_pb2 as pb
 from egov_clients.registry import RegistryClient, deciding_entry
-from egov_common.errors import InvalidArgument, Unavailable
+from egov_common.deadlines import deadline_scope
+from egov_common.errors import DeadlineExceeded, InvalidArgument, Unavailable
 
 AGENCY = "TH-JUR:0994000000014"
 
@@ -111,3 +112,38 @@ def test_the_most_severe_entry_for_a_digest_decides(
     # LookupByHash as the registry answers it: one entry per issuer, oldest first.
     documents = [pb.Document(document_id=f"DOC-{n}", status=s) for n, s in enumerate(statuses)]
     assert deciding_entry(documents).document_id == f"DOC-{deciding}"
+
+
+def _sleeps(client: RegistryClient) -> list[float]:
+    slept: list[float] = []
+    client._sleep = slept.append  # type: ignore[method-assign]
+    return slept
+
+
+def test_retries_stop_when_the_callers_deadline_would_pass_before_the_next_attempt() -> None:
+    # serving a call with 1 s left, the client must not back off for seconds and try again
+    # for a caller that has given up (signing calls the registry while serving)
+    stub = _FlakyStub(10, grpc.StatusCode.UNAVAILABLE)
+    client = RegistryClient("127.0.0.1:1", deadline=10.0, max_attempts=6, backoff=5.0)
+    client._stub = stub  # type: ignore[assignment]
+    slept = _sleeps(client)
+    with deadline_scope(1.0), pytest.raises(Unavailable):
+        client.register(sha256=b"\x01" * 32, issuer=AGENCY, document_type="p")
+    assert len(stub.requests) == 1
+    assert slept == []
+
+
+def test_each_attempt_gets_at_most_what_is_left_of_the_callers_deadline() -> None:
+    stub = _FlakyStub(1, grpc.StatusCode.UNAVAILABLE)
+    client = _client(stub)  # its own deadline: 3 s a call
+    with deadline_scope(1.0):
+        client.register(sha256=b"\x01" * 32, issuer=AGENCY, document_type="p")
+    assert len(stub.timeouts) == 2
+    assert all(0 < timeout <= 1.0 for timeout in stub.timeouts)
+
+
+def test_a_call_with_no_time_left_is_not_sent() -> None:
+    stub = _FlakyStub(0, grpc.StatusCode.UNAVAILABLE)
+    with deadline_scope(-1.0), pytest.raises(DeadlineExceeded):
+        _client(stub).register(sha256=b"\x01" * 32, issuer=AGENCY, document_type="p")
+    assert stub.requests == []
