@@ -23,7 +23,8 @@ class DevServiceCA:
     directory: Path
 
     def material(self, name: str) -> tls.TlsMaterial:
-        """Certificate and key for service (or test client) ``name`` (its CN), from this CA."""
+        """Certificate and key for service (or test client) ``name`` (its DNS SAN, which is the
+        caller identity servers read, and its CN), from this CA."""
         return tls.dev_material(self.directory, name, self.directory / "issued" / name)
 
     def credentials(self, name: str) -> grpc.ChannelCredentials:

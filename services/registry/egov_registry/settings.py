@@ -20,7 +20,7 @@ class RegistrySettings(ServiceSettings):
     #: for each other's GIL hand-offs: on two cores GetDocument ran at about 5,200/s with 4,
     #: 3,300/s with 16 (SQLite and PostgreSQL alike). Raise it only if the database is slow to
     #: answer (a remote PostgreSQL), where calls wait on the network.
-    max_workers: int = Field(default=4, gt=0)
+    max_workers: int = Field(default=4, gt=0, le=1024)  # as ServiceSettings bounds it
     #: PEM file of the tree-head signing key (ECDSA P-256, encrypted PKCS#8); created on first
     #: start when absent. Default ``<data_dir>/log-key.pem``. Several replicas must point at
     #: the same key.
