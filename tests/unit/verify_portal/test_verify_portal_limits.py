@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 from egov.registry.v1 import registry_pb2
+from egov_common.channels import DeadlineInterceptor, _ClientCallDetails
 from egov_common.clock import FixedClock
 from egov_common.deadlines import deadline_scope
 from egov_verify_portal.adapters import peers
@@ -288,8 +289,8 @@ def test_a_call_never_gets_more_than_the_page_has_left() -> None:
     def continuation(details: grpc.ClientCallDetails, request: object) -> None:
         seen.append(details.timeout)
 
-    details = peers._ClientCallDetails("/m", 60.0, None, None, None, None)
-    deadline = peers.PageDeadline()
+    details = _ClientCallDetails("/m", 60.0, None, None, None, None)
+    deadline = DeadlineInterceptor(default_timeout=30.0)  # what open_channel gives the portal
     deadline.intercept_unary_unary(continuation, details, b"")
     with deadline_scope(5.0):
         deadline.intercept_unary_unary(continuation, details, b"")

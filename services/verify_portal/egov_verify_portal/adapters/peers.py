@@ -18,11 +18,11 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import grpc
 from egov.registry.v1 import registry_pb2
@@ -69,46 +69,6 @@ _REJECTIONS = {
 }
 
 
-class _CallDetails(NamedTuple):
-    method: str
-    timeout: float | None
-    metadata: Any
-    credentials: Any
-    wait_for_ready: Any
-    compression: Any
-
-
-class _ClientCallDetails(_CallDetails, grpc.ClientCallDetails):  # type: ignore[misc]
-    pass
-
-
-class PageDeadline(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    """Cuts each call's timeout to what is left of the page's deadline (``deadline_scope``).
-
-    ``RegistryClient`` gives every call its own full deadline; the proof check makes several
-    calls one after the other, which together must still fit in the page's time.
-    """
-
-    def intercept_unary_unary(
-        self, continuation: Callable[..., Any], details: grpc.ClientCallDetails, request: Any
-    ) -> Any:
-        left = remaining()
-        timeout: float | None = details.timeout
-        if left is not None:
-            timeout = max(left, 0.0) if timeout is None else max(min(timeout, left), 0.0)
-        return continuation(
-            _ClientCallDetails(
-                details.method,
-                timeout,
-                details.metadata,
-                details.credentials,
-                getattr(details, "wait_for_ready", None),
-                getattr(details, "compression", None),
-            ),
-            request,
-        )
-
-
 class GrpcTrustServices:
     """``TrustServices`` over two gRPC channels (opened by the caller, e.g. egov_common).
 
@@ -127,9 +87,11 @@ class GrpcTrustServices:
         self._signing_channel = signing
         self._registry_channel = registry
         self._signing = signing_pb2_grpc.SigningServiceStub(signing)
-        # No retries: a retry of a call that ran out of time would find no time left.
+        # No retries: a retry of a call that ran out of time would find no time left. Each
+        # call gets at most what is left of the page's deadline (deadline_scope): the client
+        # cuts its own timeout to it, as open_channel's DeadlineInterceptor does.
         self._registry = RegistryClient(
-            grpc.intercept_channel(registry, PageDeadline()),
+            registry,
             log_key=log_key_pem,
             deadline=timeout,
             max_attempts=1,
